@@ -1,0 +1,72 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface Managed {
+  child: ChildProcess;
+  /** Everything the process printed so far (stdout and stderr), for assertions and failure reports. */
+  output(): string;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+  stop(graceMs?: number): Promise<number | string>;
+}
+
+const running = new Set<Managed>();
+
+/** Spawns a process that is killed when the test process exits, even after a failed test. */
+export function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Managed {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    child.on('error', (error) => {
+      out += String(error);
+      resolve('spawn-error');
+    });
+  });
+  const managed: Managed = {
+    child,
+    output: () => out,
+    exited,
+    async stop(graceMs = 5000) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      return exited;
+    },
+  };
+  running.add(managed);
+  void exited.then(() => running.delete(managed));
+  return managed;
+}
+
+/** Stops every process this test file started and has not stopped yet. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop(2000)));
+}
+
+process.on('exit', () => {
+  for (const p of running) p.child.kill('SIGKILL');
+});
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes; then throws naming `what`. */
+export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
