@@ -1,0 +1,29 @@
+import path from 'node:path';
+import { freePort } from './ports';
+import { startProcess, type Managed } from './processes';
+
+export const SERVICE_BUNDLE = path.resolve(__dirname, '../../service/dist/main.js');
+
+export interface Replica extends Managed {
+  id: string;
+  port: number;
+  url: string;
+}
+
+/**
+ * Starts one service replica as a plain process on loopback, from the bundle `npm run build` makes
+ * (the same file the image runs), registered under `SERVICE_NAME=name` with the given Consul.
+ */
+export async function startReplica(consulHttpAddr: string, name: string, id: string, env: NodeJS.ProcessEnv = {}): Promise<Replica> {
+  const port = await freePort();
+  const proc = startProcess(process.execPath, [SERVICE_BUNDLE], {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    SERVICE_ADDRESS: '127.0.0.1',
+    SERVICE_NAME: name,
+    SERVICE_ID: id,
+    CONSUL_HTTP_ADDR: consulHttpAddr,
+    ...env,
+  });
+  return Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}` });
+}
