@@ -1,0 +1,12 @@
+import Consul from 'consul';
+import type { ConsulAddress } from './config';
+
+/**
+ * A client for the Consul agent's HTTP API. Every call is bounded: a Consul that hangs must
+ * turn into a quick 503, not a request that waits forever.
+ */
+export function createConsulClient(address: ConsulAddress, timeoutMs = 3000): Consul {
+  // `timeout` is honoured by the client's HTTP layer (papi) but missing from its typings.
+  const options = { host: address.host, port: address.port, secure: address.secure, timeout: timeoutMs };
+  return new Consul(options as ConstructorParameters<typeof Consul>[0]);
+}

@@ -1,0 +1,156 @@
+import type Consul from 'consul';
+import type { ServiceConfig } from './config';
+import type { Logger } from './logger';
+
+/** What this replica tells Consul about itself. */
+export interface ServiceDefinition {
+  id: string;
+  name: string;
+  address: string;
+  port: number;
+  checkUrl: string;
+}
+
+/** The three agent calls registration needs; an interface so the retry logic is testable without Consul. */
+export interface AgentApi {
+  register(service: ServiceDefinition): Promise<void>;
+  deregister(id: string): Promise<void>;
+  /** Whether the local agent still knows the service (it forgets everything when restarted). */
+  isRegistered(id: string): Promise<boolean>;
+}
+
+export interface RegistrationTiming {
+  /** How often to ask the agent whether it still has us. */
+  pollMs: number;
+  firstRetryMs: number;
+  maxRetryMs: number;
+}
+
+export interface Registration {
+  isRegistered(): boolean;
+  /** Stops retrying and polling, then removes the service from Consul; bounded by the client's timeout. */
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_TIMING: RegistrationTiming = { pollMs: 1000, firstRetryMs: 100, maxRetryMs: 2000 };
+
+function urlHost(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}
+
+export function serviceDefinition(config: ServiceConfig): ServiceDefinition {
+  return {
+    id: config.serviceId,
+    name: config.serviceName,
+    address: config.serviceAddress,
+    port: config.port,
+    checkUrl: `http://${urlHost(config.serviceAddress)}:${config.port}/health`,
+  };
+}
+
+/** Agent endpoints present in Consul 1.8 and in current 1.2x releases alike. */
+export function consulAgentApi(consul: Consul): AgentApi {
+  return {
+    async register(service) {
+      await consul.agent.service.register({
+        id: service.id,
+        name: service.name,
+        address: service.address,
+        port: service.port,
+        check: {
+          name: `${service.name} HTTP /health`,
+          http: service.checkUrl,
+          interval: '1s',
+          timeout: '1s',
+          // Consul's minimum; reaps entries of replicas that died without deregistering.
+          deregistercriticalserviceafter: '1m',
+        },
+      });
+    },
+    async deregister(id) {
+      await consul.agent.service.deregister(id);
+    },
+    async isRegistered(id) {
+      const services = await consul.agent.service.list();
+      return Object.prototype.hasOwnProperty.call(services, id);
+    },
+  };
+}
+
+/**
+ * Registers the service and keeps it registered: retries with capped exponential backoff until
+ * Consul answers, then polls the agent and registers again when the agent has lost the entry.
+ * Call only once the server is listening, so the first health check can pass.
+ */
+export function keepRegistered(
+  api: AgentApi,
+  service: ServiceDefinition,
+  logger: Logger,
+  timing: RegistrationTiming = DEFAULT_TIMING,
+): Registration {
+  let stopped = false;
+  let registered = false;
+  // Set before the first register call: a call whose answer was lost may still have registered us.
+  let mayBeRegistered = false;
+  let wake: (() => void) | undefined;
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+
+  const run = async () => {
+    let retryMs = timing.firstRetryMs;
+    let lastProblem = '';
+    while (!stopped) {
+      try {
+        if (!registered) {
+          mayBeRegistered = true;
+          await api.register(service);
+          registered = true;
+          logger.info('registered', { service: service.name, check: service.checkUrl });
+        } else if (!(await api.isRegistered(service.id))) {
+          registered = false;
+          logger.warn('registration lost (Consul agent restarted?); registering again', { service: service.name });
+          continue;
+        }
+        retryMs = timing.firstRetryMs;
+        lastProblem = '';
+        if (!stopped) await sleep(timing.pollMs);
+      } catch (error) {
+        const problem = error instanceof Error ? error.message : String(error);
+        // One line per distinct problem, not one per retry.
+        if (problem !== lastProblem) {
+          logger.warn(registered ? 'cannot reach Consul to check registration; retrying' : 'cannot register with Consul; retrying', {
+            error: problem,
+          });
+          lastProblem = problem;
+        }
+        if (!stopped) await sleep(retryMs);
+        retryMs = Math.min(retryMs * 2, timing.maxRetryMs);
+      }
+    }
+  };
+  const running = run();
+
+  return {
+    isRegistered: () => registered,
+    async stop() {
+      stopped = true;
+      wake?.();
+      await running;
+      registered = false;
+      if (!mayBeRegistered) return;
+      try {
+        await api.deregister(service.id);
+        logger.info('deregistered', { service: service.name });
+      } catch (error) {
+        logger.error('deregistration failed; Consul will reap the entry once its check fails', { error });
+      }
+    },
+  };
+}
