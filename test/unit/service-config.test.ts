@@ -1,0 +1,78 @@
+import test from 'ava';
+import type { NetworkInterfaceInfo } from 'node:os';
+import { ConfigError, parseConfig, type HostFacts } from '../../service/config';
+
+const iface = (address: string, internal: boolean, family: 'IPv4' | 'IPv6' = 'IPv4') =>
+  ({ address, internal, family, netmask: '', mac: '', cidr: null }) as NetworkInterfaceInfo;
+
+const container: HostFacts = {
+  hostname: 'c0ffee',
+  interfaces: { lo: [iface('127.0.0.1', true)], eth0: [iface('fe80::1', false, 'IPv6'), iface('172.18.0.5', false)] },
+};
+
+test('defaults: port 8080 on 0.0.0.0, name hello, id from name+host+port, the container address, local Consul', (t) => {
+  t.deepEqual(parseConfig({}, container), {
+    port: 8080,
+    host: '0.0.0.0',
+    serviceName: 'hello',
+    serviceId: 'hello-c0ffee-8080',
+    serviceAddress: '172.18.0.5',
+    consul: { secure: false, host: '127.0.0.1', port: 8500, url: 'http://127.0.0.1:8500' },
+  });
+});
+
+test('explicit values are used as given', (t) => {
+  const config = parseConfig(
+    {
+      PORT: '9001',
+      HOST: '127.0.0.1',
+      SERVICE_NAME: 'users-api',
+      SERVICE_ID: 'users-api-1',
+      SERVICE_ADDRESS: '127.0.0.1',
+      CONSUL_HTTP_ADDR: 'https://consul.internal:8501',
+    },
+    container,
+  );
+  t.like(config, { port: 9001, host: '127.0.0.1', serviceName: 'users-api', serviceId: 'users-api-1', serviceAddress: '127.0.0.1' });
+  t.deepEqual(config.consul, { secure: true, host: 'consul.internal', port: 8501, url: 'https://consul.internal:8501' });
+});
+
+test('CONSUL_HTTP_ADDR may omit the scheme, as with Consul tools; IPv6 literals lose their brackets', (t) => {
+  t.like(parseConfig({ CONSUL_HTTP_ADDR: 'consul:8500' }, container).consul, { secure: false, host: 'consul', port: 8500 });
+  t.like(parseConfig({ CONSUL_HTTP_ADDR: 'http://[::1]:8500' }, container).consul, { host: '::1', port: 8500 });
+});
+
+test('SERVICE_ADDRESS defaults to HOST when bound to one address, and to loopback when there is no external IPv4', (t) => {
+  t.is(parseConfig({ HOST: '127.0.0.1' }, container).serviceAddress, '127.0.0.1');
+  t.is(parseConfig({}, { hostname: 'h', interfaces: { lo: [iface('127.0.0.1', true)] } }).serviceAddress, '127.0.0.1');
+});
+
+const bad: Array<[string, string]> = [
+  ['PORT', 'abc'],
+  ['PORT', '0'],
+  ['PORT', '65536'],
+  ['PORT', '80.5'],
+  ['PORT', '-1'],
+  ['HOST', 'not an address'],
+  ['HOST', 'example.com'],
+  ['SERVICE_NAME', ''],
+  ['SERVICE_NAME', '   '],
+  ['SERVICE_NAME', 'has space'],
+  ['SERVICE_NAME', 'slash/name'],
+  ['SERVICE_NAME', '-leading'],
+  ['SERVICE_ID', 'with/slash'],
+  ['SERVICE_ID', 'x'.repeat(200)],
+  ['SERVICE_ADDRESS', 'http://x'],
+  ['CONSUL_HTTP_ADDR', 'http://'],
+  ['CONSUL_HTTP_ADDR', 'ftp://consul:21'],
+  ['CONSUL_HTTP_ADDR', 'http://consul:8500/v1'],
+  ['CONSUL_HTTP_ADDR', 'http://consul:99999'],
+  ['CONSUL_HTTP_ADDR', '::::'],
+];
+
+for (const [name, value] of bad) {
+  test(`${name}=${JSON.stringify(value.length > 20 ? value.slice(0, 20) + '…' : value)} is rejected with a message naming ${name}`, (t) => {
+    const error = t.throws(() => parseConfig({ [name]: value }, container), { instanceOf: ConfigError });
+    t.true(error!.message.startsWith(`${name} must`), error!.message);
+  });
+}

@@ -1,0 +1,96 @@
+import test from 'ava';
+import { waitFor } from '../helpers/processes';
+import { createLogger } from '../../service/logger';
+import { keepRegistered, type AgentApi, type ServiceDefinition } from '../../service/registration';
+
+const service: ServiceDefinition = { id: 'hello-1', name: 'hello', address: '127.0.0.1', port: 8080, checkUrl: 'http://127.0.0.1:8080/health' };
+const fast = { pollMs: 20, firstRetryMs: 5, maxRetryMs: 40 };
+
+/** An agent that can be "down" (every call fails) and that forgets its services when restarted. */
+class FakeAgent implements AgentApi {
+  up = true;
+  services = new Set<string>();
+  calls: string[] = [];
+  times: number[] = [];
+  private gate(call: string) {
+    this.calls.push(call);
+    this.times.push(performance.now());
+    if (!this.up) throw new Error('connect ECONNREFUSED');
+  }
+  async register(s: ServiceDefinition) {
+    this.gate('register');
+    this.services.add(s.id);
+  }
+  async deregister(id: string) {
+    this.gate('deregister');
+    this.services.delete(id);
+  }
+  async isRegistered(id: string) {
+    this.gate('isRegistered');
+    return this.services.has(id);
+  }
+}
+
+function quietLogger() {
+  const lines: Array<Record<string, unknown>> = [];
+  return { lines, logger: createLogger('hello-1', (line) => lines.push(JSON.parse(line))) };
+}
+
+test('retries with capped backoff until the agent answers, then registers once', async (t) => {
+  const agent = new FakeAgent();
+  agent.up = false;
+  const { logger, lines } = quietLogger();
+  const registration = keepRegistered(agent, service, logger, fast);
+  t.teardown(() => registration.stop());
+  await waitFor('eight failed attempts', () => agent.calls.length >= 8, 5000, 5);
+  t.false(registration.isRegistered());
+  const gaps = agent.times.slice(1, 8).map((time, i) => time - agent.times[i]);
+  // Waits 5, 10, 20, 40 (the cap), 40, ... ms: timers never fire early, so the sum is a floor.
+  t.true(gaps.reduce((a, b) => a + b, 0) >= 5 + 10 + 20 + 40 * 4 - 2, `gaps ${gaps.map(Math.round)}`);
+  t.true(Math.max(...gaps) < fast.maxRetryMs + 200, `capped: gaps ${gaps.map(Math.round)}`);
+  agent.up = true;
+  await waitFor('registration', () => registration.isRegistered(), 2000, 5);
+  t.deepEqual([...agent.services], ['hello-1']);
+  // The same error is logged once, not once per retry.
+  t.is(lines.filter((l) => l.msg === 'cannot register with Consul; retrying').length, 1);
+  t.truthy(lines.find((l) => l.msg === 'registered'));
+});
+
+test('registers again when the agent forgets the service', async (t) => {
+  const agent = new FakeAgent();
+  const { logger, lines } = quietLogger();
+  const registration = keepRegistered(agent, service, logger, fast);
+  t.teardown(() => registration.stop());
+  await waitFor('registration', () => agent.services.has('hello-1'), 2000, 5);
+  agent.up = false;
+  agent.services.clear(); // agent restarted: down for a moment, then empty
+  await waitFor('a failed poll', () => lines.some((l) => l.msg === 'cannot reach Consul to check registration; retrying'), 2000, 5);
+  agent.up = true;
+  await waitFor('re-registration', () => agent.services.has('hello-1'), 2000, 5);
+  t.truthy(lines.find((l) => l.msg === 'registration lost (Consul agent restarted?); registering again'));
+  t.is(agent.calls.filter((c) => c === 'register').length, 2);
+});
+
+test('stop deregisters, and nothing registers again afterwards', async (t) => {
+  const agent = new FakeAgent();
+  const { logger, lines } = quietLogger();
+  const registration = keepRegistered(agent, service, logger, fast);
+  await waitFor('registration', () => agent.services.has('hello-1'), 2000, 5);
+  await registration.stop();
+  t.is(agent.services.size, 0);
+  t.truthy(lines.find((l) => l.msg === 'deregistered'));
+  const callsAtStop = agent.calls.length;
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(agent.calls.length, callsAtStop, 'no calls after stop');
+});
+
+test('stop while Consul is down still returns, logging that deregistration failed', async (t) => {
+  const agent = new FakeAgent();
+  const { logger, lines } = quietLogger();
+  const registration = keepRegistered(agent, service, logger, fast);
+  await waitFor('registration', () => agent.services.has('hello-1'), 2000, 5);
+  agent.up = false;
+  await registration.stop();
+  t.truthy(lines.find((l) => l.level === 'error' && String(l.msg).startsWith('deregistration failed')));
+  t.false(registration.isRegistered());
+});
