@@ -1,0 +1,59 @@
+import test from 'ava';
+import { ConfigError, parseConfig } from '../../balancer/config';
+
+test('defaults work for a developer on loopback', (t) => {
+  const config = parseConfig({});
+  t.deepEqual(config, {
+    consul: { host: '127.0.0.1', port: 8500, secure: false, url: 'http://127.0.0.1:8500' },
+    serviceName: 'hello',
+    listenAddress: '127.0.0.1',
+    listenPort: 8080,
+    nginxBin: 'nginx',
+    workDir: undefined,
+    emptyGraceMs: 10_000,
+    testBreakRenderFile: undefined,
+  });
+});
+
+test('every variable is read', (t) => {
+  const config = parseConfig({
+    CONSUL_HTTP_ADDR: 'https://consul.internal:8501',
+    SERVICE_NAME: 'users-api',
+    LISTEN_ADDRESS: '::',
+    LISTEN_PORT: '9000',
+    NGINX_BIN: '/usr/sbin/nginx',
+    WORK_DIR: '/run/balancer',
+    EMPTY_GRACE_MS: '2500',
+    BALANCER_TEST_BREAK_RENDER_FILE: '/tmp/break',
+  });
+  t.deepEqual(config.consul, { host: 'consul.internal', port: 8501, secure: true, url: 'https://consul.internal:8501' });
+  t.is(config.serviceName, 'users-api');
+  t.is(config.listenAddress, '::');
+  t.is(config.listenPort, 9000);
+  t.is(config.nginxBin, '/usr/sbin/nginx');
+  t.is(config.workDir, '/run/balancer');
+  t.is(config.emptyGraceMs, 2500);
+  t.is(config.testBreakRenderFile, '/tmp/break');
+});
+
+test('CONSUL_HTTP_ADDR without a scheme means http, like Consul\'s CLI; IPv6 hosts lose their brackets', (t) => {
+  t.deepEqual(parseConfig({ CONSUL_HTTP_ADDR: 'consul:8500' }).consul, { host: 'consul', port: 8500, secure: false, url: 'http://consul:8500' });
+  t.is(parseConfig({ CONSUL_HTTP_ADDR: 'http://[::1]:8500' }).consul.host, '::1');
+});
+
+const rejects = (env: NodeJS.ProcessEnv, variable: string, allowed: RegExp) =>
+  test(`rejects ${JSON.stringify(env)} naming ${variable}`, (t) => {
+    const error = t.throws(() => parseConfig(env), { instanceOf: ConfigError });
+    t.true(error!.message.startsWith(`${variable}=`), error!.message);
+    t.regex(error!.message, allowed);
+  });
+
+rejects({ LISTEN_PORT: '0' }, 'LISTEN_PORT', /1 to 65535/);
+rejects({ LISTEN_PORT: '70000' }, 'LISTEN_PORT', /1 to 65535/);
+rejects({ LISTEN_PORT: '80a' }, 'LISTEN_PORT', /whole number/);
+rejects({ EMPTY_GRACE_MS: '-5' }, 'EMPTY_GRACE_MS', /whole number/);
+rejects({ LISTEN_ADDRESS: 'localhost' }, 'LISTEN_ADDRESS', /IPv4 or IPv6/);
+rejects({ SERVICE_NAME: 'bad name;' }, 'SERVICE_NAME', /letters, digits/);
+rejects({ CONSUL_HTTP_ADDR: 'ftp://consul:21' }, 'CONSUL_HTTP_ADDR', /http:\/\/host:port/);
+rejects({ CONSUL_HTTP_ADDR: 'http://consul:8500/v1' }, 'CONSUL_HTTP_ADDR', /http:\/\/host:port/);
+rejects({ WORK_DIR: 'relative/dir' }, 'WORK_DIR', /absolute path/);

@@ -1,0 +1,141 @@
+import test from 'ava';
+import { formatHostPort, render, renderNginxConfig, selectUpstreams, type HealthEntry, type NginxSettings } from '../../balancer/render';
+
+const entry = (id: string, serviceAddress: string, port: number, nodeAddress = '10.9.9.9'): HealthEntry => ({
+  Node: { Node: 'node1', Address: nodeAddress },
+  Service: { ID: id, Service: 'hello', Address: serviceAddress, Port: port },
+});
+
+const settings: NginxSettings = {
+  serviceName: 'hello',
+  listenAddress: '127.0.0.1',
+  listenPort: 8080,
+  workDir: '/tmp/work',
+  statusPort: 4001,
+  accessLogPort: 4002,
+};
+
+test('no entries select no upstream', (t) => {
+  t.deepEqual(selectUpstreams([]), { upstreams: [], dropped: [] });
+});
+
+test('one entry selects its service address and port', (t) => {
+  t.deepEqual(selectUpstreams([entry('a', '127.0.0.1', 3000)]), { upstreams: ['127.0.0.1:3000'], dropped: [] });
+});
+
+test('many entries come out sorted, whatever order Consul used', (t) => {
+  const { upstreams } = selectUpstreams([entry('c', '10.0.0.3', 80), entry('a', '10.0.0.1', 80), entry('b', '10.0.0.2', 8080)]);
+  t.deepEqual(upstreams, ['10.0.0.1:80', '10.0.0.2:8080', '10.0.0.3:80']);
+});
+
+test('an empty service address falls back to the node address (Consul\'s rule)', (t) => {
+  t.deepEqual(selectUpstreams([entry('a', '', 3000, '192.0.2.7')]).upstreams, ['192.0.2.7:3000']);
+});
+
+test('an entry with neither address is dropped and reported', (t) => {
+  const result = selectUpstreams([entry('lost', '', 3000, ''), entry('ok', '127.0.0.1', 3001)]);
+  t.deepEqual(result.upstreams, ['127.0.0.1:3001']);
+  t.is(result.dropped.length, 1);
+  t.is(result.dropped[0].id, 'lost');
+  t.regex(result.dropped[0].reason, /no address/);
+});
+
+test('port 0 and missing ports are dropped and reported', (t) => {
+  const noPort: HealthEntry = { Node: { Address: '127.0.0.1' }, Service: { ID: 'noport', Address: '127.0.0.1' } };
+  const result = selectUpstreams([entry('zero', '127.0.0.1', 0), noPort]);
+  t.deepEqual(result.upstreams, []);
+  t.deepEqual(result.dropped.map((d) => d.id), ['zero', 'noport']);
+  t.regex(result.dropped[0].reason, /port 0/);
+});
+
+test('IPv6 addresses are bracketed, also when Consul already bracketed them', (t) => {
+  const result = selectUpstreams([entry('a', '::1', 3000), entry('b', '[fd00::2]', 3001), entry('c', '', 3002, '2001:db8::5')]);
+  t.deepEqual(result.upstreams, ['[2001:db8::5]:3002', '[::1]:3000', '[fd00::2]:3001']);
+  t.is(formatHostPort('::1', 80), '[::1]:80');
+  t.is(formatHostPort('127.0.0.1', 80), '127.0.0.1:80');
+});
+
+test('duplicates render once and are reported', (t) => {
+  const result = selectUpstreams([entry('a', '127.0.0.1', 3000), entry('a2', '127.0.0.1', 3000), entry('b', '', 3000, '127.0.0.1')]);
+  t.deepEqual(result.upstreams, ['127.0.0.1:3000']);
+  t.deepEqual(result.dropped.map((d) => d.id), ['a2', 'b']);
+});
+
+test('host names pass, addresses that could inject nginx syntax do not', (t) => {
+  const result = selectUpstreams([entry('h', 'replica-1.internal', 3000), entry('evil', '1.2.3.4; include /etc/passwd', 3000)]);
+  t.deepEqual(result.upstreams, ['replica-1.internal:3000']);
+  t.deepEqual(result.dropped.map((d) => d.id), ['evil']);
+});
+
+test('entries missing Service or Node objects do not throw', (t) => {
+  const result = selectUpstreams([{}, { Service: null, Node: null }]);
+  t.deepEqual(result.upstreams, []);
+  t.is(result.dropped.length, 2);
+});
+
+test('an empty set renders a JSON 503 and no upstream block', (t) => {
+  const text = renderNginxConfig(settings, []);
+  t.false(text.includes('upstream service_upstreams'));
+  t.false(text.includes('proxy_pass http://service_upstreams'));
+  const match = /return 503 '(.*)';/.exec(text);
+  t.truthy(match);
+  t.deepEqual(JSON.parse(match![1]).error, 'service unavailable');
+  t.true(text.includes('default_type application/json;'));
+});
+
+test('a non-empty set renders one server line each, keepalive, retries and the upstream header', (t) => {
+  const text = renderNginxConfig(settings, ['127.0.0.1:3000', '[::1]:3001']);
+  const block = /upstream service_upstreams \{([\s\S]*?)\n  \}/.exec(text)![1];
+  t.deepEqual(
+    block.split('\n').filter((l) => l.trim().startsWith('server ')).map((l) => l.trim()),
+    ['server 127.0.0.1:3000 max_fails=1 fail_timeout=2s;', 'server [::1]:3001 max_fails=1 fail_timeout=2s;'],
+  );
+  for (const directive of [
+    'keepalive 32;',
+    'proxy_http_version 1.1;',
+    'proxy_set_header Connection "";',
+    'proxy_next_upstream error timeout;',
+    'proxy_next_upstream_tries 3;',
+    'proxy_connect_timeout 1s;',
+    'add_header X-Upstream-Addr $upstream_addr always;',
+    'client_max_body_size 1m;',
+  ]) {
+    t.true(text.includes(directive), directive);
+  }
+  // Retrying non-idempotent requests must stay off.
+  t.false(text.includes('non_idempotent'));
+  t.false(text.includes('return 503'));
+});
+
+test('paths, listen address, status and access-log ports come from the settings', (t) => {
+  const text = renderNginxConfig({ ...settings, listenAddress: '::1', listenPort: 9090, workDir: '/w/' }, []);
+  t.true(text.includes('listen [::1]:9090;'));
+  t.true(text.includes('pid /w/nginx.pid;'));
+  t.true(text.includes('client_body_temp_path /w/temp/client_body;'));
+  t.true(text.includes('proxy_pass http://127.0.0.1:4001;'));
+  t.true(text.includes('access_log syslog:server=127.0.0.1:4002,'));
+  t.true(text.includes('daemon off;'));
+  t.true(text.includes('error_log stderr warn;'));
+});
+
+test('a user directive is rendered only when a worker user is given (nginx started as root)', (t) => {
+  t.false(/^user /m.test(renderNginxConfig(settings, [])));
+  t.true(renderNginxConfig({ ...settings, workerUser: { user: 'www-data', group: 'www-data' } }, []).includes('user www-data www-data;'));
+});
+
+test('the access log format is JSON with the fields an operator needs', (t) => {
+  const text = renderNginxConfig(settings, []);
+  const format = /log_format json_lines escape=json '(.*)';/.exec(text)![1];
+  // Fill nginx variables with plausible values: the result must parse as JSON.
+  const sample = format.replace(/\$(status|body_bytes_sent|request_time)\b/g, '1').replace(/\$[a-z_0-9]+/g, 'x');
+  t.like(JSON.parse(sample), { source: 'nginx', msg: 'request', status: 1, upstream: 'x' });
+});
+
+test('render is pure: same data, same text; and reports dropped entries', (t) => {
+  const entries = [entry('b', '10.0.0.2', 80), entry('a', '10.0.0.1', 80), entry('z', '', 0, '')];
+  const first = render(settings, entries);
+  const second = render(settings, [...entries].reverse());
+  t.is(first.text, second.text);
+  t.deepEqual(first.upstreams, ['10.0.0.1:80', '10.0.0.2:80']);
+  t.deepEqual(first.dropped.map((d) => d.id), ['z']);
+});
