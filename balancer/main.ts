@@ -1,0 +1,131 @@
+// The balancer's entrypoint: config in, status server and nginx up, then follow Consul until SIGTERM.
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startAccessLogRelay } from './access-log';
+import { createApplier } from './apply';
+import { ConfigError, parseConfig, type BalancerConfig } from './config';
+import { createLogger } from './log';
+import { Nginx } from './nginx';
+import { renderNginxConfig, type NginxSettings } from './render';
+import { initialStatus, startStatusServer } from './status';
+import { consulHealthFetcher, followHealthyInstances } from './watch';
+
+const logger = createLogger();
+
+/** As root, nginx workers drop to an unprivileged user; Debian bases have www-data, else nobody. */
+function workerUser(): NginxSettings['workerUser'] {
+  if (process.getuid?.() !== 0) return undefined;
+  const passwd = existsSync('/etc/passwd') ? readFileSync('/etc/passwd', 'utf8') : '';
+  return /^www-data:/m.test(passwd) ? { user: 'www-data', group: 'www-data' } : { user: 'nobody', group: 'nogroup' };
+}
+
+async function prepareWorkDir(config: BalancerConfig, asRoot: boolean): Promise<string> {
+  const dir = config.workDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-')));
+  await fs.mkdir(path.join(dir, 'temp'), { recursive: true });
+  // Workers running as www-data must traverse to their temp dirs; mkdtemp makes 0700.
+  if (asRoot) await fs.chmod(dir, 0o755);
+  return dir;
+}
+
+/** Test-only hook (BALANCER_TEST_BREAK_RENDER_FILE): while the file exists, renders get a syntax error. */
+function withTestBreak(config: BalancerConfig, text: string): string {
+  if (!config.testBreakRenderFile || !existsSync(config.testBreakRenderFile)) return text;
+  return `${text}\nthis_line_is_broken_on_purpose_by_BALANCER_TEST_BREAK_RENDER_FILE;\n`;
+}
+
+async function main(): Promise<void> {
+  let config: BalancerConfig;
+  try {
+    config = parseConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    logger.error(`bad configuration: ${error.message}`);
+    process.exit(2);
+  }
+
+  const user = workerUser();
+  const workDir = await prepareWorkDir(config, user !== undefined);
+  const status = initialStatus(config.serviceName, config.consul.url);
+  const nginx = new Nginx(config.nginxBin, workDir, logger);
+  let follower: ReturnType<typeof followHealthyInstances> | undefined;
+  const statusServer = await startStatusServer(() => {
+    if (follower) {
+      const consul = follower.consulState();
+      status.consul = { address: config.consul.url, reachable: consul.reachable && status.consulIndex !== null, lastError: consul.lastError };
+    }
+    return status;
+  });
+
+  const accessLog = await startAccessLogRelay();
+  const settings: NginxSettings = {
+    serviceName: config.serviceName,
+    listenAddress: config.listenAddress,
+    listenPort: config.listenPort,
+    workDir,
+    statusPort: statusServer.port,
+    accessLogPort: accessLog.port,
+    workerUser: user,
+  };
+  const renderText = (upstreams: readonly string[]) => withTestBreak(config, renderNginxConfig(settings, upstreams));
+
+  // Start with no upstream (a JSON 503) so nginx listens at once; the first Consul answer follows within milliseconds.
+  const initialError = await nginx.check(renderNginxConfig(settings, []));
+  if (initialError !== null) throw new Error(`the initial nginx config is invalid: ${initialError}`);
+  await nginx.installCandidate();
+  await nginx.start();
+  logger.info('balancer started', {
+    service: config.serviceName,
+    listen: `${config.listenAddress}:${config.listenPort}`,
+    consul: config.consul.url,
+    workDir,
+    emptyGraceMs: config.emptyGraceMs,
+  });
+
+  const applier = createApplier({ target: nginx, renderText, status, logger });
+  let droppedKey = '[]';
+  follower = followHealthyInstances({
+    fetchHealth: consulHealthFetcher(config),
+    logger,
+    emptyGraceMs: config.emptyGraceMs,
+    onIndex(index, selection) {
+      status.consulIndex = index;
+      status.dropped = selection.dropped;
+      const key = JSON.stringify(selection.dropped);
+      if (key !== droppedKey && selection.dropped.length > 0) logger.warn('Consul entries left out of the upstream set', { dropped: selection.dropped });
+      droppedKey = key;
+    },
+    onChange: (selection) => applier.request(selection.upstreams),
+  });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stopping', { signal });
+    follower?.stop();
+    applier.stop();
+    const exit = await nginx.stop();
+    await statusServer.close();
+    await accessLog.close();
+    logger.info('stopped', { nginxExit: exit });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  // If this process dies some other way, do not leave an orphaned nginx holding the port.
+  process.on('exit', () => {
+    if (!stopping) void nginx.stop(0);
+  });
+
+  const exit = await nginx.exited();
+  if (!stopping) {
+    logger.error('nginx exited unexpectedly; exiting so the container restarts', { code: exit.code, signal: exit.signal });
+    process.exit(1);
+  }
+}
+
+main().catch((error: unknown) => {
+  logger.error('balancer failed', { error: error instanceof Error ? error.message : String(error) });
+  process.exit(1);
+});

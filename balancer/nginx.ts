@@ -1,0 +1,122 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { Logger } from './log';
+
+export interface NginxExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** nginx error-log severities mapped onto our log levels. */
+function levelOf(line: string): 'info' | 'warn' | 'error' {
+  const match = /\[(emerg|alert|crit|error|warn|notice|info|debug)\]/.exec(line);
+  if (!match) return 'info';
+  if (match[1] === 'warn') return 'warn';
+  return ['emerg', 'alert', 'crit', 'error'].includes(match[1]) ? 'error' : 'info';
+}
+
+/**
+ * The nginx child: its config file (replaced atomically, only after `nginx -t` passed), its start,
+ * graceful reload (SIGHUP) and graceful stop (SIGQUIT). Paths all live under `workDir`.
+ */
+export class Nginx {
+  readonly confPath: string;
+  private readonly candidatePath: string;
+  private readonly pidPath: string;
+  private child: ChildProcess | undefined;
+  private exitPromise: Promise<NginxExit> | undefined;
+
+  constructor(
+    private readonly bin: string,
+    readonly workDir: string,
+    private readonly logger: Logger,
+  ) {
+    this.confPath = path.join(workDir, 'nginx.conf');
+    this.candidatePath = path.join(workDir, 'nginx.candidate.conf');
+    this.pidPath = path.join(workDir, 'nginx.pid');
+  }
+
+  private baseArgs(conf: string): string[] {
+    // -e stderr: otherwise nginx opens its compiled-in /var/log/nginx/error.log before reading our config.
+    return ['-e', 'stderr', '-p', this.workDir + '/', '-c', conf];
+  }
+
+  /** Writes `text` as the candidate and runs `nginx -t` on it; resolves to the error text, or null when valid. */
+  async check(text: string): Promise<string | null> {
+    await fs.writeFile(this.candidatePath, text, { mode: 0o644 });
+    return new Promise((resolve) => {
+      execFile(this.bin, ['-t', '-q', ...this.baseArgs(this.candidatePath)], { timeout: 10_000 }, (error, _stdout, stderr) => {
+        if (!error) return resolve(null);
+        const detail = stderr.trim() || error.message;
+        resolve(detail.replace(/\s*\n\s*/g, ' | '));
+      });
+    });
+  }
+
+  /** Moves the checked candidate over the live config in one rename, so nginx never reads half a file. */
+  async installCandidate(): Promise<void> {
+    await fs.rename(this.candidatePath, this.confPath);
+  }
+
+  /** Starts nginx in the foreground; resolves once it has bound its port and handles signals. */
+  async start(readyTimeoutMs = 10_000): Promise<void> {
+    await fs.rm(this.pidPath, { force: true });
+    const child = spawn(this.bin, this.baseArgs(this.confPath), { stdio: ['ignore', 'inherit', 'pipe'] });
+    this.child = child;
+    const recent: string[] = [];
+    readline.createInterface({ input: child.stderr! }).on('line', (line) => {
+      recent.push(line);
+      if (recent.length > 20) recent.shift();
+      this.logger[levelOf(line)]('nginx', { line });
+    });
+    this.exitPromise = new Promise((resolve) => {
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+      child.on('error', (error) => {
+        recent.push(String(error));
+        resolve({ code: null, signal: null });
+      });
+    });
+    let exited = false;
+    void this.exitPromise.then(() => (exited = true));
+
+    // nginx writes its pid file after it has bound the listen sockets and installed its signal handlers.
+    const deadline = Date.now() + readyTimeoutMs;
+    for (;;) {
+      if (exited) throw new Error(`nginx exited during start: ${recent.join(' | ') || 'no output'}`);
+      const pid = await fs.readFile(this.pidPath, 'utf8').catch(() => '');
+      if (pid.trim() === String(child.pid)) return;
+      if (Date.now() > deadline) throw new Error(`nginx did not become ready within ${readyTimeoutMs} ms: ${recent.join(' | ')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Resolves when the nginx child exits, however it happens. */
+  exited(): Promise<NginxExit> {
+    if (!this.exitPromise) throw new Error('nginx was not started');
+    return this.exitPromise;
+  }
+
+  /** Graceful reload: nginx starts workers on the new config and lets the old ones finish their requests. */
+  reload(): void {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) {
+      throw new Error('nginx is not running');
+    }
+    this.child.kill('SIGHUP');
+  }
+
+  /** Graceful stop (SIGQUIT lets requests in flight finish), then SIGKILL after `graceMs`. */
+  async stop(graceMs = 10_000): Promise<NginxExit | undefined> {
+    const child = this.child;
+    if (!child || !this.exitPromise) return undefined;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGQUIT');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const exit = await this.exitPromise;
+      clearTimeout(timer);
+      return exit;
+    }
+    return this.exitPromise;
+  }
+}

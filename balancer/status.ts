@@ -1,0 +1,62 @@
+import http from 'node:http';
+import type { DroppedEntry } from './render';
+
+/** What GET /_balancer/status answers: the set nginx serves now and how it got there. */
+export interface BalancerStatus {
+  service: string;
+  /** `address:port` of every upstream in the config nginx has loaded. */
+  upstreams: string[];
+  /** Entries Consul reported that could not be rendered, and why. */
+  dropped: DroppedEntry[];
+  /** X-Consul-Index of the last answer from Consul. */
+  consulIndex: number | null;
+  /** When the upstream set nginx serves last changed (ISO 8601). */
+  changedAt: string | null;
+  /** Successful graceful reloads since start. */
+  reloads: number;
+  lastReloadAt: string | null;
+  /** Why the last refused config was refused (`nginx -t` output); kept after later successes, see lastReloadErrorAt. */
+  lastReloadError: string | null;
+  lastReloadErrorAt: string | null;
+  consul: { address: string; reachable: boolean; lastError: string | null };
+}
+
+export function initialStatus(service: string, consulAddress: string): BalancerStatus {
+  return {
+    service,
+    upstreams: [],
+    dropped: [],
+    consulIndex: null,
+    changedAt: null,
+    reloads: 0,
+    lastReloadAt: null,
+    lastReloadError: null,
+    lastReloadErrorAt: null,
+    consul: { address: consulAddress, reachable: false, lastError: null },
+  };
+}
+
+export interface StatusServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A loopback-only HTTP server nginx proxies /_balancer/status to, so the answer is always current. */
+export function startStatusServer(read: () => BalancerStatus): Promise<StatusServer> {
+  const server = http.createServer((req, res) => {
+    const ok = req.method === 'GET' || req.method === 'HEAD';
+    const body = ok ? JSON.stringify(read()) : JSON.stringify({ error: 'method not allowed', allowed: ['GET', 'HEAD'] });
+    res.writeHead(ok ? 200 : 405, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as import('node:net').AddressInfo;
+      resolve({
+        port,
+        close: () => new Promise<void>((done) => server.close(() => done())),
+      });
+    });
+  });
+}

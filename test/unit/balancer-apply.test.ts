@@ -1,0 +1,122 @@
+import test from 'ava';
+import { createApplier, type ConfigTarget } from '../../balancer/apply';
+import type { Logger } from '../../balancer/log';
+import { initialStatus } from '../../balancer/status';
+
+function fakeNginx(refuse: (text: string) => string | null = () => null) {
+  const events: string[] = [];
+  let candidate = '';
+  let live = '';
+  const target: ConfigTarget = {
+    async check(text) {
+      candidate = text;
+      events.push(`check ${text}`);
+      await new Promise((r) => setTimeout(r, 10));
+      return refuse(text);
+    },
+    async installCandidate() {
+      live = candidate;
+      events.push('install');
+    },
+    reload() {
+      events.push(`reload ${live}`);
+    },
+  };
+  return { target, events, live: () => live };
+}
+
+const quietLogger: Logger = { info() {}, warn() {}, error() {} };
+
+function setup(refuse?: (text: string) => string | null) {
+  const nginx = fakeNginx(refuse);
+  const status = initialStatus('hello', 'http://127.0.0.1:8500');
+  const applier = createApplier({
+    target: nginx.target,
+    renderText: (upstreams) => upstreams.join(',') || 'empty',
+    status,
+    logger: quietLogger,
+    debounceMs: 30,
+    maxDelayMs: 150,
+  });
+  return { nginx, status, applier };
+}
+
+test('one change is checked, installed and reloaded, and the status follows', async (t) => {
+  const { nginx, status, applier } = setup();
+  const started = Date.now();
+  applier.request(['a:1']);
+  await new Promise((r) => setTimeout(r, 5));
+  await applier.idle();
+  t.deepEqual(nginx.events, ['check a:1', 'install', 'reload a:1']);
+  t.true(Date.now() - started < 500);
+  t.deepEqual(status.upstreams, ['a:1']);
+  t.is(status.reloads, 1);
+  t.truthy(status.changedAt);
+  t.is(status.lastReloadError, null);
+});
+
+test('a burst of changes leads to one reload with the last set', async (t) => {
+  const { nginx, status, applier } = setup();
+  for (const set of [['a:1'], ['a:1', 'b:1'], ['a:1', 'b:1', 'c:1']]) {
+    applier.request(set);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await applier.idle();
+  t.deepEqual(nginx.events, ['check a:1,b:1,c:1', 'install', 'reload a:1,b:1,c:1']);
+  t.is(status.reloads, 1);
+});
+
+test('a burst that never pauses is still applied within the maximum delay', async (t) => {
+  const { status, applier } = setup();
+  const started = Date.now();
+  let n = 0;
+  const timer = setInterval(() => applier.request([`a:${++n}`]), 10);
+  await new Promise((r) => setTimeout(r, 400));
+  clearInterval(timer);
+  await applier.idle();
+  t.true(status.reloads >= 2, `reloads ${status.reloads}`);
+  t.true(status.reloads <= 6, `reloads ${status.reloads}`);
+  t.true(Date.now() - started < 1000);
+});
+
+test('a config nginx -t refuses is never installed; the error is reported and the next good one goes through', async (t) => {
+  const { nginx, status, applier } = setup((text) => (text.includes('bad') ? 'nginx: [emerg] unknown directive "bad"' : null));
+  applier.request(['a:1']);
+  await new Promise((r) => setTimeout(r, 5));
+  await applier.idle();
+  applier.request(['a:1', 'bad:1']);
+  await new Promise((r) => setTimeout(r, 5));
+  await applier.idle();
+  t.is(status.reloads, 1);
+  t.deepEqual(status.upstreams, ['a:1']);
+  t.is(nginx.live(), 'a:1');
+  t.regex(status.lastReloadError ?? '', /unknown directive/);
+  t.truthy(status.lastReloadErrorAt);
+
+  applier.request(['a:1', 'b:1']);
+  await new Promise((r) => setTimeout(r, 5));
+  await applier.idle();
+  t.is(status.reloads, 2);
+  t.is(nginx.live(), 'a:1,b:1');
+});
+
+test('asking for the set nginx already serves does not reload', async (t) => {
+  const { nginx, status, applier } = setup();
+  applier.request([]);
+  await new Promise((r) => setTimeout(r, 5));
+  await applier.idle();
+  t.deepEqual(nginx.events, []);
+  t.is(status.reloads, 0);
+});
+
+test('changes during a reload are applied right after it, never concurrently', async (t) => {
+  const { nginx, applier } = setup();
+  applier.request(['a:1']);
+  await new Promise((r) => setTimeout(r, 35));
+  applier.request(['b:1']);
+  await new Promise((r) => setTimeout(r, 5));
+  await applier.idle();
+  await new Promise((r) => setTimeout(r, 50));
+  await applier.idle();
+  t.deepEqual(nginx.events, ['check a:1', 'install', 'reload a:1', 'check b:1', 'install', 'reload b:1']);
+});

@@ -1,0 +1,160 @@
+import type { EventEmitter } from 'node:events';
+import test from 'ava';
+import type { Logger } from '../../balancer/log';
+import type { HealthEntry } from '../../balancer/render';
+import { followHealthyInstances, type HealthAnswer } from '../../balancer/watch';
+import { waitFor } from '../helpers/processes';
+
+const entry = (port: number): HealthEntry => ({ Node: { Address: '127.0.0.1' }, Service: { ID: `s${port}`, Address: '', Port: port } });
+
+/** A scripted Consul: each query takes the next answer (or error); when none is left it blocks until cancelled. */
+function scriptedConsul(script: Array<HealthAnswer | Error>) {
+  const queries: Array<{ index: number; at: number }> = [];
+  let release: (() => void) | undefined;
+  const fetchHealth = (index: number, cancel: EventEmitter) => {
+    queries.push({ index, at: Date.now() });
+    const next = script.shift();
+    if (next instanceof Error) return Promise.reject(next);
+    if (next) return Promise.resolve(next);
+    return new Promise<HealthAnswer>((resolve, reject) => {
+      cancel.once('cancel', () => reject(new Error('cancelled')));
+      release = () => {
+        const queued = script.shift();
+        if (queued instanceof Error) reject(queued);
+        else if (queued) resolve(queued);
+      };
+    });
+  };
+  return {
+    queries,
+    fetchHealth,
+    /** Adds answers and wakes a query that is blocking. */
+    push(...more: Array<HealthAnswer | Error>) {
+      script.push(...more);
+      release?.();
+      release = undefined;
+    },
+  };
+}
+
+function memoryLogger() {
+  const lines: Array<{ level: string; msg: string }> = [];
+  const keep = (level: string) => (msg: string) => void lines.push({ level, msg });
+  const logger: Logger = { info: keep('info'), warn: keep('warn'), error: keep('error') };
+  return { logger, lines };
+}
+
+function follow(script: Array<HealthAnswer | Error>, emptyGraceMs = 0) {
+  const consul = scriptedConsul(script);
+  const { logger, lines } = memoryLogger();
+  const changes: string[][] = [];
+  const follower = followHealthyInstances({
+    fetchHealth: consul.fetchHealth,
+    logger,
+    emptyGraceMs,
+    onChange: (selection) => changes.push(selection.upstreams),
+    backoffInitialMs: 20,
+    backoffMaxMs: 80,
+  });
+  return { consul, lines, changes, follower };
+}
+
+test('blocks on the last index and reports only real changes of the set', async (t) => {
+  const { consul, changes, follower } = follow([
+    { index: 5, entries: [entry(3001)] },
+    { index: 7, entries: [entry(3001)] },
+    { index: 9, entries: [entry(3001), entry(3002)] },
+  ]);
+  t.teardown(() => follower.stop());
+  await waitFor('four queries', () => consul.queries.length === 4, 2000, 5);
+  t.deepEqual(consul.queries.map((q) => q.index), [0, 5, 7, 9]);
+  t.deepEqual(changes, [['127.0.0.1:3001'], ['127.0.0.1:3001', '127.0.0.1:3002']]);
+});
+
+test('an index that goes backwards is reset to 0 and logged', async (t) => {
+  const { consul, lines, follower } = follow([
+    { index: 50, entries: [entry(3001)] },
+    { index: 3, entries: [entry(3001)] },
+    { index: 4, entries: [entry(3001)] },
+  ]);
+  t.teardown(() => follower.stop());
+  await waitFor('four queries', () => consul.queries.length === 4, 2000, 5);
+  t.deepEqual(consul.queries.map((q) => q.index), [0, 50, 0, 4]);
+  t.is(lines.filter((l) => l.msg.includes('went backwards')).length, 1);
+});
+
+test('a zero index from Consul is never used to block (it would return at once)', async (t) => {
+  const { consul, follower } = follow([{ index: 0, entries: [] }]);
+  t.teardown(() => follower.stop());
+  await waitFor('two queries', () => consul.queries.length === 2, 2000, 5);
+  t.is(consul.queries[1].index, 1);
+});
+
+test('Consul failures keep the set, back off, log once per outage, and restart at index 0', async (t) => {
+  const down = new Error('connect ECONNREFUSED 127.0.0.1:8500');
+  const { consul, lines, changes, follower } = follow([{ index: 9, entries: [entry(3001)] }, down, down, down, down, { index: 2, entries: [entry(3001)] }]);
+  t.teardown(() => follower.stop());
+  await waitFor('seven queries', () => consul.queries.length === 7, 3000, 5);
+  t.deepEqual(changes, [['127.0.0.1:3001']], 'the set is kept through the outage');
+  t.is(lines.filter((l) => l.msg.startsWith('Consul query failed')).length, 1);
+  t.is(lines.filter((l) => l.msg === 'Consul answers again').length, 1);
+  t.deepEqual(consul.queries.slice(2, 6).map((q) => q.index), [0, 0, 0, 0]);
+  const gaps = consul.queries.slice(1, 6).map((q, i, all) => (i === 0 ? 0 : q.at - all[i - 1].at)).slice(1);
+  // 20, 40, 80, 80 ms: doubling, capped (allow timer slack).
+  t.true(gaps[0] >= 15 && gaps[2] >= 70 && gaps[3] >= 70 && gaps[3] < 400, `gaps ${gaps.join(',')}`);
+  t.true(follower.consulState().reachable);
+});
+
+test('the second outage is logged again (once)', async (t) => {
+  const down = new Error('boom');
+  const { consul, lines, follower } = follow([{ index: 9, entries: [] }, down, down, { index: 10, entries: [] }, down, down, { index: 11, entries: [] }]);
+  t.teardown(() => follower.stop());
+  await waitFor('eight queries', () => consul.queries.length === 8, 3000, 5);
+  t.is(lines.filter((l) => l.msg.startsWith('Consul query failed')).length, 2);
+});
+
+test('without an outage an empty set is applied at once (the 503 case)', async (t) => {
+  const { consul, changes, follower } = follow([{ index: 5, entries: [entry(3001)] }, { index: 6, entries: [] }], 10_000);
+  t.teardown(() => follower.stop());
+  await waitFor('three queries', () => consul.queries.length === 3, 2000, 5);
+  t.deepEqual(changes, [['127.0.0.1:3001'], []]);
+});
+
+test('right after an outage an empty set is held for the grace, then applied if still empty', async (t) => {
+  const { consul, changes, follower } = follow([{ index: 50, entries: [entry(3001)] }, new Error('down'), { index: 3, entries: [] }], 300);
+  t.teardown(() => follower.stop());
+  await waitFor('four queries', () => consul.queries.length === 4, 2000, 5);
+  const heldSince = Date.now();
+  t.deepEqual(changes, [['127.0.0.1:3001']]);
+  await waitFor('the empty set after the grace', () => changes.length === 2, 2000, 5);
+  t.deepEqual(changes[1], []);
+  t.true(Date.now() - heldSince >= 200, 'held for about the grace');
+});
+
+test('an index reset alone also starts the grace', async (t) => {
+  const { consul, changes, follower } = follow([{ index: 50, entries: [entry(3001)] }, { index: 3, entries: [] }], 300);
+  t.teardown(() => follower.stop());
+  await waitFor('three queries', () => consul.queries.length === 3, 2000, 5);
+  await new Promise((r) => setTimeout(r, 100));
+  t.deepEqual(changes, [['127.0.0.1:3001']]);
+  await waitFor('the empty set after the grace', () => changes.length === 2, 2000, 5);
+});
+
+test('replicas registering again during the grace are applied at once and end the grace', async (t) => {
+  const { consul, changes, follower } = follow([{ index: 50, entries: [entry(3001), entry(3002)] }, new Error('down'), { index: 3, entries: [] }], 300);
+  t.teardown(() => follower.stop());
+  await waitFor('four queries', () => consul.queries.length === 4, 2000, 5);
+  consul.push({ index: 4, entries: [entry(3002)] });
+  await waitFor('the new set', () => changes.length === 2, 2000, 5);
+  t.deepEqual(changes[1], ['127.0.0.1:3002']);
+  await new Promise((r) => setTimeout(r, 400));
+  t.is(changes.length, 2, 'no late empty set once replicas are back');
+});
+
+test('stop cancels the blocking query and ends the loop', async (t) => {
+  const { consul, follower } = follow([{ index: 5, entries: [] }]);
+  await waitFor('the blocking query', () => consul.queries.length === 2, 2000, 5);
+  follower.stop();
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(consul.queries.length, 2);
+});
