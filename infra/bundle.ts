@@ -1,0 +1,39 @@
+// The host-side build step: `npm run build` bundles service/ and balancer/ into */dist/main.js,
+// which their Docker images copy. It re-runs whenever the sources' hash changes.
+import path from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+import * as command from '@pulumi/command';
+import { hashSources } from './sources';
+
+/** Inputs to the bundle shared by both parts (the build script and the locked dependencies). */
+const SHARED_SOURCES = ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs'];
+
+export interface AppBundleArgs {
+  /** The repository root (where package.json is). */
+  repoRoot: string;
+}
+
+export class AppBundle extends pulumi.ComponentResource {
+  /** The command resource: images built from the bundle depend on it. */
+  readonly build: command.local.Command;
+  /** Hash of what goes into service/dist (service sources + shared build inputs). */
+  readonly serviceSourceHash: string;
+  /** Hash of what goes into balancer/dist. */
+  readonly balancerSourceHash: string;
+
+  constructor(name: string, args: AppBundleArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('cnp:infra:AppBundle', name, {}, opts);
+    this.serviceSourceHash = hashSources(args.repoRoot, ['service', ...SHARED_SOURCES]);
+    this.balancerSourceHash = hashSources(args.repoRoot, ['balancer', ...SHARED_SOURCES]);
+    this.build = new command.local.Command(
+      `${name}-build`,
+      {
+        create: 'npm run build',
+        dir: path.resolve(args.repoRoot),
+        triggers: [this.serviceSourceHash, this.balancerSourceHash],
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ serviceSourceHash: this.serviceSourceHash, balancerSourceHash: this.balancerSourceHash });
+  }
+}

@@ -1,0 +1,122 @@
+// The log collector: syslog-ng built from collector/, a volume for its files, and the syslog port
+// published on the bind address, because Docker's log driver runs in the daemon, outside the network.
+import path from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+import * as docker from '@pulumi/docker';
+import { MEMORY_MB, RESTART_POLICY } from './container-settings';
+import { hostPort } from './endpoints';
+import type { StackNaming } from './naming';
+
+/** Where syslog-ng listens and writes inside its container (set by collector/Dockerfile). */
+export const COLLECTOR_SYSLOG_PORT = 5514;
+export const COLLECTOR_LOG_DIR = '/var/log/stack';
+const CONTROL_SOCKET = '/run/syslog-ng/collector.ctl';
+
+export interface LogCollectorArgs {
+  naming: StackNaming;
+  networkName: pulumi.Input<string>;
+  repoRoot: string;
+  baseImage: string;
+  bindAddress: string;
+  /** Host port for the syslog listener, on bindAddress. */
+  collectorPort: number;
+  /** Set when the engine is remote, so the logs command reaches the right daemon. */
+  dockerHost: string;
+}
+
+/** Docker log settings that send a container's stdout/stderr to the collector. */
+export interface LogSettings {
+  logDriver: string;
+  logOpts: Record<string, string>;
+}
+
+export class LogCollector extends pulumi.ComponentResource {
+  readonly containerName: string;
+  /** Other containers dependOn this, so the log driver finds the collector listening. */
+  readonly container: docker.Container;
+  readonly logVolumeName: pulumi.Output<string>;
+  /** A shell command that follows the combined log. */
+  readonly logsCommand: string;
+  private readonly syslogAddress: string;
+
+  constructor(name: string, args: LogCollectorArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('cnp:infra:LogCollector', name, {}, opts);
+    const { naming } = args;
+    this.containerName = naming.objectName('collector');
+    this.syslogAddress = `tcp://${hostPort(args.bindAddress, args.collectorPort)}`;
+
+    const context = path.join(args.repoRoot, 'collector');
+    const image = new docker.Image(
+      `${name}-image`,
+      {
+        imageName: naming.imageName('collector'),
+        build: {
+          context,
+          dockerfile: path.join(context, 'Dockerfile'),
+          args: { BASE_IMAGE: args.baseImage },
+        },
+        skipPush: true,
+      },
+      { parent: this },
+    );
+
+    const volume = new docker.Volume(
+      `${name}-logs`,
+      { name: naming.objectName('logs'), labels: naming.labels('collector') },
+      { parent: this },
+    );
+    this.logVolumeName = volume.name;
+
+    this.container = new docker.Container(
+      `${name}-container`,
+      {
+        name: this.containerName,
+        image: image.repoDigest,
+        ports: [{ internal: COLLECTOR_SYSLOG_PORT, external: args.collectorPort, ip: args.bindAddress, protocol: 'tcp' }],
+        networksAdvanced: [{ name: args.networkName, aliases: ['collector'] }],
+        volumes: [{ volumeName: volume.name, containerPath: COLLECTOR_LOG_DIR }],
+        healthcheck: {
+          tests: ['CMD', 'syslog-ng-ctl', 'stats', `--control=${CONTROL_SOCKET}`],
+          interval: '5s',
+          timeout: '3s',
+          retries: 3,
+          startPeriod: '5s',
+        },
+        // Other containers' log drivers connect when they start: wait until syslog-ng answers.
+        wait: true,
+        waitTimeout: 60,
+        restart: RESTART_POLICY,
+        memory: MEMORY_MB.collector,
+        // The collector cannot log to itself; keep its own (small) log local and bounded.
+        logDriver: 'json-file',
+        logOpts: { 'max-size': '10m', 'max-file': '3' },
+        labels: naming.labels('collector'),
+        destroyGraceSeconds: 5,
+      },
+      // Fixed name and published port: the old copy must go before the new one is created.
+      { parent: this, deleteBeforeReplace: true },
+    );
+
+    const dockerCli = args.dockerHost ? `docker -H ${args.dockerHost}` : 'docker';
+    this.logsCommand = `${dockerCli} exec ${this.containerName} tail -n 100 -F ${COLLECTOR_LOG_DIR}/all.log`;
+    this.registerOutputs({
+      containerName: this.containerName,
+      logVolumeName: this.logVolumeName,
+      logsCommand: this.logsCommand,
+    });
+  }
+
+  /** Log settings for a container whose logs should land in `<tag>.log` and `all.log`. */
+  logSettingsFor(tag: string): LogSettings {
+    return {
+      logDriver: 'syslog',
+      logOpts: {
+        'syslog-address': this.syslogAddress,
+        'syslog-format': 'rfc5424',
+        tag,
+        // A collector outage must not block the container's writes to stdout.
+        mode: 'non-blocking',
+      },
+    };
+  }
+}

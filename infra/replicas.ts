@@ -1,0 +1,85 @@
+// The service replicas: one image built from service/ and `replicas` containers. A replica's name,
+// SERVICE_ID and every input derive from its number alone, so changing the count adds or removes
+// the highest-numbered containers and leaves the others untouched.
+import path from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+import * as docker from '@pulumi/docker';
+import { MEMORY_MB, REPLICA_DRAIN_SECONDS, RESTART_POLICY, httpHealthcheck } from './container-settings';
+import type { LogCollector } from './collector';
+import type { StackNaming } from './naming';
+
+const SERVICE_PORT = 8080;
+
+export interface ServiceReplicasArgs {
+  naming: StackNaming;
+  networkName: pulumi.Input<string>;
+  collector: LogCollector;
+  /** The bundle step; the image build waits for it. */
+  bundle: pulumi.Resource;
+  /** Changes when the bundled sources change, so the image is rebuilt. */
+  sourceHash: string;
+  repoRoot: string;
+  baseImage: string;
+  replicas: number;
+  serviceName: string;
+  consulHttpAddr: string;
+  /** Containers that must exist before the replicas start (Consul). */
+  dependsOn: pulumi.Resource[];
+}
+
+export class ServiceReplicas extends pulumi.ComponentResource {
+  readonly names: string[];
+
+  constructor(name: string, args: ServiceReplicasArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('cnp:infra:ServiceReplicas', name, {}, opts);
+    const { naming, collector } = args;
+
+    const context = path.join(args.repoRoot, 'service');
+    const image = new docker.Image(
+      `${name}-image`,
+      {
+        imageName: naming.imageName('service'),
+        build: {
+          context,
+          dockerfile: path.join(context, 'Dockerfile'),
+          args: { BASE_IMAGE: args.baseImage, SOURCE_HASH: args.sourceHash },
+        },
+        skipPush: true,
+      },
+      { parent: this, dependsOn: [args.bundle] },
+    );
+
+    this.names = [];
+    for (let index = 1; index <= args.replicas; index++) {
+      const containerName = naming.objectName(`replica-${index}`);
+      new docker.Container(
+        `${name}-${index}`,
+        {
+          name: containerName,
+          image: image.repoDigest,
+          // SERVICE_ADDRESS stays unset: the service advertises its own address on the stack network.
+          envs: [
+            `SERVICE_NAME=${args.serviceName}`,
+            `SERVICE_ID=${containerName}`,
+            `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
+            `PORT=${SERVICE_PORT}`,
+            'HOST=0.0.0.0',
+          ],
+          networksAdvanced: [{ name: args.networkName, aliases: [`replica-${index}`] }],
+          healthcheck: httpHealthcheck(`http://127.0.0.1:${SERVICE_PORT}/health`),
+          restart: RESTART_POLICY,
+          memory: MEMORY_MB.replica,
+          labels: naming.labels('replica', { replica: String(index) }),
+          // The provider force-removes a container unless this is set: give it time to deregister and drain.
+          destroyGraceSeconds: REPLICA_DRAIN_SECONDS,
+          stopSignal: 'SIGTERM',
+          ...collector.logSettingsFor(containerName),
+        },
+        { parent: this, deleteBeforeReplace: true, dependsOn: [collector.container, ...args.dependsOn] },
+      );
+      this.names.push(containerName);
+    }
+
+    this.registerOutputs({ names: this.names });
+  }
+}

@@ -1,0 +1,27 @@
+// Content hash of the source trees that go into the bundle, computed when the program starts, so a
+// code change shows up as a changed input (bundle trigger, image build arg) in `pulumi up`.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const SKIPPED_DIRS = new Set(['dist', 'node_modules', '.git']);
+
+function listFiles(root: string, relative: string): string[] {
+  const absolute = path.join(root, relative);
+  if (!fs.existsSync(absolute)) return [];
+  if (fs.statSync(absolute).isFile()) return [relative];
+  return fs
+    .readdirSync(absolute, { withFileTypes: true })
+    .filter((entry) => !(entry.isDirectory() && SKIPPED_DIRS.has(entry.name)))
+    .flatMap((entry) => listFiles(root, path.join(relative, entry.name)));
+}
+
+/** sha256 over the paths and contents of the given files and folders under root (sorted, stable). */
+export function hashSources(root: string, paths: string[]): string {
+  const hash = crypto.createHash('sha256');
+  const files = paths.flatMap((p) => listFiles(root, p)).sort();
+  for (const file of files) {
+    hash.update(file.split(path.sep).join('/')).update('\0').update(fs.readFileSync(path.join(root, file))).update('\0');
+  }
+  return hash.digest('hex');
+}

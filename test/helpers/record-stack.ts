@@ -1,0 +1,225 @@
+// Runs the real Pulumi program (the entry Pulumi.yaml's `main` names) under the SDK's mock runtime
+// and records every resource it declares, with resolved inputs and the options the engine would use.
+// Unit tests assert on the record; the system test (issue 5) realizes it in a real Docker engine.
+//
+// Shape of a record:
+//
+//   RecordedStack = {
+//     resources: RecordedResource[];     // declaration order; the root pulumi:pulumi:Stack is left out
+//     outputs: Record<string, unknown>;  // the stack outputs (the program's exports), resolved
+//   }
+//   RecordedResource = {
+//     type: string;      // 'docker:index/container:Container', 'docker:index/image:Image', 'docker:index/network:Network',
+//                        // 'docker:index/volume:Volume', 'command:local:Command', 'pulumi:providers:docker',
+//                        // or a component's own type such as 'cnp:infra:Discovery'
+//     name: string;      // the Pulumi logical name (unique per type in a valid program)
+//     custom: boolean;   // false for ComponentResources (they have no inputs of their own)
+//     inputs: Record<string, unknown>;  // every input as the provider receives it, all Outputs resolved.
+//                        // Values produced by a provider are mocked as the engine would report them for a
+//                        // local build: an Image's repoDigest (what containers use as `image`) equals its
+//                        // imageName; other outputs echo the inputs (a Network's or Volume's name).
+//     options: {
+//       dependsOn: string[];           // names of the resources in `dependsOn` (explicit ones only)
+//       dependencies: string[];        // everything it waits for, as the engine orders creation: dependsOn plus
+//                                      // the resources whose outputs feed its inputs (e.g. the network's name)
+//       deleteBeforeReplace: boolean;
+//       parent?: string;               // name of the parent component; absent at the top level
+//       provider?: string;             // name of an explicit provider resource; absent = the default provider
+//     };
+//   }
+//
+// recordStack() rejects with the program's own Error when the program throws (a bad config value);
+// that error carries `resources`: what had been declared before it threw.
+import fs from 'node:fs';
+import path from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+
+export interface RecordedResource {
+  type: string;
+  name: string;
+  custom: boolean;
+  inputs: Record<string, unknown>;
+  options: {
+    dependsOn: string[];
+    dependencies: string[];
+    deleteBeforeReplace: boolean;
+    parent?: string;
+    provider?: string;
+  };
+}
+
+export interface RecordedStack {
+  resources: RecordedResource[];
+  outputs: Record<string, unknown>;
+}
+
+export interface RecordOptions {
+  /** Config values by key without namespace, e.g. { replicas: 3 }; passed as strings, as the CLI does. */
+  config?: Record<string, string | number>;
+  stack?: string;
+  /** Defaults to Pulumi.yaml's `name`. */
+  project?: string;
+}
+
+export type ProgramError = Error & { resources: RecordedResource[] };
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+// js-yaml comes with @pulumi/pulumi and is declared in devDependencies; its types are not installed.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const yaml = require('js-yaml') as { load(text: string): unknown };
+
+/** Pulumi.yaml, parsed. */
+export function readProjectFile(): Record<string, any> {
+  return yaml.load(fs.readFileSync(path.join(REPO_ROOT, 'Pulumi.yaml'), 'utf8')) as Record<string, any>;
+}
+
+/** The program's entry, exactly as Pulumi.yaml's `main` names it (relative to the project folder). */
+export function programEntry(): string {
+  const main = readProjectFile().main;
+  if (typeof main !== 'string') throw new Error('Pulumi.yaml has no main');
+  return path.resolve(REPO_ROOT, main);
+}
+
+/** Provider-computed outputs the mock reports, beyond echoing the inputs. */
+function mockedState(type: string, inputs: Record<string, any>): Record<string, unknown> {
+  if (type === 'docker:index/image:Image') return { ...inputs, repoDigest: inputs.imageName };
+  if (type === 'command:local:Command') return { ...inputs, stdout: '', stderr: '' };
+  return inputs;
+}
+
+function forgetProgramModules(entry: string): void {
+  const programDir = path.dirname(entry) + path.sep;
+  for (const key of Object.keys(require.cache)) {
+    if (key.startsWith(programDir)) delete require.cache[key];
+  }
+}
+
+function settled<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply((value) => resolve(value)));
+}
+
+async function resolveResources(value: unknown): Promise<pulumi.Resource[]> {
+  if (value === undefined) return [];
+  const resolved = pulumi.Output.isInstance(value) ? await settled(value as pulumi.Output<unknown>) : await value;
+  if (resolved === undefined) return [];
+  return (Array.isArray(resolved) ? resolved : [resolved]) as pulumi.Resource[];
+}
+
+/** Resources behind every Output found in a resource's inputs (the dependencies the SDK infers). */
+async function resourcesFeeding(value: unknown, found = new Set<pulumi.Resource>()): Promise<Set<pulumi.Resource>> {
+  if (pulumi.Output.isInstance(value)) {
+    const output = value as unknown as { allResources(): Promise<Set<pulumi.Resource>> };
+    for (const resource of await output.allResources()) found.add(resource);
+    await resourcesFeeding(await settled(value as pulumi.Output<unknown>), found);
+  } else if (Array.isArray(value)) {
+    for (const item of value) await resourcesFeeding(item, found);
+  } else if (value !== null && typeof value === 'object' && !pulumi.Resource.isInstance(value)) {
+    for (const item of Object.values(value)) await resourcesFeeding(await item, found);
+  }
+  return found;
+}
+
+let queue: Promise<unknown> = Promise.resolve();
+
+/** Records one run of the program; runs are serialized (the runtime's state is per process). */
+export function recordStack(options: RecordOptions = {}): Promise<RecordedStack> {
+  const run = queue.then(() => recordOnce(options));
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
+  const project = options.project ?? String(readProjectFile().name);
+  const stack = options.stack ?? 'dev';
+  const entry = programEntry();
+
+  const registered = new Map<string, { inputs: Record<string, unknown>; custom: boolean; provider: string }[]>();
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const key = `${args.type}::${args.name}`;
+        const list = registered.get(key) ?? [];
+        list.push({ inputs: args.inputs, custom: args.custom ?? true, provider: args.provider ?? '' });
+        registered.set(key, list);
+        return { id: `${args.name}-id`, state: mockedState(args.type, args.inputs) };
+      },
+      call: (args) => args.inputs,
+    },
+    project,
+    stack,
+    false,
+  );
+  pulumi.runtime.setAllConfig(
+    Object.fromEntries(Object.entries(options.config ?? {}).map(([key, value]) => [`${project}:${key}`, String(value)])),
+  );
+  forgetProgramModules(entry);
+
+  const declared: {
+    resource: pulumi.Resource;
+    type: string;
+    name: string;
+    props: Record<string, unknown>;
+    opts: pulumi.ResourceOptions;
+  }[] = [];
+  let programError: unknown;
+  const outputs = await pulumi.runtime.runInPulumiStack(async () => {
+    pulumi.runtime.registerStackTransformation((args) => {
+      declared.push({ resource: args.resource, type: args.type, name: args.name, props: args.props, opts: args.opts });
+      return undefined;
+    });
+    try {
+      return require(entry);
+    } catch (error) {
+      programError = error;
+      return undefined;
+    }
+  });
+
+  // Every registration has reached the mock once each resource's URN is known.
+  await Promise.all(declared.map((d) => settled(d.resource.urn)));
+
+  const names = new Map<pulumi.Resource, string>(declared.map((d) => [d.resource, d.name]));
+  const taken = new Map<string, number>();
+  const resources: RecordedResource[] = [];
+  for (const d of declared) {
+    const key = `${d.type}::${d.name}`;
+    const index = taken.get(key) ?? 0;
+    taken.set(key, index + 1);
+    const registration = registered.get(key)?.[index];
+    const dependsOn = (await resolveResources(d.opts.dependsOn)).map((r) => names.get(r) ?? '<unknown>');
+    const fedBy = [...(await resourcesFeeding(d.props))].map((r) => names.get(r) ?? '<unknown>');
+    const dependencies = [...new Set([...dependsOn, ...fedBy])].filter((n) => n !== d.name);
+    const parent = d.opts.parent ? names.get(d.opts.parent) : undefined;
+    const explicitProvider = (d.opts as pulumi.CustomResourceOptions).provider;
+    const provider = explicitProvider ? names.get(explicitProvider) : providerName(registration?.provider ?? '');
+    resources.push({
+      type: d.type,
+      name: d.name,
+      custom: registration?.custom ?? true,
+      inputs: registration?.inputs ?? {},
+      options: {
+        dependsOn,
+        dependencies,
+        deleteBeforeReplace: d.opts.deleteBeforeReplace === true,
+        ...(parent !== undefined ? { parent } : {}),
+        ...(provider !== undefined ? { provider } : {}),
+      },
+    });
+  }
+
+  if (programError !== undefined) {
+    const error = (programError instanceof Error ? programError : new Error(String(programError))) as ProgramError;
+    error.resources = resources;
+    throw error;
+  }
+  return { resources, outputs: (outputs ?? {}) as Record<string, unknown> };
+}
+
+/** The logical name in a provider reference (`urn::id`), unless it is a default provider. */
+function providerName(reference: string): string | undefined {
+  const urn = reference.split('::').slice(0, -1).join('::');
+  const name = urn.split('::').pop();
+  if (!name || name.startsWith('default')) return undefined;
+  return name;
+}
