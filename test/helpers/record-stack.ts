@@ -201,7 +201,7 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
       options: {
         dependsOn,
         dependencies,
-        deleteBeforeReplace: d.opts.deleteBeforeReplace === true,
+        deleteBeforeReplace: (d.opts as pulumi.CustomResourceOptions).deleteBeforeReplace === true,
         ...(parent !== undefined ? { parent } : {}),
         ...(provider !== undefined ? { provider } : {}),
       },
