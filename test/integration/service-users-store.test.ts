@@ -1,0 +1,86 @@
+import test from 'ava';
+import { startConsul, type ConsulAgent } from '../helpers/consul';
+import { stopAll } from '../helpers/processes';
+import { parseConfig } from '../../service/config';
+import { createConsulClient } from '../../service/consul-client';
+import { ConsulUsersStore } from '../../service/consul-users-store';
+import { StoreUnavailableError } from '../../service/users-store';
+
+// The users store against a real `consul agent -dev` on loopback.
+let consul: ConsulAgent;
+test.before(async () => {
+  consul = await startConsul();
+});
+test.after.always(async () => {
+  await consul?.stop();
+  await stopAll();
+});
+
+function storeFor(prefix: string, httpAddr = consul.httpAddr) {
+  const client = createConsulClient(parseConfig({ CONSUL_HTTP_ADDR: httpAddr }, { hostname: 'h', interfaces: {} }).consul, 1000);
+  return { store: new ConsulUsersStore(client, prefix), client };
+}
+
+test('users are kept one KV key each under the service prefix, and survive a new client (another replica)', async (t) => {
+  const { store } = storeFor('svc-a/users');
+  const ann = await store.create({ name: 'Ann', email: 'ann@example.com' });
+  const bob = await store.create({ name: 'Bob', email: 'bob@example.com' });
+  t.not(ann.id, bob.id);
+
+  const keys = await consul.get<string[]>('/v1/kv/svc-a/?keys');
+  t.deepEqual(keys.sort(), [`svc-a/users/${ann.id}`, `svc-a/users/${bob.id}`].sort());
+
+  const other = storeFor('svc-a/users').store;
+  t.deepEqual((await other.list()).map((u) => u.id).sort(), [ann.id, bob.id].sort());
+  t.deepEqual(await other.get(ann.id), ann);
+
+  const updated = await other.update(ann.id, { name: 'Ann B', email: 'annb@example.com' });
+  t.like(updated, { id: ann.id, name: 'Ann B', createdAt: ann.createdAt });
+  t.like(await store.get(ann.id), { name: 'Ann B' });
+
+  t.true(await store.remove(ann.id));
+  t.false(await store.remove(ann.id));
+  t.is(await other.get(ann.id), undefined);
+  t.is(await other.update(ann.id, { name: 'x', email: 'x@example.com' }), undefined);
+  t.deepEqual((await other.list()).map((u) => u.id), [bob.id]);
+  t.deepEqual(await storeFor('svc-b/users').store.list(), [], 'another service sees none of them');
+});
+
+test('concurrent updates of one user through two replicas: each lands whole or reports a conflict', async (t) => {
+  const a = storeFor('svc-c/users').store;
+  const b = storeFor('svc-c/users').store;
+  const user = await a.create({ name: 'Start', email: 'start@example.com' });
+  const results = await Promise.all([
+    ...Array.from({ length: 4 }, (_, i) => a.update(user.id, { name: `A${i}`, email: `a${i}@example.com` }).catch((e: Error) => e)),
+    ...Array.from({ length: 4 }, (_, i) => b.update(user.id, { name: `B${i}`, email: `b${i}@example.com` }).catch((e: Error) => e)),
+  ]);
+  const final = await a.get(user.id);
+  // Every write is whole: name and email always come from the same update.
+  t.truthy(final);
+  t.is(final!.email, `${final!.name.toLowerCase()}@example.com`);
+  t.true(results.some((r) => r && !(r instanceof Error) && r.name === final!.name), 'the final state is one of the updates');
+  for (const r of results) if (r instanceof Error) t.regex(r.message, /kept changing/);
+});
+
+test('an update racing a delete never brings the deleted user back (check-and-set on every write)', async (t) => {
+  const a = storeFor('svc-e/users').store;
+  const b = storeFor('svc-e/users').store;
+  for (let round = 0; round < 20; round++) {
+    const user = await a.create({ name: 'Racer', email: 'racer@example.com' });
+    const [, removed] = await Promise.all([
+      b.update(user.id, { name: 'Late', email: 'late@example.com' }).catch((e: Error) => e),
+      a.remove(user.id),
+    ]);
+    t.true(removed, `round ${round}`);
+    t.is(await a.get(user.id), undefined, `round ${round}: deleted user came back`);
+  }
+});
+
+test('an unreachable Consul gives StoreUnavailableError on every call, quickly', async (t) => {
+  const { store } = storeFor('svc-d/users', 'http://127.0.0.1:1');
+  const started = Date.now();
+  await t.throwsAsync(store.list(), { instanceOf: StoreUnavailableError, message: /Consul KV list failed/ });
+  await t.throwsAsync(store.create({ name: 'Ann', email: 'ann@example.com' }), { instanceOf: StoreUnavailableError });
+  await t.throwsAsync(store.get('00000000-0000-4000-8000-000000000000'), { instanceOf: StoreUnavailableError });
+  t.true(Date.now() - started < 5000);
+});
