@@ -1,0 +1,71 @@
+import path from 'node:path';
+
+export type BenchMode = 'full' | 'smoke';
+
+/** Everything that sizes a run: fixed connections and durations, repeats and tries. */
+export interface BenchOptions {
+  mode: BenchMode;
+  /** Where the JSON results are written. */
+  outFile: string;
+  /** Closed-loop connections of the load generator, for throughput and latency alike. */
+  connections: number;
+  /** Seconds of each measured load-generator run. */
+  durationSec: number;
+  /** Seconds of unmeasured load before the repeats, so that V8 and nginx are warm. */
+  warmupSec: number;
+  /** Repeats of each throughput/latency run; the figures are medians over them. */
+  repeats: number;
+  /** Sequential single timed requests per path, the cross-check of the load generator's latencies. */
+  singleRequests: number;
+  /** Seconds over which the watcher's idle CPU is sampled. */
+  idleSampleSec: number;
+  discoveryTries: number;
+  failoverTries: number;
+  scaleDownTries: number;
+}
+
+const FULL: Omit<BenchOptions, 'outFile'> = {
+  mode: 'full',
+  connections: 8,
+  durationSec: 5,
+  warmupSec: 2,
+  repeats: 5,
+  singleRequests: 500,
+  idleSampleSec: 3,
+  discoveryTries: 10,
+  failoverTries: 10,
+  scaleDownTries: 5,
+};
+
+const SMOKE: Omit<BenchOptions, 'outFile'> = {
+  mode: 'smoke',
+  connections: 8,
+  durationSec: 1,
+  warmupSec: 0.5,
+  repeats: 1,
+  singleRequests: 50,
+  idleSampleSec: 1,
+  discoveryTries: 2,
+  failoverTries: 2,
+  scaleDownTries: 1,
+};
+
+export const USAGE = `usage: npm run bench [-- --smoke] [-- --out FILE]
+  --smoke      short run (about half a minute) that produces every figure, for CI
+  --out FILE   where to write the JSON results (default bench/results.json)`;
+
+/** Parses the command line; throws a message naming the bad argument and what is allowed. */
+export function parseOptions(argv: readonly string[]): BenchOptions {
+  let smoke = false;
+  let outFile = path.resolve(__dirname, 'results.json');
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--smoke') smoke = true;
+    else if (arg === '--out') {
+      const value = argv[++i];
+      if (!value) throw new Error(`--out needs a file path\n${USAGE}`);
+      outFile = path.resolve(value);
+    } else throw new Error(`unknown argument "${arg}"; allowed: --smoke, --out FILE\n${USAGE}`);
+  }
+  return { ...(smoke ? SMOKE : FULL), outFile };
+}

@@ -1,0 +1,88 @@
+import type { Replica } from '../../test/helpers/service';
+import type { LoadGenerator } from '../load-generator';
+import type { AutocannonReport } from '../load-protocol';
+import type { BenchOptions } from '../options';
+import { readStat } from '../proc-stats';
+import { median } from '../stats';
+import { nginxWorkersCpuUs, type SystemUnderTest } from '../system-under-test';
+
+export interface PathRun {
+  load: AutocannonReport;
+  /** CPU spent per request served in this run, in µs. */
+  replicaCpuUsPerRequest: number;
+  nginxCpuUsPerRequest: number;
+  /** Watcher CPU over the run, as a percentage of one core. */
+  watcherCpuPercent: number;
+}
+
+export interface PairedRepeat {
+  direct: PathRun;
+  balancer: PathRun;
+  /** balancer/direct requests per second, within this repeat. */
+  ratio: number;
+}
+
+export interface ThroughputResult {
+  oneReplica: PairedRepeat[];
+  twoReplicas: PairedRepeat[];
+}
+
+/** CPU counters of the processes under test, sampled before and after a run. */
+function cpuSnapshot(sut: SystemUnderTest, replicas: Replica[]) {
+  return {
+    at: performance.now(),
+    replicas: replicas.reduce((sum, r) => sum + (readStat(r.child.pid!)?.cpuUs ?? Number.NaN), 0),
+    nginx: nginxWorkersCpuUs(sut.nginx()),
+    watcher: readStat(sut.balancer.child.pid!)?.cpuUs ?? Number.NaN,
+  };
+}
+
+async function measure(sut: SystemUnderTest, load: LoadGenerator, url: string, replicas: Replica[], options: BenchOptions): Promise<PathRun> {
+  const before = cpuSnapshot(sut, replicas);
+  const report = await load.autocannon({ url, connections: options.connections, durationSec: options.durationSec });
+  const after = cpuSnapshot(sut, replicas);
+  const requests = Math.max(report.requests, 1);
+  return {
+    load: report,
+    replicaCpuUsPerRequest: (after.replicas - before.replicas) / requests,
+    nginxCpuUsPerRequest: (after.nginx - before.nginx) / requests,
+    watcherCpuPercent: ((after.watcher - before.watcher) / 1000 / (after.at - before.at)) * 100,
+  };
+}
+
+/**
+ * Closed-loop runs at fixed connections and duration, each balancer run paired with a direct run on the
+ * same replica right before it, so that each ratio is taken within one repeat on this noisy machine.
+ */
+export async function measureThroughput(
+  sut: SystemUnderTest,
+  load: LoadGenerator,
+  first: Replica,
+  addSecond: () => Promise<Replica>,
+  options: BenchOptions,
+): Promise<ThroughputResult> {
+  const direct = `${first.url}/`;
+  const viaBalancer = `${sut.balancerUrl}/`;
+  const warm = { connections: options.connections, durationSec: options.warmupSec };
+  await load.autocannon({ url: direct, ...warm });
+  await load.autocannon({ url: viaBalancer, ...warm });
+
+  const pairs = async (replicas: Replica[]): Promise<PairedRepeat[]> => {
+    const repeats: PairedRepeat[] = [];
+    for (let i = 0; i < options.repeats; i++) {
+      const d = await measure(sut, load, direct, [first], options);
+      const b = await measure(sut, load, viaBalancer, replicas, options);
+      repeats.push({ direct: d, balancer: b, ratio: b.load.requestsPerSec / d.load.requestsPerSec });
+    }
+    return repeats;
+  };
+
+  const oneReplica = await pairs([first]);
+  const second = await addSecond();
+  await load.autocannon({ url: viaBalancer, ...warm });
+  const twoReplicas = await pairs([first, second]);
+  return { oneReplica, twoReplicas };
+}
+
+/** Median of one figure over the repeats. */
+export const medianOf = (repeats: PairedRepeat[], pick: (r: PairedRepeat) => number): number => median(repeats.map(pick));

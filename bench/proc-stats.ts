@@ -1,0 +1,71 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+
+// Kernel clock ticks per second, the unit of utime/stime in /proc/<pid>/stat.
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+interface ProcStat {
+  pid: number;
+  comm: string;
+  ppid: number;
+  /** CPU time of the process itself (user + system), in microseconds. */
+  cpuUs: number;
+  /** CPU time of its children that have exited and been reaped, in microseconds. */
+  reapedChildrenCpuUs: number;
+}
+
+/** Parses /proc/<pid>/stat; undefined when the process is gone. */
+export function readStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // comm is in parentheses and may itself contain spaces or parentheses: split after the last ')'.
+  const close = text.lastIndexOf(')');
+  const comm = text.slice(text.indexOf('(') + 1, close);
+  const fields = text.slice(close + 2).split(' ');
+  // fields[0] is field 3 (state) of proc(5): utime is field 14, stime 15, cutime 16, cstime 17.
+  const tick = 1e6 / CLOCK_TICKS;
+  return {
+    pid,
+    comm,
+    ppid: Number(fields[1]),
+    cpuUs: (Number(fields[11]) + Number(fields[12])) * tick,
+    reapedChildrenCpuUs: (Number(fields[13]) + Number(fields[14])) * tick,
+  };
+}
+
+/** Every live process whose parent is `pid`. */
+export function childrenOf(pid: number): ProcStat[] {
+  const children: ProcStat[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readStat(Number(entry));
+    if (stat && stat.ppid === pid) children.push(stat);
+  }
+  return children;
+}
+
+/** Resident set size in MB from /proc/<pid>/status (VmRSS), or NaN when the process is gone. */
+export function rssMB(pid: number): number {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
+    return kb / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Proportional set size in MB (shared pages divided among sharers), or NaN when unavailable. */
+export function pssMB(pid: number): number {
+  try {
+    const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1]);
+    return kb / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { BenchResults } from './results';
+
+const fmt = (value: number, unit = '', decimals?: number): string =>
+  Number.isFinite(value) ? `${decimals === undefined ? String(value) : value.toFixed(decimals)}${unit}` : 'n/a';
+
+/** The results as a Markdown table (readable in a terminal, pasted as is into the README). */
+export function formatTable(r: BenchResults): string {
+  const met = (figure: string) => {
+    const target = r.targets.find((t) => t.figure === figure);
+    return target ? [target.target, target.met ? 'met' : 'MISSED'] : ['', ''];
+  };
+  const rows: string[][] = [
+    ['Throughput, 1 replica direct', fmt(r.requestsPerSec.direct, ' req/s'), '', ''],
+    ['Throughput, 1 replica via balancer', fmt(r.requestsPerSec.balancer, ' req/s'), '', ''],
+    ['Ratio balancer/direct, 1 replica', fmt(r.throughputRatio, '', 2), ...met('throughput ratio balancer/direct, 1 replica')],
+    ['Throughput, 2 replicas via balancer', `${fmt(r.requestsPerSec.balancerTwoReplicas, ' req/s')} (ratio ${fmt(r.throughputRatioTwoReplicas, '', 2)})`, '', ''],
+    ['nginx CPU per proxied request', fmt(r.nginxCpuUsPerRequest, ' µs'), ...met('nginx CPU per proxied request')],
+    ['Replica CPU per request, direct / via balancer', `${fmt(r.replicaCpuUsPerRequest.direct, ' µs')} / ${fmt(r.replicaCpuUsPerRequest.balancer, ' µs')}`, '', ''],
+    ['Watcher CPU, idle / under load', `${fmt(r.watcherCpuPercent.idle, ' %')} / ${fmt(r.watcherCpuPercent.load, ' %')} of a core`, '', ''],
+    [`p50, ${r.settings.connections} conns, direct / via balancer`, `${fmt(r.p50Ms.direct, ' ms')} / ${fmt(r.p50Ms.balancer, ' ms')}`, ...met('p50 added by the balancer')],
+    [`p99, ${r.settings.connections} conns, direct / via balancer`, `${fmt(r.p99Ms.direct, ' ms')} / ${fmt(r.p99Ms.balancer, ' ms')}`, ...met('p99 through the balancer')],
+    ['Single request p50, direct / via balancer', `${fmt(r.singleRequestMs.direct.p50, ' ms')} / ${fmt(r.singleRequestMs.balancer.p50, ' ms')}`, '', ''],
+    ['Single request p99, direct / via balancer', `${fmt(r.singleRequestMs.direct.p99, ' ms')} / ${fmt(r.singleRequestMs.balancer.p99, ' ms')}`, '', ''],
+    [`Discovery add p50 (${r.discoveryAddMs.tries.length} tries)`, fmt(r.discoveryAddMs.p50, ' ms'), ...met('discovery add p50')],
+    ['Discovery add max', fmt(r.discoveryAddMs.max, ' ms'), ...met('discovery add max')],
+    ['  of which: passing in Consul / in upstreams (p50)', `${fmt(r.discoveryAddMs.passingP50, ' ms')} / ${fmt(r.discoveryAddMs.inUpstreamsP50, ' ms')}`, '', ''],
+    [`Failover p50 (${r.failoverMs.tries.length} SIGKILLs)`, fmt(r.failoverMs.p50, ' ms'), ...met('failover p50')],
+    ['Failover max', `${fmt(r.failoverMs.max, ' ms')} (left Consul p50 ${fmt(r.failoverMs.leftConsulP50, ' ms')})`, '', ''],
+    ['Requests failed during failover', `${r.failedRequests.failover} of ${r.failedRequests.sentDuringFailover}`, ...met('requests failed during failover')],
+    [`Scale-down p50 (${r.scaleDownMs.tries.length} SIGTERMs)`, fmt(r.scaleDownMs.p50, ' ms'), '', ''],
+    ['Requests failed during scale-down', `${r.failedRequests.scaleDown} of ${r.failedRequests.sentDuringScaleDown}`, ...met('requests failed during scale-down')],
+    ['RSS, idle replica (after load)', `${fmt(r.rssMB.replica, ' MB')} (${fmt(r.rssMB.replicaAfterLoad, ' MB')})`, ...met('RSS of an idle replica')],
+    ['RSS, watcher', fmt(r.rssMB.watcher, ' MB'), ...met('RSS of the watcher')],
+    ['RSS, nginx master + workers (PSS)', `${fmt(r.rssMB.nginx, ' MB')} (${fmt(r.rssMB.nginxPss, ' MB')})`, '', ''],
+  ];
+  const header = ['Figure', 'Measured', 'Target', ''];
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function formatContext(r: BenchResults): string {
+  const v = r.versions;
+  return [
+    `mode ${r.mode}, ${r.elapsedSec} s, ${r.cores} cores (${v.cpu}), started ${r.startedAt}`,
+    `pinning: ${r.pinning.description}`,
+    `observed affinity: ${Object.entries(r.pinning.observed).map(([k, cpus]) => `${k} ${cpus}`).join(', ')}`,
+    `versions: node ${v.node}, nginx ${v.nginx}, consul ${v.consul}, autocannon ${v.autocannon}, hono ${v.hono}, @hono/node-server ${v.honoNodeServer}, kernel ${v.kernel}`,
+    `load: ${r.settings.connections} connections closed loop, ${r.settings.durationSec} s per run, medians over ${r.settings.repeats} repeats`,
+  ].join('\n');
+}
+
+export function writeResults(file: string, results: BenchResults): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  // NaN (a figure that could not be measured) becomes null in JSON, which the smoke test rejects.
+  fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+}

@@ -1,0 +1,174 @@
+import type { BenchMode, BenchOptions } from './options';
+import type { DiscoveryTry } from './phases/discovery';
+import type { RemovalTry } from './phases/removal';
+import { medianOf, type ThroughputResult } from './phases/throughput';
+import type { SingleRequestsReport } from './load-protocol';
+import { max, median, round } from './stats';
+import type { Versions } from './versions';
+
+export interface Pinning {
+  description: string;
+  loadCpu: number | null;
+  testCpu: number | null;
+  /** CPU lists the processes actually had, read back with taskset during the run. */
+  observed: Record<string, string>;
+}
+
+export interface Target {
+  figure: string;
+  target: string;
+  met: boolean;
+}
+
+/** Shape of bench/results.json. Units are in the key names or below; medians unless said otherwise. */
+export interface BenchResults {
+  mode: BenchMode;
+  startedAt: string;
+  elapsedSec: number;
+  cores: number;
+  pinning: Pinning;
+  versions: Versions;
+  settings: Omit<BenchOptions, 'outFile' | 'mode'>;
+  /** balancer/direct requests per second at one replica (median of per-repeat ratios). */
+  throughputRatio: number;
+  throughputRatioTwoReplicas: number;
+  requestsPerSec: { direct: number; balancer: number; balancerTwoReplicas: number };
+  nginxCpuUsPerRequest: number;
+  replicaCpuUsPerRequest: { direct: number; balancer: number };
+  /** Watcher CPU as a percentage of one core. */
+  watcherCpuPercent: { idle: number; load: number };
+  /** Closed loop of `settings.connections` connections. */
+  p50Ms: { direct: number; balancer: number };
+  p99Ms: { direct: number; balancer: number };
+  /** Sequential single requests on one kept-alive connection: the cross-check of p50Ms/p99Ms. */
+  singleRequestMs: { direct: { p50: number; p99: number }; balancer: { p50: number; p99: number } };
+  discoveryAddMs: { p50: number; max: number; passingP50: number; inUpstreamsP50: number; tries: DiscoveryTry[] };
+  failoverMs: { p50: number; max: number; leftConsulP50: number; tries: RemovalTry[] };
+  scaleDownMs: { p50: number; max: number; tries: RemovalTry[] };
+  failedRequests: { failover: number; scaleDown: number; sentDuringFailover: number; sentDuringScaleDown: number };
+  rssMB: { replica: number; watcher: number; nginx: number; replicaAfterLoad: number; nginxPss: number };
+  targets: Target[];
+}
+
+export interface RawMeasurements {
+  options: BenchOptions;
+  startedAt: Date;
+  elapsedSec: number;
+  cores: number;
+  pinning: Pinning;
+  versions: Versions;
+  throughput: ThroughputResult;
+  watcherIdleCpuPercent: number;
+  single: { direct: SingleRequestsReport[]; balancer: SingleRequestsReport[] };
+  discovery: DiscoveryTry[];
+  failover: RemovalTry[];
+  scaleDown: RemovalTry[];
+  memory: { replicaIdle: number; replicaAfterLoad: number; watcher: number; nginx: number; nginxPss: number };
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+export function summarize(raw: RawMeasurements): BenchResults {
+  const { oneReplica, twoReplicas } = raw.throughput;
+  const p50 = {
+    direct: round(medianOf(oneReplica, (r) => r.direct.load.p50Ms), 3),
+    balancer: round(medianOf(oneReplica, (r) => r.balancer.load.p50Ms), 3),
+  };
+  const p99 = {
+    direct: round(medianOf(oneReplica, (r) => r.direct.load.p99Ms), 3),
+    balancer: round(medianOf(oneReplica, (r) => r.balancer.load.p99Ms), 3),
+  };
+  const single = (reports: SingleRequestsReport[]) => ({
+    p50: round(median(reports.map((r) => r.p50Ms)), 3),
+    p99: round(median(reports.map((r) => r.p99Ms)), 3),
+  });
+  const added = raw.discovery.map((t) => t.firstServedMs);
+  const failedOver = raw.failover.map((t) => t.removedMs);
+  const scaledDown = raw.scaleDown.map((t) => t.removedMs);
+
+  const results: Omit<BenchResults, 'targets'> = {
+    mode: raw.options.mode,
+    startedAt: raw.startedAt.toISOString(),
+    elapsedSec: round(raw.elapsedSec, 1),
+    cores: raw.cores,
+    pinning: raw.pinning,
+    versions: raw.versions,
+    settings: {
+      connections: raw.options.connections,
+      durationSec: raw.options.durationSec,
+      warmupSec: raw.options.warmupSec,
+      repeats: raw.options.repeats,
+      singleRequests: raw.options.singleRequests,
+      idleSampleSec: raw.options.idleSampleSec,
+      discoveryTries: raw.options.discoveryTries,
+      failoverTries: raw.options.failoverTries,
+      scaleDownTries: raw.options.scaleDownTries,
+    },
+    throughputRatio: round(medianOf(oneReplica, (r) => r.ratio), 3),
+    throughputRatioTwoReplicas: round(medianOf(twoReplicas, (r) => r.ratio), 3),
+    requestsPerSec: {
+      direct: round(medianOf(oneReplica, (r) => r.direct.load.requestsPerSec), 0),
+      balancer: round(medianOf(oneReplica, (r) => r.balancer.load.requestsPerSec), 0),
+      balancerTwoReplicas: round(medianOf(twoReplicas, (r) => r.balancer.load.requestsPerSec), 0),
+    },
+    nginxCpuUsPerRequest: round(medianOf(oneReplica, (r) => r.balancer.nginxCpuUsPerRequest), 1),
+    replicaCpuUsPerRequest: {
+      direct: round(medianOf(oneReplica, (r) => r.direct.replicaCpuUsPerRequest), 1),
+      balancer: round(medianOf(oneReplica, (r) => r.balancer.replicaCpuUsPerRequest), 1),
+    },
+    watcherCpuPercent: {
+      idle: round(raw.watcherIdleCpuPercent, 2),
+      load: round(medianOf(oneReplica, (r) => r.balancer.watcherCpuPercent), 2),
+    },
+    p50Ms: p50,
+    p99Ms: p99,
+    singleRequestMs: { direct: single(raw.single.direct), balancer: single(raw.single.balancer) },
+    discoveryAddMs: {
+      p50: round(median(added), 0),
+      max: round(max(added), 0),
+      passingP50: round(median(raw.discovery.map((t) => t.passingMs)), 0),
+      inUpstreamsP50: round(median(raw.discovery.map((t) => t.inUpstreamsMs)), 0),
+      tries: raw.discovery.map((t) => ({ ...t, passingMs: round(t.passingMs, 0), inUpstreamsMs: round(t.inUpstreamsMs, 0), firstServedMs: round(t.firstServedMs, 0) })),
+    },
+    failoverMs: {
+      p50: round(median(failedOver), 0),
+      max: round(max(failedOver), 0),
+      leftConsulP50: round(median(raw.failover.map((t) => t.leftConsulMs)), 0),
+      tries: raw.failover.map(roundRemoval),
+    },
+    scaleDownMs: { p50: round(median(scaledDown), 0), max: round(max(scaledDown), 0), tries: raw.scaleDown.map(roundRemoval) },
+    failedRequests: {
+      failover: sum(raw.failover.map((t) => t.failed)),
+      scaleDown: sum(raw.scaleDown.map((t) => t.failed)),
+      sentDuringFailover: sum(raw.failover.map((t) => t.requests)),
+      sentDuringScaleDown: sum(raw.scaleDown.map((t) => t.requests)),
+    },
+    rssMB: {
+      replica: round(raw.memory.replicaIdle, 1),
+      watcher: round(raw.memory.watcher, 1),
+      nginx: round(raw.memory.nginx, 1),
+      replicaAfterLoad: round(raw.memory.replicaAfterLoad, 1),
+      nginxPss: round(raw.memory.nginxPss, 1),
+    },
+  };
+  return { ...results, targets: evaluateTargets(results) };
+}
+
+const roundRemoval = (t: RemovalTry): RemovalTry => ({ ...t, leftConsulMs: round(t.leftConsulMs, 0), removedMs: round(t.removedMs, 0) });
+
+/** The issue's targets, checked against the figures (a missing figure, NaN, never meets a target). */
+function evaluateTargets(r: Omit<BenchResults, 'targets'>): Target[] {
+  return [
+    { figure: 'throughput ratio balancer/direct, 1 replica', target: '>= 0.5', met: r.throughputRatio >= 0.5 },
+    { figure: 'nginx CPU per proxied request', target: '< 30 µs', met: r.nginxCpuUsPerRequest < 30 },
+    { figure: 'p50 added by the balancer', target: '<= 1 ms', met: r.p50Ms.balancer - r.p50Ms.direct <= 1 },
+    { figure: 'p99 through the balancer', target: '< 10 ms', met: r.p99Ms.balancer < 10 },
+    { figure: 'discovery add p50', target: '< 1000 ms', met: r.discoveryAddMs.p50 < 1000 },
+    { figure: 'discovery add max', target: '< 2000 ms', met: r.discoveryAddMs.max < 2000 },
+    { figure: 'failover p50', target: '< 2000 ms', met: r.failoverMs.p50 < 2000 },
+    { figure: 'requests failed during failover', target: '0', met: r.failedRequests.failover === 0 },
+    { figure: 'requests failed during scale-down', target: '0', met: r.failedRequests.scaleDown === 0 },
+    { figure: 'RSS of an idle replica', target: '< 80 MB', met: r.rssMB.replica < 80 },
+    { figure: 'RSS of the watcher', target: '< 80 MB', met: r.rssMB.watcher < 80 },
+  ];
+}

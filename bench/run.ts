@@ -1,0 +1,151 @@
+// `npm run bench [-- --smoke]`: the balancer against direct access, discovery, failover and memory,
+// with real Consul, nginx and service replicas on loopback. See the README's performance section.
+import { sendRequests } from '../test/helpers/load';
+import { startLoadGenerator, type LoadGenerator } from './load-generator';
+import type { SingleRequestsReport } from './load-protocol';
+import { parseOptions, type BenchOptions } from './options';
+import { measureDiscovery } from './phases/discovery';
+import { measureRemoval } from './phases/removal';
+import { measureThroughput } from './phases/throughput';
+import { affinityOf, pinProcess, planCpus, type CpuPlan } from './pinning';
+import { pssMB, readStat, rssMB } from './proc-stats';
+import { formatContext, formatTable, writeResults } from './report';
+import { summarize, type RawMeasurements } from './results';
+import { startSystemUnderTest, type SystemUnderTest } from './system-under-test';
+import { collectVersions } from './versions';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+/** Watcher CPU over a quiet window, as a percentage of one core. */
+async function idleCpuPercent(pid: number, seconds: number): Promise<number> {
+  const before = readStat(pid)?.cpuUs ?? Number.NaN;
+  const started = performance.now();
+  await sleep(seconds * 1000);
+  const after = readStat(pid)?.cpuUs ?? Number.NaN;
+  return ((after - before) / 1000 / (performance.now() - started)) * 100;
+}
+
+/** Single timed requests, alternating between the two paths in chunks so both see the same noise. */
+async function singleRequests(load: LoadGenerator, direct: string, balancer: string, total: number) {
+  const chunks = 5;
+  const reports = { direct: [] as SingleRequestsReport[], balancer: [] as SingleRequestsReport[] };
+  for (let i = 0; i < chunks; i++) {
+    reports.direct.push(await load.singleRequests(direct, Math.ceil(total / chunks)));
+    reports.balancer.push(await load.singleRequests(balancer, Math.ceil(total / chunks)));
+  }
+  return reports;
+}
+
+function nginxMemory(sut: SystemUnderTest) {
+  const { master, workers } = sut.nginx();
+  const pids = master ? [master, ...workers] : [];
+  return {
+    rss: pids.length ? pids.reduce((s, pid) => s + rssMB(pid), 0) : Number.NaN,
+    pss: pids.length ? pids.reduce((s, pid) => s + pssMB(pid), 0) : Number.NaN,
+  };
+}
+
+async function runBench(options: BenchOptions, plan: CpuPlan, sut: SystemUnderTest, load: LoadGenerator): Promise<Omit<RawMeasurements, 'elapsedSec' | 'startedAt' | 'versions' | 'options' | 'cores'>> {
+  const first = await sut.startReplica('bench-1');
+  await sut.waitUpstream(first, true);
+  await sendRequests(`${first.url}/`, 100);
+  await sendRequests(`${sut.balancerUrl}/`, 100);
+  await sleep(1000);
+  const replicaIdle = rssMB(first.child.pid!);
+  log(`idle replica RSS ${replicaIdle.toFixed(1)} MB; sampling the idle watcher for ${options.idleSampleSec} s`);
+  const watcherIdleCpuPercent = await idleCpuPercent(sut.balancer.child.pid!, options.idleSampleSec);
+
+  const nginx = sut.nginx();
+  const observed: Record<string, string> = {
+    benchmark: affinityOf(process.pid),
+    loadGenerator: affinityOf(load.pid),
+    consul: affinityOf(sut.consulPid),
+    replica: affinityOf(first.child.pid!),
+    watcher: affinityOf(sut.balancer.child.pid!),
+    nginxMaster: nginx.master ? affinityOf(nginx.master) : 'not found',
+    nginxWorkers: nginx.workers.map(affinityOf).join(' ') || 'not found',
+  };
+
+  log(`throughput and latency: ${options.repeats} repeats of ${options.durationSec} s per path, ${options.connections} connections`);
+  let second: Awaited<ReturnType<SystemUnderTest['startReplica']>> | undefined;
+  const throughput = await measureThroughput(sut, load, first, async () => {
+    second = await sut.startReplica('bench-2');
+    await sut.waitUpstream(second, true);
+    return second;
+  }, options);
+
+  log(`single timed requests: ${options.singleRequests} per path`);
+  const single = await singleRequests(load, `${first.url}/`, `${sut.balancerUrl}/`, options.singleRequests);
+  const replicaAfterLoad = rssMB(first.child.pid!);
+  if (second) {
+    await second.stop(5000);
+    await sut.waitUpstream(second, false);
+  }
+
+  log(`discovery add: ${options.discoveryTries} tries`);
+  const discovery = await measureDiscovery(sut, options.discoveryTries);
+  log(`failover (SIGKILL) under the steady loop: ${options.failoverTries} tries`);
+  const failover = await measureRemoval(sut, 'SIGKILL', options.failoverTries);
+  log(`scale-down (SIGTERM) under the steady loop: ${options.scaleDownTries} tries`);
+  const scaleDown = await measureRemoval(sut, 'SIGTERM', options.scaleDownTries);
+
+  const nginxMem = nginxMemory(sut);
+  return {
+    pinning: { description: plan.description, loadCpu: plan.loadCpu ?? null, testCpu: plan.testCpu ?? null, observed },
+    throughput,
+    watcherIdleCpuPercent,
+    single,
+    discovery,
+    failover,
+    scaleDown,
+    memory: { replicaIdle, replicaAfterLoad, watcher: rssMB(sut.balancer.child.pid!), nginx: nginxMem.rss, nginxPss: nginxMem.pss },
+  };
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const startedAt = new Date();
+  const started = performance.now();
+  const plan = planCpus();
+  // The benchmark's own polling and request loops belong to the load side.
+  pinProcess(process.pid, plan.loadCpu);
+  log(`${options.mode} run; ${plan.description}`);
+
+  const sut = await startSystemUnderTest(plan.testCpu);
+  let load: LoadGenerator | undefined;
+  const cleanUp = async () => {
+    await load?.stop();
+    await sut.stop();
+  };
+  const onSignal = () => void cleanUp().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  let measured;
+  try {
+    load = await startLoadGenerator(plan.loadCpu);
+    measured = await runBench(options, plan, sut, load);
+  } catch (error) {
+    log(`balancer output (last lines):\n${sut.balancer.output().slice(-2000)}`);
+    throw error;
+  } finally {
+    await cleanUp();
+  }
+
+  const results = summarize({
+    ...measured,
+    options,
+    startedAt,
+    elapsedSec: (performance.now() - started) / 1000,
+    cores: plan.cores,
+    versions: collectVersions(),
+  });
+  writeResults(options.outFile, results);
+  process.stdout.write(`\n${formatContext(results)}\n\n${formatTable(results)}\n\nresults written to ${options.outFile}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});

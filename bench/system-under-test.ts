@@ -1,0 +1,157 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startConsul, type ConsulAgent } from '../test/helpers/consul';
+import { freePort } from '../test/helpers/ports';
+import { waitFor, type Managed } from '../test/helpers/processes';
+import { SERVICE_BUNDLE, type Replica } from '../test/helpers/service';
+import { startLoggedProcess } from './logged-process';
+import { pinnedCommand, pinProcess } from './pinning';
+import { childrenOf, readStat } from './proc-stats';
+
+export const BALANCER_BUNDLE = path.resolve(__dirname, '../balancer/dist/main.js');
+export const SERVICE_NAME = 'hello';
+
+export interface BalancerStatus {
+  upstreams: string[];
+  consulIndex?: number;
+  changedAt?: string;
+  reloads?: number;
+  lastReloadError?: string | null;
+}
+
+export interface NginxProcesses {
+  master?: number;
+  workers: number[];
+}
+
+/** Consul, the balancer (watcher + nginx) and service replicas, all on loopback and all on the test core. */
+export interface SystemUnderTest {
+  consul: ConsulAgent;
+  consulPid: number;
+  balancer: Managed;
+  balancerUrl: string;
+  status(): Promise<BalancerStatus>;
+  /** Starts a replica on the test core; resolves as soon as the process is spawned. */
+  startReplica(id: string): Promise<BenchReplica>;
+  /** Polls the balancer's status until `replica` is (or is no longer) among its upstreams. */
+  waitUpstream(replica: Replica, present: boolean, timeoutMs?: number, everyMs?: number): Promise<void>;
+  nginx(): NginxProcesses;
+  stop(): Promise<void>;
+}
+
+export interface BenchReplica extends Replica {
+  /** performance.now() right before the process was spawned. */
+  spawnedAt: number;
+}
+
+export const upstreamOf = (replica: Replica): string => `127.0.0.1:${replica.port}`;
+
+export async function startSystemUnderTest(testCpu: number | undefined): Promise<SystemUnderTest> {
+  for (const bundle of [SERVICE_BUNDLE, BALANCER_BUNDLE]) {
+    if (!fs.existsSync(bundle)) throw new Error(`${path.relative(process.cwd(), bundle)} is missing: run \`npm run build\` first`);
+  }
+  const replicas = new Set<Replica>();
+  const consul = await startConsul();
+  const consulProc = childrenOf(process.pid).find((p) => p.comm === 'consul');
+  if (!consulProc) throw new Error('could not find the consul agent process among the benchmark\'s children');
+  pinProcess(consulProc.pid, testCpu);
+
+  // Working files of the run: the balancer's nginx prefix and every process's log, removed at the end.
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-bench-'));
+  const workDir = path.join(runDir, 'balancer');
+  fs.mkdirSync(workDir);
+  const listenPort = await freePort();
+  const [command, args] = pinnedCommand(testCpu, process.execPath, [BALANCER_BUNDLE]);
+  const balancer = startLoggedProcess(command, args, {
+    CONSUL_HTTP_ADDR: consul.httpAddr,
+    SERVICE_NAME,
+    LISTEN_PORT: String(listenPort),
+    LISTEN_ADDRESS: '127.0.0.1',
+    WORK_DIR: workDir,
+  }, path.join(runDir, 'balancer.log'));
+  const balancerUrl = `http://127.0.0.1:${listenPort}`;
+
+  const status = async (): Promise<BalancerStatus> => {
+    const res = await fetch(`${balancerUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
+    if (!res.ok) throw new Error(`/_balancer/status answered ${res.status}`);
+    return (await res.json()) as BalancerStatus;
+  };
+
+  const stop = async () => {
+    await Promise.all([...replicas].map((r) => r.stop(3000)));
+    await balancer.stop(5000);
+    await consul.stop();
+    fs.rmSync(runDir, { recursive: true, force: true });
+  };
+
+  try {
+    await waitFor('the balancer to answer /_balancer/status', async () => (await status()).upstreams !== undefined, 15_000, 100);
+  } catch (error) {
+    await stop();
+    throw new Error(`${String(error)}\nbalancer output:\n${balancer.output().slice(-3000)}`);
+  }
+
+  return {
+    consul,
+    consulPid: consulProc.pid,
+    balancer,
+    balancerUrl,
+    status,
+    async startReplica(id) {
+      const port = await freePort();
+      const [cmd, cmdArgs] = pinnedCommand(testCpu, process.execPath, [SERVICE_BUNDLE]);
+      const spawnedAt = performance.now();
+      const proc = startLoggedProcess(cmd, cmdArgs, {
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        SERVICE_ADDRESS: '127.0.0.1',
+        SERVICE_NAME,
+        SERVICE_ID: id,
+        CONSUL_HTTP_ADDR: consul.httpAddr,
+      }, path.join(runDir, `${id}.log`));
+      const replica: BenchReplica = Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}`, spawnedAt });
+      replicas.add(replica);
+      void proc.exited.then(() => replicas.delete(replica));
+      return replica;
+    },
+    async waitUpstream(replica, present, timeoutMs = 15_000, everyMs = 20) {
+      const address = upstreamOf(replica);
+      await waitFor(
+        `${replica.id} (${address}) to ${present ? 'join' : 'leave'} the balancer's upstreams`,
+        async () => (await status()).upstreams.includes(address) === present,
+        timeoutMs,
+        everyMs,
+      );
+    },
+    nginx() {
+      return findNginx(balancer.child.pid!);
+    },
+    stop,
+  };
+}
+
+/** nginx's master (the nginx process the watcher started) and its workers (the master's children). */
+function findNginx(watcherPid: number): NginxProcesses {
+  const queue = [watcherPid];
+  while (queue.length) {
+    const pid = queue.shift()!;
+    for (const child of childrenOf(pid)) {
+      if (child.comm === 'nginx') {
+        const workers = childrenOf(child.pid).filter((w) => w.comm === 'nginx').map((w) => w.pid);
+        return { master: child.pid, workers };
+      }
+      queue.push(child.pid);
+    }
+  }
+  return { workers: [] };
+}
+
+/** CPU time nginx's workers have used so far, those already replaced by a reload included (µs). */
+export function nginxWorkersCpuUs(nginx: NginxProcesses): number {
+  if (!nginx.master) return Number.NaN;
+  const master = readStat(nginx.master);
+  let total = master?.reapedChildrenCpuUs ?? 0;
+  for (const worker of nginx.workers) total += readStat(worker)?.cpuUs ?? 0;
+  return total;
+}
