@@ -14,7 +14,7 @@ CONSUL_TAG=cnp-consul:1.8.7
 BASE_PACKAGES=nginx-light,syslog-ng-core,ca-certificates
 NODE_BIN=/usr/bin/node
 
-for tool in debootstrap docker dpkg-deb sha256sum; do
+for tool in debootstrap docker dpkg-deb sha256sum flock; do
   command -v "$tool" >/dev/null || { echo "images: '$tool' is missing; run scripts/provision.sh (Debian, root)" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "images: debootstrap needs root" >&2; exit 1; }
@@ -24,6 +24,9 @@ node_major="$("$NODE_BIN" -p 'process.versions.node.split(".")[0]')"
 [ "$node_major" -ge 20 ] || { echo "images: $NODE_BIN is Node $node_major; need 20 or newer" >&2; exit 1; }
 
 mkdir -p "$WORK/debs"
+# Test files may ask for the images at the same time: one build at a time, the others then find them current.
+exec 9>"$WORK/.lock"
+flock 9
 script_hash="$(sha256sum "$0" | cut -c1-64)"
 
 # The consul .deb: apt's cache from provisioning, or fetched from the bullseye suite provision.sh adds.
@@ -55,11 +58,14 @@ bootstrap() {
 
 # Imports DIR as TAG with the inputs label and a default command.
 import_rootfs() {
-  local dir="$1" tag="$2" hash="$3" cmd="$4"
+  local dir="$1" tag="$2" hash="$3" cmd="$4" previous
+  previous="$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)"
   tar --numeric-owner -C "$dir" -c . | docker import \
     -c "LABEL cnp.inputs=$hash" -c "LABEL cnp.image=${tag%%:*}" \
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     -c "CMD $cmd" - "$tag" >/dev/null
+  # The outdated copy would linger untagged; it stays only while some container still uses it.
+  [ -z "$previous" ] || docker image rm "$previous" >/dev/null 2>&1 || true
 }
 
 build_base() {
