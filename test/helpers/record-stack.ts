@@ -74,6 +74,19 @@ export function readProjectFile(): Record<string, any> {
   return yaml.load(fs.readFileSync(path.join(REPO_ROOT, 'Pulumi.yaml'), 'utf8')) as Record<string, any>;
 }
 
+/** A stack file's (Pulumi.<stack>.yaml) values for this project, keys without the namespace, as strings. */
+export function readStackConfig(stack: string): Record<string, string> {
+  const file = yaml.load(fs.readFileSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), 'utf8')) as {
+    config?: Record<string, unknown>;
+  };
+  const prefix = `${readProjectFile().name}:`;
+  return Object.fromEntries(
+    Object.entries(file.config ?? {})
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, value]) => [key.slice(prefix.length), String(value)]),
+  );
+}
+
 /** The program's entry, exactly as Pulumi.yaml's `main` names it (relative to the project folder). */
 export function programEntry(): string {
   const main = readProjectFile().main;
@@ -119,6 +132,10 @@ async function resourcesFeeding(value: unknown, found = new Set<pulumi.Resource>
   }
   return found;
 }
+
+// Internal to the SDK (not in its typings): resolves when the runtime's outstanding RPCs are done.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runtimeSettings = require('@pulumi/pulumi/runtime/settings') as { waitForRPCs(): Promise<void> };
 
 let queue: Promise<unknown> = Promise.resolve();
 
@@ -176,8 +193,10 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
     }
   });
 
-  // Every registration has reached the mock once each resource's URN is known.
+  // Every registration has reached the mock once each resource's URN is known; then let the last RPCs
+  // (the stack's own outputs) finish, or they would reach the next run's mock.
   await Promise.all(declared.map((d) => settled(d.resource.urn)));
+  await runtimeSettings.waitForRPCs();
 
   const names = new Map<pulumi.Resource, string>(declared.map((d) => [d.resource, d.name]));
   const taken = new Map<string, number>();

@@ -1,0 +1,112 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { ALLOWED, DEFAULTS, MAX_REPLICAS, parseConfig, type ConfigKey } from '../../infra/config';
+import { hashSources } from '../../infra/sources';
+import { REPO_ROOT, programEntry, readProjectFile, readStackConfig } from '../helpers/record-stack';
+
+test('no values set gives the documented defaults', (t) => {
+  t.deepEqual(parseConfig({}), DEFAULTS);
+  t.is(DEFAULTS.replicas, 1);
+  t.is(DEFAULTS.bindAddress, '127.0.0.1');
+});
+
+test('good values are parsed into their types', (t) => {
+  const config = parseConfig({
+    replicas: String(MAX_REPLICAS),
+    balancerPort: '18080',
+    consulUiPort: '18500',
+    collectorPort: '15514',
+    bindAddress: '::1',
+    dockerHost: 'ssh://deploy@vm-1.example:2222',
+    baseImage: 'cnp-base:bookworm',
+    consulImage: 'registry.local:5000/team/consul:1.20@sha256:' + 'a'.repeat(64),
+    serviceName: 'hello-2',
+  });
+  t.is(config.replicas, MAX_REPLICAS);
+  t.is(config.balancerPort, 18080);
+  t.is(config.bindAddress, '::1');
+  t.is(config.dockerHost, 'ssh://deploy@vm-1.example:2222');
+  t.is(config.consulImage.startsWith('registry.local:5000/'), true);
+  t.is(parseConfig({ dockerHost: '' }).dockerHost, '');
+  t.is(parseConfig({ dockerHost: 'ssh://root@[2001:db8::1]' }).dockerHost, 'ssh://root@[2001:db8::1]');
+});
+
+const badValues: [ConfigKey, string][] = [
+  ['replicas', '0'],
+  ['replicas', '-1'],
+  ['replicas', '2.5'],
+  ['replicas', 'abc'],
+  ['replicas', String(MAX_REPLICAS + 1)],
+  ['replicas', ''],
+  ['balancerPort', '0'],
+  ['balancerPort', '65536'],
+  ['consulUiPort', 'http'],
+  ['collectorPort', '-5'],
+  ['bindAddress', 'localhost'],
+  ['bindAddress', '256.1.1.1'],
+  ['bindAddress', '127.0.0.1:80'],
+  ['dockerHost', 'tcp://vm:2375'],
+  ['dockerHost', 'ssh://vm'],
+  ['dockerHost', 'ssh://u@vm:99999'],
+  ['dockerHost', 'ssh://u@[not-ipv6]'],
+  ['baseImage', 'Not An Image!'],
+  ['consulImage', ''],
+  ['serviceName', 'Hello_World'],
+];
+
+for (const [key, value] of badValues) {
+  test(`${key} = ${JSON.stringify(value)} throws one Error naming key, value and what is allowed`, (t) => {
+    const error = t.throws(() => parseConfig({ [key]: value }), { instanceOf: Error });
+    t.true(error!.message.includes(`consul-nginx-pulumi:${key}`), error!.message);
+    t.true(error!.message.includes(JSON.stringify(value)), error!.message);
+    t.true(error!.message.includes(ALLOWED[key]), error!.message);
+  });
+}
+
+test('two published ports on the same number are refused', (t) => {
+  const error = t.throws(() => parseConfig({ balancerPort: '8500' }));
+  t.regex(error!.message, /consulUiPort = "8500".*equals balancerPort/);
+});
+
+test('an unknown key is refused with the list of known keys', (t) => {
+  const error = t.throws(() => parseConfig({ replica: '3' }));
+  t.regex(error!.message, /unknown config key consul-nginx-pulumi:replica; known keys: replicas, /);
+});
+
+test("Pulumi.yaml declares every key with type and description, and its defaults equal config.ts's", (t) => {
+  const declared = readProjectFile().config as Record<string, { type: string; description: string; default?: unknown }>;
+  t.deepEqual(Object.keys(declared).sort(), Object.keys(DEFAULTS).sort());
+  for (const key of Object.keys(DEFAULTS) as ConfigKey[]) {
+    const entry = declared[key];
+    t.is(entry.type, typeof DEFAULTS[key] === 'number' ? 'integer' : 'string', key);
+    t.true(typeof entry.description === 'string' && entry.description.length > 10, key);
+    if ('default' in entry) t.is(entry.default, DEFAULTS[key], `default of ${key}`);
+  }
+  // Only the empty dockerHost default is left unstated (it means "the local engine").
+  t.deepEqual(
+    Object.keys(declared).filter((key) => !('default' in declared[key])),
+    ['dockerHost'],
+  );
+});
+
+test("Pulumi.yaml's main is the program entry and Pulumi.dev.yaml's values are valid", (t) => {
+  t.is(programEntry(), path.join(REPO_ROOT, 'infra', 'index.ts'));
+  t.true(fs.existsSync(programEntry()));
+  const values = readStackConfig('dev');
+  t.true(Object.keys(values).length > 0);
+  t.notThrows(() => parseConfig(values));
+});
+
+test('the source hash changes when a source file changes and ignores dist/', (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-hash-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(root, 'service', 'dist'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'service', 'main.ts'), 'export const a = 1;\n');
+  const first = hashSources(root, ['service']);
+  fs.writeFileSync(path.join(root, 'service', 'dist', 'main.js'), 'built output');
+  t.is(hashSources(root, ['service']), first);
+  fs.writeFileSync(path.join(root, 'service', 'main.ts'), 'export const a = 2;\n');
+  t.not(hashSources(root, ['service']), first);
+});
