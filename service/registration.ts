@@ -32,6 +32,9 @@ export interface Registration {
   stop(): Promise<void>;
 }
 
+// Errors that mean the request never reached Consul, so it cannot have registered anything.
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
+
 export const DEFAULT_TIMING: RegistrationTiming = { pollMs: 1000, firstRetryMs: 100, maxRetryMs: 2000 };
 
 function urlHost(address: string): string {
@@ -90,7 +93,7 @@ export function keepRegistered(
 ): Registration {
   let stopped = false;
   let registered = false;
-  // Set before the first register call: a call whose answer was lost may still have registered us.
+  // A register call whose answer was lost (timeout, reset) may still have registered us.
   let mayBeRegistered = false;
   let wake: (() => void) | undefined;
 
@@ -109,8 +112,14 @@ export function keepRegistered(
     while (!stopped) {
       try {
         if (!registered) {
+          const before = mayBeRegistered;
           mayBeRegistered = true;
-          await api.register(service);
+          try {
+            await api.register(service);
+          } catch (error) {
+            if (NOT_SENT.has((error as NodeJS.ErrnoException).code ?? '')) mayBeRegistered = before;
+            throw error;
+          }
           registered = true;
           logger.info('registered', { service: service.name, check: service.checkUrl });
         } else if (!(await api.isRegistered(service.id))) {

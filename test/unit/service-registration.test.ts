@@ -15,7 +15,7 @@ class FakeAgent implements AgentApi {
   private gate(call: string) {
     this.calls.push(call);
     this.times.push(performance.now());
-    if (!this.up) throw new Error('connect ECONNREFUSED');
+    if (!this.up) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8500'), { code: 'ECONNREFUSED' });
   }
   async register(s: ServiceDefinition) {
     this.gate('register');
@@ -93,4 +93,32 @@ test('stop while Consul is down still returns, logging that deregistration faile
   await registration.stop();
   t.truthy(lines.find((l) => l.level === 'error' && String(l.msg).startsWith('deregistration failed')));
   t.false(registration.isRegistered());
+});
+
+test('stop before Consul was ever reached makes no deregister call', async (t) => {
+  const agent = new FakeAgent();
+  agent.up = false;
+  const { logger, lines } = quietLogger();
+  const registration = keepRegistered(agent, service, logger, fast);
+  await waitFor('a few failed attempts', () => agent.calls.length >= 3, 2000, 5);
+  await registration.stop();
+  t.false(agent.calls.includes('deregister'));
+  t.false(lines.some((l) => l.level === 'error'));
+});
+
+test('a register call that timed out may have landed, so stop still deregisters', async (t) => {
+  const agent = new FakeAgent();
+  const register = agent.register.bind(agent);
+  let attempts = 0;
+  agent.register = async (s) => {
+    attempts++;
+    if (attempts > 1) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    await register(s); // landed on the agent ...
+    throw new Error('request timed out (3000ms)'); // ... but the answer was lost
+  };
+  const registration = keepRegistered(agent, service, quietLogger().logger, fast);
+  await waitFor('later refused attempts', () => attempts >= 3, 2000, 5);
+  await registration.stop();
+  t.true(agent.calls.includes('deregister'));
+  t.is(agent.services.size, 0);
 });
