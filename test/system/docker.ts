@@ -1,0 +1,45 @@
+import { execFile } from 'node:child_process';
+
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Text written to the command's stdin. */
+  input?: string;
+}
+
+/** Runs a command to completion; rejects with its stderr (and stdout) when it exits non-zero. */
+export function run(command: string, args: string[], { cwd, env, timeoutMs = 120_000, input }: RunOptions = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      command,
+      args,
+      { cwd, env: env ?? process.env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error) {
+          const output = `${stderr}${stdout ? `\n${stdout}` : ''}`.trim().split('\n').slice(-25).join('\n');
+          reject(new Error(`${command} ${args.join(' ').slice(0, 300)} failed (${error.code ?? error.signal}): ${output}`));
+        } else {
+          resolve(stdout);
+        }
+      },
+    );
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+/** The docker CLI against the local engine. */
+export function docker(args: string[], options: RunOptions = {}): Promise<string> {
+  return run('docker', args, options);
+}
+
+/** `docker inspect` of one object, parsed; undefined when it does not exist. */
+export async function inspect<T = any>(kind: 'container' | 'network' | 'volume' | 'image', ref: string): Promise<T | undefined> {
+  try {
+    const [object] = JSON.parse(await docker([kind, 'inspect', ref])) as T[];
+    return object;
+  } catch (error) {
+    if (/no such|not found/i.test(String(error))) return undefined;
+    throw error;
+  }
+}

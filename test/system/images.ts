@@ -1,0 +1,11 @@
+import path from 'node:path';
+import { run } from './docker';
+
+export const PROJECT_DIR = path.resolve(__dirname, '../..');
+export const BASE_IMAGE = 'cnp-base:bookworm';
+export const CONSUL_IMAGE = 'cnp-consul:1.8.7';
+
+/** Builds the offline base images if their inputs changed (a cached run takes well under a second). */
+export async function ensureOfflineImages(): Promise<string> {
+  return run('bash', [path.join(PROJECT_DIR, 'scripts/images.sh')], { timeoutMs: 600_000 });
+}

@@ -1,0 +1,132 @@
+// The realizer against the real Docker engine, with small hand-made records on the offline base image.
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { docker, inspect } from './docker';
+import { BASE_IMAGE, PROJECT_DIR, ensureOfflineImages } from './images';
+import { Realizer, type DeclaredResource } from './realize';
+
+const tag = `cnp-realizer-${randomBytes(3).toString('hex')}`;
+const realizers: Realizer[] = [];
+
+function newRealizer(log?: (line: string) => void): Realizer {
+  const realizer = new Realizer({ projectDir: PROJECT_DIR, log });
+  realizers.push(realizer);
+  return realizer;
+}
+
+const network = (): DeclaredResource => ({
+  type: 'docker:index/network:Network',
+  name: 'net',
+  inputs: { name: `${tag}-net`, labels: [{ label: 'cnp.test', value: tag }] },
+  options: {},
+});
+
+// A process that exits 0 on SIGTERM, so a graceful stop is told apart from a kill.
+const sleeper = (name: string, inputs: Record<string, unknown> = {}, options: DeclaredResource['options'] = {}): DeclaredResource => ({
+  type: 'docker:index/container:Container',
+  name,
+  inputs: {
+    image: BASE_IMAGE,
+    entrypoints: ['/bin/sh', '-c'],
+    command: ['trap "exit 0" TERM; sleep 300 & wait'],
+    labels: [{ label: 'cnp.test', value: tag }],
+    networksAdvanced: [{ name: `${tag}-net`, aliases: [name] }],
+    ...inputs,
+  },
+  options: { dependsOn: ['net'], ...options },
+});
+
+async function testObjects(): Promise<string> {
+  const containers = await docker(['ps', '-a', '--filter', `label=cnp.test=${tag}`, '--format', '{{.Names}}']);
+  const networks = await docker(['network', 'ls', '--filter', `label=cnp.test=${tag}`, '--format', '{{.Name}}']);
+  return (containers + networks).split('\n').filter(Boolean).sort().join(' ');
+}
+
+test.before(async () => {
+  await ensureOfflineImages();
+});
+
+test.after.always(async () => {
+  for (const realizer of realizers) await realizer.destroy().catch(() => {});
+  // Belt and braces: anything labelled for this run, whatever happened to the realizers.
+  const leftovers = (await docker(['ps', '-aq', '--filter', `label=cnp.test=${tag}`])).split('\n').filter(Boolean);
+  if (leftovers.length) await docker(['rm', '-f', '-v', ...leftovers]);
+  await docker(['network', 'rm', `${tag}-net`]).catch(() => {});
+});
+
+test.serial('an unchanged input keeps the container; a changed one replaces it, new before old', async (t) => {
+  const lines: string[] = [];
+  const realizer = newRealizer((line) => lines.push(line));
+  const first = await realizer.apply([network(), sleeper('a', { envs: ['MODE=one'] }), sleeper('b', { envs: ['MODE=one'] })]);
+  t.deepEqual(first.created.length, 3);
+  const before = Object.fromEntries(realizer.containers().map((c) => [c.resourceName, c]));
+  t.true((await inspect('container', before.a!.id))?.State?.Running);
+  t.deepEqual((await inspect('container', before.a!.id))?.Config?.Env?.includes('MODE=one'), true);
+
+  const same = await realizer.apply([network(), sleeper('a', { envs: ['MODE=one'] }), sleeper('b', { envs: ['MODE=one'] })]);
+  t.deepEqual(same.created, []);
+  t.deepEqual(same.replaced, []);
+  t.is(same.unchanged.length, 3);
+  t.is(realizer.containers().find((c) => c.resourceName === 'a')!.id, before.a!.id);
+
+  lines.length = 0;
+  const changed = await realizer.apply([network(), sleeper('a', { envs: ['MODE=one'] }), sleeper('b', { envs: ['MODE=two'] })]);
+  t.deepEqual(changed.replaced, ['docker:index/container:Container::b']);
+  const after = Object.fromEntries(realizer.containers().map((c) => [c.resourceName, c]));
+  t.is(after.a!.id, before.a!.id, 'the unchanged container keeps its id');
+  t.not(after.b!.id, before.b!.id, 'the changed container is a new one');
+  t.true((await inspect('container', after.b!.id))?.Config?.Env?.includes('MODE=two'));
+  t.is(await inspect('container', before.b!.id), undefined, 'the old copy is gone');
+  // Auto-named (no name input): the new copy is created before the old one is deleted.
+  t.regex(lines.join('\n'), /create container b-\w+\ndelete container b-\w+/);
+  // Forced removal (no destroyGraceSeconds): no graceful stop recorded.
+  t.is(changed.removedContainers[0]!.exitCode, undefined);
+  await realizer.destroy();
+  t.is(await testObjects(), '');
+});
+
+test.serial('deleteBeforeReplace removes first; destroyGraceSeconds stops with its grace before removal', async (t) => {
+  const lines: string[] = [];
+  const realizer = newRealizer((line) => lines.push(line));
+  const fixed = (mode: string) =>
+    sleeper('fixed', { name: `${tag}-fixed`, envs: [`MODE=${mode}`], destroyGraceSeconds: 10 }, { dependsOn: ['net'], deleteBeforeReplace: true });
+  await realizer.apply([network(), fixed('one')]);
+  lines.length = 0;
+  const changed = await realizer.apply([network(), fixed('two')]);
+  t.deepEqual(changed.replaced, ['docker:index/container:Container::fixed']);
+  t.deepEqual(lines, [`delete container ${tag}-fixed`, `create container ${tag}-fixed`]);
+  const stop = changed.removedContainers[0]!;
+  t.is(stop.graceSeconds, 10);
+  t.is(stop.exitCode, 0, 'the process ended on SIGTERM within the grace, not by SIGKILL');
+  t.true(stop.stopMs < 10_000);
+
+  // Without deleteBeforeReplace a fixed name cannot be created before its old copy goes: the engine fails too.
+  const clash = sleeper('fixed', { name: `${tag}-fixed`, envs: ['MODE=three'] });
+  await t.throwsAsync(realizer.apply([network(), clash]), { message: /already in use/ });
+  await realizer.destroy();
+  t.is(await testObjects(), '');
+});
+
+test.serial('a declared input the realizer does not apply is refused before anything is created', async (t) => {
+  const realizer = newRealizer();
+  const error = await t.throwsAsync(realizer.apply([network(), sleeper('a', { privileged: true })]));
+  t.regex(error!.message, /docker:Container "a" declares privileged=true, which the realizer does not apply/);
+  const nested = await t.throwsAsync(realizer.apply([network(), sleeper('a', { ports: [{ internal: 80, external: 8080, bogus: 1 }] })]));
+  t.regex(nested!.message, /ports\[0\] declares bogus=1/);
+  await t.throwsAsync(realizer.apply([{ type: 'docker:index/remoteImage:RemoteImage', name: 'x', inputs: { name: 'nginx' }, options: {} }]), {
+    message: /RemoteImage .* is not realized/,
+  });
+  t.is(await testObjects(), '', 'nothing was created');
+});
+
+test.serial('removing a resource from the record removes it; destroy leaves nothing', async (t) => {
+  const realizer = newRealizer();
+  await realizer.apply([network(), sleeper('a'), sleeper('b', { destroyGraceSeconds: 5 })]);
+  const kept = realizer.containers().find((c) => c.resourceName === 'a')!.id;
+  const shrunk = await realizer.apply([network(), sleeper('a')]);
+  t.deepEqual(shrunk.deleted, ['docker:index/container:Container::b']);
+  t.is(shrunk.removedContainers[0]!.exitCode, 0);
+  t.is(realizer.containers()[0]!.id, kept);
+  await realizer.destroy();
+  t.is(await testObjects(), '');
+});
