@@ -6,13 +6,14 @@ export interface ConfigTarget {
   /** Writes and checks a candidate config; the error text, or null when it is valid. */
   check(text: string): Promise<string | null>;
   installCandidate(): Promise<void>;
-  reload(): void;
+  /** Reloads nginx and resolves once it serves the config numbered `generation`. */
+  reload(generation: number): Promise<void>;
 }
 
 export interface ApplierOptions {
   target: ConfigTarget;
-  /** Renders the full config for a set of upstreams. */
-  renderText(upstreams: readonly string[]): Promise<string> | string;
+  /** Renders the full config for a set of upstreams; `generation` numbers it (the initial config is 0). */
+  renderText(upstreams: readonly string[], generation: number): Promise<string> | string;
   status: BalancerStatus;
   logger: Logger;
   /** Quiet time that ends a burst of changes. */
@@ -42,11 +43,13 @@ export function createApplier(o: ApplierOptions): Applier {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
+  let generation = 0;
 
   const applyOnce = async (upstreams: readonly string[], requestedAt: number) => {
     const loaded = o.status.upstreams;
     if (loaded.length === upstreams.length && loaded.every((u, i) => u === upstreams[i])) return;
-    const text = await o.renderText(upstreams);
+    generation++;
+    const text = await o.renderText(upstreams, generation);
     const error = await o.target.check(text);
     if (error !== null) {
       o.status.lastReloadError = error;
@@ -55,7 +58,7 @@ export function createApplier(o: ApplierOptions): Applier {
       return;
     }
     await o.target.installCandidate();
-    o.target.reload();
+    await o.target.reload(generation);
     const previous = o.status.upstreams;
     o.status.upstreams = [...upstreams];
     o.status.reloads++;

@@ -47,7 +47,8 @@ async function main(): Promise<void> {
   const user = workerUser();
   const workDir = await prepareWorkDir(config, user !== undefined);
   const status = initialStatus(config.serviceName, config.consul.url);
-  const nginx = new Nginx(config.nginxBin, workDir, logger);
+  const probeHost = config.listenAddress === '0.0.0.0' ? '127.0.0.1' : config.listenAddress === '::' ? '::1' : config.listenAddress;
+  const nginx = new Nginx(config.nginxBin, workDir, logger, { host: probeHost, port: config.listenPort });
   let follower: ReturnType<typeof followHealthyInstances> | undefined;
   const statusServer = await startStatusServer(() => {
     if (follower) {
@@ -67,7 +68,8 @@ async function main(): Promise<void> {
     accessLogPort: accessLog.port,
     workerUser: user,
   };
-  const renderText = (upstreams: readonly string[]) => withTestBreak(config, renderNginxConfig(settings, upstreams));
+  const renderText = (upstreams: readonly string[], generation: number) =>
+    withTestBreak(config, renderNginxConfig(settings, upstreams, generation));
 
   // Start with no upstream (a JSON 503) so nginx listens at once; the first Consul answer follows within milliseconds.
   const initialError = await nginx.check(renderNginxConfig(settings, []));

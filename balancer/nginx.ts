@@ -1,5 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Logger } from './log';
@@ -28,10 +29,15 @@ export class Nginx {
   private child: ChildProcess | undefined;
   private exitPromise: Promise<NginxExit> | undefined;
 
+  /**
+   * @param probe where nginx listens, as seen from this host (wildcards become loopback): used to
+   *   confirm that a reload is being served.
+   */
   constructor(
     private readonly bin: string,
     readonly workDir: string,
     private readonly logger: Logger,
+    private readonly probe: { host: string; port: number },
   ) {
     this.confPath = path.join(workDir, 'nginx.conf');
     this.candidatePath = path.join(workDir, 'nginx.candidate.conf');
@@ -98,12 +104,37 @@ export class Nginx {
     return this.exitPromise;
   }
 
-  /** Graceful reload: nginx starts workers on the new config and lets the old ones finish their requests. */
-  reload(): void {
+  /**
+   * Graceful reload: nginx starts workers on the new config and lets the old ones finish their
+   * requests. Resolves once nginx answers with the new config's `generation`.
+   */
+  async reload(generation: number, timeoutMs = 5000): Promise<void> {
     if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) {
       throw new Error('nginx is not running');
     }
     this.child.kill('SIGHUP');
+    const deadline = Date.now() + timeoutMs;
+    while ((await this.servedGeneration()) !== String(generation)) {
+      if (Date.now() > deadline) throw new Error(`nginx did not serve the new config within ${timeoutMs} ms (see its log)`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  private servedGeneration(): Promise<string | null> {
+    return new Promise((resolve) => {
+      const req = http.get(
+        { host: this.probe.host, port: this.probe.port, path: '/_balancer/generation', agent: false, timeout: 1000 },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve(res.statusCode === 200 ? body.trim() : null));
+          res.on('error', () => resolve(null));
+        },
+      );
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(null));
+    });
   }
 
   /** Graceful stop (SIGQUIT lets requests in flight finish), then SIGKILL after `graceMs`. */

@@ -126,7 +126,7 @@ function unavailableLocation(s: NginxSettings): string[] {
 }
 
 /** The whole nginx.conf for one upstream set: a pure function of its inputs. */
-export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]): string {
+export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[], generation = 0): string {
   const dir = s.workDir.replace(/\/+$/, '');
   const lines = [
     '# Rendered by the balancer from Consul; rewritten on every change of the upstream set.',
@@ -179,6 +179,12 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
     '      proxy_read_timeout 5s;',
     '      add_header Cache-Control no-store always;',
     '    }',
+    '    # The watcher polls this after a reload: the new number means the new config is being served.',
+    '    location = /_balancer/generation {',
+    '      access_log off;',
+    '      default_type text/plain;',
+    `      return 200 "${generation}";`,
+    '    }',
     ...(upstreams.length > 0 ? proxyLocation(s) : unavailableLocation(s)),
     '  }',
     '}',
@@ -188,7 +194,7 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
 }
 
 /** Selection and text together: data in, nginx text and the dropped entries out. */
-export function render(s: NginxSettings, entries: readonly HealthEntry[]): Rendered {
+export function render(s: NginxSettings, entries: readonly HealthEntry[], generation = 0): Rendered {
   const selection = selectUpstreams(entries);
-  return { ...selection, text: renderNginxConfig(s, selection.upstreams) };
+  return { ...selection, text: renderNginxConfig(s, selection.upstreams, generation) };
 }

@@ -3,8 +3,9 @@ import { createApplier, type ConfigTarget } from '../../balancer/apply';
 import type { Logger } from '../../balancer/log';
 import { initialStatus } from '../../balancer/status';
 
-function fakeNginx(refuse: (text: string) => string | null = () => null) {
+function fakeNginx(refuse: (text: string) => string | null = () => null, failReload = false) {
   const events: string[] = [];
+  const generations: number[] = [];
   let candidate = '';
   let live = '';
   const target: ConfigTarget = {
@@ -18,17 +19,19 @@ function fakeNginx(refuse: (text: string) => string | null = () => null) {
       live = candidate;
       events.push('install');
     },
-    reload() {
+    async reload(generation) {
+      generations.push(generation);
       events.push(`reload ${live}`);
+      if (failReload) throw new Error('nginx did not serve the new config within 5000 ms');
     },
   };
-  return { target, events, live: () => live };
+  return { target, events, generations, live: () => live };
 }
 
 const quietLogger: Logger = { info() {}, warn() {}, error() {} };
 
-function setup(refuse?: (text: string) => string | null) {
-  const nginx = fakeNginx(refuse);
+function setup(refuse?: (text: string) => string | null, failReload = false) {
+  const nginx = fakeNginx(refuse, failReload);
   const status = initialStatus('hello', 'http://127.0.0.1:8500');
   const applier = createApplier({
     target: nginx.target,
@@ -53,6 +56,7 @@ test('one change is checked, installed and reloaded, and the status follows', as
   t.is(status.reloads, 1);
   t.truthy(status.changedAt);
   t.is(status.lastReloadError, null);
+  t.deepEqual(nginx.generations, [1], 'the first reload is generation 1 (the initial config is 0)');
 });
 
 test('a burst of changes leads to one reload with the last set', async (t) => {
@@ -119,4 +123,24 @@ test('changes during a reload are applied right after it, never concurrently', a
   await new Promise((r) => setTimeout(r, 50));
   await applier.idle();
   t.deepEqual(nginx.events, ['check a:1', 'install', 'reload a:1', 'check b:1', 'install', 'reload b:1']);
+});
+
+test('a reload nginx does not take up in time is reported and the status keeps the old set', async (t) => {
+  const { status, applier } = setup(undefined, true);
+  applier.request(['a:1']);
+  await new Promise((r) => setTimeout(r, 5));
+  await applier.idle();
+  t.is(status.reloads, 0);
+  t.deepEqual(status.upstreams, []);
+  t.regex(status.lastReloadError ?? '', /did not serve the new config/);
+});
+
+test('every attempt gets a new generation number, refused ones included', async (t) => {
+  const { nginx, applier } = setup((text) => (text.includes('bad') ? 'refused' : null));
+  for (const set of [['a:1'], ['bad:1'], ['b:1']]) {
+    applier.request(set);
+    await new Promise((r) => setTimeout(r, 5));
+    await applier.idle();
+  }
+  t.deepEqual(nginx.generations, [1, 3]);
 });

@@ -118,6 +118,11 @@ test('paths, listen address, status and access-log ports come from the settings'
   t.true(text.includes('error_log stderr warn;'));
 });
 
+test('the config generation is served for the watcher to confirm a reload', (t) => {
+  t.regex(renderNginxConfig(settings, ['127.0.0.1:3000'], 42), /location = \/_balancer\/generation \{[^}]*return 200 "42";/);
+  t.regex(renderNginxConfig(settings, []), /return 200 "0";/);
+});
+
 test('a user directive is rendered only when a worker user is given (nginx started as root)', (t) => {
   t.false(/^user /m.test(renderNginxConfig(settings, [])));
   t.true(renderNginxConfig({ ...settings, workerUser: { user: 'www-data', group: 'www-data' } }, []).includes('user www-data www-data;'));

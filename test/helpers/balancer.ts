@@ -1,0 +1,70 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from './ports';
+import { startProcess, waitFor, type Managed } from './processes';
+
+export const BALANCER_BUNDLE = path.resolve(__dirname, '../../balancer/dist/main.js');
+
+/** The JSON GET /_balancer/status answers. */
+export interface BalancerStatusJson {
+  upstreams: string[];
+  consulIndex: number | null;
+  changedAt: string | null;
+  reloads: number;
+  lastReloadError: string | null;
+  consul: { reachable: boolean; lastError: string | null };
+  [key: string]: unknown;
+}
+
+export interface RunningBalancer extends Managed {
+  port: number;
+  url: string;
+  workDir: string;
+  status(): Promise<BalancerStatusJson>;
+  /** Stops the balancer (SIGTERM) and removes its working directory. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Starts the balancer as a plain process on a free loopback port, from the bundle `npm run build`
+ * makes, with its nginx working files in a fresh temp dir; resolves once its status page answers.
+ */
+export async function startBalancer(consulHttpAddr: string, serviceName: string, env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
+  const port = await freePort();
+  const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-test-'));
+  const proc = startProcess(process.execPath, [BALANCER_BUNDLE], {
+    CONSUL_HTTP_ADDR: consulHttpAddr,
+    SERVICE_NAME: serviceName,
+    LISTEN_ADDRESS: '127.0.0.1',
+    LISTEN_PORT: String(port),
+    WORK_DIR: workDir,
+    ...env,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const status = async () => {
+    const res = await fetch(`${url}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
+    if (!res.ok) throw new Error(`status: HTTP ${res.status}`);
+    return (await res.json()) as BalancerStatusJson;
+  };
+  const balancer: RunningBalancer = Object.assign(proc, {
+    port,
+    url,
+    workDir,
+    status,
+    async cleanup() {
+      await proc.stop(5000);
+      await fs.rm(workDir, { recursive: true, force: true });
+    },
+  });
+  try {
+    await waitFor('the balancer status page', async () => {
+      if (proc.child.exitCode !== null) throw new Error(`balancer exited: ${proc.output()}`);
+      return (await status()).consulIndex !== undefined;
+    }, 15_000, 50);
+  } catch (error) {
+    await balancer.cleanup();
+    throw error;
+  }
+  return balancer;
+}

@@ -1,0 +1,205 @@
+// The balancer against real Consul (`consul agent -dev`), real nginx and real service replicas, on loopback.
+// Serial tests share one Consul and one balancer; each step builds on the replicas the last one left.
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { startBalancer, type BalancerStatusJson, type RunningBalancer } from '../helpers/balancer';
+import { startConsul, type ConsulAgent } from '../helpers/consul';
+import { describeFailures, requestOnce, sendRequests, startSteadyLoop } from '../helpers/load';
+import { stopAll, waitFor } from '../helpers/processes';
+import { startReplica, type Replica } from '../helpers/service';
+
+const SERVICE = 'hello';
+let consul: ConsulAgent;
+let balancer: RunningBalancer;
+let breakFile: string;
+const replicas = new Map<string, Replica>();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const addr = (r: Replica) => `127.0.0.1:${r.port}`;
+
+async function addReplica(id: string): Promise<Replica> {
+  const replica = await startReplica(consul.httpAddr, SERVICE, id);
+  replicas.set(id, replica);
+  return replica;
+}
+
+/** Waits until the balancer serves exactly the given replicas. */
+async function waitForUpstreams(expected: Replica[], timeoutMs = 10_000): Promise<BalancerStatusJson> {
+  const want = expected.map(addr).sort();
+  const status = await waitFor(`upstreams ${want.join(', ')}`, async () => {
+    const current = await balancer.status();
+    return JSON.stringify([...current.upstreams].sort()) === JSON.stringify(want) ? current : undefined;
+  }, timeoutMs, 25);
+  return status!;
+}
+
+const live = () => [...replicas.values()].filter((r) => r.child.exitCode === null && r.child.signalCode === null);
+
+/** Times (ms since epoch) of a replica's log lines with this `msg` (and path, for requests). */
+function logTimes(replica: Replica, msg: string, pathname?: string): number[] {
+  return replica
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { time: string; msg: string; path?: string })
+    .filter((entry) => entry.msg === msg && (pathname === undefined || entry.path === pathname))
+    .map((entry) => Date.parse(entry.time));
+}
+
+test.before(async () => {
+  consul = await startConsul();
+  breakFile = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-break-')), 'break');
+  balancer = await startBalancer(consul.httpAddr, SERVICE, { BALANCER_TEST_BREAK_RENDER_FILE: breakFile, EMPTY_GRACE_MS: '10000' });
+});
+
+test.after.always(async (t) => {
+  if (balancer) t.log(`balancer log tail:\n${balancer.output().split('\n').filter((l) => !l.includes('"source":"nginx"')).slice(-15).join('\n')}`);
+  await Promise.all([...replicas.values()].map((r) => r.stop(3000)));
+  await balancer?.cleanup();
+  await consul?.stop();
+  await stopAll();
+  if (breakFile) await fs.rm(path.dirname(breakFile), { recursive: true, force: true });
+});
+
+test.serial('with no replica it answers 503 with a JSON body, and the status page answers JSON', async (t) => {
+  const res = await fetch(balancer.url + '/', { signal: AbortSignal.timeout(2000) });
+  t.is(res.status, 503);
+  t.regex(res.headers.get('content-type') ?? '', /application\/json/);
+  const body = (await res.json()) as { error: string };
+  t.is(body.error, 'service unavailable');
+
+  const status = await balancer.status();
+  t.deepEqual(status.upstreams, []);
+  t.true(typeof status.consulIndex === 'number' && status.consulIndex > 0, `consulIndex ${status.consulIndex}`);
+  t.is(status.lastReloadError, null);
+  t.true('changedAt' in status && 'reloads' in status);
+});
+
+test.serial('three replicas: 300 requests reach all three (each at least 20%) with no failure', async (t) => {
+  const three = await Promise.all(['r1', 'r2', 'r3'].map(addReplica));
+  await waitForUpstreams(three, 15_000);
+  const report = await sendRequests(balancer.url + '/', 300);
+  t.deepEqual(report.failures, [], describeFailures(report));
+  t.is(report.total, 300);
+  for (const r of three) t.true((report.byInstance[r.id] ?? 0) >= 60, `${r.id}: ${JSON.stringify(report.byInstance)}`);
+
+  const one = await requestOnce(balancer.url + '/');
+  const served = three.find((r) => r.id === one.instance);
+  t.truthy(served);
+  t.is(one.upstream, addr(served!), 'X-Upstream-Addr names the replica that answered');
+});
+
+test.serial('a fourth replica started under load gets traffic, with no failure', async (t) => {
+  const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000 });
+  await sleep(1000);
+  const r4 = await addReplica('r4');
+  await waitForUpstreams(live(), 10_000);
+  await waitFor('r4 to answer a proxied request', () => logTimes(r4, 'request', '/').length > 0, 5000, 25);
+  await sleep(1000);
+  const report = await loop.stop();
+  t.deepEqual(report.failures, [], describeFailures(report));
+  t.true((report.byInstance.r4 ?? 0) > 0, JSON.stringify(report.byInstance));
+  const registeredAt = logTimes(r4, 'registered')[0];
+  const firstProxied = logTimes(r4, 'request', '/')[0];
+  t.log(`registration -> first proxied request: ${firstProxied - registeredAt} ms (includes Consul's first 1 s health check)`);
+  const reloads = balancer.output().split('\n').filter((l) => l.includes('"nginx reloaded"')).map((l) => JSON.parse(l).msSinceChange as number);
+  t.log(`Consul answer -> nginx reload, over ${reloads.length} reloads: max ${Math.max(...reloads)} ms`);
+  t.true(Math.max(...reloads) < 1000);
+});
+
+test.serial('SIGTERM of a replica under a steady loop fails no request', async (t) => {
+  const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000 });
+  await sleep(1000);
+  const r1 = replicas.get('r1')!;
+  const code = await r1.stop(10_000);
+  await waitForUpstreams(live(), 10_000);
+  await sleep(1000);
+  const report = await loop.stop();
+  t.is(code, 0, 'the replica drained and exited 0');
+  t.deepEqual(report.failures, [], describeFailures(report));
+  t.true(report.total > 50, `only ${report.total} requests`);
+});
+
+test.serial('SIGKILL of a replica under a steady loop fails no request while it leaves the upstream set', async (t) => {
+  const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000 });
+  await sleep(1000);
+  const r2 = replicas.get('r2')!;
+  const killedAt = Date.now();
+  r2.child.kill('SIGKILL');
+  await r2.exited;
+  await waitFor('r2 to leave the upstream set', async () => !(await balancer.status()).upstreams.includes(addr(r2)), 10_000, 20);
+  const removedMs = Date.now() - killedAt;
+  await sleep(1000);
+  const report = await loop.stop();
+  t.deepEqual(report.failures, [], describeFailures(report));
+  t.log(`SIGKILL -> removal from the upstream set: ${removedMs} ms`);
+  t.deepEqual((await balancer.status()).upstreams.sort(), live().map(addr).sort());
+});
+
+test.serial('Consul stopped and started again under a steady loop: no failure, the last good set is kept, changes flow again', async (t) => {
+  const before = await waitForUpstreams(live(), 10_000);
+  const loop = startSteadyLoop(balancer.url + '/', { maxMs: 60_000 });
+  await sleep(1000);
+  await consul.stop();
+  await waitFor('the balancer to notice Consul is down', async () => !(await balancer.status()).consul.reachable, 10_000, 50);
+  await sleep(1500);
+  const during = await balancer.status();
+  t.deepEqual(during.upstreams, before.upstreams, 'the last good set is kept while Consul is down');
+
+  await consul.start();
+  // The dev agent comes back empty; the replicas register again and pass their first check.
+  await waitFor('Consul to list the replicas again', async () => (await consul.passing(SERVICE)).length === live().length, 20_000, 100);
+  await waitForUpstreams(live(), 10_000);
+  const r5 = await addReplica('r5');
+  await waitForUpstreams(live(), 10_000);
+  await sleep(1000);
+  const report = await loop.stop();
+  t.deepEqual(report.failures, [], describeFailures(report));
+  t.true((await balancer.status()).upstreams.includes(addr(r5)), 'a change after the outage reaches nginx');
+  const held = balancer.output().includes('keeping the last set during the grace');
+  t.log(`empty set held during the grace after the restart: ${held}`);
+  t.is(balancer.output().split('\n').filter((l) => l.includes('Consul query failed')).length, 1, 'the outage is logged once');
+});
+
+test.serial('a render made invalid on purpose is refused: reloads unchanged, lastReloadError set, traffic still served', async (t) => {
+  const before = await waitForUpstreams(live(), 10_000);
+  await fs.writeFile(breakFile, 'break renders while this file exists\n');
+  const r6 = await addReplica('r6');
+  const after = (await waitFor('the refused reload', async () => {
+    const status = await balancer.status();
+    return status.lastReloadError ? status : undefined;
+  }, 10_000, 25))!;
+  t.regex(after.lastReloadError!, /this_line_is_broken_on_purpose/);
+  t.is(after.reloads, before.reloads);
+  t.deepEqual(after.upstreams, before.upstreams);
+  t.false(after.upstreams.includes(addr(r6)));
+  const report = await sendRequests(balancer.url + '/', 40);
+  t.deepEqual(report.failures, [], describeFailures(report));
+
+  await fs.rm(breakFile);
+  await addReplica('r7');
+  const recovered = await waitForUpstreams(live(), 10_000);
+  t.is(recovered.reloads, before.reloads + 1, 'the next change reloads again');
+});
+
+test.serial('SIGTERM stops the balancer and its nginx gracefully, exit 0', async (t) => {
+  const nginxPid = Number(readFileSync(path.join(balancer.workDir, 'nginx.pid'), 'utf8'));
+  t.true(nginxPid > 0);
+  const code = await balancer.stop(10_000);
+  t.is(code, 0);
+  t.throws(() => process.kill(nginxPid, 0), undefined, 'nginx is gone');
+  const after = await requestOnce(balancer.url + '/', 1000);
+  t.is(after.status, 0, 'nothing listens on the port any more');
+});
+
+test.serial('if nginx dies the balancer exits non-zero', async (t) => {
+  const second = await startBalancer(consul.httpAddr, SERVICE);
+  t.teardown(() => second.cleanup());
+  const nginxPid = Number(readFileSync(path.join(second.workDir, 'nginx.pid'), 'utf8'));
+  // TERM is nginx's fast shutdown: the master takes its workers with it, so nothing is left behind.
+  process.kill(nginxPid, 'SIGTERM');
+  const code = await Promise.race([second.exited, sleep(10_000).then(() => 'still running')]);
+  t.is(code, 1);
+  t.regex(second.output(), /nginx exited unexpectedly/);
+});
