@@ -23,9 +23,13 @@ export interface DeclaredResource {
   type: string;
   name: string;
   inputs: Inputs;
+  /** false for ComponentResources: they group children and have nothing to realize. */
+  custom?: boolean;
   options: {
     /** Names (or URNs) of the resources this one depends on explicitly. */
     dependsOn?: string[];
+    /** Everything it waits for: dependsOn plus the resources whose outputs feed its inputs. */
+    dependencies?: string[];
     deleteBeforeReplace?: boolean;
     parent?: string;
   };
@@ -113,7 +117,7 @@ export class Realizer {
         return undefined;
       }
       default:
-        if (isComponentOrStack(type) || type === 'pulumi:providers:command') return undefined;
+        if (resource.custom === false || isComponentOrStack(type) || type === 'pulumi:providers:command') return undefined;
         throw new Error(`realizer: resource type ${type} ("${name}") is not realized; supported: Network, Volume, Image, Container, local.Command`);
     }
   }
@@ -258,17 +262,23 @@ async function waitHealthy(name: string, seconds: number): Promise<void> {
   }
 }
 
-/** Stable topological order: explicit dependsOn first, otherwise the order the program declared them. */
+/**
+ * Stable topological order: a resource comes after everything it depends on (explicitly or through its
+ * inputs); depending on a component means depending on all of its descendants. Otherwise declaration order.
+ */
 export function orderByDependencies(record: DeclaredResource[]): DeclaredResource[] {
-  const byRef = new Map<string, DeclaredResource>();
+  const byName = new Map<string, DeclaredResource[]>();
+  const children = new Map<string, DeclaredResource[]>();
   for (const r of record) {
-    byRef.set(r.name, r);
-    byRef.set(keyOf(r), r);
+    for (const ref of [r.name, keyOf(r)]) byName.set(ref, [...(byName.get(ref) ?? []), r]);
+    if (r.options.parent) children.set(r.options.parent, [...(children.get(r.options.parent) ?? []), r]);
   }
-  const resolve = (ref: string): DeclaredResource => {
-    const found = byRef.get(ref) ?? byRef.get(ref.split('::').pop()!);
-    if (!found) throw new Error(`realizer: dependsOn names ${ref}, which is not in the record`);
-    return found;
+  const resolve = (ref: string): DeclaredResource[] => {
+    const found = byName.get(ref) ?? byName.get(ref.split('::').pop()!);
+    if (!found) throw new Error(`realizer: a dependency names ${ref}, which is not in the record`);
+    const descendants = (r: DeclaredResource): DeclaredResource[] =>
+      r.custom === false ? (children.get(r.name) ?? []).flatMap((c) => [c, ...descendants(c)]) : [];
+    return found.flatMap((r) => [r, ...descendants(r)]);
   };
   const ordered: DeclaredResource[] = [];
   const state = new Map<DeclaredResource, 'visiting' | 'done'>();
@@ -276,7 +286,7 @@ export function orderByDependencies(record: DeclaredResource[]): DeclaredResourc
     if (state.get(r) === 'done') return;
     if (state.get(r) === 'visiting') throw new Error(`realizer: dependency cycle through ${keyOf(r)}`);
     state.set(r, 'visiting');
-    for (const dep of r.options.dependsOn ?? []) visit(resolve(dep));
+    for (const ref of r.options.dependencies ?? r.options.dependsOn ?? []) for (const dep of resolve(ref)) if (dep !== r) visit(dep);
     state.set(r, 'done');
     ordered.push(r);
   };

@@ -1,0 +1,106 @@
+// `npm run evidence -- [--url http://127.0.0.1:8080] [--requests 200] [--stack dev]`
+// Sends requests through the balancer, each on a new connection, and prints how many each instance
+// answered, then the upstream set the balancer serves now (/_balancer/status). It sends only to the URL
+// given (or the stack's balancerUrl output, published on loopback by default): meant for your own stack.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { sendRequests, type LoadReport } from '../test/helpers/load';
+
+interface EvidenceOptions {
+  url?: string;
+  requests: number;
+  concurrency: number;
+  stack: string;
+}
+
+const USAGE = 'usage: npm run evidence -- [--url http://127.0.0.1:8080] [--requests 1..100000] [--concurrency 1..64] [--stack dev]';
+
+function parseArgs(argv: string[]): EvidenceOptions {
+  const options: EvidenceOptions = { requests: 200, concurrency: 4, stack: 'dev' };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (value === undefined) throw new Error(`${flag} needs a value\n${USAGE}`);
+    if (flag === '--url') {
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        throw new Error(`--url: "${value}" is not a URL; expected e.g. http://127.0.0.1:8080`);
+      }
+      if (url.protocol !== 'http:') throw new Error(`--url: only http:// is supported, got ${url.protocol}`);
+      options.url = value.replace(/\/+$/, '');
+    } else if (flag === '--requests' || flag === '--concurrency') {
+      const max = flag === '--requests' ? 100_000 : 64;
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`${flag}: "${value}" is not a whole number from 1 to ${max}`);
+      options[flag === '--requests' ? 'requests' : 'concurrency'] = n;
+    } else if (flag === '--stack') {
+      options.stack = value;
+    } else {
+      throw new Error(`unknown option ${flag}\n${USAGE}`);
+    }
+  }
+  return options;
+}
+
+/** The stack's balancerUrl output, read with the project-local backend as scripts/stack.sh sets it. */
+function stackBalancerUrl(stack: string): Promise<string> {
+  const projectDir = path.resolve(__dirname, '..');
+  const env = {
+    ...process.env,
+    PULUMI_BACKEND_URL: `file://${projectDir}/.pulumi`,
+    ...(process.env.PULUMI_CONFIG_PASSPHRASE_FILE ? {} : { PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? '' }),
+  };
+  return new Promise((resolve, reject) => {
+    execFile('pulumi', ['stack', 'output', 'balancerUrl', '--stack', stack], { cwd: projectDir, env, timeout: 60_000 }, (error, stdout, stderr) => {
+      if (error) {
+        const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'the Pulumi CLI (`pulumi`) is not on PATH' : stderr.trim() || error.message;
+        reject(new Error(`no --url given and the stack output balancerUrl of stack "${stack}" is unavailable: ${why}\n${USAGE}`));
+      } else {
+        resolve(stdout.trim());
+      }
+    });
+  });
+}
+
+function table(report: LoadReport): string {
+  const rows = Object.entries(report.byInstance).sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }));
+  rows.push(['(failed)', report.failures.length]);
+  const width = Math.max(8, ...rows.map(([name]) => name.length));
+  const pct = (n: number) => `${((100 * n) / report.total).toFixed(1)}%`;
+  return [
+    `${'instance'.padEnd(width)}  requests   share`,
+    ...rows.map(([name, n]) => `${name.padEnd(width)}  ${String(n).padStart(8)}  ${pct(n).padStart(6)}`),
+  ].join('\n');
+}
+
+async function balancerStatus(url: string): Promise<string> {
+  try {
+    const res = await fetch(`${url}/_balancer/status`, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) return `/_balancer/status answered HTTP ${res.status}`;
+    const status = (await res.json()) as { upstreams?: string[]; changedAt?: string | null; reloads?: number };
+    const upstreams = status.upstreams ?? [];
+    return [
+      `upstream set (/_balancer/status): ${upstreams.length} upstream(s), changed at ${status.changedAt ?? 'never'}, ${status.reloads ?? 0} reload(s)`,
+      ...upstreams.map((u) => `  ${u}`),
+    ].join('\n');
+  } catch (error) {
+    return `/_balancer/status unreachable: ${String(error)}`;
+  }
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const url = options.url ?? (await stackBalancerUrl(options.stack));
+  const report = await sendRequests(`${url}/`, options.requests, options.concurrency);
+  console.log(`${url}: ${report.total} requests, ${options.concurrency} at a time, a new connection each (failed = error, non-2xx or > 2 s)`);
+  console.log(table(report));
+  for (const failure of report.failures.slice(0, 3)) console.log(`  failure: ${failure.status || 'no answer'} ${failure.error ?? ''}`.trimEnd());
+  console.log(await balancerStatus(url));
+  if (report.failures.length > 0) process.exitCode = 1;
+}
+
+main().catch((error: Error) => {
+  console.error(`evidence: ${error.message}`);
+  process.exitCode = 2;
+});
