@@ -18,14 +18,23 @@ export interface AppDeps {
   isDraining: () => boolean;
 }
 
+// The body of a refused upload is left unread; closing the connection keeps its rest from being taken for a next request.
+const CLOSE = { Connection: 'close' };
+
 // Ids are made by randomUUID; anything else cannot name a user (and never reaches a KV key).
 const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The client went away while its request body was being read: nobody is left to answer, and it is not our fault. */
+function isClientAbort(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || error.message === 'aborted' || error.name === 'AbortError';
+}
 
 async function readJsonBody(c: Context): Promise<{ ok: true; body: unknown } | { ok: false; res: Response }> {
   const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
   if (type !== 'application/json') {
     const got = type || 'none';
-    return { ok: false, res: c.json({ error: `Content-Type must be application/json; got ${got}` }, 415) };
+    return { ok: false, res: c.json({ error: `Content-Type must be application/json; got ${got}` }, 415, CLOSE) };
   }
   try {
     return { ok: true, body: await c.req.json() };
@@ -66,7 +75,7 @@ export function createApp(deps: AppDeps): Hono {
     '/api/*',
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
-      onError: (c) => c.json({ error: `request body is larger than the limit of ${MAX_BODY_BYTES} bytes` }, 413),
+      onError: (c) => c.json({ error: `request body is larger than the limit of ${MAX_BODY_BYTES} bytes` }, 413, CLOSE),
     }),
   );
 
@@ -121,6 +130,7 @@ export function createApp(deps: AppDeps): Hono {
       return c.json({ error: 'the users store (Consul KV) is unavailable; try again shortly' }, 503, { 'Retry-After': '1' });
     }
     if (error instanceof StoreConflictError) return c.json({ error: error.message }, 409);
+    if (isClientAbort(error)) return c.json({ error: 'the client closed the connection before sending the whole request' }, 400, CLOSE);
     logger.error('unhandled error', { error: error.message, stack: error.stack, path: c.req.path });
     return c.json({ error: 'internal error' }, 500);
   });

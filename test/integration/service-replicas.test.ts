@@ -1,5 +1,6 @@
 import test from 'ava';
 import http from 'node:http';
+import net from 'node:net';
 import { startConsul, type ConsulAgent } from '../helpers/consul';
 import { stopAll, waitFor } from '../helpers/processes';
 import { startReplica, type Replica } from '../helpers/service';
@@ -200,4 +201,79 @@ test.serial('a bad environment value stops the replica at start with one message
     t.regex(replica.output(), new RegExp(`invalid configuration: ${name} must`), name);
     t.is(replica.output().trim().split('\n').length, 1, 'one message');
   }
+});
+
+test.serial('a second signal exits at once, without waiting for the request in flight', async (t) => {
+  const consul = await consulFor(t);
+  const [replica] = await replicas(consul, 1, 'f');
+  t.teardown(() => replica.stop().then(() => undefined));
+  await waitPassing(consul, [replica.id]);
+
+  const inFlight = slowPost(replica.port);
+  inFlight.answer.catch(() => undefined); // the connection dies with the process
+  await new Promise((r) => setTimeout(r, 200));
+  replica.child.kill('SIGTERM');
+  await waitFor('draining to begin', () => /"deregistered"/.test(replica.output()), 10_000, 20);
+  const started = Date.now();
+  replica.child.kill('SIGINT');
+  const code = await Promise.race([replica.exited, new Promise((r) => setTimeout(() => r('still running after 5 s'), 5000))]);
+  t.is(code, 1);
+  t.true(Date.now() - started < 3000, 'did not wait for the 10 s drain bound');
+  t.regex(replica.output(), /second signal; exiting now/);
+});
+
+/** Sends raw bytes on a fresh connection and resolves with whatever came back (or the error). */
+function raw(port: number, bytes: string | Buffer, { endAfterWrite = true, destroyAfterMs = 0 } = {}): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let data = '';
+    socket.setTimeout(5000, () => socket.destroy());
+    socket.on('data', (chunk) => (data += chunk.toString()));
+    socket.on('error', (error) => resolve(data || String(error)));
+    socket.on('close', () => resolve(data));
+    socket.write(bytes);
+    if (destroyAfterMs) setTimeout(() => socket.destroy(), destroyAfterMs);
+    else if (endAfterWrite) socket.end();
+  });
+}
+
+test.serial('malformed and hostile requests get 4xx answers and never crash a replica', async (t) => {
+  // No Consul is needed for this: the replica retries registration against a closed loopback port meanwhile.
+  const replica = await startReplica('http://127.0.0.1:1', NAME, `${NAME}-g-1`);
+  t.teardown(() => replica.stop().then(() => undefined));
+  await waitFor('the replica to serve', async () => (await call(replica.url + '/health')).status === 200, 10_000, 100);
+
+  t.regex(await raw(replica.port, 'this is not HTTP\r\n\r\n'), /^HTTP\/1\.1 400/);
+  t.regex(
+    await raw(replica.port, 'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{"na'),
+    /^$|^HTTP\/1\.1 4/,
+    'a body cut short by the client',
+  );
+  await raw(replica.port, 'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"nam\r\n', {
+    destroyAfterMs: 100,
+  });
+  const huge = Buffer.alloc(1024 * 1024, 'x');
+  const big = await fetch(replica.url + '/api/users', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 16; i++) controller.enqueue(huge.subarray(i * 65536, (i + 1) * 65536));
+        controller.close();
+      },
+    }),
+    duplex: 'half',
+  } as RequestInit).catch((error: Error) => error);
+  // The replica answers 413 and closes the connection; a client still uploading may see the close first.
+  if (!(big instanceof Error)) t.is(big.status, 413, 'a chunked 1 MiB body');
+  const badJson = await fetch(replica.url + '/api/users', { method: 'POST', body: '{"name": ', headers: { 'content-type': 'application/json' } });
+  t.is(badJson.status, 400);
+  t.regex(((await badJson.json()) as { error: string }).error, /not valid JSON/);
+  t.is((await fetch(replica.url + '/api/users', { method: 'POST', body: 'name=Ann', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status, 415);
+  t.is((await call(replica.url + '/%E0%A4%A')).status, 404);
+
+  const health = await call(replica.url + '/health');
+  t.is(health.status, 200, 'still serving');
+  t.is(replica.child.exitCode, null);
+  t.notRegex(replica.output(), /uncaught|unhandled/);
 });

@@ -148,6 +148,7 @@ test('malformed requests get JSON 4xx: bad JSON 400, wrong content type 415, ove
 
   const text = await app.request('/api/users', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'Ann' });
   t.is(text.status, 415);
+  t.is(text.headers.get('connection'), 'close', 'the unread body must not be taken for a next request');
   t.regex(((await text.json()) as { error: string }).error, /application\/json.*text\/plain/);
 
   const none = await app.request('/api/users', { method: 'POST', body: JSON.stringify(ann) });
@@ -160,6 +161,7 @@ test('malformed requests get JSON 4xx: bad JSON 400, wrong content type 415, ove
     body: big,
   });
   t.is(withLength.status, 413);
+  t.is(withLength.headers.get('connection'), 'close');
   t.regex(((await withLength.json()) as { error: string }).error, /larger than the limit/);
 
   // Chunked, no Content-Length: the limit is enforced while reading.
