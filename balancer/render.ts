@@ -174,6 +174,8 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
     '  server {',
     `    listen ${formatHostPort(s.listenAddress, s.listenPort)};`,
     '    location = /_balancer/status {',
+    '      # Health checks poll this every few seconds; keep them out of the access log.',
+    '      access_log off;',
     `      proxy_pass http://127.0.0.1:${s.statusPort};`,
     '      proxy_connect_timeout 1s;',
     '      proxy_read_timeout 5s;',
