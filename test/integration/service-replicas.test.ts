@@ -157,7 +157,6 @@ test.serial('Consul agent restart: users answer 503 while it is down, and every 
   t.is((await call(list[1].url + '/health')).status, 200, 'replicas keep serving without Consul');
 
   await consul.start(); // a dev agent comes back empty: no services, no KV
-  t.deepEqual(await consul.passing(NAME), []);
   try {
     await waitPassing(consul, ids, 20_000);
   } catch (error) {
