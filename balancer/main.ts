@@ -110,6 +110,8 @@ async function main(): Promise<void> {
     const exit = await nginx.stop();
     await statusServer.close();
     await accessLog.close();
+    // A temp dir we made ourselves is ours to remove; a WORK_DIR the user named is left alone.
+    if (config.workDir === undefined) await fs.rm(workDir, { recursive: true, force: true });
     logger.info('stopped', { nginxExit: exit });
     process.exit(0);
   };
