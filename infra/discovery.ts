@@ -58,6 +58,8 @@ export class Discovery extends pulumi.ComponentResource {
           `-node=${this.containerName}`,
           // No calls home to HashiCorp's update checker.
           '-hcl=disable_update_check = true',
+          // Production raft timing: a single server elects itself in about a second instead of seven.
+          '-hcl=performance { raft_multiplier = 1 }',
         ],
         ports: [{ internal: CONSUL_HTTP_PORT, external: args.consulUiPort, ip: args.bindAddress, protocol: 'tcp' }],
         networksAdvanced: [{ name: args.networkName, aliases: ['consul'] }],

@@ -119,8 +119,10 @@ const dockerUp = docker('info', '--format', '{{.ServerVersion}}').status === 0;
     const replica = find('replicas-1');
 
     const image = `cnp-collector-test:${run}`;
+    const volume = collector.volumes[0] as { volumeName: string; containerPath: string };
     const removeAll = () => {
       docker('rm', '-f', collector.name, replica.name);
+      docker('volume', 'rm', '-f', volume.volumeName);
       docker('image', 'rm', '-f', image);
     };
     t.teardown(removeAll);
@@ -132,11 +134,14 @@ const dockerUp = docker('info', '--format', '{{.ServerVersion}}').status === 0;
     );
     t.is(build.status, 0, build.stderr);
 
-    // The collector as declared: published port on the bind address, health check, no volume needed here.
+    // The collector as declared: a fresh named volume for its files, the published port on the bind
+    // address, its health check.
+    t.is(docker('volume', 'create', '--label', testLabel, volume.volumeName).status, 0);
     const port = collector.ports[0];
     const health = collector.healthcheck.tests as string[];
     const started = docker(
       'run', '-d', '--name', collector.name, '--label', testLabel,
+      '-v', `${volume.volumeName}:${volume.containerPath}`,
       '-p', `${port.ip}:${port.external}:${port.internal}/${port.protocol}`,
       '--health-cmd', health.slice(1).join(' '), '--health-interval', '1s',
       image,
