@@ -3,7 +3,7 @@
 import net from 'node:net';
 import * as pulumi from '@pulumi/pulumi';
 
-/** Config namespace: the project name in Pulumi.yaml. */
+/** Config namespace: the project name in Pulumi.yaml (the program reads the running project's). */
 export const CONFIG_NAMESPACE = 'consul-nginx-pulumi';
 
 export const MAX_REPLICAS = 20;
@@ -92,12 +92,15 @@ function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undef
  * Parses raw config values (as the CLI passes them: strings, keys without the namespace) into a
  * StackConfig. Every problem is collected into one Error naming key, value and what is allowed.
  */
-export function parseConfig(raw: Readonly<Record<string, string | undefined>>): StackConfig {
+export function parseConfig(
+  raw: Readonly<Record<string, string | undefined>>,
+  namespace: string = CONFIG_NAMESPACE,
+): StackConfig {
   const problems: string[] = [];
   const parsed: Record<string, unknown> = { ...DEFAULTS };
   for (const key of Object.keys(raw)) {
     if (!(KEYS as string[]).includes(key)) {
-      problems.push(`unknown config key ${CONFIG_NAMESPACE}:${key}; known keys: ${KEYS.join(', ')}`);
+      problems.push(`unknown config key ${namespace}:${key}; known keys: ${KEYS.join(', ')}`);
     }
   }
   for (const key of KEYS) {
@@ -105,7 +108,7 @@ export function parseConfig(raw: Readonly<Record<string, string | undefined>>): 
     if (value === undefined) continue;
     const result = parseValue(key, value);
     if (result === undefined) {
-      problems.push(`${CONFIG_NAMESPACE}:${key} = ${JSON.stringify(value)} is not allowed: use ${ALLOWED[key]}`);
+      problems.push(`${namespace}:${key} = ${JSON.stringify(value)} is not allowed: use ${ALLOWED[key]}`);
     } else {
       parsed[key] = result;
     }
@@ -118,7 +121,7 @@ export function parseConfig(raw: Readonly<Record<string, string | undefined>>): 
       for (let j = i + 1; j < ports.length; j++) {
         if (config[ports[i]] === config[ports[j]]) {
           problems.push(
-            `${CONFIG_NAMESPACE}:${ports[j]} = "${config[ports[j]]}" is not allowed: it equals ${ports[i]}; ` +
+            `${namespace}:${ports[j]} = "${config[ports[j]]}" is not allowed: it equals ${ports[i]}; ` +
               'the balancer, Consul UI and collector ports are published on one address and must differ',
           );
         }
@@ -133,10 +136,11 @@ export function parseConfig(raw: Readonly<Record<string, string | undefined>>): 
 
 /** Reads this project's keys from the stack's config (set with `pulumi config set KEY VALUE`). */
 export function loadConfig(): StackConfig {
-  const prefix = `${CONFIG_NAMESPACE}:`;
+  const namespace = pulumi.getProject();
+  const prefix = `${namespace}:`;
   const raw: Record<string, string> = {};
   for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
     if (key.startsWith(prefix)) raw[key.slice(prefix.length)] = value;
   }
-  return parseConfig(raw);
+  return parseConfig(raw, namespace);
 }

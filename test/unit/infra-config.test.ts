@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { ALLOWED, DEFAULTS, MAX_REPLICAS, parseConfig, type ConfigKey } from '../../infra/config';
+import { ALLOWED, CONFIG_NAMESPACE, DEFAULTS, MAX_REPLICAS, parseConfig, type ConfigKey } from '../../infra/config';
 import { hashSources } from '../../infra/sources';
 import { REPO_ROOT, programEntry, readProjectFile, readStackConfig } from '../helpers/record-stack';
 
@@ -76,6 +76,7 @@ test('an unknown key is refused with the list of known keys', (t) => {
 });
 
 test("Pulumi.yaml declares every key with type and description, and its defaults equal config.ts's", (t) => {
+  t.is(readProjectFile().name, CONFIG_NAMESPACE);
   const declared = readProjectFile().config as Record<string, { type: string; description: string; default?: unknown }>;
   t.deepEqual(Object.keys(declared).sort(), Object.keys(DEFAULTS).sort());
   for (const key of Object.keys(DEFAULTS) as ConfigKey[]) {
