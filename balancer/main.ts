@@ -3,7 +3,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startAccessLogRelay } from './access-log';
-import { createApplier } from './apply';
+import { createApplier, type Applier } from './apply';
 import { ConfigError, parseConfig, type BalancerConfig } from './config';
 import { createLogger } from './log';
 import { Nginx } from './nginx';
@@ -50,6 +50,7 @@ async function main(): Promise<void> {
   const probeHost = config.listenAddress === '0.0.0.0' ? '127.0.0.1' : config.listenAddress === '::' ? '::1' : config.listenAddress;
   const nginx = new Nginx(config.nginxBin, workDir, logger, { host: probeHost, port: config.listenPort });
   let follower: ReturnType<typeof followHealthyInstances> | undefined;
+  let applier: Applier | undefined;
   const statusServer = await startStatusServer(() => {
     if (follower) {
       const consul = follower.consulState();
@@ -71,42 +72,14 @@ async function main(): Promise<void> {
   const renderText = (upstreams: readonly string[], generation: number) =>
     withTestBreak(config, renderNginxConfig(settings, upstreams, generation));
 
-  // Start with no upstream (a JSON 503) so nginx listens at once; the first Consul answer follows within milliseconds.
-  const initialError = await nginx.check(renderNginxConfig(settings, []));
-  if (initialError !== null) throw new Error(`the initial nginx config is invalid: ${initialError}`);
-  await nginx.installCandidate();
-  await nginx.start();
-  logger.info('balancer started', {
-    service: config.serviceName,
-    listen: `${config.listenAddress}:${config.listenPort}`,
-    consul: config.consul.url,
-    workDir,
-    emptyGraceMs: config.emptyGraceMs,
-  });
-
-  const applier = createApplier({ target: nginx, renderText, status, logger });
-  let droppedKey = '[]';
-  follower = followHealthyInstances({
-    fetchHealth: consulHealthFetcher(config),
-    logger,
-    emptyGraceMs: config.emptyGraceMs,
-    onIndex(index, selection) {
-      status.consulIndex = index;
-      status.dropped = selection.dropped;
-      const key = JSON.stringify(selection.dropped);
-      if (key !== droppedKey && selection.dropped.length > 0) logger.warn('Consul entries left out of the upstream set', { dropped: selection.dropped });
-      droppedKey = key;
-    },
-    onChange: (selection) => applier.request(selection.upstreams),
-  });
-
+  // Signals are handled from before nginx starts, so a stop during start-up never orphans it.
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info('stopping', { signal });
     follower?.stop();
-    applier.stop();
+    applier?.stop();
     const exit = await nginx.stop();
     await statusServer.close();
     await accessLog.close();
@@ -120,6 +93,35 @@ async function main(): Promise<void> {
   // If this process dies some other way, do not leave an orphaned nginx holding the port.
   process.on('exit', () => {
     if (!stopping) void nginx.stop(0);
+  });
+
+  // Start with no upstream (a JSON 503) so nginx listens at once; the first Consul answer follows within milliseconds.
+  const initialError = await nginx.check(renderNginxConfig(settings, []));
+  if (initialError !== null) throw new Error(`the initial nginx config is invalid: ${initialError}`);
+  await nginx.installCandidate();
+  await nginx.start();
+  logger.info('balancer started', {
+    service: config.serviceName,
+    listen: `${config.listenAddress}:${config.listenPort}`,
+    consul: config.consul.url,
+    workDir,
+    emptyGraceMs: config.emptyGraceMs,
+  });
+
+  applier = createApplier({ target: nginx, renderText, status, logger });
+  let droppedKey = '[]';
+  follower = followHealthyInstances({
+    fetchHealth: consulHealthFetcher(config),
+    logger,
+    emptyGraceMs: config.emptyGraceMs,
+    onIndex(index, selection) {
+      status.consulIndex = index;
+      status.dropped = selection.dropped;
+      const key = JSON.stringify(selection.dropped);
+      if (key !== droppedKey && selection.dropped.length > 0) logger.warn('Consul entries left out of the upstream set', { dropped: selection.dropped });
+      droppedKey = key;
+    },
+    onChange: (selection) => applier.request(selection.upstreams),
   });
 
   const exit = await nginx.exited();
