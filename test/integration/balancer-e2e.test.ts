@@ -90,6 +90,25 @@ test.serial('three replicas: 300 requests reach all three (each at least 20%) wi
   t.is(one.upstream, addr(served!), 'X-Upstream-Addr names the replica that answered');
 });
 
+test.serial('request bodies pass through to a replica; a body over the limit gets 413 from nginx', async (t) => {
+  const created = await fetch(balancer.url + '/api/users', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Ada', email: 'ada@example.com' }),
+    signal: AbortSignal.timeout(5000),
+  });
+  t.true(created.status >= 200 && created.status < 300, `POST answered ${created.status}`);
+  t.truthy(created.headers.get('x-upstream-addr'));
+
+  const tooBig = await fetch(balancer.url + '/api/users', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: 'x'.repeat(2 * 1024 * 1024),
+    signal: AbortSignal.timeout(5000),
+  }).catch((error: unknown) => error);
+  t.true(tooBig instanceof Response && tooBig.status === 413, `over-limit body: ${tooBig instanceof Response ? tooBig.status : String(tooBig)}`);
+});
+
 test.serial('a fourth replica started under load gets traffic, with no failure', async (t) => {
   const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000 });
   await sleep(1000);
