@@ -65,6 +65,9 @@ export function consulAgentApi(consul: Consul): AgentApi {
           http: service.checkUrl,
           interval: '1s',
           timeout: '1s',
+          // We register only once listening, so start passing: the balancer can route to a new
+          // replica at once instead of after Consul's first check interval.
+          status: 'passing',
           // Consul's minimum; reaps entries of replicas that died without deregistering.
           deregistercriticalserviceafter: '1m',
         },
