@@ -4,7 +4,7 @@
 // given (or the stack's balancerUrl output, published on loopback by default): meant for your own stack.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { sendRequests, type LoadReport } from '../test/helpers/load';
+import { requestOnce, type RequestResult } from '../test/helpers/load';
 
 interface EvidenceOptions {
   url?: string;
@@ -63,14 +63,39 @@ function stackBalancerUrl(stack: string): Promise<string> {
   });
 }
 
-function table(report: LoadReport): string {
-  const rows = Object.entries(report.byInstance).sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }));
-  rows.push(['(failed)', report.failures.length]);
-  const width = Math.max(8, ...rows.map(([name]) => name.length));
-  const pct = (n: number) => `${((100 * n) / report.total).toFixed(1)}%`;
+/** `requests` GETs, `concurrency` at a time, each on a new connection (the tests' definition of failure). */
+async function sendAll(url: string, requests: number, concurrency: number): Promise<RequestResult[]> {
+  const results: RequestResult[] = [];
+  let next = 0;
+  const client = async () => {
+    while (next < requests) {
+      next++;
+      results.push(await requestOnce(url));
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, client));
+  return results;
+}
+
+/** Requests per instance with their share, and the upstream address(es) the balancer reached it at. */
+function table(results: RequestResult[]): string {
+  const rows = new Map<string, { count: number; upstreams: Set<string> }>();
+  for (const r of results.filter((r) => r.ok)) {
+    const row = rows.get(r.instance ?? '(no X-Instance-Id)') ?? { count: 0, upstreams: new Set<string>() };
+    row.count++;
+    if (r.upstream) row.upstreams.add(r.upstream);
+    rows.set(r.instance ?? '(no X-Instance-Id)', row);
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  const lines: Array<[string, number, string]> = [...rows.entries()]
+    .sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))
+    .map(([name, row]) => [name, row.count, [...row.upstreams].join(' ')]);
+  lines.push(['(failed)', failed, '']);
+  const width = Math.max(8, ...lines.map(([name]) => name.length));
+  const pct = (n: number) => `${((100 * n) / results.length).toFixed(1)}%`;
   return [
-    `${'instance'.padEnd(width)}  requests   share`,
-    ...rows.map(([name, n]) => `${name.padEnd(width)}  ${String(n).padStart(8)}  ${pct(n).padStart(6)}`),
+    `${'instance'.padEnd(width)}  requests   share  upstream`,
+    ...lines.map(([name, n, upstream]) => `${name.padEnd(width)}  ${String(n).padStart(8)}  ${pct(n).padStart(6)}  ${upstream}`.trimEnd()),
   ].join('\n');
 }
 
@@ -92,12 +117,13 @@ async function balancerStatus(url: string): Promise<string> {
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const url = options.url ?? (await stackBalancerUrl(options.stack));
-  const report = await sendRequests(`${url}/`, options.requests, options.concurrency);
-  console.log(`${url}: ${report.total} requests, ${options.concurrency} at a time, a new connection each (failed = error, non-2xx or > 2 s)`);
-  console.log(table(report));
-  for (const failure of report.failures.slice(0, 3)) console.log(`  failure: ${failure.status || 'no answer'} ${failure.error ?? ''}`.trimEnd());
+  const results = await sendAll(`${url}/`, options.requests, options.concurrency);
+  const failures = results.filter((r) => !r.ok);
+  console.log(`${url}: ${results.length} requests, ${options.concurrency} at a time, a new connection each (failed = error, non-2xx or > 2 s)`);
+  console.log(table(results));
+  for (const failure of failures.slice(0, 3)) console.log(`  failure: ${failure.status || 'no answer'} ${failure.error ?? ''}`.trimEnd());
   console.log(await balancerStatus(url));
-  if (report.failures.length > 0) process.exitCode = 1;
+  if (failures.length > 0) process.exitCode = 1;
 }
 
 main().catch((error: Error) => {
