@@ -9,6 +9,8 @@ declare module 'autocannon' {
     pipelining?: number;
     timeout?: number;
     headers?: Record<string, string>;
+    /** Called with each connection's client, an emitter of 'request' and 'response' (statusCode, bytes, ms). */
+    setupClient?: (client: EventEmitter) => void;
   }
 
   interface Histogram {

@@ -1,4 +1,5 @@
 // The load generator's own process: the benchmark starts it pinned to the load core and sends it jobs.
+import type { EventEmitter } from 'node:events';
 import http from 'node:http';
 import autocannon from 'autocannon';
 import type { AutocannonJob, AutocannonReport, LoadJob, SingleRequestsJob, SingleRequestsReport, WorkerReply } from './load-protocol';
@@ -6,9 +7,20 @@ import { percentile } from './stats';
 
 function runAutocannon(job: AutocannonJob): Promise<AutocannonReport> {
   // Closed loop: each connection sends its next request when the previous answer arrives (no rate option).
+  // Latency is timed per connection from the request's write to its answer. autocannon's own timing
+  // cannot be used through nginx: when the server closes a kept-alive connection (nginx does after
+  // keepalive_requests, 1000 by default) autocannon reconnects without clearing its queue of pending
+  // requests, and every later answer is then timed from an earlier request's start.
   const latencies: number[] = [];
+  const setupClient = (client: EventEmitter) => {
+    let sentAt = 0;
+    client.on('request', () => (sentAt = performance.now()));
+    client.on('response', (statusCode: number) => {
+      if (statusCode >= 200 && statusCode < 300) latencies.push(performance.now() - sentAt);
+    });
+  };
   return new Promise((resolve, reject) => {
-    const tracker = autocannon({ url: job.url, connections: job.connections, duration: job.durationSec, timeout: 10 }, (error, result) => {
+    autocannon({ url: job.url, connections: job.connections, duration: job.durationSec, timeout: 10, setupClient }, (error, result) => {
       if (error) return reject(error);
       const ok = result['2xx'];
       const requests = ok + result.non2xx;
@@ -23,12 +35,11 @@ function runAutocannon(job: AutocannonJob): Promise<AutocannonReport> {
         requestsPerSec: requests / result.duration,
         p50Ms: percentile(latencies, 50),
         p99Ms: percentile(latencies, 99),
+        meanMs: latencies.reduce((a, b) => a + b, 0) / latencies.length,
         autocannonP50Ms: result.latency.p50,
         autocannonP99Ms: result.latency.p99,
+        autocannonMeanMs: result.latency.mean,
       });
-    });
-    tracker.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
-      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTimeMs);
     });
   });
 }

@@ -25,12 +25,17 @@ export interface AutocannonReport {
   timeouts: number;
   durationSec: number;
   requestsPerSec: number;
-  /** Percentiles of the 2xx latencies in ms, from the per-response timings (fractional ms). */
+  /** Latencies of the 2xx answers in ms, timed per connection (fractional ms). */
   p50Ms: number;
   p99Ms: number;
-  /** autocannon's own percentiles (its histogram keeps whole milliseconds), kept for comparison. */
+  meanMs: number;
+  /**
+   * autocannon's own figures, kept for comparison only: its histogram keeps whole milliseconds, and
+   * its timing goes wrong after the server closes a kept-alive connection (see the worker).
+   */
   autocannonP50Ms: number;
   autocannonP99Ms: number;
+  autocannonMeanMs: number;
 }
 
 export interface SingleRequestsReport {

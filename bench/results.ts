@@ -1,7 +1,7 @@
 import type { BenchMode, BenchOptions } from './options';
 import type { DiscoveryTry } from './phases/discovery';
 import type { RemovalTry } from './phases/removal';
-import { medianOf, type ThroughputResult } from './phases/throughput';
+import { medianOf, type PairedRepeat, type PathRun, type ThroughputResult } from './phases/throughput';
 import type { SingleRequestsReport } from './load-protocol';
 import { max, median, round } from './stats';
 import type { Versions } from './versions';
@@ -33,6 +33,20 @@ export interface BenchResults {
   throughputRatio: number;
   throughputRatioTwoReplicas: number;
   requestsPerSec: { direct: number; balancer: number; balancerTwoReplicas: number };
+  /** Every paired run, for judging the spread behind the medians. */
+  repeats: {
+    replicas: number;
+    directRps: number;
+    balancerRps: number;
+    ratio: number;
+    /** [direct, balancer] */
+    p50Ms: [number, number];
+    p99Ms: [number, number];
+    /** Mean latency against connections/throughput (Little's law): equal when the timing is sound. */
+    meanMs: [number, number];
+    connectionsOverRpsMs: [number, number];
+    nginxCpuUsPerRequest: number;
+  }[];
   nginxCpuUsPerRequest: number;
   replicaCpuUsPerRequest: { direct: number; balancer: number };
   /** Watcher CPU as a percentage of one core. */
@@ -111,6 +125,10 @@ export function summarize(raw: RawMeasurements): BenchResults {
       balancer: round(medianOf(oneReplica, (r) => r.balancer.load.requestsPerSec), 0),
       balancerTwoReplicas: round(medianOf(twoReplicas, (r) => r.balancer.load.requestsPerSec), 0),
     },
+    repeats: [
+      ...oneReplica.map((r) => describeRepeat(1, r)),
+      ...twoReplicas.map((r) => describeRepeat(2, r)),
+    ],
     nginxCpuUsPerRequest: round(medianOf(oneReplica, (r) => r.balancer.nginxCpuUsPerRequest), 1),
     replicaCpuUsPerRequest: {
       direct: round(medianOf(oneReplica, (r) => r.direct.replicaCpuUsPerRequest), 1),
@@ -153,6 +171,20 @@ export function summarize(raw: RawMeasurements): BenchResults {
   };
   return { ...results, targets: evaluateTargets(results) };
 }
+
+const littleMs = (run: PathRun) => round((run.connections / run.load.requestsPerSec) * 1000, 3);
+
+const describeRepeat = (replicas: number, r: PairedRepeat) => ({
+  replicas,
+  directRps: round(r.direct.load.requestsPerSec, 0),
+  balancerRps: round(r.balancer.load.requestsPerSec, 0),
+  ratio: round(r.ratio, 3),
+  p50Ms: [round(r.direct.load.p50Ms, 3), round(r.balancer.load.p50Ms, 3)] as [number, number],
+  p99Ms: [round(r.direct.load.p99Ms, 3), round(r.balancer.load.p99Ms, 3)] as [number, number],
+  meanMs: [round(r.direct.load.meanMs, 3), round(r.balancer.load.meanMs, 3)] as [number, number],
+  connectionsOverRpsMs: [littleMs(r.direct), littleMs(r.balancer)] as [number, number],
+  nginxCpuUsPerRequest: round(r.balancer.nginxCpuUsPerRequest, 1),
+});
 
 const roundRemoval = (t: RemovalTry): RemovalTry => ({ ...t, leftConsulMs: round(t.leftConsulMs, 0), removedMs: round(t.removedMs, 0) });
 

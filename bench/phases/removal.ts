@@ -30,7 +30,9 @@ export async function measureRemoval(sut: SystemUnderTest, signal: 'SIGKILL' | '
     const replica = await sut.startReplica(`bench-${label}-${i}`);
     await sut.waitUpstream(replica, true);
     const loop = startSteadyLoop(`${sut.balancerUrl}/`, { maxMs: 30_000, maxRequests: 100_000 });
-    await sleep(1000);
+    // At least 1 s of loop before the signal, plus a random part: a crash does not wait for a fixed phase
+    // of Consul's 1 s check interval, and a fixed delay would always land on the same phase.
+    await sleep(1000 + Math.random() * 1000);
 
     const since = performance.now();
     replica.child.kill(signal);

@@ -7,6 +7,7 @@ import { median } from '../stats';
 import { nginxWorkersCpuUs, type SystemUnderTest } from '../system-under-test';
 
 export interface PathRun {
+  connections: number;
   load: AutocannonReport;
   /** CPU spent per request served in this run, in µs. */
   replicaCpuUsPerRequest: number;
@@ -43,6 +44,7 @@ async function measure(sut: SystemUnderTest, load: LoadGenerator, url: string, r
   const after = cpuSnapshot(sut, replicas);
   const requests = Math.max(report.requests, 1);
   return {
+    connections: options.connections,
     load: report,
     replicaCpuUsPerRequest: (after.replicas - before.replicas) / requests,
     nginxCpuUsPerRequest: (after.nginx - before.nginx) / requests,
@@ -79,6 +81,8 @@ export async function measureThroughput(
 
   const oneReplica = await pairs([first]);
   const second = await addSecond();
+  // A replica just started runs cold (V8 has not optimised its handlers yet): warm it like the first.
+  await load.autocannon({ url: `${second.url}/`, ...warm });
   await load.autocannon({ url: viaBalancer, ...warm });
   const twoReplicas = await pairs([first, second]);
   return { oneReplica, twoReplicas };
