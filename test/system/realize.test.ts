@@ -1,6 +1,9 @@
 // The realizer against the real Docker engine, with small hand-made records on the offline base image.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { docker, inspect } from './docker';
 import { BASE_IMAGE, PROJECT_DIR, ensureOfflineImages } from './images';
 import { Realizer, type DeclaredResource } from './realize';
@@ -129,4 +132,26 @@ test.serial('removing a resource from the record removes it; destroy leaves noth
   t.is(realizer.containers()[0]!.id, kept);
   await realizer.destroy();
   t.is(await testObjects(), '');
+});
+
+test.serial('a local command runs in its dir with its environment, then the image builds from its context and build args', async (t) => {
+  const realizer = newRealizer();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-realizer-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'Dockerfile'), 'ARG BASE_IMAGE=missing\nFROM ${BASE_IMAGE}\nARG STAMP\nCOPY greeting.txt /greeting.txt\nRUN echo "$STAMP" > /stamp.txt\n');
+  const imageName = `${tag}:test`;
+  const record: DeclaredResource[] = [
+    { type: 'command:local:Command', name: 'write', inputs: { create: 'echo "$GREETING" > greeting.txt', dir, environment: { GREETING: `hello ${tag}` } }, options: {} },
+    {
+      type: 'docker:index/image:Image',
+      name: 'img',
+      inputs: { imageName, skipPush: true, buildOnPreview: false, build: { context: dir, args: { BASE_IMAGE, STAMP: 'stamped' } } },
+      options: { dependsOn: ['write'] },
+    },
+  ];
+  await realizer.apply(record);
+  const out = await docker(['run', '--rm', '--network', 'none', '--label', `cnp.test=${tag}`, imageName, 'cat', '/greeting.txt', '/stamp.txt']);
+  t.is(out, `hello ${tag}\nstamped\n`);
+  await realizer.destroy();
+  t.is(await inspect('image', imageName), undefined, 'destroy removes the built image');
 });

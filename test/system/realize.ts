@@ -192,8 +192,13 @@ export class Realizer {
       case 'network':
       case 'volume':
         return (await docker(plan.createArgs)).trim();
-      case 'image':
-        return (await docker(plan.buildArgs, { timeoutMs: 300_000 })).trim();
+      case 'image': {
+        const previous = (await inspect('image', plan.name))?.Id as string | undefined;
+        const id = (await docker(plan.buildArgs, { timeoutMs: 300_000 })).trim();
+        // A rebuild moves the tag; the old copy would linger untagged (kept only while a container uses it).
+        if (previous && previous !== id) await docker(['image', 'rm', previous]).catch(() => {});
+        return id;
+      }
       case 'command':
         if (plan.create) await run(plan.interpreter[0]!, [...plan.interpreter.slice(1), plan.create], { cwd: plan.dir, env: { ...process.env, ...plan.env }, timeoutMs: 300_000 });
         return undefined;

@@ -100,6 +100,8 @@ test.after.always(async () => {
     const names = (await docker([kind, 'ls', '-q', '--filter', `label=${STACK_LABEL}`])).split('\n').filter(Boolean);
     if (names.length) await docker([kind, 'rm', ...names]).catch(() => {});
   }
+  const images = (await docker(['images', '-q', '--filter', `reference=cnp-*:${STACK}`])).split('\n').filter(Boolean);
+  if (images.length) await docker(['image', 'rm', '-f', ...new Set(images)]).catch(() => {});
 });
 
 test.serial('offline base images are built, or found current', async (t) => {
