@@ -87,13 +87,12 @@ test.before(async () => {
   const [balancerPort, consulUiPort, collectorPort] = await freePorts(3);
   ports = { balancerPort: balancerPort!, consulUiPort: consulUiPort!, collectorPort: collectorPort! };
   url = `http://127.0.0.1:${ports.balancerPort}`;
+  await sweepStack();
   before = await listDocker();
 });
 
-test.after.always(async () => {
-  await Promise.all(loops.map((l) => l.stop()));
-  await realizer.destroy().catch(() => {});
-  // Whatever a failure left behind: everything carrying the stack's label.
+/** Removes everything carrying the stack's label (and its images): what a failed or killed run left. */
+async function sweepStack(): Promise<void> {
   const containers = (await docker(['ps', '-aq', '--filter', `label=${STACK_LABEL}`])).split('\n').filter(Boolean);
   if (containers.length) await docker(['rm', '-f', '-v', ...containers]);
   for (const kind of ['network', 'volume'] as const) {
@@ -102,6 +101,12 @@ test.after.always(async () => {
   }
   const images = (await docker(['images', '-q', '--filter', `reference=cnp-*:${STACK}`])).split('\n').filter(Boolean);
   if (images.length) await docker(['image', 'rm', '-f', ...new Set(images)]).catch(() => {});
+}
+
+test.after.always(async () => {
+  await Promise.all(loops.map((l) => l.stop()));
+  await realizer.destroy().catch(() => {});
+  await sweepStack();
 });
 
 test.serial('offline base images are built, or found current', async (t) => {
