@@ -69,3 +69,15 @@ export function pssMB(pid: number): number {
     return Number.NaN;
   }
 }
+
+/**
+ * Time one CPU has spent busy so far (user, nice, system, irq, softirq), in microseconds, from /proc/stat;
+ * NaN when the CPU is not listed. Against the processes' own CPU time it shows how much of the core other
+ * work took.
+ */
+export function cpuBusyUs(cpu: number): number {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `));
+  if (!line) return Number.NaN;
+  const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq) * (1e6 / CLOCK_TICKS);
+}

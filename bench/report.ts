@@ -48,6 +48,7 @@ export function formatContext(r: BenchResults): string {
     `observed affinity: ${Object.entries(r.pinning.observed).map(([k, cpus]) => `${k} ${cpus}`).join(', ')}`,
     `versions: node ${v.node}, nginx ${v.nginx}, consul ${v.consul}, autocannon ${v.autocannon}, hono ${v.hono}, @hono/node-server ${v.honoNodeServer}, kernel ${v.kernel}`,
     `load: ${r.settings.connections} connections closed loop, ${r.settings.durationSec} s per run, medians over ${r.settings.repeats} repeats`,
+    `other work on the test core during the load runs: median ${fmt(r.foreignCpuPercent.median, ' %')}, max ${fmt(r.foreignCpuPercent.max, ' %')} of its time`,
   ].join('\n');
 }
 

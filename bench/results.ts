@@ -33,6 +33,8 @@ export interface BenchResults {
   throughputRatio: number;
   throughputRatioTwoReplicas: number;
   requestsPerSec: { direct: number; balancer: number; balancerTwoReplicas: number };
+  /** % of the test core's time taken by other work during the load runs (median, max): how noisy the run was. */
+  foreignCpuPercent: { median: number; max: number };
   /** Every paired run, for judging the spread behind the medians. */
   repeats: {
     replicas: number;
@@ -46,6 +48,13 @@ export interface BenchResults {
     meanMs: [number, number];
     connectionsOverRpsMs: [number, number];
     nginxCpuUsPerRequest: number;
+    /** CPU per request in µs, [direct, balancer], of the replica(s), and the watcher's on the balanced path. */
+    replicaCpuUsPerRequest: [number, number];
+    watcherCpuUsPerRequest: number;
+    /** Busy time of the whole test core per request, [direct, balancer], kernel included. */
+    coreUsPerRequest: [number, number];
+    /** [direct, balancer]: % of the test core taken by other work during the run (see PathRun). */
+    foreignCpuPercent: [number, number];
   }[];
   nginxCpuUsPerRequest: number;
   replicaCpuUsPerRequest: { direct: number; balancer: number };
@@ -96,6 +105,7 @@ export function summarize(raw: RawMeasurements): BenchResults {
     p50: round(median(reports.map((r) => r.p50Ms)), 3),
     p99: round(median(reports.map((r) => r.p99Ms)), 3),
   });
+  const allRuns = [...oneReplica, ...twoReplicas].flatMap((r) => [r.direct, r.balancer]);
   const added = raw.discovery.map((t) => t.firstServedMs);
   const failedOver = raw.failover.map((t) => t.removedMs);
   const scaledDown = raw.scaleDown.map((t) => t.removedMs);
@@ -124,6 +134,10 @@ export function summarize(raw: RawMeasurements): BenchResults {
       direct: round(medianOf(oneReplica, (r) => r.direct.load.requestsPerSec), 0),
       balancer: round(medianOf(oneReplica, (r) => r.balancer.load.requestsPerSec), 0),
       balancerTwoReplicas: round(medianOf(twoReplicas, (r) => r.balancer.load.requestsPerSec), 0),
+    },
+    foreignCpuPercent: {
+      median: round(median(allRuns.map((p) => p.foreignCpuPercent)), 1),
+      max: round(max(allRuns.map((p) => p.foreignCpuPercent)), 1),
     },
     repeats: [
       ...oneReplica.map((r) => describeRepeat(1, r)),
@@ -184,6 +198,10 @@ const describeRepeat = (replicas: number, r: PairedRepeat) => ({
   meanMs: [round(r.direct.load.meanMs, 3), round(r.balancer.load.meanMs, 3)] as [number, number],
   connectionsOverRpsMs: [littleMs(r.direct), littleMs(r.balancer)] as [number, number],
   nginxCpuUsPerRequest: round(r.balancer.nginxCpuUsPerRequest, 1),
+  replicaCpuUsPerRequest: [round(r.direct.replicaCpuUsPerRequest, 1), round(r.balancer.replicaCpuUsPerRequest, 1)] as [number, number],
+  watcherCpuUsPerRequest: round(r.balancer.watcherCpuUsPerRequest, 1),
+  coreUsPerRequest: [round(r.direct.coreUsPerRequest, 1), round(r.balancer.coreUsPerRequest, 1)] as [number, number],
+  foreignCpuPercent: [round(r.direct.foreignCpuPercent, 1), round(r.balancer.foreignCpuPercent, 1)] as [number, number],
 });
 
 const roundRemoval = (t: RemovalTry): RemovalTry => ({ ...t, leftConsulMs: round(t.leftConsulMs, 0), removedMs: round(t.removedMs, 0) });

@@ -73,7 +73,7 @@ async function runBench(options: BenchOptions, plan: CpuPlan, sut: SystemUnderTe
     second = await sut.startReplica('bench-2');
     await sut.waitUpstream(second, true);
     return second;
-  }, options);
+  }, options, plan.testCpu);
 
   log(`single timed requests: ${options.singleRequests} per path`);
   const single = await singleRequests(load, `${first.url}/`, `${sut.balancerUrl}/`, options.singleRequests);

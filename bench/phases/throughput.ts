@@ -2,7 +2,7 @@ import type { Replica } from '../../test/helpers/service';
 import type { LoadGenerator } from '../load-generator';
 import type { AutocannonReport } from '../load-protocol';
 import type { BenchOptions } from '../options';
-import { readStat } from '../proc-stats';
+import { cpuBusyUs, readStat } from '../proc-stats';
 import { median } from '../stats';
 import { nginxWorkersCpuUs, type SystemUnderTest } from '../system-under-test';
 
@@ -12,8 +12,17 @@ export interface PathRun {
   /** CPU spent per request served in this run, in µs. */
   replicaCpuUsPerRequest: number;
   nginxCpuUsPerRequest: number;
-  /** Watcher CPU over the run, as a percentage of one core. */
+  /** Watcher CPU over the run, as a percentage of one core, and per request. */
   watcherCpuPercent: number;
+  watcherCpuUsPerRequest: number;
+  /** Busy time of the whole test core per request: what the processes under test cost, kernel included. */
+  coreUsPerRequest: number;
+  /**
+   * Share of the test core (in % of its time) busy with anything but the processes under test: other
+   * work on this shared machine. High values mean a noisy repeat, which flatters the ratio (the scheduler
+   * shares a core per task, and the balanced path has more tasks than the direct one).
+   */
+  foreignCpuPercent: number;
 }
 
 export interface PairedRepeat {
@@ -28,27 +37,38 @@ export interface ThroughputResult {
   twoReplicas: PairedRepeat[];
 }
 
-/** CPU counters of the processes under test, sampled before and after a run. */
-function cpuSnapshot(sut: SystemUnderTest, replicas: Replica[]) {
+/** CPU counters of the processes under test and of their core, sampled before and after a run. */
+function cpuSnapshot(sut: SystemUnderTest, replicas: Replica[], testCpu: number | undefined) {
+  const nginx = sut.nginx();
+  const replicasUs = replicas.reduce((sum, r) => sum + (readStat(r.child.pid!)?.cpuUs ?? Number.NaN), 0);
+  const watcherUs = readStat(sut.balancer.child.pid!)?.cpuUs ?? Number.NaN;
+  const nginxUs = nginxWorkersCpuUs(nginx) + (nginx.master ? (readStat(nginx.master)?.cpuUs ?? 0) : 0);
+  const consulUs = readStat(sut.consulPid)?.cpuUs ?? 0;
   return {
     at: performance.now(),
-    replicas: replicas.reduce((sum, r) => sum + (readStat(r.child.pid!)?.cpuUs ?? Number.NaN), 0),
-    nginx: nginxWorkersCpuUs(sut.nginx()),
-    watcher: readStat(sut.balancer.child.pid!)?.cpuUs ?? Number.NaN,
+    replicas: replicasUs,
+    nginx: nginxWorkersCpuUs(nginx),
+    watcher: watcherUs,
+    undertest: replicasUs + watcherUs + nginxUs + consulUs,
+    core: testCpu === undefined ? Number.NaN : cpuBusyUs(testCpu),
   };
 }
 
-async function measure(sut: SystemUnderTest, load: LoadGenerator, url: string, replicas: Replica[], options: BenchOptions): Promise<PathRun> {
-  const before = cpuSnapshot(sut, replicas);
+async function measure(sut: SystemUnderTest, load: LoadGenerator, url: string, replicas: Replica[], options: BenchOptions, testCpu: number | undefined): Promise<PathRun> {
+  const before = cpuSnapshot(sut, replicas, testCpu);
   const report = await load.autocannon({ url, connections: options.connections, durationSec: options.durationSec });
-  const after = cpuSnapshot(sut, replicas);
+  const after = cpuSnapshot(sut, replicas, testCpu);
   const requests = Math.max(report.requests, 1);
+  const wallUs = (after.at - before.at) * 1000;
   return {
     connections: options.connections,
     load: report,
     replicaCpuUsPerRequest: (after.replicas - before.replicas) / requests,
     nginxCpuUsPerRequest: (after.nginx - before.nginx) / requests,
-    watcherCpuPercent: ((after.watcher - before.watcher) / 1000 / (after.at - before.at)) * 100,
+    watcherCpuPercent: ((after.watcher - before.watcher) / wallUs) * 100,
+    watcherCpuUsPerRequest: (after.watcher - before.watcher) / requests,
+    coreUsPerRequest: (after.core - before.core) / requests,
+    foreignCpuPercent: Math.max(0, ((after.core - before.core - (after.undertest - before.undertest)) / wallUs) * 100),
   };
 }
 
@@ -62,6 +82,7 @@ export async function measureThroughput(
   first: Replica,
   addSecond: () => Promise<Replica>,
   options: BenchOptions,
+  testCpu: number | undefined,
 ): Promise<ThroughputResult> {
   const direct = `${first.url}/`;
   const viaBalancer = `${sut.balancerUrl}/`;
@@ -72,8 +93,8 @@ export async function measureThroughput(
   const pairs = async (replicas: Replica[]): Promise<PairedRepeat[]> => {
     const repeats: PairedRepeat[] = [];
     for (let i = 0; i < options.repeats; i++) {
-      const d = await measure(sut, load, direct, [first], options);
-      const b = await measure(sut, load, viaBalancer, replicas, options);
+      const d = await measure(sut, load, direct, [first], options, testCpu);
+      const b = await measure(sut, load, viaBalancer, replicas, options, testCpu);
       repeats.push({ direct: d, balancer: b, ratio: b.load.requestsPerSec / d.load.requestsPerSec });
     }
     return repeats;
