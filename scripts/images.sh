@@ -96,7 +96,10 @@ build_consul() {
   rm -rf "$unpacked"
   import_rootfs "$dir" "$CONSUL_TAG" "$consul_hash" '["consul", "agent", "-dev", "-client", "0.0.0.0"]'
   rm -rf "$dir"
-  docker run --rm --network none "$CONSUL_TAG" consul version | head -1 | sed 's/^/images:   /'
+  # Captured, not piped into head: a closed pipe would fail `docker run` under pipefail.
+  local version
+  version="$(docker run --rm --network none "$CONSUL_TAG" consul version)"
+  echo "images:   ${version%%$'\n'*}"
   echo "images: $CONSUL_TAG built in $((SECONDS - started)) s"
 }
 
