@@ -35,7 +35,7 @@ export function formatTable(r: BenchResults): string {
     ['RSS, watcher', fmt(r.rssMB.watcher, ' MB'), ...met('RSS of the watcher')],
     ['RSS, nginx master + workers (PSS)', `${fmt(r.rssMB.nginx, ' MB')} (${fmt(r.rssMB.nginxPss, ' MB')})`, '', ''],
   ];
-  const header = ['Figure', 'Measured', 'Target', ''];
+  const header = ['Figure', 'Measured', 'Target', 'Result'];
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
