@@ -155,3 +155,12 @@ test.serial('a local command runs in its dir with its environment, then the imag
   await realizer.destroy();
   t.is(await inspect('image', imageName), undefined, 'destroy removes the built image');
 });
+
+test.serial('an object removed behind the realizer\'s back counts as removed at destroy', async (t) => {
+  const realizer = newRealizer();
+  await realizer.apply([network(), sleeper('a')]);
+  await docker(['rm', '-f', realizer.containers()[0]!.name]);
+  const summary = await realizer.destroy();
+  t.is(summary.deleted.length, 2);
+  t.is(await testObjects(), '');
+});

@@ -77,6 +77,8 @@ const keyOf = (r: { type: string; name: string }) => `${r.type}::${r.name}`;
 
 export class Realizer {
   private readonly live = new Map<string, LiveObject>();
+  /** Old copies of replaced objects not deleted yet (an apply that failed midway leaves them here). */
+  private readonly replacedPending: LiveObject[] = [];
   private readonly log: (line: string) => void;
 
   constructor(private readonly options: RealizerOptions) {
@@ -126,7 +128,6 @@ export class Realizer {
   async apply(record: DeclaredResource[]): Promise<ApplySummary> {
     const plans = this.plan(record);
     const summary: ApplySummary = { created: [], replaced: [], deleted: [], unchanged: [], removedContainers: [] };
-    const replacedOld: LiveObject[] = [];
 
     for (const [key, { resource, plan }] of plans) {
       const old = this.live.get(key);
@@ -138,21 +139,24 @@ export class Realizer {
       if (old) {
         if (resource.options.deleteBeforeReplace) {
           await this.remove(old, summary);
+          this.live.delete(key);
         } else {
-          replacedOld.push(old);
+          this.replacedPending.push(old);
         }
         summary.replaced.push(key);
       } else {
         summary.created.push(key);
       }
-      // A replacement keeps the live object's name when the program did not fix one (auto-naming).
       const live: LiveObject = { key, resource, plan };
       live.id = await this.create(plan);
       this.live.set(key, live);
     }
 
     // The engine deletes replaced and vanished resources last, dependents first.
-    for (const old of replacedOld.reverse()) await this.remove(old, summary);
+    while (this.replacedPending.length > 0) {
+      await this.remove(this.replacedPending[this.replacedPending.length - 1]!, summary);
+      this.replacedPending.pop();
+    }
     const gone = [...this.live.values()].filter((o) => !plans.has(o.key)).reverse();
     for (const object of gone) {
       await this.remove(object, summary);
@@ -166,7 +170,7 @@ export class Realizer {
   async destroy(): Promise<ApplySummary> {
     const summary: ApplySummary = { created: [], replaced: [], deleted: [], unchanged: [], removedContainers: [] };
     const errors: string[] = [];
-    for (const object of [...this.live.values()].reverse()) {
+    for (const object of [...this.replacedPending.splice(0).reverse(), ...[...this.live.values()].reverse()]) {
       try {
         await this.remove(object, summary);
         summary.deleted.push(object.key);
@@ -224,6 +228,16 @@ export class Realizer {
   }
 
   private async remove(object: LiveObject, summary: ApplySummary): Promise<void> {
+    try {
+      await this.removeObject(object, summary);
+    } catch (error) {
+      // Already gone (removed by hand, or by a half-finished earlier step) counts as removed.
+      if (!/no such (container|volume)|network \S+ not found/i.test(String(error))) throw error;
+      this.log(`${object.plan.kind} ${object.plan.name} was already gone`);
+    }
+  }
+
+  private async removeObject(object: LiveObject, summary: ApplySummary): Promise<void> {
     const { plan } = object;
     this.log(`delete ${plan.kind} ${plan.name}`);
     switch (plan.kind) {
