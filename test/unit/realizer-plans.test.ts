@@ -1,7 +1,7 @@
 // The system test's realizer translates recorded Pulumi inputs into docker CLI flags; these are exact checks.
 import test from 'ava';
 import { planContainer, planImage, planCommand, planNetwork } from '../system/plans';
-import { orderByDependencies } from '../system/realize';
+import { Realizer, orderByDependencies } from '../system/realize';
 
 test('a container plan carries every declared input as the matching docker flag', (t) => {
   const plan = planContainer('replica-1', {
@@ -55,4 +55,14 @@ test('resources are ordered by explicit dependsOn, otherwise as declared', (t) =
   const r = (name: string, dependsOn?: string[]) => ({ type: 'docker:index/container:Container', name, inputs: {}, options: { dependsOn } });
   t.deepEqual(orderByDependencies([r('a', ['c']), r('b'), r('c')]).map((x) => x.name), ['c', 'a', 'b']);
   t.throws(() => orderByDependencies([r('a', ['b']), r('b', ['a'])]), { message: /cycle/ });
+});
+
+test('only the local engine is realized: a provider for a remote host is refused; components are skipped', (t) => {
+  const realizer = new Realizer({ projectDir: '/p' });
+  const remote = { type: 'pulumi:providers:docker', name: 'docker-remote', inputs: { host: 'ssh://u@h' }, options: {} };
+  t.throws(() => realizer.plan([remote]), { message: /targets host ssh:\/\/u@h; only the local engine/ });
+  const component = { type: 'cnp:infra:Discovery', name: 'discovery', custom: false, inputs: {}, options: {} };
+  t.is(realizer.plan([component]).size, 0);
+  const duplicate = { type: 'docker:index/network:Network', name: 'n', inputs: { name: 'x' }, options: {} };
+  t.throws(() => realizer.plan([duplicate, { ...duplicate }]), { message: /two resources named/ });
 });
