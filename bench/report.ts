@@ -15,6 +15,7 @@ export function formatTable(r: BenchResults): string {
     ['Throughput, 1 replica direct', fmt(r.requestsPerSec.direct, ' req/s'), '', ''],
     ['Throughput, 1 replica via balancer', fmt(r.requestsPerSec.balancer, ' req/s'), '', ''],
     ['Ratio balancer/direct, 1 replica', fmt(r.throughputRatio, '', 2), ...met('throughput ratio balancer/direct, 1 replica')],
+    ['CPU per request of the processes under test, direct/balancer', fmt(r.cpuCostRatio, '', 2), '', ''],
     ['Throughput, 2 replicas via balancer', `${fmt(r.requestsPerSec.balancerTwoReplicas, ' req/s')} (ratio ${fmt(r.throughputRatioTwoReplicas, '', 2)})`, '', ''],
     ['nginx CPU per proxied request', fmt(r.nginxCpuUsPerRequest, ' µs'), ...met('nginx CPU per proxied request')],
     ['Replica CPU per request, direct / via balancer', `${fmt(r.replicaCpuUsPerRequest.direct, ' µs')} / ${fmt(r.replicaCpuUsPerRequest.balancer, ' µs')}`, '', ''],

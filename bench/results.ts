@@ -32,6 +32,12 @@ export interface BenchResults {
   /** balancer/direct requests per second at one replica (median of per-repeat ratios). */
   throughputRatio: number;
   throughputRatioTwoReplicas: number;
+  /**
+   * CPU the processes under test spend per request, direct over balanced (median of repeats): what the
+   * throughput ratio tends to on a core nothing else uses. Other work on a shared core flatters the
+   * throughput ratio (the scheduler shares by task, and the balanced path has more tasks); this does not.
+   */
+  cpuCostRatio: number;
   requestsPerSec: { direct: number; balancer: number; balancerTwoReplicas: number };
   /** % of the test core's time taken by other work during the load runs (median, max): how noisy the run was. */
   foreignCpuPercent: { median: number; max: number };
@@ -51,7 +57,8 @@ export interface BenchResults {
     /** CPU per request in µs, [direct, balancer], of the replica(s), and the watcher's on the balanced path. */
     replicaCpuUsPerRequest: [number, number];
     watcherCpuUsPerRequest: number;
-    /** Busy time of the whole test core per request, [direct, balancer], kernel included. */
+    /** CPU of the processes under test, and busy time of the whole test core, per request, [direct, balancer]. */
+    underTestCpuUsPerRequest: [number, number];
     coreUsPerRequest: [number, number];
     /** [direct, balancer]: % of the test core taken by other work during the run (see PathRun). */
     foreignCpuPercent: [number, number];
@@ -130,6 +137,7 @@ export function summarize(raw: RawMeasurements): BenchResults {
     },
     throughputRatio: round(medianOf(oneReplica, (r) => r.ratio), 3),
     throughputRatioTwoReplicas: round(medianOf(twoReplicas, (r) => r.ratio), 3),
+    cpuCostRatio: round(medianOf(oneReplica, (r) => r.direct.underTestCpuUsPerRequest / r.balancer.underTestCpuUsPerRequest), 3),
     requestsPerSec: {
       direct: round(medianOf(oneReplica, (r) => r.direct.load.requestsPerSec), 0),
       balancer: round(medianOf(oneReplica, (r) => r.balancer.load.requestsPerSec), 0),
@@ -200,6 +208,7 @@ const describeRepeat = (replicas: number, r: PairedRepeat) => ({
   nginxCpuUsPerRequest: round(r.balancer.nginxCpuUsPerRequest, 1),
   replicaCpuUsPerRequest: [round(r.direct.replicaCpuUsPerRequest, 1), round(r.balancer.replicaCpuUsPerRequest, 1)] as [number, number],
   watcherCpuUsPerRequest: round(r.balancer.watcherCpuUsPerRequest, 1),
+  underTestCpuUsPerRequest: [round(r.direct.underTestCpuUsPerRequest, 1), round(r.balancer.underTestCpuUsPerRequest, 1)] as [number, number],
   coreUsPerRequest: [round(r.direct.coreUsPerRequest, 1), round(r.balancer.coreUsPerRequest, 1)] as [number, number],
   foreignCpuPercent: [round(r.direct.foreignCpuPercent, 1), round(r.balancer.foreignCpuPercent, 1)] as [number, number],
 });

@@ -38,6 +38,7 @@ const NUMERIC_FIGURES = [
   'rssMB.watcher',
   'rssMB.nginx',
   'throughputRatioTwoReplicas',
+  'cpuCostRatio',
   'requestsPerSec.direct',
   'requestsPerSec.balancer',
   'requestsPerSec.balancerTwoReplicas',

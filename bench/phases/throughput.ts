@@ -15,7 +15,9 @@ export interface PathRun {
   /** Watcher CPU over the run, as a percentage of one core, and per request. */
   watcherCpuPercent: number;
   watcherCpuUsPerRequest: number;
-  /** Busy time of the whole test core per request: what the processes under test cost, kernel included. */
+  /** CPU of all processes under test (replicas, watcher, nginx, Consul) per request. */
+  underTestCpuUsPerRequest: number;
+  /** Busy time of the whole test core per request: the processes under test, the kernel's own work and any other work. */
   coreUsPerRequest: number;
   /**
    * Share of the test core (in % of its time) busy with anything but the processes under test: other
@@ -67,6 +69,7 @@ async function measure(sut: SystemUnderTest, load: LoadGenerator, url: string, r
     nginxCpuUsPerRequest: (after.nginx - before.nginx) / requests,
     watcherCpuPercent: ((after.watcher - before.watcher) / wallUs) * 100,
     watcherCpuUsPerRequest: (after.watcher - before.watcher) / requests,
+    underTestCpuUsPerRequest: (after.undertest - before.undertest) / requests,
     coreUsPerRequest: (after.core - before.core) / requests,
     foreignCpuPercent: Math.max(0, ((after.core - before.core - (after.undertest - before.undertest)) / wallUs) * 100),
   };
