@@ -22,12 +22,14 @@ export interface BenchOptions {
   discoveryTries: number;
   failoverTries: number;
   scaleDownTries: number;
+  /** Hard bound on the whole run: past it the benchmark stops its processes and fails. */
+  timeLimitSec: number;
 }
 
 const FULL: Omit<BenchOptions, 'outFile'> = {
   mode: 'full',
   connections: 8,
-  durationSec: 5,
+  durationSec: 4,
   warmupSec: 2,
   repeats: 5,
   singleRequests: 500,
@@ -35,6 +37,7 @@ const FULL: Omit<BenchOptions, 'outFile'> = {
   discoveryTries: 10,
   failoverTries: 10,
   scaleDownTries: 5,
+  timeLimitSec: 235,
 };
 
 const SMOKE: Omit<BenchOptions, 'outFile'> = {
@@ -48,6 +51,7 @@ const SMOKE: Omit<BenchOptions, 'outFile'> = {
   discoveryTries: 2,
   failoverTries: 2,
   scaleDownTries: 1,
+  timeLimitSec: 90,
 };
 
 export const USAGE = `usage: npm run bench [-- --smoke] [-- --out FILE]

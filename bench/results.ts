@@ -134,6 +134,7 @@ export function summarize(raw: RawMeasurements): BenchResults {
       discoveryTries: raw.options.discoveryTries,
       failoverTries: raw.options.failoverTries,
       scaleDownTries: raw.options.scaleDownTries,
+      timeLimitSec: raw.options.timeLimitSec,
     },
     throughputRatio: round(medianOf(oneReplica, (r) => r.ratio), 3),
     throughputRatioTwoReplicas: round(medianOf(twoReplicas, (r) => r.ratio), 3),

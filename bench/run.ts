@@ -121,6 +121,11 @@ async function main(): Promise<void> {
   const onSignal = () => void cleanUp().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const overtime = setTimeout(() => {
+    log(`stopped: the run went past its bound of ${options.timeLimitSec} s`);
+    void cleanUp().finally(() => process.exit(1));
+  }, options.timeLimitSec * 1000 - (performance.now() - started));
+  overtime.unref();
 
   let measured;
   try {
