@@ -12,8 +12,10 @@ export interface ServiceDefinition {
 }
 
 /** The three agent calls registration needs; an interface so the retry logic is testable without Consul. */
+export type InitialStatus = 'passing' | 'critical';
+
 export interface AgentApi {
-  register(service: ServiceDefinition): Promise<void>;
+  register(service: ServiceDefinition, initialStatus: InitialStatus): Promise<void>;
   deregister(id: string): Promise<void>;
   /** Whether the local agent still knows the service (it forgets everything when restarted). */
   isRegistered(id: string): Promise<boolean>;
@@ -54,7 +56,7 @@ export function serviceDefinition(config: ServiceConfig): ServiceDefinition {
 /** Agent endpoints present in Consul 1.8 and in current 1.2x releases alike. */
 export function consulAgentApi(consul: Consul): AgentApi {
   return {
-    async register(service) {
+    async register(service, initialStatus) {
       await consul.agent.service.register({
         id: service.id,
         name: service.name,
@@ -65,9 +67,7 @@ export function consulAgentApi(consul: Consul): AgentApi {
           http: service.checkUrl,
           interval: '1s',
           timeout: '1s',
-          // We register only once listening, so start passing: the balancer can route to a new
-          // replica at once instead of after Consul's first check interval.
-          status: 'passing',
+          status: initialStatus,
           // Consul's minimum; reaps entries of replicas that died without deregistering.
           deregistercriticalserviceafter: '1m',
         },
@@ -98,6 +98,8 @@ export function keepRegistered(
   let registered = false;
   // A register call whose answer was lost (timeout, reset) may still have registered us.
   let mayBeRegistered = false;
+  let firstAttempt = true;
+  let initialStatus: InitialStatus = 'passing';
   let wake: (() => void) | undefined;
 
   const sleep = (ms: number) =>
@@ -115,16 +117,30 @@ export function keepRegistered(
     while (!stopped) {
       try {
         if (!registered) {
+          if (firstAttempt && (await api.isRegistered(service.id))) {
+            // An entry under our id before we ever registered is a crashed predecessor's (restart
+            // policy). Consul keeps a re-registered check's status, so without a fresh entry a quick
+            // restart would never leave the balancer; start critical, let the first check admit us.
+            await api.deregister(service.id);
+            initialStatus = 'critical';
+            logger.warn('replaced the entry a previous run left (crashed?); in rotation once the first check passes', {
+              service: service.name,
+            });
+          }
+          firstAttempt = false;
           const before = mayBeRegistered;
           mayBeRegistered = true;
           try {
-            await api.register(service);
+            // We register only once listening, so a fresh replica starts passing and is routable at
+            // once instead of after Consul's first check interval.
+            await api.register(service, initialStatus);
           } catch (error) {
             if (NOT_SENT.has((error as NodeJS.ErrnoException).code ?? '')) mayBeRegistered = before;
             throw error;
           }
           registered = true;
-          logger.info('registered', { service: service.name, check: service.checkUrl });
+          logger.info('registered', { service: service.name, check: service.checkUrl, initialStatus });
+          initialStatus = 'passing';
         } else if (!(await api.isRegistered(service.id))) {
           registered = false;
           logger.warn('registration lost (Consul agent restarted?); registering again', { service: service.name });

@@ -142,6 +142,20 @@ test.serial('SIGKILL: Consul marks the dead replica critical', async (t) => {
   t.deepEqual(await consul.passing(NAME), [survivor.id]);
 });
 
+test.serial('SIGKILL and a quick restart under the same id and port (restart policy): the replica leaves the passing set until its new check passes', async (t) => {
+  const consul = await consulFor(t);
+  const [victim] = await replicas(consul, 1, 'k');
+  await waitPassing(consul, [victim.id]);
+  victim.child.kill('SIGKILL');
+  t.is(await victim.exited, 'SIGKILL');
+  // Restarted before Consul's next check could notice the death, as Docker does in ~0.3 s.
+  const again = await startReplica(consul.httpAddr, NAME, victim.id, { PORT: String(victim.port) });
+  t.teardown(() => again.stop().then(() => undefined));
+  await waitFor('the restarted replica out of the passing set', async () => (await consul.passing(NAME)).length === 0, 10_000, 20);
+  await waitPassing(consul, [victim.id]);
+  t.true(again.output().includes('replaced the entry a previous run left'), describe([again], consul));
+});
+
 test.serial('Consul agent restart: users answer 503 while it is down, and every running replica registers again', async (t) => {
   const consul = await consulFor(t);
   const list = await replicas(consul, 3, 'd');

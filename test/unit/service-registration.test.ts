@@ -1,7 +1,7 @@
 import test from 'ava';
 import { waitFor } from '../helpers/processes';
 import { createLogger } from '../../service/logger';
-import { keepRegistered, type AgentApi, type ServiceDefinition } from '../../service/registration';
+import { keepRegistered, type AgentApi, type InitialStatus, type ServiceDefinition } from '../../service/registration';
 
 const service: ServiceDefinition = { id: 'hello-1', name: 'hello', address: '127.0.0.1', port: 8080, checkUrl: 'http://127.0.0.1:8080/health' };
 const fast = { pollMs: 20, firstRetryMs: 5, maxRetryMs: 40 };
@@ -17,9 +17,11 @@ class FakeAgent implements AgentApi {
     this.times.push(performance.now());
     if (!this.up) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8500'), { code: 'ECONNREFUSED' });
   }
-  async register(s: ServiceDefinition) {
+  statuses: InitialStatus[] = [];
+  async register(s: ServiceDefinition, initialStatus: InitialStatus) {
     this.gate('register');
     this.services.add(s.id);
+    this.statuses.push(initialStatus);
   }
   async deregister(id: string) {
     this.gate('deregister');
@@ -54,6 +56,30 @@ test('retries with capped backoff until the agent answers, then registers once',
   // The same error is logged once, not once per retry.
   t.is(lines.filter((l) => l.msg === 'cannot register with Consul; retrying').length, 1);
   t.truthy(lines.find((l) => l.msg === 'registered'));
+});
+
+test("a fresh replica registers passing; one that finds its crashed predecessor's entry replaces it and starts critical", async (t) => {
+  const fresh = new FakeAgent();
+  const first = keepRegistered(fresh, service, quietLogger().logger, fast);
+  t.teardown(() => first.stop());
+  await waitFor('registration', () => first.isRegistered(), 2000, 5);
+  t.deepEqual(fresh.calls.slice(0, 2), ['isRegistered', 'register']);
+  t.deepEqual(fresh.statuses, ['passing']);
+
+  const restarted = new FakeAgent();
+  restarted.services.add('hello-1'); // left by a process killed without deregistering
+  const { logger, lines } = quietLogger();
+  const second = keepRegistered(restarted, service, logger, fast);
+  t.teardown(() => second.stop());
+  await waitFor('registration', () => second.isRegistered(), 2000, 5);
+  t.deepEqual(restarted.calls.slice(0, 3), ['isRegistered', 'deregister', 'register']);
+  t.deepEqual(restarted.statuses, ['critical']);
+  t.truthy(lines.find((l) => String(l.msg).startsWith('replaced the entry a previous run left')));
+
+  // Later re-registrations (agent restarted) start passing again.
+  restarted.services.clear();
+  await waitFor('re-registration', () => restarted.statuses.length === 2, 2000, 5);
+  t.deepEqual(restarted.statuses, ['critical', 'passing']);
 });
 
 test('registers again when the agent forgets the service', async (t) => {
@@ -110,10 +136,10 @@ test('a register call that timed out may have landed, so stop still deregisters'
   const agent = new FakeAgent();
   const register = agent.register.bind(agent);
   let attempts = 0;
-  agent.register = async (s) => {
+  agent.register = async (s, status) => {
     attempts++;
     if (attempts > 1) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-    await register(s); // landed on the agent ...
+    await register(s, status); // landed on the agent ...
     throw new Error('request timed out (3000ms)'); // ... but the answer was lost
   };
   const registration = keepRegistered(agent, service, quietLogger().logger, fast);
