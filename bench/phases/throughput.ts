@@ -44,12 +44,13 @@ function cpuSnapshot(sut: SystemUnderTest, replicas: Replica[], testCpu: number 
   const nginx = sut.nginx();
   const replicasUs = replicas.reduce((sum, r) => sum + (readStat(r.child.pid!)?.cpuUs ?? Number.NaN), 0);
   const watcherUs = readStat(sut.balancer.child.pid!)?.cpuUs ?? Number.NaN;
-  const nginxUs = nginxWorkersCpuUs(nginx) + (nginx.master ? (readStat(nginx.master)?.cpuUs ?? 0) : 0);
+  const workersUs = nginxWorkersCpuUs(nginx);
+  const nginxUs = workersUs + (nginx.master ? (readStat(nginx.master)?.cpuUs ?? 0) : 0);
   const consulUs = readStat(sut.consulPid)?.cpuUs ?? 0;
   return {
     at: performance.now(),
     replicas: replicasUs,
-    nginx: nginxWorkersCpuUs(nginx),
+    nginx: workersUs,
     watcher: watcherUs,
     undertest: replicasUs + watcherUs + nginxUs + consulUs,
     core: testCpu === undefined ? Number.NaN : cpuBusyUs(testCpu),
@@ -77,7 +78,8 @@ async function measure(sut: SystemUnderTest, load: LoadGenerator, url: string, r
 
 /**
  * Closed-loop runs at fixed connections and duration, each balancer run paired with a direct run on the
- * same replica right before it, so that each ratio is taken within one repeat on this noisy machine.
+ * same replica right next to it (in alternating order), so that each ratio is taken within one repeat on
+ * this noisy machine.
  */
 export async function measureThroughput(
   sut: SystemUnderTest,
@@ -96,8 +98,10 @@ export async function measureThroughput(
   const pairs = async (replicas: Replica[]): Promise<PairedRepeat[]> => {
     const repeats: PairedRepeat[] = [];
     for (let i = 0; i < options.repeats; i++) {
-      const d = await measure(sut, load, direct, [first], options, testCpu);
+      const directFirst = i % 2 === 0;
+      const d0 = directFirst ? await measure(sut, load, direct, [first], options, testCpu) : undefined;
       const b = await measure(sut, load, viaBalancer, replicas, options, testCpu);
+      const d = d0 ?? (await measure(sut, load, direct, [first], options, testCpu));
       repeats.push({ direct: d, balancer: b, ratio: b.load.requestsPerSec / d.load.requestsPerSec });
     }
     return repeats;
