@@ -1,12 +1,12 @@
 // The balancer: nginx plus the TypeScript watcher that follows Consul, built from balancer/, with
 // its listener published on the bind address.
-import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { MEMORY_MB, RESTART_POLICY, httpHealthcheck } from './container-settings';
 import { httpUrl } from './endpoints';
 import type { LogCollector } from './collector';
 import type { StackNaming } from './naming';
+import { localImage } from './local-image';
 
 const LISTEN_PORT = 8080;
 
@@ -36,19 +36,10 @@ export class Balancer extends pulumi.ComponentResource {
     this.containerName = naming.objectName('balancer');
     this.url = httpUrl(args.bindAddress, args.balancerPort);
 
-    const context = path.join(args.repoRoot, 'balancer');
-    const image = new docker.Image(
+    const image = localImage(
       `${name}-image`,
-      {
-        imageName: naming.imageName('balancer'),
-        build: {
-          context,
-          dockerfile: path.join(context, 'Dockerfile'),
-          args: { BASE_IMAGE: args.baseImage, SOURCE_HASH: args.sourceHash },
-        },
-        skipPush: true,
-      },
-      { parent: this, dependsOn: [args.bundle] },
+      { naming, repoRoot: args.repoRoot, folder: 'balancer', baseImage: args.baseImage, sourceHash: args.sourceHash, dependsOn: [args.bundle] },
+      this,
     );
 
     new docker.Container(

@@ -1,11 +1,11 @@
 // The log collector: syslog-ng built from collector/, a volume for its files, and the syslog port
 // published on the bind address, because Docker's log driver runs in the daemon, outside the network.
-import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { MEMORY_MB, RESTART_POLICY } from './container-settings';
 import { hostPort } from './endpoints';
 import type { StackNaming } from './naming';
+import { localImage } from './local-image';
 
 /** Where syslog-ng listens and writes inside its container (set by collector/Dockerfile). */
 export const COLLECTOR_SYSLOG_PORT = 5514;
@@ -45,20 +45,7 @@ export class LogCollector extends pulumi.ComponentResource {
     this.containerName = naming.objectName('collector');
     this.syslogAddress = `tcp://${hostPort(args.bindAddress, args.collectorPort)}`;
 
-    const context = path.join(args.repoRoot, 'collector');
-    const image = new docker.Image(
-      `${name}-image`,
-      {
-        imageName: naming.imageName('collector'),
-        build: {
-          context,
-          dockerfile: path.join(context, 'Dockerfile'),
-          args: { BASE_IMAGE: args.baseImage },
-        },
-        skipPush: true,
-      },
-      { parent: this },
-    );
+    const image = localImage(`${name}-image`, { naming, repoRoot: args.repoRoot, folder: 'collector', baseImage: args.baseImage }, this);
 
     const volume = new docker.Volume(
       `${name}-logs`,

@@ -1,12 +1,12 @@
 // The service replicas: one image built from service/ and `replicas` containers. A replica's name,
 // SERVICE_ID and every input derive from its number alone, so changing the count adds or removes
 // the highest-numbered containers and leaves the others untouched.
-import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { MEMORY_MB, REPLICA_DRAIN_SECONDS, RESTART_POLICY, httpHealthcheck } from './container-settings';
 import type { LogCollector } from './collector';
 import type { StackNaming } from './naming';
+import { localImage } from './local-image';
 
 const SERVICE_PORT = 8080;
 
@@ -34,19 +34,10 @@ export class ServiceReplicas extends pulumi.ComponentResource {
     super('cnp:infra:ServiceReplicas', name, {}, opts);
     const { naming, collector } = args;
 
-    const context = path.join(args.repoRoot, 'service');
-    const image = new docker.Image(
+    const image = localImage(
       `${name}-image`,
-      {
-        imageName: naming.imageName('service'),
-        build: {
-          context,
-          dockerfile: path.join(context, 'Dockerfile'),
-          args: { BASE_IMAGE: args.baseImage, SOURCE_HASH: args.sourceHash },
-        },
-        skipPush: true,
-      },
-      { parent: this, dependsOn: [args.bundle] },
+      { naming, repoRoot: args.repoRoot, folder: 'service', baseImage: args.baseImage, sourceHash: args.sourceHash, dependsOn: [args.bundle] },
+      this,
     );
 
     this.names = [];
