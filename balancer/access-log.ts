@@ -7,7 +7,8 @@ export interface AccessLogRelay {
 
 /**
  * nginx sends its JSON access-log lines here as syslog over loopback UDP, and we print them on our
- * stdout. nginx cannot open /dev/stdout itself when stdout is a socket (as under a process manager).
+ * stdout. Used only when stdout is a socket (as under some process managers and the tests), which
+ * nginx cannot open as /dev/stdout; it costs the watcher a datagram per request.
  */
 export function startAccessLogRelay(write: (line: string) => void = (line) => process.stdout.write(line)): Promise<AccessLogRelay> {
   const socket = dgram.createSocket('udp4');

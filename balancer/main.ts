@@ -1,5 +1,5 @@
 // The balancer's entrypoint: config in, status server and nginx up, then follow Consul until SIGTERM.
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { existsSync, fstatSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startAccessLogRelay } from './access-log';
@@ -59,14 +59,17 @@ async function main(): Promise<void> {
     return status;
   });
 
-  const accessLog = await startAccessLogRelay();
+  // nginx opens /dev/stdout itself when it is a pipe, file or terminal (a container's stdout), at no cost
+  // to the watcher; only under a socket, which nginx cannot open, do its lines go through our relay.
+  const relay = fstatSync(1).isSocket() ? await startAccessLogRelay() : undefined;
   const settings: NginxSettings = {
     serviceName: config.serviceName,
     listenAddress: config.listenAddress,
     listenPort: config.listenPort,
     workDir,
     statusPort: statusServer.port,
-    accessLogPort: accessLog.port,
+    accessLog: relay ? { relayPort: relay.port } : { stdout: true },
+    workerProcesses: os.availableParallelism(),
     workerUser: user,
   };
   const renderText = (upstreams: readonly string[], generation: number) =>
@@ -82,7 +85,7 @@ async function main(): Promise<void> {
     applier?.stop();
     const exit = await nginx.stop();
     await statusServer.close();
-    await accessLog.close();
+    await relay?.close();
     // A temp dir we made ourselves is ours to remove; a WORK_DIR the user named is left alone.
     if (config.workDir === undefined) await fs.rm(workDir, { recursive: true, force: true });
     logger.info('stopped', { nginxExit: exit });

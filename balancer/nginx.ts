@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -53,9 +53,15 @@ export class Nginx {
   async check(text: string): Promise<string | null> {
     await fs.writeFile(this.candidatePath, text, { mode: 0o644 });
     return new Promise((resolve) => {
-      execFile(this.bin, ['-t', '-q', ...this.baseArgs(this.candidatePath)], { timeout: 10_000 }, (error, _stdout, stderr) => {
-        if (!error) return resolve(null);
-        const detail = stderr.trim() || error.message;
+      // stdout is /dev/null, not a pipe: a config that logs to /dev/stdout must open it under the test
+      // as it will under nginx itself (nginx cannot open a socket's /dev/stdout).
+      const test = spawn(this.bin, ['-t', '-q', ...this.baseArgs(this.candidatePath)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+      let stderr = '';
+      test.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      test.on('error', (error) => resolve(error.message));
+      test.on('close', (code, signal) => {
+        if (code === 0) return resolve(null);
+        const detail = stderr.trim() || `nginx -t exited with ${code ?? signal}`;
         resolve(detail.replace(/\s*\n\s*/g, ' | '));
       });
     });

@@ -26,8 +26,14 @@ export interface NginxSettings {
   workDir: string;
   /** Loopback port of the watcher's own status server, proxied at /_balancer/status. */
   statusPort: number;
-  /** Loopback UDP port where the watcher relays syslog'd access-log lines to its stdout. */
-  accessLogPort: number;
+  /**
+   * Where nginx writes its JSON access log: `/dev/stdout` (shared with the watcher; nginx writes each
+   * line itself), or, when stdout is a socket nginx cannot open, the loopback UDP port of the
+   * watcher's relay.
+   */
+  accessLog: { stdout: true } | { relayPort: number };
+  /** One worker per CPU this process may run on (nginx 1.22's `auto` counts every CPU of the host). */
+  workerProcesses: number;
   /** Set only when nginx starts as root: its workers then need an unprivileged user. */
   workerUser?: { user: string; group: string };
 }
@@ -132,7 +138,7 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
     '# Rendered by the balancer from Consul; rewritten on every change of the upstream set.',
     ...(s.workerUser ? [`user ${s.workerUser.user} ${s.workerUser.group};`] : []),
     'daemon off;',
-    'worker_processes auto;',
+    `worker_processes ${s.workerProcesses};`,
     'worker_shutdown_timeout 30s;',
     `pid ${dir}/nginx.pid;`,
     'error_log stderr warn;',
@@ -149,7 +155,9 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
     `  scgi_temp_path ${dir}/temp/scgi;`,
     '',
     `  log_format json_lines escape=json '${ACCESS_LOG_FORMAT}';`,
-    `  access_log syslog:server=127.0.0.1:${s.accessLogPort},facility=local7,tag=nginx,severity=info,nohostname json_lines;`,
+    'stdout' in s.accessLog
+      ? '  access_log /dev/stdout json_lines;'
+      : `  access_log syslog:server=127.0.0.1:${s.accessLog.relayPort},facility=local7,tag=nginx,severity=info,nohostname json_lines;`,
     '',
     '  server_tokens off;',
     '  client_max_body_size 1m;',

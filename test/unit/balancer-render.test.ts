@@ -12,7 +12,8 @@ const settings: NginxSettings = {
   listenPort: 8080,
   workDir: '/tmp/work',
   statusPort: 4001,
-  accessLogPort: 4002,
+  accessLog: { relayPort: 4002 },
+  workerProcesses: 1,
 };
 
 test('no entries select no upstream', (t) => {
@@ -114,6 +115,11 @@ test('paths, listen address, status and access-log ports come from the settings'
   t.true(text.includes('client_body_temp_path /w/temp/client_body;'));
   t.true(text.includes('proxy_pass http://127.0.0.1:4001;'));
   t.true(text.includes('access_log syslog:server=127.0.0.1:4002,'));
+  t.true(text.includes('worker_processes 1;'));
+  const direct = renderNginxConfig({ ...settings, accessLog: { stdout: true }, workerProcesses: 2 }, []);
+  t.true(direct.includes('access_log /dev/stdout json_lines;'));
+  t.true(direct.includes('worker_processes 2;'));
+  t.false(direct.includes('syslog:'));
   t.true(text.includes('daemon off;'));
   t.true(text.includes('error_log stderr warn;'));
 });
