@@ -24,8 +24,8 @@ MSG
   exit 127
 fi
 if [ ! -d node_modules/@pulumi/pulumi ]; then
-  echo "stack: the npm dependencies are missing; run 'npm install' first" >&2
-  exit 1
+  echo "stack: installing the npm dependencies first (npm ci)" >&2
+  npm ci --no-audit --no-fund
 fi
 
 mkdir -p .pulumi
