@@ -3,9 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { startConsul, type ConsulAgent } from '../test/helpers/consul';
 import { freePort } from '../test/helpers/ports';
-import { waitFor, type Managed } from '../test/helpers/processes';
+import { startProcess, waitFor, type Managed } from '../test/helpers/processes';
 import { SERVICE_BUNDLE, type Replica } from '../test/helpers/service';
-import { startLoggedProcess } from './logged-process';
 import { pinnedCommand, pinProcess } from './pinning';
 import { childrenOf, readStat } from './proc-stats';
 
@@ -63,13 +62,13 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
   fs.mkdirSync(workDir);
   const listenPort = await freePort();
   const [command, args] = pinnedCommand(testCpu, process.execPath, [BALANCER_BUNDLE]);
-  const balancer = startLoggedProcess(command, args, {
+  const balancer = startProcess(command, args, {
     CONSUL_HTTP_ADDR: consul.httpAddr,
     SERVICE_NAME,
     LISTEN_PORT: String(listenPort),
     LISTEN_ADDRESS: '127.0.0.1',
     WORK_DIR: workDir,
-  }, path.join(runDir, 'balancer.log'));
+  }, { logFile: path.join(runDir, 'balancer.log') });
   const balancerUrl = `http://127.0.0.1:${listenPort}`;
 
   const status = async (): Promise<BalancerStatus> => {
@@ -102,14 +101,14 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
       const port = await freePort();
       const [cmd, cmdArgs] = pinnedCommand(testCpu, process.execPath, [SERVICE_BUNDLE]);
       const spawnedAt = performance.now();
-      const proc = startLoggedProcess(cmd, cmdArgs, {
+      const proc = startProcess(cmd, cmdArgs, {
         PORT: String(port),
         HOST: '127.0.0.1',
         SERVICE_ADDRESS: '127.0.0.1',
         SERVICE_NAME,
         SERVICE_ID: id,
         CONSUL_HTTP_ADDR: consul.httpAddr,
-      }, path.join(runDir, `${id}.log`));
+      }, { logFile: path.join(runDir, `${id}.log`) });
       const replica: BenchReplica = Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}`, spawnedAt });
       replicas.add(replica);
       void proc.exited.then(() => replicas.delete(replica));
