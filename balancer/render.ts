@@ -81,7 +81,7 @@ const ACCESS_LOG_FORMAT = [
   '{"time":"$time_iso8601","level":"info","source":"nginx","msg":"request",',
   '"method":"$request_method","uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,',
   '"durationS":$request_time,"upstream":"$upstream_addr","upstreamStatus":"$upstream_status",',
-  '"upstreamTimeS":"$upstream_response_time","requestId":"$request_id","remote":"$remote_addr"}',
+  '"upstreamTimeS":"$upstream_response_time","remote":"$remote_addr"}',
 ].join('');
 
 function jsonBody(fields: Record<string, unknown>): string {
@@ -97,8 +97,6 @@ function proxyLocation(s: NginxSettings): string[] {
     '      proxy_set_header Connection "";',
     '      proxy_set_header Host $host;',
     '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
-    '      proxy_set_header X-Forwarded-Proto $scheme;',
-    '      proxy_set_header X-Request-Id $request_id;',
     '      proxy_connect_timeout 1s;',
     '      proxy_send_timeout 30s;',
     '      proxy_read_timeout 30s;',
