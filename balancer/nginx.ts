@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
+import { childPids, workersStillListening } from './listeners';
 import type { Logger } from './log';
 
 export interface NginxExit {
@@ -112,16 +113,24 @@ export class Nginx {
 
   /**
    * Graceful reload: nginx starts workers on the new config and lets the old ones finish their
-   * requests. Resolves once nginx answers with the new config's `generation`.
+   * requests. Resolves once nginx answers with the new config's `generation` and none of the old
+   * workers accepts connections any more.
    */
   async reload(generation: number, timeoutMs = 5000): Promise<void> {
     if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) {
       throw new Error('nginx is not running');
     }
+    const masterPid = this.child.pid!;
+    const oldWorkers = await childPids(masterPid);
     this.child.kill('SIGHUP');
     const deadline = Date.now() + timeoutMs;
     while ((await this.servedGeneration()) !== String(generation)) {
       if (Date.now() > deadline) throw new Error(`nginx did not serve the new config within ${timeoutMs} ms (see its log)`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // Only once no old worker accepts any more does every new connection meet the new config.
+    while ((await workersStillListening(masterPid, oldWorkers)).length > 0) {
+      if (Date.now() > deadline) throw new Error(`nginx's old workers still accepted connections ${timeoutMs} ms after the reload`);
       await new Promise((r) => setTimeout(r, 5));
     }
   }
