@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
-import { childPids, workersStillListening } from './listeners';
+import { childPids, listenerInodes, workersStillListening } from './listeners';
 import type { Logger } from './log';
 
 export interface NginxExit {
@@ -129,7 +129,8 @@ export class Nginx {
       await new Promise((r) => setTimeout(r, 5));
     }
     // Only once no old worker accepts any more does every new connection meet the new config.
-    while ((await workersStillListening(masterPid, oldWorkers)).length > 0) {
+    const listeners = await listenerInodes(masterPid);
+    while ((await workersStillListening(listeners, oldWorkers)).length > 0) {
       if (Date.now() > deadline) throw new Error(`nginx's old workers still accepted connections ${timeoutMs} ms after the reload`);
       await new Promise((r) => setTimeout(r, 5));
     }

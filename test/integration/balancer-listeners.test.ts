@@ -2,7 +2,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { childPids, workersStillListening } from '../../balancer/listeners';
+import { childPids, listenerInodes, workersStillListening } from '../../balancer/listeners';
 import { freePort } from '../helpers/ports';
 import { startProcess, stopAll, waitFor } from '../helpers/processes';
 
@@ -27,10 +27,12 @@ test('old nginx workers are seen listening until they handle the reload, the new
     return pids.length === 2 ? pids : undefined;
   };
   const oldWorkers = (await waitFor('two workers', () => twoWorkers([]), 5000))!;
-  t.deepEqual((await workersStillListening(master, oldWorkers)).sort(), [...oldWorkers].sort());
+  const listeners = await listenerInodes(master);
+  t.is(listeners.size, 1, 'the one listen socket');
+  t.deepEqual((await workersStillListening(listeners, oldWorkers)).sort(), [...oldWorkers].sort());
 
   nginx.child.kill('SIGHUP');
-  await waitFor('old workers to stop accepting', async () => (await workersStillListening(master, oldWorkers)).length === 0, 5000, 5);
+  await waitFor('old workers to stop accepting', async () => (await workersStillListening(listeners, oldWorkers)).length === 0, 5000, 5);
   const newWorkers = (await waitFor('two new workers', () => twoWorkers(oldWorkers), 5000))!;
-  t.is((await workersStillListening(master, newWorkers)).length, 2, nginx.output());
+  t.is((await workersStillListening(listeners, newWorkers)).length, 2, nginx.output());
 });
