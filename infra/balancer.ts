@@ -4,26 +4,14 @@ import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { MEMORY_MB, RESTART_POLICY, httpHealthcheck } from './container-settings';
 import { httpUrl } from './endpoints';
-import type { LogCollector } from './collector';
-import type { StackNaming } from './naming';
-import { localImage } from './local-image';
+import { bundledImage, type BundledRoleArgs } from './local-image';
 
 const LISTEN_PORT = 8080;
 
-export interface BalancerArgs {
-  naming: StackNaming;
-  networkName: pulumi.Input<string>;
-  collector: LogCollector;
-  bundle: pulumi.Resource;
-  sourceHash: string;
-  repoRoot: string;
-  baseImage: string;
-  serviceName: string;
-  consulHttpAddr: string;
+export interface BalancerArgs extends BundledRoleArgs {
   bindAddress: string;
   /** Host port for the balancer, on bindAddress. */
   balancerPort: number;
-  dependsOn: pulumi.Resource[];
 }
 
 export class Balancer extends pulumi.ComponentResource {
@@ -36,11 +24,7 @@ export class Balancer extends pulumi.ComponentResource {
     this.containerName = naming.objectName('balancer');
     this.url = httpUrl(args.bindAddress, args.balancerPort);
 
-    const image = localImage(
-      `${name}-image`,
-      { naming, repoRoot: args.repoRoot, folder: 'balancer', baseImage: args.baseImage, sourceHash: args.sourceHash, dependsOn: [args.bundle] },
-      this,
-    );
+    const image = bundledImage(`${name}-image`, 'balancer', args, this);
 
     new docker.Container(
       `${name}-container`,

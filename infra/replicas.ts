@@ -4,27 +4,12 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { MEMORY_MB, REPLICA_DRAIN_SECONDS, RESTART_POLICY, httpHealthcheck } from './container-settings';
-import type { LogCollector } from './collector';
-import type { StackNaming } from './naming';
-import { localImage } from './local-image';
+import { bundledImage, type BundledRoleArgs } from './local-image';
 
 const SERVICE_PORT = 8080;
 
-export interface ServiceReplicasArgs {
-  naming: StackNaming;
-  networkName: pulumi.Input<string>;
-  collector: LogCollector;
-  /** The bundle step; the image build waits for it. */
-  bundle: pulumi.Resource;
-  /** Changes when the bundled sources change, so the image is rebuilt. */
-  sourceHash: string;
-  repoRoot: string;
-  baseImage: string;
+export interface ServiceReplicasArgs extends BundledRoleArgs {
   replicas: number;
-  serviceName: string;
-  consulHttpAddr: string;
-  /** Containers that must exist before the replicas start (Consul). */
-  dependsOn: pulumi.Resource[];
 }
 
 export class ServiceReplicas extends pulumi.ComponentResource {
@@ -34,11 +19,7 @@ export class ServiceReplicas extends pulumi.ComponentResource {
     super('cnp:infra:ServiceReplicas', name, {}, opts);
     const { naming, collector } = args;
 
-    const image = localImage(
-      `${name}-image`,
-      { naming, repoRoot: args.repoRoot, folder: 'service', baseImage: args.baseImage, sourceHash: args.sourceHash, dependsOn: [args.bundle] },
-      this,
-    );
+    const image = bundledImage(`${name}-image`, 'service', args, this);
 
     this.names = [];
     for (let index = 1; index <= args.replicas; index++) {
