@@ -48,27 +48,21 @@ export function childrenOf(pid: number): ProcStat[] {
   return children;
 }
 
-/** Resident set size in MB from /proc/<pid>/status (VmRSS), or NaN when the process is gone. */
-export function rssMB(pid: number): number {
+/** A "Name:   123 kB" line of a /proc file, in MB; NaN when the file or the line is missing. */
+function kbFieldMB(file: string, name: string): number {
   try {
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
+    const kb = Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(file, 'utf8'))?.[1]);
     return kb / 1024;
   } catch {
     return Number.NaN;
   }
 }
 
+/** Resident set size in MB from /proc/<pid>/status (VmRSS), or NaN when the process is gone. */
+export const rssMB = (pid: number): number => kbFieldMB(`/proc/${pid}/status`, 'VmRSS');
+
 /** Proportional set size in MB (shared pages divided among sharers), or NaN when unavailable. */
-export function pssMB(pid: number): number {
-  try {
-    const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-    const kb = Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1]);
-    return kb / 1024;
-  } catch {
-    return Number.NaN;
-  }
-}
+export const pssMB = (pid: number): number => kbFieldMB(`/proc/${pid}/smaps_rollup`, 'Pss');
 
 /**
  * Time one CPU has spent busy so far (user, nice, system, irq, softirq), in microseconds, from /proc/stat;
