@@ -1,4 +1,5 @@
 import type { Logger } from './log';
+import { sameUpstreams } from './render';
 import type { BalancerStatus } from './status';
 
 /** The nginx operations the applier needs (the real one is Nginx; unit tests pass a fake). */
@@ -45,15 +46,18 @@ export function createApplier(o: ApplierOptions): Applier {
   let stopped = false;
   let generation = 0;
 
+  const recordError = (error: string) => {
+    o.status.lastReloadError = error;
+    o.status.lastReloadErrorAt = new Date().toISOString();
+  };
+
   const applyOnce = async (upstreams: readonly string[], requestedAt: number) => {
-    const loaded = o.status.upstreams;
-    if (loaded.length === upstreams.length && loaded.every((u, i) => u === upstreams[i])) return;
+    if (sameUpstreams(o.status.upstreams, upstreams)) return;
     generation++;
     const text = await o.renderText(upstreams, generation);
     const error = await o.target.check(text);
     if (error !== null) {
-      o.status.lastReloadError = error;
-      o.status.lastReloadErrorAt = new Date().toISOString();
+      recordError(error);
       o.logger.error('rendered nginx config refused by nginx -t; keeping the last good one', { error, wanted: upstreams });
       return;
     }
@@ -87,8 +91,7 @@ export function createApplier(o: ApplierOptions): Applier {
     wanted = undefined;
     running = applyOnce(upstreams, requestedAt)
       .catch((error) => {
-        o.status.lastReloadError = String(error instanceof Error ? error.message : error);
-        o.status.lastReloadErrorAt = new Date().toISOString();
+        recordError(String(error instanceof Error ? error.message : error));
         o.logger.error('applying the nginx config failed', { error: o.status.lastReloadError });
       })
       .finally(() => {

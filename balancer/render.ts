@@ -45,6 +45,9 @@ export interface Rendered extends UpstreamSelection {
 // Host names pass (nginx resolves them at load); anything else could smuggle nginx syntax in.
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
+/** Whether two upstream lists (sorted, as selectUpstreams returns them) are the same set. */
+export const sameUpstreams = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
 /** `address:port` as nginx wants it: IPv6 literals in brackets. */
 export function formatHostPort(address: string, port: number): string {
   return net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;

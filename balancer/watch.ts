@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import Consul from 'consul';
 import type { BalancerConfig } from './config';
 import type { Logger } from './log';
-import { selectUpstreams, type HealthEntry, type UpstreamSelection } from './render';
+import { sameUpstreams, selectUpstreams, type HealthEntry, type UpstreamSelection } from './render';
 
 /** One answer of `/v1/health/service/<name>?passing`: the entries and Consul's X-Consul-Index. */
 export interface HealthAnswer {
@@ -31,8 +31,6 @@ export interface Follower {
   /** Whether the last query failed, and why. */
   consulState(): { reachable: boolean; lastError: string | null; failedAttempts: number };
 }
-
-const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** The blocking query through the `consul` client, returning the index header with the body. */
 export function consulHealthFetcher(config: BalancerConfig, waitSeconds = 30): FetchHealth {
@@ -82,7 +80,7 @@ export function followHealthyInstances(o: FollowerOptions): Follower {
   let wakeUp: (() => void) | undefined;
 
   const emit = (selection: UpstreamSelection) => {
-    if (current && sameSet(current.upstreams, selection.upstreams)) return;
+    if (current && sameUpstreams(current.upstreams, selection.upstreams)) return;
     current = selection;
     o.onChange(selection);
   };
