@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { BALANCER_BUNDLE, type BalancerStatusJson } from '../test/helpers/balancer';
 import { startConsul, type ConsulAgent } from '../test/helpers/consul';
 import { freePort } from '../test/helpers/ports';
 import { startProcess, waitFor, type Managed } from '../test/helpers/processes';
@@ -8,16 +9,7 @@ import { SERVICE_BUNDLE, type Replica } from '../test/helpers/service';
 import { pinnedCommand, pinProcess } from './pinning';
 import { childrenOf, readStat } from './proc-stats';
 
-export const BALANCER_BUNDLE = path.resolve(__dirname, '../balancer/dist/main.js');
 export const SERVICE_NAME = 'hello';
-
-export interface BalancerStatus {
-  upstreams: string[];
-  consulIndex?: number;
-  changedAt?: string;
-  reloads?: number;
-  lastReloadError?: string | null;
-}
 
 export interface NginxProcesses {
   master?: number;
@@ -30,7 +22,7 @@ export interface SystemUnderTest {
   consulPid: number;
   balancer: Managed;
   balancerUrl: string;
-  status(): Promise<BalancerStatus>;
+  status(): Promise<BalancerStatusJson>;
   /** Starts a replica on the test core; resolves as soon as the process is spawned. */
   startReplica(id: string): Promise<BenchReplica>;
   /** Polls the balancer's status until `replica` is (or is no longer) among its upstreams. */
@@ -71,10 +63,10 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
   }, { logFile: path.join(runDir, 'balancer.log') });
   const balancerUrl = `http://127.0.0.1:${listenPort}`;
 
-  const status = async (): Promise<BalancerStatus> => {
+  const status = async (): Promise<BalancerStatusJson> => {
     const res = await fetch(`${balancerUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
     if (!res.ok) throw new Error(`/_balancer/status answered ${res.status}`);
-    return (await res.json()) as BalancerStatus;
+    return (await res.json()) as BalancerStatusJson;
   };
 
   const stop = async () => {
