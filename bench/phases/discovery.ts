@@ -1,5 +1,5 @@
 import { requestOnce } from '../../test/helpers/load';
-import { upstreamOf, type SystemUnderTest } from '../system-under-test';
+import { SERVICE_NAME, upstreamOf, type SystemUnderTest } from '../system-under-test';
 
 /** One replica added: milliseconds from its process start to each step of being discovered. */
 export interface DiscoveryTry {
@@ -38,7 +38,7 @@ export async function measureDiscovery(sut: SystemUnderTest, tries: number, time
     const replica = await sut.startReplica(`bench-add-${i}`);
     const since = replica.spawnedAt;
     const [passingMs, inUpstreamsMs, firstServedMs] = await Promise.all([
-      timeUntil(async () => (await sut.consul.passing('hello')).includes(replica.id), since, timeoutMs, 20),
+      timeUntil(async () => (await sut.consul.passing(SERVICE_NAME)).includes(replica.id), since, timeoutMs, 20),
       timeUntil(async () => (await sut.status()).upstreams.includes(upstreamOf(replica)), since, timeoutMs, 20),
       // New connection per poll, a few ms apart: light enough not to slow the replica starting on the same core.
       timeUntil(async () => (await requestOnce(`${sut.balancerUrl}/`, 1000)).instance === replica.id, since, timeoutMs, 5),

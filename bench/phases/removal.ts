@@ -1,6 +1,6 @@
 import { describeFailures, startSteadyLoop } from '../../test/helpers/load';
 import { waitFor } from '../../test/helpers/processes';
-import type { SystemUnderTest } from '../system-under-test';
+import { SERVICE_NAME, type SystemUnderTest } from '../system-under-test';
 
 export interface RemovalTry {
   id: string;
@@ -37,7 +37,7 @@ export async function measureRemoval(sut: SystemUnderTest, signal: 'SIGKILL' | '
     const since = performance.now();
     replica.child.kill(signal);
     let leftConsulMs = Number.NaN;
-    const leftConsul = waitFor(`${replica.id} to stop passing in Consul`, async () => !(await sut.consul.passing('hello')).includes(replica.id), 15_000, 20)
+    const leftConsul = waitFor(`${replica.id} to stop passing in Consul`, async () => !(await sut.consul.passing(SERVICE_NAME)).includes(replica.id), 15_000, 20)
       .then(() => (leftConsulMs = performance.now() - since))
       .catch(() => undefined);
     let removedMs = Number.NaN;
