@@ -1,9 +1,10 @@
 import net from 'node:net';
+import { parseConsulAddress, type ConsulAddress } from '../lib/consul-address';
 
 /** Everything the balancer reads from its environment, parsed and checked once at start. */
 export interface BalancerConfig {
   /** Consul's HTTP API, e.g. http://127.0.0.1:8500. */
-  consul: { host: string; port: number; secure: boolean; url: string };
+  consul: ConsulAddress;
   serviceName: string;
   listenAddress: string;
   listenPort: number;
@@ -33,24 +34,8 @@ function integer(env: NodeJS.ProcessEnv, variable: string, fallback: number, min
   return value;
 }
 
-function consulAddress(raw: string): BalancerConfig['consul'] {
-  const allowed = 'expected http://host:port or https://host:port (or host:port)';
-  // Consul's own CLI accepts CONSUL_HTTP_ADDR without a scheme; so do we.
-  const withScheme = /^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    fail('CONSUL_HTTP_ADDR', raw, allowed);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail('CONSUL_HTTP_ADDR', raw, allowed);
-  if (!url.hostname || (url.pathname !== '/' && url.pathname !== '') || url.search || url.username) {
-    fail('CONSUL_HTTP_ADDR', raw, allowed);
-  }
-  const secure = url.protocol === 'https:';
-  const port = url.port ? Number(url.port) : secure ? 443 : 80;
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  return { host, port, secure, url: `${url.protocol}//${url.host}` };
+function consulAddress(raw: string): ConsulAddress {
+  return parseConsulAddress(raw) ?? fail('CONSUL_HTTP_ADDR', raw, 'expected http://host:port or https://host:port (or host:port)');
 }
 
 /** Parses the balancer's environment; throws ConfigError naming the variable and what is allowed. */

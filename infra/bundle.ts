@@ -6,7 +6,7 @@ import * as command from '@pulumi/command';
 import { hashSources } from './sources';
 
 /** Inputs to the bundle shared by both parts (the build script and the locked dependencies). */
-const SHARED_SOURCES = ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs'];
+const SHARED_SOURCES = ['lib', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs'];
 
 export interface AppBundleArgs {
   /** The repository root (where package.json is). */

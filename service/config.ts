@@ -1,14 +1,6 @@
 import net from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
-
-/** Where the Consul agent's HTTP API is, split the way the `consul` client wants it. */
-export interface ConsulAddress {
-  secure: boolean;
-  host: string;
-  port: number;
-  /** Normalised URL, for logs. */
-  url: string;
-}
+import { parseConsulAddress, type ConsulAddress } from '../lib/consul-address';
 
 export interface ServiceConfig {
   port: number;
@@ -99,24 +91,11 @@ function parseAddress(raw: string | undefined, host: string, facts: HostFacts): 
 
 function parseConsul(raw: string | undefined): ConsulAddress {
   const text = raw === undefined || raw.trim() === '' ? 'http://127.0.0.1:8500' : raw.trim();
-  const problem = `CONSUL_HTTP_ADDR must be an http(s) URL or host:port of the Consul agent, such as http://127.0.0.1:8500; got ${JSON.stringify(raw)}`;
-  // Consul's own tools accept host:port without a scheme; so do we.
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    throw new ConfigError(problem);
+  const address = parseConsulAddress(text);
+  if (!address) {
+    throw new ConfigError(`CONSUL_HTTP_ADDR must be an http(s) URL or host:port of the Consul agent, such as http://127.0.0.1:8500; got ${JSON.stringify(raw)}`);
   }
-  const hasPath = url.pathname !== '/' && url.pathname !== '';
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname || hasPath || url.search || url.username) {
-    throw new ConfigError(problem);
-  }
-  const secure = url.protocol === 'https:';
-  const port = url.port ? Number(url.port) : secure ? 443 : 80;
-  // URL keeps IPv6 literals bracketed; the client wants the bare address.
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  return { secure, host, port, url: `${url.protocol}//${url.host}` };
+  return address;
 }
 
 /** Reads the service's environment once, at start; throws ConfigError naming the first bad variable. */

@@ -1,5 +1,5 @@
 import Consul from 'consul';
-import type { ConsulAddress } from './config';
+import type { ConsulAddress } from '../lib/consul-address';
 
 /**
  * A client for the Consul agent's HTTP API. Every call is bounded: a Consul that hangs must

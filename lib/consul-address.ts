@@ -1,0 +1,33 @@
+// Code shared by the service and balancer bundles (esbuild inlines it into each).
+
+/** Where the Consul agent's HTTP API is, split the way the `consul` client wants it. */
+export interface ConsulAddress {
+  secure: boolean;
+  host: string;
+  port: number;
+  /** Normalised URL, for logs. */
+  url: string;
+}
+
+/**
+ * Parses CONSUL_HTTP_ADDR: an http(s) URL with no path, or host:port (Consul's own tools accept it
+ * without a scheme). Undefined when it is not one; the caller names the variable in its error.
+ */
+export function parseConsulAddress(text: string): ConsulAddress | undefined {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    return undefined;
+  }
+  const hasPath = url.pathname !== '/' && url.pathname !== '';
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname || hasPath || url.search || url.username) {
+    return undefined;
+  }
+  const secure = url.protocol === 'https:';
+  const port = url.port ? Number(url.port) : secure ? 443 : 80;
+  // URL keeps IPv6 literals bracketed; the client wants the bare address.
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return { secure, host, port, url: `${url.protocol}//${url.host}` };
+}
