@@ -1,5 +1,6 @@
 // `npm run bench [-- --smoke]`: the balancer against direct access, discovery, failover and memory,
 // with real Consul, nginx and service replicas on loopback. See the README's performance section.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sendRequests } from '../test/helpers/load';
 import { startLoadGenerator, type LoadGenerator } from './load-generator';
 import type { SingleRequestsReport } from './load-protocol';
@@ -14,7 +15,6 @@ import { summarize, type RawMeasurements } from './results';
 import { startSystemUnderTest, type SystemUnderTest } from './system-under-test';
 import { collectVersions } from './versions';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 
 /** Watcher CPU over a quiet window, as a percentage of one core. */

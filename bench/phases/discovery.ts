@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { requestOnce } from '../../test/helpers/load';
 import { SERVICE_NAME, upstreamOf, type SystemUnderTest } from '../system-under-test';
 
@@ -11,8 +12,6 @@ export interface DiscoveryTry {
   /** A request through the balancer was answered by it: the figure of the issue. */
   firstServedMs: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` every `everyMs` until it holds; resolves with the ms since `since`, NaN after `timeoutMs`. */
 async function timeUntil(check: () => Promise<boolean>, since: number, timeoutMs: number, everyMs: number): Promise<number> {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describeFailures, startSteadyLoop } from '../../test/helpers/load';
 import { waitFor } from '../../test/helpers/processes';
 import { SERVICE_NAME, type SystemUnderTest } from '../system-under-test';
@@ -15,8 +16,6 @@ export interface RemovalTry {
   /** First few failures, described, for the report when there are any. */
   failures: string;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Adds a replica, lets it take traffic, then sends it `signal` under the steady request loop (new
