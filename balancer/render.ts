@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { hostPort } from '../lib/endpoints';
 
 /** The parts of one `/v1/health/service/<name>` entry the balancer reads. */
 export interface HealthEntry {
@@ -48,11 +49,6 @@ const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[
 /** Whether two upstream lists (sorted, as selectUpstreams returns them) are the same set. */
 export const sameUpstreams = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
-/** `address:port` as nginx wants it: IPv6 literals in brackets. */
-export function formatHostPort(address: string, port: number): string {
-  return net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 /**
  * Picks the upstreams from Consul's health entries with Consul's own rule: the service address,
  * or the node address when the service address is empty. Entries with neither, with port 0, or
@@ -72,7 +68,7 @@ export function selectUpstreams(entries: readonly HealthEntry[]): UpstreamSelect
     } else if (net.isIP(address) === 0 && !HOST_NAME.test(address)) {
       dropped.push({ id, reason: `address ${JSON.stringify(address)} is neither an IP literal nor a host name` });
     } else {
-      const upstream = formatHostPort(address.toLowerCase(), port);
+      const upstream = hostPort(address.toLowerCase(), port);
       if (seen.has(upstream)) dropped.push({ id, reason: `duplicate of ${upstream}` });
       seen.add(upstream);
     }
@@ -181,7 +177,7 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
   }
   lines.push(
     '  server {',
-    `    listen ${formatHostPort(s.listenAddress, s.listenPort)};`,
+    `    listen ${hostPort(s.listenAddress, s.listenPort)};`,
     '    location = /_balancer/status {',
     '      # Health checks poll this every few seconds; keep them out of the access log.',
     '      access_log off;',

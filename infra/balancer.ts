@@ -3,7 +3,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { MEMORY_MB, RESTART_POLICY, httpHealthcheck } from './container-settings';
-import { httpUrl } from './endpoints';
+import { httpUrl } from '../lib/endpoints';
 import { bundledImage, type BundledRoleArgs } from './local-image';
 
 const LISTEN_PORT = 8080;

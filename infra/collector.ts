@@ -3,7 +3,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { MEMORY_MB, RESTART_POLICY } from './container-settings';
-import { hostPort } from './endpoints';
+import { hostPort } from '../lib/endpoints';
 import type { StackNaming } from './naming';
 import { localImage } from './local-image';
 

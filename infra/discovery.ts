@@ -3,7 +3,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { MEMORY_MB, RESTART_POLICY } from './container-settings';
-import { httpUrl } from './endpoints';
+import { httpUrl } from '../lib/endpoints';
 import type { LogCollector } from './collector';
 import type { StackNaming } from './naming';
 

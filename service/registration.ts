@@ -1,4 +1,5 @@
 import type Consul from 'consul';
+import { httpUrl } from '../lib/endpoints';
 import type { ServiceConfig } from './config';
 import type { Logger } from './logger';
 
@@ -39,17 +40,13 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH
 
 export const DEFAULT_TIMING: RegistrationTiming = { pollMs: 1000, firstRetryMs: 100, maxRetryMs: 2000 };
 
-function urlHost(address: string): string {
-  return address.includes(':') ? `[${address}]` : address;
-}
-
 export function serviceDefinition(config: ServiceConfig): ServiceDefinition {
   return {
     id: config.serviceId,
     name: config.serviceName,
     address: config.serviceAddress,
     port: config.port,
-    checkUrl: `http://${urlHost(config.serviceAddress)}:${config.port}/health`,
+    checkUrl: `${httpUrl(config.serviceAddress, config.port)}/health`,
   };
 }
 

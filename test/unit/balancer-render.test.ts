@@ -1,5 +1,6 @@
 import test from 'ava';
-import { formatHostPort, render, renderNginxConfig, selectUpstreams, type HealthEntry, type NginxSettings } from '../../balancer/render';
+import { render, renderNginxConfig, selectUpstreams, type HealthEntry, type NginxSettings } from '../../balancer/render';
+import { hostPort as formatHostPort } from '../../lib/endpoints';
 
 const entry = (id: string, serviceAddress: string, port: number, nodeAddress = '10.9.9.9'): HealthEntry => ({
   Node: { Node: 'node1', Address: nodeAddress },

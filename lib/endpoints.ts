@@ -1,4 +1,4 @@
-// Turning an address and a port into the host part of a URL or a syslog address.
+// Turning an address and a port into the host part of a URL, an nginx address or a syslog address.
 import net from 'node:net';
 
 /** `127.0.0.1:8080`, or `[::1]:8080` for IPv6. */
