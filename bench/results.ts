@@ -116,6 +116,7 @@ export function summarize(raw: RawMeasurements): BenchResults {
   const added = raw.discovery.map((t) => t.firstServedMs);
   const failedOver = raw.failover.map((t) => t.removedMs);
   const scaledDown = raw.scaleDown.map((t) => t.removedMs);
+  const { outFile: _outFile, mode: _mode, ...settings } = raw.options;
 
   const results: Omit<BenchResults, 'targets'> = {
     mode: raw.options.mode,
@@ -124,18 +125,7 @@ export function summarize(raw: RawMeasurements): BenchResults {
     cores: raw.cores,
     pinning: raw.pinning,
     versions: raw.versions,
-    settings: {
-      connections: raw.options.connections,
-      durationSec: raw.options.durationSec,
-      warmupSec: raw.options.warmupSec,
-      repeats: raw.options.repeats,
-      singleRequests: raw.options.singleRequests,
-      idleSampleSec: raw.options.idleSampleSec,
-      discoveryTries: raw.options.discoveryTries,
-      failoverTries: raw.options.failoverTries,
-      scaleDownTries: raw.options.scaleDownTries,
-      timeLimitSec: raw.options.timeLimitSec,
-    },
+    settings,
     throughputRatio: round(medianOf(oneReplica, (r) => r.ratio), 3),
     throughputRatioTwoReplicas: round(medianOf(twoReplicas, (r) => r.ratio), 3),
     cpuCostRatio: round(medianOf(oneReplica, (r) => r.direct.underTestCpuUsPerRequest / r.balancer.underTestCpuUsPerRequest), 3),
