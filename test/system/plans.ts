@@ -68,42 +68,49 @@ export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-export interface NetworkPlan {
-  kind: 'network';
+/** A network or a volume: `docker <kind> create` with the name last. */
+interface NamedObjectPlan<K extends 'network' | 'volume'> {
+  kind: K;
   name: string;
   createArgs: string[];
+}
+
+export type NetworkPlan = NamedObjectPlan<'network'>;
+export type VolumePlan = NamedObjectPlan<'volume'>;
+
+/**
+ * Shared by networks and volumes: name, driver, then the kind's own flags, labels and the driver options
+ * (read from `optionsKey`), in that order.
+ */
+function planNamedObject<K extends 'network' | 'volume'>(
+  kind: K,
+  typeName: string,
+  resourceName: string,
+  values: Inputs,
+  optionsKey: string,
+  ownFlags: (d: DeclaredInputs) => string[] = () => [],
+): NamedObjectPlan<K> {
+  const d = new DeclaredInputs(values, `docker:${typeName} "${resourceName}"`);
+  const name = d.get<string>('name') ?? autoName(resourceName);
+  const args: string[] = [kind, 'create'];
+  const driver = d.get<string>('driver');
+  if (driver) args.push('--driver', driver);
+  args.push(...ownFlags(d));
+  for (const label of d.items('labels')) args.push('--label', labelArg(label));
+  for (const [k, v] of Object.entries(d.get<Record<string, string>>(optionsKey) ?? {})) args.push('--opt', `${k}=${v}`);
+  d.done();
+  return { kind, name, createArgs: [...args, name] };
 }
 
 export function planNetwork(resourceName: string, values: Inputs): NetworkPlan {
-  const d = new DeclaredInputs(values, `docker:Network "${resourceName}"`);
-  const name = d.get<string>('name') ?? autoName(resourceName);
-  const args = ['network', 'create'];
-  const driver = d.get<string>('driver');
-  if (driver) args.push('--driver', driver);
-  if (d.get<boolean>('internal')) args.push('--internal');
-  if (d.get<boolean>('attachable')) args.push('--attachable');
-  for (const label of d.items('labels')) args.push('--label', labelArg(label));
-  for (const [k, v] of Object.entries(d.get<Record<string, string>>('options') ?? {})) args.push('--opt', `${k}=${v}`);
-  d.done();
-  return { kind: 'network', name, createArgs: [...args, name] };
-}
-
-export interface VolumePlan {
-  kind: 'volume';
-  name: string;
-  createArgs: string[];
+  return planNamedObject('network', 'Network', resourceName, values, 'options', (d) => [
+    ...(d.get<boolean>('internal') ? ['--internal'] : []),
+    ...(d.get<boolean>('attachable') ? ['--attachable'] : []),
+  ]);
 }
 
 export function planVolume(resourceName: string, values: Inputs): VolumePlan {
-  const d = new DeclaredInputs(values, `docker:Volume "${resourceName}"`);
-  const name = d.get<string>('name') ?? autoName(resourceName);
-  const args = ['volume', 'create'];
-  const driver = d.get<string>('driver');
-  if (driver) args.push('--driver', driver);
-  for (const label of d.items('labels')) args.push('--label', labelArg(label));
-  for (const [k, v] of Object.entries(d.get<Record<string, string>>('driverOpts') ?? {})) args.push('--opt', `${k}=${v}`);
-  d.done();
-  return { kind: 'volume', name, createArgs: [...args, name] };
+  return planNamedObject('volume', 'Volume', resourceName, values, 'driverOpts');
 }
 
 function labelArg(label: DeclaredInputs): string {
