@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import Consul from 'consul';
+import { wakeableSleep } from '../lib/wakeable-sleep';
 import type { BalancerConfig } from './config';
 import type { Logger } from './log';
 import { sameUpstreams, selectUpstreams, type HealthEntry, type UpstreamSelection } from './render';
@@ -77,7 +78,6 @@ export function followHealthyInstances(o: FollowerOptions): Follower {
   let failedAttempts = 0;
   let outageStartedAt = 0;
   let lastError: string | null = null;
-  let wakeUp: (() => void) | undefined;
 
   const emit = (selection: UpstreamSelection) => {
     if (current && sameUpstreams(current.upstreams, selection.upstreams)) return;
@@ -118,14 +118,7 @@ export function followHealthyInstances(o: FollowerOptions): Follower {
     emit(selection);
   };
 
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wakeUp = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+  const { sleep: pause, wake: wakeUp } = wakeableSleep();
 
   const loop = async () => {
     while (!stopped) {
@@ -177,7 +170,7 @@ export function followHealthyInstances(o: FollowerOptions): Follower {
       stopped = true;
       endGrace();
       cancel.emit('cancel');
-      wakeUp?.();
+      wakeUp();
     },
     consulState: () => ({ reachable: failedAttempts === 0, lastError, failedAttempts }),
   };

@@ -1,5 +1,6 @@
 import type Consul from 'consul';
 import { httpUrl } from '../lib/endpoints';
+import { wakeableSleep } from '../lib/wakeable-sleep';
 import type { ServiceConfig } from './config';
 import type { Logger } from './logger';
 
@@ -97,16 +98,7 @@ export function keepRegistered(
   let mayBeRegistered = false;
   let firstAttempt = true;
   let initialStatus: InitialStatus = 'passing';
-  let wake: (() => void) | undefined;
-
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+  const { sleep, wake } = wakeableSleep();
 
   const run = async () => {
     let retryMs = timing.firstRetryMs;
@@ -166,7 +158,7 @@ export function keepRegistered(
     isRegistered: () => registered,
     async stop() {
       stopped = true;
-      wake?.();
+      wake();
       await running;
       registered = false;
       if (!mayBeRegistered) return;
