@@ -185,23 +185,27 @@ export function summarize(raw: RawMeasurements): BenchResults {
   return { ...results, targets: evaluateTargets(results) };
 }
 
-const littleMs = (run: PathRun) => round((run.connections / run.load.requestsPerSec) * 1000, 3);
+/** One figure of a repeat as [direct, balancer], rounded. */
+const pair = (r: PairedRepeat, pick: (run: PathRun) => number, decimals: number): [number, number] => [
+  round(pick(r.direct), decimals),
+  round(pick(r.balancer), decimals),
+];
 
 const describeRepeat = (replicas: number, r: PairedRepeat) => ({
   replicas,
   directRps: round(r.direct.load.requestsPerSec, 0),
   balancerRps: round(r.balancer.load.requestsPerSec, 0),
   ratio: round(r.ratio, 3),
-  p50Ms: [round(r.direct.load.p50Ms, 3), round(r.balancer.load.p50Ms, 3)] as [number, number],
-  p99Ms: [round(r.direct.load.p99Ms, 3), round(r.balancer.load.p99Ms, 3)] as [number, number],
-  meanMs: [round(r.direct.load.meanMs, 3), round(r.balancer.load.meanMs, 3)] as [number, number],
-  connectionsOverRpsMs: [littleMs(r.direct), littleMs(r.balancer)] as [number, number],
+  p50Ms: pair(r, (p) => p.load.p50Ms, 3),
+  p99Ms: pair(r, (p) => p.load.p99Ms, 3),
+  meanMs: pair(r, (p) => p.load.meanMs, 3),
+  connectionsOverRpsMs: pair(r, (p) => (p.connections / p.load.requestsPerSec) * 1000, 3),
   nginxCpuUsPerRequest: round(r.balancer.nginxCpuUsPerRequest, 1),
-  replicaCpuUsPerRequest: [round(r.direct.replicaCpuUsPerRequest, 1), round(r.balancer.replicaCpuUsPerRequest, 1)] as [number, number],
+  replicaCpuUsPerRequest: pair(r, (p) => p.replicaCpuUsPerRequest, 1),
   watcherCpuUsPerRequest: round(r.balancer.watcherCpuUsPerRequest, 1),
-  underTestCpuUsPerRequest: [round(r.direct.underTestCpuUsPerRequest, 1), round(r.balancer.underTestCpuUsPerRequest, 1)] as [number, number],
-  coreUsPerRequest: [round(r.direct.coreUsPerRequest, 1), round(r.balancer.coreUsPerRequest, 1)] as [number, number],
-  foreignCpuPercent: [round(r.direct.foreignCpuPercent, 1), round(r.balancer.foreignCpuPercent, 1)] as [number, number],
+  underTestCpuUsPerRequest: pair(r, (p) => p.underTestCpuUsPerRequest, 1),
+  coreUsPerRequest: pair(r, (p) => p.coreUsPerRequest, 1),
+  foreignCpuPercent: pair(r, (p) => p.foreignCpuPercent, 1),
 });
 
 const roundRemoval = (t: RemovalTry): RemovalTry => ({ ...t, leftConsulMs: round(t.leftConsulMs, 0), removedMs: round(t.removedMs, 0) });
