@@ -40,8 +40,10 @@ const sleeper = (name: string, inputs: Record<string, unknown> = {}, options: De
 });
 
 async function testObjects(): Promise<string> {
-  const containers = await docker(['ps', '-a', '--filter', `label=cnp.test=${tag}`, '--format', '{{.Names}}']);
-  const networks = await docker(['network', 'ls', '--filter', `label=cnp.test=${tag}`, '--format', '{{.Name}}']);
+  const [containers, networks] = await Promise.all([
+    docker(['ps', '-a', '--filter', `label=cnp.test=${tag}`, '--format', '{{.Names}}']),
+    docker(['network', 'ls', '--filter', `label=cnp.test=${tag}`, '--format', '{{.Name}}']),
+  ]);
   return (containers + networks).split('\n').filter(Boolean).sort().join(' ');
 }
 
@@ -63,8 +65,9 @@ test.serial('an unchanged input keeps the container; a changed one replaces it, 
   const first = await realizer.apply([network(), sleeper('a', { envs: ['MODE=one'] }), sleeper('b', { envs: ['MODE=one'] })]);
   t.deepEqual(first.created.length, 3);
   const before = Object.fromEntries(realizer.containers().map((c) => [c.resourceName, c]));
-  t.true((await inspect('container', before.a!.id))?.State?.Running);
-  t.deepEqual((await inspect('container', before.a!.id))?.Config?.Env?.includes('MODE=one'), true);
+  const a = await inspect('container', before.a!.id);
+  t.true(a?.State?.Running);
+  t.deepEqual(a?.Config?.Env?.includes('MODE=one'), true);
 
   const same = await realizer.apply([network(), sleeper('a', { envs: ['MODE=one'] }), sleeper('b', { envs: ['MODE=one'] })]);
   t.deepEqual(same.created, []);

@@ -60,8 +60,10 @@ async function replicaUpstream(name: string): Promise<string> {
   return `${ip}:8080`;
 }
 
-async function replicaUpstreams(numbers: number[]): Promise<string[]> {
-  return (await Promise.all(numbers.map((n) => replicaUpstream(replicaName(n))))).sort();
+/** Waits until the balancer's status lists exactly these replicas. */
+async function waitForReplicaUpstreams(what: string, numbers: number[], timeoutMs: number, everyMs: number): Promise<void> {
+  const expected = JSON.stringify((await Promise.all(numbers.map((n) => replicaUpstream(replicaName(n))))).sort());
+  await waitFor(what, async () => JSON.stringify(await upstreams()) === expected, timeoutMs, everyMs);
 }
 
 async function containerIds(numbers: number[]): Promise<string[]> {
@@ -125,8 +127,7 @@ test.serial('1. replicas 3: every container healthy, 300 requests reach all 3 in
   for (const n of [1, 2, 3]) t.true(summary.created.includes(replicaKey(n)));
   t.is(realizer.containers().length, 6, 'collector, consul, 3 replicas and the balancer');
   await waitFor('every container healthy', allHealthy, 120_000, 500);
-  const expected = await replicaUpstreams([1, 2, 3]);
-  await waitFor('the balancer to serve the 3 replicas', async () => JSON.stringify(await upstreams()) === JSON.stringify(expected), 30_000, 200);
+  await waitForReplicaUpstreams('the balancer to serve the 3 replicas', [1, 2, 3], 30_000, 200);
 
   const report = await sendRequests(`${url}/`, 300);
   t.is(report.failures.length, 0, describeFailures(report));
@@ -152,8 +153,7 @@ test.serial('2. replicas 3 -> 5 under a steady loop: the 3 keep their ids, the 2
   t.deepEqual(summary.created.sort(), [replicaKey(4), replicaKey(5)]);
   t.deepEqual(summary.replaced, []);
   t.deepEqual(summary.deleted, []);
-  const expected = await replicaUpstreams([1, 2, 3, 4, 5]);
-  await waitFor('the balancer to serve all 5', async () => JSON.stringify(await upstreams()) === JSON.stringify(expected), 60_000, 100);
+  await waitForReplicaUpstreams('the balancer to serve all 5', [1, 2, 3, 4, 5], 60_000, 100);
   await sleep(2000);
   const report = await loop.stop();
   t.is(report.failures.length, 0, describeFailures(report));
@@ -178,8 +178,7 @@ test.serial('3. replicas 5 -> 2 under the loop: only 3, 4, 5 go, each stopped wi
     t.log(`${removed.name}: stopped in ${removed.stopMs} ms, exit code ${removed.exitCode}`);
   }
   t.is(summary.removedContainers.length, 3);
-  const expected = await replicaUpstreams([1, 2]);
-  await waitFor('the balancer to serve the 2 left', async () => JSON.stringify(await upstreams()) === JSON.stringify(expected), 30_000, 100);
+  await waitForReplicaUpstreams('the balancer to serve the 2 left', [1, 2], 30_000, 100);
   await sleep(1000);
   const report = await loop.stop();
   t.is(report.failures.length, 0, describeFailures(report));
@@ -192,8 +191,7 @@ test.serial('4. a replica SIGKILLed from the host: no request fails, it leaves t
   t.timeout(180_000);
   const name = replicaName(1);
   const upstream = await replicaUpstream(name);
-  const state = (await inspect('container', name))!.State;
-  const restartsBefore = (await inspect('container', name))!.RestartCount as number;
+  const { State: state, RestartCount: restartsBefore } = (await inspect('container', name))!;
   const loop = startLoop();
   await sleep(1000);
 
