@@ -37,15 +37,20 @@ export function readStat(pid: number): ProcStat | undefined {
   };
 }
 
-/** Every live process whose parent is `pid`. */
-export function childrenOf(pid: number): ProcStat[] {
-  const children: ProcStat[] = [];
+/** Every live process, read once from /proc. */
+export function processTable(): ProcStat[] {
+  const table: ProcStat[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = readStat(Number(entry));
-    if (stat && stat.ppid === pid) children.push(stat);
+    if (stat) table.push(stat);
   }
-  return children;
+  return table;
+}
+
+/** Every live process whose parent is `pid` (from `table` when given, else from a fresh read of /proc). */
+export function childrenOf(pid: number, table: readonly ProcStat[] = processTable()): ProcStat[] {
+  return table.filter((p) => p.ppid === pid);
 }
 
 /** A "Name:   123 kB" line of a /proc file, in MB; NaN when the file or the line is missing. */

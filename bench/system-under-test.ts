@@ -7,7 +7,7 @@ import { freePort } from '../test/helpers/ports';
 import { startProcess, waitFor, type Managed } from '../test/helpers/processes';
 import { SERVICE_BUNDLE, type Replica } from '../test/helpers/service';
 import { pinnedCommand, pinProcess } from './pinning';
-import { childrenOf, readStat } from './proc-stats';
+import { childrenOf, processTable, readStat } from './proc-stats';
 
 export const SERVICE_NAME = 'hello';
 
@@ -124,12 +124,14 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
 
 /** nginx's master (the nginx process the watcher started) and its workers (the master's children). */
 function findNginx(watcherPid: number): NginxProcesses {
+  // One read of /proc for the whole walk, not one per process visited.
+  const table = processTable();
   const queue = [watcherPid];
   while (queue.length) {
     const pid = queue.shift()!;
-    for (const child of childrenOf(pid)) {
+    for (const child of childrenOf(pid, table)) {
       if (child.comm === 'nginx') {
-        const workers = childrenOf(child.pid).filter((w) => w.comm === 'nginx').map((w) => w.pid);
+        const workers = childrenOf(child.pid, table).filter((w) => w.comm === 'nginx').map((w) => w.pid);
         return { master: child.pid, workers };
       }
       queue.push(child.pid);
