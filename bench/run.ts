@@ -12,7 +12,7 @@ import { affinityOf, pinProcess, planCpus, type CpuPlan } from './pinning';
 import { pssMB, readStat, rssMB } from './proc-stats';
 import { formatContext, formatTable, writeResults } from './report';
 import { summarize, type RawMeasurements } from './results';
-import { startSystemUnderTest, type SystemUnderTest } from './system-under-test';
+import { startSystemUnderTest, type BenchReplica, type SystemUnderTest } from './system-under-test';
 import { collectVersions } from './versions';
 
 const log = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -68,7 +68,7 @@ async function runBench(options: BenchOptions, plan: CpuPlan, sut: SystemUnderTe
   };
 
   log(`throughput and latency: ${options.repeats} repeats of ${options.durationSec} s per path, ${options.connections} connections`);
-  let second: Awaited<ReturnType<SystemUnderTest['startReplica']>> | undefined;
+  let second: BenchReplica | undefined;
   const throughput = await measureThroughput(sut, load, first, async () => {
     second = await sut.startReplica('bench-2');
     await sut.waitUpstream(second, true);
