@@ -204,7 +204,7 @@ export class Realizer {
         return id;
       }
       case 'command':
-        if (plan.create) await run(plan.interpreter[0]!, [...plan.interpreter.slice(1), plan.create], { cwd: plan.dir, env: { ...process.env, ...plan.env }, timeoutMs: 300_000 });
+        if (plan.create) await runCommand(plan, plan.create, 300_000);
         return undefined;
       case 'container':
         return this.createContainer(plan);
@@ -265,10 +265,16 @@ export class Realizer {
         await docker(['image', 'rm', plan.name]).catch((error) => this.log(`kept image ${plan.name}: ${String(error)}`));
         return;
       case 'command':
-        if (plan.delete) await run(plan.interpreter[0]!, [...plan.interpreter.slice(1), plan.delete], { cwd: plan.dir, env: { ...process.env, ...plan.env } });
+        if (plan.delete) await runCommand(plan, plan.delete);
         return;
     }
   }
+}
+
+/** One of a local.Command's scripts, through its interpreter, in its dir with its environment. */
+function runCommand(plan: CommandPlan, script: string, timeoutMs?: number): Promise<string> {
+  const [interpreter, ...args] = plan.interpreter;
+  return run(interpreter!, [...args, script], { cwd: plan.dir, env: { ...process.env, ...plan.env }, timeoutMs });
 }
 
 async function waitHealthy(name: string, seconds: number): Promise<void> {
