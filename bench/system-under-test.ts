@@ -5,7 +5,7 @@ import { BALANCER_BUNDLE, type BalancerStatusJson } from '../test/helpers/balanc
 import { startConsul, type ConsulAgent } from '../test/helpers/consul';
 import { freePort } from '../test/helpers/ports';
 import { startProcess, waitFor, type Managed } from '../test/helpers/processes';
-import { SERVICE_BUNDLE, type Replica } from '../test/helpers/service';
+import { SERVICE_BUNDLE, replicaEnv, type Replica } from '../test/helpers/service';
 import { pinnedCommand, pinProcess } from './pinning';
 import { childrenOf, processTable, readStat } from './proc-stats';
 
@@ -93,14 +93,7 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
       const port = await freePort();
       const [cmd, cmdArgs] = pinnedCommand(testCpu, process.execPath, [SERVICE_BUNDLE]);
       const spawnedAt = performance.now();
-      const proc = startProcess(cmd, cmdArgs, {
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        SERVICE_ADDRESS: '127.0.0.1',
-        SERVICE_NAME,
-        SERVICE_ID: id,
-        CONSUL_HTTP_ADDR: consul.httpAddr,
-      }, { logFile: path.join(runDir, `${id}.log`) });
+      const proc = startProcess(cmd, cmdArgs, replicaEnv(consul.httpAddr, SERVICE_NAME, id, port), { logFile: path.join(runDir, `${id}.log`) });
       const replica: BenchReplica = Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}`, spawnedAt });
       replicas.add(replica);
       void proc.exited.then(() => replicas.delete(replica));

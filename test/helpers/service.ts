@@ -10,20 +10,24 @@ export interface Replica extends Managed {
   url: string;
 }
 
-/**
- * Starts one service replica as a plain process on loopback, from the bundle `npm run build` makes
- * (the same file the image runs), registered under `SERVICE_NAME=name` with the given Consul.
- */
-export async function startReplica(consulHttpAddr: string, name: string, id: string, env: NodeJS.ProcessEnv = {}): Promise<Replica> {
-  const port = await freePort();
-  const proc = startProcess(process.execPath, [SERVICE_BUNDLE], {
+/** The environment of one replica on loopback (the bench launches it pinned to a CPU with the same). */
+export function replicaEnv(consulHttpAddr: string, name: string, id: string, port: number): NodeJS.ProcessEnv {
+  return {
     PORT: String(port),
     HOST: '127.0.0.1',
     SERVICE_ADDRESS: '127.0.0.1',
     SERVICE_NAME: name,
     SERVICE_ID: id,
     CONSUL_HTTP_ADDR: consulHttpAddr,
-    ...env,
-  });
+  };
+}
+
+/**
+ * Starts one service replica as a plain process on loopback, from the bundle `npm run build` makes
+ * (the same file the image runs), registered under `SERVICE_NAME=name` with the given Consul.
+ */
+export async function startReplica(consulHttpAddr: string, name: string, id: string, env: NodeJS.ProcessEnv = {}): Promise<Replica> {
+  const port = await freePort();
+  const proc = startProcess(process.execPath, [SERVICE_BUNDLE], { ...replicaEnv(consulHttpAddr, name, id, port), ...env });
   return Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}` });
 }
