@@ -81,10 +81,11 @@ async function sendAll(url: string, requests: number, concurrency: number): Prom
 function table(results: RequestResult[]): string {
   const rows = new Map<string, { count: number; upstreams: Set<string> }>();
   for (const r of results.filter((r) => r.ok)) {
-    const row = rows.get(r.instance ?? '(no X-Instance-Id)') ?? { count: 0, upstreams: new Set<string>() };
+    const name = r.instance ?? '(no X-Instance-Id)';
+    const row = rows.get(name) ?? { count: 0, upstreams: new Set<string>() };
     row.count++;
     if (r.upstream) row.upstreams.add(r.upstream);
-    rows.set(r.instance ?? '(no X-Instance-Id)', row);
+    rows.set(name, row);
   }
   const failed = results.filter((r) => !r.ok).length;
   const lines: Array<[string, number, string]> = [...rows.entries()]
