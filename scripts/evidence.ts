@@ -4,7 +4,7 @@
 // given (or the stack's balancerUrl output, published on loopback by default): meant for your own stack.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { requestOnce, type RequestResult } from '../test/helpers/load';
+import { sendAll, type RequestResult } from '../test/helpers/load';
 
 interface EvidenceOptions {
   url?: string;
@@ -61,20 +61,6 @@ function stackBalancerUrl(stack: string): Promise<string> {
       }
     });
   });
-}
-
-/** `requests` GETs, `concurrency` at a time, each on a new connection (the tests' definition of failure). */
-async function sendAll(url: string, requests: number, concurrency: number): Promise<RequestResult[]> {
-  const results: RequestResult[] = [];
-  let next = 0;
-  const client = async () => {
-    while (next < requests) {
-      next++;
-      results.push(await requestOnce(url));
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, client));
-  return results;
 }
 
 /** Requests per instance with their share, and the upstream address(es) the balancer reached it at. */

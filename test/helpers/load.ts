@@ -50,8 +50,8 @@ function summarize(results: RequestResult[]): LoadReport {
   return { total: results.length, failures: results.filter((r) => !r.ok), byInstance };
 }
 
-/** Sends `count` requests, `concurrency` at a time, each on a new connection. */
-export async function sendRequests(url: string, count: number, concurrency = 4): Promise<LoadReport> {
+/** Sends `count` requests, `concurrency` at a time, each on a new connection; every result. */
+export async function sendAll(url: string, count: number, concurrency = 4): Promise<RequestResult[]> {
   const results: RequestResult[] = [];
   let next = 0;
   await Promise.all(
@@ -62,7 +62,12 @@ export async function sendRequests(url: string, count: number, concurrency = 4):
       }
     }),
   );
-  return summarize(results);
+  return results;
+}
+
+/** As sendAll, summarized. */
+export async function sendRequests(url: string, count: number, concurrency = 4): Promise<LoadReport> {
+  return summarize(await sendAll(url, count, concurrency));
 }
 
 export interface SteadyLoop {
