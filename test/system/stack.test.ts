@@ -2,7 +2,7 @@
 // offline images, then scaled, crashed, read back from the log collector and torn down. All traffic goes
 // through the balancer's port published on 127.0.0.1. Serial: each scenario starts from the one before.
 import test, { type ExecutionContext } from 'ava';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { recordStack } from '../helpers/record-stack';
@@ -14,7 +14,9 @@ import { compareListings, listDocker, type DockerListing } from './docker-listin
 import { BASE_IMAGE, CONSUL_IMAGE, PROJECT_DIR, ensureOfflineImages } from './images';
 import { Realizer, type ApplySummary } from './realize';
 
-const STACK = 'systest';
+// A name of this run's own: two runs on one engine (two checkouts, a run and a benchmark) never touch
+// each other's containers, networks, volumes or images, and the clean-up removes only what this run made.
+const STACK = `systest${randomBytes(3).toString('hex')}`;
 const STACK_LABEL = `io.consul-nginx-pulumi.stack=${STACK}`;
 const NETWORK = `cnp-${STACK}-net`;
 const COLLECTOR = `cnp-${STACK}-collector`;
@@ -89,11 +91,10 @@ test.before(async () => {
   const [balancerPort, consulUiPort, collectorPort] = await freePorts(3);
   ports = { balancerPort: balancerPort!, consulUiPort: consulUiPort!, collectorPort: collectorPort! };
   url = `http://127.0.0.1:${ports.balancerPort}`;
-  await sweepStack();
   before = await listDocker();
 });
 
-/** Removes everything carrying the stack's label (and its images): what a failed or killed run left. */
+/** Removes everything carrying this run's stack label, and its images: what a failed apply left behind. */
 async function sweepStack(): Promise<void> {
   const containers = (await docker(['ps', '-aq', '--filter', `label=${STACK_LABEL}`])).split('\n').filter(Boolean);
   if (containers.length) await docker(['rm', '-f', '-v', ...containers]);
