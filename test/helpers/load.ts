@@ -1,6 +1,8 @@
 import http from 'node:http';
 
 export interface RequestResult {
+  /** What was requested: a failure can then be found in the balancer's access log by its URI. */
+  url: string;
   ok: boolean;
   status: number;
   ms: number;
@@ -29,6 +31,7 @@ export function requestOnce(url: string, timeoutMs = 2000, headers: Record<strin
         const ms = performance.now() - started;
         const status = res.statusCode ?? 0;
         resolve({
+          url,
           ok: status >= 200 && status < 300 && ms <= timeoutMs,
           status,
           ms,
@@ -37,10 +40,10 @@ export function requestOnce(url: string, timeoutMs = 2000, headers: Record<strin
           error: ms > timeoutMs ? `slow: ${Math.round(ms)} ms` : undefined,
         });
       });
-      res.on('error', (error) => resolve({ ok: false, status: 0, ms: performance.now() - started, error: String(error) }));
+      res.on('error', (error) => resolve({ url, ok: false, status: 0, ms: performance.now() - started, error: String(error) }));
     });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (error) => resolve({ ok: false, status: 0, ms: performance.now() - started, error: String(error) }));
+    req.on('error', (error) => resolve({ url, ok: false, status: 0, ms: performance.now() - started, error: String(error) }));
   });
 }
 
@@ -77,15 +80,18 @@ export interface SteadyLoop {
 
 /**
  * The "steady request loop" of the tests: `clients` concurrent clients, a new connection per request,
- * until stopped, or until `maxMs` or `maxRequests` is reached so that it always ends by itself.
+ * until stopped, or until `maxMs` or `maxRequests` is reached so that it always ends by itself. Each
+ * request carries its own `seq=N` query parameter, so a failed one can be found in access logs.
  */
 export function startSteadyLoop(url: string, { clients = 4, maxMs = 60_000, maxRequests = 200_000, pauseMs = 5 } = {}): SteadyLoop {
   const results: RequestResult[] = [];
   const deadline = Date.now() + maxMs;
   let stopped = false;
+  const separator = url.includes('?') ? '&' : '?';
+  let sent = 0;
   const running = Array.from({ length: clients }, async () => {
     while (!stopped && Date.now() < deadline && results.length < maxRequests) {
-      results.push(await requestOnce(url));
+      results.push(await requestOnce(`${url}${separator}seq=${++sent}`));
       if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
     }
   });
@@ -100,6 +106,6 @@ export function startSteadyLoop(url: string, { clients = 4, maxMs = 60_000, maxR
 
 /** Short human-readable description of failures, for assertion messages. */
 export function describeFailures(report: LoadReport, max = 5): string {
-  const shown = report.failures.slice(0, max).map((f) => `${f.status || 'ERR'} ${Math.round(f.ms)}ms ${f.error ?? ''}`.trim());
+  const shown = report.failures.slice(0, max).map((f) => `${f.status || 'ERR'} ${Math.round(f.ms)}ms ${f.error ?? ''} (${new URL(f.url).search || f.url})`.trim());
   return `${report.failures.length}/${report.total} failed: ${shown.join('; ')}`;
 }

@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { recordStack } from '../helpers/record-stack';
-import { describeFailures, requestOnce, sendRequests, startSteadyLoop, type SteadyLoop } from '../helpers/load';
+import { describeFailures, requestOnce, sendRequests, startSteadyLoop, type LoadReport, type SteadyLoop } from '../helpers/load';
 import { freePorts } from '../helpers/ports';
 import { waitFor } from '../helpers/processes';
 import { docker, inspect, run } from './docker';
@@ -87,6 +87,24 @@ async function collectorFile(file: string): Promise<string> {
   return docker(['exec', COLLECTOR, 'cat', `/var/log/stack/${file}`]).catch(() => '');
 }
 
+/**
+ * The failures, each with the balancer's own access line for it (found by the loop's `seq=N`): which
+ * upstreams nginx tried, how long each took, and how long nginx itself held the request. A request
+ * slow for the client but quick in nginx waited outside nginx (connect, docker-proxy, the machine).
+ */
+async function explainFailures(report: LoadReport): Promise<string> {
+  const summary = describeFailures(report);
+  if (report.failures.length === 0) return summary;
+  await sleep(2000); // access lines reach the collector through the daemon's syslog driver
+  const log = (await collectorFile(`cnp-${STACK}-balancer.log`)).split('\n');
+  const access = report.failures.slice(0, 5).map((f) => {
+    const query = new URL(f.url).search;
+    return log.find((line) => line.includes(`"uri":"/${query}"`)) ?? `(no access line for ${query})`;
+  });
+  const nginxErrors = log.filter((line) => /"msg":"nginx".*\[(error|warn)\]/.test(line)).slice(-10);
+  return [summary, 'balancer access lines:', ...access, 'nginx errors and warnings (last 10):', ...nginxErrors].join('\n');
+}
+
 test.before(async () => {
   const [balancerPort, consulUiPort, collectorPort] = await freePorts(3);
   ports = { balancerPort: balancerPort!, consulUiPort: consulUiPort!, collectorPort: collectorPort! };
@@ -131,7 +149,7 @@ test.serial('1. replicas 3: every container healthy, 300 requests reach all 3 in
   await waitForReplicaUpstreams('the balancer to serve the 3 replicas', [1, 2, 3], 30_000, 200);
 
   const report = await sendRequests(`${url}/`, 300);
-  t.is(report.failures.length, 0, describeFailures(report));
+  t.is(report.failures.length, 0, await explainFailures(report));
   t.deepEqual(Object.keys(report.byInstance).sort(), [1, 2, 3].map(replicaName));
   for (const [instance, count] of Object.entries(report.byInstance)) t.true(count >= 60, `${instance} answered ${count}/300`);
   t.log('requests per instance:', report.byInstance);
@@ -157,7 +175,7 @@ test.serial('2. replicas 3 -> 5 under a steady loop: the 3 keep their ids, the 2
   await waitForReplicaUpstreams('the balancer to serve all 5', [1, 2, 3, 4, 5], 60_000, 100);
   await sleep(2000);
   const report = await loop.stop();
-  t.is(report.failures.length, 0, describeFailures(report));
+  t.is(report.failures.length, 0, await explainFailures(report));
   t.true((report.byInstance[replicaName(4)] ?? 0) > 0, 'replica 4 served');
   t.true((report.byInstance[replicaName(5)] ?? 0) > 0, 'replica 5 served');
   t.deepEqual(await containerIds([1, 2, 3]), ids, 'the existing 3 containers are the same ones');
@@ -182,7 +200,7 @@ test.serial('3. replicas 5 -> 2 under the loop: only 3, 4, 5 go, each stopped wi
   await waitForReplicaUpstreams('the balancer to serve the 2 left', [1, 2], 30_000, 100);
   await sleep(1000);
   const report = await loop.stop();
-  t.is(report.failures.length, 0, describeFailures(report));
+  t.is(report.failures.length, 0, await explainFailures(report));
   t.deepEqual(await containerIds([1, 2]), ids);
   for (const n of [3, 4, 5]) t.is(await inspect('container', replicaName(n)), undefined);
   t.log(`${report.total} requests during scale-down:`, report.byInstance);
@@ -223,7 +241,7 @@ test.serial('4. a replica SIGKILLed from the host: no request fails, it leaves t
   const report = await loop.stop();
   t.true(left, `${name} (${upstream}) left /_balancer/status after the kill`);
   t.true((await upstreams()).includes(upstream), `${name} is back in /_balancer/status`);
-  t.is(report.failures.length, 0, describeFailures(report));
+  t.is(report.failures.length, 0, await explainFailures(report));
   t.true((await inspect('container', name)).RestartCount >= restartsBefore + 1);
   t.log(`${report.total} requests around the crash:`, report.byInstance);
 });
