@@ -1,4 +1,7 @@
+import { fork } from 'node:child_process';
 import http from 'node:http';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 export interface RequestResult {
   /** What was requested: a failure can then be found in the balancer's access log by its URI. */
@@ -16,6 +19,8 @@ export interface LoadReport {
   failures: RequestResult[];
   /** Requests answered per `X-Instance-Id`. */
   byInstance: Record<string, number>;
+  /** The three slowest requests, slowest first. */
+  slowest: RequestResult[];
 }
 
 /**
@@ -50,7 +55,8 @@ export function requestOnce(url: string, timeoutMs = 2000, headers: Record<strin
 function summarize(results: RequestResult[]): LoadReport {
   const byInstance: Record<string, number> = {};
   for (const r of results) if (r.ok && r.instance) byInstance[r.instance] = (byInstance[r.instance] ?? 0) + 1;
-  return { total: results.length, failures: results.filter((r) => !r.ok), byInstance };
+  const slowest = results.slice().sort((a, b) => b.ms - a.ms).slice(0, 3);
+  return { total: results.length, failures: results.filter((r) => !r.ok), byInstance, slowest };
 }
 
 /** Sends `count` requests, `concurrency` at a time, each on a new connection; every result. */
@@ -73,9 +79,17 @@ export async function sendRequests(url: string, count: number, concurrency = 4):
   return summarize(await sendAll(url, count, concurrency));
 }
 
+export interface SteadyLoopReport extends LoadReport {
+  /**
+   * The longest time the clients' event loop stood still while the loop ran: a stall there (synchronous
+   * work in the same process) is added to every request in flight, although no server was slow.
+   */
+  longestStallMs: number;
+}
+
 export interface SteadyLoop {
   /** Stops the clients, waits for requests in flight, and reports every request sent. */
-  stop(): Promise<LoadReport>;
+  stop(): Promise<SteadyLoopReport>;
 }
 
 /**
@@ -87,6 +101,8 @@ export function startSteadyLoop(url: string, { clients = 4, maxMs = 60_000, maxR
   const results: RequestResult[] = [];
   const deadline = Date.now() + maxMs;
   let stopped = false;
+  const stalls = monitorEventLoopDelay({ resolution: 10 });
+  stalls.enable();
   const separator = url.includes('?') ? '&' : '?';
   let sent = 0;
   const running = Array.from({ length: clients }, async () => {
@@ -99,7 +115,30 @@ export function startSteadyLoop(url: string, { clients = 4, maxMs = 60_000, maxR
     async stop() {
       stopped = true;
       await Promise.all(running);
-      return summarize(results);
+      stalls.disable();
+      return { ...summarize(results), longestStallMs: Math.round(stalls.max / 1e6) };
+    },
+  };
+}
+
+/**
+ * The steady loop in a child process: its clients' clocks then keep running while the caller's own
+ * event loop is busy. The system test records the Pulumi program in its own process (a synchronous
+ * require and compile of the program, 1.5 s on a loaded machine), and every request in flight then
+ * looked that much slower although nginx had answered it in milliseconds.
+ */
+export function startSteadyLoopProcess(url: string, options: Parameters<typeof startSteadyLoop>[1] = {}): SteadyLoop {
+  const child = fork(path.join(__dirname, 'steady-loop-process.ts'), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const report = new Promise<SteadyLoopReport>((resolve, reject) => {
+    child.once('message', (message) => resolve(message as SteadyLoopReport));
+    child.once('exit', (code, signal) => reject(new Error(`the steady loop's process exited (${code ?? signal}) before reporting`)));
+  });
+  report.catch(() => {}); // read by stop(); a loop never stopped must not fail the run by itself
+  child.send({ url, options });
+  return {
+    async stop() {
+      if (child.connected) child.send('stop');
+      return report;
     },
   };
 }

@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { recordStack } from '../helpers/record-stack';
-import { describeFailures, requestOnce, sendRequests, startSteadyLoop, type LoadReport, type SteadyLoop } from '../helpers/load';
+import { describeFailures, requestOnce, sendRequests, startSteadyLoopProcess, type LoadReport, type RequestResult, type SteadyLoop, type SteadyLoopReport } from '../helpers/load';
 import { freePorts } from '../helpers/ports';
 import { waitFor } from '../helpers/processes';
 import { docker, inspect, run } from './docker';
@@ -16,8 +16,11 @@ import { Realizer, type ApplySummary } from './realize';
 
 // A name of this run's own: two runs on one engine (two checkouts, a run and a benchmark) never touch
 // each other's containers, networks, volumes or images, and the clean-up removes only what this run made.
-const STACK = `systest${randomBytes(3).toString('hex')}`;
-const STACK_LABEL = `io.consul-nginx-pulumi.stack=${STACK}`;
+// The name carries the test process's pid, so a later run can tell the leftovers of a killed run (its
+// process is gone) from another run still going.
+const STACK = `systest${process.pid}x${randomBytes(3).toString('hex')}`;
+const RUN_STACK = /^systest(\d+)x[0-9a-f]{6}$/;
+const STACK_KEY = 'io.consul-nginx-pulumi.stack';
 const NETWORK = `cnp-${STACK}-net`;
 const COLLECTOR = `cnp-${STACK}-collector`;
 const replicaName = (n: number) => `cnp-${STACK}-replica-${n}`;
@@ -41,11 +44,12 @@ async function deploy(t: ExecutionContext, replicas: number): Promise<ApplySumma
     stack: STACK,
     config: { replicas, baseImage: BASE_IMAGE, consulImage: CONSUL_IMAGE, ...ports },
   });
+  const recordedMs = Date.now() - started;
   const summary = await realizer.apply(resources);
   for (const c of realizer.containers()) {
     for (const mount of (await inspect('container', c.id))?.Mounts ?? []) if (mount.Type === 'volume') stackVolumes.add(mount.Name);
   }
-  t.log(`replicas=${replicas} realized in ${((Date.now() - started) / 1000).toFixed(1)} s: ` +
+  t.log(`replicas=${replicas} realized in ${((Date.now() - started) / 1000).toFixed(1)} s (recorded in ${recordedMs} ms): ` +
     `${summary.created.length} created, ${summary.replaced.length} replaced, ${summary.deleted.length} deleted, ${summary.unchanged.length} unchanged`);
   return summary;
 }
@@ -78,7 +82,7 @@ async function allHealthy(): Promise<boolean> {
 }
 
 function startLoop(): SteadyLoop {
-  const loop = startSteadyLoop(`${url}/`, { clients: 4, maxMs: 120_000 });
+  const loop = startSteadyLoopProcess(`${url}/`, { clients: 4, maxMs: 120_000 });
   loops.push(loop);
   return loop;
 }
@@ -88,46 +92,75 @@ async function collectorFile(file: string): Promise<string> {
 }
 
 /**
- * The failures, each with the balancer's own access line for it (found by the loop's `seq=N`): which
- * upstreams nginx tried, how long each took, and how long nginx itself held the request. A request
- * slow for the client but quick in nginx waited outside nginx (connect, docker-proxy, the machine).
+ * Requests with the balancer's own access line for each (found by the loop's `seq=N`): which upstreams
+ * nginx tried, how long each took, and how long nginx itself held the request. A request slow for the
+ * client but quick in nginx waited outside nginx (connect, docker-proxy, the machine).
  */
-async function explainFailures(report: LoadReport): Promise<string> {
-  const summary = describeFailures(report);
-  if (report.failures.length === 0) return summary;
+async function withAccessLines(results: RequestResult[]): Promise<string[]> {
   await sleep(2000); // access lines reach the collector through the daemon's syslog driver
   const log = (await collectorFile(`cnp-${STACK}-balancer.log`)).split('\n');
-  const access = report.failures.slice(0, 5).map((f) => {
-    const query = new URL(f.url).search;
-    return log.find((line) => line.includes(`"uri":"/${query}"`)) ?? `(no access line for ${query})`;
+  return results.map((r) => {
+    const query = new URL(r.url).search;
+    const line = log.find((l) => l.includes(`"uri":"/${query}"`));
+    return `${Math.round(r.ms)} ms for the client, status ${r.status || r.error}: ${line ?? `(no access line for ${query})`}`;
   });
-  const nginxErrors = log.filter((line) => /"msg":"nginx".*\[(error|warn)\]/.test(line)).slice(-10);
-  return [summary, 'balancer access lines:', ...access, 'nginx errors and warnings (last 10):', ...nginxErrors].join('\n');
+}
+
+/** The failures with their access lines and nginx's recent errors, for an assertion message. */
+async function explainFailures(report: LoadReport | SteadyLoopReport): Promise<string> {
+  const stall = 'longestStallMs' in report ? `; longest stall of the clients' event loop: ${report.longestStallMs} ms` : '';
+  const summary = describeFailures(report) + stall;
+  if (report.failures.length === 0) return summary;
+  const access = await withAccessLines(report.failures.slice(0, 5));
+  const nginxErrors = (await collectorFile(`cnp-${STACK}-balancer.log`)).split('\n').filter((l) => /"msg":"nginx".*\[(error|warn)\]/.test(l));
+  return [summary, 'balancer access lines:', ...access, 'nginx errors and warnings (last 10):', ...nginxErrors.slice(-10)].join('\n');
 }
 
 test.before(async () => {
   const [balancerPort, consulUiPort, collectorPort] = await freePorts(3);
   ports = { balancerPort: balancerPort!, consulUiPort: consulUiPort!, collectorPort: collectorPort! };
   url = `http://127.0.0.1:${ports.balancerPort}`;
+  for (const stack of await stacksOfDeadRuns()) await sweepStack(stack);
   before = await listDocker();
 });
 
-/** Removes everything carrying this run's stack label, and its images: what a failed apply left behind. */
-async function sweepStack(): Promise<void> {
-  const containers = (await docker(['ps', '-aq', '--filter', `label=${STACK_LABEL}`])).split('\n').filter(Boolean);
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/** System-test stacks on this engine whose test process is gone: what a killed run left. */
+async function stacksOfDeadRuns(): Promise<string[]> {
+  const labels = await Promise.all(['container', 'network', 'volume'].map((kind) =>
+    docker([kind, 'ls', ...(kind === 'container' ? ['-a'] : []), '--filter', `label=${STACK_KEY}`, '--format', `{{.Label "${STACK_KEY}"}}`])));
+  const stacks = new Set(labels.join('\n').split('\n').filter(Boolean));
+  return [...stacks].filter((stack) => {
+    const pid = RUN_STACK.exec(stack)?.[1];
+    return pid !== undefined && !alive(Number(pid));
+  });
+}
+
+/** Removes everything carrying a stack's label, and its images. */
+async function sweepStack(stack: string): Promise<void> {
+  const label = `label=${STACK_KEY}=${stack}`;
+  const containers = (await docker(['ps', '-aq', '--filter', label])).split('\n').filter(Boolean);
   if (containers.length) await docker(['rm', '-f', '-v', ...containers]);
   for (const kind of ['network', 'volume'] as const) {
-    const names = (await docker([kind, 'ls', '-q', '--filter', `label=${STACK_LABEL}`])).split('\n').filter(Boolean);
+    const names = (await docker([kind, 'ls', '-q', '--filter', label])).split('\n').filter(Boolean);
     if (names.length) await docker([kind, 'rm', ...names]).catch(() => {});
   }
-  const images = (await docker(['images', '-q', '--filter', `reference=cnp-*:${STACK}`])).split('\n').filter(Boolean);
+  const images = (await docker(['images', '-q', '--filter', `reference=cnp-*:${stack}`])).split('\n').filter(Boolean);
   if (images.length) await docker(['image', 'rm', '-f', ...new Set(images)]).catch(() => {});
 }
 
 test.after.always(async () => {
   await Promise.all(loops.map((l) => l.stop()));
   await realizer.destroy().catch(() => {});
-  await sweepStack();
+  await sweepStack(STACK);
 });
 
 test.serial('offline base images are built, or found current', async (t) => {
@@ -179,7 +212,8 @@ test.serial('2. replicas 3 -> 5 under a steady loop: the 3 keep their ids, the 2
   t.true((report.byInstance[replicaName(4)] ?? 0) > 0, 'replica 4 served');
   t.true((report.byInstance[replicaName(5)] ?? 0) > 0, 'replica 5 served');
   t.deepEqual(await containerIds([1, 2, 3]), ids, 'the existing 3 containers are the same ones');
-  t.log(`${report.total} requests during scale-up:`, report.byInstance);
+  t.log(`${report.total} requests during scale-up (longest stall of the clients' event loop: ${report.longestStallMs} ms):`, report.byInstance);
+  t.log('slowest requests:', (await withAccessLines(report.slowest)).join('\n'));
 });
 
 test.serial('3. replicas 5 -> 2 under the loop: only 3, 4, 5 go, each stopped with its grace and exiting by itself, no request fails', async (t) => {
@@ -203,7 +237,8 @@ test.serial('3. replicas 5 -> 2 under the loop: only 3, 4, 5 go, each stopped wi
   t.is(report.failures.length, 0, await explainFailures(report));
   t.deepEqual(await containerIds([1, 2]), ids);
   for (const n of [3, 4, 5]) t.is(await inspect('container', replicaName(n)), undefined);
-  t.log(`${report.total} requests during scale-down:`, report.byInstance);
+  t.log(`${report.total} requests during scale-down (longest stall of the clients' event loop: ${report.longestStallMs} ms):`, report.byInstance);
+  t.log('slowest requests:', (await withAccessLines(report.slowest)).join('\n'));
 });
 
 test.serial('4. a replica SIGKILLed from the host: no request fails, it leaves the balancer, restarts and serves again', async (t) => {
@@ -243,7 +278,8 @@ test.serial('4. a replica SIGKILLed from the host: no request fails, it leaves t
   t.true((await upstreams()).includes(upstream), `${name} is back in /_balancer/status`);
   t.is(report.failures.length, 0, await explainFailures(report));
   t.true((await inspect('container', name)).RestartCount >= restartsBefore + 1);
-  t.log(`${report.total} requests around the crash:`, report.byInstance);
+  t.log(`${report.total} requests around the crash (longest stall of the clients' event loop: ${report.longestStallMs} ms):`, report.byInstance);
+  t.log('slowest requests:', (await withAccessLines(report.slowest)).join('\n'));
 });
 
 test.serial('5. logs: a marker in a request lands in the serving replica\'s file and the combined file; Consul and the balancer have theirs', async (t) => {
@@ -274,6 +310,6 @@ test.serial('6. tear-down leaves the engine\'s containers, networks and volumes 
     c.entry.includes(`cnp-${STACK}`) || (c.kind === 'volumes' && stackVolumes.has(c.entry)));
   t.deepEqual(ours, [], 'nothing of the stack is left');
   if (changes.length) t.log('changes made meanwhile by others (not the stack):', changes);
-  t.deepEqual((await docker(['ps', '-aq', '--filter', `label=${STACK_LABEL}`])).trim(), '');
+  t.deepEqual((await docker(['ps', '-aq', '--filter', `label=${STACK_KEY}=${STACK}`])).trim(), '');
   t.true(stackVolumes.size >= 2, 'the stack did mount volumes, so their removal was checked');
 });
