@@ -59,9 +59,9 @@ async function tempDir(t: ExecutionContext, prefix: string): Promise<string> {
 }
 
 /** `npm run <script>` in the project, as a user types it; the PID we signal is npm's. */
-function npmRun(script: string, env: NodeJS.ProcessEnv): Managed {
+function npmRun(script: string, env: NodeJS.ProcessEnv, { detached = false } = {}): Managed {
   if (process.cwd() !== REPO_ROOT) throw new Error(`tests run from the project root, not ${process.cwd()}`);
-  return startProcess('npm', ['run', script], env);
+  return startProcess('npm', ['run', script], env, { detached });
 }
 
 /** The process npm runs the script's `node <bundle>` in (its child, or a shell's child). */
@@ -77,16 +77,31 @@ async function scriptProcess(npm: Managed, bundle: string): Promise<number> {
   return pid!;
 }
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) test(`${signal} to the PID of \`npm run start:balancer\` stops the watcher and nginx and frees the port`, async (t) => {
+// How a user stops what `npm run` started: `kill` of the PID the shell shows (npm's), or a terminal's
+// Ctrl-C, which signals the whole foreground process group: npm, which passes SIGINT on, and the process
+// itself, which so gets it twice and must still stop once, gracefully.
+const stops = [
+  { how: 'SIGTERM to the PID of', signal: 'SIGTERM', group: false },
+  { how: 'SIGINT to the PID of', signal: 'SIGINT', group: false },
+  { how: 'Ctrl-C (SIGINT to the process group) of', signal: 'SIGINT', group: true },
+] as const;
+
+function stop(npm: Managed, { signal, group }: (typeof stops)[number]): void {
+  // Detached, npm leads a process group of its own, as a terminal's foreground job does.
+  process.kill(group ? -npm.child.pid! : npm.child.pid!, signal);
+}
+
+for (const way of stops) test(`${way.how} \`npm run start:balancer\` stops the watcher and nginx and frees the port`, async (t) => {
+  const { signal } = way;
   const port = await freePort();
   const workDir = await tempDir(t, 'start-balancer-');
   const npm = npmRun('start:balancer', {
     CONSUL_HTTP_ADDR: consul.httpAddr,
-    SERVICE_NAME: `start-stop-balancer-${signal.toLowerCase()}`,
+    SERVICE_NAME: `start-stop-balancer-${port}`,
     LISTEN_ADDRESS: '127.0.0.1',
     LISTEN_PORT: String(port),
     WORK_DIR: workDir,
-  });
+  }, { detached: true });
   let pids: number[] = [];
   killAtTeardown(t, () => pids);
   const watcher = await scriptProcess(npm, 'balancer/dist/main.js');
@@ -101,7 +116,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) test(`${signal} to the PID 
   t.is(res.status, 200);
   t.false(await canBind(port));
 
-  process.kill(npm.child.pid!, signal);
+  stop(npm, way);
   const npmExit = await npm.exited;
   await waitFor('the watcher and nginx to exit', async () => {
     const running = [];
@@ -115,25 +130,31 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) test(`${signal} to the PID 
   t.regex(npm.output(), /"msg":"stopped","nginxExit":\{"code":0/);
 });
 
-test('SIGTERM to the PID of `npm run start:service` drains, deregisters and stops the replica', async (t) => {
-  const port = await freePort();
-  const id = `start-stop-replica-${port}`;
-  const npm = npmRun('start:service', replicaEnv(consul.httpAddr, 'start-stop-service', id, port));
-  let pids: number[] = [];
-  killAtTeardown(t, () => pids);
-  pids = [await scriptProcess(npm, 'service/dist/main.js')];
-  await waitFor(`${id} passing in Consul`, async () => (await consul.passing('start-stop-service')).includes(id), 30_000);
-  t.false(await canBind(port));
+for (const way of stops) {
+  test(`${way.how} \`npm run start:service\` drains, deregisters and stops the replica`, async (t) => {
+    const port = await freePort();
+    const id = `start-stop-replica-${port}`;
+    const name = `start-stop-service-${port}`;
+    const npm = npmRun('start:service', replicaEnv(consul.httpAddr, name, id, port), { detached: true });
+    let pids: number[] = [];
+    killAtTeardown(t, () => pids);
+    pids = [await scriptProcess(npm, 'service/dist/main.js')];
+    await waitFor(`${id} passing in Consul`, async () => (await consul.passing(name)).includes(id), 30_000);
+    t.false(await canBind(port));
 
-  process.kill(npm.child.pid!, 'SIGTERM');
-  const npmExit = await npm.exited;
-  // npm waits for its child: once npm is gone, so must the replica be.
-  t.false(await isRunning(pids[0]), `the replica (pid ${pids[0]}) still runs after npm exited`);
-  t.true(await canBind(port), `port ${port} is still held`);
-  t.deepEqual(await consul.passing('start-stop-service'), []);
-  t.is(npmExit, 0, npm.output());
-  t.regex(npm.output(), /"msg":"deregistered"/);
-});
+    stop(npm, way);
+    const npmExit = await npm.exited;
+    // npm waits for its child: once npm is gone, so must the replica be.
+    t.false(await isRunning(pids[0]), `the replica (pid ${pids[0]}) still runs after npm exited`);
+    t.true(await canBind(port), `port ${port} is still held`);
+    t.deepEqual(await consul.passing(name), []);
+    t.is(npm.output().match(/"msg":"draining"/g)?.length, 1, npm.output());
+    t.regex(npm.output(), /"msg":"deregistered"/);
+    t.regex(npm.output(), /"msg":"stopped"/);
+    t.notRegex(npm.output(), /second signal/);
+    t.is(npmExit, 0, npm.output());
+  });
+}
 
 /** The watcher run directly from its bundle, with a WORK_DIR and port of the test's choosing. */
 function startWatcher(port: number, workDir: string): Managed {
