@@ -46,12 +46,11 @@ else
     console.log(require("./node_modules/pulumi/lib/cache.js").cacheDir(version));')"
   version="${root##*/}"
   cached="$root/bin/pulumi"
-  pulumi_cmd=(node node_modules/pulumi/run.js)
   if [ ! -x "$cached" ] || [ ! -s "$cached" ]; then
     printf 'stack: no pulumi on PATH; downloading the Pulumi CLI %s into %s (first use, via the npm package pulumi) ... ' \
       "$version" "$root" >&2
     log="$(mktemp "${TMPDIR:-/tmp}/pulumi-cli-download.XXXXXX")"
-    if "${pulumi_cmd[@]}" version >"$log" 2>&1 && [ -x "$cached" ] && [ -s "$cached" ]; then
+    if node node_modules/pulumi/run.js version >"$log" 2>&1 && [ -x "$cached" ] && [ -s "$cached" ]; then
       rm -f "$log"
       echo "done" >&2
     else
@@ -63,6 +62,11 @@ else
       exit 1
     fi
   fi
+  # Then run that CLI as run.js does (its folder first on PATH, where its language hosts are), but
+  # without run.js's node process in between: having no signal handler, it dies at the first Ctrl-C
+  # and returns the prompt while pulumi is still cancelling the update.
+  export PATH="$root/bin:$PATH"
+  pulumi_cmd=("$cached")
 fi
 
 mkdir -p .pulumi

@@ -1,7 +1,7 @@
 // scripts/stack.sh (npm run up / destroy): which Pulumi CLI it runs, and what it hands that CLI.
 // Every run happens in a network namespace of its own (only a downed loopback), so nothing here can
 // reach outside the machine, even if the script tried to download the CLI when it should not.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -134,7 +134,7 @@ test("the user's passphrase, or passphrase file, is kept", (t) => {
   t.deepEqual(calls(s.record).map((c) => c.passphrase), ['correct horse', 'correct horse', null, null]);
 });
 
-test("with no pulumi on PATH the npm wrapper runs the CLI of its version from PULUMI_HOME's cache", (t) => {
+test("with no pulumi on PATH the CLI the npm wrapper keeps for its version in PULUMI_HOME is run", (t) => {
   const s = setup(t);
   const cached = cachedCli(s.pulumiHome);
   standIn(cached, 'cache', s.record);
@@ -149,9 +149,43 @@ test("with no pulumi on PATH the npm wrapper runs the CLI of its version from PU
   for (const call of made) {
     t.is(call.backend, `file://${REPO_ROOT}/.pulumi`);
     t.is(call.passphrase, '');
-    // The wrapper's run.js puts the CLI's own folder first, so its language hosts are found.
+    // As the wrapper's run.js does: the CLI's own folder first, so its language hosts are found.
     t.is(call.path.split(':')[0], path.dirname(cached));
   }
+});
+
+test("Ctrl-C reaches the wrapper's CLI itself: the run ends only once the CLI has finished cancelling", async (t) => {
+  const s = setup(t);
+  const cached = cachedCli(s.pulumiHome);
+  fs.mkdirSync(path.dirname(cached), { recursive: true });
+  // Like pulumi: `up` runs until SIGINT, then cancels gracefully, which takes a moment.
+  fs.writeFileSync(cached, `#!${process.execPath}
+const fs = require('fs');
+const record = ${JSON.stringify(s.record)};
+if (process.argv[2] !== 'up') process.exit(0);
+process.on('SIGINT', () => setTimeout(() => { fs.appendFileSync(record, 'cancelled\\n'); process.exit(130); }, 500));
+fs.appendFileSync(record, 'running\\n');
+setInterval(() => {}, 1000);
+`, { mode: 0o755 });
+  // Detached: a process group of its own, as the terminal's foreground job that Ctrl-C signals.
+  const child = spawn(UNSHARE, [...UNSHARE_NET, '--', 'bash', SCRIPT, 'up'], {
+    env: s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }),
+    stdio: 'ignore',
+    detached: true,
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
+  });
+  const record = () => (fs.existsSync(s.record) ? fs.readFileSync(s.record, 'utf8') : '');
+  for (const deadline = Date.now() + 20_000; !record().includes('running'); ) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the stand-in CLI did not start: ${record()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  process.kill(-child.pid!, 'SIGINT');
+  const code = await exited;
+  t.is(record(), 'running\ncancelled\n', 'the run ended before the CLI had finished cancelling');
+  t.is(code, 130);
 });
 
 test('PULUMI_VERSION picks another cached CLI version, as the wrapper does', (t) => {
