@@ -10,6 +10,7 @@ import { Nginx } from './nginx';
 import { renderNginxConfig, type NginxSettings } from './render';
 import { initialStatus, startStatusServer } from './status';
 import { consulHealthFetcher, followHealthyInstances } from './watch';
+import { claimWorkDir } from './workdir';
 
 const logger = createLogger();
 
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
 
   const user = workerUser();
   const workDir = await prepareWorkDir(config, user !== undefined);
+  await claimWorkDir(workDir, logger);
   const status = initialStatus(config.serviceName, config.consul.url);
   const probeHost = config.listenAddress === '0.0.0.0' ? '127.0.0.1' : config.listenAddress === '::' ? '::1' : config.listenAddress;
   const nginx = new Nginx(config.nginxBin, workDir, logger, { host: probeHost, port: config.listenPort });

@@ -19,6 +19,11 @@ function levelOf(line: string): 'info' | 'warn' | 'error' {
   return ['emerg', 'alert', 'crit', 'error'].includes(match[1]) ? 'error' : 'info';
 }
 
+/** nginx's `-p` prefix for a work dir; also how an nginx started there is recognised in /proc. */
+export function nginxPrefix(workDir: string): string {
+  return workDir + '/';
+}
+
 /**
  * The nginx child: its config file (replaced atomically, only after `nginx -t` passed), its start,
  * graceful reload (SIGHUP) and graceful stop (SIGQUIT). Paths all live under `workDir`.
@@ -47,7 +52,7 @@ export class Nginx {
 
   private baseArgs(conf: string): string[] {
     // -e stderr: otherwise nginx opens its compiled-in /var/log/nginx/error.log before reading our config.
-    return ['-e', 'stderr', '-p', this.workDir + '/', '-c', conf];
+    return ['-e', 'stderr', '-p', nginxPrefix(this.workDir), '-c', conf];
   }
 
   /** Writes `text` as the candidate and runs `nginx -t` on it; resolves to the error text, or null when valid. */

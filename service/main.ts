@@ -12,6 +12,9 @@ import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } 
 
 // Requests still running this long after a shutdown signal are cut off.
 const DRAIN_TIMEOUT_MS = 10_000;
+// The same signal again this soon is the same stop delivered twice, not a user insisting: a terminal's
+// Ctrl-C reaches the whole process group, and `npm run` passes it on to the replica once more.
+const REPEAT_SIGNAL_MS = 500;
 
 function loadConfig(): ServiceConfig {
   try {
@@ -28,6 +31,7 @@ function main(): void {
   const logger = createLogger(config.serviceId);
   const consul = createConsulClient(config.consul);
   let draining = false;
+  let firstSignal: { signal: NodeJS.Signals; at: number } | undefined;
   let registration: Registration | undefined;
 
   const app = createApp({
@@ -52,10 +56,12 @@ function main(): void {
   });
 
   const shutdown = async (signal: NodeJS.Signals) => {
-    if (draining) {
+    if (firstSignal) {
+      if (signal === firstSignal.signal && Date.now() - firstSignal.at < REPEAT_SIGNAL_MS) return;
       logger.warn('second signal; exiting now', { signal });
       process.exit(1);
     }
+    firstSignal = { signal, at: Date.now() };
     draining = true;
     logger.info('draining', { signal });
     await registration?.stop();

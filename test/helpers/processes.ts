@@ -18,15 +18,20 @@ const running = new Set<Managed>();
  * is collected through pipes, or, with `logFile`, written straight to that file (so that a benchmark's
  * own process does not spend CPU reading a line per request).
  */
-export function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv = {}, { logFile }: { logFile?: string } = {}): Managed {
+export function startProcess(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  { logFile, detached = false }: { logFile?: string; /** a process group of its own, as a terminal's foreground job */ detached?: boolean } = {},
+): Managed {
   let out = '';
   let child: ChildProcess;
   if (logFile) {
     const fd = fs.openSync(logFile, 'a');
-    child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+    child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd], detached });
     fs.closeSync(fd);
   } else {
-    child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached });
     child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   }

@@ -235,6 +235,33 @@ test.serial('a second signal exits at once, without waiting for the request in f
   t.regex(replica.output(), /second signal; exiting now/);
 });
 
+test.serial('the same signal again within 0.5 s is the same stop; later, it exits at once', async (t) => {
+  const consul = await consulFor(t);
+  const [replica] = await replicas(consul, 1, 'h');
+  t.teardown(() => replica.stop().then(() => undefined));
+  await waitPassing(consul, [replica.id]);
+
+  const inFlight = slowPost(replica.port);
+  inFlight.answer.catch(() => undefined); // the connection dies with the process
+  await new Promise((r) => setTimeout(r, 200));
+  // As a terminal's Ctrl-C under `npm run`: once from the terminal, once more passed on by npm, here
+  // after the replica has begun to drain (sent together, the kernel may merge the two).
+  replica.child.kill('SIGINT');
+  await waitFor('draining to begin', () => /"draining"/.test(replica.output()), 10_000, 5);
+  replica.child.kill('SIGINT');
+  await waitFor('deregistration', () => /"deregistered"/.test(replica.output()), 10_000, 20);
+  // Time for a second signal to be acted on, were it taken for one.
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(replica.child.exitCode, null, 'still draining: the request in flight holds it');
+  t.notRegex(replica.output(), /second signal/);
+  // Past the repeat window (0.5 s), the same signal is a user insisting.
+  await new Promise((r) => setTimeout(r, 300));
+  replica.child.kill('SIGINT');
+  const code = await Promise.race([replica.exited, new Promise((r) => setTimeout(() => r('still running after 5 s'), 5000))]);
+  t.is(code, 1);
+  t.regex(replica.output(), /second signal; exiting now/);
+});
+
 /** Sends raw bytes on a fresh connection and resolves with whatever came back (or the error). */
 function raw(port: number, bytes: string | Buffer, { endAfterWrite = true, destroyAfterMs = 0 } = {}): Promise<string> {
   return new Promise((resolve) => {
