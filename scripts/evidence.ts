@@ -43,18 +43,16 @@ function parseArgs(argv: string[]): EvidenceOptions {
   return options;
 }
 
-/** The stack's balancerUrl output, read with the project-local backend as scripts/stack.sh sets it. */
+/**
+ * The stack's balancerUrl output, read through scripts/stack.sh: the same Pulumi CLI (the user's own, or
+ * the pinned npm wrapper's) and the same project-local backend as `npm run up`.
+ */
 function stackBalancerUrl(stack: string): Promise<string> {
-  const projectDir = path.resolve(__dirname, '..');
-  const env = {
-    ...process.env,
-    PULUMI_BACKEND_URL: `file://${projectDir}/.pulumi`,
-    ...(process.env.PULUMI_CONFIG_PASSPHRASE_FILE ? {} : { PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? '' }),
-  };
+  const script = path.resolve(__dirname, 'stack.sh');
   return new Promise((resolve, reject) => {
-    execFile('pulumi', ['stack', 'output', 'balancerUrl', '--stack', stack], { cwd: projectDir, env, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile('bash', [script, 'pulumi', 'stack', 'output', 'balancerUrl', '--stack', stack], { timeout: 120_000 }, (error, stdout, stderr) => {
       if (error) {
-        const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'the Pulumi CLI (`pulumi`) is not on PATH' : stderr.trim() || error.message;
+        const why = stderr.trim().split('\n').slice(-3).join(' ') || error.message;
         reject(new Error(`no --url given and the stack output balancerUrl of stack "${stack}" is unavailable: ${why}\n${USAGE}`));
       } else {
         resolve(stdout.trim());

@@ -2,6 +2,7 @@
 # `npm run up` / `npm run destroy`: runs the Pulumi CLI on the `dev` stack with Pulumi's local file
 # backend kept inside the project (.pulumi/, git-ignored), so no Pulumi account is needed and the
 # user's own `pulumi login` is left untouched. Extra arguments go to `pulumi up` / `pulumi destroy`.
+# `npm run pulumi -- ARGS` runs any other pulumi command the same way (config, stack output, ...).
 #
 # Which CLI: a `pulumi` the user installed wins. Otherwise the project's pinned npm package `pulumi`
 # (Pulumi's official CLI wrapper) runs the CLI of its own version, downloading it on first use.
@@ -10,9 +11,9 @@ cd "$(dirname "$0")/.."
 
 action="${1:-}"
 case "$action" in
-  up | destroy) shift ;;
+  up | destroy | pulumi) shift ;;
   *)
-    echo "usage: scripts/stack.sh up|destroy [pulumi arguments...]   (npm run up / npm run destroy -- --yes)" >&2
+    echo "usage: scripts/stack.sh up|destroy|pulumi [pulumi arguments...]   (npm run up / npm run destroy -- --yes / npm run pulumi -- config set replicas 3)" >&2
     exit 2
     ;;
 esac
@@ -79,4 +80,7 @@ fi
 
 stack=dev
 "${pulumi_cmd[@]}" stack select --create "$stack" >/dev/null
+if [ "$action" = pulumi ]; then
+  exec "${pulumi_cmd[@]}" "$@"
+fi
 exec "${pulumi_cmd[@]}" "$action" --stack "$stack" "$@"

@@ -124,6 +124,19 @@ for (const action of ['up', 'destroy']) {
   });
 }
 
+test('npm run pulumi -- ARGS runs any pulumi command with the same CLI, backend and stack', (t) => {
+  const s = setup(t);
+  standIn(cachedCli(s.pulumiHome), 'cache', s.record);
+  const result = runStack(['pulumi', 'config', 'set', 'replicas', '3'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }));
+  t.is(result.status, 0, result.stderr);
+  const made = calls(s.record);
+  t.deepEqual(made.map((c) => [c.who, ...c.argv]), [
+    ['cache', 'stack', 'select', '--create', 'dev'],
+    ['cache', 'config', 'set', 'replicas', '3'],
+  ]);
+  for (const call of made) t.is(call.backend, `file://${REPO_ROOT}/.pulumi`);
+});
+
 test("the user's passphrase, or passphrase file, is kept", (t) => {
   const s = setup(t);
   const userBin = path.join(s.home, 'user-bin');
@@ -235,5 +248,5 @@ test('when the CLI cannot be downloaded, one line says so and how to install it,
 test('an unknown action prints the usage', (t) => {
   const result = spawnSync('bash', [SCRIPT, 'deploy'], { encoding: 'utf8', timeout: 10_000 });
   t.is(result.status, 2);
-  t.regex(result.stderr, /usage: scripts\/stack\.sh up\|destroy/);
+  t.regex(result.stderr, /usage: scripts\/stack\.sh up\|destroy\|pulumi/);
 });
