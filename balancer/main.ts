@@ -8,6 +8,7 @@ import { ConfigError, parseConfig, type BalancerConfig } from './config';
 import { createLogger } from './log';
 import { Nginx } from './nginx';
 import { renderNginxConfig, type NginxSettings } from './render';
+import { nameResolver, systemLookup } from './resolve';
 import { initialStatus, startStatusServer } from './status';
 import { consulHealthFetcher, followHealthyInstances } from './watch';
 import { claimWorkDir } from './workdir';
@@ -117,6 +118,7 @@ async function main(): Promise<void> {
   let droppedKey = '[]';
   follower = followHealthyInstances({
     fetchHealth: consulHealthFetcher(config),
+    resolveNames: nameResolver(systemLookup()),
     logger,
     emptyGraceMs: config.emptyGraceMs,
     onIndex(index, selection) {

@@ -43,35 +43,93 @@ export interface Rendered extends UpstreamSelection {
   text: string;
 }
 
-// Host names pass (nginx resolves them at load); anything else could smuggle nginx syntax in.
+// Host names are resolved by the watcher, never by nginx: nginx resolves at load, and one name that does
+// not resolve makes `nginx -t` refuse the whole config. The pattern also keeps nginx syntax out.
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** What resolving one host name gave: its addresses, or why it gave none. */
+export type Resolution = { addresses: string[] } | { error: string };
 
 /** Whether two upstream lists (sorted, as selectUpstreams returns them) are the same set. */
 export const sameUpstreams = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
+/** Why nginx could not load `address` as an upstream IP literal, or null when it can. */
+function ipLiteralProblem(address: string): string | null {
+  if (net.isIP(address) === 0) return 'is not an IP literal';
+  // nginx 1.22 parses no zone id ("invalid IPv6 address in upstream"), and a zone names an interface of one host.
+  if (address.includes('%')) return 'carries an IPv6 zone id, which nginx cannot load as an upstream';
+  return null;
+}
+
+interface Instance {
+  id: string;
+  /** An IP literal without a zone id, or a host name. */
+  address: string;
+  port: number;
+}
+
 /**
- * Picks the upstreams from Consul's health entries with Consul's own rule: the service address,
- * or the node address when the service address is empty. Entries with neither, with port 0, or
- * with an address that is not an IP literal or host name are dropped and reported, never rendered.
+ * Consul's rule for an entry's address (the service address, or the node address when the service
+ * address is empty), checked: entries with neither, with port 0, with a zone id, or with an address
+ * that is neither an IP literal nor a host name are dropped with the reason.
  */
-export function selectUpstreams(entries: readonly HealthEntry[]): UpstreamSelection {
-  const seen = new Set<string>();
+function checkEntries(entries: readonly HealthEntry[]): { instances: Instance[]; dropped: DroppedEntry[] } {
+  const instances: Instance[] = [];
   const dropped: DroppedEntry[] = [];
   for (const entry of entries) {
     const id = entry.Service?.ID || entry.Node?.Node || '(unnamed)';
     const address = (entry.Service?.Address?.trim() || entry.Node?.Address?.trim() || '').replace(/^\[(.*)\]$/, '$1');
     const port = entry.Service?.Port ?? 0;
+    const ipProblem = net.isIP(address) === 0 ? null : ipLiteralProblem(address);
     if (!address) {
       dropped.push({ id, reason: 'no address: both Service.Address and Node.Address are empty' });
     } else if (!Number.isInteger(port) || port < 1 || port > 65535) {
       dropped.push({ id, reason: `port ${port} is not in 1..65535` });
+    } else if (ipProblem !== null) {
+      dropped.push({ id, reason: `address ${JSON.stringify(address)} ${ipProblem}` });
     } else if (net.isIP(address) === 0 && !HOST_NAME.test(address)) {
       dropped.push({ id, reason: `address ${JSON.stringify(address)} is neither an IP literal nor a host name` });
     } else {
-      const upstream = hostPort(address.toLowerCase(), port);
-      if (seen.has(upstream)) dropped.push({ id, reason: `duplicate of ${upstream}` });
-      seen.add(upstream);
+      instances.push({ id, address: address.toLowerCase(), port });
     }
+  }
+  return { instances, dropped };
+}
+
+/** The host names among the entries' addresses, for the watcher to resolve before selectUpstreams. */
+export function hostNamesOf(entries: readonly HealthEntry[]): string[] {
+  const names = checkEntries(entries).instances.map((i) => i.address).filter((a) => net.isIP(a) === 0);
+  return [...new Set(names)].sort();
+}
+
+/**
+ * Picks the upstreams from Consul's health entries (see checkEntries). A host name becomes the
+ * addresses `resolved` gives for it; a name without addresses is dropped with the reason. Only IP
+ * literals are ever rendered, so no entry can make nginx refuse the config.
+ */
+export function selectUpstreams(entries: readonly HealthEntry[], resolved: ReadonlyMap<string, Resolution> = new Map()): UpstreamSelection {
+  const seen = new Set<string>();
+  const { instances, dropped } = checkEntries(entries);
+  for (const { id, address, port } of instances) {
+    let addresses = [address];
+    if (net.isIP(address) === 0) {
+      const resolution = resolved.get(address);
+      if (resolution === undefined || 'error' in resolution) {
+        dropped.push({ id, reason: `host name ${address} does not resolve: ${resolution?.error ?? 'it was not looked up'}` });
+        continue;
+      }
+      const problems = resolution.addresses.map((a) => [a, ipLiteralProblem(a)] as const).filter(([, p]) => p !== null);
+      addresses = resolution.addresses.filter((a) => ipLiteralProblem(a) === null).map((a) => a.toLowerCase());
+      if (addresses.length === 0) {
+        const why = problems.map(([a, p]) => `${a} ${p}`).join('; ') || 'no address';
+        dropped.push({ id, reason: `host name ${address} resolves to nothing nginx can load: ${why}` });
+        continue;
+      }
+    }
+    const upstreams = addresses.map((a) => hostPort(a, port));
+    const fresh = upstreams.filter((u) => !seen.has(u));
+    if (fresh.length === 0) dropped.push({ id, reason: `duplicate of ${upstreams.join(', ')}` });
+    for (const u of fresh) seen.add(u);
   }
   return { upstreams: [...seen].sort(), dropped };
 }
@@ -200,8 +258,8 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
   return lines.join('\n');
 }
 
-/** Selection and text together: data in, nginx text and the dropped entries out. */
-export function render(s: NginxSettings, entries: readonly HealthEntry[], generation = 0): Rendered {
-  const selection = selectUpstreams(entries);
+/** Selection and text together: data (entries, resolved names) in, nginx text and the dropped entries out. */
+export function render(s: NginxSettings, entries: readonly HealthEntry[], resolved: ReadonlyMap<string, Resolution> = new Map(), generation = 0): Rendered {
+  const selection = selectUpstreams(entries, resolved);
   return { ...selection, text: renderNginxConfig(s, selection.upstreams, generation) };
 }

@@ -6,7 +6,7 @@ export interface BalancerStatus {
   service: string;
   /** `address:port` of every upstream in the config nginx has loaded. */
   upstreams: string[];
-  /** Entries Consul reported that could not be rendered, and why. */
+  /** Entries Consul reported that are left out (no address, bad port, zone id, host name that does not resolve...), and why. */
   dropped: DroppedEntry[];
   /** X-Consul-Index of the last answer from Consul. */
   consulIndex: number | null;
@@ -18,6 +18,8 @@ export interface BalancerStatus {
   /** Why the last refused config was refused (`nginx -t` output); kept after later successes, see lastReloadErrorAt. */
   lastReloadError: string | null;
   lastReloadErrorAt: string | null;
+  /** Failed attempts in a row to apply the set Consul asks for (retried with backoff); 0 once nginx serves it. */
+  failedApplies: number;
   consul: { address: string; reachable: boolean; lastError: string | null };
 }
 
@@ -32,6 +34,7 @@ export function initialStatus(service: string, consulAddress: string): BalancerS
     lastReloadAt: null,
     lastReloadError: null,
     lastReloadErrorAt: null,
+    failedApplies: 0,
     consul: { address: consulAddress, reachable: false, lastError: null },
   };
 }

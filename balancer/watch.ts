@@ -3,7 +3,8 @@ import Consul from 'consul';
 import { wakeableSleep } from '../lib/wakeable-sleep';
 import type { BalancerConfig } from './config';
 import type { Logger } from './log';
-import { sameUpstreams, selectUpstreams, type HealthEntry, type UpstreamSelection } from './render';
+import { hostNamesOf, sameUpstreams, selectUpstreams, type HealthEntry, type UpstreamSelection } from './render';
+import type { ResolveNames } from './resolve';
 
 /** One answer of `/v1/health/service/<name>?passing`: the entries and Consul's X-Consul-Index. */
 export interface HealthAnswer {
@@ -16,6 +17,10 @@ export type FetchHealth = (index: number, cancel: EventEmitter) => Promise<Healt
 
 export interface FollowerOptions {
   fetchHealth: FetchHealth;
+  /** Turns the host names among the entries into addresses (the real one is nameResolver; tests pass a map). */
+  resolveNames: ResolveNames;
+  /** While some name does not resolve, it is looked up again this often, even if Consul has no news. */
+  resolveRetryMs?: number;
   logger: Logger;
   /** How long an empty set is ignored right after a Consul outage or index reset. */
   emptyGraceMs: number;
@@ -62,11 +67,13 @@ export function consulHealthFetcher(config: BalancerConfig, waitSeconds = 30): F
 /**
  * Follows the healthy instances with blocking queries. Keeps the last good set while Consul fails
  * (logging once per outage), resets its index when Consul's goes backwards, and right after an
- * outage or reset ignores an empty set for `emptyGraceMs` while replicas register again.
+ * outage or reset ignores an empty set for `emptyGraceMs` while replicas register again. Host names
+ * are resolved on every answer (and again while one fails), so only IP literals reach the renderer.
  */
 export function followHealthyInstances(o: FollowerOptions): Follower {
   const backoffInitialMs = o.backoffInitialMs ?? 200;
   const backoffMaxMs = o.backoffMaxMs ?? 3000;
+  const resolveRetryMs = o.resolveRetryMs ?? 5000;
   const cancel = new EventEmitter();
   let stopped = false;
   let index = 0;
@@ -78,6 +85,8 @@ export function followHealthyInstances(o: FollowerOptions): Follower {
   let failedAttempts = 0;
   let outageStartedAt = 0;
   let lastError: string | null = null;
+  let round = 0;
+  let resolveRetryTimer: NodeJS.Timeout | undefined;
 
   const emit = (selection: UpstreamSelection) => {
     if (current && sameUpstreams(current.upstreams, selection.upstreams)) return;
@@ -116,6 +125,24 @@ export function followHealthyInstances(o: FollowerOptions): Follower {
     }
     if (selection.upstreams.length > 0) endGrace();
     emit(selection);
+  };
+
+  // One round per Consul answer (or retry of its names); a round a newer one overtook is discarded.
+  const select = async (consulIndex: number, entries: readonly HealthEntry[]) => {
+    const mine = ++round;
+    if (resolveRetryTimer) clearTimeout(resolveRetryTimer);
+    resolveRetryTimer = undefined;
+    const names = hostNamesOf(entries);
+    const resolved = names.length > 0
+      ? await o.resolveNames(names).catch((error: unknown) => new Map(names.map((n) => [n, { error: String(error) }])))
+      : new Map();
+    if (stopped || mine !== round) return;
+    const selection = selectUpstreams(entries, resolved);
+    o.onIndex?.(consulIndex, selection);
+    handle(selection);
+    if ([...resolved.values()].some((r) => 'error' in r)) {
+      resolveRetryTimer = setTimeout(() => void select(consulIndex, entries), resolveRetryMs);
+    }
   };
 
   const { sleep: pause, wake: wakeUp } = wakeableSleep();
@@ -158,9 +185,7 @@ export function followHealthyInstances(o: FollowerOptions): Follower {
         index = Math.max(answer.index, 1);
       }
       lastSeenIndex = answer.index;
-      const selection = selectUpstreams(answer.entries);
-      o.onIndex?.(answer.index, selection);
-      handle(selection);
+      await select(answer.index, answer.entries);
     }
   };
   void loop();
@@ -169,6 +194,7 @@ export function followHealthyInstances(o: FollowerOptions): Follower {
     stop() {
       stopped = true;
       endGrace();
+      if (resolveRetryTimer) clearTimeout(resolveRetryTimer);
       cancel.emit('cancel');
       wakeUp();
     },

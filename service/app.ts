@@ -24,6 +24,11 @@ const CLOSE = { Connection: 'close' };
 // Ids are made by randomUUID; anything else cannot name a user (and never reaches a KV key).
 const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** The 404 body for an id: only an id the service could have made is echoed, never a client's arbitrary text. */
+const noSuchUser = (id: string) => ({
+  error: USER_ID.test(id) ? `no user with id ${id}` : 'no user with this id; ids are the lowercase UUIDs this API returns',
+});
+
 /** The client went away while its request body was being read: nobody is left to answer, and it is not our fault. */
 function isClientAbort(error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code;
@@ -103,7 +108,7 @@ export function createApp(deps: AppDeps): Hono {
   app.get('/api/users/:id', async (c) => {
     const id = c.req.param('id');
     const user = USER_ID.test(id) ? await users.get(id) : undefined;
-    return user ? c.json(user) : c.json({ error: `no user with id ${id}` }, 404);
+    return user ? c.json(user) : c.json(noSuchUser(id), 404);
   });
 
   app.put('/api/users/:id', async (c) => {
@@ -113,13 +118,13 @@ export function createApp(deps: AppDeps): Hono {
     const input = validateUserInput(parsed.body);
     if (!input.ok) return c.json({ error: input.error, field: input.field }, 400);
     const user = USER_ID.test(id) ? await users.update(id, input.value) : undefined;
-    return user ? c.json(user) : c.json({ error: `no user with id ${id}` }, 404);
+    return user ? c.json(user) : c.json(noSuchUser(id), 404);
   });
 
   app.delete('/api/users/:id', async (c) => {
     const id = c.req.param('id');
     const removed = USER_ID.test(id) ? await users.remove(id) : false;
-    return removed ? c.body(null, 204) : c.json({ error: `no user with id ${id}` }, 404);
+    return removed ? c.body(null, 204) : c.json(noSuchUser(id), 404);
   });
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));

@@ -92,9 +92,27 @@ export class ConsulUsersStore implements UsersStore {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const current = await this.read(id);
       if (!current) return false;
-      const deleted = await this.call('delete', () => this.consul.kv.del({ key: this.key(id), cas: current.index }));
-      if (deleted) return true;
+      if (await this.deleteIfUnchanged(id, current.index)) return true;
     }
     throw new StoreConflictError(`user ${id} kept changing while it was being deleted; try again`);
+  }
+
+  /**
+   * Deletes the key only if it still exists at `index`, in one transaction: true when this call
+   * deleted it. A plain `DELETE ?cas=` also answers true when the key is already gone, so two
+   * simultaneous deletes would both claim it; `check-index` fails on a missing key.
+   */
+  private deleteIfUnchanged(id: string, index: number): Promise<boolean> {
+    const operations = [
+      { KV: { Verb: 'check-index', Key: this.key(id), Index: index } },
+      { KV: { Verb: 'delete', Key: this.key(id) } },
+    ];
+    return this.call('delete', () =>
+      this.consul.transaction.create(operations as never).then(
+        () => true,
+        // 409: Consul rolled the transaction back because the check failed (changed or already deleted).
+        (error: { response?: { statusCode?: number } }) => (error.response?.statusCode === 409 ? false : Promise.reject(error)),
+      ),
+    );
   }
 }

@@ -181,7 +181,7 @@ test.serial('Consul stopped and started again under a steady loop: no failure, t
   t.is(balancer.output().split('\n').filter((l) => l.includes('Consul query failed')).length, 1, 'the outage is logged once');
 });
 
-test.serial('a render made invalid on purpose is refused: reloads unchanged, lastReloadError set, traffic still served', async (t) => {
+test.serial('a render made invalid on purpose is refused: reloads unchanged, lastReloadError set, traffic still served, then retried until it goes through', async (t) => {
   const before = await waitForUpstreams(live(), 10_000);
   await fs.writeFile(breakFile, 'break renders while this file exists\n');
   const r6 = await addReplica('r6');
@@ -196,10 +196,15 @@ test.serial('a render made invalid on purpose is refused: reloads unchanged, las
   const report = await sendRequests(balancer.url + '/', 40);
   t.deepEqual(report.failures, [], describeFailures(report));
 
+  // No news from Consul: the refused set is retried with backoff until nginx accepts it.
   await fs.rm(breakFile);
+  const retried = await waitForUpstreams(live(), 15_000);
+  t.true(retried.upstreams.includes(addr(r6)));
+  t.is(retried.reloads, before.reloads + 1, 'the retry reloads once');
+  t.is(retried.failedApplies, 0);
   await addReplica('r7');
   const recovered = await waitForUpstreams(live(), 10_000);
-  t.is(recovered.reloads, before.reloads + 1, 'the next change reloads again');
+  t.is(recovered.reloads, before.reloads + 2, 'the next change reloads again');
 });
 
 test.serial('SIGTERM stops the balancer and its nginx gracefully, exit 0', async (t) => {

@@ -76,6 +76,17 @@ test('an update racing a delete never brings the deleted user back (check-and-se
   }
 });
 
+test('simultaneous deletes of one user through two replicas: exactly one reports the delete, the others find no user', async (t) => {
+  const a = storeFor('svc-f/users').store;
+  const b = storeFor('svc-f/users').store;
+  for (let round = 0; round < 20; round++) {
+    const user = await a.create({ name: 'Gone', email: 'gone@example.com' });
+    const results = await Promise.all([a.remove(user.id), b.remove(user.id), a.remove(user.id), b.remove(user.id)]);
+    t.is(results.filter((r) => r).length, 1, `round ${round}: ${JSON.stringify(results)}`);
+    t.is(await b.get(user.id), undefined);
+  }
+});
+
 test('an unreachable Consul gives StoreUnavailableError on every call, quickly', async (t) => {
   const { store } = storeFor('svc-d/users', 'http://127.0.0.1:1');
   const started = Date.now();

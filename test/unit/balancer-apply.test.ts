@@ -1,16 +1,19 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createApplier, type ConfigTarget } from '../../balancer/apply';
 import type { Logger } from '../../balancer/log';
 import { initialStatus } from '../../balancer/status';
+import { waitFor } from '../helpers/processes';
 
 function fakeNginx(refuse: (text: string) => string | null = () => null, failReload = false) {
   const events: string[] = [];
+  const checkedAt: number[] = [];
   const generations: number[] = [];
   let candidate = '';
   let live = '';
   const target: ConfigTarget = {
     async check(text) {
       candidate = text;
+      checkedAt.push(Date.now());
       events.push(`check ${text}`);
       await new Promise((r) => setTimeout(r, 10));
       return refuse(text);
@@ -25,12 +28,12 @@ function fakeNginx(refuse: (text: string) => string | null = () => null, failRel
       if (failReload) throw new Error('nginx did not serve the new config within 5000 ms');
     },
   };
-  return { target, events, generations, live: () => live };
+  return { target, events, generations, checkedAt, live: () => live };
 }
 
 const quietLogger: Logger = { info() {}, warn() {}, error() {} };
 
-function setup(refuse?: (text: string) => string | null, failReload = false) {
+function setup(t: ExecutionContext, refuse?: (text: string) => string | null, failReload = false, retry = { retryInitialMs: 1000, retryMaxMs: 1000 }) {
   const nginx = fakeNginx(refuse, failReload);
   const status = initialStatus('hello', 'http://127.0.0.1:8500');
   const applier = createApplier({
@@ -40,12 +43,15 @@ function setup(refuse?: (text: string) => string | null, failReload = false) {
     logger: quietLogger,
     debounceMs: 30,
     maxDelayMs: 150,
+    ...retry,
   });
+  // A set that never applies is retried for ever; the test's end stops that.
+  t.teardown(() => applier.stop());
   return { nginx, status, applier };
 }
 
 test('one change is checked, installed and reloaded, and the status follows', async (t) => {
-  const { nginx, status, applier } = setup();
+  const { nginx, status, applier } = setup(t);
   const started = Date.now();
   applier.request(['a:1']);
   await new Promise((r) => setTimeout(r, 5));
@@ -60,7 +66,7 @@ test('one change is checked, installed and reloaded, and the status follows', as
 });
 
 test('a burst of changes leads to one reload with the last set', async (t) => {
-  const { nginx, status, applier } = setup();
+  const { nginx, status, applier } = setup(t);
   for (const set of [['a:1'], ['a:1', 'b:1'], ['a:1', 'b:1', 'c:1']]) {
     applier.request(set);
     await new Promise((r) => setTimeout(r, 10));
@@ -71,7 +77,7 @@ test('a burst of changes leads to one reload with the last set', async (t) => {
 });
 
 test('a burst that never pauses is still applied within the maximum delay', async (t) => {
-  const { status, applier } = setup();
+  const { status, applier } = setup(t);
   const started = Date.now();
   let n = 0;
   const timer = setInterval(() => applier.request([`a:${++n}`]), 10);
@@ -84,7 +90,7 @@ test('a burst that never pauses is still applied within the maximum delay', asyn
 });
 
 test('a config nginx -t refuses is never installed; the error is reported and the next good one goes through', async (t) => {
-  const { nginx, status, applier } = setup((text) => (text.includes('bad') ? 'nginx: [emerg] unknown directive "bad"' : null));
+  const { nginx, status, applier } = setup(t, (text) => (text.includes('bad') ? 'nginx: [emerg] unknown directive "bad"' : null));
   applier.request(['a:1']);
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
@@ -105,7 +111,7 @@ test('a config nginx -t refuses is never installed; the error is reported and th
 });
 
 test('asking for the set nginx already serves does not reload', async (t) => {
-  const { nginx, status, applier } = setup();
+  const { nginx, status, applier } = setup(t);
   applier.request([]);
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
@@ -114,7 +120,7 @@ test('asking for the set nginx already serves does not reload', async (t) => {
 });
 
 test('changes during a reload are applied right after it, never concurrently', async (t) => {
-  const { nginx, applier } = setup();
+  const { nginx, applier } = setup(t);
   applier.request(['a:1']);
   await new Promise((r) => setTimeout(r, 35));
   applier.request(['b:1']);
@@ -126,7 +132,7 @@ test('changes during a reload are applied right after it, never concurrently', a
 });
 
 test('a reload nginx does not take up in time is reported and the status keeps the old set', async (t) => {
-  const { status, applier } = setup(undefined, true);
+  const { status, applier } = setup(t, undefined, true);
   applier.request(['a:1']);
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
@@ -136,11 +142,63 @@ test('a reload nginx does not take up in time is reported and the status keeps t
 });
 
 test('every attempt gets a new generation number, refused ones included', async (t) => {
-  const { nginx, applier } = setup((text) => (text.includes('bad') ? 'refused' : null));
+  const { nginx, applier } = setup(t, (text) => (text.includes('bad') ? 'refused' : null));
   for (const set of [['a:1'], ['bad:1'], ['b:1']]) {
     applier.request(set);
     await new Promise((r) => setTimeout(r, 5));
     await applier.idle();
   }
   t.deepEqual(nginx.generations, [1, 3]);
+});
+
+test('a refused set is retried with doubling backoff, and applied without a new change once nginx accepts it', async (t) => {
+  let accept = false;
+  const { nginx, status, applier } = setup(t, () => (accept ? null : 'nginx: [emerg] refused'), false, { retryInitialMs: 20, retryMaxMs: 80 });
+  applier.request(['a:1']);
+  await waitFor('five refused attempts', () => nginx.checkedAt.length >= 5, 3000, 5);
+  t.is(status.reloads, 0);
+  t.true(status.failedApplies >= 4, `failedApplies ${status.failedApplies}`);
+  // 20, 40, 80, 80 ms after each refusal (each check itself takes ~10 ms): doubling, capped.
+  const gaps = nginx.checkedAt.slice(1, 5).map((at, i) => at - nginx.checkedAt[i]);
+  t.true(gaps[0] >= 25 && gaps[1] >= 45 && gaps[2] >= 85 && gaps[3] >= 85, `gaps ${gaps.join(',')}`);
+
+  accept = true;
+  await waitFor('the retried set to be applied', () => status.reloads === 1, 3000, 5);
+  t.deepEqual(status.upstreams, ['a:1']);
+  t.is(nginx.live(), 'a:1');
+  t.is(status.failedApplies, 0);
+  const checks = nginx.checkedAt.length;
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(nginx.checkedAt.length, checks, 'no retry once applied');
+});
+
+test('a change after a refusal is applied at once, not after the backoff', async (t) => {
+  const { nginx, status, applier } = setup(t, (text) => (text.includes('bad') ? 'refused' : null), false, { retryInitialMs: 60_000, retryMaxMs: 60_000 });
+  applier.request(['bad:1']);
+  await new Promise((r) => setTimeout(r, 5));
+  await applier.idle();
+  t.is(status.failedApplies, 1);
+  const changedAt = Date.now();
+  applier.request(['a:1']);
+  await new Promise((r) => setTimeout(r, 5));
+  await applier.idle();
+  t.is(nginx.live(), 'a:1');
+  t.is(status.failedApplies, 0);
+  t.true(Date.now() - changedAt < 30_000, 'applied long before the 60 s backoff');
+});
+
+test('a reload that failed is retried too', async (t) => {
+  let failReload = true;
+  const { nginx, status, applier } = setup(t, undefined, false, { retryInitialMs: 20, retryMaxMs: 20 });
+  const reload = nginx.target.reload.bind(nginx.target);
+  nginx.target.reload = async (generation) => {
+    await reload(generation);
+    if (failReload) throw new Error('nginx did not serve the new config within 5000 ms');
+  };
+  applier.request(['a:1']);
+  await waitFor('two failed reloads', () => nginx.generations.length >= 2, 3000, 5);
+  t.is(status.reloads, 0);
+  failReload = false;
+  await waitFor('the retried reload to succeed', () => status.reloads === 1, 3000, 5);
+  t.deepEqual(status.upstreams, ['a:1']);
 });

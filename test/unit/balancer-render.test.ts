@@ -1,5 +1,5 @@
 import test from 'ava';
-import { render, renderNginxConfig, selectUpstreams, type HealthEntry, type NginxSettings } from '../../balancer/render';
+import { hostNamesOf, render, renderNginxConfig, selectUpstreams, type HealthEntry, type NginxSettings, type Resolution } from '../../balancer/render';
 import { hostPort as formatHostPort } from '../../lib/endpoints';
 
 const entry = (id: string, serviceAddress: string, port: number, nodeAddress = '10.9.9.9'): HealthEntry => ({
@@ -63,10 +63,67 @@ test('duplicates render once and are reported', (t) => {
   t.deepEqual(result.dropped.map((d) => d.id), ['a2', 'b']);
 });
 
-test('host names pass, addresses that could inject nginx syntax do not', (t) => {
-  const result = selectUpstreams([entry('h', 'replica-1.internal', 3000), entry('evil', '1.2.3.4; include /etc/passwd', 3000)]);
-  t.deepEqual(result.upstreams, ['replica-1.internal:3000']);
-  t.deepEqual(result.dropped.map((d) => d.id), ['evil']);
+test('host names are rendered as the addresses they resolved to; addresses that could inject nginx syntax are dropped', (t) => {
+  const resolved = new Map<string, Resolution>([['replica-1.internal', { addresses: ['10.0.0.5'] }]]);
+  const result = selectUpstreams([entry('h', 'Replica-1.Internal', 3000), entry('evil', '1.2.3.4; include /etc/passwd', 3000)], resolved);
+  t.deepEqual(result, {
+    upstreams: ['10.0.0.5:3000'],
+    dropped: [{ id: 'evil', reason: 'address "1.2.3.4; include /etc/passwd" is neither an IP literal nor a host name' }],
+  });
+});
+
+test('a host name that does not resolve, or was not looked up, is dropped with the reason; the rest stays', (t) => {
+  const resolved = new Map<string, Resolution>([['does-not-exist.invalid', { error: 'ENOTFOUND' }]]);
+  const result = selectUpstreams([entry('bad', 'does-not-exist.invalid', 8080), entry('unasked', 'other.internal', 8080), entry('ok', '127.0.0.1', 3000)], resolved);
+  t.deepEqual(result, {
+    upstreams: ['127.0.0.1:3000'],
+    dropped: [
+      { id: 'bad', reason: 'host name does-not-exist.invalid does not resolve: ENOTFOUND' },
+      { id: 'unasked', reason: 'host name other.internal does not resolve: it was not looked up' },
+    ],
+  });
+});
+
+test('an IPv6 zone id is dropped with the reason, as an address and among a name\'s addresses', (t) => {
+  const resolved = new Map<string, Resolution>([
+    ['link.internal', { addresses: ['fe80::1%eth0'] }],
+    ['mixed.internal', { addresses: ['fe80::2%eth0', '10.0.0.6'] }],
+  ]);
+  const result = selectUpstreams([entry('zone', 'fe80::1%lo', 8080), entry('zone2', '[fe80::1%25lo]', 8080), entry('link', 'link.internal', 80), entry('mixed', 'mixed.internal', 80)], resolved);
+  t.deepEqual(result, {
+    upstreams: ['10.0.0.6:80'],
+    dropped: [
+      { id: 'zone', reason: 'address "fe80::1%lo" carries an IPv6 zone id, which nginx cannot load as an upstream' },
+      { id: 'zone2', reason: 'address "fe80::1%25lo" carries an IPv6 zone id, which nginx cannot load as an upstream' },
+      { id: 'link', reason: 'host name link.internal resolves to nothing nginx can load: fe80::1%eth0 carries an IPv6 zone id, which nginx cannot load as an upstream' },
+    ],
+  });
+});
+
+test('a name resolving to several addresses renders each; one already present counts as a duplicate', (t) => {
+  const resolved = new Map<string, Resolution>([
+    ['pool.internal', { addresses: ['10.0.0.2', '2001:DB8::2', '10.0.0.1'] }],
+    ['same.internal', { addresses: ['10.0.0.1'] }],
+  ]);
+  const result = selectUpstreams([entry('pool', 'pool.internal', 80), entry('same', 'same.internal', 80)], resolved);
+  t.deepEqual(result, {
+    upstreams: ['10.0.0.1:80', '10.0.0.2:80', '[2001:db8::2]:80'],
+    dropped: [{ id: 'same', reason: 'duplicate of 10.0.0.1:80' }],
+  });
+});
+
+test('hostNamesOf lists each valid host name once, lower-cased and sorted; IP literals and bad entries are not names', (t) => {
+  const names = hostNamesOf([
+    entry('a', 'B.internal', 80),
+    entry('b', 'a.internal', 80),
+    entry('c', 'b.internal', 81),
+    entry('d', '10.0.0.1', 80),
+    entry('e', '::1', 80),
+    entry('f', 'x.internal', 0),
+    entry('g', 'bad name', 80),
+    entry('h', '', 80, 'node.internal'),
+  ]);
+  t.deepEqual(names, ['a.internal', 'b.internal', 'node.internal']);
 });
 
 test('entries missing Service or Node objects do not throw', (t) => {
@@ -150,4 +207,13 @@ test('render is pure: same data, same text; and reports dropped entries', (t) =>
   t.is(first.text, second.text);
   t.deepEqual(first.upstreams, ['10.0.0.1:80', '10.0.0.2:80']);
   t.deepEqual(first.dropped.map((d) => d.id), ['z']);
+});
+
+test('render with resolved names: the text holds the addresses, never the name', (t) => {
+  const resolved = new Map<string, Resolution>([['replica-1.internal', { addresses: ['10.0.0.5'] }]]);
+  const { text, upstreams } = render(settings, [entry('h', 'replica-1.internal', 3000), entry('bad', 'does-not-exist.invalid', 3000)], resolved);
+  t.deepEqual(upstreams, ['10.0.0.5:3000']);
+  t.true(text.includes('    server 10.0.0.5:3000 max_fails=1 fail_timeout=2s;\n'));
+  t.false(text.includes('internal'));
+  t.false(text.includes('invalid'));
 });

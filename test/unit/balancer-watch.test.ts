@@ -1,11 +1,22 @@
 import type { EventEmitter } from 'node:events';
 import test from 'ava';
 import type { Logger } from '../../balancer/log';
-import type { HealthEntry } from '../../balancer/render';
+import type { HealthEntry, Resolution } from '../../balancer/render';
 import { followHealthyInstances, type HealthAnswer } from '../../balancer/watch';
 import { waitFor } from '../helpers/processes';
 
 const entry = (port: number): HealthEntry => ({ Node: { Address: '127.0.0.1' }, Service: { ID: `s${port}`, Address: '', Port: port } });
+const named = (id: string, name: string, port: number): HealthEntry => ({ Node: { Address: '' }, Service: { ID: id, Address: name, Port: port } });
+
+/** A scripted resolver: answers from `table` (changeable by the test) and records every batch of names. */
+function tableResolver(table: Map<string, Resolution>) {
+  const batches: string[][] = [];
+  const resolveNames = async (names: readonly string[]) => {
+    batches.push([...names]);
+    return new Map(names.map((n) => [n, table.get(n) ?? { error: 'ENOTFOUND' }]));
+  };
+  return { batches, resolveNames };
+}
 
 /** A scripted Consul: each query takes the next answer (or error); when none is left it blocks until cancelled. */
 function scriptedConsul(script: Array<HealthAnswer | Error>) {
@@ -44,19 +55,24 @@ function memoryLogger() {
   return { logger, lines };
 }
 
-function follow(script: Array<HealthAnswer | Error>, emptyGraceMs = 0) {
+function follow(script: Array<HealthAnswer | Error>, emptyGraceMs = 0, names = new Map<string, Resolution>()) {
   const consul = scriptedConsul(script);
   const { logger, lines } = memoryLogger();
   const changes: string[][] = [];
+  const dropped: string[][] = [];
+  const resolver = tableResolver(names);
   const follower = followHealthyInstances({
     fetchHealth: consul.fetchHealth,
+    resolveNames: resolver.resolveNames,
+    resolveRetryMs: 50,
+    onIndex: (_index, selection) => dropped.push(selection.dropped.map((d) => `${d.id}: ${d.reason}`)),
     logger,
     emptyGraceMs,
     onChange: (selection) => changes.push(selection.upstreams),
     backoffInitialMs: 20,
     backoffMaxMs: 80,
   });
-  return { consul, lines, changes, follower };
+  return { consul, lines, changes, dropped, follower, resolver };
 }
 
 test('blocks on the last index and reports only real changes of the set', async (t) => {
@@ -157,4 +173,41 @@ test('stop cancels the blocking query and ends the loop', async (t) => {
   follower.stop();
   await new Promise((r) => setTimeout(r, 100));
   t.is(consul.queries.length, 2);
+});
+
+test('host names are resolved before selection; only their addresses reach the set, IP literals are not looked up', async (t) => {
+  const names = new Map<string, Resolution>([['replica-a.internal', { addresses: ['10.0.0.7', '10.0.0.8'] }]]);
+  const { consul, changes, dropped, follower, resolver } = follow(
+    [{ index: 5, entries: [entry(3001), named('a', 'replica-a.internal', 80), named('gone', 'does-not-exist.invalid', 80)] }],
+    0,
+    names,
+  );
+  t.teardown(() => follower.stop());
+  await waitFor('the blocking query', () => consul.queries.length === 2, 2000, 5);
+  t.deepEqual(resolver.batches[0], ['does-not-exist.invalid', 'replica-a.internal']);
+  t.deepEqual(changes, [['10.0.0.7:80', '10.0.0.8:80', '127.0.0.1:3001']]);
+  t.deepEqual(dropped[0], ['gone: host name does-not-exist.invalid does not resolve: ENOTFOUND']);
+});
+
+test('a name that does not resolve is looked up again without news from Consul, and joins once it resolves', async (t) => {
+  const names = new Map<string, Resolution>();
+  const { consul, changes, dropped, follower, resolver } = follow([{ index: 5, entries: [entry(3001), named('late', 'late.internal', 80)] }], 0, names);
+  t.teardown(() => follower.stop());
+  await waitFor('the blocking query', () => consul.queries.length === 2, 2000, 5);
+  t.deepEqual(changes, [['127.0.0.1:3001']]);
+  names.set('late.internal', { addresses: ['10.0.0.9'] });
+  await waitFor('the retried name to join', () => changes.length === 2, 2000, 5);
+  t.deepEqual(changes[1], ['10.0.0.9:80', '127.0.0.1:3001']);
+  t.deepEqual(dropped.at(-1), []);
+  t.is(consul.queries.length, 2, 'no new Consul query was needed');
+  const batches = resolver.batches.length;
+  await new Promise((r) => setTimeout(r, 150));
+  t.is(resolver.batches.length, batches, 'no more lookups once every name resolves (until Consul answers again)');
+});
+
+test('answers with only IP literals never call the resolver', async (t) => {
+  const { consul, follower, resolver } = follow([{ index: 5, entries: [entry(3001)] }, { index: 6, entries: [entry(3002)] }]);
+  t.teardown(() => follower.stop());
+  await waitFor('three queries', () => consul.queries.length === 3, 2000, 5);
+  t.deepEqual(resolver.batches, []);
 });

@@ -140,6 +140,51 @@ test('validation errors name the field', async (t) => {
   t.is(users.users.size, 0, 'nothing was stored');
 });
 
+test('NUL, escape sequences and other control characters in name or email are refused with the field named', async (t) => {
+  const { json, users } = setup();
+  const cases: Array<[unknown, string]> = [
+    [{ name: 'Ann\u0000', email: 'a@example.com' }, 'name'],
+    [{ name: 'A\u001b[31mnn', email: 'a@example.com' }, 'name'],
+    [{ name: 'Ann\r\nX-Admin: 1', email: 'a@example.com' }, 'name'],
+    [{ name: 'Ann\u007f', email: 'a@example.com' }, 'name'],
+    [{ name: 'Ann\u0085', email: 'a@example.com' }, 'name'],
+    [{ name: 'Ann', email: 'a\u0000@example.com' }, 'email'],
+    [{ name: 'Ann', email: 'a@example.com\u0000' }, 'email'],
+    [{ name: 'Ann', email: 'a@exam\u009bple.com' }, 'email'],
+  ];
+  for (const [body, field] of cases) {
+    const res = await json('POST', '/api/users', body);
+    t.is(res.status, 400, JSON.stringify(body));
+    t.deepEqual(await res.json(), { field, error: `"${field}" must contain no control characters (U+0000 to U+001F, U+007F to U+009F)` }, JSON.stringify(body));
+  }
+  t.is(users.users.size, 0, 'nothing was stored');
+  // Surrounding whitespace is still trimmed, and letters beyond ASCII still pass.
+  const ok = await json('POST', '/api/users', { name: '\tZoë Ørsted \n', email: 'zoe@example.com' });
+  t.is(ok.status, 201);
+  t.like(await ok.json(), { name: 'Zoë Ørsted' });
+});
+
+test('error messages never echo a raw id or field name the client made up', async (t) => {
+  const { app, json } = setup();
+  const hostile = ['%3Cscript%3Ealert(1)%3C%2Fscript%3E', 'x'.repeat(2000), 'not-an-id%1B%5B2J'];
+  for (const id of hostile) {
+    for (const res of [
+      await app.request(`/api/users/${id}`),
+      await app.request(`/api/users/${id}`, { method: 'DELETE' }),
+      await json('PUT', `/api/users/${id}`, ann),
+    ]) {
+      t.is(res.status, 404);
+      t.deepEqual(await res.json(), { error: 'no user with this id; ids are the lowercase UUIDs this API returns' });
+    }
+  }
+  const unknownUuid = randomUUID();
+  t.deepEqual(await (await app.request(`/api/users/${unknownUuid}`)).json(), { error: `no user with id ${unknownUuid}` });
+
+  const weirdField = await json('POST', '/api/users', { ...ann, '<b>\u0000admin</b>': true });
+  t.is(weirdField.status, 400);
+  t.deepEqual(await weirdField.json(), { field: '(unnamed)', error: 'an unknown field; allowed fields are "name" and "email"' });
+});
+
 test('malformed requests get JSON 4xx: bad JSON 400, wrong content type 415, oversized body 413', async (t) => {
   const { app, users } = setup();
   const badJson = await app.request('/api/users', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name": "Ann",' });
