@@ -4,7 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
 import { childPids, listenerInodes, workersStillListening } from './listeners';
-import type { Logger } from './log';
+import type { Logger } from '../lib/logger';
 
 export interface NginxExit {
   code: number | null;

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import Consul from 'consul';
 import { wakeableSleep } from '../lib/wakeable-sleep';
 import type { BalancerConfig } from './config';
-import type { Logger } from './log';
+import type { Logger } from '../lib/logger';
 import { sameUpstreams, selectUpstreams, type HealthEntry, type UpstreamSelection } from './render';
 
 /** One answer of `/v1/health/service/<name>?passing`: the entries and Consul's X-Consul-Index. */

@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { methodNotAllowed } from 'hono/method-not-allowed';
-import type { Logger } from './logger';
+import type { Logger } from '../lib/logger';
 import { validateUserInput } from './user-input';
 import { StoreConflictError, StoreUnavailableError, type UsersStore } from './users-store';
 

@@ -205,13 +205,13 @@ test.serial('a bad environment value stops the replica at start with one message
   for (const [name, value] of [
     ['PORT', 'eighty'],
     ['CONSUL_HTTP_ADDR', 'http://consul:8500/v1'],
-    ['SERVICE_NAME', ''],
+    ['SERVICE_NAME', 'web_1'],
   ]) {
     const replica = await startReplica('http://127.0.0.1:1', 'x', 'x-1', { [name]: value });
     const code = await Promise.race([replica.exited, new Promise((r) => setTimeout(() => r('still running after 10 s'), 10_000))]);
     await replica.stop();
     t.is(code, 2, `${name}=${value}: ${replica.output()}`);
-    t.regex(replica.output(), new RegExp(`invalid configuration: ${name} must`), name);
+    t.regex(replica.output(), new RegExp(`invalid configuration: ${name} = "${value}" is not allowed: use `), name);
     t.is(replica.output().trim().split('\n').length, 1, 'one message');
   }
 });

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createApplier, type ConfigTarget } from '../../balancer/apply';
-import type { Logger } from '../../balancer/log';
+import type { Logger } from '../../lib/logger';
 import { initialStatus } from '../../balancer/status';
 
 function fakeNginx(refuse: (text: string) => string | null = () => null, failReload = false) {

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { waitFor } from '../helpers/processes';
-import { createLogger } from '../../service/logger';
+import { createLogger } from '../../lib/logger';
 import { keepRegistered, type AgentApi, type InitialStatus, type ServiceDefinition } from '../../service/registration';
 
 const service: ServiceDefinition = { id: 'hello-1', name: 'hello', address: '127.0.0.1', port: 8080, checkUrl: 'http://127.0.0.1:8080/health' };
@@ -35,7 +35,7 @@ class FakeAgent implements AgentApi {
 
 function quietLogger() {
   const lines: Array<Record<string, unknown>> = [];
-  return { lines, logger: createLogger('hello-1', (line) => lines.push(JSON.parse(line))) };
+  return { lines, logger: createLogger({ instance: 'hello-1' }, (line) => lines.push(JSON.parse(line))) };
 }
 
 test('retries with capped backoff until the agent answers, then registers once', async (t) => {
