@@ -50,8 +50,8 @@ test('an empty or blank variable means the default, as if it were unset', (t) =>
 const rejects = (env: NodeJS.ProcessEnv, variable: string, allowed: RegExp) =>
   test(`rejects ${JSON.stringify(env)} naming ${variable}`, (t) => {
     const error = t.throws(() => parseConfig(env), { instanceOf: ConfigError });
-    t.true(error!.message.startsWith(`${variable} = `), error!.message);
-    t.regex(error!.message, allowed);
+    t.true(error.message.startsWith(`${variable} = `), error.message);
+    t.regex(error.message, allowed);
   });
 
 rejects({ LISTEN_PORT: '0' }, 'LISTEN_PORT', /1 to 65535/);

@@ -10,16 +10,16 @@ test('a problem names the variable, the value as given and what is allowed', (t)
 
 test('rejectConfig throws a ConfigError carrying that message', (t) => {
   const error = t.throws(() => rejectConfig('WORK_DIR', 'tmp', 'an absolute path'), { instanceOf: ConfigError });
-  t.is(error!.message, 'WORK_DIR = "tmp" is not allowed: use an absolute path');
-  t.is(error!.name, 'ConfigError');
+  t.is(error.message, 'WORK_DIR = "tmp" is not allowed: use an absolute path');
+  t.is(error.name, 'ConfigError');
 });
 
 test('the service, the balancer and the stack word a bad value the same way', (t) => {
   const service = t.throws(() => parseServiceConfig({ SERVICE_NAME: 'web_1' }, { hostname: 'h', interfaces: {} }), { instanceOf: ConfigError });
   const balancer = t.throws(() => parseBalancerConfig({ SERVICE_NAME: 'web_1' }), { instanceOf: ConfigError });
   const stack = t.throws(() => parseStackConfig({ serviceName: 'web_1' }));
-  t.is(service!.message, balancer!.message);
-  t.true(stack!.message.includes(`consul-nginx-pulumi:${service!.message.replace('SERVICE_NAME', 'serviceName')}`), stack!.message);
+  t.is(service.message, balancer.message);
+  t.true(stack.message.includes(`consul-nginx-pulumi:${service.message.replace('SERVICE_NAME', 'serviceName')}`), stack.message);
 });
 
 test('envValue trims, and reads unset, empty and blank alike as "not set"', (t) => {

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import vm from 'node:vm';
 import test from 'ava';
 import { httpUrl } from '../../lib/endpoints';
 import { isWildcardAddress, probeAddress } from '../../lib/listen-address';
@@ -29,7 +30,7 @@ test("balancer/Dockerfile's HEALTHCHECK probes where the lib rule says", (t) => 
   const dockerfile = fs.readFileSync(path.join(__dirname, '..', '..', 'balancer', 'Dockerfile'), 'utf8');
   const script = /HEALTHCHECK[^\n]*\\\n\s*CMD \["node", "-e", "(.*)"\]/.exec(dockerfile)?.[1];
   if (script === undefined) return t.fail('the HEALTHCHECK is no longer a node -e script');
-  // Run the script with fetch replaced, so the test sees where it would probe.
+  // Run the script in a sandbox with fetch replaced, so the test sees where it would probe.
   for (const listen of ['0.0.0.0', '::', '10.0.0.7', 'fd00::7']) {
     let url = '';
     const fetch = (target: string) => {
@@ -37,7 +38,7 @@ test("balancer/Dockerfile's HEALTHCHECK probes where the lib rule says", (t) => 
       return new Promise(() => undefined);
     };
     const proc = { env: { LISTEN_ADDRESS: listen, LISTEN_PORT: '8080' }, exit: () => undefined };
-    new Function('process', 'fetch', 'AbortSignal', script.replace(/\\"/g, '"'))(proc, fetch, AbortSignal);
+    vm.runInNewContext(script.replace(/\\"/g, '"'), { process: proc, fetch, AbortSignal });
     t.is(url, `${httpUrl(probeAddress(listen), 8080)}/_balancer/status`, listen);
   }
 });

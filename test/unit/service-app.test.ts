@@ -50,7 +50,7 @@ function setup() {
     hostname: 'box',
     version: '9.9.9',
     users,
-    logger: createLogger({ instance: 'hello-test-1' }, (line) => lines.push(JSON.parse(line))),
+    logger: createLogger({ instance: 'hello-test-1' }, (line) => lines.push(JSON.parse(line) as Record<string, unknown>)),
     isDraining: () => draining,
   });
   const json = (method: string, path: string, body: unknown) =>
@@ -176,7 +176,7 @@ test('malformed requests get JSON 4xx: bad JSON 400, wrong content type 415, ove
     headers: { 'content-type': 'application/json' },
     body: stream,
     duplex: 'half',
-  } as RequestInit);
+  });
   t.is(chunked.status, 413);
   t.is(users.users.size, 0);
 });

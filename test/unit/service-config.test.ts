@@ -78,6 +78,6 @@ const bad: Array<[string, string]> = [
 for (const [name, value] of bad) {
   test(`${name}=${JSON.stringify(value.length > 20 ? value.slice(0, 20) + '…' : value)} is rejected with a message naming ${name}`, (t) => {
     const error = t.throws(() => parseConfig({ [name]: value }, container), { instanceOf: ConfigError });
-    t.true(error!.message.startsWith(`${name} = ${JSON.stringify(value.trim())} is not allowed: use `), error!.message);
+    t.true(error.message.startsWith(`${name} = ${JSON.stringify(value.trim())} is not allowed: use `), error.message);
   });
 }
