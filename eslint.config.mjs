@@ -1,12 +1,13 @@
 // typescript-eslint's recommended and type-checked rules over every source; `npm run lint` also runs tsc.
 import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['**/dist/', 'build/', 'node_modules/', '.pulumi/'] },
   js.configs.recommended,
-  ...tseslint.configs.recommendedTypeChecked,
+  tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
       globals: globals.node,
@@ -29,7 +30,7 @@ export default tseslint.config(
   {
     // Plain JavaScript (the build script, this file, a CommonJS loader) is outside tsconfig's program.
     files: ['**/*.{js,mjs,cjs}'],
-    ...tseslint.configs.disableTypeChecked,
+    extends: [tseslint.configs.disableTypeChecked],
   },
   {
     // A CommonJS file imports with require().
