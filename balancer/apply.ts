@@ -1,4 +1,4 @@
-import type { Logger } from './log';
+import type { Logger } from '../lib/logger';
 import { sameUpstreams } from './render';
 import type { BalancerStatus } from './status';
 

@@ -1,5 +1,7 @@
 import net from 'node:net';
-import { parseConsulAddress, type ConsulAddress } from '../lib/consul-address';
+import { envValue, rejectConfig } from '../lib/config-error';
+import { CONSUL_ADDRESS_ALLOWED, DEFAULT_CONSUL_ADDRESS, parseConsulAddress, type ConsulAddress } from '../lib/consul-address';
+import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 
 /** Everything the balancer reads from its environment, parsed and checked once at start. */
 export interface BalancerConfig {
@@ -17,51 +19,36 @@ export interface BalancerConfig {
   testBreakRenderFile: string | undefined;
 }
 
-export class ConfigError extends Error {}
-
-const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-
-function fail(variable: string, value: string, allowed: string): never {
-  throw new ConfigError(`${variable}=${JSON.stringify(value)} is not valid: ${allowed}`);
-}
-
 function integer(env: NodeJS.ProcessEnv, variable: string, fallback: number, min: number, max: number): number {
-  const raw = env[variable];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  if (!/^\d+$/.test(raw.trim())) fail(variable, raw, `expected a whole number from ${min} to ${max}`);
-  const value = Number(raw.trim());
-  if (value < min || value > max) fail(variable, raw, `expected a whole number from ${min} to ${max}`);
+  const raw = envValue(env, variable);
+  if (raw === undefined) return fallback;
+  const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(value >= min && value <= max)) rejectConfig(variable, raw, `a whole number from ${min} to ${max}`);
   return value;
-}
-
-function consulAddress(raw: string): ConsulAddress {
-  return parseConsulAddress(raw) ?? fail('CONSUL_HTTP_ADDR', raw, 'expected http://host:port or https://host:port (or host:port)');
 }
 
 /** Parses the balancer's environment; throws ConfigError naming the variable and what is allowed. */
 export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
-  const serviceName = env.SERVICE_NAME?.trim() || 'hello';
-  if (!SERVICE_NAME.test(serviceName)) {
-    fail('SERVICE_NAME', serviceName, 'expected 1-63 letters, digits, "-", "_" or ".", starting with a letter or digit');
-  }
+  const serviceName = envValue(env, 'SERVICE_NAME') ?? DEFAULT_SERVICE_NAME;
+  if (!isServiceName(serviceName)) rejectConfig('SERVICE_NAME', serviceName, SERVICE_NAME_ALLOWED);
 
-  const listenAddress = env.LISTEN_ADDRESS?.trim() || '127.0.0.1';
-  if (net.isIP(listenAddress) === 0) fail('LISTEN_ADDRESS', listenAddress, 'expected an IPv4 or IPv6 address literal');
+  const listenAddress = envValue(env, 'LISTEN_ADDRESS') ?? '127.0.0.1';
+  if (net.isIP(listenAddress) === 0) rejectConfig('LISTEN_ADDRESS', listenAddress, 'an IPv4 or IPv6 address literal, such as 127.0.0.1 or ::');
 
-  const nginxBin = env.NGINX_BIN?.trim() || 'nginx';
-  const workDir = env.WORK_DIR?.trim() || undefined;
-  if (workDir !== undefined && !workDir.startsWith('/')) fail('WORK_DIR', workDir, 'expected an absolute path');
+  const consulText = envValue(env, 'CONSUL_HTTP_ADDR') ?? DEFAULT_CONSUL_ADDRESS;
+  const consul = parseConsulAddress(consulText) ?? rejectConfig('CONSUL_HTTP_ADDR', consulText, CONSUL_ADDRESS_ALLOWED);
 
-  const testBreakRenderFile = env.BALANCER_TEST_BREAK_RENDER_FILE?.trim() || undefined;
+  const workDir = envValue(env, 'WORK_DIR');
+  if (workDir !== undefined && !workDir.startsWith('/')) rejectConfig('WORK_DIR', workDir, 'an absolute path');
 
   return {
-    consul: consulAddress(env.CONSUL_HTTP_ADDR?.trim() || 'http://127.0.0.1:8500'),
+    consul,
     serviceName,
     listenAddress,
     listenPort: integer(env, 'LISTEN_PORT', 8080, 1, 65535),
-    nginxBin,
+    nginxBin: envValue(env, 'NGINX_BIN') ?? 'nginx',
     workDir,
     emptyGraceMs: integer(env, 'EMPTY_GRACE_MS', 10_000, 0, 600_000),
-    testBreakRenderFile,
+    testBreakRenderFile: envValue(env, 'BALANCER_TEST_BREAK_RENDER_FILE'),
   };
 }

@@ -2,10 +2,12 @@
 import { existsSync, fstatSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ConfigError } from '../lib/config-error';
+import { probeAddress } from '../lib/listen-address';
+import { createLogger } from '../lib/logger';
 import { startAccessLogRelay } from './access-log';
 import { createApplier, type Applier } from './apply';
-import { ConfigError, parseConfig, type BalancerConfig } from './config';
-import { createLogger } from './log';
+import { parseConfig, type BalancerConfig } from './config';
 import { Nginx } from './nginx';
 import { renderNginxConfig, type NginxSettings } from './render';
 import { nameResolver, systemLookup } from './resolve';
@@ -13,7 +15,7 @@ import { initialStatus, startStatusServer } from './status';
 import { consulHealthFetcher, followHealthyInstances } from './watch';
 import { claimWorkDir } from './workdir';
 
-const logger = createLogger();
+const logger = createLogger({ source: 'balancer' });
 
 /** As root, nginx workers drop to an unprivileged user; Debian bases have www-data, else nobody. */
 function workerUser(): NginxSettings['workerUser'] {
@@ -42,7 +44,7 @@ async function main(): Promise<void> {
     config = parseConfig(process.env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    logger.error(`bad configuration: ${error.message}`);
+    logger.error(`invalid configuration: ${error.message}`);
     process.exit(2);
   }
 
@@ -50,8 +52,7 @@ async function main(): Promise<void> {
   const workDir = await prepareWorkDir(config, user !== undefined);
   await claimWorkDir(workDir, logger);
   const status = initialStatus(config.serviceName, config.consul.url);
-  const probeHost = config.listenAddress === '0.0.0.0' ? '127.0.0.1' : config.listenAddress === '::' ? '::1' : config.listenAddress;
-  const nginx = new Nginx(config.nginxBin, workDir, logger, { host: probeHost, port: config.listenPort });
+  const nginx = new Nginx(config.nginxBin, workDir, logger, { host: probeAddress(config.listenAddress), port: config.listenPort });
   let follower: ReturnType<typeof followHealthyInstances> | undefined;
   let applier: Applier | undefined;
   const statusServer = await startStatusServer(() => {

@@ -4,7 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
 import { childPids, listenerInodes, workersStillListening } from './listeners';
-import type { Logger } from './log';
+import type { Logger } from '../lib/logger';
 
 export interface NginxExit {
   code: number | null;
@@ -63,7 +63,7 @@ export class Nginx {
       // as it will under nginx itself (nginx cannot open a socket's /dev/stdout).
       const test = spawn(this.bin, ['-t', '-q', ...this.baseArgs(this.candidatePath)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
       let stderr = '';
-      test.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      test.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       test.on('error', (error) => resolve(error.message));
       test.on('close', (code, signal) => {
         if (code === 0) return resolve(null);
@@ -84,7 +84,7 @@ export class Nginx {
     const child = spawn(this.bin, this.baseArgs(this.confPath), { stdio: ['ignore', 'inherit', 'pipe'] });
     this.child = child;
     const recent: string[] = [];
-    readline.createInterface({ input: child.stderr! }).on('line', (line) => {
+    readline.createInterface({ input: child.stderr }).on('line', (line) => {
       recent.push(line);
       if (recent.length > 20) recent.shift();
       this.logger[levelOf(line)]('nginx', { line });

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import Consul from 'consul';
 import { wakeableSleep } from '../lib/wakeable-sleep';
 import type { BalancerConfig } from './config';
-import type { Logger } from './log';
+import type { Logger } from '../lib/logger';
 import { hostNamesOf, sameUpstreams, selectUpstreams, type HealthEntry, type UpstreamSelection } from './render';
 import type { ResolveNames } from './resolve';
 

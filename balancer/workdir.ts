@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { childPids } from './listeners';
-import type { Logger } from './log';
+import type { Logger } from '../lib/logger';
 import { nginxPrefix } from './nginx';
 
 /** The watcher that owns the work dir writes its pid here. */
@@ -64,7 +64,9 @@ function signal(pid: number, name: NodeJS.Signals, workDir: string): void {
     process.kill(pid, name);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ESRCH') return;
-    throw new Error(`cannot stop the nginx (pid ${pid}) an earlier balancer left running in WORK_DIR=${workDir}: ${(error as Error).message}`);
+    throw new Error(`cannot stop the nginx (pid ${pid}) an earlier balancer left running in WORK_DIR=${workDir}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

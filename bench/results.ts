@@ -210,7 +210,7 @@ const describeRepeat = (replicas: number, r: PairedRepeat) => ({
 
 const roundRemoval = (t: RemovalTry): RemovalTry => ({ ...t, leftConsulMs: round(t.leftConsulMs, 0), removedMs: round(t.removedMs, 0) });
 
-/** The targets, checked against the figures (a missing figure, NaN, never meets a target). */
+/** The project's performance targets, checked against the figures (a missing figure, NaN, never meets a target). */
 function evaluateTargets(r: Omit<BenchResults, 'targets'>): Target[] {
   return [
     { figure: 'throughput ratio balancer/direct, 1 replica', target: '>= 0.5', met: r.throughputRatio >= 0.5 },

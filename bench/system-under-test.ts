@@ -80,7 +80,7 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
     await waitFor('the balancer to answer /_balancer/status', async () => (await status()).upstreams !== undefined, 15_000, 100);
   } catch (error) {
     await stop();
-    throw new Error(`${String(error)}\nbalancer output:\n${balancer.output().slice(-3000)}`);
+    throw new Error(`${String(error)}\nbalancer output:\n${balancer.output().slice(-3000)}`, { cause: error });
   }
 
   return {

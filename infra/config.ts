@@ -2,6 +2,7 @@
 // Pulumi.yaml declares the same keys for the CLI (a test checks its defaults equal these).
 import net from 'node:net';
 import * as pulumi from '@pulumi/pulumi';
+import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 
 /** Config namespace: the project name in Pulumi.yaml (the program reads the running project's). */
 export const CONFIG_NAMESPACE = 'consul-nginx-pulumi';
@@ -32,7 +33,7 @@ export const DEFAULTS: StackConfig = {
   dockerHost: '',
   baseImage: 'node:20-bookworm-slim',
   consulImage: 'hashicorp/consul:1.20',
-  serviceName: 'hello',
+  serviceName: DEFAULT_SERVICE_NAME,
 };
 
 /** What each key accepts, in words; used in error messages and mirrored in the README table. */
@@ -45,7 +46,7 @@ export const ALLOWED: Record<ConfigKey, string> = {
   dockerHost: "empty (the local Docker engine) or ssh://user@host[:port]",
   baseImage: 'a Docker image reference, such as node:20-bookworm-slim',
   consulImage: 'a Docker image reference, such as hashicorp/consul:1.20',
-  serviceName: 'lowercase letters, digits and inner hyphens, 1 to 63 characters, such as hello',
+  serviceName: SERVICE_NAME_ALLOWED,
 };
 
 const KEYS = Object.keys(DEFAULTS) as ConfigKey[];
@@ -60,7 +61,6 @@ function wholeNumber(raw: string, min: number, max: number): number | undefined 
 const IMAGE_REFERENCE =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 const SSH_HOST = /^ssh:\/\/[A-Za-z0-9._-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?$/;
-const SERVICE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undefined {
   switch (key) {
@@ -84,7 +84,7 @@ function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undef
     case 'consulImage':
       return IMAGE_REFERENCE.test(raw) ? raw : undefined;
     case 'serviceName':
-      return SERVICE_NAME.test(raw) ? raw : undefined;
+      return isServiceName(raw) ? raw : undefined;
   }
 }
 

@@ -9,6 +9,12 @@ export interface ConsulAddress {
   url: string;
 }
 
+/** Where a local Consul agent listens, when CONSUL_HTTP_ADDR is not set. */
+export const DEFAULT_CONSUL_ADDRESS = 'http://127.0.0.1:8500';
+
+/** What CONSUL_HTTP_ADDR may be, in words, for error messages. */
+export const CONSUL_ADDRESS_ALLOWED = 'an http(s) URL with no path, or host:port, of the Consul agent, such as http://127.0.0.1:8500';
+
 /**
  * Parses CONSUL_HTTP_ADDR: an http(s) URL with no path, or host:port (Consul's own tools accept it
  * without a scheme). Undefined when it is not one; the caller names the variable in its error.

@@ -1,5 +1,5 @@
 /** A sleep that `wake()` ends early, so a loop that waits between retries can be stopped at once. */
-export function wakeableSleep(): { sleep(ms: number): Promise<void>; wake(): void } {
+export function wakeableSleep(): { sleep: (ms: number) => Promise<void>; wake: () => void } {
   let wake: (() => void) | undefined;
   return {
     sleep: (ms) =>

@@ -1,7 +1,9 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed } from 'hono/method-not-allowed';
-import type { Logger } from './logger';
+import { validator } from 'hono/validator';
+import type { Logger } from '../lib/logger';
 import { validateUserInput } from './user-input';
 import { StoreConflictError, StoreUnavailableError, type UsersStore } from './users-store';
 
@@ -24,10 +26,6 @@ const CLOSE = { Connection: 'close' };
 // Ids are made by randomUUID; anything else cannot name a user (and never reaches a KV key).
 const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** The 404 body for an id: only an id the service could have made is echoed, never a client's arbitrary text. */
-const noSuchUser = (id: string) => ({
-  error: USER_ID.test(id) ? `no user with id ${id}` : 'no user with this id; ids are the lowercase UUIDs this API returns',
-});
 
 /** The client went away while its request body was being read: nobody is left to answer, and it is not our fault. */
 function isClientAbort(error: Error): boolean {
@@ -35,18 +33,25 @@ function isClientAbort(error: Error): boolean {
   return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || error.message === 'aborted' || error.name === 'AbortError';
 }
 
-async function readJsonBody(c: Context): Promise<{ ok: true; body: unknown } | { ok: false; res: Response }> {
+/** The 404 for an id: only an id the service could have made is echoed, never a client's arbitrary text. */
+const noUser = (c: Context, id: string) =>
+  c.json({ error: USER_ID.test(id) ? `no user with id ${id}` : 'no user with this id; ids are the lowercase UUIDs this API returns' }, 404);
+
+/** `:id` of /api/users/:id; an id randomUUID cannot have made names no user, so it is a 404 like any other. */
+const userId = validator('param', (params, c) => (USER_ID.test(params.id) ? { id: params.id } : noUser(c, params.id)));
+
+/**
+ * The body of POST and PUT /api/users, checked. The validator parses only a JSON content type and hands
+ * anything else on unparsed, so the 415 is ours; a body that does not parse is its 400 (see onError).
+ */
+const userBody = validator('json', (body, c) => {
   const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
   if (type !== 'application/json') {
-    const got = type || 'none';
-    return { ok: false, res: c.json({ error: `Content-Type must be application/json; got ${got}` }, 415, CLOSE) };
+    return c.json({ error: `Content-Type must be application/json; got ${type || 'none'}` }, 415, CLOSE);
   }
-  try {
-    return { ok: true, body: await c.req.json() };
-  } catch {
-    return { ok: false, res: c.json({ error: 'body is not valid JSON' }, 400) };
-  }
-}
+  const input = validateUserInput(body);
+  return input.ok ? input.value : c.json({ error: input.error, field: input.field }, 400);
+});
 
 /** The HTTP API of one replica, as a value: no ports, timers or signals here (those live in main.ts). */
 export function createApp(deps: AppDeps): Hono {
@@ -96,35 +101,27 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get('/api/users', async (c) => c.json({ users: await users.list() }));
 
-  app.post('/api/users', async (c) => {
-    const parsed = await readJsonBody(c);
-    if (!parsed.ok) return parsed.res;
-    const input = validateUserInput(parsed.body);
-    if (!input.ok) return c.json({ error: input.error, field: input.field }, 400);
-    const user = await users.create(input.value);
+  app.post('/api/users', userBody, async (c) => {
+    const user = await users.create(c.req.valid('json'));
     return c.json(user, 201, { Location: `/api/users/${user.id}` });
   });
 
-  app.get('/api/users/:id', async (c) => {
-    const id = c.req.param('id');
-    const user = USER_ID.test(id) ? await users.get(id) : undefined;
-    return user ? c.json(user) : c.json(noSuchUser(id), 404);
+  app.get('/api/users/:id', userId, async (c) => {
+    const { id } = c.req.valid('param');
+    const user = await users.get(id);
+    return user ? c.json(user) : noUser(c, id);
   });
 
-  app.put('/api/users/:id', async (c) => {
-    const id = c.req.param('id');
-    const parsed = await readJsonBody(c);
-    if (!parsed.ok) return parsed.res;
-    const input = validateUserInput(parsed.body);
-    if (!input.ok) return c.json({ error: input.error, field: input.field }, 400);
-    const user = USER_ID.test(id) ? await users.update(id, input.value) : undefined;
-    return user ? c.json(user) : c.json(noSuchUser(id), 404);
+  // The body is checked before the id, so a refused body is always read (or the connection closed).
+  app.put('/api/users/:id', userBody, userId, async (c) => {
+    const { id } = c.req.valid('param');
+    const user = await users.update(id, c.req.valid('json'));
+    return user ? c.json(user) : noUser(c, id);
   });
 
-  app.delete('/api/users/:id', async (c) => {
-    const id = c.req.param('id');
-    const removed = USER_ID.test(id) ? await users.remove(id) : false;
-    return removed ? c.body(null, 204) : c.json(noSuchUser(id), 404);
+  app.delete('/api/users/:id', userId, async (c) => {
+    const { id } = c.req.valid('param');
+    return (await users.remove(id)) ? c.body(null, 204) : noUser(c, id);
   });
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
@@ -135,6 +132,8 @@ export function createApp(deps: AppDeps): Hono {
       return c.json({ error: 'the users store (Consul KV) is unavailable; try again shortly' }, 503, { 'Retry-After': '1' });
     }
     if (error instanceof StoreConflictError) return c.json({ error: error.message }, 409);
+    // The json validator's one error: a body sent as JSON that does not parse.
+    if (error instanceof HTTPException && error.status === 400) return c.json({ error: 'body is not valid JSON' }, 400);
     if (isClientAbort(error)) return c.json({ error: 'the client closed the connection before sending the whole request' }, 400, CLOSE);
     logger.error('unhandled error', { error: error.message, stack: error.stack, path: c.req.path });
     return c.json({ error: 'internal error' }, 500);

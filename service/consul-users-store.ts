@@ -111,7 +111,10 @@ export class ConsulUsersStore implements UsersStore {
       this.consul.transaction.create(operations as never).then(
         () => true,
         // 409: Consul rolled the transaction back because the check failed (changed or already deleted).
-        (error: { response?: { statusCode?: number } }) => (error.response?.statusCode === 409 ? false : Promise.reject(error)),
+        (error: Error & { response?: { statusCode?: number } }) => {
+          if (error.response?.statusCode === 409) return false;
+          throw error;
+        },
       ),
     );
   }

@@ -1,13 +1,14 @@
 import os from 'node:os';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
+import { ConfigError } from '../lib/config-error';
+import { createLogger } from '../lib/logger';
 import { version } from '../package.json';
 import { createApp } from './app';
-import { ConfigError, parseConfig, type ServiceConfig } from './config';
+import { parseConfig, type ServiceConfig } from './config';
 import { createConsulClient } from './consul-client';
 import { ConsulUsersStore } from './consul-users-store';
 import { drainServer } from './drain';
-import { createLogger } from './logger';
 import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } from './registration';
 
 // Requests still running this long after a shutdown signal are cut off.
@@ -28,7 +29,7 @@ function loadConfig(): ServiceConfig {
 
 function main(): void {
   const config = loadConfig();
-  const logger = createLogger(config.serviceId);
+  const logger = createLogger({ instance: config.serviceId });
   const consul = createConsulClient(config.consul);
   let draining = false;
   let firstSignal: { signal: NodeJS.Signals; at: number } | undefined;

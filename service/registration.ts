@@ -2,7 +2,7 @@ import type Consul from 'consul';
 import { httpUrl } from '../lib/endpoints';
 import { wakeableSleep } from '../lib/wakeable-sleep';
 import type { ServiceConfig } from './config';
-import type { Logger } from './logger';
+import type { Logger } from '../lib/logger';
 
 /** What this replica tells Consul about itself. */
 export interface ServiceDefinition {

@@ -9,7 +9,7 @@ export interface DiscoveryTry {
   passingMs: number;
   /** The balancer's status lists it among its upstreams (nginx reloaded). */
   inUpstreamsMs: number;
-  /** A request through the balancer was answered by it: the figure of the issue. */
+  /** A request through the balancer was answered by it: the discovery figure the benchmark reports. */
   firstServedMs: number;
 }
 

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { inspect } from 'node:util';
 
 export interface Managed {
   child: ChildProcess;
@@ -90,7 +91,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T> | T, time
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${inspect(lastError)}` : ''}`);
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }

@@ -1,6 +1,6 @@
 // Runs the real Pulumi program (the entry Pulumi.yaml's `main` names) under the SDK's mock runtime
 // and records every resource it declares, with resolved inputs and the options the engine would use.
-// Unit tests assert on the record; the system test (issue 5) realizes it in a real Docker engine.
+// Unit tests assert on the record; the system test (test/system/) realizes it in a real Docker engine.
 //
 // Shape of a record:
 //
@@ -32,6 +32,7 @@
 // that error carries `resources`: what had been declared before it threw.
 import fs from 'node:fs';
 import path from 'node:path';
+import { inspect } from 'node:util';
 import * as pulumi from '@pulumi/pulumi';
 
 export interface RecordedResource {
@@ -70,8 +71,8 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const yaml = require('js-yaml') as { load(text: string): unknown };
 
 /** Pulumi.yaml, parsed. */
-export function readProjectFile(): Record<string, any> {
-  return yaml.load(fs.readFileSync(path.join(REPO_ROOT, 'Pulumi.yaml'), 'utf8')) as Record<string, any>;
+export function readProjectFile(): Record<string, unknown> {
+  return yaml.load(fs.readFileSync(path.join(REPO_ROOT, 'Pulumi.yaml'), 'utf8')) as Record<string, unknown>;
 }
 
 /** A stack file's (Pulumi.<stack>.yaml) values for this project, keys without the namespace, as strings. */
@@ -79,7 +80,7 @@ export function readStackConfig(stack: string): Record<string, string> {
   const file = yaml.load(fs.readFileSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), 'utf8')) as {
     config?: Record<string, unknown>;
   };
-  const prefix = `${readProjectFile().name}:`;
+  const prefix = `${String(readProjectFile().name)}:`;
   return Object.fromEntries(
     Object.entries(file.config ?? {})
       .filter(([key]) => key.startsWith(prefix))
@@ -95,7 +96,7 @@ export function programEntry(): string {
 }
 
 /** Provider-computed outputs the mock reports, beyond echoing the inputs. */
-function mockedState(type: string, inputs: Record<string, any>): Record<string, unknown> {
+function mockedState(type: string, inputs: Record<string, unknown>): Record<string, unknown> {
   if (type === 'docker:index/image:Image') return { ...inputs, repoDigest: inputs.imageName };
   if (type === 'command:local:Command') return { ...inputs, stdout: '', stderr: '' };
   return inputs;
@@ -114,7 +115,7 @@ function settled<T>(output: pulumi.Output<T>): Promise<T> {
 
 async function resolveResources(value: unknown): Promise<pulumi.Resource[]> {
   if (value === undefined) return [];
-  const resolved = pulumi.Output.isInstance(value) ? await settled(value as pulumi.Output<unknown>) : await value;
+  const resolved = pulumi.Output.isInstance(value) ? await settled(value) : await Promise.resolve(value);
   if (resolved === undefined) return [];
   return (Array.isArray(resolved) ? resolved : [resolved]) as pulumi.Resource[];
 }
@@ -124,7 +125,7 @@ async function resourcesFeeding(value: unknown, found = new Set<pulumi.Resource>
   if (pulumi.Output.isInstance(value)) {
     const output = value as unknown as { allResources(): Promise<Set<pulumi.Resource>> };
     for (const resource of await output.allResources()) found.add(resource);
-    await resourcesFeeding(await settled(value as pulumi.Output<unknown>), found);
+    await resourcesFeeding(await settled(value), found);
   } else if (Array.isArray(value)) {
     for (const item of value) await resourcesFeeding(item, found);
   } else if (value !== null && typeof value === 'object' && !pulumi.Resource.isInstance(value)) {
@@ -157,11 +158,11 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
       newResource(args) {
         const key = `${args.type}::${args.name}`;
         const list = registered.get(key) ?? [];
-        list.push({ inputs: args.inputs, custom: args.custom ?? true, provider: args.provider ?? '' });
+        list.push({ inputs: args.inputs as Record<string, unknown>, custom: args.custom ?? true, provider: args.provider ?? '' });
         registered.set(key, list);
-        return { id: `${args.name}-id`, state: mockedState(args.type, args.inputs) };
+        return { id: `${args.name}-id`, state: mockedState(args.type, args.inputs as Record<string, unknown>) };
       },
-      call: (args) => args.inputs,
+      call: (args) => args.inputs as Record<string, unknown>,
     },
     project,
     stack,
@@ -186,7 +187,9 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
       return undefined;
     });
     try {
-      return require(entry);
+      // Loaded the way the language host loads a program: required, from a cache cleared above.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return require(entry) as unknown;
     } catch (error) {
       programError = error;
       return undefined;
@@ -228,11 +231,11 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
   }
 
   if (programError !== undefined) {
-    const error = (programError instanceof Error ? programError : new Error(String(programError))) as ProgramError;
+    const error = (programError instanceof Error ? programError : new Error(inspect(programError))) as ProgramError;
     error.resources = resources;
     throw error;
   }
-  return { resources, outputs: (outputs ?? {}) as Record<string, unknown> };
+  return { resources, outputs: (outputs ?? {}) };
 }
 
 /** The logical name in a provider reference (`urn::id`), unless it is a default provider. */

@@ -122,7 +122,7 @@ test.serial('a fourth replica started under load gets traffic, with no failure',
   const registeredAt = logTimes(r4, 'registered')[0];
   const firstProxied = logTimes(r4, 'request', '/')[0];
   t.log(`registration -> first proxied request: ${firstProxied - registeredAt} ms`);
-  const reloads = balancer.output().split('\n').filter((l) => l.includes('"nginx reloaded"')).map((l) => JSON.parse(l).msSinceChange as number);
+  const reloads = balancer.output().split('\n').filter((l) => l.includes('"nginx reloaded"')).map((l) => (JSON.parse(l) as { msSinceChange: number }).msSinceChange);
   t.log(`Consul answer -> nginx reload, over ${reloads.length} reloads: max ${Math.max(...reloads)} ms`);
   t.true(Math.max(...reloads) < 1000);
 });

@@ -19,6 +19,21 @@ const CONFIG_FILE = path.join(REPO_ROOT, 'collector', 'syslog-ng.conf');
 
 test.after.always(stopAll);
 
+/** The inputs of a declared docker.Container this test runs by hand (the resolved values of its args). */
+interface DeclaredContainer {
+  name: string;
+  volumes: { volumeName: string; containerPath: string }[];
+  ports: { ip: string; external: number; internal: number; protocol: string }[];
+  healthcheck: { tests: string[] };
+  logDriver: string;
+  logOpts: Record<string, string>;
+}
+
+/** The inputs of a declared docker.Image this test builds by hand. */
+interface DeclaredImage {
+  build: { args: { BASE_IMAGE: string }; dockerfile: string; context: string };
+}
+
 /** One line as Docker's syslog driver writes it over plain TCP with syslog-format=rfc5424. */
 function dockerLine(tag: string, stream: 'stdout' | 'stderr', message: string): string {
   const priority = stream === 'stdout' ? 30 : 27; // daemon.info / daemon.err, as the driver uses
@@ -117,13 +132,13 @@ test(
     const testLabel = `io.consul-nginx-pulumi.test=collector-${run}`;
     const collectorPort = await freePort();
     const record = await recordStack({ stack, config: { collectorPort, baseImage: 'cnp-base:bookworm' } });
-    const find = (name: string) => record.resources.find((r) => r.name === name)!.inputs as Record<string, any>;
-    const collector = find('collector-container');
-    const imageInputs = find('collector-image');
-    const replica = find('replicas-1');
+    const find = <T>(name: string) => record.resources.find((r) => r.name === name)!.inputs as T;
+    const collector = find<DeclaredContainer>('collector-container');
+    const imageInputs = find<DeclaredImage>('collector-image');
+    const replica = find<DeclaredContainer>('replicas-1');
 
     const image = `cnp-collector-test:${run}`;
-    const volume = collector.volumes[0] as { volumeName: string; containerPath: string };
+    const volume = collector.volumes[0];
     t.teardown(async () => {
       await docker(['rm', '-f', collector.name, replica.name]).catch(() => {});
       await docker(['volume', 'rm', '-f', volume.volumeName]).catch(() => {});
@@ -140,7 +155,7 @@ test(
     // address, its health check.
     await docker(['volume', 'create', '--label', testLabel, volume.volumeName]);
     const port = collector.ports[0];
-    const health = collector.healthcheck.tests as string[];
+    const health = collector.healthcheck.tests;
     await docker([
       'run', '-d', '--name', collector.name, '--label', testLabel,
       '-v', `${volume.volumeName}:${volume.containerPath}`,
@@ -156,7 +171,7 @@ test(
     );
 
     // A throwaway container logging with exactly the replica's declared log driver and options.
-    const logOpts = Object.entries(replica.logOpts as Record<string, string>).flatMap(([k, v]) => ['--log-opt', `${k}=${v}`]);
+    const logOpts = Object.entries(replica.logOpts).flatMap(([k, v]) => ['--log-opt', `${k}=${v}`]);
     await docker([
       'run', '--name', replica.name, '--label', testLabel, '--log-driver', replica.logDriver, ...logOpts,
       'cnp-base:bookworm', 'sh', '-c', `echo out-${run}; echo err-${run} >&2`,

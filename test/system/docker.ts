@@ -33,10 +33,28 @@ export function docker(args: string[], options: RunOptions = {}): Promise<string
   return run('docker', args, options);
 }
 
+/** The fields of `docker container inspect` the tests read. */
+export interface ContainerInspect {
+  Id: string;
+  RestartCount: number;
+  State: { Running: boolean; Pid: number; ExitCode: number; Health?: { Status: string } };
+  Config: { Env?: string[] };
+  Mounts: { Type: string; Name: string }[];
+  NetworkSettings: { Networks?: Record<string, { IPAddress: string }> };
+}
+
+/** The fields of `docker image/network/volume inspect` the tests read. */
+export interface ObjectInspect {
+  Id?: string;
+  Name?: string;
+}
+
 /** `docker inspect` of one object, parsed; undefined when it does not exist. */
-export async function inspect<T = any>(kind: 'container' | 'network' | 'volume' | 'image', ref: string): Promise<T | undefined> {
+export async function inspect(kind: 'container', ref: string): Promise<ContainerInspect | undefined>;
+export async function inspect(kind: 'network' | 'volume' | 'image', ref: string): Promise<ObjectInspect | undefined>;
+export async function inspect(kind: 'container' | 'network' | 'volume' | 'image', ref: string): Promise<ContainerInspect | ObjectInspect | undefined> {
   try {
-    const [object] = JSON.parse(await docker([kind, 'inspect', ref])) as T[];
+    const [object] = JSON.parse(await docker([kind, 'inspect', ref])) as (ContainerInspect | ObjectInspect)[];
     return object;
   } catch (error) {
     if (/no such|not found/i.test(String(error))) return undefined;

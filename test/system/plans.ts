@@ -9,7 +9,7 @@ export type Inputs = Record<string, unknown>;
 function isEmpty(value: unknown): boolean {
   if (value === undefined || value === null) return true;
   if (Array.isArray(value)) return value.length === 0;
-  if (typeof value === 'object') return Object.keys(value as object).length === 0;
+  if (typeof value === 'object') return Object.keys(value).length === 0;
   return false;
 }
 
@@ -300,7 +300,7 @@ export function planContainer(resourceName: string, values: Inputs): ContainerPl
   const entrypoint = d.get<string[]>('entrypoints');
   const command = d.get<string[]>('command') ?? [];
   // `--entrypoint` takes one word; the rest of an exec-form entrypoint goes first in the arguments.
-  if (entrypoint) args.push('--entrypoint', entrypoint[0]!, image, ...entrypoint.slice(1), ...command);
+  if (entrypoint) args.push('--entrypoint', entrypoint[0], image, ...entrypoint.slice(1), ...command);
   else args.push(image, ...command);
 
   const start = d.get<boolean>('start') ?? true;

@@ -65,7 +65,7 @@ test.serial('an unchanged input keeps the container; a changed one replaces it, 
   const first = await realizer.apply([network(), sleeper('a', { envs: ['MODE=one'] }), sleeper('b', { envs: ['MODE=one'] })]);
   t.deepEqual(first.created.length, 3);
   const before = Object.fromEntries(realizer.containers().map((c) => [c.resourceName, c]));
-  const a = await inspect('container', before.a!.id);
+  const a = await inspect('container', before.a.id);
   t.true(a?.State?.Running);
   t.deepEqual(a?.Config?.Env?.includes('MODE=one'), true);
 
@@ -73,20 +73,20 @@ test.serial('an unchanged input keeps the container; a changed one replaces it, 
   t.deepEqual(same.created, []);
   t.deepEqual(same.replaced, []);
   t.is(same.unchanged.length, 3);
-  t.is(realizer.containers().find((c) => c.resourceName === 'a')!.id, before.a!.id);
+  t.is(realizer.containers().find((c) => c.resourceName === 'a')!.id, before.a.id);
 
   lines.length = 0;
   const changed = await realizer.apply([network(), sleeper('a', { envs: ['MODE=one'] }), sleeper('b', { envs: ['MODE=two'] })]);
   t.deepEqual(changed.replaced, ['docker:index/container:Container::b']);
   const after = Object.fromEntries(realizer.containers().map((c) => [c.resourceName, c]));
-  t.is(after.a!.id, before.a!.id, 'the unchanged container keeps its id');
-  t.not(after.b!.id, before.b!.id, 'the changed container is a new one');
-  t.true((await inspect('container', after.b!.id))?.Config?.Env?.includes('MODE=two'));
-  t.is(await inspect('container', before.b!.id), undefined, 'the old copy is gone');
+  t.is(after.a.id, before.a.id, 'the unchanged container keeps its id');
+  t.not(after.b.id, before.b.id, 'the changed container is a new one');
+  t.true((await inspect('container', after.b.id))?.Config?.Env?.includes('MODE=two'));
+  t.is(await inspect('container', before.b.id), undefined, 'the old copy is gone');
   // Auto-named (no name input): the new copy is created before the old one is deleted.
   t.regex(lines.join('\n'), /create container b-\w+\ndelete container b-\w+/);
   // Forced removal (no destroyGraceSeconds): no graceful stop recorded.
-  t.is(changed.removedContainers[0]!.exitCode, undefined);
+  t.is(changed.removedContainers[0].exitCode, undefined);
   await realizer.destroy();
   t.is(await testObjects(), '');
 });
@@ -101,7 +101,7 @@ test.serial('deleteBeforeReplace removes first; destroyGraceSeconds stops with i
   const changed = await realizer.apply([network(), fixed('two')]);
   t.deepEqual(changed.replaced, ['docker:index/container:Container::fixed']);
   t.deepEqual(lines, [`delete container ${tag}-fixed`, `create container ${tag}-fixed`]);
-  const stop = changed.removedContainers[0]!;
+  const stop = changed.removedContainers[0];
   t.is(stop.graceSeconds, 10);
   t.is(stop.exitCode, 0, 'the process ended on SIGTERM within the grace, not by SIGKILL');
   t.true(stop.stopMs < 10_000);
@@ -116,9 +116,9 @@ test.serial('deleteBeforeReplace removes first; destroyGraceSeconds stops with i
 test.serial('a declared input the realizer does not apply is refused before anything is created', async (t) => {
   const realizer = newRealizer();
   const error = await t.throwsAsync(realizer.apply([network(), sleeper('a', { privileged: true })]));
-  t.regex(error!.message, /docker:Container "a" declares privileged=true, which the realizer does not apply/);
+  t.regex(error.message, /docker:Container "a" declares privileged=true, which the realizer does not apply/);
   const nested = await t.throwsAsync(realizer.apply([network(), sleeper('a', { ports: [{ internal: 80, external: 8080, bogus: 1 }] })]));
-  t.regex(nested!.message, /ports\[0\] declares bogus=1/);
+  t.regex(nested.message, /ports\[0\] declares bogus=1/);
   await t.throwsAsync(realizer.apply([{ type: 'docker:index/remoteImage:RemoteImage', name: 'x', inputs: { name: 'nginx' }, options: {} }]), {
     message: /RemoteImage .* is not realized/,
   });
@@ -131,8 +131,8 @@ test.serial('removing a resource from the record removes it; destroy leaves noth
   const kept = realizer.containers().find((c) => c.resourceName === 'a')!.id;
   const shrunk = await realizer.apply([network(), sleeper('a')]);
   t.deepEqual(shrunk.deleted, ['docker:index/container:Container::b']);
-  t.is(shrunk.removedContainers[0]!.exitCode, 0);
-  t.is(realizer.containers()[0]!.id, kept);
+  t.is(shrunk.removedContainers[0].exitCode, 0);
+  t.is(realizer.containers()[0].id, kept);
   await realizer.destroy();
   t.is(await testObjects(), '');
 });
@@ -162,7 +162,7 @@ test.serial('a local command runs in its dir with its environment, then the imag
 test.serial('an object removed behind the realizer\'s back counts as removed at destroy', async (t) => {
   const realizer = newRealizer();
   await realizer.apply([network(), sleeper('a')]);
-  await docker(['rm', '-f', realizer.containers()[0]!.name]);
+  await docker(['rm', '-f', realizer.containers()[0].name]);
   const summary = await realizer.destroy();
   t.is(summary.deleted.length, 2);
   t.is(await testObjects(), '');

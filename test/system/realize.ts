@@ -70,7 +70,7 @@ export interface RealizerOptions {
 /** Resource types that are not Docker objects and carry nothing to apply. */
 function isComponentOrStack(type: string): boolean {
   const pkg = type.split(':')[0];
-  return type === 'pulumi:pulumi:Stack' || !['docker', 'command', 'pulumi', 'random'].includes(pkg!);
+  return type === 'pulumi:pulumi:Stack' || !['docker', 'command', 'pulumi', 'random'].includes(pkg);
 }
 
 const keyOf = (r: { type: string; name: string }) => `${r.type}::${r.name}`;
@@ -154,7 +154,7 @@ export class Realizer {
 
     // The engine deletes replaced and vanished resources last, dependents first.
     while (this.replacedPending.length > 0) {
-      await this.remove(this.replacedPending[this.replacedPending.length - 1]!, summary);
+      await this.remove(this.replacedPending[this.replacedPending.length - 1], summary);
       this.replacedPending.pop();
     }
     const gone = [...this.live.values()].filter((o) => !plans.has(o.key)).reverse();
@@ -197,7 +197,7 @@ export class Realizer {
       case 'volume':
         return (await docker(plan.createArgs)).trim();
       case 'image': {
-        const previous = (await inspect('image', plan.name))?.Id as string | undefined;
+        const previous = (await inspect('image', plan.name))?.Id;
         const id = (await docker(plan.buildArgs, { timeoutMs: 300_000 })).trim();
         // A rebuild moves the tag; the old copy would linger untagged (kept only while a container uses it).
         if (previous && previous !== id) await docker(['image', 'rm', previous]).catch(() => {});
@@ -274,7 +274,7 @@ export class Realizer {
 /** One of a local.Command's scripts, through its interpreter, in its dir with its environment. */
 function runCommand(plan: CommandPlan, script: string, timeoutMs?: number): Promise<string> {
   const [interpreter, ...args] = plan.interpreter;
-  return run(interpreter!, [...args, script], { cwd: plan.dir, env: { ...process.env, ...plan.env }, timeoutMs });
+  return run(interpreter, [...args, script], { cwd: plan.dir, env: { ...process.env, ...plan.env }, timeoutMs });
 }
 
 async function waitHealthy(name: string, seconds: number): Promise<void> {

@@ -73,7 +73,7 @@ async function waitForReplicaUpstreams(what: string, numbers: number[], timeoutM
 }
 
 async function containerIds(numbers: number[]): Promise<string[]> {
-  return Promise.all(numbers.map(async (n) => (await inspect('container', replicaName(n)))!.Id as string));
+  return Promise.all(numbers.map(async (n) => (await inspect('container', replicaName(n)))!.Id));
 }
 
 async function allHealthy(): Promise<boolean> {
@@ -118,7 +118,7 @@ async function explainFailures(report: LoadReport | SteadyLoopReport): Promise<s
 
 test.before(async () => {
   const [balancerPort, consulUiPort, collectorPort] = await freePorts(3);
-  ports = { balancerPort: balancerPort!, consulUiPort: consulUiPort!, collectorPort: collectorPort! };
+  ports = { balancerPort: balancerPort, consulUiPort: consulUiPort, collectorPort: collectorPort };
   url = `http://127.0.0.1:${ports.balancerPort}`;
   for (const stack of await stacksOfDeadRuns()) await sweepStack(stack);
   before = await listDocker();
@@ -263,21 +263,21 @@ test.serial('4. a replica SIGKILLed from the host: no request fails, it leaves t
 
   await waitFor(`${name} restarted by its restart policy`, async () => {
     const c = await inspect('container', name);
-    return c.RestartCount >= restartsBefore + 1 && c.State.Running && c.State.Pid !== state.Pid;
+    return c !== undefined && c.RestartCount >= restartsBefore + 1 && c.State.Running && c.State.Pid !== state.Pid;
   }, 30_000, 100);
   // It must first leave the set (its check fails while it is down), then come back once healthy again.
   await waitFor(`${name} to leave the balancer's set and come back`, async () => left && (await upstreams()).includes(upstream), 20_000, 100)
     .catch((error) => t.log(String(error)));
   watching = false;
   await watcher;
-  t.log(`back ${Date.now() - killedAt} ms after the kill; restart count ${(await inspect('container', name)).RestartCount}`);
+  t.log(`back ${Date.now() - killedAt} ms after the kill; restart count ${(await inspect('container', name))?.RestartCount}`);
   await waitFor(`${name} to answer through the balancer`, async () => (await requestOnce(`${url}/`)).instance === name, 30_000, 20);
   await sleep(1000);
   const report = await loop.stop();
   t.true(left, `${name} (${upstream}) left /_balancer/status after the kill`);
   t.true((await upstreams()).includes(upstream), `${name} is back in /_balancer/status`);
   t.is(report.failures.length, 0, await explainFailures(report));
-  t.true((await inspect('container', name)).RestartCount >= restartsBefore + 1);
+  t.true((await inspect('container', name))!.RestartCount >= restartsBefore + 1);
   t.log(`${report.total} requests around the crash (longest stall of the clients' event loop: ${report.longestStallMs} ms):`, report.byInstance);
   t.log('slowest requests:', (await withAccessLines(report.slowest)).join('\n'));
 });

@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { createApplier, type ConfigTarget } from '../../balancer/apply';
-import type { Logger } from '../../balancer/log';
+import type { Logger } from '../../lib/logger';
 import { initialStatus } from '../../balancer/status';
 import { waitFor } from '../helpers/processes';
 

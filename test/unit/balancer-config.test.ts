@@ -1,5 +1,6 @@
 import test from 'ava';
-import { ConfigError, parseConfig } from '../../balancer/config';
+import { parseConfig } from '../../balancer/config';
+import { ConfigError } from '../../lib/config-error';
 
 test('defaults work for a developer on loopback', (t) => {
   const config = parseConfig({});
@@ -41,11 +42,16 @@ test('CONSUL_HTTP_ADDR without a scheme means http, like Consul\'s CLI; IPv6 hos
   t.is(parseConfig({ CONSUL_HTTP_ADDR: 'http://[::1]:8500' }).consul.host, '::1');
 });
 
+test('an empty or blank variable means the default, as if it were unset', (t) => {
+  const blank = { SERVICE_NAME: '', LISTEN_ADDRESS: ' ', LISTEN_PORT: '', CONSUL_HTTP_ADDR: '', WORK_DIR: ' ', EMPTY_GRACE_MS: '' };
+  t.deepEqual(parseConfig(blank), parseConfig({}));
+});
+
 const rejects = (env: NodeJS.ProcessEnv, variable: string, allowed: RegExp) =>
   test(`rejects ${JSON.stringify(env)} naming ${variable}`, (t) => {
     const error = t.throws(() => parseConfig(env), { instanceOf: ConfigError });
-    t.true(error!.message.startsWith(`${variable}=`), error!.message);
-    t.regex(error!.message, allowed);
+    t.true(error.message.startsWith(`${variable} = `), error.message);
+    t.regex(error.message, allowed);
   });
 
 rejects({ LISTEN_PORT: '0' }, 'LISTEN_PORT', /1 to 65535/);
@@ -54,6 +60,7 @@ rejects({ LISTEN_PORT: '80a' }, 'LISTEN_PORT', /whole number/);
 rejects({ EMPTY_GRACE_MS: '-5' }, 'EMPTY_GRACE_MS', /whole number/);
 rejects({ LISTEN_ADDRESS: 'localhost' }, 'LISTEN_ADDRESS', /IPv4 or IPv6/);
 rejects({ SERVICE_NAME: 'bad name;' }, 'SERVICE_NAME', /letters, digits/);
-rejects({ CONSUL_HTTP_ADDR: 'ftp://consul:21' }, 'CONSUL_HTTP_ADDR', /http:\/\/host:port/);
-rejects({ CONSUL_HTTP_ADDR: 'http://consul:8500/v1' }, 'CONSUL_HTTP_ADDR', /http:\/\/host:port/);
+rejects({ SERVICE_NAME: 'web_1' }, 'SERVICE_NAME', /letters, digits/);
+rejects({ CONSUL_HTTP_ADDR: 'ftp://consul:21' }, 'CONSUL_HTTP_ADDR', /host:port/);
+rejects({ CONSUL_HTTP_ADDR: 'http://consul:8500/v1' }, 'CONSUL_HTTP_ADDR', /host:port/);
 rejects({ WORK_DIR: 'relative/dir' }, 'WORK_DIR', /absolute path/);

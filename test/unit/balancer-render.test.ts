@@ -138,13 +138,13 @@ test('an empty set renders a JSON 503 and no upstream block', (t) => {
   t.false(text.includes('proxy_pass http://service_upstreams'));
   const match = /return 503 '(.*)';/.exec(text);
   t.truthy(match);
-  t.deepEqual(JSON.parse(match![1]).error, 'service unavailable');
+  t.deepEqual((JSON.parse(match![1]) as { error: string }).error, 'service unavailable');
   t.true(text.includes('default_type application/json;'));
 });
 
 test('a non-empty set renders one server line each, keepalive, retries and the upstream header', (t) => {
   const text = renderNginxConfig(settings, ['127.0.0.1:3000', '[::1]:3001']);
-  const block = /upstream service_upstreams \{([\s\S]*?)\n  \}/.exec(text)![1];
+  const block = /upstream service_upstreams \{([\s\S]*?)\n {2}\}/.exec(text)![1];
   t.deepEqual(
     block.split('\n').filter((l) => l.trim().startsWith('server ')).map((l) => l.trim()),
     ['server 127.0.0.1:3000 max_fails=1 fail_timeout=2s;', 'server [::1]:3001 max_fails=1 fail_timeout=2s;'],

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import test from 'ava';
-import type { Logger } from '../../balancer/log';
+import type { Logger } from '../../lib/logger';
 import type { HealthEntry, Resolution } from '../../balancer/render';
 import { followHealthyInstances, type HealthAnswer } from '../../balancer/watch';
 import { waitFor } from '../helpers/processes';

@@ -59,20 +59,20 @@ const badValues: [ConfigKey, string][] = [
 for (const [key, value] of badValues) {
   test(`${key} = ${JSON.stringify(value)} throws one Error naming key, value and what is allowed`, (t) => {
     const error = t.throws(() => parseConfig({ [key]: value }), { instanceOf: Error });
-    t.true(error!.message.includes(`consul-nginx-pulumi:${key}`), error!.message);
-    t.true(error!.message.includes(JSON.stringify(value)), error!.message);
-    t.true(error!.message.includes(ALLOWED[key]), error!.message);
+    t.true(error.message.includes(`consul-nginx-pulumi:${key}`), error.message);
+    t.true(error.message.includes(JSON.stringify(value)), error.message);
+    t.true(error.message.includes(ALLOWED[key]), error.message);
   });
 }
 
 test('two published ports on the same number are refused', (t) => {
   const error = t.throws(() => parseConfig({ balancerPort: '8500' }));
-  t.regex(error!.message, /consulUiPort = "8500".*equals balancerPort/);
+  t.regex(error.message, /consulUiPort = "8500".*equals balancerPort/);
 });
 
 test('an unknown key is refused with the list of known keys', (t) => {
   const error = t.throws(() => parseConfig({ replica: '3' }));
-  t.regex(error!.message, /unknown config key consul-nginx-pulumi:replica; known keys: replicas, /);
+  t.regex(error.message, /unknown config key consul-nginx-pulumi:replica; known keys: replicas, /);
 });
 
 test("Pulumi.yaml declares every key with type and description, and its defaults equal config.ts's", (t) => {

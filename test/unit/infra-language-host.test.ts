@@ -15,7 +15,7 @@ test("the entry in Pulumi.yaml runs under the language host's ts-node registrati
     env: { ...process.env, NODE_OPTIONS: '' },
   });
   t.is(result.status, 0, result.stderr);
-  const report = JSON.parse(result.stdout.trim().split('\n').pop()!);
+  const report = JSON.parse(result.stdout.trim().split('\n').pop()!) as { tsNode: string; outputs: Record<string, unknown> };
   t.regex(report.tsNode, /ts-node/);
   t.deepEqual(report.outputs.replicaNames, ['cnp-dev-replica-1', 'cnp-dev-replica-2']);
   t.is(report.outputs.balancerUrl, 'http://127.0.0.1:8080');

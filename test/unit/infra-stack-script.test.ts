@@ -11,7 +11,8 @@ import { REPO_ROOT } from '../helpers/record-stack';
 const SCRIPT = path.join(REPO_ROOT, 'scripts', 'stack.sh');
 /** What `npm run` puts first on PATH: the project's node_modules/.bin, holding the wrapper's `pulumi`. */
 const PROJECT_BIN = path.join(REPO_ROOT, 'node_modules', '.bin');
-const WRAPPER_VERSION: string = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'node_modules', 'pulumi', 'package.json'), 'utf8')).version;
+const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string; dependencies: Record<string, string> };
+const WRAPPER_VERSION = readJson(path.join(REPO_ROOT, 'node_modules', 'pulumi', 'package.json')).version;
 /** Unprivileged, a user namespace lets unshare make the network namespace. */
 const UNSHARE_NET = process.getuid?.() === 0 ? ['--net'] : ['--map-root-user', '--net'];
 /** Found on the test's own PATH: the script runs with a PATH of the test's making. */
@@ -97,7 +98,7 @@ test('the runs cannot leave the machine: the namespace has only a loopback inter
 });
 
 test('the pinned npm wrapper `pulumi` is the one installed, exactly', (t) => {
-  const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
+  const pkg = readJson(path.join(REPO_ROOT, 'package.json'));
   t.regex(pkg.dependencies.pulumi, /^3\.\d+\.\d+$/);
   t.is(pkg.dependencies.pulumi, WRAPPER_VERSION);
 });

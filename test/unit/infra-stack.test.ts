@@ -23,14 +23,41 @@ const COMPONENTS = [
 const STACK_LABEL = 'io.consul-nginx-pulumi.stack';
 
 const ofType = (record: RecordedStack, type: string) => record.resources.filter((r) => r.type === type);
-const inputs = (r: RecordedResource) => r.inputs as Record<string, any>;
+/** The resolved inputs the tests read, across the Docker and command resources (each has only its own). */
+interface DeclaredInputs {
+  name: string;
+  labels: { label: string; value: string }[];
+  networkMode?: string;
+  networksAdvanced: { name: string }[];
+  ports?: { ip: string; external: number; internal: number; protocol: string }[];
+  publishAllPorts?: boolean;
+  logDriver?: string;
+  logOpts: Record<string, string>;
+  imageName: string;
+  skipPush: boolean;
+  build: { args: Record<string, string>; context: string; dockerfile: string };
+  create: string;
+  triggers: string[];
+  image: string;
+  restart: string;
+  memory: number;
+  healthcheck?: { tests?: string[] };
+  entrypoints: string[];
+  command: string[];
+  volumes: { volumeName: string; containerPath: string }[];
+  wait: boolean;
+  destroyGraceSeconds: number;
+  envs: string[];
+  host: string;
+}
+const inputs = (r: RecordedResource) => r.inputs as unknown as DeclaredInputs;
 const containerNamed = (record: RecordedStack, name: string) => {
   const found = ofType(record, T.container).find((c) => inputs(c).name === name);
   if (!found) throw new Error(`no container named ${name}`);
   return found;
 };
 const env = (container: RecordedResource) =>
-  Object.fromEntries((inputs(container).envs as string[]).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  Object.fromEntries(inputs(container).envs.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 
 interface Expected {
   stack: string;
@@ -64,7 +91,7 @@ function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expe
   const urnKeys = record.resources.map((r) => `${r.type}::${r.name}`);
   t.is(new Set(urnKeys).size, urnKeys.length);
   const dockerObjects = [...ofType(record, T.container), ...ofType(record, T.network), ...ofType(record, T.volume)];
-  const objectNames = dockerObjects.map((r) => inputs(r).name as string);
+  const objectNames = dockerObjects.map((r) => inputs(r).name);
   t.is(new Set(objectNames).size, objectNames.length);
   for (const n of objectNames) t.true(n.startsWith(`${prefix}-`), n);
   t.deepEqual(
@@ -92,7 +119,7 @@ function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expe
 
   // Only the three expected ports are published, all on the bind address.
   const published = ofType(record, T.container).flatMap((c) =>
-    ((inputs(c).ports ?? []) as any[]).map((p) => `${inputs(c).name} ${p.ip} ${p.external}->${p.internal}/${p.protocol}`),
+    (inputs(c).ports ?? []).map((p) => `${inputs(c).name} ${p.ip} ${p.external}->${p.internal}/${p.protocol}`),
   );
   t.deepEqual(published.sort(), [
     `${name('balancer')} ${x.bindAddress} ${x.ports.balancer}->8080/tcp`,
@@ -133,7 +160,7 @@ function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expe
   for (const part of ['service', 'balancer']) {
     const image = images.find((i) => inputs(i).imageName === `cnp-${part}:${x.stack}`)!;
     t.deepEqual(image.options.dependsOn, [bundle.name], `${part} image waits for the bundle`);
-    t.true((inputs(bundle).triggers as string[]).includes(inputs(image).build.args.SOURCE_HASH));
+    t.true(inputs(bundle).triggers.includes(inputs(image).build.args.SOURCE_HASH));
   }
   const builtNames = new Set(images.map((i) => inputs(i).imageName));
   const consul = containerNamed(record, name('consul'));
@@ -151,7 +178,7 @@ function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expe
   // Consul: explicit entrypoint, arguments and data path on a named volume; UI on.
   const consulData = ofType(record, T.volume).find((v) => inputs(v).name === name('consul-data'))!;
   t.deepEqual(inputs(consul).entrypoints, ['consul']);
-  t.deepEqual((inputs(consul).command as string[]).slice(0, 7), [
+  t.deepEqual(inputs(consul).command.slice(0, 7), [
     'agent', '-server', '-bootstrap-expect=1', '-ui', '-client=0.0.0.0', '-bind=0.0.0.0', '-data-dir=/consul/data',
   ]);
   t.deepEqual(inputs(consul).volumes, [{ volumeName: inputs(consulData).name, containerPath: '/consul/data' }]);

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { createApp, MAX_BODY_BYTES } from '../../service/app';
-import { createLogger } from '../../service/logger';
+import { createLogger } from '../../lib/logger';
 import { StoreUnavailableError, type User, type UserInput, type UsersStore } from '../../service/users-store';
 
 /** In-memory stand-in for the Consul KV store; `down` makes every call fail as an unreachable Consul would. */
@@ -50,7 +50,7 @@ function setup() {
     hostname: 'box',
     version: '9.9.9',
     users,
-    logger: createLogger('hello-test-1', (line) => lines.push(JSON.parse(line))),
+    logger: createLogger({ instance: 'hello-test-1' }, (line) => lines.push(JSON.parse(line) as Record<string, unknown>)),
     isDraining: () => draining,
   });
   const json = (method: string, path: string, body: unknown) =>
@@ -221,7 +221,7 @@ test('malformed requests get JSON 4xx: bad JSON 400, wrong content type 415, ove
     headers: { 'content-type': 'application/json' },
     body: stream,
     duplex: 'half',
-  } as RequestInit);
+  });
   t.is(chunked.status, 413);
   t.is(users.users.size, 0);
 });

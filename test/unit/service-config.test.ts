@@ -1,6 +1,7 @@
 import test from 'ava';
 import type { NetworkInterfaceInfo } from 'node:os';
-import { ConfigError, parseConfig, type HostFacts } from '../../service/config';
+import { ConfigError } from '../../lib/config-error';
+import { parseConfig, type HostFacts } from '../../service/config';
 
 const iface = (address: string, internal: boolean, family: 'IPv4' | 'IPv6' = 'IPv4') =>
   ({ address, internal, family, netmask: '', mac: '', cidr: null }) as NetworkInterfaceInfo;
@@ -47,6 +48,11 @@ test('SERVICE_ADDRESS defaults to HOST when bound to one address, and to loopbac
   t.is(parseConfig({}, { hostname: 'h', interfaces: { lo: [iface('127.0.0.1', true)] } }).serviceAddress, '127.0.0.1');
 });
 
+test('an empty or blank variable means the default, as if it were unset', (t) => {
+  const blank = { PORT: '', HOST: ' ', SERVICE_NAME: '', SERVICE_ID: '  ', SERVICE_ADDRESS: '', CONSUL_HTTP_ADDR: ' ' };
+  t.deepEqual(parseConfig(blank, container), parseConfig({}, container));
+});
+
 const bad: Array<[string, string]> = [
   ['PORT', 'abc'],
   ['PORT', '0'],
@@ -55,9 +61,8 @@ const bad: Array<[string, string]> = [
   ['PORT', '-1'],
   ['HOST', 'not an address'],
   ['HOST', 'example.com'],
-  ['SERVICE_NAME', ''],
-  ['SERVICE_NAME', '   '],
   ['SERVICE_NAME', 'has space'],
+  ['SERVICE_NAME', 'web_1'],
   ['SERVICE_NAME', 'slash/name'],
   ['SERVICE_NAME', '-leading'],
   ['SERVICE_ID', 'with/slash'],
@@ -73,6 +78,6 @@ const bad: Array<[string, string]> = [
 for (const [name, value] of bad) {
   test(`${name}=${JSON.stringify(value.length > 20 ? value.slice(0, 20) + '…' : value)} is rejected with a message naming ${name}`, (t) => {
     const error = t.throws(() => parseConfig({ [name]: value }, container), { instanceOf: ConfigError });
-    t.true(error!.message.startsWith(`${name} must`), error!.message);
+    t.true(error.message.startsWith(`${name} = ${JSON.stringify(value.trim())} is not allowed: use `), error.message);
   });
 }

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { waitFor } from '../helpers/processes';
-import { createLogger } from '../../service/logger';
+import { createLogger } from '../../lib/logger';
 import { keepRegistered, type AgentApi, type InitialStatus, type ServiceDefinition } from '../../service/registration';
 
 const service: ServiceDefinition = { id: 'hello-1', name: 'hello', address: '127.0.0.1', port: 8080, checkUrl: 'http://127.0.0.1:8080/health' };
@@ -35,7 +35,7 @@ class FakeAgent implements AgentApi {
 
 function quietLogger() {
   const lines: Array<Record<string, unknown>> = [];
-  return { lines, logger: createLogger('hello-1', (line) => lines.push(JSON.parse(line))) };
+  return { lines, logger: createLogger({ instance: 'hello-1' }, (line) => lines.push(JSON.parse(line) as Record<string, unknown>)) };
 }
 
 test('retries with capped backoff until the agent answers, then registers once', async (t) => {
@@ -48,8 +48,8 @@ test('retries with capped backoff until the agent answers, then registers once',
   t.false(registration.isRegistered());
   const gaps = agent.times.slice(1, 8).map((time, i) => time - agent.times[i]);
   // Waits 5, 10, 20, 40 (the cap), 40, ... ms: timers never fire early, so the sum is a floor.
-  t.true(gaps.reduce((a, b) => a + b, 0) >= 5 + 10 + 20 + 40 * 4 - 2, `gaps ${gaps.map(Math.round)}`);
-  t.true(Math.max(...gaps) < fast.maxRetryMs + 200, `capped: gaps ${gaps.map(Math.round)}`);
+  t.true(gaps.reduce((a, b) => a + b, 0) >= 5 + 10 + 20 + 40 * 4 - 2, `gaps ${gaps.map(Math.round).join(',')}`);
+  t.true(Math.max(...gaps) < fast.maxRetryMs + 200, `capped: gaps ${gaps.map(Math.round).join(',')}`);
   agent.up = true;
   await waitFor('registration', () => registration.isRegistered(), 2000, 5);
   t.deepEqual([...agent.services], ['hello-1']);

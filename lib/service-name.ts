@@ -1,0 +1,15 @@
+// The one rule for a service's name. The name is a Consul service name (looked up over Consul's DNS
+// interface, so a DNS label), a part of Docker container and image names (lowercase only in image
+// names), a Consul KV path segment and text inside the balancer's nginx config: a lowercase DNS label
+// fits all of them.
+const SERVICE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** The name used when none is configured. */
+export const DEFAULT_SERVICE_NAME = 'hello';
+
+/** What a service name may be, in words, for error messages and the README. */
+export const SERVICE_NAME_ALLOWED = 'lowercase letters, digits and inner hyphens, 1 to 63 characters, such as hello';
+
+export function isServiceName(text: string): boolean {
+  return SERVICE_NAME.test(text);
+}
