@@ -1,5 +1,6 @@
-// The program loads through the same TypeScript path the Pulumi CLI uses (ts-node with type checking,
-// CommonJS per tsconfig.json), not only through tsx as the other tests load it.
+// The program loads the way the Pulumi CLI runs it: in the working directory the engine picks from
+// Pulumi.yaml (pkg/engine/project.go), through the language host's ts-node with type checking and the
+// project's tsconfig.json, not only through tsx from the repository root as the other tests load it.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import test from 'ava';
@@ -7,7 +8,7 @@ import { REPO_ROOT } from '../helpers/record-stack';
 
 const LOADER = path.join(REPO_ROOT, 'test', 'helpers', 'load-like-pulumi.cjs');
 
-test("the entry in Pulumi.yaml runs under the language host's ts-node registration", (t) => {
+test("the program runs in the engine's working directory with the project's tsconfig.json", (t) => {
   const result = spawnSync(process.execPath, [LOADER, JSON.stringify({ replicas: 2 })], {
     encoding: 'utf8',
     timeout: 60_000,
@@ -17,7 +18,10 @@ test("the entry in Pulumi.yaml runs under the language host's ts-node registrati
   t.is(result.status, 0, result.stderr);
   const report = JSON.parse(result.stdout.trim().split('\n').pop()!);
   t.regex(report.tsNode, /ts-node/);
-  t.deepEqual(report.outputs.replicaNames, ['cnp-dev-replica-1', 'cnp-dev-replica-2']);
+  t.is(report.pwd, REPO_ROOT, 'no `main` in Pulumi.yaml: the engine runs the program in the project folder');
+  t.true(report.tsconfigLoaded, 'the language host found tsconfig.json in its working directory');
+  t.is(report.outputs.replicaNames.length, 2);
+  for (const [i, name] of report.outputs.replicaNames.entries()) t.regex(name, new RegExp(`^cnp-dev-replica-${i + 1}-[0-9a-f]{12}$`));
   t.is(report.outputs.balancerUrl, 'http://127.0.0.1:8080');
 });
 
