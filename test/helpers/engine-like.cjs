@@ -30,15 +30,33 @@ function engineEntry(projectDir) {
 // made from the sources by the bundle step during the deploy, and SOURCE_HASH (a build arg) stands for it.
 const DERIVED = new Set(['dist', 'node_modules']);
 
-function hashTree(root, relative, accumulator) {
+/**
+ * The context's .dockerignore as a predicate on slash-separated relative paths: the last matching pattern
+ * wins, `!` re-includes, a pattern also matches everything under a matching folder (Docker's rules, for
+ * the `*`, `?` and `**` wildcards these contexts use). The provider's hashContext honours it too.
+ */
+function dockerIgnore(context) {
+  const file = path.join(context, '.dockerignore');
+  const lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')) : [];
+  const rules = lines.map((line) => {
+    const negated = line.startsWith('!');
+    const pattern = path.posix.normalize((negated ? line.slice(1) : line).replace(/^\/+/, ''));
+    const source = pattern.split('**').map((part) => part.split('*').map((p) => p.split('?').map((q) => q.replace(/[.+^${}()|[\]\\]/g, '\\$&')).join('[^/]')).join('[^/]*')).join('.*');
+    return { negated, regex: new RegExp(`^${source}(/.*)?$`) };
+  });
+  return (relative) => rules.reduce((ignored, rule) => (rule.regex.test(relative) ? !rule.negated : ignored), false);
+}
+
+function hashTree(root, relative, accumulator, ignored = dockerIgnore(root)) {
   const absolute = path.join(root, relative);
   const stat = fs.lstatSync(absolute);
   if (stat.isDirectory()) {
     for (const entry of fs.readdirSync(absolute).sort()) {
-      if (!(DERIVED.has(entry) && fs.lstatSync(path.join(absolute, entry)).isDirectory())) hashTree(root, path.join(relative, entry), accumulator);
+      if (!(DERIVED.has(entry) && fs.lstatSync(path.join(absolute, entry)).isDirectory())) hashTree(root, path.join(relative, entry), accumulator, ignored);
     }
     return;
   }
+  if (ignored(relative.split(path.sep).join('/'))) return;
   const content = stat.isSymbolicLink() ? fs.readlinkSync(absolute) : fs.readFileSync(absolute);
   accumulator.update(relative.split(path.sep).join('/')).update(String(stat.mode)).update(crypto.createHash('sha256').update(content).digest()).update('\0');
 }

@@ -158,7 +158,7 @@ test.serial('a local command runs in its dir with its environment, then the imag
   await realizer.destroy();
   // The docker provider's Delete of an Image is a no-op: destroy leaves it, and the test removes it.
   t.truthy(await inspect('image', imageName), 'destroy keeps the built image, as the provider does');
-  await docker(['image', 'rm', '-f', ...realizer.builtImages()]);
+  await docker(['image', 'rm', imageName]);
   t.is(await inspect('image', imageName), undefined);
 });
 

@@ -141,10 +141,7 @@ export class Realizer {
     const previousDependencies = this.dependencies;
     this.dependencies = dependencyKeys(record);
 
-    for (const step of registration) {
-      summary.steps.push(`${step.op} ${step.key}`);
-      await this.runStep(step, plans.get(step.key)!.plan, summary);
-    }
+    await this.runRegistration(registration, plans, summary);
     // The engine's final deletes, dependents first, each wave of independent deletes in parallel.
     const dependsOn = (key: string) => previousDependencies.get(key) ?? new Set<string>();
     for (const wave of deleteWaves(deletes, dependsOn)) {
@@ -162,6 +159,35 @@ export class Realizer {
       }));
     }
     return summary;
+  }
+
+  /**
+   * The registration steps as the engine's step executor runs them: a resource's steps start once the
+   * steps of everything it depends on are done, so independent ones (the replicas) run in parallel. After
+   * a failure nothing new starts, what runs finishes, and the apply fails before any final delete.
+   */
+  private async runRegistration(registration: Step[], plans: Map<string, { plan: Plan }>, summary: ApplySummary): Promise<void> {
+    const byKey = new Map<string, Step[]>();
+    for (const step of registration) byKey.set(step.key, [...(byKey.get(step.key) ?? []), step]);
+    const done = new Map<string, Promise<void>>();
+    let failure: { error: unknown } | undefined;
+    for (const [key, steps] of byKey) {
+      const waitFor = [...(this.dependencies.get(key) ?? [])].flatMap((dep) => done.get(dep) ?? []);
+      done.set(key, (async () => {
+        await Promise.all(waitFor);
+        for (const step of steps) {
+          if (failure) return;
+          summary.steps.push(`${step.op} ${step.key}`);
+          try {
+            await this.runStep(step, plans.get(key)!.plan, summary);
+          } catch (error) {
+            failure ??= { error };
+          }
+        }
+      })());
+    }
+    await Promise.all(done.values());
+    if (failure) throw failure.error;
   }
 
   private async runStep(step: Step, plan: Plan, summary: ApplySummary): Promise<void> {
