@@ -395,7 +395,8 @@ test.serial('7. a new baseImage rebuilds every image: replicas roll with no fail
     // Two clients: within the window a request begun just before the port closed may still succeed.
     t.true(inWindow.filter((r) => r.ok).every((r) => r.at <= results[firstFail]!.at + 50), 'one window of failures');
   }
-  t.log(`baseImage deploy in ${(deployMs / 1000).toFixed(1)} s; balancer replacement gap ${gapMs} ms (${failed.length} of ${results.length} requests refused in it, ` +
+  const balancerStop = summary.removedContainers.find((r) => r.name === `cnp-${STACK}-balancer`);
+  t.log(`baseImage deploy in ${(deployMs / 1000).toFixed(1)} s; balancer replacement gap ${gapMs} ms, of which stopping the old one ${balancerStop?.stopMs} ms (${failed.length} of ${results.length} requests refused in it, ` +
     `${[...new Set(failed.map((f) => (f.status ? `HTTP ${f.status}` : String(f.error).replace(/ \S+:\d+$/, ''))))].join(' | ')})`);
   const after = await sendAll(`${url}/`, 50);
   t.deepEqual(after.filter((r) => !r.ok), [], 'the new stack serves');
