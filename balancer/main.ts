@@ -124,6 +124,7 @@ async function main(): Promise<void> {
   await nginx.installCandidate();
   await nginx.start();
   status.upstreams = [...first];
+  if (first.length > 0) status.changedAt = new Date().toISOString();
   logger.info('balancer started', {
     service: config.serviceName,
     listen: `${config.listenAddress}:${config.listenPort}`,
