@@ -4,7 +4,9 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import test from 'ava';
+import fs from 'node:fs';
 import { REPO_ROOT } from '../helpers/record-stack';
+import { scratchCopy } from '../helpers/scratch-copy';
 
 const LOADER = path.join(REPO_ROOT, 'test', 'helpers', 'load-like-pulumi.cjs');
 
@@ -34,4 +36,19 @@ test('a bad config value fails the run with the config error, not a TypeScript e
   t.not(result.status, 0);
   t.regex(result.stderr, /consul-nginx-pulumi:replicas = "0" is not allowed: use a whole number from 1 to 20/);
   t.notRegex(result.stderr, /TSError/);
+});
+
+test("with `main: infra/index.ts` the engine would run the program in infra/, where ts-node finds no tsconfig.json", (t) => {
+  const copy = scratchCopy();
+  t.teardown(() => copy.remove());
+  fs.appendFileSync(path.join(copy.dir, 'Pulumi.yaml'), 'main: infra/index.ts\n');
+  const result = spawnSync(process.execPath, [LOADER, JSON.stringify({ replicas: 1 }), copy.dir], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  t.is(result.status, 0, result.stderr);
+  const report = JSON.parse(result.stdout.trim().split('\n').pop()!);
+  t.is(report.pwd, path.join(copy.dir, 'infra'));
+  t.false(report.tsconfigLoaded);
 });
