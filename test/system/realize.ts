@@ -148,9 +148,9 @@ export class Realizer {
       await Promise.all(wave.map(async (step) => {
         summary.steps.push(`${step.op} ${step.key}`);
         if (step.op === 'delete-replaced') {
-          const index = this.replacedPending.findIndex((o) => o.key === step.key);
-          await this.remove(this.replacedPending[index]!, summary);
-          this.replacedPending.splice(this.replacedPending.findIndex((o) => o.key === step.key), 1);
+          const old = this.replacedPending.find((o) => o.key === step.key)!;
+          await this.remove(old, summary);
+          this.replacedPending.splice(this.replacedPending.indexOf(old), 1);
         } else {
           await this.remove(this.live.get(step.key)!, summary);
           this.live.delete(step.key);
