@@ -1,4 +1,5 @@
 // The balancer's entrypoint: config in, status server and nginx up, then follow Consul until SIGTERM.
+import { EventEmitter } from 'node:events';
 import { existsSync, fstatSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,13 +10,29 @@ import { startAccessLogRelay } from './access-log';
 import { createApplier, type Applier } from './apply';
 import { parseConfig, type BalancerConfig } from './config';
 import { Nginx } from './nginx';
-import { renderNginxConfig, type NginxSettings } from './render';
+import { renderNginxConfig, selectUpstreams, type NginxSettings } from './render';
 import { nameResolver, systemLookup } from './resolve';
 import { initialStatus, startStatusServer } from './status';
-import { consulHealthFetcher, followHealthyInstances } from './watch';
+import { consulHealthFetcher, followHealthyInstances, type FetchHealth } from './watch';
 import { claimWorkDir } from './workdir';
 
 const logger = createLogger({ source: 'balancer' });
+
+/** How long start-up waits for Consul's current answer before nginx starts without upstreams. */
+const FIRST_ANSWER_MS = 1000;
+
+/** The upstreams Consul passes right now (one non-blocking query), or none when it does not answer in time. */
+async function currentUpstreams(fetchHealth: FetchHealth, timeoutMs: number): Promise<string[]> {
+  const cancel = new EventEmitter();
+  const timer = setTimeout(() => cancel.emit('cancel'), timeoutMs);
+  try {
+    return [...selectUpstreams((await fetchHealth(0, cancel)).entries).upstreams];
+  } catch {
+    return [];
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** As root, nginx workers drop to an unprivileged user; Debian bases have www-data, else nobody. */
 function workerUser(): NginxSettings['workerUser'] {
@@ -102,11 +119,16 @@ async function main(): Promise<void> {
     if (!stopping) void nginx.stop(0);
   });
 
-  // Start with no upstream (a JSON 503) so nginx listens at once; the first Consul answer follows within milliseconds.
-  const initialError = await nginx.check(renderNginxConfig(settings, []));
+  // The first config holds the replicas passing now, so a balancer that replaces another on its port serves
+  // from its first request; if Consul does not answer at once it starts empty (a JSON 503), and the
+  // follower fills the set in.
+  const first = await currentUpstreams(consulHealthFetcher(config, 0), FIRST_ANSWER_MS);
+  const initialError = await nginx.check(renderNginxConfig(settings, first));
   if (initialError !== null) throw new Error(`the initial nginx config is invalid: ${initialError}`);
   await nginx.installCandidate();
   await nginx.start();
+  status.upstreams = [...first];
+  if (first.length > 0) status.changedAt = new Date().toISOString();
   logger.info('balancer started', {
     service: config.serviceName,
     listen: `${config.listenAddress}:${config.listenPort}`,

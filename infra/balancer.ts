@@ -2,7 +2,7 @@
 // its listener published on the bind address.
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
-import { MEMORY_MB, RESTART_POLICY, httpHealthcheck } from './container-settings';
+import { MEMORY_MB, RESTART_POLICY, containerOptions, memoryLimit, httpHealthcheck } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
 import { bundledImage, type BundledRoleArgs } from './local-image';
 
@@ -41,12 +41,12 @@ export class Balancer extends pulumi.ComponentResource {
         networksAdvanced: [{ name: args.networkName, aliases: ['balancer'] }],
         healthcheck: httpHealthcheck(`http://127.0.0.1:${LISTEN_PORT}/_balancer/status`),
         restart: RESTART_POLICY,
-        memory: MEMORY_MB.balancer,
+        ...memoryLimit(MEMORY_MB.balancer),
         labels: naming.labels('balancer'),
         destroyGraceSeconds: 10,
         ...collector.logSettingsFor(this.containerName),
       },
-      { parent: this, deleteBeforeReplace: true, dependsOn: [collector.container, ...args.dependsOn] },
+      containerOptions({ parent: this, deleteBeforeReplace: true, dependsOn: [collector.container, ...args.dependsOn] }),
     );
 
     this.registerOutputs({ containerName: this.containerName, url: this.url });

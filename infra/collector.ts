@@ -2,7 +2,7 @@
 // published on the bind address, because Docker's log driver runs in the daemon, outside the network.
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
-import { MEMORY_MB, RESTART_POLICY } from './container-settings';
+import { MEMORY_MB, RESTART_POLICY, containerOptions, memoryLimit } from './container-settings';
 import { hostPort } from '../lib/endpoints';
 import type { StackNaming } from './naming';
 import { localImage } from './local-image';
@@ -27,7 +27,7 @@ export interface LogCollectorArgs {
 /** Docker log settings that send a container's stdout/stderr to the collector. */
 export interface LogSettings {
   logDriver: string;
-  logOpts: Record<string, string>;
+  logOpts: Record<string, pulumi.Input<string>>;
 }
 
 export class LogCollector extends pulumi.ComponentResource {
@@ -73,7 +73,7 @@ export class LogCollector extends pulumi.ComponentResource {
         wait: true,
         waitTimeout: 60,
         restart: RESTART_POLICY,
-        memory: MEMORY_MB.collector,
+        ...memoryLimit(MEMORY_MB.collector),
         // The collector cannot log to itself; keep its own (small) log local and bounded.
         logDriver: 'json-file',
         logOpts: { 'max-size': '10m', 'max-file': '3' },
@@ -81,7 +81,7 @@ export class LogCollector extends pulumi.ComponentResource {
         destroyGraceSeconds: 5,
       },
       // Fixed name and published port: the old copy must go before the new one is created.
-      { parent: this, deleteBeforeReplace: true },
+      containerOptions({ parent: this, deleteBeforeReplace: true }),
     );
 
     const dockerCli = args.dockerHost ? `docker -H ${args.dockerHost}` : 'docker';
@@ -94,7 +94,7 @@ export class LogCollector extends pulumi.ComponentResource {
   }
 
   /** Log settings for a container whose logs should land in `<tag>.log` and `all.log`. */
-  logSettingsFor(tag: string): LogSettings {
+  logSettingsFor(tag: pulumi.Input<string>): LogSettings {
     return {
       logDriver: 'syslog',
       logOpts: {

@@ -1,4 +1,5 @@
 // Settings shared by the stack's containers: restart policy, memory limits and health probes.
+import type * as pulumi from '@pulumi/pulumi';
 import type * as docker from '@pulumi/docker';
 
 /** Comes back after a crash or a daemon restart; stays down after an operator's `docker stop`. */
@@ -11,6 +12,23 @@ export const MEMORY_MB = {
   replica: 256,
   balancer: 256,
 } as const;
+
+/**
+ * A memory limit with swap declared equal to it (no swap). Left undeclared, Docker 20.10 keeps the swap
+ * limit it implied at create (twice the old memory), and the provider's in-place update of `memory` alone
+ * (kreuzwerker resourceDockerContainerUpdate) fails once the new memory exceeds that.
+ */
+export function memoryLimit(mb: number): { memory: number; memorySwap: number } {
+  return { memory: mb, memorySwap: mb };
+}
+
+/**
+ * Options every container gets. The provider reports a `healthcheck` edit but never applies it (the
+ * bridged docker_container neither forces a new container nor updates it), so such an edit replaces.
+ */
+export function containerOptions(opts: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions {
+  return { ...opts, replaceOnChanges: ['healthcheck'] };
+}
 
 /** Seconds a replica gets between SIGTERM and removal: enough to deregister and finish requests. */
 export const REPLICA_DRAIN_SECONDS = 15;

@@ -2,7 +2,7 @@
 // container runs the same from hashicorp/consul and from a local image without an entrypoint.
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
-import { MEMORY_MB, RESTART_POLICY } from './container-settings';
+import { MEMORY_MB, RESTART_POLICY, containerOptions, memoryLimit } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
 import type { LogCollector } from './collector';
 import type { StackNaming } from './naming';
@@ -75,12 +75,12 @@ export class Discovery extends pulumi.ComponentResource {
         wait: true,
         waitTimeout: 120,
         restart: RESTART_POLICY,
-        memory: MEMORY_MB.consul,
+        ...memoryLimit(MEMORY_MB.consul),
         labels: naming.labels('consul'),
         destroyGraceSeconds: 10,
         ...collector.logSettingsFor(this.containerName),
       },
-      { parent: this, deleteBeforeReplace: true, dependsOn: [collector.container] },
+      containerOptions({ parent: this, deleteBeforeReplace: true, dependsOn: [collector.container] }),
     );
 
     this.registerOutputs({ containerName: this.containerName, httpAddr: this.httpAddr, uiUrl: this.uiUrl });

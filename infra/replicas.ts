@@ -1,19 +1,38 @@
-// The service replicas: one image built from service/ and `replicas` containers. A replica's name,
-// SERVICE_ID and every input derive from its number alone, so changing the count adds or removes
-// the highest-numbered containers and leaves the others untouched.
+// The service replicas: one image built from service/ and `replicas` containers. A replica's name and
+// SERVICE_ID are its number plus the short id of the image it runs, so changing the count adds or removes
+// the highest-numbered containers and leaves the others untouched, and a new image (a code deploy)
+// replaces every replica create-before-delete: the new ones start next to the old ones, the engine waits
+// until each is in Consul's passing set (what the balancer follows), and only at the end of the
+// deployment does it stop the old ones, which deregister and drain within their grace.
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
-import { MEMORY_MB, REPLICA_DRAIN_SECONDS, RESTART_POLICY, httpHealthcheck } from './container-settings';
+import { MEMORY_MB, REPLICA_DRAIN_SECONDS, RESTART_POLICY, containerOptions, memoryLimit } from './container-settings';
 import { bundledImage, type BundledRoleArgs } from './local-image';
 
 const SERVICE_PORT = 8080;
+
+/**
+ * The engine's readiness gate (`wait`): Docker's health check runs service/readiness-probe.ts, healthy
+ * only once this replica answers /health and Consul lists it as passing. Probed every 2 s; the new
+ * replica's start-up failures do not count for 60 s.
+ */
+const READINESS_CHECK: docker.types.input.ContainerHealthcheck = {
+  tests: ['CMD', 'node', '/app/readiness-probe.js'],
+  interval: '2s',
+  timeout: '3s',
+  retries: 3,
+  startPeriod: '60s',
+};
+/** Seconds the engine waits for a new replica to become ready before the deployment fails. */
+const READY_TIMEOUT_SECONDS = 120;
 
 export interface ServiceReplicasArgs extends BundledRoleArgs {
   replicas: number;
 }
 
 export class ServiceReplicas extends pulumi.ComponentResource {
-  readonly names: string[];
+  /** Container names, which are also the replicas' SERVICE_IDs in Consul. */
+  readonly names: pulumi.Output<string[]>;
 
   constructor(name: string, args: ServiceReplicasArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cnp:infra:ServiceReplicas', name, {}, opts);
@@ -21,9 +40,9 @@ export class ServiceReplicas extends pulumi.ComponentResource {
 
     const image = bundledImage(`${name}-image`, 'service', args, this);
 
-    this.names = [];
+    const names: pulumi.Output<string>[] = [];
     for (let index = 1; index <= args.replicas; index++) {
-      const containerName = naming.objectName(`replica-${index}`);
+      const containerName = image.repoDigest.apply((id) => naming.versionedName(`replica-${index}`, id));
       new docker.Container(
         `${name}-${index}`,
         {
@@ -32,25 +51,29 @@ export class ServiceReplicas extends pulumi.ComponentResource {
           // SERVICE_ADDRESS stays unset: the service advertises its own address on the stack network.
           envs: [
             `SERVICE_NAME=${args.serviceName}`,
-            `SERVICE_ID=${containerName}`,
+            pulumi.interpolate`SERVICE_ID=${containerName}`,
             `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
             `PORT=${SERVICE_PORT}`,
             'HOST=0.0.0.0',
           ],
           networksAdvanced: [{ name: args.networkName, aliases: [`replica-${index}`] }],
-          healthcheck: httpHealthcheck(`http://127.0.0.1:${SERVICE_PORT}/health`),
+          healthcheck: READINESS_CHECK,
+          wait: true,
+          waitTimeout: READY_TIMEOUT_SECONDS,
           restart: RESTART_POLICY,
-          memory: MEMORY_MB.replica,
+          ...memoryLimit(MEMORY_MB.replica),
           labels: naming.labels('replica', { replica: String(index) }),
           // The provider force-removes a container unless this is set: give it time to deregister and drain.
           destroyGraceSeconds: REPLICA_DRAIN_SECONDS,
           stopSignal: 'SIGTERM',
           ...collector.logSettingsFor(containerName),
         },
-        { parent: this, deleteBeforeReplace: true, dependsOn: [collector.container, ...args.dependsOn] },
+        // No deleteBeforeReplace: the name changes with the image, so old and new coexist until the old is deleted.
+        containerOptions({ parent: this, dependsOn: [collector.container, ...args.dependsOn] }),
       );
-      this.names.push(containerName);
+      names.push(containerName);
     }
+    this.names = pulumi.all(names);
 
     this.registerOutputs({ names: this.names });
   }

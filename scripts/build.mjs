@@ -1,15 +1,20 @@
-// Bundles the service and the balancer into one file each, inside their own folders, so each
+// Bundles the service (and its readiness probe) and the balancer into single files inside their own folders, so each
 // folder is a self-contained Docker build context (no npm install inside an image).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 
-const targets = ['service', 'balancer'];
+// Each entry becomes <folder>/dist/<entry>.js; the service's readiness probe is its Docker health check.
+const targets = [
+  ['service', 'main'],
+  ['service', 'readiness-probe'],
+  ['balancer', 'main'],
+];
 await Promise.all(
-  targets.map(async (name) => {
+  targets.map(async ([name, entry]) => {
     const result = await build({
-      entryPoints: [`${name}/main.ts`],
-      outfile: `${name}/dist/main.js`,
+      entryPoints: [`${name}/${entry}.ts`],
+      outfile: `${name}/dist/${entry}.js`,
       bundle: true,
       platform: 'node',
       target: 'node20',

@@ -16,13 +16,16 @@
 //     custom: boolean;   // false for ComponentResources (they have no inputs of their own)
 //     inputs: Record<string, unknown>;  // every input as the provider receives it, all Outputs resolved.
 //                        // Values produced by a provider are mocked as the engine would report them for a
-//                        // local build: an Image's repoDigest (what containers use as `image`) equals its
-//                        // imageName; other outputs echo the inputs (a Network's or Volume's name).
+//                        // local build: an Image's repoDigest (what containers use as `image`) is a `sha256:`
+//                        // id derived from its build inputs and context (engine-like.cjs mockImageId), so a
+//                        // code change gives a new id; other outputs echo the inputs (a Network's or Volume's name).
+//     outputs: Record<string, unknown>; // what the mock reported (an Image's repoDigest among them)
 //     options: {
 //       dependsOn: string[];           // names of the resources in `dependsOn` (explicit ones only)
 //       dependencies: string[];        // everything it waits for, as the engine orders creation: dependsOn plus
 //                                      // the resources whose outputs feed its inputs (e.g. the network's name)
 //       deleteBeforeReplace: boolean;
+//       replaceOnChanges: string[];    // input paths whose change replaces the resource whatever the provider says
 //       parent?: string;               // name of the parent component; absent at the top level
 //       provider?: string;             // name of an explicit provider resource; absent = the default provider
 //     };
@@ -40,10 +43,12 @@ export interface RecordedResource {
   name: string;
   custom: boolean;
   inputs: Record<string, unknown>;
+  outputs: Record<string, unknown>;
   options: {
     dependsOn: string[];
     dependencies: string[];
     deleteBeforeReplace: boolean;
+    replaceOnChanges: string[];
     parent?: string;
     provider?: string;
   };
@@ -60,6 +65,8 @@ export interface RecordOptions {
   stack?: string;
   /** Defaults to Pulumi.yaml's `name`. */
   project?: string;
+  /** The project folder whose program runs; defaults to this checkout (a test may run a changed copy). */
+  projectDir?: string;
 }
 
 export type ProgramError = Error & { resources: RecordedResource[] };
@@ -88,16 +95,20 @@ export function readStackConfig(stack: string): Record<string, string> {
   );
 }
 
-/** The program's entry, exactly as Pulumi.yaml's `main` names it (relative to the project folder). */
-export function programEntry(): string {
-  const main = readProjectFile().main;
-  if (typeof main !== 'string') throw new Error('Pulumi.yaml has no main');
-  return path.resolve(REPO_ROOT, main);
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const engineLike = require('./engine-like.cjs') as {
+  engineEntry(projectDir: string): { pwd: string; program: string; hasTsconfig: boolean };
+  mockImageId(inputs: Record<string, unknown>, projectDir: string): string;
+};
+
+/** The program's entry file as the engine and the language host find it from Pulumi.yaml and package.json. */
+export function programEntry(projectDir = REPO_ROOT): string {
+  return engineLike.engineEntry(projectDir).program;
 }
 
 /** Provider-computed outputs the mock reports, beyond echoing the inputs. */
-function mockedState(type: string, inputs: Record<string, unknown>): Record<string, unknown> {
-  if (type === 'docker:index/image:Image') return { ...inputs, repoDigest: inputs.imageName };
+function mockedState(type: string, inputs: Record<string, unknown>, projectDir: string): Record<string, unknown> {
+  if (type === 'docker:index/image:Image') return { ...inputs, repoDigest: engineLike.mockImageId(inputs, projectDir) };
   if (type === 'command:local:Command') return { ...inputs, stdout: '', stderr: '' };
   return inputs;
 }
@@ -150,17 +161,20 @@ export function recordStack(options: RecordOptions = {}): Promise<RecordedStack>
 async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
   const project = options.project ?? String(readProjectFile().name);
   const stack = options.stack ?? 'dev';
-  const entry = programEntry();
+  const projectDir = options.projectDir ?? REPO_ROOT;
+  const entry = programEntry(projectDir);
 
-  const registered = new Map<string, { inputs: Record<string, unknown>; custom: boolean; provider: string }[]>();
+  const registered = new Map<string, { inputs: Record<string, unknown>; state: Record<string, unknown>; custom: boolean; provider: string }[]>();
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
         const key = `${args.type}::${args.name}`;
         const list = registered.get(key) ?? [];
-        list.push({ inputs: args.inputs as Record<string, unknown>, custom: args.custom ?? true, provider: args.provider ?? '' });
+        const inputs = args.inputs as Record<string, unknown>;
+        const state = mockedState(args.type, inputs, projectDir);
+        list.push({ inputs, state, custom: args.custom ?? true, provider: args.provider ?? '' });
         registered.set(key, list);
-        return { id: `${args.name}-id`, state: mockedState(args.type, args.inputs as Record<string, unknown>) };
+        return { id: `${args.name}-id`, state };
       },
       call: (args) => args.inputs as Record<string, unknown>,
     },
@@ -220,10 +234,12 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
       name: d.name,
       custom: registration?.custom ?? true,
       inputs: registration?.inputs ?? {},
+      outputs: registration?.state ?? {},
       options: {
         dependsOn,
         dependencies,
         deleteBeforeReplace: (d.opts as pulumi.CustomResourceOptions).deleteBeforeReplace === true,
+        replaceOnChanges: d.opts.replaceOnChanges ?? [],
         ...(parent !== undefined ? { parent } : {}),
         ...(provider !== undefined ? { provider } : {}),
       },

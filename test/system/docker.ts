@@ -38,7 +38,8 @@ export interface ContainerInspect {
   Id: string;
   RestartCount: number;
   State: { Running: boolean; Pid: number; ExitCode: number; Health?: { Status: string } };
-  Config: { Env?: string[] };
+  Config: { Env?: string[]; Healthcheck?: { Test?: string[] } };
+  HostConfig: { Memory: number; MemorySwap: number; RestartPolicy: { Name: string } };
   Mounts: { Type: string; Name: string }[];
   NetworkSettings: { Networks?: Record<string, { IPAddress: string }> };
 }

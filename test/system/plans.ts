@@ -192,12 +192,16 @@ export interface ContainerPlan {
   removeVolumes: boolean;
 }
 
-/** docker.Container: every input the stack may use, as `docker create` flags. Memory is in MB, as in the provider. */
-export function planContainer(resourceName: string, values: Inputs): ContainerPlan {
+/**
+ * docker.Container: every input the stack may use, as `docker create` flags. Memory is in MB, as in the
+ * provider. `resolveImage` maps the image the program names (a build's declared id) to the engine's.
+ */
+export function planContainer(resourceName: string, values: Inputs, resolveImage: (declared: string) => string = (image) => image): ContainerPlan {
   const d = new DeclaredInputs(values, `docker:Container "${resourceName}"`);
   const name = d.get<string>('name') ?? autoName(resourceName);
-  const image = d.get<string>('image');
-  if (!image) throw new Error(`realizer: docker:Container "${resourceName}" has no image`);
+  const declaredImage = d.get<string>('image');
+  if (!declaredImage) throw new Error(`realizer: docker:Container "${resourceName}" has no image`);
+  const image = resolveImage(declaredImage);
   const args = ['create', '--name', name];
 
   for (const env of d.get<string[]>('envs') ?? []) args.push('-e', env);

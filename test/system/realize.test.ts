@@ -156,7 +156,48 @@ test.serial('a local command runs in its dir with its environment, then the imag
   const out = await docker(['run', '--rm', '--network', 'none', '--label', `cnp.test=${tag}`, imageName, 'cat', '/greeting.txt', '/stamp.txt']);
   t.is(out, `hello ${tag}\nstamped\n`);
   await realizer.destroy();
-  t.is(await inspect('image', imageName), undefined, 'destroy removes the built image');
+  // The docker provider's Delete of an Image is a no-op: destroy leaves it, and the test removes it.
+  t.truthy(await inspect('image', imageName), 'destroy keeps the built image, as the provider does');
+  await docker(['image', 'rm', imageName]);
+  t.is(await inspect('image', imageName), undefined);
+});
+
+test.serial('a container that does not become healthy stays, with an initialization error, and the next apply does not retry it', async (t) => {
+  const realizer = newRealizer();
+  const unhealthy = sleeper('sick', { healthcheck: { tests: ['CMD', 'false'], interval: '1s', retries: 1 }, wait: true, waitTimeout: 3 });
+  await t.throwsAsync(realizer.apply([network(), unhealthy]), { message: /container sick-\w+ was created but did not come up/ });
+  const [failed] = realizer.containers();
+  t.truthy(failed?.initError, 'in the state with its initialization error');
+  t.true((await inspect('container', failed.id))?.State?.Running, 'the provider leaves the container as it is');
+  const again = await realizer.apply([network(), unhealthy]);
+  t.deepEqual(again.updated, ['docker:index/container:Container::sick'], 'the engine sends an empty update');
+  t.deepEqual(again.created, []);
+  t.is(realizer.containers()[0].id, failed.id, 'not re-created');
+  t.is(realizer.containers()[0].initError, undefined, 'and the error is gone from the state after it');
+  await docker(['stop', '-t', '1', failed.id]);
+  await realizer.apply([network(), unhealthy], { refresh: true });
+  t.true((await inspect('container', failed.id))?.State?.Running, 'with --refresh a stopped container is started again');
+  await realizer.destroy();
+  t.is(await testObjects(), '');
+});
+
+test.serial('memory and restart change in place; a health check edit is saved but never reaches the container', async (t) => {
+  const realizer = newRealizer();
+  const limited = (memory: number, extra: Record<string, unknown> = {}) => sleeper('m', { memory, restart: 'no', ...extra });
+  await realizer.apply([network(), limited(64)]);
+  const id = realizer.containers()[0].id;
+  // Docker 20.10 implied a swap limit of twice the memory at create; raising memory past it alone fails, as it does for the provider.
+  await t.throwsAsync(realizer.apply([network(), limited(256)]), { message: /memory/i });
+  const raised = await realizer.apply([network(), limited(256, { memorySwap: 256, restart: 'unless-stopped' })]);
+  t.deepEqual(raised.updated, ['docker:index/container:Container::m']);
+  const after = await inspect('container', id);
+  t.is(after?.HostConfig?.Memory, 256 * 1024 * 1024, 'the same container now has the new limit');
+  t.is(after?.HostConfig?.RestartPolicy?.Name, 'unless-stopped');
+  const edited = await realizer.apply([network(), limited(256, { memorySwap: 256, restart: 'unless-stopped', healthcheck: { tests: ['CMD', 'true'] } })]);
+  t.deepEqual(edited.unapplied, ['docker:index/container:Container::m: healthcheck']);
+  t.is((await inspect('container', id))?.Config?.Healthcheck, undefined, 'the running container has no health check still');
+  await realizer.destroy();
+  t.is(await testObjects(), '');
 });
 
 test.serial('an object removed behind the realizer\'s back counts as removed at destroy', async (t) => {

@@ -1,9 +1,9 @@
 // Test-only realizer: turns the resources the Pulumi program declares (recorded under the SDK's mock
 // runtime) into real Docker objects, the way the engine and the docker provider would. Applying a second
-// record over the first creates what is new, replaces what changed and removes what is gone (pulumi up);
-// destroy() removes everything (pulumi destroy). It is never used outside tests.
-import { isDeepStrictEqual } from 'node:util';
+// record over the first runs the steps the engine would (diff.ts: create, update in place, replace in the
+// engine's order, delete); destroy() removes everything (pulumi destroy). It is never used outside tests.
 import { docker, inspect, run } from './docker';
+import { deleteWaves, keyOf, planSteps, type DeclaredResource, type ResourceDiff, type StateEntry, type Step } from './diff';
 import {
   planCommand,
   planContainer,
@@ -13,35 +13,18 @@ import {
   type CommandPlan,
   type ContainerPlan,
   type ImagePlan,
-  type Inputs,
   type NetworkPlan,
   type VolumePlan,
 } from './plans';
 
-/** One declared resource as the recorder saw it. */
-export interface DeclaredResource {
-  type: string;
-  name: string;
-  inputs: Inputs;
-  /** false for ComponentResources: they group children and have nothing to realize. */
-  custom?: boolean;
-  options: {
-    /** Names (or URNs) of the resources this one depends on explicitly. */
-    dependsOn?: string[];
-    /** Everything it waits for: dependsOn plus the resources whose outputs feed its inputs. */
-    dependencies?: string[];
-    deleteBeforeReplace?: boolean;
-    parent?: string;
-  };
-}
+export type { DeclaredResource } from './diff';
 
 type Plan = NetworkPlan | VolumePlan | ImagePlan | CommandPlan | ContainerPlan;
 
-interface LiveObject {
+interface LiveObject extends StateEntry {
   key: string;
-  resource: DeclaredResource;
   plan: Plan;
-  /** Docker id of a container, for callers that want to check it survived an update. */
+  /** Docker id of a container or a built image. */
   id?: string;
 }
 
@@ -56,9 +39,15 @@ export interface RemovedContainer {
 export interface ApplySummary {
   created: string[];
   replaced: string[];
+  /** Changed in place: a container's restart or memory, an image rebuilt under the same resource. */
+  updated: string[];
   deleted: string[];
   unchanged: string[];
+  /** `key: input` for every changed input the provider reports but never applies (healthcheck, ...). */
+  unapplied: string[];
   removedContainers: RemovedContainer[];
+  /** Every step as it ran, `op key`, in order (the final deletes of one wave in the order they began). */
+  steps: string[];
 }
 
 export interface RealizerOptions {
@@ -67,18 +56,37 @@ export interface RealizerOptions {
   log?: (line: string) => void;
 }
 
+export interface ApplyOptions {
+  /**
+   * `pulumi up --refresh`: read the containers first. One that is gone leaves the state (it is created
+   * again); one that is stopped is started (the provider's Read marks must_run false, its Update starts it).
+   */
+  refresh?: boolean;
+}
+
+/** A container whose start or `wait` failed: it stays in the state, as the engine keeps it, with this error. */
+export class InitializationError extends Error {}
+
 /** Resource types that are not Docker objects and carry nothing to apply. */
 function isComponentOrStack(type: string): boolean {
   const pkg = type.split(':')[0];
   return type === 'pulumi:pulumi:Stack' || !['docker', 'command', 'pulumi', 'random'].includes(pkg);
 }
 
-const keyOf = (r: { type: string; name: string }) => `${r.type}::${r.name}`;
+const emptySummary = (): ApplySummary => ({
+  created: [], replaced: [], updated: [], deleted: [], unchanged: [], unapplied: [], removedContainers: [], steps: [],
+});
 
 export class Realizer {
+  /** The state: realized objects by resource key, in the order they were first created. */
   private readonly live = new Map<string, LiveObject>();
-  /** Old copies of replaced objects not deleted yet (an apply that failed midway leaves them here). */
+  /** Old copies of create-before-delete replacements not deleted yet (an apply that failed midway leaves them). */
   private readonly replacedPending: LiveObject[] = [];
+  /** What each realized resource depends on, from the record it was applied with (deletes run dependents first). */
+  private dependencies = new Map<string, Set<string>>();
+  /** Declared image ids (the recorded repoDigest) to the ids the engine gave the builds. */
+  private readonly imageIds = new Map<string, string>();
+  private readonly built = new Set<string>();
   private readonly log: (line: string) => void;
 
   constructor(private readonly options: RealizerOptions) {
@@ -124,51 +132,119 @@ export class Realizer {
     }
   }
 
-  /** Makes Docker match the record, as `pulumi up` would after a config change. */
-  async apply(record: DeclaredResource[]): Promise<ApplySummary> {
+  /** Makes Docker match the record, as `pulumi up` would after a change of config or code. */
+  async apply(record: DeclaredResource[], options: ApplyOptions = {}): Promise<ApplySummary> {
     const plans = this.plan(record);
-    const summary: ApplySummary = { created: [], replaced: [], deleted: [], unchanged: [], removedContainers: [] };
+    const summary = emptySummary();
+    if (options.refresh) await this.refresh();
+    const { registration, deletes } = planSteps(this.live, [...plans.values()].map((p) => p.resource));
+    const previousDependencies = this.dependencies;
+    this.dependencies = dependencyKeys(record);
 
-    for (const [key, { resource, plan }] of plans) {
-      const old = this.live.get(key);
-      if (old && isDeepStrictEqual(old.resource.inputs, resource.inputs)) {
-        old.resource = resource;
-        summary.unchanged.push(key);
-        continue;
-      }
-      if (old) {
-        if (resource.options.deleteBeforeReplace) {
+    await this.runRegistration(registration, plans, summary);
+    // The engine's final deletes, dependents first, each wave of independent deletes in parallel.
+    const dependsOn = (key: string) => previousDependencies.get(key) ?? new Set<string>();
+    for (const wave of deleteWaves(deletes, dependsOn)) {
+      await Promise.all(wave.map(async (step) => {
+        summary.steps.push(`${step.op} ${step.key}`);
+        if (step.op === 'delete-replaced') {
+          const old = this.replacedPending.find((o) => o.key === step.key)!;
           await this.remove(old, summary);
-          this.live.delete(key);
+          this.replacedPending.splice(this.replacedPending.indexOf(old), 1);
         } else {
-          this.replacedPending.push(old);
+          await this.remove(this.live.get(step.key)!, summary);
+          this.live.delete(step.key);
+          summary.deleted.push(step.key);
         }
-        summary.replaced.push(key);
-      } else {
-        summary.created.push(key);
-      }
-      const live: LiveObject = { key, resource, plan };
-      live.id = await this.create(plan);
-      this.live.set(key, live);
-    }
-
-    // The engine deletes replaced and vanished resources last, dependents first.
-    while (this.replacedPending.length > 0) {
-      await this.remove(this.replacedPending[this.replacedPending.length - 1], summary);
-      this.replacedPending.pop();
-    }
-    const gone = [...this.live.values()].filter((o) => !plans.has(o.key)).reverse();
-    for (const object of gone) {
-      await this.remove(object, summary);
-      this.live.delete(object.key);
-      summary.deleted.push(object.key);
+      }));
     }
     return summary;
   }
 
+  /**
+   * The registration steps as the engine's step executor runs them: a resource's steps start once the
+   * steps of everything it depends on are done, so independent ones (the replicas) run in parallel. After
+   * a failure nothing new starts, what runs finishes, and the apply fails before any final delete.
+   */
+  private async runRegistration(registration: Step[], plans: Map<string, { plan: Plan }>, summary: ApplySummary): Promise<void> {
+    const byKey = new Map<string, Step[]>();
+    for (const step of registration) byKey.set(step.key, [...(byKey.get(step.key) ?? []), step]);
+    const done = new Map<string, Promise<void>>();
+    let failure: { error: unknown } | undefined;
+    for (const [key, steps] of byKey) {
+      const waitFor = [...(this.dependencies.get(key) ?? [])].flatMap((dep) => done.get(dep) ?? []);
+      done.set(key, (async () => {
+        await Promise.all(waitFor);
+        for (const step of steps) {
+          if (failure) return;
+          summary.steps.push(`${step.op} ${step.key}`);
+          try {
+            await this.runStep(step, plans.get(key)!.plan, summary);
+          } catch (error) {
+            failure ??= { error };
+          }
+        }
+      })());
+    }
+    await Promise.all(done.values());
+    if (failure) throw failure.error;
+  }
+
+  private async runStep(step: Step, plan: Plan, summary: ApplySummary): Promise<void> {
+    const { key, resource } = step;
+    const old = this.live.get(key);
+    switch (step.op) {
+      case 'same':
+        old!.resource = resource;
+        summary.unchanged.push(key);
+        return;
+      case 'create':
+        summary.created.push(key);
+        await this.createLive({ key, resource, plan });
+        return;
+      case 'update':
+        await this.update(old!, resource, step.diff!, summary);
+        summary.updated.push(key);
+        return;
+      case 'delete-replaced':
+        // deleteBeforeReplace: the old copy goes before the new one is created.
+        await this.remove(old!, summary);
+        this.live.delete(key);
+        return;
+      case 'create-replacement':
+        if (old) this.replacedPending.push(old);
+        summary.replaced.push(key);
+        try {
+          await this.createLive({ key, resource, plan });
+        } catch (error) {
+          // A replacement that could not even be created leaves the old copy where it was, in the state.
+          if (old && !this.live.has(key)) {
+            this.replacedPending.splice(this.replacedPending.indexOf(old), 1);
+            this.live.set(key, old);
+          }
+          throw error;
+        }
+        return;
+      case 'delete':
+        throw new Error(`realizer: ${key}: a delete is never a registration step`);
+    }
+  }
+
+  /** Creates an object and puts it in the state; a container that fails to start or become healthy stays there. */
+  private async createLive(object: LiveObject): Promise<void> {
+    this.live.set(object.key, object);
+    try {
+      object.id = await this.create(object);
+    } catch (error) {
+      if (!(error instanceof InitializationError)) this.live.delete(object.key);
+      else object.initError = error.message;
+      throw error;
+    }
+  }
+
   /** Removes everything realized so far, dependents first, as `pulumi destroy` does. */
   async destroy(): Promise<ApplySummary> {
-    const summary: ApplySummary = { created: [], replaced: [], deleted: [], unchanged: [], removedContainers: [] };
+    const summary = emptySummary();
     const errors: string[] = [];
     for (const object of [...this.replacedPending.splice(0).reverse(), ...[...this.live.values()].reverse()]) {
       try {
@@ -183,36 +259,76 @@ export class Realizer {
     return summary;
   }
 
-  /** Docker name and id of each live container, by resource name. */
-  containers(): Array<{ resourceName: string; name: string; id: string }> {
+  /** Docker name and id of each container in the state, by resource name, with any initialization error. */
+  containers(): Array<{ resourceName: string; name: string; id: string; initError?: string }> {
     return [...this.live.values()]
-      .filter((o) => o.plan.kind === 'container')
-      .map((o) => ({ resourceName: o.resource.name, name: o.plan.name, id: o.id! }));
+      .filter((o) => o.plan.kind === 'container' && o.id !== undefined)
+      .map((o) => ({ resourceName: o.resource.name, name: o.plan.name, id: o.id!, ...(o.initError ? { initError: o.initError } : {}) }));
   }
 
-  private async create(plan: Plan): Promise<string | undefined> {
+  /** Ids of every image this realizer built: the provider never deletes them, so a test's clean-up does. */
+  builtImages(): string[] {
+    return [...this.built];
+  }
+
+  private async refresh(): Promise<void> {
+    for (const object of [...this.live.values()].filter((o) => o.plan.kind === 'container')) {
+      const state = (await inspect('container', object.id ?? object.plan.name))?.State;
+      if (!state) {
+        this.log(`refresh: container ${object.plan.name} is gone; it leaves the state`);
+        this.live.delete(object.key);
+      } else if (!state.Running) {
+        this.log(`refresh: container ${object.plan.name} is stopped; starting it`);
+        await docker(['start', object.id!]);
+      }
+    }
+  }
+
+  private async update(object: LiveObject, resource: DeclaredResource, diff: ResourceDiff, summary: ApplySummary): Promise<void> {
+    this.log(`update ${object.plan.kind} ${object.plan.name}: ${diff.changed.join(', ') || '(no change)'}`);
+    for (const input of diff.unapplied) summary.unapplied.push(`${object.key}: ${input}`);
+    if (object.initError !== undefined && diff.changed.length === 0) {
+      // The empty update the engine sends changes nothing in the provider: the container stays as it is.
+      this.log(`${object.plan.name} keeps its initialization error unretried (${object.initError})`);
+    }
+    const plan = this.planOne(resource)!;
+    if (plan.kind === 'image') {
+      object.id = await this.create({ ...object, resource, plan });
+    } else if (plan.kind === 'container' && diff.update.length > 0) {
+      await docker(['update', ...updateArgs(resource.inputs), object.id!]);
+    }
+    // Saved only once the provider succeeded; state-only and unapplied inputs change nothing on the engine.
+    object.resource = resource;
+    object.plan = plan;
+    object.initError = undefined;
+  }
+
+  private async create(object: LiveObject): Promise<string | undefined> {
+    const { plan } = object;
     this.log(`create ${plan.kind} ${plan.name}`);
     switch (plan.kind) {
       case 'network':
       case 'volume':
         return (await docker(plan.createArgs)).trim();
       case 'image': {
-        const previous = (await inspect('image', plan.name))?.Id;
         const id = (await docker(plan.buildArgs, { timeoutMs: 300_000 })).trim();
-        // A rebuild moves the tag; the old copy would linger untagged (kept only while a container uses it).
-        if (previous && previous !== id) await docker(['image', 'rm', previous]).catch(() => {});
+        this.built.add(id);
+        const declared = object.resource.outputs?.repoDigest;
+        if (typeof declared === 'string') this.imageIds.set(declared, id);
         return id;
       }
       case 'command':
         if (plan.create) await runCommand(plan, plan.create, 300_000);
         return undefined;
       case 'container':
-        return this.createContainer(plan);
+        // Containers name an image by the id the program was given; the build behind it has the engine's id.
+        return this.createContainer(object, planContainer(object.resource.name, object.resource.inputs, (image) => this.imageIds.get(image) ?? image));
     }
   }
 
-  private async createContainer(plan: ContainerPlan): Promise<string> {
+  private async createContainer(object: LiveObject, plan: ContainerPlan): Promise<string> {
     const id = (await docker(plan.createArgs)).trim();
+    object.id = id;
     try {
       for (const network of plan.moreNetworks) {
         await docker(['network', 'connect', ...network.aliases.flatMap((a) => ['--alias', a]), network.name, id]);
@@ -221,9 +337,9 @@ export class Realizer {
       if (plan.waitHealthySeconds !== undefined) await waitHealthy(plan.name, plan.waitHealthySeconds);
       return id;
     } catch (error) {
-      // Like the provider: a container that failed to come up is not left behind.
-      await docker(['rm', '-f', '-v', id]).catch(() => {});
-      throw error;
+      // Like the provider (kreuzwerker resourceDockerContainerCreate sets the id before it starts and
+      // waits): the container stays, and the engine keeps it in the state with an initialization error.
+      throw new InitializationError(`realizer: container ${plan.name} was created but did not come up: ${String(error)}`);
     }
   }
 
@@ -243,14 +359,15 @@ export class Realizer {
     switch (plan.kind) {
       case 'container': {
         const started = Date.now();
+        const ref = object.id ?? plan.name;
         const removed: RemovedContainer = { name: plan.name, graceSeconds: plan.destroyGraceSeconds, stopMs: 0 };
         // The provider removes by force unless destroyGraceSeconds is set; then it stops with that grace first.
         if (plan.destroyGraceSeconds !== undefined) {
-          await docker(['stop', '-t', String(plan.destroyGraceSeconds), plan.name], { timeoutMs: (plan.destroyGraceSeconds + 30) * 1000 });
-          removed.exitCode = (await inspect('container', plan.name))?.State?.ExitCode;
+          await docker(['stop', '-t', String(plan.destroyGraceSeconds), ref], { timeoutMs: (plan.destroyGraceSeconds + 30) * 1000 });
+          removed.exitCode = (await inspect('container', ref))?.State?.ExitCode;
         }
         removed.stopMs = Date.now() - started;
-        await docker(['rm', '-f', ...(plan.removeVolumes ? ['-v'] : []), plan.name]);
+        await docker(['rm', '-f', ...(plan.removeVolumes ? ['-v'] : []), ref]);
         summary.removedContainers.push(removed);
         return;
       }
@@ -261,14 +378,30 @@ export class Realizer {
         await docker(['volume', 'rm', plan.name]);
         return;
       case 'image':
-        // Images built for the stack go too, unless a container outside the stack still uses them.
-        await docker(['image', 'rm', plan.name]).catch((error) => this.log(`kept image ${plan.name}: ${String(error)}`));
+        // pulumi-docker provider/provider.go: Delete of an Image is a no-op; the image stays on the engine.
+        this.log(`image ${plan.name} kept (the provider never deletes images)`);
         return;
       case 'command':
         if (plan.delete) await runCommand(plan, plan.delete);
         return;
     }
   }
+}
+
+/** `docker update` flags for a container's in-place inputs, as the provider sends them (memory in MB). */
+export function updateArgs(inputs: Record<string, unknown>): string[] {
+  const args: string[] = [];
+  const restart = inputs.restart as string | undefined;
+  const maxRetry = inputs.maxRetryCount as number | undefined;
+  if (restart) args.push('--restart', restart === 'on-failure' && maxRetry ? `on-failure:${maxRetry}` : restart);
+  const memory = inputs.memory as number | undefined;
+  if (memory) args.push('--memory', `${memory}m`);
+  // Only a declared swap limit is sent; otherwise Docker keeps the one it implied at create.
+  const memorySwap = inputs.memorySwap as number | undefined;
+  if (memorySwap) args.push('--memory-swap', memorySwap < 0 ? '-1' : `${memorySwap}m`);
+  const reservation = inputs.memoryReservation as number | undefined;
+  if (reservation) args.push('--memory-reservation', `${reservation}m`);
+  return args;
 }
 
 /** One of a local.Command's scripts, through its interpreter, in its dir with its environment. */
@@ -287,31 +420,44 @@ async function waitHealthy(name: string, seconds: number): Promise<void> {
   }
 }
 
-/**
- * Stable topological order: a resource comes after everything it depends on (explicitly or through its
- * inputs); depending on a component means depending on all of its descendants. Otherwise declaration order.
- */
-export function orderByDependencies(record: DeclaredResource[]): DeclaredResource[] {
+/** Resolves a dependency reference (a name or a key) to resources; a component stands for all its descendants. */
+function dependencyResolver(record: DeclaredResource[]): (ref: string) => DeclaredResource[] {
   const byName = new Map<string, DeclaredResource[]>();
   const children = new Map<string, DeclaredResource[]>();
   for (const r of record) {
     for (const ref of [r.name, keyOf(r)]) byName.set(ref, [...(byName.get(ref) ?? []), r]);
     if (r.options.parent) children.set(r.options.parent, [...(children.get(r.options.parent) ?? []), r]);
   }
-  const resolve = (ref: string): DeclaredResource[] => {
+  const descendants = (r: DeclaredResource): DeclaredResource[] =>
+    r.custom === false ? (children.get(r.name) ?? []).flatMap((c) => [c, ...descendants(c)]) : [];
+  return (ref) => {
     const found = byName.get(ref) ?? byName.get(ref.split('::').pop()!);
     if (!found) throw new Error(`realizer: a dependency names ${ref}, which is not in the record`);
-    const descendants = (r: DeclaredResource): DeclaredResource[] =>
-      r.custom === false ? (children.get(r.name) ?? []).flatMap((c) => [c, ...descendants(c)]) : [];
     return found.flatMap((r) => [r, ...descendants(r)]);
   };
+}
+
+const dependencyRefs = (r: DeclaredResource) => r.options.dependencies ?? r.options.dependsOn ?? [];
+
+/** The keys each resource of a record depends on (explicitly or through its inputs). */
+export function dependencyKeys(record: DeclaredResource[]): Map<string, Set<string>> {
+  const resolve = dependencyResolver(record);
+  return new Map(record.map((r) => [keyOf(r), new Set(dependencyRefs(r).flatMap(resolve).filter((d) => d !== r).map(keyOf))]));
+}
+
+/**
+ * Stable topological order: a resource comes after everything it depends on (explicitly or through its
+ * inputs); depending on a component means depending on all of its descendants. Otherwise declaration order.
+ */
+export function orderByDependencies(record: DeclaredResource[]): DeclaredResource[] {
+  const resolve = dependencyResolver(record);
   const ordered: DeclaredResource[] = [];
   const state = new Map<DeclaredResource, 'visiting' | 'done'>();
   const visit = (r: DeclaredResource) => {
     if (state.get(r) === 'done') return;
     if (state.get(r) === 'visiting') throw new Error(`realizer: dependency cycle through ${keyOf(r)}`);
     state.set(r, 'visiting');
-    for (const ref of r.options.dependencies ?? r.options.dependsOn ?? []) for (const dep of resolve(ref)) if (dep !== r) visit(dep);
+    for (const ref of dependencyRefs(r)) for (const dep of resolve(ref)) if (dep !== r) visit(dep);
     state.set(r, 'done');
     ordered.push(r);
   };

@@ -4,9 +4,11 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { recordStack } from '../helpers/record-stack';
-import { describeFailures, requestOnce, sendRequests, startSteadyLoopProcess, type LoadReport, type RequestResult, type SteadyLoop, type SteadyLoopReport } from '../helpers/load';
+import { scratchCopy } from '../helpers/scratch-copy';
+import { describeFailures, requestOnce, sendAll, sendRequests, startSteadyLoopProcess, type LoadReport, type RequestResult, type SteadyLoop, type SteadyLoopReport } from '../helpers/load';
 import { freePorts } from '../helpers/ports';
 import { waitFor } from '../helpers/processes';
 import { docker, inspect, run } from './docker';
@@ -21,9 +23,16 @@ import { Realizer, type ApplySummary } from './realize';
 const STACK = `systest${process.pid}x${randomBytes(3).toString('hex')}`;
 const RUN_STACK = /^systest(\d+)x[0-9a-f]{6}$/;
 const STACK_KEY = 'io.consul-nginx-pulumi.stack';
+const STACK_LABEL = `${STACK_KEY}=${STACK}`;
 const NETWORK = `cnp-${STACK}-net`;
 const COLLECTOR = `cnp-${STACK}-collector`;
-const replicaName = (n: number) => `cnp-${STACK}-replica-${n}`;
+/** A replica's container name carries its image's short id: the last name each number had, from the realizer. */
+const knownReplicaNames = new Map<number, string>();
+const replicaName = (n: number) => {
+  const name = knownReplicaNames.get(n);
+  if (!name) throw new Error(`replica ${n} was never deployed`);
+  return name;
+};
 const replicaKey = (n: number) => `docker:index/container:Container::replicas-${n}`;
 /** Where the test leaves the evidence command's output for the README. */
 const EVIDENCE_FILE = path.join(PROJECT_DIR, 'build/system/evidence.txt');
@@ -35,18 +44,22 @@ let before: DockerListing;
 /** Every volume any of the stack's containers mounted, named or anonymous. */
 const stackVolumes = new Set<string>();
 const loops: SteadyLoop[] = [];
+const timedLoops: Array<{ stop(): Promise<unknown> }> = [];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function deploy(t: ExecutionContext, replicas: number): Promise<ApplySummary> {
+async function deploy(t: ExecutionContext, replicas: number, projectDir = PROJECT_DIR, baseImage = BASE_IMAGE): Promise<ApplySummary> {
   const started = Date.now();
   const { resources } = await recordStack({
     stack: STACK,
-    config: { replicas, baseImage: BASE_IMAGE, consulImage: CONSUL_IMAGE, ...ports },
+    projectDir,
+    config: { replicas, baseImage, consulImage: CONSUL_IMAGE, ...ports },
   });
   const recordedMs = Date.now() - started;
   const summary = await realizer.apply(resources);
   for (const c of realizer.containers()) {
+    const replica = /^replicas-(\d+)$/.exec(c.resourceName);
+    if (replica) knownReplicaNames.set(Number(replica[1]), c.name);
     for (const mount of (await inspect('container', c.id))?.Mounts ?? []) if (mount.Type === 'volume') stackVolumes.add(mount.Name);
   }
   t.log(`replicas=${replicas} realized in ${((Date.now() - started) / 1000).toFixed(1)} s (recorded in ${recordedMs} ms): ` +
@@ -153,14 +166,18 @@ async function sweepStack(stack: string): Promise<void> {
     const names = (await docker([kind, 'ls', '-q', '--filter', label])).split('\n').filter(Boolean);
     if (names.length) await docker([kind, 'rm', ...names]).catch(() => {});
   }
-  const images = (await docker(['images', '-q', '--filter', `reference=cnp-*:${stack}`])).split('\n').filter(Boolean);
-  if (images.length) await docker(['image', 'rm', '-f', ...new Set(images)]).catch(() => {});
+  // The provider never deletes images. A stack's tags go by name, never by id with -f: an identical build of
+  // another stack shares the id.
+  const tags = (await docker(['images', '--format', '{{.Repository}}:{{.Tag}}', '--filter', `reference=cnp-*:${stack}`])).split('\n').filter(Boolean);
+  if (tags.length) await docker(['image', 'rm', ...tags]).catch(() => {});
 }
 
 test.after.always(async () => {
-  await Promise.all(loops.map((l) => l.stop()));
+  await Promise.all([...loops, ...timedLoops].map((l) => l.stop()));
   await realizer.destroy().catch(() => {});
   await sweepStack(STACK);
+  // Then the builds this run left untagged (earlier versions), if no one uses them.
+  for (const image of realizer.builtImages().reverse()) await docker(['image', 'rm', image]).catch(() => {});
 });
 
 test.serial('offline base images are built, or found current', async (t) => {
@@ -299,7 +316,150 @@ test.serial('5. logs: a marker in a request lands in the serving replica\'s file
   t.log(`${file}: ${(await collectorFile(file)).split('\n').find((l) => l.includes(marker))}`);
 });
 
-test.serial('6. tear-down leaves the engine\'s containers, networks and volumes as they were', async (t) => {
+/** One POST creating a user, on a fresh connection: the request nginx may not retry once sent. */
+function postOnce(url: string, timeoutMs = 2000): Promise<RequestResult> {
+  const started = performance.now();
+  const body = JSON.stringify({ name: 'Deploy Check', email: 'deploy@example.com' });
+  return new Promise((resolve) => {
+    const done = (result: Omit<RequestResult, 'ms' | 'url'>) => resolve({ ...result, url: `${url}/api/users`, ms: performance.now() - started });
+    const req = http.request(`${url}/api/users`, {
+      method: 'POST',
+      agent: false,
+      headers: { connection: 'close', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        const ms = performance.now() - started;
+        const status = res.statusCode ?? 0;
+        done({ ok: status === 201 && ms <= timeoutMs, status, instance: res.headers['x-instance-id'] as string | undefined, error: ms > timeoutMs ? `slow: ${Math.round(ms)} ms` : undefined });
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (error) => done({ ok: false, status: 0, error: String(error) }));
+    req.end(body);
+  });
+}
+
+interface TimedResult extends RequestResult {
+  at: number;
+  method: string;
+}
+
+/** GETs and POSTs, one after the other on fresh connections, each with its start time, until stopped (bounded). */
+function startTimedLoop(clients: number, maxMs: number): { stop(): Promise<TimedResult[]> } {
+  const results: TimedResult[] = [];
+  const deadline = Date.now() + maxMs;
+  let stopped = false;
+  const running = Array.from({ length: clients }, async (_, client) => {
+    for (let i = 0; !stopped && Date.now() < deadline; i++) {
+      const at = Date.now();
+      const post = (i + client) % 2 === 1;
+      results.push({ ...(post ? await postOnce(url) : await requestOnce(`${url}/`)), at, method: post ? 'POST' : 'GET' });
+      await sleep(10);
+    }
+  });
+  const loop = { stop: async () => { stopped = true; await Promise.all(running); return results; } };
+  timedLoops.push(loop);
+  return loop;
+}
+
+const describeTimed = (failures: TimedResult[]) =>
+  `${failures.length} failed: ${failures.slice(0, 5).map((f) => `${f.method} ${f.status || 'ERR'} ${Math.round(f.ms)}ms ${f.error ?? ''}`).join('; ')}`;
+
+/** The replica containers (name and id) of the live stack. */
+const liveReplicas = () => realizer.containers().filter((c) => /^replicas-\d+$/.test(c.resourceName));
+
+test.serial('6. a code change under service/ rolls out under GETs and POSTs: none fails, every answer after it is the new code, each old replica drained and exited 0', async (t) => {
+  t.timeout(300_000);
+  // The change is made in a scratch copy, so other test files keep bundling the working tree.
+  const copy = scratchCopy('cnp-systest-');
+  t.teardown(() => copy.remove());
+  const marker = `rolled-${randomBytes(3).toString('hex')}`;
+  copy.edit('service/app.ts', 'version: deps.version', `version: \`\${deps.version}+${marker}\``);
+  const before = new Map(realizer.containers().map((c) => [c.resourceName, c]));
+  const oldReplicas = liveReplicas();
+  t.is(oldReplicas.length, 2);
+
+  const loop = startLoop();
+  const timed = startTimedLoop(2, 240_000);
+  await sleep(1000);
+  const started = Date.now();
+  const summary = await deploy(t, 2, copy.dir);
+  const deployMs = Date.now() - started;
+  await sleep(1000);
+  const [report, mixed] = [await loop.stop(), await timed.stop()];
+
+  const replacedContainers = () => summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort();
+  t.deepEqual(replacedContainers(), [replicaKey(1), replicaKey(2)]);
+  for (const role of ['balancer-container', 'collector-container', 'discovery-consul']) {
+    t.is(realizer.containers().find((c) => c.resourceName === role)!.id, before.get(role)!.id, `${role} kept its container`);
+  }
+  // The engine's order: both new replicas are created (and ready) before either old one is deleted, last.
+  const replicaSteps = summary.steps.filter((s) => /Container::replicas-\d+$/.test(s));
+  t.deepEqual(replicaSteps.map((s) => s.split(' ')[0]), ['create-replacement', 'create-replacement', 'delete-replaced', 'delete-replaced']);
+  const firstDelete = summary.steps.findIndex((s) => s.startsWith('delete'));
+  t.true(summary.steps.slice(firstDelete).every((s) => s.startsWith('delete')), `deletes come last: ${summary.steps.join(', ')}`);
+  // Each old replica was stopped with its grace and exited 0 after draining.
+  t.deepEqual(summary.removedContainers.map((r) => r.name).sort(), oldReplicas.map((c) => c.name).sort());
+  for (const removed of summary.removedContainers) {
+    t.is(removed.graceSeconds, 15);
+    t.is(removed.exitCode, 0, `${removed.name} drained and exited by itself`);
+    t.is(await inspect('container', removed.name), undefined);
+  }
+
+  const failedMixed = mixed.filter((r) => !r.ok);
+  t.is(report.failures.length, 0, describeFailures(report));
+  t.is(failedMixed.length, 0, describeTimed(failedMixed));
+  t.true(mixed.filter((r) => r.method === 'POST').length > 20, 'POSTs ran through the deploy');
+
+  // After the deploy every answer comes from a new replica running the changed code.
+  const newNames = liveReplicas().map((c) => c.name).sort();
+  t.deepEqual(newNames.filter((n) => oldReplicas.some((o) => o.name === n)), [], 'new container names (new image id)');
+  for (const name of newNames) t.regex(name, new RegExp(`^cnp-${STACK}-replica-\\d-[0-9a-f]{12}$`));
+  const after = await sendAll(`${url}/`, 100);
+  t.deepEqual(after.filter((r) => !r.ok || !newNames.includes(r.instance!)), [], 'every answer from a new replica');
+  const versions = await Promise.all(Array.from({ length: 10 }, async () => ((await (await fetch(`${url}/`)).json()) as { version: string }).version));
+  t.true(versions.every((v) => v.endsWith(`+${marker}`)), versions.join(', '));
+  t.log(`code deploy of 2 replicas in ${(deployMs / 1000).toFixed(1)} s; ${report.total} GETs and ${mixed.length} mixed GET/POST requests during it, 0 failed; ` +
+    `old replicas stopped in ${summary.removedContainers.map((r) => `${r.stopMs} ms`).join(', ')}`);
+});
+
+test.serial('7. a new baseImage rebuilds every image: replicas roll with no failed request; the balancer is down only while it is replaced', async (t) => {
+  t.timeout(300_000);
+  // A different base image (another id) under this run's own tag: sweepStack removes it.
+  const base = `cnp-base:${STACK}`;
+  await docker(['build', '-q', '-t', base, '-'], { input: `FROM ${BASE_IMAGE}\nLABEL ${STACK_LABEL}\n` });
+  const oldReplicas = liveReplicas();
+  const timed = startTimedLoop(2, 240_000);
+  await sleep(1000);
+  const started = Date.now();
+  const summary = await deploy(t, 2, PROJECT_DIR, base);
+  const deployMs = Date.now() - started;
+  await sleep(1000);
+  const results = (await timed.stop()).sort((a, b) => a.at - b.at);
+
+  t.deepEqual(summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort(), ['balancer-container', 'collector-container', 'replicas-1', 'replicas-2'].map((n) => `docker:index/container:Container::${n}`).sort());
+  for (const removed of summary.removedContainers.filter((r) => oldReplicas.some((o) => o.name === r.name))) {
+    t.is(removed.exitCode, 0, `${removed.name} drained and exited by itself`);
+  }
+  // Every failure falls in one window, while the balancer container is replaced.
+  const failed = results.filter((r) => !r.ok);
+  const firstFail = results.findIndex((r) => !r.ok);
+  const lastFail = results.length - 1 - [...results].reverse().findIndex((r) => !r.ok);
+  const gapMs = firstFail < 0 ? 0 : (results[lastFail + 1]?.at ?? Date.now()) - results[firstFail].at;
+  if (firstFail >= 0) {
+    const inWindow = results.slice(firstFail, lastFail + 1);
+    // Two clients: within the window a request begun just before the port closed may still succeed.
+    t.true(inWindow.filter((r) => r.ok).every((r) => r.at <= results[firstFail].at + 50), 'one window of failures');
+  }
+  const balancerStop = summary.removedContainers.find((r) => r.name === `cnp-${STACK}-balancer`);
+  t.log(`baseImage deploy in ${(deployMs / 1000).toFixed(1)} s; balancer replacement gap ${gapMs} ms, of which stopping the old one ${balancerStop?.stopMs} ms (${failed.length} of ${results.length} requests refused in it, ` +
+    `${[...new Set(failed.map((f) => (f.status ? `HTTP ${f.status}` : String(f.error).replace(/ \S+:\d+$/, ''))))].join(' | ')})`);
+  const after = await sendAll(`${url}/`, 50);
+  t.deepEqual(after.filter((r) => !r.ok), [], 'the new stack serves');
+});
+
+test.serial('8. tear-down leaves the engine\'s containers, networks and volumes as they were', async (t) => {
   t.timeout(120_000);
   const summary = await realizer.destroy();
   t.true(summary.deleted.length >= 10);

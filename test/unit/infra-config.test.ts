@@ -89,7 +89,7 @@ test("Pulumi.yaml declares every key with type and description, and its defaults
   }
 });
 
-test("Pulumi.yaml's main is the program entry and Pulumi.dev.yaml's values are valid", (t) => {
+test("the program entry the engine loads (no main in Pulumi.yaml: package.json's main) is infra/index.ts, and Pulumi.dev.yaml's values are valid", (t) => {
   t.is(programEntry(), path.join(REPO_ROOT, 'infra', 'index.ts'));
   t.true(fs.existsSync(programEntry()));
   const values = readStackConfig('dev');

@@ -1,7 +1,9 @@
 // The real program under the SDK's mock runtime: what it declares for several configs, and how a
 // change of `replicas` changes the declaration.
+import { isDeepStrictEqual } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import { MAX_REPLICAS } from '../../infra/config';
+import { scratchCopy } from '../helpers/scratch-copy';
 import { recordStack, type ProgramError, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
 
 const T = {
@@ -41,6 +43,7 @@ interface DeclaredInputs {
   image: string;
   restart: string;
   memory: number;
+  memorySwap: number;
   healthcheck?: { tests?: string[] };
   entrypoints: string[];
   command: string[];
@@ -56,6 +59,8 @@ const containerNamed = (record: RecordedStack, name: string) => {
   if (!found) throw new Error(`no container named ${name}`);
   return found;
 };
+const outputs = (r: RecordedResource) => r.outputs as { repoDigest: string };
+const SHA256_ID = /^sha256:[0-9a-f]{64}$/;
 const env = (container: RecordedResource) =>
   Object.fromEntries(inputs(container).envs.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 
@@ -73,7 +78,11 @@ interface Expected {
 function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expected): void {
   const prefix = `cnp-${x.stack}`;
   const name = (role: string) => `${prefix}-${role}`;
-  const replicaNames = Array.from({ length: x.replicas }, (_, i) => name(`replica-${i + 1}`));
+  // A replica's name carries the short id of the image it runs.
+  const serviceImage = ofType(record, T.image).find((i) => inputs(i).imageName === `cnp-service:${x.stack}`)!;
+  const serviceImageId = outputs(serviceImage).repoDigest;
+  t.regex(serviceImageId, SHA256_ID);
+  const replicaNames = Array.from({ length: x.replicas }, (_, i) => name(`replica-${i + 1}-${serviceImageId.slice(7, 19)}`));
 
   // Count and type of each resource.
   const counts: Record<string, number> = {};
@@ -162,17 +171,24 @@ function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expe
     t.deepEqual(image.options.dependsOn, [bundle.name], `${part} image waits for the bundle`);
     t.true(inputs(bundle).triggers.includes(inputs(image).build.args.SOURCE_HASH));
   }
-  const builtNames = new Set(images.map((i) => inputs(i).imageName));
+  // Containers run a built image by its id (what the provider reports as repoDigest), so a rebuild replaces them.
+  const builtIds = new Set(images.map((i) => outputs(i).repoDigest));
+  for (const image of images) t.regex(outputs(image).repoDigest, SHA256_ID);
+  t.is(builtIds.size, 3);
   const consul = containerNamed(record, name('consul'));
   t.is(inputs(consul).image, x.consulImage);
-  for (const c of ofType(record, T.container).filter((c) => c !== consul)) t.true(builtNames.has(inputs(c).image));
+  for (const c of ofType(record, T.container).filter((c) => c !== consul)) t.true(builtIds.has(inputs(c).image));
 
   // Options a careful operator sets.
   for (const c of ofType(record, T.container)) {
-    t.true(c.options.deleteBeforeReplace, `${inputs(c).name} replaces delete-first`);
+    const isReplica = replicaNames.includes(inputs(c).name);
+    // Fixed names and published ports cannot exist twice; replicas' names change with their image instead.
+    t.is(c.options.deleteBeforeReplace, !isReplica, `${inputs(c).name} deleteBeforeReplace`);
     t.true(['unless-stopped', 'always'].includes(inputs(c).restart));
     t.true(inputs(c).memory >= 64 && inputs(c).memory <= 1024);
+    t.is(inputs(c).memorySwap, inputs(c).memory, `${inputs(c).name} declares its swap limit (no swap)`);
     t.truthy(inputs(c).healthcheck?.tests?.length, `${inputs(c).name} has a health check`);
+    t.deepEqual(c.options.replaceOnChanges, ['healthcheck'], `${inputs(c).name}: a health check edit replaces`);
   }
 
   // Consul: explicit entrypoint, arguments and data path on a named volume; UI on.
@@ -193,6 +209,9 @@ function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expe
     const replica = containerNamed(record, replicaName);
     const vars = env(replica);
     t.is(vars.SERVICE_ID, replicaName);
+    // The engine's readiness gate: healthy once Consul lists the replica as passing.
+    t.true(inputs(replica).wait);
+    t.deepEqual(inputs(replica).healthcheck?.tests, ['CMD', 'node', '/app/readiness-probe.js']);
     t.is(vars.SERVICE_NAME, x.serviceName);
     t.is(vars.CONSUL_HTTP_ADDR, `http://${name('consul')}:8500`);
     t.false('SERVICE_ADDRESS' in vars);
@@ -275,7 +294,7 @@ test('raising replicas from 2 to 3 adds replica 3 and leaves everything else ide
   const three = byKey(await recordStack({ config: { replicas: 3 } }));
   const added = [...three.keys()].filter((k) => !two.has(k));
   t.deepEqual(added, [`${T.container}::replicas-3`]);
-  t.is(inputs(three.get(added[0])!).name, 'cnp-dev-replica-3');
+  t.regex(inputs(three.get(added[0])!).name, /^cnp-dev-replica-3-[0-9a-f]{12}$/);
   for (const [key, before] of two) {
     t.deepEqual(three.get(key), before, `${key} unchanged`);
   }
@@ -285,7 +304,7 @@ test('lowering replicas from 3 to 2 removes only the highest-numbered replica', 
   const three = byKey(await recordStack({ config: { replicas: 3 } }));
   const two = byKey(await recordStack({ config: { replicas: 2 } }));
   const removed = [...three.keys()].filter((k) => !two.has(k));
-  t.deepEqual(removed.map((k) => inputs(three.get(k)!).name), ['cnp-dev-replica-3']);
+  t.deepEqual(removed.map((k) => inputs(three.get(k)!).name.replace(/-[0-9a-f]{12}$/, '')), ['cnp-dev-replica-3']);
   for (const [key, after] of two) t.deepEqual(after, three.get(key), `${key} unchanged`);
 });
 
@@ -307,6 +326,27 @@ test('dockerHost set: one docker provider for that host carries every Docker res
   }
   t.is(ofType(record, T.command)[0].options.provider, undefined);
   t.is(record.outputs.logsCommand, 'docker -H ssh://deploy@vm.example exec cnp-dev-collector tail -n 100 -F /var/log/stack/all.log');
+});
+
+test('a code change under service/ gives the service image a new id and every replica a new name; nothing else changes', async (t) => {
+  const copy = scratchCopy();
+  t.teardown(() => copy.remove());
+  const before = byKey(await recordStack({ projectDir: copy.dir, config: { replicas: 2 } }));
+  copy.edit('service/app.ts', 'version: deps.version', 'version: `${deps.version}-changed`');
+  const after = byKey(await recordStack({ projectDir: copy.dir, config: { replicas: 2 } }));
+  t.deepEqual([...after.keys()], [...before.keys()]);
+  const changed = [...after.keys()].filter((k) => !isDeepStrictEqual(after.get(k), before.get(k)));
+  t.deepEqual(changed.sort(), [`${T.command}::bundle-build`, `${T.image}::replicas-image`, `${T.container}::replicas-1`, `${T.container}::replicas-2`].sort());
+  const id = (k: string, r: Map<string, RecordedResource>) => outputs(r.get(k)!).repoDigest;
+  t.not(id(`${T.image}::replicas-image`, after), id(`${T.image}::replicas-image`, before));
+  for (const n of [1, 2]) {
+    const [old, now] = [before, after].map((r) => inputs(r.get(`${T.container}::replicas-${n}`)!));
+    t.not(now.name, old.name, 'a new name, so the new container can exist next to the old one');
+    t.is(now.image, id(`${T.image}::replicas-image`, after));
+  }
+  // The same sources give the same id: a re-run changes nothing.
+  const again = byKey(await recordStack({ projectDir: copy.dir, config: { replicas: 2 } }));
+  for (const [key, resource] of after) t.deepEqual(again.get(key), resource, key);
 });
 
 const badConfigs: [string, string][] = [

@@ -1,0 +1,39 @@
+// A replica's readiness probe, run by Docker's health check inside its container (infra/replicas.ts).
+// Healthy means ready for traffic: the replica answers /health and Consul lists it among the passing
+// instances of its service, which is the set the balancer follows. The engine's `wait` on a new replica
+// ends only then, so old replicas are removed after their successors can be reached through the balancer.
+// It reads the same environment as the service (Docker runs health checks with the container's env).
+import os from 'node:os';
+import { hostPort } from '../lib/endpoints';
+import { parseConfig, type ServiceConfig } from './config';
+
+const TIMEOUT_MS = 2000;
+
+type Fetch = (url: string, init: { signal: AbortSignal }) => Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>;
+
+/** Why the replica is not ready yet, or undefined when it is. */
+export async function notReadyReason(config: ServiceConfig, fetchFn: Fetch = fetch): Promise<string | undefined> {
+  const local = config.host === '0.0.0.0' ? '127.0.0.1' : config.host === '::' ? '::1' : config.host;
+  const health = await fetchFn(`http://${hostPort(local, config.port)}/health`, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+  if (!health.ok) return `/health answered ${health.status}`;
+  const url = `${config.consul.url}/v1/health/service/${encodeURIComponent(config.serviceName)}?passing`;
+  const answer = await fetchFn(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+  if (!answer.ok) return `Consul answered ${answer.status}`;
+  const entries = (await answer.json()) as Array<{ Service?: { ID?: string } }>;
+  const listed = Array.isArray(entries) && entries.some((entry) => entry?.Service?.ID === config.serviceId);
+  return listed ? undefined : `${config.serviceId} is not passing in Consul yet`;
+}
+
+if (require.main === module) {
+  const config = parseConfig(process.env, { hostname: os.hostname(), interfaces: os.networkInterfaces() });
+  notReadyReason(config).then(
+    (reason) => {
+      if (reason) process.stdout.write(`not ready: ${reason}\n`);
+      process.exit(reason ? 1 : 0);
+    },
+    (error: unknown) => {
+      process.stdout.write(`not ready: ${String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,41 @@
+// A balancer that starts while replicas are already passing (a new balancer container replacing the old
+// one on its published port) serves them from its very first request: its first nginx config already
+// holds the set, instead of a 503 until the first reload. Real Consul, nginx and a service replica.
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { BALANCER_BUNDLE } from '../helpers/balancer';
+import { startConsul } from '../helpers/consul';
+import { requestOnce } from '../helpers/load';
+import { freePort } from '../helpers/ports';
+import { startProcess, waitFor } from '../helpers/processes';
+import { startReplica } from '../helpers/service';
+
+const connects = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+    socket.on('error', () => resolve(false));
+  });
+
+test('the first request a new balancer accepts is answered by a replica that was already passing', async (t) => {
+  t.timeout(60_000);
+  const consul = await startConsul();
+  t.teardown(() => consul.stop());
+  const replica = await startReplica(consul.httpAddr, 'first', 'first-1');
+  t.teardown(() => replica.stop(5000));
+  await waitFor('the replica to pass in Consul', async () => (await consul.passing('first')).includes('first-1'), 20_000, 50);
+
+  const port = await freePort();
+  const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-first-'));
+  t.teardown(() => fs.rm(workDir, { recursive: true, force: true }));
+  const balancer = startProcess(process.execPath, [BALANCER_BUNDLE], {
+    CONSUL_HTTP_ADDR: consul.httpAddr, SERVICE_NAME: 'first', LISTEN_ADDRESS: '127.0.0.1', LISTEN_PORT: String(port), WORK_DIR: workDir,
+  });
+  t.teardown(() => balancer.stop(5000));
+  await waitFor('the balancer to accept connections', () => connects(port), 15_000, 5);
+  const first = await requestOnce(`http://127.0.0.1:${port}/`);
+  t.is(first.status, 200, balancer.output().slice(-2000));
+  t.is(first.instance, 'first-1');
+});
