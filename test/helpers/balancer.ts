@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { freshBundle } from './bundles';
 import { freePort } from './ports';
 import { startProcess, waitFor, type Managed } from './processes';
 
@@ -33,7 +34,7 @@ export interface RunningBalancer extends Managed {
 export async function startBalancer(consulHttpAddr: string, serviceName: string, env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
   const port = await freePort();
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-test-'));
-  const proc = startProcess(process.execPath, [BALANCER_BUNDLE], {
+  const proc = startProcess(process.execPath, [freshBundle('balancer')], {
     CONSUL_HTTP_ADDR: consulHttpAddr,
     SERVICE_NAME: serviceName,
     LISTEN_ADDRESS: '127.0.0.1',
