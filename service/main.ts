@@ -12,6 +12,11 @@ import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } 
 
 // Requests still running this long after a shutdown signal are cut off.
 const DRAIN_TIMEOUT_MS = 10_000;
+// How long a replica keeps serving after it left Consul, before it stops accepting and closes idle
+// keep-alive connections: the balancer needs a Consul answer and a reload (about 0.3 s here) to stop
+// sending. Closing a pooled connection earlier can meet a request nginx has just sent on it, and
+// nginx does not retry a POST it has sent (seen: 1-2 POSTs answered 502 per SIGTERM under load).
+const LEAVE_DELAY_MS = 2000;
 
 function loadConfig(): ServiceConfig {
   try {
@@ -59,6 +64,8 @@ function main(): void {
     draining = true;
     logger.info('draining', { signal });
     await registration?.stop();
+    // Responses meanwhile carry `Connection: close` (app.ts), so nginx's pooled connections end one by one.
+    await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));
     const clean = await drainServer(server, DRAIN_TIMEOUT_MS);
     if (!clean) logger.warn('requests still in flight at the drain deadline were cut off', { timeoutMs: DRAIN_TIMEOUT_MS });
     consul.destroy();

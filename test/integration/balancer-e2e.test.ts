@@ -82,20 +82,52 @@ test.serial('with no replica it answers 503 with a JSON body, and the status pag
   t.true('changedAt' in status && 'reloads' in status);
 });
 
-// After a reload nginx's old workers keep accepting for about 0.1 s (the master lets the new ones start
-// first), still with the config that had no upstream. The balancer reports a reload only once they have
-// stopped, so a client that waits for the status never meets the 503 config. The race is in the first
-// 0.1 s: poll the status as fast as it answers, then send a burst at once; five rounds.
-test.serial('right after the first replica appears, once the status lists it no request meets the old 503 config', async (t) => {
-  for (let round = 1; round <= 5; round++) {
-    const first = await addReplica(`first-${round}`);
-    await waitFor('the first replica in the status', async () => (await balancer.status()).upstreams.includes(addr(first)), 10_000, 1);
-    const burst = await Promise.all(Array.from({ length: 40 }, () => requestOnce(balancer.url + '/')));
-    const bad = burst.filter((r) => !r.ok).map((r) => `${r.status || r.error}`);
-    t.deepEqual(bad, [], `round ${round}: ${bad.length}/40 requests failed right after the status listed the replica`);
-    t.is(await first.stop(10_000), 0);
-    await waitForUpstreams([], 10_000);
+/** GET /_balancer/status on a fresh connection: a kept-alive one may belong to a worker the test has stopped. */
+function statusNow(): Promise<BalancerStatusJson> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${balancer.url}/_balancer/status`, { agent: false, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body) as BalancerStatusJson) : reject(new Error(`status: HTTP ${res.statusCode}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error('status: no answer within 2 s')));
+    req.on('error', reject);
+  });
+}
+
+/** nginx's workers: the children of the master whose pid the balancer's nginx wrote. */
+function nginxWorkers(): number[] {
+  const master = Number(readFileSync(path.join(balancer.workDir, 'nginx.pid'), 'utf8'));
+  return readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
+}
+
+// After a reload nginx's old workers keep accepting for a while (about 0.1 s, longer when busy), still
+// with the old config: right after the first replica appears that is the 503 one. The balancer must
+// report a reload only once none of them accepts any more. The race is made certain: the old workers
+// are stopped (SIGSTOP) across the reload, so they keep their listening socket until the test lets
+// them go; until then the status must not list the new replica.
+test.serial('a reload is reported only once no old nginx worker accepts: the first replica is listed after, and no request then meets the 503 config', async (t) => {
+  const old = nginxWorkers();
+  t.true(old.length > 0, 'nginx has workers');
+  for (const pid of old) process.kill(pid, 'SIGSTOP');
+  let first: Replica;
+  try {
+    first = await addReplica('first');
+    await waitFor('Consul to list the first replica passing', async () => (await consul.passing(SERVICE)).includes('first'), 10_000, 20);
+    await sleep(1000); // the reload itself takes about 0.2 s here
+    const held = await statusNow();
+    t.deepEqual(held.upstreams, [], 'while an old worker still listens the reload is not reported');
+  } finally {
+    for (const pid of old) process.kill(pid, 'SIGCONT');
   }
+  await waitFor('the first replica in the status', async () => (await statusNow()).upstreams.includes(addr(first!)), 10_000, 5);
+  const burst = await Promise.all(Array.from({ length: 40 }, () => requestOnce(balancer.url + '/')));
+  const bad = burst.filter((r) => !r.ok).map((r) => `${r.status || r.error}`);
+  t.deepEqual(bad, [], `${bad.length}/40 requests failed right after the status listed the replica`);
+  t.is((await statusNow()).lastReloadError, null);
+  t.is(await first!.stop(10_000), 0);
+  await waitForUpstreams([], 10_000);
 });
 
 test.serial('three replicas: 300 requests reach all three (each at least 20%) with no failure', async (t) => {
@@ -132,6 +164,8 @@ test.serial('request bodies pass through to a replica; a body over the limit get
 });
 
 test.serial('a fourth replica started under load gets traffic, with no failure', async (t) => {
+  const reloadLines = () => balancer.output().split('\n').filter((l) => l.includes('"nginx reloaded"'));
+  const reloadsBefore = reloadLines().length;
   const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000 });
   await sleep(1000);
   const r4 = await addReplica('r4');
@@ -144,11 +178,11 @@ test.serial('a fourth replica started under load gets traffic, with no failure',
   const registeredAt = logTimes(r4, 'registered')[0];
   const firstProxied = logTimes(r4, 'request', '/')[0];
   t.log(`registration -> first proxied request: ${firstProxied - registeredAt} ms`);
-  const reloads = balancer.output().split('\n').filter((l) => l.includes('"nginx reloaded"')).map((l) => JSON.parse(l).msSinceChange as number);
+  const reloads = reloadLines().slice(reloadsBefore).map((l) => JSON.parse(l).msSinceChange as number);
   t.log(`Consul answer -> nginx reload, over ${reloads.length} reloads: max ${Math.max(...reloads)} ms`);
-  // Every change so far was logged (an empty list would make any bound true). The README promises
-  // traffic "within about a second" and this machine kind varies fivefold in speed: twice that.
-  t.true(reloads.length >= 5, `reload lines logged: ${reloads.length}`);
+  // r4's reload was logged (over no line any bound is true). The README promises traffic "within about
+  // a second", and this machine kind varies fivefold in speed: the bound is twice that.
+  t.true(reloads.length >= 1, `reload lines logged during the test: ${reloads.length}`);
   for (const ms of reloads) t.true(Number.isFinite(ms) && ms >= 0 && ms < 2000, `msSinceChange ${ms}`);
 });
 
