@@ -108,6 +108,12 @@ test.serial('SIGTERM: the replica leaves Consul before it exits, finishes the re
   await waitFor(`${replica.id} gone from the agent`, async () => !(await agentServices(consul)).includes(replica.id), 10_000, 20);
   t.is(replica.child.exitCode, null, 'still running (draining) when Consul no longer lists it');
   t.deepEqual(await consul.passing(NAME), [other.id]);
+  // It still takes new requests while the balancer drops it (closing at once would cut a request
+  // nginx had just sent), and asks each client to close its connection.
+  const late = await fetch(replica.url + '/', { signal: AbortSignal.timeout(5000) });
+  await late.text();
+  t.is(late.status, 200, 'still serving right after leaving Consul');
+  t.is(late.headers.get('connection'), 'close');
 
   inFlight.finish();
   const answer = await inFlight.answer;

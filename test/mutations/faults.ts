@@ -45,6 +45,13 @@ export const FAULTS: Fault[] = [
     tests: [E2E],
   },
   {
+    id: 'no-leave-delay',
+    breaks: 'a replica stops accepting and closes its pooled keep-alive connections as soon as it left Consul, before the balancer dropped it (the e2e loop then saw 1-2 POSTs answered 502 in most runs)',
+    patches: [{ file: 'service/main.ts', search: 'await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));', replace: '' }],
+    tests: [REPLICAS],
+    match: ['SIGTERM*'],
+  },
+  {
     id: 'empty-set-grace-disabled',
     breaks: 'right after a Consul outage the balancer applies an empty set at once',
     patches: [{ file: 'balancer/watch.ts', search: '    if (o.emptyGraceMs <= 0) return;', replace: '    return;' }],
@@ -65,9 +72,16 @@ export const FAULTS: Fault[] = [
     match: ['malformed and hostile*'],
   },
   {
-    id: 'truncated-chunked-body-unhandled',
-    breaks: 'a chunked body whose sender vanished (premature close) is not taken for a client abort',
-    patches: [{ file: 'service/app.ts', search: "code === 'ERR_STREAM_PREMATURE_CLOSE' || ", replace: '' }],
+    id: 'client-abort-not-recognized',
+    breaks: 'a request whose sender vanished mid-body (truncated chunked body) is an unhandled server error',
+    patches: [{ file: 'service/app.ts', search: "return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || error.message === 'aborted' || error.name === 'AbortError';", replace: 'return false;' }],
+    tests: [REPLICAS],
+    match: ['malformed and hostile*'],
+  },
+  {
+    id: 'cut-short-body-unanswered',
+    breaks: 'a request the HTTP parser refuses (a body cut short) gets no answer at all',
+    patches: [{ file: 'service/main.ts', search: '  const server = createAdaptorServer({ fetch: app.fetch }) as Server;\n', replace: "  const server = createAdaptorServer({ fetch: app.fetch }) as Server;\n  server.on('clientError', (_error, socket) => socket.destroy());\n" }],
     tests: [REPLICAS],
     match: ['malformed and hostile*'],
   },

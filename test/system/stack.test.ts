@@ -77,8 +77,9 @@ async function allHealthy(): Promise<boolean> {
   return states.length > 0 && states.every((s) => s === 'healthy');
 }
 
-function startLoop(): SteadyLoop {
-  const loop = startSteadyLoop(`${url}/`, { clients: 4, maxMs: 120_000 });
+/** With `postUrl`, GETs alternate with POSTs, which nginx never retries once sent (see load.ts). */
+function startLoop(postUrl = ''): SteadyLoop {
+  const loop = startSteadyLoop(`${url}/`, { clients: 4, maxMs: 120_000, postUrl });
   loops.push(loop);
   return loop;
 }
@@ -167,7 +168,7 @@ test.serial('2. replicas 3 -> 5 under a steady loop: the 3 keep their ids, the 2
 test.serial('3. replicas 5 -> 2 under the loop: only 3, 4, 5 go, each stopped with its grace and exiting by itself, no request fails', async (t) => {
   t.timeout(180_000);
   const ids = await containerIds([1, 2]);
-  const loop = startLoop();
+  const loop = startLoop(`${url}/api/users`);
   await sleep(1000);
   const summary = await deploy(t, 2);
   t.deepEqual(summary.deleted.sort(), [replicaKey(3), replicaKey(4), replicaKey(5)]);
@@ -183,6 +184,7 @@ test.serial('3. replicas 5 -> 2 under the loop: only 3, 4, 5 go, each stopped wi
   await sleep(1000);
   const report = await loop.stop();
   t.is(report.failures.length, 0, describeFailures(report));
+  t.true((report.byMethod.POST ?? 0) > 0, `POSTs in the loop: ${JSON.stringify(report.byMethod)}`);
   t.deepEqual(await containerIds([1, 2]), ids);
   for (const n of [3, 4, 5]) t.is(await inspect('container', replicaName(n)), undefined);
   t.log(`${report.total} requests during scale-down:`, report.byInstance);
