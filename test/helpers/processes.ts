@@ -1,5 +1,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+
+/**
+ * Throws, naming the program, when `command` is not an executable on PATH: a test that needs a server
+ * the machine lacks fails at once with its name instead of timing out (or being skipped).
+ */
+export function requireOnPath(command: string): void {
+  if (command.includes('/')) return;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    try {
+      fs.accessSync(path.join(dir, command), fs.constants.X_OK);
+      return;
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new Error(`${command} is not installed (not on PATH); the tests need it: scripts/provision.sh installs consul, nginx, syslog-ng and docker`);
+}
 
 export interface Managed {
   child: ChildProcess;
@@ -19,6 +37,7 @@ const running = new Set<Managed>();
  * own process does not spend CPU reading a line per request).
  */
 export function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv = {}, { logFile }: { logFile?: string } = {}): Managed {
+  requireOnPath(command);
   let out = '';
   let child: ChildProcess;
   if (logFile) {

@@ -121,6 +121,13 @@ export const FAULTS: Fault[] = [
     match: ['the collector image*'],
   },
   {
+    id: 'consul-not-installed',
+    breaks: 'consul is not on PATH: the tests that need it must fail naming it',
+    patches: [],
+    env: { PATH: '/nonexistent-cnp-mutations' },
+    tests: [USERS],
+  },
+  {
     id: 'stale-service-bundle',
     breaks: 'a test file run alone after a source change, without `npm run build`',
     stale: true,
