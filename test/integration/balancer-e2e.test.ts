@@ -114,8 +114,9 @@ test.serial('a reload is reported only once no old nginx worker accepts: the fir
   let first: Replica;
   try {
     first = await addReplica('first');
-    await waitFor('Consul to list the first replica passing', async () => (await consul.passing(SERVICE)).includes('first'), 10_000, 20);
-    await sleep(1000); // the reload itself takes about 0.2 s here
+    // New workers mean the balancer has sent nginx its reload; they serve the status page meanwhile.
+    await waitFor('nginx to start new workers (the reload)', () => nginxWorkers().some((pid) => !old.includes(pid)), 10_000, 10);
+    await sleep(1000); // a reload takes about 0.2 s here once nothing holds it
     const held = await statusNow();
     t.deepEqual(held.upstreams, [], 'while an old worker still listens the reload is not reported');
   } finally {
