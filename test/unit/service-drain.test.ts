@@ -52,6 +52,7 @@ test('drain lets a request in flight finish, closes keep-alive connections, and 
 
 test('drain is bounded: a request that never ends is cut off at the deadline', async (t) => {
   const { server, port } = await startServer(0);
+  t.teardown(() => server.closeAllConnections()); // so that a failed run does not hold the test process
   const hanging = get(port, '/hang', new http.Agent()).catch((error: Error) => error);
   await new Promise((r) => setTimeout(r, 50));
   const started = performance.now();
