@@ -1,8 +1,9 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { freshBundle } from './bundles';
 import { freePort } from './ports';
-import { startProcess, waitFor, type Managed } from './processes';
+import { requireOnPath, startProcess, waitFor, type Managed } from './processes';
 
 export const BALANCER_BUNDLE = path.resolve(__dirname, '../../balancer/dist/main.js');
 
@@ -31,9 +32,10 @@ export interface RunningBalancer extends Managed {
  * makes, with its nginx working files in a fresh temp dir; resolves once its status page answers.
  */
 export async function startBalancer(consulHttpAddr: string, serviceName: string, env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
+  requireOnPath(env.NGINX_BIN ?? 'nginx');
   const port = await freePort();
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-test-'));
-  const proc = startProcess(process.execPath, [BALANCER_BUNDLE], {
+  const proc = startProcess(process.execPath, [freshBundle('balancer')], {
     CONSUL_HTTP_ADDR: consulHttpAddr,
     SERVICE_NAME: serviceName,
     LISTEN_ADDRESS: '127.0.0.1',

@@ -7,7 +7,10 @@ export interface RequestResult {
   /** What was requested: a failure can then be found in the balancer's access log by its URI. */
   url: string;
   ok: boolean;
+  method: string;
   status: number;
+  /** When it was sent (epoch ms), to place failures on a time line. */
+  at: number;
   ms: number;
   instance?: string;
   upstream?: string;
@@ -19,18 +22,31 @@ export interface LoadReport {
   failures: RequestResult[];
   /** Requests answered per `X-Instance-Id`. */
   byInstance: Record<string, number>;
+  /** Requests sent per method (GET, POST). */
+  byMethod: Record<string, number>;
   /** The three slowest requests, slowest first. */
   slowest: RequestResult[];
 }
 
+/** A JSON body to POST instead of a GET. */
+export interface PostBody {
+  json: unknown;
+}
+
 /**
- * One GET on a fresh connection (no keep-alive). It fails if it errors, answers non-2xx,
- * or takes longer than `timeoutMs`: the project's definition of a failed request.
+ * One GET (or, given a body, one JSON POST) on a fresh connection (no keep-alive). It fails if it errors,
+ * answers non-2xx, or takes longer than `timeoutMs`: the project's definition of a failed request.
  */
-export function requestOnce(url: string, timeoutMs = 2000, headers: Record<string, string> = {}): Promise<RequestResult> {
+export function requestOnce(url: string, timeoutMs = 2000, headers: Record<string, string> = {}, post?: PostBody): Promise<RequestResult> {
+  const at = Date.now();
   const started = performance.now();
+  const method = post ? 'POST' : 'GET';
+  const body = post ? JSON.stringify(post.json) : undefined;
+  const failed = (error: unknown): RequestResult => ({ url, ok: false, method, status: 0, at, ms: performance.now() - started, error: String(error) });
   return new Promise((resolve) => {
-    const req = http.get(url, { agent: false, headers: { connection: 'close', ...headers } }, (res) => {
+    const contentHeaders: Record<string, string> =
+      body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+    const req = http.request(url, { method, agent: false, headers: { connection: 'close', ...contentHeaders, ...headers } }, (res) => {
       res.resume();
       res.on('end', () => {
         const ms = performance.now() - started;
@@ -38,25 +54,35 @@ export function requestOnce(url: string, timeoutMs = 2000, headers: Record<strin
         resolve({
           url,
           ok: status >= 200 && status < 300 && ms <= timeoutMs,
+          method,
           status,
+          at,
           ms,
           instance: res.headers['x-instance-id'] as string | undefined,
           upstream: res.headers['x-upstream-addr'] as string | undefined,
           error: ms > timeoutMs ? `slow: ${Math.round(ms)} ms` : undefined,
         });
       });
-      res.on('error', (error) => resolve({ url, ok: false, status: 0, ms: performance.now() - started, error: String(error) }));
+      res.on('error', (error) => resolve(failed(error)));
     });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (error) => resolve({ url, ok: false, status: 0, ms: performance.now() - started, error: String(error) }));
+    req.on('error', (error) => resolve(failed(error)));
+    req.end(body);
   });
 }
 
 function summarize(results: RequestResult[]): LoadReport {
   const byInstance: Record<string, number> = {};
-  for (const r of results) if (r.ok && r.instance) byInstance[r.instance] = (byInstance[r.instance] ?? 0) + 1;
-  const slowest = results.slice().sort((a, b) => b.ms - a.ms).slice(0, 3);
-  return { total: results.length, failures: results.filter((r) => !r.ok), byInstance, slowest };
+  const byMethod: Record<string, number> = {};
+  for (const r of results) {
+    if (r.ok && r.instance) byInstance[r.instance] = (byInstance[r.instance] ?? 0) + 1;
+    byMethod[r.method] = (byMethod[r.method] ?? 0) + 1;
+  }
+  const slowest = results
+    .slice()
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 3);
+  return { total: results.length, failures: results.filter((r) => !r.ok), byInstance, byMethod, slowest };
 }
 
 /** Sends `count` requests, `concurrency` at a time, each on a new connection; every result. */
@@ -85,6 +111,8 @@ export interface SteadyLoopReport extends LoadReport {
    * work in the same process) is added to every request in flight, although no server was slow.
    */
   longestStallMs: number;
+  /** Every request, in the order they were sent; only with `keepResults`. */
+  results?: RequestResult[];
 }
 
 export interface SteadyLoop {
@@ -92,12 +120,34 @@ export interface SteadyLoop {
   stop(): Promise<SteadyLoopReport>;
 }
 
+/** A user to create, unique per call: the steady loop's non-idempotent request. */
+export const newUser = (): PostBody => {
+  const n = Math.random().toString(36).slice(2, 10);
+  return { json: { name: `Loop ${n}`, email: `loop-${n}@example.com` } };
+};
+
+export interface SteadyLoopOptions {
+  clients?: number;
+  maxMs?: number;
+  maxRequests?: number;
+  pauseMs?: number;
+  /** When set, every client alternates a GET of the loop's URL with a POST of a new user here. */
+  postUrl?: string;
+  /** Report every request (`results`), not only failures and counts. */
+  keepResults?: boolean;
+}
+
 /**
  * The "steady request loop" of the tests: `clients` concurrent clients, a new connection per request,
  * until stopped, or until `maxMs` or `maxRequests` is reached so that it always ends by itself. Each
- * request carries its own `seq=N` query parameter, so a failed one can be found in access logs.
+ * GET carries its own `seq=N` query parameter, so a failed one can be found in access logs. With
+ * `postUrl`, nginx's retry of a failed GET on another replica no longer hides a replica that went away
+ * mid-request: nginx never retries a POST it has sent.
  */
-export function startSteadyLoop(url: string, { clients = 4, maxMs = 60_000, maxRequests = 200_000, pauseMs = 5 } = {}): SteadyLoop {
+export function startSteadyLoop(
+  url: string,
+  { clients = 4, maxMs = 60_000, maxRequests = 200_000, pauseMs = 5, postUrl = '', keepResults = false }: SteadyLoopOptions = {},
+): SteadyLoop {
   const results: RequestResult[] = [];
   const deadline = Date.now() + maxMs;
   let stopped = false;
@@ -105,9 +155,9 @@ export function startSteadyLoop(url: string, { clients = 4, maxMs = 60_000, maxR
   stalls.enable();
   const separator = url.includes('?') ? '&' : '?';
   let sent = 0;
-  const running = Array.from({ length: clients }, async () => {
-    while (!stopped && Date.now() < deadline && results.length < maxRequests) {
-      results.push(await requestOnce(`${url}${separator}seq=${++sent}`));
+  const running = Array.from({ length: clients }, async (_, client) => {
+    for (let i = client; !stopped && Date.now() < deadline && results.length < maxRequests; i++) {
+      results.push(postUrl && i % 2 === 1 ? await requestOnce(postUrl, 2000, {}, newUser()) : await requestOnce(`${url}${separator}seq=${++sent}`));
       if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
     }
   });
@@ -116,7 +166,7 @@ export function startSteadyLoop(url: string, { clients = 4, maxMs = 60_000, maxR
       stopped = true;
       await Promise.all(running);
       stalls.disable();
-      return { ...summarize(results), longestStallMs: Math.round(stalls.max / 1e6) };
+      return { ...summarize(results), longestStallMs: Math.round(stalls.max / 1e6), ...(keepResults ? { results } : {}) };
     },
   };
 }
@@ -127,7 +177,7 @@ export function startSteadyLoop(url: string, { clients = 4, maxMs = 60_000, maxR
  * require and compile of the program, 1.5 s on a loaded machine), and every request in flight then
  * looked that much slower although nginx had answered it in milliseconds.
  */
-export function startSteadyLoopProcess(url: string, options: Parameters<typeof startSteadyLoop>[1] = {}): SteadyLoop {
+export function startSteadyLoopProcess(url: string, options: SteadyLoopOptions = {}): SteadyLoop {
   const child = fork(path.join(__dirname, 'steady-loop-process.ts'), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
   const report = new Promise<SteadyLoopReport>((resolve, reject) => {
     child.once('message', (message) => resolve(message as SteadyLoopReport));
@@ -145,6 +195,8 @@ export function startSteadyLoopProcess(url: string, options: Parameters<typeof s
 
 /** Short human-readable description of failures, for assertion messages. */
 export function describeFailures(report: LoadReport, max = 5): string {
-  const shown = report.failures.slice(0, max).map((f) => `${f.status || 'ERR'} ${Math.round(f.ms)}ms ${f.error ?? ''} (${new URL(f.url).search || f.url})`.trim());
+  const shown = report.failures
+    .slice(0, max)
+    .map((f) => `${f.method} ${f.status || 'ERR'} ${Math.round(f.ms)}ms ${f.error ?? ''} (${new URL(f.url).search || f.url})`.trim());
   return `${report.failures.length}/${report.total} failed: ${shown.join('; ')}`;
 }

@@ -1,6 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { inspect } from 'node:util';
+import path from 'node:path';
+
+/**
+ * Throws, naming the program, when `command` is not an executable on PATH: a test that needs a server
+ * the machine lacks fails at once with its name instead of timing out (or being skipped).
+ */
+export function requireOnPath(command: string): void {
+  if (command.includes('/')) return;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    try {
+      fs.accessSync(path.join(dir, command), fs.constants.X_OK);
+      return;
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new Error(`${command} is not installed (not on PATH); the tests need it: scripts/provision.sh installs consul, nginx, syslog-ng and docker`);
+}
 
 export interface Managed {
   child: ChildProcess;
@@ -25,6 +43,7 @@ export function startProcess(
   env: NodeJS.ProcessEnv = {},
   { logFile, detached = false }: { logFile?: string; /** a process group of its own, as a terminal's foreground job */ detached?: boolean } = {},
 ): Managed {
+  requireOnPath(command);
   let out = '';
   let child: ChildProcess;
   if (logFile) {

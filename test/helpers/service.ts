@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { freshBundle } from './bundles';
 import { freePort } from './ports';
 import { startProcess, type Managed } from './processes';
 
@@ -28,6 +29,6 @@ export function replicaEnv(consulHttpAddr: string, name: string, id: string, por
  */
 export async function startReplica(consulHttpAddr: string, name: string, id: string, env: NodeJS.ProcessEnv = {}): Promise<Replica> {
   const port = await freePort();
-  const proc = startProcess(process.execPath, [SERVICE_BUNDLE], { ...replicaEnv(consulHttpAddr, name, id, port), ...env });
+  const proc = startProcess(process.execPath, [freshBundle('service')], { ...replicaEnv(consulHttpAddr, name, id, port), ...env });
   return Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}` });
 }

@@ -1,17 +1,21 @@
 // The balancer against real Consul (`consul agent -dev`), real nginx and real service replicas, on loopback.
 // Serial tests share one Consul and one balancer; each step builds on the replicas the last one left.
 import { promises as fs, readFileSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { startBalancer, type BalancerStatusJson, type RunningBalancer } from '../helpers/balancer';
 import { startConsul, type ConsulAgent } from '../helpers/consul';
+import { startGate, type Gate } from '../helpers/gate';
 import { describeFailures, requestOnce, sendRequests, startSteadyLoop } from '../helpers/load';
 import { stopAll, waitFor } from '../helpers/processes';
 import { startReplica, type Replica } from '../helpers/service';
 
 const SERVICE = 'hello';
 let consul: ConsulAgent;
+/** The replicas reach Consul through this relay, so a test can hold them off a restarted agent. */
+let consulGate: Gate;
 let balancer: RunningBalancer;
 let breakFile: string;
 const replicas = new Map<string, Replica>();
@@ -19,7 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const addr = (r: Replica) => `127.0.0.1:${r.port}`;
 
 async function addReplica(id: string): Promise<Replica> {
-  const replica = await startReplica(consul.httpAddr, SERVICE, id);
+  const replica = await startReplica(consulGate.url, SERVICE, id);
   replicas.set(id, replica);
   return replica;
 }
@@ -49,6 +53,7 @@ function logTimes(replica: Replica, msg: string, pathname?: string): number[] {
 
 test.before(async () => {
   consul = await startConsul();
+  consulGate = await startGate(consul.httpPort);
   breakFile = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-break-')), 'break');
   balancer = await startBalancer(consul.httpAddr, SERVICE, { BALANCER_TEST_BREAK_RENDER_FILE: breakFile, EMPTY_GRACE_MS: '10000' });
 });
@@ -58,6 +63,7 @@ test.after.always(async (t) => {
   await Promise.all([...replicas.values()].map((r) => r.stop(3000)));
   await balancer?.cleanup();
   await consul?.stop();
+  await consulGate?.close();
   await stopAll();
   if (breakFile) await fs.rm(path.dirname(breakFile), { recursive: true, force: true });
 });
@@ -74,6 +80,55 @@ test.serial('with no replica it answers 503 with a JSON body, and the status pag
   t.true(typeof status.consulIndex === 'number' && status.consulIndex > 0, `consulIndex ${status.consulIndex}`);
   t.is(status.lastReloadError, null);
   t.true('changedAt' in status && 'reloads' in status);
+});
+
+/** GET /_balancer/status on a fresh connection: a kept-alive one may belong to a worker the test has stopped. */
+function statusNow(): Promise<BalancerStatusJson> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${balancer.url}/_balancer/status`, { agent: false, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body) as BalancerStatusJson) : reject(new Error(`status: HTTP ${res.statusCode}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error('status: no answer within 2 s')));
+    req.on('error', reject);
+  });
+}
+
+/** nginx's workers: the children of the master whose pid the balancer's nginx wrote. */
+function nginxWorkers(): number[] {
+  const master = Number(readFileSync(path.join(balancer.workDir, 'nginx.pid'), 'utf8'));
+  return readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
+}
+
+// After a reload nginx's old workers keep accepting for a while (about 0.1 s, longer when busy), still
+// with the old config: right after the first replica appears that is the 503 one. The balancer must
+// report a reload only once none of them accepts any more. The race is made certain: the old workers
+// are stopped (SIGSTOP) across the reload, so they keep their listening socket until the test lets
+// them go; until then the status must not list the new replica.
+test.serial('a reload is reported only once no old nginx worker accepts: the first replica is listed after, and no request then meets the 503 config', async (t) => {
+  const old = nginxWorkers();
+  t.true(old.length > 0, 'nginx has workers');
+  for (const pid of old) process.kill(pid, 'SIGSTOP');
+  let first: Replica;
+  try {
+    first = await addReplica('first');
+    // New workers mean the balancer has sent nginx its reload; they serve the status page meanwhile.
+    await waitFor('nginx to start new workers (the reload)', () => nginxWorkers().some((pid) => !old.includes(pid)), 10_000, 10);
+    await sleep(1000); // a reload takes about 0.2 s here once nothing holds it
+    const held = await statusNow();
+    t.deepEqual(held.upstreams, [], 'while an old worker still listens the reload is not reported');
+  } finally {
+    for (const pid of old) process.kill(pid, 'SIGCONT');
+  }
+  await waitFor('the first replica in the status', async () => (await statusNow()).upstreams.includes(addr(first!)), 10_000, 5);
+  const burst = await Promise.all(Array.from({ length: 40 }, () => requestOnce(balancer.url + '/')));
+  const bad = burst.filter((r) => !r.ok).map((r) => `${r.status || r.error}`);
+  t.deepEqual(bad, [], `${bad.length}/40 requests failed right after the status listed the replica`);
+  t.is((await statusNow()).lastReloadError, null);
+  t.is(await first!.stop(10_000), 0);
+  await waitForUpstreams([], 10_000);
 });
 
 test.serial('three replicas: 300 requests reach all three (each at least 20%) with no failure', async (t) => {
@@ -110,6 +165,8 @@ test.serial('request bodies pass through to a replica; a body over the limit get
 });
 
 test.serial('a fourth replica started under load gets traffic, with no failure', async (t) => {
+  const reloadLines = () => balancer.output().split('\n').filter((l) => l.includes('"nginx reloaded"'));
+  const reloadsBefore = reloadLines().length;
   const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000 });
   await sleep(1000);
   const r4 = await addReplica('r4');
@@ -122,22 +179,52 @@ test.serial('a fourth replica started under load gets traffic, with no failure',
   const registeredAt = logTimes(r4, 'registered')[0];
   const firstProxied = logTimes(r4, 'request', '/')[0];
   t.log(`registration -> first proxied request: ${firstProxied - registeredAt} ms`);
-  const reloads = balancer.output().split('\n').filter((l) => l.includes('"nginx reloaded"')).map((l) => (JSON.parse(l) as { msSinceChange: number }).msSinceChange);
+  const reloads = reloadLines().slice(reloadsBefore).map((l) => (JSON.parse(l) as { msSinceChange: number }).msSinceChange);
   t.log(`Consul answer -> nginx reload, over ${reloads.length} reloads: max ${Math.max(...reloads)} ms`);
-  t.true(Math.max(...reloads) < 1000);
+  // r4's reload was logged (over no line any bound is true). The README promises traffic "within about
+  // a second", and this machine kind varies fivefold in speed: the bound is twice that.
+  t.true(reloads.length >= 1, `reload lines logged during the test: ${reloads.length}`);
+  for (const ms of reloads) t.true(Number.isFinite(ms) && ms >= 0 && ms < 2000, `msSinceChange ${ms}`);
 });
 
-test.serial('SIGTERM of a replica under a steady loop fails no request', async (t) => {
-  const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000 });
+/** Starts a POST straight to a replica whose body is sent in two halves: in flight until `finish()`. */
+function slowPost(port: number) {
+  const body = JSON.stringify({ name: 'Slow', email: 'slow@example.com' });
+  const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/api/users', headers: { 'content-type': 'application/json' } });
+  const answer = new Promise<number | string>((resolve) => {
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', (error) => resolve(String(error)));
+  });
+  req.write(body.slice(0, 10));
+  return { answer, finish: () => req.end(body.slice(10)) };
+}
+
+// GETs alone cannot tell draining from dying: nginx retries a failed GET on another replica. It never
+// retries a POST it has sent, so the loop alternates both. And the order is checked directly: a request
+// in flight holds the replica's drain open while Consul and the balancer must already have let it go.
+test.serial('SIGTERM of a replica under a steady loop of GETs and POSTs fails no request: it leaves Consul and the balancer before it exits', async (t) => {
+  const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000, postUrl: balancer.url + '/api/users' });
   await sleep(1000);
   const r1 = replicas.get('r1')!;
-  const code = await r1.stop(10_000);
-  await waitForUpstreams(live(), 10_000);
+  const inFlight = slowPost(r1.port);
+  await sleep(200);
+  const running = () => r1.child.exitCode === null && r1.child.signalCode === null;
+  r1.child.kill('SIGTERM');
+  await waitFor('r1 gone from the Consul agent', async () => !Object.keys(await consul.get<Record<string, unknown>>('/v1/agent/services')).includes('r1'), 10_000, 10);
+  t.true(running(), 'r1 was still running (draining) when Consul no longer listed it');
+  await waitForUpstreams(live().filter((r) => r !== r1), 10_000);
+  t.true(running(), 'r1 was still running when the balancer no longer sent it requests');
+  inFlight.finish();
+  t.is(await inFlight.answer, 201, 'the request in flight was answered');
+  const code = await Promise.race([r1.exited, sleep(15_000).then(() => 'still running after 15 s')]);
   await sleep(1000);
   const report = await loop.stop();
   t.is(code, 0, 'the replica drained and exited 0');
   t.deepEqual(report.failures, [], describeFailures(report));
-  t.true(report.total > 50, `only ${report.total} requests`);
+  t.true((report.byMethod.POST ?? 0) > 25 && (report.byMethod.GET ?? 0) > 25, `requests sent: ${JSON.stringify(report.byMethod)}`);
 });
 
 test.serial('SIGKILL of a replica under a steady loop fails no request while it leaves the upstream set', async (t) => {
@@ -166,8 +253,17 @@ test.serial('Consul stopped and started again under a steady loop: no failure, t
   const during = await balancer.status();
   t.deepEqual(during.upstreams, before.upstreams, 'the last good set is kept while Consul is down');
 
+  // The dev agent comes back empty. Whether the replicas or the balancer reach it first is a race;
+  // the gate holds the replicas off until the balancer has met the empty agent, every run.
+  await consulGate.close();
   await consul.start();
-  // The dev agent comes back empty; the replicas register again and pass their first check.
+  await waitFor('the balancer to reach Consul again', async () => (await balancer.status()).consul.reachable, 10_000, 50);
+  await sleep(500);
+  const held = await balancer.status();
+  t.deepEqual(held.upstreams, before.upstreams, 'the last set is held through the empty answer (the grace)');
+  t.regex(balancer.output(), /keeping the last set during the grace/);
+  await consulGate.open();
+  // The replicas register again and pass their first check.
   await waitFor('Consul to list the replicas again', async () => (await consul.passing(SERVICE)).length === live().length, 20_000, 100);
   await waitForUpstreams(live(), 10_000);
   const r5 = await addReplica('r5');
@@ -176,8 +272,6 @@ test.serial('Consul stopped and started again under a steady loop: no failure, t
   const report = await loop.stop();
   t.deepEqual(report.failures, [], describeFailures(report));
   t.true((await balancer.status()).upstreams.includes(addr(r5)), 'a change after the outage reaches nginx');
-  const held = balancer.output().includes('keeping the last set during the grace');
-  t.log(`empty set held during the grace after the restart: ${held}`);
   t.is(balancer.output().split('\n').filter((l) => l.includes('Consul query failed')).length, 1, 'the outage is logged once');
 });
 

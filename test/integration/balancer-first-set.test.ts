@@ -35,7 +35,8 @@ test('the first request a new balancer accepts is answered by a replica that was
   });
   t.teardown(() => balancer.stop(5000));
   await waitFor('the balancer to accept connections', () => connects(port), 15_000, 5);
-  const first = await requestOnce(`http://127.0.0.1:${port}/`);
-  t.is(first.status, 200, balancer.output().slice(-2000));
+  // What is checked is who answers, not how fast: a loaded machine gets a generous deadline.
+  const first = await requestOnce(`http://127.0.0.1:${port}/`, 10_000);
+  t.is(first.status, 200, `${first.error ?? ''} after ${Math.round(first.ms)} ms; balancer log: ${balancer.output().slice(-2000)}`);
   t.is(first.instance, 'first-1');
 });

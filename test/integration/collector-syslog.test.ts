@@ -65,7 +65,8 @@ test('syslog-ng with the collector config keeps one file per container and a com
   t.timeout(30_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-collector-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const logDir = path.join(dir, 'logs');
+  // Two levels down, so that a tag's `../../` would land inside `dir`, where the listing below sees it.
+  const logDir = path.join(dir, 'stack', 'logs');
   const port = await freePort();
 
   const syslogNg = startProcess(
@@ -94,9 +95,10 @@ test('syslog-ng with the collector config keeps one file per container and a com
   await sendUdp(port, dockerLine('cnp-t-udp', 'stdout', 'over udp').trimEnd());
   // A tag that tries to leave the directory.
   await sendTcp(port, dockerLine('../../escaped', 'stdout', 'should stay inside'));
+  await sendTcp(port, dockerLine('cnp/t/slashed', 'stdout', 'slashed tag'));
 
   const all = path.join(logDir, 'all.log');
-  await waitFor('every message in all.log', () => readLines(all).length >= 7, 10_000);
+  await waitFor('every message in all.log', () => readLines(all).length >= 8, 10_000);
 
   const body = (file: string) => readLines(path.join(logDir, file)).map((line) => line.replace(/^\S+ /, ''));
   t.deepEqual(body(`${a}.log`), ['a first', 'a oops', 'a third']);
@@ -109,8 +111,13 @@ test('syslog-ng with the collector config keeps one file per container and a com
   // Each line keeps the sender's timestamp (ISO 8601) first.
   for (const line of readLines(all)) t.regex(line, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d /);
   t.true(combined.some((line) => line.endsWith('should stay inside')));
-  // Nothing was written outside the log directory.
-  t.deepEqual(fs.readdirSync(dir).sort(), ['logs', 'syslog-ng.ctl', 'syslog-ng.persist', 'syslog-ng.pid']);
+  // A tag with a slash gets a flat file in the log directory, not a subdirectory (sanitize); syslog-ng
+  // itself refuses the escaping tag's file ("spurious path"), so that line is in all.log only.
+  t.deepEqual(body('cnp_t_slashed.log'), ['slashed tag']);
+  t.deepEqual(fs.readdirSync(logDir).sort(), ['all.log', `${b}.log`, `${a}.log`, 'cnp-t-udp.log', 'cnp_t_slashed.log'].sort());
+  // Nothing was written outside the log directory, where a `../../` would have landed.
+  t.deepEqual(fs.readdirSync(dir).sort(), ['stack', 'syslog-ng.ctl', 'syslog-ng.persist', 'syslog-ng.pid']);
+  t.deepEqual(fs.readdirSync(path.join(dir, 'stack')), ['logs']);
 });
 
 // Every Docker call is asynchronous: a synchronous one (spawnSync) blocks this whole ava process, the

@@ -108,6 +108,12 @@ test.serial('SIGTERM: the replica leaves Consul before it exits, finishes the re
   await waitFor(`${replica.id} gone from the agent`, async () => !(await agentServices(consul)).includes(replica.id), 10_000, 20);
   t.is(replica.child.exitCode, null, 'still running (draining) when Consul no longer lists it');
   t.deepEqual(await consul.passing(NAME), [other.id]);
+  // It still takes new requests while the balancer drops it (closing at once would cut a request
+  // nginx had just sent), and asks each client to close its connection.
+  const late = await fetch(replica.url + '/', { signal: AbortSignal.timeout(5000) });
+  await late.text();
+  t.is(late.status, 200, 'still serving right after leaving Consul');
+  t.is(late.headers.get('connection'), 'close');
 
   inFlight.finish();
   const answer = await inFlight.answer;
@@ -121,8 +127,9 @@ test.serial('SIGTERM: the replica leaves Consul before it exits, finishes the re
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .map((line) => (JSON.parse(line) as { msg: string }).msg);
-  t.true(messages.indexOf('draining') < messages.indexOf('deregistered'));
-  t.true(messages.indexOf('deregistered') < messages.indexOf('stopped'));
+  const order = ['draining', 'deregistered', 'stopped'].map((msg) => messages.indexOf(msg));
+  t.false(order.includes(-1), `draining, deregistered and stopped are all logged: ${messages.join(', ')}`);
+  t.true(order[0] < order[1] && order[1] < order[2], `in that order: ${messages.join(', ')}`);
 });
 
 test.serial('SIGKILL: Consul marks the dead replica critical', async (t) => {
@@ -277,6 +284,17 @@ function raw(port: number, bytes: string | Buffer, { endAfterWrite = true, destr
   });
 }
 
+/** Statuses of the replica's logged POST /api/users requests, in order. */
+function postStatuses(replica: Replica): number[] {
+  return replica
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { msg: string; method?: string; path?: string; status?: number })
+    .filter((entry) => entry.msg === 'request' && entry.method === 'POST' && entry.path === '/api/users')
+    .map((entry) => entry.status!);
+}
+
 test.serial('malformed and hostile requests get 4xx answers and never crash a replica', async (t) => {
   // No Consul is needed for this: the replica retries registration against a closed loopback port meanwhile.
   const replica = await startReplica('http://127.0.0.1:1', NAME, `${NAME}-g-1`);
@@ -284,14 +302,21 @@ test.serial('malformed and hostile requests get 4xx answers and never crash a re
   await waitFor('the replica to serve', async () => (await call(replica.url + '/health')).status === 200, 10_000, 100);
 
   t.regex(await raw(replica.port, 'this is not HTTP\r\n\r\n'), /^HTTP\/1\.1 400/);
+  // A body cut short (the client half-closes after 4 of 10 bytes): Node's parser answers 400 on the
+  // socket, and the app, whose body read failed, takes it for the client's abort (400, not a 5xx).
   t.regex(
     await raw(replica.port, 'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{"na'),
-    /^$|^HTTP\/1\.1 4/,
+    /^HTTP\/1\.1 400 /,
     'a body cut short by the client',
   );
+  await waitFor('the cut-short request in the log', () => postStatuses(replica).length === 1, 5000, 20);
+  t.deepEqual(postStatuses(replica), [400], 'the cut-short body is a client abort');
+  // A chunked body whose sender vanishes mid-body: nobody is left to answer; the app logs a client abort.
   await raw(replica.port, 'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"nam\r\n', {
     destroyAfterMs: 100,
   });
+  await waitFor('the truncated chunked request in the log', () => postStatuses(replica).length === 2, 5000, 20);
+  t.deepEqual(postStatuses(replica), [400, 400], 'the truncated chunked body is a client abort');
   const huge = Buffer.alloc(1024 * 1024, 'x');
   const big = await fetch(replica.url + '/api/users', {
     method: 'POST',
@@ -304,8 +329,11 @@ test.serial('malformed and hostile requests get 4xx answers and never crash a re
     }),
     duplex: 'half',
   }).catch((error: Error) => error);
-  // The replica answers 413 and closes the connection; a client still uploading may see the close first.
+  // The replica answers 413 and closes the connection; a client still uploading may see the close
+  // first, so the replica's own log is what must say 413 either way.
   if (!(big instanceof Error)) t.is(big.status, 413, 'a chunked 1 MiB body');
+  await waitFor('the 1 MiB request in the log', () => postStatuses(replica).length === 3, 5000, 20);
+  t.is(postStatuses(replica)[2], 413, `a chunked 1 MiB body (the client saw ${big instanceof Error ? big.message : big.status})`);
   const badJson = await fetch(replica.url + '/api/users', { method: 'POST', body: '{"name": ', headers: { 'content-type': 'application/json' } });
   t.is(badJson.status, 400);
   t.regex(((await badJson.json()) as { error: string }).error, /not valid JSON/);

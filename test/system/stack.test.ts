@@ -4,11 +4,10 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { recordStack } from '../helpers/record-stack';
 import { scratchCopy } from '../helpers/scratch-copy';
-import { describeFailures, requestOnce, sendAll, sendRequests, startSteadyLoopProcess, type LoadReport, type RequestResult, type SteadyLoop, type SteadyLoopReport } from '../helpers/load';
+import { describeFailures, requestOnce, sendAll, sendRequests, startSteadyLoopProcess, type LoadReport, type RequestResult, type SteadyLoop, type SteadyLoopOptions, type SteadyLoopReport } from '../helpers/load';
 import { freePorts } from '../helpers/ports';
 import { waitFor } from '../helpers/processes';
 import { docker, inspect, run } from './docker';
@@ -44,7 +43,6 @@ let before: DockerListing;
 /** Every volume any of the stack's containers mounted, named or anonymous. */
 const stackVolumes = new Set<string>();
 const loops: SteadyLoop[] = [];
-const timedLoops: Array<{ stop(): Promise<unknown> }> = [];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -94,8 +92,9 @@ async function allHealthy(): Promise<boolean> {
   return states.length > 0 && states.every((s) => s === 'healthy');
 }
 
-function startLoop(): SteadyLoop {
-  const loop = startSteadyLoopProcess(`${url}/`, { clients: 4, maxMs: 120_000 });
+/** With `postUrl`, GETs alternate with POSTs, which nginx never retries once sent (see load.ts). */
+function startLoop(postUrl = '', options: SteadyLoopOptions = {}): SteadyLoop {
+  const loop = startSteadyLoopProcess(`${url}/`, { clients: 4, maxMs: 120_000, postUrl, ...options });
   loops.push(loop);
   return loop;
 }
@@ -173,7 +172,7 @@ async function sweepStack(stack: string): Promise<void> {
 }
 
 test.after.always(async () => {
-  await Promise.all([...loops, ...timedLoops].map((l) => l.stop()));
+  await Promise.all(loops.map((l) => l.stop()));
   await realizer.destroy().catch(() => {});
   await sweepStack(STACK);
   // Then the builds this run left untagged (earlier versions), if no one uses them.
@@ -236,7 +235,7 @@ test.serial('2. replicas 3 -> 5 under a steady loop: the 3 keep their ids, the 2
 test.serial('3. replicas 5 -> 2 under the loop: only 3, 4, 5 go, each stopped with its grace and exiting by itself, no request fails', async (t) => {
   t.timeout(180_000);
   const ids = await containerIds([1, 2]);
-  const loop = startLoop();
+  const loop = startLoop(`${url}/api/users`);
   await sleep(1000);
   const summary = await deploy(t, 2);
   t.deepEqual(summary.deleted.sort(), [replicaKey(3), replicaKey(4), replicaKey(5)]);
@@ -252,6 +251,7 @@ test.serial('3. replicas 5 -> 2 under the loop: only 3, 4, 5 go, each stopped wi
   await sleep(1000);
   const report = await loop.stop();
   t.is(report.failures.length, 0, await explainFailures(report));
+  t.true((report.byMethod.POST ?? 0) > 0, `POSTs in the loop: ${JSON.stringify(report.byMethod)}`);
   t.deepEqual(await containerIds([1, 2]), ids);
   for (const n of [3, 4, 5]) t.is(await inspect('container', replicaName(n)), undefined);
   t.log(`${report.total} requests during scale-down (longest stall of the clients' event loop: ${report.longestStallMs} ms):`, report.byInstance);
@@ -316,55 +316,7 @@ test.serial('5. logs: a marker in a request lands in the serving replica\'s file
   t.log(`${file}: ${(await collectorFile(file)).split('\n').find((l) => l.includes(marker))}`);
 });
 
-/** One POST creating a user, on a fresh connection: the request nginx may not retry once sent. */
-function postOnce(url: string, timeoutMs = 2000): Promise<RequestResult> {
-  const started = performance.now();
-  const body = JSON.stringify({ name: 'Deploy Check', email: 'deploy@example.com' });
-  return new Promise((resolve) => {
-    const done = (result: Omit<RequestResult, 'ms' | 'url'>) => resolve({ ...result, url: `${url}/api/users`, ms: performance.now() - started });
-    const req = http.request(`${url}/api/users`, {
-      method: 'POST',
-      agent: false,
-      headers: { connection: 'close', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-    }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        const ms = performance.now() - started;
-        const status = res.statusCode ?? 0;
-        done({ ok: status === 201 && ms <= timeoutMs, status, instance: res.headers['x-instance-id'] as string | undefined, error: ms > timeoutMs ? `slow: ${Math.round(ms)} ms` : undefined });
-      });
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (error) => done({ ok: false, status: 0, error: String(error) }));
-    req.end(body);
-  });
-}
 
-interface TimedResult extends RequestResult {
-  at: number;
-  method: string;
-}
-
-/** GETs and POSTs, one after the other on fresh connections, each with its start time, until stopped (bounded). */
-function startTimedLoop(clients: number, maxMs: number): { stop(): Promise<TimedResult[]> } {
-  const results: TimedResult[] = [];
-  const deadline = Date.now() + maxMs;
-  let stopped = false;
-  const running = Array.from({ length: clients }, async (_, client) => {
-    for (let i = 0; !stopped && Date.now() < deadline; i++) {
-      const at = Date.now();
-      const post = (i + client) % 2 === 1;
-      results.push({ ...(post ? await postOnce(url) : await requestOnce(`${url}/`)), at, method: post ? 'POST' : 'GET' });
-      await sleep(10);
-    }
-  });
-  const loop = { stop: async () => { stopped = true; await Promise.all(running); return results; } };
-  timedLoops.push(loop);
-  return loop;
-}
-
-const describeTimed = (failures: TimedResult[]) =>
-  `${failures.length} failed: ${failures.slice(0, 5).map((f) => `${f.method} ${f.status || 'ERR'} ${Math.round(f.ms)}ms ${f.error ?? ''}`).join('; ')}`;
 
 /** The replica containers (name and id) of the live stack. */
 const liveReplicas = () => realizer.containers().filter((c) => /^replicas-\d+$/.test(c.resourceName));
@@ -381,13 +333,13 @@ test.serial('6. a code change under service/ rolls out under GETs and POSTs: non
   t.is(oldReplicas.length, 2);
 
   const loop = startLoop();
-  const timed = startTimedLoop(2, 240_000);
+  const mixedLoop = startLoop(`${url}/api/users`, { clients: 2, maxMs: 240_000 });
   await sleep(1000);
   const started = Date.now();
   const summary = await deploy(t, 2, copy.dir);
   const deployMs = Date.now() - started;
   await sleep(1000);
-  const [report, mixed] = [await loop.stop(), await timed.stop()];
+  const [report, mixed] = [await loop.stop(), await mixedLoop.stop()];
 
   const replacedContainers = () => summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort();
   t.deepEqual(replacedContainers(), [replicaKey(1), replicaKey(2)]);
@@ -407,10 +359,9 @@ test.serial('6. a code change under service/ rolls out under GETs and POSTs: non
     t.is(await inspect('container', removed.name), undefined);
   }
 
-  const failedMixed = mixed.filter((r) => !r.ok);
-  t.is(report.failures.length, 0, describeFailures(report));
-  t.is(failedMixed.length, 0, describeTimed(failedMixed));
-  t.true(mixed.filter((r) => r.method === 'POST').length > 20, 'POSTs ran through the deploy');
+  t.is(report.failures.length, 0, await explainFailures(report));
+  t.is(mixed.failures.length, 0, await explainFailures(mixed));
+  t.true((mixed.byMethod.POST ?? 0) > 20, `POSTs ran through the deploy: ${JSON.stringify(mixed.byMethod)}`);
 
   // After the deploy every answer comes from a new replica running the changed code.
   const newNames = liveReplicas().map((c) => c.name).sort();
@@ -420,7 +371,7 @@ test.serial('6. a code change under service/ rolls out under GETs and POSTs: non
   t.deepEqual(after.filter((r) => !r.ok || !newNames.includes(r.instance!)), [], 'every answer from a new replica');
   const versions = await Promise.all(Array.from({ length: 10 }, async () => ((await (await fetch(`${url}/`)).json()) as { version: string }).version));
   t.true(versions.every((v) => v.endsWith(`+${marker}`)), versions.join(', '));
-  t.log(`code deploy of 2 replicas in ${(deployMs / 1000).toFixed(1)} s; ${report.total} GETs and ${mixed.length} mixed GET/POST requests during it, 0 failed; ` +
+  t.log(`code deploy of 2 replicas in ${(deployMs / 1000).toFixed(1)} s; ${report.total} GETs and ${mixed.total} mixed GET/POST requests during it, 0 failed; ` +
     `old replicas stopped in ${summary.removedContainers.map((r) => `${r.stopMs} ms`).join(', ')}`);
 });
 
@@ -430,13 +381,13 @@ test.serial('7. a new baseImage rebuilds every image: replicas roll with no fail
   const base = `cnp-base:${STACK}`;
   await docker(['build', '-q', '-t', base, '-'], { input: `FROM ${BASE_IMAGE}\nLABEL ${STACK_LABEL}\n` });
   const oldReplicas = liveReplicas();
-  const timed = startTimedLoop(2, 240_000);
+  const timed = startLoop(`${url}/api/users`, { clients: 2, maxMs: 240_000, keepResults: true });
   await sleep(1000);
   const started = Date.now();
   const summary = await deploy(t, 2, PROJECT_DIR, base);
   const deployMs = Date.now() - started;
   await sleep(1000);
-  const results = (await timed.stop()).sort((a, b) => a.at - b.at);
+  const results = (await timed.stop()).results!.sort((a, b) => a.at - b.at);
 
   t.deepEqual(summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort(), ['balancer-container', 'collector-container', 'replicas-1', 'replicas-2'].map((n) => `docker:index/container:Container::${n}`).sort());
   for (const removed of summary.removedContainers.filter((r) => oldReplicas.some((o) => o.name === r.name))) {

@@ -57,7 +57,8 @@ test('one change is checked, installed and reloaded, and the status follows', as
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
   t.deepEqual(nginx.events, ['check a:1', 'install', 'reload a:1']);
-  t.true(Date.now() - started < 500);
+  // About 40 ms of timers (debounce and check); a bound only against waiting for something else.
+  t.true(Date.now() - started < 1000);
   t.deepEqual(status.upstreams, ['a:1']);
   t.is(status.reloads, 1);
   t.truthy(status.changedAt);
@@ -86,7 +87,8 @@ test('a burst that never pauses is still applied within the maximum delay', asyn
   await applier.idle();
   t.true(status.reloads >= 2, `reloads ${status.reloads}`);
   t.true(status.reloads <= 6, `reloads ${status.reloads}`);
-  t.true(Date.now() - started < 1000);
+  // 400 ms of burst plus at most one maximum delay (150 ms); twice that for a slow machine.
+  t.true(Date.now() - started < 2 * (400 + 150));
 });
 
 test('a config nginx -t refuses is never installed; the error is reported and the next good one goes through', async (t) => {

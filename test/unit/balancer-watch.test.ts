@@ -108,16 +108,23 @@ test('a zero index from Consul is never used to block (it would return at once)'
 
 test('Consul failures keep the set, back off, log once per outage, and restart at index 0', async (t) => {
   const down = new Error('connect ECONNREFUSED 127.0.0.1:8500');
-  const { consul, lines, changes, follower } = follow([{ index: 9, entries: [entry(3001)] }, down, down, down, down, { index: 2, entries: [entry(3001)] }]);
+  const { consul, lines, changes, follower } = follow([
+    { index: 9, entries: [entry(3001)] },
+    ...Array.from({ length: 6 }, () => down),
+    { index: 2, entries: [entry(3001)] },
+  ]);
   t.teardown(() => follower.stop());
-  await waitFor('seven queries', () => consul.queries.length === 7, 3000, 5);
+  await waitFor('nine queries', () => consul.queries.length === 9, 5000, 5);
   t.deepEqual(changes, [['127.0.0.1:3001']], 'the set is kept through the outage');
   t.is(lines.filter((l) => l.msg.startsWith('Consul query failed')).length, 1);
   t.is(lines.filter((l) => l.msg === 'Consul answers again').length, 1);
-  t.deepEqual(consul.queries.slice(2, 6).map((q) => q.index), [0, 0, 0, 0]);
-  const gaps = consul.queries.slice(1, 6).map((q, i, all) => (i === 0 ? 0 : q.at - all[i - 1].at)).slice(1);
-  // 20, 40, 80, 80 ms: doubling, capped (allow timer slack).
-  t.true(gaps[0] >= 15 && gaps[2] >= 70 && gaps[3] >= 70 && gaps[3] < 400, `gaps ${gaps.join(',')}`);
+  t.deepEqual(consul.queries.slice(2, 8).map((q) => q.index), [0, 0, 0, 0, 0, 0]);
+  const gaps = consul.queries.slice(2, 8).map((q, i) => q.at - consul.queries[i + 1].at);
+  // 20, 40, 80, 80, 80, 80 ms: doubling (timers never fire early), then capped. Doubling on, the last
+  // three would take 160 + 320 + 640 ms; capped they take 240, and twice that allows for a slow machine.
+  t.true(gaps[0] >= 15 && gaps[1] >= 35 && gaps[2] >= 70, `doubling: gaps ${gaps.join(',')}`);
+  const lastThree = gaps[3] + gaps[4] + gaps[5];
+  t.true(lastThree >= 3 * 80 - 5 && lastThree < 2 * 3 * 80, `capped: gaps ${gaps.join(',')}`);
   t.true(follower.consulState().reachable);
 });
 

@@ -146,6 +146,8 @@ function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expe
       'syslog-address': `tcp://${syslogHost}:${x.ports.collector}`,
       'syslog-format': 'rfc5424',
       tag: inputs(c).name,
+      // A collector outage must not block a container's writes to stdout.
+      mode: 'non-blocking',
     });
     t.true(c.options.dependsOn.includes(collector.name), `${inputs(c).name} dependsOn the collector`);
   }

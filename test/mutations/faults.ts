@@ -1,0 +1,214 @@
+// The faults `npm run test:mutations` (scripts/mutations.ts) injects, one at a time, into a scratch copy.
+// Each names the tests that must catch it. A search text must occur exactly once in its file: when the
+// product changes under it the script fails, and the entry must be brought up to date, not dropped.
+
+export interface Patch {
+  /** Repository-relative path of the product file. */
+  file: string;
+  search: string;
+  replace: string;
+}
+
+export interface Fault {
+  id: string;
+  /** What the fault breaks, in the product's terms. */
+  breaks: string;
+  patches: Patch[];
+  /** Test files (repository-relative) that must catch it. */
+  tests: string[];
+  /** Only the tests whose titles match (ava --match), for speed; serial files that build on earlier steps run whole. */
+  match?: string[];
+  /** Environment of the test run (a dependency made unreachable). */
+  env?: Record<string, string>;
+  /** The bundles are built before the patch instead of after it: a stale bundle. */
+  stale?: boolean;
+  timeoutS?: number;
+}
+
+const E2E = 'test/integration/balancer-e2e.test.ts';
+const REPLICAS = 'test/integration/service-replicas.test.ts';
+const USERS = 'test/integration/service-users-store.test.ts';
+const COLLECTOR = 'test/integration/collector-syslog.test.ts';
+
+export const FAULTS: Fault[] = [
+  // The three gaps of issue 17.
+  {
+    id: 'reload-without-old-worker-wait',
+    breaks: "Nginx.reload returns as soon as a new worker answers, while old workers still accept with the old config",
+    patches: [{ file: 'balancer/nginx.ts', search: 'while ((await workersStillListening(listeners, oldWorkers)).length > 0) {', replace: 'while (false && (await workersStillListening(listeners, oldWorkers)).length > 0) {' }],
+    tests: [E2E],
+  },
+  {
+    id: 'sigterm-exits-at-once',
+    breaks: 'a replica exits on SIGTERM at once: no health 503, no deregistration, no drain',
+    patches: [{ file: 'service/main.ts', search: "process.on('SIGTERM', (signal) => void shutdown(signal));", replace: "process.on('SIGTERM', () => process.exit(0));" }],
+    tests: [E2E],
+  },
+  {
+    id: 'no-leave-delay',
+    breaks: 'a replica stops accepting and closes its pooled keep-alive connections as soon as it left Consul, before the balancer dropped it (the e2e loop then saw 1-2 POSTs answered 502 in most runs)',
+    patches: [{ file: 'service/main.ts', search: 'await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));', replace: '' }],
+    tests: [REPLICAS],
+    match: ['SIGTERM*'],
+  },
+  {
+    id: 'empty-set-grace-disabled',
+    breaks: 'right after a Consul outage the balancer applies an empty set at once',
+    patches: [{ file: 'balancer/watch.ts', search: '    if (o.emptyGraceMs <= 0) return;', replace: '    return;' }],
+    tests: [E2E],
+  },
+  // One per weak assertion of issue 17.
+  {
+    id: 'reload-log-line-lost',
+    breaks: "the balancer no longer logs 'nginx reloaded' (the e2e bound over no lines was true)",
+    patches: [{ file: 'balancer/apply.ts', search: "o.logger.info('nginx reloaded', {", replace: "o.logger.info('nginx config applied', {" }],
+    tests: [E2E],
+  },
+  {
+    id: 'client-abort-answered-500',
+    breaks: 'a request whose body the client cut short is treated as a server error',
+    patches: [{ file: 'service/app.ts', search: "whole request' }, 400, CLOSE);", replace: "whole request' }, 500, CLOSE);" }],
+    tests: [REPLICAS],
+    match: ['malformed and hostile*'],
+  },
+  {
+    id: 'client-abort-not-recognized',
+    breaks: 'a request whose sender vanished mid-body (truncated chunked body) is an unhandled server error',
+    patches: [{ file: 'service/app.ts', search: "return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || error.message === 'aborted' || error.name === 'AbortError';", replace: 'return false;' }],
+    tests: [REPLICAS],
+    match: ['malformed and hostile*'],
+  },
+  {
+    id: 'cut-short-body-unanswered',
+    breaks: 'a request the HTTP parser refuses (a body cut short) gets no answer at all',
+    patches: [{ file: 'service/main.ts', search: '  const server = createAdaptorServer({ fetch: app.fetch }) as Server;\n', replace: "  const server = createAdaptorServer({ fetch: app.fetch }) as Server;\n  server.on('clientError', (_error, socket) => socket.destroy());\n" }],
+    tests: [REPLICAS],
+    match: ['malformed and hostile*'],
+  },
+  {
+    id: 'body-limit-raised',
+    breaks: 'the users API reads bodies of 2 MiB (limit 64 KiB)',
+    patches: [{ file: 'service/app.ts', search: 'export const MAX_BODY_BYTES = 64 * 1024;', replace: 'export const MAX_BODY_BYTES = 2 * 1024 * 1024;' }],
+    tests: [REPLICAS],
+    match: ['malformed and hostile*'],
+  },
+  {
+    id: 'draining-not-logged',
+    breaks: "a replica no longer logs 'draining' on SIGTERM (an indexOf of -1 passed the order check)",
+    patches: [{ file: 'service/main.ts', search: "    logger.info('draining', { signal });\n", replace: '' }],
+    tests: [REPLICAS],
+    match: ['SIGTERM*'],
+  },
+  {
+    id: 'update-without-check-and-set',
+    breaks: 'a user update writes blindly: an update racing a delete brings the user back',
+    patches: [{ file: 'service/consul-users-store.ts', search: 'this.consul.kv.set({ key: this.key(id), value, cas: current.index })', replace: 'this.consul.kv.set({ key: this.key(id), value })' }],
+    tests: [USERS],
+  },
+  {
+    id: 'collector-tag-not-sanitized',
+    breaks: "a container tag with '../' writes outside the collector's log directory",
+    patches: [{ file: 'collector/syslog-ng.conf', search: '$(sanitize ${PROGRAM:-unknown}).log', replace: '${PROGRAM:-unknown}.log' }],
+    tests: [COLLECTOR],
+    match: ['syslog-ng with the collector config*'],
+  },
+  {
+    id: 'docker-engine-missing',
+    breaks: 'no Docker engine answers: the collector image test must fail naming docker, not skip',
+    patches: [],
+    env: { DOCKER_HOST: 'unix:///nonexistent/cnp-mutations-docker.sock' },
+    tests: [COLLECTOR],
+    match: ['the collector image*'],
+  },
+  {
+    id: 'consul-not-installed',
+    breaks: 'consul is not on PATH: the tests that need it must fail naming it',
+    patches: [],
+    env: { PATH: '/nonexistent-cnp-mutations' },
+    tests: [USERS],
+  },
+  {
+    id: 'stale-service-bundle',
+    breaks: 'a test file run alone after a source change, without `npm run build`',
+    stale: true,
+    patches: [{ file: 'service/app.ts', search: "c.json({ status: 'ok', instance: deps.serviceId })", replace: "c.json({ status: 'ok', instance: deps.serviceId }, 500)" }],
+    tests: [REPLICAS],
+    match: ['three replicas register*'],
+  },
+  {
+    id: 'consul-backoff-uncapped',
+    breaks: "the balancer's retry backoff during a Consul outage doubles without its cap",
+    patches: [{ file: 'balancer/watch.ts', search: 'await pause(Math.min(backoffMaxMs, backoffInitialMs * 2 ** Math.min(failedAttempts - 1, 20)));', replace: 'await pause(backoffInitialMs * 2 ** Math.min(failedAttempts - 1, 20));' }],
+    tests: ['test/unit/balancer-watch.test.ts'],
+  },
+  {
+    id: 'apply-max-delay-ignored',
+    breaks: 'a burst of changes that never pauses postpones every reload',
+    patches: [{ file: 'balancer/apply.ts', search: 'const due = Math.min(lastRequestAt + debounceMs, firstRequestAt + maxDelayMs);', replace: 'const due = lastRequestAt + debounceMs;' }],
+    tests: ['test/unit/balancer-apply.test.ts'],
+  },
+  // Faults of our own, across the service, the balancer, the program and the collector.
+  {
+    id: 'drain-unbounded',
+    breaks: 'a request that never ends holds a replica past its drain deadline',
+    patches: [{ file: 'service/drain.ts', search: '      server.closeAllConnections();\n', replace: '' }],
+    tests: ['test/unit/service-drain.test.ts'],
+  },
+  {
+    id: 'health-200-while-draining',
+    breaks: "/health keeps answering 200 while the replica drains",
+    patches: [{ file: 'service/app.ts', search: "c.json({ status: 'draining', instance: deps.serviceId }, 503)", replace: "c.json({ status: 'draining', instance: deps.serviceId }, 200)" }],
+    tests: ['test/unit/service-app.test.ts'],
+  },
+  {
+    id: 'no-registration-after-agent-restart',
+    breaks: 'a replica never notices that a restarted Consul agent forgot it',
+    patches: [{ file: 'service/registration.ts', search: '} else if (!(await api.isRegistered(service.id))) {', replace: '} else if (false) {' }],
+    tests: [REPLICAS],
+    match: ['Consul agent restart*'],
+  },
+  {
+    id: 'no-retry-on-another-replica',
+    breaks: 'nginx no longer retries a request that failed to connect on another replica',
+    patches: [{ file: 'balancer/render.ts', search: "'      proxy_next_upstream error timeout;',", replace: "'      proxy_next_upstream off;'," }],
+    tests: [E2E],
+  },
+  {
+    id: 'nginx-t-skipped',
+    breaks: 'the balancer installs a rendered config without `nginx -t`',
+    patches: [{ file: 'balancer/nginx.ts', search: '        if (code === 0) return resolve(null);', replace: '        return resolve(null);' }],
+    tests: [E2E],
+  },
+  {
+    id: 'restart-policy-no',
+    breaks: 'containers are declared without a restart policy: a crashed replica stays down',
+    patches: [{ file: 'infra/container-settings.ts', search: "export const RESTART_POLICY = 'unless-stopped';", replace: "export const RESTART_POLICY = 'no';" }],
+    tests: ['test/unit/infra-stack.test.ts'],
+  },
+  {
+    id: 'log-driver-blocking',
+    breaks: "a collector outage blocks every container's writes to stdout",
+    patches: [{ file: 'infra/collector.ts', search: "        mode: 'non-blocking',\n", replace: '' }],
+    tests: ['test/unit/infra-stack.test.ts'],
+  },
+  {
+    id: 'replica-drain-grace-short',
+    breaks: 'a replica is killed 1 s after SIGTERM, before it can drain',
+    patches: [{ file: 'infra/container-settings.ts', search: 'export const REPLICA_DRAIN_SECONDS = 15;', replace: 'export const REPLICA_DRAIN_SECONDS = 1;' }],
+    tests: ['test/unit/infra-stack.test.ts'],
+  },
+  {
+    id: 'collector-udp-dropped',
+    breaks: 'the collector no longer listens for syslog over UDP',
+    patches: [{ file: 'collector/syslog-ng.conf', search: '  network(transport("udp") ip(`COLLECTOR_LISTEN`) port(`COLLECTOR_PORT`) flags(syslog-protocol));\n', replace: '' }],
+    tests: [COLLECTOR],
+    match: ['syslog-ng with the collector config*'],
+  },
+  {
+    id: 'collector-combined-file-unnamed',
+    breaks: "all.log lines no longer name the container they came from",
+    patches: [{ file: 'collector/syslog-ng.conf', search: 'template("${ISODATE} ${PROGRAM} ${MSG}\\n")', replace: 'template("${ISODATE} ${MSG}\\n")' }],
+    tests: [COLLECTOR],
+    match: ['syslog-ng with the collector config*'],
+  },
+];
