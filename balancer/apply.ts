@@ -108,7 +108,8 @@ export function createApplier(o: ApplierOptions): Applier {
       .catch((error: unknown) => ({ error: String(error instanceof Error ? error.message : error), refused: false }))
       .then((failure) => {
         if (failure === null) {
-          if (o.status.failedApplies > 0) o.logger.info('the wanted upstream set is applied again', { failedAttempts: o.status.failedApplies });
+          if (o.status.failedApplies > 0)
+            o.logger.info('the wanted upstream set is applied again', { failedAttempts: o.status.failedApplies });
           o.status.failedApplies = 0;
           return;
         }
@@ -116,7 +117,9 @@ export function createApplier(o: ApplierOptions): Applier {
         o.status.failedApplies++;
         // A newer set already waiting goes first; it is retried itself if it fails too.
         const retryInMs = wanted === undefined && !stopped ? retryLater(upstreams) : null;
-        const msg = failure.refused ? 'rendered nginx config refused by nginx -t; keeping the last good one' : 'applying the nginx config failed';
+        const msg = failure.refused
+          ? 'rendered nginx config refused by nginx -t; keeping the last good one'
+          : 'applying the nginx config failed';
         o.logger.error(msg, { error: failure.error, wanted: upstreams, attempt: o.status.failedApplies, retryInMs });
       })
       .finally(() => {

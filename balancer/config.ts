@@ -33,7 +33,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
   if (!isServiceName(serviceName)) rejectConfig('SERVICE_NAME', serviceName, SERVICE_NAME_ALLOWED);
 
   const listenAddress = envValue(env, 'LISTEN_ADDRESS') ?? '127.0.0.1';
-  if (net.isIP(listenAddress) === 0) rejectConfig('LISTEN_ADDRESS', listenAddress, 'an IPv4 or IPv6 address literal, such as 127.0.0.1 or ::');
+  if (net.isIP(listenAddress) === 0)
+    rejectConfig('LISTEN_ADDRESS', listenAddress, 'an IPv4 or IPv6 address literal, such as 127.0.0.1 or ::');
 
   const consulText = envValue(env, 'CONSUL_HTTP_ADDR') ?? DEFAULT_CONSUL_ADDRESS;
   const consul = parseConsulAddress(consulText) ?? rejectConfig('CONSUL_HTTP_ADDR', consulText, CONSUL_ADDRESS_ALLOWED);

@@ -75,7 +75,11 @@ async function main(): Promise<void> {
   const statusServer = await startStatusServer(() => {
     if (follower) {
       const consul = follower.consulState();
-      status.consul = { address: config.consul.url, reachable: consul.reachable && status.consulIndex !== null, lastError: consul.lastError };
+      status.consul = {
+        address: config.consul.url,
+        reachable: consul.reachable && status.consulIndex !== null,
+        lastError: consul.lastError,
+      };
     }
     return status;
   });
@@ -148,7 +152,8 @@ async function main(): Promise<void> {
       status.consulIndex = index;
       status.dropped = selection.dropped;
       const key = JSON.stringify(selection.dropped);
-      if (key !== droppedKey && selection.dropped.length > 0) logger.warn('Consul entries left out of the upstream set', { dropped: selection.dropped });
+      if (key !== droppedKey && selection.dropped.length > 0)
+        logger.warn('Consul entries left out of the upstream set', { dropped: selection.dropped });
       droppedKey = key;
     },
     onChange: (selection) => applier.request(selection.upstreams),

@@ -61,7 +61,10 @@ export class Nginx {
     return new Promise((resolve) => {
       // stdout is /dev/null, not a pipe: a config that logs to /dev/stdout must open it under the test
       // as it will under nginx itself (nginx cannot open a socket's /dev/stdout).
-      const test = spawn(this.bin, ['-t', '-q', ...this.baseArgs(this.candidatePath)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+      const test = spawn(this.bin, ['-t', '-q', ...this.baseArgs(this.candidatePath)], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        timeout: 10_000,
+      });
       let stderr = '';
       test.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       test.on('error', (error) => resolve(error.message));

@@ -51,7 +51,8 @@ const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[
 export type Resolution = { addresses: string[] } | { error: string };
 
 /** Whether two upstream lists (sorted, as selectUpstreams returns them) are the same set. */
-export const sameUpstreams = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+export const sameUpstreams = (a: readonly string[], b: readonly string[]): boolean =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** Why nginx could not load `address` as an upstream IP literal, or null when it can. */
 function ipLiteralProblem(address: string): string | null {
@@ -98,7 +99,9 @@ function checkEntries(entries: readonly HealthEntry[]): { instances: Instance[];
 
 /** The host names among the entries' addresses, for the watcher to resolve before selectUpstreams. */
 export function hostNamesOf(entries: readonly HealthEntry[]): string[] {
-  const names = checkEntries(entries).instances.map((i) => i.address).filter((a) => net.isIP(a) === 0);
+  const names = checkEntries(entries)
+    .instances.map((i) => i.address)
+    .filter((a) => net.isIP(a) === 0);
   return [...new Set(names)].sort();
 }
 
@@ -227,7 +230,7 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
       '  upstream service_upstreams {',
       ...upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=2s;`),
       '    keepalive 32;',
-      '    # Below Node\'s default 5 s server keep-alive, so nginx never reuses a socket the replica is closing.',
+      "    # Below Node's default 5 s server keep-alive, so nginx never reuses a socket the replica is closing.",
       '    keepalive_timeout 4s;',
       '  }',
       '',
@@ -259,7 +262,12 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
 }
 
 /** Selection and text together: data (entries, resolved names) in, nginx text and the dropped entries out. */
-export function render(s: NginxSettings, entries: readonly HealthEntry[], resolved: ReadonlyMap<string, Resolution> = new Map(), generation = 0): Rendered {
+export function render(
+  s: NginxSettings,
+  entries: readonly HealthEntry[],
+  resolved: ReadonlyMap<string, Resolution> = new Map(),
+  generation = 0,
+): Rendered {
   const selection = selectUpstreams(entries, resolved);
   return { ...selection, text: renderNginxConfig(s, selection.upstreams, generation) };
 }

@@ -39,7 +39,9 @@ export function nameResolver(lookup: LookupAll, timeoutMs = RESOLVE_TIMEOUT_MS):
     });
     const answer = lookup(name).then(
       (addresses): Resolution => (addresses.length > 0 ? { addresses } : { error: 'no address' }),
-      (error: unknown): Resolution => ({ error: error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error) }),
+      (error: unknown): Resolution => ({
+        error: error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error),
+      }),
     );
     try {
       return await Promise.race([answer, timeout]);

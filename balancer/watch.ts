@@ -50,7 +50,7 @@ export function consulHealthFetcher(config: BalancerConfig, waitSeconds = 30): F
       index: String(index),
       wait: `${waitSeconds}s`,
       // Consul adds up to wait/16 of jitter; allow for it before calling the query dead.
-      timeout: waitSeconds * 1000 + Math.max(waitSeconds * 1000 / 8, 5000),
+      timeout: waitSeconds * 1000 + Math.max((waitSeconds * 1000) / 8, 5000),
       ctx,
     };
     const [response, body] = (await consul.health.service(options as never)) as unknown as [
@@ -133,9 +133,10 @@ export function followHealthyInstances(o: FollowerOptions): Follower {
     if (resolveRetryTimer) clearTimeout(resolveRetryTimer);
     resolveRetryTimer = undefined;
     const names = hostNamesOf(entries);
-    const resolved = names.length > 0
-      ? await o.resolveNames(names).catch((error: unknown) => new Map(names.map((n) => [n, { error: String(error) }])))
-      : new Map();
+    const resolved =
+      names.length > 0
+        ? await o.resolveNames(names).catch((error: unknown) => new Map(names.map((n) => [n, { error: String(error) }])))
+        : new Map();
     if (stopped || mine !== round) return;
     const selection = selectUpstreams(entries, resolved);
     o.onIndex?.(consulIndex, selection);

@@ -64,9 +64,12 @@ function signal(pid: number, name: NodeJS.Signals, workDir: string): void {
     process.kill(pid, name);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ESRCH') return;
-    throw new Error(`cannot stop the nginx (pid ${pid}) an earlier balancer left running in WORK_DIR=${workDir}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new Error(
+      `cannot stop the nginx (pid ${pid}) an earlier balancer left running in WORK_DIR=${workDir}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -81,7 +84,9 @@ export async function claimWorkDir(workDir: string, logger: Logger, graceMs = 10
   for (const master of await nginxMastersIn(workDir)) {
     // nginx's parent is the watcher that started it until that watcher dies; then it is reparented.
     if (master.ppid === owner) {
-      throw new Error(`WORK_DIR=${workDir} is in use by the running balancer with pid ${owner} (its nginx is pid ${master.pid}); stop that one or give this one another WORK_DIR`);
+      throw new Error(
+        `WORK_DIR=${workDir} is in use by the running balancer with pid ${owner} (its nginx is pid ${master.pid}); stop that one or give this one another WORK_DIR`,
+      );
     }
     logger.warn('stopping the nginx an earlier balancer left running in WORK_DIR', { pid: master.pid, workDir });
     const workers = await childPids(master.pid);

@@ -56,7 +56,13 @@ export function pinProcess(pid: number, cpu: number | undefined): void {
 /** The CPUs a process may run on, as taskset prints them (for the record in the results). */
 export function affinityOf(pid: number): string {
   try {
-    return execFileSync('taskset', ['--cpu-list', '--pid', String(pid)]).toString().trim().split(': ').pop() ?? '?';
+    return (
+      execFileSync('taskset', ['--cpu-list', '--pid', String(pid)])
+        .toString()
+        .trim()
+        .split(': ')
+        .pop() ?? '?'
+    );
   } catch {
     return '?';
   }

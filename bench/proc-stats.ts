@@ -75,7 +75,10 @@ export const pssMB = (pid: number): number => kbFieldMB(`/proc/${pid}/smaps_roll
  * work took.
  */
 export function cpuBusyUs(cpu: number): number {
-  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `));
+  const line = fs
+    .readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`cpu${cpu} `));
   if (!line) return Number.NaN;
   const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number);
   return (user + nice + system + irq + softirq) * (1e6 / CLOCK_TICKS);

@@ -101,12 +101,24 @@ const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 export function summarize(raw: RawMeasurements): BenchResults {
   const { oneReplica, twoReplicas } = raw.throughput;
   const p50 = {
-    direct: round(medianOf(oneReplica, (r) => r.direct.load.p50Ms), 3),
-    balancer: round(medianOf(oneReplica, (r) => r.balancer.load.p50Ms), 3),
+    direct: round(
+      medianOf(oneReplica, (r) => r.direct.load.p50Ms),
+      3,
+    ),
+    balancer: round(
+      medianOf(oneReplica, (r) => r.balancer.load.p50Ms),
+      3,
+    ),
   };
   const p99 = {
-    direct: round(medianOf(oneReplica, (r) => r.direct.load.p99Ms), 3),
-    balancer: round(medianOf(oneReplica, (r) => r.balancer.load.p99Ms), 3),
+    direct: round(
+      medianOf(oneReplica, (r) => r.direct.load.p99Ms),
+      3,
+    ),
+    balancer: round(
+      medianOf(oneReplica, (r) => r.balancer.load.p99Ms),
+      3,
+    ),
   };
   const single = (reports: SingleRequestsReport[]) => ({
     p50: round(median(reports.map((r) => r.p50Ms)), 3),
@@ -126,30 +138,57 @@ export function summarize(raw: RawMeasurements): BenchResults {
     pinning: raw.pinning,
     versions: raw.versions,
     settings,
-    throughputRatio: round(medianOf(oneReplica, (r) => r.ratio), 3),
-    throughputRatioTwoReplicas: round(medianOf(twoReplicas, (r) => r.ratio), 3),
-    cpuCostRatio: round(medianOf(oneReplica, (r) => r.direct.underTestCpuUsPerRequest / r.balancer.underTestCpuUsPerRequest), 3),
+    throughputRatio: round(
+      medianOf(oneReplica, (r) => r.ratio),
+      3,
+    ),
+    throughputRatioTwoReplicas: round(
+      medianOf(twoReplicas, (r) => r.ratio),
+      3,
+    ),
+    cpuCostRatio: round(
+      medianOf(oneReplica, (r) => r.direct.underTestCpuUsPerRequest / r.balancer.underTestCpuUsPerRequest),
+      3,
+    ),
     requestsPerSec: {
-      direct: round(medianOf(oneReplica, (r) => r.direct.load.requestsPerSec), 0),
-      balancer: round(medianOf(oneReplica, (r) => r.balancer.load.requestsPerSec), 0),
-      balancerTwoReplicas: round(medianOf(twoReplicas, (r) => r.balancer.load.requestsPerSec), 0),
+      direct: round(
+        medianOf(oneReplica, (r) => r.direct.load.requestsPerSec),
+        0,
+      ),
+      balancer: round(
+        medianOf(oneReplica, (r) => r.balancer.load.requestsPerSec),
+        0,
+      ),
+      balancerTwoReplicas: round(
+        medianOf(twoReplicas, (r) => r.balancer.load.requestsPerSec),
+        0,
+      ),
     },
     foreignCpuPercent: {
       median: round(median(allRuns.map((p) => p.foreignCpuPercent)), 1),
       max: round(max(allRuns.map((p) => p.foreignCpuPercent)), 1),
     },
-    repeats: [
-      ...oneReplica.map((r) => describeRepeat(1, r)),
-      ...twoReplicas.map((r) => describeRepeat(2, r)),
-    ],
-    nginxCpuUsPerRequest: round(medianOf(oneReplica, (r) => r.balancer.nginxCpuUsPerRequest), 1),
+    repeats: [...oneReplica.map((r) => describeRepeat(1, r)), ...twoReplicas.map((r) => describeRepeat(2, r))],
+    nginxCpuUsPerRequest: round(
+      medianOf(oneReplica, (r) => r.balancer.nginxCpuUsPerRequest),
+      1,
+    ),
     replicaCpuUsPerRequest: {
-      direct: round(medianOf(oneReplica, (r) => r.direct.replicaCpuUsPerRequest), 1),
-      balancer: round(medianOf(oneReplica, (r) => r.balancer.replicaCpuUsPerRequest), 1),
+      direct: round(
+        medianOf(oneReplica, (r) => r.direct.replicaCpuUsPerRequest),
+        1,
+      ),
+      balancer: round(
+        medianOf(oneReplica, (r) => r.balancer.replicaCpuUsPerRequest),
+        1,
+      ),
     },
     watcherCpuPercent: {
       idle: round(raw.watcherIdleCpuPercent, 2),
-      load: round(medianOf(oneReplica, (r) => r.balancer.watcherCpuPercent), 2),
+      load: round(
+        medianOf(oneReplica, (r) => r.balancer.watcherCpuPercent),
+        2,
+      ),
     },
     p50Ms: p50,
     p99Ms: p99,
@@ -159,7 +198,12 @@ export function summarize(raw: RawMeasurements): BenchResults {
       max: round(max(added), 0),
       passingP50: round(median(raw.discovery.map((t) => t.passingMs)), 0),
       inUpstreamsP50: round(median(raw.discovery.map((t) => t.inUpstreamsMs)), 0),
-      tries: raw.discovery.map((t) => ({ ...t, passingMs: round(t.passingMs, 0), inUpstreamsMs: round(t.inUpstreamsMs, 0), firstServedMs: round(t.firstServedMs, 0) })),
+      tries: raw.discovery.map((t) => ({
+        ...t,
+        passingMs: round(t.passingMs, 0),
+        inUpstreamsMs: round(t.inUpstreamsMs, 0),
+        firstServedMs: round(t.firstServedMs, 0),
+      })),
     },
     failoverMs: {
       p50: round(median(failedOver), 0),

@@ -46,7 +46,12 @@ function nginxMemory(sut: SystemUnderTest) {
   };
 }
 
-async function runBench(options: BenchOptions, plan: CpuPlan, sut: SystemUnderTest, load: LoadGenerator): Promise<Omit<RawMeasurements, 'elapsedSec' | 'startedAt' | 'versions' | 'options' | 'cores'>> {
+async function runBench(
+  options: BenchOptions,
+  plan: CpuPlan,
+  sut: SystemUnderTest,
+  load: LoadGenerator,
+): Promise<Omit<RawMeasurements, 'elapsedSec' | 'startedAt' | 'versions' | 'options' | 'cores'>> {
   const first = await sut.startReplica('bench-1');
   await sut.waitUpstream(first, true);
   await sendRequests(`${first.url}/`, 100);
@@ -69,11 +74,18 @@ async function runBench(options: BenchOptions, plan: CpuPlan, sut: SystemUnderTe
 
   log(`throughput and latency: ${options.repeats} repeats of ${options.durationSec} s per path, ${options.connections} connections`);
   let second: BenchReplica | undefined;
-  const throughput = await measureThroughput(sut, load, first, async () => {
-    second = await sut.startReplica('bench-2');
-    await sut.waitUpstream(second, true);
-    return second;
-  }, options, plan.testCpu);
+  const throughput = await measureThroughput(
+    sut,
+    load,
+    first,
+    async () => {
+      second = await sut.startReplica('bench-2');
+      await sut.waitUpstream(second, true);
+      return second;
+    },
+    options,
+    plan.testCpu,
+  );
 
   log(`single timed requests: ${options.singleRequests} per path`);
   const single = await singleRequests(load, `${first.url}/`, `${sut.balancerUrl}/`, options.singleRequests);
@@ -121,10 +133,13 @@ async function main(): Promise<void> {
   const onSignal = () => void cleanUp().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const overtime = setTimeout(() => {
-    log(`stopped: the run went past its bound of ${options.timeLimitSec} s`);
-    void cleanUp().finally(() => process.exit(1));
-  }, options.timeLimitSec * 1000 - (performance.now() - started));
+  const overtime = setTimeout(
+    () => {
+      log(`stopped: the run went past its bound of ${options.timeLimitSec} s`);
+      void cleanUp().finally(() => process.exit(1));
+    },
+    options.timeLimitSec * 1000 - (performance.now() - started),
+  );
   overtime.unref();
 
   let measured;

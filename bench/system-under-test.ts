@@ -45,7 +45,7 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
   const replicas = new Set<Replica>();
   const consul = await startConsul();
   const consulProc = childrenOf(process.pid).find((p) => p.comm === 'consul');
-  if (!consulProc) throw new Error('could not find the consul agent process among the benchmark\'s children');
+  if (!consulProc) throw new Error("could not find the consul agent process among the benchmark's children");
   pinProcess(consulProc.pid, testCpu);
 
   // Working files of the run: the balancer's nginx prefix and every process's log, removed at the end.
@@ -54,13 +54,18 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
   fs.mkdirSync(workDir);
   const listenPort = await freePort();
   const [command, args] = pinnedCommand(testCpu, process.execPath, [BALANCER_BUNDLE]);
-  const balancer = startProcess(command, args, {
-    CONSUL_HTTP_ADDR: consul.httpAddr,
-    SERVICE_NAME,
-    LISTEN_PORT: String(listenPort),
-    LISTEN_ADDRESS: '127.0.0.1',
-    WORK_DIR: workDir,
-  }, { logFile: path.join(runDir, 'balancer.log') });
+  const balancer = startProcess(
+    command,
+    args,
+    {
+      CONSUL_HTTP_ADDR: consul.httpAddr,
+      SERVICE_NAME,
+      LISTEN_PORT: String(listenPort),
+      LISTEN_ADDRESS: '127.0.0.1',
+      WORK_DIR: workDir,
+    },
+    { logFile: path.join(runDir, 'balancer.log') },
+  );
   const balancerUrl = `http://127.0.0.1:${listenPort}`;
 
   const status = async (): Promise<BalancerStatusJson> => {
@@ -93,7 +98,9 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
       const port = await freePort();
       const [cmd, cmdArgs] = pinnedCommand(testCpu, process.execPath, [SERVICE_BUNDLE]);
       const spawnedAt = performance.now();
-      const proc = startProcess(cmd, cmdArgs, replicaEnv(consul.httpAddr, SERVICE_NAME, id, port), { logFile: path.join(runDir, `${id}.log`) });
+      const proc = startProcess(cmd, cmdArgs, replicaEnv(consul.httpAddr, SERVICE_NAME, id, port), {
+        logFile: path.join(runDir, `${id}.log`),
+      });
       const replica: BenchReplica = Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}`, spawnedAt });
       replicas.add(replica);
       void proc.exited.then(() => replicas.delete(replica));
@@ -124,7 +131,9 @@ function findNginx(watcherPid: number): NginxProcesses {
     const pid = queue.shift()!;
     for (const child of childrenOf(pid, table)) {
       if (child.comm === 'nginx') {
-        const workers = childrenOf(child.pid, table).filter((w) => w.comm === 'nginx').map((w) => w.pid);
+        const workers = childrenOf(child.pid, table)
+          .filter((w) => w.comm === 'nginx')
+          .map((w) => w.pid);
         return { master: child.pid, workers };
       }
       queue.push(child.pid);

@@ -43,7 +43,7 @@ export const ALLOWED: Record<ConfigKey, string> = {
   consulUiPort: 'a TCP port number from 1 to 65535',
   collectorPort: 'a TCP port number from 1 to 65535',
   bindAddress: 'an IPv4 or IPv6 address literal, such as 127.0.0.1 or ::1',
-  dockerHost: "empty (the local Docker engine) or ssh://user@host[:port]",
+  dockerHost: 'empty (the local Docker engine) or ssh://user@host[:port]',
   baseImage: 'a Docker image reference, such as node:20-bookworm-slim',
   consulImage: 'a Docker image reference, such as hashicorp/consul:1.20',
   serviceName: SERVICE_NAME_ALLOWED,
@@ -92,10 +92,7 @@ function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undef
  * Parses raw config values (as the CLI passes them: strings, keys without the namespace) into a
  * StackConfig. Every problem is collected into one Error naming key, value and what is allowed.
  */
-export function parseConfig(
-  raw: Readonly<Record<string, string | undefined>>,
-  namespace: string = CONFIG_NAMESPACE,
-): StackConfig {
+export function parseConfig(raw: Readonly<Record<string, string | undefined>>, namespace: string = CONFIG_NAMESPACE): StackConfig {
   const problems: string[] = [];
   const parsed: Record<string, unknown> = { ...DEFAULTS };
   for (const key of Object.keys(raw)) {

@@ -57,6 +57,7 @@ export class StackNaming {
  */
 export function shortImageId(imageId: string): string {
   const match = /(?:^|@)sha256:([0-9a-f]{64})$/.exec(imageId);
-  if (!match) throw new Error(`image id ${JSON.stringify(imageId)} is not allowed: use sha256:<64 hex digits> or name@sha256:<64 hex digits>`);
+  if (!match)
+    throw new Error(`image id ${JSON.stringify(imageId)} is not allowed: use sha256:<64 hex digits> or name@sha256:<64 hex digits>`);
   return match[1].slice(0, 12);
 }

@@ -21,7 +21,11 @@ export function hashSources(root: string, paths: string[]): string {
   const hash = crypto.createHash('sha256');
   const files = paths.flatMap((p) => listFiles(root, p)).sort();
   for (const file of files) {
-    hash.update(file.split(path.sep).join('/')).update('\0').update(fs.readFileSync(path.join(root, file))).update('\0');
+    hash
+      .update(file.split(path.sep).join('/'))
+      .update('\0')
+      .update(fs.readFileSync(path.join(root, file)))
+      .update('\0');
   }
   return hash.digest('hex');
 }

@@ -20,10 +20,12 @@ function plain(value: unknown): unknown {
  * `instance` id, because the lines of all replicas end up in one combined file.
  */
 export function createLogger(identity: LogFields, write: (line: string) => void = (line) => process.stdout.write(line)): Logger {
-  const log = (level: LogLevel) => (msg: string, fields: LogFields = {}) => {
-    const entry: LogFields = { time: new Date().toISOString(), level, ...identity, msg };
-    for (const [key, value] of Object.entries(fields)) entry[key] = plain(value);
-    write(JSON.stringify(entry) + '\n');
-  };
+  const log =
+    (level: LogLevel) =>
+    (msg: string, fields: LogFields = {}) => {
+      const entry: LogFields = { time: new Date().toISOString(), level, ...identity, msg };
+      for (const [key, value] of Object.entries(fields)) entry[key] = plain(value);
+      write(JSON.stringify(entry) + '\n');
+    };
   return { info: log('info'), warn: log('warn'), error: log('error') };
 }

@@ -50,14 +50,19 @@ function parseArgs(argv: string[]): EvidenceOptions {
 function stackBalancerUrl(stack: string): Promise<string> {
   const script = path.resolve(__dirname, 'stack.sh');
   return new Promise((resolve, reject) => {
-    execFile('bash', [script, 'pulumi', 'stack', 'output', 'balancerUrl', '--stack', stack], { timeout: 120_000 }, (error, stdout, stderr) => {
-      if (error) {
-        const why = stderr.trim().split('\n').slice(-3).join(' ') || error.message;
-        reject(new Error(`no --url given and the stack output balancerUrl of stack "${stack}" is unavailable: ${why}\n${USAGE}`));
-      } else {
-        resolve(stdout.trim());
-      }
-    });
+    execFile(
+      'bash',
+      [script, 'pulumi', 'stack', 'output', 'balancerUrl', '--stack', stack],
+      { timeout: 120_000 },
+      (error, stdout, stderr) => {
+        if (error) {
+          const why = stderr.trim().split('\n').slice(-3).join(' ') || error.message;
+          reject(new Error(`no --url given and the stack output balancerUrl of stack "${stack}" is unavailable: ${why}\n${USAGE}`));
+        } else {
+          resolve(stdout.trim());
+        }
+      },
+    );
   });
 }
 
@@ -104,7 +109,9 @@ async function main(): Promise<void> {
   const url = options.url ?? (await stackBalancerUrl(options.stack));
   const results = await sendAll(`${url}/`, options.requests, options.concurrency);
   const failures = results.filter((r) => !r.ok);
-  console.log(`${url}: ${results.length} requests, ${options.concurrency} at a time, a new connection each (failed = error, non-2xx or > 2 s)`);
+  console.log(
+    `${url}: ${results.length} requests, ${options.concurrency} at a time, a new connection each (failed = error, non-2xx or > 2 s)`,
+  );
   console.log(table(results));
   for (const failure of failures.slice(0, 3)) console.log(`  failure: ${failure.status || 'no answer'} ${failure.error ?? ''}`.trimEnd());
   console.log(await balancerStatus(url));

@@ -55,7 +55,12 @@ function makeScratch(): string {
 /** Runs a command in its own process group; on timeout the whole group (ava, its workers, the servers they started) is killed. */
 function runCommand(cwd: string, command: string, args: string[], timeoutS: number, env: Record<string, string> = {}) {
   return new Promise<{ code: number | null; output: string; timedOut: boolean }>((resolve) => {
-    const child = spawn(command, args, { cwd, env: { ...process.env, ...env, FORCE_COLOR: '0' }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd,
+      env: { ...process.env, ...env, FORCE_COLOR: '0' },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -99,8 +104,12 @@ function applyPatches(dir: string, fault: Fault): string | null {
     if (!fs.existsSync(file)) return `${patch.file} does not exist`;
     const text = fs.readFileSync(file, 'utf8');
     const count = text.split(patch.search).length - 1;
-    if (count !== 1) return `${patch.file}: the search text occurs ${count} times (must be once): ${JSON.stringify(patch.search.slice(0, 80))}`;
-    fs.writeFileSync(file, text.replace(patch.search, () => patch.replace));
+    if (count !== 1)
+      return `${patch.file}: the search text occurs ${count} times (must be once): ${JSON.stringify(patch.search.slice(0, 80))}`;
+    fs.writeFileSync(
+      file,
+      text.replace(patch.search, () => patch.replace),
+    );
   }
   return null;
 }
@@ -118,7 +127,12 @@ interface Outcome {
 
 async function runFault(dir: string, fault: Fault): Promise<Outcome> {
   const started = Date.now();
-  const done = (result: Outcome['result'], detail: string): Outcome => ({ id: fault.id, result, seconds: (Date.now() - started) / 1000, detail });
+  const done = (result: Outcome['result'], detail: string): Outcome => ({
+    id: fault.id,
+    result,
+    seconds: (Date.now() - started) / 1000,
+    detail,
+  });
   // A fault that leaves the bundles stale builds them before it breaks the source, not after.
   if (fault.stale) {
     const built = await build(dir);
@@ -133,9 +147,13 @@ async function runFault(dir: string, fault: Fault): Promise<Outcome> {
     }
     const run = await runTests(dir, fault.tests, fault.match ?? [], fault.timeoutS ?? DEFAULT_TIMEOUT_S, fault.env);
     const failed = failedTests(run.output);
-    if (run.timedOut) return done('TIMED OUT', `after ${fault.timeoutS ?? DEFAULT_TIMEOUT_S} s; failed so far: ${failed.join(' | ') || 'none'}`);
+    if (run.timedOut)
+      return done('TIMED OUT', `after ${fault.timeoutS ?? DEFAULT_TIMEOUT_S} s; failed so far: ${failed.join(' | ') || 'none'}`);
     if (run.code !== 0 && failed.length > 0) return done('caught', failed.join(' | '));
-    return done('SURVIVED', run.code === 0 ? 'every test passed' : `ava exited ${run.code} with no failed test:\n${run.output.trim().slice(-800)}`);
+    return done(
+      'SURVIVED',
+      run.code === 0 ? 'every test passed' : `ava exited ${run.code} with no failed test:\n${run.output.trim().slice(-800)}`,
+    );
   } finally {
     restore(dir, fault);
   }
@@ -158,7 +176,9 @@ async function main(): Promise<void> {
       const seconds = ((Date.now() - t0) / 1000).toFixed(0);
       if (run.code !== 0) {
         console.log(run.output.trim().slice(-3000));
-        throw new Error(`baseline: the unbroken copy fails its tests (${failedTests(run.output).join(' | ') || 'see above'}); a catch would mean nothing`);
+        throw new Error(
+          `baseline: the unbroken copy fails its tests (${failedTests(run.output).join(' | ') || 'see above'}); a catch would mean nothing`,
+        );
       }
       console.log(`baseline: ${files.length} test file(s) pass on the unbroken copy (${seconds} s)`);
     }
@@ -166,7 +186,9 @@ async function main(): Promise<void> {
     for (const fault of faults) {
       const outcome = await runFault(scratch, fault);
       outcomes.push(outcome);
-      console.log(`${outcome.result.padEnd(12)} ${fault.id.padEnd(34)} ${outcome.seconds.toFixed(0).padStart(4)} s  ${outcome.detail.split('\n')[0].slice(0, 300)}`);
+      console.log(
+        `${outcome.result.padEnd(12)} ${fault.id.padEnd(34)} ${outcome.seconds.toFixed(0).padStart(4)} s  ${outcome.detail.split('\n')[0].slice(0, 300)}`,
+      );
       if (outcome.result !== 'caught' && outcome.detail.includes('\n')) console.log(outcome.detail);
     }
     const caught = outcomes.filter((o) => o.result === 'caught').length;

@@ -26,7 +26,6 @@ const CLOSE = { Connection: 'close' };
 // Ids are made by randomUUID; anything else cannot name a user (and never reaches a KV key).
 const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-
 /** The client went away while its request body was being read: nobody is left to answer, and it is not our fault. */
 function isClientAbort(error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code;
@@ -89,14 +88,10 @@ export function createApp(deps: AppDeps): Hono {
     }),
   );
 
-  app.get('/', (c) =>
-    c.json({ service: deps.serviceName, instance: deps.serviceId, hostname: deps.hostname, version: deps.version }),
-  );
+  app.get('/', (c) => c.json({ service: deps.serviceName, instance: deps.serviceId, hostname: deps.hostname, version: deps.version }));
 
   app.get('/health', (c) =>
-    deps.isDraining()
-      ? c.json({ status: 'draining', instance: deps.serviceId }, 503)
-      : c.json({ status: 'ok', instance: deps.serviceId }),
+    deps.isDraining() ? c.json({ status: 'draining', instance: deps.serviceId }, 503) : c.json({ status: 'ok', instance: deps.serviceId }),
   );
 
   app.get('/api/users', async (c) => c.json({ users: await users.list() }));

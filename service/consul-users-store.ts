@@ -54,10 +54,7 @@ export class ConsulUsersStore implements UsersStore {
 
   async list(): Promise<User[]> {
     const items = (await this.call('list', () => this.consul.kv.get({ key: `${this.prefix}/`, recurse: true }))) as
-      | KvItem[]
-      | KvItem
-      | null
-      | undefined;
+      KvItem[] | KvItem | null | undefined;
     const list = Array.isArray(items) ? items : items ? [items] : [];
     const users = list.map(parseUser).filter((u): u is User => u !== undefined);
     return users.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
@@ -103,10 +100,7 @@ export class ConsulUsersStore implements UsersStore {
    * simultaneous deletes would both claim it; `check-index` fails on a missing key.
    */
   private deleteIfUnchanged(id: string, index: number): Promise<boolean> {
-    const operations = [
-      { KV: { Verb: 'check-index', Key: this.key(id), Index: index } },
-      { KV: { Verb: 'delete', Key: this.key(id) } },
-    ];
+    const operations = [{ KV: { Verb: 'check-index', Key: this.key(id), Index: index } }, { KV: { Verb: 'delete', Key: this.key(id) } }];
     return this.call('delete', () =>
       this.consul.transaction.create(operations as never).then(
         () => true,

@@ -49,7 +49,9 @@ const NUMERIC_FIGURES = [
 ];
 
 const at = (object: unknown, dotted: string): unknown =>
-  dotted.split('.').reduce<unknown>((value, key) => (value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined), object);
+  dotted
+    .split('.')
+    .reduce<unknown>((value, key) => (value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined), object);
 
 test('npm run bench -- --smoke produces every figure with its keys and shape', async (t) => {
   t.timeout(180_000);
@@ -57,7 +59,10 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const outFile = path.join(dir, 'results.json');
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', '--out', outFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', '--out', outFile], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   // The bench cleans up its own processes on SIGTERM; SIGKILL only if it does not end in time.
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -82,7 +87,17 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   for (const figure of NUMERIC_FIGURES) {
     t.true(isFiniteNumber(at(results, figure)), `${figure} should be a finite number, got ${JSON.stringify(at(results, figure))}`);
   }
-  for (const figure of ['throughputRatio', 'nginxCpuUsPerRequest', 'p50Ms.direct', 'p50Ms.balancer', 'discoveryAddMs.p50', 'failoverMs.p50', 'rssMB.replica', 'rssMB.watcher', 'rssMB.nginx']) {
+  for (const figure of [
+    'throughputRatio',
+    'nginxCpuUsPerRequest',
+    'p50Ms.direct',
+    'p50Ms.balancer',
+    'discoveryAddMs.p50',
+    'failoverMs.p50',
+    'rssMB.replica',
+    'rssMB.watcher',
+    'rssMB.nginx',
+  ]) {
     t.true((at(results, figure) as number) > 0, `${figure} should be positive`);
   }
   for (const figure of ['failedRequests.failover', 'failedRequests.scaleDown']) {

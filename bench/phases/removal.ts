@@ -36,7 +36,12 @@ export async function measureRemoval(sut: SystemUnderTest, signal: 'SIGKILL' | '
     const since = performance.now();
     replica.child.kill(signal);
     let leftConsulMs = Number.NaN;
-    const leftConsul = waitFor(`${replica.id} to stop passing in Consul`, async () => !(await sut.consul.passing(SERVICE_NAME)).includes(replica.id), 15_000, 20)
+    const leftConsul = waitFor(
+      `${replica.id} to stop passing in Consul`,
+      async () => !(await sut.consul.passing(SERVICE_NAME)).includes(replica.id),
+      15_000,
+      20,
+    )
       .then(() => (leftConsulMs = performance.now() - since))
       .catch(() => undefined);
     let removedMs = Number.NaN;

@@ -57,7 +57,14 @@ function cpuSnapshot(sut: SystemUnderTest, replicas: Replica[], testCpu: number 
   };
 }
 
-async function measure(sut: SystemUnderTest, load: LoadGenerator, url: string, replicas: Replica[], options: BenchOptions, testCpu: number | undefined): Promise<PathRun> {
+async function measure(
+  sut: SystemUnderTest,
+  load: LoadGenerator,
+  url: string,
+  replicas: Replica[],
+  options: BenchOptions,
+  testCpu: number | undefined,
+): Promise<PathRun> {
   const before = cpuSnapshot(sut, replicas, testCpu);
   const report = await load.autocannon({ url, connections: options.connections, durationSec: options.durationSec });
   const after = cpuSnapshot(sut, replicas, testCpu);

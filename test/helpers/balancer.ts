@@ -60,11 +60,16 @@ export async function startBalancer(consulHttpAddr: string, serviceName: string,
     },
   });
   try {
-    await waitFor('the balancer status page', async () => {
-      if (proc.child.exitCode !== null) throw new Error(`balancer exited: ${proc.output()}`);
-      // The status page can answer a moment before the watcher has finished starting; wait for both.
-      return proc.output().includes('"msg":"balancer started"') && (await status()).reloads !== undefined;
-    }, 15_000, 50);
+    await waitFor(
+      'the balancer status page',
+      async () => {
+        if (proc.child.exitCode !== null) throw new Error(`balancer exited: ${proc.output()}`);
+        // The status page can answer a moment before the watcher has finished starting; wait for both.
+        return proc.output().includes('"msg":"balancer started"') && (await status()).reloads !== undefined;
+      },
+      15_000,
+      50,
+    );
   } catch (error) {
     await balancer.cleanup();
     throw error;

@@ -34,7 +34,9 @@ export function freshBundle(name: keyof typeof INPUTS): string {
   for (const input of INPUTS[name]) {
     const newest = newestFile(input);
     if (newest && newest.mtimeMs > built.mtimeMs) {
-      throw new Error(`${shown} is older than ${newest.file}: it would test stale code; run \`npm run build\` first (\`npm test\` does it)`);
+      throw new Error(
+        `${shown} is older than ${newest.file}: it would test stale code; run \`npm run build\` first (\`npm test\` does it)`,
+      );
     }
   }
   return bundle;

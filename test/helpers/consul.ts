@@ -39,9 +39,24 @@ export async function startConsul(): Promise<ConsulAgent> {
     },
     async start() {
       proc = startProcess('consul', [
-        'agent', '-dev', '-client', '127.0.0.1', '-bind', '127.0.0.1',
-        '-http-port', String(httpPort), '-dns-port', '-1', '-grpc-port', '-1',
-        '-serf-lan-port', String(serfLan), '-serf-wan-port', String(serfWan), '-server-port', String(server),
+        'agent',
+        '-dev',
+        '-client',
+        '127.0.0.1',
+        '-bind',
+        '127.0.0.1',
+        '-http-port',
+        String(httpPort),
+        '-dns-port',
+        '-1',
+        '-grpc-port',
+        '-1',
+        '-serf-lan-port',
+        String(serfLan),
+        '-serf-wan-port',
+        String(serfWan),
+        '-server-port',
+        String(server),
       ]);
       await waitFor('consul to elect a leader', async () => (await get<string>('/v1/status/leader')) !== '', 15_000, 100);
     },

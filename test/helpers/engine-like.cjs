@@ -37,11 +37,30 @@ const DERIVED = new Set(['dist', 'node_modules']);
  */
 function dockerIgnore(context) {
   const file = path.join(context, '.dockerignore');
-  const lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')) : [];
+  const lines = fs.existsSync(file)
+    ? fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'))
+    : [];
   const rules = lines.map((line) => {
     const negated = line.startsWith('!');
     const pattern = path.posix.normalize((negated ? line.slice(1) : line).replace(/^\/+/, ''));
-    const source = pattern.split('**').map((part) => part.split('*').map((p) => p.split('?').map((q) => q.replace(/[.+^${}()|[\]\\]/g, '\\$&')).join('[^/]')).join('[^/]*')).join('.*');
+    const source = pattern
+      .split('**')
+      .map((part) =>
+        part
+          .split('*')
+          .map((p) =>
+            p
+              .split('?')
+              .map((q) => q.replace(/[.+^${}()|[\]\\]/g, '\\$&'))
+              .join('[^/]'),
+          )
+          .join('[^/]*'),
+      )
+      .join('.*');
     return { negated, regex: new RegExp(`^${source}(/.*)?$`) };
   });
   return (relative) => rules.reduce((ignored, rule) => (rule.regex.test(relative) ? !rule.negated : ignored), false);
@@ -52,13 +71,18 @@ function hashTree(root, relative, accumulator, ignored = dockerIgnore(root)) {
   const stat = fs.lstatSync(absolute);
   if (stat.isDirectory()) {
     for (const entry of fs.readdirSync(absolute).sort()) {
-      if (!(DERIVED.has(entry) && fs.lstatSync(path.join(absolute, entry)).isDirectory())) hashTree(root, path.join(relative, entry), accumulator, ignored);
+      if (!(DERIVED.has(entry) && fs.lstatSync(path.join(absolute, entry)).isDirectory()))
+        hashTree(root, path.join(relative, entry), accumulator, ignored);
     }
     return;
   }
   if (ignored(relative.split(path.sep).join('/'))) return;
   const content = stat.isSymbolicLink() ? fs.readlinkSync(absolute) : fs.readFileSync(absolute);
-  accumulator.update(relative.split(path.sep).join('/')).update(String(stat.mode)).update(crypto.createHash('sha256').update(content).digest()).update('\0');
+  accumulator
+    .update(relative.split(path.sep).join('/'))
+    .update(String(stat.mode))
+    .update(crypto.createHash('sha256').update(content).digest())
+    .update('\0');
 }
 
 /**
@@ -74,7 +98,15 @@ function mockImageId(inputs, projectDir) {
   const hash = crypto.createHash('sha256');
   hash.update(fs.existsSync(dockerfile) ? fs.readFileSync(dockerfile) : '').update('\0');
   const args = build.args || {};
-  hash.update(JSON.stringify({ args: Object.keys(args).sort().map((k) => [k, args[k]]), target: build.target, platform: build.platform }));
+  hash.update(
+    JSON.stringify({
+      args: Object.keys(args)
+        .sort()
+        .map((k) => [k, args[k]]),
+      target: build.target,
+      platform: build.platform,
+    }),
+  );
   if (fs.existsSync(context)) hashTree(context, '', hash);
   return `sha256:${hash.digest('hex')}`;
 }

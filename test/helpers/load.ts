@@ -42,7 +42,15 @@ export function requestOnce(url: string, timeoutMs = 2000, headers: Record<strin
   const started = performance.now();
   const method = post ? 'POST' : 'GET';
   const body = post ? JSON.stringify(post.json) : undefined;
-  const failed = (error: unknown): RequestResult => ({ url, ok: false, method, status: 0, at, ms: performance.now() - started, error: String(error) });
+  const failed = (error: unknown): RequestResult => ({
+    url,
+    ok: false,
+    method,
+    status: 0,
+    at,
+    ms: performance.now() - started,
+    error: String(error),
+  });
   return new Promise((resolve) => {
     const contentHeaders: Record<string, string> =
       body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
@@ -157,7 +165,9 @@ export function startSteadyLoop(
   let sent = 0;
   const running = Array.from({ length: clients }, async (_, client) => {
     for (let i = client; !stopped && Date.now() < deadline && results.length < maxRequests; i++) {
-      results.push(postUrl && i % 2 === 1 ? await requestOnce(postUrl, 2000, {}, newUser()) : await requestOnce(`${url}${separator}seq=${++sent}`));
+      results.push(
+        postUrl && i % 2 === 1 ? await requestOnce(postUrl, 2000, {}, newUser()) : await requestOnce(`${url}${separator}seq=${++sent}`),
+      );
       if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
     }
   });

@@ -17,7 +17,9 @@ export function requireOnPath(command: string): void {
       // not in this directory
     }
   }
-  throw new Error(`${command} is not installed (not on PATH); the tests need it: scripts/provision.sh installs consul, nginx, syslog-ng and docker`);
+  throw new Error(
+    `${command} is not installed (not on PATH); the tests need it: scripts/provision.sh installs consul, nginx, syslog-ng and docker`,
+  );
 }
 
 export interface Managed {
@@ -41,7 +43,10 @@ export function startProcess(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv = {},
-  { logFile, detached = false }: { logFile?: string; /** a process group of its own, as a terminal's foreground job */ detached?: boolean } = {},
+  {
+    logFile,
+    detached = false,
+  }: { logFile?: string; /** a process group of its own, as a terminal's foreground job */ detached?: boolean } = {},
 ): Managed {
   requireOnPath(command);
   let out = '';

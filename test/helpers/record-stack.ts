@@ -164,7 +164,10 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
   const projectDir = options.projectDir ?? REPO_ROOT;
   const entry = programEntry(projectDir);
 
-  const registered = new Map<string, { inputs: Record<string, unknown>; state: Record<string, unknown>; custom: boolean; provider: string }[]>();
+  const registered = new Map<
+    string,
+    { inputs: Record<string, unknown>; state: Record<string, unknown>; custom: boolean; provider: string }[]
+  >();
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
@@ -251,7 +254,7 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
     error.resources = resources;
     throw error;
   }
-  return { resources, outputs: (outputs ?? {}) };
+  return { resources, outputs: outputs ?? {} };
 }
 
 /** The logical name in a provider reference (`urn::id`), unless it is a default provider. */

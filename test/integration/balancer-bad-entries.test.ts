@@ -31,7 +31,10 @@ async function registerWithoutCheck(id: string, address: string, port: number): 
 
 /** Polls until `check` holds; false (not a throw) after the timeout, so the test goes on to show the damage. */
 async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  return waitFor('condition', async () => check().catch(() => false), timeoutMs, 50).then(() => true, () => false);
+  return waitFor('condition', async () => check().catch(() => false), timeoutMs, 50).then(
+    () => true,
+    () => false,
+  );
 }
 
 test.before(async () => {
@@ -40,53 +43,70 @@ test.before(async () => {
 });
 
 test.after.always(async (t) => {
-  if (balancer) t.log(`balancer log tail:\n${balancer.output().split('\n').filter((l) => !l.includes('"source":"nginx"')).slice(-12).join('\n')}`);
+  if (balancer)
+    t.log(
+      `balancer log tail:\n${balancer
+        .output()
+        .split('\n')
+        .filter((l) => !l.includes('"source":"nginx"'))
+        .slice(-12)
+        .join('\n')}`,
+    );
   await Promise.all(replicas.map((r) => r.stop(3000)));
   await balancer?.cleanup();
   await consul?.stop();
   await stopAll();
 });
 
-test.serial('a host name that does not resolve and an IPv6 zone id are dropped and reported; replacing the real replicas fails no request', async (t) => {
-  const r1 = await startReplica(consul.httpAddr, SERVICE, 'real-1');
-  replicas.push(r1);
-  await waitFor('the balancer to serve real-1', async () => (await balancer.status()).upstreams.includes(addr(r1)), 15_000, 25);
+test.serial(
+  'a host name that does not resolve and an IPv6 zone id are dropped and reported; replacing the real replicas fails no request',
+  async (t) => {
+    const r1 = await startReplica(consul.httpAddr, SERVICE, 'real-1');
+    replicas.push(r1);
+    await waitFor('the balancer to serve real-1', async () => (await balancer.status()).upstreams.includes(addr(r1)), 15_000, 25);
 
-  await registerWithoutCheck('bad-name', 'does-not-exist.invalid', 8080);
-  await registerWithoutCheck('bad-zone', 'fe80::1%lo', 8080);
-  await waitFor('Consul to list both bad entries as passing', async () => (await consul.passing(SERVICE)).length === 3, 10_000, 50);
+    await registerWithoutCheck('bad-name', 'does-not-exist.invalid', 8080);
+    await registerWithoutCheck('bad-zone', 'fe80::1%lo', 8080);
+    await waitFor('Consul to list both bad entries as passing', async () => (await consul.passing(SERVICE)).length === 3, 10_000, 50);
 
-  const reported = await eventually(async () => {
-    const ids = ((await balancer.status()).dropped as Dropped[]).map((d) => d.id);
-    return ids.includes('bad-name') && ids.includes('bad-zone');
-  }, 10_000);
+    const reported = await eventually(async () => {
+      const ids = ((await balancer.status()).dropped as Dropped[]).map((d) => d.id);
+      return ids.includes('bad-name') && ids.includes('bad-zone');
+    }, 10_000);
 
-  // Replace the real replica while clients keep sending requests.
-  const loop = startSteadyLoop(balancer.url + '/', { maxMs: 60_000 });
-  await sleep(500);
-  const r2 = await startReplica(consul.httpAddr, SERVICE, 'real-2');
-  replicas.push(r2);
-  await waitFor('Consul to list real-2 as passing', async () => (await consul.passing(SERVICE)).includes('real-2'), 15_000, 50);
-  const served = await eventually(async () => (await balancer.status()).upstreams.includes(addr(r2)), 10_000);
-  const r1Exit = await r1.stop(10_000);
-  await eventually(async () => !(await balancer.status()).upstreams.includes(addr(r1)), 10_000);
-  await sleep(1500);
-  const report = await loop.stop();
+    // Replace the real replica while clients keep sending requests.
+    const loop = startSteadyLoop(balancer.url + '/', { maxMs: 60_000 });
+    await sleep(500);
+    const r2 = await startReplica(consul.httpAddr, SERVICE, 'real-2');
+    replicas.push(r2);
+    await waitFor('Consul to list real-2 as passing', async () => (await consul.passing(SERVICE)).includes('real-2'), 15_000, 50);
+    const served = await eventually(async () => (await balancer.status()).upstreams.includes(addr(r2)), 10_000);
+    const r1Exit = await r1.stop(10_000);
+    await eventually(async () => !(await balancer.status()).upstreams.includes(addr(r1)), 10_000);
+    await sleep(1500);
+    const report = await loop.stop();
 
-  // Asserted only now (an assertion ends the test), so a failing run shows what clients suffered.
-  t.is(report.failures.length, 0, describeFailures(report));
-  t.true(report.total > 50, `only ${report.total} requests`);
-  t.true((report.byInstance['real-2'] ?? 0) > 0, JSON.stringify(report.byInstance));
-  t.true(reported, 'both bad entries are listed under dropped in /_balancer/status');
-  t.true(served, 'the new replica reaches nginx although bad entries stand in Consul');
-  t.is(r1Exit, 0, 'real-1 drained and exited 0');
+    // Asserted only now (an assertion ends the test), so a failing run shows what clients suffered.
+    t.is(report.failures.length, 0, describeFailures(report));
+    t.true(report.total > 50, `only ${report.total} requests`);
+    t.true((report.byInstance['real-2'] ?? 0) > 0, JSON.stringify(report.byInstance));
+    t.true(reported, 'both bad entries are listed under dropped in /_balancer/status');
+    t.true(served, 'the new replica reaches nginx although bad entries stand in Consul');
+    t.is(r1Exit, 0, 'real-1 drained and exited 0');
 
-  const status = await balancer.status();
-  t.deepEqual(status.upstreams, [addr(r2)]);
-  const dropped = new Map((status.dropped as Dropped[]).map((d) => [d.id, d.reason]));
-  t.regex(dropped.get('bad-name') ?? '', /does-not-exist\.invalid.*(does not resolve|ENOTFOUND|EAI_AGAIN|no answer)/);
-  t.regex(dropped.get('bad-zone') ?? '', /zone/);
-  t.is(status.lastReloadError, null, 'nginx never refused a config');
-  const warned = balancer.output().split('\n').filter((l) => l.includes('Consul entries left out of the upstream set'));
-  t.true(warned.some((l) => l.includes('bad-name') && l.includes('bad-zone')), 'the drop is logged with both ids');
-});
+    const status = await balancer.status();
+    t.deepEqual(status.upstreams, [addr(r2)]);
+    const dropped = new Map((status.dropped as Dropped[]).map((d) => [d.id, d.reason]));
+    t.regex(dropped.get('bad-name') ?? '', /does-not-exist\.invalid.*(does not resolve|ENOTFOUND|EAI_AGAIN|no answer)/);
+    t.regex(dropped.get('bad-zone') ?? '', /zone/);
+    t.is(status.lastReloadError, null, 'nginx never refused a config');
+    const warned = balancer
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('Consul entries left out of the upstream set'));
+    t.true(
+      warned.some((l) => l.includes('bad-name') && l.includes('bad-zone')),
+      'the drop is logged with both ids',
+    );
+  },
+);

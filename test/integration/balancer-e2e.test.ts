@@ -31,10 +31,15 @@ async function addReplica(id: string): Promise<Replica> {
 /** Waits until the balancer serves exactly the given replicas. */
 async function waitForUpstreams(expected: Replica[], timeoutMs = 10_000): Promise<BalancerStatusJson> {
   const want = expected.map(addr).sort();
-  const status = await waitFor(`upstreams ${want.join(', ')}`, async () => {
-    const current = await balancer.status();
-    return JSON.stringify([...current.upstreams].sort()) === JSON.stringify(want) ? current : undefined;
-  }, timeoutMs, 25);
+  const status = await waitFor(
+    `upstreams ${want.join(', ')}`,
+    async () => {
+      const current = await balancer.status();
+      return JSON.stringify([...current.upstreams].sort()) === JSON.stringify(want) ? current : undefined;
+    },
+    timeoutMs,
+    25,
+  );
   return status!;
 }
 
@@ -59,7 +64,15 @@ test.before(async () => {
 });
 
 test.after.always(async (t) => {
-  if (balancer) t.log(`balancer log tail:\n${balancer.output().split('\n').filter((l) => !l.includes('"source":"nginx"')).slice(-15).join('\n')}`);
+  if (balancer)
+    t.log(
+      `balancer log tail:\n${balancer
+        .output()
+        .split('\n')
+        .filter((l) => !l.includes('"source":"nginx"'))
+        .slice(-15)
+        .join('\n')}`,
+    );
   await Promise.all([...replicas.values()].map((r) => r.stop(3000)));
   await balancer?.cleanup();
   await consul?.stop();
@@ -89,7 +102,9 @@ function statusNow(): Promise<BalancerStatusJson> {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body) as BalancerStatusJson) : reject(new Error(`status: HTTP ${res.statusCode}`))));
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(JSON.parse(body) as BalancerStatusJson) : reject(new Error(`status: HTTP ${res.statusCode}`)),
+      );
     });
     req.on('timeout', () => req.destroy(new Error('status: no answer within 2 s')));
     req.on('error', reject);
@@ -107,29 +122,32 @@ function nginxWorkers(): number[] {
 // report a reload only once none of them accepts any more. The race is made certain: the old workers
 // are stopped (SIGSTOP) across the reload, so they keep their listening socket until the test lets
 // them go; until then the status must not list the new replica.
-test.serial('a reload is reported only once no old nginx worker accepts: the first replica is listed after, and no request then meets the 503 config', async (t) => {
-  const old = nginxWorkers();
-  t.true(old.length > 0, 'nginx has workers');
-  for (const pid of old) process.kill(pid, 'SIGSTOP');
-  let first: Replica;
-  try {
-    first = await addReplica('first');
-    // New workers mean the balancer has sent nginx its reload; they serve the status page meanwhile.
-    await waitFor('nginx to start new workers (the reload)', () => nginxWorkers().some((pid) => !old.includes(pid)), 10_000, 10);
-    await sleep(1000); // a reload takes about 0.2 s here once nothing holds it
-    const held = await statusNow();
-    t.deepEqual(held.upstreams, [], 'while an old worker still listens the reload is not reported');
-  } finally {
-    for (const pid of old) process.kill(pid, 'SIGCONT');
-  }
-  await waitFor('the first replica in the status', async () => (await statusNow()).upstreams.includes(addr(first!)), 10_000, 5);
-  const burst = await Promise.all(Array.from({ length: 40 }, () => requestOnce(balancer.url + '/')));
-  const bad = burst.filter((r) => !r.ok).map((r) => `${r.status || r.error}`);
-  t.deepEqual(bad, [], `${bad.length}/40 requests failed right after the status listed the replica`);
-  t.is((await statusNow()).lastReloadError, null);
-  t.is(await first!.stop(10_000), 0);
-  await waitForUpstreams([], 10_000);
-});
+test.serial(
+  'a reload is reported only once no old nginx worker accepts: the first replica is listed after, and no request then meets the 503 config',
+  async (t) => {
+    const old = nginxWorkers();
+    t.true(old.length > 0, 'nginx has workers');
+    for (const pid of old) process.kill(pid, 'SIGSTOP');
+    let first: Replica;
+    try {
+      first = await addReplica('first');
+      // New workers mean the balancer has sent nginx its reload; they serve the status page meanwhile.
+      await waitFor('nginx to start new workers (the reload)', () => nginxWorkers().some((pid) => !old.includes(pid)), 10_000, 10);
+      await sleep(1000); // a reload takes about 0.2 s here once nothing holds it
+      const held = await statusNow();
+      t.deepEqual(held.upstreams, [], 'while an old worker still listens the reload is not reported');
+    } finally {
+      for (const pid of old) process.kill(pid, 'SIGCONT');
+    }
+    await waitFor('the first replica in the status', async () => (await statusNow()).upstreams.includes(addr(first!)), 10_000, 5);
+    const burst = await Promise.all(Array.from({ length: 40 }, () => requestOnce(balancer.url + '/')));
+    const bad = burst.filter((r) => !r.ok).map((r) => `${r.status || r.error}`);
+    t.deepEqual(bad, [], `${bad.length}/40 requests failed right after the status listed the replica`);
+    t.is((await statusNow()).lastReloadError, null);
+    t.is(await first!.stop(10_000), 0);
+    await waitForUpstreams([], 10_000);
+  },
+);
 
 test.serial('three replicas: 300 requests reach all three (each at least 20%) with no failure', async (t) => {
   const three = await Promise.all(['r1', 'r2', 'r3'].map(addReplica));
@@ -161,11 +179,18 @@ test.serial('request bodies pass through to a replica; a body over the limit get
     body: 'x'.repeat(2 * 1024 * 1024),
     signal: AbortSignal.timeout(5000),
   }).catch((error: unknown) => error);
-  t.true(tooBig instanceof Response && tooBig.status === 413, `over-limit body: ${tooBig instanceof Response ? tooBig.status : String(tooBig)}`);
+  t.true(
+    tooBig instanceof Response && tooBig.status === 413,
+    `over-limit body: ${tooBig instanceof Response ? tooBig.status : String(tooBig)}`,
+  );
 });
 
 test.serial('a fourth replica started under load gets traffic, with no failure', async (t) => {
-  const reloadLines = () => balancer.output().split('\n').filter((l) => l.includes('"nginx reloaded"'));
+  const reloadLines = () =>
+    balancer
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"nginx reloaded"'));
   const reloadsBefore = reloadLines().length;
   const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000 });
   await sleep(1000);
@@ -179,7 +204,9 @@ test.serial('a fourth replica started under load gets traffic, with no failure',
   const registeredAt = logTimes(r4, 'registered')[0];
   const firstProxied = logTimes(r4, 'request', '/')[0];
   t.log(`registration -> first proxied request: ${firstProxied - registeredAt} ms`);
-  const reloads = reloadLines().slice(reloadsBefore).map((l) => (JSON.parse(l) as { msSinceChange: number }).msSinceChange);
+  const reloads = reloadLines()
+    .slice(reloadsBefore)
+    .map((l) => (JSON.parse(l) as { msSinceChange: number }).msSinceChange);
   t.log(`Consul answer -> nginx reload, over ${reloads.length} reloads: max ${Math.max(...reloads)} ms`);
   // r4's reload was logged (over no line any bound is true). The README promises traffic "within about
   // a second", and this machine kind varies fivefold in speed: the bound is twice that.
@@ -190,7 +217,13 @@ test.serial('a fourth replica started under load gets traffic, with no failure',
 /** Starts a POST straight to a replica whose body is sent in two halves: in flight until `finish()`. */
 function slowPost(port: number) {
   const body = JSON.stringify({ name: 'Slow', email: 'slow@example.com' });
-  const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/api/users', headers: { 'content-type': 'application/json' } });
+  const req = http.request({
+    host: '127.0.0.1',
+    port,
+    method: 'POST',
+    path: '/api/users',
+    headers: { 'content-type': 'application/json' },
+  });
   const answer = new Promise<number | string>((resolve) => {
     req.on('response', (res) => {
       res.resume();
@@ -205,27 +238,38 @@ function slowPost(port: number) {
 // GETs alone cannot tell draining from dying: nginx retries a failed GET on another replica. It never
 // retries a POST it has sent, so the loop alternates both. And the order is checked directly: a request
 // in flight holds the replica's drain open while Consul and the balancer must already have let it go.
-test.serial('SIGTERM of a replica under a steady loop of GETs and POSTs fails no request: it leaves Consul and the balancer before it exits', async (t) => {
-  const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000, postUrl: balancer.url + '/api/users' });
-  await sleep(1000);
-  const r1 = replicas.get('r1')!;
-  const inFlight = slowPost(r1.port);
-  await sleep(200);
-  const running = () => r1.child.exitCode === null && r1.child.signalCode === null;
-  r1.child.kill('SIGTERM');
-  await waitFor('r1 gone from the Consul agent', async () => !Object.keys(await consul.get<Record<string, unknown>>('/v1/agent/services')).includes('r1'), 10_000, 10);
-  t.true(running(), 'r1 was still running (draining) when Consul no longer listed it');
-  await waitForUpstreams(live().filter((r) => r !== r1), 10_000);
-  t.true(running(), 'r1 was still running when the balancer no longer sent it requests');
-  inFlight.finish();
-  t.is(await inFlight.answer, 201, 'the request in flight was answered');
-  const code = await Promise.race([r1.exited, sleep(15_000).then(() => 'still running after 15 s')]);
-  await sleep(1000);
-  const report = await loop.stop();
-  t.is(code, 0, 'the replica drained and exited 0');
-  t.deepEqual(report.failures, [], describeFailures(report));
-  t.true((report.byMethod.POST ?? 0) > 25 && (report.byMethod.GET ?? 0) > 25, `requests sent: ${JSON.stringify(report.byMethod)}`);
-});
+test.serial(
+  'SIGTERM of a replica under a steady loop of GETs and POSTs fails no request: it leaves Consul and the balancer before it exits',
+  async (t) => {
+    const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000, postUrl: balancer.url + '/api/users' });
+    await sleep(1000);
+    const r1 = replicas.get('r1')!;
+    const inFlight = slowPost(r1.port);
+    await sleep(200);
+    const running = () => r1.child.exitCode === null && r1.child.signalCode === null;
+    r1.child.kill('SIGTERM');
+    await waitFor(
+      'r1 gone from the Consul agent',
+      async () => !Object.keys(await consul.get<Record<string, unknown>>('/v1/agent/services')).includes('r1'),
+      10_000,
+      10,
+    );
+    t.true(running(), 'r1 was still running (draining) when Consul no longer listed it');
+    await waitForUpstreams(
+      live().filter((r) => r !== r1),
+      10_000,
+    );
+    t.true(running(), 'r1 was still running when the balancer no longer sent it requests');
+    inFlight.finish();
+    t.is(await inFlight.answer, 201, 'the request in flight was answered');
+    const code = await Promise.race([r1.exited, sleep(15_000).then(() => 'still running after 15 s')]);
+    await sleep(1000);
+    const report = await loop.stop();
+    t.is(code, 0, 'the replica drained and exited 0');
+    t.deepEqual(report.failures, [], describeFailures(report));
+    t.true((report.byMethod.POST ?? 0) > 25 && (report.byMethod.GET ?? 0) > 25, `requests sent: ${JSON.stringify(report.byMethod)}`);
+  },
+);
 
 test.serial('SIGKILL of a replica under a steady loop fails no request while it leaves the upstream set', async (t) => {
   const loop = startSteadyLoop(balancer.url + '/', { maxMs: 30_000 });
@@ -243,63 +287,81 @@ test.serial('SIGKILL of a replica under a steady loop fails no request while it 
   t.deepEqual((await balancer.status()).upstreams.sort(), live().map(addr).sort());
 });
 
-test.serial('Consul stopped and started again under a steady loop: no failure, the last good set is kept, changes flow again', async (t) => {
-  const before = await waitForUpstreams(live(), 10_000);
-  const loop = startSteadyLoop(balancer.url + '/', { maxMs: 60_000 });
-  await sleep(1000);
-  await consul.stop();
-  await waitFor('the balancer to notice Consul is down', async () => !(await balancer.status()).consul.reachable, 10_000, 50);
-  await sleep(1500);
-  const during = await balancer.status();
-  t.deepEqual(during.upstreams, before.upstreams, 'the last good set is kept while Consul is down');
+test.serial(
+  'Consul stopped and started again under a steady loop: no failure, the last good set is kept, changes flow again',
+  async (t) => {
+    const before = await waitForUpstreams(live(), 10_000);
+    const loop = startSteadyLoop(balancer.url + '/', { maxMs: 60_000 });
+    await sleep(1000);
+    await consul.stop();
+    await waitFor('the balancer to notice Consul is down', async () => !(await balancer.status()).consul.reachable, 10_000, 50);
+    await sleep(1500);
+    const during = await balancer.status();
+    t.deepEqual(during.upstreams, before.upstreams, 'the last good set is kept while Consul is down');
 
-  // The dev agent comes back empty. Whether the replicas or the balancer reach it first is a race;
-  // the gate holds the replicas off until the balancer has met the empty agent, every run.
-  await consulGate.close();
-  await consul.start();
-  await waitFor('the balancer to reach Consul again', async () => (await balancer.status()).consul.reachable, 10_000, 50);
-  await sleep(500);
-  const held = await balancer.status();
-  t.deepEqual(held.upstreams, before.upstreams, 'the last set is held through the empty answer (the grace)');
-  t.regex(balancer.output(), /keeping the last set during the grace/);
-  await consulGate.open();
-  // The replicas register again and pass their first check.
-  await waitFor('Consul to list the replicas again', async () => (await consul.passing(SERVICE)).length === live().length, 20_000, 100);
-  await waitForUpstreams(live(), 10_000);
-  const r5 = await addReplica('r5');
-  await waitForUpstreams(live(), 10_000);
-  await sleep(1000);
-  const report = await loop.stop();
-  t.deepEqual(report.failures, [], describeFailures(report));
-  t.true((await balancer.status()).upstreams.includes(addr(r5)), 'a change after the outage reaches nginx');
-  t.is(balancer.output().split('\n').filter((l) => l.includes('Consul query failed')).length, 1, 'the outage is logged once');
-});
+    // The dev agent comes back empty. Whether the replicas or the balancer reach it first is a race;
+    // the gate holds the replicas off until the balancer has met the empty agent, every run.
+    await consulGate.close();
+    await consul.start();
+    await waitFor('the balancer to reach Consul again', async () => (await balancer.status()).consul.reachable, 10_000, 50);
+    await sleep(500);
+    const held = await balancer.status();
+    t.deepEqual(held.upstreams, before.upstreams, 'the last set is held through the empty answer (the grace)');
+    t.regex(balancer.output(), /keeping the last set during the grace/);
+    await consulGate.open();
+    // The replicas register again and pass their first check.
+    await waitFor('Consul to list the replicas again', async () => (await consul.passing(SERVICE)).length === live().length, 20_000, 100);
+    await waitForUpstreams(live(), 10_000);
+    const r5 = await addReplica('r5');
+    await waitForUpstreams(live(), 10_000);
+    await sleep(1000);
+    const report = await loop.stop();
+    t.deepEqual(report.failures, [], describeFailures(report));
+    t.true((await balancer.status()).upstreams.includes(addr(r5)), 'a change after the outage reaches nginx');
+    t.is(
+      balancer
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('Consul query failed')).length,
+      1,
+      'the outage is logged once',
+    );
+  },
+);
 
-test.serial('a render made invalid on purpose is refused: reloads unchanged, lastReloadError set, traffic still served, then retried until it goes through', async (t) => {
-  const before = await waitForUpstreams(live(), 10_000);
-  await fs.writeFile(breakFile, 'break renders while this file exists\n');
-  const r6 = await addReplica('r6');
-  const after = (await waitFor('the refused reload', async () => {
-    const status = await balancer.status();
-    return status.lastReloadError ? status : undefined;
-  }, 10_000, 25))!;
-  t.regex(after.lastReloadError!, /this_line_is_broken_on_purpose/);
-  t.is(after.reloads, before.reloads);
-  t.deepEqual(after.upstreams, before.upstreams);
-  t.false(after.upstreams.includes(addr(r6)));
-  const report = await sendRequests(balancer.url + '/', 40);
-  t.deepEqual(report.failures, [], describeFailures(report));
+test.serial(
+  'a render made invalid on purpose is refused: reloads unchanged, lastReloadError set, traffic still served, then retried until it goes through',
+  async (t) => {
+    const before = await waitForUpstreams(live(), 10_000);
+    await fs.writeFile(breakFile, 'break renders while this file exists\n');
+    const r6 = await addReplica('r6');
+    const after = (await waitFor(
+      'the refused reload',
+      async () => {
+        const status = await balancer.status();
+        return status.lastReloadError ? status : undefined;
+      },
+      10_000,
+      25,
+    ))!;
+    t.regex(after.lastReloadError!, /this_line_is_broken_on_purpose/);
+    t.is(after.reloads, before.reloads);
+    t.deepEqual(after.upstreams, before.upstreams);
+    t.false(after.upstreams.includes(addr(r6)));
+    const report = await sendRequests(balancer.url + '/', 40);
+    t.deepEqual(report.failures, [], describeFailures(report));
 
-  // No news from Consul: the refused set is retried with backoff until nginx accepts it.
-  await fs.rm(breakFile);
-  const retried = await waitForUpstreams(live(), 15_000);
-  t.true(retried.upstreams.includes(addr(r6)));
-  t.is(retried.reloads, before.reloads + 1, 'the retry reloads once');
-  t.is(retried.failedApplies, 0);
-  await addReplica('r7');
-  const recovered = await waitForUpstreams(live(), 10_000);
-  t.is(recovered.reloads, before.reloads + 2, 'the next change reloads again');
-});
+    // No news from Consul: the refused set is retried with backoff until nginx accepts it.
+    await fs.rm(breakFile);
+    const retried = await waitForUpstreams(live(), 15_000);
+    t.true(retried.upstreams.includes(addr(r6)));
+    t.is(retried.reloads, before.reloads + 1, 'the retry reloads once');
+    t.is(retried.failedApplies, 0);
+    await addReplica('r7');
+    const recovered = await waitForUpstreams(live(), 10_000);
+    t.is(recovered.reloads, before.reloads + 2, 'the next change reloads again');
+  },
+);
 
 test.serial('SIGTERM stops the balancer and its nginx gracefully, exit 0', async (t) => {
   const nginxPid = Number(readFileSync(path.join(balancer.workDir, 'nginx.pid'), 'utf8'));

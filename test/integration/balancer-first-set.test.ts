@@ -15,7 +15,10 @@ import { startReplica } from '../helpers/service';
 
 const connects = (port: number) =>
   new Promise<boolean>((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.on('error', () => resolve(false));
   });
 
@@ -31,7 +34,11 @@ test('the first request a new balancer accepts is answered by a replica that was
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-first-'));
   t.teardown(() => fs.rm(workDir, { recursive: true, force: true }));
   const balancer = startProcess(process.execPath, [BALANCER_BUNDLE], {
-    CONSUL_HTTP_ADDR: consul.httpAddr, SERVICE_NAME: 'first', LISTEN_ADDRESS: '127.0.0.1', LISTEN_PORT: String(port), WORK_DIR: workDir,
+    CONSUL_HTTP_ADDR: consul.httpAddr,
+    SERVICE_NAME: 'first',
+    LISTEN_ADDRESS: '127.0.0.1',
+    LISTEN_PORT: String(port),
+    WORK_DIR: workDir,
   });
   t.teardown(() => balancer.stop(5000));
   await waitFor('the balancer to accept connections', () => connects(port), 15_000, 5);

@@ -123,77 +123,105 @@ test('syslog-ng with the collector config keeps one file per container and a com
 // Every Docker call is asynchronous: a synchronous one (spawnSync) blocks this whole ava process, the
 // other test's timers included, for as long as it runs; a cold image build (minutes) then made the
 // syslog-ng test above time out on a fresh machine although it had long finished its work.
-test(
-  "the collector image receives a container's stdout and stderr through Docker's syslog driver with the program's log options",
-  async (t) => {
-    t.timeout(600_000);
-    // No engine is a failure that names what is missing, never a silent skip.
-    await docker(['info', '--format', '{{.ServerVersion}}']).catch((error) => {
-      throw new Error(`this test needs a running Docker engine (scripts/provision.sh starts one): ${error}`);
-    });
-    // The offline base the system test uses (cached; built once by scripts/images.sh under a lock).
-    await ensureOfflineImages();
+test("the collector image receives a container's stdout and stderr through Docker's syslog driver with the program's log options", async (t) => {
+  t.timeout(600_000);
+  // No engine is a failure that names what is missing, never a silent skip.
+  await docker(['info', '--format', '{{.ServerVersion}}']).catch((error) => {
+    throw new Error(`this test needs a running Docker engine (scripts/provision.sh starts one): ${error}`);
+  });
+  // The offline base the system test uses (cached; built once by scripts/images.sh under a lock).
+  await ensureOfflineImages();
 
-    const run = crypto.randomBytes(3).toString('hex');
-    const stack = `colltest${run}`;
-    const testLabel = `io.consul-nginx-pulumi.test=collector-${run}`;
-    const collectorPort = await freePort();
-    const record = await recordStack({ stack, config: { collectorPort, baseImage: 'cnp-base:bookworm' } });
-    const find = <T>(name: string) => record.resources.find((r) => r.name === name)!.inputs as T;
-    const collector = find<DeclaredContainer>('collector-container');
-    const imageInputs = find<DeclaredImage>('collector-image');
-    const replica = find<DeclaredContainer>('replicas-1');
+  const run = crypto.randomBytes(3).toString('hex');
+  const stack = `colltest${run}`;
+  const testLabel = `io.consul-nginx-pulumi.test=collector-${run}`;
+  const collectorPort = await freePort();
+  const record = await recordStack({ stack, config: { collectorPort, baseImage: 'cnp-base:bookworm' } });
+  const find = <T>(name: string) => record.resources.find((r) => r.name === name)!.inputs as T;
+  const collector = find<DeclaredContainer>('collector-container');
+  const imageInputs = find<DeclaredImage>('collector-image');
+  const replica = find<DeclaredContainer>('replicas-1');
 
-    const image = `cnp-collector-test:${run}`;
-    const volume = collector.volumes[0];
-    t.teardown(async () => {
-      await docker(['rm', '-f', collector.name, replica.name]).catch(() => {});
-      await docker(['volume', 'rm', '-f', volume.volumeName]).catch(() => {});
-      await docker(['image', 'rm', '-f', image]).catch(() => {});
-    });
+  const image = `cnp-collector-test:${run}`;
+  const volume = collector.volumes[0];
+  t.teardown(async () => {
+    await docker(['rm', '-f', collector.name, replica.name]).catch(() => {});
+    await docker(['volume', 'rm', '-f', volume.volumeName]).catch(() => {});
+    await docker(['image', 'rm', '-f', image]).catch(() => {});
+  });
 
-    await docker([
-      'build', '-q', '--label', testLabel, '-t', image,
-      '--build-arg', `BASE_IMAGE=${imageInputs.build.args.BASE_IMAGE}`,
-      '-f', imageInputs.build.dockerfile, imageInputs.build.context,
-    ], { timeoutMs: 300_000 });
-
-    // The collector as declared: a fresh named volume for its files, the published port on the bind
-    // address, its health check.
-    await docker(['volume', 'create', '--label', testLabel, volume.volumeName]);
-    const port = collector.ports[0];
-    const health = collector.healthcheck.tests;
-    await docker([
-      'run', '-d', '--name', collector.name, '--label', testLabel,
-      '-v', `${volume.volumeName}:${volume.containerPath}`,
-      '-p', `${port.ip}:${port.external}:${port.internal}/${port.protocol}`,
-      '--health-cmd', health.slice(1).join(' '), '--health-interval', '1s',
+  await docker(
+    [
+      'build',
+      '-q',
+      '--label',
+      testLabel,
+      '-t',
       image,
-    ]);
-    await waitFor(
-      'the collector to be healthy',
-      async () => (await docker(['inspect', '-f', '{{.State.Health.Status}}', collector.name])).trim() === 'healthy',
-      60_000,
-      250,
-    );
+      '--build-arg',
+      `BASE_IMAGE=${imageInputs.build.args.BASE_IMAGE}`,
+      '-f',
+      imageInputs.build.dockerfile,
+      imageInputs.build.context,
+    ],
+    { timeoutMs: 300_000 },
+  );
 
-    // A throwaway container logging with exactly the replica's declared log driver and options.
-    const logOpts = Object.entries(replica.logOpts).flatMap(([k, v]) => ['--log-opt', `${k}=${v}`]);
-    await docker([
-      'run', '--name', replica.name, '--label', testLabel, '--log-driver', replica.logDriver, ...logOpts,
-      'cnp-base:bookworm', 'sh', '-c', `echo out-${run}; echo err-${run} >&2`,
-    ]);
+  // The collector as declared: a fresh named volume for its files, the published port on the bind
+  // address, its health check.
+  await docker(['volume', 'create', '--label', testLabel, volume.volumeName]);
+  const port = collector.ports[0];
+  const health = collector.healthcheck.tests;
+  await docker([
+    'run',
+    '-d',
+    '--name',
+    collector.name,
+    '--label',
+    testLabel,
+    '-v',
+    `${volume.volumeName}:${volume.containerPath}`,
+    '-p',
+    `${port.ip}:${port.external}:${port.internal}/${port.protocol}`,
+    '--health-cmd',
+    health.slice(1).join(' '),
+    '--health-interval',
+    '1s',
+    image,
+  ]);
+  await waitFor(
+    'the collector to be healthy',
+    async () => (await docker(['inspect', '-f', '{{.State.Health.Status}}', collector.name])).trim() === 'healthy',
+    60_000,
+    250,
+  );
 
-    const catLog = (file: string) => docker(['exec', collector.name, 'cat', `/var/log/stack/${file}`]).catch(() => '');
-    await waitFor('both lines in the container file', async () => (await catLog(`${replica.name}.log`)).includes(`err-${run}`), 10_000, 200);
-    const own = await catLog(`${replica.name}.log`);
-    t.true(own.includes(`out-${run}`));
-    t.true(own.includes(`err-${run}`));
-    const all = await catLog('all.log');
-    t.true(all.includes(`${replica.name} out-${run}`));
-    t.true(all.includes(`${replica.name} err-${run}`));
-    // `docker logs` keeps working next to the syslog driver (the daemon's local cache); it prints the
-    // container's stdout on its stdout.
-    t.true((await docker(['logs', replica.name])).includes(`out-${run}`));
-  },
-);
+  // A throwaway container logging with exactly the replica's declared log driver and options.
+  const logOpts = Object.entries(replica.logOpts).flatMap(([k, v]) => ['--log-opt', `${k}=${v}`]);
+  await docker([
+    'run',
+    '--name',
+    replica.name,
+    '--label',
+    testLabel,
+    '--log-driver',
+    replica.logDriver,
+    ...logOpts,
+    'cnp-base:bookworm',
+    'sh',
+    '-c',
+    `echo out-${run}; echo err-${run} >&2`,
+  ]);
+
+  const catLog = (file: string) => docker(['exec', collector.name, 'cat', `/var/log/stack/${file}`]).catch(() => '');
+  await waitFor('both lines in the container file', async () => (await catLog(`${replica.name}.log`)).includes(`err-${run}`), 10_000, 200);
+  const own = await catLog(`${replica.name}.log`);
+  t.true(own.includes(`out-${run}`));
+  t.true(own.includes(`err-${run}`));
+  const all = await catLog('all.log');
+  t.true(all.includes(`${replica.name} out-${run}`));
+  t.true(all.includes(`${replica.name} err-${run}`));
+  // `docker logs` keeps working next to the syslog driver (the daemon's local cache); it prints the
+  // container's stdout on its stdout.
+  t.true((await docker(['logs', replica.name])).includes(`out-${run}`));
+});

@@ -38,11 +38,17 @@ async function call(url: string, method = 'GET', body?: unknown) {
     signal: AbortSignal.timeout(5000),
   });
   const text = await res.text();
-  return { status: res.status, instance: res.headers.get('x-instance-id'), json: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+  return {
+    status: res.status,
+    instance: res.headers.get('x-instance-id'),
+    json: text ? (JSON.parse(text) as Record<string, unknown>) : undefined,
+  };
 }
 
 function describe(list: Replica[], consul?: ConsulAgent): string {
-  return list.map((r) => `--- ${r.id}\n${r.output().slice(-3000)}`).join('\n') + (consul ? `\n--- consul\n${consul.output().slice(-2000)}` : '');
+  return (
+    list.map((r) => `--- ${r.id}\n${r.output().slice(-3000)}`).join('\n') + (consul ? `\n--- consul\n${consul.output().slice(-2000)}` : '')
+  );
 }
 
 test.serial('three replicas register and pass; a user written through one is read, changed and deleted through the others', async (t) => {
@@ -50,7 +56,10 @@ test.serial('three replicas register and pass; a user written through one is rea
   const list = await replicas(consul, 3, 'a');
   t.teardown(() => Promise.all(list.map((r) => r.stop())).then(() => undefined));
   try {
-    await waitPassing(consul, list.map((r) => r.id));
+    await waitPassing(
+      consul,
+      list.map((r) => r.id),
+    );
   } catch (error) {
     t.log(describe(list, consul));
     throw error;
@@ -83,7 +92,13 @@ test.serial('three replicas register and pass; a user written through one is rea
 /** Starts a POST whose body is sent in two halves, so the request stays in flight until `finish()`. */
 function slowPost(port: number) {
   const body = JSON.stringify({ name: 'Slow', email: 'slow@example.com' });
-  const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/api/users', headers: { 'content-type': 'application/json' } });
+  const req = http.request({
+    host: '127.0.0.1',
+    port,
+    method: 'POST',
+    path: '/api/users',
+    headers: { 'content-type': 'application/json' },
+  });
   const answer = new Promise<{ status: number; connection?: string }>((resolve, reject) => {
     req.on('response', (res) => {
       res.resume();
@@ -149,19 +164,22 @@ test.serial('SIGKILL: Consul marks the dead replica critical', async (t) => {
   t.deepEqual(await consul.passing(NAME), [survivor.id]);
 });
 
-test.serial('SIGKILL and a quick restart under the same id and port (restart policy): the replica leaves the passing set until its new check passes', async (t) => {
-  const consul = await consulFor(t);
-  const [victim] = await replicas(consul, 1, 'k');
-  await waitPassing(consul, [victim.id]);
-  victim.child.kill('SIGKILL');
-  t.is(await victim.exited, 'SIGKILL');
-  // Restarted before Consul's next check could notice the death, as Docker does in ~0.3 s.
-  const again = await startReplica(consul.httpAddr, NAME, victim.id, { PORT: String(victim.port) });
-  t.teardown(() => again.stop().then(() => undefined));
-  await waitFor('the restarted replica out of the passing set', async () => (await consul.passing(NAME)).length === 0, 10_000, 20);
-  await waitPassing(consul, [victim.id]);
-  t.true(again.output().includes('replaced the entry a previous run left'), describe([again], consul));
-});
+test.serial(
+  'SIGKILL and a quick restart under the same id and port (restart policy): the replica leaves the passing set until its new check passes',
+  async (t) => {
+    const consul = await consulFor(t);
+    const [victim] = await replicas(consul, 1, 'k');
+    await waitPassing(consul, [victim.id]);
+    victim.child.kill('SIGKILL');
+    t.is(await victim.exited, 'SIGKILL');
+    // Restarted before Consul's next check could notice the death, as Docker does in ~0.3 s.
+    const again = await startReplica(consul.httpAddr, NAME, victim.id, { PORT: String(victim.port) });
+    t.teardown(() => again.stop().then(() => undefined));
+    await waitFor('the restarted replica out of the passing set', async () => (await consul.passing(NAME)).length === 0, 10_000, 20);
+    await waitPassing(consul, [victim.id]);
+    t.true(again.output().includes('replaced the entry a previous run left'), describe([again], consul));
+  },
+);
 
 test.serial('Consul agent restart: users answer 503 while it is down, and every running replica registers again', async (t) => {
   const consul = await consulFor(t);
@@ -312,9 +330,13 @@ test.serial('malformed and hostile requests get 4xx answers and never crash a re
   await waitFor('the cut-short request in the log', () => postStatuses(replica).length === 1, 5000, 20);
   t.deepEqual(postStatuses(replica), [400], 'the cut-short body is a client abort');
   // A chunked body whose sender vanishes mid-body: nobody is left to answer; the app logs a client abort.
-  await raw(replica.port, 'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"nam\r\n', {
-    destroyAfterMs: 100,
-  });
+  await raw(
+    replica.port,
+    'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"nam\r\n',
+    {
+      destroyAfterMs: 100,
+    },
+  );
   await waitFor('the truncated chunked request in the log', () => postStatuses(replica).length === 2, 5000, 20);
   t.deepEqual(postStatuses(replica), [400, 400], 'the truncated chunked body is a client abort');
   const huge = Buffer.alloc(1024 * 1024, 'x');
@@ -334,10 +356,23 @@ test.serial('malformed and hostile requests get 4xx answers and never crash a re
   if (!(big instanceof Error)) t.is(big.status, 413, 'a chunked 1 MiB body');
   await waitFor('the 1 MiB request in the log', () => postStatuses(replica).length === 3, 5000, 20);
   t.is(postStatuses(replica)[2], 413, `a chunked 1 MiB body (the client saw ${big instanceof Error ? big.message : big.status})`);
-  const badJson = await fetch(replica.url + '/api/users', { method: 'POST', body: '{"name": ', headers: { 'content-type': 'application/json' } });
+  const badJson = await fetch(replica.url + '/api/users', {
+    method: 'POST',
+    body: '{"name": ',
+    headers: { 'content-type': 'application/json' },
+  });
   t.is(badJson.status, 400);
   t.regex(((await badJson.json()) as { error: string }).error, /not valid JSON/);
-  t.is((await fetch(replica.url + '/api/users', { method: 'POST', body: 'name=Ann', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status, 415);
+  t.is(
+    (
+      await fetch(replica.url + '/api/users', {
+        method: 'POST',
+        body: 'name=Ann',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      })
+    ).status,
+    415,
+  );
   t.is((await call(replica.url + '/%E0%A4%A')).status, 404);
 
   const health = await call(replica.url + '/health');

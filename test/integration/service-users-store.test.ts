@@ -42,7 +42,10 @@ test('users are kept one KV key each under the service prefix, and survive a new
   t.false(await store.remove(ann.id));
   t.is(await other.get(ann.id), undefined);
   t.is(await other.update(ann.id, { name: 'x', email: 'x@example.com' }), undefined);
-  t.deepEqual((await other.list()).map((u) => u.id), [bob.id]);
+  t.deepEqual(
+    (await other.list()).map((u) => u.id),
+    [bob.id],
+  );
   t.deepEqual(await storeFor('svc-b/users').store.list(), [], 'another service sees none of them');
 });
 
@@ -81,8 +84,11 @@ test('an update overtaken by another replica on every attempt reports a conflict
     overtaken++;
     await b.update(user.id, { name: `B${overtaken}`, email: `b${overtaken}@example.com` });
   });
-  await t.throwsAsync(a.update(user.id, { name: 'A', email: 'a@example.com' }), { instanceOf: StoreConflictError, message: /kept changing/ });
-  t.like(await b.get(user.id), { name: `B${overtaken}`, email: `b${overtaken}@example.com` }, 'the other replica\'s last write stands');
+  await t.throwsAsync(a.update(user.id, { name: 'A', email: 'a@example.com' }), {
+    instanceOf: StoreConflictError,
+    message: /kept changing/,
+  });
+  t.like(await b.get(user.id), { name: `B${overtaken}`, email: `b${overtaken}@example.com` }, "the other replica's last write stands");
 });
 
 test('an update racing a delete never brings the deleted user back (check-and-set on every write)', async (t) => {

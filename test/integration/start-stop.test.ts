@@ -66,14 +66,18 @@ function npmRun(script: string, env: NodeJS.ProcessEnv, { detached = false } = {
 
 /** The process npm runs the script's `node <bundle>` in (its child, or a shell's child). */
 async function scriptProcess(npm: Managed, bundle: string): Promise<number> {
-  const pid = await waitFor(`npm's descendant running ${bundle}`, async () => {
-    const children = await childPids(npm.child.pid!);
-    const grandchildren = (await Promise.all(children.map((child) => childPids(child)))).flat();
-    for (const candidate of [...children, ...grandchildren]) {
-      if ((await cmdline(candidate)) === `node ${bundle}`) return candidate;
-    }
-    return undefined;
-  }, 15_000);
+  const pid = await waitFor(
+    `npm's descendant running ${bundle}`,
+    async () => {
+      const children = await childPids(npm.child.pid!);
+      const grandchildren = (await Promise.all(children.map((child) => childPids(child)))).flat();
+      for (const candidate of [...children, ...grandchildren]) {
+        if ((await cmdline(candidate)) === `node ${bundle}`) return candidate;
+      }
+      return undefined;
+    },
+    15_000,
+  );
   return pid!;
 }
 
@@ -91,44 +95,53 @@ function stop(npm: Managed, { signal, group }: (typeof stops)[number]): void {
   process.kill(group ? -npm.child.pid! : npm.child.pid!, signal);
 }
 
-for (const way of stops) test(`${way.how} \`npm run start:balancer\` stops the watcher and nginx and frees the port`, async (t) => {
-  const { signal } = way;
-  const port = await freePort();
-  const workDir = await tempDir(t, 'start-balancer-');
-  const npm = npmRun('start:balancer', {
-    CONSUL_HTTP_ADDR: consul.httpAddr,
-    SERVICE_NAME: `start-stop-balancer-${port}`,
-    LISTEN_ADDRESS: '127.0.0.1',
-    LISTEN_PORT: String(port),
-    WORK_DIR: workDir,
-  }, { detached: true });
-  let pids: number[] = [];
-  killAtTeardown(t, () => pids);
-  const watcher = await scriptProcess(npm, 'balancer/dist/main.js');
-  pids = [watcher];
-  await waitFor('the balancer to start', () => npm.output().includes('"msg":"balancer started"'), 30_000);
-  const master = Number((await fs.readFile(path.join(workDir, 'nginx.pid'), 'utf8')).trim());
-  const workers = await childPids(master);
-  pids = [watcher, master, ...workers];
-  t.true(workers.length > 0);
-  t.regex(await cmdline(master), /^nginx: master process /);
-  const res = await fetch(`http://127.0.0.1:${port}/_balancer/status`);
-  t.is(res.status, 200);
-  t.false(await canBind(port));
+for (const way of stops)
+  test(`${way.how} \`npm run start:balancer\` stops the watcher and nginx and frees the port`, async (t) => {
+    const { signal } = way;
+    const port = await freePort();
+    const workDir = await tempDir(t, 'start-balancer-');
+    const npm = npmRun(
+      'start:balancer',
+      {
+        CONSUL_HTTP_ADDR: consul.httpAddr,
+        SERVICE_NAME: `start-stop-balancer-${port}`,
+        LISTEN_ADDRESS: '127.0.0.1',
+        LISTEN_PORT: String(port),
+        WORK_DIR: workDir,
+      },
+      { detached: true },
+    );
+    let pids: number[] = [];
+    killAtTeardown(t, () => pids);
+    const watcher = await scriptProcess(npm, 'balancer/dist/main.js');
+    pids = [watcher];
+    await waitFor('the balancer to start', () => npm.output().includes('"msg":"balancer started"'), 30_000);
+    const master = Number((await fs.readFile(path.join(workDir, 'nginx.pid'), 'utf8')).trim());
+    const workers = await childPids(master);
+    pids = [watcher, master, ...workers];
+    t.true(workers.length > 0);
+    t.regex(await cmdline(master), /^nginx: master process /);
+    const res = await fetch(`http://127.0.0.1:${port}/_balancer/status`);
+    t.is(res.status, 200);
+    t.false(await canBind(port));
 
-  stop(npm, way);
-  const npmExit = await npm.exited;
-  await waitFor('the watcher and nginx to exit', async () => {
-    const running = [];
-    for (const pid of pids) if (await isRunning(pid)) running.push(pid);
-    if (running.length > 0) throw new Error(`still running: ${running.join(', ')} (watcher ${watcher}, nginx master ${master})`);
-    return true;
-  }, 15_000);
-  t.true(await canBind(port), `port ${port} is still held`);
-  t.is(npmExit, 0, npm.output());
-  t.regex(npm.output(), new RegExp(`"msg":"stopping","signal":"${signal}"`));
-  t.regex(npm.output(), /"msg":"stopped","nginxExit":\{"code":0/);
-});
+    stop(npm, way);
+    const npmExit = await npm.exited;
+    await waitFor(
+      'the watcher and nginx to exit',
+      async () => {
+        const running = [];
+        for (const pid of pids) if (await isRunning(pid)) running.push(pid);
+        if (running.length > 0) throw new Error(`still running: ${running.join(', ')} (watcher ${watcher}, nginx master ${master})`);
+        return true;
+      },
+      15_000,
+    );
+    t.true(await canBind(port), `port ${port} is still held`);
+    t.is(npmExit, 0, npm.output());
+    t.regex(npm.output(), new RegExp(`"msg":"stopping","signal":"${signal}"`));
+    t.regex(npm.output(), /"msg":"stopped","nginxExit":\{"code":0/);
+  });
 
 for (const way of stops) {
   test(`${way.how} \`npm run start:service\` drains, deregisters and stops the replica`, async (t) => {
@@ -168,10 +181,14 @@ function startWatcher(port: number, workDir: string): Managed {
 }
 
 async function started(watcher: Managed): Promise<void> {
-  await waitFor('the balancer to start', () => {
-    if (watcher.child.exitCode !== null) throw new Error(`balancer exited: ${watcher.output()}`);
-    return watcher.output().includes('"msg":"balancer started"');
-  }, 15_000);
+  await waitFor(
+    'the balancer to start',
+    () => {
+      if (watcher.child.exitCode !== null) throw new Error(`balancer exited: ${watcher.output()}`);
+      return watcher.output().includes('"msg":"balancer started"');
+    },
+    15_000,
+  );
 }
 
 test('a watcher killed outright leaves nginx behind; the next start in that WORK_DIR stops it and binds', async (t) => {
@@ -211,7 +228,10 @@ test('a second balancer in the WORK_DIR of one that runs refuses to start and le
   t.teardown(() => second.stop(5000));
   await waitFor('the second balancer to exit', () => second.child.exitCode !== null, 15_000);
   t.is(second.child.exitCode, 1);
-  t.regex(second.output(), new RegExp(`WORK_DIR=${workDir} is in use by the running balancer with pid ${first.child.pid} \\(its nginx is pid ${master}\\)`));
+  t.regex(
+    second.output(),
+    new RegExp(`WORK_DIR=${workDir} is in use by the running balancer with pid ${first.child.pid} \\(its nginx is pid ${master}\\)`),
+  );
   t.true(await isRunning(master));
   const res = await fetch(`http://127.0.0.1:${port}/_balancer/status`);
   t.is(res.status, 200);

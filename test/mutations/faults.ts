@@ -34,19 +34,32 @@ export const FAULTS: Fault[] = [
   // The three gaps of issue 17.
   {
     id: 'reload-without-old-worker-wait',
-    breaks: "Nginx.reload returns as soon as a new worker answers, while old workers still accept with the old config",
-    patches: [{ file: 'balancer/nginx.ts', search: 'while ((await workersStillListening(listeners, oldWorkers)).length > 0) {', replace: 'while (false && (await workersStillListening(listeners, oldWorkers)).length > 0) {' }],
+    breaks: 'Nginx.reload returns as soon as a new worker answers, while old workers still accept with the old config',
+    patches: [
+      {
+        file: 'balancer/nginx.ts',
+        search: 'while ((await workersStillListening(listeners, oldWorkers)).length > 0) {',
+        replace: 'while (false && (await workersStillListening(listeners, oldWorkers)).length > 0) {',
+      },
+    ],
     tests: [E2E],
   },
   {
     id: 'sigterm-exits-at-once',
     breaks: 'a replica exits on SIGTERM at once: no health 503, no deregistration, no drain',
-    patches: [{ file: 'service/main.ts', search: "process.on('SIGTERM', (signal) => void shutdown(signal));", replace: "process.on('SIGTERM', () => process.exit(0));" }],
+    patches: [
+      {
+        file: 'service/main.ts',
+        search: "process.on('SIGTERM', (signal) => void shutdown(signal));",
+        replace: "process.on('SIGTERM', () => process.exit(0));",
+      },
+    ],
     tests: [E2E],
   },
   {
     id: 'no-leave-delay',
-    breaks: 'a replica stops accepting and closes its pooled keep-alive connections as soon as it left Consul, before the balancer dropped it (the e2e loop then saw 1-2 POSTs answered 502 in most runs)',
+    breaks:
+      'a replica stops accepting and closes its pooled keep-alive connections as soon as it left Consul, before the balancer dropped it (the e2e loop then saw 1-2 POSTs answered 502 in most runs)',
     patches: [{ file: 'service/main.ts', search: 'await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));', replace: '' }],
     tests: [REPLICAS],
     match: ['SIGTERM*'],
@@ -61,7 +74,9 @@ export const FAULTS: Fault[] = [
   {
     id: 'reload-log-line-lost',
     breaks: "the balancer no longer logs 'nginx reloaded' (the e2e bound over no lines was true)",
-    patches: [{ file: 'balancer/apply.ts', search: "o.logger.info('nginx reloaded', {", replace: "o.logger.info('nginx config applied', {" }],
+    patches: [
+      { file: 'balancer/apply.ts', search: "o.logger.info('nginx reloaded', {", replace: "o.logger.info('nginx config applied', {" },
+    ],
     tests: [E2E],
   },
   {
@@ -74,21 +89,41 @@ export const FAULTS: Fault[] = [
   {
     id: 'client-abort-not-recognized',
     breaks: 'a request whose sender vanished mid-body (truncated chunked body) is an unhandled server error',
-    patches: [{ file: 'service/app.ts', search: "return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || error.message === 'aborted' || error.name === 'AbortError';", replace: 'return false;' }],
+    patches: [
+      {
+        file: 'service/app.ts',
+        search:
+          "return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || error.message === 'aborted' || error.name === 'AbortError';",
+        replace: 'return false;',
+      },
+    ],
     tests: [REPLICAS],
     match: ['malformed and hostile*'],
   },
   {
     id: 'cut-short-body-unanswered',
     breaks: 'a request the HTTP parser refuses (a body cut short) gets no answer at all',
-    patches: [{ file: 'service/main.ts', search: '  const server = createAdaptorServer({ fetch: app.fetch }) as Server;\n', replace: "  const server = createAdaptorServer({ fetch: app.fetch }) as Server;\n  server.on('clientError', (_error, socket) => socket.destroy());\n" }],
+    patches: [
+      {
+        file: 'service/main.ts',
+        search: '  const server = createAdaptorServer({ fetch: app.fetch }) as Server;\n',
+        replace:
+          "  const server = createAdaptorServer({ fetch: app.fetch }) as Server;\n  server.on('clientError', (_error, socket) => socket.destroy());\n",
+      },
+    ],
     tests: [REPLICAS],
     match: ['malformed and hostile*'],
   },
   {
     id: 'body-limit-raised',
     breaks: 'the users API reads bodies of 2 MiB (limit 64 KiB)',
-    patches: [{ file: 'service/app.ts', search: 'export const MAX_BODY_BYTES = 64 * 1024;', replace: 'export const MAX_BODY_BYTES = 2 * 1024 * 1024;' }],
+    patches: [
+      {
+        file: 'service/app.ts',
+        search: 'export const MAX_BODY_BYTES = 64 * 1024;',
+        replace: 'export const MAX_BODY_BYTES = 2 * 1024 * 1024;',
+      },
+    ],
     tests: [REPLICAS],
     match: ['malformed and hostile*'],
   },
@@ -102,7 +137,13 @@ export const FAULTS: Fault[] = [
   {
     id: 'update-without-check-and-set',
     breaks: 'a user update writes blindly: an update racing a delete brings the user back',
-    patches: [{ file: 'service/consul-users-store.ts', search: 'this.consul.kv.set({ key: this.key(id), value, cas: current.index })', replace: 'this.consul.kv.set({ key: this.key(id), value })' }],
+    patches: [
+      {
+        file: 'service/consul-users-store.ts',
+        search: 'this.consul.kv.set({ key: this.key(id), value, cas: current.index })',
+        replace: 'this.consul.kv.set({ key: this.key(id), value })',
+      },
+    ],
     tests: [USERS],
   },
   {
@@ -131,20 +172,38 @@ export const FAULTS: Fault[] = [
     id: 'stale-service-bundle',
     breaks: 'a test file run alone after a source change, without `npm run build`',
     stale: true,
-    patches: [{ file: 'service/app.ts', search: "c.json({ status: 'ok', instance: deps.serviceId })", replace: "c.json({ status: 'ok', instance: deps.serviceId }, 500)" }],
+    patches: [
+      {
+        file: 'service/app.ts',
+        search: "c.json({ status: 'ok', instance: deps.serviceId })",
+        replace: "c.json({ status: 'ok', instance: deps.serviceId }, 500)",
+      },
+    ],
     tests: [REPLICAS],
     match: ['three replicas register*'],
   },
   {
     id: 'consul-backoff-uncapped',
     breaks: "the balancer's retry backoff during a Consul outage doubles without its cap",
-    patches: [{ file: 'balancer/watch.ts', search: 'await pause(Math.min(backoffMaxMs, backoffInitialMs * 2 ** Math.min(failedAttempts - 1, 20)));', replace: 'await pause(backoffInitialMs * 2 ** Math.min(failedAttempts - 1, 20));' }],
+    patches: [
+      {
+        file: 'balancer/watch.ts',
+        search: 'await pause(Math.min(backoffMaxMs, backoffInitialMs * 2 ** Math.min(failedAttempts - 1, 20)));',
+        replace: 'await pause(backoffInitialMs * 2 ** Math.min(failedAttempts - 1, 20));',
+      },
+    ],
     tests: ['test/unit/balancer-watch.test.ts'],
   },
   {
     id: 'apply-max-delay-ignored',
     breaks: 'a burst of changes that never pauses postpones every reload',
-    patches: [{ file: 'balancer/apply.ts', search: 'const due = Math.min(lastRequestAt + debounceMs, firstRequestAt + maxDelayMs);', replace: 'const due = lastRequestAt + debounceMs;' }],
+    patches: [
+      {
+        file: 'balancer/apply.ts',
+        search: 'const due = Math.min(lastRequestAt + debounceMs, firstRequestAt + maxDelayMs);',
+        replace: 'const due = lastRequestAt + debounceMs;',
+      },
+    ],
     tests: ['test/unit/balancer-apply.test.ts'],
   },
   // Faults of our own, across the service, the balancer, the program and the collector.
@@ -156,33 +215,51 @@ export const FAULTS: Fault[] = [
   },
   {
     id: 'health-200-while-draining',
-    breaks: "/health keeps answering 200 while the replica drains",
-    patches: [{ file: 'service/app.ts', search: "c.json({ status: 'draining', instance: deps.serviceId }, 503)", replace: "c.json({ status: 'draining', instance: deps.serviceId }, 200)" }],
+    breaks: '/health keeps answering 200 while the replica drains',
+    patches: [
+      {
+        file: 'service/app.ts',
+        search: "c.json({ status: 'draining', instance: deps.serviceId }, 503)",
+        replace: "c.json({ status: 'draining', instance: deps.serviceId }, 200)",
+      },
+    ],
     tests: ['test/unit/service-app.test.ts'],
   },
   {
     id: 'no-registration-after-agent-restart',
     breaks: 'a replica never notices that a restarted Consul agent forgot it',
-    patches: [{ file: 'service/registration.ts', search: '} else if (!(await api.isRegistered(service.id))) {', replace: '} else if (false) {' }],
+    patches: [
+      { file: 'service/registration.ts', search: '} else if (!(await api.isRegistered(service.id))) {', replace: '} else if (false) {' },
+    ],
     tests: [REPLICAS],
     match: ['Consul agent restart*'],
   },
   {
     id: 'no-retry-on-another-replica',
     breaks: 'nginx no longer retries a request that failed to connect on another replica',
-    patches: [{ file: 'balancer/render.ts', search: "'      proxy_next_upstream error timeout;',", replace: "'      proxy_next_upstream off;'," }],
+    patches: [
+      { file: 'balancer/render.ts', search: "'      proxy_next_upstream error timeout;',", replace: "'      proxy_next_upstream off;'," },
+    ],
     tests: [E2E],
   },
   {
     id: 'nginx-t-skipped',
     breaks: 'the balancer installs a rendered config without `nginx -t`',
-    patches: [{ file: 'balancer/nginx.ts', search: '        if (code === 0) return resolve(null);', replace: '        return resolve(null);' }],
+    patches: [
+      { file: 'balancer/nginx.ts', search: '        if (code === 0) return resolve(null);', replace: '        return resolve(null);' },
+    ],
     tests: [E2E],
   },
   {
     id: 'restart-policy-no',
     breaks: 'containers are declared without a restart policy: a crashed replica stays down',
-    patches: [{ file: 'infra/container-settings.ts', search: "export const RESTART_POLICY = 'unless-stopped';", replace: "export const RESTART_POLICY = 'no';" }],
+    patches: [
+      {
+        file: 'infra/container-settings.ts',
+        search: "export const RESTART_POLICY = 'unless-stopped';",
+        replace: "export const RESTART_POLICY = 'no';",
+      },
+    ],
     tests: ['test/unit/infra-stack.test.ts'],
   },
   {
@@ -194,20 +271,38 @@ export const FAULTS: Fault[] = [
   {
     id: 'replica-drain-grace-short',
     breaks: 'a replica is killed 1 s after SIGTERM, before it can drain',
-    patches: [{ file: 'infra/container-settings.ts', search: 'export const REPLICA_DRAIN_SECONDS = 15;', replace: 'export const REPLICA_DRAIN_SECONDS = 1;' }],
+    patches: [
+      {
+        file: 'infra/container-settings.ts',
+        search: 'export const REPLICA_DRAIN_SECONDS = 15;',
+        replace: 'export const REPLICA_DRAIN_SECONDS = 1;',
+      },
+    ],
     tests: ['test/unit/infra-stack.test.ts'],
   },
   {
     id: 'collector-udp-dropped',
     breaks: 'the collector no longer listens for syslog over UDP',
-    patches: [{ file: 'collector/syslog-ng.conf', search: '  network(transport("udp") ip(`COLLECTOR_LISTEN`) port(`COLLECTOR_PORT`) flags(syslog-protocol));\n', replace: '' }],
+    patches: [
+      {
+        file: 'collector/syslog-ng.conf',
+        search: '  network(transport("udp") ip(`COLLECTOR_LISTEN`) port(`COLLECTOR_PORT`) flags(syslog-protocol));\n',
+        replace: '',
+      },
+    ],
     tests: [COLLECTOR],
     match: ['syslog-ng with the collector config*'],
   },
   {
     id: 'collector-combined-file-unnamed',
-    breaks: "all.log lines no longer name the container they came from",
-    patches: [{ file: 'collector/syslog-ng.conf', search: 'template("${ISODATE} ${PROGRAM} ${MSG}\\n")', replace: 'template("${ISODATE} ${MSG}\\n")' }],
+    breaks: 'all.log lines no longer name the container they came from',
+    patches: [
+      {
+        file: 'collector/syslog-ng.conf',
+        search: 'template("${ISODATE} ${PROGRAM} ${MSG}\\n")',
+        replace: 'template("${ISODATE} ${MSG}\\n")',
+      },
+    ],
     tests: [COLLECTOR],
     match: ['syslog-ng with the collector config*'],
   },

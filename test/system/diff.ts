@@ -104,7 +104,8 @@ export function diffResource(old: DeclaredResource, now: DeclaredResource): Reso
     case CONTAINER:
       for (const key of changed) {
         const effect = CONTAINER_INPUT_EFFECTS[key];
-        if (effect === undefined) throw new Error(`realizer: no diff rule for docker:Container input ${key}; add it to CONTAINER_INPUT_EFFECTS`);
+        if (effect === undefined)
+          throw new Error(`realizer: no diff rule for docker:Container input ${key}; add it to CONTAINER_INPUT_EFFECTS`);
         if (effect === 'replace' || forced(key)) result.replace = true;
         else if (effect === 'update') result.update.push(key);
         else if (effect === 'unapplied') result.unapplied.push(key);

@@ -53,7 +53,10 @@ export interface ObjectInspect {
 /** `docker inspect` of one object, parsed; undefined when it does not exist. */
 export async function inspect(kind: 'container', ref: string): Promise<ContainerInspect | undefined>;
 export async function inspect(kind: 'network' | 'volume' | 'image', ref: string): Promise<ObjectInspect | undefined>;
-export async function inspect(kind: 'container' | 'network' | 'volume' | 'image', ref: string): Promise<ContainerInspect | ObjectInspect | undefined> {
+export async function inspect(
+  kind: 'container' | 'network' | 'volume' | 'image',
+  ref: string,
+): Promise<ContainerInspect | ObjectInspect | undefined> {
   try {
     const [object] = JSON.parse(await docker([kind, 'inspect', ref])) as (ContainerInspect | ObjectInspect)[];
     return object;

@@ -196,7 +196,11 @@ export interface ContainerPlan {
  * docker.Container: every input the stack may use, as `docker create` flags. Memory is in MB, as in the
  * provider. `resolveImage` maps the image the program names (a build's declared id) to the engine's.
  */
-export function planContainer(resourceName: string, values: Inputs, resolveImage: (declared: string) => string = (image) => image): ContainerPlan {
+export function planContainer(
+  resourceName: string,
+  values: Inputs,
+  resolveImage: (declared: string) => string = (image) => image,
+): ContainerPlan {
   const d = new DeclaredInputs(values, `docker:Container "${resourceName}"`);
   const name = d.get<string>('name') ?? autoName(resourceName);
   const declaredImage = d.get<string>('image');
@@ -265,7 +269,12 @@ export function planContainer(resourceName: string, values: Inputs, resolveImage
     // The CLI takes a shell string only: an exec-form test becomes the same words, shell-quoted.
     else if (test[0] === 'CMD') args.push('--health-cmd', test.slice(1).map(shellQuote).join(' '));
     else throw new Error(`realizer: ${health.where}.tests must start with CMD, CMD-SHELL or NONE, got ${JSON.stringify(test)}`);
-    const flags: Array<[string, string]> = [['interval', '--health-interval'], ['timeout', '--health-timeout'], ['startPeriod', '--health-start-period'], ['startInterval', '--health-start-interval']];
+    const flags: Array<[string, string]> = [
+      ['interval', '--health-interval'],
+      ['timeout', '--health-timeout'],
+      ['startPeriod', '--health-start-period'],
+      ['startInterval', '--health-start-interval'],
+    ];
     for (const [key, flag] of flags) {
       const value = health.get<string>(key);
       if (value) args.push(flag, value);

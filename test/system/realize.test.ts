@@ -95,7 +95,11 @@ test.serial('deleteBeforeReplace removes first; destroyGraceSeconds stops with i
   const lines: string[] = [];
   const realizer = newRealizer((line) => lines.push(line));
   const fixed = (mode: string) =>
-    sleeper('fixed', { name: `${tag}-fixed`, envs: [`MODE=${mode}`], destroyGraceSeconds: 10 }, { dependsOn: ['net'], deleteBeforeReplace: true });
+    sleeper(
+      'fixed',
+      { name: `${tag}-fixed`, envs: [`MODE=${mode}`], destroyGraceSeconds: 10 },
+      { dependsOn: ['net'], deleteBeforeReplace: true },
+    );
   await realizer.apply([network(), fixed('one')]);
   lines.length = 0;
   const changed = await realizer.apply([network(), fixed('two')]);
@@ -119,9 +123,12 @@ test.serial('a declared input the realizer does not apply is refused before anyt
   t.regex(error.message, /docker:Container "a" declares privileged=true, which the realizer does not apply/);
   const nested = await t.throwsAsync(realizer.apply([network(), sleeper('a', { ports: [{ internal: 80, external: 8080, bogus: 1 }] })]));
   t.regex(nested.message, /ports\[0\] declares bogus=1/);
-  await t.throwsAsync(realizer.apply([{ type: 'docker:index/remoteImage:RemoteImage', name: 'x', inputs: { name: 'nginx' }, options: {} }]), {
-    message: /RemoteImage .* is not realized/,
-  });
+  await t.throwsAsync(
+    realizer.apply([{ type: 'docker:index/remoteImage:RemoteImage', name: 'x', inputs: { name: 'nginx' }, options: {} }]),
+    {
+      message: /RemoteImage .* is not realized/,
+    },
+  );
   t.is(await testObjects(), '', 'nothing was created');
 });
 
@@ -141,10 +148,18 @@ test.serial('a local command runs in its dir with its environment, then the imag
   const realizer = newRealizer();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-realizer-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  fs.writeFileSync(path.join(dir, 'Dockerfile'), 'ARG BASE_IMAGE=missing\nFROM ${BASE_IMAGE}\nARG STAMP\nCOPY greeting.txt /greeting.txt\nRUN echo "$STAMP" > /stamp.txt\n');
+  fs.writeFileSync(
+    path.join(dir, 'Dockerfile'),
+    'ARG BASE_IMAGE=missing\nFROM ${BASE_IMAGE}\nARG STAMP\nCOPY greeting.txt /greeting.txt\nRUN echo "$STAMP" > /stamp.txt\n',
+  );
   const imageName = `${tag}:test`;
   const record: DeclaredResource[] = [
-    { type: 'command:local:Command', name: 'write', inputs: { create: 'echo "$GREETING" > greeting.txt', dir, environment: { GREETING: `hello ${tag}` } }, options: {} },
+    {
+      type: 'command:local:Command',
+      name: 'write',
+      inputs: { create: 'echo "$GREETING" > greeting.txt', dir, environment: { GREETING: `hello ${tag}` } },
+      options: {},
+    },
     {
       type: 'docker:index/image:Image',
       name: 'img',
@@ -153,7 +168,18 @@ test.serial('a local command runs in its dir with its environment, then the imag
     },
   ];
   await realizer.apply(record);
-  const out = await docker(['run', '--rm', '--network', 'none', '--label', `cnp.test=${tag}`, imageName, 'cat', '/greeting.txt', '/stamp.txt']);
+  const out = await docker([
+    'run',
+    '--rm',
+    '--network',
+    'none',
+    '--label',
+    `cnp.test=${tag}`,
+    imageName,
+    'cat',
+    '/greeting.txt',
+    '/stamp.txt',
+  ]);
   t.is(out, `hello ${tag}\nstamped\n`);
   await realizer.destroy();
   // The docker provider's Delete of an Image is a no-op: destroy leaves it, and the test removes it.
@@ -162,24 +188,27 @@ test.serial('a local command runs in its dir with its environment, then the imag
   t.is(await inspect('image', imageName), undefined);
 });
 
-test.serial('a container that does not become healthy stays, with an initialization error, and the next apply does not retry it', async (t) => {
-  const realizer = newRealizer();
-  const unhealthy = sleeper('sick', { healthcheck: { tests: ['CMD', 'false'], interval: '1s', retries: 1 }, wait: true, waitTimeout: 3 });
-  await t.throwsAsync(realizer.apply([network(), unhealthy]), { message: /container sick-\w+ was created but did not come up/ });
-  const [failed] = realizer.containers();
-  t.truthy(failed?.initError, 'in the state with its initialization error');
-  t.true((await inspect('container', failed.id))?.State?.Running, 'the provider leaves the container as it is');
-  const again = await realizer.apply([network(), unhealthy]);
-  t.deepEqual(again.updated, ['docker:index/container:Container::sick'], 'the engine sends an empty update');
-  t.deepEqual(again.created, []);
-  t.is(realizer.containers()[0].id, failed.id, 'not re-created');
-  t.is(realizer.containers()[0].initError, undefined, 'and the error is gone from the state after it');
-  await docker(['stop', '-t', '1', failed.id]);
-  await realizer.apply([network(), unhealthy], { refresh: true });
-  t.true((await inspect('container', failed.id))?.State?.Running, 'with --refresh a stopped container is started again');
-  await realizer.destroy();
-  t.is(await testObjects(), '');
-});
+test.serial(
+  'a container that does not become healthy stays, with an initialization error, and the next apply does not retry it',
+  async (t) => {
+    const realizer = newRealizer();
+    const unhealthy = sleeper('sick', { healthcheck: { tests: ['CMD', 'false'], interval: '1s', retries: 1 }, wait: true, waitTimeout: 3 });
+    await t.throwsAsync(realizer.apply([network(), unhealthy]), { message: /container sick-\w+ was created but did not come up/ });
+    const [failed] = realizer.containers();
+    t.truthy(failed?.initError, 'in the state with its initialization error');
+    t.true((await inspect('container', failed.id))?.State?.Running, 'the provider leaves the container as it is');
+    const again = await realizer.apply([network(), unhealthy]);
+    t.deepEqual(again.updated, ['docker:index/container:Container::sick'], 'the engine sends an empty update');
+    t.deepEqual(again.created, []);
+    t.is(realizer.containers()[0].id, failed.id, 'not re-created');
+    t.is(realizer.containers()[0].initError, undefined, 'and the error is gone from the state after it');
+    await docker(['stop', '-t', '1', failed.id]);
+    await realizer.apply([network(), unhealthy], { refresh: true });
+    t.true((await inspect('container', failed.id))?.State?.Running, 'with --refresh a stopped container is started again');
+    await realizer.destroy();
+    t.is(await testObjects(), '');
+  },
+);
 
 test.serial('memory and restart change in place; a health check edit is saved but never reaches the container', async (t) => {
   const realizer = newRealizer();
@@ -193,14 +222,17 @@ test.serial('memory and restart change in place; a health check edit is saved bu
   const after = await inspect('container', id);
   t.is(after?.HostConfig?.Memory, 256 * 1024 * 1024, 'the same container now has the new limit');
   t.is(after?.HostConfig?.RestartPolicy?.Name, 'unless-stopped');
-  const edited = await realizer.apply([network(), limited(256, { memorySwap: 256, restart: 'unless-stopped', healthcheck: { tests: ['CMD', 'true'] } })]);
+  const edited = await realizer.apply([
+    network(),
+    limited(256, { memorySwap: 256, restart: 'unless-stopped', healthcheck: { tests: ['CMD', 'true'] } }),
+  ]);
   t.deepEqual(edited.unapplied, ['docker:index/container:Container::m: healthcheck']);
   t.is((await inspect('container', id))?.Config?.Healthcheck, undefined, 'the running container has no health check still');
   await realizer.destroy();
   t.is(await testObjects(), '');
 });
 
-test.serial('an object removed behind the realizer\'s back counts as removed at destroy', async (t) => {
+test.serial("an object removed behind the realizer's back counts as removed at destroy", async (t) => {
   const realizer = newRealizer();
   await realizer.apply([network(), sleeper('a')]);
   await docker(['rm', '-f', realizer.containers()[0].name]);

@@ -74,7 +74,14 @@ function isComponentOrStack(type: string): boolean {
 }
 
 const emptySummary = (): ApplySummary => ({
-  created: [], replaced: [], updated: [], deleted: [], unchanged: [], unapplied: [], removedContainers: [], steps: [],
+  created: [],
+  replaced: [],
+  updated: [],
+  deleted: [],
+  unchanged: [],
+  unapplied: [],
+  removedContainers: [],
+  steps: [],
 });
 
 export class Realizer {
@@ -123,12 +130,15 @@ export class Realizer {
         const host = inputs.host as string | undefined;
         if (host) throw new Error(`realizer: docker provider "${name}" targets host ${host}; only the local engine is realized`);
         const other = Object.keys(inputs).filter((k) => !['host', 'version', 'pluginDownloadURL'].includes(k) && inputs[k] != null);
-        if (other.length) throw new Error(`realizer: docker provider "${name}" declares ${other.join(', ')}, which the realizer does not apply`);
+        if (other.length)
+          throw new Error(`realizer: docker provider "${name}" declares ${other.join(', ')}, which the realizer does not apply`);
         return undefined;
       }
       default:
         if (resource.custom === false || isComponentOrStack(type) || type === 'pulumi:providers:command') return undefined;
-        throw new Error(`realizer: resource type ${type} ("${name}") is not realized; supported: Network, Volume, Image, Container, local.Command`);
+        throw new Error(
+          `realizer: resource type ${type} ("${name}") is not realized; supported: Network, Volume, Image, Container, local.Command`,
+        );
     }
   }
 
@@ -137,7 +147,10 @@ export class Realizer {
     const plans = this.plan(record);
     const summary = emptySummary();
     if (options.refresh) await this.refresh();
-    const { registration, deletes } = planSteps(this.live, [...plans.values()].map((p) => p.resource));
+    const { registration, deletes } = planSteps(
+      this.live,
+      [...plans.values()].map((p) => p.resource),
+    );
     const previousDependencies = this.dependencies;
     this.dependencies = dependencyKeys(record);
 
@@ -145,18 +158,20 @@ export class Realizer {
     // The engine's final deletes, dependents first, each wave of independent deletes in parallel.
     const dependsOn = (key: string) => previousDependencies.get(key) ?? new Set<string>();
     for (const wave of deleteWaves(deletes, dependsOn)) {
-      await Promise.all(wave.map(async (step) => {
-        summary.steps.push(`${step.op} ${step.key}`);
-        if (step.op === 'delete-replaced') {
-          const old = this.replacedPending.find((o) => o.key === step.key)!;
-          await this.remove(old, summary);
-          this.replacedPending.splice(this.replacedPending.indexOf(old), 1);
-        } else {
-          await this.remove(this.live.get(step.key)!, summary);
-          this.live.delete(step.key);
-          summary.deleted.push(step.key);
-        }
-      }));
+      await Promise.all(
+        wave.map(async (step) => {
+          summary.steps.push(`${step.op} ${step.key}`);
+          if (step.op === 'delete-replaced') {
+            const old = this.replacedPending.find((o) => o.key === step.key)!;
+            await this.remove(old, summary);
+            this.replacedPending.splice(this.replacedPending.indexOf(old), 1);
+          } else {
+            await this.remove(this.live.get(step.key)!, summary);
+            this.live.delete(step.key);
+            summary.deleted.push(step.key);
+          }
+        }),
+      );
     }
     return summary;
   }
@@ -173,18 +188,21 @@ export class Realizer {
     let failure: { error: unknown } | undefined;
     for (const [key, steps] of byKey) {
       const waitFor = [...(this.dependencies.get(key) ?? [])].flatMap((dep) => done.get(dep) ?? []);
-      done.set(key, (async () => {
-        await Promise.all(waitFor);
-        for (const step of steps) {
-          if (failure) return;
-          summary.steps.push(`${step.op} ${step.key}`);
-          try {
-            await this.runStep(step, plans.get(key)!.plan, summary);
-          } catch (error) {
-            failure ??= { error };
+      done.set(
+        key,
+        (async () => {
+          await Promise.all(waitFor);
+          for (const step of steps) {
+            if (failure) return;
+            summary.steps.push(`${step.op} ${step.key}`);
+            try {
+              await this.runStep(step, plans.get(key)!.plan, summary);
+            } catch (error) {
+              failure ??= { error };
+            }
           }
-        }
-      })());
+        })(),
+      );
     }
     await Promise.all(done.values());
     if (failure) throw failure.error;
@@ -322,7 +340,10 @@ export class Realizer {
         return undefined;
       case 'container':
         // Containers name an image by the id the program was given; the build behind it has the engine's id.
-        return this.createContainer(object, planContainer(object.resource.name, object.resource.inputs, (image) => this.imageIds.get(image) ?? image));
+        return this.createContainer(
+          object,
+          planContainer(object.resource.name, object.resource.inputs, (image) => this.imageIds.get(image) ?? image),
+        );
     }
   }
 
@@ -415,7 +436,8 @@ async function waitHealthy(name: string, seconds: number): Promise<void> {
   for (;;) {
     const state = (await inspect('container', name))?.State;
     if (state?.Health?.Status === 'healthy' || (!state?.Health && state?.Running)) return;
-    if (Date.now() > deadline) throw new Error(`realizer: container ${name} not healthy within ${seconds} s (state ${JSON.stringify(state)})`);
+    if (Date.now() > deadline)
+      throw new Error(`realizer: container ${name} not healthy within ${seconds} s (state ${JSON.stringify(state)})`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -442,7 +464,17 @@ const dependencyRefs = (r: DeclaredResource) => r.options.dependencies ?? r.opti
 /** The keys each resource of a record depends on (explicitly or through its inputs). */
 export function dependencyKeys(record: DeclaredResource[]): Map<string, Set<string>> {
   const resolve = dependencyResolver(record);
-  return new Map(record.map((r) => [keyOf(r), new Set(dependencyRefs(r).flatMap(resolve).filter((d) => d !== r).map(keyOf))]));
+  return new Map(
+    record.map((r) => [
+      keyOf(r),
+      new Set(
+        dependencyRefs(r)
+          .flatMap(resolve)
+          .filter((d) => d !== r)
+          .map(keyOf),
+      ),
+    ]),
+  );
 }
 
 /**

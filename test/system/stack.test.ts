@@ -7,7 +7,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { recordStack } from '../helpers/record-stack';
 import { scratchCopy } from '../helpers/scratch-copy';
-import { describeFailures, requestOnce, sendAll, sendRequests, startSteadyLoopProcess, type LoadReport, type RequestResult, type SteadyLoop, type SteadyLoopOptions, type SteadyLoopReport } from '../helpers/load';
+import {
+  describeFailures,
+  requestOnce,
+  sendAll,
+  sendRequests,
+  startSteadyLoopProcess,
+  type LoadReport,
+  type RequestResult,
+  type SteadyLoop,
+  type SteadyLoopOptions,
+  type SteadyLoopReport,
+} from '../helpers/load';
 import { freePorts } from '../helpers/ports';
 import { waitFor } from '../helpers/processes';
 import { docker, inspect, run } from './docker';
@@ -60,8 +71,10 @@ async function deploy(t: ExecutionContext, replicas: number, projectDir = PROJEC
     if (replica) knownReplicaNames.set(Number(replica[1]), c.name);
     for (const mount of (await inspect('container', c.id))?.Mounts ?? []) if (mount.Type === 'volume') stackVolumes.add(mount.Name);
   }
-  t.log(`replicas=${replicas} realized in ${((Date.now() - started) / 1000).toFixed(1)} s (recorded in ${recordedMs} ms): ` +
-    `${summary.created.length} created, ${summary.replaced.length} replaced, ${summary.deleted.length} deleted, ${summary.unchanged.length} unchanged`);
+  t.log(
+    `replicas=${replicas} realized in ${((Date.now() - started) / 1000).toFixed(1)} s (recorded in ${recordedMs} ms): ` +
+      `${summary.created.length} created, ${summary.replaced.length} replaced, ${summary.deleted.length} deleted, ${summary.unchanged.length} unchanged`,
+  );
   return summary;
 }
 
@@ -124,7 +137,9 @@ async function explainFailures(report: LoadReport | SteadyLoopReport): Promise<s
   const summary = describeFailures(report) + stall;
   if (report.failures.length === 0) return summary;
   const access = await withAccessLines(report.failures.slice(0, 5));
-  const nginxErrors = (await collectorFile(`cnp-${STACK}-balancer.log`)).split('\n').filter((l) => /"msg":"nginx".*\[(error|warn)\]/.test(l));
+  const nginxErrors = (await collectorFile(`cnp-${STACK}-balancer.log`))
+    .split('\n')
+    .filter((l) => /"msg":"nginx".*\[(error|warn)\]/.test(l));
   return [summary, 'balancer access lines:', ...access, 'nginx errors and warnings (last 10):', ...nginxErrors.slice(-10)].join('\n');
 }
 
@@ -147,8 +162,19 @@ const alive = (pid: number) => {
 
 /** System-test stacks on this engine whose test process is gone: what a killed run left. */
 async function stacksOfDeadRuns(): Promise<string[]> {
-  const labels = await Promise.all(['container', 'network', 'volume'].map((kind) =>
-    docker([kind, 'ls', ...(kind === 'container' ? ['-a'] : []), '--filter', `label=${STACK_KEY}`, '--format', `{{.Label "${STACK_KEY}"}}`])));
+  const labels = await Promise.all(
+    ['container', 'network', 'volume'].map((kind) =>
+      docker([
+        kind,
+        'ls',
+        ...(kind === 'container' ? ['-a'] : []),
+        '--filter',
+        `label=${STACK_KEY}`,
+        '--format',
+        `{{.Label "${STACK_KEY}"}}`,
+      ]),
+    ),
+  );
   const stacks = new Set(labels.join('\n').split('\n').filter(Boolean));
   return [...stacks].filter((stack) => {
     const pid = RUN_STACK.exec(stack)?.[1];
@@ -167,7 +193,9 @@ async function sweepStack(stack: string): Promise<void> {
   }
   // The provider never deletes images. A stack's tags go by name, never by id with -f: an identical build of
   // another stack shares the id.
-  const tags = (await docker(['images', '--format', '{{.Repository}}:{{.Tag}}', '--filter', `reference=cnp-*:${stack}`])).split('\n').filter(Boolean);
+  const tags = (await docker(['images', '--format', '{{.Repository}}:{{.Tag}}', '--filter', `reference=cnp-*:${stack}`]))
+    .split('\n')
+    .filter(Boolean);
   if (tags.length) await docker(['image', 'rm', ...tags]).catch(() => {});
 }
 
@@ -228,35 +256,44 @@ test.serial('2. replicas 3 -> 5 under a steady loop: the 3 keep their ids, the 2
   t.true((report.byInstance[replicaName(4)] ?? 0) > 0, 'replica 4 served');
   t.true((report.byInstance[replicaName(5)] ?? 0) > 0, 'replica 5 served');
   t.deepEqual(await containerIds([1, 2, 3]), ids, 'the existing 3 containers are the same ones');
-  t.log(`${report.total} requests during scale-up (longest stall of the clients' event loop: ${report.longestStallMs} ms):`, report.byInstance);
+  t.log(
+    `${report.total} requests during scale-up (longest stall of the clients' event loop: ${report.longestStallMs} ms):`,
+    report.byInstance,
+  );
   t.log('slowest requests:', (await withAccessLines(report.slowest)).join('\n'));
 });
 
-test.serial('3. replicas 5 -> 2 under the loop: only 3, 4, 5 go, each stopped with its grace and exiting by itself, no request fails', async (t) => {
-  t.timeout(180_000);
-  const ids = await containerIds([1, 2]);
-  const loop = startLoop(`${url}/api/users`);
-  await sleep(1000);
-  const summary = await deploy(t, 2);
-  t.deepEqual(summary.deleted.sort(), [replicaKey(3), replicaKey(4), replicaKey(5)]);
-  t.deepEqual(summary.created, []);
-  t.deepEqual(summary.replaced, []);
-  for (const removed of summary.removedContainers) {
-    t.is(removed.graceSeconds, 15, `${removed.name} stopped with the declared grace`);
-    t.is(removed.exitCode, 0, `${removed.name} drained and exited by itself (not killed at the end of the grace)`);
-    t.log(`${removed.name}: stopped in ${removed.stopMs} ms, exit code ${removed.exitCode}`);
-  }
-  t.is(summary.removedContainers.length, 3);
-  await waitForReplicaUpstreams('the balancer to serve the 2 left', [1, 2], 30_000, 100);
-  await sleep(1000);
-  const report = await loop.stop();
-  t.is(report.failures.length, 0, await explainFailures(report));
-  t.true((report.byMethod.POST ?? 0) > 0, `POSTs in the loop: ${JSON.stringify(report.byMethod)}`);
-  t.deepEqual(await containerIds([1, 2]), ids);
-  for (const n of [3, 4, 5]) t.is(await inspect('container', replicaName(n)), undefined);
-  t.log(`${report.total} requests during scale-down (longest stall of the clients' event loop: ${report.longestStallMs} ms):`, report.byInstance);
-  t.log('slowest requests:', (await withAccessLines(report.slowest)).join('\n'));
-});
+test.serial(
+  '3. replicas 5 -> 2 under the loop: only 3, 4, 5 go, each stopped with its grace and exiting by itself, no request fails',
+  async (t) => {
+    t.timeout(180_000);
+    const ids = await containerIds([1, 2]);
+    const loop = startLoop(`${url}/api/users`);
+    await sleep(1000);
+    const summary = await deploy(t, 2);
+    t.deepEqual(summary.deleted.sort(), [replicaKey(3), replicaKey(4), replicaKey(5)]);
+    t.deepEqual(summary.created, []);
+    t.deepEqual(summary.replaced, []);
+    for (const removed of summary.removedContainers) {
+      t.is(removed.graceSeconds, 15, `${removed.name} stopped with the declared grace`);
+      t.is(removed.exitCode, 0, `${removed.name} drained and exited by itself (not killed at the end of the grace)`);
+      t.log(`${removed.name}: stopped in ${removed.stopMs} ms, exit code ${removed.exitCode}`);
+    }
+    t.is(summary.removedContainers.length, 3);
+    await waitForReplicaUpstreams('the balancer to serve the 2 left', [1, 2], 30_000, 100);
+    await sleep(1000);
+    const report = await loop.stop();
+    t.is(report.failures.length, 0, await explainFailures(report));
+    t.true((report.byMethod.POST ?? 0) > 0, `POSTs in the loop: ${JSON.stringify(report.byMethod)}`);
+    t.deepEqual(await containerIds([1, 2]), ids);
+    for (const n of [3, 4, 5]) t.is(await inspect('container', replicaName(n)), undefined);
+    t.log(
+      `${report.total} requests during scale-down (longest stall of the clients' event loop: ${report.longestStallMs} ms):`,
+      report.byInstance,
+    );
+    t.log('slowest requests:', (await withAccessLines(report.slowest)).join('\n'));
+  },
+);
 
 test.serial('4. a replica SIGKILLed from the host: no request fails, it leaves the balancer, restarts and serves again', async (t) => {
   t.timeout(180_000);
@@ -278,13 +315,22 @@ test.serial('4. a replica SIGKILLed from the host: no request fails, it leaves t
   process.kill(state.Pid, 'SIGKILL');
   const killedAt = Date.now();
 
-  await waitFor(`${name} restarted by its restart policy`, async () => {
-    const c = await inspect('container', name);
-    return c !== undefined && c.RestartCount >= restartsBefore + 1 && c.State.Running && c.State.Pid !== state.Pid;
-  }, 30_000, 100);
+  await waitFor(
+    `${name} restarted by its restart policy`,
+    async () => {
+      const c = await inspect('container', name);
+      return c !== undefined && c.RestartCount >= restartsBefore + 1 && c.State.Running && c.State.Pid !== state.Pid;
+    },
+    30_000,
+    100,
+  );
   // It must first leave the set (its check fails while it is down), then come back once healthy again.
-  await waitFor(`${name} to leave the balancer's set and come back`, async () => left && (await upstreams()).includes(upstream), 20_000, 100)
-    .catch((error) => t.log(String(error)));
+  await waitFor(
+    `${name} to leave the balancer's set and come back`,
+    async () => left && (await upstreams()).includes(upstream),
+    20_000,
+    100,
+  ).catch((error) => t.log(String(error)));
   watching = false;
   await watcher;
   t.log(`back ${Date.now() - killedAt} ms after the kill; restart count ${(await inspect('container', name))?.RestartCount}`);
@@ -295,130 +341,174 @@ test.serial('4. a replica SIGKILLed from the host: no request fails, it leaves t
   t.true((await upstreams()).includes(upstream), `${name} is back in /_balancer/status`);
   t.is(report.failures.length, 0, await explainFailures(report));
   t.true((await inspect('container', name))!.RestartCount >= restartsBefore + 1);
-  t.log(`${report.total} requests around the crash (longest stall of the clients' event loop: ${report.longestStallMs} ms):`, report.byInstance);
+  t.log(
+    `${report.total} requests around the crash (longest stall of the clients' event loop: ${report.longestStallMs} ms):`,
+    report.byInstance,
+  );
   t.log('slowest requests:', (await withAccessLines(report.slowest)).join('\n'));
 });
 
-test.serial('5. logs: a marker in a request lands in the serving replica\'s file and the combined file; Consul and the balancer have theirs', async (t) => {
-  t.timeout(120_000);
-  const marker = `cnp-marker-${randomUUID()}`;
-  const answer = await requestOnce(`${url}/${marker}`);
-  t.truthy(answer.instance, `the request was answered by a replica (status ${answer.status} ${answer.error ?? ''})`);
-  const file = `${answer.instance}.log`;
-  await waitFor(`${marker} in ${file}`, async () => (await collectorFile(file)).includes(marker), 30_000, 250);
-  await waitFor(`${marker} in all.log`, async () => (await collectorFile('all.log')).includes(marker), 30_000, 250);
-  // The balancer's file gets nginx's own JSON access line for the same request.
-  const balancerFile = `cnp-${STACK}-balancer.log`;
-  await waitFor(`${marker} in ${balancerFile}`, async () => (await collectorFile(balancerFile)).includes(marker), 30_000, 250);
-  const accessLine = (await collectorFile(balancerFile)).split('\n').find((l) => l.includes(marker))!;
-  t.regex(accessLine, /"source":"nginx","msg":"request".*"status":404/);
-  t.regex(await collectorFile(`cnp-${STACK}-consul.log`), /agent/, 'Consul\'s own output reached its file');
-  t.log(`${file}: ${(await collectorFile(file)).split('\n').find((l) => l.includes(marker))}`);
-});
-
-
+test.serial(
+  "5. logs: a marker in a request lands in the serving replica's file and the combined file; Consul and the balancer have theirs",
+  async (t) => {
+    t.timeout(120_000);
+    const marker = `cnp-marker-${randomUUID()}`;
+    const answer = await requestOnce(`${url}/${marker}`);
+    t.truthy(answer.instance, `the request was answered by a replica (status ${answer.status} ${answer.error ?? ''})`);
+    const file = `${answer.instance}.log`;
+    await waitFor(`${marker} in ${file}`, async () => (await collectorFile(file)).includes(marker), 30_000, 250);
+    await waitFor(`${marker} in all.log`, async () => (await collectorFile('all.log')).includes(marker), 30_000, 250);
+    // The balancer's file gets nginx's own JSON access line for the same request.
+    const balancerFile = `cnp-${STACK}-balancer.log`;
+    await waitFor(`${marker} in ${balancerFile}`, async () => (await collectorFile(balancerFile)).includes(marker), 30_000, 250);
+    const accessLine = (await collectorFile(balancerFile)).split('\n').find((l) => l.includes(marker))!;
+    t.regex(accessLine, /"source":"nginx","msg":"request".*"status":404/);
+    t.regex(await collectorFile(`cnp-${STACK}-consul.log`), /agent/, "Consul's own output reached its file");
+    t.log(`${file}: ${(await collectorFile(file)).split('\n').find((l) => l.includes(marker))}`);
+  },
+);
 
 /** The replica containers (name and id) of the live stack. */
 const liveReplicas = () => realizer.containers().filter((c) => /^replicas-\d+$/.test(c.resourceName));
 
-test.serial('6. a code change under service/ rolls out under GETs and POSTs: none fails, every answer after it is the new code, each old replica drained and exited 0', async (t) => {
-  t.timeout(300_000);
-  // The change is made in a scratch copy, so other test files keep bundling the working tree.
-  const copy = scratchCopy('cnp-systest-');
-  t.teardown(() => copy.remove());
-  const marker = `rolled-${randomBytes(3).toString('hex')}`;
-  copy.edit('service/app.ts', 'version: deps.version', `version: \`\${deps.version}+${marker}\``);
-  const before = new Map(realizer.containers().map((c) => [c.resourceName, c]));
-  const oldReplicas = liveReplicas();
-  t.is(oldReplicas.length, 2);
+test.serial(
+  '6. a code change under service/ rolls out under GETs and POSTs: none fails, every answer after it is the new code, each old replica drained and exited 0',
+  async (t) => {
+    t.timeout(300_000);
+    // The change is made in a scratch copy, so other test files keep bundling the working tree.
+    const copy = scratchCopy('cnp-systest-');
+    t.teardown(() => copy.remove());
+    const marker = `rolled-${randomBytes(3).toString('hex')}`;
+    copy.edit('service/app.ts', 'version: deps.version', `version: \`\${deps.version}+${marker}\``);
+    const before = new Map(realizer.containers().map((c) => [c.resourceName, c]));
+    const oldReplicas = liveReplicas();
+    t.is(oldReplicas.length, 2);
 
-  const loop = startLoop();
-  const mixedLoop = startLoop(`${url}/api/users`, { clients: 2, maxMs: 240_000 });
-  await sleep(1000);
-  const started = Date.now();
-  const summary = await deploy(t, 2, copy.dir);
-  const deployMs = Date.now() - started;
-  await sleep(1000);
-  const [report, mixed] = [await loop.stop(), await mixedLoop.stop()];
+    const loop = startLoop();
+    const mixedLoop = startLoop(`${url}/api/users`, { clients: 2, maxMs: 240_000 });
+    await sleep(1000);
+    const started = Date.now();
+    const summary = await deploy(t, 2, copy.dir);
+    const deployMs = Date.now() - started;
+    await sleep(1000);
+    const [report, mixed] = [await loop.stop(), await mixedLoop.stop()];
 
-  const replacedContainers = () => summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort();
-  t.deepEqual(replacedContainers(), [replicaKey(1), replicaKey(2)]);
-  for (const role of ['balancer-container', 'collector-container', 'discovery-consul']) {
-    t.is(realizer.containers().find((c) => c.resourceName === role)!.id, before.get(role)!.id, `${role} kept its container`);
-  }
-  // The engine's order: both new replicas are created (and ready) before either old one is deleted, last.
-  const replicaSteps = summary.steps.filter((s) => /Container::replicas-\d+$/.test(s));
-  t.deepEqual(replicaSteps.map((s) => s.split(' ')[0]), ['create-replacement', 'create-replacement', 'delete-replaced', 'delete-replaced']);
-  const firstDelete = summary.steps.findIndex((s) => s.startsWith('delete'));
-  t.true(summary.steps.slice(firstDelete).every((s) => s.startsWith('delete')), `deletes come last: ${summary.steps.join(', ')}`);
-  // Each old replica was stopped with its grace and exited 0 after draining.
-  t.deepEqual(summary.removedContainers.map((r) => r.name).sort(), oldReplicas.map((c) => c.name).sort());
-  for (const removed of summary.removedContainers) {
-    t.is(removed.graceSeconds, 15);
-    t.is(removed.exitCode, 0, `${removed.name} drained and exited by itself`);
-    t.is(await inspect('container', removed.name), undefined);
-  }
+    const replacedContainers = () => summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort();
+    t.deepEqual(replacedContainers(), [replicaKey(1), replicaKey(2)]);
+    for (const role of ['balancer-container', 'collector-container', 'discovery-consul']) {
+      t.is(realizer.containers().find((c) => c.resourceName === role)!.id, before.get(role)!.id, `${role} kept its container`);
+    }
+    // The engine's order: both new replicas are created (and ready) before either old one is deleted, last.
+    const replicaSteps = summary.steps.filter((s) => /Container::replicas-\d+$/.test(s));
+    t.deepEqual(
+      replicaSteps.map((s) => s.split(' ')[0]),
+      ['create-replacement', 'create-replacement', 'delete-replaced', 'delete-replaced'],
+    );
+    const firstDelete = summary.steps.findIndex((s) => s.startsWith('delete'));
+    t.true(
+      summary.steps.slice(firstDelete).every((s) => s.startsWith('delete')),
+      `deletes come last: ${summary.steps.join(', ')}`,
+    );
+    // Each old replica was stopped with its grace and exited 0 after draining.
+    t.deepEqual(summary.removedContainers.map((r) => r.name).sort(), oldReplicas.map((c) => c.name).sort());
+    for (const removed of summary.removedContainers) {
+      t.is(removed.graceSeconds, 15);
+      t.is(removed.exitCode, 0, `${removed.name} drained and exited by itself`);
+      t.is(await inspect('container', removed.name), undefined);
+    }
 
-  t.is(report.failures.length, 0, await explainFailures(report));
-  t.is(mixed.failures.length, 0, await explainFailures(mixed));
-  t.true((mixed.byMethod.POST ?? 0) > 20, `POSTs ran through the deploy: ${JSON.stringify(mixed.byMethod)}`);
+    t.is(report.failures.length, 0, await explainFailures(report));
+    t.is(mixed.failures.length, 0, await explainFailures(mixed));
+    t.true((mixed.byMethod.POST ?? 0) > 20, `POSTs ran through the deploy: ${JSON.stringify(mixed.byMethod)}`);
 
-  // After the deploy every answer comes from a new replica running the changed code.
-  const newNames = liveReplicas().map((c) => c.name).sort();
-  t.deepEqual(newNames.filter((n) => oldReplicas.some((o) => o.name === n)), [], 'new container names (new image id)');
-  for (const name of newNames) t.regex(name, new RegExp(`^cnp-${STACK}-replica-\\d-[0-9a-f]{12}$`));
-  const after = await sendAll(`${url}/`, 100);
-  t.deepEqual(after.filter((r) => !r.ok || !newNames.includes(r.instance!)), [], 'every answer from a new replica');
-  const versions = await Promise.all(Array.from({ length: 10 }, async () => ((await (await fetch(`${url}/`)).json()) as { version: string }).version));
-  t.true(versions.every((v) => v.endsWith(`+${marker}`)), versions.join(', '));
-  t.log(`code deploy of 2 replicas in ${(deployMs / 1000).toFixed(1)} s; ${report.total} GETs and ${mixed.total} mixed GET/POST requests during it, 0 failed; ` +
-    `old replicas stopped in ${summary.removedContainers.map((r) => `${r.stopMs} ms`).join(', ')}`);
-});
+    // After the deploy every answer comes from a new replica running the changed code.
+    const newNames = liveReplicas()
+      .map((c) => c.name)
+      .sort();
+    t.deepEqual(
+      newNames.filter((n) => oldReplicas.some((o) => o.name === n)),
+      [],
+      'new container names (new image id)',
+    );
+    for (const name of newNames) t.regex(name, new RegExp(`^cnp-${STACK}-replica-\\d-[0-9a-f]{12}$`));
+    const after = await sendAll(`${url}/`, 100);
+    t.deepEqual(
+      after.filter((r) => !r.ok || !newNames.includes(r.instance!)),
+      [],
+      'every answer from a new replica',
+    );
+    const versions = await Promise.all(
+      Array.from({ length: 10 }, async () => ((await (await fetch(`${url}/`)).json()) as { version: string }).version),
+    );
+    t.true(
+      versions.every((v) => v.endsWith(`+${marker}`)),
+      versions.join(', '),
+    );
+    t.log(
+      `code deploy of 2 replicas in ${(deployMs / 1000).toFixed(1)} s; ${report.total} GETs and ${mixed.total} mixed GET/POST requests during it, 0 failed; ` +
+        `old replicas stopped in ${summary.removedContainers.map((r) => `${r.stopMs} ms`).join(', ')}`,
+    );
+  },
+);
 
-test.serial('7. a new baseImage rebuilds every image: replicas roll with no failed request; the balancer is down only while it is replaced', async (t) => {
-  t.timeout(300_000);
-  // A different base image (another id) under this run's own tag: sweepStack removes it.
-  const base = `cnp-base:${STACK}`;
-  await docker(['build', '-q', '-t', base, '-'], { input: `FROM ${BASE_IMAGE}\nLABEL ${STACK_LABEL}\n` });
-  const oldReplicas = liveReplicas();
-  const timed = startLoop(`${url}/api/users`, { clients: 2, maxMs: 240_000, keepResults: true });
-  await sleep(1000);
-  const started = Date.now();
-  const summary = await deploy(t, 2, PROJECT_DIR, base);
-  const deployMs = Date.now() - started;
-  await sleep(1000);
-  const results = (await timed.stop()).results!.sort((a, b) => a.at - b.at);
+test.serial(
+  '7. a new baseImage rebuilds every image: replicas roll with no failed request; the balancer is down only while it is replaced',
+  async (t) => {
+    t.timeout(300_000);
+    // A different base image (another id) under this run's own tag: sweepStack removes it.
+    const base = `cnp-base:${STACK}`;
+    await docker(['build', '-q', '-t', base, '-'], { input: `FROM ${BASE_IMAGE}\nLABEL ${STACK_LABEL}\n` });
+    const oldReplicas = liveReplicas();
+    const timed = startLoop(`${url}/api/users`, { clients: 2, maxMs: 240_000, keepResults: true });
+    await sleep(1000);
+    const started = Date.now();
+    const summary = await deploy(t, 2, PROJECT_DIR, base);
+    const deployMs = Date.now() - started;
+    await sleep(1000);
+    const results = (await timed.stop()).results!.sort((a, b) => a.at - b.at);
 
-  t.deepEqual(summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort(), ['balancer-container', 'collector-container', 'replicas-1', 'replicas-2'].map((n) => `docker:index/container:Container::${n}`).sort());
-  for (const removed of summary.removedContainers.filter((r) => oldReplicas.some((o) => o.name === r.name))) {
-    t.is(removed.exitCode, 0, `${removed.name} drained and exited by itself`);
-  }
-  // Every failure falls in one window, while the balancer container is replaced.
-  const failed = results.filter((r) => !r.ok);
-  const firstFail = results.findIndex((r) => !r.ok);
-  const lastFail = results.length - 1 - [...results].reverse().findIndex((r) => !r.ok);
-  const gapMs = firstFail < 0 ? 0 : (results[lastFail + 1]?.at ?? Date.now()) - results[firstFail].at;
-  if (firstFail >= 0) {
-    const inWindow = results.slice(firstFail, lastFail + 1);
-    // Two clients: within the window a request begun just before the port closed may still succeed.
-    t.true(inWindow.filter((r) => r.ok).every((r) => r.at <= results[firstFail].at + 50), 'one window of failures');
-  }
-  const balancerStop = summary.removedContainers.find((r) => r.name === `cnp-${STACK}-balancer`);
-  t.log(`baseImage deploy in ${(deployMs / 1000).toFixed(1)} s; balancer replacement gap ${gapMs} ms, of which stopping the old one ${balancerStop?.stopMs} ms (${failed.length} of ${results.length} requests refused in it, ` +
-    `${[...new Set(failed.map((f) => (f.status ? `HTTP ${f.status}` : String(f.error).replace(/ \S+:\d+$/, ''))))].join(' | ')})`);
-  const after = await sendAll(`${url}/`, 50);
-  t.deepEqual(after.filter((r) => !r.ok), [], 'the new stack serves');
-});
+    t.deepEqual(
+      summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort(),
+      ['balancer-container', 'collector-container', 'replicas-1', 'replicas-2'].map((n) => `docker:index/container:Container::${n}`).sort(),
+    );
+    for (const removed of summary.removedContainers.filter((r) => oldReplicas.some((o) => o.name === r.name))) {
+      t.is(removed.exitCode, 0, `${removed.name} drained and exited by itself`);
+    }
+    // Every failure falls in one window, while the balancer container is replaced.
+    const failed = results.filter((r) => !r.ok);
+    const firstFail = results.findIndex((r) => !r.ok);
+    const lastFail = results.length - 1 - [...results].reverse().findIndex((r) => !r.ok);
+    const gapMs = firstFail < 0 ? 0 : (results[lastFail + 1]?.at ?? Date.now()) - results[firstFail].at;
+    if (firstFail >= 0) {
+      const inWindow = results.slice(firstFail, lastFail + 1);
+      // Two clients: within the window a request begun just before the port closed may still succeed.
+      t.true(
+        inWindow.filter((r) => r.ok).every((r) => r.at <= results[firstFail].at + 50),
+        'one window of failures',
+      );
+    }
+    const balancerStop = summary.removedContainers.find((r) => r.name === `cnp-${STACK}-balancer`);
+    t.log(
+      `baseImage deploy in ${(deployMs / 1000).toFixed(1)} s; balancer replacement gap ${gapMs} ms, of which stopping the old one ${balancerStop?.stopMs} ms (${failed.length} of ${results.length} requests refused in it, ` +
+        `${[...new Set(failed.map((f) => (f.status ? `HTTP ${f.status}` : String(f.error).replace(/ \S+:\d+$/, ''))))].join(' | ')})`,
+    );
+    const after = await sendAll(`${url}/`, 50);
+    t.deepEqual(
+      after.filter((r) => !r.ok),
+      [],
+      'the new stack serves',
+    );
+  },
+);
 
-test.serial('8. tear-down leaves the engine\'s containers, networks and volumes as they were', async (t) => {
+test.serial("8. tear-down leaves the engine's containers, networks and volumes as they were", async (t) => {
   t.timeout(120_000);
   const summary = await realizer.destroy();
   t.true(summary.deleted.length >= 10);
   const after = await listDocker();
   const changes = compareListings(before, after);
   // Other test files may use the engine at the same time: any difference must not be the stack's.
-  const ours = changes.filter((c) =>
-    c.entry.includes(`cnp-${STACK}`) || (c.kind === 'volumes' && stackVolumes.has(c.entry)));
+  const ours = changes.filter((c) => c.entry.includes(`cnp-${STACK}`) || (c.kind === 'volumes' && stackVolumes.has(c.entry)));
   t.deepEqual(ours, [], 'nothing of the stack is left');
   if (changes.length) t.log('changes made meanwhile by others (not the stack):', changes);
   t.deepEqual((await docker(['ps', '-aq', '--filter', `label=${STACK_KEY}=${STACK}`])).trim(), '');

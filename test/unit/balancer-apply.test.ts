@@ -33,7 +33,12 @@ function fakeNginx(refuse: (text: string) => string | null = () => null, failRel
 
 const quietLogger: Logger = { info() {}, warn() {}, error() {} };
 
-function setup(t: ExecutionContext, refuse?: (text: string) => string | null, failReload = false, retry = { retryInitialMs: 1000, retryMaxMs: 1000 }) {
+function setup(
+  t: ExecutionContext,
+  refuse?: (text: string) => string | null,
+  failReload = false,
+  retry = { retryInitialMs: 1000, retryMaxMs: 1000 },
+) {
   const nginx = fakeNginx(refuse, failReload);
   const status = initialStatus('hello', 'http://127.0.0.1:8500');
   const applier = createApplier({
@@ -155,7 +160,10 @@ test('every attempt gets a new generation number, refused ones included', async 
 
 test('a refused set is retried with doubling backoff, and applied without a new change once nginx accepts it', async (t) => {
   let accept = false;
-  const { nginx, status, applier } = setup(t, () => (accept ? null : 'nginx: [emerg] refused'), false, { retryInitialMs: 20, retryMaxMs: 80 });
+  const { nginx, status, applier } = setup(t, () => (accept ? null : 'nginx: [emerg] refused'), false, {
+    retryInitialMs: 20,
+    retryMaxMs: 80,
+  });
   applier.request(['a:1']);
   await waitFor('five refused attempts', () => nginx.checkedAt.length >= 5, 3000, 5);
   t.is(status.reloads, 0);
@@ -175,7 +183,10 @@ test('a refused set is retried with doubling backoff, and applied without a new 
 });
 
 test('a change after a refusal is applied at once, not after the backoff', async (t) => {
-  const { nginx, status, applier } = setup(t, (text) => (text.includes('bad') ? 'refused' : null), false, { retryInitialMs: 60_000, retryMaxMs: 60_000 });
+  const { nginx, status, applier } = setup(t, (text) => (text.includes('bad') ? 'refused' : null), false, {
+    retryInitialMs: 60_000,
+    retryMaxMs: 60_000,
+  });
   applier.request(['bad:1']);
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();

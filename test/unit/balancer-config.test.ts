@@ -37,8 +37,13 @@ test('every variable is read', (t) => {
   t.is(config.testBreakRenderFile, '/tmp/break');
 });
 
-test('CONSUL_HTTP_ADDR without a scheme means http, like Consul\'s CLI; IPv6 hosts lose their brackets', (t) => {
-  t.deepEqual(parseConfig({ CONSUL_HTTP_ADDR: 'consul:8500' }).consul, { host: 'consul', port: 8500, secure: false, url: 'http://consul:8500' });
+test("CONSUL_HTTP_ADDR without a scheme means http, like Consul's CLI; IPv6 hosts lose their brackets", (t) => {
+  t.deepEqual(parseConfig({ CONSUL_HTTP_ADDR: 'consul:8500' }).consul, {
+    host: 'consul',
+    port: 8500,
+    secure: false,
+    url: 'http://consul:8500',
+  });
   t.is(parseConfig({ CONSUL_HTTP_ADDR: 'http://[::1]:8500' }).consul.host, '::1');
 });
 

@@ -1,5 +1,13 @@
 import test from 'ava';
-import { hostNamesOf, render, renderNginxConfig, selectUpstreams, type HealthEntry, type NginxSettings, type Resolution } from '../../balancer/render';
+import {
+  hostNamesOf,
+  render,
+  renderNginxConfig,
+  selectUpstreams,
+  type HealthEntry,
+  type NginxSettings,
+  type Resolution,
+} from '../../balancer/render';
 import { hostPort as formatHostPort } from '../../lib/endpoints';
 
 const entry = (id: string, serviceAddress: string, port: number, nodeAddress = '10.9.9.9'): HealthEntry => ({
@@ -30,7 +38,7 @@ test('many entries come out sorted, whatever order Consul used', (t) => {
   t.deepEqual(upstreams, ['10.0.0.1:80', '10.0.0.2:8080', '10.0.0.3:80']);
 });
 
-test('an empty service address falls back to the node address (Consul\'s rule)', (t) => {
+test("an empty service address falls back to the node address (Consul's rule)", (t) => {
   t.deepEqual(selectUpstreams([entry('a', '', 3000, '192.0.2.7')]).upstreams, ['192.0.2.7:3000']);
 });
 
@@ -46,7 +54,10 @@ test('port 0 and missing ports are dropped and reported', (t) => {
   const noPort: HealthEntry = { Node: { Address: '127.0.0.1' }, Service: { ID: 'noport', Address: '127.0.0.1' } };
   const result = selectUpstreams([entry('zero', '127.0.0.1', 0), noPort]);
   t.deepEqual(result.upstreams, []);
-  t.deepEqual(result.dropped.map((d) => d.id), ['zero', 'noport']);
+  t.deepEqual(
+    result.dropped.map((d) => d.id),
+    ['zero', 'noport'],
+  );
   t.regex(result.dropped[0].reason, /port 0/);
 });
 
@@ -60,7 +71,10 @@ test('IPv6 addresses are bracketed, also when Consul already bracketed them', (t
 test('duplicates render once and are reported', (t) => {
   const result = selectUpstreams([entry('a', '127.0.0.1', 3000), entry('a2', '127.0.0.1', 3000), entry('b', '', 3000, '127.0.0.1')]);
   t.deepEqual(result.upstreams, ['127.0.0.1:3000']);
-  t.deepEqual(result.dropped.map((d) => d.id), ['a2', 'b']);
+  t.deepEqual(
+    result.dropped.map((d) => d.id),
+    ['a2', 'b'],
+  );
 });
 
 test('host names are rendered as the addresses they resolved to; addresses that could inject nginx syntax are dropped', (t) => {
@@ -74,7 +88,10 @@ test('host names are rendered as the addresses they resolved to; addresses that 
 
 test('a host name that does not resolve, or was not looked up, is dropped with the reason; the rest stays', (t) => {
   const resolved = new Map<string, Resolution>([['does-not-exist.invalid', { error: 'ENOTFOUND' }]]);
-  const result = selectUpstreams([entry('bad', 'does-not-exist.invalid', 8080), entry('unasked', 'other.internal', 8080), entry('ok', '127.0.0.1', 3000)], resolved);
+  const result = selectUpstreams(
+    [entry('bad', 'does-not-exist.invalid', 8080), entry('unasked', 'other.internal', 8080), entry('ok', '127.0.0.1', 3000)],
+    resolved,
+  );
   t.deepEqual(result, {
     upstreams: ['127.0.0.1:3000'],
     dropped: [
@@ -84,18 +101,30 @@ test('a host name that does not resolve, or was not looked up, is dropped with t
   });
 });
 
-test('an IPv6 zone id is dropped with the reason, as an address and among a name\'s addresses', (t) => {
+test("an IPv6 zone id is dropped with the reason, as an address and among a name's addresses", (t) => {
   const resolved = new Map<string, Resolution>([
     ['link.internal', { addresses: ['fe80::1%eth0'] }],
     ['mixed.internal', { addresses: ['fe80::2%eth0', '10.0.0.6'] }],
   ]);
-  const result = selectUpstreams([entry('zone', 'fe80::1%lo', 8080), entry('zone2', '[fe80::1%25lo]', 8080), entry('link', 'link.internal', 80), entry('mixed', 'mixed.internal', 80)], resolved);
+  const result = selectUpstreams(
+    [
+      entry('zone', 'fe80::1%lo', 8080),
+      entry('zone2', '[fe80::1%25lo]', 8080),
+      entry('link', 'link.internal', 80),
+      entry('mixed', 'mixed.internal', 80),
+    ],
+    resolved,
+  );
   t.deepEqual(result, {
     upstreams: ['10.0.0.6:80'],
     dropped: [
       { id: 'zone', reason: 'address "fe80::1%lo" carries an IPv6 zone id, which nginx cannot load as an upstream' },
       { id: 'zone2', reason: 'address "fe80::1%25lo" carries an IPv6 zone id, which nginx cannot load as an upstream' },
-      { id: 'link', reason: 'host name link.internal resolves to nothing nginx can load: fe80::1%eth0 carries an IPv6 zone id, which nginx cannot load as an upstream' },
+      {
+        id: 'link',
+        reason:
+          'host name link.internal resolves to nothing nginx can load: fe80::1%eth0 carries an IPv6 zone id, which nginx cannot load as an upstream',
+      },
     ],
   });
 });
@@ -146,7 +175,10 @@ test('a non-empty set renders one server line each, keepalive, retries and the u
   const text = renderNginxConfig(settings, ['127.0.0.1:3000', '[::1]:3001']);
   const block = /upstream service_upstreams \{([\s\S]*?)\n {2}\}/.exec(text)![1];
   t.deepEqual(
-    block.split('\n').filter((l) => l.trim().startsWith('server ')).map((l) => l.trim()),
+    block
+      .split('\n')
+      .filter((l) => l.trim().startsWith('server '))
+      .map((l) => l.trim()),
     ['server 127.0.0.1:3000 max_fails=1 fail_timeout=2s;', 'server [::1]:3001 max_fails=1 fail_timeout=2s;'],
   );
   for (const directive of [
@@ -206,12 +238,19 @@ test('render is pure: same data, same text; and reports dropped entries', (t) =>
   const second = render(settings, [...entries].reverse());
   t.is(first.text, second.text);
   t.deepEqual(first.upstreams, ['10.0.0.1:80', '10.0.0.2:80']);
-  t.deepEqual(first.dropped.map((d) => d.id), ['z']);
+  t.deepEqual(
+    first.dropped.map((d) => d.id),
+    ['z'],
+  );
 });
 
 test('render with resolved names: the text holds the addresses, never the name', (t) => {
   const resolved = new Map<string, Resolution>([['replica-1.internal', { addresses: ['10.0.0.5'] }]]);
-  const { text, upstreams } = render(settings, [entry('h', 'replica-1.internal', 3000), entry('bad', 'does-not-exist.invalid', 3000)], resolved);
+  const { text, upstreams } = render(
+    settings,
+    [entry('h', 'replica-1.internal', 3000), entry('bad', 'does-not-exist.invalid', 3000)],
+    resolved,
+  );
   t.deepEqual(upstreams, ['10.0.0.5:3000']);
   t.true(text.includes('    server 10.0.0.5:3000 max_fails=1 fail_timeout=2s;\n'));
   t.false(text.includes('internal'));

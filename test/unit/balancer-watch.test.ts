@@ -6,7 +6,10 @@ import { followHealthyInstances, type HealthAnswer } from '../../balancer/watch'
 import { waitFor } from '../helpers/processes';
 
 const entry = (port: number): HealthEntry => ({ Node: { Address: '127.0.0.1' }, Service: { ID: `s${port}`, Address: '', Port: port } });
-const named = (id: string, name: string, port: number): HealthEntry => ({ Node: { Address: '' }, Service: { ID: id, Address: name, Port: port } });
+const named = (id: string, name: string, port: number): HealthEntry => ({
+  Node: { Address: '' },
+  Service: { ID: id, Address: name, Port: port },
+});
 
 /** A scripted resolver: answers from `table` (changeable by the test) and records every batch of names. */
 function tableResolver(table: Map<string, Resolution>) {
@@ -83,7 +86,10 @@ test('blocks on the last index and reports only real changes of the set', async 
   ]);
   t.teardown(() => follower.stop());
   await waitFor('four queries', () => consul.queries.length === 4, 2000, 5);
-  t.deepEqual(consul.queries.map((q) => q.index), [0, 5, 7, 9]);
+  t.deepEqual(
+    consul.queries.map((q) => q.index),
+    [0, 5, 7, 9],
+  );
   t.deepEqual(changes, [['127.0.0.1:3001'], ['127.0.0.1:3001', '127.0.0.1:3002']]);
 });
 
@@ -95,7 +101,10 @@ test('an index that goes backwards is reset to 0 and logged', async (t) => {
   ]);
   t.teardown(() => follower.stop());
   await waitFor('four queries', () => consul.queries.length === 4, 2000, 5);
-  t.deepEqual(consul.queries.map((q) => q.index), [0, 50, 0, 4]);
+  t.deepEqual(
+    consul.queries.map((q) => q.index),
+    [0, 50, 0, 4],
+  );
   t.is(lines.filter((l) => l.msg.includes('went backwards')).length, 1);
 });
 
@@ -118,7 +127,10 @@ test('Consul failures keep the set, back off, log once per outage, and restart a
   t.deepEqual(changes, [['127.0.0.1:3001']], 'the set is kept through the outage');
   t.is(lines.filter((l) => l.msg.startsWith('Consul query failed')).length, 1);
   t.is(lines.filter((l) => l.msg === 'Consul answers again').length, 1);
-  t.deepEqual(consul.queries.slice(2, 8).map((q) => q.index), [0, 0, 0, 0, 0, 0]);
+  t.deepEqual(
+    consul.queries.slice(2, 8).map((q) => q.index),
+    [0, 0, 0, 0, 0, 0],
+  );
   const gaps = consul.queries.slice(2, 8).map((q, i) => q.at - consul.queries[i + 1].at);
   // 20, 40, 80, 80, 80, 80 ms: doubling (timers never fire early), then capped. Doubling on, the last
   // three would take 160 + 320 + 640 ms; capped they take 240, and twice that allows for a slow machine.
@@ -130,14 +142,28 @@ test('Consul failures keep the set, back off, log once per outage, and restart a
 
 test('the second outage is logged again (once)', async (t) => {
   const down = new Error('boom');
-  const { consul, lines, follower } = follow([{ index: 9, entries: [] }, down, down, { index: 10, entries: [] }, down, down, { index: 11, entries: [] }]);
+  const { consul, lines, follower } = follow([
+    { index: 9, entries: [] },
+    down,
+    down,
+    { index: 10, entries: [] },
+    down,
+    down,
+    { index: 11, entries: [] },
+  ]);
   t.teardown(() => follower.stop());
   await waitFor('eight queries', () => consul.queries.length === 8, 3000, 5);
   t.is(lines.filter((l) => l.msg.startsWith('Consul query failed')).length, 2);
 });
 
 test('without an outage an empty set is applied at once (the 503 case)', async (t) => {
-  const { consul, changes, follower } = follow([{ index: 5, entries: [entry(3001)] }, { index: 6, entries: [] }], 10_000);
+  const { consul, changes, follower } = follow(
+    [
+      { index: 5, entries: [entry(3001)] },
+      { index: 6, entries: [] },
+    ],
+    10_000,
+  );
   t.teardown(() => follower.stop());
   await waitFor('three queries', () => consul.queries.length === 3, 2000, 5);
   t.deepEqual(changes, [['127.0.0.1:3001'], []]);
@@ -155,7 +181,13 @@ test('right after an outage an empty set is held for the grace, then applied if 
 });
 
 test('an index reset alone also starts the grace', async (t) => {
-  const { consul, changes, follower } = follow([{ index: 50, entries: [entry(3001)] }, { index: 3, entries: [] }], 300);
+  const { consul, changes, follower } = follow(
+    [
+      { index: 50, entries: [entry(3001)] },
+      { index: 3, entries: [] },
+    ],
+    300,
+  );
   t.teardown(() => follower.stop());
   await waitFor('three queries', () => consul.queries.length === 3, 2000, 5);
   await new Promise((r) => setTimeout(r, 100));
@@ -164,7 +196,10 @@ test('an index reset alone also starts the grace', async (t) => {
 });
 
 test('replicas registering again during the grace are applied at once and end the grace', async (t) => {
-  const { consul, changes, follower } = follow([{ index: 50, entries: [entry(3001), entry(3002)] }, new Error('down'), { index: 3, entries: [] }], 300);
+  const { consul, changes, follower } = follow(
+    [{ index: 50, entries: [entry(3001), entry(3002)] }, new Error('down'), { index: 3, entries: [] }],
+    300,
+  );
   t.teardown(() => follower.stop());
   await waitFor('four queries', () => consul.queries.length === 4, 2000, 5);
   consul.push({ index: 4, entries: [entry(3002)] });
@@ -198,7 +233,11 @@ test('host names are resolved before selection; only their addresses reach the s
 
 test('a name that does not resolve is looked up again without news from Consul, and joins once it resolves', async (t) => {
   const names = new Map<string, Resolution>();
-  const { consul, changes, dropped, follower, resolver } = follow([{ index: 5, entries: [entry(3001), named('late', 'late.internal', 80)] }], 0, names);
+  const { consul, changes, dropped, follower, resolver } = follow(
+    [{ index: 5, entries: [entry(3001), named('late', 'late.internal', 80)] }],
+    0,
+    names,
+  );
   t.teardown(() => follower.stop());
   await waitFor('the blocking query', () => consul.queries.length === 2, 2000, 5);
   t.deepEqual(changes, [['127.0.0.1:3001']]);
@@ -213,7 +252,10 @@ test('a name that does not resolve is looked up again without news from Consul, 
 });
 
 test('answers with only IP literals never call the resolver', async (t) => {
-  const { consul, follower, resolver } = follow([{ index: 5, entries: [entry(3001)] }, { index: 6, entries: [entry(3002)] }]);
+  const { consul, follower, resolver } = follow([
+    { index: 5, entries: [entry(3001)] },
+    { index: 6, entries: [entry(3002)] },
+  ]);
   t.teardown(() => follower.stop());
   await waitFor('three queries', () => consul.queries.length === 3, 2000, 5);
   t.deepEqual(resolver.batches, []);

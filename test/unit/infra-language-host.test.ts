@@ -46,7 +46,7 @@ test('a bad config value fails the run with the config error, not a TypeScript e
   t.notRegex(result.stderr, /TSError/);
 });
 
-test("with `main: infra/index.ts` the engine would run the program in infra/, where ts-node finds no tsconfig.json", (t) => {
+test('with `main: infra/index.ts` the engine would run the program in infra/, where ts-node finds no tsconfig.json', (t) => {
   const copy = scratchCopy();
   t.teardown(() => copy.remove());
   fs.appendFileSync(path.join(copy.dir, 'Pulumi.yaml'), 'main: infra/index.ts\n');

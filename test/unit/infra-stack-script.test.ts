@@ -58,7 +58,11 @@ require('fs').appendFileSync(${JSON.stringify(record)}, JSON.stringify({
 
 function calls(record: string): Call[] {
   if (!fs.existsSync(record)) return [];
-  return fs.readFileSync(record, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Call);
+  return fs
+    .readFileSync(record, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Call);
 }
 
 /** Runs the script in a fresh network namespace with exactly `env` (no inherited PATH or HOME). */
@@ -93,7 +97,11 @@ const cachedCli = (pulumiHome: string, version = WRAPPER_VERSION) => path.join(p
 test('the runs cannot leave the machine: the namespace has only a loopback interface', (t) => {
   const result = spawnSync(UNSHARE, [...UNSHARE_NET, '--', 'cat', '/proc/net/dev'], { encoding: 'utf8' });
   t.is(result.status, 0, `unshare ${UNSHARE_NET.join(' ')} is needed by these tests: ${result.stderr}`);
-  const interfaces = result.stdout.split('\n').slice(2).filter(Boolean).map((line) => line.split(':')[0].trim());
+  const interfaces = result.stdout
+    .split('\n')
+    .slice(2)
+    .filter(Boolean)
+    .map((line) => line.split(':')[0].trim());
   t.deepEqual(interfaces, ['lo']);
 });
 
@@ -114,10 +122,13 @@ for (const action of ['up', 'destroy']) {
     t.is(result.status, 0, result.stderr);
     t.is(result.stderr, '');
     const made = calls(s.record);
-    t.deepEqual(made.map((c) => [c.who, ...c.argv]), [
-      ['user', 'stack', 'select', '--create', 'dev'],
-      ['user', action, '--stack', 'dev', '--yes', '--skip-preview'],
-    ]);
+    t.deepEqual(
+      made.map((c) => [c.who, ...c.argv]),
+      [
+        ['user', 'stack', 'select', '--create', 'dev'],
+        ['user', action, '--stack', 'dev', '--yes', '--skip-preview'],
+      ],
+    );
     for (const call of made) {
       t.is(call.backend, `file://${REPO_ROOT}/.pulumi`);
       t.is(call.passphrase, '');
@@ -131,10 +142,13 @@ test('npm run pulumi -- ARGS runs any pulumi command with the same CLI, backend 
   const result = runStack(['pulumi', 'config', 'set', 'replicas', '3'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }));
   t.is(result.status, 0, result.stderr);
   const made = calls(s.record);
-  t.deepEqual(made.map((c) => [c.who, ...c.argv]), [
-    ['cache', 'stack', 'select', '--create', 'dev'],
-    ['cache', 'config', 'set', 'replicas', '3'],
-  ]);
+  t.deepEqual(
+    made.map((c) => [c.who, ...c.argv]),
+    [
+      ['cache', 'stack', 'select', '--create', 'dev'],
+      ['cache', 'config', 'set', 'replicas', '3'],
+    ],
+  );
   for (const call of made) t.is(call.backend, `file://${REPO_ROOT}/.pulumi`);
 });
 
@@ -145,10 +159,13 @@ test("the user's passphrase, or passphrase file, is kept", (t) => {
   const PATH = [userBin, s.tools].join(':');
   t.is(runStack(['up'], s.env({ PATH, PULUMI_CONFIG_PASSPHRASE: 'correct horse' })).status, 0);
   t.is(runStack(['up'], s.env({ PATH, PULUMI_CONFIG_PASSPHRASE_FILE: '/dev/null' })).status, 0);
-  t.deepEqual(calls(s.record).map((c) => c.passphrase), ['correct horse', 'correct horse', null, null]);
+  t.deepEqual(
+    calls(s.record).map((c) => c.passphrase),
+    ['correct horse', 'correct horse', null, null],
+  );
 });
 
-test("with no pulumi on PATH the CLI the npm wrapper keeps for its version in PULUMI_HOME is run", (t) => {
+test('with no pulumi on PATH the CLI the npm wrapper keeps for its version in PULUMI_HOME is run', (t) => {
   const s = setup(t);
   const cached = cachedCli(s.pulumiHome);
   standIn(cached, 'cache', s.record);
@@ -156,10 +173,13 @@ test("with no pulumi on PATH the CLI the npm wrapper keeps for its version in PU
   t.is(result.status, 0, result.stderr);
   t.is(result.stderr, '', 'a cached CLI needs no download and no message');
   const made = calls(s.record);
-  t.deepEqual(made.map((c) => [c.who, ...c.argv]), [
-    ['cache', 'stack', 'select', '--create', 'dev'],
-    ['cache', 'up', '--stack', 'dev', '--yes'],
-  ]);
+  t.deepEqual(
+    made.map((c) => [c.who, ...c.argv]),
+    [
+      ['cache', 'stack', 'select', '--create', 'dev'],
+      ['cache', 'up', '--stack', 'dev', '--yes'],
+    ],
+  );
   for (const call of made) {
     t.is(call.backend, `file://${REPO_ROOT}/.pulumi`);
     t.is(call.passphrase, '');
@@ -173,14 +193,18 @@ test("Ctrl-C reaches the wrapper's CLI itself: the run ends only once the CLI ha
   const cached = cachedCli(s.pulumiHome);
   fs.mkdirSync(path.dirname(cached), { recursive: true });
   // Like pulumi: `up` runs until SIGINT, then cancels gracefully, which takes a moment.
-  fs.writeFileSync(cached, `#!${process.execPath}
+  fs.writeFileSync(
+    cached,
+    `#!${process.execPath}
 const fs = require('fs');
 const record = ${JSON.stringify(s.record)};
 if (process.argv[2] !== 'up') process.exit(0);
 process.on('SIGINT', () => setTimeout(() => { fs.appendFileSync(record, 'cancelled\\n'); process.exit(130); }, 500));
 fs.appendFileSync(record, 'running\\n');
 setInterval(() => {}, 1000);
-`, { mode: 0o755 });
+`,
+    { mode: 0o755 },
+  );
   // Detached: a process group of its own, as the terminal's foreground job that Ctrl-C signals.
   const child = spawn(UNSHARE, [...UNSHARE_NET, '--', 'bash', SCRIPT, 'up'], {
     env: s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }),
@@ -192,7 +216,7 @@ setInterval(() => {}, 1000);
     if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
   });
   const record = () => (fs.existsSync(s.record) ? fs.readFileSync(s.record, 'utf8') : '');
-  for (const deadline = Date.now() + 20_000; !record().includes('running'); ) {
+  for (const deadline = Date.now() + 20_000; !record().includes('running');) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the stand-in CLI did not start: ${record()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -208,10 +232,13 @@ test('PULUMI_VERSION picks another cached CLI version, as the wrapper does', (t)
   standIn(cachedCli(s.pulumiHome, '3.999.0'), 'override', s.record);
   const result = runStack(['destroy'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':'), PULUMI_VERSION: '3.999.0' }));
   t.is(result.status, 0, result.stderr);
-  t.deepEqual(calls(s.record).map((c) => c.who), ['override', 'override']);
+  t.deepEqual(
+    calls(s.record).map((c) => c.who),
+    ['override', 'override'],
+  );
 });
 
-test('a pulumi in any node_modules/.bin on PATH is not taken for the user\'s CLI', (t) => {
+test("a pulumi in any node_modules/.bin on PATH is not taken for the user's CLI", (t) => {
   const s = setup(t);
   // `npm run` puts the project's and every ancestor's node_modules/.bin on PATH; one is first here, so
   // a script that took the first pulumi on PATH would run it.
@@ -220,7 +247,10 @@ test('a pulumi in any node_modules/.bin on PATH is not taken for the user\'s CLI
   standIn(cachedCli(s.pulumiHome), 'cache', s.record);
   const result = runStack(['up'], s.env({ PATH: [`${otherBin}/`, otherBin, PROJECT_BIN, s.tools].join(':') }));
   t.is(result.status, 0, result.stderr);
-  t.deepEqual(calls(s.record).map((c) => c.who), ['cache', 'cache']);
+  t.deepEqual(
+    calls(s.record).map((c) => c.who),
+    ['cache', 'cache'],
+  );
 });
 
 test('when the CLI cannot be downloaded, one line says so and how to install it, with a non-zero exit', (t) => {
@@ -241,7 +271,10 @@ test('when the CLI cannot be downloaded, one line says so and how to install it,
   // The wrapper's own output is kept in the file the line names, not shown.
   const log = /full output in ([^;)]+)\)/.exec(line)![1];
   t.true(log.startsWith(s.home));
-  t.regex(fs.readFileSync(log, 'utf8'), new RegExp(`Downloading pulumi v${WRAPPER_VERSION.replace(/\./g, '\\.')}\\.\\.\\.\\npulumi: fetch failed`));
+  t.regex(
+    fs.readFileSync(log, 'utf8'),
+    new RegExp(`Downloading pulumi v${WRAPPER_VERSION.replace(/\./g, '\\.')}\\.\\.\\.\\npulumi: fetch failed`),
+  );
   t.false(fs.existsSync(cachedCli(s.pulumiHome)));
   t.deepEqual(calls(s.record), []);
 });

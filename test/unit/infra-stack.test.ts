@@ -104,14 +104,19 @@ function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expe
   t.is(new Set(objectNames).size, objectNames.length);
   for (const n of objectNames) t.true(n.startsWith(`${prefix}-`), n);
   t.deepEqual(
-    ofType(record, T.container).map((c) => inputs(c).name).sort(),
+    ofType(record, T.container)
+      .map((c) => inputs(c).name)
+      .sort(),
     [name('balancer'), name('collector'), name('consul'), ...replicaNames].sort(),
   );
 
   // Every Docker object carries the stack's labels.
   for (const r of dockerObjects) {
     const labels = inputs(r).labels as { label: string; value: string }[];
-    t.true(labels.some((l) => l.label === STACK_LABEL && l.value === x.stack), `${r.name} has the stack label`);
+    t.true(
+      labels.some((l) => l.label === STACK_LABEL && l.value === x.stack),
+      `${r.name} has the stack label`,
+    );
   }
 
   // Every container on the stack network, and only on it.
@@ -130,11 +135,14 @@ function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expe
   const published = ofType(record, T.container).flatMap((c) =>
     (inputs(c).ports ?? []).map((p) => `${inputs(c).name} ${p.ip} ${p.external}->${p.internal}/${p.protocol}`),
   );
-  t.deepEqual(published.sort(), [
-    `${name('balancer')} ${x.bindAddress} ${x.ports.balancer}->8080/tcp`,
-    `${name('collector')} ${x.bindAddress} ${x.ports.collector}->5514/tcp`,
-    `${name('consul')} ${x.bindAddress} ${x.ports.consul}->8500/tcp`,
-  ].sort());
+  t.deepEqual(
+    published.sort(),
+    [
+      `${name('balancer')} ${x.bindAddress} ${x.ports.balancer}->8080/tcp`,
+      `${name('collector')} ${x.bindAddress} ${x.ports.collector}->5514/tcp`,
+      `${name('consul')} ${x.bindAddress} ${x.ports.consul}->8500/tcp`,
+    ].sort(),
+  );
   for (const c of ofType(record, T.container)) t.not(inputs(c).publishAllPorts, true);
 
   // Every non-collector container logs to the collector and is created after it.
@@ -197,7 +205,13 @@ function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expe
   const consulData = ofType(record, T.volume).find((v) => inputs(v).name === name('consul-data'))!;
   t.deepEqual(inputs(consul).entrypoints, ['consul']);
   t.deepEqual(inputs(consul).command.slice(0, 7), [
-    'agent', '-server', '-bootstrap-expect=1', '-ui', '-client=0.0.0.0', '-bind=0.0.0.0', '-data-dir=/consul/data',
+    'agent',
+    '-server',
+    '-bootstrap-expect=1',
+    '-ui',
+    '-client=0.0.0.0',
+    '-bind=0.0.0.0',
+    '-data-dir=/consul/data',
   ]);
   t.deepEqual(inputs(consul).volumes, [{ volumeName: inputs(consulData).name, containerPath: '/consul/data' }]);
 
@@ -306,7 +320,10 @@ test('lowering replicas from 3 to 2 removes only the highest-numbered replica', 
   const three = byKey(await recordStack({ config: { replicas: 3 } }));
   const two = byKey(await recordStack({ config: { replicas: 2 } }));
   const removed = [...three.keys()].filter((k) => !two.has(k));
-  t.deepEqual(removed.map((k) => inputs(three.get(k)!).name.replace(/-[0-9a-f]{12}$/, '')), ['cnp-dev-replica-3']);
+  t.deepEqual(
+    removed.map((k) => inputs(three.get(k)!).name.replace(/-[0-9a-f]{12}$/, '')),
+    ['cnp-dev-replica-3'],
+  );
   for (const [key, after] of two) t.deepEqual(after, three.get(key), `${key} unchanged`);
 });
 
@@ -315,7 +332,10 @@ test('two stacks declare no Docker object with the same name', async (t) => {
     record.resources.filter((r) => r.type.startsWith('docker:')).map((r) => String(inputs(r).name ?? inputs(r).imageName));
   const dev = names(await recordStack({ stack: 'dev', config: { replicas: 2 } }));
   const other = names(await recordStack({ stack: 'other', config: { replicas: 2 } }));
-  t.deepEqual(dev.filter((n) => other.includes(n)), []);
+  t.deepEqual(
+    dev.filter((n) => other.includes(n)),
+    [],
+  );
 });
 
 test('dockerHost set: one docker provider for that host carries every Docker resource', async (t) => {
@@ -338,7 +358,10 @@ test('a code change under service/ gives the service image a new id and every re
   const after = byKey(await recordStack({ projectDir: copy.dir, config: { replicas: 2 } }));
   t.deepEqual([...after.keys()], [...before.keys()]);
   const changed = [...after.keys()].filter((k) => !isDeepStrictEqual(after.get(k), before.get(k)));
-  t.deepEqual(changed.sort(), [`${T.command}::bundle-build`, `${T.image}::replicas-image`, `${T.container}::replicas-1`, `${T.container}::replicas-2`].sort());
+  t.deepEqual(
+    changed.sort(),
+    [`${T.command}::bundle-build`, `${T.image}::replicas-image`, `${T.container}::replicas-1`, `${T.container}::replicas-2`].sort(),
+  );
   const id = (k: string, r: Map<string, RecordedResource>) => outputs(r.get(k)!).repoDigest;
   t.not(id(`${T.image}::replicas-image`, after), id(`${T.image}::replicas-image`, before));
   for (const n of [1, 2]) {

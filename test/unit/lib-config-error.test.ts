@@ -5,7 +5,10 @@ import { ConfigError, configProblem, envValue, rejectConfig } from '../../lib/co
 import { parseConfig as parseServiceConfig } from '../../service/config';
 
 test('a problem names the variable, the value as given and what is allowed', (t) => {
-  t.is(configProblem('PORT', 'eighty', 'a whole number from 1 to 65535'), 'PORT = "eighty" is not allowed: use a whole number from 1 to 65535');
+  t.is(
+    configProblem('PORT', 'eighty', 'a whole number from 1 to 65535'),
+    'PORT = "eighty" is not allowed: use a whole number from 1 to 65535',
+  );
 });
 
 test('rejectConfig throws a ConfigError carrying that message', (t) => {
@@ -15,7 +18,9 @@ test('rejectConfig throws a ConfigError carrying that message', (t) => {
 });
 
 test('the service, the balancer and the stack word a bad value the same way', (t) => {
-  const service = t.throws(() => parseServiceConfig({ SERVICE_NAME: 'web_1' }, { hostname: 'h', interfaces: {} }), { instanceOf: ConfigError });
+  const service = t.throws(() => parseServiceConfig({ SERVICE_NAME: 'web_1' }, { hostname: 'h', interfaces: {} }), {
+    instanceOf: ConfigError,
+  });
   const balancer = t.throws(() => parseBalancerConfig({ SERVICE_NAME: 'web_1' }), { instanceOf: ConfigError });
   const stack = t.throws(() => parseStackConfig({ serviceName: 'web_1' }));
   t.is(service.message, balancer.message);

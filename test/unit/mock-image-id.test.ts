@@ -6,7 +6,9 @@ import path from 'node:path';
 import test from 'ava';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { mockImageId } = require('../helpers/engine-like.cjs') as { mockImageId: (inputs: Record<string, unknown>, projectDir: string) => string };
+const { mockImageId } = require('../helpers/engine-like.cjs') as {
+  mockImageId: (inputs: Record<string, unknown>, projectDir: string) => string;
+};
 
 test('an image id changes with an included file, the Dockerfile or a build arg, not with an ignored file or the tag', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-image-id-'));

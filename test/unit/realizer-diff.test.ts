@@ -2,7 +2,15 @@
 // input, and the order in which the engine (pulumi/pulumi pkg/resource/deploy/step_generator.go) runs
 // the steps of one update.
 import test from 'ava';
-import { CONTAINER_INPUT_EFFECTS, deleteWaves, diffResource, planSteps, keyOf, type DeclaredResource, type StateEntry } from '../system/diff';
+import {
+  CONTAINER_INPUT_EFFECTS,
+  deleteWaves,
+  diffResource,
+  planSteps,
+  keyOf,
+  type DeclaredResource,
+  type StateEntry,
+} from '../system/diff';
 import { planContainer } from '../system/plans';
 import { dependencyKeys } from '../system/realize';
 
@@ -12,7 +20,16 @@ const I = 'docker:index/image:Image';
 const container = (name: string, inputs: Record<string, unknown> = {}, options: DeclaredResource['options'] = {}): DeclaredResource => ({
   type: C,
   name,
-  inputs: { name: `cnp-${name}`, image: 'sha256:aaa', envs: ['A=1'], restart: 'unless-stopped', memory: 256, healthcheck: { tests: ['CMD', 'true'] }, wait: true, ...inputs },
+  inputs: {
+    name: `cnp-${name}`,
+    image: 'sha256:aaa',
+    envs: ['A=1'],
+    restart: 'unless-stopped',
+    memory: 256,
+    healthcheck: { tests: ['CMD', 'true'] },
+    wait: true,
+    ...inputs,
+  },
   options,
 });
 const image = (digest: string, args: Record<string, string> = { BASE_IMAGE: 'b' }): DeclaredResource => ({
@@ -26,12 +43,27 @@ const image = (digest: string, args: Record<string, string> = { BASE_IMAGE: 'b' 
 test('every container input the realizer applies has exactly one rule in the diff table', (t) => {
   const error = t.throws(() => planContainer('c', { image: 'i', bogus: 1 }));
   const applied = /applied inputs are: (.*)$/.exec(error.message)![1].split(', ');
-  t.deepEqual(applied.filter((k) => !(k in CONTAINER_INPUT_EFFECTS)), [], 'inputs without a rule');
-  t.deepEqual(Object.keys(CONTAINER_INPUT_EFFECTS).filter((k) => !applied.includes(k)), [], 'rules for inputs the realizer never reads');
+  t.deepEqual(
+    applied.filter((k) => !(k in CONTAINER_INPUT_EFFECTS)),
+    [],
+    'inputs without a rule',
+  );
+  t.deepEqual(
+    Object.keys(CONTAINER_INPUT_EFFECTS).filter((k) => !applied.includes(k)),
+    [],
+    'rules for inputs the realizer never reads',
+  );
 });
 
 test('a changed image, name, env, port or log option replaces the container', (t) => {
-  for (const [key, value] of Object.entries({ image: 'sha256:bbb', name: 'other', envs: ['A=2'], ports: [{ internal: 1 }], logOpts: { tag: 'x' }, stopSignal: 'SIGINT' })) {
+  for (const [key, value] of Object.entries({
+    image: 'sha256:bbb',
+    name: 'other',
+    envs: ['A=2'],
+    ports: [{ internal: 1 }],
+    logOpts: { tag: 'x' },
+    stopSignal: 'SIGINT',
+  })) {
     const diff = diffResource(container('r'), container('r', { [key]: value }));
     t.true(diff.replace, key);
     t.deepEqual(diff.changed, [key]);
@@ -64,9 +96,16 @@ test('an image whose id or build args change is rebuilt in place, not replaced; 
   t.deepEqual([rebuilt.changed, rebuilt.replace], [['repoDigest'], false]);
   t.false(diffResource(image('sha256:1'), image('sha256:1', { BASE_IMAGE: 'c' })).replace);
   t.deepEqual(diffResource(image('sha256:1'), image('sha256:1')).changed, []);
-  const net = (driver: string): DeclaredResource => ({ type: 'docker:index/network:Network', name: 'n', inputs: { name: 'n', driver }, options: {} });
+  const net = (driver: string): DeclaredResource => ({
+    type: 'docker:index/network:Network',
+    name: 'n',
+    inputs: { name: 'n', driver },
+    options: {},
+  });
   t.true(diffResource(net('bridge'), net('overlay')).replace);
-  t.throws(() => diffResource(container('r'), container('r', { privileged: true })), { message: /no diff rule for docker:Container input privileged/ });
+  t.throws(() => diffResource(container('r'), container('r', { privileged: true })), {
+    message: /no diff rule for docker:Container input privileged/,
+  });
 });
 
 const state = (...resources: DeclaredResource[]) => new Map<string, StateEntry>(resources.map((r) => [keyOf(r), { resource: r }]));
@@ -74,8 +113,14 @@ const stepsOf = (plan: ReturnType<typeof planSteps>) => [...plan.registration, .
 
 test('a new image: replicas are created before any old one is deleted, which happens last and together; the fixed-port balancer is deleted just before its new copy', (t) => {
   const collector = container('collector', {}, { deleteBeforeReplace: true });
-  const replica = (n: number, id: string) => container(`replicas-${n}`, { name: `cnp-replica-${n}-${id}`, image: `sha256:${id}` }, { dependencies: ['collector', 'replicas-image'] });
-  const balancer = (id: string) => container('balancer', { image: `sha256:${id}` }, { deleteBeforeReplace: true, dependencies: ['collector'] });
+  const replica = (n: number, id: string) =>
+    container(
+      `replicas-${n}`,
+      { name: `cnp-replica-${n}-${id}`, image: `sha256:${id}` },
+      { dependencies: ['collector', 'replicas-image'] },
+    );
+  const balancer = (id: string) =>
+    container('balancer', { image: `sha256:${id}` }, { deleteBeforeReplace: true, dependencies: ['collector'] });
   const before = [collector, image('sha256:old'), replica(1, 'old'), replica(2, 'old'), balancer('old')];
   const after = [collector, image('sha256:new'), replica(1, 'new'), replica(2, 'new'), balancer('new')];
   const plan = planSteps(state(...before), after);
@@ -92,7 +137,10 @@ test('a new image: replicas are created before any old one is deleted, which hap
   // ScheduleDeletes: the old replicas do not depend on each other, so the engine deletes them together.
   const dependsOn = dependencyKeys(before);
   const waves = deleteWaves(plan.deletes, (key) => dependsOn.get(key) ?? new Set());
-  t.deepEqual(waves.map((w) => w.map((s) => s.resource.name).sort()), [['replicas-1', 'replicas-2']]);
+  t.deepEqual(
+    waves.map((w) => w.map((s) => s.resource.name).sort()),
+    [['replicas-1', 'replicas-2']],
+  );
 });
 
 test('resources no longer declared are deleted at the end, each after everything that depends on it', (t) => {
@@ -103,7 +151,10 @@ test('resources no longer declared are deleted at the end, each after everything
   const plan = planSteps(state(...before), []);
   t.deepEqual(stepsOf(plan), ['delete b', 'delete a', 'delete net']);
   const dependsOn = dependencyKeys(before);
-  t.deepEqual(deleteWaves(plan.deletes, (key) => dependsOn.get(key) ?? new Set()).map((w) => w.map((s) => s.resource.name).sort()), [['a', 'b'], ['net']]);
+  t.deepEqual(
+    deleteWaves(plan.deletes, (key) => dependsOn.get(key) ?? new Set()).map((w) => w.map((s) => s.resource.name).sort()),
+    [['a', 'b'], ['net']],
+  );
 });
 
 test('a container whose create failed gets an empty update when nothing changed (the engine does not re-create it)', (t) => {

@@ -22,11 +22,40 @@ test('a container plan carries every declared input as the matching docker flag'
     destroyGraceSeconds: 15,
   });
   t.deepEqual(plan.createArgs, [
-    'create', '--name', 'cnp-x-replica-1', '-e', 'PORT=8080', '--label', 'io.x.stack=x', '--restart', 'unless-stopped',
-    '--memory', '256m', '-p', '127.0.0.1:18080:8080/tcp', '--network', 'cnp-x-net', '--network-alias', 'replica-1',
-    '--health-cmd', "node -e 'fetch('\\''x'\\'')'", '--health-interval', '5s', '--health-retries', '3',
-    '--log-driver', 'syslog', '--log-opt', 'tag=cnp-x-replica-1', '-v', 'cnp-x-data:/data',
-    '--entrypoint', 'consul', 'cnp-service:x', 'agent', '-server',
+    'create',
+    '--name',
+    'cnp-x-replica-1',
+    '-e',
+    'PORT=8080',
+    '--label',
+    'io.x.stack=x',
+    '--restart',
+    'unless-stopped',
+    '--memory',
+    '256m',
+    '-p',
+    '127.0.0.1:18080:8080/tcp',
+    '--network',
+    'cnp-x-net',
+    '--network-alias',
+    'replica-1',
+    '--health-cmd',
+    "node -e 'fetch('\\''x'\\'')'",
+    '--health-interval',
+    '5s',
+    '--health-retries',
+    '3',
+    '--log-driver',
+    'syslog',
+    '--log-opt',
+    'tag=cnp-x-replica-1',
+    '-v',
+    'cnp-x-data:/data',
+    '--entrypoint',
+    'consul',
+    'cnp-service:x',
+    'agent',
+    '-server',
   ]);
   t.is(plan.destroyGraceSeconds, 15);
   t.true(plan.removeVolumes);
@@ -34,7 +63,9 @@ test('a container plan carries every declared input as the matching docker flag'
 
 test('an input the realizer does not apply is refused by name, also inside nested inputs', (t) => {
   t.throws(() => planContainer('c', { image: 'i', privileged: true }), { message: /declares privileged=true/ });
-  t.throws(() => planContainer('c', { image: 'i', healthcheck: { tests: ['CMD', 'true'], bogus: 1 } }), { message: /healthcheck declares bogus=1/ });
+  t.throws(() => planContainer('c', { image: 'i', healthcheck: { tests: ['CMD', 'true'], bogus: 1 } }), {
+    message: /healthcheck declares bogus=1/,
+  });
   t.throws(() => planNetwork('n', { name: 'n', ipamConfigs: [{ subnet: '10.9.0.0/24' }] }), { message: /declares ipamConfigs/ });
   t.throws(() => planCommand('b', { create: 'make', update: 'make again' }, '/p'), { message: /declares update=/ });
 });
@@ -44,16 +75,42 @@ test('empty or absent inputs are not counted as declared', (t) => {
 });
 
 test('image builds resolve like the provider: context and an explicit dockerfile from the program dir', (t) => {
-  const plan = planImage('svc', { imageName: 'cnp-service:x', skipPush: true, build: { context: 'service', args: { BASE_IMAGE: 'b' } } }, '/p');
-  t.deepEqual(plan.buildArgs, ['build', '--quiet', '-t', 'cnp-service:x', '-f', '/p/service/Dockerfile', '--build-arg', 'BASE_IMAGE=b', '/p/service']);
-  const explicit = planImage('svc', { imageName: 'i', skipPush: true, build: { context: 'service', dockerfile: 'service/Dockerfile' } }, '/p');
+  const plan = planImage(
+    'svc',
+    { imageName: 'cnp-service:x', skipPush: true, build: { context: 'service', args: { BASE_IMAGE: 'b' } } },
+    '/p',
+  );
+  t.deepEqual(plan.buildArgs, [
+    'build',
+    '--quiet',
+    '-t',
+    'cnp-service:x',
+    '-f',
+    '/p/service/Dockerfile',
+    '--build-arg',
+    'BASE_IMAGE=b',
+    '/p/service',
+  ]);
+  const explicit = planImage(
+    'svc',
+    { imageName: 'i', skipPush: true, build: { context: 'service', dockerfile: 'service/Dockerfile' } },
+    '/p',
+  );
   t.true(explicit.buildArgs.includes('/p/service/Dockerfile'));
   t.throws(() => planImage('svc', { imageName: 'i', skipPush: false, build: { context: '.' } }, '/p'), { message: /skipPush=false/ });
 });
 
 test('resources are ordered by explicit dependsOn, otherwise as declared', (t) => {
-  const r = (name: string, dependsOn?: string[]) => ({ type: 'docker:index/container:Container', name, inputs: {}, options: { dependsOn } });
-  t.deepEqual(orderByDependencies([r('a', ['c']), r('b'), r('c')]).map((x) => x.name), ['c', 'a', 'b']);
+  const r = (name: string, dependsOn?: string[]) => ({
+    type: 'docker:index/container:Container',
+    name,
+    inputs: {},
+    options: { dependsOn },
+  });
+  t.deepEqual(
+    orderByDependencies([r('a', ['c']), r('b'), r('c')]).map((x) => x.name),
+    ['c', 'a', 'b'],
+  );
   t.throws(() => orderByDependencies([r('a', ['b']), r('b', ['a'])]), { message: /cycle/ });
 });
 

@@ -91,7 +91,10 @@ test('users: create, list, get, update, delete, then 404', async (t) => {
   t.is(created.headers.get('location'), `/api/users/${user.id}`);
 
   const list = (await (await app.request('/api/users')).json()) as { users: User[] };
-  t.deepEqual(list.users.map((u) => u.id), [user.id]);
+  t.deepEqual(
+    list.users.map((u) => u.id),
+    [user.id],
+  );
 
   t.like(await (await app.request(`/api/users/${user.id}`)).json(), ann);
 
@@ -155,7 +158,11 @@ test('NUL, escape sequences and other control characters in name or email are re
   for (const [body, field] of cases) {
     const res = await json('POST', '/api/users', body);
     t.is(res.status, 400, JSON.stringify(body));
-    t.deepEqual(await res.json(), { field, error: `"${field}" must contain no control characters (U+0000 to U+001F, U+007F to U+009F)` }, JSON.stringify(body));
+    t.deepEqual(
+      await res.json(),
+      { field, error: `"${field}" must contain no control characters (U+0000 to U+001F, U+007F to U+009F)` },
+      JSON.stringify(body),
+    );
   }
   t.is(users.users.size, 0, 'nothing was stored');
   // Surrounding whitespace is still trimmed, and letters beyond ASCII still pass.
@@ -187,7 +194,11 @@ test('error messages never echo a raw id or field name the client made up', asyn
 
 test('malformed requests get JSON 4xx: bad JSON 400, wrong content type 415, oversized body 413', async (t) => {
   const { app, users } = setup();
-  const badJson = await app.request('/api/users', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name": "Ann",' });
+  const badJson = await app.request('/api/users', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"name": "Ann",',
+  });
   t.is(badJson.status, 400);
   t.regex(((await badJson.json()) as { error: string }).error, /not valid JSON/);
 

@@ -5,7 +5,13 @@ import { parseConfig } from '../../service/config';
 import { notReadyReason } from '../../service/readiness-probe';
 
 const config = parseConfig(
-  { SERVICE_ID: 'cnp-x-replica-1-0123456789ab', SERVICE_NAME: 'hello', CONSUL_HTTP_ADDR: 'http://consul:8500', PORT: '8080', HOST: '0.0.0.0' },
+  {
+    SERVICE_ID: 'cnp-x-replica-1-0123456789ab',
+    SERVICE_NAME: 'hello',
+    CONSUL_HTTP_ADDR: 'http://consul:8500',
+    PORT: '8080',
+    HOST: '0.0.0.0',
+  },
   { hostname: 'h', interfaces: {} },
 );
 

@@ -3,7 +3,13 @@ import { waitFor } from '../helpers/processes';
 import { createLogger } from '../../lib/logger';
 import { keepRegistered, type AgentApi, type InitialStatus, type ServiceDefinition } from '../../service/registration';
 
-const service: ServiceDefinition = { id: 'hello-1', name: 'hello', address: '127.0.0.1', port: 8080, checkUrl: 'http://127.0.0.1:8080/health' };
+const service: ServiceDefinition = {
+  id: 'hello-1',
+  name: 'hello',
+  address: '127.0.0.1',
+  port: 8080,
+  checkUrl: 'http://127.0.0.1:8080/health',
+};
 const fast = { pollMs: 20, firstRetryMs: 5, maxRetryMs: 40 };
 
 /** An agent that can be "down" (every call fails) and that forgets its services when restarted. */
