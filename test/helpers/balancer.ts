@@ -23,6 +23,8 @@ export interface RunningBalancer extends Managed {
   url: string;
   workDir: string;
   status(): Promise<BalancerStatusJson>;
+  /** The watcher's own last `lines` log lines (nginx's access and error lines left out), for a failed test's log. */
+  logTail(lines: number): string;
   /** Stops the balancer (SIGTERM) and removes its working directory. */
   cleanup(): Promise<void>;
 }
@@ -54,6 +56,13 @@ export async function startBalancer(consulHttpAddr: string, serviceName: string,
     url,
     workDir,
     status,
+    logTail: (lines: number) =>
+      proc
+        .output()
+        .split('\n')
+        .filter((l) => !l.includes('"source":"nginx"'))
+        .slice(-lines)
+        .join('\n'),
     async cleanup() {
       await proc.stop(5000);
       await fs.rm(workDir, { recursive: true, force: true });

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import path from 'node:path';
 import { freshBundle } from './bundles';
 import { freePort } from './ports';
@@ -31,4 +32,28 @@ export async function startReplica(consulHttpAddr: string, name: string, id: str
   const port = await freePort();
   const proc = startProcess(process.execPath, [freshBundle('service')], { ...replicaEnv(consulHttpAddr, name, id, port), ...env });
   return Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}` });
+}
+
+/**
+ * Starts a POST straight to a replica whose body is sent in two halves, so the request stays in flight
+ * until `finish()`; `answer` is its status and Connection header, or the connection's error.
+ */
+export function slowPost(port: number) {
+  const body = JSON.stringify({ name: 'Slow', email: 'slow@example.com' });
+  const req = http.request({
+    host: '127.0.0.1',
+    port,
+    method: 'POST',
+    path: '/api/users',
+    headers: { 'content-type': 'application/json' },
+  });
+  const answer = new Promise<{ status: number; connection?: string }>((resolve, reject) => {
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+    });
+    req.on('error', reject);
+  });
+  req.write(body.slice(0, 10));
+  return { answer, finish: () => req.end(body.slice(10)) };
 }

@@ -43,15 +43,7 @@ test.before(async () => {
 });
 
 test.after.always(async (t) => {
-  if (balancer)
-    t.log(
-      `balancer log tail:\n${balancer
-        .output()
-        .split('\n')
-        .filter((l) => !l.includes('"source":"nginx"'))
-        .slice(-12)
-        .join('\n')}`,
-    );
+  if (balancer) t.log(`balancer log tail:\n${balancer.logTail(12)}`);
   await Promise.all(replicas.map((r) => r.stop(3000)));
   await balancer?.cleanup();
   await consul?.stop();

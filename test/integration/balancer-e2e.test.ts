@@ -10,7 +10,7 @@ import { startConsul, type ConsulAgent } from '../helpers/consul';
 import { startGate, type Gate } from '../helpers/gate';
 import { describeFailures, requestOnce, sendRequests, startSteadyLoop } from '../helpers/load';
 import { stopAll, waitFor } from '../helpers/processes';
-import { startReplica, type Replica } from '../helpers/service';
+import { slowPost, startReplica, type Replica } from '../helpers/service';
 
 const SERVICE = 'hello';
 let consul: ConsulAgent;
@@ -64,15 +64,7 @@ test.before(async () => {
 });
 
 test.after.always(async (t) => {
-  if (balancer)
-    t.log(
-      `balancer log tail:\n${balancer
-        .output()
-        .split('\n')
-        .filter((l) => !l.includes('"source":"nginx"'))
-        .slice(-15)
-        .join('\n')}`,
-    );
+  if (balancer) t.log(`balancer log tail:\n${balancer.logTail(15)}`);
   await Promise.all([...replicas.values()].map((r) => r.stop(3000)));
   await balancer?.cleanup();
   await consul?.stop();
@@ -214,27 +206,6 @@ test.serial('a fourth replica started under load gets traffic, with no failure',
   for (const ms of reloads) t.true(Number.isFinite(ms) && ms >= 0 && ms < 2000, `msSinceChange ${ms}`);
 });
 
-/** Starts a POST straight to a replica whose body is sent in two halves: in flight until `finish()`. */
-function slowPost(port: number) {
-  const body = JSON.stringify({ name: 'Slow', email: 'slow@example.com' });
-  const req = http.request({
-    host: '127.0.0.1',
-    port,
-    method: 'POST',
-    path: '/api/users',
-    headers: { 'content-type': 'application/json' },
-  });
-  const answer = new Promise<number | string>((resolve) => {
-    req.on('response', (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', (error) => resolve(String(error)));
-  });
-  req.write(body.slice(0, 10));
-  return { answer, finish: () => req.end(body.slice(10)) };
-}
-
 // GETs alone cannot tell draining from dying: nginx retries a failed GET on another replica. It never
 // retries a POST it has sent, so the loop alternates both. And the order is checked directly: a request
 // in flight holds the replica's drain open while Consul and the balancer must already have let it go.
@@ -261,7 +232,7 @@ test.serial(
     );
     t.true(running(), 'r1 was still running when the balancer no longer sent it requests');
     inFlight.finish();
-    t.is(await inFlight.answer, 201, 'the request in flight was answered');
+    t.is((await inFlight.answer).status, 201, 'the request in flight was answered');
     const code = await Promise.race([r1.exited, sleep(15_000).then(() => 'still running after 15 s')]);
     await sleep(1000);
     const report = await loop.stop();

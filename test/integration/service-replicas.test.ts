@@ -1,9 +1,8 @@
 import test from 'ava';
-import http from 'node:http';
 import net from 'node:net';
 import { startConsul, type ConsulAgent } from '../helpers/consul';
 import { stopAll, waitFor } from '../helpers/processes';
-import { startReplica, type Replica } from '../helpers/service';
+import { slowPost, startReplica, type Replica } from '../helpers/service';
 
 // Real `consul agent -dev` and real replicas (service/dist/main.js; run `npm run build` first), all on loopback.
 // Deadlines are generous (several times what the service achieves); the real figures belong to the benchmark.
@@ -88,27 +87,6 @@ test.serial('three replicas register and pass; a user written through one is rea
   t.is((await call(`${two.url}/api/users/${id}`, 'DELETE')).status, 204);
   for (const r of list) t.is((await call(`${r.url}/api/users/${id}`)).status, 404, r.id);
 });
-
-/** Starts a POST whose body is sent in two halves, so the request stays in flight until `finish()`. */
-function slowPost(port: number) {
-  const body = JSON.stringify({ name: 'Slow', email: 'slow@example.com' });
-  const req = http.request({
-    host: '127.0.0.1',
-    port,
-    method: 'POST',
-    path: '/api/users',
-    headers: { 'content-type': 'application/json' },
-  });
-  const answer = new Promise<{ status: number; connection?: string }>((resolve, reject) => {
-    req.on('response', (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
-    });
-    req.on('error', reject);
-  });
-  req.write(body.slice(0, 10));
-  return { answer, finish: () => req.end(body.slice(10)) };
-}
 
 test.serial('SIGTERM: the replica leaves Consul before it exits, finishes the request in flight, and exits 0', async (t) => {
   const consul = await consulFor(t);
