@@ -5,7 +5,7 @@ import type { BenchResults } from './results';
 const fmt = (value: number, unit = '', decimals?: number): string =>
   Number.isFinite(value) ? `${decimals === undefined ? String(value) : value.toFixed(decimals)}${unit}` : 'n/a';
 
-/** The results as a Markdown table (readable in a terminal, pasted as is into the README). */
+/** The results as a Markdown table (readable in a terminal, pasted as is into bench/README.md). */
 export function formatTable(r: BenchResults): string {
   const met = (figure: string) => {
     const target = r.targets.find((t) => t.figure === figure);

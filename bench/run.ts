@@ -1,5 +1,5 @@
 // `npm run bench [-- --smoke]`: the balancer against direct access, discovery, failover and memory,
-// with real Consul, nginx and service replicas on loopback. See the README's performance section.
+// with real Consul, nginx and service replicas on loopback. See bench/README.md.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sendRequests } from '../test/helpers/load';
 import { startLoadGenerator, type LoadGenerator } from './load-generator';

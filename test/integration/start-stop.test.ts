@@ -1,4 +1,4 @@
-// Stopping the parts the README starts by hand. Signalling the PID a shell shows for `npm run
+// Stopping the parts the service and balancer READMEs start by hand. Signalling the PID a shell shows for `npm run
 // start:balancer` or `npm run start:service` (npm's own) must stop the process behind it, nginx
 // included, and free its port; and a watcher killed outright must not leave an nginx that keeps the
 // next start in the same WORK_DIR from binding. Real Consul, real nginx, real npm.
