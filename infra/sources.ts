@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const SKIPPED_DIRS = new Set(['dist', 'node_modules', '.git']);
+// Prose beside the code (README.md) goes into no bundle: editing it must not rebuild images and roll replicas.
+const SKIPPED_FILE = /\.md$/i;
 
 function listFiles(root: string, relative: string): string[] {
   const absolute = path.join(root, relative);
@@ -12,7 +14,7 @@ function listFiles(root: string, relative: string): string[] {
   if (fs.statSync(absolute).isFile()) return [relative];
   return fs
     .readdirSync(absolute, { withFileTypes: true })
-    .filter((entry) => !(entry.isDirectory() && SKIPPED_DIRS.has(entry.name)))
+    .filter((entry) => (entry.isDirectory() ? !SKIPPED_DIRS.has(entry.name) : !SKIPPED_FILE.test(entry.name)))
     .flatMap((entry) => listFiles(root, path.join(relative, entry.name)));
 }
 

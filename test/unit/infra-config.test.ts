@@ -97,7 +97,7 @@ test("the program entry the engine loads (no main in Pulumi.yaml: package.json's
   t.notThrows(() => parseConfig(values));
 });
 
-test('the source hash changes when a source file changes and ignores dist/', (t) => {
+test('the source hash changes when a source file changes and ignores dist/ and READMEs', (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-hash-'));
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   fs.mkdirSync(path.join(root, 'service', 'dist'), { recursive: true });
@@ -105,6 +105,8 @@ test('the source hash changes when a source file changes and ignores dist/', (t)
   const first = hashSources(root, ['service']);
   fs.writeFileSync(path.join(root, 'service', 'dist', 'main.js'), 'built output');
   t.is(hashSources(root, ['service']), first);
+  fs.writeFileSync(path.join(root, 'service', 'README.md'), '# notes');
+  t.is(hashSources(root, ['service']), first, 'a README beside the code is not part of the bundle');
   fs.writeFileSync(path.join(root, 'service', 'main.ts'), 'export const a = 2;\n');
   t.not(hashSources(root, ['service']), first);
 });
