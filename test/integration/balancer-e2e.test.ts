@@ -200,7 +200,7 @@ test.serial('a fourth replica started under load gets traffic, with no failure',
     .slice(reloadsBefore)
     .map((l) => (JSON.parse(l) as { msSinceChange: number }).msSinceChange);
   t.log(`Consul answer -> nginx reload, over ${reloads.length} reloads: max ${Math.max(...reloads)} ms`);
-  // r4's reload was logged (over no line any bound is true). The README promises traffic "within about
+  // r4's reload was logged (over no line any bound is true). The product promises traffic "within about
   // a second", and this machine kind varies fivefold in speed: the bound is twice that.
   t.true(reloads.length >= 1, `reload lines logged during the test: ${reloads.length}`);
   for (const ms of reloads) t.true(Number.isFinite(ms) && ms >= 0 && ms < 2000, `msSinceChange ${ms}`);
