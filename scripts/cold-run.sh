@@ -17,6 +17,8 @@ command -v docker >/dev/null || { echo "cold-run: needs the docker client and en
 logs="$PWD/build/cold-runs"
 mkdir -p "$logs"
 failed=0
+clone=""
+trap '[ -z "$clone" ] || rm -rf "$clone"' EXIT
 for n in $(seq 1 "$runs"); do
   clone="$(mktemp -d /tmp/cnp-cold-XXXXXX)"
   git clone -q "$PWD" "$clone"
@@ -24,7 +26,7 @@ for n in $(seq 1 "$runs"); do
   # uses them (another run would): `docker image rm` without -f refuses then, and this run stops.
   for image in cnp-base:bookworm cnp-consul:1.8.7; do
     if docker image inspect "$image" >/dev/null 2>&1; then
-      docker image rm "$image" >/dev/null || { echo "cold-run: $image is in use; is another run going?" >&2; rm -rf "$clone"; exit 1; }
+      docker image rm "$image" >/dev/null || { echo "cold-run: $image is in use; is another run going?" >&2; exit 1; }
     fi
   done
   log="$logs/run-$n.log"
