@@ -127,8 +127,10 @@ async function main(): Promise<void> {
   // from its first request; if Consul does not answer at once it starts empty (a JSON 503), and the
   // follower fills the set in.
   const first = await currentUpstreams(consulHealthFetcher(config, 0), FIRST_ANSWER_MS);
-  const initialError = await nginx.check(renderNginxConfig(settings, first));
-  if (initialError !== null) throw new Error(`the initial nginx config is invalid: ${initialError}`);
+  // No `nginx -t` before the first start: it would listen on the public port for a moment and reset whoever
+  // connects (seen as a request that met ECONNREFUSED right after a connect succeeded); nginx's own start
+  // refuses a bad config with the same message, and the balancer then exits non-zero.
+  await nginx.writeCandidate(renderNginxConfig(settings, first));
   await nginx.installCandidate();
   await nginx.start();
   status.upstreams = [...first];

@@ -55,9 +55,18 @@ export class Nginx {
     return ['-e', 'stderr', '-p', nginxPrefix(this.workDir), '-c', conf];
   }
 
-  /** Writes `text` as the candidate and runs `nginx -t` on it; resolves to the error text, or null when valid. */
-  async check(text: string): Promise<string | null> {
+  /** Writes `text` as the candidate config; installCandidate() makes it the live one. */
+  async writeCandidate(text: string): Promise<void> {
     await fs.writeFile(this.candidatePath, text, { mode: 0o644 });
+  }
+
+  /**
+   * Writes `text` as the candidate and runs `nginx -t` on it; resolves to the error text, or null when valid.
+   * While nginx does not run, the test binds and listens on the config's port for a moment (nginx opens the
+   * listening sockets in test mode too): a client connecting then is accepted and reset.
+   */
+  async check(text: string): Promise<string | null> {
+    await this.writeCandidate(text);
     return new Promise((resolve) => {
       // stdout is /dev/null, not a pipe: a config that logs to /dev/stdout must open it under the test
       // as it will under nginx itself (nginx cannot open a socket's /dev/stdout).

@@ -490,9 +490,13 @@ test.serial(
     if (firstFail >= 0) {
       const inWindow = results.slice(firstFail, lastFail + 1);
       // Two clients: within the window a request begun just before the port closed may still succeed.
+      const t0 = results[firstFail].at;
+      const timeline = inWindow
+        .map((r) => `+${r.at - t0}ms ${r.method} ${r.ok ? r.status : r.status ? `HTTP ${r.status}` : r.error} (${Math.round(r.ms)} ms)`)
+        .join('\n');
       t.true(
-        inWindow.filter((r) => r.ok).every((r) => r.at <= results[firstFail].at + 50),
-        'one window of failures',
+        inWindow.filter((r) => r.ok).every((r) => r.at <= t0 + 50),
+        `one window of failures; the requests from the first failure to the last:\n${timeline}`,
       );
     }
     const balancerStop = summary.removedContainers.find((r) => r.name === `cnp-${STACK}-balancer`);
