@@ -6,12 +6,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { BALANCER_BUNDLE } from '../helpers/balancer';
-import { startConsul } from '../helpers/consul';
-import { requestOnce } from '../helpers/load';
-import { freePort } from '../helpers/ports';
-import { startProcess, waitFor } from '../helpers/processes';
-import { startReplica } from '../helpers/service';
+import { BALANCER_BUNDLE } from '../../harness/balancer';
+import { startConsul } from '../../harness/consul';
+import { requestOnce } from '../../harness/load';
+import { freePort } from '../../harness/ports';
+import { startProcess, waitFor } from '../../harness/processes';
+import { startReplica } from '../../harness/service';
 
 const connects = (port: number) =>
   new Promise<boolean>((resolve) => {
