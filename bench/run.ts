@@ -1,7 +1,7 @@
 // `npm run bench [-- --smoke]`: the balancer against direct access, discovery, failover and memory,
 // with real Consul, nginx and service replicas on loopback. See bench/README.md.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sendRequests } from '../test/helpers/load';
+import { sendRequests } from '../harness/load';
 import { startLoadGenerator, type LoadGenerator } from './load-generator';
 import type { SingleRequestsReport } from './load-protocol';
 import { parseOptions, type BenchOptions } from './options';

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BALANCER_BUNDLE, type BalancerStatusJson } from '../test/helpers/balancer';
-import { startConsul, type ConsulAgent } from '../test/helpers/consul';
-import { freePort } from '../test/helpers/ports';
-import { startProcess, waitFor, type Managed } from '../test/helpers/processes';
-import { SERVICE_BUNDLE, replicaEnv, type Replica } from '../test/helpers/service';
+import { BALANCER_BUNDLE, type BalancerStatusJson } from '../harness/balancer';
+import { startConsul, type ConsulAgent } from '../harness/consul';
+import { freePort } from '../harness/ports';
+import { startProcess, waitFor, type Managed } from '../harness/processes';
+import { SERVICE_BUNDLE, replicaEnv, type Replica } from '../harness/service';
 import { pinnedCommand, pinProcess } from './pinning';
 import { childrenOf, processTable, readStat } from './proc-stats';
 

@@ -1,10 +1,9 @@
 // The balancer: nginx plus the TypeScript watcher that follows Consul, built from balancer/, with
 // its listener published on the bind address.
 import * as pulumi from '@pulumi/pulumi';
-import * as docker from '@pulumi/docker';
-import { MEMORY_MB, RESTART_POLICY, containerOptions, memoryLimit, httpHealthcheck } from './container-settings';
+import { httpHealthcheck, roleOptions, stackContainer } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
-import { bundledImage, type BundledRoleArgs } from './local-image';
+import { bundledImage, type BundledRoleArgs } from './bundled-role';
 
 const LISTEN_PORT = 8080;
 
@@ -19,15 +18,17 @@ export class Balancer extends pulumi.ComponentResource {
   readonly url: string;
 
   constructor(name: string, args: BalancerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super('cnp:infra:Balancer', name, {}, opts);
+    const { component, dependsOn } = roleOptions(opts);
+    super('cnp:infra:Balancer', name, {}, component);
     const { naming, collector } = args;
     this.containerName = naming.objectName('balancer');
     this.url = httpUrl(args.bindAddress, args.balancerPort);
 
     const image = bundledImage(`${name}-image`, 'balancer', args, this);
 
-    new docker.Container(
+    stackContainer(
       `${name}-container`,
+      { naming, role: 'balancer', logs: collector },
       {
         name: this.containerName,
         image: image.repoDigest,
@@ -40,13 +41,9 @@ export class Balancer extends pulumi.ComponentResource {
         ports: [{ internal: LISTEN_PORT, external: args.balancerPort, ip: args.bindAddress, protocol: 'tcp' }],
         networksAdvanced: [{ name: args.networkName, aliases: ['balancer'] }],
         healthcheck: httpHealthcheck(`http://127.0.0.1:${LISTEN_PORT}/_balancer/status`),
-        restart: RESTART_POLICY,
-        ...memoryLimit(MEMORY_MB.balancer),
-        labels: naming.labels('balancer'),
         destroyGraceSeconds: 10,
-        ...collector.logSettingsFor(this.containerName),
       },
-      containerOptions({ parent: this, deleteBeforeReplace: true, dependsOn: [collector.container, ...args.dependsOn] }),
+      { parent: this, dependsOn },
     );
 
     this.registerOutputs({ containerName: this.containerName, url: this.url });

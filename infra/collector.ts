@@ -2,7 +2,7 @@
 // published on the bind address, because Docker's log driver runs in the daemon, outside the network.
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
-import { MEMORY_MB, RESTART_POLICY, containerOptions, memoryLimit } from './container-settings';
+import { roleOptions, stackContainer, type LogDestination, type LogSettings } from './container-settings';
 import { hostPort } from '../lib/endpoints';
 import type { StackNaming } from './naming';
 import { localImage } from './local-image';
@@ -24,13 +24,7 @@ export interface LogCollectorArgs {
   dockerHost: string;
 }
 
-/** Docker log settings that send a container's stdout/stderr to the collector. */
-export interface LogSettings {
-  logDriver: string;
-  logOpts: Record<string, pulumi.Input<string>>;
-}
-
-export class LogCollector extends pulumi.ComponentResource {
+export class LogCollector extends pulumi.ComponentResource implements LogDestination {
   readonly containerName: string;
   /** Other containers dependOn this, so the log driver finds the collector listening. */
   readonly container: docker.Container;
@@ -40,7 +34,8 @@ export class LogCollector extends pulumi.ComponentResource {
   private readonly syslogAddress: string;
 
   constructor(name: string, args: LogCollectorArgs, opts?: pulumi.ComponentResourceOptions) {
-    super('cnp:infra:LogCollector', name, {}, opts);
+    const { component, dependsOn } = roleOptions(opts);
+    super('cnp:infra:LogCollector', name, {}, component);
     const { naming } = args;
     this.containerName = naming.objectName('collector');
     this.syslogAddress = `tcp://${hostPort(args.bindAddress, args.collectorPort)}`;
@@ -54,8 +49,10 @@ export class LogCollector extends pulumi.ComponentResource {
     );
     this.logVolumeName = volume.name;
 
-    this.container = new docker.Container(
+    // No `logs`: the collector cannot log to itself.
+    this.container = stackContainer(
       `${name}-container`,
+      { naming, role: 'collector' },
       {
         name: this.containerName,
         image: image.repoDigest,
@@ -72,16 +69,12 @@ export class LogCollector extends pulumi.ComponentResource {
         // Other containers' log drivers connect when they start: wait until syslog-ng answers.
         wait: true,
         waitTimeout: 60,
-        restart: RESTART_POLICY,
-        ...memoryLimit(MEMORY_MB.collector),
-        // The collector cannot log to itself; keep its own (small) log local and bounded.
+        // Its own (small) log stays local and bounded.
         logDriver: 'json-file',
         logOpts: { 'max-size': '10m', 'max-file': '3' },
-        labels: naming.labels('collector'),
         destroyGraceSeconds: 5,
       },
-      // Fixed name and published port: the old copy must go before the new one is created.
-      containerOptions({ parent: this, deleteBeforeReplace: true }),
+      { parent: this, dependsOn },
     );
 
     const dockerCli = args.dockerHost ? `docker -H ${args.dockerHost}` : 'docker';

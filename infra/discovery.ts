@@ -2,7 +2,7 @@
 // container runs the same from hashicorp/consul and from a local image without an entrypoint.
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
-import { MEMORY_MB, RESTART_POLICY, containerOptions, memoryLimit } from './container-settings';
+import { roleOptions, stackContainer } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
 import type { LogCollector } from './collector';
 import type { StackNaming } from './naming';
@@ -28,7 +28,8 @@ export class Discovery extends pulumi.ComponentResource {
   readonly container: docker.Container;
 
   constructor(name: string, args: DiscoveryArgs, opts?: pulumi.ComponentResourceOptions) {
-    super('cnp:infra:Discovery', name, {}, opts);
+    const { component, dependsOn } = roleOptions(opts);
+    super('cnp:infra:Discovery', name, {}, component);
     const { naming, collector } = args;
     this.containerName = naming.objectName('consul');
     this.httpAddr = `http://${this.containerName}:${CONSUL_HTTP_PORT}`;
@@ -40,8 +41,9 @@ export class Discovery extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    this.container = new docker.Container(
+    this.container = stackContainer(
       `${name}-consul`,
+      { naming, role: 'consul', logs: collector },
       {
         name: this.containerName,
         image: args.consulImage,
@@ -74,13 +76,9 @@ export class Discovery extends pulumi.ComponentResource {
         },
         wait: true,
         waitTimeout: 120,
-        restart: RESTART_POLICY,
-        ...memoryLimit(MEMORY_MB.consul),
-        labels: naming.labels('consul'),
         destroyGraceSeconds: 10,
-        ...collector.logSettingsFor(this.containerName),
       },
-      containerOptions({ parent: this, deleteBeforeReplace: true, dependsOn: [collector.container] }),
+      { parent: this, dependsOn },
     );
 
     this.registerOutputs({ containerName: this.containerName, httpAddr: this.httpAddr, uiUrl: this.uiUrl });

@@ -61,9 +61,8 @@ const replicas = new ServiceReplicas(
     replicas: config.replicas,
     serviceName: config.serviceName,
     consulHttpAddr: discovery.httpAddr,
-    dependsOn: [discovery.container],
   },
-  onDocker,
+  { ...onDocker, dependsOn: [discovery.container] },
 );
 
 const balancer = new Balancer(
@@ -80,9 +79,8 @@ const balancer = new Balancer(
     consulHttpAddr: discovery.httpAddr,
     bindAddress: config.bindAddress,
     balancerPort: config.balancerPort,
-    dependsOn: [discovery.container],
   },
-  onDocker,
+  { ...onDocker, dependsOn: [discovery.container] },
 );
 
 export const balancerUrl = balancer.url;

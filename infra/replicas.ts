@@ -6,8 +6,8 @@
 // deployment does it stop the old ones, which deregister and drain within their grace.
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
-import { MEMORY_MB, REPLICA_DRAIN_SECONDS, RESTART_POLICY, containerOptions, memoryLimit } from './container-settings';
-import { bundledImage, type BundledRoleArgs } from './local-image';
+import { REPLICA_DRAIN_SECONDS, roleOptions, stackContainer } from './container-settings';
+import { bundledImage, type BundledRoleArgs } from './bundled-role';
 
 const SERVICE_PORT = 8080;
 
@@ -35,7 +35,8 @@ export class ServiceReplicas extends pulumi.ComponentResource {
   readonly names: pulumi.Output<string[]>;
 
   constructor(name: string, args: ServiceReplicasArgs, opts?: pulumi.ComponentResourceOptions) {
-    super('cnp:infra:ServiceReplicas', name, {}, opts);
+    const { component, dependsOn } = roleOptions(opts);
+    super('cnp:infra:ServiceReplicas', name, {}, component);
     const { naming, collector } = args;
 
     const image = bundledImage(`${name}-image`, 'service', args, this);
@@ -43,8 +44,9 @@ export class ServiceReplicas extends pulumi.ComponentResource {
     const names: pulumi.Output<string>[] = [];
     for (let index = 1; index <= args.replicas; index++) {
       const containerName = image.repoDigest.apply((id) => naming.versionedName(`replica-${index}`, id));
-      new docker.Container(
+      stackContainer(
         `${name}-${index}`,
+        { naming, role: 'replica', extraLabels: { replica: String(index) }, logs: collector },
         {
           name: containerName,
           image: image.repoDigest,
@@ -60,16 +62,12 @@ export class ServiceReplicas extends pulumi.ComponentResource {
           healthcheck: READINESS_CHECK,
           wait: true,
           waitTimeout: READY_TIMEOUT_SECONDS,
-          restart: RESTART_POLICY,
-          ...memoryLimit(MEMORY_MB.replica),
-          labels: naming.labels('replica', { replica: String(index) }),
           // The provider force-removes a container unless this is set: give it time to deregister and drain.
           destroyGraceSeconds: REPLICA_DRAIN_SECONDS,
           stopSignal: 'SIGTERM',
-          ...collector.logSettingsFor(containerName),
         },
-        // No deleteBeforeReplace: the name changes with the image, so old and new coexist until the old is deleted.
-        containerOptions({ parent: this, dependsOn: [collector.container, ...args.dependsOn] }),
+        // Not deleted before replaced: the name changes with the image, so old and new coexist until the old is deleted.
+        { parent: this, deleteBeforeReplace: false, dependsOn },
       );
       names.push(containerName);
     }

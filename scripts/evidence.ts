@@ -4,7 +4,7 @@
 // given (or the stack's balancerUrl output, published on loopback by default): meant for your own stack.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { sendAll, type RequestResult } from '../test/helpers/load';
+import { sendAll, type RequestResult } from '../harness/load';
 
 interface EvidenceOptions {
   url?: string;

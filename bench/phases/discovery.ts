@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { requestOnce } from '../../test/helpers/load';
+import { requestOnce } from '../../harness/load';
 import { SERVICE_NAME, upstreamOf, type SystemUnderTest } from '../system-under-test';
 
 /** One replica added: milliseconds from its process start to each step of being discovered. */

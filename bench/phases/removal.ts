@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeFailures, startSteadyLoop } from '../../test/helpers/load';
-import { waitFor } from '../../test/helpers/processes';
+import { describeFailures, startSteadyLoop } from '../../harness/load';
+import { waitFor } from '../../harness/processes';
 import { SERVICE_NAME, type SystemUnderTest } from '../system-under-test';
 
 export interface RemovalTry {

@@ -1,4 +1,4 @@
-import type { Replica } from '../../test/helpers/service';
+import type { Replica } from '../../harness/service';
 import type { LoadGenerator } from '../load-generator';
 import type { AutocannonReport } from '../load-protocol';
 import type { BenchOptions } from '../options';

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { freePort } from './ports';
+import { freePort } from '../../harness/ports';
 
 export interface Gate {
   /** `http://127.0.0.1:<port>`: give this to a client instead of the target's own address. */

@@ -31,6 +31,8 @@
 //     };
 //   }
 //
+// recordStack({ declare }) records what a function declares instead (a test of single components).
+//
 // recordStack() rejects with the program's own Error when the program throws (a bad config value);
 // that error carries `resources`: what had been declared before it threw.
 import fs from 'node:fs';
@@ -67,6 +69,11 @@ export interface RecordOptions {
   project?: string;
   /** The project folder whose program runs; defaults to this checkout (a test may run a changed copy). */
   projectDir?: string;
+  /**
+   * Declares resources instead of the program: a test of single components constructs them here. Its
+   * images' ids are derived from projectDir as the program's are.
+   */
+  declare?: () => unknown;
 }
 
 export type ProgramError = Error & { resources: RecordedResource[] };
@@ -204,6 +211,7 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
       return undefined;
     });
     try {
+      if (options.declare) return options.declare();
       // Loaded the way the language host loads a program: required, from a cache cleared above.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       return require(entry) as unknown;

@@ -1,11 +1,11 @@
 // Entries nginx cannot load (a host name that does not resolve, an IPv6 zone id) registered in a real
 // Consul next to real replicas: the balancer must drop and report them, and keep following the real ones.
 import test from 'ava';
-import { startBalancer, type RunningBalancer } from '../helpers/balancer';
-import { startConsul, type ConsulAgent } from '../helpers/consul';
-import { describeFailures, startSteadyLoop } from '../helpers/load';
-import { stopAll, waitFor } from '../helpers/processes';
-import { startReplica, type Replica } from '../helpers/service';
+import { startBalancer, type RunningBalancer } from '../../harness/balancer';
+import { startConsul, type ConsulAgent } from '../../harness/consul';
+import { describeFailures, startSteadyLoop } from '../../harness/load';
+import { stopAll, waitFor } from '../../harness/processes';
+import { startReplica, type Replica } from '../../harness/service';
 
 const SERVICE = 'hello';
 let consul: ConsulAgent;

@@ -5,12 +5,12 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { startBalancer, type BalancerStatusJson, type RunningBalancer } from '../helpers/balancer';
-import { startConsul, type ConsulAgent } from '../helpers/consul';
+import { startBalancer, type BalancerStatusJson, type RunningBalancer } from '../../harness/balancer';
+import { startConsul, type ConsulAgent } from '../../harness/consul';
 import { startGate, type Gate } from '../helpers/gate';
-import { describeFailures, requestOnce, sendRequests, startSteadyLoop } from '../helpers/load';
-import { stopAll, waitFor } from '../helpers/processes';
-import { slowPost, startReplica, type Replica } from '../helpers/service';
+import { describeFailures, requestOnce, sendRequests, startSteadyLoop } from '../../harness/load';
+import { stopAll, waitFor } from '../../harness/processes';
+import { slowPost, startReplica, type Replica } from '../../harness/service';
 
 const SERVICE = 'hello';
 let consul: ConsulAgent;

@@ -5,12 +5,12 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { BALANCER_BUNDLE } from '../helpers/balancer';
-import { startConsul } from '../helpers/consul';
-import { requestOnce, type RequestResult } from '../helpers/load';
-import { freePort } from '../helpers/ports';
-import { startProcess, waitFor } from '../helpers/processes';
-import { startReplica } from '../helpers/service';
+import { BALANCER_BUNDLE } from '../../harness/balancer';
+import { startConsul } from '../../harness/consul';
+import { requestOnce, type RequestResult } from '../../harness/load';
+import { freePort } from '../../harness/ports';
+import { startProcess, waitFor } from '../../harness/processes';
+import { startReplica } from '../../harness/service';
 
 test('the first request a new balancer accepts is answered by a replica that was already passing', async (t) => {
   t.timeout(60_000);

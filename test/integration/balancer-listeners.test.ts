@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { childPids, listenerInodes, workersStillListening } from '../../balancer/listeners';
-import { freePort } from '../helpers/ports';
-import { startProcess, stopAll, waitFor } from '../helpers/processes';
+import { freePort } from '../../harness/ports';
+import { startProcess, stopAll, waitFor } from '../../harness/processes';
 
 test.after.always(stopAll);
 

@@ -1,8 +1,8 @@
 import test from 'ava';
 import net from 'node:net';
-import { startConsul, type ConsulAgent } from '../helpers/consul';
-import { stopAll, waitFor } from '../helpers/processes';
-import { slowPost, startReplica, type Replica } from '../helpers/service';
+import { startConsul, type ConsulAgent } from '../../harness/consul';
+import { stopAll, waitFor } from '../../harness/processes';
+import { slowPost, startReplica, type Replica } from '../../harness/service';
 
 // Real `consul agent -dev` and real replicas (service/dist/main.js; run `npm run build` first), all on loopback.
 // Deadlines are generous (several times what the service achieves); the real figures belong to the benchmark.

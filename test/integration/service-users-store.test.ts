@@ -1,6 +1,6 @@
 import test from 'ava';
-import { startConsul, type ConsulAgent } from '../helpers/consul';
-import { stopAll } from '../helpers/processes';
+import { startConsul, type ConsulAgent } from '../../harness/consul';
+import { stopAll } from '../../harness/processes';
 import { parseConfig } from '../../service/config';
 import { createConsulClient } from '../../service/consul-client';
 import { ConsulUsersStore } from '../../service/consul-users-store';

@@ -8,12 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { childPids } from '../../balancer/listeners';
-import { BALANCER_BUNDLE } from '../helpers/balancer';
-import { startConsul, type ConsulAgent } from '../helpers/consul';
-import { freePort } from '../helpers/ports';
-import { startProcess, stopAll, waitFor, type Managed } from '../helpers/processes';
+import { BALANCER_BUNDLE } from '../../harness/balancer';
+import { startConsul, type ConsulAgent } from '../../harness/consul';
+import { freePort } from '../../harness/ports';
+import { startProcess, stopAll, waitFor, type Managed } from '../../harness/processes';
 import { REPO_ROOT } from '../helpers/record-stack';
-import { replicaEnv } from '../helpers/service';
+import { replicaEnv } from '../../harness/service';
 
 let consul: ConsulAgent;
 

@@ -18,9 +18,9 @@ import {
   type SteadyLoop,
   type SteadyLoopOptions,
   type SteadyLoopReport,
-} from '../helpers/load';
-import { freePorts } from '../helpers/ports';
-import { waitFor } from '../helpers/processes';
+} from '../../harness/load';
+import { freePorts } from '../../harness/ports';
+import { waitFor } from '../../harness/processes';
 import { docker, inspect, run } from './docker';
 import { compareListings, listDocker, type DockerListing } from './docker-listing';
 import { BASE_IMAGE, CONSUL_IMAGE, PROJECT_DIR, ensureOfflineImages } from './images';

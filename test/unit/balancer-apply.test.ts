@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { createApplier, type ConfigTarget } from '../../balancer/apply';
 import type { Logger } from '../../lib/logger';
 import { initialStatus } from '../../balancer/status';
-import { waitFor } from '../helpers/processes';
+import { waitFor } from '../../harness/processes';
 
 function fakeNginx(refuse: (text: string) => string | null = () => null, failReload = false) {
   const events: string[] = [];

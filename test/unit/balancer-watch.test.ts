@@ -3,7 +3,7 @@ import test from 'ava';
 import type { Logger } from '../../lib/logger';
 import type { HealthEntry, Resolution } from '../../balancer/render';
 import { followHealthyInstances, type HealthAnswer } from '../../balancer/watch';
-import { waitFor } from '../helpers/processes';
+import { waitFor } from '../../harness/processes';
 
 const entry = (port: number): HealthEntry => ({ Node: { Address: '127.0.0.1' }, Service: { ID: `s${port}`, Address: '', Port: port } });
 const named = (id: string, name: string, port: number): HealthEntry => ({

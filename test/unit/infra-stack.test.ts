@@ -1,10 +1,10 @@
-// The real program under the SDK's mock runtime: what it declares for several configs, and how a
-// change of `replicas` changes the declaration.
+// The real program under the SDK's mock runtime: each behaviour of the declaration, checked for three
+// configs; how a change of `replicas` or of the code changes it; bad config values.
 import { isDeepStrictEqual } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import { MAX_REPLICAS } from '../../infra/config';
 import { scratchCopy } from '../helpers/scratch-copy';
-import { recordStack, type ProgramError, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
+import { recordStack, type ProgramError, type RecordOptions, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
 
 const T = {
   container: 'docker:index/container:Container',
@@ -74,186 +74,6 @@ interface Expected {
   serviceName: string;
 }
 
-/** Everything the design says about one declaration. */
-function assertDeclaredStack(t: ExecutionContext, record: RecordedStack, x: Expected): void {
-  const prefix = `cnp-${x.stack}`;
-  const name = (role: string) => `${prefix}-${role}`;
-  // A replica's name carries the short id of the image it runs.
-  const serviceImage = ofType(record, T.image).find((i) => inputs(i).imageName === `cnp-service:${x.stack}`)!;
-  const serviceImageId = outputs(serviceImage).repoDigest;
-  t.regex(serviceImageId, SHA256_ID);
-  const replicaNames = Array.from({ length: x.replicas }, (_, i) => name(`replica-${i + 1}-${serviceImageId.slice(7, 19)}`));
-
-  // Count and type of each resource.
-  const counts: Record<string, number> = {};
-  for (const r of record.resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
-  t.deepEqual(counts, {
-    ...Object.fromEntries(COMPONENTS.map((c) => [c, 1])),
-    [T.network]: 1,
-    [T.volume]: 2,
-    [T.image]: 3,
-    [T.command]: 1,
-    [T.container]: x.replicas + 3,
-  });
-
-  // Names: unique per type (the engine's rule), and Docker object names unique and stack-prefixed.
-  const urnKeys = record.resources.map((r) => `${r.type}::${r.name}`);
-  t.is(new Set(urnKeys).size, urnKeys.length);
-  const dockerObjects = [...ofType(record, T.container), ...ofType(record, T.network), ...ofType(record, T.volume)];
-  const objectNames = dockerObjects.map((r) => inputs(r).name);
-  t.is(new Set(objectNames).size, objectNames.length);
-  for (const n of objectNames) t.true(n.startsWith(`${prefix}-`), n);
-  t.deepEqual(
-    ofType(record, T.container)
-      .map((c) => inputs(c).name)
-      .sort(),
-    [name('balancer'), name('collector'), name('consul'), ...replicaNames].sort(),
-  );
-
-  // Every Docker object carries the stack's labels.
-  for (const r of dockerObjects) {
-    const labels = inputs(r).labels as { label: string; value: string }[];
-    t.true(
-      labels.some((l) => l.label === STACK_LABEL && l.value === x.stack),
-      `${r.name} has the stack label`,
-    );
-  }
-
-  // Every container on the stack network, and only on it.
-  const networkName = inputs(ofType(record, T.network)[0]).name;
-  t.is(networkName, name('net'));
-  for (const c of ofType(record, T.container)) {
-    t.is(inputs(c).networkMode, undefined);
-    t.deepEqual(
-      (inputs(c).networksAdvanced as { name: string }[]).map((n) => n.name),
-      [networkName],
-      `${inputs(c).name} network`,
-    );
-  }
-
-  // Only the three expected ports are published, all on the bind address.
-  const published = ofType(record, T.container).flatMap((c) =>
-    (inputs(c).ports ?? []).map((p) => `${inputs(c).name} ${p.ip} ${p.external}->${p.internal}/${p.protocol}`),
-  );
-  t.deepEqual(
-    published.sort(),
-    [
-      `${name('balancer')} ${x.bindAddress} ${x.ports.balancer}->8080/tcp`,
-      `${name('collector')} ${x.bindAddress} ${x.ports.collector}->5514/tcp`,
-      `${name('consul')} ${x.bindAddress} ${x.ports.consul}->8500/tcp`,
-    ].sort(),
-  );
-  for (const c of ofType(record, T.container)) t.not(inputs(c).publishAllPorts, true);
-
-  // Every non-collector container logs to the collector and is created after it.
-  const collector = containerNamed(record, name('collector'));
-  const syslogHost = x.bindAddress.includes(':') ? `[${x.bindAddress}]` : x.bindAddress;
-  for (const c of ofType(record, T.container).filter((c) => c !== collector)) {
-    t.is(inputs(c).logDriver, 'syslog');
-    t.like(inputs(c).logOpts, {
-      'syslog-address': `tcp://${syslogHost}:${x.ports.collector}`,
-      'syslog-format': 'rfc5424',
-      tag: inputs(c).name,
-      // A collector outage must not block a container's writes to stdout.
-      mode: 'non-blocking',
-    });
-    t.true(c.options.dependsOn.includes(collector.name), `${inputs(c).name} dependsOn the collector`);
-  }
-  t.not(inputs(collector).logDriver, 'syslog');
-
-  // Images: built locally from this repo's folders on the configured base; Consul's from its config.
-  const images = ofType(record, T.image);
-  t.deepEqual(images.map((i) => inputs(i).imageName).sort(), [
-    `cnp-balancer:${x.stack}`,
-    `cnp-collector:${x.stack}`,
-    `cnp-service:${x.stack}`,
-  ]);
-  for (const image of images) {
-    t.is(inputs(image).skipPush, true);
-    t.is(inputs(image).build.args.BASE_IMAGE, x.baseImage);
-    t.regex(inputs(image).build.context, /\/(service|balancer|collector)$/);
-    t.is(inputs(image).build.dockerfile, `${inputs(image).build.context}/Dockerfile`);
-  }
-  const bundle = ofType(record, T.command)[0];
-  t.is(inputs(bundle).create, 'npm run build');
-  for (const part of ['service', 'balancer']) {
-    const image = images.find((i) => inputs(i).imageName === `cnp-${part}:${x.stack}`)!;
-    t.deepEqual(image.options.dependsOn, [bundle.name], `${part} image waits for the bundle`);
-    t.true(inputs(bundle).triggers.includes(inputs(image).build.args.SOURCE_HASH));
-  }
-  // Containers run a built image by its id (what the provider reports as repoDigest), so a rebuild replaces them.
-  const builtIds = new Set(images.map((i) => outputs(i).repoDigest));
-  for (const image of images) t.regex(outputs(image).repoDigest, SHA256_ID);
-  t.is(builtIds.size, 3);
-  const consul = containerNamed(record, name('consul'));
-  t.is(inputs(consul).image, x.consulImage);
-  for (const c of ofType(record, T.container).filter((c) => c !== consul)) t.true(builtIds.has(inputs(c).image));
-
-  // Options a careful operator sets.
-  for (const c of ofType(record, T.container)) {
-    const isReplica = replicaNames.includes(inputs(c).name);
-    // Fixed names and published ports cannot exist twice; replicas' names change with their image instead.
-    t.is(c.options.deleteBeforeReplace, !isReplica, `${inputs(c).name} deleteBeforeReplace`);
-    t.true(['unless-stopped', 'always'].includes(inputs(c).restart));
-    t.true(inputs(c).memory >= 64 && inputs(c).memory <= 1024);
-    t.is(inputs(c).memorySwap, inputs(c).memory, `${inputs(c).name} declares its swap limit (no swap)`);
-    t.truthy(inputs(c).healthcheck?.tests?.length, `${inputs(c).name} has a health check`);
-    t.deepEqual(c.options.replaceOnChanges, ['healthcheck'], `${inputs(c).name}: a health check edit replaces`);
-  }
-
-  // Consul: explicit entrypoint, arguments and data path on a named volume; UI on.
-  const consulData = ofType(record, T.volume).find((v) => inputs(v).name === name('consul-data'))!;
-  t.deepEqual(inputs(consul).entrypoints, ['consul']);
-  t.deepEqual(inputs(consul).command.slice(0, 7), [
-    'agent',
-    '-server',
-    '-bootstrap-expect=1',
-    '-ui',
-    '-client=0.0.0.0',
-    '-bind=0.0.0.0',
-    '-data-dir=/consul/data',
-  ]);
-  t.deepEqual(inputs(consul).volumes, [{ volumeName: inputs(consulData).name, containerPath: '/consul/data' }]);
-
-  // Collector: a volume for its files.
-  const logs = ofType(record, T.volume).find((v) => inputs(v).name === name('logs'))!;
-  t.deepEqual(inputs(collector).volumes, [{ volumeName: inputs(logs).name, containerPath: '/var/log/stack' }]);
-  t.is(inputs(collector).wait, true);
-
-  // Replicas: own SERVICE_ID, no SERVICE_ADDRESS, pointed at Consul by name, a drain grace.
-  for (const replicaName of replicaNames) {
-    const replica = containerNamed(record, replicaName);
-    const vars = env(replica);
-    t.is(vars.SERVICE_ID, replicaName);
-    // The engine's readiness gate: healthy once Consul lists the replica as passing.
-    t.true(inputs(replica).wait);
-    t.deepEqual(inputs(replica).healthcheck?.tests, ['CMD', 'node', '/app/readiness-probe.js']);
-    t.is(vars.SERVICE_NAME, x.serviceName);
-    t.is(vars.CONSUL_HTTP_ADDR, `http://${name('consul')}:8500`);
-    t.false('SERVICE_ADDRESS' in vars);
-    t.true(inputs(replica).destroyGraceSeconds >= 10);
-    t.true(replica.options.dependsOn.includes(consul.name));
-  }
-
-  // Balancer: pointed at Consul and the service name, listening on 8080 on all its interfaces.
-  t.like(env(containerNamed(record, name('balancer'))), {
-    CONSUL_HTTP_ADDR: `http://${name('consul')}:8500`,
-    SERVICE_NAME: x.serviceName,
-    LISTEN_PORT: '8080',
-    LISTEN_ADDRESS: '0.0.0.0',
-  });
-
-  // No explicit provider: the local engine.
-  t.is(ofType(record, T.provider).length, 0);
-
-  // Stack outputs.
-  const urlHost = x.bindAddress.includes(':') ? `[${x.bindAddress}]` : x.bindAddress;
-  t.is(record.outputs.balancerUrl, `http://${urlHost}:${x.ports.balancer}`);
-  t.is(record.outputs.consulUiUrl, `http://${urlHost}:${x.ports.consul}/ui/`);
-  t.deepEqual(record.outputs.replicaNames, replicaNames);
-  t.is(record.outputs.logsCommand, `docker exec ${name('collector')} tail -n 100 -F /var/log/stack/all.log`);
-}
-
 const defaults: Expected = {
   stack: 'dev',
   replicas: 1,
@@ -264,37 +84,262 @@ const defaults: Expected = {
   serviceName: 'hello',
 };
 
-test('replicas 1 (all defaults): the declared stack is what the design says', async (t) => {
-  assertDeclaredStack(t, await recordStack({ stack: 'dev' }), defaults);
+/** Three configs, each recorded once and checked by every behaviour below. */
+const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
+  { label: 'replicas 1, all defaults', options: { stack: 'dev' }, expected: defaults },
+  {
+    label: 'replicas 2, other ports, IPv6, another service',
+    options: {
+      stack: 'staging',
+      config: { replicas: 2, balancerPort: 18080, consulUiPort: 18500, collectorPort: 15514, bindAddress: '::1', serviceName: 'echo' },
+    },
+    expected: {
+      ...defaults,
+      stack: 'staging',
+      replicas: 2,
+      bindAddress: '::1',
+      ports: { balancer: 18080, consul: 18500, collector: 15514 },
+      serviceName: 'echo',
+    },
+  },
+  {
+    label: 'replicas 5, offline images',
+    options: { stack: 'ci', config: { replicas: 5, baseImage: 'cnp-base:bookworm', consulImage: 'cnp-consul:1.8.7' } },
+    expected: { ...defaults, stack: 'ci', replicas: 5, baseImage: 'cnp-base:bookworm', consulImage: 'cnp-consul:1.8.7' },
+  },
+];
+
+/** A recorded declaration and the names the design derives from its config. */
+interface Declared {
+  record: RecordedStack;
+  x: Expected;
+  prefix: string;
+  name(role: string): string;
+  replicaNames: string[];
+  containers: RecordedResource[];
+  dockerObjects: RecordedResource[];
+  collector: RecordedResource;
+  consul: RecordedResource;
+  /** The bind address as it appears in a URL or syslog address (IPv6 in brackets). */
+  urlHost: string;
+}
+
+const recorded = new Map<string, Promise<RecordedStack>>();
+async function declared(c: (typeof CASES)[number]): Promise<Declared> {
+  if (!recorded.has(c.label)) recorded.set(c.label, recordStack(c.options));
+  const record = await recorded.get(c.label)!;
+  const x = c.expected;
+  const prefix = `cnp-${x.stack}`;
+  const name = (role: string) => `${prefix}-${role}`;
+  // A replica's name carries the short id of the image it runs.
+  const serviceImage = ofType(record, T.image).find((i) => inputs(i).imageName === `cnp-service:${x.stack}`)!;
+  const serviceImageId = outputs(serviceImage).repoDigest;
+  const replicaNames = Array.from({ length: x.replicas }, (_, i) => name(`replica-${i + 1}-${serviceImageId.slice(7, 19)}`));
+  return {
+    record,
+    x,
+    prefix,
+    name,
+    replicaNames,
+    containers: ofType(record, T.container),
+    dockerObjects: [...ofType(record, T.container), ...ofType(record, T.network), ...ofType(record, T.volume)],
+    collector: containerNamed(record, name('collector')),
+    consul: containerNamed(record, name('consul')),
+    urlHost: x.bindAddress.includes(':') ? `[${x.bindAddress}]` : x.bindAddress,
+  };
+}
+
+/** One behaviour of the declared stack, checked for every config. */
+function behaviour(title: string, check: (t: ExecutionContext, d: Declared) => void): void {
+  for (const c of CASES) test(`${title} (${c.label})`, async (t) => check(t, await declared(c)));
+}
+
+behaviour('declares one network, two volumes, three images, the bundle step and a container per replica plus three', (t, d) => {
+  const counts: Record<string, number> = {};
+  for (const r of d.record.resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
+  t.deepEqual(counts, {
+    ...Object.fromEntries(COMPONENTS.map((c) => [c, 1])),
+    [T.network]: 1,
+    [T.volume]: 2,
+    [T.image]: 3,
+    [T.command]: 1,
+    [T.container]: d.x.replicas + 3,
+  });
+  t.deepEqual(
+    d.containers.map((c) => inputs(c).name).sort(),
+    [d.name('balancer'), d.name('collector'), d.name('consul'), ...d.replicaNames].sort(),
+  );
 });
 
-test('replicas 2 with other ports, an IPv6 bind address and another service name', async (t) => {
-  const record = await recordStack({
-    stack: 'staging',
-    config: { replicas: 2, balancerPort: 18080, consulUiPort: 18500, collectorPort: 15514, bindAddress: '::1', serviceName: 'echo' },
-  });
-  assertDeclaredStack(t, record, {
-    ...defaults,
-    stack: 'staging',
-    replicas: 2,
-    bindAddress: '::1',
-    ports: { balancer: 18080, consul: 18500, collector: 15514 },
-    serviceName: 'echo',
-  });
+behaviour('every resource and Docker object has a unique name, and Docker objects carry the stack prefix', (t, d) => {
+  // Unique per type: the engine's rule for logical names.
+  const urnKeys = d.record.resources.map((r) => `${r.type}::${r.name}`);
+  t.is(new Set(urnKeys).size, urnKeys.length);
+  const objectNames = d.dockerObjects.map((r) => inputs(r).name);
+  t.is(new Set(objectNames).size, objectNames.length);
+  for (const n of objectNames) t.true(n.startsWith(`${d.prefix}-`), n);
 });
 
-test('replicas 5 with the offline image overrides', async (t) => {
-  const record = await recordStack({
-    stack: 'ci',
-    config: { replicas: 5, baseImage: 'cnp-base:bookworm', consulImage: 'cnp-consul:1.8.7' },
+behaviour('every Docker object carries the stack label', (t, d) => {
+  for (const r of d.dockerObjects) {
+    t.true(
+      inputs(r).labels.some((l) => l.label === STACK_LABEL && l.value === d.x.stack),
+      `${r.name} has the stack label`,
+    );
+  }
+});
+
+behaviour('every container is on the stack network and only on it', (t, d) => {
+  const networkName = inputs(ofType(d.record, T.network)[0]).name;
+  t.is(networkName, d.name('net'));
+  for (const c of d.containers) {
+    t.is(inputs(c).networkMode, undefined);
+    t.deepEqual(
+      inputs(c).networksAdvanced.map((n) => n.name),
+      [networkName],
+      `${inputs(c).name} network`,
+    );
+  }
+});
+
+behaviour('only the balancer, Consul and syslog ports are published, all on the bind address', (t, d) => {
+  const published = d.containers.flatMap((c) =>
+    (inputs(c).ports ?? []).map((p) => `${inputs(c).name} ${p.ip} ${p.external}->${p.internal}/${p.protocol}`),
+  );
+  t.deepEqual(
+    published.sort(),
+    [
+      `${d.name('balancer')} ${d.x.bindAddress} ${d.x.ports.balancer}->8080/tcp`,
+      `${d.name('collector')} ${d.x.bindAddress} ${d.x.ports.collector}->5514/tcp`,
+      `${d.name('consul')} ${d.x.bindAddress} ${d.x.ports.consul}->8500/tcp`,
+    ].sort(),
+  );
+  for (const c of d.containers) t.not(inputs(c).publishAllPorts, true);
+});
+
+behaviour('every container but the collector logs to the collector without blocking, and is created after it', (t, d) => {
+  for (const c of d.containers.filter((c) => c !== d.collector)) {
+    t.is(inputs(c).logDriver, 'syslog');
+    t.like(inputs(c).logOpts, {
+      'syslog-address': `tcp://${d.urlHost}:${d.x.ports.collector}`,
+      'syslog-format': 'rfc5424',
+      tag: inputs(c).name,
+      // A collector outage must not block a container's writes to stdout.
+      mode: 'non-blocking',
+    });
+    t.true(c.options.dependsOn.includes(d.collector.name), `${inputs(c).name} dependsOn the collector`);
+  }
+  t.not(inputs(d.collector).logDriver, 'syslog');
+});
+
+behaviour('images are built locally from the repo folders on the base image, the bundled ones after the bundle step', (t, d) => {
+  const images = ofType(d.record, T.image);
+  t.deepEqual(images.map((i) => inputs(i).imageName).sort(), [
+    `cnp-balancer:${d.x.stack}`,
+    `cnp-collector:${d.x.stack}`,
+    `cnp-service:${d.x.stack}`,
+  ]);
+  for (const image of images) {
+    t.is(inputs(image).skipPush, true);
+    t.is(inputs(image).build.args.BASE_IMAGE, d.x.baseImage);
+    t.regex(inputs(image).build.context, /\/(service|balancer|collector)$/);
+    t.is(inputs(image).build.dockerfile, `${inputs(image).build.context}/Dockerfile`);
+  }
+  const bundle = ofType(d.record, T.command)[0];
+  t.is(inputs(bundle).create, 'npm run build');
+  for (const part of ['service', 'balancer']) {
+    const image = images.find((i) => inputs(i).imageName === `cnp-${part}:${d.x.stack}`)!;
+    t.deepEqual(image.options.dependsOn, [bundle.name], `${part} image waits for the bundle`);
+    t.true(inputs(bundle).triggers.includes(inputs(image).build.args.SOURCE_HASH));
+  }
+});
+
+behaviour('containers run the built images by id, so a rebuild replaces them; Consul runs the configured image', (t, d) => {
+  const images = ofType(d.record, T.image);
+  const builtIds = new Set(images.map((i) => outputs(i).repoDigest));
+  for (const image of images) t.regex(outputs(image).repoDigest, SHA256_ID);
+  t.is(builtIds.size, 3);
+  t.is(inputs(d.consul).image, d.x.consulImage);
+  for (const c of d.containers.filter((c) => c !== d.consul)) t.true(builtIds.has(inputs(c).image));
+});
+
+behaviour('fixed-name containers are deleted before they are replaced; replicas are not (their names change)', (t, d) => {
+  for (const c of d.containers) {
+    const isReplica = d.replicaNames.includes(inputs(c).name);
+    t.is(c.options.deleteBeforeReplace, !isReplica, `${inputs(c).name} deleteBeforeReplace`);
+  }
+});
+
+behaviour('every container restarts unless stopped, has a memory limit without swap, and a health check whose edit replaces it', (t, d) => {
+  for (const c of d.containers) {
+    t.true(['unless-stopped', 'always'].includes(inputs(c).restart));
+    t.true(inputs(c).memory >= 64 && inputs(c).memory <= 1024);
+    t.is(inputs(c).memorySwap, inputs(c).memory, `${inputs(c).name} declares its swap limit (no swap)`);
+    t.truthy(inputs(c).healthcheck?.tests?.length, `${inputs(c).name} has a health check`);
+    t.deepEqual(c.options.replaceOnChanges, ['healthcheck'], `${inputs(c).name}: a health check edit replaces`);
+  }
+});
+
+behaviour('Consul runs as a single server with its UI, its data on a named volume', (t, d) => {
+  const consulData = ofType(d.record, T.volume).find((v) => inputs(v).name === d.name('consul-data'))!;
+  t.deepEqual(inputs(d.consul).entrypoints, ['consul']);
+  t.deepEqual(inputs(d.consul).command.slice(0, 7), [
+    'agent',
+    '-server',
+    '-bootstrap-expect=1',
+    '-ui',
+    '-client=0.0.0.0',
+    '-bind=0.0.0.0',
+    '-data-dir=/consul/data',
+  ]);
+  t.deepEqual(inputs(d.consul).volumes, [{ volumeName: inputs(consulData).name, containerPath: '/consul/data' }]);
+});
+
+behaviour('the collector keeps its files on a volume, and the deploy waits until it listens', (t, d) => {
+  const logs = ofType(d.record, T.volume).find((v) => inputs(v).name === d.name('logs'))!;
+  t.deepEqual(inputs(d.collector).volumes, [{ volumeName: inputs(logs).name, containerPath: '/var/log/stack' }]);
+  t.is(inputs(d.collector).wait, true);
+});
+
+behaviour(
+  'each replica registers under its own name, finds Consul by name, is ready only once passing, and drains before removal',
+  (t, d) => {
+    for (const replicaName of d.replicaNames) {
+      const replica = containerNamed(d.record, replicaName);
+      const vars = env(replica);
+      t.is(vars.SERVICE_ID, replicaName);
+      // The engine's readiness gate: healthy once Consul lists the replica as passing.
+      t.true(inputs(replica).wait);
+      t.deepEqual(inputs(replica).healthcheck?.tests, ['CMD', 'node', '/app/readiness-probe.js']);
+      t.is(vars.SERVICE_NAME, d.x.serviceName);
+      t.is(vars.CONSUL_HTTP_ADDR, `http://${d.name('consul')}:8500`);
+      t.false('SERVICE_ADDRESS' in vars);
+      t.true(inputs(replica).destroyGraceSeconds >= 10);
+      t.true(replica.options.dependsOn.includes(d.consul.name));
+    }
+  },
+);
+
+behaviour('the balancer follows the configured service in Consul and listens on 8080 on all its interfaces', (t, d) => {
+  const balancer = containerNamed(d.record, d.name('balancer'));
+  t.like(env(balancer), {
+    CONSUL_HTTP_ADDR: `http://${d.name('consul')}:8500`,
+    SERVICE_NAME: d.x.serviceName,
+    LISTEN_PORT: '8080',
+    LISTEN_ADDRESS: '0.0.0.0',
   });
-  assertDeclaredStack(t, record, {
-    ...defaults,
-    stack: 'ci',
-    replicas: 5,
-    baseImage: 'cnp-base:bookworm',
-    consulImage: 'cnp-consul:1.8.7',
-  });
+  t.true(balancer.options.dependsOn.includes(d.consul.name));
+});
+
+behaviour('without dockerHost the stack uses the local engine (no explicit provider)', (t, d) => {
+  t.is(ofType(d.record, T.provider).length, 0);
+});
+
+behaviour('the stack outputs give the balancer and Consul UI URLs, the replica names and the logs command', (t, d) => {
+  t.is(d.record.outputs.balancerUrl, `http://${d.urlHost}:${d.x.ports.balancer}`);
+  t.is(d.record.outputs.consulUiUrl, `http://${d.urlHost}:${d.x.ports.consul}/ui/`);
+  t.deepEqual(d.record.outputs.replicaNames, d.replicaNames);
+  t.is(d.record.outputs.logsCommand, `docker exec ${d.name('collector')} tail -n 100 -F /var/log/stack/all.log`);
 });
 
 test(`replicas ${MAX_REPLICAS} (the maximum) declares that many distinct replicas`, async (t) => {

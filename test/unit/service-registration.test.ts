@@ -1,5 +1,5 @@
 import test from 'ava';
-import { waitFor } from '../helpers/processes';
+import { waitFor } from '../../harness/processes';
 import { createLogger } from '../../lib/logger';
 import { keepRegistered, type AgentApi, type InitialStatus, type ServiceDefinition } from '../../service/registration';
 

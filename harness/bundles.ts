@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-const ROOT = path.resolve(__dirname, '../..');
+const ROOT = path.resolve(__dirname, '..');
 
 // What scripts/build.mjs bundles each entry from: its own folder, the shared lib/, and package.json
 // (the version the service reports).

@@ -5,7 +5,7 @@ import { freshBundle } from './bundles';
 import { freePort } from './ports';
 import { requireOnPath, startProcess, waitFor, type Managed } from './processes';
 
-export const BALANCER_BUNDLE = path.resolve(__dirname, '../../balancer/dist/main.js');
+export const BALANCER_BUNDLE = path.resolve(__dirname, '../balancer/dist/main.js');
 
 /** The JSON GET /_balancer/status answers. */
 export interface BalancerStatusJson {

@@ -4,7 +4,7 @@ import { freshBundle } from './bundles';
 import { freePort } from './ports';
 import { startProcess, type Managed } from './processes';
 
-export const SERVICE_BUNDLE = path.resolve(__dirname, '../../service/dist/main.js');
+export const SERVICE_BUNDLE = path.resolve(__dirname, '../service/dist/main.js');
 
 export interface Replica extends Managed {
   id: string;

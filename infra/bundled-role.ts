@@ -1,0 +1,27 @@
+// What the service replicas and the balancer share: an image bundled from this repo, the stack
+// network, the collector and Consul.
+import type * as pulumi from '@pulumi/pulumi';
+import type * as docker from '@pulumi/docker';
+import type { LogCollector } from './collector';
+import { localImage } from './local-image';
+import type { StackNaming } from './naming';
+
+export interface BundledRoleArgs {
+  naming: StackNaming;
+  networkName: pulumi.Input<string>;
+  collector: LogCollector;
+  /** The bundle step; the image build waits for it. */
+  bundle: pulumi.Resource;
+  /** Changes when the bundled sources change, so the image is rebuilt. */
+  sourceHash: string;
+  repoRoot: string;
+  baseImage: string;
+  serviceName: string;
+  consulHttpAddr: string;
+}
+
+/** The image of a bundled role, built after the bundle step. */
+export function bundledImage(name: string, folder: 'service' | 'balancer', args: BundledRoleArgs, parent: pulumi.Resource): docker.Image {
+  const { naming, repoRoot, baseImage, sourceHash } = args;
+  return localImage(name, { naming, repoRoot, folder, baseImage, sourceHash, dependsOn: [args.bundle] }, parent);
+}

@@ -1,0 +1,185 @@
+// Single components of the Pulumi program under the SDK's mock runtime, constructed without the whole
+// program (as pulumi-awsx tests its components): what each declares from its own args and options.
+import * as docker from '@pulumi/docker';
+import * as pulumi from '@pulumi/pulumi';
+import test from 'ava';
+import { Balancer } from '../../infra/balancer';
+import { AppBundle } from '../../infra/bundle';
+import { LogCollector } from '../../infra/collector';
+import { stackContainer } from '../../infra/container-settings';
+import { Discovery } from '../../infra/discovery';
+import { StackNaming } from '../../infra/naming';
+import { StackNetwork } from '../../infra/network';
+import { ServiceReplicas } from '../../infra/replicas';
+import { REPO_ROOT, recordStack, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
+
+const CONTAINER = 'docker:index/container:Container';
+const IMAGE = 'docker:index/image:Image';
+const naming = new StackNaming('cnp', 'unit');
+
+interface ContainerInputs {
+  name: string;
+  image: string;
+  restart: string;
+  memory: number;
+  memorySwap: number;
+  labels: { label: string; value: string }[];
+  logDriver?: string;
+  logOpts?: Record<string, string>;
+  ports?: { ip: string; external: number; internal: number }[];
+}
+const inputs = (r: RecordedResource) => r.inputs as unknown as ContainerInputs;
+const ofType = (record: RecordedStack, type: string) => record.resources.filter((r) => r.type === type);
+const labelsOf = (r: RecordedResource) => Object.fromEntries(inputs(r).labels.map((l) => [l.label, l.value]));
+
+/** The components every role needs: the network, the bundle step, the collector; and a stand-in for Consul. */
+function foundation() {
+  const network = new StackNetwork('network', { naming });
+  const bundle = new AppBundle('bundle', { repoRoot: REPO_ROOT });
+  const collector = new LogCollector('collector', {
+    naming,
+    networkName: network.networkName,
+    repoRoot: REPO_ROOT,
+    baseImage: 'cnp-base:bookworm',
+    bindAddress: '127.0.0.1',
+    collectorPort: 5514,
+    dockerHost: '',
+  });
+  const consul = new docker.Container('consul-stand-in', { image: 'cnp-consul:1.8.7' });
+  const role = {
+    naming,
+    networkName: network.networkName,
+    collector,
+    bundle: bundle.build,
+    repoRoot: REPO_ROOT,
+    baseImage: 'cnp-base:bookworm',
+    serviceName: 'hello',
+    consulHttpAddr: 'http://cnp-unit-consul:8500',
+  };
+  return { bundle, role, consul };
+}
+
+test('ServiceReplicas alone with 3 replicas: three containers on one image, each after the collector and Consul, created before the old ones go', async (t) => {
+  const record = await recordStack({
+    declare: () => {
+      const { bundle, role, consul } = foundation();
+      new ServiceReplicas('replicas', { ...role, sourceHash: bundle.serviceSourceHash, replicas: 3 }, { dependsOn: [consul] });
+    },
+  });
+  const replicas = ofType(record, CONTAINER).filter((c) => c.options.parent === 'replicas');
+  const image = ofType(record, IMAGE).find((i) => i.options.parent === 'replicas')!;
+  const shortId = (image.outputs.repoDigest as string).slice(7, 19);
+  t.deepEqual(
+    replicas.map((c) => inputs(c).name),
+    [1, 2, 3].map((n) => `cnp-unit-replica-${n}-${shortId}`),
+  );
+  for (const [index, replica] of replicas.entries()) {
+    t.is(inputs(replica).image, image.outputs.repoDigest as string);
+    t.deepEqual(replica.options.dependsOn, ['collector-container', 'consul-stand-in']);
+    t.false(replica.options.deleteBeforeReplace, 'its name changes with the image, so old and new coexist');
+    t.is(labelsOf(replica)['io.consul-nginx-pulumi.replica'], String(index + 1));
+    t.is(inputs(replica).logOpts?.tag, inputs(replica).name);
+  }
+  // The image builds while Consul starts: only the replicas' containers wait for it, not the component
+  // (children cannot register before their parent) nor the image.
+  const component = record.resources.find((r) => r.type === 'cnp:infra:ServiceReplicas')!;
+  t.deepEqual(component.options.dependsOn, []);
+  t.deepEqual(image.options.dependsOn, ['bundle-build']);
+  t.deepEqual(
+    record.resources.filter((r) => r.options.parent === 'replicas').map((r) => r.type),
+    [IMAGE, CONTAINER, CONTAINER, CONTAINER],
+  );
+});
+
+test('Balancer alone: one container published on its port, after the collector and Consul, replaced by delete first', async (t) => {
+  const record = await recordStack({
+    declare: () => {
+      const { bundle, role, consul } = foundation();
+      new Balancer(
+        'balancer',
+        { ...role, sourceHash: bundle.balancerSourceHash, bindAddress: '::1', balancerPort: 18080 },
+        { dependsOn: consul },
+      );
+    },
+  });
+  const [balancer] = ofType(record, CONTAINER).filter((c) => c.options.parent === 'balancer');
+  t.is(inputs(balancer).name, 'cnp-unit-balancer');
+  t.like(inputs(balancer).ports, [{ ip: '::1', external: 18080, internal: 8080 }]);
+  t.deepEqual(balancer.options.dependsOn, ['collector-container', 'consul-stand-in']);
+  t.true(balancer.options.deleteBeforeReplace);
+  const image = ofType(record, IMAGE).find((i) => i.options.parent === 'balancer')!;
+  t.deepEqual(image.options.dependsOn, ['bundle-build']);
+  t.is(inputs(balancer).image, image.outputs.repoDigest as string);
+});
+
+test('LogCollector alone: its container waits for nothing and keeps its own log local', async (t) => {
+  const record = await recordStack({ declare: () => foundation() });
+  const collector = ofType(record, CONTAINER).find((c) => c.name === 'collector-container')!;
+  t.deepEqual(collector.options.dependsOn, []);
+  t.is(inputs(collector).logDriver, 'json-file');
+  t.true(collector.options.deleteBeforeReplace);
+});
+
+test('Discovery alone: Consul logs to the collector and starts after it', async (t) => {
+  const record = await recordStack({
+    declare: () => {
+      const { role } = foundation();
+      new Discovery('discovery', {
+        naming,
+        networkName: role.networkName,
+        collector: role.collector,
+        consulImage: 'cnp-consul:1.8.7',
+        bindAddress: '127.0.0.1',
+        consulUiPort: 8500,
+      });
+    },
+  });
+  const consul = ofType(record, CONTAINER).find((c) => c.name === 'discovery-consul')!;
+  t.is(inputs(consul).image, 'cnp-consul:1.8.7');
+  t.deepEqual(consul.options.dependsOn, ['collector-container']);
+  t.is(inputs(consul).logDriver, 'syslog');
+});
+
+test('a role overrides any container default by setting it, and its dependsOn adds to the collector', async (t) => {
+  const record = await recordStack({
+    declare: () => {
+      const { role, consul } = foundation();
+      stackContainer(
+        'custom',
+        { naming, role: 'replica', logs: role.collector },
+        { name: 'cnp-unit-custom', image: 'cnp-base:bookworm', restart: 'always', memory: 512, memorySwap: 512 },
+        { deleteBeforeReplace: false, replaceOnChanges: [], dependsOn: consul },
+      );
+      stackContainer(
+        'plain',
+        { naming, role: 'replica', logs: role.collector },
+        { name: 'cnp-unit-plain', image: 'cnp-base:bookworm' },
+        {},
+      );
+    },
+  });
+  const custom = ofType(record, CONTAINER).find((c) => c.name === 'custom')!;
+  t.like(inputs(custom), { restart: 'always', memory: 512, memorySwap: 512, logDriver: 'syslog' });
+  t.like(custom.options, { deleteBeforeReplace: false, replaceOnChanges: [], dependsOn: ['collector-container', 'consul-stand-in'] });
+  const plain = ofType(record, CONTAINER).find((c) => c.name === 'plain')!;
+  t.like(inputs(plain), { restart: 'unless-stopped', memory: 256, memorySwap: 256 });
+  t.like(plain.options, { deleteBeforeReplace: true, replaceOnChanges: ['healthcheck'], dependsOn: ['collector-container'] });
+  t.is(labelsOf(plain)['io.consul-nginx-pulumi.role'], 'replica');
+});
+
+test('a dependsOn given as an Output is refused with a message naming what is allowed', async (t) => {
+  const error = await t.throwsAsync(
+    recordStack({
+      declare: () => {
+        const { consul } = foundation();
+        stackContainer(
+          'late',
+          { naming, role: 'replica' },
+          { name: 'cnp-unit-late', image: 'cnp-base:bookworm' },
+          { dependsOn: pulumi.output([consul]) },
+        );
+      },
+    }),
+  );
+  t.regex(error.message, /dependsOn .* is not allowed .*: use a resource or a list of resources/);
+});
