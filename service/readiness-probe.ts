@@ -5,6 +5,7 @@
 // It reads the same environment as the service (Docker runs health checks with the container's env).
 import os from 'node:os';
 import { hostPort } from '../lib/endpoints';
+import { probeAddress } from '../lib/listen-address';
 import { parseConfig, type ServiceConfig } from './config';
 
 const TIMEOUT_MS = 2000;
@@ -13,8 +14,9 @@ type Fetch = (url: string, init: { signal: AbortSignal }) => Promise<{ ok: boole
 
 /** Why the replica is not ready yet, or undefined when it is. */
 export async function notReadyReason(config: ServiceConfig, fetchFn: Fetch = fetch): Promise<string | undefined> {
-  const local = config.host === '0.0.0.0' ? '127.0.0.1' : config.host === '::' ? '::1' : config.host;
-  const health = await fetchFn(`http://${hostPort(local, config.port)}/health`, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+  const health = await fetchFn(`http://${hostPort(probeAddress(config.host), config.port)}/health`, {
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
   if (!health.ok) return `/health answered ${health.status}`;
   const url = `${config.consul.url}/v1/health/service/${encodeURIComponent(config.serviceName)}?passing`;
   const answer = await fetchFn(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
