@@ -121,10 +121,10 @@ export function selectUpstreams(entries: readonly HealthEntry[], resolved: Reado
         dropped.push({ id, reason: `host name ${address} does not resolve: ${resolution?.error ?? 'it was not looked up'}` });
         continue;
       }
-      const problems = resolution.addresses.map((a) => [a, ipLiteralProblem(a)] as const).filter(([, p]) => p !== null);
-      addresses = resolution.addresses.filter((a) => ipLiteralProblem(a) === null).map((a) => a.toLowerCase());
+      const checked = resolution.addresses.map((a) => ({ address: a.toLowerCase(), problem: ipLiteralProblem(a) }));
+      addresses = checked.filter((c) => c.problem === null).map((c) => c.address);
       if (addresses.length === 0) {
-        const why = problems.map(([a, p]) => `${a} ${p}`).join('; ') || 'no address';
+        const why = checked.map((c) => `${c.address} ${c.problem}`).join('; ') || 'no address';
         dropped.push({ id, reason: `host name ${address} resolves to nothing nginx can load: ${why}` });
         continue;
       }

@@ -4,7 +4,7 @@
 // ends only then, so old replicas are removed after their successors can be reached through the balancer.
 // It reads the same environment as the service (Docker runs health checks with the container's env).
 import os from 'node:os';
-import { hostPort } from '../lib/endpoints';
+import { httpUrl } from '../lib/endpoints';
 import { probeAddress } from '../lib/listen-address';
 import { parseConfig, type ServiceConfig } from './config';
 
@@ -14,7 +14,7 @@ type Fetch = (url: string, init: { signal: AbortSignal }) => Promise<{ ok: boole
 
 /** Why the replica is not ready yet, or undefined when it is. */
 export async function notReadyReason(config: ServiceConfig, fetchFn: Fetch = fetch): Promise<string | undefined> {
-  const health = await fetchFn(`http://${hostPort(probeAddress(config.host), config.port)}/health`, {
+  const health = await fetchFn(`${httpUrl(probeAddress(config.host), config.port)}/health`, {
     signal: AbortSignal.timeout(TIMEOUT_MS),
   });
   if (!health.ok) return `/health answered ${health.status}`;
