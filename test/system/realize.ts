@@ -58,8 +58,10 @@ export interface RealizerOptions {
 
 export interface ApplyOptions {
   /**
-   * `pulumi up --refresh`: read the containers first. One that is gone leaves the state (it is created
-   * again); one that is stopped is started (the provider's Read marks must_run false, its Update starts it).
+   * `pulumi up --refresh`: read the containers first. One that is gone leaves the state, and so does one
+   * that is stopped, which the provider's Read removes (must_run defaults to true; kreuzwerker
+   * resource_docker_container_funcs.go, resourceDockerContainerRead: "We didn't just create it, so don't
+   * wait around" → resourceDockerContainerDelete): either is created again.
    */
   refresh?: boolean;
 }
@@ -296,8 +298,9 @@ export class Realizer {
         this.log(`refresh: container ${object.plan.name} is gone; it leaves the state`);
         this.live.delete(object.key);
       } else if (!state.Running) {
-        this.log(`refresh: container ${object.plan.name} is stopped; starting it`);
-        await docker(['start', object.id!]);
+        this.log(`refresh: container ${object.plan.name} is stopped; the provider's Read removes it and it leaves the state`);
+        await docker(['rm', '-f', '-v', object.id!]);
+        this.live.delete(object.key);
       }
     }
   }
