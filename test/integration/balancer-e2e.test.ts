@@ -40,7 +40,7 @@ async function waitForUpstreams(expected: Replica[], timeoutMs = 10_000): Promis
     timeoutMs,
     25,
   );
-  return status!;
+  return status;
 }
 
 const live = () => [...replicas.values()].filter((r) => r.child.exitCode === null && r.child.signalCode === null);
@@ -306,7 +306,7 @@ test.serial(
     const before = await waitForUpstreams(live(), 10_000);
     await fs.writeFile(breakFile, 'break renders while this file exists\n');
     const r6 = await addReplica('r6');
-    const after = (await waitFor(
+    const after = await waitFor(
       'the refused reload',
       async () => {
         const status = await balancer.status();
@@ -314,7 +314,7 @@ test.serial(
       },
       10_000,
       25,
-    ))!;
+    );
     t.regex(after.lastReloadError!, /this_line_is_broken_on_purpose/);
     t.is(after.reloads, before.reloads);
     t.deepEqual(after.upstreams, before.upstreams);

@@ -5,9 +5,9 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { BALANCER_BUNDLE } from '../../harness/balancer';
+import { freshBundle } from '../../harness/bundles';
 import { startConsul } from '../../harness/consul';
-import { requestOnce, type RequestResult } from '../../harness/load';
+import { requestOnce } from '../../harness/load';
 import { freePort } from '../../harness/ports';
 import { startProcess, waitFor } from '../../harness/processes';
 import { startReplica } from '../../harness/service';
@@ -23,7 +23,7 @@ test('the first request a new balancer accepts is answered by a replica that was
   const port = await freePort();
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-first-'));
   t.teardown(() => fs.rm(workDir, { recursive: true, force: true }));
-  const balancer = startProcess(process.execPath, [BALANCER_BUNDLE], {
+  const balancer = startProcess(process.execPath, [freshBundle('balancer')], {
     CONSUL_HTTP_ADDR: consul.httpAddr,
     SERVICE_NAME: 'first',
     LISTEN_ADDRESS: '127.0.0.1',
@@ -34,7 +34,7 @@ test('the first request a new balancer accepts is answered by a replica that was
   // Requests back to back until the port stops refusing: the first one it takes must be answered by the
   // replica. A balancer that ran `nginx -t` before its first start had the check listen there for a moment,
   // and the requests it took were reset. What is checked is who answers, not how fast.
-  const first = await waitFor<RequestResult | undefined>(
+  const first = await waitFor(
     'the port to stop refusing',
     async () => {
       const answer = await requestOnce(`http://127.0.0.1:${port}/`, 10_000);
@@ -43,7 +43,6 @@ test('the first request a new balancer accepts is answered by a replica that was
     15_000,
     1,
   );
-  if (!first) throw new Error('waitFor resolved without an answer');
   t.is(first.status, 200, `${first.error ?? ''} after ${Math.round(first.ms)} ms; balancer log: ${balancer.output().slice(-2000)}`);
   t.is(first.instance, 'first-1');
 });

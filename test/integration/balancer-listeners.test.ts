@@ -26,13 +26,13 @@ test('old nginx workers are seen listening until they handle the reload, the new
     const pids = (await childPids(master)).filter((pid) => !exclude.includes(pid));
     return pids.length === 2 ? pids : undefined;
   };
-  const oldWorkers = (await waitFor('two workers', () => twoWorkers([]), 5000))!;
+  const oldWorkers = await waitFor('two workers', () => twoWorkers([]), 5000);
   const listeners = await listenerInodes(master);
   t.is(listeners.size, 1, 'the one listen socket');
   t.deepEqual((await workersStillListening(listeners, oldWorkers)).sort(), [...oldWorkers].sort());
 
   nginx.child.kill('SIGHUP');
   await waitFor('old workers to stop accepting', async () => (await workersStillListening(listeners, oldWorkers)).length === 0, 5000, 5);
-  const newWorkers = (await waitFor('two new workers', () => twoWorkers(oldWorkers), 5000))!;
+  const newWorkers = await waitFor('two new workers', () => twoWorkers(oldWorkers), 5000);
   t.is((await workersStillListening(listeners, newWorkers)).length, 2, nginx.output());
 });

@@ -13,7 +13,7 @@ import { freePort } from '../../harness/ports';
 import { startProcess, stopAll, waitFor } from '../../harness/processes';
 import { REPO_ROOT, recordStack } from '../helpers/record-stack';
 import { docker } from '../system/docker';
-import { ensureOfflineImages } from '../system/images';
+import { BASE_IMAGE, ensureOfflineImages } from '../system/images';
 
 const CONFIG_FILE = path.join(REPO_ROOT, 'collector', 'syslog-ng.conf');
 
@@ -136,7 +136,7 @@ test("the collector image receives a container's stdout and stderr through Docke
   const stack = `colltest${run}`;
   const testLabel = `io.consul-nginx-pulumi.test=collector-${run}`;
   const collectorPort = await freePort();
-  const record = await recordStack({ stack, config: { collectorPort, baseImage: 'cnp-base:bookworm' } });
+  const record = await recordStack({ stack, config: { collectorPort, baseImage: BASE_IMAGE } });
   const find = <T>(name: string) => record.resources.find((r) => r.name === name)!.inputs as T;
   const collector = find<DeclaredContainer>('collector-container');
   const imageInputs = find<DeclaredImage>('collector-image');

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { childPids } from '../../balancer/listeners';
-import { BALANCER_BUNDLE } from '../../harness/balancer';
+import { freshBundle } from '../../harness/bundles';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
 import { freePort } from '../../harness/ports';
 import { startProcess, stopAll, waitFor, type Managed } from '../../harness/processes';
@@ -78,7 +78,7 @@ async function scriptProcess(npm: Managed, bundle: string): Promise<number> {
     },
     15_000,
   );
-  return pid!;
+  return pid;
 }
 
 // How a user stops what `npm run` started: `kill` of the PID the shell shows (npm's), or a terminal's
@@ -171,7 +171,7 @@ for (const way of stops) {
 
 /** The watcher run directly from its bundle, with a WORK_DIR and port of the test's choosing. */
 function startWatcher(port: number, workDir: string): Managed {
-  return startProcess(process.execPath, [BALANCER_BUNDLE], {
+  return startProcess(process.execPath, [freshBundle('balancer')], {
     CONSUL_HTTP_ADDR: consul.httpAddr,
     SERVICE_NAME: 'start-stop-stale',
     LISTEN_ADDRESS: '127.0.0.1',
