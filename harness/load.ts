@@ -129,7 +129,7 @@ export interface SteadyLoop {
 }
 
 /** A user to create, unique per call: the steady loop's non-idempotent request. */
-export const newUser = (): PostBody => {
+const newUser = (): PostBody => {
   const n = Math.random().toString(36).slice(2, 10);
   return { json: { name: `Loop ${n}`, email: `loop-${n}@example.com` } };
 };

@@ -3,10 +3,7 @@
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as command from '@pulumi/command';
-import { hashSources } from './sources';
-
-/** Inputs to the bundle shared by both parts (the build script and the locked dependencies). */
-const SHARED_SOURCES = ['lib', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs'];
+import { hashSources, SHARED_SOURCES } from './sources';
 
 export interface AppBundleArgs {
   /** The repository root (where package.json is). */

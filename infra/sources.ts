@@ -8,7 +8,11 @@ const SKIPPED_DIRS = new Set(['dist', 'node_modules', '.git']);
 // Prose beside the code (README.md) goes into no bundle: editing it must not rebuild images and roll replicas.
 const SKIPPED_FILE = /\.md$/i;
 
-function listFiles(root: string, relative: string): string[] {
+/** What every bundle is built from besides its own folder (scripts/build.mjs and what it reads). */
+export const SHARED_SOURCES = ['lib', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs'];
+
+/** The files under `relative` (a file or a folder) that go into a bundle, as paths relative to `root`. */
+export function listFiles(root: string, relative: string): string[] {
   const absolute = path.join(root, relative);
   if (!fs.existsSync(absolute)) return [];
   if (fs.statSync(absolute).isFile()) return [relative];

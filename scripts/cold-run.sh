@@ -14,6 +14,10 @@ command -v docker >/dev/null || { echo "cold-run: needs the docker client and en
 [ -z "$(git status --porcelain --untracked-files=no)" ] ||
   echo "cold-run: note: uncommitted changes are not part of the clone; it tests HEAD $(git rev-parse --short HEAD)" >&2
 
+# The offline bases, named as scripts/images.sh names them.
+mapfile -t base_images < <(sed -n 's/^\(BASE\|CONSUL\)_TAG=//p' scripts/images.sh)
+[ "${#base_images[@]}" = 2 ] || { echo "cold-run: cannot read BASE_TAG and CONSUL_TAG from scripts/images.sh" >&2; exit 1; }
+
 logs="$PWD/build/cold-runs"
 mkdir -p "$logs"
 failed=0
@@ -24,9 +28,12 @@ for n in $(seq 1 "$runs"); do
   git clone -q "$PWD" "$clone"
   # The offline bases every run shares are removed only here, on purpose, and only when no container
   # uses them (another run would): `docker image rm` without -f refuses then, and this run stops.
-  for image in cnp-base:bookworm cnp-consul:1.8.7; do
+  for image in "${base_images[@]}"; do
     if docker image inspect "$image" >/dev/null 2>&1; then
-      docker image rm "$image" >/dev/null || { echo "cold-run: $image is in use; is another run going?" >&2; exit 1; }
+      docker image rm "$image" >/dev/null || {
+        echo "cold-run: $image is in use by: $(docker ps -a --filter "ancestor=$image" --format '{{.Names}}' | tr '\n' ' ')" >&2
+        exit 1
+      }
     fi
   done
   log="$logs/run-$n.log"

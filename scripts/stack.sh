@@ -32,7 +32,8 @@ user_cli="$(PATH="$user_path"; command -v pulumi || true)"
 
 if [ ! -d node_modules/@pulumi/pulumi ] || [ ! -f node_modules/pulumi/package.json ]; then
   echo "stack: installing the npm dependencies first (npm ci)" >&2
-  npm ci --no-audit --no-fund
+  # Its report goes to stderr: stdout is the pulumi command's answer (npm run evidence reads an output).
+  npm ci --no-audit --no-fund >&2
 fi
 
 if [ -n "$user_cli" ]; then
@@ -79,7 +80,14 @@ if [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
 fi
 
 stack=dev
-"${pulumi_cmd[@]}" stack select --create "$stack" >/dev/null
+# `npm run pulumi -- ... --stack NAME` names its own stack: the project's `dev` is then neither created nor selected.
+names_stack=false
+if [ "$action" = pulumi ]; then
+  for arg in "$@"; do
+    case "$arg" in --stack | --stack=* | -s) names_stack=true ;; esac
+  done
+fi
+$names_stack || "${pulumi_cmd[@]}" stack select --create "$stack" >/dev/null
 if [ "$action" = pulumi ]; then
   exec "${pulumi_cmd[@]}" "$@"
 fi

@@ -152,6 +152,20 @@ test('npm run pulumi -- ARGS runs any pulumi command with the same CLI, backend 
   for (const call of made) t.is(call.backend, `file://${REPO_ROOT}/.pulumi`);
 });
 
+test('npm run pulumi -- ARGS --stack NAME neither creates nor selects the dev stack', (t) => {
+  const s = setup(t);
+  standIn(cachedCli(s.pulumiHome), 'cache', s.record);
+  const result = runStack(
+    ['pulumi', 'stack', 'output', 'balancerUrl', '--stack', 'other'],
+    s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }),
+  );
+  t.is(result.status, 0, result.stderr);
+  t.deepEqual(
+    calls(s.record).map((c) => [c.who, ...c.argv]),
+    [['cache', 'stack', 'output', 'balancerUrl', '--stack', 'other']],
+  );
+});
+
 test("the user's passphrase, or passphrase file, is kept", (t) => {
   const s = setup(t);
   const userBin = path.join(s.home, 'user-bin');
