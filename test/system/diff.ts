@@ -1,7 +1,7 @@
 // What the engine does with a changed resource, taken from the providers' and the engine's source, for
 // the realizer (and tested on its own in test/unit/realizer-diff.test.ts). Pure: no Docker here.
 import { isDeepStrictEqual } from 'node:util';
-import type { Inputs } from './plans';
+import { isEmpty, type Inputs } from './plans';
 
 /** A resource as the recorder saw it (see test/helpers/record-stack.ts). */
 export interface DeclaredResource {
@@ -89,6 +89,7 @@ export interface ResourceDiff {
 
 const CONTAINER = 'docker:index/container:Container';
 const IMAGE = 'docker:index/image:Image';
+const COMMAND = 'command:local:Command';
 
 /** How the engine and the provider treat the change from `old` to `now` (same type and name). */
 export function diffResource(old: DeclaredResource, now: DeclaredResource): ResourceDiff {
@@ -116,20 +117,20 @@ export function diffResource(old: DeclaredResource, now: DeclaredResource): Reso
       // under the same resource; the old image is never deleted (Delete is a no-op).
       result.replace = changed.some(forced);
       return result;
+    case COMMAND:
+      // pulumi-command v1 local.Command: only a change of `triggers` replaces (its schema marks it
+      // replaceOnChanges); any other change is an Update, which runs `update`, or `create` when none is set.
+      result.replace = changed.includes('triggers') || changed.some(forced);
+      return result;
     default:
-      // docker_network and docker_volume: every argument is ForceNew; a local.Command re-runs its create.
+      // docker_network and docker_volume: every argument is ForceNew.
       result.replace = true;
       return result;
   }
 }
 
 /** Absent, null and empty collections are the same input (the SDK drops them). */
-function normal(value: unknown): unknown {
-  if (value === null || value === undefined) return undefined;
-  if (Array.isArray(value) && value.length === 0) return undefined;
-  if (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0) return undefined;
-  return value;
-}
+const normal = (value: unknown): unknown => (isEmpty(value) ? undefined : value);
 
 export type StepOp = 'same' | 'create' | 'update' | 'create-replacement' | 'delete-replaced' | 'delete';
 

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 
 export type Inputs = Record<string, unknown>;
 
-function isEmpty(value: unknown): boolean {
+export function isEmpty(value: unknown): boolean {
   if (value === undefined || value === null) return true;
   if (Array.isArray(value)) return value.length === 0;
   if (typeof value === 'object') return Object.keys(value).length === 0;

@@ -309,11 +309,14 @@ export class Realizer {
     this.log(`update ${object.plan.kind} ${object.plan.name}: ${diff.changed.join(', ') || '(no change)'}`);
     for (const input of diff.unapplied) summary.unapplied.push(`${object.key}: ${input}`);
     if (object.initError !== undefined && diff.changed.length === 0) {
-      // The empty update the engine sends changes nothing in the provider: the container stays as it is.
-      this.log(`${object.plan.name} keeps its initialization error unretried (${object.initError})`);
+      // The empty update the engine sends changes nothing in the provider: the container is not re-created.
+      // Once it succeeds the state holds no initialization error (pulumi/pulumi pkg/resource/deploy/step.go, UpdateStep).
+      this.log(`${object.plan.name}: the engine's empty update retries nothing (was: ${object.initError})`);
     }
     const plan = this.planOne(resource)!;
-    if (plan.kind === 'image') {
+    if (plan.kind === 'image' || plan.kind === 'command') {
+      // An image rebuilds under the same resource; a local.Command's Update re-runs its `create` (it
+      // declares no `update`).
       object.id = await this.create({ ...object, resource, plan });
     } else if (plan.kind === 'container' && diff.update.length > 0) {
       await docker(['update', ...updateArgs(resource.inputs), object.id!]);

@@ -81,6 +81,15 @@ test('restart and memory are updated in place; wait, waitTimeout, destroyGraceSe
   t.is(stateOnly.changed.length, 4);
 });
 
+test('a local.Command is replaced when its triggers change, and updated (its create re-run) otherwise', (t) => {
+  const cmd = (inputs: Record<string, unknown>): DeclaredResource => ({ type: 'command:local:Command', name: 'b', inputs, options: {} });
+  const base = { create: 'npm run build', dir: '/repo', triggers: ['h1'] };
+  t.true(diffResource(cmd(base), cmd({ ...base, triggers: ['h2'] })).replace);
+  const edited = diffResource(cmd(base), cmd({ ...base, create: 'npm run build -- --quiet' }));
+  t.false(edited.replace);
+  t.deepEqual(edited.changed, ['create']);
+});
+
 test('a health check edit is never applied unless replaceOnChanges names it', (t) => {
   const edited = { healthcheck: { tests: ['CMD', 'false'] } };
   const silent = diffResource(container('r'), container('r', edited));
