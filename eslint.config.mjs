@@ -21,6 +21,11 @@ export default defineConfig(
     },
   },
   {
+    // The evidence page's script runs in a browser (its own tsconfig there gives it the DOM's types).
+    files: ['balancer/page/**/*.ts'],
+    languageOptions: { globals: globals.browser },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       // Stand-ins implement async interfaces without awaiting anything; `async` still turns their throws into rejections.

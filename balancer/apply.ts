@@ -1,6 +1,6 @@
 import type { Logger } from '../lib/logger';
 import { sameUpstreams } from './render';
-import type { BalancerStatus } from './status';
+import { recordServed, type BalancerStatus } from './status';
 
 /** The nginx operations the applier needs (the real one is Nginx; unit tests pass a fake). */
 export interface ConfigTarget {
@@ -24,6 +24,8 @@ export interface ApplierOptions {
   /** A set that could not be applied is tried again after this, doubling per failure up to retryMaxMs. */
   retryInitialMs?: number;
   retryMaxMs?: number;
+  /** Called once nginx serves a new set (after the status has it), for the evidence page's stream. */
+  onApplied?(upstreams: readonly string[]): void;
 }
 
 export interface Applier {
@@ -69,7 +71,7 @@ export function createApplier(o: ApplierOptions): Applier {
     await o.target.installCandidate();
     await o.target.reload(generation);
     const previous = o.status.upstreams;
-    o.status.upstreams = [...upstreams];
+    recordServed(o.status, upstreams);
     o.status.reloads++;
     o.status.changedAt = o.status.lastReloadAt = new Date().toISOString();
     o.logger.info('nginx reloaded', {
@@ -79,6 +81,7 @@ export function createApplier(o: ApplierOptions): Applier {
       reloads: o.status.reloads,
       msSinceChange: Date.now() - requestedAt,
     });
+    o.onApplied?.(upstreams);
     return null;
   };
 

@@ -9,10 +9,12 @@ import { createLogger } from '../lib/logger';
 import { startAccessLogRelay } from './access-log';
 import { createApplier, type Applier } from './apply';
 import { parseConfig, type BalancerConfig } from './config';
+import { createEvidencePage } from './evidence-page';
+import * as evidenceAssets from 'evidence-page:assets';
 import { Nginx } from './nginx';
 import { renderNginxConfig, selectUpstreams, type NginxSettings } from './render';
 import { nameResolver, systemLookup } from './resolve';
-import { initialStatus, startStatusServer } from './status';
+import { initialStatus, recordServed, startStatusServer } from './status';
 import { consulHealthFetcher, followHealthyInstances, type FetchHealth } from './watch';
 import { claimWorkDir } from './workdir';
 
@@ -72,7 +74,7 @@ async function main(): Promise<void> {
   const nginx = new Nginx(config.nginxBin, workDir, logger, { host: probeAddress(config.listenAddress), port: config.listenPort });
   let follower: ReturnType<typeof followHealthyInstances> | undefined;
   let applier: Applier | undefined;
-  const statusServer = await startStatusServer(() => {
+  const readStatus = () => {
     if (follower) {
       const consul = follower.consulState();
       status.consul = {
@@ -82,7 +84,9 @@ async function main(): Promise<void> {
       };
     }
     return status;
-  });
+  };
+  const evidence = createEvidencePage({ assets: evidenceAssets, readStatus });
+  const statusServer = await startStatusServer(readStatus, evidence.routes);
 
   // nginx opens /dev/stdout itself when it is a pipe, file or terminal (a container's stdout), at no cost
   // to the watcher; only under a socket, which nginx cannot open, do its lines go through our relay.
@@ -108,6 +112,8 @@ async function main(): Promise<void> {
     logger.info('stopping', { signal });
     follower?.stop();
     applier?.stop();
+    // An open event stream would hold nginx's graceful stop until worker_shutdown_timeout.
+    evidence.close();
     const exit = await nginx.stop();
     await statusServer.close();
     await relay?.close();
@@ -133,7 +139,7 @@ async function main(): Promise<void> {
   await nginx.writeCandidate(renderNginxConfig(settings, first));
   await nginx.installCandidate();
   await nginx.start();
-  status.upstreams = [...first];
+  recordServed(status, first);
   if (first.length > 0) status.changedAt = new Date().toISOString();
   logger.info('balancer started', {
     service: config.serviceName,
@@ -143,20 +149,21 @@ async function main(): Promise<void> {
     emptyGraceMs: config.emptyGraceMs,
   });
 
-  applier = createApplier({ target: nginx, renderText, status, logger });
+  applier = createApplier({ target: nginx, renderText, status, logger, onApplied: () => evidence.applied() });
   let droppedKey = '[]';
   follower = followHealthyInstances({
     fetchHealth: consulHealthFetcher(config),
     resolveNames: nameResolver(systemLookup()),
     logger,
     emptyGraceMs: config.emptyGraceMs,
-    onIndex(index, selection) {
+    onIndex(index, selection, entries, resolved) {
       status.consulIndex = index;
       status.dropped = selection.dropped;
       const key = JSON.stringify(selection.dropped);
       if (key !== droppedKey && selection.dropped.length > 0)
         logger.warn('Consul entries left out of the upstream set', { dropped: selection.dropped });
       droppedKey = key;
+      evidence.consulAnswered(selection, entries, resolved);
     },
     onChange: (selection) => applier.request(selection.upstreams),
   });

@@ -1,10 +1,13 @@
 import net from 'node:net';
 import { hostPort } from '../lib/endpoints';
+import { probeAddress } from '../lib/listen-address';
 
 /** The parts of one `/v1/health/service/<name>` entry the balancer reads. */
 export interface HealthEntry {
   Node?: { Node?: string; Address?: string } | null;
   Service?: { ID?: string; Service?: string; Address?: string; Port?: number } | null;
+  /** The node's and the service's checks; only the evidence page reads them (health column). */
+  Checks?: Array<{ CheckID?: string; Status?: string }> | null;
 }
 
 export interface DroppedEntry {
@@ -179,6 +182,40 @@ function proxyLocation(s: NginxSettings): string[] {
   ];
 }
 
+/**
+ * The evidence page (balancer/evidence-page.ts): the page, its script and style and its event stream come
+ * from the watcher's status server; `/_balancer/try` sends one GET through the public listener, so the
+ * page's "send N requests" stays same-origin (CSP `default-src 'self'`) and still goes through the
+ * balancer. One block, so it moves to another server (the admin listener) as one call.
+ */
+export function evidenceLocations(s: NginxSettings): string[] {
+  const watcher = `http://127.0.0.1:${s.statusPort}`;
+  return [
+    '    location ^~ /_balancer/evidence {',
+    '      access_log off;',
+    `      proxy_pass ${watcher};`,
+    '      proxy_connect_timeout 1s;',
+    '      proxy_read_timeout 5s;',
+    '    }',
+    '    location = /_balancer/events {',
+    '      access_log off;',
+    `      proxy_pass ${watcher};`,
+    '      proxy_connect_timeout 1s;',
+    '      # A Server-Sent Events stream: passed on as written; the watcher sends a comment every 15 s.',
+    '      proxy_buffering off;',
+    '      proxy_read_timeout 60s;',
+    '    }',
+    '    location = /_balancer/try {',
+    '      # The page only reads: a GET of / through the public listener, nothing else.',
+    '      limit_except GET { deny all; }',
+    `      proxy_pass http://${hostPort(probeAddress(s.listenAddress), s.listenPort)}/;`,
+    '      proxy_connect_timeout 1s;',
+    '      proxy_read_timeout 35s;',
+    '      add_header Cache-Control no-store always;',
+    '    }',
+  ];
+}
+
 function unavailableLocation(s: NginxSettings): string[] {
   return [
     '    location / {',
@@ -253,6 +290,7 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
     '      default_type text/plain;',
     `      return 200 "${generation}";`,
     '    }',
+    ...evidenceLocations(s),
     ...(upstreams.length > 0 ? proxyLocation(s) : unavailableLocation(s)),
     '  }',
     '}',

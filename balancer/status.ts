@@ -10,6 +10,8 @@ export interface BalancerStatus {
   dropped: DroppedEntry[];
   /** X-Consul-Index of the last answer from Consul. */
   consulIndex: number | null;
+  /** When each upstream entered the set nginx serves (ISO 8601), kept while it stays in. */
+  upstreamsSince: Record<string, string>;
   /** When the upstream set nginx serves last changed (ISO 8601). */
   changedAt: string | null;
   /** Successful graceful reloads since start. */
@@ -27,6 +29,7 @@ export function initialStatus(service: string, consulAddress: string): BalancerS
   return {
     service,
     upstreams: [],
+    upstreamsSince: {},
     dropped: [],
     consulIndex: null,
     changedAt: null,
@@ -44,9 +47,22 @@ export interface StatusServer {
   close(): Promise<void>;
 }
 
-/** A loopback-only HTTP server nginx proxies /_balancer/status to, so the answer is always current. */
-export function startStatusServer(read: () => BalancerStatus): Promise<StatusServer> {
+/** Answers a request it owns and returns true, or returns false and leaves it to the status answer. */
+export type ExtraRoutes = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+
+/** Marks `upstreams` as the set nginx serves now; one already in keeps its `since`. */
+export function recordServed(status: BalancerStatus, upstreams: readonly string[], now = new Date().toISOString()): void {
+  status.upstreams = [...upstreams];
+  status.upstreamsSince = Object.fromEntries(upstreams.map((u) => [u, status.upstreamsSince[u] ?? now]));
+}
+
+/**
+ * A loopback-only HTTP server nginx proxies /_balancer/status to, so the answer is always current;
+ * `routes` (the evidence page) answers its own paths first.
+ */
+export function startStatusServer(read: () => BalancerStatus, routes?: ExtraRoutes): Promise<StatusServer> {
   const server = http.createServer((req, res) => {
+    if (routes?.(req, res)) return;
     const ok = req.method === 'GET' || req.method === 'HEAD';
     const body = ok ? JSON.stringify(read()) : JSON.stringify({ error: 'method not allowed', allowed: ['GET', 'HEAD'] });
     res.writeHead(ok ? 200 : 405, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });

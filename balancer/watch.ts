@@ -3,7 +3,7 @@ import Consul from 'consul';
 import { wakeableSleep } from '../lib/wakeable-sleep';
 import type { BalancerConfig } from './config';
 import type { Logger } from '../lib/logger';
-import { hostNamesOf, sameUpstreams, selectUpstreams, type HealthEntry, type UpstreamSelection } from './render';
+import { hostNamesOf, sameUpstreams, selectUpstreams, type HealthEntry, type Resolution, type UpstreamSelection } from './render';
 import type { ResolveNames } from './resolve';
 
 /** One answer of `/v1/health/service/<name>?passing`: the entries and Consul's X-Consul-Index. */
@@ -26,8 +26,11 @@ export interface FollowerOptions {
   emptyGraceMs: number;
   /** Called with every effective change of the upstream set (never twice with the same set). */
   onChange(selection: UpstreamSelection): void;
-  /** Called after every answer (the raw selection, before any grace), for the status page and logs. */
-  onIndex?(index: number, selection: UpstreamSelection): void;
+  /**
+   * Called after every answer (the raw selection, before any grace), for the status page and logs; the
+   * entries and resolved names let the evidence page tell which instance each upstream is.
+   */
+  onIndex?(index: number, selection: UpstreamSelection, entries: readonly HealthEntry[], resolved: ReadonlyMap<string, Resolution>): void;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
 }
@@ -133,13 +136,13 @@ export function followHealthyInstances(o: FollowerOptions): Follower {
     if (resolveRetryTimer) clearTimeout(resolveRetryTimer);
     resolveRetryTimer = undefined;
     const names = hostNamesOf(entries);
-    const resolved =
+    const resolved: ReadonlyMap<string, Resolution> =
       names.length > 0
         ? await o.resolveNames(names).catch((error: unknown) => new Map(names.map((n) => [n, { error: String(error) }])))
         : new Map();
     if (stopped || mine !== round) return;
     const selection = selectUpstreams(entries, resolved);
-    o.onIndex?.(consulIndex, selection);
+    o.onIndex?.(consulIndex, selection, entries, resolved);
     handle(selection);
     if ([...resolved.values()].some((r) => 'error' in r)) {
       resolveRetryTimer = setTimeout(() => void select(consulIndex, entries), resolveRetryMs);

@@ -4,6 +4,32 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 
+// The balancer's evidence page (balancer/page/) is built first, for browsers, and goes into the balancer's
+// bundle as strings (the `evidence-page:assets` module, balancer/evidence-assets.d.ts): the image still
+// copies one file, and no page file is read at run time.
+const pageScript = await build({
+  entryPoints: ['balancer/page/page.ts'],
+  bundle: true,
+  platform: 'browser',
+  target: 'chrome110',
+  format: 'iife',
+  legalComments: 'none',
+  logLevel: 'warning',
+  write: false,
+});
+const evidenceAssets = {
+  name: 'evidence-page-assets',
+  setup(b) {
+    b.onResolve({ filter: /^evidence-page:assets$/ }, (args) => ({ path: args.path, namespace: 'evidence-page' }));
+    b.onLoad({ filter: /.*/, namespace: 'evidence-page' }, async () => {
+      const files = ['index.html', 'page.css', 'icon.svg'];
+      const [html, css, icon] = await Promise.all(files.map((f) => fs.readFile(`balancer/page/${f}`, 'utf8')));
+      const script = pageScript.outputFiles[0].text;
+      return { contents: JSON.stringify({ html, css, icon, script }), loader: 'json' };
+    });
+  },
+};
+
 // Each entry becomes <folder>/dist/<entry>.js; the service's readiness probe is its Docker health check.
 const targets = [
   ['service', 'main'],
@@ -13,6 +39,7 @@ const targets = [
 await Promise.all(
   targets.map(async ([name, entry]) => {
     const result = await build({
+      plugins: name === 'balancer' ? [evidenceAssets] : [],
       entryPoints: [`${name}/${entry}.ts`],
       outfile: `${name}/dist/${entry}.js`,
       bundle: true,

@@ -16,6 +16,8 @@ command -v syslog-ng >/dev/null || need+=(syslog-ng-core)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v taskset >/dev/null || need+=(util-linux)
+# The evidence page's browser test drives it with puppeteer-core (which never downloads a browser).
+command -v chromium >/dev/null || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   # Consul is not in Debian 12; Debian 11 ships it. Pin bullseye low so nothing else comes from it.
@@ -48,4 +50,4 @@ if ! docker info >/dev/null 2>&1; then
   echo "provision: started dockerd"
 fi
 
-echo "provision: consul $(consul version | head -1 | awk '{print $2}'), $(nginx -v 2>&1 | sed 's/.*: //'), syslog-ng $(syslog-ng --version | head -1 | sed 's/.*(\(.*\))/\1/'), docker engine $(docker version -f '{{.Server.Version}}')"
+echo "provision: consul $(consul version | head -1 | awk '{print $2}'), $(nginx -v 2>&1 | sed 's/.*: //'), syslog-ng $(syslog-ng --version | head -1 | sed 's/.*(\(.*\))/\1/'), docker engine $(docker version -f '{{.Server.Version}}'), $(chromium --version 2>/dev/null | awk '{print $1, $2}')"

@@ -29,6 +29,7 @@ const E2E = 'test/integration/balancer-e2e.test.ts';
 const REPLICAS = 'test/integration/service-replicas.test.ts';
 const USERS = 'test/integration/service-users-store.test.ts';
 const COLLECTOR = 'test/integration/collector-syslog.test.ts';
+const EVIDENCE_PAGE = 'test/integration/evidence-page.test.ts';
 
 export const FAULTS: Fault[] = [
   // The three gaps of issue 17.
@@ -305,5 +306,29 @@ export const FAULTS: Fault[] = [
     ],
     tests: [COLLECTOR],
     match: ['syslog-ng with the collector config*'],
+  },
+  {
+    id: 'evidence-page-markup',
+    breaks: "the evidence page writes an instance's cells as markup, so a service ID with HTML in it becomes elements",
+    patches: [
+      {
+        file: 'balancer/page/page.ts',
+        search: "      const td = element('td', name, text);\n",
+        replace: "      const td = element('td', name);\n      td.innerHTML = text;\n",
+      },
+    ],
+    tests: [EVIDENCE_PAGE],
+  },
+  {
+    id: 'evidence-streams-held-at-stop',
+    breaks: "the watcher stops nginx with the evidence page's event streams still open, so nginx's graceful stop waits 30 s for them",
+    patches: [
+      {
+        file: 'balancer/main.ts',
+        search: '    evidence.close();\n',
+        replace: '',
+      },
+    ],
+    tests: [EVIDENCE_PAGE],
   },
 ];

@@ -1,0 +1,124 @@
+// What the evidence page shows, as plain data and pure functions: the watcher builds the snapshot it
+// streams, the page's script (balancer/page/page.ts, bundled for the browser) tallies its requests.
+// No import here: this file goes into the browser bundle too (and type-checks without Node's types).
+/** One row of the page's instance table: one upstream address and the Consul instance behind it. */
+export interface InstanceRow {
+  /** Consul's service ID. */
+  id: string;
+  /** `address:port` as nginx has it. */
+  address: string;
+  /** The worst of Consul's check statuses for the entry (node and service checks); `not listed` once Consul has dropped it. */
+  health: string;
+  /** `passing/total` of those checks, or empty when not listed. */
+  checks: string;
+  /**
+   * serving: in the set nginx serves; joining: Consul passes it and nginx has not loaded it yet;
+   * leaving: nginx still serves it while Consul no longer lists it (reload pending, or the empty-set grace).
+   */
+  state: 'serving' | 'joining' | 'leaving';
+  /** When the address entered the set nginx serves (ISO 8601); null while joining. */
+  since: string | null;
+}
+
+/** One message of the page's event stream: everything the page shows about the service. */
+export interface EvidenceSnapshot {
+  service: string;
+  consulIndex: number | null;
+  consulReachable: boolean;
+  /** When the set nginx serves last changed (ISO 8601). */
+  changedAt: string | null;
+  reloads: number;
+  instances: InstanceRow[];
+  /** Entries Consul passes that the balancer leaves out, and why (render.ts DroppedEntry). */
+  dropped: Array<{ id: string; reason: string }>;
+}
+
+/** Consul's last answer as the watcher read it: each accepted instance and the upstream addresses it stands for. */
+export interface ConsulInstance {
+  id: string;
+  upstreams: string[];
+  health: string;
+  checks: string;
+}
+
+/** The instance rows: Consul's instances against the set nginx serves, sorted by id then address. */
+export function instanceRows(
+  served: { upstreams: readonly string[]; upstreamsSince: Readonly<Record<string, string>> },
+  consul: readonly ConsulInstance[],
+  /** The last id Consul gave each upstream, to name one that nginx serves after Consul has dropped it. */
+  knownIds: ReadonlyMap<string, string>,
+): InstanceRow[] {
+  const rows: InstanceRow[] = [];
+  const listed = new Set<string>();
+  const isServed = new Set(served.upstreams);
+  for (const instance of consul) {
+    for (const address of instance.upstreams) {
+      listed.add(address);
+      const serving = isServed.has(address);
+      rows.push({
+        id: instance.id,
+        address,
+        health: instance.health,
+        checks: instance.checks,
+        state: serving ? 'serving' : 'joining',
+        since: serving ? (served.upstreamsSince[address] ?? null) : null,
+      });
+    }
+  }
+  for (const address of served.upstreams) {
+    if (listed.has(address)) continue;
+    rows.push({
+      id: knownIds.get(address) ?? '(unknown)',
+      address,
+      health: 'not listed',
+      checks: '',
+      state: 'leaving',
+      since: served.upstreamsSince[address] ?? null,
+    });
+  }
+  return rows.sort((a, b) => (a.id === b.id ? compare(a.address, b.address) : compare(a.id, b.id)));
+}
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The worst status among Consul's checks of one entry, and how many pass. */
+export function healthOfChecks(statuses: readonly string[]): { health: string; checks: string } {
+  if (statuses.length === 0) return { health: 'no checks', checks: '0/0' };
+  // Consul's own order, worst first; a status it may add later counts as worse than passing.
+  const worst =
+    ['critical', 'maintenance', 'warning'].find((s) => statuses.includes(s)) ?? statuses.find((s) => s !== 'passing') ?? 'passing';
+  return { health: worst, checks: `${statuses.filter((s) => s === 'passing').length}/${statuses.length}` };
+}
+
+/** How one request the page sent ended: the instance that answered, or why it failed. */
+export type RequestOutcome = { instance: string } | { failure: string };
+
+export interface Tally {
+  total: number;
+  /** Requests answered per `X-Instance-Id`, most first (then by id). */
+  instances: Array<{ id: string; count: number; share: number }>;
+  failures: number;
+  /** Failures per reason (`HTTP 503`, `network error`, ...), most first. */
+  failureReasons: Array<{ reason: string; count: number }>;
+}
+
+/** Counts and shares (0..1 of all requests sent, failures included) for the chart. */
+export function tally(outcomes: readonly RequestOutcome[]): Tally {
+  const byInstance = new Map<string, number>();
+  const byReason = new Map<string, number>();
+  for (const outcome of outcomes) {
+    if ('instance' in outcome) byInstance.set(outcome.instance, (byInstance.get(outcome.instance) ?? 0) + 1);
+    else byReason.set(outcome.failure, (byReason.get(outcome.failure) ?? 0) + 1);
+  }
+  const total = outcomes.length;
+  const ranked = <K extends string>(map: Map<string, number>, key: K) =>
+    [...map]
+      .sort((a, b) => b[1] - a[1] || compare(a[0], b[0]))
+      .map(([name, count]) => ({ [key]: name, count }) as { [P in K]: string } & { count: number });
+  return {
+    total,
+    instances: ranked(byInstance, 'id').map((i) => ({ ...i, share: total === 0 ? 0 : i.count / total })),
+    failures: total - [...byInstance.values()].reduce((a, b) => a + b, 0),
+    failureReasons: ranked(byReason, 'reason'),
+  };
+}

@@ -1,0 +1,209 @@
+// The evidence page: a read-only page that shows the instances the watcher follows, live, and lets a
+// browser send requests through the balancer. Served by the watcher's status server; nginx proxies its
+// paths (render.ts evidenceLocations). See balancer/README.md, "The evidence page".
+import type http from 'node:http';
+import { healthOfChecks, instanceRows, type ConsulInstance, type EvidenceSnapshot } from './evidence-model';
+import { selectUpstreams, type HealthEntry, type Resolution, type UpstreamSelection } from './render';
+import type { BalancerStatus, ExtraRoutes } from './status';
+
+/** The page's files, built by scripts/build.mjs (the script is balancer/page/page.ts bundled for browsers). */
+export interface EvidenceAssets {
+  html: string;
+  css: string;
+  icon: string;
+  script: string;
+}
+
+export const EVIDENCE_PATHS = {
+  page: '/_balancer/evidence',
+  script: '/_balancer/evidence/page.js',
+  style: '/_balancer/evidence/page.css',
+  icon: '/_balancer/evidence/icon.svg',
+  events: '/_balancer/events',
+} as const;
+
+// Only the page's own origin, no inline script or style, never framed; every answer is current.
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
+export interface EvidencePageOptions {
+  assets: EvidenceAssets;
+  /** The watcher's status, read on every snapshot. */
+  readStatus(): BalancerStatus;
+  /** Open event streams at most (each holds an nginx connection); more get a 503. */
+  maxStreams?: number;
+  /** A comment line this often keeps a quiet stream open through nginx's read timeout (60 s). */
+  heartbeatMs?: number;
+  /** While a stream is open, the snapshot is compared this often too (Consul reachability has no event). */
+  pollMs?: number;
+}
+
+export interface EvidencePage {
+  /** Mounted in the status server: answers the page's paths, leaves the rest. */
+  routes: ExtraRoutes;
+  /** Every answer from Consul (watch.ts onIndex): which instance each upstream is. */
+  consulAnswered(selection: UpstreamSelection, entries: readonly HealthEntry[], resolved: ReadonlyMap<string, Resolution>): void;
+  /** nginx serves a new set (apply.ts onApplied). */
+  applied(): void;
+  /** Ends every stream, so nginx can stop without waiting for them. */
+  close(): void;
+}
+
+/** Each accepted entry with the upstreams it stands for, by the balancer's one rule (selectUpstreams). */
+export function consulInstances(
+  selection: UpstreamSelection,
+  entries: readonly HealthEntry[],
+  resolved: ReadonlyMap<string, Resolution>,
+): ConsulInstance[] {
+  const left = new Set(selection.dropped.map((d) => d.id));
+  return entries.flatMap((entry) => {
+    const id = entry.Service?.ID || entry.Node?.Node || '(unnamed)';
+    if (left.has(id)) return [];
+    const { upstreams } = selectUpstreams([entry], resolved);
+    const statuses = (entry.Checks ?? []).map((c) => c.Status ?? 'unknown');
+    return upstreams.length > 0 ? [{ id, upstreams, ...healthOfChecks(statuses) }] : [];
+  });
+}
+
+export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
+  const maxStreams = o.maxStreams ?? 32;
+  const heartbeatMs = o.heartbeatMs ?? 15_000;
+  const pollMs = o.pollMs ?? 1000;
+  const streams = new Set<http.ServerResponse>();
+  let consul: ConsulInstance[] = [];
+  const knownIds = new Map<string, string>();
+  let lastSent = '';
+  let timers: NodeJS.Timeout[] = [];
+  /** Set by close(): a browser reconnecting while nginx stops must not hold it up again. */
+  let closed = false;
+
+  const snapshot = (): EvidenceSnapshot => {
+    const status = o.readStatus();
+    return {
+      service: status.service,
+      consulIndex: status.consulIndex,
+      consulReachable: status.consul.reachable,
+      changedAt: status.changedAt,
+      reloads: status.reloads,
+      instances: instanceRows(status, consul, knownIds),
+      dropped: status.dropped,
+    };
+  };
+
+  const message = (data: string) => `event: snapshot\ndata: ${data}\n\n`;
+
+  /** Sends the snapshot to every stream if it differs from the last one sent. */
+  const publish = () => {
+    if (streams.size === 0) return;
+    const data = JSON.stringify(snapshot());
+    if (data === lastSent) return;
+    lastSent = data;
+    for (const res of streams) res.write(message(data));
+  };
+
+  const startTimers = () => {
+    timers = [
+      setInterval(() => {
+        for (const res of streams) res.write(': keep-alive\n\n');
+      }, heartbeatMs),
+      setInterval(publish, pollMs),
+    ];
+  };
+  const stopTimers = () => {
+    for (const timer of timers) clearInterval(timer);
+    timers = [];
+  };
+
+  const openStream = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (closed || streams.size >= maxStreams) {
+      const error = closed ? 'the balancer is stopping' : 'too many event streams';
+      send(res, req, 503, 'application/json; charset=utf-8', JSON.stringify({ error, max: maxStreams }), { 'retry-after': '5' });
+      return;
+    }
+    res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'x-accel-buffering': 'no' });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    const data = JSON.stringify(snapshot());
+    // `retry`: after the watcher ends a stream (see applied) the browser is back within half a second.
+    res.write(`retry: 500\n\n${message(data)}`);
+    if (streams.size === 0) {
+      lastSent = data;
+      startTimers();
+    }
+    streams.add(res);
+    res.on('close', () => {
+      streams.delete(res);
+      if (streams.size === 0) stopTimers();
+    });
+  };
+
+  const endStreams = () => {
+    for (const res of streams) res.end();
+    streams.clear();
+    stopTimers();
+  };
+
+  const assets: Record<string, { type: string; body: string }> = {
+    [EVIDENCE_PATHS.page]: { type: 'text/html; charset=utf-8', body: o.assets.html },
+    [EVIDENCE_PATHS.script]: { type: 'text/javascript; charset=utf-8', body: o.assets.script },
+    [EVIDENCE_PATHS.style]: { type: 'text/css; charset=utf-8', body: o.assets.css },
+    [EVIDENCE_PATHS.icon]: { type: 'image/svg+xml; charset=utf-8', body: o.assets.icon },
+  };
+
+  const routes: ExtraRoutes = (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const ours = path === EVIDENCE_PATHS.events || path === EVIDENCE_PATHS.page || path.startsWith(`${EVIDENCE_PATHS.page}/`);
+    if (!ours) return false;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      const body = JSON.stringify({ error: 'method not allowed: the evidence page only reads', allowed: ['GET', 'HEAD'] });
+      send(res, req, 405, 'application/json; charset=utf-8', body, { allow: 'GET, HEAD' });
+    } else if (path === EVIDENCE_PATHS.events) {
+      openStream(req, res);
+    } else if (path in assets) {
+      send(res, req, 200, assets[path].type, assets[path].body);
+    } else {
+      send(res, req, 404, 'application/json; charset=utf-8', JSON.stringify({ error: 'not found', path }));
+    }
+    return true;
+  };
+
+  return {
+    routes,
+    consulAnswered(selection, entries, resolved) {
+      consul = consulInstances(selection, entries, resolved);
+      for (const instance of consul) for (const u of instance.upstreams) knownIds.set(u, instance.id);
+      // Forget names of addresses neither Consul nor nginx has any more, so the map stays bounded.
+      const served = new Set(o.readStatus().upstreams);
+      for (const u of knownIds.keys()) if (!served.has(u) && !consul.some((i) => i.upstreams.includes(u))) knownIds.delete(u);
+      publish();
+    },
+    applied() {
+      publish();
+      // nginx's old workers would hold these streams until worker_shutdown_timeout; ended, the
+      // browsers reconnect (retry: 500) to the new workers and get a fresh snapshot.
+      endStreams();
+    },
+    close() {
+      closed = true;
+      endStreams();
+    },
+  };
+}
+
+function send(
+  res: http.ServerResponse,
+  req: http.IncomingMessage,
+  code: number,
+  type: string,
+  body: string,
+  extra: Record<string, string> = {},
+): void {
+  res.writeHead(code, { ...SECURITY_HEADERS, ...extra, 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}

@@ -1,0 +1,263 @@
+// The evidence page in a real browser (Debian's chromium, driven by puppeteer-core) against real Consul,
+// real replicas and the real balancer, all on loopback. Serial: each step builds on the last one's state,
+// in one page that is never reloaded. EVIDENCE_SCREENSHOT_DIR (`npm run screenshot` sets docs/) keeps
+// the screenshots; by default they go to a temp dir named in the log.
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { startBalancer, type RunningBalancer } from '../../harness/balancer';
+import { startConsul, type ConsulAgent } from '../../harness/consul';
+import { stopAll, waitFor } from '../../harness/processes';
+import { startReplica, type Replica } from '../../harness/service';
+
+const SERVICE = 'hello';
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+/** A Consul service ID that is markup: the page must show it as these characters. */
+const HTML_ID = '<b>x</b><img src=x>';
+const STEP_MS = 20_000;
+
+let consul: ConsulAgent;
+let balancer: RunningBalancer;
+let browser: Browser | undefined;
+let page: Page;
+let screenshotDir: string;
+const replicas = new Map<string, Replica>();
+/** Every console error and uncaught exception of the page, in order. */
+const browserErrors: string[] = [];
+
+interface Row {
+  id: string;
+  address: string;
+  state: string;
+}
+interface Bar {
+  id: string;
+  count: number;
+}
+
+async function addReplica(id: string, service = SERVICE): Promise<Replica> {
+  const replica = await startReplica(consul.httpAddr, service, id);
+  replicas.set(id, replica);
+  return replica;
+}
+
+/**
+ * Runs `expression` in the page and returns its value. Page-side code is written as strings: the test
+ * program has Node's types, not the DOM's (and tsx would wrap named functions in a helper the page lacks).
+ */
+const inPage = async <T>(expression: string): Promise<T> => (await page.evaluate(expression)) as T;
+
+/** The instance table as the page shows it: the text of each row's cells. */
+const rows = () =>
+  inPage<Row[]>(`[...document.querySelectorAll('#instances tbody tr')].map((tr) => ({
+    id: tr.querySelector('td.id').textContent,
+    address: tr.querySelector('td.address').textContent,
+    state: tr.dataset.state,
+  }))`);
+
+/** Waits until the table lists exactly these ids, each serving. */
+async function waitForServing(ids: string[]): Promise<Row[]> {
+  const want = [...ids].sort();
+  return waitFor(
+    `the page to list ${want.join(', ')} as serving`,
+    async () => {
+      const shown = await rows();
+      const serving = shown
+        .filter((r) => r.state === 'serving')
+        .map((r) => r.id)
+        .sort();
+      return shown.length === want.length && JSON.stringify(serving) === JSON.stringify(want) ? shown : undefined;
+    },
+    STEP_MS,
+    100,
+  );
+}
+
+/** Types N into the form, clicks Send, waits for all N, and reads the chart's bars. */
+async function sendThroughPage(n: number): Promise<{ bars: Bar[]; failed: number; progress: string }> {
+  await inPage(`document.getElementById('count').value = '${n}'`);
+  await page.click('#send');
+  await page.waitForSelector(`#chart[data-done="true"][data-total="${n}"]`, { timeout: STEP_MS });
+  // The chart is a grid of label, bar, value; the value carries the count.
+  const bars = await inPage<Bar[]>(`[...document.querySelectorAll('#chart .label[data-kind="instance"]')].map((label) => ({
+    id: label.textContent,
+    count: Number(label.nextElementSibling.nextElementSibling.dataset.count),
+  }))`);
+  const failed = await inPage<number>(`Number(document.querySelector('#chart .value[data-kind="failed"]')?.dataset.count ?? 0)`);
+  const progress = await inPage<string>(`document.getElementById('progress').textContent`);
+  return { bars, failed, progress };
+}
+
+const count = (bars: Bar[], id: string) => bars.find((b) => b.id === id)?.count ?? 0;
+
+test.before(async () => {
+  await fs.access(CHROMIUM).catch(() => {
+    throw new Error(`${CHROMIUM} is missing: scripts/provision.sh installs Debian's chromium (or set CHROMIUM_BIN)`);
+  });
+  screenshotDir = process.env.EVIDENCE_SCREENSHOT_DIR ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'evidence-page-')));
+  await fs.mkdir(screenshotDir, { recursive: true });
+  consul = await startConsul();
+  await Promise.all(['r1', 'r2', 'r3'].map((id) => addReplica(id)));
+  balancer = await startBalancer(consul.httpAddr, SERVICE);
+  await waitFor('three upstreams', async () => (await balancer.status()).upstreams.length === 3, STEP_MS, 50);
+  browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    // As root Chromium refuses to start with its sandbox on.
+    args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), '--disable-dev-shm-usage'],
+    timeout: STEP_MS,
+  });
+  page = await browser.newPage();
+  page.setDefaultTimeout(STEP_MS);
+  page.on('console', (message) => {
+    if (message.type() === 'error') browserErrors.push(`console: ${message.text()} (${message.location().url ?? ''})`);
+  });
+  page.on('pageerror', (error) => browserErrors.push(`pageerror: ${String(error)}`));
+  await page.setViewport({ width: 1280, height: 900 });
+});
+
+test.after.always(async (t) => {
+  if (browserErrors.length > 0) t.log(`browser errors:\n${browserErrors.join('\n')}`);
+  if (balancer) t.log(`balancer log tail:\n${balancer.logTail(10)}`);
+  await browser?.close();
+  await Promise.all([...replicas.values()].map((r) => r.stop(3000)));
+  await balancer?.cleanup();
+  await consul?.stop();
+  await stopAll();
+});
+
+test.serial('the page answers with safe headers and lists the three instances Consul passes', async (t) => {
+  const response = await page.goto(`${balancer.url}/_balancer/evidence`, { waitUntil: 'load' });
+  t.is(response?.status(), 200);
+  const headers = response!.headers();
+  t.is(headers['content-type'], 'text/html; charset=utf-8');
+  t.is(headers['content-security-policy'], "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  t.is(headers['x-content-type-options'], 'nosniff');
+  t.is(headers['cache-control'], 'no-store');
+
+  const shown = await waitForServing(['r1', 'r2', 'r3']);
+  const status = await balancer.status();
+  t.deepEqual(shown.map((r) => r.address).sort(), [...status.upstreams].sort());
+  t.is(await inPage(`document.getElementById('service').textContent`), SERVICE);
+  t.is(await inPage(`document.getElementById('connection').dataset.state`), 'live');
+  // Survives only as long as the page is not reloaded: later steps check it is still there.
+  await inPage(`window.evidenceMarker = 'not reloaded'`);
+});
+
+test.serial('the data and the send path: an event stream and a GET-only proxy to the public listener, both no-store', async (t) => {
+  const events = await fetch(`${balancer.url}/_balancer/events`, { signal: AbortSignal.timeout(5000) });
+  t.is(events.status, 200);
+  t.is(events.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  t.is(events.headers.get('cache-control'), 'no-store');
+  const reader = events.body!.getReader();
+  const first = new TextDecoder().decode((await reader.read()).value as Uint8Array);
+  await reader.cancel();
+  t.regex(first, /event: snapshot\ndata: \{"service":"hello"/);
+
+  const tried = await fetch(`${balancer.url}/_balancer/try`, { signal: AbortSignal.timeout(5000) });
+  t.is(tried.status, 200);
+  t.is(tried.headers.get('cache-control'), 'no-store');
+  t.regex(tried.headers.get('x-instance-id') ?? '', /^r[123]$/);
+  for (const [url, method] of [
+    ['/_balancer/try', 'POST'],
+    ['/_balancer/evidence', 'POST'],
+    ['/_balancer/events', 'DELETE'],
+  ]) {
+    const res = await fetch(balancer.url + url, { method, signal: AbortSignal.timeout(5000) });
+    t.true(res.status === 403 || res.status === 405, `${method} ${url}: ${res.status}`);
+  }
+});
+
+test.serial('"send N requests" draws a bar per instance: all three, counts adding up, no failure', async (t) => {
+  const { bars, failed, progress } = await sendThroughPage(60);
+  t.is(failed, 0, progress);
+  t.deepEqual(bars.map((b) => b.id).sort(), ['r1', 'r2', 'r3']);
+  t.is(
+    bars.reduce((sum, b) => sum + b.count, 0),
+    60,
+  );
+  for (const id of ['r1', 'r2', 'r3']) t.true(count(bars, id) > 0, `${id}: ${JSON.stringify(bars)}`);
+  t.regex(progress, /Sent 60\/60: 3 instance\(s\) answered, 0 failed/);
+});
+
+test.serial('a fourth replica appears without a reload, then receives requests sent from the page', async (t) => {
+  await addReplica('r4');
+  const shown = await waitForServing(['r1', 'r2', 'r3', 'r4']);
+  t.truthy(shown.find((r) => r.id === 'r4')?.address);
+  t.is(await inPage('window.evidenceMarker'), 'not reloaded');
+  const { bars, failed, progress } = await sendThroughPage(80);
+  t.is(failed, 0, progress);
+  t.true(count(bars, 'r4') > 0, JSON.stringify(bars));
+  t.deepEqual(bars.map((b) => b.id).sort(), ['r1', 'r2', 'r3', 'r4']);
+  const file = path.join(screenshotDir, 'evidence-page.png');
+  await page.screenshot({ path: file, fullPage: true });
+  t.log(`screenshot: ${file}`);
+});
+
+test.serial('a stopped replica disappears from the page and gets no more requests', async (t) => {
+  t.is(await replicas.get('r2')!.stop(10_000), 0);
+  await waitForServing(['r1', 'r3', 'r4']);
+  t.is(await inPage('window.evidenceMarker'), 'not reloaded');
+  const { bars, failed, progress } = await sendThroughPage(45);
+  t.is(failed, 0, progress);
+  t.deepEqual(bars.map((b) => b.id).sort(), ['r1', 'r3', 'r4']);
+});
+
+test.serial('a service ID with markup in it is shown as text', async (t) => {
+  // The service refuses such a SERVICE_ID, so the entry is registered in Consul directly, pointing at a
+  // real replica of another service, with a real HTTP check on it.
+  const target = await addReplica('markup-target', 'evidence-spare');
+  const register = await fetch(`${consul.httpAddr}/v1/agent/service/register`, {
+    method: 'PUT',
+    body: JSON.stringify({
+      ID: HTML_ID,
+      Name: SERVICE,
+      Address: '127.0.0.1',
+      Port: target.port,
+      Check: { HTTP: `${target.url}/health`, Interval: '1s' },
+    }),
+    signal: AbortSignal.timeout(5000),
+  });
+  t.is(register.status, 200, await register.text());
+  try {
+    await waitForServing(['r1', 'r3', 'r4', HTML_ID]);
+    const ids = await inPage<string[]>(`[...document.querySelectorAll('#instances td.id')].map((td) => td.textContent)`);
+    t.true(ids.includes(HTML_ID), JSON.stringify(ids));
+    t.is(await inPage(`document.querySelectorAll('#instances b, #instances img').length`), 0, 'no element was made from the id');
+    t.true(await inPage<boolean>(`document.querySelector('#instances tbody').innerHTML.includes('&lt;b&gt;x&lt;/b&gt;&lt;img src=x&gt;')`));
+  } finally {
+    await fetch(`${consul.httpAddr}/v1/agent/service/deregister/${encodeURIComponent(HTML_ID)}`, {
+      method: 'PUT',
+      signal: AbortSignal.timeout(5000),
+    });
+  }
+  await waitForServing(['r1', 'r3', 'r4']);
+});
+
+test.serial('on a phone-sized screen nothing overflows sideways', async (t) => {
+  await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+  await sendThroughPage(30);
+  const overflow = await inPage<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+  t.true(overflow <= 0, `${overflow} px wider than the screen`);
+  const file = path.join(screenshotDir, 'evidence-page-phone.png');
+  await page.screenshot({ path: file, fullPage: true });
+  t.log(`screenshot: ${file}`);
+});
+
+test.serial('the browser saw no console error and no uncaught exception', (t) => {
+  t.deepEqual(browserErrors, []);
+});
+
+// nginx stops gracefully: it would wait for an open event stream until worker_shutdown_timeout (30 s),
+// unless the watcher ends the streams first.
+test.serial('with the page open, the balancer still stops at once and exits 0', async (t) => {
+  // From here on the page loses its server: its reconnection attempts are expected, not errors of the page.
+  page.removeAllListeners('console');
+  t.is(await inPage(`document.getElementById('connection').dataset.state`), 'live');
+  const started = Date.now();
+  t.is(await balancer.stop(40_000), 0);
+  const ms = Date.now() - started;
+  t.log(`stopped in ${ms} ms`);
+  t.true(ms < 15_000, `${ms} ms: the open stream held nginx's graceful stop`);
+});
