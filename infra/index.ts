@@ -84,6 +84,8 @@ const balancer = new Balancer(
 );
 
 export const balancerUrl = balancer.url;
+/** The evidence page (balancer/README.md): the instances and a chart of requests per instance, live. */
+export const evidencePageUrl = pulumi.interpolate`${balancer.url}/_balancer/evidence`;
 export const consulUiUrl = discovery.uiUrl;
 export const replicaNames = replicas.names;
 export const logsCommand = collector.logsCommand;

@@ -335,8 +335,9 @@ behaviour('without dockerHost the stack uses the local engine (no explicit provi
   t.is(ofType(d.record, T.provider).length, 0);
 });
 
-behaviour('the stack outputs give the balancer and Consul UI URLs, the replica names and the logs command', (t, d) => {
+behaviour('the stack outputs give the balancer, evidence page and Consul UI URLs, the replica names and the logs command', (t, d) => {
   t.is(d.record.outputs.balancerUrl, `http://${d.urlHost}:${d.x.ports.balancer}`);
+  t.is(d.record.outputs.evidencePageUrl, `http://${d.urlHost}:${d.x.ports.balancer}/_balancer/evidence`);
   t.is(d.record.outputs.consulUiUrl, `http://${d.urlHost}:${d.x.ports.consul}/ui/`);
   t.deepEqual(d.record.outputs.replicaNames, d.replicaNames);
   t.is(d.record.outputs.logsCommand, `docker exec ${d.name('collector')} tail -n 100 -F /var/log/stack/all.log`);
