@@ -380,6 +380,8 @@ test('every container on every VM but the collector logs to it over TCP and is c
   for (const c of containers) {
     t.is(inputs(c).logDriver, 'syslog');
     t.is(inputs(c).logOpts['syslog-address'], 'tcp://172.31.0.12:5514', c.name);
+    // Every VM has a cnp-dev-consul: the VM's name in the tag keeps their logs apart.
+    t.is(inputs(c).logOpts.tag, `${c.name.split('-')[0]}.${inputs(c).name}`);
     t.true(c.options.dependsOn.includes('vm2-collector-container'), c.name);
   }
 });
