@@ -443,3 +443,23 @@ test("infra/README's Deploy on VMs commands make a config the program takes, wit
   );
   t.true(block.includes('p config set --secret sshPrivateKey') && block.includes('p config set --secret consulGossipKey'));
 });
+
+test('three discovery VMs run three servers with bootstrap-expect 3, every agent joining all three (IPv6 in brackets)', async (t) => {
+  const vms = [
+    { ...COURSE_VMS[0], roles: ['discovery', 'balancer'] },
+    { ...COURSE_VMS[1], roles: ['discovery', 'collector', 'replicas'] },
+    { ...COURSE_VMS[2], privateAddress: 'fd00::13', roles: ['discovery', 'replicas'] },
+    { name: 'vm4', ssh: { host: '127.0.0.1', port: 2204, user: 'root' }, privateAddress: '172.31.0.14', roles: ['replicas'] },
+  ];
+  const record = await recordStack({ config: { vms, replicas: 3 } });
+  for (const vm of ['vm1', 'vm2', 'vm3', 'vm4']) {
+    const command = inputs(named(record, `${vm}-consul-agent`)).command;
+    t.is(command.includes('-server') && command.includes('-bootstrap-expect=3'), vm !== 'vm4', vm);
+    t.deepEqual(
+      command.filter((a) => a.startsWith('-retry-join=')),
+      ['-retry-join=172.31.0.11', '-retry-join=172.31.0.12', '-retry-join=[fd00::13]'],
+    );
+  }
+  t.like(env(named(record, 'vm3-replicas-2')), { SERVICE_ADDRESS: 'fd00::13' });
+  t.is(inputs(named(record, 'vm2-collector-container')).ports![0].ip, '172.31.0.12');
+});
