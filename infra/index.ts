@@ -42,6 +42,7 @@ const discovery = new Discovery(
     networkName: network.networkName,
     collector,
     consulImage: config.consulImage,
+    repoRoot,
     bindAddress: config.bindAddress,
     consulUiPort: config.consulUiPort,
   },
