@@ -1,5 +1,6 @@
 // The log collector: syslog-ng built from collector/, a volume for its files, and the syslog port
-// published on the bind address, because Docker's log driver runs in the daemon, outside the network.
+// published on the engine host's loopback, because Docker's log driver runs in the daemon, outside the network.
+import net from 'node:net';
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { roleOptions, stackContainer, type LogDestination, type LogSettings } from './container-settings';
@@ -12,13 +13,25 @@ export const COLLECTOR_SYSLOG_PORT = 5514;
 export const COLLECTOR_LOG_DIR = '/var/log/stack';
 const CONTROL_SOCKET = '/run/syslog-ng/collector.ctl';
 
+/**
+ * Where the syslog port is published on one host: always the loopback address of the bind address's
+ * family, never bindAddress itself. Every sender is the local daemon's log driver, which reaches loopback;
+ * a bindAddress that exposes the balancer (0.0.0.0, a LAN address) must not expose an unauthenticated
+ * syslog listener with it, where anyone who reaches it can write lines under any container's name.
+ * On VMs it is the collector VM's private address (vm-stack.ts), never a wildcard.
+ */
+export function collectorPublishAddress(bindAddress: string): string {
+  return net.isIPv6(bindAddress) ? '::1' : '127.0.0.1';
+}
+
 export interface LogCollectorArgs {
   naming: StackNaming;
   networkName: pulumi.Input<string>;
   repoRoot: string;
   baseImage: string;
-  bindAddress: string;
-  /** Host port for the syslog listener, on bindAddress. */
+  /** Where the syslog port is published: loopback on one host (collectorPublishAddress), the private address on a VM. */
+  publishAddress: string;
+  /** Host port for the syslog listener, on publishAddress. */
   collectorPort: number;
   /** Set when the engine is remote, so the logs command reaches the right daemon. */
   dockerHost: string;
@@ -38,7 +51,8 @@ export class LogCollector extends pulumi.ComponentResource implements LogDestina
     super('cnp:infra:LogCollector', name, {}, component);
     const { naming } = args;
     this.containerName = naming.objectName('collector');
-    this.syslogAddress = `tcp://${hostPort(args.bindAddress, args.collectorPort)}`;
+    const { publishAddress } = args;
+    this.syslogAddress = `tcp://${hostPort(publishAddress, args.collectorPort)}`;
 
     const image = localImage(`${name}-image`, { naming, repoRoot: args.repoRoot, folder: 'collector', baseImage: args.baseImage }, this);
 
@@ -56,7 +70,7 @@ export class LogCollector extends pulumi.ComponentResource implements LogDestina
       {
         name: this.containerName,
         image: image.repoDigest,
-        ports: [{ internal: COLLECTOR_SYSLOG_PORT, external: args.collectorPort, ip: args.bindAddress, protocol: 'tcp' }],
+        ports: [{ internal: COLLECTOR_SYSLOG_PORT, external: args.collectorPort, ip: publishAddress, protocol: 'tcp' }],
         networksAdvanced: [{ name: args.networkName, aliases: ['collector'] }],
         volumes: [{ volumeName: volume.name, containerPath: COLLECTOR_LOG_DIR }],
         healthcheck: {
@@ -78,6 +92,7 @@ export class LogCollector extends pulumi.ComponentResource implements LogDestina
     );
 
     const dockerCli = args.dockerHost ? `docker -H ${args.dockerHost}` : 'docker';
+    // all.log is a link to today's combined file (collector/syslog-ng.conf): -F follows it to the next day's.
     this.logsCommand = `${dockerCli} exec ${this.containerName} tail -n 100 -F ${COLLECTOR_LOG_DIR}/all.log`;
     this.registerOutputs({
       containerName: this.containerName,

@@ -10,6 +10,7 @@ import { gossipEncryption } from './discovery';
 import { httpUrl } from '../lib/endpoints';
 import type { VmConfig } from './config';
 import type { StackNaming } from './naming';
+import { localImage } from './local-image';
 
 const CONSUL_DATA_DIR = '/consul/data';
 
@@ -25,7 +26,9 @@ export interface ConsulAgentArgs {
   naming: StackNaming;
   vm: VmConfig;
   collector: LogDestination;
+  /** The Consul image the agent's own is built on (consul/Dockerfile: the `consul` user owns the data directory). */
   consulImage: string;
+  repoRoot: string;
   /** The agent's HTTP port (the stack's consulUiPort), on loopback and the stack network's gateway. */
   httpPort: number;
   /** The stack network's gateway on this VM: the address the VM's containers reach the agent at. */
@@ -50,6 +53,8 @@ export class ConsulAgent extends pulumi.ComponentResource {
     this.httpAddr = httpUrl(args.gatewayAddress, args.httpPort);
     const bracketed = (address: string) => (net.isIPv6(address) ? `[${address}]` : address);
 
+    const image = localImage(`${name}-image`, { naming, repoRoot: args.repoRoot, folder: 'consul', baseImage: args.consulImage }, this);
+
     const data = new docker.Volume(
       `${name}-data`,
       { name: naming.objectName('consul-data'), labels: naming.labels('consul') },
@@ -61,7 +66,7 @@ export class ConsulAgent extends pulumi.ComponentResource {
       { naming, role: 'consul', logs: args.collector },
       {
         name: this.containerName,
-        image: args.consulImage,
+        image: image.repoDigest,
         entrypoints: ['consul'],
         command: [
           'agent',

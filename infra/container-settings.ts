@@ -1,5 +1,6 @@
-// Settings shared by the stack's containers: restart policy, memory limits, logs, replacement and
-// health probes, applied by stackContainer() under each role's own args.
+// Settings shared by the stack's containers: restart policy, hardening (user, read-only root, capabilities,
+// no-new-privileges, memory, CPU and process limits), logs, replacement and health probes, applied by
+// stackContainer() under each role's own args. What differs per role is data: ROLE_SETTINGS.
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import type { StackNaming } from './naming';
@@ -7,13 +8,61 @@ import type { StackNaming } from './naming';
 /** Comes back after a crash or a daemon restart; stays down after an operator's `docker stop`. */
 export const RESTART_POLICY = 'unless-stopped';
 
-/** Memory limits in MB (the provider's unit). */
-export const MEMORY_MB = {
-  consul: 256,
-  collector: 128,
-  replica: 256,
-  balancer: 256,
-} as const;
+/** What one role's container needs to run, and no more (the CIS Docker benchmark's section 5). */
+export interface RoleSettings {
+  /** The process's user: a name the image resolves, or uid:gid (any base image, no user database needed). */
+  user: string;
+  /** Memory limit in MB (the provider's unit), swap declared equal to it (see memoryLimit). */
+  memoryMb: number;
+  /** CPU limit in cores (`docker run --cpus`): a hard quota, not a relative weight. */
+  cpus: string;
+  /**
+   * The writable paths of a root filesystem that is otherwise read-only, as tmpfs mounts with their mount
+   * options (sizes count against the memory limit). Data that must outlive the container is on a volume.
+   */
+  tmpfs: Record<string, string>;
+  /** Capabilities added back after all are dropped; none of the roles needs one (no port below 1024, no chown). */
+  capAdd: string[];
+}
+
+/** The numeric user the repo's own images declare (service/, balancer/, collector/ Dockerfiles: USER 10001:10001). */
+export const APP_USER = '10001:10001';
+
+/**
+ * tmpfs options: not executable, no set-uid or device files, bounded size. A tmpfs mount takes the mode of
+ * the image's directory but is owned by root, so a directory only its user may write (not /tmp, which is
+ * 1777 in every base) is mounted owned by that user.
+ */
+function scratch(size: string, owner?: string): string {
+  const [uid, gid] = owner?.split(':') ?? [];
+  return `rw,noexec,nosuid,nodev,size=${size}${owner ? `,uid=${uid},gid=${gid}` : ''}`;
+}
+
+export const ROLE_SETTINGS = {
+  // The `consul` user of the public image (uid 100), which consul/Dockerfile adds where missing and which
+  // owns /consul/data (the data volume). /tmp: the consul CLI of the health check writes a probe file there.
+  consul: { user: 'consul', memoryMb: 256, cpus: '1', tmpfs: { '/tmp': scratch('16m') }, capAdd: [] },
+  // syslog-ng's pid file and control socket (/run/syslog-ng) and its persist file (/var/lib/syslog-ng)
+  // are scratch: it reads only network sources, whose position is not kept across restarts anyway.
+  collector: {
+    user: APP_USER,
+    memoryMb: 128,
+    cpus: '0.5',
+    tmpfs: { '/run/syslog-ng': scratch('1m', APP_USER), '/var/lib/syslog-ng': scratch('1m', APP_USER), '/tmp': scratch('8m') },
+    capAdd: [],
+  },
+  replica: { user: APP_USER, memoryMb: 256, cpus: '1', tmpfs: { '/tmp': scratch('16m') }, capAdd: [] },
+  // nginx's prefix (config, pid, temp files: the watcher's WORK_DIR) is a fresh directory under /tmp.
+  balancer: { user: APP_USER, memoryMb: 256, cpus: '1', tmpfs: { '/tmp': scratch('64m') }, capAdd: [] },
+} as const satisfies Record<string, RoleSettings>;
+
+/**
+ * The docker provider (5.2) has no PID limit (`--pids-limit`): RLIMIT_NPROC stands in. The kernel counts
+ * it per uid across the host, not per container, so it bounds a fork bomb of all containers (and host
+ * processes) of one uid together; it holds for the roles because they run unprivileged with no capability
+ * (root, or CAP_SYS_RESOURCE/CAP_SYS_ADMIN, would bypass it).
+ */
+export const PROCESS_LIMIT = 4096;
 
 /**
  * A memory limit with swap declared equal to it (no swap). Left undeclared, Docker 20.10 keeps the swap
@@ -22,6 +71,20 @@ export const MEMORY_MB = {
  */
 export function memoryLimit(mb: number): { memory: number; memorySwap: number } {
   return { memory: mb, memorySwap: mb };
+}
+
+/** The hardening inputs of a role's container (see RoleSettings). */
+export function hardening(settings: RoleSettings): Partial<docker.ContainerArgs> {
+  return {
+    user: settings.user,
+    readOnly: true,
+    tmpfs: { ...settings.tmpfs },
+    capabilities: { drops: ['ALL'], ...(settings.capAdd.length > 0 ? { adds: [...settings.capAdd] } : {}) },
+    securityOpts: ['no-new-privileges:true'],
+    ...memoryLimit(settings.memoryMb),
+    cpus: settings.cpus,
+    ulimits: [{ name: 'nproc', soft: PROCESS_LIMIT, hard: PROCESS_LIMIT }],
+  };
 }
 
 /** Docker log settings that send a container's stdout/stderr somewhere else than its local log. */
@@ -39,7 +102,7 @@ export interface LogDestination {
 /** The role a container plays, which picks its defaults. */
 export interface ContainerRole {
   naming: StackNaming;
-  role: keyof typeof MEMORY_MB;
+  role: keyof typeof ROLE_SETTINGS;
   /** Labels beyond the stack's and the role's, e.g. a replica's number. */
   extraLabels?: Record<string, string>;
   /** Absent for the collector itself, which cannot log to itself. */
@@ -63,7 +126,7 @@ export function stackContainer(
     name,
     {
       restart: RESTART_POLICY,
-      ...memoryLimit(MEMORY_MB[role.role]),
+      ...hardening(ROLE_SETTINGS[role.role]),
       labels: naming.labels(role.role, role.extraLabels),
       ...(logs ? logs.logSettingsFor(args.name) : {}),
       ...args,
@@ -71,9 +134,9 @@ export function stackContainer(
     {
       // A fixed name or a published port cannot exist twice: the old container goes before the new one.
       deleteBeforeReplace: true,
-      // The provider reports a `healthcheck` edit but never applies it (the bridged docker_container
-      // neither forces a new container nor updates it), so such an edit replaces.
-      replaceOnChanges: ['healthcheck'],
+      // The provider reports a `healthcheck` or `tmpfs` edit but never applies it (the bridged
+      // docker_container neither forces a new container nor updates it), so such an edit replaces.
+      replaceOnChanges: ['healthcheck', 'tmpfs'],
       ...opts,
       dependsOn: [...(logs ? [logs.container] : []), ...dependsOnList(opts.dependsOn)],
     },

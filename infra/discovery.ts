@@ -1,11 +1,14 @@
 // Discovery: one Consul server. Entrypoint, arguments and data path are given explicitly so the
-// container runs the same from hashicorp/consul and from a local image without an entrypoint.
+// container runs the same from hashicorp/consul and from a local image without an entrypoint. It runs
+// consulImage plus a `consul` user owning the data directory (consul/Dockerfile), as that user: giving the
+// entrypoint directly skips the public image's own switch to it (its docker-entrypoint.sh).
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { roleOptions, stackContainer } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
 import type { LogCollector } from './collector';
 import type { StackNaming } from './naming';
+import { localImage } from './local-image';
 
 const CONSUL_HTTP_PORT = 8500;
 const CONSUL_DATA_DIR = '/consul/data';
@@ -14,7 +17,9 @@ export interface DiscoveryArgs {
   naming: StackNaming;
   networkName: pulumi.Input<string>;
   collector: LogCollector;
+  /** The Consul image the stack's own is built on (consul/Dockerfile's BASE_IMAGE). */
   consulImage: string;
+  repoRoot: string;
   bindAddress: string;
   /** Host port for Consul's HTTP API and UI, on bindAddress. */
   consulUiPort: number;
@@ -45,6 +50,8 @@ export class Discovery extends pulumi.ComponentResource {
     this.httpAddr = `http://${this.containerName}:${CONSUL_HTTP_PORT}`;
     this.uiUrl = `${httpUrl(args.bindAddress, args.consulUiPort)}/ui/`;
 
+    const image = localImage(`${name}-image`, { naming, repoRoot: args.repoRoot, folder: 'consul', baseImage: args.consulImage }, this);
+
     const data = new docker.Volume(
       `${name}-data`,
       { name: naming.objectName('consul-data'), labels: naming.labels('consul') },
@@ -56,7 +63,7 @@ export class Discovery extends pulumi.ComponentResource {
       { naming, role: 'consul', logs: collector },
       {
         name: this.containerName,
-        image: args.consulImage,
+        image: image.repoDigest,
         entrypoints: ['consul'],
         command: [
           'agent',

@@ -3,7 +3,7 @@
 import { singleEngineProvider, onEngine } from './docker-provider';
 import { StackNetwork } from './network';
 import { AppBundle } from './bundle';
-import { LogCollector } from './collector';
+import { collectorPublishAddress, LogCollector } from './collector';
 import { Discovery } from './discovery';
 import { ServiceReplicas } from './replicas';
 import { Balancer } from './balancer';
@@ -23,7 +23,7 @@ export function declareSingleHost({ config, naming, repoRoot, gossipKey }: Stack
       networkName: network.networkName,
       repoRoot,
       baseImage: config.baseImage,
-      bindAddress: config.bindAddress,
+      publishAddress: collectorPublishAddress(config.bindAddress),
       collectorPort: config.collectorPort,
       dockerHost: config.dockerHost,
     },
@@ -37,6 +37,7 @@ export function declareSingleHost({ config, naming, repoRoot, gossipKey }: Stack
       networkName: network.networkName,
       collector,
       consulImage: config.consulImage,
+      repoRoot,
       bindAddress: config.bindAddress,
       consulUiPort: config.consulUiPort,
       gossipKey,

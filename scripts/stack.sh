@@ -3,6 +3,13 @@
 # backend kept inside the project (.pulumi/, git-ignored), so no Pulumi account is needed and the
 # user's own `pulumi login` is left untouched. Extra arguments go to `pulumi up` / `pulumi destroy`.
 # `npm run pulumi -- ARGS` runs any other pulumi command the same way (config, stack output, ...).
+# `scripts/stack.sh rekey [--stack NAME]` moves a stack made with the old empty passphrase to a generated one.
+#
+# Secrets in the stack's config and state are encrypted with a passphrase: a random one generated on first
+# use into .pulumi/passphrase (mode 0600, git-ignored, like the state beside it) and handed to the CLI as
+# PULUMI_CONFIG_PASSPHRASE_FILE, unless the user set PULUMI_CONFIG_PASSPHRASE (even empty) or
+# PULUMI_CONFIG_PASSPHRASE_FILE. A stack made before that file existed (its Pulumi.<stack>.yaml has an
+# encryptionsalt, or its state exists) was made with the empty passphrase: it keeps that, with a notice.
 #
 # Which CLI: a `pulumi` the user installed wins. Otherwise the project's pinned npm package `pulumi`
 # (Pulumi's official CLI wrapper) runs the CLI of its own version, downloading it on first use.
@@ -11,9 +18,9 @@ cd "$(dirname "$0")/.."
 
 action="${1:-}"
 case "$action" in
-  up | destroy | pulumi) shift ;;
+  up | destroy | pulumi | rekey) shift ;;
   *)
-    echo "usage: scripts/stack.sh up|destroy|pulumi [pulumi arguments...]   (npm run up / npm run destroy -- --yes / npm run pulumi -- config set replicas 3)" >&2
+    echo "usage: scripts/stack.sh up|destroy|pulumi|rekey [pulumi arguments...]   (npm run up / npm run destroy -- --yes / npm run pulumi -- config set replicas 3)" >&2
     exit 2
     ;;
 esac
@@ -73,20 +80,80 @@ fi
 
 mkdir -p .pulumi
 export PULUMI_BACKEND_URL="file://$PWD/.pulumi"
-# An empty passphrase by default (the stack holds no secrets); a passphrase or passphrase file the
-# user has set is kept.
-if [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
-  export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-}"
-fi
 
 stack=dev
 # `npm run pulumi -- ... --stack NAME` names its own stack: the project's `dev` is then neither created nor selected.
 names_stack=false
-if [ "$action" = pulumi ]; then
+if [ "$action" = pulumi ] || [ "$action" = rekey ]; then
+  previous=""
   for arg in "$@"; do
-    case "$arg" in --stack | --stack=* | -s) names_stack=true ;; esac
+    case "$previous" in --stack | -s) stack="$arg" ;; esac
+    case "$arg" in
+      --stack | -s) names_stack=true ;;
+      --stack=*) names_stack=true stack="${arg#--stack=}" ;;
+    esac
+    previous="$arg"
   done
 fi
+
+passphrase_file="$PWD/.pulumi/passphrase"
+
+# True when STACK was made before this project generated passphrases, i.e. with the empty one: its
+# config file holds the salt of the passphrase it was made with, and its state lies in the backend
+# (stacks/<project>/<stack>.json, or stacks/<stack>.json from older CLIs; .gz and .bak copies too).
+made_with_empty_passphrase() {
+  local stack="$1" config="Pulumi.$1.yaml" state
+  [ -f "$passphrase_file" ] && return 1
+  if [ -f "$config" ] && [[ "$(<"$config")" == *$'\n'encryptionsalt:* || "$(<"$config")" == encryptionsalt:* ]]; then return 0; fi
+  for state in .pulumi/.pulumi/stacks/"$stack".json* .pulumi/.pulumi/stacks/*/"$stack".json*; do
+    [ -e "$state" ] && return 0
+  done
+  return 1
+}
+
+# Writes a new random passphrase to FILE (mode 0600) unless FILE exists; never a half-written file: it is
+# written aside, then linked into place (two first runs at once both end with the same file).
+generate_passphrase() {
+  node -e '
+    const fs = require("fs"), crypto = require("crypto");
+    const file = process.argv[1], aside = `${file}.${process.pid}`;
+    fs.writeFileSync(aside, crypto.randomBytes(32).toString("base64") + "\n", { mode: 0o600 });
+    try { fs.linkSync(aside, file); } catch (error) { if (error.code !== "EEXIST") throw error; }
+    finally { fs.unlinkSync(aside); }' "$1"
+}
+
+if [ "$action" = rekey ]; then
+  # pulumi stack change-secrets-provider passphrase: the old passphrase from the environment (empty), and,
+  # with stdin not a terminal, the new one from stdin's first line (pulumi/pulumi
+  # pkg/secrets/passphrase/manager.go, promptForNewPassphrase). The file is kept only once that worked.
+  if ! made_with_empty_passphrase "$stack"; then
+    echo "stack: nothing to rekey: the $stack stack already uses ${PULUMI_CONFIG_PASSPHRASE_FILE:-$passphrase_file}, or does not exist yet" >&2
+    exit 1
+  fi
+  new_file="$passphrase_file.new"
+  rm -f "$new_file"
+  generate_passphrase "$new_file"
+  unset PULUMI_CONFIG_PASSPHRASE_FILE
+  PULUMI_CONFIG_PASSPHRASE="" "${pulumi_cmd[@]}" stack change-secrets-provider --stack "$stack" passphrase <"$new_file" >&2 || {
+    rm -f "$new_file"
+    echo "stack: rekey failed; the $stack stack keeps the empty passphrase" >&2
+    exit 1
+  }
+  mv "$new_file" "$passphrase_file"
+  echo "stack: the $stack stack now uses the passphrase in $passphrase_file" >&2
+  exit 0
+fi
+
+if [ -n "${PULUMI_CONFIG_PASSPHRASE+set}" ] || [ -n "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  : # the user's own passphrase or file
+elif made_with_empty_passphrase "$stack"; then
+  echo "stack: the $stack stack was made with the empty passphrase and keeps it; 'scripts/stack.sh rekey' moves it to a generated one (infra/README.md)" >&2
+  export PULUMI_CONFIG_PASSPHRASE=""
+else
+  generate_passphrase "$passphrase_file"
+  export PULUMI_CONFIG_PASSPHRASE_FILE="$passphrase_file"
+fi
+
 $names_stack || "${pulumi_cmd[@]}" stack select --create "$stack" >/dev/null
 if [ "$action" = pulumi ]; then
   exec "${pulumi_cmd[@]}" "$@"

@@ -1,7 +1,9 @@
 // The log collector's real configuration (collector/syslog-ng.conf, the same file the image copies)
 // in a real syslog-ng: first as a plain process on a loopback port fed the way Docker's syslog driver
-// feeds it, then, when a Docker engine answers, as the image the program builds, fed by the daemon's
-// own log driver with the log options the program declares.
+// feeds it, with its retention script (collector/prune.sh) run over what it wrote; then, when a Docker
+// engine answers, as the image the program builds, run as declared (hardened), fed by the daemon's own
+// log driver with the log options the program declares.
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -12,15 +14,29 @@ import test from 'ava';
 import { freePort } from '../../harness/ports';
 import { startProcess, stopAll, waitFor } from '../../harness/processes';
 import { REPO_ROOT, recordStack } from '../helpers/record-stack';
-import { docker } from '../system/docker';
+import { docker, run as runCommand } from '../system/docker';
+import { planContainer } from '../system/plans';
 import { BASE_IMAGE, ensureOfflineImages } from '../system/images';
 
 const CONFIG_FILE = path.join(REPO_ROOT, 'collector', 'syslog-ng.conf');
+const PRUNE_SCRIPT = path.join(REPO_ROOT, 'collector', 'prune.sh');
+const DAY_DIR = /^\d{4}-\d\d-\d\d$/;
+
+/** A UTC day (YYYY-MM-DD) `days` before now: the image and these tests run syslog-ng and prune.sh with TZ=UTC. */
+const utcDay = (daysAgo = 0) => new Date(Date.now() - daysAgo * 86_400_000).toISOString().slice(0, 10);
+
+/** The one day directory syslog-ng wrote (the day it received the lines; a test run may cross midnight). */
+function writtenDay(logDir: string, before: string): string {
+  const days = fs.readdirSync(logDir).filter((name) => DAY_DIR.test(name) && name >= before);
+  if (days.length !== 1) throw new Error(`expected one day directory from ${before} on in ${logDir}, found ${days.join(', ')}`);
+  return days[0];
+}
 
 test.after.always(stopAll);
 
 /** The inputs of a declared docker.Container this test runs by hand (the resolved values of its args). */
 interface DeclaredContainer {
+  [input: string]: unknown;
   name: string;
   volumes: { volumeName: string; containerPath: string }[];
   ports: { ip: string; external: number; internal: number; protocol: string }[];
@@ -61,7 +77,7 @@ function sendUdp(port: number, text: string): Promise<void> {
 
 const readLines = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
 
-test('syslog-ng with the collector config keeps one file per container and a combined file', async (t) => {
+test('syslog-ng with the collector config keeps one file per container and a combined file, in a directory per day', async (t) => {
   t.timeout(30_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-collector-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -80,9 +96,10 @@ test('syslog-ng with the collector config keeps one file per container and a com
       `--pidfile=${path.join(dir, 'syslog-ng.pid')}`,
       `--control=${path.join(dir, 'syslog-ng.ctl')}`,
     ],
-    { COLLECTOR_LISTEN: '127.0.0.1', COLLECTOR_PORT: String(port), COLLECTOR_LOG_DIR: logDir },
+    { COLLECTOR_LISTEN: '127.0.0.1', COLLECTOR_PORT: String(port), COLLECTOR_LOG_DIR: logDir, TZ: 'UTC' },
   );
   t.teardown(() => syslogNg.stop());
+  const firstDay = utcDay();
   await waitFor('syslog-ng to accept connections', () => syslogNg.output().includes('Accepting connections'), 10_000);
 
   const a = 'cnp-t-replica-1';
@@ -97,10 +114,13 @@ test('syslog-ng with the collector config keeps one file per container and a com
   await sendTcp(port, dockerLine('../../escaped', 'stdout', 'should stay inside'));
   await sendTcp(port, dockerLine('cnp/t/slashed', 'stdout', 'slashed tag'));
 
+  // all.log in the log directory is a link to today's combined file, so `tail -F all.log` follows the days.
   const all = path.join(logDir, 'all.log');
   await waitFor('every message in all.log', () => readLines(all).length >= 8, 10_000);
+  const day = writtenDay(logDir, firstDay);
+  t.is(fs.readlinkSync(all), path.join(logDir, day, 'all.log'));
 
-  const body = (file: string) => readLines(path.join(logDir, file)).map((line) => line.replace(/^\S+ /, ''));
+  const body = (file: string) => readLines(path.join(logDir, day, file)).map((line) => line.replace(/^\S+ /, ''));
   t.deepEqual(body(`${a}.log`), ['a first', 'a oops', 'a third']);
   t.deepEqual(body(`${b}.log`), ['b listening on 8080', 'b warning']);
   t.deepEqual(body('cnp-t-udp.log'), ['over udp']);
@@ -114,10 +134,93 @@ test('syslog-ng with the collector config keeps one file per container and a com
   // A tag with a slash gets a flat file in the log directory, not a subdirectory (sanitize); syslog-ng
   // itself refuses the escaping tag's file ("spurious path"), so that line is in all.log only.
   t.deepEqual(body('cnp_t_slashed.log'), ['slashed tag']);
-  t.deepEqual(fs.readdirSync(logDir).sort(), ['all.log', `${b}.log`, `${a}.log`, 'cnp-t-udp.log', 'cnp_t_slashed.log'].sort());
+  t.deepEqual(
+    fs.readdirSync(path.join(logDir, day)).sort(),
+    ['all.log', `${b}.log`, `${a}.log`, 'cnp-t-udp.log', 'cnp_t_slashed.log'].sort(),
+  );
+  t.deepEqual(fs.readdirSync(logDir).sort(), ['all.log', day].sort());
   // Nothing was written outside the log directory, where a `../../` would have landed.
   t.deepEqual(fs.readdirSync(dir).sort(), ['stack', 'syslog-ng.ctl', 'syslog-ng.persist', 'syslog-ng.pid']);
   t.deepEqual(fs.readdirSync(path.join(dir, 'stack')), ['logs']);
+});
+
+test('prune.sh deletes past days older than COLLECTOR_KEEP_DAYS, then the oldest past days while over COLLECTOR_MAX_MB, never today', async (t) => {
+  t.timeout(30_000);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-prune-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const logDir = path.join(dir, 'stack');
+  const port = await freePort();
+  const syslogNg = startProcess(
+    'syslog-ng',
+    [
+      '--foreground',
+      '--stderr',
+      '--no-caps',
+      `--cfgfile=${CONFIG_FILE}`,
+      `--persist-file=${path.join(dir, 'syslog-ng.persist')}`,
+      `--pidfile=${path.join(dir, 'syslog-ng.pid')}`,
+      `--control=${path.join(dir, 'syslog-ng.ctl')}`,
+    ],
+    { COLLECTOR_LISTEN: '127.0.0.1', COLLECTOR_PORT: String(port), COLLECTOR_LOG_DIR: logDir, TZ: 'UTC' },
+  );
+  t.teardown(() => syslogNg.stop());
+  await waitFor('syslog-ng to accept connections', () => syslogNg.output().includes('Accepting connections'), 10_000);
+  const firstDay = utcDay();
+  await sendTcp(port, dockerLine('cnp-t-replica-1', 'stdout', 'today'));
+  await waitFor('today in all.log', () => readLines(path.join(logDir, 'all.log')).length >= 1, 10_000);
+  const today = writtenDay(logDir, firstDay);
+
+  // Past days as earlier runs left them: two beyond 7 days, a 3 MB one 3 days ago, a small one yesterday;
+  // and 1 MB more today, which is never deleted, whatever the budget.
+  const put = (day: string, file: string, bytes: number) => {
+    fs.mkdirSync(path.join(logDir, day), { recursive: true });
+    fs.writeFileSync(path.join(logDir, day, file), Buffer.alloc(bytes, 'x'));
+  };
+  put('2000-01-01', 'all.log', 10);
+  put(utcDay(8), 'all.log', 10);
+  put(utcDay(3), 'all.log', 3 * 1024 * 1024);
+  put(utcDay(1), 'all.log', 10);
+  put(today, 'bulk.log', 1024 * 1024);
+  // Not a day directory: never touched.
+  put('notes', 'keep.txt', 10);
+
+  const prune = (env: Record<string, string>) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn('sh', [PRUNE_SCRIPT], { env: { ...process.env, TZ: 'UTC', COLLECTOR_LOG_DIR: logDir, ...env } });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('exit', (code) => resolve({ code, stderr }));
+    });
+  const days = () =>
+    fs
+      .readdirSync(logDir)
+      .filter((name) => DAY_DIR.test(name))
+      .sort();
+
+  // Age first: 7 days kept, a budget far above what is there.
+  const byAge = await prune({ COLLECTOR_KEEP_DAYS: '7', COLLECTOR_MAX_MB: '1000' });
+  t.is(byAge.code, 0, byAge.stderr);
+  t.deepEqual(days(), [utcDay(3), utcDay(1), today].sort());
+  t.regex(byAge.stderr, /deleting .*2000-01-01 \(older than 7 days\)/);
+
+  // Then size: with 4 MB allowed, the 3 MB day goes (oldest first) and the directory is within budget.
+  const bySize = await prune({ COLLECTOR_KEEP_DAYS: '7', COLLECTOR_MAX_MB: '4' });
+  t.is(bySize.code, 0, bySize.stderr);
+  t.deepEqual(days(), [utcDay(1), today].sort());
+  t.regex(bySize.stderr, new RegExp(`deleting .*${utcDay(3)} \\(.* holds more than 4 MB\\)`));
+
+  // A budget today alone exceeds: every past day goes, today stays (syslog-ng is writing it).
+  const tight = await prune({ COLLECTOR_KEEP_DAYS: '7', COLLECTOR_MAX_MB: '0' });
+  t.is(tight.code, 0, tight.stderr);
+  t.deepEqual(days(), [today]);
+  t.true(fs.existsSync(path.join(logDir, 'notes', 'keep.txt')));
+  // syslog-ng keeps writing after a prune.
+  await sendTcp(port, dockerLine('cnp-t-replica-1', 'stdout', 'after prune'));
+  await waitFor('the line after the prune', () => readLines(path.join(logDir, today, 'cnp-t-replica-1.log')).length === 2, 10_000);
+
+  const bad = await prune({ COLLECTOR_KEEP_DAYS: 'seven' });
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /COLLECTOR_KEEP_DAYS=seven and COLLECTOR_MAX_MB=1024 must be whole numbers/);
 });
 
 // Every Docker call is asynchronous: a synchronous one (spawnSync) blocks this whole ava process, the
@@ -167,33 +270,37 @@ test("the collector image receives a container's stdout and stderr through Docke
     { timeoutMs: 300_000 },
   );
 
-  // The collector as declared: a fresh named volume for its files, the published port on the bind
-  // address, its health check.
+  // The collector exactly as declared (the realizer's translation of every input: its user, the read-only
+  // root with tmpfs, no capability, no-new-privileges, limits, the port on loopback, its health check),
+  // on a fresh named volume and the test's image; the stack network is the one thing left out.
   await docker(['volume', 'create', '--label', testLabel, volume.volumeName]);
-  const port = collector.ports[0];
-  const health = collector.healthcheck.tests;
-  await docker([
-    'run',
-    '-d',
-    '--name',
-    collector.name,
-    '--label',
-    testLabel,
-    '-v',
-    `${volume.volumeName}:${volume.containerPath}`,
-    '-p',
-    `${port.ip}:${port.external}:${port.internal}/${port.protocol}`,
-    '--health-cmd',
-    health.slice(1).join(' '),
-    '--health-interval',
-    '1s',
-    image,
-  ]);
-  await waitFor(
-    'the collector to be healthy',
-    async () => (await docker(['inspect', '-f', '{{.State.Health.Status}}', collector.name])).trim() === 'healthy',
-    60_000,
-    250,
+  const plan = planContainer('collector-container', { ...collector, networksAdvanced: undefined }, () => image);
+  await docker(plan.createArgs);
+  t.deepEqual(
+    collector.ports.map((p) => p.ip),
+    ['127.0.0.1'],
+    'the syslog port is published on loopback only',
+  );
+  await docker(['start', collector.name]);
+  const healthy = async () => (await docker(['inspect', '-f', '{{.State.Health.Status}}', collector.name])).trim() === 'healthy';
+  await waitFor('the collector to be healthy', healthy, 60_000, 250);
+
+  // Hardened and still working: unprivileged, nothing writable outside its volume and tmpfs mounts.
+  t.is((await docker(['exec', collector.name, 'id', '-u'])).trim(), '10001');
+  await t.throwsAsync(docker(['exec', collector.name, 'touch', '/etc/written']), { message: /Read-only file system/ });
+  t.regex(await docker(['exec', collector.name, 'grep', '-E', '^(CapEff|NoNewPrivs)', '/proc/1/status']), /CapEff:\s+0+\nNoNewPrivs:\s+1/);
+
+  // Retention inside the container, without cron: a past day older than COLLECTOR_KEEP_DAYS is gone
+  // once the collector (re)starts, and a recent one stays.
+  await docker(['exec', collector.name, 'mkdir', '-p', '/var/log/stack/2000-01-01', `/var/log/stack/${utcDay(1)}`]);
+  await docker(['restart', '-t', '5', collector.name]);
+  await waitFor('the collector to be healthy again', healthy, 60_000, 250);
+  const listing = async () => (await docker(['exec', collector.name, 'ls', '/var/log/stack'])).split('\n').filter(Boolean);
+  await waitFor('the old day pruned', async () => !(await listing()).includes('2000-01-01'), 10_000, 200);
+  t.true((await listing()).includes(utcDay(1)));
+  t.regex(
+    await runCommand('sh', ['-c', `docker logs ${collector.name} 2>&1`]),
+    /prune: deleting \/var\/log\/stack\/2000-01-01 \(older than 7 days\)/,
   );
 
   // A throwaway container logging with exactly the replica's declared log driver and options.
@@ -213,7 +320,8 @@ test("the collector image receives a container's stdout and stderr through Docke
     `echo out-${run}; echo err-${run} >&2`,
   ]);
 
-  const catLog = (file: string) => docker(['exec', collector.name, 'cat', `/var/log/stack/${file}`]).catch(() => '');
+  // Today's files (the day directory syslog-ng names; `*` also finds them if the test crosses midnight).
+  const catLog = (file: string) => docker(['exec', collector.name, 'sh', '-c', `cat /var/log/stack/*/${file}`]).catch(() => '');
   await waitFor('both lines in the container file', async () => (await catLog(`${replica.name}.log`)).includes(`err-${run}`), 10_000, 200);
   const own = await catLog(`${replica.name}.log`);
   t.true(own.includes(`out-${run}`));

@@ -331,4 +331,39 @@ export const FAULTS: Fault[] = [
     ],
     tests: [EVIDENCE_PAGE],
   },
+  // Issue 14, defect 5 and item 6.
+  {
+    id: 'root-filesystem-writable',
+    breaks: "containers' root filesystems are writable again",
+    patches: [{ file: 'infra/container-settings.ts', search: '    readOnly: true,\n', replace: '' }],
+    tests: ['test/unit/infra-stack.test.ts'],
+    match: ['every container is hardened*'],
+  },
+  {
+    id: 'capabilities-kept',
+    breaks: 'containers keep the default capabilities',
+    patches: [{ file: 'infra/container-settings.ts', search: "drops: ['ALL']", replace: 'drops: []' }],
+    tests: ['test/unit/infra-stack.test.ts'],
+    match: ['every container is hardened*'],
+  },
+  {
+    id: 'collector-published-on-bind-address',
+    breaks: 'the syslog port follows bindAddress, so an exposed bind address exposes the unauthenticated listener',
+    patches: [
+      {
+        file: 'infra/collector.ts',
+        search: "  return net.isIPv6(bindAddress) ? '::1' : '127.0.0.1';",
+        replace: '  return bindAddress;',
+      },
+    ],
+    tests: ['test/unit/infra-stack.test.ts'],
+    match: ['only the balancer, Consul and syslog ports are published*'],
+  },
+  {
+    id: 'collector-prune-ignores-age',
+    breaks: 'past days older than COLLECTOR_KEEP_DAYS are kept',
+    patches: [{ file: 'collector/prune.sh', search: '  if [ "${path##*/}" \\< "$oldest_kept" ]; then', replace: '  if false; then' }],
+    tests: [COLLECTOR],
+    match: ['prune.sh deletes*'],
+  },
 ];

@@ -58,6 +58,11 @@ export const CONTAINER_INPUT_EFFECTS: Readonly<Record<string, InputEffect>> = {
   logDriver: 'replace',
   logOpts: 'replace',
   cpus: 'replace',
+  // Hardening inputs: capabilities, security_opts, ulimit are ForceNew in the same schema; read_only and
+  // user are above. tmpfs is neither (see unapplied).
+  capabilities: 'replace',
+  securityOpts: 'replace',
+  ulimits: 'replace',
   restart: 'update',
   maxRetryCount: 'update',
   memory: 'update',

@@ -38,8 +38,19 @@ export interface ContainerInspect {
   Id: string;
   RestartCount: number;
   State: { Running: boolean; Pid: number; ExitCode: number; Health?: { Status: string } };
-  Config: { Env?: string[]; Healthcheck?: { Test?: string[] } };
-  HostConfig: { Memory: number; MemorySwap: number; RestartPolicy: { Name: string } };
+  HostConfig: {
+    Memory: number;
+    MemorySwap: number;
+    RestartPolicy: { Name: string };
+    ReadonlyRootfs: boolean;
+    CapDrop: string[] | null;
+    CapAdd: string[] | null;
+    SecurityOpt: string[] | null;
+    NanoCpus: number;
+    Ulimits: { Name: string; Soft: number; Hard: number }[] | null;
+    Tmpfs: Record<string, string> | null;
+  };
+  Config: { Env?: string[]; Healthcheck?: { Test?: string[] }; User: string };
   Mounts: { Type: string; Name: string }[];
   NetworkSettings: { Networks?: Record<string, { IPAddress: string }> };
 }

@@ -233,6 +233,23 @@ export function planContainer(
   const cpus = d.get<string>('cpus');
   if (cpus) args.push('--cpus', cpus);
 
+  // Hardening: capabilities (drops, then adds, as `docker run` applies them), security options, ulimits.
+  const capabilities = d.nested('capabilities');
+  if (capabilities) {
+    for (const cap of capabilities.get<string[]>('drops') ?? []) args.push('--cap-drop', cap);
+    for (const cap of capabilities.get<string[]>('adds') ?? []) args.push('--cap-add', cap);
+    capabilities.done();
+  }
+  for (const option of d.get<string[]>('securityOpts') ?? []) args.push('--security-opt', option);
+  for (const limit of d.items('ulimits')) {
+    const name = limit.get<string>('name');
+    const soft = limit.get<number>('soft');
+    const hard = limit.get<number>('hard');
+    limit.done();
+    if (!name || soft === undefined || hard === undefined) throw new Error(`realizer: ${limit.where} needs name, soft and hard`);
+    args.push('--ulimit', `${name}=${soft}:${hard}`);
+  }
+
   const stopSignal = d.get<string>('stopSignal');
   if (stopSignal) args.push('--stop-signal', stopSignal);
   const stopTimeout = d.get<number>('stopTimeout');

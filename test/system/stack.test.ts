@@ -112,8 +112,9 @@ function startLoop(postUrl = '', options: SteadyLoopOptions = {}): SteadyLoop {
   return loop;
 }
 
+/** A file the collector keeps, over every day directory it wrote (collector/syslog-ng.conf: one per UTC day). */
 async function collectorFile(file: string): Promise<string> {
-  return docker(['exec', COLLECTOR, 'cat', `/var/log/stack/${file}`]).catch(() => '');
+  return docker(['exec', COLLECTOR, 'sh', '-c', `cat /var/log/stack/*/${file}`]).catch(() => '');
 }
 
 /**
@@ -239,6 +240,56 @@ test.serial('1. replicas 3: every container healthy, 300 requests reach all 3 in
   for (const n of [1, 2, 3]) t.regex(evidence, new RegExp(`${replicaName(n)}\\s+\\d+\\s+\\d+\\.\\d%\\s+\\d+\\.\\d+\\.\\d+\\.\\d+:8080`));
   t.regex(evidence, /upstream set \(\/_balancer\/status\): 3 upstream\(s\)/);
 });
+
+test.serial(
+  '1b. every container runs hardened: unprivileged, read-only root, no capability, no-new-privileges, CPU, memory and process limits',
+  async (t) => {
+    t.timeout(60_000);
+    const containers = realizer.containers();
+    t.is(containers.length, 6);
+    for (const c of containers) {
+      const info = (await inspect('container', c.id))!;
+      const host = info.HostConfig;
+      t.like(
+        {
+          readOnly: host.ReadonlyRootfs,
+          capDrop: host.CapDrop,
+          capAdd: host.CapAdd,
+          securityOpt: host.SecurityOpt,
+          nproc: host.Ulimits?.find((u) => u.Name === 'nproc'),
+        },
+        {
+          readOnly: true,
+          capDrop: ['ALL'],
+          capAdd: null,
+          securityOpt: ['no-new-privileges:true'],
+          nproc: { Name: 'nproc', Soft: 4096, Hard: 4096 },
+        },
+        `${c.name} host config`,
+      );
+      t.true(host.NanoCpus > 0 && host.NanoCpus <= 1e9, `${c.name} has a CPU limit of at most one core`);
+      t.true(host.Memory > 0 && host.MemorySwap === host.Memory, `${c.name} has a memory limit and no swap`);
+      // Inside: the main process (pid 1) and an exec'd shell are not root, hold no capability, cannot gain any.
+      const uid = (await docker(['exec', c.id, 'id', '-u'])).trim();
+      t.not(uid, '0', `${c.name} runs as uid ${uid}`);
+      const status = await docker(['exec', c.id, 'grep', '-E', '^(Uid|CapEff|NoNewPrivs)', '/proc/1/status']);
+      t.regex(status, /^Uid:\s+[1-9]\d*\s/m, `${c.name}: process 1 is not root`);
+      t.regex(status, /^CapEff:\s+0{16}$/m, `${c.name}: process 1 has no effective capability`);
+      t.regex(status, /^NoNewPrivs:\s+1$/m, `${c.name}: process 1 cannot gain privileges`);
+      // A write to the root filesystem fails; the declared tmpfs scratch takes one.
+      const write = await docker(['exec', c.id, 'sh', '-c', 'echo x > /written']).then(
+        () => 'written',
+        (error: Error) => error.message,
+      );
+      t.regex(write, /Read-only file system/, `${c.name}: a write to / fails`);
+      await docker(['exec', c.id, 'sh', '-c', 'echo x > /tmp/written && rm /tmp/written']);
+      t.log(
+        `${c.name}: uid ${uid}, ${host.NanoCpus / 1e9} CPU, ${host.Memory / 2 ** 20} MiB, tmpfs ${Object.keys(host.Tmpfs ?? {}).join(' ')}`,
+      );
+    }
+    t.is((await docker(['exec', `cnp-${STACK}-consul`, 'id', '-un'])).trim(), 'consul');
+  },
+);
 
 test.serial('2. replicas 3 -> 5 under a steady loop: the 3 keep their ids, the 2 new serve, no request fails', async (t) => {
   t.timeout(180_000);
@@ -460,7 +511,7 @@ test.serial(
 );
 
 test.serial(
-  '7. a new baseImage rebuilds every image: replicas roll with no failed request; the balancer is down only while it is replaced',
+  '7. a new baseImage rebuilds every image built on it: replicas roll with no failed request; the balancer is down only while it is replaced',
   async (t) => {
     t.timeout(300_000);
     // A different base image (another id) under this run's own tag: sweepStack removes it.

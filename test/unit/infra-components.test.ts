@@ -42,7 +42,7 @@ function foundation() {
     networkName: network.networkName,
     repoRoot: REPO_ROOT,
     baseImage: 'cnp-base:bookworm',
-    bindAddress: '127.0.0.1',
+    publishAddress: '127.0.0.1',
     collectorPort: 5514,
     dockerHost: '',
   });
@@ -121,7 +121,7 @@ test('LogCollector alone: its container waits for nothing and keeps its own log 
   t.true(collector.options.deleteBeforeReplace);
 });
 
-test('Discovery alone: Consul logs to the collector and starts after it', async (t) => {
+test('Discovery alone: Consul runs its own image built on consulImage, logs to the collector and starts after it', async (t) => {
   const record = await recordStack({
     declare: () => {
       const { role } = foundation();
@@ -130,6 +130,7 @@ test('Discovery alone: Consul logs to the collector and starts after it', async 
         networkName: role.networkName,
         collector: role.collector,
         consulImage: 'cnp-consul:1.8.7',
+        repoRoot: REPO_ROOT,
         bindAddress: '127.0.0.1',
         consulUiPort: 8500,
         gossipKey: GOSSIP_KEY,
@@ -137,8 +138,11 @@ test('Discovery alone: Consul logs to the collector and starts after it', async 
     },
   });
   const consul = ofType(record, CONTAINER).find((c) => c.name === 'discovery-consul')!;
-  t.is(inputs(consul).image, 'cnp-consul:1.8.7');
   t.deepEqual((consul.inputs.command as string[]).slice(-2), [`-encrypt=${GOSSIP_KEY}`, '-disable-keyring-file']);
+  const image = ofType(record, IMAGE).find((i) => i.name === 'discovery-image')!;
+  t.is((image.inputs as { build: { args: Record<string, string> } }).build.args.BASE_IMAGE, 'cnp-consul:1.8.7');
+  t.is(inputs(consul).image, (image.outputs as { repoDigest: string }).repoDigest);
+  t.is((consul.inputs as { user: string }).user, 'consul');
   t.deepEqual(consul.options.dependsOn, ['collector-container']);
   t.is(inputs(consul).logDriver, 'syslog');
 });
@@ -166,7 +170,7 @@ test('a role overrides any container default by setting it, and its dependsOn ad
   t.like(custom.options, { deleteBeforeReplace: false, replaceOnChanges: [], dependsOn: ['collector-container', 'consul-stand-in'] });
   const plain = ofType(record, CONTAINER).find((c) => c.name === 'plain')!;
   t.like(inputs(plain), { restart: 'unless-stopped', memory: 256, memorySwap: 256 });
-  t.like(plain.options, { deleteBeforeReplace: true, replaceOnChanges: ['healthcheck'], dependsOn: ['collector-container'] });
+  t.like(plain.options, { deleteBeforeReplace: true, replaceOnChanges: ['healthcheck', 'tmpfs'], dependsOn: ['collector-container'] });
   t.is(labelsOf(plain)['io.consul-nginx-pulumi.role'], 'replica');
 });
 

@@ -1,6 +1,8 @@
-// scripts/stack.sh (npm run up / destroy): which Pulumi CLI it runs, and what it hands that CLI.
-// Every run happens in a network namespace of its own (only a downed loopback), so nothing here can
-// reach outside the machine, even if the script tried to download the CLI when it should not.
+// scripts/stack.sh (npm run up / destroy): which Pulumi CLI it runs, and what it hands that CLI (backend,
+// passphrase). Every run happens in a network namespace of its own (only a downed loopback), so nothing
+// here can reach outside the machine, even if the script tried to download the CLI when it should not.
+// Each test runs its own copy of the project (the script and a link to node_modules), so the state and
+// the passphrase file it makes land there, never in this checkout's .pulumi/.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,6 +25,9 @@ interface Call {
   argv: string[];
   backend: string | null;
   passphrase: string | null;
+  passphraseFile: string | null;
+  /** What the CLI read on stdin when it was not a terminal (rekey hands it the new passphrase). */
+  stdin: string;
   path: string;
 }
 
@@ -35,7 +40,7 @@ function tempDir(t: ExecutionContext, prefix: string): string {
 /** A PATH dir holding only the tools the script itself uses; no pulumi. */
 function toolsDir(t: ExecutionContext): string {
   const dir = tempDir(t, 'cnp-tools-');
-  for (const tool of ['bash', 'dirname', 'node', 'mkdir', 'mktemp', 'rm']) {
+  for (const tool of ['bash', 'dirname', 'node', 'mkdir', 'mktemp', 'rm', 'mv']) {
     const found = spawnSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
     if (!found) throw new Error(`the test needs ${tool} on PATH`);
     fs.symlinkSync(found, path.join(dir, tool));
@@ -50,7 +55,8 @@ function standIn(file: string, who: string, record: string): void {
 const e = process.env;
 require('fs').appendFileSync(${JSON.stringify(record)}, JSON.stringify({
   who: ${JSON.stringify(who)}, argv: process.argv.slice(2), backend: e.PULUMI_BACKEND_URL ?? null,
-  passphrase: e.PULUMI_CONFIG_PASSPHRASE ?? null, path: e.PATH,
+  passphrase: e.PULUMI_CONFIG_PASSPHRASE ?? null, passphraseFile: e.PULUMI_CONFIG_PASSPHRASE_FILE ?? null,
+  stdin: process.stdin.isTTY ? '' : require('fs').readFileSync(0, 'utf8'), path: e.PATH,
 }) + '\\n');
 `;
   fs.writeFileSync(file, body, { mode: 0o755 });
@@ -65,13 +71,20 @@ function calls(record: string): Call[] {
     .map((line) => JSON.parse(line) as Call);
 }
 
-/** Runs the script in a fresh network namespace with exactly `env` (no inherited PATH or HOME). */
-function runStack(args: string[], env: Record<string, string>) {
-  return spawnSync(UNSHARE, [...UNSHARE_NET, '--', 'bash', SCRIPT, ...args], { encoding: 'utf8', env, timeout: 30_000 });
+/** Runs the project's script in a fresh network namespace with exactly `env` (no inherited PATH or HOME). */
+function runStack(project: string, args: string[], env: Record<string, string>) {
+  return spawnSync(UNSHARE, [...UNSHARE_NET, '--', 'bash', path.join(project, 'scripts', 'stack.sh'), ...args], {
+    encoding: 'utf8',
+    env,
+    timeout: 30_000,
+    input: '',
+  });
 }
 
 interface Setup {
   home: string;
+  /** The project copy the script runs in: scripts/stack.sh and node_modules (a link to this checkout's). */
+  project: string;
   pulumiHome: string;
   record: string;
   tools: string;
@@ -83,8 +96,13 @@ function setup(t: ExecutionContext): Setup {
   const pulumiHome = path.join(home, 'pulumi-home');
   fs.mkdirSync(pulumiHome);
   const record = path.join(home, 'calls.jsonl');
+  const project = path.join(home, 'project');
+  fs.mkdirSync(path.join(project, 'scripts'), { recursive: true });
+  fs.copyFileSync(SCRIPT, path.join(project, 'scripts', 'stack.sh'));
+  fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(project, 'node_modules'));
   return {
     home,
+    project,
     pulumiHome,
     record,
     tools: toolsDir(t),
@@ -118,7 +136,7 @@ for (const action of ['up', 'destroy']) {
     standIn(path.join(userBin, 'pulumi'), 'user', s.record);
     // A CLI in the wrapper's cache too: the user's must still be the one run.
     standIn(cachedCli(s.pulumiHome), 'cache', s.record);
-    const result = runStack([action, '--yes', '--skip-preview'], s.env({ PATH: [PROJECT_BIN, userBin, s.tools].join(':') }));
+    const result = runStack(s.project, [action, '--yes', '--skip-preview'], s.env({ PATH: [PROJECT_BIN, userBin, s.tools].join(':') }));
     t.is(result.status, 0, result.stderr);
     t.is(result.stderr, '');
     const made = calls(s.record);
@@ -130,8 +148,9 @@ for (const action of ['up', 'destroy']) {
       ],
     );
     for (const call of made) {
-      t.is(call.backend, `file://${REPO_ROOT}/.pulumi`);
-      t.is(call.passphrase, '');
+      t.is(call.backend, `file://${s.project}/.pulumi`);
+      t.is(call.passphrase, null);
+      t.is(call.passphraseFile, `${s.project}/.pulumi/passphrase`);
     }
   });
 }
@@ -139,7 +158,7 @@ for (const action of ['up', 'destroy']) {
 test('npm run pulumi -- ARGS runs any pulumi command with the same CLI, backend and stack', (t) => {
   const s = setup(t);
   standIn(cachedCli(s.pulumiHome), 'cache', s.record);
-  const result = runStack(['pulumi', 'config', 'set', 'replicas', '3'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }));
+  const result = runStack(s.project, ['pulumi', 'config', 'set', 'replicas', '3'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }));
   t.is(result.status, 0, result.stderr);
   const made = calls(s.record);
   t.deepEqual(
@@ -149,13 +168,14 @@ test('npm run pulumi -- ARGS runs any pulumi command with the same CLI, backend 
       ['cache', 'config', 'set', 'replicas', '3'],
     ],
   );
-  for (const call of made) t.is(call.backend, `file://${REPO_ROOT}/.pulumi`);
+  for (const call of made) t.is(call.backend, `file://${s.project}/.pulumi`);
 });
 
 test('npm run pulumi -- ARGS --stack NAME neither creates nor selects the dev stack', (t) => {
   const s = setup(t);
   standIn(cachedCli(s.pulumiHome), 'cache', s.record);
   const result = runStack(
+    s.project,
     ['pulumi', 'stack', 'output', 'balancerUrl', '--stack', 'other'],
     s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }),
   );
@@ -171,19 +191,161 @@ test("the user's passphrase, or passphrase file, is kept", (t) => {
   const userBin = path.join(s.home, 'user-bin');
   standIn(path.join(userBin, 'pulumi'), 'user', s.record);
   const PATH = [userBin, s.tools].join(':');
-  t.is(runStack(['up'], s.env({ PATH, PULUMI_CONFIG_PASSPHRASE: 'correct horse' })).status, 0);
-  t.is(runStack(['up'], s.env({ PATH, PULUMI_CONFIG_PASSPHRASE_FILE: '/dev/null' })).status, 0);
+  t.is(runStack(s.project, ['up'], s.env({ PATH, PULUMI_CONFIG_PASSPHRASE: 'correct horse' })).status, 0);
+  t.is(runStack(s.project, ['up'], s.env({ PATH, PULUMI_CONFIG_PASSPHRASE_FILE: '/dev/null' })).status, 0);
   t.deepEqual(
     calls(s.record).map((c) => c.passphrase),
     ['correct horse', 'correct horse', null, null],
   );
 });
 
+test('a first run generates a random passphrase file under .pulumi/ (0600, git-ignored) and every later run uses it', (t) => {
+  const s = setup(t);
+  standIn(cachedCli(s.pulumiHome), 'cache', s.record);
+  const PATH = [PROJECT_BIN, s.tools].join(':');
+  const file = path.join(s.project, '.pulumi', 'passphrase');
+  t.false(fs.existsSync(file));
+  const first = runStack(s.project, ['up'], s.env({ PATH }));
+  t.is(first.status, 0, first.stderr);
+  t.is(first.stderr, '', 'no notice for a new stack');
+  const passphrase = fs.readFileSync(file, 'utf8');
+  // 32 random bytes in base64; the CLI trims the newline (pulumi/pulumi pkg/secrets/passphrase/manager.go readPassphrase).
+  t.regex(passphrase, /^[A-Za-z0-9+/]{43}=\n$/);
+  t.is(fs.statSync(file).mode & 0o777, 0o600);
+  t.is(runStack(s.project, ['pulumi', 'config', 'get', 'replicas'], s.env({ PATH })).status, 0);
+  t.is(fs.readFileSync(file, 'utf8'), passphrase, 'the file is made once, then kept');
+  t.deepEqual(fs.readdirSync(path.join(s.project, '.pulumi')), ['passphrase'], 'nothing else is left beside it');
+  for (const call of calls(s.record)) {
+    t.is(call.passphrase, null);
+    t.is(call.passphraseFile, file);
+  }
+  // Another project copy gets another passphrase.
+  const other = setup(t);
+  standIn(cachedCli(other.pulumiHome), 'cache', other.record);
+  t.is(runStack(other.project, ['up'], other.env({ PATH: [PROJECT_BIN, other.tools].join(':') })).status, 0);
+  t.not(fs.readFileSync(path.join(other.project, '.pulumi', 'passphrase'), 'utf8'), passphrase);
+  // The checkout's own .pulumi/ (where the file lands for a real run) is git-ignored.
+  t.is(spawnSync('git', ['check-ignore', '-q', '.pulumi/passphrase'], { cwd: REPO_ROOT }).status, 0);
+});
+
+test('a passphrase the user set, even empty, is kept and no file is made', (t) => {
+  const s = setup(t);
+  standIn(cachedCli(s.pulumiHome), 'cache', s.record);
+  const result = runStack(s.project, ['up'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':'), PULUMI_CONFIG_PASSPHRASE: '' }));
+  t.is(result.status, 0, result.stderr);
+  t.deepEqual(
+    calls(s.record).map((c) => [c.passphrase, c.passphraseFile]),
+    [
+      ['', null],
+      ['', null],
+    ],
+  );
+  t.false(fs.existsSync(path.join(s.project, '.pulumi', 'passphrase')));
+});
+
+/** A stack as the script left it before passphrases were generated: a salt in its config file and/or its state. */
+function madeWithEmptyPassphrase(project: string, stack = 'dev', { salt = true, state = false } = {}): void {
+  if (salt)
+    fs.writeFileSync(path.join(project, `Pulumi.${stack}.yaml`), 'config:\n  x:replicas: 2\nencryptionsalt: v1:abc=:v1:def:ghi==\n');
+  if (state) {
+    const dir = path.join(project, '.pulumi', '.pulumi', 'stacks', 'consul-nginx-pulumi');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, `${stack}.json`), '{}');
+  }
+}
+
+for (const made of [
+  { salt: true, state: false },
+  { salt: false, state: true },
+]) {
+  test(`a stack made with the empty passphrase keeps it, with a notice naming rekey (${made.salt ? 'salt in its config' : 'state only'})`, (t) => {
+    const s = setup(t);
+    standIn(cachedCli(s.pulumiHome), 'cache', s.record);
+    madeWithEmptyPassphrase(s.project, 'dev', made);
+    const result = runStack(s.project, ['up', '--yes'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }));
+    t.is(result.status, 0, result.stderr);
+    t.is(
+      result.stderr.trim(),
+      "stack: the dev stack was made with the empty passphrase and keeps it; 'scripts/stack.sh rekey' moves it to a generated one (infra/README.md)",
+    );
+    t.deepEqual(
+      calls(s.record).map((c) => [c.passphrase, c.passphraseFile]),
+      [
+        ['', null],
+        ['', null],
+      ],
+    );
+    t.false(fs.existsSync(path.join(s.project, '.pulumi', 'passphrase')));
+  });
+}
+
+test('--stack NAME: the named stack decides, not dev', (t) => {
+  const s = setup(t);
+  standIn(cachedCli(s.pulumiHome), 'cache', s.record);
+  madeWithEmptyPassphrase(s.project, 'old');
+  const PATH = [PROJECT_BIN, s.tools].join(':');
+  t.is(runStack(s.project, ['pulumi', 'stack', 'output', '--stack', 'old'], s.env({ PATH })).status, 0);
+  t.is(runStack(s.project, ['pulumi', 'stack', 'output', '--stack=new'], s.env({ PATH })).status, 0);
+  t.deepEqual(
+    calls(s.record).map((c) => [c.argv.at(-1), c.passphrase, c.passphraseFile]),
+    [
+      ['old', '', null],
+      ['--stack=new', null, `${s.project}/.pulumi/passphrase`],
+    ],
+  );
+});
+
+test('rekey moves a stack made with the empty passphrase to a generated passphrase file, handing the CLI the new one on stdin', (t) => {
+  const s = setup(t);
+  standIn(cachedCli(s.pulumiHome), 'cache', s.record);
+  madeWithEmptyPassphrase(s.project, 'dev', { salt: true, state: true });
+  const PATH = [PROJECT_BIN, s.tools].join(':');
+  const file = path.join(s.project, '.pulumi', 'passphrase');
+  const rekey = runStack(s.project, ['rekey'], s.env({ PATH }));
+  t.is(rekey.status, 0, rekey.stderr);
+  t.regex(rekey.stderr, /stack: the dev stack now uses the passphrase in .*\/\.pulumi\/passphrase/);
+  const [change] = calls(s.record);
+  t.deepEqual(change.argv, ['stack', 'change-secrets-provider', '--stack', 'dev', 'passphrase']);
+  // The old (empty) passphrase from the environment, the new one on stdin (not a terminal).
+  t.is(change.passphrase, '');
+  t.is(change.passphraseFile, null);
+  t.is(change.stdin, fs.readFileSync(file, 'utf8'));
+  t.is(fs.statSync(file).mode & 0o777, 0o600);
+  // From now on the stack's runs use the file, without the notice.
+  const up = runStack(s.project, ['up'], s.env({ PATH }));
+  t.is(up.stderr, '');
+  t.deepEqual(
+    calls(s.record)
+      .slice(1)
+      .map((c) => [c.passphrase, c.passphraseFile]),
+    [
+      [null, file],
+      [null, file],
+    ],
+  );
+  // Nothing left to rekey.
+  const again = runStack(s.project, ['rekey'], s.env({ PATH }));
+  t.is(again.status, 1);
+  t.regex(again.stderr, /nothing to rekey/);
+});
+
+test('a failed rekey leaves no passphrase file: the stack keeps the empty passphrase', (t) => {
+  const s = setup(t);
+  const cached = cachedCli(s.pulumiHome);
+  fs.mkdirSync(path.dirname(cached), { recursive: true });
+  fs.writeFileSync(cached, '#!/bin/sh\necho "error: incorrect passphrase" >&2\nexit 255\n', { mode: 0o755 });
+  madeWithEmptyPassphrase(s.project);
+  const result = runStack(s.project, ['rekey'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }));
+  t.is(result.status, 1);
+  t.regex(result.stderr, /error: incorrect passphrase\nstack: rekey failed; the dev stack keeps the empty passphrase/);
+  t.deepEqual(fs.readdirSync(path.join(s.project, '.pulumi')), []);
+});
+
 test('with no pulumi on PATH the CLI the npm wrapper keeps for its version in PULUMI_HOME is run', (t) => {
   const s = setup(t);
   const cached = cachedCli(s.pulumiHome);
   standIn(cached, 'cache', s.record);
-  const result = runStack(['up', '--yes'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }));
+  const result = runStack(s.project, ['up', '--yes'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }));
   t.is(result.status, 0, result.stderr);
   t.is(result.stderr, '', 'a cached CLI needs no download and no message');
   const made = calls(s.record);
@@ -195,8 +357,8 @@ test('with no pulumi on PATH the CLI the npm wrapper keeps for its version in PU
     ],
   );
   for (const call of made) {
-    t.is(call.backend, `file://${REPO_ROOT}/.pulumi`);
-    t.is(call.passphrase, '');
+    t.is(call.backend, `file://${s.project}/.pulumi`);
+    t.is(call.passphraseFile, `${s.project}/.pulumi/passphrase`);
     // As the wrapper's run.js does: the CLI's own folder first, so its language hosts are found.
     t.is(call.path.split(':')[0], path.dirname(cached));
   }
@@ -220,7 +382,7 @@ setInterval(() => {}, 1000);
     { mode: 0o755 },
   );
   // Detached: a process group of its own, as the terminal's foreground job that Ctrl-C signals.
-  const child = spawn(UNSHARE, [...UNSHARE_NET, '--', 'bash', SCRIPT, 'up'], {
+  const child = spawn(UNSHARE, [...UNSHARE_NET, '--', 'bash', path.join(s.project, 'scripts', 'stack.sh'), 'up'], {
     env: s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }),
     stdio: 'ignore',
     detached: true,
@@ -244,7 +406,7 @@ test('PULUMI_VERSION picks another cached CLI version, as the wrapper does', (t)
   const s = setup(t);
   standIn(cachedCli(s.pulumiHome), 'pinned', s.record);
   standIn(cachedCli(s.pulumiHome, '3.999.0'), 'override', s.record);
-  const result = runStack(['destroy'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':'), PULUMI_VERSION: '3.999.0' }));
+  const result = runStack(s.project, ['destroy'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':'), PULUMI_VERSION: '3.999.0' }));
   t.is(result.status, 0, result.stderr);
   t.deepEqual(
     calls(s.record).map((c) => c.who),
@@ -259,7 +421,7 @@ test("a pulumi in any node_modules/.bin on PATH is not taken for the user's CLI"
   const otherBin = path.join(s.home, 'outer', 'node_modules', '.bin');
   standIn(path.join(otherBin, 'pulumi'), 'node_modules/.bin', s.record);
   standIn(cachedCli(s.pulumiHome), 'cache', s.record);
-  const result = runStack(['up'], s.env({ PATH: [`${otherBin}/`, otherBin, PROJECT_BIN, s.tools].join(':') }));
+  const result = runStack(s.project, ['up'], s.env({ PATH: [`${otherBin}/`, otherBin, PROJECT_BIN, s.tools].join(':') }));
   t.is(result.status, 0, result.stderr);
   t.deepEqual(
     calls(s.record).map((c) => c.who),
@@ -271,7 +433,7 @@ test('when the CLI cannot be downloaded, one line says so and how to install it,
   const s = setup(t);
   // Empty PULUMI_HOME: the wrapper fetches get.pulumi.com's installer; in the namespace that fails at
   // once (no route, no DNS), as it does on a machine without internet.
-  const result = runStack(['up', '--yes'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }));
+  const result = runStack(s.project, ['up', '--yes'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }));
   t.is(result.status, 1);
   t.is(result.stdout, '');
   const lines = result.stderr.split('\n').filter(Boolean);

@@ -52,6 +52,14 @@ interface DeclaredInputs {
   restart: string;
   memory: number;
   memorySwap: number;
+  user?: string;
+  readOnly?: boolean;
+  tmpfs?: Record<string, string>;
+  capabilities?: { drops?: string[]; adds?: string[] };
+  securityOpts?: string[];
+  cpus?: string;
+  ulimits?: { name: string; soft: number; hard: number }[];
+  privileged?: boolean;
   healthcheck?: { tests?: string[] };
   entrypoints: string[];
   command: string[];
@@ -111,6 +119,11 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
     },
   },
   {
+    label: 'bind address 0.0.0.0 (every interface)',
+    options: { stack: 'open', config: { bindAddress: '0.0.0.0' } },
+    expected: { ...defaults, stack: 'open', bindAddress: '0.0.0.0' },
+  },
+  {
     label: 'replicas 5, offline images',
     options: { stack: 'ci', config: { replicas: 5, baseImage: 'cnp-base:bookworm', consulImage: 'cnp-consul:1.8.7' } },
     expected: { ...defaults, stack: 'ci', replicas: 5, baseImage: 'cnp-base:bookworm', consulImage: 'cnp-consul:1.8.7' },
@@ -128,8 +141,10 @@ interface Declared {
   dockerObjects: RecordedResource[];
   collector: RecordedResource;
   consul: RecordedResource;
-  /** The bind address as it appears in a URL or syslog address (IPv6 in brackets). */
+  /** The bind address as it appears in a URL (IPv6 in brackets). */
   urlHost: string;
+  /** Where the collector's port is published: loopback of the bind address's family, whatever that is. */
+  collectorHost: string;
 }
 
 const recorded = new Map<string, Promise<RecordedStack>>();
@@ -154,6 +169,7 @@ async function declared(c: (typeof CASES)[number]): Promise<Declared> {
     collector: containerNamed(record, name('collector')),
     consul: containerNamed(record, name('consul')),
     urlHost: x.bindAddress.includes(':') ? `[${x.bindAddress}]` : x.bindAddress,
+    collectorHost: x.bindAddress.includes(':') ? '::1' : '127.0.0.1',
   };
 }
 
@@ -163,7 +179,7 @@ function behaviour(title: string, check: (t: ExecutionContext, d: Declared) => v
 }
 
 behaviour(
-  'declares one provider, one network, two volumes, three images, the bundle and gossip-key steps and a container per replica plus three',
+  'declares one provider, one network, two volumes, four images, the bundle and gossip-key steps and a container per replica plus three',
   (t, d) => {
     const counts: Record<string, number> = {};
     for (const r of d.record.resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
@@ -172,7 +188,7 @@ behaviour(
       [T.provider]: 1,
       [T.network]: 1,
       [T.volume]: 2,
-      [T.image]: 3,
+      [T.image]: 4,
       [T.command]: 2,
       [T.container]: d.x.replicas + 3,
     });
@@ -214,7 +230,7 @@ behaviour('every container is on the stack network and only on it', (t, d) => {
   }
 });
 
-behaviour('only the balancer, Consul and syslog ports are published, all on the bind address', (t, d) => {
+behaviour('only the balancer, Consul and syslog ports are published: the first two on the bind address, syslog on loopback', (t, d) => {
   const published = d.containers.flatMap((c) =>
     (inputs(c).ports ?? []).map((p) => `${inputs(c).name} ${p.ip} ${p.external}->${p.internal}/${p.protocol}`),
   );
@@ -222,7 +238,8 @@ behaviour('only the balancer, Consul and syslog ports are published, all on the 
     published.sort(),
     [
       `${d.name('balancer')} ${d.x.bindAddress} ${d.x.ports.balancer}->8080/tcp`,
-      `${d.name('collector')} ${d.x.bindAddress} ${d.x.ports.collector}->5514/tcp`,
+      // Never on bindAddress: an exposed bind address must not expose the unauthenticated syslog listener.
+      `${d.name('collector')} ${d.collectorHost} ${d.x.ports.collector}->5514/tcp`,
       `${d.name('consul')} ${d.x.bindAddress} ${d.x.ports.consul}->8500/tcp`,
     ].sort(),
   );
@@ -233,7 +250,7 @@ behaviour('every container but the collector logs to the collector without block
   for (const c of d.containers.filter((c) => c !== d.collector)) {
     t.is(inputs(c).logDriver, 'syslog');
     t.like(inputs(c).logOpts, {
-      'syslog-address': `tcp://${d.urlHost}:${d.x.ports.collector}`,
+      'syslog-address': `tcp://${d.collectorHost.includes(':') ? `[${d.collectorHost}]` : d.collectorHost}:${d.x.ports.collector}`,
       'syslog-format': 'rfc5424',
       tag: inputs(c).name,
       // A collector outage must not block a container's writes to stdout.
@@ -244,35 +261,39 @@ behaviour('every container but the collector logs to the collector without block
   t.not(inputs(d.collector).logDriver, 'syslog');
 });
 
-behaviour('images are built locally from the repo folders on the base image, the bundled ones after the bundle step', (t, d) => {
-  const images = ofType(d.record, T.image);
-  t.deepEqual(images.map((i) => inputs(i).imageName).sort(), [
-    `cnp-balancer:${d.x.stack}`,
-    `cnp-collector:${d.x.stack}`,
-    `cnp-service:${d.x.stack}`,
-  ]);
-  for (const image of images) {
-    t.is(inputs(image).skipPush, true);
-    t.is(inputs(image).build.args.BASE_IMAGE, d.x.baseImage);
-    t.regex(inputs(image).build.context, /\/(service|balancer|collector)$/);
-    t.is(inputs(image).build.dockerfile, `${inputs(image).build.context}/Dockerfile`);
-  }
-  const bundle = ofType(d.record, T.command).find((c) => c.name === 'bundle-build')!;
-  t.is(inputs(bundle).create, 'npm run build');
-  for (const part of ['service', 'balancer']) {
-    const image = images.find((i) => inputs(i).imageName === `cnp-${part}:${d.x.stack}`)!;
-    t.deepEqual(image.options.dependsOn, [bundle.name], `${part} image waits for the bundle`);
-    t.true(inputs(bundle).triggers!.includes(inputs(image).build.args.SOURCE_HASH));
-  }
-});
+behaviour(
+  'images are built locally from the repo folders on the base image (Consul on consulImage), the bundled ones after the bundle step',
+  (t, d) => {
+    const images = ofType(d.record, T.image);
+    t.deepEqual(images.map((i) => inputs(i).imageName).sort(), [
+      `cnp-balancer:${d.x.stack}`,
+      `cnp-collector:${d.x.stack}`,
+      `cnp-consul:${d.x.stack}`,
+      `cnp-service:${d.x.stack}`,
+    ]);
+    for (const image of images) {
+      t.is(inputs(image).skipPush, true);
+      const isConsul = inputs(image).imageName === `cnp-consul:${d.x.stack}`;
+      t.is(inputs(image).build.args.BASE_IMAGE, isConsul ? d.x.consulImage : d.x.baseImage);
+      t.regex(inputs(image).build.context, /\/(service|balancer|collector|consul)$/);
+      t.is(inputs(image).build.dockerfile, `${inputs(image).build.context}/Dockerfile`);
+    }
+    const bundle = ofType(d.record, T.command).find((c) => c.name === 'bundle-build')!;
+    t.is(inputs(bundle).create, 'npm run build');
+    for (const part of ['service', 'balancer']) {
+      const image = images.find((i) => inputs(i).imageName === `cnp-${part}:${d.x.stack}`)!;
+      t.deepEqual(image.options.dependsOn, [bundle.name], `${part} image waits for the bundle`);
+      t.true(inputs(bundle).triggers!.includes(inputs(image).build.args.SOURCE_HASH));
+    }
+  },
+);
 
-behaviour('containers run the built images by id, so a rebuild replaces them; Consul runs the configured image', (t, d) => {
+behaviour('containers run the built images by id, so a rebuild replaces them', (t, d) => {
   const images = ofType(d.record, T.image);
   const builtIds = new Set(images.map((i) => outputs(i).repoDigest));
   for (const image of images) t.regex(outputs(image).repoDigest, SHA256_ID);
-  t.is(builtIds.size, 3);
-  t.is(inputs(d.consul).image, d.x.consulImage);
-  for (const c of d.containers.filter((c) => c !== d.consul)) t.true(builtIds.has(inputs(c).image));
+  t.is(builtIds.size, 4);
+  for (const c of d.containers) t.true(builtIds.has(inputs(c).image), `${inputs(c).name} runs a built image`);
 });
 
 behaviour('fixed-name containers are deleted before they are replaced; replicas are not (their names change)', (t, d) => {
@@ -288,9 +309,71 @@ behaviour('every container restarts unless stopped, has a memory limit without s
     t.true(inputs(c).memory >= 64 && inputs(c).memory <= 1024);
     t.is(inputs(c).memorySwap, inputs(c).memory, `${inputs(c).name} declares its swap limit (no swap)`);
     t.truthy(inputs(c).healthcheck?.tests?.length, `${inputs(c).name} has a health check`);
-    t.deepEqual(c.options.replaceOnChanges, ['healthcheck'], `${inputs(c).name}: a health check edit replaces`);
+    t.deepEqual(c.options.replaceOnChanges, ['healthcheck', 'tmpfs'], `${inputs(c).name}: a health check or tmpfs edit replaces`);
   }
 });
+
+/** Each role's hardening, stated in full (infra/container-settings.ts ROLE_SETTINGS and hardening()). */
+const HARDENED = {
+  consul: { user: 'consul', memory: 256, cpus: '1', tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m' } },
+  collector: {
+    user: '10001:10001',
+    memory: 128,
+    cpus: '0.5',
+    tmpfs: {
+      '/run/syslog-ng': 'rw,noexec,nosuid,nodev,size=1m,uid=10001,gid=10001',
+      '/var/lib/syslog-ng': 'rw,noexec,nosuid,nodev,size=1m,uid=10001,gid=10001',
+      '/tmp': 'rw,noexec,nosuid,nodev,size=8m',
+    },
+  },
+  replica: { user: '10001:10001', memory: 256, cpus: '1', tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m' } },
+  balancer: { user: '10001:10001', memory: 256, cpus: '1', tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' } },
+};
+
+behaviour(
+  'every container is hardened: its user, a read-only root with tmpfs scratch, no capability, no-new-privileges, memory, CPU and process limits',
+  (t, d) => {
+    const roleOf = (c: RecordedResource) =>
+      inputs(c).labels.find((l) => l.label === 'io.consul-nginx-pulumi.role')!.value as keyof typeof HARDENED;
+    t.deepEqual(
+      d.containers.map(roleOf).sort(),
+      ['balancer', 'collector', 'consul', ...d.replicaNames.map(() => 'replica' as const)].sort(),
+    );
+    for (const c of d.containers) {
+      const role = roleOf(c);
+      const x = HARDENED[role];
+      t.deepEqual(
+        {
+          user: inputs(c).user,
+          readOnly: inputs(c).readOnly,
+          tmpfs: inputs(c).tmpfs,
+          capabilities: inputs(c).capabilities,
+          securityOpts: inputs(c).securityOpts,
+          memory: inputs(c).memory,
+          memorySwap: inputs(c).memorySwap,
+          cpus: inputs(c).cpus,
+          ulimits: inputs(c).ulimits,
+          privileged: inputs(c).privileged,
+        },
+        {
+          user: x.user,
+          readOnly: true,
+          tmpfs: x.tmpfs,
+          capabilities: { drops: ['ALL'] },
+          securityOpts: ['no-new-privileges:true'],
+          memory: x.memory,
+          memorySwap: x.memory,
+          cpus: x.cpus,
+          ulimits: [{ name: 'nproc', soft: 4096, hard: 4096 }],
+          privileged: undefined,
+        },
+        `${inputs(c).name} (${role})`,
+      );
+      // Data that outlives a container is on a named volume, never in the (read-only) image layers.
+      for (const v of inputs(c).volumes ?? []) t.truthy(v.volumeName, `${inputs(c).name} mounts only named volumes`);
+    }
+  },
+);
 
 behaviour('Consul runs as a single server with its UI, its data on a named volume', (t, d) => {
   const consulData = ofType(d.record, T.volume).find((v) => inputs(v).name === d.name('consul-data'))!;

@@ -390,7 +390,16 @@ test('images are built on the VM that runs them, for its own platform', async (t
   const record = await course;
   t.deepEqual(
     ofType(record, T.image).map((i) => `${i.name} ${i.options.provider}`),
-    ['vm2-collector-image vm2-docker', 'vm2-replicas-image vm2-docker', 'vm3-replicas-image vm3-docker', 'vm1-balancer-image vm1-docker'],
+    [
+      'vm2-collector-image vm2-docker',
+      // Every VM's Consul agent runs the stack's Consul image (consul/Dockerfile), built there.
+      'vm1-consul-image vm1-docker',
+      'vm2-consul-image vm2-docker',
+      'vm3-consul-image vm3-docker',
+      'vm2-replicas-image vm2-docker',
+      'vm3-replicas-image vm3-docker',
+      'vm1-balancer-image vm1-docker',
+    ],
   );
   for (const image of ofType(record, T.image)) t.is(inputs(image).build.platform, undefined);
 });

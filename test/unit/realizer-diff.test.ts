@@ -90,6 +90,25 @@ test('a local.Command is replaced when its triggers change, and updated (its cre
   t.deepEqual(edited.changed, ['create']);
 });
 
+test('a hardening edit replaces the container (ForceNew in kreuzwerker docker_container), except tmpfs, which only replaceOnChanges applies', (t) => {
+  for (const [key, value] of Object.entries({
+    user: 'consul',
+    readOnly: true,
+    capabilities: { drops: ['ALL'] },
+    securityOpts: ['no-new-privileges:true'],
+    ulimits: [{ name: 'nproc', soft: 4096, hard: 4096 }],
+    cpus: '1',
+  })) {
+    const diff = diffResource(container('r'), container('r', { [key]: value }));
+    t.true(diff.replace, `${key} replaces`);
+  }
+  const tmpfs = { tmpfs: { '/tmp': 'size=16m' } };
+  const silent = diffResource(container('r', tmpfs), container('r', { tmpfs: { '/tmp': 'size=32m' } }));
+  t.false(silent.replace);
+  t.deepEqual(silent.unapplied, ['tmpfs']);
+  t.true(diffResource(container('r', tmpfs), container('r', { tmpfs: { '/tmp': 'size=32m' } }, { replaceOnChanges: ['tmpfs'] })).replace);
+});
+
 test('a health check edit is never applied unless replaceOnChanges names it', (t) => {
   const edited = { healthcheck: { tests: ['CMD', 'false'] } };
   const silent = diffResource(container('r'), container('r', edited));

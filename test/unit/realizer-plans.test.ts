@@ -61,6 +61,55 @@ test('a container plan carries every declared input as the matching docker flag'
   t.true(plan.removeVolumes);
 });
 
+test('a hardened container: user, read-only root, tmpfs, capabilities, security options, CPU and ulimits become their docker flags', (t) => {
+  const plan = planContainer('consul', {
+    name: 'cnp-x-consul',
+    image: 'cnp-consul:x',
+    user: 'consul',
+    readOnly: true,
+    tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m', '/run/x': '' },
+    capabilities: { drops: ['ALL'], adds: ['NET_BIND_SERVICE'] },
+    securityOpts: ['no-new-privileges:true'],
+    memory: 256,
+    memorySwap: 256,
+    cpus: '0.5',
+    ulimits: [{ name: 'nproc', soft: 4096, hard: 4096 }],
+  });
+  t.deepEqual(plan.createArgs, [
+    'create',
+    '--name',
+    'cnp-x-consul',
+    '--user',
+    'consul',
+    '--read-only',
+    '--memory',
+    '256m',
+    '--memory-swap',
+    '256m',
+    '--cpus',
+    '0.5',
+    '--cap-drop',
+    'ALL',
+    '--cap-add',
+    'NET_BIND_SERVICE',
+    '--security-opt',
+    'no-new-privileges:true',
+    '--ulimit',
+    'nproc=4096:4096',
+    '--tmpfs',
+    '/tmp:rw,noexec,nosuid,nodev,size=16m',
+    '--tmpfs',
+    '/run/x',
+    'cnp-consul:x',
+  ]);
+  t.throws(() => planContainer('c', { image: 'i', capabilities: { drops: ['ALL'], bogus: ['X'] } }), {
+    message: /capabilities declares bogus=/,
+  });
+  t.throws(() => planContainer('c', { image: 'i', ulimits: [{ name: 'nproc', soft: 1 }] }), {
+    message: /ulimits\[0\] needs name, soft and hard/,
+  });
+});
+
 test('an input the realizer does not apply is refused by name, also inside nested inputs', (t) => {
   t.throws(() => planContainer('c', { image: 'i', privileged: true }), { message: /declares privileged=true/ });
   t.throws(() => planContainer('c', { image: 'i', healthcheck: { tests: ['CMD', 'true'], bogus: 1 } }), {
