@@ -10,6 +10,10 @@ import { LogCollector } from './collector';
 import { Discovery } from './discovery';
 import { ServiceReplicas } from './replicas';
 import { Balancer } from './balancer';
+import { aclInit, generatedSecret, roleTokenOf } from './consul-acl';
+import { balancerRole, replicaRole } from '../lib/consul-acl';
+import { httpUrl } from '../lib/endpoints';
+import { probeAddress } from '../lib/listen-address';
 
 // Validated before any resource is declared: a bad value stops here with one clear Error.
 const config = loadConfig();
@@ -35,6 +39,9 @@ const collector = new LogCollector(
   onDocker,
 );
 
+// Consul's ACLs: one generated secret; every role's token is derived from it (infra/consul-acl.ts).
+const consulManagementToken = generatedSecret('consul-management-token');
+
 const discovery = new Discovery(
   'discovery',
   {
@@ -44,8 +51,23 @@ const discovery = new Discovery(
     consulImage: config.consulImage,
     bindAddress: config.bindAddress,
     consulUiPort: config.consulUiPort,
+    managementToken: consulManagementToken,
   },
   onDocker,
+);
+
+// Puts the policies and role tokens into Consul once it is up, through its published port.
+const consulAcl = aclInit(
+  'consul-acl-init',
+  {
+    repoRoot,
+    consulHttpAddr: httpUrl(probeAddress(config.bindAddress), config.consulUiPort),
+    managementToken: consulManagementToken,
+    serviceName: config.serviceName,
+    agentNodes: [discovery.nodeName],
+    consulIdentity: [discovery.container.id, discovery.dataVolume.name],
+  },
+  { dependsOn: [discovery.container] },
 );
 
 const replicas = new ServiceReplicas(
@@ -61,8 +83,9 @@ const replicas = new ServiceReplicas(
     replicas: config.replicas,
     serviceName: config.serviceName,
     consulHttpAddr: discovery.httpAddr,
+    consulToken: roleTokenOf(consulManagementToken, replicaRole(config.serviceName)),
   },
-  { ...onDocker, dependsOn: [discovery.container] },
+  { ...onDocker, dependsOn: [discovery.container, consulAcl] },
 );
 
 const balancer = new Balancer(
@@ -79,11 +102,14 @@ const balancer = new Balancer(
     consulHttpAddr: discovery.httpAddr,
     bindAddress: config.bindAddress,
     balancerPort: config.balancerPort,
+    consulToken: roleTokenOf(consulManagementToken, balancerRole(config.serviceName)),
   },
-  { ...onDocker, dependsOn: [discovery.container] },
+  { ...onDocker, dependsOn: [discovery.container, consulAcl] },
 );
 
 export const balancerUrl = balancer.url;
 export const consulUiUrl = discovery.uiUrl;
+/** The token for Consul's UI and CLI (`pulumi stack output --show-secrets consulToken`); a secret. */
+export const consulToken = consulManagementToken;
 export const replicaNames = replicas.names;
 export const logsCommand = collector.logsCommand;

@@ -7,6 +7,7 @@
 //   RecordedStack = {
 //     resources: RecordedResource[];     // declaration order; the root pulumi:pulumi:Stack is left out
 //     outputs: Record<string, unknown>;  // the stack outputs (the program's exports), resolved
+//     secretOutputs: string[];           // the outputs that are Pulumi secrets (shown only with --show-secrets)
 //   }
 //   RecordedResource = {
 //     type: string;      // 'docker:index/container:Container', 'docker:index/image:Image', 'docker:index/network:Network',
@@ -19,6 +20,8 @@
 //                        // local build: an Image's repoDigest (what containers use as `image`) is a `sha256:`
 //                        // id derived from its build inputs and context (engine-like.cjs mockImageId), so a
 //                        // code change gives a new id; other outputs echo the inputs (a Network's or Volume's name).
+//     secretInputs: string[];          // the inputs that are secrets (the engine encrypts them in the state);
+//                                      // `inputs` holds their plain values
 //     outputs: Record<string, unknown>; // what the mock reported (an Image's repoDigest among them)
 //     options: {
 //       dependsOn: string[];           // names of the resources in `dependsOn` (explicit ones only)
@@ -39,12 +42,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import * as pulumi from '@pulumi/pulumi';
+import crypto from 'node:crypto';
+import { UUID_COMMAND } from '../../infra/consul-acl';
 
 export interface RecordedResource {
   type: string;
   name: string;
   custom: boolean;
   inputs: Record<string, unknown>;
+  secretInputs: string[];
   outputs: Record<string, unknown>;
   options: {
     dependsOn: string[];
@@ -59,6 +65,7 @@ export interface RecordedResource {
 export interface RecordedStack {
   resources: RecordedResource[];
   outputs: Record<string, unknown>;
+  secretOutputs: string[];
 }
 
 export interface RecordOptions {
@@ -113,11 +120,49 @@ export function programEntry(projectDir = REPO_ROOT): string {
   return engineLike.engineEntry(projectDir).program;
 }
 
+/**
+ * What a command that prints a random UUID (infra/consul-acl.ts UUID_COMMAND) would have printed: a
+ * UUID, derived from the stack and the resource's name so that it stays the same across recordings, as
+ * the engine keeps the first create's stdout in the state.
+ */
+export function mockGeneratedUuid(stack: string, resourceName: string): string {
+  const hex = crypto.createHash('sha256').update(`${stack}\0${resourceName}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
 /** Provider-computed outputs the mock reports, beyond echoing the inputs. */
-function mockedState(type: string, inputs: Record<string, unknown>, projectDir: string): Record<string, unknown> {
+function mockedState(
+  type: string,
+  name: string,
+  stack: string,
+  inputs: Record<string, unknown>,
+  projectDir: string,
+): Record<string, unknown> {
   if (type === 'docker:index/image:Image') return { ...inputs, repoDigest: engineLike.mockImageId(inputs, projectDir) };
-  if (type === 'command:local:Command') return { ...inputs, stdout: '', stderr: '' };
+  if (type === 'command:local:Command') {
+    // pulumi-command reports what the create printed; only the UUID generator's output is predictable.
+    return { ...inputs, stdout: inputs.create === UUID_COMMAND ? mockGeneratedUuid(stack, name) : '', stderr: '' };
+  }
   return inputs;
+}
+
+// The SDK's wire form of a secret (runtime/rpc.ts specialSigKey / specialSecretSig), as the mock receives it.
+const SIG_KEY = '4dabf18193072939515e22adb298388d';
+const SECRET_SIG = '1b47061264138c4ac30d75fd1eb44270';
+
+/** A value with every secret wrapper replaced by its plain value, and whether it held one. */
+function unwrapSecrets(value: unknown): [unknown, boolean] {
+  if (Array.isArray(value)) {
+    const items = value.map(unwrapSecrets);
+    return [items.map(([v]) => v), items.some(([, secret]) => secret)];
+  }
+  if (value !== null && typeof value === 'object' && value.constructor === Object) {
+    const record = value as Record<string, unknown>;
+    if (record[SIG_KEY] === SECRET_SIG) return [unwrapSecrets(record.value)[0], true];
+    const entries = Object.entries(record).map(([k, v]) => [k, ...unwrapSecrets(v)] as const);
+    return [Object.fromEntries(entries.map(([k, v]) => [k, v])), entries.some(([, , secret]) => secret)];
+  }
+  return [value, false];
 }
 
 function forgetProgramModules(entry: string): void {
@@ -173,16 +218,22 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
 
   const registered = new Map<
     string,
-    { inputs: Record<string, unknown>; state: Record<string, unknown>; custom: boolean; provider: string }[]
+    { inputs: Record<string, unknown>; secretInputs: string[]; state: Record<string, unknown>; custom: boolean; provider: string }[]
   >();
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
         const key = `${args.type}::${args.name}`;
         const list = registered.get(key) ?? [];
-        const inputs = args.inputs as Record<string, unknown>;
-        const state = mockedState(args.type, inputs, projectDir);
-        list.push({ inputs, state, custom: args.custom ?? true, provider: args.provider ?? '' });
+        const inputs: Record<string, unknown> = {};
+        const secretInputs: string[] = [];
+        for (const [key, value] of Object.entries(args.inputs as Record<string, unknown>)) {
+          const [plain, secret] = unwrapSecrets(value);
+          inputs[key] = plain;
+          if (secret) secretInputs.push(key);
+        }
+        const state = mockedState(args.type, args.name, stack, inputs, projectDir);
+        list.push({ inputs, secretInputs, state, custom: args.custom ?? true, provider: args.provider ?? '' });
         registered.set(key, list);
         return { id: `${args.name}-id`, state };
       },
@@ -205,6 +256,7 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
     opts: pulumi.ResourceOptions;
   }[] = [];
   let programError: unknown;
+  let exported: Record<string, unknown> = {};
   const outputs = await pulumi.runtime.runInPulumiStack(async () => {
     pulumi.runtime.registerStackTransformation((args) => {
       declared.push({ resource: args.resource, type: args.type, name: args.name, props: args.props, opts: args.opts });
@@ -214,7 +266,8 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
       if (options.declare) return options.declare();
       // Loaded the way the language host loads a program: required, from a cache cleared above.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      return require(entry) as unknown;
+      exported = require(entry) as Record<string, unknown>;
+      return exported;
     } catch (error) {
       programError = error;
       return undefined;
@@ -245,6 +298,7 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
       name: d.name,
       custom: registration?.custom ?? true,
       inputs: registration?.inputs ?? {},
+      secretInputs: registration?.secretInputs ?? [],
       outputs: registration?.state ?? {},
       options: {
         dependsOn,
@@ -262,7 +316,11 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
     error.resources = resources;
     throw error;
   }
-  return { resources, outputs: outputs ?? {} };
+  const secretOutputs: string[] = [];
+  for (const [key, value] of Object.entries(exported)) {
+    if (pulumi.Output.isInstance(value) && (await pulumi.isSecret(value))) secretOutputs.push(key);
+  }
+  return { resources, outputs: outputs ?? {}, secretOutputs };
 }
 
 /** The logical name in a provider reference (`urn::id`), unless it is a default provider. */

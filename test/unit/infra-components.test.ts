@@ -55,6 +55,7 @@ function foundation() {
     baseImage: 'cnp-base:bookworm',
     serviceName: 'hello',
     consulHttpAddr: 'http://cnp-unit-consul:8500',
+    consulToken: pulumi.secret('unit-role-token'),
   };
   return { bundle, role, consul };
 }
@@ -131,6 +132,7 @@ test('Discovery alone: Consul logs to the collector and starts after it', async 
         consulImage: 'cnp-consul:1.8.7',
         bindAddress: '127.0.0.1',
         consulUiPort: 8500,
+        managementToken: pulumi.secret('unit-management-token'),
       });
     },
   });

@@ -154,7 +154,7 @@ function behaviour(title: string, check: (t: ExecutionContext, d: Declared) => v
   for (const c of CASES) test(`${title} (${c.label})`, async (t) => check(t, await declared(c)));
 }
 
-behaviour('declares one network, two volumes, three images, the bundle step and a container per replica plus three', (t, d) => {
+behaviour('declares one network, two volumes, three images, three commands and a container per replica plus three', (t, d) => {
   const counts: Record<string, number> = {};
   for (const r of d.record.resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
   t.deepEqual(counts, {
@@ -162,7 +162,7 @@ behaviour('declares one network, two volumes, three images, the bundle step and 
     [T.network]: 1,
     [T.volume]: 2,
     [T.image]: 3,
-    [T.command]: 1,
+    [T.command]: 3, // the bundle, the Consul token, the ACL init step
     [T.container]: d.x.replicas + 3,
   });
   t.deepEqual(
