@@ -124,3 +124,35 @@ test.serial(
     await deregister('bad-zone');
   },
 );
+
+test.serial('an instance registered without a health check of its own passes in Consul but gets no traffic, and is reported', async (t) => {
+  const real = await startReplica(consul, SERVICE, 'real-3');
+  replicas.push(real);
+  await waitFor('the balancer to serve real-3', async () => (await balancer.status()).upstreams.includes(addr(real)), 15_000, 25);
+  // A well-formed address of its own, so only the missing check can keep it out (not a bad address, not a duplicate).
+  await registerEntry('unchecked', '127.0.0.1', 9, 'none');
+  await waitFor(
+    'Consul to list the unchecked entry as passing',
+    async () => (await consul.passing(SERVICE)).includes('unchecked'),
+    10_000,
+    50,
+  );
+  await waitFor(
+    'the balancer to report the unchecked entry',
+    async () => ((await balancer.status()).dropped as Dropped[]).some((d) => d.id === 'unchecked'),
+    10_000,
+    50,
+  );
+  const status = await balancer.status();
+  t.true(status.upstreams.includes(addr(real)), status.upstreams.join(', '));
+  t.false(status.upstreams.includes('127.0.0.1:9'), status.upstreams.join(', '));
+  const reason = (status.dropped as Dropped[]).find((d) => d.id === 'unchecked')?.reason ?? '';
+  t.regex(reason, /no health check of its own/);
+  t.true(
+    balancer
+      .output()
+      .split('\n')
+      .some((l) => l.includes('Consul entries left out of the upstream set') && l.includes('unchecked')),
+  );
+  await deregister('unchecked');
+});
