@@ -22,7 +22,7 @@ export function generatedSecret(name: string, parent?: pulumi.Resource): pulumi.
     // stdout is the secret: additionalSecretOutputs keeps it encrypted in the state and in every input it feeds.
     { parent, additionalSecretOutputs: ['stdout'] },
   );
-  // `?? ""` only for runtimes that report no stdout (mocks); the engine always reports a string.
+  // `?? ''` only for runtimes that report no stdout (mocks); the engine always reports a string.
   return pulumi.secret(generator.stdout.apply((out) => (out ?? '').trim()));
 }
 
