@@ -1,12 +1,20 @@
 import net from 'node:net';
 import { envValue, rejectConfig } from '../lib/config-error';
-import { CONSUL_ADDRESS_ALLOWED, DEFAULT_CONSUL_ADDRESS, parseConsulAddress, type ConsulAddress } from '../lib/consul-address';
+import {
+  CONSUL_ADDRESS_ALLOWED,
+  DEFAULT_CONSUL_ADDRESS,
+  parseConsulAddress,
+  parseConsulToken,
+  type ConsulAddress,
+} from '../lib/consul-address';
 import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 
 /** Everything the balancer reads from its environment, parsed and checked once at start. */
 export interface BalancerConfig {
   /** Consul's HTTP API, e.g. http://127.0.0.1:8500. */
   consul: ConsulAddress;
+  /** CONSUL_HTTP_TOKEN: sent as X-Consul-Token; undefined means Consul's anonymous token. */
+  consulToken: string | undefined;
   serviceName: string;
   listenAddress: string;
   listenPort: number;
@@ -44,6 +52,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
 
   return {
     consul,
+    consulToken: parseConsulToken(env),
     serviceName,
     listenAddress,
     listenPort: integer(env, 'LISTEN_PORT', 8080, 1, 65535),

@@ -6,8 +6,8 @@ import { probeAddress } from '../lib/listen-address';
 export interface HealthEntry {
   Node?: { Node?: string; Address?: string } | null;
   Service?: { ID?: string; Service?: string; Address?: string; Port?: number } | null;
-  /** The node's and the service's checks; only the evidence page reads them (health column). */
-  Checks?: Array<{ CheckID?: string; Status?: string }> | null;
+  /** The node's checks (serfHealth) and the instance's own; only the latter say the instance answers. The evidence page shows their status. */
+  Checks?: ReadonlyArray<{ CheckID?: string; ServiceID?: string; Status?: string }> | null;
 }
 
 export interface DroppedEntry {
@@ -73,9 +73,19 @@ interface Instance {
 }
 
 /**
+ * Whether Consul checks the instance itself. An instance registered without a check passes on its
+ * node's serfHealth alone: anyone allowed to register could point traffic anywhere, unchecked.
+ */
+function hasOwnCheck(entry: HealthEntry): boolean {
+  const id = entry.Service?.ID;
+  return id !== undefined && id !== '' && (entry.Checks ?? []).some((check) => check.ServiceID === id);
+}
+
+/**
  * Consul's rule for an entry's address (the service address, or the node address when the service
- * address is empty), checked: entries with neither, with port 0, with a zone id, or with an address
- * that is neither an IP literal nor a host name are dropped with the reason.
+ * address is empty), checked: entries without a health check of their own, with neither address, with
+ * port 0, with a zone id, or with an address that is neither an IP literal nor a host name are dropped
+ * with the reason.
  */
 function checkEntries(entries: readonly HealthEntry[]): { instances: Instance[]; dropped: DroppedEntry[] } {
   const instances: Instance[] = [];
@@ -85,7 +95,9 @@ function checkEntries(entries: readonly HealthEntry[]): { instances: Instance[];
     const address = (entry.Service?.Address?.trim() || entry.Node?.Address?.trim() || '').replace(/^\[(.*)\]$/, '$1');
     const port = entry.Service?.Port ?? 0;
     const ipProblem = net.isIP(address) === 0 ? null : ipLiteralProblem(address);
-    if (!address) {
+    if (!hasOwnCheck(entry)) {
+      dropped.push({ id, reason: 'no health check of its own (only node checks such as serfHealth): nothing shows it answers' });
+    } else if (!address) {
       dropped.push({ id, reason: 'no address: both Service.Address and Node.Address are empty' });
     } else if (!Number.isInteger(port) || port < 1 || port > 65535) {
       dropped.push({ id, reason: `port ${port} is not in 1..65535` });

@@ -43,7 +43,13 @@ export interface Follower {
 
 /** The blocking query through the `consul` client, returning the index header with the body. */
 export function consulHealthFetcher(config: BalancerConfig, waitSeconds = 30): FetchHealth {
-  const consul = new Consul({ host: config.consul.host, port: config.consul.port, secure: config.consul.secure });
+  const consul = new Consul({
+    host: config.consul.host,
+    port: config.consul.port,
+    secure: config.consul.secure,
+    // Sent with every request as X-Consul-Token; without one Consul answers as to anonymous (nothing).
+    ...(config.consulToken !== undefined ? { defaults: { token: config.consulToken } } : {}),
+  });
   return async (index, cancel) => {
     // includeResponse on the ctx makes the client resolve [response, body], which carries X-Consul-Index.
     const ctx = Object.assign(cancel, { includeResponse: true });

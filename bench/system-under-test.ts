@@ -44,6 +44,7 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
   }
   const replicas = new Set<Replica>();
   const consul = await startConsul();
+  const replicaToken = await consul.roleToken('replica', SERVICE_NAME);
   const consulProc = childrenOf(process.pid).find((p) => p.comm === 'consul');
   if (!consulProc) throw new Error("could not find the consul agent process among the benchmark's children");
   pinProcess(consulProc.pid, testCpu);
@@ -59,6 +60,8 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
     args,
     {
       CONSUL_HTTP_ADDR: consul.httpAddr,
+      // Tokens as users give them: one per role, in the variable Consul's own tools read.
+      CONSUL_HTTP_TOKEN: await consul.roleToken('balancer', SERVICE_NAME),
       SERVICE_NAME,
       LISTEN_PORT: String(listenPort),
       LISTEN_ADDRESS: '127.0.0.1',
@@ -98,7 +101,7 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
       const port = await freePort();
       const [cmd, cmdArgs] = pinnedCommand(testCpu, process.execPath, [SERVICE_BUNDLE]);
       const spawnedAt = performance.now();
-      const proc = startProcess(cmd, cmdArgs, replicaEnv(consul.httpAddr, SERVICE_NAME, id, port), {
+      const proc = startProcess(cmd, cmdArgs, replicaEnv(consul.httpAddr, SERVICE_NAME, id, port, replicaToken), {
         logFile: path.join(runDir, `${id}.log`),
       });
       const replica: BenchReplica = Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}`, spawnedAt });

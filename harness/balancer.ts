@@ -1,7 +1,9 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
 import { freshBundle } from './bundles';
+import type { ConsulEndpoint } from './consul';
 import { freePort } from './ports';
 import { requireOnPath, startProcess, waitFor, type Managed } from './processes';
 
@@ -31,14 +33,17 @@ export interface RunningBalancer extends Managed {
 
 /**
  * Starts the balancer as a plain process on a free loopback port, from the bundle `npm run build`
- * makes, with its nginx working files in a fresh temp dir; resolves once its status page answers.
+ * makes, with its nginx working files in a fresh temp dir and the balancer token for `serviceName`;
+ * resolves once its status page answers.
  */
-export async function startBalancer(consulHttpAddr: string, serviceName: string, env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
+export async function startBalancer(consul: ConsulEndpoint, serviceName: string, env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
   requireOnPath(env.NGINX_BIN ?? 'nginx');
   const port = await freePort();
+  const token = await consul.roleToken('balancer', serviceName);
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-test-'));
   const proc = startProcess(process.execPath, [freshBundle('balancer')], {
-    CONSUL_HTTP_ADDR: consulHttpAddr,
+    CONSUL_HTTP_ADDR: consul.httpAddr,
+    ...(token !== undefined ? { [CONSUL_TOKEN_ENV]: token } : {}),
     SERVICE_NAME: serviceName,
     LISTEN_ADDRESS: '127.0.0.1',
     LISTEN_PORT: String(port),

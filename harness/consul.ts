@@ -1,11 +1,30 @@
+import crypto from 'node:crypto';
+import { agentAclHcl, agentRole, aclPlan, balancerRole, replicaRole, roleToken, type AclRole } from '../lib/consul-acl';
+import { applyAclPlan } from '../lib/consul-acl-apply';
 import { freePorts } from './ports';
 import { startProcess, waitFor, type Managed } from './processes';
 
-export interface ConsulAgent {
+/** The roles a test starts processes as; each gets the token the stack would give it. */
+export type TestRole = 'replica' | 'balancer';
+
+/** Where a replica or balancer finds Consul, and the token it gets for its role (as CONSUL_HTTP_TOKEN). */
+export interface ConsulEndpoint {
+  httpAddr: string;
+  /** Creates the role's policy and token for `serviceName` if needed; undefined: start without a token. */
+  roleToken(role: TestRole, serviceName: string): Promise<string | undefined>;
+}
+
+/** An address where no Consul is: processes started against it get no token. */
+export const noConsulAt = (httpAddr: string): ConsulEndpoint => ({ httpAddr, roleToken: () => Promise.resolve(undefined) });
+
+export interface ConsulAgent extends ConsulEndpoint {
   /** Base URL of the agent's HTTP API, for CONSUL_HTTP_ADDR. */
   httpAddr: string;
   httpPort: number;
-  /** GET a path of the HTTP API and parse its JSON. */
+  /** The initial management token from the agent's config (what the stack keeps as a Pulumi secret). */
+  managementToken: string;
+  roleToken(role: TestRole, serviceName: string): Promise<string>;
+  /** GET a path of the HTTP API with the management token and parse its JSON. */
   get<T = unknown>(path: string): Promise<T>;
   /** Names (ServiceID) of the instances of `service` that pass their checks. */
   passing(service: string): Promise<string[]>;
@@ -16,15 +35,39 @@ export interface ConsulAgent {
   output(): string;
 }
 
-/** Starts a real `consul agent -dev` on free loopback ports and waits until it has a leader. */
+/**
+ * Starts a real `consul agent -dev` on free loopback ports with ACLs on as the stack configures them
+ * (default deny, the management token and the agent's token in its config, the agent's policy applied),
+ * and waits until it has a leader. Role tokens are made on demand, through the same code as the stack's.
+ */
 export async function startConsul(): Promise<ConsulAgent> {
   const [httpPort, serfLan, serfWan, server] = await freePorts(4);
   const httpAddr = `http://127.0.0.1:${httpPort}`;
+  const managementToken = crypto.randomUUID();
+  const nodeName = `test-consul-${httpPort}`;
+  const agent_ = agentRole(nodeName);
+  // The 1.8 agent on this machine; the key of the management token follows the version.
+  const aclHcl = agentAclHcl({ management: managementToken, agent: roleToken(managementToken, agent_.role) }, { major: 1, minor: 8 });
+  // Every role asked for, and those applied to the running agent: a restarted dev agent has forgotten
+  // them (a real server keeps them in its data), so start() applies them again.
+  const roles = new Map<string, AclRole>([[agent_.role, agent_]]);
+  let applied = new Map<string, Promise<void>>();
   let proc: Managed | undefined;
   let log = '';
 
+  const apply = (role: AclRole): Promise<void> => {
+    roles.set(role.role, role);
+    let done = applied.get(role.role);
+    if (!done) {
+      done = applyAclPlan(httpAddr, managementToken, aclPlan(managementToken, [role]), { readyTimeoutMs: 15_000 });
+      applied.set(role.role, done);
+      done.catch(() => applied.delete(role.role));
+    }
+    return done;
+  };
+
   const get = async <T>(path: string): Promise<T> => {
-    const res = await fetch(httpAddr + path, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(httpAddr + path, { headers: { 'X-Consul-Token': managementToken }, signal: AbortSignal.timeout(5000) });
     if (!res.ok) throw new Error(`consul ${path}: HTTP ${res.status}`);
     return (await res.json()) as T;
   };
@@ -32,6 +75,14 @@ export async function startConsul(): Promise<ConsulAgent> {
   const agent: ConsulAgent = {
     httpAddr,
     httpPort,
+    managementToken,
+    async roleToken(role, serviceName) {
+      const r = role === 'replica' ? replicaRole(serviceName) : balancerRole(serviceName);
+      // The token is known before Consul holds it (derived, as in the stack); a stopped agent gets it at start().
+      if (proc) await apply(r);
+      else roles.set(r.role, r);
+      return roleToken(managementToken, r.role);
+    },
     get,
     async passing(service) {
       const entries = await get<Array<{ Service: { ID: string } }>>(`/v1/health/service/${service}?passing`);
@@ -41,6 +92,10 @@ export async function startConsul(): Promise<ConsulAgent> {
       proc = startProcess('consul', [
         'agent',
         '-dev',
+        '-node',
+        nodeName,
+        '-hcl',
+        aclHcl,
         '-client',
         '127.0.0.1',
         '-bind',
@@ -59,6 +114,8 @@ export async function startConsul(): Promise<ConsulAgent> {
         String(server),
       ]);
       await waitFor('consul to elect a leader', async () => (await get<string>('/v1/status/leader')) !== '', 15_000, 100);
+      applied = new Map();
+      await Promise.all([...roles.values()].map(apply));
     },
     async stop() {
       if (!proc) return;

@@ -1,6 +1,8 @@
 import http from 'node:http';
 import path from 'node:path';
+import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
 import { freshBundle } from './bundles';
+import type { ConsulEndpoint } from './consul';
 import { freePort } from './ports';
 import { startProcess, type Managed } from './processes';
 
@@ -12,9 +14,13 @@ export interface Replica extends Managed {
   url: string;
 }
 
-/** The environment of one replica on loopback (the bench launches it pinned to a CPU with the same). */
-export function replicaEnv(consulHttpAddr: string, name: string, id: string, port: number): NodeJS.ProcessEnv {
+/**
+ * The environment of one replica on loopback (the bench launches it pinned to a CPU with the same);
+ * its Consul token goes in as users give it, CONSUL_HTTP_TOKEN.
+ */
+export function replicaEnv(consulHttpAddr: string, name: string, id: string, port: number, token: string | undefined): NodeJS.ProcessEnv {
   return {
+    ...(token !== undefined ? { [CONSUL_TOKEN_ENV]: token } : {}),
     PORT: String(port),
     HOST: '127.0.0.1',
     SERVICE_ADDRESS: '127.0.0.1',
@@ -26,11 +32,13 @@ export function replicaEnv(consulHttpAddr: string, name: string, id: string, por
 
 /**
  * Starts one service replica as a plain process on loopback, from the bundle `npm run build` makes
- * (the same file the image runs), registered under `SERVICE_NAME=name` with the given Consul.
+ * (the same file the image runs), registered under `SERVICE_NAME=name` with the given Consul and the
+ * replica token for `name`.
  */
-export async function startReplica(consulHttpAddr: string, name: string, id: string, env: NodeJS.ProcessEnv = {}): Promise<Replica> {
+export async function startReplica(consul: ConsulEndpoint, name: string, id: string, env: NodeJS.ProcessEnv = {}): Promise<Replica> {
   const port = await freePort();
-  const proc = startProcess(process.execPath, [freshBundle('service')], { ...replicaEnv(consulHttpAddr, name, id, port), ...env });
+  const token = await consul.roleToken('replica', name);
+  const proc = startProcess(process.execPath, [freshBundle('service')], { ...replicaEnv(consul.httpAddr, name, id, port, token), ...env });
   return Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}` });
 }
 

@@ -3,7 +3,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import { httpHealthcheck, roleOptions, stackContainer } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
-import { bundledImage, type BundledRoleArgs } from './bundled-role';
+import { bundledImage, consulTokenEnv, type BundledRoleArgs } from './bundled-role';
 
 const LISTEN_PORT = 8080;
 
@@ -34,6 +34,7 @@ export class Balancer extends pulumi.ComponentResource {
         image: image.repoDigest,
         envs: [
           `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
+          ...consulTokenEnv(args),
           `SERVICE_NAME=${args.serviceName}`,
           `LISTEN_PORT=${LISTEN_PORT}`,
           'LISTEN_ADDRESS=0.0.0.0',

@@ -1,6 +1,7 @@
 // What the service replicas and the balancer share: an image bundled from this repo, the stack
 // network, the collector and Consul.
-import type * as pulumi from '@pulumi/pulumi';
+import * as pulumi from '@pulumi/pulumi';
+import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
 import type * as docker from '@pulumi/docker';
 import type { LogDestination } from './container-settings';
 import { localImage } from './local-image';
@@ -19,10 +20,17 @@ export interface BundledRoleArgs {
   baseImage: string;
   serviceName: string;
   consulHttpAddr: string;
+  /** This role's Consul ACL token (a Pulumi secret), passed as CONSUL_HTTP_TOKEN; none where the agents run without ACLs (VMs, for now). */
+  consulToken?: pulumi.Output<string>;
 }
 
 /** The image of a bundled role, built after the bundle step. */
 export function bundledImage(name: string, folder: 'service' | 'balancer', args: BundledRoleArgs, parent: pulumi.Resource): docker.Image {
   const { naming, repoRoot, baseImage, sourceHash } = args;
   return localImage(name, { naming, repoRoot, folder, baseImage, sourceHash, dependsOn: [args.bundle] }, parent);
+}
+
+/** The container env entries that hand a role its Consul token, the way Consul's own tools take one. */
+export function consulTokenEnv(args: BundledRoleArgs): pulumi.Output<string>[] {
+  return args.consulToken === undefined ? [] : [pulumi.interpolate`${CONSUL_TOKEN_ENV}=${args.consulToken}`];
 }

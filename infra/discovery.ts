@@ -6,6 +6,8 @@ import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { roleOptions, stackContainer } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
+import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
+import { agentAclArgument } from './consul-acl';
 import type { LogCollector } from './collector';
 import type { StackNaming } from './naming';
 import { localImage } from './local-image';
@@ -25,6 +27,8 @@ export interface DiscoveryArgs {
   consulUiPort: number;
   /** Gossip encryption key (a secret; infra/gossip-key.ts). */
   gossipKey: pulumi.Input<string>;
+  /** The initial management token (a Pulumi secret): ACLs are on, default deny. */
+  managementToken: pulumi.Output<string>;
 }
 
 /**
@@ -41,6 +45,10 @@ export class Discovery extends pulumi.ComponentResource {
   readonly httpAddr: string;
   readonly uiUrl: string;
   readonly container: docker.Container;
+  /** The data volume: a new one holds no ACL state, so the ACL init step runs again. */
+  readonly dataVolume: docker.Volume;
+  /** The agent's node name, which its ACL token is for. */
+  readonly nodeName: string;
 
   constructor(name: string, args: DiscoveryArgs, opts?: pulumi.ComponentResourceOptions) {
     const { component, dependsOn } = roleOptions(opts);
@@ -52,6 +60,7 @@ export class Discovery extends pulumi.ComponentResource {
 
     const image = localImage(`${name}-image`, { naming, repoRoot: args.repoRoot, folder: 'consul', baseImage: args.consulImage }, this);
 
+    this.nodeName = this.containerName;
     const data = new docker.Volume(
       `${name}-data`,
       { name: naming.objectName('consul-data'), labels: naming.labels('consul') },
@@ -74,13 +83,18 @@ export class Discovery extends pulumi.ComponentResource {
           '-bind=0.0.0.0',
           `-data-dir=${CONSUL_DATA_DIR}`,
           // A stable node name: the data volume outlives the container.
-          `-node=${this.containerName}`,
+          `-node=${this.nodeName}`,
           // No calls home to HashiCorp's update checker.
           '-hcl=disable_update_check = true',
           // Production raft timing: a single server elects itself in about a second instead of seven.
           '-hcl=performance { raft_multiplier = 1 }',
+          // ACLs on, default deny, with the management and agent tokens (infra/consul-acl.ts).
+          agentAclArgument(args.managementToken, this.nodeName, args.consulImage),
           ...gossipEncryption(args.gossipKey),
         ],
+        // For the health check's CLI (and an operator's `docker exec ... consul`): with default deny,
+        // listing the raft peers needs a token; the agent itself reads none from its environment.
+        envs: [pulumi.interpolate`${CONSUL_TOKEN_ENV}=${args.managementToken}`],
         ports: [{ internal: CONSUL_HTTP_PORT, external: args.consulUiPort, ip: args.bindAddress, protocol: 'tcp' }],
         networksAdvanced: [{ name: args.networkName, aliases: ['consul'] }],
         volumes: [{ volumeName: data.name, containerPath: CONSUL_DATA_DIR }],
@@ -99,6 +113,7 @@ export class Discovery extends pulumi.ComponentResource {
       { parent: this, dependsOn },
     );
 
+    this.dataVolume = data;
     this.registerOutputs({ containerName: this.containerName, httpAddr: this.httpAddr, uiUrl: this.uiUrl });
   }
 }

@@ -4,6 +4,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { loadConfig } from './config';
 import { StackNaming } from './naming';
 import { gossipKey } from './gossip-key';
+import { generatedSecret } from './consul-acl';
 import { declareSingleHost } from './single-host';
 import { declareOnVms } from './vm-stack';
 
@@ -15,6 +16,8 @@ const context = {
   repoRoot: path.resolve(__dirname, '..'),
   // Every Consul agent encrypts its gossip, on one host as on VMs.
   gossipKey: gossipKey(config.consulGossipKey),
+  // Consul's ACLs: one generated secret; every role's token is derived from it (infra/consul-acl.ts).
+  consulManagementToken: generatedSecret('consul-management-token'),
 };
 
 const stack = config.vms.length > 0 ? declareOnVms(context) : declareSingleHost(context);
@@ -23,5 +26,7 @@ export const balancerUrl = stack.balancerUrl;
 /** The evidence page (balancer/README.md): the instances and a chart of requests per instance, live. */
 export const evidencePageUrl = pulumi.interpolate`${stack.balancerUrl}/_balancer/evidence`;
 export const consulUiUrl = stack.consulUiUrl;
+/** The token for Consul's UI and CLI (`pulumi stack output --show-secrets consulToken`); a secret. */
+export const consulToken = context.consulManagementToken;
 export const replicaNames = stack.replicaNames;
 export const logsCommand = stack.logsCommand;

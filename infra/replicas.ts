@@ -7,7 +7,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { REPLICA_DRAIN_SECONDS, roleOptions, stackContainer } from './container-settings';
-import { bundledImage, type BundledRoleArgs } from './bundled-role';
+import { bundledImage, consulTokenEnv, type BundledRoleArgs } from './bundled-role';
 import { replicaPort } from './vm-ports';
 
 const SERVICE_PORT = 8080;
@@ -63,6 +63,7 @@ export class ServiceReplicas extends pulumi.ComponentResource {
             `SERVICE_NAME=${args.serviceName}`,
             pulumi.interpolate`SERVICE_ID=${containerName}`,
             `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
+            ...consulTokenEnv(args),
             `PORT=${port}`,
             'HOST=0.0.0.0',
             ...(args.publishOn === undefined ? [] : [`SERVICE_ADDRESS=${args.publishOn}`]),

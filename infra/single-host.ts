@@ -7,9 +7,13 @@ import { collectorPublishAddress, LogCollector } from './collector';
 import { Discovery } from './discovery';
 import { ServiceReplicas } from './replicas';
 import { Balancer } from './balancer';
+import { aclInit, roleTokenOf } from './consul-acl';
+import { balancerRole, replicaRole } from '../lib/consul-acl';
+import { httpUrl } from '../lib/endpoints';
+import { probeAddress } from '../lib/listen-address';
 import type { StackContext, StackOutputs } from './stack-outputs';
 
-export function declareSingleHost({ config, naming, repoRoot, gossipKey }: StackContext): StackOutputs {
+export function declareSingleHost({ config, naming, repoRoot, gossipKey, consulManagementToken }: StackContext): StackOutputs {
   const onDocker = onEngine(singleEngineProvider(config.dockerHost));
 
   const network = new StackNetwork('network', { naming }, onDocker);
@@ -41,8 +45,23 @@ export function declareSingleHost({ config, naming, repoRoot, gossipKey }: Stack
       bindAddress: config.bindAddress,
       consulUiPort: config.consulUiPort,
       gossipKey,
+      managementToken: consulManagementToken,
     },
     onDocker,
+  );
+
+  // Puts the policies and role tokens into Consul once it is up, through its published port.
+  const consulAcl = aclInit(
+    'consul-acl-init',
+    {
+      repoRoot,
+      consulHttpAddr: httpUrl(probeAddress(config.bindAddress), config.consulUiPort),
+      managementToken: consulManagementToken,
+      serviceName: config.serviceName,
+      agentNodes: [discovery.nodeName],
+      consulIdentity: [discovery.container.id, discovery.dataVolume.name],
+    },
+    { dependsOn: [discovery.container] },
   );
 
   const replicas = new ServiceReplicas(
@@ -58,8 +77,9 @@ export function declareSingleHost({ config, naming, repoRoot, gossipKey }: Stack
       indices: Array.from({ length: config.replicas }, (_, i) => i + 1),
       serviceName: config.serviceName,
       consulHttpAddr: discovery.httpAddr,
+      consulToken: roleTokenOf(consulManagementToken, replicaRole(config.serviceName)),
     },
-    { ...onDocker, dependsOn: [discovery.container] },
+    { ...onDocker, dependsOn: [discovery.container, consulAcl] },
   );
 
   const balancer = new Balancer(
@@ -76,8 +96,9 @@ export function declareSingleHost({ config, naming, repoRoot, gossipKey }: Stack
       consulHttpAddr: discovery.httpAddr,
       bindAddress: config.bindAddress,
       balancerPort: config.balancerPort,
+      consulToken: roleTokenOf(consulManagementToken, balancerRole(config.serviceName)),
     },
-    { ...onDocker, dependsOn: [discovery.container] },
+    { ...onDocker, dependsOn: [discovery.container, consulAcl] },
   );
 
   return { balancerUrl: balancer.url, consulUiUrl: discovery.uiUrl, replicaNames: replicas.names, logsCommand: collector.logsCommand };

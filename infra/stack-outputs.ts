@@ -17,4 +17,6 @@ export interface StackContext {
   repoRoot: string;
   /** The Consul gossip encryption key, a secret. */
   gossipKey: pulumi.Output<string>;
+  /** Consul's initial management token, a secret (infra/consul-acl.ts). */
+  consulManagementToken: pulumi.Output<string>;
 }

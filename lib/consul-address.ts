@@ -1,4 +1,5 @@
 // Code shared by the service and balancer bundles (esbuild inlines it into each).
+import { ConfigError, envValue } from './config-error';
 
 /** Where the Consul agent's HTTP API is, split the way the `consul` client wants it. */
 export interface ConsulAddress {
@@ -36,4 +37,22 @@ export function parseConsulAddress(text: string): ConsulAddress | undefined {
   // URL keeps IPv6 literals bracketed; the client wants the bare address.
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   return { secure, host, port, url: `${url.protocol}//${url.host}` };
+}
+
+/** The variable Consul's own tools read an ACL token from; the service and the balancer read it too. */
+export const CONSUL_TOKEN_ENV = 'CONSUL_HTTP_TOKEN';
+
+/** What CONSUL_HTTP_TOKEN may be, in words, for error messages (the value itself is never echoed). */
+export const CONSUL_TOKEN_ALLOWED = 'an ACL token: 1 to 128 printable ASCII characters without spaces, such as a UUID';
+
+/**
+ * The token from the environment (undefined: none, Consul's anonymous token). The error names the
+ * variable but never shows the value: it is a secret.
+ */
+export function parseConsulToken(env: NodeJS.ProcessEnv): string | undefined {
+  const value = envValue(env, CONSUL_TOKEN_ENV);
+  if (value === undefined) return undefined;
+  if (!/^[\x21-\x7e]{1,128}$/.test(value))
+    throw new ConfigError(`${CONSUL_TOKEN_ENV} is not allowed (value not shown): use ${CONSUL_TOKEN_ALLOWED}`);
+  return value;
 }

@@ -1,7 +1,13 @@
 import net from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { envValue, rejectConfig } from '../lib/config-error';
-import { CONSUL_ADDRESS_ALLOWED, DEFAULT_CONSUL_ADDRESS, parseConsulAddress, type ConsulAddress } from '../lib/consul-address';
+import {
+  CONSUL_ADDRESS_ALLOWED,
+  DEFAULT_CONSUL_ADDRESS,
+  parseConsulAddress,
+  parseConsulToken,
+  type ConsulAddress,
+} from '../lib/consul-address';
 import { isWildcardAddress, probeAddress } from '../lib/listen-address';
 import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 
@@ -12,6 +18,8 @@ export interface ServiceConfig {
   serviceId: string;
   serviceAddress: string;
   consul: ConsulAddress;
+  /** CONSUL_HTTP_TOKEN: sent as X-Consul-Token; undefined means Consul's anonymous token. */
+  consulToken: string | undefined;
 }
 
 /** Facts about the machine that the defaults depend on, passed in so parsing stays pure. */
@@ -79,5 +87,6 @@ export function parseConfig(env: NodeJS.ProcessEnv, facts: HostFacts): ServiceCo
   const serviceId = parseId(envValue(env, 'SERVICE_ID'), `${serviceName}-${hostname}-${port}`);
   const serviceAddress = parseAddress(envValue(env, 'SERVICE_ADDRESS'), host, facts);
   const consul = parseConsul(envValue(env, 'CONSUL_HTTP_ADDR'));
-  return { port, host, serviceName, serviceId, serviceAddress, consul };
+  const consulToken = parseConsulToken(env);
+  return { port, host, serviceName, serviceId, serviceAddress, consul, consulToken };
 }

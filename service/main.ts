@@ -8,6 +8,7 @@ import { createApp } from './app';
 import { parseConfig, type ServiceConfig } from './config';
 import { createConsulClient } from './consul-client';
 import { ConsulUsersStore } from './consul-users-store';
+import { usersKeyPrefix } from '../lib/consul-acl';
 import { drainServer } from './drain';
 import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } from './registration';
 
@@ -36,7 +37,7 @@ function loadConfig(): ServiceConfig {
 function main(): void {
   const config = loadConfig();
   const logger = createLogger({ instance: config.serviceId });
-  const consul = createConsulClient(config.consul);
+  const consul = createConsulClient(config.consul, config.consulToken);
   let draining = false;
   let firstSignal: { signal: NodeJS.Signals; at: number } | undefined;
   let registration: Registration | undefined;
@@ -46,7 +47,7 @@ function main(): void {
     serviceId: config.serviceId,
     hostname: os.hostname(),
     version,
-    users: new ConsulUsersStore(consul, `${config.serviceName}/users`),
+    users: new ConsulUsersStore(consul, usersKeyPrefix(config.serviceName)),
     logger,
     isDraining: () => draining,
   });

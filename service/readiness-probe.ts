@@ -10,7 +10,10 @@ import { parseConfig, type ServiceConfig } from './config';
 
 const TIMEOUT_MS = 2000;
 
-type Fetch = (url: string, init: { signal: AbortSignal }) => Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>;
+type Fetch = (
+  url: string,
+  init: { signal: AbortSignal; headers?: Record<string, string> },
+) => Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>;
 
 /** Why the replica is not ready yet, or undefined when it is. */
 export async function notReadyReason(config: ServiceConfig, fetchFn: Fetch = fetch): Promise<string | undefined> {
@@ -19,7 +22,8 @@ export async function notReadyReason(config: ServiceConfig, fetchFn: Fetch = fet
   });
   if (!health.ok) return `/health answered ${health.status}`;
   const url = `${config.consul.url}/v1/health/service/${encodeURIComponent(config.serviceName)}?passing`;
-  const answer = await fetchFn(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+  const headers: Record<string, string> = config.consulToken !== undefined ? { 'X-Consul-Token': config.consulToken } : {};
+  const answer = await fetchFn(url, { signal: AbortSignal.timeout(TIMEOUT_MS), headers });
   if (!answer.ok) return `Consul answered ${answer.status}`;
   const entries = (await answer.json()) as Array<{ Service?: { ID?: string } }>;
   const listed = Array.isArray(entries) && entries.some((entry) => entry?.Service?.ID === config.serviceId);

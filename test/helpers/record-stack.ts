@@ -7,6 +7,7 @@
 //   RecordedStack = {
 //     resources: RecordedResource[];     // declaration order; the root pulumi:pulumi:Stack is left out
 //     outputs: Record<string, unknown>;  // the stack outputs (the program's exports), resolved
+//     secretOutputs: string[];           // the outputs that are Pulumi secrets (shown only with --show-secrets)
 //   }
 //   RecordedResource = {
 //     type: string;      // 'docker:index/container:Container', 'docker:index/image:Image', 'docker:index/network:Network',
@@ -20,7 +21,8 @@
 //                        // local build: an Image's repoDigest (what containers use as `image`) is a `sha256:`
 //                        // id derived from its build inputs and context (engine-like.cjs mockImageId), so a
 //                        // code change gives a new id; a local.Command running GOSSIP_KEY_SCRIPT reports a fixed
-//                        // stand-in key (MOCK_GOSSIP_KEY) as its stdout, other commands an empty one; other outputs
+//                        // stand-in key (MOCK_GOSSIP_KEY) as its stdout, a UUID_COMMAND a UUID derived from the stack and
+//                        // the resource's name (mockGeneratedUuid), other commands an empty one; other outputs
 //                        // echo the inputs (a Network's or Volume's name). Secrets appear as their plain values.
 //     outputs: Record<string, unknown>; // what the mock reported (an Image's repoDigest among them)
 //     secretInputs: string[];            // the top-level inputs that hold a secret (shown plain in `inputs`)
@@ -43,8 +45,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import * as pulumi from '@pulumi/pulumi';
+import crypto from 'node:crypto';
 import * as rpc from '@pulumi/pulumi/runtime/rpc';
 import { GOSSIP_KEY_SCRIPT } from '../../infra/gossip-key';
+import { UUID_COMMAND } from '../../infra/consul-acl';
 
 /**
  * What the mocked gossip-key command prints: the mock runs no command, and the program needs a well-formed
@@ -72,6 +76,7 @@ export interface RecordedResource {
 export interface RecordedStack {
   resources: RecordedResource[];
   outputs: Record<string, unknown>;
+  secretOutputs: string[];
 }
 
 export interface RecordOptions {
@@ -131,11 +136,31 @@ export function programEntry(projectDir = REPO_ROOT): string {
   return engineLike.engineEntry(projectDir).program;
 }
 
+/**
+ * What a command that prints a random UUID (infra/consul-acl.ts UUID_COMMAND) would have printed: a
+ * UUID, derived from the stack and the resource's name so that it stays the same across recordings, as
+ * the engine keeps the first create's stdout in the state.
+ */
+export function mockGeneratedUuid(stack: string, resourceName: string): string {
+  const hex = crypto.createHash('sha256').update(`${stack}\0${resourceName}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
 /** Provider-computed outputs the mock reports, beyond echoing the inputs. */
-function mockedState(type: string, inputs: Record<string, unknown>, projectDir: string): Record<string, unknown> {
+function mockedState(
+  type: string,
+  name: string,
+  stack: string,
+  inputs: Record<string, unknown>,
+  projectDir: string,
+): Record<string, unknown> {
   if (type === 'docker:index/image:Image') return { ...inputs, repoDigest: engineLike.mockImageId(inputs, projectDir) };
-  if (type === 'command:local:Command')
-    return { ...inputs, stdout: inputs.create === GOSSIP_KEY_SCRIPT ? MOCK_GOSSIP_KEY : '', stderr: '' };
+  if (type === 'command:local:Command') {
+    // pulumi-command reports what the create printed; only the generators' output is predictable.
+    if (inputs.create === GOSSIP_KEY_SCRIPT) return { ...inputs, stdout: MOCK_GOSSIP_KEY, stderr: '' };
+    if (inputs.create === UUID_COMMAND) return { ...inputs, stdout: mockGeneratedUuid(stack, name), stderr: '' };
+    return { ...inputs, stdout: '', stderr: '' };
+  }
   if (type === 'command:remote:Command') return { ...inputs, stdout: '', stderr: '' };
   return inputs;
 }
@@ -218,7 +243,7 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
         const raw = args.inputs as Record<string, unknown>;
         const inputs = revealed(raw) as Record<string, unknown>;
         const secretInputs = Object.keys(raw).filter((key) => holdsSecret(raw[key]));
-        const state = mockedState(args.type, inputs, projectDir);
+        const state = mockedState(args.type, args.name, stack, inputs, projectDir);
         list.push({ inputs, secretInputs, state, custom: args.custom ?? true, provider: args.provider ?? '' });
         registered.set(key, list);
         return { id: `${args.name}-id`, state };
@@ -246,6 +271,7 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
     opts: pulumi.ResourceOptions;
   }[] = [];
   let programError: unknown;
+  let exported: Record<string, unknown> = {};
   const outputs = await pulumi.runtime.runInPulumiStack(async () => {
     pulumi.runtime.registerStackTransformation((args) => {
       declared.push({ resource: args.resource, type: args.type, name: args.name, props: args.props, opts: args.opts });
@@ -255,7 +281,8 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
       if (options.declare) return options.declare();
       // Loaded the way the language host loads a program: required, from a cache cleared above.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      return require(entry) as unknown;
+      exported = require(entry) as Record<string, unknown>;
+      return exported;
     } catch (error) {
       programError = error;
       return undefined;
@@ -304,7 +331,11 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
     error.resources = resources;
     throw error;
   }
-  return { resources, outputs: outputs ?? {} };
+  const secretOutputs: string[] = [];
+  for (const [key, value] of Object.entries(exported)) {
+    if (pulumi.Output.isInstance(value) && (await pulumi.isSecret(value))) secretOutputs.push(key);
+  }
+  return { resources, outputs: outputs ?? {}, secretOutputs };
 }
 
 /** The logical name in a provider reference (`urn::id`), unless it is a default provider. */

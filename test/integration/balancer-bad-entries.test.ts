@@ -19,14 +19,34 @@ interface Dropped {
   reason: string;
 }
 
-/** Registers an instance of SERVICE with no health check: Consul counts it as passing. */
-async function registerWithoutCheck(id: string, address: string, port: number): Promise<void> {
+/**
+ * Registers an instance of SERVICE the way a faulty or hostile replica could, with the replica token:
+ * with a TTL check that starts passing (a check of its own, so only the address is wrong), or with no
+ * check at all (Consul then counts it as passing on the node's serfHealth alone).
+ */
+async function registerEntry(id: string, address: string, port: number, check: 'passing-ttl' | 'none'): Promise<void> {
   const res = await fetch(`${consul.httpAddr}/v1/agent/service/register`, {
     method: 'PUT',
-    body: JSON.stringify({ ID: id, Name: SERVICE, Address: address, Port: port }),
+    headers: { 'X-Consul-Token': await consul.roleToken('replica', SERVICE) },
+    body: JSON.stringify({
+      ID: id,
+      Name: SERVICE,
+      Address: address,
+      Port: port,
+      ...(check === 'passing-ttl' ? { Check: { TTL: '10m', Status: 'passing' } } : {}),
+    }),
     signal: AbortSignal.timeout(5000),
   });
   if (!res.ok) throw new Error(`registering ${id}: HTTP ${res.status} ${await res.text()}`);
+}
+
+async function deregister(id: string): Promise<void> {
+  const res = await fetch(`${consul.httpAddr}/v1/agent/service/deregister/${id}`, {
+    method: 'PUT',
+    headers: { 'X-Consul-Token': consul.managementToken },
+    signal: AbortSignal.timeout(5000),
+  });
+  if (!res.ok) throw new Error(`deregistering ${id}: HTTP ${res.status} ${await res.text()}`);
 }
 
 /** Polls until `check` holds; false (not a throw) after the timeout, so the test goes on to show the damage. */
@@ -39,7 +59,7 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number): Pro
 
 test.before(async () => {
   consul = await startConsul();
-  balancer = await startBalancer(consul.httpAddr, SERVICE);
+  balancer = await startBalancer(consul, SERVICE);
 });
 
 test.after.always(async (t) => {
@@ -53,12 +73,12 @@ test.after.always(async (t) => {
 test.serial(
   'a host name that does not resolve and an IPv6 zone id are dropped and reported; replacing the real replicas fails no request',
   async (t) => {
-    const r1 = await startReplica(consul.httpAddr, SERVICE, 'real-1');
+    const r1 = await startReplica(consul, SERVICE, 'real-1');
     replicas.push(r1);
     await waitFor('the balancer to serve real-1', async () => (await balancer.status()).upstreams.includes(addr(r1)), 15_000, 25);
 
-    await registerWithoutCheck('bad-name', 'does-not-exist.invalid', 8080);
-    await registerWithoutCheck('bad-zone', 'fe80::1%lo', 8080);
+    await registerEntry('bad-name', 'does-not-exist.invalid', 8080, 'passing-ttl');
+    await registerEntry('bad-zone', 'fe80::1%lo', 8080, 'passing-ttl');
     await waitFor('Consul to list both bad entries as passing', async () => (await consul.passing(SERVICE)).length === 3, 10_000, 50);
 
     const reported = await eventually(async () => {
@@ -69,7 +89,7 @@ test.serial(
     // Replace the real replica while clients keep sending requests.
     const loop = startSteadyLoop(balancer.url + '/', { maxMs: 60_000 });
     await sleep(500);
-    const r2 = await startReplica(consul.httpAddr, SERVICE, 'real-2');
+    const r2 = await startReplica(consul, SERVICE, 'real-2');
     replicas.push(r2);
     await waitFor('Consul to list real-2 as passing', async () => (await consul.passing(SERVICE)).includes('real-2'), 15_000, 50);
     const served = await eventually(async () => (await balancer.status()).upstreams.includes(addr(r2)), 10_000);
@@ -100,5 +120,39 @@ test.serial(
       warned.some((l) => l.includes('bad-name') && l.includes('bad-zone')),
       'the drop is logged with both ids',
     );
+    await deregister('bad-name');
+    await deregister('bad-zone');
   },
 );
+
+test.serial('an instance registered without a health check of its own passes in Consul but gets no traffic, and is reported', async (t) => {
+  const real = await startReplica(consul, SERVICE, 'real-3');
+  replicas.push(real);
+  await waitFor('the balancer to serve real-3', async () => (await balancer.status()).upstreams.includes(addr(real)), 15_000, 25);
+  // A well-formed address of its own, so only the missing check can keep it out (not a bad address, not a duplicate).
+  await registerEntry('unchecked', '127.0.0.1', 9, 'none');
+  await waitFor(
+    'Consul to list the unchecked entry as passing',
+    async () => (await consul.passing(SERVICE)).includes('unchecked'),
+    10_000,
+    50,
+  );
+  await waitFor(
+    'the balancer to report the unchecked entry',
+    async () => ((await balancer.status()).dropped as Dropped[]).some((d) => d.id === 'unchecked'),
+    10_000,
+    50,
+  );
+  const status = await balancer.status();
+  t.true(status.upstreams.includes(addr(real)), status.upstreams.join(', '));
+  t.false(status.upstreams.includes('127.0.0.1:9'), status.upstreams.join(', '));
+  const reason = (status.dropped as Dropped[]).find((d) => d.id === 'unchecked')?.reason ?? '';
+  t.regex(reason, /no health check of its own/);
+  t.true(
+    balancer
+      .output()
+      .split('\n')
+      .some((l) => l.includes('Consul entries left out of the upstream set') && l.includes('unchecked')),
+  );
+  await deregister('unchecked');
+});

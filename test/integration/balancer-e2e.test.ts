@@ -23,7 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const addr = (r: Replica) => `127.0.0.1:${r.port}`;
 
 async function addReplica(id: string): Promise<Replica> {
-  const replica = await startReplica(consulGate.url, SERVICE, id);
+  const replica = await startReplica({ httpAddr: consulGate.url, roleToken: (role, name) => consul.roleToken(role, name) }, SERVICE, id);
   replicas.set(id, replica);
   return replica;
 }
@@ -60,7 +60,7 @@ test.before(async () => {
   consul = await startConsul();
   consulGate = await startGate(consul.httpPort);
   breakFile = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-break-')), 'break');
-  balancer = await startBalancer(consul.httpAddr, SERVICE, { BALANCER_TEST_BREAK_RENDER_FILE: breakFile, EMPTY_GRACE_MS: '10000' });
+  balancer = await startBalancer(consul, SERVICE, { BALANCER_TEST_BREAK_RENDER_FILE: breakFile, EMPTY_GRACE_MS: '10000' });
 });
 
 test.after.always(async (t) => {
@@ -345,7 +345,7 @@ test.serial('SIGTERM stops the balancer and its nginx gracefully, exit 0', async
 });
 
 test.serial('if nginx dies the balancer exits non-zero', async (t) => {
-  const second = await startBalancer(consul.httpAddr, SERVICE);
+  const second = await startBalancer(consul, SERVICE);
   t.teardown(() => second.cleanup());
   const nginxPid = Number(readFileSync(path.join(second.workDir, 'nginx.pid'), 'utf8'));
   // TERM is nginx's fast shutdown: the master takes its workers with it, so nothing is left behind.

@@ -16,7 +16,7 @@ test('the first request a new balancer accepts is answered by a replica that was
   t.timeout(60_000);
   const consul = await startConsul();
   t.teardown(() => consul.stop());
-  const replica = await startReplica(consul.httpAddr, 'first', 'first-1');
+  const replica = await startReplica(consul, 'first', 'first-1');
   t.teardown(() => replica.stop(5000));
   await waitFor('the replica to pass in Consul', async () => (await consul.passing('first')).includes('first-1'), 20_000, 50);
 
@@ -25,6 +25,7 @@ test('the first request a new balancer accepts is answered by a replica that was
   t.teardown(() => fs.rm(workDir, { recursive: true, force: true }));
   const balancer = startProcess(process.execPath, [freshBundle('balancer')], {
     CONSUL_HTTP_ADDR: consul.httpAddr,
+    CONSUL_HTTP_TOKEN: await consul.roleToken('balancer', 'first'),
     SERVICE_NAME: 'first',
     LISTEN_ADDRESS: '127.0.0.1',
     LISTEN_PORT: String(port),

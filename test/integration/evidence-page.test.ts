@@ -38,7 +38,7 @@ interface Bar {
 }
 
 async function addReplica(id: string, service = SERVICE): Promise<Replica> {
-  const replica = await startReplica(consul.httpAddr, service, id);
+  const replica = await startReplica(consul, service, id);
   replicas.set(id, replica);
   return replica;
 }
@@ -100,7 +100,7 @@ test.before(async () => {
   await fs.mkdir(screenshotDir, { recursive: true });
   consul = await startConsul();
   await Promise.all(['r1', 'r2', 'r3'].map((id) => addReplica(id)));
-  balancer = await startBalancer(consul.httpAddr, SERVICE);
+  balancer = await startBalancer(consul, SERVICE);
   await waitFor('three upstreams', async () => (await balancer.status()).upstreams.length === 3, STEP_MS, 50);
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
@@ -217,6 +217,7 @@ test.serial('a service ID with markup in it is shown as text', async (t) => {
       Port: target.port,
       Check: { HTTP: `${target.url}/health`, Interval: '1s' },
     }),
+    headers: { 'X-Consul-Token': consul.managementToken },
     signal: AbortSignal.timeout(5000),
   });
   t.is(register.status, 200, await register.text());
@@ -229,6 +230,7 @@ test.serial('a service ID with markup in it is shown as text', async (t) => {
   } finally {
     await fetch(`${consul.httpAddr}/v1/agent/service/deregister/${encodeURIComponent(HTML_ID)}`, {
       method: 'PUT',
+      headers: { 'X-Consul-Token': consul.managementToken },
       signal: AbortSignal.timeout(5000),
     });
   }

@@ -1,6 +1,6 @@
 import test from 'ava';
 import net from 'node:net';
-import { startConsul, type ConsulAgent } from '../../harness/consul';
+import { noConsulAt, startConsul, type ConsulAgent } from '../../harness/consul';
 import { stopAll, waitFor } from '../../harness/processes';
 import { slowPost, startReplica, type Replica } from '../../harness/service';
 
@@ -17,7 +17,7 @@ async function consulFor(t: { teardown(fn: () => Promise<void>): void }): Promis
 }
 
 async function replicas(consul: ConsulAgent, count: number, tag: string): Promise<Replica[]> {
-  return Promise.all(Array.from({ length: count }, (_, i) => startReplica(consul.httpAddr, NAME, `${NAME}-${tag}-${i + 1}`)));
+  return Promise.all(Array.from({ length: count }, (_, i) => startReplica(consul, NAME, `${NAME}-${tag}-${i + 1}`)));
 }
 
 async function waitPassing(consul: ConsulAgent, ids: string[], timeoutMs = 15_000): Promise<void> {
@@ -151,7 +151,7 @@ test.serial(
     victim.child.kill('SIGKILL');
     t.is(await victim.exited, 'SIGKILL');
     // Restarted before Consul's next check could notice the death, as Docker does in ~0.3 s.
-    const again = await startReplica(consul.httpAddr, NAME, victim.id, { PORT: String(victim.port) });
+    const again = await startReplica(consul, NAME, victim.id, { PORT: String(victim.port) });
     t.teardown(() => again.stop().then(() => undefined));
     await waitFor('the restarted replica out of the passing set', async () => (await consul.passing(NAME)).length === 0, 10_000, 20);
     await waitPassing(consul, [victim.id]);
@@ -187,7 +187,7 @@ test.serial('Consul agent restart: users answer 503 while it is down, and every 
 test.serial('a replica started before Consul serves meanwhile and registers once Consul comes', async (t) => {
   const consul = await consulFor(t);
   await consul.stop();
-  const replica = await startReplica(consul.httpAddr, NAME, `${NAME}-e-1`);
+  const replica = await startReplica(consul, NAME, `${NAME}-e-1`);
   t.teardown(() => replica.stop().then(() => undefined));
 
   await waitFor('the replica to serve', async () => (await call(replica.url + '/health')).status === 200, 10_000, 100);
@@ -210,7 +210,7 @@ test.serial('a bad environment value stops the replica at start with one message
     ['CONSUL_HTTP_ADDR', 'http://consul:8500/v1'],
     ['SERVICE_NAME', 'web_1'],
   ]) {
-    const replica = await startReplica('http://127.0.0.1:1', 'x', 'x-1', { [name]: value });
+    const replica = await startReplica(noConsulAt('http://127.0.0.1:1'), 'x', 'x-1', { [name]: value });
     const code = await Promise.race([replica.exited, new Promise((r) => setTimeout(() => r('still running after 10 s'), 10_000))]);
     await replica.stop();
     t.is(code, 2, `${name}=${value}: ${replica.output()}`);
@@ -293,7 +293,7 @@ function postStatuses(replica: Replica): number[] {
 
 test.serial('malformed and hostile requests get 4xx answers and never crash a replica', async (t) => {
   // No Consul is needed for this: the replica retries registration against a closed loopback port meanwhile.
-  const replica = await startReplica('http://127.0.0.1:1', NAME, `${NAME}-g-1`);
+  const replica = await startReplica(noConsulAt('http://127.0.0.1:1'), NAME, `${NAME}-g-1`);
   t.teardown(() => replica.stop().then(() => undefined));
   await waitFor('the replica to serve', async () => (await call(replica.url + '/health')).status === 200, 10_000, 100);
 

@@ -16,8 +16,13 @@ test.after.always(async () => {
   await stopAll();
 });
 
+/** A store as a replica holds it; with ACLs on it writes with the management token, to any prefix the test picks. */
 function storeFor(prefix: string, httpAddr = consul.httpAddr) {
-  const client = createConsulClient(parseConfig({ CONSUL_HTTP_ADDR: httpAddr }, { hostname: 'h', interfaces: {} }).consul, 1000);
+  const client = createConsulClient(
+    parseConfig({ CONSUL_HTTP_ADDR: httpAddr }, { hostname: 'h', interfaces: {} }).consul,
+    consul.managementToken,
+    1000,
+  );
   return { store: new ConsulUsersStore(client, prefix), client };
 }
 

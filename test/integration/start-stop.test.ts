@@ -104,6 +104,7 @@ for (const way of stops)
       'start:balancer',
       {
         CONSUL_HTTP_ADDR: consul.httpAddr,
+        CONSUL_HTTP_TOKEN: await consul.roleToken('balancer', `start-stop-balancer-${port}`),
         SERVICE_NAME: `start-stop-balancer-${port}`,
         LISTEN_ADDRESS: '127.0.0.1',
         LISTEN_PORT: String(port),
@@ -148,7 +149,9 @@ for (const way of stops) {
     const port = await freePort();
     const id = `start-stop-replica-${port}`;
     const name = `start-stop-service-${port}`;
-    const npm = npmRun('start:service', replicaEnv(consul.httpAddr, name, id, port), { detached: true });
+    const npm = npmRun('start:service', replicaEnv(consul.httpAddr, name, id, port, await consul.roleToken('replica', name)), {
+      detached: true,
+    });
     let pids: number[] = [];
     killAtTeardown(t, () => pids);
     pids = [await scriptProcess(npm, 'service/dist/main.js')];

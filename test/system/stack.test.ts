@@ -5,7 +5,7 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { recordStack } from '../helpers/record-stack';
+import { recordStack, type RecordedStack } from '../helpers/record-stack';
 import { scratchCopy } from '../helpers/scratch-copy';
 import {
   describeFailures,
@@ -50,6 +50,8 @@ const EVIDENCE_FILE = path.join(PROJECT_DIR, 'build/system/evidence.txt');
 const realizer = new Realizer({ projectDir: PROJECT_DIR });
 let ports: { balancerPort: number; consulUiPort: number; collectorPort: number };
 let url = '';
+/** The last deploy's record: its outputs (consulToken) and inputs (the ACL step's environment). */
+let lastRecord: RecordedStack | undefined;
 let before: DockerListing;
 /** Every volume any of the stack's containers mounted, named or anonymous. */
 const stackVolumes = new Set<string>();
@@ -59,11 +61,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function deploy(t: ExecutionContext, replicas: number, projectDir = PROJECT_DIR, baseImage = BASE_IMAGE): Promise<ApplySummary> {
   const started = Date.now();
-  const { resources } = await recordStack({
+  lastRecord = await recordStack({
     stack: STACK,
     projectDir,
     config: { replicas, baseImage, consulImage: CONSUL_IMAGE, ...ports },
   });
+  const { resources } = lastRecord;
   const recordedMs = Date.now() - started;
   const summary = await realizer.apply(resources);
   for (const c of realizer.containers()) {
@@ -240,6 +243,43 @@ test.serial('1. replicas 3: every container healthy, 300 requests reach all 3 in
   for (const n of [1, 2, 3]) t.regex(evidence, new RegExp(`${replicaName(n)}\\s+\\d+\\s+\\d+\\.\\d%\\s+\\d+\\.\\d+\\.\\d+\\.\\d+:8080`));
   t.regex(evidence, /upstream set \(\/_balancer\/status\): 3 upstream\(s\)/);
 });
+
+test.serial(
+  "1a. Consul's ACLs: anonymous gets nothing, the stack's consulToken sees every replica, the ACL step run again changes nothing",
+  async (t) => {
+    t.timeout(120_000);
+    const consulUrl = `http://127.0.0.1:${ports.consulUiPort}`;
+    const token = lastRecord!.outputs.consulToken as string;
+    t.true(lastRecord!.secretOutputs.includes('consulToken'));
+    const get = async (apiPath: string, withToken: boolean) => {
+      const res = await fetch(consulUrl + apiPath, {
+        headers: withToken ? { 'X-Consul-Token': token } : {},
+        signal: AbortSignal.timeout(5000),
+      });
+      return { status: res.status, json: await res.json().catch((): unknown => null) };
+    };
+    t.deepEqual((await get('/v1/health/service/hello?passing', false)).json, [], 'anonymous sees no instance');
+    t.is((await get('/v1/agent/self', false)).status, 403);
+    t.is((await get('/v1/kv/hello/users/?recurse', false)).status, 404, 'anonymous sees no key');
+    const passing = (await get('/v1/health/service/hello?passing', true)).json as Array<{ Service: { ID: string } }>;
+    t.deepEqual(passing.map((e) => e.Service.ID).sort(), [1, 2, 3].map(replicaName).sort(), 'the UI token sees them');
+
+    // The step the realizer ran, once more (as the engine would on an update): the same policies and tokens.
+    const init = lastRecord!.resources.find((r) => r.name === 'consul-acl-init')!;
+    const aclState = async () => ({
+      policies: ((await get('/v1/acl/policies', true)).json as Array<{ ID: string; Name: string }>).map((p) => `${p.Name} ${p.ID}`).sort(),
+      tokens: ((await get('/v1/acl/tokens', true)).json as Array<{ AccessorID: string }>).map((k) => k.AccessorID).sort(),
+    });
+    const first = await aclState();
+    t.true(first.policies.some((p) => p.startsWith('replica-hello ')) && first.policies.some((p) => p.startsWith('balancer-hello ')));
+    const output = await run('sh', ['-c', init.inputs.create as string], {
+      cwd: PROJECT_DIR,
+      env: { ...process.env, ...(init.inputs.environment as Record<string, string>) },
+    });
+    t.regex(output, /policy replica-hello updated/);
+    t.deepEqual(await aclState(), first);
+  },
+);
 
 test.serial(
   '1b. every container runs hardened: unprivileged, read-only root, no capability, no-new-privileges, CPU, memory and process limits',

@@ -6,6 +6,7 @@ test('defaults work for a developer on loopback', (t) => {
   const config = parseConfig({});
   t.deepEqual(config, {
     consul: { host: '127.0.0.1', port: 8500, secure: false, url: 'http://127.0.0.1:8500' },
+    consulToken: undefined,
     serviceName: 'hello',
     listenAddress: '127.0.0.1',
     listenPort: 8080,
@@ -26,7 +27,9 @@ test('every variable is read', (t) => {
     WORK_DIR: '/run/balancer',
     EMPTY_GRACE_MS: '2500',
     BALANCER_TEST_BREAK_RENDER_FILE: '/tmp/break',
+    CONSUL_HTTP_TOKEN: '0d9db986-0adb-4d4c-a2df-09081559dc58',
   });
+  t.is(config.consulToken, '0d9db986-0adb-4d4c-a2df-09081559dc58');
   t.deepEqual(config.consul, { host: 'consul.internal', port: 8501, secure: true, url: 'https://consul.internal:8501' });
   t.is(config.serviceName, 'users-api');
   t.is(config.listenAddress, '::');

@@ -13,7 +13,10 @@ import type { Logger } from '../../lib/logger';
 const entry = (id: string, address: string, port: number, statuses = ['passing', 'passing']): HealthEntry => ({
   Node: { Node: 'node1', Address: '10.9.9.9' },
   Service: { ID: id, Service: 'hello', Address: address, Port: port },
-  Checks: statuses.map((Status, i) => ({ CheckID: `c${i}`, Status })),
+  // As Consul reports them: the node's serfHealth first, then the instance's own check(s).
+  Checks: statuses.map((Status, i) =>
+    i === 0 ? { CheckID: 'serfHealth', Status } : { CheckID: `service:${id}:${i}`, ServiceID: id, Status },
+  ),
 });
 
 test('rows: Consul instances nginx serves, ones it has not loaded yet, and ones it still serves after Consul dropped them', (t) => {

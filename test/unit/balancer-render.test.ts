@@ -10,9 +10,15 @@ import {
 } from '../../balancer/render';
 import { hostPort as formatHostPort } from '../../lib/endpoints';
 
+// Every instance Consul reports carries the node's serfHealth; a checked one also carries its own check.
+const checks = (id: string) => [
+  { CheckID: 'serfHealth', ServiceID: '' },
+  { CheckID: `service:${id}`, ServiceID: id },
+];
 const entry = (id: string, serviceAddress: string, port: number, nodeAddress = '10.9.9.9'): HealthEntry => ({
   Node: { Node: 'node1', Address: nodeAddress },
   Service: { ID: id, Service: 'hello', Address: serviceAddress, Port: port },
+  Checks: checks(id),
 });
 
 const settings: NginxSettings = {
@@ -51,7 +57,7 @@ test('an entry with neither address is dropped and reported', (t) => {
 });
 
 test('port 0 and missing ports are dropped and reported', (t) => {
-  const noPort: HealthEntry = { Node: { Address: '127.0.0.1' }, Service: { ID: 'noport', Address: '127.0.0.1' } };
+  const noPort: HealthEntry = { Node: { Address: '127.0.0.1' }, Service: { ID: 'noport', Address: '127.0.0.1' }, Checks: checks('noport') };
   const result = selectUpstreams([entry('zero', '127.0.0.1', 0), noPort]);
   t.deepEqual(result.upstreams, []);
   t.deepEqual(
@@ -59,6 +65,21 @@ test('port 0 and missing ports are dropped and reported', (t) => {
     ['zero', 'noport'],
   );
   t.regex(result.dropped[0].reason, /port 0/);
+});
+
+test('an instance without a health check of its own is dropped and reported, whatever its node checks say', (t) => {
+  const serfOnly: HealthEntry = { ...entry('serf-only', '127.0.0.1', 3001), Checks: [{ CheckID: 'serfHealth', ServiceID: '' }] };
+  const none: HealthEntry = { ...entry('none', '127.0.0.1', 3002), Checks: [] };
+  const missing: HealthEntry = { Node: { Address: '127.0.0.1' }, Service: { ID: 'missing', Address: '127.0.0.1', Port: 3003 } };
+  const othersCheck: HealthEntry = { ...entry('borrowed', '127.0.0.1', 3004), Checks: checks('someone-else') };
+  const result = selectUpstreams([serfOnly, none, missing, othersCheck, entry('checked', '127.0.0.1', 3000)]);
+  t.deepEqual(result.upstreams, ['127.0.0.1:3000']);
+  t.deepEqual(
+    result.dropped.map((d) => d.id),
+    ['serf-only', 'none', 'missing', 'borrowed'],
+  );
+  for (const d of result.dropped) t.regex(d.reason, /no health check of its own/);
+  t.deepEqual(hostNamesOf([{ ...entry('n', 'unchecked.example', 80), Checks: [] }]), [], 'an unchecked name is not even looked up');
 });
 
 test('IPv6 addresses are bracketed, also when Consul already bracketed them', (t) => {

@@ -5,10 +5,16 @@ import type { HealthEntry, Resolution } from '../../balancer/render';
 import { followHealthyInstances, type HealthAnswer } from '../../balancer/watch';
 import { waitFor } from '../../harness/processes';
 
-const entry = (port: number): HealthEntry => ({ Node: { Address: '127.0.0.1' }, Service: { ID: `s${port}`, Address: '', Port: port } });
+// Each instance carries a check of its own, as the service registers it (unchecked ones are dropped).
+const entry = (port: number): HealthEntry => ({
+  Node: { Address: '127.0.0.1' },
+  Service: { ID: `s${port}`, Address: '', Port: port },
+  Checks: [{ ServiceID: `s${port}` }],
+});
 const named = (id: string, name: string, port: number): HealthEntry => ({
   Node: { Address: '' },
   Service: { ID: id, Address: name, Port: port },
+  Checks: [{ ServiceID: id }],
 });
 
 /** A scripted resolver: answers from `table` (changeable by the test) and records every batch of names. */

@@ -56,6 +56,7 @@ function foundation() {
     baseImage: 'cnp-base:bookworm',
     serviceName: 'hello',
     consulHttpAddr: 'http://cnp-unit-consul:8500',
+    consulToken: pulumi.secret('unit-role-token'),
   };
   return { bundle, role, consul };
 }
@@ -134,6 +135,7 @@ test('Discovery alone: Consul runs its own image built on consulImage, logs to t
         bindAddress: '127.0.0.1',
         consulUiPort: 8500,
         gossipKey: GOSSIP_KEY,
+        managementToken: pulumi.secret('unit-management-token'),
       });
     },
   });

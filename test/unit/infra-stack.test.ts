@@ -179,7 +179,7 @@ function behaviour(title: string, check: (t: ExecutionContext, d: Declared) => v
 }
 
 behaviour(
-  'declares one provider, one network, two volumes, four images, the bundle and gossip-key steps and a container per replica plus three',
+  'declares one provider, one network, two volumes, four images, the bundle, gossip-key, Consul-token and ACL-init steps and a container per replica plus three',
   (t, d) => {
     const counts: Record<string, number> = {};
     for (const r of d.record.resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
@@ -189,7 +189,7 @@ behaviour(
       [T.network]: 1,
       [T.volume]: 2,
       [T.image]: 4,
-      [T.command]: 2,
+      [T.command]: 4,
       [T.container]: d.x.replicas + 3,
     });
     t.deepEqual(

@@ -19,7 +19,18 @@ test('defaults: port 8080 on 0.0.0.0, name hello, id from name+host+port, the co
     serviceId: 'hello-c0ffee-8080',
     serviceAddress: '172.18.0.5',
     consul: { secure: false, host: '127.0.0.1', port: 8500, url: 'http://127.0.0.1:8500' },
+    consulToken: undefined,
   });
+});
+
+test('CONSUL_HTTP_TOKEN is the Consul token; a value that cannot be a header is rejected without showing it', (t) => {
+  t.is(
+    parseConfig({ CONSUL_HTTP_TOKEN: ' 0d9db986-0adb-4d4c-a2df-09081559dc58 ' }, container).consulToken,
+    '0d9db986-0adb-4d4c-a2df-09081559dc58',
+  );
+  const error = t.throws(() => parseConfig({ CONSUL_HTTP_TOKEN: 'secret part\nX-Evil: 1' }, container), { instanceOf: ConfigError });
+  t.regex(error.message, /CONSUL_HTTP_TOKEN is not allowed \(value not shown\)/);
+  t.notRegex(error.message, /secret part/);
 });
 
 test('explicit values are used as given', (t) => {

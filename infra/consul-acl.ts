@@ -1,0 +1,83 @@
+// Consul's ACLs in the stack: the one generated secret (the management token), the settings every
+// Consul agent gets, the role tokens derived from it, and the step that puts the policies and tokens
+// into Consul. Small functions, so that a second agent (one per VM) gets the same settings and token.
+import path from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+import * as command from '@pulumi/command';
+import { agentAclHcl, agentRole, consulVersionOfImage, roleToken, type AclRole } from '../lib/consul-acl';
+import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
+import { hashSources } from './sources';
+
+/**
+ * Prints a random UUID. Run once, at create, by a local.Command with no triggers: its stdout is kept in
+ * the state (as a secret) and never changes afterwards, so the token is stable across `pulumi up` runs.
+ */
+export const UUID_COMMAND = `node -e "process.stdout.write(require('node:crypto').randomUUID())"`;
+
+/** A random value generated once and kept as a Pulumi secret. */
+export function generatedSecret(name: string, parent?: pulumi.Resource): pulumi.Output<string> {
+  const generator = new command.local.Command(
+    name,
+    { create: UUID_COMMAND },
+    // stdout is the secret: additionalSecretOutputs keeps it encrypted in the state and in every input it feeds.
+    { parent, additionalSecretOutputs: ['stdout'] },
+  );
+  // `?? ''` only for runtimes that report no stdout (mocks); the engine always reports a string.
+  return pulumi.secret(generator.stdout.apply((out) => (out ?? '').trim()));
+}
+
+/** The token of `role`, derived from the management token, as a secret. */
+export function roleTokenOf(managementToken: pulumi.Output<string>, role: AclRole): pulumi.Output<string> {
+  return pulumi.secret(managementToken.apply((m) => roleToken(m, role.role)));
+}
+
+/**
+ * The `-hcl` argument that turns a Consul agent's ACLs on: default deny, the management token (under the
+ * key the image's version accepts: `master` before 1.11, `initial_management` from 1.11) and the agent's
+ * own token for node `nodeName`. A secret, since it holds both.
+ */
+export function agentAclArgument(managementToken: pulumi.Output<string>, nodeName: string, consulImage: string): pulumi.Output<string> {
+  const version = consulVersionOfImage(consulImage);
+  return pulumi.secret(
+    managementToken.apply((m) => `-hcl=${agentAclHcl({ management: m, agent: roleToken(m, agentRole(nodeName).role) }, version)}`),
+  );
+}
+
+export interface AclInitArgs {
+  repoRoot: string;
+  /** Consul's HTTP API as this machine reaches it (the published port). */
+  consulHttpAddr: string;
+  managementToken: pulumi.Output<string>;
+  serviceName: string;
+  /** Node names of every Consul agent: each gets its agent token. */
+  agentNodes: string[];
+  /** Re-run when these change: a new Consul container or data volume may have lost the ACL state. */
+  consulIdentity: pulumi.Input<string>[];
+}
+
+/** The files the init step runs; a change re-runs it. */
+const ACL_INIT_SOURCES = ['infra/acl-init.ts', 'lib/consul-acl.ts', 'lib/consul-acl-apply.ts', 'lib/consul-address.ts'];
+
+/**
+ * The step that creates (or updates) the policies and role tokens in Consul, after Consul is up: a
+ * local.Command running infra/acl-init.ts with tsx on the machine that runs `pulumi up`, against
+ * Consul's published HTTP port. It is idempotent (policies found by name, tokens by their derived
+ * AccessorID), so running it again on an update changes nothing.
+ */
+export function aclInit(name: string, args: AclInitArgs, opts: pulumi.CustomResourceOptions): command.local.Command {
+  return new command.local.Command(
+    name,
+    {
+      create: 'node --import tsx infra/acl-init.ts',
+      dir: path.resolve(args.repoRoot),
+      environment: {
+        CONSUL_HTTP_ADDR: args.consulHttpAddr,
+        [CONSUL_TOKEN_ENV]: args.managementToken,
+        ACL_SERVICE_NAME: args.serviceName,
+        ACL_AGENT_NODES: args.agentNodes.join(','),
+      },
+      triggers: [hashSources(args.repoRoot, ACL_INIT_SOURCES), ...args.consulIdentity],
+    },
+    opts,
+  );
+}
