@@ -1,3 +1,4 @@
+import { consulLimitArgs } from '../lib/consul-limits';
 import { freePorts } from './ports';
 import { startProcess, waitFor, type Managed } from './processes';
 
@@ -57,6 +58,8 @@ export async function startConsul(): Promise<ConsulAgent> {
         String(serfWan),
         '-server-port',
         String(server),
+        // The stack's own limits (infra/discovery.ts), so tests and the bench meet the Consul users get.
+        ...consulLimitArgs(),
       ]);
       await waitFor('consul to elect a leader', async () => (await get<string>('/v1/status/leader')) !== '', 15_000, 100);
     },

@@ -3,6 +3,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { roleOptions, stackContainer } from './container-settings';
+import { consulLimitArgs } from '../lib/consul-limits';
 import { httpUrl } from '../lib/endpoints';
 import type { LogCollector } from './collector';
 import type { StackNaming } from './naming';
@@ -62,6 +63,8 @@ export class Discovery extends pulumi.ComponentResource {
           '-hcl=disable_update_check = true',
           // Production raft timing: a single server elects itself in about a second instead of seven.
           '-hcl=performance { raft_multiplier = 1 }',
+          // Per-client connection cap and value size, so one client cannot lock the agent up.
+          ...consulLimitArgs(),
         ],
         ports: [{ internal: CONSUL_HTTP_PORT, external: args.consulUiPort, ip: args.bindAddress, protocol: 'tcp' }],
         networksAdvanced: [{ name: args.networkName, aliases: ['consul'] }],

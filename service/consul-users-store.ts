@@ -1,6 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type Consul from 'consul';
-import { StoreConflictError, StoreUnavailableError, type User, type UserInput, type UsersStore } from './users-store';
+import {
+  pageOfIds,
+  StoreConflictError,
+  StoreUnavailableError,
+  type PageQuery,
+  type User,
+  type UserInput,
+  type UserPage,
+  type UsersStore,
+} from './users-store';
 
 interface KvItem {
   Key: string;
@@ -9,6 +18,14 @@ interface KvItem {
 }
 
 const CAS_ATTEMPTS = 5;
+
+/** The answer of `/v1/txn`: KV values are base64 there (kv.get decodes them, the transaction API does not). */
+interface TxnBody {
+  Results?: Array<{ KV?: KvItem }> | null;
+  Errors?: Array<{ OpIndex: number; What: string }> | null;
+}
+
+const decode = (value: string | null): string | null => (value === null ? null : Buffer.from(value, 'base64').toString('utf8'));
 
 function parseUser(item: KvItem | null | undefined): User | undefined {
   if (!item?.Value) return undefined;
@@ -52,12 +69,53 @@ export class ConsulUsersStore implements UsersStore {
     return user && item ? { user, index: item.ModifyIndex } : undefined;
   }
 
-  async list(): Promise<User[]> {
-    const items = (await this.call('list', () => this.consul.kv.get({ key: `${this.prefix}/`, recurse: true }))) as
-      KvItem[] | KvItem | null | undefined;
-    const list = Array.isArray(items) ? items : items ? [items] : [];
-    const users = list.map(parseUser).filter((u): u is User => u !== undefined);
-    return users.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  /**
+   * One page: the keys alone (no values) from Consul, then the values of at most `limit` of them in one
+   * read-only transaction. A recursive read would make Consul load and send every user on every request.
+   */
+  async page(query: PageQuery): Promise<UserPage> {
+    const keys = (await this.call('list', () =>
+      this.consul.kv.keys({ key: `${this.prefix}/`, separator: '/' }).catch((error: Error & { response?: { statusCode?: number } }) => {
+        // Consul answers 404 when no key has the prefix: no users yet.
+        if (error.response?.statusCode === 404) return [];
+        throw error;
+      }),
+    )) as string[] | null | undefined;
+    const start = this.prefix.length + 1;
+    // With the separator, anything nested deeper comes back as one "<prefix>/<dir>/" entry: not a user.
+    const ids = (keys ?? []).map((key) => key.slice(start)).filter((id) => id !== '' && !id.includes('/'));
+    const { ids: pageIds, next } = pageOfIds(ids.sort(), query);
+    return { users: await this.readMany(pageIds), next };
+  }
+
+  /**
+   * The users stored under `ids` (at most PAGE_LIMIT_MAX), in that order, in one transaction of KV gets.
+   * A key deleted since it was listed fails the whole transaction (409, naming the operation): it is left
+   * out and the rest read again, a bounded number of times.
+   */
+  private async readMany(ids: readonly string[]): Promise<User[]> {
+    let wanted = [...ids];
+    for (let attempt = 0; attempt < CAS_ATTEMPTS && wanted.length > 0; attempt++) {
+      const operations = wanted.map((id) => ({ KV: { Verb: 'get', Key: this.key(id) } }));
+      const answer = await this.call('list', () =>
+        this.consul.transaction.create(operations as never).then(
+          (body) => ({ results: (body as TxnBody | undefined)?.Results ?? [] }),
+          (error: Error & { response?: { statusCode?: number; body?: TxnBody } }) => {
+            if (error.response?.statusCode === 409) return { failed: (error.response.body?.Errors ?? []).map((e) => e.OpIndex) };
+            throw error;
+          },
+        ),
+      );
+      if ('results' in answer) {
+        return answer.results
+          .map((result) => parseUser(result.KV && { ...result.KV, Value: decode(result.KV.Value) }))
+          .filter((u): u is User => u !== undefined);
+      }
+      const failed = new Set(answer.failed);
+      wanted = wanted.filter((_, index) => !failed.has(index));
+    }
+    if (wanted.length === 0) return [];
+    throw new StoreConflictError('the users kept changing while this page was being read; try again');
   }
 
   async get(id: string): Promise<User | undefined> {

@@ -292,6 +292,11 @@ behaviour('Consul runs as a single server with its UI, its data on a named volum
     '-bind=0.0.0.0',
     '-data-dir=/consul/data',
   ]);
+  for (const limit of ['http_max_conns_per_client = 100', 'kv_max_value_size = 65536'])
+    t.true(
+      inputs(d.consul).command.includes(`-hcl=limits { ${limit} }`),
+      `Consul's own limit ${limit}, the one the tests' agents run with`,
+    );
   t.deepEqual(inputs(d.consul).volumes, [{ volumeName: inputs(consulData).name, containerPath: '/consul/data' }]);
 });
 
