@@ -12,6 +12,8 @@ export const MAX_REPLICAS = 20;
 export interface StackConfig {
   replicas: number;
   balancerPort: number;
+  /** Host port of the balancer's admin listener (status, X-Upstream-Addr), on bindAddress. */
+  balancerAdminPort: number;
   consulUiPort: number;
   collectorPort: number;
   bindAddress: string;
@@ -27,6 +29,7 @@ export type ConfigKey = keyof StackConfig;
 export const DEFAULTS: StackConfig = {
   replicas: 1,
   balancerPort: 8080,
+  balancerAdminPort: 8081,
   consulUiPort: 8500,
   collectorPort: 5514,
   bindAddress: '127.0.0.1',
@@ -40,6 +43,7 @@ export const DEFAULTS: StackConfig = {
 export const ALLOWED: Record<ConfigKey, string> = {
   replicas: `a whole number from 1 to ${MAX_REPLICAS}`,
   balancerPort: 'a TCP port number from 1 to 65535',
+  balancerAdminPort: 'a TCP port number from 1 to 65535',
   consulUiPort: 'a TCP port number from 1 to 65535',
   collectorPort: 'a TCP port number from 1 to 65535',
   bindAddress: 'an IPv4 or IPv6 address literal, such as 127.0.0.1 or ::1',
@@ -67,6 +71,7 @@ function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undef
     case 'replicas':
       return wholeNumber(raw, 1, MAX_REPLICAS);
     case 'balancerPort':
+    case 'balancerAdminPort':
     case 'consulUiPort':
     case 'collectorPort':
       return wholeNumber(raw, 1, 65535);
@@ -112,14 +117,14 @@ export function parseConfig(raw: Readonly<Record<string, string | undefined>>, n
   }
   const config = parsed as unknown as StackConfig;
   if (problems.length === 0) {
-    // The three published ports share one bind address, so they must differ.
-    const ports: ConfigKey[] = ['balancerPort', 'consulUiPort', 'collectorPort'];
+    // The published ports share one bind address, so they must differ.
+    const ports: ConfigKey[] = ['balancerPort', 'balancerAdminPort', 'consulUiPort', 'collectorPort'];
     for (let i = 0; i < ports.length; i++) {
       for (let j = i + 1; j < ports.length; j++) {
         if (config[ports[i]] === config[ports[j]]) {
           problems.push(
             `${namespace}:${ports[j]} = "${config[ports[j]]}" is not allowed: it equals ${ports[i]}; ` +
-              'the balancer, Consul UI and collector ports are published on one address and must differ',
+              'the balancer, balancer admin, Consul UI and collector ports are published on one address and must differ',
           );
         }
       }

@@ -79,11 +79,13 @@ const balancer = new Balancer(
     consulHttpAddr: discovery.httpAddr,
     bindAddress: config.bindAddress,
     balancerPort: config.balancerPort,
+    balancerAdminPort: config.balancerAdminPort,
   },
   { ...onDocker, dependsOn: [discovery.container] },
 );
 
 export const balancerUrl = balancer.url;
+export const balancerAdminUrl = balancer.adminUrl;
 export const consulUiUrl = discovery.uiUrl;
 export const replicaNames = replicas.names;
 export const logsCommand = collector.logsCommand;

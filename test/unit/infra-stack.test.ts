@@ -68,7 +68,7 @@ interface Expected {
   stack: string;
   replicas: number;
   bindAddress: string;
-  ports: { balancer: number; consul: number; collector: number };
+  ports: { balancer: number; balancerAdmin: number; consul: number; collector: number };
   baseImage: string;
   consulImage: string;
   serviceName: string;
@@ -78,7 +78,7 @@ const defaults: Expected = {
   stack: 'dev',
   replicas: 1,
   bindAddress: '127.0.0.1',
-  ports: { balancer: 8080, consul: 8500, collector: 5514 },
+  ports: { balancer: 8080, balancerAdmin: 8081, consul: 8500, collector: 5514 },
   baseImage: 'node:20-bookworm-slim',
   consulImage: 'hashicorp/consul:1.20',
   serviceName: 'hello',
@@ -91,14 +91,22 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
     label: 'replicas 2, other ports, IPv6, another service',
     options: {
       stack: 'staging',
-      config: { replicas: 2, balancerPort: 18080, consulUiPort: 18500, collectorPort: 15514, bindAddress: '::1', serviceName: 'echo' },
+      config: {
+        replicas: 2,
+        balancerPort: 18080,
+        balancerAdminPort: 18081,
+        consulUiPort: 18500,
+        collectorPort: 15514,
+        bindAddress: '::1',
+        serviceName: 'echo',
+      },
     },
     expected: {
       ...defaults,
       stack: 'staging',
       replicas: 2,
       bindAddress: '::1',
-      ports: { balancer: 18080, consul: 18500, collector: 15514 },
+      ports: { balancer: 18080, balancerAdmin: 18081, consul: 18500, collector: 15514 },
       serviceName: 'echo',
     },
   },
@@ -202,7 +210,7 @@ behaviour('every container is on the stack network and only on it', (t, d) => {
   }
 });
 
-behaviour('only the balancer, Consul and syslog ports are published, all on the bind address', (t, d) => {
+behaviour('only the balancer (public and admin), Consul and syslog ports are published, all on the bind address', (t, d) => {
   const published = d.containers.flatMap((c) =>
     (inputs(c).ports ?? []).map((p) => `${inputs(c).name} ${p.ip} ${p.external}->${p.internal}/${p.protocol}`),
   );
@@ -210,6 +218,7 @@ behaviour('only the balancer, Consul and syslog ports are published, all on the 
     published.sort(),
     [
       `${d.name('balancer')} ${d.x.bindAddress} ${d.x.ports.balancer}->8080/tcp`,
+      `${d.name('balancer')} ${d.x.bindAddress} ${d.x.ports.balancerAdmin}->8081/tcp`,
       `${d.name('collector')} ${d.x.bindAddress} ${d.x.ports.collector}->5514/tcp`,
       `${d.name('consul')} ${d.x.bindAddress} ${d.x.ports.consul}->8500/tcp`,
     ].sort(),
@@ -332,6 +341,8 @@ behaviour('the balancer follows the configured service in Consul and listens on 
     SERVICE_NAME: d.x.serviceName,
     LISTEN_PORT: '8080',
     LISTEN_ADDRESS: '0.0.0.0',
+    ADMIN_PORT: '8081',
+    ADMIN_ADDRESS: '0.0.0.0',
   });
   t.true(balancer.options.dependsOn.includes(d.consul.name));
 });
@@ -342,6 +353,7 @@ behaviour('without dockerHost the stack uses the local engine (no explicit provi
 
 behaviour('the stack outputs give the balancer and Consul UI URLs, the replica names and the logs command', (t, d) => {
   t.is(d.record.outputs.balancerUrl, `http://${d.urlHost}:${d.x.ports.balancer}`);
+  t.is(d.record.outputs.balancerAdminUrl, `http://${d.urlHost}:${d.x.ports.balancerAdmin}`);
   t.is(d.record.outputs.consulUiUrl, `http://${d.urlHost}:${d.x.ports.consul}/ui/`);
   t.deepEqual(d.record.outputs.replicaNames, d.replicaNames);
   t.is(d.record.outputs.logsCommand, `docker exec ${d.name('collector')} tail -n 100 -F /var/log/stack/all.log`);
