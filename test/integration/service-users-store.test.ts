@@ -3,10 +3,10 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
-import { stopAll } from '../../harness/processes';
+import { stopAll, waitFor } from '../../harness/processes';
 import { parseConfig } from '../../service/config';
 import { createConsulClient } from '../../service/consul-client';
-import { ConsulUsersStore } from '../../service/consul-users-store';
+import { ConsulUsersStore, KEY_LIST_TTL_MS } from '../../service/consul-users-store';
 import { StoreConflictError, StoreUnavailableError, type User } from '../../service/users-store';
 
 // The users store against a real `consul agent -dev` on loopback.
@@ -255,4 +255,27 @@ test('a user deleted between the key listing and the read is left out of the pag
     [ids[0], ids[2], ids[3]],
   );
   t.is(page.next, null);
+});
+
+test('concurrent pages share one key listing; another replica’s new user shows once the listing is renewed', async (t) => {
+  await seedUsers('svc-r/users', 30);
+  const proxy = await recordingProxy(consul.httpAddr);
+  t.teardown(proxy.close);
+  const { store } = storeFor('svc-r/users', proxy.url);
+  const listings = () => proxy.exchanges.filter((e) => /[?&]keys/.test(e.url)).length;
+
+  const pages = await Promise.all(Array.from({ length: 20 }, () => store.page({ limit: 10 })));
+  t.true(
+    pages.every((p) => p.users.length === 10),
+    'every page answered',
+  );
+  t.is(listings(), 1, 'twenty requests at once cost Consul one key listing');
+
+  const mine = await store.create({ name: 'Mine', email: 'mine@example.com' });
+  const other = await storeFor('svc-r/users').store.create({ name: 'Other', email: 'other@example.com' });
+  const ids = async () => (await store.page({ limit: 64 })).users.map((u) => u.id);
+  t.true((await ids()).includes(mine.id), "this replica's own create shows at once");
+  t.is(listings(), 1);
+  await waitFor('the other replica’s user to show', async () => (await ids()).includes(other.id), KEY_LIST_TTL_MS * 3, 100);
+  t.is(listings(), 2, 'renewed once, after the listing got older than KEY_LIST_TTL_MS');
 });
