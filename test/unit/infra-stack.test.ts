@@ -344,6 +344,8 @@ behaviour('the balancer follows the configured service in Consul and listens on 
     ADMIN_PORT: '8081',
     ADMIN_ADDRESS: '0.0.0.0',
   });
+  // Its health check asks the status on the admin listener; the public port no longer serves it.
+  t.true(String(inputs(balancer).healthcheck?.tests?.[3]).includes('"http://127.0.0.1:8081/_balancer/status"'));
   t.true(balancer.options.dependsOn.includes(d.consul.name));
 });
 
