@@ -9,6 +9,12 @@ import {
 } from '../lib/consul-address';
 import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 
+/**
+ * Requests in flight per client address on the public port. Far above what one browser or API client holds
+ * (a browser opens 6 per host; the tests' loops 2-8, the bench 8), far below the 2,000 of a burst.
+ */
+export const DEFAULT_CONN_LIMIT_PER_CLIENT = 100;
+
 /** Everything the balancer reads from its environment, parsed and checked once at start. */
 export interface BalancerConfig {
   /** Consul's HTTP API, e.g. http://127.0.0.1:8500. */
@@ -18,6 +24,14 @@ export interface BalancerConfig {
   serviceName: string;
   listenAddress: string;
   listenPort: number;
+  /**
+   * The admin listener: /_balancer/status, and the proxy that adds X-Upstream-Addr. Keep it on loopback or
+   * a private network; the public port shows neither.
+   */
+  adminAddress: string;
+  adminPort: number;
+  /** Requests one client address may have in flight on the public port at once; more get a JSON 429. */
+  connLimitPerClient: number;
   nginxBin: string;
   /** nginx prefix for its conf, pid and temp files; undefined means "make a fresh temp dir". */
   workDir: string | undefined;
@@ -40,9 +54,16 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
   const serviceName = envValue(env, 'SERVICE_NAME') ?? DEFAULT_SERVICE_NAME;
   if (!isServiceName(serviceName)) rejectConfig('SERVICE_NAME', serviceName, SERVICE_NAME_ALLOWED);
 
-  const listenAddress = envValue(env, 'LISTEN_ADDRESS') ?? '127.0.0.1';
-  if (net.isIP(listenAddress) === 0)
-    rejectConfig('LISTEN_ADDRESS', listenAddress, 'an IPv4 or IPv6 address literal, such as 127.0.0.1 or ::');
+  const address = (variable: string): string => {
+    const value = envValue(env, variable) ?? '127.0.0.1';
+    if (net.isIP(value) === 0) rejectConfig(variable, value, 'an IPv4 or IPv6 address literal, such as 127.0.0.1 or ::');
+    return value;
+  };
+  const listenAddress = address('LISTEN_ADDRESS');
+  const adminAddress = address('ADMIN_ADDRESS');
+  const listenPort = integer(env, 'LISTEN_PORT', 8080, 1, 65535);
+  const adminPort = integer(env, 'ADMIN_PORT', 8081, 1, 65535);
+  if (adminPort === listenPort) rejectConfig('ADMIN_PORT', String(adminPort), `a port other than LISTEN_PORT (${listenPort})`);
 
   const consulText = envValue(env, 'CONSUL_HTTP_ADDR') ?? DEFAULT_CONSUL_ADDRESS;
   const consul = parseConsulAddress(consulText) ?? rejectConfig('CONSUL_HTTP_ADDR', consulText, CONSUL_ADDRESS_ALLOWED);
@@ -55,7 +76,10 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
     consulToken: parseConsulToken(env),
     serviceName,
     listenAddress,
-    listenPort: integer(env, 'LISTEN_PORT', 8080, 1, 65535),
+    listenPort,
+    adminAddress,
+    adminPort,
+    connLimitPerClient: integer(env, 'CONN_LIMIT_PER_CLIENT', DEFAULT_CONN_LIMIT_PER_CLIENT, 1, 100_000),
     nginxBin: envValue(env, 'NGINX_BIN') ?? 'nginx',
     workDir,
     emptyGraceMs: integer(env, 'EMPTY_GRACE_MS', 10_000, 0, 600_000),

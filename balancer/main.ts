@@ -71,7 +71,8 @@ async function main(): Promise<void> {
   const workDir = await prepareWorkDir(config, user !== undefined);
   await claimWorkDir(workDir, logger);
   const status = initialStatus(config.serviceName, config.consul.url);
-  const nginx = new Nginx(config.nginxBin, workDir, logger, { host: probeAddress(config.listenAddress), port: config.listenPort });
+  // The reload check asks the admin listener, which only the balancer's own side reaches.
+  const nginx = new Nginx(config.nginxBin, workDir, logger, { host: probeAddress(config.adminAddress), port: config.adminPort });
   let follower: ReturnType<typeof followHealthyInstances> | undefined;
   let applier: Applier | undefined;
   const readStatus = () => {
@@ -95,6 +96,9 @@ async function main(): Promise<void> {
     serviceName: config.serviceName,
     listenAddress: config.listenAddress,
     listenPort: config.listenPort,
+    adminAddress: config.adminAddress,
+    adminPort: config.adminPort,
+    connLimitPerClient: config.connLimitPerClient,
     workDir,
     statusPort: statusServer.port,
     accessLog: relay ? { relayPort: relay.port } : { stdout: true },
@@ -144,6 +148,8 @@ async function main(): Promise<void> {
   logger.info('balancer started', {
     service: config.serviceName,
     listen: `${config.listenAddress}:${config.listenPort}`,
+    admin: `${config.adminAddress}:${config.adminPort}`,
+    connLimitPerClient: config.connLimitPerClient,
     consul: config.consul.url,
     workDir,
     emptyGraceMs: config.emptyGraceMs,

@@ -26,9 +26,14 @@ export interface NginxSettings {
   serviceName: string;
   listenAddress: string;
   listenPort: number;
+  /** The admin listener (status, and the proxy that names the upstream); the public one shows neither. */
+  adminAddress: string;
+  adminPort: number;
+  /** Requests one client address may have in flight on the public port; more get a JSON 429. */
+  connLimitPerClient: number;
   /** nginx prefix: pid and temp files live here. */
   workDir: string;
-  /** Loopback port of the watcher's own status server, proxied at /_balancer/status. */
+  /** Loopback port of the watcher's own status server, proxied at /_balancer/status on the admin listener. */
   statusPort: number;
   /**
    * Where nginx writes its JSON access log: `/dev/stdout` (shared with the watcher; nginx writes each
@@ -164,7 +169,10 @@ function jsonBody(fields: Record<string, unknown>): string {
   return `'${JSON.stringify(fields)}'`;
 }
 
-function proxyLocation(s: NginxSettings): string[] {
+const TOO_MANY = jsonBody({ error: 'too many requests', detail: 'this client has too many requests in flight; retry shortly' });
+
+/** `location /` proxying to the replicas; on the admin listener it also names the upstream that answered. */
+function proxyLocation(s: NginxSettings, listener: 'public' | 'admin'): string[] {
   return [
     '    location / {',
     '      proxy_pass http://service_upstreams;',
@@ -179,9 +187,10 @@ function proxyLocation(s: NginxSettings): string[] {
     '      proxy_next_upstream error timeout;',
     '      proxy_next_upstream_tries 3;',
     '      proxy_next_upstream_timeout 5s;',
-    '      add_header X-Upstream-Addr $upstream_addr always;',
+    ...(listener === 'admin' ? ['      add_header X-Upstream-Addr $upstream_addr always;'] : []),
     '      error_page 502 = @bad_gateway;',
     '      error_page 504 = @gateway_timeout;',
+    ...(listener === 'public' ? ['      error_page 429 = @too_many;'] : []),
     '    }',
     '    location @bad_gateway {',
     '      default_type application/json;',
@@ -198,7 +207,7 @@ function proxyLocation(s: NginxSettings): string[] {
  * The evidence page (balancer/evidence-page.ts): the page, its script and style and its event stream come
  * from the watcher's status server; `/_balancer/try` sends one GET through the public listener, so the
  * page's "send N requests" stays same-origin (CSP `default-src 'self'`) and still goes through the
- * balancer. One block, so it moves to another server (the admin listener) as one call.
+ * balancer. Served on the admin listener only.
  */
 export function evidenceLocations(s: NginxSettings): string[] {
   const watcher = `http://127.0.0.1:${s.statusPort}`;
@@ -228,15 +237,70 @@ export function evidenceLocations(s: NginxSettings): string[] {
   ];
 }
 
-function unavailableLocation(s: NginxSettings): string[] {
+function unavailableLocation(s: NginxSettings, listener: 'public' | 'admin'): string[] {
   return [
     '    location / {',
     '      default_type application/json;',
     '      add_header Retry-After 1 always;',
+    ...(listener === 'public' ? ['      error_page 429 = @too_many;'] : []),
     `      return 503 ${jsonBody({ error: 'service unavailable', detail: `no healthy instance of ${s.serviceName} is registered in Consul`, service: s.serviceName })};`,
     '    }',
   ];
 }
+
+/**
+ * The public listener: the service, nothing about the balancer. Each client address may have
+ * connLimitPerClient requests in flight (nginx counts a connection once its request header is read, so
+ * this bounds bursts of requests and slow bodies; slow headers are bounded by client_header_timeout and
+ * the connection headroom, see renderNginxConfig).
+ */
+function publicServer(s: NginxSettings, upstreams: readonly string[]): string[] {
+  return [
+    '  server {',
+    `    listen ${hostPort(s.listenAddress, s.listenPort)};`,
+    `    limit_conn per_client ${s.connLimitPerClient};`,
+    '    location ^~ /_balancer/ {',
+    '      default_type application/json;',
+    '      error_page 429 = @too_many;',
+    `      return 404 ${jsonBody({ error: 'not found' })};`,
+    '    }',
+    '    location @too_many {',
+    '      default_type application/json;',
+    '      add_header Retry-After 1 always;',
+    `      return 429 ${TOO_MANY};`,
+    '    }',
+    ...(upstreams.length > 0 ? proxyLocation(s, 'public') : unavailableLocation(s, 'public')),
+    '  }',
+  ];
+}
+
+/** The admin listener (loopback or a private network): the status, the generation and the naming proxy. */
+function adminServer(s: NginxSettings, upstreams: readonly string[], generation: number): string[] {
+  return [
+    '  server {',
+    `    listen ${hostPort(s.adminAddress, s.adminPort)};`,
+    '    location = /_balancer/status {',
+    '      # Health checks poll this every few seconds; keep them out of the access log.',
+    '      access_log off;',
+    `      proxy_pass http://127.0.0.1:${s.statusPort};`,
+    '      proxy_connect_timeout 1s;',
+    '      proxy_read_timeout 5s;',
+    '      add_header Cache-Control no-store always;',
+    '    }',
+    '    # The watcher polls this after a reload: the new number means the new config is being served.',
+    '    location = /_balancer/generation {',
+    '      access_log off;',
+    '      default_type text/plain;',
+    `      return 200 "${generation}";`,
+    '    }',
+    ...evidenceLocations(s),
+    ...(upstreams.length > 0 ? proxyLocation(s, 'admin') : unavailableLocation(s, 'admin')),
+    '  }',
+  ];
+}
+
+/** Connections per worker; one worker per CPU, so a 2-core host has 8,192 in all. */
+const WORKER_CONNECTIONS = 4096;
 
 /** The whole nginx.conf for one upstream set: a pure function of its inputs. */
 export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[], generation = 0): string {
@@ -250,8 +314,12 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
     `pid ${dir}/nginx.pid;`,
     'error_log stderr warn;',
     '',
+    // Slots for a slow-header flood on top of real traffic (a proxied request takes two: client and
+    // replica); 2,100 slow connections filled 1024 (issue 14, defect 4). Each needs a file descriptor.
+    `worker_rlimit_nofile ${WORKER_CONNECTIONS * 2 + 64};`,
+    '',
     'events {',
-    '  worker_connections 1024;',
+    `  worker_connections ${WORKER_CONNECTIONS};`,
     '}',
     '',
     'http {',
@@ -268,10 +336,23 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
     '',
     '  server_tokens off;',
     '  client_max_body_size 1m;',
-    '  client_header_timeout 10s;',
+    '  # A real client sends its request header in one packet; 5 s covers a slow mobile link, and a slow-header',
+    '  # connection holds its slot half as long as with the former 10 s.',
+    '  client_header_timeout 5s;',
+    '  # Between two reads of the body, not for the whole body: a 1 MiB upload on a slow link still passes.',
     '  client_body_timeout 10s;',
-    '  send_timeout 30s;',
-    '  keepalive_timeout 30s;',
+    '  # Between two writes to a client that stopped reading; the largest answer is small JSON.',
+    '  send_timeout 10s;',
+    '  # An idle kept-alive client holds a slot; clients reuse a connection within seconds or not at all, so',
+    '  # 15 s keeps the reuse and halves the hold of the former 30 s.',
+    '  keepalive_timeout 15s;',
+    '  # A timed-out connection is reset, freeing its memory at once instead of lingering in FIN_WAIT.',
+    '  reset_timedout_connection on;',
+    '  # Requests in flight per client address (the key is 4 bytes for IPv4, 16 for IPv6; 1 MiB holds ~8,000',
+    '  # addresses, and a full zone refuses with the same 429).',
+    '  limit_conn_zone $binary_remote_addr zone=per_client:1m;',
+    '  limit_conn_status 429;',
+    '  limit_conn_log_level warn;',
     '',
   ];
   if (upstreams.length > 0) {
@@ -285,29 +366,7 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
       '',
     );
   }
-  lines.push(
-    '  server {',
-    `    listen ${hostPort(s.listenAddress, s.listenPort)};`,
-    '    location = /_balancer/status {',
-    '      # Health checks poll this every few seconds; keep them out of the access log.',
-    '      access_log off;',
-    `      proxy_pass http://127.0.0.1:${s.statusPort};`,
-    '      proxy_connect_timeout 1s;',
-    '      proxy_read_timeout 5s;',
-    '      add_header Cache-Control no-store always;',
-    '    }',
-    '    # The watcher polls this after a reload: the new number means the new config is being served.',
-    '    location = /_balancer/generation {',
-    '      access_log off;',
-    '      default_type text/plain;',
-    `      return 200 "${generation}";`,
-    '    }',
-    ...evidenceLocations(s),
-    ...(upstreams.length > 0 ? proxyLocation(s) : unavailableLocation(s)),
-    '  }',
-    '}',
-    '',
-  );
+  lines.push(...publicServer(s, upstreams), '', ...adminServer(s, upstreams, generation), '}', '');
   return lines.join('\n');
 }
 

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BALANCER_BUNDLE, type BalancerStatusJson } from '../harness/balancer';
 import { startConsul, type ConsulAgent } from '../harness/consul';
-import { freePort } from '../harness/ports';
+import { freePort, freePorts } from '../harness/ports';
 import { startProcess, waitFor, type Managed } from '../harness/processes';
 import { SERVICE_BUNDLE, replicaEnv, type Replica } from '../harness/service';
 import { pinnedCommand, pinProcess } from './pinning';
@@ -53,7 +53,7 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-bench-'));
   const workDir = path.join(runDir, 'balancer');
   fs.mkdirSync(workDir);
-  const listenPort = await freePort();
+  const [listenPort, adminPort] = await freePorts(2);
   const [command, args] = pinnedCommand(testCpu, process.execPath, [BALANCER_BUNDLE]);
   const balancer = startProcess(
     command,
@@ -65,14 +65,17 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
       SERVICE_NAME,
       LISTEN_PORT: String(listenPort),
       LISTEN_ADDRESS: '127.0.0.1',
+      ADMIN_PORT: String(adminPort),
+      ADMIN_ADDRESS: '127.0.0.1',
       WORK_DIR: workDir,
     },
     { logFile: path.join(runDir, 'balancer.log') },
   );
   const balancerUrl = `http://127.0.0.1:${listenPort}`;
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
 
   const status = async (): Promise<BalancerStatusJson> => {
-    const res = await fetch(`${balancerUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
+    const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
     if (!res.ok) throw new Error(`/_balancer/status answered ${res.status}`);
     return (await res.json()) as BalancerStatusJson;
   };

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
 import { freshBundle } from './bundles';
 import type { ConsulEndpoint } from './consul';
-import { freePort } from './ports';
+import { freePorts } from './ports';
 import { requireOnPath, startProcess, waitFor, type Managed } from './processes';
 
 export const BALANCER_BUNDLE = path.resolve(__dirname, '../balancer/dist/main.js');
@@ -22,7 +22,11 @@ export interface BalancerStatusJson {
 
 export interface RunningBalancer extends Managed {
   port: number;
+  /** The public listener, as a client of the service sees it. */
   url: string;
+  adminPort: number;
+  /** The admin listener: /_balancer/status, and answers that carry X-Upstream-Addr. */
+  adminUrl: string;
   workDir: string;
   status(): Promise<BalancerStatusJson>;
   /** The watcher's own last `lines` log lines (nginx's access and error lines left out), for a failed test's log. */
@@ -32,13 +36,13 @@ export interface RunningBalancer extends Managed {
 }
 
 /**
- * Starts the balancer as a plain process on a free loopback port, from the bundle `npm run build`
+ * Starts the balancer as a plain process on free loopback ports (public and admin), from the bundle `npm run build`
  * makes, with its nginx working files in a fresh temp dir and the balancer token for `serviceName`;
  * resolves once its status page answers.
  */
 export async function startBalancer(consul: ConsulEndpoint, serviceName: string, env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
   requireOnPath(env.NGINX_BIN ?? 'nginx');
-  const port = await freePort();
+  const [port, adminPort] = await freePorts(2);
   const token = await consul.roleToken('balancer', serviceName);
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-test-'));
   const proc = startProcess(process.execPath, [freshBundle('balancer')], {
@@ -47,18 +51,23 @@ export async function startBalancer(consul: ConsulEndpoint, serviceName: string,
     SERVICE_NAME: serviceName,
     LISTEN_ADDRESS: '127.0.0.1',
     LISTEN_PORT: String(port),
+    ADMIN_ADDRESS: '127.0.0.1',
+    ADMIN_PORT: String(adminPort),
     WORK_DIR: workDir,
     ...env,
   });
   const url = `http://127.0.0.1:${port}`;
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
   const status = async () => {
-    const res = await fetch(`${url}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
+    const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
     if (!res.ok) throw new Error(`status: HTTP ${res.status}`);
     return (await res.json()) as BalancerStatusJson;
   };
   const balancer: RunningBalancer = Object.assign(proc, {
     port,
     url,
+    adminPort,
+    adminUrl,
     workDir,
     status,
     logTail: (lines: number) =>

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { agentAclHcl, agentRole, aclPlan, balancerRole, replicaRole, roleToken, type AclRole } from '../lib/consul-acl';
 import { applyAclPlan } from '../lib/consul-acl-apply';
+import { consulLimitArgs } from '../lib/consul-limits';
 import { freePorts } from './ports';
 import { startProcess, waitFor, type Managed } from './processes';
 
@@ -112,6 +113,8 @@ export async function startConsul(): Promise<ConsulAgent> {
         String(serfWan),
         '-server-port',
         String(server),
+        // The stack's own limits (infra/discovery.ts), so tests and the bench meet the Consul users get.
+        ...consulLimitArgs(),
       ]);
       await waitFor('consul to elect a leader', async () => (await get<string>('/v1/status/leader')) !== '', 15_000, 100);
       applied = new Map();

@@ -1,21 +1,28 @@
 // The balancer: nginx plus the TypeScript watcher that follows Consul, built from balancer/, with
-// its listener published on the bind address.
+// its public listener published on the bind address and its admin listener on adminAddress (the bind
+// address on one host, loopback by default; a VM's private address).
 import * as pulumi from '@pulumi/pulumi';
 import { httpHealthcheck, roleOptions, stackContainer } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
 import { bundledImage, consulTokenEnv, type BundledRoleArgs } from './bundled-role';
 
 const LISTEN_PORT = 8080;
+const ADMIN_PORT = 8081;
 
 export interface BalancerArgs extends BundledRoleArgs {
   bindAddress: string;
   /** Host port for the balancer, on bindAddress. */
   balancerPort: number;
+  /** Where the admin listener (status, X-Upstream-Addr, the evidence page) is published; never a public address. */
+  adminAddress: string;
+  /** Host port for the balancer's admin listener, on adminAddress. */
+  balancerAdminPort: number;
 }
 
 export class Balancer extends pulumi.ComponentResource {
   readonly containerName: string;
   readonly url: string;
+  readonly adminUrl: string;
 
   constructor(name: string, args: BalancerArgs, opts?: pulumi.ComponentResourceOptions) {
     const { component, dependsOn } = roleOptions(opts);
@@ -23,6 +30,7 @@ export class Balancer extends pulumi.ComponentResource {
     const { naming, collector } = args;
     this.containerName = naming.objectName('balancer');
     this.url = httpUrl(args.bindAddress, args.balancerPort);
+    this.adminUrl = httpUrl(args.adminAddress, args.balancerAdminPort);
 
     const image = bundledImage(`${name}-image`, 'balancer', args, this);
 
@@ -38,15 +46,21 @@ export class Balancer extends pulumi.ComponentResource {
           `SERVICE_NAME=${args.serviceName}`,
           `LISTEN_PORT=${LISTEN_PORT}`,
           'LISTEN_ADDRESS=0.0.0.0',
+          `ADMIN_PORT=${ADMIN_PORT}`,
+          'ADMIN_ADDRESS=0.0.0.0',
         ],
-        ports: [{ internal: LISTEN_PORT, external: args.balancerPort, ip: args.bindAddress, protocol: 'tcp' }],
+        // The admin port is published on adminAddress only (loopback by default, a VM's private address), like Consul's UI.
+        ports: [
+          { internal: LISTEN_PORT, external: args.balancerPort, ip: args.bindAddress, protocol: 'tcp' },
+          { internal: ADMIN_PORT, external: args.balancerAdminPort, ip: args.adminAddress, protocol: 'tcp' },
+        ],
         networksAdvanced: [{ name: args.networkName, aliases: ['balancer'] }],
-        healthcheck: httpHealthcheck(`http://127.0.0.1:${LISTEN_PORT}/_balancer/status`),
+        healthcheck: httpHealthcheck(`http://127.0.0.1:${ADMIN_PORT}/_balancer/status`),
         destroyGraceSeconds: 10,
       },
       { parent: this, dependsOn },
     );
 
-    this.registerOutputs({ containerName: this.containerName, url: this.url });
+    this.registerOutputs({ containerName: this.containerName, url: this.url, adminUrl: this.adminUrl });
   }
 }

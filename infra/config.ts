@@ -30,6 +30,8 @@ export interface VmConfig {
 export interface StackConfig {
   replicas: number;
   balancerPort: number;
+  /** Host port of the balancer's admin listener (status, X-Upstream-Addr), on bindAddress. */
+  balancerAdminPort: number;
   consulUiPort: number;
   collectorPort: number;
   bindAddress: string;
@@ -53,6 +55,7 @@ export type ConfigKey = keyof StackConfig;
 export const DEFAULTS: StackConfig = {
   replicas: 1,
   balancerPort: 8080,
+  balancerAdminPort: 8081,
   consulUiPort: 8500,
   collectorPort: 5514,
   bindAddress: '127.0.0.1',
@@ -79,6 +82,7 @@ export const SECRET_KEYS: readonly ConfigKey[] = ['sshPrivateKey', 'consulGossip
 export const ALLOWED: Record<ConfigKey, string> = {
   replicas: `a whole number from 1 to ${MAX_REPLICAS}`,
   balancerPort: 'a TCP port number from 1 to 65535',
+  balancerAdminPort: 'a TCP port number from 1 to 65535',
   consulUiPort: 'a TCP port number from 1 to 65535',
   collectorPort: 'a TCP port number from 1 to 65535',
   bindAddress: 'an IPv4 or IPv6 address literal, such as 127.0.0.1 or ::1',
@@ -112,6 +116,7 @@ function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undef
     case 'replicas':
       return wholeNumber(raw, 1, MAX_REPLICAS);
     case 'balancerPort':
+    case 'balancerAdminPort':
     case 'consulUiPort':
     case 'collectorPort':
       return wholeNumber(raw, 1, 65535);
@@ -339,14 +344,14 @@ export function parseConfig(
   }
   const config = parsed as unknown as StackConfig;
   if (problems.length === 0) {
-    // The three published ports share one bind address, so they must differ.
-    const ports = ['balancerPort', 'consulUiPort', 'collectorPort'] as const;
+    // The published ports share one host (the collector's on its loopback), so they must differ.
+    const ports = ['balancerPort', 'balancerAdminPort', 'consulUiPort', 'collectorPort'] as const;
     for (let i = 0; i < ports.length; i++) {
       for (let j = i + 1; j < ports.length; j++) {
         if (config[ports[i]] === config[ports[j]]) {
           problems.push(
             `${namespace}:${ports[j]} = "${config[ports[j]]}" is not allowed: it equals ${ports[i]}; ` +
-              'the balancer, Consul UI and collector ports are published on one address and must differ',
+              'the balancer, balancer admin, Consul UI and collector ports are published on one host and must differ',
           );
         }
       }
@@ -382,7 +387,7 @@ function vmRules(config: StackConfig, raw: Readonly<Record<string, string | unde
       (_, i) => [replicaPort(i + 1), `the replicas' ports ${replicaPort(1)}-${replicaPort(MAX_REPLICAS)}`] as [number, string],
     ),
   ]);
-  for (const key of ['balancerPort', 'consulUiPort', 'collectorPort'] as const) {
+  for (const key of ['balancerPort', 'balancerAdminPort', 'consulUiPort', 'collectorPort'] as const) {
     const clash = taken.get(config[key]);
     if (clash) problems.push(`${namespace}:${key} = "${config[key]}" is not allowed with vms: it is one of ${clash}; use another port`);
   }

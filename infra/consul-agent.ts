@@ -8,6 +8,7 @@ import * as docker from '@pulumi/docker';
 import { roleOptions, stackContainer, type LogDestination } from './container-settings';
 import { gossipEncryption } from './discovery';
 import { httpUrl } from '../lib/endpoints';
+import { consulLimitArgs } from '../lib/consul-limits';
 import type { VmConfig } from './config';
 import type { StackNaming } from './naming';
 import { localImage } from './local-image';
@@ -85,6 +86,8 @@ export class ConsulAgent extends pulumi.ComponentResource {
           '-hcl=disable_update_check = true',
           '-hcl=performance { raft_multiplier = 1 }',
           `-hcl=${GOSSIP_LAN_TUNING}`,
+          // The same per-client limits as on one host (lib/consul-limits.ts).
+          ...consulLimitArgs(),
           ...gossipEncryption(args.gossipKey),
         ],
         // Host networking: Consul binds the VM's own addresses, as on a VM without containers.

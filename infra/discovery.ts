@@ -5,6 +5,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { roleOptions, stackContainer } from './container-settings';
+import { consulLimitArgs } from '../lib/consul-limits';
 import { httpUrl } from '../lib/endpoints';
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
 import { agentAclArgument } from './consul-acl';
@@ -88,6 +89,8 @@ export class Discovery extends pulumi.ComponentResource {
           '-hcl=disable_update_check = true',
           // Production raft timing: a single server elects itself in about a second instead of seven.
           '-hcl=performance { raft_multiplier = 1 }',
+          // Per-client connection cap and value size, so one client cannot lock the agent up.
+          ...consulLimitArgs(),
           // ACLs on, default deny, with the management and agent tokens (infra/consul-acl.ts).
           agentAclArgument(args.managementToken, this.nodeName, args.consulImage),
           ...gossipEncryption(args.gossipKey),

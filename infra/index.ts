@@ -23,8 +23,10 @@ const context = {
 const stack = config.vms.length > 0 ? declareOnVms(context) : declareSingleHost(context);
 
 export const balancerUrl = stack.balancerUrl;
+/** The balancer's admin listener (status, X-Upstream-Addr, the evidence page): loopback or the private network. */
+export const balancerAdminUrl = stack.balancerAdminUrl;
 /** The evidence page (balancer/README.md): the instances and a chart of requests per instance, live. */
-export const evidencePageUrl = pulumi.interpolate`${stack.balancerUrl}/_balancer/evidence`;
+export const evidencePageUrl = pulumi.interpolate`${stack.balancerAdminUrl}/_balancer/evidence`;
 export const consulUiUrl = stack.consulUiUrl;
 /** The token for Consul's UI and CLI (`pulumi stack output --show-secrets consulToken`); a secret. */
 export const consulToken = context.consulManagementToken;

@@ -96,10 +96,18 @@ export function declareSingleHost({ config, naming, repoRoot, gossipKey, consulM
       consulHttpAddr: discovery.httpAddr,
       bindAddress: config.bindAddress,
       balancerPort: config.balancerPort,
+      adminAddress: config.bindAddress,
+      balancerAdminPort: config.balancerAdminPort,
       consulToken: roleTokenOf(consulManagementToken, balancerRole(config.serviceName)),
     },
     { ...onDocker, dependsOn: [discovery.container, consulAcl] },
   );
 
-  return { balancerUrl: balancer.url, consulUiUrl: discovery.uiUrl, replicaNames: replicas.names, logsCommand: collector.logsCommand };
+  return {
+    balancerUrl: balancer.url,
+    balancerAdminUrl: balancer.adminUrl,
+    consulUiUrl: discovery.uiUrl,
+    replicaNames: replicas.names,
+    logsCommand: collector.logsCommand,
+  };
 }

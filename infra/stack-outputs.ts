@@ -5,6 +5,7 @@ import type { StackNaming } from './naming';
 
 export interface StackOutputs {
   balancerUrl: string;
+  balancerAdminUrl: string;
   consulUiUrl: string;
   replicaNames: pulumi.Output<string[]>;
   logsCommand: string;

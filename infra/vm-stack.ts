@@ -119,12 +119,16 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey }: StackConte
       sourceHash: bundle.balancerSourceHash,
       bindAddress: balancerVm.publicAddress,
       balancerPort: config.balancerPort,
+      // The admin listener shows instance addresses: the private network only.
+      adminAddress: balancerVm.privateAddress,
+      balancerAdminPort: config.balancerAdminPort,
     },
     { ...onVm(balancerVm), dependsOn: [agents.get(balancerVm.name)!.container] },
   );
 
   return {
     balancerUrl: balancer.url,
+    balancerAdminUrl: balancer.adminUrl,
     // The API and UI listen on the VMs' loopback only: reach them through an SSH tunnel (infra/README.md).
     consulUiUrl: `http://127.0.0.1:${config.consulUiPort}/ui/`,
     replicaNames: pulumi.all([...replicaNames.entries()].sort(([a], [b]) => a - b).map(([, name]) => name)),

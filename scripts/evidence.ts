@@ -1,34 +1,37 @@
-// `npm run evidence -- [--url http://127.0.0.1:8080] [--requests 200] [--stack dev]`
-// Sends requests through the balancer, each on a new connection, and prints how many each instance
-// answered, then the upstream set the balancer serves now (/_balancer/status). It sends only to the URL
-// given (or the stack's balancerUrl output, published on loopback by default): meant for your own stack.
+// `npm run evidence -- [--url http://127.0.0.1:8080] [--admin-url http://127.0.0.1:8081] [--requests 200] [--stack dev]`
+// Sends requests through the balancer's public port, each on a new connection, and prints how many each
+// instance answered, then the upstream set the balancer serves now (/_balancer/status, on the admin
+// listener: the public port shows no internal address). It sends only to the URLs given (or the stack's
+// balancerUrl and balancerAdminUrl outputs, published on loopback by default): meant for your own stack.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { sendAll, type RequestResult } from '../harness/load';
 
 interface EvidenceOptions {
   url?: string;
+  adminUrl?: string;
   requests: number;
   concurrency: number;
   stack: string;
 }
 
-const USAGE = 'usage: npm run evidence -- [--url http://127.0.0.1:8080] [--requests 1..100000] [--concurrency 1..64] [--stack dev]';
+const USAGE =
+  'usage: npm run evidence -- [--url http://127.0.0.1:8080] [--admin-url http://127.0.0.1:8081] [--requests 1..100000] [--concurrency 1..64] [--stack dev]';
 
 function parseArgs(argv: string[]): EvidenceOptions {
   const options: EvidenceOptions = { requests: 200, concurrency: 4, stack: 'dev' };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`${flag} needs a value\n${USAGE}`);
-    if (flag === '--url') {
+    if (flag === '--url' || flag === '--admin-url') {
       let url: URL;
       try {
         url = new URL(value);
       } catch {
-        throw new Error(`--url: "${value}" is not a URL; expected e.g. http://127.0.0.1:8080`);
+        throw new Error(`${flag}: "${value}" is not a URL; expected e.g. http://127.0.0.1:${flag === '--url' ? 8080 : 8081}`);
       }
-      if (url.protocol !== 'http:') throw new Error(`--url: only http:// is supported, got ${url.protocol}`);
-      options.url = value.replace(/\/+$/, '');
+      if (url.protocol !== 'http:') throw new Error(`${flag}: only http:// is supported, got ${url.protocol}`);
+      options[flag === '--url' ? 'url' : 'adminUrl'] = value.replace(/\/+$/, '');
     } else if (flag === '--requests' || flag === '--concurrency') {
       const max = flag === '--requests' ? 100_000 : 64;
       const n = Number(value);
@@ -44,54 +47,44 @@ function parseArgs(argv: string[]): EvidenceOptions {
 }
 
 /**
- * The stack's balancerUrl output, read through scripts/stack.sh: the same Pulumi CLI (the user's own, or
- * the pinned npm wrapper's) and the same project-local backend as `npm run up`.
+ * A stack output (balancerUrl, balancerAdminUrl), read through scripts/stack.sh: the same Pulumi CLI (the
+ * user's own, or the pinned npm wrapper's) and the same project-local backend as `npm run up`.
  */
-function stackBalancerUrl(stack: string): Promise<string> {
+function stackOutput(stack: string, output: string, flag: string): Promise<string> {
   const script = path.resolve(__dirname, 'stack.sh');
   return new Promise((resolve, reject) => {
-    execFile(
-      'bash',
-      [script, 'pulumi', 'stack', 'output', 'balancerUrl', '--stack', stack],
-      { timeout: 120_000 },
-      (error, stdout, stderr) => {
-        if (error) {
-          const why = stderr.trim().split('\n').slice(-3).join(' ') || error.message;
-          reject(new Error(`no --url given and the stack output balancerUrl of stack "${stack}" is unavailable: ${why}\n${USAGE}`));
-        } else {
-          resolve(stdout.trim());
-        }
-      },
-    );
+    execFile('bash', [script, 'pulumi', 'stack', 'output', output, '--stack', stack], { timeout: 120_000 }, (error, stdout, stderr) => {
+      if (error) {
+        const why = stderr.trim().split('\n').slice(-3).join(' ') || error.message;
+        reject(new Error(`no ${flag} given and the stack output ${output} of stack "${stack}" is unavailable: ${why}\n${USAGE}`));
+      } else {
+        resolve(stdout.trim());
+      }
+    });
   });
 }
 
-/** Requests per instance with their share, and the upstream address(es) the balancer reached it at. */
+/** Requests per instance (its X-Instance-Id) with their share. */
 function table(results: RequestResult[]): string {
-  const rows = new Map<string, { count: number; upstreams: Set<string> }>();
+  const rows = new Map<string, number>();
   for (const r of results.filter((r) => r.ok)) {
     const name = r.instance ?? '(no X-Instance-Id)';
-    const row = rows.get(name) ?? { count: 0, upstreams: new Set<string>() };
-    row.count++;
-    if (r.upstream) row.upstreams.add(r.upstream);
-    rows.set(name, row);
+    rows.set(name, (rows.get(name) ?? 0) + 1);
   }
   const failed = results.filter((r) => !r.ok).length;
-  const lines: Array<[string, number, string]> = [...rows.entries()]
-    .sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))
-    .map(([name, row]) => [name, row.count, [...row.upstreams].join(' ')]);
-  lines.push(['(failed)', failed, '']);
+  const lines: Array<[string, number]> = [...rows.entries()].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }));
+  lines.push(['(failed)', failed]);
   const width = Math.max(8, ...lines.map(([name]) => name.length));
   const pct = (n: number) => `${((100 * n) / results.length).toFixed(1)}%`;
   return [
-    `${'instance'.padEnd(width)}  requests   share  upstream`,
-    ...lines.map(([name, n, upstream]) => `${name.padEnd(width)}  ${String(n).padStart(8)}  ${pct(n).padStart(6)}  ${upstream}`.trimEnd()),
+    `${'instance'.padEnd(width)}  requests   share`,
+    ...lines.map(([name, n]) => `${name.padEnd(width)}  ${String(n).padStart(8)}  ${pct(n).padStart(6)}`),
   ].join('\n');
 }
 
-async function balancerStatus(url: string): Promise<string> {
+async function balancerStatus(adminUrl: string): Promise<string> {
   try {
-    const res = await fetch(`${url}/_balancer/status`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) return `/_balancer/status answered HTTP ${res.status}`;
     const status = (await res.json()) as { upstreams?: string[]; changedAt?: string | null; reloads?: number };
     const upstreams = status.upstreams ?? [];
@@ -106,7 +99,8 @@ async function balancerStatus(url: string): Promise<string> {
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  const url = options.url ?? (await stackBalancerUrl(options.stack));
+  const url = options.url ?? (await stackOutput(options.stack, 'balancerUrl', '--url'));
+  const adminUrl = options.adminUrl ?? (await stackOutput(options.stack, 'balancerAdminUrl', '--admin-url'));
   const results = await sendAll(`${url}/`, options.requests, options.concurrency);
   const failures = results.filter((r) => !r.ok);
   console.log(
@@ -114,7 +108,7 @@ async function main(): Promise<void> {
   );
   console.log(table(results));
   for (const failure of failures.slice(0, 3)) console.log(`  failure: ${failure.status || 'no answer'} ${failure.error ?? ''}`.trimEnd());
-  console.log(await balancerStatus(url));
+  console.log(await balancerStatus(adminUrl));
   if (failures.length > 0) process.exitCode = 1;
 }
 

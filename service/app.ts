@@ -4,7 +4,8 @@ import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import { validator } from 'hono/validator';
 import type { Logger } from '../lib/logger';
-import { validateUserInput } from './user-input';
+import { parsePageQuery } from './page-query';
+import { USER_ID, validateUserInput } from './user-input';
 import { StoreConflictError, StoreUnavailableError, type UsersStore } from './users-store';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -23,9 +24,6 @@ export interface AppDeps {
 // The body of a refused upload is left unread; closing the connection keeps its rest from being taken for a next request.
 const CLOSE = { Connection: 'close' };
 
-// Ids are made by randomUUID; anything else cannot name a user (and never reaches a KV key).
-const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /** The client went away while its request body was being read: nobody is left to answer, and it is not our fault. */
 function isClientAbort(error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code;
@@ -38,6 +36,12 @@ const noUser = (c: Context, id: string) =>
 
 /** `:id` of /api/users/:id; an id randomUUID cannot have made names no user, so it is a 404 like any other. */
 const userId = validator('param', (params, c) => (USER_ID.test(params.id) ? { id: params.id } : noUser(c, params.id)));
+
+/** `limit` and `after` of GET /api/users, checked (page-query.ts). */
+const pageQuery = validator('query', (query, c) => {
+  const parsed = parsePageQuery(query);
+  return parsed.ok ? parsed.value : c.json({ error: parsed.error, param: parsed.param }, 400);
+});
 
 /**
  * The body of POST and PUT /api/users, checked. The validator parses only a JSON content type and hands
@@ -94,7 +98,14 @@ export function createApp(deps: AppDeps): Hono {
     deps.isDraining() ? c.json({ status: 'draining', instance: deps.serviceId }, 503) : c.json({ status: 'ok', instance: deps.serviceId }),
   );
 
-  app.get('/api/users', async (c) => c.json({ users: await users.list() }));
+  // One page per request (users-store.ts); `next` and the Link header name the following page.
+  app.get('/api/users', pageQuery, async (c) => {
+    const query = c.req.valid('query');
+    const page = await users.page(query);
+    const link: Record<string, string> =
+      page.next === null ? {} : { Link: `</api/users?limit=${query.limit}&after=${page.next}>; rel="next"` };
+    return c.json(page, 200, link);
+  });
 
   app.post('/api/users', userBody, async (c) => {
     const user = await users.create(c.req.valid('json'));

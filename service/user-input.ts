@@ -1,5 +1,8 @@
 import type { UserInput } from './users-store';
 
+// Ids are made by randomUUID; anything else cannot name a user (and never reaches a KV key).
+export const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 export type Validated = { ok: true; value: UserInput } | { ok: false; field: string; error: string };
 
 const FIELDS = ['name', 'email'];

@@ -14,11 +14,40 @@ export interface UserInput {
 }
 
 /**
+ * Pages of the users list: at most PAGE_LIMIT_MAX users per answer, so the work one request costs Consul
+ * is bounded however many users there are. The maximum is Consul's cap on the operations of one `/v1/txn`
+ * (64, in 1.8 and in current releases), so a page is read in one transaction.
+ */
+export const PAGE_LIMIT_DEFAULT = 50;
+export const PAGE_LIMIT_MAX = 64;
+
+/** Which page: at most `limit` users whose id sorts after `after` (none: from the first). */
+export interface PageQuery {
+  limit: number;
+  after?: string;
+}
+
+/** One page, in id order; `next` is the cursor of the following page, null on the last one. */
+export interface UserPage {
+  users: User[];
+  next: string | null;
+}
+
+/** The page of `ids` (sorted) that `query` names, and the cursor after it: the rule every store pages by. */
+export function pageOfIds(ids: readonly string[], query: PageQuery): { ids: string[]; next: string | null } {
+  const after = query.after;
+  const rest = after === undefined ? ids : ids.filter((id) => id > after);
+  const page = rest.slice(0, query.limit);
+  return { ids: page, next: rest.length > page.length ? page[page.length - 1] : null };
+}
+
+/**
  * Where users live. The app only sees this interface: the service wires the Consul KV store,
  * unit tests an in-memory one.
  */
 export interface UsersStore {
-  list(): Promise<User[]>;
+  /** One page of users in id order (see PAGE_LIMIT_MAX). */
+  page(query: PageQuery): Promise<UserPage>;
   get(id: string): Promise<User | undefined>;
   create(input: UserInput): Promise<User>;
   /** undefined when no user has this id. */

@@ -126,3 +126,26 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.regex(run.stdout, /\| Ratio balancer\/direct, 1 replica \| [\d.]+ \|/);
   t.regex(run.stdout, /pinning: /);
 });
+
+// Serial, so it runs before the bench's smoke and never beside it: the flood would skew its figures.
+test.serial('npm run attack -- --smoke: no real request fails, and Consul answers its leader afterwards', async (t) => {
+  t.timeout(120_000);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/attack.ts', '--smoke'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  });
+  const run = await new Promise<Run>((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('exit', (code, signal) => resolve({ code: code ?? signal ?? 'unknown', stdout, stderr }));
+  });
+  t.is(run.code, 0, `attack --smoke failed:\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-2000)}`);
+  for (const phase of ['slow-header flood', '2000-connection burst', 'KV-heavy list']) t.regex(run.stdout, new RegExp(`\\| ${phase}`));
+  t.regex(run.stdout, /\| all phases \| \| 0 of [1-9]\d* \(target 0\)/);
+  t.regex(run.stdout, /\/v1\/status\/leader answered in [\d.]+ ms after the load/);
+});

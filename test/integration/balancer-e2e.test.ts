@@ -90,7 +90,7 @@ test.serial('with no replica it answers 503 with a JSON body, and the status pag
 /** GET /_balancer/status on a fresh connection: a kept-alive one may belong to a worker the test has stopped. */
 function statusNow(): Promise<BalancerStatusJson> {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${balancer.url}/_balancer/status`, { agent: false, timeout: 2000 }, (res) => {
+    const req = http.get(`${balancer.adminUrl}/_balancer/status`, { agent: false, timeout: 2000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
@@ -149,10 +149,21 @@ test.serial('three replicas: 300 requests reach all three (each at least 20%) wi
   t.is(report.total, 300);
   for (const r of three) t.true((report.byInstance[r.id] ?? 0) >= 60, `${r.id}: ${JSON.stringify(report.byInstance)}`);
 
-  const one = await requestOnce(balancer.url + '/');
+  const one = await requestOnce(balancer.adminUrl + '/');
   const served = three.find((r) => r.id === one.instance);
   t.truthy(served);
-  t.is(one.upstream, addr(served!), 'X-Upstream-Addr names the replica that answered');
+  t.is(one.upstream, addr(served!), 'on the admin listener, X-Upstream-Addr names the replica that answered');
+
+  // The public port names no internal address: no header, and /_balancer/* is a JSON 404 there.
+  const pub = await requestOnce(balancer.url + '/');
+  t.is(pub.status, 200);
+  t.is(pub.upstream, undefined, 'no X-Upstream-Addr on the public port');
+  for (const probe of ['/_balancer/status', '/_balancer/generation', '/_balancer/anything']) {
+    const res = await fetch(balancer.url + probe, { signal: AbortSignal.timeout(2000) });
+    t.is(res.status, 404, probe);
+    t.deepEqual(await res.json(), { error: 'not found' }, probe);
+  }
+  t.is((await fetch(balancer.adminUrl + '/_balancer/status', { signal: AbortSignal.timeout(2000) })).status, 200);
 });
 
 test.serial('request bodies pass through to a replica; a body over the limit gets 413 from nginx', async (t) => {
@@ -163,7 +174,8 @@ test.serial('request bodies pass through to a replica; a body over the limit get
     signal: AbortSignal.timeout(5000),
   });
   t.true(created.status >= 200 && created.status < 300, `POST answered ${created.status}`);
-  t.truthy(created.headers.get('x-upstream-addr'));
+  t.truthy(created.headers.get('x-instance-id'), 'answered by a replica');
+  t.is(created.headers.get('x-upstream-addr'), null, 'the public port names no upstream');
 
   const tooBig = await fetch(balancer.url + '/api/users', {
     method: 'POST',

@@ -8,7 +8,7 @@ import test from 'ava';
 import { freshBundle } from '../../harness/bundles';
 import { startConsul } from '../../harness/consul';
 import { requestOnce } from '../../harness/load';
-import { freePort } from '../../harness/ports';
+import { freePorts } from '../../harness/ports';
 import { startProcess, waitFor } from '../../harness/processes';
 import { startReplica } from '../../harness/service';
 
@@ -20,7 +20,7 @@ test('the first request a new balancer accepts is answered by a replica that was
   t.teardown(() => replica.stop(5000));
   await waitFor('the replica to pass in Consul', async () => (await consul.passing('first')).includes('first-1'), 20_000, 50);
 
-  const port = await freePort();
+  const [port, adminPort] = await freePorts(2);
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-first-'));
   t.teardown(() => fs.rm(workDir, { recursive: true, force: true }));
   const balancer = startProcess(process.execPath, [freshBundle('balancer')], {
@@ -29,6 +29,7 @@ test('the first request a new balancer accepts is answered by a replica that was
     SERVICE_NAME: 'first',
     LISTEN_ADDRESS: '127.0.0.1',
     LISTEN_PORT: String(port),
+    ADMIN_PORT: String(adminPort),
     WORK_DIR: workDir,
   });
   t.teardown(() => balancer.stop(5000));

@@ -128,7 +128,7 @@ test.after.always(async (t) => {
 });
 
 test.serial('the page answers with safe headers and lists the three instances Consul passes', async (t) => {
-  const response = await page.goto(`${balancer.url}/_balancer/evidence`, { waitUntil: 'load' });
+  const response = await page.goto(`${balancer.adminUrl}/_balancer/evidence`, { waitUntil: 'load' });
   t.is(response?.status(), 200);
   const headers = response!.headers();
   t.is(headers['content-type'], 'text/html; charset=utf-8');
@@ -146,7 +146,7 @@ test.serial('the page answers with safe headers and lists the three instances Co
 });
 
 test.serial('the data and the send path: an event stream and a GET-only proxy to the public listener, both no-store', async (t) => {
-  const events = await fetch(`${balancer.url}/_balancer/events`, { signal: AbortSignal.timeout(5000) });
+  const events = await fetch(`${balancer.adminUrl}/_balancer/events`, { signal: AbortSignal.timeout(5000) });
   t.is(events.status, 200);
   t.is(events.headers.get('content-type'), 'text/event-stream; charset=utf-8');
   t.is(events.headers.get('cache-control'), 'no-store');
@@ -155,7 +155,7 @@ test.serial('the data and the send path: an event stream and a GET-only proxy to
   await reader.cancel();
   t.regex(first, /event: snapshot\ndata: \{"service":"hello"/);
 
-  const tried = await fetch(`${balancer.url}/_balancer/try`, { signal: AbortSignal.timeout(5000) });
+  const tried = await fetch(`${balancer.adminUrl}/_balancer/try`, { signal: AbortSignal.timeout(5000) });
   t.is(tried.status, 200);
   t.is(tried.headers.get('cache-control'), 'no-store');
   t.regex(tried.headers.get('x-instance-id') ?? '', /^r[123]$/);
@@ -164,8 +164,13 @@ test.serial('the data and the send path: an event stream and a GET-only proxy to
     ['/_balancer/evidence', 'POST'],
     ['/_balancer/events', 'DELETE'],
   ]) {
-    const res = await fetch(balancer.url + url, { method, signal: AbortSignal.timeout(5000) });
+    const res = await fetch(balancer.adminUrl + url, { method, signal: AbortSignal.timeout(5000) });
     t.true(res.status === 403 || res.status === 405, `${method} ${url}: ${res.status}`);
+  }
+  // The page lives on the admin listener only: the public port has none of it.
+  for (const url of ['/_balancer/evidence', '/_balancer/events', '/_balancer/try']) {
+    const res = await fetch(balancer.url + url, { signal: AbortSignal.timeout(5000) });
+    t.is(res.status, 404, `public ${url}`);
   }
 });
 

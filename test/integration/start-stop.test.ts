@@ -10,7 +10,7 @@ import test, { type ExecutionContext } from 'ava';
 import { childPids } from '../../balancer/listeners';
 import { freshBundle } from '../../harness/bundles';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
-import { freePort } from '../../harness/ports';
+import { freePort, freePorts } from '../../harness/ports';
 import { startProcess, stopAll, waitFor, type Managed } from '../../harness/processes';
 import { REPO_ROOT } from '../helpers/record-stack';
 import { replicaEnv } from '../../harness/service';
@@ -98,7 +98,7 @@ function stop(npm: Managed, { signal, group }: (typeof stops)[number]): void {
 for (const way of stops)
   test(`${way.how} \`npm run start:balancer\` stops the watcher and nginx and frees the port`, async (t) => {
     const { signal } = way;
-    const port = await freePort();
+    const [port, adminPort] = await freePorts(2);
     const workDir = await tempDir(t, 'start-balancer-');
     const npm = npmRun(
       'start:balancer',
@@ -108,6 +108,7 @@ for (const way of stops)
         SERVICE_NAME: `start-stop-balancer-${port}`,
         LISTEN_ADDRESS: '127.0.0.1',
         LISTEN_PORT: String(port),
+        ADMIN_PORT: String(adminPort),
         WORK_DIR: workDir,
       },
       { detached: true },
@@ -122,9 +123,10 @@ for (const way of stops)
     pids = [watcher, master, ...workers];
     t.true(workers.length > 0);
     t.regex(await cmdline(master), /^nginx: master process /);
-    const res = await fetch(`http://127.0.0.1:${port}/_balancer/status`);
+    const res = await fetch(`http://127.0.0.1:${adminPort}/_balancer/status`);
     t.is(res.status, 200);
     t.false(await canBind(port));
+    t.false(await canBind(adminPort));
 
     stop(npm, way);
     const npmExit = await npm.exited;
@@ -173,12 +175,13 @@ for (const way of stops) {
 }
 
 /** The watcher run directly from its bundle, with a WORK_DIR and port of the test's choosing. */
-function startWatcher(port: number, workDir: string): Managed {
+function startWatcher(port: number, adminPort: number, workDir: string): Managed {
   return startProcess(process.execPath, [freshBundle('balancer')], {
     CONSUL_HTTP_ADDR: consul.httpAddr,
     SERVICE_NAME: 'start-stop-stale',
     LISTEN_ADDRESS: '127.0.0.1',
     LISTEN_PORT: String(port),
+    ADMIN_PORT: String(adminPort),
     WORK_DIR: workDir,
   });
 }
@@ -195,11 +198,11 @@ async function started(watcher: Managed): Promise<void> {
 }
 
 test('a watcher killed outright leaves nginx behind; the next start in that WORK_DIR stops it and binds', async (t) => {
-  const port = await freePort();
+  const [port, adminPort] = await freePorts(2);
   const workDir = await tempDir(t, 'stale-balancer-');
   let pids: number[] = [];
   killAtTeardown(t, () => pids);
-  const first = startWatcher(port, workDir);
+  const first = startWatcher(port, adminPort, workDir);
   await started(first);
   const master = Number((await fs.readFile(path.join(workDir, 'nginx.pid'), 'utf8')).trim());
   const workers = await childPids(master);
@@ -211,23 +214,24 @@ test('a watcher killed outright leaves nginx behind; the next start in that WORK
   t.true(await isRunning(master));
   t.false(await canBind(port));
 
-  const second = startWatcher(port, workDir);
+  const second = startWatcher(port, adminPort, workDir);
   await started(second);
   t.regex(second.output(), new RegExp(`"msg":"stopping the nginx an earlier balancer left running in WORK_DIR","pid":${master}`));
   for (const pid of [master, ...workers]) t.false(await isRunning(pid), `old nginx process ${pid} still runs`);
-  const res = await fetch(`http://127.0.0.1:${port}/_balancer/status`);
+  const res = await fetch(`http://127.0.0.1:${adminPort}/_balancer/status`);
   t.is(res.status, 200);
   t.is(await second.stop(5000), 0);
 });
 
 test('a second balancer in the WORK_DIR of one that runs refuses to start and leaves it serving', async (t) => {
-  const port = await freePort();
+  const [port, adminPort] = await freePorts(2);
   const workDir = await tempDir(t, 'busy-balancer-');
-  const first = startWatcher(port, workDir);
+  const first = startWatcher(port, adminPort, workDir);
   await started(first);
   const master = Number((await fs.readFile(path.join(workDir, 'nginx.pid'), 'utf8')).trim());
 
-  const second = startWatcher(await freePort(), workDir);
+  const [otherPort, otherAdminPort] = await freePorts(2);
+  const second = startWatcher(otherPort, otherAdminPort, workDir);
   t.teardown(() => second.stop(5000));
   await waitFor('the second balancer to exit', () => second.child.exitCode !== null, 15_000);
   t.is(second.child.exitCode, 1);
@@ -236,7 +240,7 @@ test('a second balancer in the WORK_DIR of one that runs refuses to start and le
     new RegExp(`WORK_DIR=${workDir} is in use by the running balancer with pid ${first.child.pid} \\(its nginx is pid ${master}\\)`),
   );
   t.true(await isRunning(master));
-  const res = await fetch(`http://127.0.0.1:${port}/_balancer/status`);
+  const res = await fetch(`http://127.0.0.1:${adminPort}/_balancer/status`);
   t.is(res.status, 200);
   t.is(await first.stop(5000), 0);
 });

@@ -48,10 +48,12 @@ const replicaKey = (n: number) => `docker:index/container:Container::replicas-${
 const EVIDENCE_FILE = path.join(PROJECT_DIR, 'build/system/evidence.txt');
 
 const realizer = new Realizer({ projectDir: PROJECT_DIR });
-let ports: { balancerPort: number; consulUiPort: number; collectorPort: number };
+let ports: { balancerPort: number; balancerAdminPort: number; consulUiPort: number; collectorPort: number };
 let url = '';
 /** The last deploy's record: its outputs (consulToken) and inputs (the ACL step's environment). */
 let lastRecord: RecordedStack | undefined;
+/** The balancer's admin listener: /_balancer/status and X-Upstream-Addr live there, not on `url`. */
+let adminUrl = '';
 let before: DockerListing;
 /** Every volume any of the stack's containers mounted, named or anonymous. */
 const stackVolumes = new Set<string>();
@@ -82,7 +84,7 @@ async function deploy(t: ExecutionContext, replicas: number, projectDir = PROJEC
 }
 
 async function upstreams(): Promise<string[]> {
-  const res = await fetch(`${url}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
+  const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
   return ((await res.json()) as { upstreams: string[] }).upstreams.slice().sort();
 }
 
@@ -148,9 +150,10 @@ async function explainFailures(report: LoadReport | SteadyLoopReport): Promise<s
 }
 
 test.before(async () => {
-  const [balancerPort, consulUiPort, collectorPort] = await freePorts(3);
-  ports = { balancerPort: balancerPort, consulUiPort: consulUiPort, collectorPort: collectorPort };
+  const [balancerPort, balancerAdminPort, consulUiPort, collectorPort] = await freePorts(4);
+  ports = { balancerPort, balancerAdminPort, consulUiPort, collectorPort };
   url = `http://127.0.0.1:${ports.balancerPort}`;
+  adminUrl = `http://127.0.0.1:${ports.balancerAdminPort}`;
   for (const stack of await stacksOfDeadRuns()) await sweepStack(stack);
   before = await listDocker();
 });
@@ -235,13 +238,23 @@ test.serial('1. replicas 3: every container healthy, 300 requests reach all 3 in
   for (const [instance, count] of Object.entries(report.byInstance)) t.true(count >= 60, `${instance} answered ${count}/300`);
   t.log('requests per instance:', report.byInstance);
 
-  const evidence = await run('npx', ['tsx', 'scripts/evidence.ts', '--url', url, '--requests', '200'], { cwd: PROJECT_DIR });
+  const evidenceArgs = ['--url', url, '--admin-url', adminUrl, '--requests', '200'];
+  const evidence = await run('npx', ['tsx', 'scripts/evidence.ts', ...evidenceArgs], { cwd: PROJECT_DIR });
   fs.mkdirSync(path.dirname(EVIDENCE_FILE), { recursive: true });
-  fs.writeFileSync(EVIDENCE_FILE, `$ npm run evidence -- --url ${url} --requests 200\n${evidence}`);
+  fs.writeFileSync(EVIDENCE_FILE, `$ npm run evidence -- ${evidenceArgs.join(' ')}\n${evidence}`);
   t.log(evidence);
   t.regex(evidence, /\(failed\)\s+0\s+0\.0%/);
-  for (const n of [1, 2, 3]) t.regex(evidence, new RegExp(`${replicaName(n)}\\s+\\d+\\s+\\d+\\.\\d%\\s+\\d+\\.\\d+\\.\\d+\\.\\d+:8080`));
+  for (const n of [1, 2, 3]) t.regex(evidence, new RegExp(`${replicaName(n)}\\s+\\d+\\s+\\d+\\.\\d%`));
   t.regex(evidence, /upstream set \(\/_balancer\/status\): 3 upstream\(s\)/);
+
+  // Internal addresses only on the admin listener (published on loopback): the public port shows none.
+  const pub = await fetch(`${url}/`, { signal: AbortSignal.timeout(2000) });
+  t.is(pub.headers.get('x-upstream-addr'), null);
+  const pubStatus = await fetch(`${url}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
+  t.is(pubStatus.status, 404);
+  t.deepEqual(await pubStatus.json(), { error: 'not found' });
+  const admin = await fetch(`${adminUrl}/`, { signal: AbortSignal.timeout(2000) });
+  t.regex(admin.headers.get('x-upstream-addr') ?? '', /^\d+\.\d+\.\d+\.\d+:8080$/);
 });
 
 test.serial(

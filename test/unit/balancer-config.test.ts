@@ -10,6 +10,9 @@ test('defaults work for a developer on loopback', (t) => {
     serviceName: 'hello',
     listenAddress: '127.0.0.1',
     listenPort: 8080,
+    adminAddress: '127.0.0.1',
+    adminPort: 8081,
+    connLimitPerClient: 100,
     nginxBin: 'nginx',
     workDir: undefined,
     emptyGraceMs: 10_000,
@@ -23,6 +26,9 @@ test('every variable is read', (t) => {
     SERVICE_NAME: 'users-api',
     LISTEN_ADDRESS: '::',
     LISTEN_PORT: '9000',
+    ADMIN_ADDRESS: '10.0.0.5',
+    ADMIN_PORT: '9001',
+    CONN_LIMIT_PER_CLIENT: '20',
     NGINX_BIN: '/usr/sbin/nginx',
     WORK_DIR: '/run/balancer',
     EMPTY_GRACE_MS: '2500',
@@ -34,6 +40,9 @@ test('every variable is read', (t) => {
   t.is(config.serviceName, 'users-api');
   t.is(config.listenAddress, '::');
   t.is(config.listenPort, 9000);
+  t.is(config.adminAddress, '10.0.0.5');
+  t.is(config.adminPort, 9001);
+  t.is(config.connLimitPerClient, 20);
   t.is(config.nginxBin, '/usr/sbin/nginx');
   t.is(config.workDir, '/run/balancer');
   t.is(config.emptyGraceMs, 2500);
@@ -72,3 +81,7 @@ rejects({ SERVICE_NAME: 'web_1' }, 'SERVICE_NAME', /letters, digits/);
 rejects({ CONSUL_HTTP_ADDR: 'ftp://consul:21' }, 'CONSUL_HTTP_ADDR', /host:port/);
 rejects({ CONSUL_HTTP_ADDR: 'http://consul:8500/v1' }, 'CONSUL_HTTP_ADDR', /host:port/);
 rejects({ WORK_DIR: 'relative/dir' }, 'WORK_DIR', /absolute path/);
+rejects({ ADMIN_ADDRESS: 'admin.local' }, 'ADMIN_ADDRESS', /IPv4 or IPv6/);
+rejects({ ADMIN_PORT: '0' }, 'ADMIN_PORT', /1 to 65535/);
+rejects({ LISTEN_PORT: '9000', ADMIN_PORT: '9000' }, 'ADMIN_PORT', /other than LISTEN_PORT \(9000\)/);
+rejects({ CONN_LIMIT_PER_CLIENT: '0' }, 'CONN_LIMIT_PER_CLIENT', /1 to 100000/);

@@ -104,13 +104,20 @@ const settings: NginxSettings = {
   listenPort: 8080,
   workDir: '/tmp/work',
   statusPort: 4001,
+  adminAddress: '127.0.0.1',
+  adminPort: 8081,
+  connLimitPerClient: 100,
   accessLog: { stdout: true },
   workerProcesses: 1,
 };
 
-test('nginx proxies the page and its stream to the watcher, and /_balancer/try only as a GET through the public listener', (t) => {
+test('the admin listener proxies the page and its stream to the watcher, and /_balancer/try only as a GET through the public listener', (t) => {
   for (const upstreams of [[], ['127.0.0.1:3000']]) {
-    const text = renderNginxConfig(settings, upstreams);
+    const config = renderNginxConfig(settings, upstreams);
+    // The page is served in the admin server block only (the second `server {`).
+    const [publicServer, text] = config.split('  server {').slice(1);
+    t.false(publicServer.includes('/_balancer/evidence'), 'not on the public listener');
+    t.regex(text, /listen 127\.0\.0\.1:8081;/);
     t.regex(text, /location \^~ \/_balancer\/evidence \{[^}]*proxy_pass http:\/\/127\.0\.0\.1:4001;/);
     t.regex(text, /location = \/_balancer\/events \{[^}]*proxy_pass http:\/\/127\.0\.0\.1:4001;[^}]*proxy_buffering off;/);
     // A wildcard listen address is reached on loopback; the path becomes /.

@@ -25,6 +25,9 @@ const settings: NginxSettings = {
   serviceName: 'hello',
   listenAddress: '127.0.0.1',
   listenPort: 8080,
+  adminAddress: '127.0.0.1',
+  adminPort: 8081,
+  connLimitPerClient: 100,
   workDir: '/tmp/work',
   statusPort: 4001,
   accessLog: { relayPort: 4002 },
@@ -276,4 +279,61 @@ test('render with resolved names: the text holds the addresses, never the name',
   t.true(text.includes('    server 10.0.0.5:3000 max_fails=1 fail_timeout=2s;\n'));
   t.false(text.includes('internal'));
   t.false(text.includes('invalid'));
+});
+
+/** The text of the server block that listens on `listen`. */
+function serverBlock(text: string, listen: string): string {
+  const blocks = text.split(/\n {2}server \{/).slice(1);
+  const block = blocks.find((b) => b.includes(`\n    listen ${listen};`));
+  if (!block) throw new Error(`no server listens on ${listen}`);
+  return block;
+}
+
+for (const upstreams of [['127.0.0.1:3000'], []]) {
+  test(`the public listener shows neither the status nor the upstream; the admin listener does (${upstreams.length} upstreams)`, (t) => {
+    const text = renderNginxConfig(settings, upstreams, 7);
+    const pub = serverBlock(text, '127.0.0.1:8080');
+    const admin = serverBlock(text, '127.0.0.1:8081');
+    t.false(pub.includes('X-Upstream-Addr'));
+    t.false(pub.includes(`proxy_pass http://127.0.0.1:${settings.statusPort}`));
+    t.regex(pub, /location \^~ \/_balancer\/ \{[^}]*return 404 '\{"error":"not found"\}';/);
+    t.true(admin.includes('location = /_balancer/status {'));
+    t.true(admin.includes(`proxy_pass http://127.0.0.1:${settings.statusPort};`));
+    t.regex(admin, /location = \/_balancer\/generation \{[^}]*return 200 "7";/);
+    t.is(admin.includes('add_header X-Upstream-Addr $upstream_addr always;'), upstreams.length > 0);
+    t.is(pub.includes('proxy_pass http://service_upstreams;'), upstreams.length > 0);
+  });
+}
+
+test('the public listener limits requests in flight per client address with a JSON 429; the admin one does not', (t) => {
+  const text = renderNginxConfig({ ...settings, connLimitPerClient: 37 }, ['127.0.0.1:3000']);
+  t.true(text.includes('limit_conn_zone $binary_remote_addr zone=per_client:1m;'));
+  t.true(text.includes('limit_conn_status 429;'));
+  const pub = serverBlock(text, '127.0.0.1:8080');
+  t.true(pub.includes('limit_conn per_client 37;'));
+  t.false(serverBlock(text, '127.0.0.1:8081').includes('limit_conn '));
+  // error_page is inherited only by locations that set none, so every public location names the 429 itself.
+  for (const location of pub
+    .split('    location ')
+    .slice(1)
+    .filter((l) => !l.startsWith('@'))) {
+    t.true(location.includes('error_page 429 = @too_many;'), location.split('\n')[0]);
+  }
+  const tooMany = /location @too_many \{[^}]*return 429 '(.*)';/.exec(pub);
+  t.like(JSON.parse(tooMany![1]), { error: 'too many requests' });
+});
+
+test('connection slots and timeouts are sized for a slow-header flood', (t) => {
+  const text = renderNginxConfig(settings, []);
+  for (const directive of [
+    'worker_connections 4096;',
+    'worker_rlimit_nofile 8256;',
+    'client_header_timeout 5s;',
+    'client_body_timeout 10s;',
+    'send_timeout 10s;',
+    'keepalive_timeout 15s;',
+    'reset_timedout_connection on;',
+  ]) {
+    t.true(text.includes(directive), directive);
+  }
 });

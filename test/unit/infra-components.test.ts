@@ -93,20 +93,30 @@ test('ServiceReplicas alone with 3 replicas: three containers on one image, each
   );
 });
 
-test('Balancer alone: one container published on its port, after the collector and Consul, replaced by delete first', async (t) => {
+test('Balancer alone: one container published on its public and admin ports, after the collector and Consul, replaced by delete first', async (t) => {
   const record = await recordStack({
     declare: () => {
       const { bundle, role, consul } = foundation();
       new Balancer(
         'balancer',
-        { ...role, sourceHash: bundle.balancerSourceHash, bindAddress: '::1', balancerPort: 18080 },
+        {
+          ...role,
+          sourceHash: bundle.balancerSourceHash,
+          bindAddress: '::1',
+          balancerPort: 18080,
+          adminAddress: '::1',
+          balancerAdminPort: 18081,
+        },
         { dependsOn: consul },
       );
     },
   });
   const [balancer] = ofType(record, CONTAINER).filter((c) => c.options.parent === 'balancer');
   t.is(inputs(balancer).name, 'cnp-unit-balancer');
-  t.like(inputs(balancer).ports, [{ ip: '::1', external: 18080, internal: 8080 }]);
+  t.like(inputs(balancer).ports, [
+    { ip: '::1', external: 18080, internal: 8080 },
+    { ip: '::1', external: 18081, internal: 8081 },
+  ]);
   t.deepEqual(balancer.options.dependsOn, ['collector-container', 'consul-stand-in']);
   t.true(balancer.options.deleteBeforeReplace);
   const image = ofType(record, IMAGE).find((i) => i.options.parent === 'balancer')!;

@@ -16,6 +16,7 @@ test('good values are parsed into their types', (t) => {
   const config = parseConfig({
     replicas: String(MAX_REPLICAS),
     balancerPort: '18080',
+    balancerAdminPort: '18081',
     consulUiPort: '18500',
     collectorPort: '15514',
     bindAddress: '::1',
@@ -26,6 +27,7 @@ test('good values are parsed into their types', (t) => {
   });
   t.is(config.replicas, MAX_REPLICAS);
   t.is(config.balancerPort, 18080);
+  t.is(config.balancerAdminPort, 18081);
   t.is(config.bindAddress, '::1');
   t.is(config.dockerHost, 'ssh://deploy@vm-1.example:2222');
   t.is(config.consulImage.startsWith('registry.local:5000/'), true);
@@ -42,6 +44,7 @@ const badValues: [ConfigKey, string][] = [
   ['replicas', ''],
   ['balancerPort', '0'],
   ['balancerPort', '65536'],
+  ['balancerAdminPort', '0'],
   ['consulUiPort', 'http'],
   ['collectorPort', '-5'],
   ['bindAddress', 'localhost'],
@@ -68,6 +71,8 @@ for (const [key, value] of badValues) {
 test('two published ports on the same number are refused', (t) => {
   const error = t.throws(() => parseConfig({ balancerPort: '8500' }));
   t.regex(error.message, /consulUiPort = "8500".*equals balancerPort/);
+  const admin = t.throws(() => parseConfig({ balancerAdminPort: '5514' }));
+  t.regex(admin.message, /collectorPort = "5514".*equals balancerAdminPort/);
 });
 
 test('an unknown key is refused with the list of known keys', (t) => {

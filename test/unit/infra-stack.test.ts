@@ -84,7 +84,7 @@ interface Expected {
   stack: string;
   replicas: number;
   bindAddress: string;
-  ports: { balancer: number; consul: number; collector: number };
+  ports: { balancer: number; balancerAdmin: number; consul: number; collector: number };
   baseImage: string;
   consulImage: string;
   serviceName: string;
@@ -94,7 +94,7 @@ const defaults: Expected = {
   stack: 'dev',
   replicas: 1,
   bindAddress: '127.0.0.1',
-  ports: { balancer: 8080, consul: 8500, collector: 5514 },
+  ports: { balancer: 8080, balancerAdmin: 8081, consul: 8500, collector: 5514 },
   baseImage: 'node:20-bookworm-slim',
   consulImage: 'hashicorp/consul:1.20',
   serviceName: 'hello',
@@ -107,14 +107,22 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
     label: 'replicas 2, other ports, IPv6, another service',
     options: {
       stack: 'staging',
-      config: { replicas: 2, balancerPort: 18080, consulUiPort: 18500, collectorPort: 15514, bindAddress: '::1', serviceName: 'echo' },
+      config: {
+        replicas: 2,
+        balancerPort: 18080,
+        balancerAdminPort: 18081,
+        consulUiPort: 18500,
+        collectorPort: 15514,
+        bindAddress: '::1',
+        serviceName: 'echo',
+      },
     },
     expected: {
       ...defaults,
       stack: 'staging',
       replicas: 2,
       bindAddress: '::1',
-      ports: { balancer: 18080, consul: 18500, collector: 15514 },
+      ports: { balancer: 18080, balancerAdmin: 18081, consul: 18500, collector: 15514 },
       serviceName: 'echo',
     },
   },
@@ -230,21 +238,25 @@ behaviour('every container is on the stack network and only on it', (t, d) => {
   }
 });
 
-behaviour('only the balancer, Consul and syslog ports are published: the first two on the bind address, syslog on loopback', (t, d) => {
-  const published = d.containers.flatMap((c) =>
-    (inputs(c).ports ?? []).map((p) => `${inputs(c).name} ${p.ip} ${p.external}->${p.internal}/${p.protocol}`),
-  );
-  t.deepEqual(
-    published.sort(),
-    [
-      `${d.name('balancer')} ${d.x.bindAddress} ${d.x.ports.balancer}->8080/tcp`,
-      // Never on bindAddress: an exposed bind address must not expose the unauthenticated syslog listener.
-      `${d.name('collector')} ${d.collectorHost} ${d.x.ports.collector}->5514/tcp`,
-      `${d.name('consul')} ${d.x.bindAddress} ${d.x.ports.consul}->8500/tcp`,
-    ].sort(),
-  );
-  for (const c of d.containers) t.not(inputs(c).publishAllPorts, true);
-});
+behaviour(
+  'only the balancer (public and admin), Consul and syslog ports are published: the first three on the bind address, syslog on loopback',
+  (t, d) => {
+    const published = d.containers.flatMap((c) =>
+      (inputs(c).ports ?? []).map((p) => `${inputs(c).name} ${p.ip} ${p.external}->${p.internal}/${p.protocol}`),
+    );
+    t.deepEqual(
+      published.sort(),
+      [
+        `${d.name('balancer')} ${d.x.bindAddress} ${d.x.ports.balancer}->8080/tcp`,
+        `${d.name('balancer')} ${d.x.bindAddress} ${d.x.ports.balancerAdmin}->8081/tcp`,
+        // Never on bindAddress: an exposed bind address must not expose the unauthenticated syslog listener.
+        `${d.name('collector')} ${d.collectorHost} ${d.x.ports.collector}->5514/tcp`,
+        `${d.name('consul')} ${d.x.bindAddress} ${d.x.ports.consul}->8500/tcp`,
+      ].sort(),
+    );
+    for (const c of d.containers) t.not(inputs(c).publishAllPorts, true);
+  },
+);
 
 behaviour('every container but the collector logs to the collector without blocking, and is created after it', (t, d) => {
   for (const c of d.containers.filter((c) => c !== d.collector)) {
@@ -387,6 +399,11 @@ behaviour('Consul runs as a single server with its UI, its data on a named volum
     '-bind=0.0.0.0',
     '-data-dir=/consul/data',
   ]);
+  for (const limit of ['http_max_conns_per_client = 100', 'kv_max_value_size = 65536'])
+    t.true(
+      inputs(d.consul).command.includes(`-hcl=limits { ${limit} }`),
+      `Consul's own limit ${limit}, the one the tests' agents run with`,
+    );
   t.deepEqual(inputs(d.consul).volumes, [{ volumeName: inputs(consulData).name, containerPath: '/consul/data' }]);
 });
 
@@ -422,7 +439,11 @@ behaviour('the balancer follows the configured service in Consul and listens on 
     SERVICE_NAME: d.x.serviceName,
     LISTEN_PORT: '8080',
     LISTEN_ADDRESS: '0.0.0.0',
+    ADMIN_PORT: '8081',
+    ADMIN_ADDRESS: '0.0.0.0',
   });
+  // Its health check asks the status on the admin listener; the public port no longer serves it.
+  t.true(String(inputs(balancer).healthcheck?.tests?.[3]).includes('"http://127.0.0.1:8081/_balancer/status"'));
   t.true(balancer.options.dependsOn.includes(d.consul.name));
 });
 
@@ -451,7 +472,8 @@ behaviour('Consul gossip is encrypted with the key the stack generated once, hel
 
 behaviour('the stack outputs give the balancer, evidence page and Consul UI URLs, the replica names and the logs command', (t, d) => {
   t.is(d.record.outputs.balancerUrl, `http://${d.urlHost}:${d.x.ports.balancer}`);
-  t.is(d.record.outputs.evidencePageUrl, `http://${d.urlHost}:${d.x.ports.balancer}/_balancer/evidence`);
+  t.is(d.record.outputs.balancerAdminUrl, `http://${d.urlHost}:${d.x.ports.balancerAdmin}`);
+  t.is(d.record.outputs.evidencePageUrl, `http://${d.urlHost}:${d.x.ports.balancerAdmin}/_balancer/evidence`);
   t.is(d.record.outputs.consulUiUrl, `http://${d.urlHost}:${d.x.ports.consul}/ui/`);
   t.deepEqual(d.record.outputs.replicaNames, d.replicaNames);
   t.is(d.record.outputs.logsCommand, `docker exec ${d.name('collector')} tail -n 100 -F /var/log/stack/all.log`);

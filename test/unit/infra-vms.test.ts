@@ -365,7 +365,11 @@ test('the balancer follows its VM agent and is published on the public address; 
   const record = await course;
   const balancer = named(record, 'vm1-balancer-container');
   t.is(env(balancer).CONSUL_HTTP_ADDR, 'http://10.213.0.1:8500');
-  t.deepEqual(inputs(balancer).ports, [{ internal: 8080, external: 8080, ip: '127.0.0.1', protocol: 'tcp' }]);
+  t.deepEqual(inputs(balancer).ports, [
+    { internal: 8080, external: 8080, ip: '127.0.0.1', protocol: 'tcp' },
+    // The admin listener (instance addresses, the evidence page) on the private network only.
+    { internal: 8081, external: 8081, ip: '172.31.0.11', protocol: 'tcp' },
+  ]);
   t.true(balancer.options.dependsOn.includes('vm1-consul-agent'));
   const collector = named(record, 'vm2-collector-container');
   t.deepEqual(inputs(collector).ports, [{ internal: 5514, external: 5514, ip: '172.31.0.12', protocol: 'tcp' }]);

@@ -37,8 +37,8 @@ test("balancer/Dockerfile's HEALTHCHECK probes where the lib rule says", (t) => 
       url = target;
       return new Promise(() => undefined);
     };
-    const proc = { env: { LISTEN_ADDRESS: listen, LISTEN_PORT: '8080' }, exit: () => undefined };
+    const proc = { env: { ADMIN_ADDRESS: listen, ADMIN_PORT: '8081' }, exit: () => undefined };
     vm.runInNewContext(script.replace(/\\"/g, '"'), { process: proc, fetch, AbortSignal });
-    t.is(url, `${httpUrl(probeAddress(listen), 8080)}/_balancer/status`, listen);
+    t.is(url, `${httpUrl(probeAddress(listen), 8081)}/_balancer/status`, listen);
   }
 });

@@ -2,7 +2,16 @@ import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { createApp, MAX_BODY_BYTES } from '../../service/app';
 import { createLogger } from '../../lib/logger';
-import { StoreUnavailableError, type User, type UserInput, type UsersStore } from '../../service/users-store';
+import {
+  pageOfIds,
+  PAGE_LIMIT_DEFAULT,
+  PAGE_LIMIT_MAX,
+  StoreUnavailableError,
+  type PageQuery,
+  type User,
+  type UserInput,
+  type UsersStore,
+} from '../../service/users-store';
 
 /** In-memory stand-in for the Consul KV store; `down` makes every call fail as an unreachable Consul would. */
 class MemoryUsers implements UsersStore {
@@ -11,9 +20,10 @@ class MemoryUsers implements UsersStore {
   private check() {
     if (this.down) throw new StoreUnavailableError('Consul KV read failed: connect ECONNREFUSED');
   }
-  async list() {
+  async page(query: PageQuery) {
     this.check();
-    return [...this.users.values()];
+    const { ids, next } = pageOfIds([...this.users.keys()].sort(), query);
+    return { users: ids.map((id) => this.users.get(id)!), next };
   }
   async get(id: string) {
     this.check();
@@ -270,7 +280,7 @@ test('users endpoints answer 503 JSON while the store is unreachable; / and /hea
 
 test('an unexpected error becomes a JSON 500, logged, and the app keeps serving', async (t) => {
   const { app, users, lines } = setup();
-  users.list = async () => {
+  users.page = async () => {
     throw new TypeError('boom');
   };
   const res = await app.request('/api/users');
@@ -292,4 +302,49 @@ test('one JSON log line per request with time, level, instance, method, path, st
     t.false(Number.isNaN(Date.parse(line.time as string)));
     t.is(typeof line.durationMs, 'number');
   }
+});
+
+test('GET /api/users pages: default and maximum limit, a cursor and a Link to the next page, each user once', async (t) => {
+  const { app, users } = setup();
+  for (let i = 0; i < PAGE_LIMIT_MAX + 6; i++) await users.create({ name: `U${i}`, email: `u${i}@example.com` });
+  const ids = [...users.users.keys()].sort();
+
+  const first = await app.request('/api/users');
+  const body = (await first.json()) as { users: User[]; next: string | null };
+  t.is(body.users.length, PAGE_LIMIT_DEFAULT);
+  t.is(body.next, ids[PAGE_LIMIT_DEFAULT - 1]);
+  t.is(first.headers.get('link'), `</api/users?limit=${PAGE_LIMIT_DEFAULT}&after=${body.next}>; rel="next"`);
+
+  const max = (await (await app.request(`/api/users?limit=${PAGE_LIMIT_MAX}`)).json()) as { users: User[]; next: string };
+  t.is(max.users.length, PAGE_LIMIT_MAX);
+  const last = await app.request(`/api/users?limit=${PAGE_LIMIT_MAX}&after=${max.next}`);
+  const rest = (await last.json()) as { users: User[]; next: string | null };
+  t.deepEqual(
+    [...max.users, ...rest.users].map((u) => u.id),
+    ids,
+  );
+  t.is(rest.next, null);
+  t.is(last.headers.get('link'), null);
+});
+
+test('GET /api/users refuses a bad limit or cursor with a 400 naming the parameter and what is allowed', async (t) => {
+  const { app } = setup();
+  for (const [query, param] of [
+    ['limit=0', 'limit'],
+    [`limit=${PAGE_LIMIT_MAX + 1}`, 'limit'],
+    ['limit=ten', 'limit'],
+    ['limit=1.5', 'limit'],
+    ['limit=', 'limit'],
+    ['limit=5&limit=6', 'limit'],
+    ['after=not-an-id', 'after'],
+    ['after=%3Cscript%3E', 'after'],
+  ]) {
+    const res = await app.request(`/api/users?${query}`);
+    t.is(res.status, 400, query);
+    const body = (await res.json()) as { error: string; param: string };
+    t.is(body.param, param, query);
+    t.regex(body.error, new RegExp(`^query parameter ${param} `), query);
+    t.false(body.error.includes('script') || body.error.includes('ten'), `${query}: the client's text is not echoed`);
+  }
+  t.is((await app.request(`/api/users?limit=${PAGE_LIMIT_MAX}&after=${randomUUID()}&other=1`)).status, 200);
 });

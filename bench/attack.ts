@@ -1,0 +1,262 @@
+// `npm run attack [-- --smoke] [-- --users N]`: the red-team pass of issue 14 against the hardened
+// configuration, run as processes on loopback as the bench runs it (real Consul with the stack's limits,
+// two replicas, the balancer). The attacker connects from 127.0.0.2, the real client from 127.0.0.3, every
+// target is 127.0.0.1. Prints how many real requests failed (target 0), then Consul's memory and how fast
+// it answers /v1/status/leader afterwards. Bounded in time; stops every process on failure and Ctrl-C.
+import http from 'node:http';
+import { randomUUID } from 'node:crypto';
+import {
+  ATTACKER_ADDRESS,
+  burst,
+  REAL_CLIENT_ADDRESS,
+  requestFrom,
+  slowHeaderFlood,
+  summarize,
+  type Answer,
+  type ClientReport,
+} from '../harness/attack';
+import { startBalancer, type RunningBalancer } from '../harness/balancer';
+import { startConsul, type ConsulAgent } from '../harness/consul';
+import { stopAll, waitFor } from '../harness/processes';
+import { startReplica, type Replica } from '../harness/service';
+import { childrenOf, rssMB } from './proc-stats';
+
+const SERVICE = 'hello';
+
+interface AttackOptions {
+  users: number;
+  /** Seconds of each sustained phase (flood, list). */
+  phaseSec: number;
+  slowConnections: number;
+  burstConnections: number;
+  listConnections: number;
+  timeLimitSec: number;
+}
+
+const FULL: AttackOptions = {
+  users: 15_000,
+  phaseSec: 10,
+  slowConnections: 2500,
+  burstConnections: 2000,
+  listConnections: 40,
+  timeLimitSec: 240,
+};
+const SMOKE: AttackOptions = {
+  users: 1000,
+  phaseSec: 2,
+  slowConnections: 2500,
+  burstConnections: 2000,
+  listConnections: 40,
+  timeLimitSec: 60,
+};
+
+const USAGE = 'usage: npm run attack [-- --smoke] [-- --users 1..50000]';
+
+function parseOptions(argv: readonly string[]): AttackOptions {
+  let options = { ...FULL };
+  let users: number | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--smoke') options = { ...SMOKE };
+    else if (argv[i] === '--users') {
+      users = Number(argv[++i]);
+      if (!Number.isInteger(users) || users < 1 || users > 50_000)
+        throw new Error(`--users must be a whole number from 1 to 50000\n${USAGE}`);
+    } else throw new Error(`unknown argument "${argv[i]}"; allowed: --smoke, --users N\n${USAGE}`);
+  }
+  return users === undefined ? options : { ...options, users };
+}
+
+const log = (line: string) => console.log(`[attack] ${line}`);
+
+/** Writes `count` users into KV as the service stores them, 64 per transaction (Consul's cap). */
+async function seedUsers(consul: ConsulAgent, count: number): Promise<void> {
+  for (let done = 0; done < count; done += 64) {
+    const now = new Date().toISOString();
+    const operations = Array.from({ length: Math.min(64, count - done) }, (_, i) => {
+      const id = randomUUID();
+      const user = { id, name: `User ${done + i}`, email: `user${done + i}@example.com`, createdAt: now, updatedAt: now };
+      return { KV: { Verb: 'set', Key: `${SERVICE}/users/${id}`, Value: Buffer.from(JSON.stringify(user)).toString('base64') } };
+    });
+    const res = await fetch(`${consul.httpAddr}/v1/txn`, {
+      method: 'PUT',
+      body: JSON.stringify(operations),
+      headers: { 'X-Consul-Token': consul.managementToken },
+    });
+    if (!res.ok) throw new Error(`seeding users: /v1/txn answered ${res.status}: ${await res.text()}`);
+  }
+}
+
+/**
+ * The real client during a phase: a new connection per request from 127.0.0.3, alternating the
+ * service's root and a page of users, until `stop()`; a request fails on an error, a non-2xx or no
+ * answer within 5 s.
+ */
+function startRealClient(balancer: RunningBalancer) {
+  const answers: Answer[] = [];
+  let running = true;
+  const paths = ['/', '/api/users?limit=10'];
+  const loops = Array.from({ length: 2 }, async (_, loop) => {
+    for (let n = loop; running; n++) {
+      answers.push(await requestFrom(`${balancer.url}${paths[n % paths.length]}`, REAL_CLIENT_ADDRESS, 5000));
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  });
+  return {
+    async stop(): Promise<ClientReport> {
+      running = false;
+      await Promise.all(loops);
+      return summarize(answers);
+    },
+  };
+}
+
+/** `connections` keep-alive loops from the attacker's address on `url` for `durationMs`. */
+async function listFlood(url: string, connections: number, durationMs: number): Promise<ClientReport> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const answers: Answer[] = [];
+  const end = Date.now() + durationMs;
+  const once = () =>
+    new Promise<Answer>((resolve) => {
+      const started = performance.now();
+      const req = http.get(url, { agent, localAddress: ATTACKER_ADDRESS, timeout: 10_000 }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: '', ms: performance.now() - started }));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (error: NodeJS.ErrnoException) =>
+        resolve({ status: 0, error: error.code ?? error.message, body: '', ms: performance.now() - started }),
+      );
+    });
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (Date.now() < end) answers.push(await once());
+    }),
+  );
+  agent.destroy();
+  return summarize(answers);
+}
+
+/** Milliseconds Consul takes to answer /v1/status/leader with a leader (or why it did not within 10 s). */
+async function leaderAnswerMs(consul: ConsulAgent): Promise<string> {
+  const started = performance.now();
+  try {
+    const res = await fetch(`${consul.httpAddr}/v1/status/leader`, { signal: AbortSignal.timeout(10_000) });
+    const leader = (await res.json()) as string;
+    const ms = performance.now() - started;
+    return res.ok && leader ? `${ms.toFixed(1)} ms` : `HTTP ${res.status}, leader "${leader}"`;
+  } catch (error) {
+    return `no answer: ${String(error)}`;
+  }
+}
+
+const outcomes = (r: ClientReport) =>
+  Object.entries(r.outcomes)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(', ');
+
+interface PhaseResult {
+  phase: string;
+  attacker: string;
+  real: ClientReport;
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const started = Date.now();
+  const replicas: Replica[] = [];
+  let balancer: RunningBalancer | undefined;
+  let consul: ConsulAgent | undefined;
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      await Promise.all(replicas.map((r) => r.stop(3000)));
+      await balancer?.cleanup();
+      await consul?.stop();
+      await stopAll();
+    })());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      log(`${signal}: stopping every process`);
+      void cleanup().then(() => process.exit(130));
+    });
+  }
+  const limit = setTimeout(() => {
+    log(`past the time limit of ${options.timeLimitSec} s: stopping every process`);
+    void cleanup().then(() => process.exit(1));
+  }, options.timeLimitSec * 1000);
+
+  try {
+    consul = await startConsul();
+    const consulPid = childrenOf(process.pid).find((p) => p.comm === 'consul')?.pid;
+    if (consulPid === undefined) throw new Error('could not find the consul agent among this process’s children');
+    for (const id of ['attack-1', 'attack-2']) replicas.push(await startReplica(consul, SERVICE, id));
+    balancer = await startBalancer(consul, SERVICE);
+    const b = balancer;
+    await waitFor('both replicas in the upstream set', async () => (await b.status()).upstreams.length === 2, 30_000, 100);
+    log(`seeding ${options.users} users into Consul KV`);
+    await seedUsers(consul, options.users);
+    const rssBefore = rssMB(consulPid);
+    log(`Consul RSS before: ${rssBefore.toFixed(1)} MB; leader answers in ${await leaderAnswerMs(consul)}`);
+    const target = { host: '127.0.0.1', port: b.port };
+    const results: PhaseResult[] = [];
+
+    log(`phase 1: ${options.slowConnections} slow-header connections from ${ATTACKER_ADDRESS}, reopened for ${options.phaseSec} s`);
+    let real = startRealClient(b);
+    const flood = await slowHeaderFlood(target, options.slowConnections, ATTACKER_ADDRESS, true);
+    const heldAfterOpen = flood.open();
+    await new Promise((r) => setTimeout(r, options.phaseSec * 1000));
+    const heldAtEnd = flood.open();
+    flood.stop();
+    results.push({
+      phase: 'slow-header flood',
+      attacker: `${heldAfterOpen} held after opening, ${heldAtEnd} at the end, ${flood.opened()} opened in all`,
+      real: await real.stop(),
+    });
+
+    log(`phase 2: a burst of ${options.burstConnections} connections from ${ATTACKER_ADDRESS}`);
+    real = startRealClient(b);
+    const burstReport = await burst(`${b.url}/`, options.burstConnections, ATTACKER_ADDRESS);
+    await new Promise((r) => setTimeout(r, 500));
+    results.push({ phase: `${options.burstConnections}-connection burst`, attacker: outcomes(burstReport), real: await real.stop() });
+
+    log(`phase 3: ${options.listConnections} connections on /api/users from ${ATTACKER_ADDRESS} for ${options.phaseSec} s`);
+    real = startRealClient(b);
+    const list = await listFlood(`${b.url}/api/users`, options.listConnections, options.phaseSec * 1000);
+    results.push({
+      phase: `KV-heavy list (${options.users} users)`,
+      attacker: `${list.total} requests (${outcomes(list)})`,
+      real: await real.stop(),
+    });
+
+    const rssAfter = rssMB(consulPid);
+    const leader = await leaderAnswerMs(consul);
+    const nginxShort = (b.output().match(/worker_connections are not enough/g) ?? []).length;
+    const totalReal = results.reduce((n, r) => n + r.real.total, 0);
+    const failedReal = results.reduce((n, r) => n + r.real.failed.length, 0);
+
+    console.log('');
+    console.log(
+      `attack on ${new Date().toISOString()}, ${Math.round((Date.now() - started) / 1000)} s, attacker ${ATTACKER_ADDRESS}, real client ${REAL_CLIENT_ADDRESS}`,
+    );
+    console.log('| Phase | Attacker | Real requests failed | Real client max latency |');
+    console.log('| --- | --- | --- | --- |');
+    for (const r of results) {
+      const failed = `${r.real.failed.length} of ${r.real.total}${r.real.failed.length ? ` (${outcomes(r.real)})` : ''}`;
+      console.log(`| ${r.phase} | ${r.attacker} | ${failed} | ${r.real.maxMs} ms |`);
+    }
+    console.log(`| all phases | | ${failedReal} of ${totalReal} (target 0) | |`);
+    console.log(
+      `Consul RSS: ${rssBefore.toFixed(1)} MB before, ${rssAfter.toFixed(1)} MB after; /v1/status/leader answered in ${leader} after the load`,
+    );
+    console.log(`nginx "worker_connections are not enough": ${nginxShort} time(s)`);
+    if (failedReal > 0) process.exitCode = 1;
+  } finally {
+    clearTimeout(limit);
+    await cleanup();
+  }
+}
+
+main().catch((error: Error) => {
+  console.error(`attack: ${error.message}`);
+  process.exitCode = 2;
+});
