@@ -5,6 +5,8 @@ export interface ConsulAgent {
   /** Base URL of the agent's HTTP API, for CONSUL_HTTP_ADDR. */
   httpAddr: string;
   httpPort: number;
+  /** Loopback port of the agent's DNS interface, when started with `{ dns: true }`. */
+  dnsPort?: number;
   /** GET a path of the HTTP API and parse its JSON. */
   get<T = unknown>(path: string): Promise<T>;
   /** Names (ServiceID) of the instances of `service` that pass their checks. */
@@ -16,9 +18,18 @@ export interface ConsulAgent {
   output(): string;
 }
 
+export interface ConsulOptions {
+  /**
+   * Open the DNS interface too (off by default: nothing else asks it). It answers only passing instances
+   * (`only_passing`, as a DNS-based balancer needs) with TTL 0 and no agent cache (the 1.8 defaults, set
+   * here so that the answer stays fresh whatever the defaults become).
+   */
+  dns?: boolean;
+}
+
 /** Starts a real `consul agent -dev` on free loopback ports and waits until it has a leader. */
-export async function startConsul(): Promise<ConsulAgent> {
-  const [httpPort, serfLan, serfWan, server] = await freePorts(4);
+export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<ConsulAgent> {
+  const [httpPort, serfLan, serfWan, server, dnsPort] = await freePorts(dns ? 5 : 4);
   const httpAddr = `http://127.0.0.1:${httpPort}`;
   let proc: Managed | undefined;
   let log = '';
@@ -32,6 +43,7 @@ export async function startConsul(): Promise<ConsulAgent> {
   const agent: ConsulAgent = {
     httpAddr,
     httpPort,
+    ...(dns ? { dnsPort } : {}),
     get,
     async passing(service) {
       const entries = await get<Array<{ Service: { ID: string } }>>(`/v1/health/service/${service}?passing`);
@@ -48,7 +60,8 @@ export async function startConsul(): Promise<ConsulAgent> {
         '-http-port',
         String(httpPort),
         '-dns-port',
-        '-1',
+        dns ? String(dnsPort) : '-1',
+        ...(dns ? ['-hcl', 'dns_config { only_passing = true, use_cache = false, service_ttl = { "*" = "0s" } }'] : []),
         '-grpc-port',
         '-1',
         '-serf-lan-port',
