@@ -43,7 +43,8 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
     if (!fs.existsSync(bundle)) throw new Error(`${path.relative(process.cwd(), bundle)} is missing: run \`npm run build\` first`);
   }
   const replicas = new Set<Replica>();
-  const consul = await startConsul();
+  // DNS on: HAProxy, one of the peers compared with ours, follows Consul through it.
+  const consul = await startConsul({ dns: true });
   const consulProc = childrenOf(process.pid).find((p) => p.comm === 'consul');
   if (!consulProc) throw new Error("could not find the consul agent process among the benchmark's children");
   pinProcess(consulProc.pid, testCpu);
