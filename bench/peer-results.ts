@@ -139,7 +139,8 @@ function evaluatePeerTargets(p: Record<PeerName, PeerColumn>): Target[] {
   const others = (['haproxy-dns', 'nginx-static', 'nginx-static-log'] as const).filter(
     (n) => p[n].failedRequests.failover + p[n].failedRequests.scaleDown > 0,
   );
-  const cpuVsLog = ours.proxyCpuUsPerRequest / p['nginx-static-log'].proxyCpuUsPerRequest;
+  const cpuVs = (name: PeerName) => round(ours.proxyCpuUsPerRequest / p[name].proxyCpuUsPerRequest, 2);
+  const within = (ratio: number) => Number.isFinite(ratio) && ratio <= 1.2;
   return [
     {
       figure: 'discovery add p50 below HAProxy-DNS',
@@ -166,7 +167,18 @@ function evaluatePeerTargets(p: Record<PeerName, PeerColumn>): Target[] {
       target: '0',
       met: ours.failedRequests.failover === 0 && ours.failedRequests.scaleDown === 0,
     },
-    { figure: 'proxy CPU per request, ours / nginx-static-log', target: '<= 1.2', met: Number.isFinite(cpuVsLog) && cpuVsLog <= 1.2 },
+    // The issue's target: the watcher, the JSON access log and the reload machinery together, so against
+    // nginx without a log; against the log variant it shows what is left once the log's cost is set aside.
+    {
+      figure: `proxy CPU per request, ours / nginx-static (log off): ${cpuVs('nginx-static')}`,
+      target: '<= 1.2',
+      met: within(cpuVs('nginx-static')),
+    },
+    {
+      figure: `proxy CPU per request, ours / nginx-static-log (same JSON log): ${cpuVs('nginx-static-log')}`,
+      target: '<= 1.2',
+      met: within(cpuVs('nginx-static-log')),
+    },
   ];
 }
 
