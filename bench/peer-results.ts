@@ -23,6 +23,8 @@ export interface PeerColumn {
   failoverMs: { p50: number | null; max: number | null; note?: string };
   scaleDownMs: { p50: number | null; max: number | null; note?: string };
   failedRequests: { failover: number; sentDuringFailover: number; scaleDown: number; sentDuringScaleDown: number };
+  /** Requests nginx retried on another upstream during the tries (see RemovalTry.retried); null for HAProxy. */
+  retriedRequests: { failover: number | null; scaleDown: number | null };
   /** Non-2xx answers and errors in its load runs (through the peer): anything but 0 makes its figures meaningless. */
   failedInLoadRuns: number;
   /** RSS of all the balancer's processes (ours: watcher + nginx master + workers), in MB. */
@@ -52,6 +54,8 @@ export interface PeerComparison {
 }
 
 const roundRemoval = (t: RemovalTry): RemovalTry => ({ ...t, leftConsulMs: round(t.leftConsulMs, 0), removedMs: round(t.removedMs, 0) });
+const retriedOf = (tries: RemovalTry[]) =>
+  tries.every((t) => t.retried !== null) ? tries.reduce((s, t) => s + (t.retried ?? 0), 0) : null;
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 const of = (repeats: PeerRepeat[], pick: (r: PeerRepeat) => number) => median(repeats.map(pick));
 
@@ -111,6 +115,7 @@ function column(m: PeerMeasurement): PeerColumn {
       scaleDown: sum(m.scaleDown.map((t) => t.failed)),
       sentDuringScaleDown: sum(m.scaleDown.map((t) => t.requests)),
     },
+    retriedRequests: { failover: retriedOf(m.failover), scaleDown: retriedOf(m.scaleDown) },
     failedInLoadRuns: sum(m.repeats.map((r) => r.peer.failed)),
     rssMB: round(m.rssMB, 1),
     foreignCpuPercent: { median: round(median(foreign), 1), max: round(max(foreign), 1) },

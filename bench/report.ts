@@ -128,10 +128,12 @@ export function formatPeerTable(c: PeerComparison): string {
       p.failoverMs.p50 === null ? 'n/a (passive)' : range(p.failoverMs),
     ),
     row('Requests failed during failover', (p) => `${p.failedRequests.failover} of ${p.failedRequests.sentDuringFailover}`),
+    row('  answered after a retry (nginx)', (p) => (p.retriedRequests.failover === null ? 'n/a' : String(p.retriedRequests.failover))),
     row(`Scale-down p50 / max (${c.settings.scaleDownTries} SIGTERMs)`, (p) =>
       p.scaleDownMs.p50 === null ? 'n/a (passive)' : range(p.scaleDownMs),
     ),
     row('Requests failed during scale-down', (p) => `${p.failedRequests.scaleDown} of ${p.failedRequests.sentDuringScaleDown}`),
+    row('  answered after a retry (nginx)', (p) => (p.retriedRequests.scaleDown === null ? 'n/a' : String(p.retriedRequests.scaleDown))),
     row("RSS, all the balancer's processes", (p) => fmt(p.rssMB, ' MB')),
     row(
       'Other work on the test core (median / max)',

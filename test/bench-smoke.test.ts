@@ -154,6 +154,14 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
     t.true((at(peer, 'failedRequests.sentDuringFailover') as number) > 0, `${name}: requests sent during failover`);
     t.true((at(peer, 'failedRequests.sentDuringScaleDown') as number) > 0, `${name}: requests sent during scale-down`);
     t.is((at(peer, 'tries.failover') as unknown[]).length, 1, `${name}: failover tries`);
+    // nginx names the upstreams it tried (X-Upstream-Addr), so its retries are counted; HAProxy names none.
+    const retried = at(peer, 'retriedRequests.failover');
+    if (name === 'haproxy-dns') t.is(retried, null, `${name}: retried requests`);
+    else
+      t.true(
+        Number.isInteger(retried) && (retried as number) >= 0,
+        `${name}: retried requests should be a count, got ${JSON.stringify(retried)}`,
+      );
     const discovers = name === 'ours' || name === 'haproxy-dns';
     for (const figure of ['discoveryAddMs', 'failoverMs', 'scaleDownMs']) {
       if (discovers) {

@@ -62,6 +62,8 @@ export function renderStaticNginxConfig(s: StaticNginxSettings): string {
     '      proxy_next_upstream error timeout;',
     '      proxy_next_upstream_tries 3;',
     '      proxy_next_upstream_timeout 5s;',
+    // As ours: the benchmark reads the retries a dead replica causes from it.
+    '      add_header X-Upstream-Addr $upstream_addr always;',
     '    }',
     '  }',
     '}',

@@ -90,23 +90,35 @@ async function sample(ctx: PeerContext, url: string, peer: Peer | undefined): Pr
   };
 }
 
-/** Every figure of one peer, its load runs each paired with a direct run on the same replica (alternating order). */
-async function measurePeer(ctx: PeerContext, peer: Peer): Promise<PeerMeasurement> {
+/**
+ * The load runs of every peer, interleaved: each round goes through the peers (in an order that rotates
+ * from round to round) and pairs each peer's run with a direct run on the same replica right next to it
+ * (alternating which goes first). Noise on this shared machine then falls on every peer alike, not on
+ * whichever peer happened to run during a busy minute.
+ */
+async function loadRounds(ctx: PeerContext, peers: Peer[]): Promise<Map<Peer, PeerRepeat[]>> {
   const { options, load, first } = ctx;
   const direct = `${first.url}/`;
-  const proxied = `${peer.url}/`;
-  const { inRotation } = peer;
-  if (inRotation) await waitFor(`${first.id} to be in ${peer.name}'s rotation`, () => inRotation(first), 15_000, 50);
-  await load.autocannon({ url: proxied, connections: options.connections, durationSec: options.warmupSec });
-  const repeats: PeerRepeat[] = [];
-  for (let i = 0; i < options.peerRepeats; i++) {
-    const d0 = i % 2 === 0 ? await sample(ctx, direct, undefined) : undefined;
-    const p = await sample(ctx, proxied, peer);
-    repeats.push({ direct: d0 ?? (await sample(ctx, direct, undefined)), peer: p });
+  const repeats = new Map(peers.map((p) => [p, [] as PeerRepeat[]]));
+  for (const peer of peers) {
+    const { inRotation } = peer;
+    if (inRotation) await waitFor(`${first.id} to be in ${peer.name}'s rotation`, () => inRotation(first), 15_000, 50);
+    await load.autocannon({ url: `${peer.url}/`, connections: options.connections, durationSec: options.warmupSec });
   }
-  const rssMB = rssOf(peer.pids());
-  const affinity = peer.pids().map(affinityOf).join(' ');
+  for (let round = 0; round < options.peerRepeats; round++) {
+    for (let j = 0; j < peers.length; j++) {
+      const peer = peers[(round + j) % peers.length];
+      const d0 = (round + j) % 2 === 0 ? await sample(ctx, direct, undefined) : undefined;
+      const p = await sample(ctx, `${peer.url}/`, peer);
+      repeats.get(peer)!.push({ direct: d0 ?? (await sample(ctx, direct, undefined)), peer: p });
+    }
+  }
+  return repeats;
+}
 
+/** One peer's discovery (when it discovers), failover and scale-down, under the steady loop. */
+async function changeTries(ctx: PeerContext, peer: Peer) {
+  const { options, first } = ctx;
   let discovery: DiscoveryTry[] | null = null;
   if (peer.discovers) {
     ctx.log(`  ${peer.name}: discovery add, ${options.peerDiscoveryTries} tries`);
@@ -117,23 +129,14 @@ async function measurePeer(ctx: PeerContext, peer: Peer): Promise<PeerMeasuremen
   const failover = await measureRemoval(ctx.sut, peer, 'SIGKILL', options.peerFailoverTries, removal);
   ctx.log(`  ${peer.name}: scale-down (SIGTERM), ${options.peerScaleDownTries} tries`);
   const scaleDown = await measureRemoval(ctx.sut, peer, 'SIGTERM', options.peerScaleDownTries, removal);
-  return {
-    name: peer.name,
-    description: peer.description,
-    discovers: peer.discovers,
-    repeats,
-    discovery,
-    failover,
-    scaleDown,
-    rssMB,
-    affinity,
-  };
+  return { discovery, failover, scaleDown };
 }
 
 /**
- * The peers side by side on the same Consul, replica, pinning and load: ours (already running), then
- * HAProxy with Consul DNS and the two static nginx variants, each started, measured and stopped in turn
- * so that no idle peer shares the test core with the one measured.
+ * The peers side by side on the same Consul, replica, pinning and load: ours (already running), HAProxy
+ * with Consul DNS and the two static nginx variants, all on the test core. Their load runs are
+ * interleaved (loadRounds); then each peer's discovery, failover and scale-down are measured in turn,
+ * the others idle (HAProxy's idle work is one DNS query and one health check per server a second).
  */
 export async function comparePeers(ctx: PeerContext): Promise<PeerMeasurement[]> {
   const dnsPort = ctx.sut.consul.dnsPort;
@@ -145,20 +148,35 @@ export async function comparePeers(ctx: PeerContext): Promise<PeerMeasurement[]>
     'nginx-static': () => startStaticNginxPeer(path.join(dir, 'nginx-static'), [ctx.first], false, ctx.testCpu),
     'nginx-static-log': () => startStaticNginxPeer(path.join(dir, 'nginx-static-log'), [ctx.first], true, ctx.testCpu),
   };
-  const measured: PeerMeasurement[] = [];
+  const peers: Peer[] = [];
   try {
     for (const name of PEER_NAMES) {
-      ctx.log(`peer ${name}: ${ctx.options.peerRepeats} paired repeats of ${ctx.options.peerDurationSec} s`);
       const peer = await start[name]();
       ctx.track(peer);
-      try {
-        measured.push(await measurePeer(ctx, peer));
-      } finally {
-        await peer.stop();
-      }
+      peers.push(peer);
     }
+    ctx.log(
+      `load runs: ${ctx.options.peerRepeats} rounds over the ${peers.length} peers, each run ${ctx.options.peerDurationSec} s and paired with a direct one`,
+    );
+    const repeats = await loadRounds(ctx, peers);
+    const measured: PeerMeasurement[] = [];
+    for (const peer of peers) {
+      const rssMB = rssOf(peer.pids());
+      const affinity = peer.pids().map(affinityOf).join(' ');
+      const tries = await changeTries(ctx, peer);
+      measured.push({
+        name: peer.name,
+        description: peer.description,
+        discovers: peer.discovers,
+        repeats: repeats.get(peer)!,
+        ...tries,
+        rssMB,
+        affinity,
+      });
+    }
+    return measured;
   } finally {
+    await Promise.all(peers.map((p) => p.stop()));
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  return measured;
 }

@@ -18,6 +18,11 @@ export interface RemovalTry {
   exit: number | string;
   requests: number;
   failed: number;
+  /**
+   * Answered requests that nginx first sent to another upstream and retried (its X-Upstream-Addr names two
+   * or more): what a dead replica still costs while it is listed. Null when the balancer names no upstream.
+   */
+  retried: number | null;
   /** First few failures, described, for the report when there are any. */
   failures: string;
 }
@@ -68,7 +73,7 @@ export async function measureRemoval(
       await setUpstreams([...serving, replica]);
     }
     if (inRotation) await rotationIs(replica, true);
-    const loop = startSteadyLoop(`${balancer.url}/`, { maxMs: 30_000, maxRequests: 100_000 });
+    const loop = startSteadyLoop(`${balancer.url}/`, { maxMs: 30_000, maxRequests: 100_000, keepResults: true });
     // At least 1 s of loop before the signal, plus a random part: a crash does not wait for a fixed phase
     // of Consul's 1 s check interval, and a fixed delay would always land on the same phase.
     await sleep(1000 + Math.random() * 1000);
@@ -108,6 +113,7 @@ export async function measureRemoval(
       exit,
       requests: report.total,
       failed: report.failures.length,
+      retried: report.results!.some((r) => r.upstream) ? report.results!.filter((r) => r.ok && r.upstream?.includes(',')).length : null,
       failures: report.failures.length ? describeFailures(report) : '',
     });
   }
