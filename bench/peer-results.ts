@@ -25,8 +25,11 @@ export interface PeerColumn {
   failedRequests: { failover: number; sentDuringFailover: number; scaleDown: number; sentDuringScaleDown: number };
   /** Requests nginx retried on another upstream during the tries (see RemovalTry.retried); null for HAProxy. */
   retriedRequests: { failover: number | null; scaleDown: number | null };
-  /** Non-2xx answers and errors in its load runs (through the peer): anything but 0 makes its figures meaningless. */
-  failedInLoadRuns: number;
+  /**
+   * Its load runs (through the peer): non-2xx answers (anything but 0 means the peer is not set up to
+   * serve, and its figures mean nothing) and connection errors the load generator saw.
+   */
+  loadRunFailures: { non2xx: number; errors: number };
   /** RSS of all the balancer's processes (ours: watcher + nginx master + workers), in MB. */
   rssMB: number;
   /** % of the test core taken by other work during this peer's load runs (median, max). */
@@ -116,7 +119,7 @@ function column(m: PeerMeasurement): PeerColumn {
       sentDuringScaleDown: sum(m.scaleDown.map((t) => t.requests)),
     },
     retriedRequests: { failover: retriedOf(m.failover), scaleDown: retriedOf(m.scaleDown) },
-    failedInLoadRuns: sum(m.repeats.map((r) => r.peer.failed)),
+    loadRunFailures: { non2xx: sum(m.repeats.map((r) => r.peer.non2xx)), errors: sum(m.repeats.map((r) => r.peer.errors)) },
     rssMB: round(m.rssMB, 1),
     foreignCpuPercent: { median: round(median(foreign), 1), max: round(max(foreign), 1) },
     affinity: m.affinity,

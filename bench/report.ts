@@ -135,6 +135,7 @@ export function formatPeerTable(c: PeerComparison): string {
     row('Requests failed during scale-down', (p) => `${p.failedRequests.scaleDown} of ${p.failedRequests.sentDuringScaleDown}`),
     row('  answered after a retry (nginx)', (p) => (p.retriedRequests.scaleDown === null ? 'n/a' : String(p.retriedRequests.scaleDown))),
     row("RSS, all the balancer's processes", (p) => fmt(p.rssMB, ' MB')),
+    row('Load runs: non-2xx / connection errors', (p) => `${p.loadRunFailures.non2xx} / ${p.loadRunFailures.errors}`),
     row(
       'Other work on the test core (median / max)',
       (p) => `${fmt(p.foreignCpuPercent.median, ' %')} / ${fmt(p.foreignCpuPercent.max, ' %')}`,

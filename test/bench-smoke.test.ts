@@ -147,7 +147,8 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
     }
     for (const figure of ['addedP50Ms', 'addedP99Ms']) t.true(isFiniteNumber(at(peer, figure)), `${name}.${figure}`);
     // A peer answering errors would look fast; its load runs must have been served.
-    t.is(at(peer, 'failedInLoadRuns'), 0, `${name} answered errors in its load runs`);
+    t.is(at(peer, 'loadRunFailures.non2xx'), 0, `${name} answered errors in its load runs`);
+    t.true(Number.isInteger(at(peer, 'loadRunFailures.errors')), `${name}: connection errors in its load runs should be a count`);
     for (const figure of ['failedRequests.failover', 'failedRequests.scaleDown']) {
       t.true(Number.isInteger(at(peer, figure)) && (at(peer, figure) as number) >= 0, `${name}.${figure} should be a count`);
     }

@@ -26,8 +26,10 @@ export interface PeerSample {
   underTestCpuUsPerRequest: number;
   /** % of the test core taken by other work meanwhile (see PathRun in throughput.ts). */
   foreignCpuPercent: number;
-  /** Non-2xx answers and errors: a peer answering errors is not measured, however fast it answers them. */
-  failed: number;
+  /** Non-2xx answers: a peer answering errors is not measured, however fast it answers them. */
+  non2xx: number;
+  /** Connection errors and timeouts the load generator saw. */
+  errors: number;
 }
 
 export interface PeerRepeat {
@@ -86,7 +88,8 @@ async function sample(ctx: PeerContext, url: string, peer: Peer | undefined): Pr
     proxyCpuUsPerRequest: (after.proxy - before.proxy) / requests,
     underTestCpuUsPerRequest: underTestUs / requests,
     foreignCpuPercent: Math.max(0, ((after.core - before.core - underTestUs) / ((after.at - before.at) * 1000)) * 100),
-    failed: report.non2xx + report.errors,
+    non2xx: report.non2xx,
+    errors: report.errors,
   };
 }
 
