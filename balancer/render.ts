@@ -157,7 +157,8 @@ export function selectUpstreams(entries: readonly HealthEntry[], resolved: Reado
   return { upstreams: [...seen].sort(), dropped };
 }
 
-const ACCESS_LOG_FORMAT = [
+/** The JSON access-log line's nginx `log_format` (exported for the benchmark's static nginx peer). */
+export const ACCESS_LOG_FORMAT = [
   '{"time":"$time_iso8601","level":"info","source":"nginx","msg":"request",',
   '"method":"$request_method","uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,',
   '"durationS":$request_time,"upstream":"$upstream_addr","upstreamStatus":"$upstream_status",',

@@ -22,6 +22,12 @@ export interface BenchOptions {
   discoveryTries: number;
   failoverTries: number;
   scaleDownTries: number;
+  /** The side-by-side comparison with the peers (bench/phases/peers.ts): paired repeats, seconds per run, tries. */
+  peerRepeats: number;
+  peerDurationSec: number;
+  peerDiscoveryTries: number;
+  peerFailoverTries: number;
+  peerScaleDownTries: number;
   /** Hard bound on the whole run: past it the benchmark stops its processes and fails. */
   timeLimitSec: number;
 }
@@ -37,7 +43,12 @@ const FULL: Omit<BenchOptions, 'outFile'> = {
   discoveryTries: 10,
   failoverTries: 10,
   scaleDownTries: 5,
-  timeLimitSec: 235,
+  peerRepeats: 3,
+  peerDurationSec: 3,
+  peerDiscoveryTries: 5,
+  peerFailoverTries: 5,
+  peerScaleDownTries: 3,
+  timeLimitSec: 720,
 };
 
 const SMOKE: Omit<BenchOptions, 'outFile'> = {
@@ -51,11 +62,16 @@ const SMOKE: Omit<BenchOptions, 'outFile'> = {
   discoveryTries: 2,
   failoverTries: 2,
   scaleDownTries: 1,
-  timeLimitSec: 90,
+  peerRepeats: 1,
+  peerDurationSec: 1,
+  peerDiscoveryTries: 1,
+  peerFailoverTries: 1,
+  peerScaleDownTries: 1,
+  timeLimitSec: 120,
 };
 
 export const USAGE = `usage: npm run bench [-- --smoke] [-- --out FILE]
-  --smoke      short run (about half a minute) that produces every figure, for CI
+  --smoke      short run (about a minute) that produces every figure, for CI
   --out FILE   where to write the JSON results (default bench/results.json)`;
 
 /** Parses the command line; throws a message naming the bad argument and what is allowed. */

@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { PeerColumn, PeerComparison } from './peer-results';
+import { PEER_NAMES } from './peers/peer';
 import type { BenchResults } from './results';
 
 const fmt = (value: number, unit = '', decimals?: number): string =>
@@ -94,7 +96,7 @@ export function formatContext(r: BenchResults): string {
     `observed affinity: ${Object.entries(r.pinning.observed)
       .map(([k, cpus]) => `${k} ${cpus}`)
       .join(', ')}`,
-    `versions: node ${v.node}, nginx ${v.nginx}, consul ${v.consul}, autocannon ${v.autocannon}, hono ${v.hono}, @hono/node-server ${v.honoNodeServer}, kernel ${v.kernel}`,
+    `versions: node ${v.node}, nginx ${v.nginx}, haproxy ${v.haproxy}, consul ${v.consul}, autocannon ${v.autocannon}, hono ${v.hono}, @hono/node-server ${v.honoNodeServer}, kernel ${v.kernel}`,
     `load: ${r.settings.connections} connections closed loop, ${r.settings.durationSec} s per run, medians over ${r.settings.repeats} repeats`,
     `other work on the test core during the load runs: median ${fmt(r.foreignCpuPercent.median, ' %')}, max ${fmt(r.foreignCpuPercent.max, ' %')} of its time`,
   ].join('\n');
@@ -104,4 +106,52 @@ export function writeResults(file: string, results: BenchResults): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   // NaN (a figure that could not be measured) becomes null in JSON, which the smoke test rejects.
   fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+}
+
+const range = (f: { p50: number | null; max: number | null }) => (f.p50 === null ? 'n/a' : `${f.p50} / ${f.max} ms`);
+
+/** The side-by-side table, one column per peer (pasted as is into bench/README.md). */
+export function formatPeerTable(c: PeerComparison): string {
+  const names = PEER_NAMES.filter((n) => c.peers[n]);
+  const cols = names.map((n) => c.peers[n]);
+  const row = (figure: string, cell: (p: PeerColumn) => string) => [figure, ...cols.map(cell)];
+  const rows = [
+    row('Throughput, req/s (ratio to direct)', (p) => `${fmt(p.requestsPerSec.peer)} (${fmt(p.throughputRatio, '', 2)})`),
+    row('Direct, same repeats, req/s', (p) => fmt(p.requestsPerSec.direct)),
+    row('Balancer CPU per proxied request', (p) => fmt(p.proxyCpuUsPerRequest, ' µs')),
+    row('CPU per request vs direct (all under test)', (p) => fmt(p.cpuPerRequestVsDirect, '×')),
+    row('Added latency p50 / p99', (p) => `${fmt(p.addedP50Ms, ' ms')} / ${fmt(p.addedP99Ms, ' ms')}`),
+    row(`Discovery add p50 / max (${c.settings.discoveryTries} tries)`, (p) =>
+      p.discoveryAddMs.p50 === null ? 'n/a (manual)' : range(p.discoveryAddMs),
+    ),
+    row(`Failover p50 / max (${c.settings.failoverTries} SIGKILLs)`, (p) =>
+      p.failoverMs.p50 === null ? 'n/a (passive)' : range(p.failoverMs),
+    ),
+    row('Requests failed during failover', (p) => `${p.failedRequests.failover} of ${p.failedRequests.sentDuringFailover}`),
+    row('  answered after a retry (nginx)', (p) => (p.retriedRequests.failover === null ? 'n/a' : String(p.retriedRequests.failover))),
+    row(`Scale-down p50 / max (${c.settings.scaleDownTries} SIGTERMs)`, (p) =>
+      p.scaleDownMs.p50 === null ? 'n/a (passive)' : range(p.scaleDownMs),
+    ),
+    row('Requests failed during scale-down', (p) => `${p.failedRequests.scaleDown} of ${p.failedRequests.sentDuringScaleDown}`),
+    row('  answered after a retry (nginx)', (p) => (p.retriedRequests.scaleDown === null ? 'n/a' : String(p.retriedRequests.scaleDown))),
+    row("RSS, all the balancer's processes", (p) => fmt(p.rssMB, ' MB')),
+    row('Load runs: non-2xx / connection errors', (p) => `${p.loadRunFailures.non2xx} / ${p.loadRunFailures.errors}`),
+    row(
+      'Other work on the test core (median / max)',
+      (p) => `${fmt(p.foreignCpuPercent.median, ' %')} / ${fmt(p.foreignCpuPercent.max, ' %')}`,
+    ),
+  ];
+  const header = ['Figure', ...names];
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  const targets = c.targets.map((t) => `- ${t.figure}: target ${t.target}, ${t.met ? 'met' : 'MISSED'}`);
+  return [
+    `Peers side by side, ${c.startedAt}, ${c.machine.cores} cores (${c.machine.cpuModel}), kernel ${c.machine.kernel}; ` +
+      `${c.settings.connections} connections, ${c.settings.durationSec} s runs, medians over ${c.settings.repeats} paired repeats`,
+    '',
+    line(header),
+    line(header.map(() => '---')),
+    ...rows.map(line),
+    '',
+    ...targets,
+  ].join('\n');
 }

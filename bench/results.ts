@@ -1,4 +1,6 @@
 import type { BenchMode, BenchOptions } from './options';
+import { summarizePeers, type PeerComparison } from './peer-results';
+import type { PeerMeasurement } from './phases/peers';
 import type { DiscoveryTry } from './phases/discovery';
 import type { RemovalTry } from './phases/removal';
 import { medianOf, type PairedRepeat, type PathRun, type ThroughputResult } from './phases/throughput';
@@ -78,6 +80,8 @@ export interface BenchResults {
   failedRequests: { failover: number; scaleDown: number; sentDuringFailover: number; sentDuringScaleDown: number };
   rssMB: { replica: number; watcher: number; nginx: number; replicaAfterLoad: number; nginxPss: number };
   targets: Target[];
+  /** The side-by-side table: ours, HAProxy with Consul DNS and static nginx, in this same run. */
+  comparison: PeerComparison;
 }
 
 export interface RawMeasurements {
@@ -94,6 +98,7 @@ export interface RawMeasurements {
   failover: RemovalTry[];
   scaleDown: RemovalTry[];
   memory: { replicaIdle: number; replicaAfterLoad: number; watcher: number; nginx: number; nginxPss: number };
+  peers: PeerMeasurement[];
 }
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
@@ -130,7 +135,7 @@ export function summarize(raw: RawMeasurements): BenchResults {
   const scaledDown = raw.scaleDown.map((t) => t.removedMs);
   const { outFile: _outFile, mode: _mode, ...settings } = raw.options;
 
-  const results: Omit<BenchResults, 'targets'> = {
+  const results: Omit<BenchResults, 'targets' | 'comparison'> = {
     mode: raw.options.mode,
     startedAt: raw.startedAt.toISOString(),
     elapsedSec: round(raw.elapsedSec, 1),
@@ -226,7 +231,19 @@ export function summarize(raw: RawMeasurements): BenchResults {
       nginxPss: round(raw.memory.nginxPss, 1),
     },
   };
-  return { ...results, targets: evaluateTargets(results) };
+  const comparison = summarizePeers(raw.peers, {
+    startedAt: results.startedAt,
+    machine: { cpuModel: raw.versions.cpu, cores: raw.cores, kernel: raw.versions.kernel },
+    settings: {
+      connections: raw.options.connections,
+      durationSec: raw.options.peerDurationSec,
+      repeats: raw.options.peerRepeats,
+      discoveryTries: raw.options.peerDiscoveryTries,
+      failoverTries: raw.options.peerFailoverTries,
+      scaleDownTries: raw.options.peerScaleDownTries,
+    },
+  });
+  return { ...results, targets: evaluateTargets(results), comparison };
 }
 
 /** One figure of a repeat as [direct, balancer], rounded. */
@@ -255,7 +272,7 @@ const describeRepeat = (replicas: number, r: PairedRepeat) => ({
 const roundRemoval = (t: RemovalTry): RemovalTry => ({ ...t, leftConsulMs: round(t.leftConsulMs, 0), removedMs: round(t.removedMs, 0) });
 
 /** The project's performance targets, checked against the figures (a missing figure, NaN, never meets a target). */
-function evaluateTargets(r: Omit<BenchResults, 'targets'>): Target[] {
+function evaluateTargets(r: Omit<BenchResults, 'targets' | 'comparison'>): Target[] {
   return [
     { figure: 'throughput ratio balancer/direct, 1 replica', target: '>= 0.5', met: r.throughputRatio >= 0.5 },
     { figure: 'nginx CPU per proxied request', target: '< 30 µs', met: r.nginxCpuUsPerRequest < 30 },

@@ -5,12 +5,15 @@ import { sendRequests } from '../harness/load';
 import { startLoadGenerator, type LoadGenerator } from './load-generator';
 import type { SingleRequestsReport } from './load-protocol';
 import { parseOptions, type BenchOptions } from './options';
+import { oursPeer } from './peers/ours';
+import type { Peer } from './peers/peer';
 import { measureDiscovery } from './phases/discovery';
+import { comparePeers } from './phases/peers';
 import { measureRemoval } from './phases/removal';
 import { measureThroughput } from './phases/throughput';
 import { affinityOf, pinProcess, planCpus, type CpuPlan } from './pinning';
 import { pssMB, readStat, rssMB } from './proc-stats';
-import { formatContext, formatTable, writeResults } from './report';
+import { formatContext, formatPeerTable, formatTable, writeResults } from './report';
 import { summarize, type RawMeasurements } from './results';
 import { startSystemUnderTest, type BenchReplica, type SystemUnderTest } from './system-under-test';
 import { collectVersions } from './versions';
@@ -51,6 +54,7 @@ async function runBench(
   plan: CpuPlan,
   sut: SystemUnderTest,
   load: LoadGenerator,
+  track: (peer: Peer) => void,
 ): Promise<Omit<RawMeasurements, 'elapsedSec' | 'startedAt' | 'versions' | 'options' | 'cores'>> {
   const first = await sut.startReplica('bench-1');
   await sut.waitUpstream(first, true);
@@ -96,13 +100,17 @@ async function runBench(
   }
 
   log(`discovery add: ${options.discoveryTries} tries`);
-  const discovery = await measureDiscovery(sut, options.discoveryTries);
+  const ours = oursPeer(sut);
+  const discovery = await measureDiscovery(sut, ours, options.discoveryTries);
   log(`failover (SIGKILL) under the steady loop: ${options.failoverTries} tries`);
-  const failover = await measureRemoval(sut, 'SIGKILL', options.failoverTries);
+  const failover = await measureRemoval(sut, ours, 'SIGKILL', options.failoverTries);
   log(`scale-down (SIGTERM) under the steady loop: ${options.scaleDownTries} tries`);
-  const scaleDown = await measureRemoval(sut, 'SIGTERM', options.scaleDownTries);
+  const scaleDown = await measureRemoval(sut, ours, 'SIGTERM', options.scaleDownTries);
 
   const nginxMem = nginxMemory(sut);
+  const watcherRss = rssMB(sut.balancer.child.pid!);
+  log('peers side by side: ours, HAProxy with Consul DNS, static nginx without and with the JSON access log');
+  const peers = await comparePeers({ sut, load, first, options, testCpu: plan.testCpu, track, log });
   return {
     pinning: { description: plan.description, loadCpu: plan.loadCpu ?? null, testCpu: plan.testCpu ?? null, observed },
     throughput,
@@ -111,7 +119,8 @@ async function runBench(
     discovery,
     failover,
     scaleDown,
-    memory: { replicaIdle, replicaAfterLoad, watcher: rssMB(sut.balancer.child.pid!), nginx: nginxMem.rss, nginxPss: nginxMem.pss },
+    memory: { replicaIdle, replicaAfterLoad, watcher: watcherRss, nginx: nginxMem.rss, nginxPss: nginxMem.pss },
+    peers,
   };
 }
 
@@ -126,8 +135,11 @@ async function main(): Promise<void> {
 
   const sut = await startSystemUnderTest(plan.testCpu);
   let load: LoadGenerator | undefined;
+  const peers = new Set<Peer>();
   const cleanUp = async () => {
     await load?.stop();
+    // Stopping a stopped peer is a no-op; a peer still running after a failure or Ctrl-C stops here.
+    await Promise.all([...peers].map((p) => p.stop()));
     await sut.stop();
   };
   const onSignal = () => void cleanUp().finally(() => process.exit(130));
@@ -145,7 +157,7 @@ async function main(): Promise<void> {
   let measured;
   try {
     load = await startLoadGenerator(plan.loadCpu);
-    measured = await runBench(options, plan, sut, load);
+    measured = await runBench(options, plan, sut, load, (peer) => peers.add(peer));
   } catch (error) {
     log(`balancer output (last lines):\n${sut.balancer.output().slice(-2000)}`);
     throw error;
@@ -162,7 +174,9 @@ async function main(): Promise<void> {
     versions: collectVersions(),
   });
   writeResults(options.outFile, results);
-  process.stdout.write(`\n${formatContext(results)}\n\n${formatTable(results)}\n\nresults written to ${options.outFile}\n`);
+  process.stdout.write(
+    `\n${formatContext(results)}\n\n${formatTable(results)}\n\n${formatPeerTable(results.comparison)}\n\nresults written to ${options.outFile}\n`,
+  );
 }
 
 main().catch((error: unknown) => {

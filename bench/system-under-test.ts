@@ -43,8 +43,12 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
     if (!fs.existsSync(bundle)) throw new Error(`${path.relative(process.cwd(), bundle)} is missing: run \`npm run build\` first`);
   }
   const replicas = new Set<Replica>();
-  const consul = await startConsul();
+  // DNS on: HAProxy, one of the peers compared with ours, follows Consul through it.
+  const consul = await startConsul({ dns: true });
   const replicaToken = await consul.roleToken('replica', SERVICE_NAME);
+  // Consul answers DNS with the agent's default token; under default deny that reads nothing. A careful
+  // user gives it a token that may read the service's health (the balancer's), as Consul's ACL docs ask.
+  await consul.setDefaultToken(await consul.roleToken('balancer', SERVICE_NAME));
   const consulProc = childrenOf(process.pid).find((p) => p.comm === 'consul');
   if (!consulProc) throw new Error("could not find the consul agent process among the benchmark's children");
   pinProcess(consulProc.pid, testCpu);

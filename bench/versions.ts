@@ -6,6 +6,7 @@ import path from 'node:path';
 export interface Versions {
   node: string;
   nginx: string;
+  haproxy: string;
   consul: string;
   autocannon: string;
   hono: string;
@@ -33,6 +34,7 @@ export function collectVersions(): Versions {
   return {
     node: process.version,
     nginx: commandVersion('nginx', ['-v'], /nginx\/(\S+)/),
+    haproxy: commandVersion('haproxy', ['-v'], /HAProxy version (\S+)/),
     consul: commandVersion('consul', ['version'], /Consul v(\S+)/),
     autocannon: packageVersion('autocannon'),
     hono: packageVersion('hono'),

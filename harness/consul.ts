@@ -25,6 +25,10 @@ export interface ConsulAgent extends ConsulEndpoint {
   /** The initial management token from the agent's config (what the stack keeps as a Pulumi secret). */
   managementToken: string;
   roleToken(role: TestRole, serviceName: string): Promise<string>;
+  /** Sets the agent's default token (`PUT /v1/agent/token/default`): what its DNS interface answers with. */
+  setDefaultToken(token: string): Promise<void>;
+  /** Loopback port of the agent's DNS interface, when started with `{ dns: true }`. */
+  dnsPort?: number;
   /** GET a path of the HTTP API with the management token and parse its JSON. */
   get<T = unknown>(path: string): Promise<T>;
   /** Names (ServiceID) of the instances of `service` that pass their checks. */
@@ -36,13 +40,22 @@ export interface ConsulAgent extends ConsulEndpoint {
   output(): string;
 }
 
+export interface ConsulOptions {
+  /**
+   * Open the DNS interface too (off by default: nothing else asks it). It answers only passing instances
+   * (`only_passing`, as a DNS-based balancer needs) with TTL 0 and no agent cache (the 1.8 defaults, set
+   * here so that the answer stays fresh whatever the defaults become).
+   */
+  dns?: boolean;
+}
+
 /**
  * Starts a real `consul agent -dev` on free loopback ports with ACLs on as the stack configures them
  * (default deny, the management token and the agent's token in its config, the agent's policy applied),
  * and waits until it has a leader. Role tokens are made on demand, through the same code as the stack's.
  */
-export async function startConsul(): Promise<ConsulAgent> {
-  const [httpPort, serfLan, serfWan, server] = await freePorts(4);
+export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<ConsulAgent> {
+  const [httpPort, serfLan, serfWan, server, dnsPort] = await freePorts(dns ? 5 : 4);
   const httpAddr = `http://127.0.0.1:${httpPort}`;
   const managementToken = crypto.randomUUID();
   const nodeName = `test-consul-${httpPort}`;
@@ -84,6 +97,16 @@ export async function startConsul(): Promise<ConsulAgent> {
       else roles.set(r.role, r);
       return roleToken(managementToken, r.role);
     },
+    async setDefaultToken(token) {
+      const res = await fetch(`${httpAddr}/v1/agent/token/default`, {
+        method: 'PUT',
+        headers: { 'X-Consul-Token': managementToken },
+        body: JSON.stringify({ Token: token }),
+        signal: AbortSignal.timeout(5000),
+      });
+      if (!res.ok) throw new Error(`consul /v1/agent/token/default: HTTP ${res.status}: ${await res.text()}`);
+    },
+    ...(dns ? { dnsPort } : {}),
     get,
     async passing(service) {
       const entries = await get<Array<{ Service: { ID: string } }>>(`/v1/health/service/${service}?passing`);
@@ -104,7 +127,8 @@ export async function startConsul(): Promise<ConsulAgent> {
         '-http-port',
         String(httpPort),
         '-dns-port',
-        '-1',
+        dns ? String(dnsPort) : '-1',
+        ...(dns ? ['-hcl', 'dns_config { only_passing = true, use_cache = false, service_ttl = { "*" = "0s" } }'] : []),
         '-grpc-port',
         '-1',
         '-serf-lan-port',

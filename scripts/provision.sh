@@ -12,6 +12,8 @@ export DEBIAN_FRONTEND=noninteractive
 need=()
 command -v consul >/dev/null || need+=(consul)
 command -v nginx >/dev/null || need+=(nginx-light)
+# HAProxy (bookworm: 2.6) is a peer the benchmark compares the balancer with (bench/README.md).
+command -v haproxy >/dev/null || need+=(haproxy)
 command -v syslog-ng >/dev/null || need+=(syslog-ng-core)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
@@ -36,8 +38,8 @@ if [ ${#need[@]} -gt 0 ]; then
   done
 fi
 
-# Debian's nginx and syslog-ng packages start system services; the tests run their own.
-for svc in nginx syslog-ng; do
+# Debian's nginx, syslog-ng and haproxy packages start system services; the tests run their own.
+for svc in nginx syslog-ng haproxy; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then systemctl stop "$svc" || true; fi
 done
 
@@ -50,4 +52,4 @@ if ! docker info >/dev/null 2>&1; then
   echo "provision: started dockerd"
 fi
 
-echo "provision: consul $(consul version | head -1 | awk '{print $2}'), $(nginx -v 2>&1 | sed 's/.*: //'), syslog-ng $(syslog-ng --version | head -1 | sed 's/.*(\(.*\))/\1/'), docker engine $(docker version -f '{{.Server.Version}}'), $(chromium --version 2>/dev/null | awk '{print $1, $2}')"
+echo "provision: consul $(consul version | head -1 | awk '{print $2}'), $(nginx -v 2>&1 | sed 's/.*: //'), haproxy $(haproxy -v | head -1 | awk '{print $3}'), syslog-ng $(syslog-ng --version | head -1 | sed 's/.*(\(.*\))/\1/'), docker engine $(docker version -f '{{.Server.Version}}'), $(chromium --version 2>/dev/null | awk '{print $1, $2}')"

@@ -122,7 +122,63 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.true((at(results, 'failedRequests.sentDuringFailover') as number) > 0);
   t.true((at(results, 'failedRequests.sentDuringScaleDown') as number) > 0);
 
-  // The readable table goes to stdout alongside the JSON.
+  // The peers side by side: one column each, every figure there (or, for a static list, n/a with its reason).
+  const comparison = results.comparison as Record<string, unknown>;
+  t.truthy(comparison, 'comparison');
+  t.regex(String(at(comparison, 'startedAt')), /^\d{4}-\d\d-\d\dT/);
+  t.true((at(comparison, 'machine.cores') as number) >= 1);
+  for (const key of ['machine.cpuModel', 'machine.kernel']) t.true(String(at(comparison, key)).length > 0, key);
+  t.regex(String(versions?.haproxy), /^2\.6\./, 'versions.haproxy (Debian bookworm ships 2.6)');
+  const peers = comparison.peers as Record<string, Record<string, unknown>>;
+  t.deepEqual(Object.keys(peers), ['ours', 'haproxy-dns', 'nginx-static', 'nginx-static-log']);
+  for (const [name, peer] of Object.entries(peers)) {
+    for (const figure of [
+      'requestsPerSec.direct',
+      'requestsPerSec.peer',
+      'throughputRatio',
+      'proxyCpuUsPerRequest',
+      'cpuPerRequestVsDirect',
+      'rssMB',
+    ]) {
+      t.true(
+        isFiniteNumber(at(peer, figure)) && (at(peer, figure) as number) > 0,
+        `${name}.${figure} should be positive, got ${JSON.stringify(at(peer, figure))}`,
+      );
+    }
+    for (const figure of ['addedP50Ms', 'addedP99Ms']) t.true(isFiniteNumber(at(peer, figure)), `${name}.${figure}`);
+    // A peer answering errors would look fast; its load runs must have been served.
+    t.is(at(peer, 'loadRunFailures.non2xx'), 0, `${name} answered errors in its load runs`);
+    t.true(Number.isInteger(at(peer, 'loadRunFailures.errors')), `${name}: connection errors in its load runs should be a count`);
+    for (const figure of ['failedRequests.failover', 'failedRequests.scaleDown']) {
+      t.true(Number.isInteger(at(peer, figure)) && (at(peer, figure) as number) >= 0, `${name}.${figure} should be a count`);
+    }
+    t.true((at(peer, 'failedRequests.sentDuringFailover') as number) > 0, `${name}: requests sent during failover`);
+    t.true((at(peer, 'failedRequests.sentDuringScaleDown') as number) > 0, `${name}: requests sent during scale-down`);
+    t.is((at(peer, 'tries.failover') as unknown[]).length, 1, `${name}: failover tries`);
+    // nginx names the upstreams it tried (X-Upstream-Addr), so its retries are counted; HAProxy names none.
+    const retried = at(peer, 'retriedRequests.failover');
+    if (name === 'haproxy-dns') t.is(retried, null, `${name}: retried requests`);
+    else
+      t.true(
+        Number.isInteger(retried) && (retried as number) >= 0,
+        `${name}: retried requests should be a count, got ${JSON.stringify(retried)}`,
+      );
+    const discovers = name === 'ours' || name === 'haproxy-dns';
+    for (const figure of ['discoveryAddMs', 'failoverMs', 'scaleDownMs']) {
+      if (discovers) {
+        t.true(isFiniteNumber(at(peer, `${figure}.p50`)) && (at(peer, `${figure}.p50`) as number) > 0, `${name}.${figure}.p50`);
+        t.true((at(peer, `${figure}.max`) as number) >= (at(peer, `${figure}.p50`) as number), `${name}.${figure}.max`);
+      } else {
+        t.is(at(peer, `${figure}.p50`), null, `${name}.${figure}: a static list has none`);
+        t.regex(String(at(peer, `${figure}.note`)), /^n\/a \((manual|passive)\)/, `${name}.${figure}.note`);
+      }
+    }
+  }
+  t.true((comparison.targets as unknown[]).length > 0, 'comparison targets');
+
+  // The readable tables go to stdout alongside the JSON.
+  t.regex(run.stdout, /\| Figure \| ours \| haproxy-dns \| nginx-static \| nginx-static-log \|/);
+  t.regex(run.stdout, /\| Discovery add p50 \/ max \(1 tries\) \| \d+ \/ \d+ ms \| \d+ \/ \d+ ms \| n\/a \(manual\) \| n\/a \(manual\) \|/);
   t.regex(run.stdout, /\| Ratio balancer\/direct, 1 replica \| [\d.]+ \|/);
   t.regex(run.stdout, /pinning: /);
 });
