@@ -3,11 +3,29 @@
 import net from 'node:net';
 import * as pulumi from '@pulumi/pulumi';
 import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
+import { CONSUL_CLUSTER_PORTS, replicaPort } from './vm-ports';
 
 /** Config namespace: the project name in Pulumi.yaml (the program reads the running project's). */
 export const CONFIG_NAMESPACE = 'consul-nginx-pulumi';
 
 export const MAX_REPLICAS = 20;
+
+/** What a VM may run; a VM has one or more. */
+export const VM_ROLES = ['discovery', 'balancer', 'collector', 'replicas'] as const;
+export type VmRole = (typeof VM_ROLES)[number];
+
+/** One VM of the `vms` list, parsed (defaults applied). */
+export interface VmConfig {
+  /** A DNS label: it names the VM's resources and its Consul node. */
+  name: string;
+  /** How Pulumi (the docker provider's local ssh, and the bootstrap command) reaches the VM. */
+  ssh: { host: string; port: number; user: string };
+  /** What the other VMs use to reach this one: Consul binds and advertises it, replicas and the collector publish on it. */
+  privateAddress: string;
+  /** Where the balancer's port is published; defaults to privateAddress. */
+  publicAddress: string;
+  roles: VmRole[];
+}
 
 export interface StackConfig {
   replicas: number;
@@ -20,6 +38,14 @@ export interface StackConfig {
   baseImage: string;
   consulImage: string;
   serviceName: string;
+  /** Subnet of the stack's bridge network on each VM; its gateway is where local containers reach the VM's Consul agent. */
+  vmNetworkSubnet: string;
+  /** Empty: everything on one engine (dockerHost's, or the local one). */
+  vms: VmConfig[];
+  /** A Pulumi secret; '' means the user's ssh-agent (SSH_AUTH_SOCK). Wrap it with pulumi.secret where used. */
+  sshPrivateKey: string;
+  /** A Pulumi secret; '' means a key generated once by the stack (infra/gossip-key.ts). */
+  consulGossipKey: string;
 }
 
 export type ConfigKey = keyof StackConfig;
@@ -34,7 +60,20 @@ export const DEFAULTS: StackConfig = {
   baseImage: 'node:20-bookworm-slim',
   consulImage: 'hashicorp/consul:1.20',
   serviceName: DEFAULT_SERVICE_NAME,
+  vmNetworkSubnet: '10.213.0.0/24',
+  vms: [],
+  sshPrivateKey: '',
+  consulGossipKey: '',
 };
+
+/**
+ * Keys Pulumi.yaml does not declare: project config cannot type a list of objects (`vms`), and a declared key
+ * needs a default there (the CLI requires the others), which a secret cannot have in a committed file.
+ */
+export const UNDECLARED_KEYS: readonly ConfigKey[] = ['vms', 'sshPrivateKey', 'consulGossipKey'];
+
+/** Keys whose value must be a Pulumi secret; their values never appear in an error. */
+export const SECRET_KEYS: readonly ConfigKey[] = ['sshPrivateKey', 'consulGossipKey'];
 
 /** What each key accepts, in words; used in error messages and mirrored in the README table. */
 export const ALLOWED: Record<ConfigKey, string> = {
@@ -47,6 +86,12 @@ export const ALLOWED: Record<ConfigKey, string> = {
   baseImage: 'a Docker image reference, such as node:20-bookworm-slim',
   consulImage: 'a Docker image reference, such as hashicorp/consul:1.20',
   serviceName: SERVICE_NAME_ALLOWED,
+  vmNetworkSubnet: 'an IPv4 subnet in CIDR notation, such as 10.213.0.0/24 (prefix /8 to /29), holding no VM privateAddress',
+  vms:
+    'a list of VMs set with `pulumi config set --path`, each {name, ssh: {host, port, user}, privateAddress, publicAddress?, roles} ' +
+    '(see infra/README.md, Deploy on VMs)',
+  sshPrivateKey: 'a private key in PEM or OpenSSH format, set as a secret: pulumi config set --secret sshPrivateKey < KEYFILE',
+  consulGossipKey: 'the base64 form of 32 random bytes (consul keygen), set as a secret: pulumi config set --secret consulGossipKey KEY',
 };
 
 const KEYS = Object.keys(DEFAULTS) as ConfigKey[];
@@ -85,14 +130,179 @@ function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undef
       return IMAGE_REFERENCE.test(raw) ? raw : undefined;
     case 'serviceName':
       return isServiceName(raw) ? raw : undefined;
+    case 'vmNetworkSubnet':
+      return parseSubnet(raw) ? raw : undefined;
+    case 'sshPrivateKey':
+      return PRIVATE_KEY.test(raw.trim()) ? raw : undefined;
+    case 'consulGossipKey':
+      return Buffer.from(raw, 'base64').length === 32 && Buffer.from(raw, 'base64').toString('base64') === raw ? raw : undefined;
+    case 'vms':
+      // Parsed by parseVms, which names the element and field at fault.
+      return undefined;
   }
 }
 
+const PRIVATE_KEY = /^-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----\n[\s\S]+\n-----END (?:[A-Z0-9]+ )?PRIVATE KEY-----$/;
+
+/** An IPv4 network in CIDR notation, the network address itself (no host bits set). */
+export function parseSubnet(raw: string): { network: number; prefix: number } | undefined {
+  const match = /^([0-9.]+)\/([0-9]{1,2})$/.exec(raw);
+  if (!match || !net.isIPv4(match[1])) return undefined;
+  const prefix = Number(match[2]);
+  if (prefix < 8 || prefix > 29) return undefined;
+  const network = ipv4ToNumber(match[1]);
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return (network & mask) >>> 0 === network ? { network, prefix } : undefined;
+}
+
+function ipv4ToNumber(address: string): number {
+  return address.split('.').reduce((acc, part) => ((acc << 8) | Number(part)) >>> 0, 0);
+}
+
+/** The first host address of a subnet: the gateway Docker gives a bridge network with that subnet. */
+export function subnetGateway(subnet: string): string {
+  const parsed = parseSubnet(subnet);
+  if (!parsed) throw new Error(`subnet ${JSON.stringify(subnet)} is not allowed: use ${ALLOWED.vmNetworkSubnet}`);
+  const gateway = parsed.network + 1;
+  return [24, 16, 8, 0].map((shift) => (gateway >>> shift) & 0xff).join('.');
+}
+
+function subnetContains(subnet: string, address: string): boolean {
+  const parsed = parseSubnet(subnet);
+  if (!parsed || !net.isIPv4(address)) return false;
+  const mask = (0xffffffff << (32 - parsed.prefix)) >>> 0;
+  return (ipv4ToNumber(address) & mask) >>> 0 === parsed.network;
+}
+
+const VM_NAME = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+const VM_NAME_ALLOWED = 'lowercase letters, digits and inner hyphens, at most 32 characters (a DNS label)';
+const SSH_HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+const SSH_USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/;
+
+/** How many discovery VMs Consul can run with: bootstrap-expect is their count, and a quorum needs 1 or 3 here. */
+const DISCOVERY_COUNTS = [1, 3];
+
 /**
- * Parses raw config values (as the CLI passes them: strings, keys without the namespace) into a
- * StackConfig. Every problem is collected into one Error naming key, value and what is allowed.
+ * The `vms` value (a JSON list, as the CLI passes structured config) parsed into VmConfigs; every problem is
+ * pushed with the path of the element and field at fault.
  */
-export function parseConfig(raw: Readonly<Record<string, string | undefined>>, namespace: string = CONFIG_NAMESPACE): StackConfig {
+function parseVms(raw: string, namespace: string, problems: string[]): VmConfig[] {
+  const key = `${namespace}:vms`;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    problems.push(`${key} = ${JSON.stringify(raw)} is not allowed: use ${ALLOWED.vms}`);
+    return [];
+  }
+  if (!Array.isArray(value) || value.length === 0) {
+    problems.push(`${key} = ${raw} is not allowed: use ${ALLOWED.vms}; leave vms unset to deploy on one engine`);
+    return [];
+  }
+  const bad = (path: string, got: unknown, allowed: string) =>
+    problems.push(`${key}${path} = ${JSON.stringify(got)} is not allowed: use ${allowed}`);
+  const vms: VmConfig[] = [];
+  value.forEach((item: unknown, index) => {
+    const at = `[${index}]`;
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+      bad(at, item, 'an object {name, ssh, privateAddress, publicAddress?, roles}');
+      return;
+    }
+    const vm = item as Record<string, unknown>;
+    const before = problems.length;
+    for (const field of Object.keys(vm)) {
+      if (!['name', 'ssh', 'privateAddress', 'publicAddress', 'roles'].includes(field))
+        bad(`${at}.${field}`, vm[field], 'only the fields name, ssh, privateAddress, publicAddress, roles');
+    }
+    if (typeof vm.name !== 'string' || !VM_NAME.test(vm.name)) bad(`${at}.name`, vm.name, VM_NAME_ALLOWED);
+    const ssh = (vm.ssh ?? undefined) as Record<string, unknown> | undefined;
+    let port = 22;
+    if (ssh === undefined || ssh === null || typeof ssh !== 'object' || Array.isArray(ssh)) {
+      bad(`${at}.ssh`, vm.ssh, 'an object {host, port?, user}');
+    } else {
+      for (const field of Object.keys(ssh)) {
+        if (!['host', 'port', 'user'].includes(field)) bad(`${at}.ssh.${field}`, ssh[field], 'only the fields host, port, user');
+      }
+      const host = ssh.host;
+      if (typeof host !== 'string' || !(net.isIP(host) || SSH_HOSTNAME.test(host)))
+        bad(`${at}.ssh.host`, host, 'a host name or an IP address literal that Pulumi can reach over SSH');
+      if (ssh.port !== undefined) {
+        const text = typeof ssh.port === 'number' || typeof ssh.port === 'string' ? String(ssh.port) : '';
+        const parsedPort = wholeNumber(text, 1, 65535);
+        if (parsedPort === undefined) bad(`${at}.ssh.port`, ssh.port, 'a TCP port number from 1 to 65535 (default 22)');
+        else port = parsedPort;
+      }
+      if (typeof ssh.user !== 'string' || !SSH_USER.test(ssh.user))
+        bad(`${at}.ssh.user`, ssh.user, 'a user name on the VM that may use Docker (or root)');
+    }
+    if (typeof vm.privateAddress !== 'string' || !net.isIP(vm.privateAddress))
+      bad(`${at}.privateAddress`, vm.privateAddress, 'an IPv4 or IPv6 address literal the other VMs reach this one at');
+    if (vm.publicAddress !== undefined && (typeof vm.publicAddress !== 'string' || !net.isIP(vm.publicAddress)))
+      bad(`${at}.publicAddress`, vm.publicAddress, 'an IPv4 or IPv6 address literal of this VM (default: privateAddress)');
+    const roles = vm.roles;
+    if (!Array.isArray(roles) || roles.length === 0) {
+      bad(`${at}.roles`, roles, `a non-empty list of ${VM_ROLES.join(', ')}`);
+    } else {
+      roles.forEach((role: unknown, r) => {
+        if (!(VM_ROLES as readonly unknown[]).includes(role)) bad(`${at}.roles[${r}]`, role, `one of ${VM_ROLES.join(', ')}`);
+        else if (roles.indexOf(role) !== r) bad(`${at}.roles[${r}]`, role, 'each role once');
+      });
+    }
+    if (problems.length > before) return;
+    const s = ssh as { host: string; user: string };
+    vms.push({
+      name: vm.name as string,
+      ssh: { host: s.host, port, user: s.user },
+      privateAddress: vm.privateAddress as string,
+      publicAddress: (vm.publicAddress as string | undefined) ?? (vm.privateAddress as string),
+      roles: roles as VmRole[],
+    });
+  });
+  if (problems.length > 0) return vms;
+
+  const duplicates = (field: 'name' | 'privateAddress') => {
+    const seen = new Map<string, number>();
+    vms.forEach((vm, index) => {
+      const first = seen.get(vm[field]);
+      if (first !== undefined) bad(`[${index}].${field}`, vm[field], `a ${field} no other VM has (vms[${first}] has it already)`);
+      else seen.set(vm[field], index);
+    });
+  };
+  duplicates('name');
+  duplicates('privateAddress');
+  const withRole = (role: VmRole) => vms.filter((vm) => vm.roles.includes(role));
+  const discovery = withRole('discovery').length;
+  if (!DISCOVERY_COUNTS.includes(discovery)) {
+    problems.push(
+      `${key} is not allowed: ${discovery} VMs have the role discovery; use 1 or 3: they run the Consul servers, ` +
+        'started with -bootstrap-expect equal to their count, and a quorum of 2 out of 3 survives one loss (2 would survive none)',
+    );
+  }
+  for (const role of ['balancer', 'collector'] as const) {
+    const count = withRole(role).length;
+    if (count !== 1) {
+      problems.push(
+        `${key} is not allowed: ${count} VMs have the role ${role}; use exactly one ` +
+          (role === 'balancer'
+            ? '(one published entry point; several would need a load balancer in front, which the stack does not declare)'
+            : '(every container ships its logs to one collector, which keeps one combined log)'),
+      );
+    }
+  }
+  if (withRole('replicas').length === 0) problems.push(`${key} is not allowed: no VM has the role replicas; give it to at least one`);
+  return vms;
+}
+
+/**
+ * Parses raw config values (as the CLI passes them: strings, keys without the namespace; structured values
+ * as JSON) into a StackConfig. `secretKeys` names the keys the stack holds as secrets. Every problem is
+ * collected into one Error naming key, value (never a secret's) and what is allowed.
+ */
+export function parseConfig(
+  raw: Readonly<Record<string, string | undefined>>,
+  namespace: string = CONFIG_NAMESPACE,
+  secretKeys: readonly string[] = [],
+): StackConfig {
   const problems: string[] = [];
   const parsed: Record<string, unknown> = { ...DEFAULTS };
   for (const key of Object.keys(raw)) {
@@ -103,6 +313,23 @@ export function parseConfig(raw: Readonly<Record<string, string | undefined>>, n
   for (const key of KEYS) {
     const value = raw[key];
     if (value === undefined) continue;
+    if (SECRET_KEYS.includes(key)) {
+      if (!secretKeys.includes(key)) {
+        problems.push(
+          `${namespace}:${key} is set as plain text, which is not allowed: it would sit unencrypted in the stack file; ` +
+            `remove it (pulumi config rm ${key}) and use ${ALLOWED[key]}`,
+        );
+      } else if (parseValue(key, value) === undefined) {
+        problems.push(`${namespace}:${key} (a secret, value not shown) is not allowed: use ${ALLOWED[key]}`);
+      } else {
+        parsed[key] = value;
+      }
+      continue;
+    }
+    if (key === 'vms') {
+      parsed.vms = parseVms(value, namespace, problems);
+      continue;
+    }
     const result = parseValue(key, value);
     if (result === undefined) {
       problems.push(`${namespace}:${key} = ${JSON.stringify(value)} is not allowed: use ${ALLOWED[key]}`);
@@ -113,7 +340,7 @@ export function parseConfig(raw: Readonly<Record<string, string | undefined>>, n
   const config = parsed as unknown as StackConfig;
   if (problems.length === 0) {
     // The three published ports share one bind address, so they must differ.
-    const ports: ConfigKey[] = ['balancerPort', 'consulUiPort', 'collectorPort'];
+    const ports = ['balancerPort', 'consulUiPort', 'collectorPort'] as const;
     for (let i = 0; i < ports.length; i++) {
       for (let j = i + 1; j < ports.length; j++) {
         if (config[ports[i]] === config[ports[j]]) {
@@ -124,6 +351,7 @@ export function parseConfig(raw: Readonly<Record<string, string | undefined>>, n
         }
       }
     }
+    if (config.vms.length > 0) problems.push(...vmRules(config, raw, namespace));
   }
   if (problems.length > 0) {
     throw new Error(`Invalid stack configuration: ${problems.join('; ')}`);
@@ -131,13 +359,59 @@ export function parseConfig(raw: Readonly<Record<string, string | undefined>>, n
   return config;
 }
 
+/** Rules that hold only when the stack runs on VMs. */
+function vmRules(config: StackConfig, raw: Readonly<Record<string, string | undefined>>, namespace: string): string[] {
+  const problems: string[] = [];
+  // One way to say where containers run: the VMs' ssh settings, not a single engine.
+  if (config.dockerHost !== '') {
+    problems.push(
+      `${namespace}:dockerHost = ${JSON.stringify(config.dockerHost)} is not allowed together with vms: ` +
+        "each VM's engine is reached through its own ssh settings; unset dockerHost (pulumi config rm dockerHost)",
+    );
+  }
+  if (raw.bindAddress !== undefined) {
+    problems.push(
+      `${namespace}:bindAddress = ${JSON.stringify(raw.bindAddress)} is not allowed together with vms: ` +
+        "on VMs the balancer is published on its VM's publicAddress and everything else on privateAddress; unset bindAddress",
+    );
+  }
+  const taken = new Map<number, string>([
+    ...CONSUL_CLUSTER_PORTS.map((p) => [p, "Consul's agent-to-agent ports 8300-8302"] as [number, string]),
+    ...Array.from(
+      { length: MAX_REPLICAS },
+      (_, i) => [replicaPort(i + 1), `the replicas' ports ${replicaPort(1)}-${replicaPort(MAX_REPLICAS)}`] as [number, string],
+    ),
+  ]);
+  for (const key of ['balancerPort', 'consulUiPort', 'collectorPort'] as const) {
+    const clash = taken.get(config[key]);
+    if (clash) problems.push(`${namespace}:${key} = "${config[key]}" is not allowed with vms: it is one of ${clash}; use another port`);
+  }
+  for (const [index, vm] of config.vms.entries()) {
+    if (subnetContains(config.vmNetworkSubnet, vm.privateAddress)) {
+      problems.push(
+        `${namespace}:vmNetworkSubnet = ${JSON.stringify(config.vmNetworkSubnet)} is not allowed: it holds vms[${index}].privateAddress ` +
+          `${vm.privateAddress}; the stack's bridge network on each VM must not overlap the VMs' private network`,
+      );
+    }
+  }
+  return problems;
+}
+
+// Internal to the SDK (not in its typings): whether the language host marked a key as secret
+// (PULUMI_CONFIG_SECRET_KEYS, which setAllConfig's second argument sets under the mocks).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runtimeConfig = require('@pulumi/pulumi/runtime/config') as { isConfigSecret(fullKey: string): boolean };
+
 /** Reads this project's keys from the stack's config (set with `pulumi config set KEY VALUE`). */
 export function loadConfig(): StackConfig {
   const namespace = pulumi.getProject();
   const prefix = `${namespace}:`;
   const raw: Record<string, string> = {};
+  const secretKeys: string[] = [];
   for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
-    if (key.startsWith(prefix)) raw[key.slice(prefix.length)] = value;
+    if (!key.startsWith(prefix)) continue;
+    raw[key.slice(prefix.length)] = value;
+    if (runtimeConfig.isConfigSecret(key)) secretKeys.push(key.slice(prefix.length));
   }
-  return parseConfig(raw, namespace);
+  return parseConfig(raw, namespace, secretKeys);
 }

@@ -18,6 +18,16 @@ export interface DiscoveryArgs {
   bindAddress: string;
   /** Host port for Consul's HTTP API and UI, on bindAddress. */
   consulUiPort: number;
+  /** Gossip encryption key (a secret; infra/gossip-key.ts). */
+  gossipKey: pulumi.Input<string>;
+}
+
+/**
+ * Consul's flags for encrypted gossip. Without a keyring file the agent takes `-encrypt` at every start, so a
+ * changed key takes effect when the agents are replaced (with a keyring file, Consul would ignore the new key).
+ */
+export function gossipEncryption(key: pulumi.Input<string>): pulumi.Input<string>[] {
+  return [pulumi.interpolate`-encrypt=${key}`, '-disable-keyring-file'];
 }
 
 export class Discovery extends pulumi.ComponentResource {
@@ -62,6 +72,7 @@ export class Discovery extends pulumi.ComponentResource {
           '-hcl=disable_update_check = true',
           // Production raft timing: a single server elects itself in about a second instead of seven.
           '-hcl=performance { raft_multiplier = 1 }',
+          ...gossipEncryption(args.gossipKey),
         ],
         ports: [{ internal: CONSUL_HTTP_PORT, external: args.consulUiPort, ip: args.bindAddress, protocol: 'tcp' }],
         networksAdvanced: [{ name: args.networkName, aliases: ['consul'] }],

@@ -8,6 +8,7 @@ import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { REPLICA_DRAIN_SECONDS, roleOptions, stackContainer } from './container-settings';
 import { bundledImage, type BundledRoleArgs } from './bundled-role';
+import { replicaPort } from './vm-ports';
 
 const SERVICE_PORT = 8080;
 
@@ -27,7 +28,13 @@ const READINESS_CHECK: docker.types.input.ContainerHealthcheck = {
 const READY_TIMEOUT_SECONDS = 120;
 
 export interface ServiceReplicasArgs extends BundledRoleArgs {
-  replicas: number;
+  /** The replicas' numbers (1..N on one host; on a VM, those placed on it). */
+  indices: number[];
+  /**
+   * On a VM: its private address. Replica n then listens on and publishes replicaPort(n) there and
+   * advertises that address and port to Consul, which is how the balancer on another VM reaches it.
+   */
+  publishOn?: string;
 }
 
 export class ServiceReplicas extends pulumi.ComponentResource {
@@ -42,22 +49,25 @@ export class ServiceReplicas extends pulumi.ComponentResource {
     const image = bundledImage(`${name}-image`, 'service', args, this);
 
     const names: pulumi.Output<string>[] = [];
-    for (let index = 1; index <= args.replicas; index++) {
+    for (const index of args.indices) {
       const containerName = image.repoDigest.apply((id) => naming.versionedName(`replica-${index}`, id));
+      const port = args.publishOn === undefined ? SERVICE_PORT : replicaPort(index);
       stackContainer(
         `${name}-${index}`,
         { naming, role: 'replica', extraLabels: { replica: String(index) }, logs: collector },
         {
           name: containerName,
           image: image.repoDigest,
-          // SERVICE_ADDRESS stays unset: the service advertises its own address on the stack network.
+          // On one host SERVICE_ADDRESS stays unset: the service advertises its own address on the stack network.
           envs: [
             `SERVICE_NAME=${args.serviceName}`,
             pulumi.interpolate`SERVICE_ID=${containerName}`,
             `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
-            `PORT=${SERVICE_PORT}`,
+            `PORT=${port}`,
             'HOST=0.0.0.0',
+            ...(args.publishOn === undefined ? [] : [`SERVICE_ADDRESS=${args.publishOn}`]),
           ],
+          ...(args.publishOn === undefined ? {} : { ports: [{ internal: port, external: port, ip: args.publishOn, protocol: 'tcp' }] }),
           networksAdvanced: [{ name: args.networkName, aliases: [`replica-${index}`] }],
           healthcheck: READINESS_CHECK,
           wait: true,
@@ -66,8 +76,9 @@ export class ServiceReplicas extends pulumi.ComponentResource {
           destroyGraceSeconds: REPLICA_DRAIN_SECONDS,
           stopSignal: 'SIGTERM',
         },
-        // Not deleted before replaced: the name changes with the image, so old and new coexist until the old is deleted.
-        { parent: this, deleteBeforeReplace: false, dependsOn },
+        // On one host not deleted before replaced: the name changes with the image, so old and new coexist
+        // until the old is deleted. On a VM the published port is the replica's and cannot be bound twice.
+        { parent: this, deleteBeforeReplace: args.publishOn !== undefined, dependsOn },
       );
       names.push(containerName);
     }

@@ -10,7 +10,8 @@
 //   }
 //   RecordedResource = {
 //     type: string;      // 'docker:index/container:Container', 'docker:index/image:Image', 'docker:index/network:Network',
-//                        // 'docker:index/volume:Volume', 'command:local:Command', 'pulumi:providers:docker',
+//                        // 'docker:index/volume:Volume', 'command:local:Command', 'command:remote:Command',
+//                        // 'pulumi:providers:docker',
 //                        // or a component's own type such as 'cnp:infra:Discovery'
 //     name: string;      // the Pulumi logical name (unique per type in a valid program)
 //     custom: boolean;   // false for ComponentResources (they have no inputs of their own)
@@ -18,8 +19,11 @@
 //                        // Values produced by a provider are mocked as the engine would report them for a
 //                        // local build: an Image's repoDigest (what containers use as `image`) is a `sha256:`
 //                        // id derived from its build inputs and context (engine-like.cjs mockImageId), so a
-//                        // code change gives a new id; other outputs echo the inputs (a Network's or Volume's name).
+//                        // code change gives a new id; a local.Command running GOSSIP_KEY_SCRIPT reports a fixed
+//                        // stand-in key (MOCK_GOSSIP_KEY) as its stdout, other commands an empty one; other outputs
+//                        // echo the inputs (a Network's or Volume's name). Secrets appear as their plain values.
 //     outputs: Record<string, unknown>; // what the mock reported (an Image's repoDigest among them)
+//     secretInputs: string[];            // the top-level inputs that hold a secret (shown plain in `inputs`)
 //     options: {
 //       dependsOn: string[];           // names of the resources in `dependsOn` (explicit ones only)
 //       dependencies: string[];        // everything it waits for, as the engine orders creation: dependsOn plus
@@ -39,6 +43,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import * as pulumi from '@pulumi/pulumi';
+import * as rpc from '@pulumi/pulumi/runtime/rpc';
+import { GOSSIP_KEY_SCRIPT } from '../../infra/gossip-key';
+
+/**
+ * What the mocked gossip-key command prints: the mock runs no command, and the program needs a well-formed
+ * key (32 bytes, base64) for Consul's -encrypt, which the system test starts for real.
+ */
+export const MOCK_GOSSIP_KEY = Buffer.from('cnp mock gossip key, 32 bytes...').toString('base64');
 
 export interface RecordedResource {
   type: string;
@@ -46,6 +58,7 @@ export interface RecordedResource {
   custom: boolean;
   inputs: Record<string, unknown>;
   outputs: Record<string, unknown>;
+  secretInputs: string[];
   options: {
     dependsOn: string[];
     dependencies: string[];
@@ -62,8 +75,13 @@ export interface RecordedStack {
 }
 
 export interface RecordOptions {
-  /** Config values by key without namespace, e.g. { replicas: 3 }; passed as strings, as the CLI does. */
-  config?: Record<string, string | number>;
+  /**
+   * Config values by key without namespace, e.g. { replicas: 3 }; passed as strings, as the CLI does, and
+   * structured values (objects, lists) as JSON, as the CLI passes `pulumi config set --path` values.
+   */
+  config?: Record<string, string | number | object>;
+  /** Config values held as secrets (`pulumi config set --secret`), by key without namespace. */
+  secrets?: Record<string, string>;
   stack?: string;
   /** Defaults to Pulumi.yaml's `name`. */
   project?: string;
@@ -116,8 +134,25 @@ export function programEntry(projectDir = REPO_ROOT): string {
 /** Provider-computed outputs the mock reports, beyond echoing the inputs. */
 function mockedState(type: string, inputs: Record<string, unknown>, projectDir: string): Record<string, unknown> {
   if (type === 'docker:index/image:Image') return { ...inputs, repoDigest: engineLike.mockImageId(inputs, projectDir) };
-  if (type === 'command:local:Command') return { ...inputs, stdout: '', stderr: '' };
+  if (type === 'command:local:Command')
+    return { ...inputs, stdout: inputs.create === GOSSIP_KEY_SCRIPT ? MOCK_GOSSIP_KEY : '', stderr: '' };
+  if (type === 'command:remote:Command') return { ...inputs, stdout: '', stderr: '' };
   return inputs;
+}
+
+/** A value with every secret (the SDK's wrapper, as the mock receives it) replaced by its plain value. */
+function revealed(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(revealed);
+  if (value === null || typeof value !== 'object') return value;
+  const record = value as Record<string, unknown>;
+  if (record[rpc.specialSigKey] === rpc.specialSecretSig) return revealed(record.value);
+  return Object.fromEntries(Object.entries(record).map(([key, item]) => [key, revealed(item)]));
+}
+
+function holdsSecret(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if ((value as Record<string, unknown>)[rpc.specialSigKey] === rpc.specialSecretSig) return true;
+  return Object.values(value).some(holdsSecret);
 }
 
 function forgetProgramModules(entry: string): void {
@@ -173,16 +208,18 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
 
   const registered = new Map<
     string,
-    { inputs: Record<string, unknown>; state: Record<string, unknown>; custom: boolean; provider: string }[]
+    { inputs: Record<string, unknown>; secretInputs: string[]; state: Record<string, unknown>; custom: boolean; provider: string }[]
   >();
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
         const key = `${args.type}::${args.name}`;
         const list = registered.get(key) ?? [];
-        const inputs = args.inputs as Record<string, unknown>;
+        const raw = args.inputs as Record<string, unknown>;
+        const inputs = revealed(raw) as Record<string, unknown>;
+        const secretInputs = Object.keys(raw).filter((key) => holdsSecret(raw[key]));
         const state = mockedState(args.type, inputs, projectDir);
-        list.push({ inputs, state, custom: args.custom ?? true, provider: args.provider ?? '' });
+        list.push({ inputs, secretInputs, state, custom: args.custom ?? true, provider: args.provider ?? '' });
         registered.set(key, list);
         return { id: `${args.name}-id`, state };
       },
@@ -192,8 +229,12 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
     stack,
     false,
   );
+  const configValue = (value: string | number | object) => (typeof value === 'object' ? JSON.stringify(value) : String(value));
   pulumi.runtime.setAllConfig(
-    Object.fromEntries(Object.entries(options.config ?? {}).map(([key, value]) => [`${project}:${key}`, String(value)])),
+    Object.fromEntries(
+      Object.entries({ ...options.config, ...options.secrets }).map(([key, value]) => [`${project}:${key}`, configValue(value)]),
+    ),
+    Object.keys(options.secrets ?? {}).map((key) => `${project}:${key}`),
   );
   forgetProgramModules(entry);
 
@@ -246,6 +287,7 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
       custom: registration?.custom ?? true,
       inputs: registration?.inputs ?? {},
       outputs: registration?.state ?? {},
+      secretInputs: registration?.secretInputs ?? [],
       options: {
         dependsOn,
         dependencies,

@@ -16,6 +16,7 @@ import { REPO_ROOT, recordStack, type RecordedResource, type RecordedStack } fro
 const CONTAINER = 'docker:index/container:Container';
 const IMAGE = 'docker:index/image:Image';
 const naming = new StackNaming('cnp', 'unit');
+const GOSSIP_KEY = Buffer.alloc(32, 7).toString('base64');
 
 interface ContainerInputs {
   name: string;
@@ -63,7 +64,7 @@ test('ServiceReplicas alone with 3 replicas: three containers on one image, each
   const record = await recordStack({
     declare: () => {
       const { bundle, role, consul } = foundation();
-      new ServiceReplicas('replicas', { ...role, sourceHash: bundle.serviceSourceHash, replicas: 3 }, { dependsOn: [consul] });
+      new ServiceReplicas('replicas', { ...role, sourceHash: bundle.serviceSourceHash, indices: [1, 2, 3] }, { dependsOn: [consul] });
     },
   });
   const replicas = ofType(record, CONTAINER).filter((c) => c.options.parent === 'replicas');
@@ -131,11 +132,13 @@ test('Discovery alone: Consul logs to the collector and starts after it', async 
         consulImage: 'cnp-consul:1.8.7',
         bindAddress: '127.0.0.1',
         consulUiPort: 8500,
+        gossipKey: GOSSIP_KEY,
       });
     },
   });
   const consul = ofType(record, CONTAINER).find((c) => c.name === 'discovery-consul')!;
   t.is(inputs(consul).image, 'cnp-consul:1.8.7');
+  t.deepEqual((consul.inputs.command as string[]).slice(-2), [`-encrypt=${GOSSIP_KEY}`, '-disable-keyring-file']);
   t.deepEqual(consul.options.dependsOn, ['collector-container']);
   t.is(inputs(consul).logDriver, 'syslog');
 });

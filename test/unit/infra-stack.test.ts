@@ -4,7 +4,15 @@ import { isDeepStrictEqual } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import { MAX_REPLICAS } from '../../infra/config';
 import { scratchCopy } from '../helpers/scratch-copy';
-import { recordStack, type ProgramError, type RecordOptions, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
+import { GOSSIP_KEY_SCRIPT } from '../../infra/gossip-key';
+import {
+  MOCK_GOSSIP_KEY,
+  recordStack,
+  type ProgramError,
+  type RecordOptions,
+  type RecordedResource,
+  type RecordedStack,
+} from '../helpers/record-stack';
 
 const T = {
   container: 'docker:index/container:Container',
@@ -39,7 +47,7 @@ interface DeclaredInputs {
   skipPush: boolean;
   build: { args: Record<string, string>; context: string; dockerfile: string };
   create: string;
-  triggers: string[];
+  triggers?: string[];
   image: string;
   restart: string;
   memory: number;
@@ -154,22 +162,26 @@ function behaviour(title: string, check: (t: ExecutionContext, d: Declared) => v
   for (const c of CASES) test(`${title} (${c.label})`, async (t) => check(t, await declared(c)));
 }
 
-behaviour('declares one network, two volumes, three images, the bundle step and a container per replica plus three', (t, d) => {
-  const counts: Record<string, number> = {};
-  for (const r of d.record.resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
-  t.deepEqual(counts, {
-    ...Object.fromEntries(COMPONENTS.map((c) => [c, 1])),
-    [T.network]: 1,
-    [T.volume]: 2,
-    [T.image]: 3,
-    [T.command]: 1,
-    [T.container]: d.x.replicas + 3,
-  });
-  t.deepEqual(
-    d.containers.map((c) => inputs(c).name).sort(),
-    [d.name('balancer'), d.name('collector'), d.name('consul'), ...d.replicaNames].sort(),
-  );
-});
+behaviour(
+  'declares one provider, one network, two volumes, three images, the bundle and gossip-key steps and a container per replica plus three',
+  (t, d) => {
+    const counts: Record<string, number> = {};
+    for (const r of d.record.resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
+    t.deepEqual(counts, {
+      ...Object.fromEntries(COMPONENTS.map((c) => [c, 1])),
+      [T.provider]: 1,
+      [T.network]: 1,
+      [T.volume]: 2,
+      [T.image]: 3,
+      [T.command]: 2,
+      [T.container]: d.x.replicas + 3,
+    });
+    t.deepEqual(
+      d.containers.map((c) => inputs(c).name).sort(),
+      [d.name('balancer'), d.name('collector'), d.name('consul'), ...d.replicaNames].sort(),
+    );
+  },
+);
 
 behaviour('every resource and Docker object has a unique name, and Docker objects carry the stack prefix', (t, d) => {
   // Unique per type: the engine's rule for logical names.
@@ -245,12 +257,12 @@ behaviour('images are built locally from the repo folders on the base image, the
     t.regex(inputs(image).build.context, /\/(service|balancer|collector)$/);
     t.is(inputs(image).build.dockerfile, `${inputs(image).build.context}/Dockerfile`);
   }
-  const bundle = ofType(d.record, T.command)[0];
+  const bundle = ofType(d.record, T.command).find((c) => c.name === 'bundle-build')!;
   t.is(inputs(bundle).create, 'npm run build');
   for (const part of ['service', 'balancer']) {
     const image = images.find((i) => inputs(i).imageName === `cnp-${part}:${d.x.stack}`)!;
     t.deepEqual(image.options.dependsOn, [bundle.name], `${part} image waits for the bundle`);
-    t.true(inputs(bundle).triggers.includes(inputs(image).build.args.SOURCE_HASH));
+    t.true(inputs(bundle).triggers!.includes(inputs(image).build.args.SOURCE_HASH));
   }
 });
 
@@ -331,8 +343,27 @@ behaviour('the balancer follows the configured service in Consul and listens on 
   t.true(balancer.options.dependsOn.includes(d.consul.name));
 });
 
-behaviour('without dockerHost the stack uses the local engine (no explicit provider)', (t, d) => {
-  t.is(ofType(d.record, T.provider).length, 0);
+behaviour(
+  'without dockerHost one explicit provider for the local engine (no host: it honours DOCKER_HOST) carries every Docker resource',
+  (t, d) => {
+    const providers = ofType(d.record, T.provider);
+    t.deepEqual(
+      providers.map((p) => [p.name, inputs(p).host]),
+      [['docker-local', undefined]],
+    );
+    for (const r of d.record.resources.filter((r) => r.type.startsWith('docker:'))) {
+      t.is(r.options.provider, 'docker-local', `${r.name} names its provider`);
+    }
+  },
+);
+
+behaviour('Consul gossip is encrypted with the key the stack generated once, held as a secret', (t, d) => {
+  const keyCommand = ofType(d.record, T.command).find((c) => c.name === 'consul-gossip-key')!;
+  t.is(inputs(keyCommand).create, GOSSIP_KEY_SCRIPT);
+  // No triggers and constant inputs: the engine never runs it again, so the key stays.
+  t.is(inputs(keyCommand).triggers, undefined);
+  t.deepEqual(inputs(d.consul).command.slice(-2), [`-encrypt=${MOCK_GOSSIP_KEY}`, '-disable-keyring-file']);
+  t.true(d.consul.secretInputs.includes('command'), 'the agent command holding the key is a secret input');
 });
 
 behaviour('the stack outputs give the balancer and Consul UI URLs, the replica names and the logs command', (t, d) => {
@@ -391,7 +422,7 @@ test('dockerHost set: one docker provider for that host carries every Docker res
   for (const r of record.resources.filter((r) => r.type.startsWith('docker:'))) {
     t.is(r.options.provider, providers[0].name, `${r.name} uses the remote engine`);
   }
-  t.is(ofType(record, T.command)[0].options.provider, undefined);
+  for (const c of ofType(record, T.command)) t.is(c.options.provider, undefined);
   t.is(record.outputs.logsCommand, 'docker -H ssh://deploy@vm.example exec cnp-dev-collector tail -n 100 -F /var/log/stack/all.log');
 });
 

@@ -1,0 +1,105 @@
+// Consul on a VM, as HashiCorp runs it across hosts: one agent per VM in host networking, bound to and
+// advertising the VM's private address; servers on the discovery VMs (bootstrap-expect = their count),
+// clients elsewhere; every agent joins the servers with retry. The HTTP API listens on loopback and on the
+// gateway of the VM's stack network (where the VM's containers reach it), never on the private network.
+import net from 'node:net';
+import * as pulumi from '@pulumi/pulumi';
+import * as docker from '@pulumi/docker';
+import { roleOptions, stackContainer, type LogDestination } from './container-settings';
+import { gossipEncryption } from './discovery';
+import { httpUrl } from '../lib/endpoints';
+import type { VmConfig } from './config';
+import type { StackNaming } from './naming';
+
+const CONSUL_DATA_DIR = '/consul/data';
+
+/**
+ * LAN gossip tuned for a few VMs on one private network: a VM that stops answering is suspected after a
+ * 300 ms probe timeout (probes every 500 ms) and declared failed 3 × 500 ms later once another member
+ * confirms (memberlist's suspicion timeout, suspicion_mult × probe_interval for fewer than 10 nodes), so
+ * its services leave the passing set within about 3 s. Consul's defaults (1 s, 500 ms, 4) take about 5-6 s.
+ */
+export const GOSSIP_LAN_TUNING = 'gossip_lan { probe_interval = "500ms" probe_timeout = "300ms" suspicion_mult = 3 }';
+
+export interface ConsulAgentArgs {
+  naming: StackNaming;
+  vm: VmConfig;
+  collector: LogDestination;
+  consulImage: string;
+  /** The agent's HTTP port (the stack's consulUiPort), on loopback and the stack network's gateway. */
+  httpPort: number;
+  /** The stack network's gateway on this VM: the address the VM's containers reach the agent at. */
+  gatewayAddress: string;
+  /** The private addresses of the discovery VMs (the servers), in config order. */
+  servers: string[];
+  gossipKey: pulumi.Input<string>;
+}
+
+export class ConsulAgent extends pulumi.ComponentResource {
+  readonly containerName: string;
+  /** The agent's HTTP address as the VM's containers reach it. */
+  readonly httpAddr: string;
+  readonly container: docker.Container;
+
+  constructor(name: string, args: ConsulAgentArgs, opts?: pulumi.ComponentResourceOptions) {
+    const { component, dependsOn } = roleOptions(opts);
+    super('cnp:infra:ConsulAgent', name, {}, component);
+    const { naming, vm } = args;
+    const isServer = vm.roles.includes('discovery');
+    this.containerName = naming.objectName('consul');
+    this.httpAddr = httpUrl(args.gatewayAddress, args.httpPort);
+    const bracketed = (address: string) => (net.isIPv6(address) ? `[${address}]` : address);
+
+    const data = new docker.Volume(
+      `${name}-data`,
+      { name: naming.objectName('consul-data'), labels: naming.labels('consul') },
+      { parent: this },
+    );
+
+    this.container = stackContainer(
+      `${name}-agent`,
+      { naming, role: 'consul', logs: args.collector },
+      {
+        name: this.containerName,
+        image: args.consulImage,
+        entrypoints: ['consul'],
+        command: [
+          'agent',
+          ...(isServer ? ['-server', `-bootstrap-expect=${args.servers.length}`, '-ui'] : []),
+          `-bind=${vm.privateAddress}`,
+          `-advertise=${vm.privateAddress}`,
+          // Space-separated: loopback for the VM itself, the gateway for its containers.
+          `-client=127.0.0.1 ${args.gatewayAddress}`,
+          `-http-port=${args.httpPort}`,
+          // No DNS interface: nothing in the stack resolves through Consul.
+          '-dns-port=-1',
+          `-data-dir=${CONSUL_DATA_DIR}`,
+          // The VM's name is the node's: stable across container replacements, unique in the cluster.
+          `-node=${vm.name}`,
+          ...args.servers.map((server) => `-retry-join=${bracketed(server)}`),
+          '-hcl=disable_update_check = true',
+          '-hcl=performance { raft_multiplier = 1 }',
+          `-hcl=${GOSSIP_LAN_TUNING}`,
+          ...gossipEncryption(args.gossipKey),
+        ],
+        // Host networking: Consul binds the VM's own addresses, as on a VM without containers.
+        networkMode: 'host',
+        volumes: [{ volumeName: data.name, containerPath: CONSUL_DATA_DIR }],
+        // Healthy once this agent answers and the cluster has a leader (servers and clients alike).
+        healthcheck: {
+          tests: ['CMD', 'consul', 'operator', 'raft', 'list-peers', `-http-addr=127.0.0.1:${args.httpPort}`],
+          interval: '5s',
+          timeout: '3s',
+          retries: 24,
+          startPeriod: '10s',
+        },
+        wait: true,
+        waitTimeout: 180,
+        destroyGraceSeconds: 10,
+      },
+      { parent: this, dependsOn },
+    );
+
+    this.registerOutputs({ containerName: this.containerName, httpAddr: this.httpAddr });
+  }
+}

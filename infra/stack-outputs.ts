@@ -1,0 +1,20 @@
+// What `pulumi stack output` shows, whatever the layout (one engine or VMs).
+import type * as pulumi from '@pulumi/pulumi';
+import type { StackConfig } from './config';
+import type { StackNaming } from './naming';
+
+export interface StackOutputs {
+  balancerUrl: string;
+  consulUiUrl: string;
+  replicaNames: pulumi.Output<string[]>;
+  logsCommand: string;
+}
+
+/** What both layouts start from. */
+export interface StackContext {
+  config: StackConfig;
+  naming: StackNaming;
+  repoRoot: string;
+  /** The Consul gossip encryption key, a secret. */
+  gossipKey: pulumi.Output<string>;
+}

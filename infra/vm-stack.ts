@@ -1,0 +1,124 @@
+// The VM layout: the stack spread over the `vms` list, each VM reached over SSH through its own docker
+// provider. Per VM: a bootstrap and a provider (VmHost), the stack network with an explicit subnet, and a
+// Consul agent; then, by role, the collector, the replicas placed on it (infra/placement.ts) and the balancer.
+// Images are built on the VM that runs them (the build context goes over SSH to that engine), for that
+// engine's own platform: no image sets `platform`.
+import path from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+import { subnetGateway, type VmConfig, type VmRole } from './config';
+import { onEngine } from './docker-provider';
+import { SshAccess, VmHost } from './vm-host';
+import { StackNetwork } from './network';
+import { AppBundle } from './bundle';
+import { LogCollector } from './collector';
+import { ConsulAgent } from './consul-agent';
+import { ServiceReplicas } from './replicas';
+import { Balancer } from './balancer';
+import { placeReplicas } from './placement';
+import type { StackContext, StackOutputs } from './stack-outputs';
+
+export function declareOnVms({ config, naming, repoRoot, gossipKey }: StackContext): StackOutputs {
+  const only = (role: VmRole): VmConfig => config.vms.find((vm) => vm.roles.includes(role))!;
+  const gatewayAddress = subnetGateway(config.vmNetworkSubnet);
+  const servers = config.vms.filter((vm) => vm.roles.includes('discovery')).map((vm) => vm.privateAddress);
+
+  const ssh = new SshAccess('ssh', {
+    dir: path.join(repoRoot, '.pulumi', 'ssh', naming.stack),
+    privateKey: config.sshPrivateKey === '' ? undefined : pulumi.secret(config.sshPrivateKey),
+  });
+  const hosts = new Map(config.vms.map((vm) => [vm.name, new VmHost(vm.name, { vm, ssh })]));
+  const onVm = (vm: VmConfig) => onEngine(hosts.get(vm.name)!.provider);
+  const networks = new Map(
+    config.vms.map((vm) => [
+      vm.name,
+      new StackNetwork(`${vm.name}-network`, { naming, ipam: { subnet: config.vmNetworkSubnet, gateway: gatewayAddress } }, onVm(vm)),
+    ]),
+  );
+
+  const bundle = new AppBundle('bundle', { repoRoot });
+
+  // Every container on every VM logs to it over TCP, and is created after it (stackContainer's dependsOn).
+  const collectorVm = only('collector');
+  const collector = new LogCollector(
+    `${collectorVm.name}-collector`,
+    {
+      naming,
+      networkName: networks.get(collectorVm.name)!.networkName,
+      repoRoot,
+      baseImage: config.baseImage,
+      bindAddress: collectorVm.privateAddress,
+      collectorPort: config.collectorPort,
+      dockerHost: hosts.get(collectorVm.name)!.dockerHost,
+    },
+    onVm(collectorVm),
+  );
+
+  const agents = new Map(
+    config.vms.map((vm) => [
+      vm.name,
+      new ConsulAgent(
+        `${vm.name}-consul`,
+        {
+          naming,
+          vm,
+          collector,
+          consulImage: config.consulImage,
+          httpPort: config.consulUiPort,
+          gatewayAddress,
+          servers,
+          gossipKey,
+        },
+        // The agent binds the network's gateway address: the network comes first.
+        { ...onVm(vm), dependsOn: [networks.get(vm.name)!.network] },
+      ),
+    ]),
+  );
+
+  // Each role's containers talk to their own VM's agent, through the network's gateway.
+  const roleArgs = (vm: VmConfig) => ({
+    naming,
+    networkName: networks.get(vm.name)!.networkName,
+    collector,
+    bundle: bundle.build,
+    repoRoot,
+    baseImage: config.baseImage,
+    serviceName: config.serviceName,
+    consulHttpAddr: agents.get(vm.name)!.httpAddr,
+  });
+
+  const replicaNames = new Map<number, pulumi.Output<string>>();
+  for (const [vmName, indices] of placeReplicas(config.replicas, config.vms)) {
+    const vm = config.vms.find((v) => v.name === vmName)!;
+    const replicas = new ServiceReplicas(
+      `${vm.name}-replicas`,
+      { ...roleArgs(vm), sourceHash: bundle.serviceSourceHash, indices, publishOn: vm.privateAddress },
+      { ...onVm(vm), dependsOn: [agents.get(vm.name)!.container] },
+    );
+    indices.forEach((index, i) =>
+      replicaNames.set(
+        index,
+        replicas.names.apply((names) => names[i]),
+      ),
+    );
+  }
+
+  const balancerVm = only('balancer');
+  const balancer = new Balancer(
+    `${balancerVm.name}-balancer`,
+    {
+      ...roleArgs(balancerVm),
+      sourceHash: bundle.balancerSourceHash,
+      bindAddress: balancerVm.publicAddress,
+      balancerPort: config.balancerPort,
+    },
+    { ...onVm(balancerVm), dependsOn: [agents.get(balancerVm.name)!.container] },
+  );
+
+  return {
+    balancerUrl: balancer.url,
+    // The API and UI listen on the VMs' loopback only: reach them through an SSH tunnel (infra/README.md).
+    consulUiUrl: `http://127.0.0.1:${config.consulUiPort}/ui/`,
+    replicaNames: pulumi.all([...replicaNames.entries()].sort(([a], [b]) => a - b).map(([, name]) => name)),
+    logsCommand: collector.logsCommand,
+  };
+}

@@ -1,0 +1,414 @@
+// The VM layout under the SDK's mock runtime: the `vms` config and its secrets, the placement of replicas,
+// and what each VM gets (bootstrap, provider, network, Consul agent, its roles' containers).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import test from 'ava';
+import { parseConfig, type VmConfig } from '../../infra/config';
+import { placeReplicas } from '../../infra/placement';
+import { BOOTSTRAP_SCRIPT_PATH } from '../../infra/vm-host';
+import { MOCK_GOSSIP_KEY, recordStack, type ProgramError, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
+
+const T = {
+  container: 'docker:index/container:Container',
+  image: 'docker:index/image:Image',
+  network: 'docker:index/network:Network',
+  volume: 'docker:index/volume:Volume',
+  local: 'command:local:Command',
+  remote: 'command:remote:Command',
+  provider: 'pulumi:providers:docker',
+};
+
+/** The course's layout: VM1 discovery + balancer, VM2 collector + replicas, VM3 replicas. */
+const COURSE_VMS = [
+  {
+    name: 'vm1',
+    ssh: { host: '127.0.0.1', port: 2201, user: 'root' },
+    privateAddress: '172.31.0.11',
+    publicAddress: '127.0.0.1',
+    roles: ['discovery', 'balancer'],
+  },
+  { name: 'vm2', ssh: { host: '127.0.0.1', port: 2202, user: 'deploy' }, privateAddress: '172.31.0.12', roles: ['collector', 'replicas'] },
+  { name: 'vm3', ssh: { host: 'vm3.example', user: 'root' }, privateAddress: '172.31.0.13', roles: ['replicas'] },
+];
+const SSH_KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
+const GOSSIP_KEY = Buffer.alloc(32, 9).toString('base64');
+
+const ofType = (record: RecordedStack, type: string) => record.resources.filter((r) => r.type === type);
+const named = (record: RecordedStack, name: string) => {
+  const found = record.resources.find((r) => r.name === name);
+  if (!found) throw new Error(`no resource named ${name}`);
+  return found;
+};
+interface Inputs {
+  name: string;
+  envs: string[];
+  command: string[];
+  ports?: { ip: string; external: number; internal: number; protocol: string }[];
+  networkMode?: string;
+  networksAdvanced?: { name: string }[];
+  logDriver?: string;
+  logOpts: Record<string, string>;
+  host?: string;
+  ipamConfigs?: { subnet: string; gateway: string }[];
+  build: { platform?: string };
+  create: string;
+  stdin: string;
+  triggers: string[];
+  environment: Record<string, string | undefined>;
+  connection: { host: string; port: number; user: string; privateKey?: string; dialErrorLimit: number };
+}
+const inputs = (r: RecordedResource) => r.inputs as unknown as Inputs;
+/** A provider's list input, which the SDK sends as JSON text (as every non-string provider input). */
+const sshOpts = (r: RecordedResource): string[] => JSON.parse(r.inputs.sshOpts as string) as string[];
+const env = (r: RecordedResource) =>
+  Object.fromEntries(inputs(r).envs.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+
+// ---- config ----
+
+const parseVms = (vms: unknown, extra: Record<string, string> = {}) => parseConfig({ vms: JSON.stringify(vms), ...extra });
+
+test('vms parse with defaults: ssh port 22, publicAddress = privateAddress', (t) => {
+  const config = parseVms(COURSE_VMS);
+  t.deepEqual(config.vms[2], {
+    name: 'vm3',
+    ssh: { host: 'vm3.example', port: 22, user: 'root' },
+    privateAddress: '172.31.0.13',
+    publicAddress: '172.31.0.13',
+    roles: ['replicas'],
+  } satisfies VmConfig);
+  t.is(config.vms[0].publicAddress, '127.0.0.1');
+  t.is(config.vms[1].ssh.port, 2202);
+  // The CLI stores `--path 'vms[0].ssh.port' 2201` as a number; a string of digits is taken too.
+  t.is(parseVms([{ ...COURSE_VMS[0], ssh: { host: 'h', port: '2222', user: 'u' } }, ...COURSE_VMS.slice(1)]).vms[0].ssh.port, 2222);
+});
+
+const withVm = (index: number, change: Record<string, unknown>) => COURSE_VMS.map((vm, i) => (i === index ? { ...vm, ...change } : vm));
+
+const badVms: [string, unknown, RegExp][] = [
+  [
+    'an unknown role',
+    withVm(2, { roles: ['replicas', 'web'] }),
+    /vms\[2\]\.roles\[1\] = "web" is not allowed: use one of discovery, balancer, collector, replicas/,
+  ],
+  ['a role twice', withVm(2, { roles: ['replicas', 'replicas'] }), /vms\[2\]\.roles\[1\] = "replicas" is not allowed: use each role once/],
+  ['no roles', withVm(2, { roles: [] }), /vms\[2\]\.roles = \[\] is not allowed: use a non-empty list/],
+  [
+    'two VMs with one name',
+    withVm(2, { name: 'vm1' }),
+    /vms\[2\]\.name = "vm1" is not allowed: use a name no other VM has \(vms\[0\] has it already\)/,
+  ],
+  ['a name that is no DNS label', withVm(0, { name: 'VM_1' }), /vms\[0\]\.name = "VM_1" is not allowed: use lowercase letters/],
+  [
+    'two VMs with one private address',
+    withVm(2, { privateAddress: '172.31.0.12' }),
+    /vms\[2\]\.privateAddress = "172.31.0.12" is not allowed: use a privateAddress no other VM has/,
+  ],
+  [
+    'a private address that is not one',
+    withVm(1, { privateAddress: 'vm2.internal' }),
+    /vms\[1\]\.privateAddress = "vm2.internal" is not allowed: use an IPv4 or IPv6 address literal/,
+  ],
+  ['a public address that is not one', withVm(0, { publicAddress: '1.2.3' }), /vms\[0\]\.publicAddress = "1.2.3" is not allowed/],
+  [
+    'an ssh port out of range',
+    withVm(0, { ssh: { host: 'h', port: 70000, user: 'root' } }),
+    /vms\[0\]\.ssh\.port = 70000 is not allowed: use a TCP port number/,
+  ],
+  ['no ssh user', withVm(0, { ssh: { host: 'h' } }), /vms\[0\]\.ssh\.user = undefined is not allowed/],
+  ['an unknown field', withVm(0, { role: 'balancer' }), /vms\[0\]\.role = "balancer" is not allowed: use only the fields/],
+  ['no balancer VM', withVm(0, { roles: ['discovery'] }), /vms is not allowed: 0 VMs have the role balancer; use exactly one/],
+  [
+    'two balancer VMs',
+    withVm(2, { roles: ['replicas', 'balancer'] }),
+    /2 VMs have the role balancer; use exactly one \(one published entry point/,
+  ],
+  ['no collector VM', withVm(1, { roles: ['replicas'] }), /0 VMs have the role collector; use exactly one/],
+  ['no replicas VM', [COURSE_VMS[0], { ...COURSE_VMS[1], roles: ['collector'] }], /no VM has the role replicas/],
+  ['no discovery VM', withVm(0, { roles: ['balancer'] }), /0 VMs have the role discovery; use 1 or 3: .*-bootstrap-expect/],
+  ['two discovery VMs', withVm(1, { roles: ['collector', 'replicas', 'discovery'] }), /2 VMs have the role discovery; use 1 or 3/],
+  ['an empty list', [], /vms = \[\] is not allowed: .*leave vms unset to deploy on one engine/],
+  ['not a list', { name: 'vm1' }, /vms = \{"name":"vm1"\} is not allowed/],
+];
+for (const [what, vms, message] of badVms) {
+  test(`vms with ${what} is refused with one message naming the place and what is allowed`, (t) => {
+    const error = t.throws(() => parseVms(vms));
+    t.regex(error.message, /^Invalid stack configuration: consul-nginx-pulumi:vms/);
+    t.regex(error.message, message);
+  });
+}
+
+test('three discovery VMs are allowed (bootstrap-expect 3)', (t) => {
+  const vms = parseVms(
+    withVm(1, { roles: ['collector', 'replicas', 'discovery'] }).map((vm, i) =>
+      i === 2 ? { ...vm, roles: ['replicas', 'discovery'] } : vm,
+    ),
+  ).vms;
+  t.is(vms.filter((vm) => vm.roles.includes('discovery')).length, 3);
+});
+
+test('vms together with dockerHost or bindAddress is refused, saying why', (t) => {
+  t.regex(
+    t.throws(() => parseVms(COURSE_VMS, { dockerHost: 'ssh://root@vm1' })).message,
+    /dockerHost = "ssh:\/\/root@vm1" is not allowed together with vms: each VM's engine is reached through its own ssh settings/,
+  );
+  t.regex(
+    t.throws(() => parseVms(COURSE_VMS, { bindAddress: '0.0.0.0' })).message,
+    /bindAddress = "0.0.0.0" is not allowed together with vms/,
+  );
+});
+
+test("with vms, a published port on Consul's or the replicas' ports, or a stack subnet holding a VM, is refused", (t) => {
+  t.regex(
+    t.throws(() => parseVms(COURSE_VMS, { balancerPort: '8301' })).message,
+    /balancerPort = "8301" is not allowed with vms: it is one of Consul's/,
+  );
+  t.regex(
+    t.throws(() => parseVms(COURSE_VMS, { collectorPort: '21003' })).message,
+    /collectorPort = "21003" is not allowed with vms: it is one of the replicas' ports 21001-21020/,
+  );
+  t.regex(
+    t.throws(() => parseVms(COURSE_VMS, { vmNetworkSubnet: '172.31.0.0/16' })).message,
+    /vmNetworkSubnet = "172.31.0.0\/16" is not allowed: it holds vms\[0\].privateAddress 172.31.0.11/,
+  );
+  t.regex(
+    t.throws(() => parseConfig({ vmNetworkSubnet: '10.213.0.1/24' })).message,
+    /vmNetworkSubnet = "10.213.0.1\/24" is not allowed: use an IPv4 subnet/,
+  );
+});
+
+test('sshPrivateKey and consulGossipKey set as plain text are refused without showing the value', (t) => {
+  for (const [key, value] of [
+    ['sshPrivateKey', SSH_KEY],
+    ['consulGossipKey', GOSSIP_KEY],
+  ]) {
+    const error = t.throws(() => parseConfig({ [key]: value }));
+    t.regex(
+      error.message,
+      new RegExp(`consul-nginx-pulumi:${key} is set as plain text, which is not allowed: .*pulumi config set --secret ${key}`),
+    );
+    t.false(error.message.includes(value.trim().slice(0, 20)), 'the value is not in the message');
+  }
+});
+
+test('secrets are taken when secret and well-formed; a malformed one is refused without its value', (t) => {
+  const config = parseConfig({ sshPrivateKey: SSH_KEY, consulGossipKey: GOSSIP_KEY }, undefined, ['sshPrivateKey', 'consulGossipKey']);
+  t.is(config.sshPrivateKey, SSH_KEY);
+  t.is(config.consulGossipKey, GOSSIP_KEY);
+  for (const [key, value] of [
+    ['consulGossipKey', Buffer.alloc(16, 1).toString('base64')],
+    ['consulGossipKey', 'not base64 at all!'],
+    ['sshPrivateKey', 'ssh-ed25519 AAAAC3Nza public key, not a private one'],
+  ]) {
+    const error = t.throws(() => parseConfig({ [key]: value }, undefined, [key]));
+    t.regex(error.message, new RegExp(`consul-nginx-pulumi:${key} \\(a secret, value not shown\\) is not allowed: use `));
+    t.false(error.message.includes(value), 'the value is not in the message');
+  }
+});
+
+test('the program reads secret-ness from the runtime: a plain sshPrivateKey stops it before any resource', async (t) => {
+  const error = await t.throwsAsync<ProgramError>(recordStack({ config: { vms: COURSE_VMS, sshPrivateKey: SSH_KEY } }));
+  t.regex(error.message, /sshPrivateKey is set as plain text/);
+  t.deepEqual(error.resources, []);
+  await t.notThrowsAsync(recordStack({ config: { vms: COURSE_VMS }, secrets: { sshPrivateKey: SSH_KEY } }));
+});
+
+// ---- placement ----
+
+test('replica n goes to the replicas VMs round-robin by n, in config order', (t) => {
+  const vms = parseVms(COURSE_VMS).vms;
+  t.deepEqual(
+    [...placeReplicas(5, vms)],
+    [
+      ['vm2', [1, 3, 5]],
+      ['vm3', [2, 4]],
+    ],
+  );
+  t.deepEqual(
+    [...placeReplicas(1, vms)],
+    [
+      ['vm2', [1]],
+      ['vm3', []],
+    ],
+  );
+});
+
+const byKey = (record: RecordedStack) => new Map(record.resources.map((r) => [`${r.type}::${r.name}`, r]));
+
+test('raising replicas 4 -> 6 adds replicas 5 and 6 on their VMs; lowering 6 -> 4 removes them; nothing else changes', async (t) => {
+  const four = byKey(await recordStack({ config: { vms: COURSE_VMS, replicas: 4 } }));
+  const six = byKey(await recordStack({ config: { vms: COURSE_VMS, replicas: 6 } }));
+  const added = [...six.keys()].filter((k) => !four.has(k));
+  t.deepEqual(added.sort(), [`${T.container}::vm2-replicas-5`, `${T.container}::vm3-replicas-6`]);
+  t.deepEqual(
+    [...four.keys()].filter((k) => !six.has(k)),
+    [],
+  );
+  const changed = [...four.keys()].filter((k) => !isDeepStrictEqual(four.get(k), six.get(k)));
+  t.deepEqual(changed, [], 'every resource of 4 replicas is identical with 6');
+  t.regex(inputs(six.get(`${T.container}::vm3-replicas-6`)!).name, /^cnp-dev-replica-6-[0-9a-f]{12}$/);
+  // Lowering is the same comparison the other way round: only 5 and 6 go.
+  const again = byKey(await recordStack({ config: { vms: COURSE_VMS, replicas: 4 } }));
+  for (const [key, resource] of four) t.deepEqual(again.get(key), resource, key);
+});
+
+// ---- what each VM gets ----
+
+const course = recordStack({ config: { vms: COURSE_VMS, replicas: 4 }, secrets: { sshPrivateKey: SSH_KEY } });
+
+test('no docker resource uses the default provider; each names the provider of its VM', async (t) => {
+  const record = await course;
+  t.deepEqual(
+    ofType(record, T.provider).map((p) => [p.name, inputs(p).host]),
+    [
+      ['vm1-docker', 'ssh://root@127.0.0.1:2201'],
+      ['vm2-docker', 'ssh://deploy@127.0.0.1:2202'],
+      ['vm3-docker', 'ssh://root@vm3.example:22'],
+    ],
+  );
+  const dockerResources = record.resources.filter((r) => r.type.startsWith('docker:'));
+  t.true(dockerResources.length > 0);
+  for (const r of dockerResources) {
+    const vm = r.name.split('-')[0];
+    t.is(r.options.provider, `${vm}-docker`, `${r.name} runs on ${vm}`);
+  }
+});
+
+test('each VM is bootstrapped over SSH before its provider connects; the provider uses a key file written from the secret', async (t) => {
+  const record = await course;
+  const files = named(record, 'ssh-files');
+  t.deepEqual(files.secretInputs, ['environment']);
+  t.is(inputs(files).environment.CNP_SSH_PRIVATE_KEY, SSH_KEY.trim());
+  t.regex(inputs(files).create, /^umask 077 && /);
+  for (const vm of ['vm1', 'vm2', 'vm3']) {
+    const bootstrap = named(record, `${vm}-bootstrap`);
+    t.is(inputs(bootstrap).create, 'sh -s');
+    t.true(inputs(bootstrap).stdin.startsWith('#!/bin/sh'));
+    t.is(inputs(bootstrap).triggers.length, 1);
+    t.is(inputs(bootstrap).connection.privateKey, SSH_KEY);
+    t.true(bootstrap.secretInputs.includes('connection'));
+    t.true(inputs(bootstrap).connection.dialErrorLimit > 10, 'waits for SSH to answer');
+    const provider = named(record, `${vm}-docker`);
+    t.deepEqual(provider.options.dependsOn, [`${vm}-bootstrap`, 'ssh-files']);
+    const opts = sshOpts(provider);
+    t.is(opts[opts.indexOf('-i') + 1], `${inputs(files).environment.CNP_SSH_DIR}/id`);
+    t.true(opts.includes('StrictHostKeyChecking=accept-new'));
+  }
+  t.deepEqual(named(record, 'vm3-bootstrap').inputs.connection, {
+    ...inputs(named(record, 'vm3-bootstrap')).connection,
+    host: 'vm3.example',
+    port: 22,
+    user: 'root',
+  });
+});
+
+test("without sshPrivateKey the user's ssh-agent is used: no key input and no -i", async (t) => {
+  const record = await recordStack({ config: { vms: COURSE_VMS } });
+  t.is(inputs(named(record, 'vm1-bootstrap')).connection.privateKey, undefined);
+  t.false(sshOpts(named(record, 'vm1-docker')).includes('-i'));
+  t.is(inputs(named(record, 'ssh-files')).environment.CNP_SSH_PRIVATE_KEY, undefined);
+});
+
+test('one Consul agent per VM in host networking on its private address; servers on the discovery VM; the API off the private network', async (t) => {
+  const record = await course;
+  for (const [vm, address, server] of [
+    ['vm1', '172.31.0.11', true],
+    ['vm2', '172.31.0.12', false],
+    ['vm3', '172.31.0.13', false],
+  ] as const) {
+    const agent = named(record, `${vm}-consul-agent`);
+    const command = inputs(agent).command;
+    t.is(inputs(agent).networkMode, 'host');
+    t.is(inputs(agent).networksAdvanced, undefined);
+    t.is(inputs(agent).ports, undefined);
+    t.true(command.includes(`-bind=${address}`) && command.includes(`-advertise=${address}`), `${vm} binds its private address`);
+    t.true(command.includes('-client=127.0.0.1 10.213.0.1'), `${vm}: HTTP on loopback and the stack network's gateway only`);
+    t.is(command.includes('-server'), server);
+    t.is(command.includes('-bootstrap-expect=1'), server);
+    t.true(command.includes('-retry-join=172.31.0.11'));
+    t.true(command.includes(`-node=${vm}`));
+    t.true(command.includes(`-encrypt=${MOCK_GOSSIP_KEY}`) && command.includes('-disable-keyring-file'));
+    t.true(agent.secretInputs.includes('command'));
+    t.true(agent.options.dependencies.includes(`${vm}-network-bridge`), 'after the network whose gateway it binds');
+    t.deepEqual(inputs(named(record, `${vm}-network-bridge`)).ipamConfigs, [{ subnet: '10.213.0.0/24', gateway: '10.213.0.1' }]);
+  }
+});
+
+test('with consulGossipKey set, every agent uses it and no key is generated', async (t) => {
+  const record = await recordStack({ config: { vms: COURSE_VMS }, secrets: { consulGossipKey: GOSSIP_KEY } });
+  t.is(
+    record.resources.find((r) => r.name === 'consul-gossip-key'),
+    undefined,
+  );
+  for (const vm of ['vm1', 'vm2', 'vm3']) t.true(inputs(named(record, `${vm}-consul-agent`)).command.includes(`-encrypt=${GOSSIP_KEY}`));
+});
+
+test("replicas publish a port derived from their number on their VM's private address, advertise it, and use their VM's agent", async (t) => {
+  const record = await course;
+  for (const [n, vm, address] of [
+    [1, 'vm2', '172.31.0.12'],
+    [2, 'vm3', '172.31.0.13'],
+    [3, 'vm2', '172.31.0.12'],
+    [4, 'vm3', '172.31.0.13'],
+  ] as const) {
+    const replica = named(record, `${vm}-replicas-${n}`);
+    t.deepEqual(inputs(replica).ports, [{ internal: 21000 + n, external: 21000 + n, ip: address, protocol: 'tcp' }]);
+    t.like(env(replica), { PORT: String(21000 + n), SERVICE_ADDRESS: address, CONSUL_HTTP_ADDR: 'http://10.213.0.1:8500' });
+    t.true(replica.options.dependsOn.includes(`${vm}-consul-agent`));
+    t.true(replica.options.deleteBeforeReplace, 'its port cannot be bound twice');
+  }
+});
+
+test('the balancer follows its VM agent and is published on the public address; the collector listens on its private address', async (t) => {
+  const record = await course;
+  const balancer = named(record, 'vm1-balancer-container');
+  t.is(env(balancer).CONSUL_HTTP_ADDR, 'http://10.213.0.1:8500');
+  t.deepEqual(inputs(balancer).ports, [{ internal: 8080, external: 8080, ip: '127.0.0.1', protocol: 'tcp' }]);
+  t.true(balancer.options.dependsOn.includes('vm1-consul-agent'));
+  const collector = named(record, 'vm2-collector-container');
+  t.deepEqual(inputs(collector).ports, [{ internal: 5514, external: 5514, ip: '172.31.0.12', protocol: 'tcp' }]);
+  t.is(record.outputs.balancerUrl, 'http://127.0.0.1:8080');
+  t.is(record.outputs.logsCommand, 'docker -H ssh://deploy@127.0.0.1:2202 exec cnp-dev-collector tail -n 100 -F /var/log/stack/all.log');
+});
+
+test('every container on every VM but the collector logs to it over TCP and is created after it', async (t) => {
+  const record = await course;
+  const containers = ofType(record, T.container).filter((c) => c.name !== 'vm2-collector-container');
+  t.is(containers.length, 3 + 4 + 1);
+  for (const c of containers) {
+    t.is(inputs(c).logDriver, 'syslog');
+    t.is(inputs(c).logOpts['syslog-address'], 'tcp://172.31.0.12:5514', c.name);
+    t.true(c.options.dependsOn.includes('vm2-collector-container'), c.name);
+  }
+});
+
+test('images are built on the VM that runs them, for its own platform', async (t) => {
+  const record = await course;
+  t.deepEqual(
+    ofType(record, T.image).map((i) => `${i.name} ${i.options.provider}`),
+    ['vm2-collector-image vm2-docker', 'vm2-replicas-image vm2-docker', 'vm3-replicas-image vm3-docker', 'vm1-balancer-image vm1-docker'],
+  );
+  for (const image of ofType(record, T.image)) t.is(inputs(image).build.platform, undefined);
+});
+
+test('the bootstrap script tells Debian from the RHEL family by /etc/os-release', (t) => {
+  const detect = (osRelease: string) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-os-release-'));
+    const file = path.join(dir, 'os-release');
+    fs.writeFileSync(file, osRelease);
+    try {
+      return execFileSync('sh', [BOOTSTRAP_SCRIPT_PATH, 'detect'], { env: { ...process.env, CNP_OS_RELEASE: file } })
+        .toString()
+        .trim();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  t.is(detect('ID=debian\n'), 'debian');
+  t.is(detect('ID=ubuntu\nID_LIKE=debian\n'), 'debian');
+  t.is(detect('ID="centos"\nID_LIKE="rhel fedora"\n'), 'rhel');
+  t.is(detect('ID="rocky"\nID_LIKE="rhel centos fedora"\n'), 'rhel');
+  t.is(detect('ID=alpine\n'), 'unsupported');
+});
