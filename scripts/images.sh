@@ -2,9 +2,6 @@
 # Builds, offline and cached, the local base images the system test runs the stack on (no registry here):
 #   cnp-base:bookworm  debootstrap bookworm minbase + nginx-light, syslog-ng-core, ca-certificates + host Node 20
 #   cnp-consul:1.8.7   debootstrap bookworm minbase + Debian bullseye's consul package at /usr/bin/consul
-#   cnp-vm:bookworm    debootstrap bookworm minbase + openssh-server, docker.io (dockerd 20.10, CLI, docker-proxy),
-#                      containerd, runc, iptables: a test "VM" (sshd + its own engine; scripts/vm/, test/system/vms.ts)
-# Usage: images.sh [base] [consul] [vm]  (no argument: base and consul, what the single-host tests need).
 # Each image carries the label cnp.inputs=<hash of its inputs>; an image whose label matches is not rebuilt.
 # Needs root, debootstrap and a Docker engine (scripts/provision.sh installs them).
 set -euo pipefail
@@ -14,11 +11,7 @@ MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 WORK="${CNP_IMAGES_DIR:-$PWD/build/images}"   # git-ignored (build/)
 BASE_TAG=cnp-base:bookworm
 CONSUL_TAG=cnp-consul:1.8.7
-VM_TAG=cnp-vm:bookworm
 BASE_PACKAGES=nginx-light,syslog-ng-core,ca-certificates
-# sudo and procps for bootstrap scripts that use them; tini reaps for PID 1; iproute2 to inspect addresses.
-VM_PACKAGES=openssh-server,docker.io,containerd,runc,iptables,tini,ca-certificates,procps,iproute2,sudo
-VM_FILES=(scripts/vm/init.sh scripts/vm/daemon.json scripts/vm/sshd.conf)
 NODE_BIN=/usr/bin/node
 
 for tool in debootstrap docker dpkg-deb sha256sum flock; do
@@ -45,7 +38,6 @@ if [ -z "$consul_deb" ]; then
 fi
 
 base_hash="$(printf '%s\n' "$script_hash" "$BASE_PACKAGES" "$MIRROR" "$(sha256sum "$NODE_BIN" | cut -c1-64)" | sha256sum | cut -c1-16)"
-vm_hash="$(printf '%s\n' "$script_hash" "$VM_PACKAGES" "$MIRROR" "$(cat "${VM_FILES[@]}" | sha256sum | cut -c1-64)" | sha256sum | cut -c1-16)"
 consul_hash="$(printf '%s\n' "$script_hash" "$MIRROR" "$(sha256sum "$consul_deb" | cut -c1-64)" | sha256sum | cut -c1-16)"
 
 # True when TAG exists and was built from inputs with hash HASH.
@@ -111,30 +103,5 @@ build_consul() {
   echo "images: $CONSUL_TAG built in $((SECONDS - started)) s"
 }
 
-build_vm() {
-  if is_current "$VM_TAG" "$vm_hash"; then echo "images: $VM_TAG is current (inputs $vm_hash)"; return; fi
-  local started=$SECONDS dir="$WORK/rootfs-vm"
-  echo "images: building $VM_TAG (inputs $vm_hash)..."
-  bootstrap "$dir" "$VM_PACKAGES"
-  install -m 0755 scripts/vm/init.sh "$dir/usr/local/sbin/vm-init"
-  install -D -m 0644 scripts/vm/daemon.json "$dir/etc/docker/daemon.json"
-  install -D -m 0644 scripts/vm/sshd.conf "$dir/etc/ssh/sshd_config.d/cnp-vm.conf"
-  # Host keys are made per VM at its start (vm-init), never shared through the image.
-  rm -f "$dir"/etc/ssh/ssh_host_*
-  import_rootfs "$dir" "$VM_TAG" "$vm_hash" '["/usr/bin/tini", "--", "/usr/local/sbin/vm-init"]'
-  rm -rf "$dir"
-  local versions
-  versions="$(docker run --rm --network none --entrypoint sh "$VM_TAG" -c 'dockerd --version; sshd -V 2>&1 | head -1; true')"
-  printf '%s\n' "$versions" | sed 's/^/images:   /'
-  echo "images: $VM_TAG built in $((SECONDS - started)) s"
-}
-
-[ $# -gt 0 ] || set -- base consul
-for image in "$@"; do
-  case "$image" in
-    base) build_base ;;
-    consul) build_consul ;;
-    vm) build_vm ;;
-    *) echo "images: unknown image '$image'; allowed: base, consul, vm" >&2; exit 2 ;;
-  esac
-done
+build_base
+build_consul

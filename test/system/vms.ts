@@ -1,4 +1,4 @@
-// Test "VMs": containers of the cnp-vm image (scripts/images.sh vm, scripts/vm/) that each run sshd and
+// Test "VMs": containers of the cnp-vm image (scripts/vm-image.sh, scripts/vm/) that each run sshd and
 // their own Docker engine (Docker-in-Docker without --privileged, as docs in shared/guide/environment.md
 // say it works here), on a bridge network of their own that plays the VMs' private network. The host
 // reaches a VM only through its sshd published on 127.0.0.1 (and any port a test asks to publish there);
@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { docker, run, type RunOptions } from './docker';
+import { Semaphore, docker, run, type RunOptions } from './docker';
 import { PROJECT_DIR } from './images';
 
 export const VM_IMAGE = 'cnp-vm:bookworm';
@@ -89,24 +89,6 @@ async function removeRun(runId: string): Promise<void> {
   for (const kind of ['network', 'volume'] as const) {
     const names = lines(await docker([kind, 'ls', '-q', '--filter', label]));
     if (names.length) await docker([kind, 'rm', ...names]);
-  }
-}
-
-/** Bounds concurrent work (ssh sessions against one sshd: its MaxStartups, and two cores). */
-export class Semaphore {
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-
-  async use<T>(work: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active += 1;
-    try {
-      return await work();
-    } finally {
-      this.active -= 1;
-      this.waiting.shift()?.();
-    }
   }
 }
 
@@ -278,7 +260,8 @@ export class VmFleet {
   }
 }
 
-/** Builds the VM image (cached, as the others) and the offline bases the stack needs on every VM. */
+/** Builds the VM image (cached, as the offline bases are) and the offline bases the stack needs on every VM. */
 export async function ensureVmImages(): Promise<string> {
-  return run('bash', [path.join(PROJECT_DIR, 'scripts/images.sh'), 'base', 'consul', 'vm'], { timeoutMs: 600_000 });
+  const bases = await run('bash', [path.join(PROJECT_DIR, 'scripts/images.sh')], { timeoutMs: 600_000 });
+  return bases + (await run('bash', [path.join(PROJECT_DIR, 'scripts/vm-image.sh')], { timeoutMs: 600_000 }));
 }
