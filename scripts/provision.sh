@@ -16,6 +16,8 @@ command -v syslog-ng >/dev/null || need+=(syslog-ng-core)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v taskset >/dev/null || need+=(util-linux)
+# ssh and ssh-keygen: the multi-VM test reaches its VMs over ssh, as the docker provider does.
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
 
 if [ ${#need[@]} -gt 0 ]; then
   # Consul is not in Debian 12; Debian 11 ships it. Pin bullseye low so nothing else comes from it.

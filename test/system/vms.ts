@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Semaphore, docker, run, type RunOptions } from './docker';
 import { PROJECT_DIR } from './images';
+import { freePorts } from '../../harness/ports';
 
 export const VM_IMAGE = 'cnp-vm:bookworm';
 const RUN_KEY = 'io.consul-nginx-pulumi.vmrun';
@@ -159,7 +160,10 @@ export class VmFleet {
     const container = `cnp-${this.runId}-${spec.name}`;
     const volume = `${container}-docker`;
     await docker(['volume', 'create', '--label', `${RUN_KEY}=${this.runId}`, volume]);
-    const publish = [22, ...(spec.publish ?? [])].flatMap((port) => ['-p', `127.0.0.1::${port}`]);
+    // Fixed host ports (not Docker's pick at each start): a VM started again keeps its ssh address.
+    const inner = [22, ...(spec.publish ?? [])];
+    const outer = await freePorts(inner.length);
+    const publish = inner.flatMap((port, i) => ['-p', `127.0.0.1:${outer[i]}:${port}`]);
     await docker([
       'run',
       '-d',
@@ -223,6 +227,13 @@ export class VmFleet {
       }
       await new Promise((r) => setTimeout(r, 500));
     }
+  }
+
+  /** Starts a stopped (or killed) VM again: same disk, address, host keys and ssh port; waits until it answers. */
+  async restart(name: string): Promise<void> {
+    const vm = this.vm(name);
+    await docker(['start', vm.container]);
+    await this.waitReady(vm);
   }
 
   /** Runs a command on a VM as root over ssh (through its published sshd). */
