@@ -2,14 +2,15 @@
 // network, the collector and Consul.
 import type * as pulumi from '@pulumi/pulumi';
 import type * as docker from '@pulumi/docker';
-import type { LogCollector } from './collector';
+import type { LogDestination } from './container-settings';
 import { localImage } from './local-image';
 import type { StackNaming } from './naming';
 
 export interface BundledRoleArgs {
   naming: StackNaming;
   networkName: pulumi.Input<string>;
-  collector: LogCollector;
+  /** Where its containers' logs go (the stack's collector). */
+  collector: LogDestination;
   /** The bundle step; the image build waits for it. */
   bundle: pulumi.Resource;
   /** Changes when the bundled sources change, so the image is rebuilt. */

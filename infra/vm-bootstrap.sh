@@ -8,7 +8,8 @@
 #   sh vm-bootstrap.sh          bootstrap (what the stack runs)
 #   sh vm-bootstrap.sh detect   print the OS family (debian, rhel or unsupported) and exit; changes nothing
 #
-# CNP_OS_RELEASE names another os-release file (tests of the detection).
+# CNP_OS_RELEASE names another os-release file, CNP_DOCKERD_LOG another log file for a dockerd started
+# without an init system (tests, which must not touch the machine's own files).
 set -eu
 
 log() { echo "vm-bootstrap: $*"; }
@@ -81,8 +82,9 @@ start_engine() {
     log "starting the engine with service"
     as_root service docker start
   else
-    log "starting dockerd in the background (no init system), logging to /var/log/dockerd.log"
-    as_root sh -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'
+    dockerd_log=${CNP_DOCKERD_LOG:-/var/log/dockerd.log}
+    log "starting dockerd in the background (no init system), logging to $dockerd_log"
+    as_root sh -c 'nohup dockerd >>"$1" 2>&1 &' sh "$dockerd_log"
   fi
 }
 

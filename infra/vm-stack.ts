@@ -15,6 +15,7 @@ import { ConsulAgent } from './consul-agent';
 import { ServiceReplicas } from './replicas';
 import { Balancer } from './balancer';
 import { placeReplicas } from './placement';
+import type { LogDestination } from './container-settings';
 import type { StackContext, StackOutputs } from './stack-outputs';
 
 export function declareOnVms({ config, naming, repoRoot, gossipKey }: StackContext): StackOutputs {
@@ -53,6 +54,13 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey }: StackConte
     onVm(collectorVm),
   );
 
+  // Containers of one name run on several VMs (every VM's Consul agent): their logs carry the VM's name too,
+  // so the collector files them apart (`<vm>.<container>.log`).
+  const logsFrom = (vm: VmConfig): LogDestination => ({
+    container: collector.container,
+    logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${vm.name}.${tag}`),
+  });
+
   const agents = new Map(
     config.vms.map((vm) => [
       vm.name,
@@ -61,7 +69,7 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey }: StackConte
         {
           naming,
           vm,
-          collector,
+          collector: logsFrom(vm),
           consulImage: config.consulImage,
           httpPort: config.consulUiPort,
           gatewayAddress,
@@ -78,7 +86,7 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey }: StackConte
   const roleArgs = (vm: VmConfig) => ({
     naming,
     networkName: networks.get(vm.name)!.networkName,
-    collector,
+    collector: logsFrom(vm),
     bundle: bundle.build,
     repoRoot,
     baseImage: config.baseImage,

@@ -380,6 +380,8 @@ test('every container on every VM but the collector logs to it over TCP and is c
   for (const c of containers) {
     t.is(inputs(c).logDriver, 'syslog');
     t.is(inputs(c).logOpts['syslog-address'], 'tcp://172.31.0.12:5514', c.name);
+    // Every VM has a cnp-dev-consul: the VM's name in the tag keeps their logs apart.
+    t.is(inputs(c).logOpts.tag, `${c.name.split('-')[0]}.${inputs(c).name}`);
     t.true(c.options.dependsOn.includes('vm2-collector-container'), c.name);
   }
 });
@@ -411,4 +413,53 @@ test('the bootstrap script tells Debian from the RHEL family by /etc/os-release'
   t.is(detect('ID="centos"\nID_LIKE="rhel fedora"\n'), 'rhel');
   t.is(detect('ID="rocky"\nID_LIKE="rhel centos fedora"\n'), 'rhel');
   t.is(detect('ID=alpine\n'), 'unsupported');
+});
+
+test("infra/README's Deploy on VMs commands make a config the program takes, with the layout the README describes", (t) => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'infra', 'README.md'), 'utf8');
+  const block = /### Commands[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)![1];
+  // `--path` stores integers as numbers and everything else as strings (pulumi config set's rule).
+  const vms: Record<string, unknown>[] = [];
+  const raw: Record<string, string> = {};
+  for (const line of block.split('\n')) {
+    const path_ = /^p config set --path '(vms\[\d+\][^']*)' (\S+)/.exec(line);
+    const plain = /^p config set (\w+) (\S+)$/.exec(line);
+    if (path_) {
+      const keys = path_[1].match(/[a-zA-Z]+|\d+/g)!.slice(1);
+      let node: Record<string, unknown> | unknown[] = vms;
+      keys.forEach((key, i) => {
+        const last = i === keys.length - 1;
+        const slot = node as Record<string, unknown>;
+        if (last) slot[key] = /^\d+$/.test(path_[2]) ? Number(path_[2]) : path_[2];
+        else node = (slot[key] ??= /^\d+$/.test(keys[i + 1]) ? [] : {}) as Record<string, unknown>;
+      });
+    } else if (plain) raw[plain[1]] = plain[2];
+  }
+  const config = parseConfig({ ...raw, vms: JSON.stringify(vms) });
+  t.is(config.replicas, 4);
+  t.deepEqual(
+    config.vms.map((vm) => `${vm.name} ${vm.privateAddress} ${vm.roles.join('+')}`),
+    ['vm1 10.0.0.11 discovery+balancer', 'vm2 10.0.0.12 collector+replicas', 'vm3 10.0.0.13 replicas'],
+  );
+  t.true(block.includes('p config set --secret sshPrivateKey') && block.includes('p config set --secret consulGossipKey'));
+});
+
+test('three discovery VMs run three servers with bootstrap-expect 3, every agent joining all three (IPv6 in brackets)', async (t) => {
+  const vms = [
+    { ...COURSE_VMS[0], roles: ['discovery', 'balancer'] },
+    { ...COURSE_VMS[1], roles: ['discovery', 'collector', 'replicas'] },
+    { ...COURSE_VMS[2], privateAddress: 'fd00::13', roles: ['discovery', 'replicas'] },
+    { name: 'vm4', ssh: { host: '127.0.0.1', port: 2204, user: 'root' }, privateAddress: '172.31.0.14', roles: ['replicas'] },
+  ];
+  const record = await recordStack({ config: { vms, replicas: 3 } });
+  for (const vm of ['vm1', 'vm2', 'vm3', 'vm4']) {
+    const command = inputs(named(record, `${vm}-consul-agent`)).command;
+    t.is(command.includes('-server') && command.includes('-bootstrap-expect=3'), vm !== 'vm4', vm);
+    t.deepEqual(
+      command.filter((a) => a.startsWith('-retry-join=')),
+      ['-retry-join=172.31.0.11', '-retry-join=172.31.0.12', '-retry-join=[fd00::13]'],
+    );
+  }
+  t.like(env(named(record, 'vm3-replicas-2')), { SERVICE_ADDRESS: 'fd00::13' });
+  t.is(inputs(named(record, 'vm2-collector-container')).ports![0].ip, '172.31.0.12');
 });
