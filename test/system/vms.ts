@@ -56,7 +56,8 @@ export interface Vm {
   published: Map<number, number>;
 }
 
-const alive = (pid: number) => {
+/** Whether a process (a test run) is still there. */
+export const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
     return true;
@@ -77,7 +78,7 @@ export async function sweepDeadVmRuns(): Promise<string[]> {
   ]);
   const dead = [...new Set(lines(containers + networks + volumes))].filter((runId) => {
     const pid = RUN_NAME.exec(runId)?.[1];
-    return pid !== undefined && !alive(Number(pid));
+    return pid !== undefined && !isAlive(Number(pid));
   });
   for (const runId of dead) await removeRun(runId);
   return dead;
