@@ -37,7 +37,8 @@ function realSsh(): string {
  * real ssh still reads ~/.ssh/config and known_hosts, as the provider's does.
  */
 export class Engines {
-  private readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-ssh-'));
+  /** Made with the first wrapper: a realizer that reaches no remote engine leaves nothing in /tmp. */
+  private dir?: string;
   private readonly byKey = new Map<string, Engine>();
 
   forProvider(provider: ProviderPlan | undefined): Engine {
@@ -47,6 +48,7 @@ export class Engines {
     if (known) return known;
     const engine: Engine = { label: provider.name, host: provider.host, sessions: new Semaphore(SESSIONS_PER_ENGINE) };
     if (provider.host.startsWith('ssh://') && provider.sshOpts.length > 0) {
+      this.dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-ssh-'));
       const bin = fs.mkdtempSync(path.join(this.dir, 'bin-'));
       const script = [
         '#!/bin/sh',
@@ -63,7 +65,9 @@ export class Engines {
 
   /** Removes the wrappers. */
   close(): void {
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+    this.dir = undefined;
+    this.byKey.clear();
   }
 }
 
