@@ -20,6 +20,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v taskset >/dev/null || need+=(util-linux)
 # The evidence page's browser test drives it with puppeteer-core (which never downloads a browser).
 command -v chromium >/dev/null || need+=(chromium)
+# ssh and ssh-keygen: the multi-VM test reaches its VMs over ssh, as the docker provider does.
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
 
 if [ ${#need[@]} -gt 0 ]; then
   # Consul is not in Debian 12; Debian 11 ships it. Pin bullseye low so nothing else comes from it.

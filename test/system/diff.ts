@@ -21,6 +21,8 @@ export interface DeclaredResource {
     /** Input names whose change replaces the resource whatever the provider's diff says. */
     replaceOnChanges?: string[];
     parent?: string;
+    /** Name of the explicit provider resource that manages it; absent = the package's default provider. */
+    provider?: string;
   };
 }
 
@@ -94,7 +96,8 @@ export interface ResourceDiff {
 
 const CONTAINER = 'docker:index/container:Container';
 const IMAGE = 'docker:index/image:Image';
-const COMMAND = 'command:local:Command';
+const LOCAL_COMMAND = 'command:local:Command';
+const REMOTE_COMMAND = 'command:remote:Command';
 
 /** How the engine and the provider treat the change from `old` to `now` (same type and name). */
 export function diffResource(old: DeclaredResource, now: DeclaredResource): ResourceDiff {
@@ -102,6 +105,15 @@ export function diffResource(old: DeclaredResource, now: DeclaredResource): Reso
   const changed = keys.filter((k) => !isDeepStrictEqual(normal(old.inputs[k]), normal(now.inputs[k]))).sort();
   if (now.type === IMAGE && old.outputs?.repoDigest !== now.outputs?.repoDigest) changed.push('repoDigest');
   const result: ResourceDiff = { changed, replace: false, update: [], unapplied: [] };
+  // pulumi/pulumi pkg/resource/deploy/step_generator.go diff → providerChanged: a resource whose provider
+  // reference changes, and one of the two is not a default provider, is replaced (ReplaceKeys ["provider"]),
+  // before and whatever the provider's own diff says. (A provider that keeps its name but changes its
+  // config goes through its DiffConfig; the realizer refuses that: realize.ts checkProviderChanges.)
+  if ((old.options.provider ?? '') !== (now.options.provider ?? '')) {
+    result.changed = [...changed, 'provider'];
+    result.replace = true;
+    return result;
+  }
   if (changed.length === 0) return result;
   // pulumi/pulumi pkg/resource/deploy/step_generator.go applyReplaceOnChanges: a listed input's change replaces.
   const replaceOnChanges = now.options.replaceOnChanges ?? [];
@@ -122,9 +134,11 @@ export function diffResource(old: DeclaredResource, now: DeclaredResource): Reso
       // under the same resource; the old image is never deleted (Delete is a no-op).
       result.replace = changed.some(forced);
       return result;
-    case COMMAND:
-      // pulumi-command v1 local.Command: only a change of `triggers` replaces (its schema marks it
-      // replaceOnChanges); any other change is an Update, which runs `update`, or `create` when none is set.
+    case LOCAL_COMMAND:
+    case REMOTE_COMMAND:
+      // pulumi-command v1 local.Command and remote.Command: only a change of `triggers` replaces (common
+      // ResourceInputs marks it replaceOnChanges); any other change, the connection's too, is an Update,
+      // which runs `update`, or `create` when none is set.
       result.replace = changed.includes('triggers') || changed.some(forced);
       return result;
     default:

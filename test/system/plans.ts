@@ -106,6 +106,19 @@ export function planNetwork(resourceName: string, values: Inputs): NetworkPlan {
   return planNamedObject('network', 'Network', resourceName, values, 'options', (d) => [
     ...(d.get<boolean>('internal') ? ['--internal'] : []),
     ...(d.get<boolean>('attachable') ? ['--attachable'] : []),
+    ...d.items('ipamConfigs').flatMap((ipam) => {
+      const flags: string[] = [];
+      for (const [key, flag] of [
+        ['subnet', '--subnet'],
+        ['gateway', '--gateway'],
+        ['ipRange', '--ip-range'],
+      ]) {
+        const value = ipam.get<string>(key);
+        if (value) flags.push(flag, value);
+      }
+      ipam.done();
+      return flags;
+    }),
   ]);
 }
 
@@ -350,6 +363,104 @@ export function planContainer(
     destroyGraceSeconds: d.get<number>('destroyGraceSeconds'),
     removeVolumes: d.get<boolean>('removeVolumes') ?? true,
   };
+  d.done();
+  return plan;
+}
+
+/**
+ * A docker provider (`pulumi:providers:docker`): which engine its resources go to. No host: the local
+ * engine (the provider honours DOCKER_HOST, as the CLI does). `ssh://user@host:port`: the provider runs the
+ * local `ssh` through docker/cli's connection helper, with `sshOpts` as that ssh's first arguments.
+ */
+export interface ProviderPlan {
+  name: string;
+  host?: string;
+  sshOpts: string[];
+}
+
+export function planDockerProvider(resourceName: string, values: Inputs): ProviderPlan {
+  const d = new DeclaredInputs(values, `pulumi:providers:docker "${resourceName}"`);
+  const host = d.get<string>('host');
+  // The sshOpts input arrives JSON-encoded, as every non-string provider input does (pulumi-docker
+  // provider/image.go configureDockerClient json.Unmarshal's configs["sshOpts"]).
+  const raw = d.get<string[] | string>('sshOpts');
+  const sshOpts = typeof raw === 'string' ? (JSON.parse(raw) as string[]) : (raw ?? []);
+  if (!Array.isArray(sshOpts) || sshOpts.some((o) => typeof o !== 'string')) {
+    throw new Error(`realizer: ${d.where} sshOpts must be a list of strings, got ${JSON.stringify(raw)}`);
+  }
+  if (host !== undefined && !/^(ssh|unix):\/\//.test(host)) {
+    throw new Error(`realizer: ${d.where} host=${host}; only ssh:// and unix:// hosts (or none: the local engine) are realized`);
+  }
+  if (sshOpts.length > 0 && !host?.startsWith('ssh://')) {
+    throw new Error(`realizer: ${d.where} sets sshOpts without an ssh:// host; the provider would not use them`);
+  }
+  d.get('version'); // the plugin version: which provider binary runs, nothing it applies
+  d.get('pluginDownloadURL');
+  d.done();
+  return { name: resourceName, host, sshOpts };
+}
+
+/** How `remote.Command` reaches its host: its own SSH client (pulumi-command v1 remote/connection.go). */
+export interface RemoteConnection {
+  host: string;
+  port: number;
+  user: string;
+  privateKey?: string;
+  /** The expected host key (authorized_keys format); without it the client ignores the host key. */
+  hostKey?: string;
+  /** Seconds per dial attempt; 0 = no maximum. */
+  perDialTimeout: number;
+  /** Dial attempts before giving up; -1 = unlimited. */
+  dialErrorLimit: number;
+}
+
+export interface RemoteCommandPlan {
+  kind: 'remote-command';
+  name: string;
+  create?: string;
+  update?: string;
+  delete?: string;
+  stdin?: string;
+  connection: RemoteConnection;
+}
+
+/**
+ * @pulumi/command remote.Command: `create` runs on the host its `connection` names, `update` (or else
+ * `create`) on an update, `delete` at removal. Defaults as the SDK's connectionArgsProvideDefaults and
+ * the provider's Annotate give them: user root, port 22, 15 s per dial, 10 dial attempts.
+ */
+export function planRemoteCommand(resourceName: string, values: Inputs): RemoteCommandPlan {
+  const d = new DeclaredInputs(values, `command:remote:Command "${resourceName}"`);
+  const c = d.nested('connection');
+  if (!c) throw new Error(`realizer: ${d.where} has no connection`);
+  const host = c.get<string>('host');
+  if (!host) throw new Error(`realizer: ${c.where} has no host`);
+  const connection: RemoteConnection = {
+    host,
+    port: c.get<number>('port') ?? 22,
+    user: c.get<string>('user') ?? 'root',
+    privateKey: c.get<string>('privateKey'),
+    hostKey: c.get<string>('hostKey'),
+    perDialTimeout: c.get<number>('perDialTimeout') ?? 15,
+    dialErrorLimit: c.get<number>('dialErrorLimit') ?? 10,
+  };
+  // password, privateKeyPassword, agentSocketPath and proxy are not emulated: done() refuses them.
+  c.done();
+  const plan: RemoteCommandPlan = {
+    kind: 'remote-command',
+    name: resourceName,
+    create: d.get<string>('create'),
+    update: d.get<string>('update'),
+    delete: d.get<string>('delete'),
+    stdin: d.get<string>('stdin'),
+    connection,
+  };
+  d.get('triggers'); // a change of triggers replaces the command (diff.ts)
+  d.get('logging'); // only what the CLI displays
+  // PULUMI_COMMAND_STDOUT/STDERR go through session.Setenv, which sshd refuses without AcceptEnv (the
+  // provider then only warns): with no AcceptEnv on the VMs, nothing reaches the command either way.
+  d.get('addPreviousOutputInEnv');
+  // `environment` is not read: its Setenv failing is an error in the provider, so it is refused here.
   d.done();
   return plan;
 }

@@ -2,11 +2,14 @@
 // runtime) into real Docker objects, the way the engine and the docker provider would. Applying a second
 // record over the first runs the steps the engine would (diff.ts: create, update in place, replace in the
 // engine's order, delete); destroy() removes everything (pulumi destroy). It is never used outside tests.
-import { docker, inspect, run } from './docker';
+import { docker, inspect, run, type Engine } from './docker';
+import { Engines, LOCAL_ENGINE, runRemote } from './engines';
 import { deleteWaves, keyOf, planSteps, type DeclaredResource, type ResourceDiff, type StateEntry, type Step } from './diff';
 import {
   planCommand,
   planContainer,
+  planDockerProvider,
+  planRemoteCommand,
   planImage,
   planNetwork,
   planVolume,
@@ -14,16 +17,22 @@ import {
   type ContainerPlan,
   type ImagePlan,
   type NetworkPlan,
+  type ProviderPlan,
+  type RemoteCommandPlan,
   type VolumePlan,
 } from './plans';
 
 export type { DeclaredResource } from './diff';
 
-type Plan = NetworkPlan | VolumePlan | ImagePlan | CommandPlan | ContainerPlan;
+type Plan = NetworkPlan | VolumePlan | ImagePlan | CommandPlan | RemoteCommandPlan | ContainerPlan;
+
+const DOCKER_PROVIDER = 'pulumi:providers:docker';
 
 interface LiveObject extends StateEntry {
   key: string;
   plan: Plan;
+  /** The engine of the provider it was created with: the engine deletes with the old provider too. */
+  engine: Engine;
   /** Docker id of a container or a built image. */
   id?: string;
 }
@@ -95,7 +104,10 @@ export class Realizer {
   private dependencies = new Map<string, Set<string>>();
   /** Declared image ids (the recorded repoDigest) to the ids the engine gave the builds. */
   private readonly imageIds = new Map<string, string>();
-  private readonly built = new Set<string>();
+  private readonly built: Array<{ engine: Engine; id: string }> = [];
+  /** The docker providers of the last apply, by name. */
+  private providers = new Map<string, ProviderPlan>();
+  private readonly engines = new Engines();
   private readonly log: (line: string) => void;
 
   constructor(private readonly options: RealizerOptions) {
@@ -103,15 +115,36 @@ export class Realizer {
   }
 
   /** Plans every resource of a record without touching Docker: throws on anything it would not apply. */
-  plan(record: DeclaredResource[]): Map<string, { resource: DeclaredResource; plan: Plan }> {
-    const plans = new Map<string, { resource: DeclaredResource; plan: Plan }>();
+  plan(record: DeclaredResource[]): Map<string, PlannedResource> {
+    const providers = providerPlans(record);
+    // Each docker resource's provider first: a missing one is named as such, not as a missing dependency.
+    for (const resource of record) this.engineOf(resource, providers);
+    const plans = new Map<string, PlannedResource>();
     for (const resource of orderByDependencies(record)) {
       const key = keyOf(resource);
       if (plans.has(key)) throw new Error(`realizer: two resources named ${key} (the engine rejects duplicate URNs)`);
       const plan = this.planOne(resource);
-      if (plan) plans.set(key, { resource, plan });
+      if (plan) plans.set(key, { resource, plan, engine: this.engineOf(resource, providers) });
     }
     return plans;
+  }
+
+  /**
+   * The engine a docker resource goes to: its provider's (recorded by name; none = the default provider,
+   * the local engine). Every other resource runs where its own plan says (a remote.Command's connection).
+   */
+  private engineOf(resource: DeclaredResource, providers: Map<string, ProviderPlan>): Engine {
+    if (!resource.type.startsWith('docker:')) return LOCAL_ENGINE;
+    const name = resource.options.provider;
+    if (name === undefined) return LOCAL_ENGINE;
+    const provider = providers.get(name);
+    if (!provider) {
+      throw new Error(
+        `realizer: ${keyOf(resource)} names provider "${name}", which is not a ${DOCKER_PROVIDER} in the record ` +
+          `(docker providers: ${[...providers.keys()].join(', ') || 'none'})`,
+      );
+    }
+    return this.engines.forProvider(provider);
   }
 
   private planOne(resource: DeclaredResource): Plan | undefined {
@@ -128,18 +161,15 @@ export class Realizer {
         return planContainer(name, inputs);
       case 'command:local:Command':
         return planCommand(name, inputs, dir);
-      case 'pulumi:providers:docker': {
-        const host = inputs.host as string | undefined;
-        if (host) throw new Error(`realizer: docker provider "${name}" targets host ${host}; only the local engine is realized`);
-        const other = Object.keys(inputs).filter((k) => !['host', 'version', 'pluginDownloadURL'].includes(k) && inputs[k] != null);
-        if (other.length)
-          throw new Error(`realizer: docker provider "${name}" declares ${other.join(', ')}, which the realizer does not apply`);
+      case 'command:remote:Command':
+        return planRemoteCommand(name, inputs);
+      case DOCKER_PROVIDER:
+        // A provider creates nothing; its inputs are read (and refused when unapplied) in providerPlans.
         return undefined;
-      }
       default:
         if (resource.custom === false || isComponentOrStack(type) || type === 'pulumi:providers:command') return undefined;
         throw new Error(
-          `realizer: resource type ${type} ("${name}") is not realized; supported: Network, Volume, Image, Container, local.Command`,
+          `realizer: resource type ${type} ("${name}") is not realized; supported: Network, Volume, Image, Container, local.Command, remote.Command`,
         );
     }
   }
@@ -147,6 +177,7 @@ export class Realizer {
   /** Makes Docker match the record, as `pulumi up` would after a change of config or code. */
   async apply(record: DeclaredResource[], options: ApplyOptions = {}): Promise<ApplySummary> {
     const plans = this.plan(record);
+    this.checkProviderChanges(providerPlans(record));
     const summary = emptySummary();
     if (options.refresh) await this.refresh();
     const { registration, deletes } = planSteps(
@@ -183,7 +214,7 @@ export class Realizer {
    * steps of everything it depends on are done, so independent ones (the replicas) run in parallel. After
    * a failure nothing new starts, what runs finishes, and the apply fails before any final delete.
    */
-  private async runRegistration(registration: Step[], plans: Map<string, { plan: Plan }>, summary: ApplySummary): Promise<void> {
+  private async runRegistration(registration: Step[], plans: Map<string, PlannedResource>, summary: ApplySummary): Promise<void> {
     const byKey = new Map<string, Step[]>();
     for (const step of registration) byKey.set(step.key, [...(byKey.get(step.key) ?? []), step]);
     const done = new Map<string, Promise<void>>();
@@ -198,7 +229,7 @@ export class Realizer {
             if (failure) return;
             summary.steps.push(`${step.op} ${step.key}`);
             try {
-              await this.runStep(step, plans.get(key)!.plan, summary);
+              await this.runStep(step, plans.get(key)!, summary);
             } catch (error) {
               failure ??= { error };
             }
@@ -210,8 +241,9 @@ export class Realizer {
     if (failure) throw failure.error;
   }
 
-  private async runStep(step: Step, plan: Plan, summary: ApplySummary): Promise<void> {
+  private async runStep(step: Step, planned: PlannedResource, summary: ApplySummary): Promise<void> {
     const { key, resource } = step;
+    const { plan, engine } = planned;
     const old = this.live.get(key);
     switch (step.op) {
       case 'same':
@@ -220,7 +252,7 @@ export class Realizer {
         return;
       case 'create':
         summary.created.push(key);
-        await this.createLive({ key, resource, plan });
+        await this.createLive({ key, resource, plan, engine });
         return;
       case 'update':
         await this.update(old!, resource, step.diff!, summary);
@@ -235,7 +267,7 @@ export class Realizer {
         if (old) this.replacedPending.push(old);
         summary.replaced.push(key);
         try {
-          await this.createLive({ key, resource, plan });
+          await this.createLive({ key, resource, plan, engine });
         } catch (error) {
           // A replacement that could not even be created leaves the old copy where it was, in the state.
           if (old && !this.live.has(key)) {
@@ -275,31 +307,63 @@ export class Realizer {
       }
       this.live.delete(object.key);
     }
+    this.providers.clear();
+    this.engines.close();
     if (errors.length) throw new Error(`realizer: destroy left errors:\n${errors.join('\n')}`);
     return summary;
   }
 
-  /** Docker name and id of each container in the state, by resource name, with any initialization error. */
-  containers(): Array<{ resourceName: string; name: string; id: string; initError?: string }> {
-    return [...this.live.values()]
-      .filter((o) => o.plan.kind === 'container' && o.id !== undefined)
-      .map((o) => ({ resourceName: o.resource.name, name: o.plan.name, id: o.id!, ...(o.initError ? { initError: o.initError } : {}) }));
+  /**
+   * A provider whose inputs change under the same name: the engine asks the new provider's DiffConfig
+   * whether it must be replaced, and if so replaces every resource it manages (pulumi/pulumi
+   * pkg/resource/deploy/step_generator.go, providerChanged and calculateDependentReplacements: "If the
+   * resource's provider is in the replace set, we must replace this resource"). What pulumi-docker's
+   * DiffConfig answers for a new host is not emulated, so such a change is refused while anything uses it.
+   * A resource that moves to a provider of another name is replaced (diff.ts).
+   */
+  private checkProviderChanges(now: Map<string, ProviderPlan>): void {
+    for (const [name, provider] of now) {
+      const before = this.providers.get(name);
+      if (!before || JSON.stringify(before) === JSON.stringify(provider)) continue;
+      const users = [...this.live.values()].filter((o) => o.resource.options.provider === name).map((o) => o.key);
+      if (users.length > 0) {
+        throw new Error(
+          `realizer: docker provider "${name}" changes from ${JSON.stringify(before)} to ${JSON.stringify(provider)} while ` +
+            `${users.length} resource(s) use it (${users.slice(0, 3).join(', ')}); the engine's answer depends on the ` +
+            `provider's DiffConfig, which is not realized: give the new engine a provider of its own name`,
+        );
+      }
+    }
+    this.providers = now;
   }
 
-  /** Ids of every image this realizer built: the provider never deletes them, so a test's clean-up does. */
+  /** Docker name and id of each container in the state, by resource name, with any initialization error. */
+  containers(): Array<{ resourceName: string; name: string; id: string; engine: Engine; initError?: string }> {
+    return [...this.live.values()]
+      .filter((o) => o.plan.kind === 'container' && o.id !== undefined)
+      .map((o) => ({
+        resourceName: o.resource.name,
+        name: o.plan.name,
+        id: o.id!,
+        engine: o.engine,
+        ...(o.initError ? { initError: o.initError } : {}),
+      }));
+  }
+
+  /** Ids of every image this realizer built on the local engine: the provider never deletes them, so a test's clean-up does. */
   builtImages(): string[] {
-    return [...this.built];
+    return [...new Set(this.built.filter((b) => !b.engine.host).map((b) => b.id))];
   }
 
   private async refresh(): Promise<void> {
     for (const object of [...this.live.values()].filter((o) => o.plan.kind === 'container')) {
-      const state = (await inspect('container', object.id ?? object.plan.name))?.State;
+      const state = (await inspect('container', object.id ?? object.plan.name, object.engine))?.State;
       if (!state) {
         this.log(`refresh: container ${object.plan.name} is gone; it leaves the state`);
         this.live.delete(object.key);
       } else if (!state.Running) {
         this.log(`refresh: container ${object.plan.name} is stopped; the provider's Read removes it and it leaves the state`);
-        await docker(['rm', '-f', '-v', object.id!]);
+        await docker(['rm', '-f', '-v', object.id!], { engine: object.engine });
         this.live.delete(object.key);
       }
     }
@@ -318,8 +382,12 @@ export class Realizer {
       // An image rebuilds under the same resource; a local.Command's Update re-runs its `create` (it
       // declares no `update`).
       object.id = await this.create({ ...object, resource, plan });
+    } else if (plan.kind === 'remote-command') {
+      // pulumi-command v1 remote/commandController.go Update: `update` if set, else `create`.
+      const script = plan.update ?? plan.create;
+      if (script) await runRemote(plan.connection, script, plan.stdin);
     } else if (plan.kind === 'container' && diff.update.length > 0) {
-      await docker(['update', ...updateArgs(resource.inputs), object.id!]);
+      await docker(['update', ...updateArgs(resource.inputs), object.id!], { engine: object.engine });
     }
     // Saved only once the provider succeeded; state-only and unapplied inputs change nothing on the engine.
     object.resource = resource;
@@ -328,40 +396,46 @@ export class Realizer {
   }
 
   private async create(object: LiveObject): Promise<string | undefined> {
-    const { plan } = object;
-    this.log(`create ${plan.kind} ${plan.name}`);
+    const { plan, engine } = object;
+    this.log(`create ${plan.kind} ${plan.name}${engine.host ? ` on ${engine.label}` : ''}`);
+    const imageKey = (image: string) => `${engine.host ?? ''} ${image}`;
     switch (plan.kind) {
       case 'network':
       case 'volume':
-        return (await docker(plan.createArgs)).trim();
+        return (await docker(plan.createArgs, { engine })).trim();
       case 'image': {
-        const id = (await docker(plan.buildArgs, { timeoutMs: 300_000 })).trim();
-        this.built.add(id);
+        // On a remote engine the build context goes over ssh, and the image is built for that engine's platform.
+        const id = (await docker(plan.buildArgs, { engine, timeoutMs: 300_000 })).trim();
+        this.built.push({ engine, id });
         const declared = object.resource.outputs?.repoDigest;
-        if (typeof declared === 'string') this.imageIds.set(declared, id);
+        if (typeof declared === 'string') this.imageIds.set(imageKey(declared), id);
         return id;
       }
       case 'command':
         if (plan.create) await runCommand(plan, plan.create, 300_000);
         return undefined;
+      case 'remote-command':
+        if (plan.create) await runRemote(plan.connection, plan.create, plan.stdin);
+        return undefined;
       case 'container':
         // Containers name an image by the id the program was given; the build behind it has the engine's id.
         return this.createContainer(
           object,
-          planContainer(object.resource.name, object.resource.inputs, (image) => this.imageIds.get(image) ?? image),
+          planContainer(object.resource.name, object.resource.inputs, (image) => this.imageIds.get(imageKey(image)) ?? image),
         );
     }
   }
 
   private async createContainer(object: LiveObject, plan: ContainerPlan): Promise<string> {
-    const id = (await docker(plan.createArgs)).trim();
+    const { engine } = object;
+    const id = (await docker(plan.createArgs, { engine })).trim();
     object.id = id;
     try {
       for (const network of plan.moreNetworks) {
-        await docker(['network', 'connect', ...network.aliases.flatMap((a) => ['--alias', a]), network.name, id]);
+        await docker(['network', 'connect', ...network.aliases.flatMap((a) => ['--alias', a]), network.name, id], { engine });
       }
-      if (plan.start) await docker(['start', id]);
-      if (plan.waitHealthySeconds !== undefined) await waitHealthy(plan.name, plan.waitHealthySeconds);
+      if (plan.start) await docker(['start', id], { engine });
+      if (plan.waitHealthySeconds !== undefined) await waitHealthy(plan.name, plan.waitHealthySeconds, engine);
       return id;
     } catch (error) {
       // Like the provider (kreuzwerker resourceDockerContainerCreate sets the id before it starts and
@@ -381,7 +455,7 @@ export class Realizer {
   }
 
   private async removeObject(object: LiveObject, summary: ApplySummary): Promise<void> {
-    const { plan } = object;
+    const { plan, engine } = object;
     this.log(`delete ${plan.kind} ${plan.name}`);
     switch (plan.kind) {
       case 'container': {
@@ -390,19 +464,22 @@ export class Realizer {
         const removed: RemovedContainer = { name: plan.name, graceSeconds: plan.destroyGraceSeconds, stopMs: 0 };
         // The provider removes by force unless destroyGraceSeconds is set; then it stops with that grace first.
         if (plan.destroyGraceSeconds !== undefined) {
-          await docker(['stop', '-t', String(plan.destroyGraceSeconds), ref], { timeoutMs: (plan.destroyGraceSeconds + 30) * 1000 });
-          removed.exitCode = (await inspect('container', ref))?.State?.ExitCode;
+          await docker(['stop', '-t', String(plan.destroyGraceSeconds), ref], {
+            engine,
+            timeoutMs: (plan.destroyGraceSeconds + 30) * 1000,
+          });
+          removed.exitCode = (await inspect('container', ref, engine))?.State?.ExitCode;
         }
         removed.stopMs = Date.now() - started;
-        await docker(['rm', '-f', ...(plan.removeVolumes ? ['-v'] : []), ref]);
+        await docker(['rm', '-f', ...(plan.removeVolumes ? ['-v'] : []), ref], { engine });
         summary.removedContainers.push(removed);
         return;
       }
       case 'network':
-        await docker(['network', 'rm', plan.name]);
+        await docker(['network', 'rm', plan.name], { engine });
         return;
       case 'volume':
-        await docker(['volume', 'rm', plan.name]);
+        await docker(['volume', 'rm', plan.name], { engine });
         return;
       case 'image':
         // pulumi-docker provider/provider.go: Delete of an Image is a no-op; the image stays on the engine.
@@ -410,6 +487,10 @@ export class Realizer {
         return;
       case 'command':
         if (plan.delete) await runCommand(plan, plan.delete);
+        return;
+      case 'remote-command':
+        // pulumi-command v1 remote/commandController.go Delete: runs `delete` if set, with the state's connection.
+        if (plan.delete) await runRemote(plan.connection, plan.delete, plan.stdin);
         return;
     }
   }
@@ -437,15 +518,26 @@ function runCommand(plan: CommandPlan, script: string, timeoutMs?: number): Prom
   return run(interpreter, [...args, script], { cwd: plan.dir, env: { ...process.env, ...plan.env }, timeoutMs });
 }
 
-async function waitHealthy(name: string, seconds: number): Promise<void> {
+async function waitHealthy(name: string, seconds: number, engine: Engine): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
-    const state = (await inspect('container', name))?.State;
+    const state = (await inspect('container', name, engine))?.State;
     if (state?.Health?.Status === 'healthy' || (!state?.Health && state?.Running)) return;
     if (Date.now() > deadline)
       throw new Error(`realizer: container ${name} not healthy within ${seconds} s (state ${JSON.stringify(state)})`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+interface PlannedResource {
+  resource: DeclaredResource;
+  plan: Plan;
+  engine: Engine;
+}
+
+/** The record's docker providers by name, each read through its own DeclaredInputs. */
+function providerPlans(record: DeclaredResource[]): Map<string, ProviderPlan> {
+  return new Map(record.filter((r) => r.type === DOCKER_PROVIDER).map((r) => [r.name, planDockerProvider(r.name, r.inputs)]));
 }
 
 /** Resolves a dependency reference (a name or a key) to resources; a component stands for all its descendants. */
@@ -458,14 +550,28 @@ function dependencyResolver(record: DeclaredResource[]): (ref: string) => Declar
   }
   const descendants = (r: DeclaredResource): DeclaredResource[] =>
     r.custom === false ? (children.get(r.name) ?? []).flatMap((c) => [c, ...descendants(c)]) : [];
-  return (ref) => {
+  // A provider creates nothing: waiting for it means waiting for what it waits for.
+  const resolve = (ref: string): DeclaredResource[] => {
     const found = byName.get(ref) ?? byName.get(ref.split('::').pop()!);
     if (!found) throw new Error(`realizer: a dependency names ${ref}, which is not in the record`);
-    return found.flatMap((r) => [r, ...descendants(r)]);
+    return found.flatMap((r) => [
+      r,
+      ...descendants(r),
+      ...(r.type.startsWith('pulumi:providers:') ? dependencyRefs(r).flatMap(resolve) : []),
+    ]);
   };
+  return resolve;
 }
 
-const dependencyRefs = (r: DeclaredResource) => r.options.dependencies ?? r.options.dependsOn ?? [];
+/**
+ * What a resource waits for: its dependencies, and its explicit provider with what that provider waits for
+ * (the engine registers a provider before any resource it manages, and a provider that depends on a
+ * bootstrap command is created only after it).
+ */
+const dependencyRefs = (r: DeclaredResource): string[] => [
+  ...(r.options.dependencies ?? r.options.dependsOn ?? []),
+  ...(r.options.provider ? [`pulumi:providers:${r.type.split(':')[0]}::${r.options.provider}`] : []),
+];
 
 /** The keys each resource of a record depends on (explicitly or through its inputs). */
 export function dependencyKeys(record: DeclaredResource[]): Map<string, Set<string>> {

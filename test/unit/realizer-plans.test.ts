@@ -115,7 +115,7 @@ test('an input the realizer does not apply is refused by name, also inside neste
   t.throws(() => planContainer('c', { image: 'i', healthcheck: { tests: ['CMD', 'true'], bogus: 1 } }), {
     message: /healthcheck declares bogus=1/,
   });
-  t.throws(() => planNetwork('n', { name: 'n', ipamConfigs: [{ subnet: '10.9.0.0/24' }] }), { message: /declares ipamConfigs/ });
+  t.throws(() => planNetwork('n', { name: 'n', ipv6: true }), { message: /declares ipv6=true/ });
   t.throws(() => planCommand('b', { create: 'make', update: 'make again' }, '/p'), { message: /declares update=/ });
 });
 
@@ -163,10 +163,12 @@ test('resources are ordered by explicit dependsOn, otherwise as declared', (t) =
   t.throws(() => orderByDependencies([r('a', ['b']), r('b', ['a'])]), { message: /cycle/ });
 });
 
-test('only the local engine is realized: a provider for a remote host is refused; components are skipped', (t) => {
+test('providers create nothing; a provider for a tcp:// host is refused; components are skipped', (t) => {
   const realizer = new Realizer({ projectDir: '/p' });
   const remote = { type: 'pulumi:providers:docker', name: 'docker-remote', inputs: { host: 'ssh://u@h' }, options: {} };
-  t.throws(() => realizer.plan([remote]), { message: /targets host ssh:\/\/u@h; only the local engine/ });
+  t.is(realizer.plan([remote]).size, 0);
+  const tcp = { type: 'pulumi:providers:docker', name: 'docker-tcp', inputs: { host: 'tcp://h:2375' }, options: {} };
+  t.throws(() => realizer.plan([tcp]), { message: /host=tcp:\/\/h:2375; only ssh:\/\/ and unix:\/\// });
   const component = { type: 'cnp:infra:Discovery', name: 'discovery', custom: false, inputs: {}, options: {} };
   t.is(realizer.plan([component]).size, 0);
   const duplicate = { type: 'docker:index/network:Network', name: 'n', inputs: { name: 'x' }, options: {} };

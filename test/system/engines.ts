@@ -1,0 +1,128 @@
+// How the realizer reaches the engines the program's docker providers name, and the hosts its
+// remote.Commands name: over ssh, as the real providers do, each through its own client's rules.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Semaphore, run, type Engine } from './docker';
+import { shellQuote, type ProviderPlan, type RemoteConnection } from './plans';
+
+/** Docker CLI calls (one ssh session each) in flight to one remote engine at a time. */
+const SESSIONS_PER_ENGINE = 6;
+
+export const LOCAL_ENGINE: Engine = { label: 'local' };
+
+/** The first `ssh` on PATH that is not one of our wrappers. */
+function realSsh(): string {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, 'ssh');
+    if (dir.includes('cnp-ssh-') || !fs.existsSync(candidate)) continue;
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not executable: keep looking
+    }
+  }
+  throw new Error('realizer: no ssh client on PATH (Debian: apt-get install openssh-client)');
+}
+
+/**
+ * Engines by provider. An ssh:// provider gets the docker CLI with `-H` and, first on its PATH, an `ssh`
+ * wrapper that puts the provider's sshOpts before the arguments the CLI's connection helper passes.
+ * That is exactly the command line the provider runs: pulumi-docker provider/image.go
+ * (configureDockerClient) and the bridged kreuzwerker provider both call docker/cli's
+ * connhelper.GetConnectionHelperWithSSHOpts(host, sshOpts) (cli/connhelper/connhelper.go), which runs
+ * `ssh <sshOpts> [-o ConnectTimeout=30] -T -l USER -p PORT -- HOST docker system dial-stdio`; the CLI's
+ * own `-H ssh://` uses the same helper with no sshOpts, and has no flag for them, hence the wrapper. The
+ * real ssh still reads ~/.ssh/config and known_hosts, as the provider's does.
+ */
+export class Engines {
+  /** Made with the first wrapper: a realizer that reaches no remote engine leaves nothing in /tmp. */
+  private dir?: string;
+  private readonly byKey = new Map<string, Engine>();
+
+  forProvider(provider: ProviderPlan | undefined): Engine {
+    if (!provider?.host) return LOCAL_ENGINE;
+    const key = JSON.stringify([provider.host, provider.sshOpts]);
+    const known = this.byKey.get(key);
+    if (known) return known;
+    const engine: Engine = { label: provider.name, host: provider.host, sessions: new Semaphore(SESSIONS_PER_ENGINE) };
+    if (provider.host.startsWith('ssh://') && provider.sshOpts.length > 0) {
+      this.dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-ssh-'));
+      const bin = fs.mkdtempSync(path.join(this.dir, 'bin-'));
+      const script = [
+        '#!/bin/sh',
+        `# sshOpts of the docker provider "${provider.name}", before the connection helper's arguments.`,
+        `exec ${shellQuote(realSsh())} ${provider.sshOpts.map(shellQuote).join(' ')} "$@"`,
+        '',
+      ].join('\n');
+      fs.writeFileSync(path.join(bin, 'ssh'), script, { mode: 0o755 });
+      engine.env = { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` };
+    }
+    this.byKey.set(key, engine);
+    return engine;
+  }
+
+  /** Removes the wrappers. */
+  close(): void {
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+    this.dir = undefined;
+    this.byKey.clear();
+  }
+}
+
+/**
+ * The ssh command line for a remote.Command: the provider's own SSH client (golang.org/x/crypto/ssh;
+ * pulumi-command v1 provider/pkg/provider/remote/connection.go, SSHConfig and Dial) reads no ~/.ssh: it
+ * authenticates with the given privateKey (and the agent at SSH_AUTH_SOCK, if any), checks the host key
+ * only against `hostKey` and otherwise ignores it, and times each dial out after perDialTimeout seconds.
+ * Here OpenSSH is told the same: no config file, only that key, this run's known_hosts or none.
+ */
+export function remoteSshArgs(connection: RemoteConnection, dir: string): string[] {
+  const args = ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'PasswordAuthentication=no'];
+  if (connection.privateKey) {
+    const keyFile = path.join(dir, 'key');
+    fs.writeFileSync(keyFile, connection.privateKey.endsWith('\n') ? connection.privateKey : `${connection.privateKey}\n`, {
+      mode: 0o600,
+    });
+    args.push('-i', keyFile, '-o', 'IdentitiesOnly=yes');
+  }
+  if (connection.hostKey) {
+    const knownHosts = path.join(dir, 'known_hosts');
+    const where = connection.port === 22 ? connection.host : `[${connection.host}]:${connection.port}`;
+    fs.writeFileSync(knownHosts, `${where} ${connection.hostKey.trim()}\n`);
+    args.push('-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes');
+  } else {
+    args.push('-o', 'UserKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'LogLevel=ERROR');
+  }
+  if (connection.perDialTimeout > 0) args.push('-o', `ConnectTimeout=${connection.perDialTimeout}`);
+  args.push('-p', String(connection.port), '-l', connection.user, '--', connection.host);
+  return args;
+}
+
+/** ssh's own failures to connect (exit 255), which the provider's Dial retries; a command's exit is not one. */
+const DIAL_FAILURE =
+  /(Connection refused|Connection timed out|Connection reset|No route to host|kex_exchange_identification|Connection closed by .* port|banner exchange)/;
+
+/**
+ * Runs one of a remote.Command's scripts on its host: one session whose command is the script
+ * (session.Run; the remote user's shell runs it), stdin from `stdin`. A failed dial is retried up to
+ * dialErrorLimit times (-1: without limit), as Dial's retry.Until does.
+ */
+export async function runRemote(connection: RemoteConnection, script: string, stdin?: string, timeoutMs = 300_000): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-remote-'));
+  try {
+    const args = remoteSshArgs(connection, dir);
+    for (let dial = 1; ; dial++) {
+      try {
+        return await run('ssh', [...args, script], { input: stdin ?? '', timeoutMs });
+      } catch (error) {
+        const limit = connection.dialErrorLimit;
+        if (!/failed \(255\)/.test(String(error)) || !DIAL_FAILURE.test(String(error)) || (limit !== -1 && dial >= limit)) throw error;
+        await new Promise((r) => setTimeout(r, Math.min(1000 * dial, 5000)));
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
