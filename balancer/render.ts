@@ -303,6 +303,24 @@ function adminServer(s: NginxSettings, upstreams: readonly string[], generation:
 /** Connections per worker; one worker per CPU, so a 2-core host has 8,192 in all. */
 const WORKER_CONNECTIONS = 4096;
 
+/**
+ * The upstreams in the order nginx's round robin walks them, hosts taking turns (a1, b1, a2, b2, ...; each
+ * host's own in sorted order): when a request's first upstream fails, `proxy_next_upstream` moves to the next
+ * in that order, which is then on another host. Sorted, the instances of one host sit side by side, and a
+ * host that dies (a VM with three replicas) can take all of a request's three tries (issue 11's VM test saw
+ * one 502 per VM kill that way).
+ */
+export function interleaveByHost(upstreams: readonly string[]): string[] {
+  const byHost = new Map<string, string[]>();
+  for (const upstream of [...upstreams].sort()) {
+    const host = upstream.slice(0, upstream.lastIndexOf(':'));
+    byHost.set(host, [...(byHost.get(host) ?? []), upstream]);
+  }
+  const groups = [...byHost.values()];
+  const longest = Math.max(0, ...groups.map((g) => g.length));
+  return Array.from({ length: longest }, (_, i) => groups.flatMap((g) => (i < g.length ? [g[i]] : []))).flat();
+}
+
 /** The whole nginx.conf for one upstream set: a pure function of its inputs. */
 export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[], generation = 0): string {
   const dir = s.workDir.replace(/\/+$/, '');
@@ -359,7 +377,7 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
   if (upstreams.length > 0) {
     lines.push(
       '  upstream service_upstreams {',
-      ...upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=2s;`),
+      ...interleaveByHost(upstreams).map((u) => `    server ${u} max_fails=1 fail_timeout=2s;`),
       '    keepalive 32;',
       "    # Below Node's default 5 s server keep-alive, so nginx never reuses a socket the replica is closing.",
       '    keepalive_timeout 4s;',

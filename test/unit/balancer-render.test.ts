@@ -1,5 +1,6 @@
 import test from 'ava';
 import {
+  interleaveByHost,
   hostNamesOf,
   render,
   renderNginxConfig,
@@ -336,4 +337,16 @@ test('connection slots and timeouts are sized for a slow-header flood', (t) => {
   ]) {
     t.true(text.includes(directive), directive);
   }
+});
+
+test('upstreams are rendered with hosts taking turns, so a retry after a failed one goes to another host', (t) => {
+  const vm2 = ['10.0.0.12:21001', '10.0.0.12:21003', '10.0.0.12:21005'];
+  const vm3 = ['10.0.0.13:21002', '10.0.0.13:21004', '10.0.0.13:21006'];
+  t.deepEqual(interleaveByHost([...vm3, ...vm2].reverse()), [vm2[0], vm3[0], vm2[1], vm3[1], vm2[2], vm3[2]]);
+  t.deepEqual(interleaveByHost(['[fd00::2]:80', '[fd00::1]:81', '[fd00::1]:80']), ['[fd00::1]:80', '[fd00::2]:80', '[fd00::1]:81']);
+  t.deepEqual(interleaveByHost(['127.0.0.1:2', '127.0.0.1:1']), ['127.0.0.1:1', '127.0.0.1:2'], 'one host: sorted');
+  t.deepEqual(interleaveByHost([]), []);
+  const config = renderNginxConfig(settings, [...vm2, ...vm3]);
+  const servers = [...config.matchAll(/^ {4}server (\S+) /gm)].map((m) => m[1]);
+  t.deepEqual(servers, interleaveByHost([...vm2, ...vm3]));
 });
