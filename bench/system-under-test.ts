@@ -22,6 +22,8 @@ export interface SystemUnderTest {
   consulPid: number;
   balancer: Managed;
   balancerUrl: string;
+  /** The balancer's admin listener: the status and the same proxy with `X-Upstream-Addr`. */
+  balancerAdminUrl: string;
   status(): Promise<BalancerStatusJson>;
   /** Starts a replica on the test core; resolves as soon as the process is spawned. */
   startReplica(id: string): Promise<BenchReplica>;
@@ -103,6 +105,7 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
     consulPid: consulProc.pid,
     balancer,
     balancerUrl,
+    balancerAdminUrl: adminUrl,
     status,
     async startReplica(id) {
       const port = await freePort();

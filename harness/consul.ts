@@ -1,4 +1,7 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { agentAclHcl, agentRole, aclPlan, balancerRole, replicaRole, roleToken, type AclRole } from '../lib/consul-acl';
 import { applyAclPlan } from '../lib/consul-acl-apply';
 import { consulLimitArgs } from '../lib/consul-limits';
@@ -67,6 +70,7 @@ export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<
   const roles = new Map<string, AclRole>([[agent_.role, agent_]]);
   let applied = new Map<string, Promise<void>>();
   let proc: Managed | undefined;
+  let workDir: string | undefined;
   let log = '';
 
   const apply = (role: AclRole): Promise<void> => {
@@ -113,33 +117,42 @@ export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<
       return entries.map((e) => e.Service.ID).sort();
     },
     async start() {
-      proc = startProcess('consul', [
-        'agent',
-        '-dev',
-        '-node',
-        nodeName,
-        '-hcl',
-        aclHcl,
-        '-client',
-        '127.0.0.1',
-        '-bind',
-        '127.0.0.1',
-        '-http-port',
-        String(httpPort),
-        '-dns-port',
-        dns ? String(dnsPort) : '-1',
-        ...(dns ? ['-hcl', 'dns_config { only_passing = true, use_cache = false, service_ttl = { "*" = "0s" } }'] : []),
-        '-grpc-port',
-        '-1',
-        '-serf-lan-port',
-        String(serfLan),
-        '-serf-wan-port',
-        String(serfWan),
-        '-server-port',
-        String(server),
-        // The stack's own limits (infra/discovery.ts), so tests and the bench meet the Consul users get.
-        ...consulLimitArgs(),
-      ]);
+      // A dev agent keeps no data dir, but with token persistence on (the stack's ACL settings) it writes
+      // acl-tokens.json into its working directory: one of its own, removed at stop, so nothing lands in the
+      // repo and a restarted agent starts empty.
+      workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-consul-'));
+      proc = startProcess(
+        'consul',
+        [
+          'agent',
+          '-dev',
+          '-node',
+          nodeName,
+          '-hcl',
+          aclHcl,
+          '-client',
+          '127.0.0.1',
+          '-bind',
+          '127.0.0.1',
+          '-http-port',
+          String(httpPort),
+          '-dns-port',
+          dns ? String(dnsPort) : '-1',
+          ...(dns ? ['-hcl', 'dns_config { only_passing = true, use_cache = false, service_ttl = { "*" = "0s" } }'] : []),
+          '-grpc-port',
+          '-1',
+          '-serf-lan-port',
+          String(serfLan),
+          '-serf-wan-port',
+          String(serfWan),
+          '-server-port',
+          String(server),
+          // The stack's own limits (infra/discovery.ts), so tests and the bench meet the Consul users get.
+          ...consulLimitArgs(),
+        ],
+        {},
+        { cwd: workDir },
+      );
       await waitFor('consul to elect a leader', async () => (await get<string>('/v1/status/leader')) !== '', 15_000, 100);
       applied = new Map();
       await Promise.all([...roles.values()].map(apply));
@@ -149,6 +162,8 @@ export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<
       log += proc.output();
       await proc.stop(5000);
       proc = undefined;
+      if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+      workDir = undefined;
     },
     output: () => log + (proc?.output() ?? ''),
   };

@@ -46,17 +46,24 @@ export function startProcess(
   {
     logFile,
     detached = false,
-  }: { logFile?: string; /** a process group of its own, as a terminal's foreground job */ detached?: boolean } = {},
+    cwd,
+  }: {
+    logFile?: string;
+    /** a process group of its own, as a terminal's foreground job */
+    detached?: boolean;
+    /** its working directory (default: this process's) */
+    cwd?: string;
+  } = {},
 ): Managed {
   requireOnPath(command);
   let out = '';
   let child: ChildProcess;
   if (logFile) {
     const fd = fs.openSync(logFile, 'a');
-    child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd], detached });
+    child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd], detached, cwd });
     fs.closeSync(fd);
   } else {
-    child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached });
+    child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached, cwd });
     child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   }

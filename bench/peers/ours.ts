@@ -11,6 +11,7 @@ export function oursPeer(sut: SystemUnderTest): Peer {
     name: 'ours',
     description: 'watcher (Consul blocking queries) renders nginx upstreams and reloads nginx; JSON access log',
     url: sut.balancerUrl,
+    namingUrl: sut.balancerAdminUrl,
     discovers: true,
     inRotation: async (replica) => (await sut.status()).upstreams.includes(upstreamOf(replica)),
     pids,

@@ -10,6 +10,12 @@ export interface RotationTarget {
   /** Base URL of the balancer's proxied path. */
   url: string;
   /**
+   * Where the same proxying answers with `X-Upstream-Addr` (the upstreams tried), when that is not `url`:
+   * our public port no longer sends it, our admin listener does, with the same upstreams and retry rules.
+   * The removal phases' loop goes there, to count requests answered after a retry.
+   */
+  namingUrl?: string;
+  /**
    * Whether `replica` is in the balancer's rotation, read from the balancer's own state (our status
    * page, HAProxy's stats). Absent when the balancer has no such state: a static list always lists it.
    */

@@ -73,7 +73,7 @@ export async function measureRemoval(
       await setUpstreams([...serving, replica]);
     }
     if (inRotation) await rotationIs(replica, true);
-    const loop = startSteadyLoop(`${balancer.url}/`, { maxMs: 30_000, maxRequests: 100_000, keepResults: true });
+    const loop = startSteadyLoop(`${balancer.namingUrl ?? balancer.url}/`, { maxMs: 30_000, maxRequests: 100_000, keepResults: true });
     // At least 1 s of loop before the signal, plus a random part: a crash does not wait for a fixed phase
     // of Consul's 1 s check interval, and a fixed delay would always land on the same phase.
     await sleep(1000 + Math.random() * 1000);

@@ -60,7 +60,11 @@ test('one client address gets at most http_max_conns_per_client connections; oth
 
 test('Consul refuses a KV value over kv_max_value_size, and stores one under it', async (t) => {
   const put = (bytes: number) =>
-    fetch(`${consul.httpAddr}/v1/kv/limits-test/value`, { method: 'PUT', body: 'x'.repeat(bytes) }).then((res) => res.status);
+    fetch(`${consul.httpAddr}/v1/kv/limits-test/value`, {
+      method: 'PUT',
+      body: 'x'.repeat(bytes),
+      headers: { 'X-Consul-Token': consul.managementToken },
+    }).then((res) => res.status);
   t.is(await put(60 * 1024), 200);
   t.is(await put(65 * 1024), 413);
 });

@@ -193,7 +193,11 @@ async function seedUsers(prefix: string, count: number): Promise<string[]> {
     const id = randomUUID();
     const now = new Date().toISOString();
     const user = { id, name: `User ${i}`, email: `u${i}@example.com`, createdAt: now, updatedAt: now };
-    const res = await fetch(`${consul.httpAddr}/v1/kv/${prefix}/${id}`, { method: 'PUT', body: JSON.stringify(user) });
+    const res = await fetch(`${consul.httpAddr}/v1/kv/${prefix}/${id}`, {
+      method: 'PUT',
+      body: JSON.stringify(user),
+      headers: { 'X-Consul-Token': consul.managementToken },
+    });
     if (!res.ok) throw new Error(`seeding ${prefix}: HTTP ${res.status}`);
     ids.push(id);
   }
@@ -248,7 +252,10 @@ test('a user deleted between the key listing and the read is left out of the pag
   const proxy = await recordingProxy(consul.httpAddr, async (method, url) => {
     if (method === 'PUT' && url.startsWith('/v1/txn') && !deleted) {
       deleted = true;
-      await fetch(`${consul.httpAddr}/v1/kv/svc-q/users/${ids[1]}`, { method: 'DELETE' });
+      await fetch(`${consul.httpAddr}/v1/kv/svc-q/users/${ids[1]}`, {
+        method: 'DELETE',
+        headers: { 'X-Consul-Token': consul.managementToken },
+      });
     }
   });
   t.teardown(proxy.close);
