@@ -172,22 +172,30 @@ function jsonBody(fields: Record<string, unknown>): string {
 
 const TOO_MANY = jsonBody({ error: 'too many requests', detail: 'this client has too many requests in flight; retry shortly' });
 
+/**
+ * How a request is proxied to the replicas: keep-alive upstream connections, timeouts, and the retry on
+ * another replica after a failed connect (exported: the benchmark's static nginx uses the same).
+ */
+export const PROXY_DIRECTIVES: readonly string[] = [
+  '      proxy_http_version 1.1;',
+  '      proxy_set_header Connection "";',
+  '      proxy_set_header Host $host;',
+  '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+  '      proxy_connect_timeout 1s;',
+  '      proxy_send_timeout 30s;',
+  '      proxy_read_timeout 30s;',
+  '      # nginx itself never retries non-idempotent requests (POST, PATCH, LOCK) once sent.',
+  '      proxy_next_upstream error timeout;',
+  '      proxy_next_upstream_tries 3;',
+  '      proxy_next_upstream_timeout 5s;',
+];
+
 /** `location /` proxying to the replicas; on the admin listener it also names the upstream that answered. */
 function proxyLocation(s: NginxSettings, listener: 'public' | 'admin'): string[] {
   return [
     '    location / {',
     '      proxy_pass http://service_upstreams;',
-    '      proxy_http_version 1.1;',
-    '      proxy_set_header Connection "";',
-    '      proxy_set_header Host $host;',
-    '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
-    '      proxy_connect_timeout 1s;',
-    '      proxy_send_timeout 30s;',
-    '      proxy_read_timeout 30s;',
-    '      # nginx itself never retries non-idempotent requests (POST, PATCH, LOCK) once sent.',
-    '      proxy_next_upstream error timeout;',
-    '      proxy_next_upstream_tries 3;',
-    '      proxy_next_upstream_timeout 5s;',
+    ...PROXY_DIRECTIVES,
     ...(listener === 'admin' ? ['      add_header X-Upstream-Addr $upstream_addr always;'] : []),
     '      error_page 502 = @bad_gateway;',
     '      error_page 504 = @gateway_timeout;',

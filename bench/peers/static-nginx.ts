@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ACCESS_LOG_FORMAT } from '../../balancer/render';
+import { ACCESS_LOG_FORMAT, PROXY_DIRECTIVES } from '../../balancer/render';
 import { requestOnce } from '../../harness/load';
 import { freePort } from '../../harness/ports';
 import { startProcess, waitFor } from '../../harness/processes';
@@ -52,16 +52,8 @@ export function renderStaticNginxConfig(s: StaticNginxSettings): string {
     `    listen 127.0.0.1:${s.listenPort};`,
     '    location / {',
     '      proxy_pass http://service;',
-    '      proxy_http_version 1.1;',
-    '      proxy_set_header Connection "";',
-    '      proxy_set_header Host $host;',
-    '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
-    '      proxy_connect_timeout 1s;',
-    '      proxy_send_timeout 30s;',
-    '      proxy_read_timeout 30s;',
-    '      proxy_next_upstream error timeout;',
-    '      proxy_next_upstream_tries 3;',
-    '      proxy_next_upstream_timeout 5s;',
+    // The same proxying as ours (timeouts, keep-alive, retry on another replica).
+    ...PROXY_DIRECTIVES,
     // As ours: the benchmark reads the retries a dead replica causes from it.
     '      add_header X-Upstream-Addr $upstream_addr always;',
     '    }',
