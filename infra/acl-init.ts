@@ -1,12 +1,16 @@
 // The stack's ACL init step (run by the local.Command that infra/consul-acl.ts declares, after Consul is
 // up): puts the policies and role tokens of the stack into Consul, idempotently. Reads its environment:
 // CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN (the management token) as Consul's own tools do, plus
-// ACL_SERVICE_NAME and ACL_AGENT_NODES (comma-separated node names of the Consul agents).
+// ACL_SERVICE_NAME and ACL_AGENT_NODES (comma-separated node names of the Consul agents). With
+// ACL_SSH_TARGET (user@host), ACL_SSH_PORT and ACL_SSH_OPTS (a JSON array of ssh options) it goes through
+// an SSH local forward to that host, and CONSUL_HTTP_ADDR is Consul's address as that host reaches it (on
+// VMs the API listens on the VM's loopback only): infra/ssh-tunnel.ts.
 import { aclPlan, stackRoles } from '../lib/consul-acl';
 import { applyAclPlan } from '../lib/consul-acl-apply';
-import { CONSUL_ADDRESS_ALLOWED, parseConsulAddress, parseConsulToken } from '../lib/consul-address';
+import { CONSUL_ADDRESS_ALLOWED, parseConsulAddress, parseConsulToken, type ConsulAddress } from '../lib/consul-address';
 import { envValue } from '../lib/config-error';
 import { isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
+import { openSshTunnel, parseSshTunnelEnv } from './ssh-tunnel';
 
 function fail(message: string): never {
   process.stderr.write(`acl-init: ${message}\n`);
@@ -23,9 +27,25 @@ async function main(): Promise<void> {
   const nodes = (envValue(process.env, 'ACL_AGENT_NODES') ?? '').split(',').filter((n) => n !== '');
   if (nodes.length === 0 || nodes.some((n) => !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(n)))
     fail(`ACL_AGENT_NODES = ${JSON.stringify(process.env.ACL_AGENT_NODES ?? '')} is not allowed: use comma-separated Consul node names`);
+  const ssh = parseSshTunnelEnv(process.env);
 
   const plan = aclPlan(token, stackRoles(serviceName, nodes));
-  await applyAclPlan(address.url, token, plan, { log: (line) => process.stdout.write(`acl-init: ${line}\n`) });
+  const log = (line: string) => process.stdout.write(`acl-init: ${line}\n`);
+  const apply = (url: string) => applyAclPlan(url, token, plan, { log });
+  if (ssh === undefined) return apply(address.url);
+  if (address.secure) fail(`CONSUL_HTTP_ADDR = ${JSON.stringify(addrText)} is https: through ACL_SSH_TARGET only http is forwarded`);
+  const tunnel = await openSshTunnel(ssh, forwardTarget(address));
+  try {
+    log(`through ssh ${ssh.target} port ${ssh.port}: ${address.url} on that host is 127.0.0.1:${tunnel.localPort} here`);
+    await apply(`http://127.0.0.1:${tunnel.localPort}`);
+  } finally {
+    tunnel.close();
+  }
+}
+
+/** host:port for ssh -L (an IPv6 literal in brackets). */
+function forwardTarget(address: ConsulAddress): string {
+  return `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
 }
 
 main().catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));

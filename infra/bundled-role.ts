@@ -20,8 +20,8 @@ export interface BundledRoleArgs {
   baseImage: string;
   serviceName: string;
   consulHttpAddr: string;
-  /** This role's Consul ACL token (a Pulumi secret), passed as CONSUL_HTTP_TOKEN; none where the agents run without ACLs (VMs, for now). */
-  consulToken?: pulumi.Output<string>;
+  /** This role's Consul ACL token (a Pulumi secret), passed as CONSUL_HTTP_TOKEN: every agent runs with ACLs, default deny. */
+  consulToken: pulumi.Output<string>;
 }
 
 /** The image of a bundled role, built after the bundle step. */
@@ -32,5 +32,5 @@ export function bundledImage(name: string, folder: 'service' | 'balancer', args:
 
 /** The container env entries that hand a role its Consul token, the way Consul's own tools take one. */
 export function consulTokenEnv(args: BundledRoleArgs): pulumi.Output<string>[] {
-  return args.consulToken === undefined ? [] : [pulumi.interpolate`${CONSUL_TOKEN_ENV}=${args.consulToken}`];
+  return [pulumi.interpolate`${CONSUL_TOKEN_ENV}=${args.consulToken}`];
 }

@@ -45,7 +45,7 @@ export function agentAclArgument(managementToken: pulumi.Output<string>, nodeNam
 
 export interface AclInitArgs {
   repoRoot: string;
-  /** Consul's HTTP API as this machine reaches it (the published port). */
+  /** Consul's HTTP API as this machine reaches it (the published port), or, with `ssh`, as that host reaches it. */
   consulHttpAddr: string;
   managementToken: pulumi.Output<string>;
   serviceName: string;
@@ -53,15 +53,26 @@ export interface AclInitArgs {
   agentNodes: string[];
   /** Re-run when these change: a new Consul container or data volume may have lost the ACL state. */
   consulIdentity: pulumi.Input<string>[];
+  /**
+   * On VMs: reach Consul through an SSH local forward to this host (infra/ssh-tunnel.ts), with the options
+   * the docker provider uses (SshAccess.sshOpts), since its API listens on the VM's loopback only.
+   */
+  ssh?: { user: string; host: string; port: number; opts: string[] };
 }
 
 /** The files the init step runs; a change re-runs it. */
-const ACL_INIT_SOURCES = ['infra/acl-init.ts', 'lib/consul-acl.ts', 'lib/consul-acl-apply.ts', 'lib/consul-address.ts'];
+const ACL_INIT_SOURCES = [
+  'infra/acl-init.ts',
+  'infra/ssh-tunnel.ts',
+  'lib/consul-acl.ts',
+  'lib/consul-acl-apply.ts',
+  'lib/consul-address.ts',
+];
 
 /**
  * The step that creates (or updates) the policies and role tokens in Consul, after Consul is up: a
  * local.Command running infra/acl-init.ts with tsx on the machine that runs `pulumi up`, against
- * Consul's published HTTP port. It is idempotent (policies found by name, tokens by their derived
+ * Consul's published HTTP port (on VMs through an SSH tunnel to a server's VM). It is idempotent (policies found by name, tokens by their derived
  * AccessorID), so running it again on an update changes nothing.
  */
 export function aclInit(name: string, args: AclInitArgs, opts: pulumi.CustomResourceOptions): command.local.Command {
@@ -75,6 +86,13 @@ export function aclInit(name: string, args: AclInitArgs, opts: pulumi.CustomReso
         [CONSUL_TOKEN_ENV]: args.managementToken,
         ACL_SERVICE_NAME: args.serviceName,
         ACL_AGENT_NODES: args.agentNodes.join(','),
+        ...(args.ssh
+          ? {
+              ACL_SSH_TARGET: `${args.ssh.user}@${args.ssh.host}`,
+              ACL_SSH_PORT: String(args.ssh.port),
+              ACL_SSH_OPTS: JSON.stringify(args.ssh.opts),
+            }
+          : {}),
       },
       triggers: [hashSources(args.repoRoot, ACL_INIT_SOURCES), ...args.consulIdentity],
     },

@@ -12,6 +12,8 @@ import { consulLimitArgs } from '../lib/consul-limits';
 import type { VmConfig } from './config';
 import type { StackNaming } from './naming';
 import { localImage } from './local-image';
+import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
+import { agentAclArgument } from './consul-acl';
 
 const CONSUL_DATA_DIR = '/consul/data';
 
@@ -37,6 +39,8 @@ export interface ConsulAgentArgs {
   /** The private addresses of the discovery VMs (the servers), in config order. */
   servers: string[];
   gossipKey: pulumi.Input<string>;
+  /** The initial management token (a Pulumi secret): ACLs are on, default deny, as on one host. */
+  managementToken: pulumi.Output<string>;
 }
 
 export class ConsulAgent extends pulumi.ComponentResource {
@@ -44,6 +48,8 @@ export class ConsulAgent extends pulumi.ComponentResource {
   /** The agent's HTTP address as the VM's containers reach it. */
   readonly httpAddr: string;
   readonly container: docker.Container;
+  /** The data volume: a new one on a server holds no ACL state, so the ACL init step runs again. */
+  readonly dataVolume: docker.Volume;
 
   constructor(name: string, args: ConsulAgentArgs, opts?: pulumi.ComponentResourceOptions) {
     const { component, dependsOn } = roleOptions(opts);
@@ -88,8 +94,12 @@ export class ConsulAgent extends pulumi.ComponentResource {
           `-hcl=${GOSSIP_LAN_TUNING}`,
           // The same per-client limits as on one host (lib/consul-limits.ts).
           ...consulLimitArgs(),
+          // ACLs on, default deny, with the management token and this node's own agent token (infra/consul-acl.ts).
+          agentAclArgument(args.managementToken, vm.name, args.consulImage),
           ...gossipEncryption(args.gossipKey),
         ],
+        // For the health check's CLI: with default deny, listing the raft peers needs a token.
+        envs: [pulumi.interpolate`${CONSUL_TOKEN_ENV}=${args.managementToken}`],
         // Host networking: Consul binds the VM's own addresses, as on a VM without containers.
         networkMode: 'host',
         volumes: [{ volumeName: data.name, containerPath: CONSUL_DATA_DIR }],
@@ -108,6 +118,7 @@ export class ConsulAgent extends pulumi.ComponentResource {
       { parent: this, dependsOn },
     );
 
+    this.dataVolume = data;
     this.registerOutputs({ containerName: this.containerName, httpAddr: this.httpAddr });
   }
 }

@@ -16,12 +16,16 @@ import { ServiceReplicas } from './replicas';
 import { Balancer } from './balancer';
 import { placeReplicas } from './placement';
 import type { LogDestination } from './container-settings';
+import { aclInit, roleTokenOf } from './consul-acl';
+import { balancerRole, replicaRole } from '../lib/consul-acl';
+import { httpUrl } from '../lib/endpoints';
 import type { StackContext, StackOutputs } from './stack-outputs';
 
-export function declareOnVms({ config, naming, repoRoot, gossipKey }: StackContext): StackOutputs {
+export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManagementToken }: StackContext): StackOutputs {
   const only = (role: VmRole): VmConfig => config.vms.find((vm) => vm.roles.includes(role))!;
   const gatewayAddress = subnetGateway(config.vmNetworkSubnet);
-  const servers = config.vms.filter((vm) => vm.roles.includes('discovery')).map((vm) => vm.privateAddress);
+  const discoveryVms = config.vms.filter((vm) => vm.roles.includes('discovery'));
+  const servers = discoveryVms.map((vm) => vm.privateAddress);
 
   const ssh = new SshAccess('ssh', {
     dir: path.join(repoRoot, '.pulumi', 'ssh', naming.stack),
@@ -76,11 +80,30 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey }: StackConte
           gatewayAddress,
           servers,
           gossipKey,
+          managementToken: consulManagementToken,
         },
         // The agent binds the network's gateway address: the network comes first.
         { ...onVm(vm), dependsOn: [networks.get(vm.name)!.network] },
       ),
     ]),
+  );
+
+  // Puts the policies and role tokens into Consul once every agent is up. The API listens on the VMs'
+  // loopback only, so the step (on the machine running `pulumi up`) reaches the first server's through an
+  // SSH local forward, with the ssh settings the docker providers use.
+  const aclVm = discoveryVms[0];
+  const consulAcl = aclInit(
+    'consul-acl-init',
+    {
+      repoRoot,
+      consulHttpAddr: httpUrl('127.0.0.1', config.consulUiPort),
+      managementToken: consulManagementToken,
+      serviceName: config.serviceName,
+      agentNodes: config.vms.map((vm) => vm.name),
+      consulIdentity: discoveryVms.flatMap((vm) => [agents.get(vm.name)!.container.id, agents.get(vm.name)!.dataVolume.name]),
+      ssh: { ...aclVm.ssh, opts: ssh.sshOpts },
+    },
+    { dependsOn: [ssh.files, ...[...agents.values()].map((agent) => agent.container)] },
   );
 
   // Each role's containers talk to their own VM's agent, through the network's gateway.
@@ -100,8 +123,14 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey }: StackConte
     const vm = config.vms.find((v) => v.name === vmName)!;
     const replicas = new ServiceReplicas(
       `${vm.name}-replicas`,
-      { ...roleArgs(vm), sourceHash: bundle.serviceSourceHash, indices, publishOn: vm.privateAddress },
-      { ...onVm(vm), dependsOn: [agents.get(vm.name)!.container] },
+      {
+        ...roleArgs(vm),
+        sourceHash: bundle.serviceSourceHash,
+        indices,
+        publishOn: vm.privateAddress,
+        consulToken: roleTokenOf(consulManagementToken, replicaRole(config.serviceName)),
+      },
+      { ...onVm(vm), dependsOn: [agents.get(vm.name)!.container, consulAcl] },
     );
     indices.forEach((index, i) =>
       replicaNames.set(
@@ -122,8 +151,9 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey }: StackConte
       // The admin listener shows instance addresses: the private network only.
       adminAddress: balancerVm.privateAddress,
       balancerAdminPort: config.balancerAdminPort,
+      consulToken: roleTokenOf(consulManagementToken, balancerRole(config.serviceName)),
     },
-    { ...onVm(balancerVm), dependsOn: [agents.get(balancerVm.name)!.container] },
+    { ...onVm(balancerVm), dependsOn: [agents.get(balancerVm.name)!.container, consulAcl] },
   );
 
   return {

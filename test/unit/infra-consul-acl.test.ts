@@ -83,3 +83,82 @@ test('the generated token is stable: a second recording of the same stack (anoth
   t.is(a.outputs.consulToken, b.outputs.consulToken);
   t.deepEqual(named(a, CONTAINER, 'discovery-consul').inputs.command, named(b, CONTAINER, 'discovery-consul').inputs.command);
 });
+
+// ---- on VMs: every agent with ACLs, the init step through an SSH tunnel to the first server's VM ----
+
+const VMS = [
+  {
+    name: 'vm1',
+    ssh: { host: '127.0.0.1', port: 2201, user: 'root' },
+    privateAddress: '172.31.0.11',
+    publicAddress: '127.0.0.1',
+    roles: ['discovery', 'balancer'],
+  },
+  { name: 'vm2', ssh: { host: '127.0.0.1', port: 2202, user: 'deploy' }, privateAddress: '172.31.0.12', roles: ['collector', 'replicas'] },
+  { name: 'vm3', ssh: { host: 'vm3.example', user: 'root' }, privateAddress: '172.31.0.13', roles: ['replicas'] },
+];
+const SSH_KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
+
+test("on VMs every agent has ACLs with its own agent token; replicas and the balancer get their role's token after the init step", async (t) => {
+  const record = await recordStack({
+    config: { vms: VMS, replicas: 4, consulImage: 'cnp-consul:1.8.7' },
+    secrets: { sshPrivateKey: SSH_KEY },
+  });
+  const management = record.outputs.consulToken as string;
+  const agentTokens = new Set<string>();
+  for (const vm of ['vm1', 'vm2', 'vm3']) {
+    const agent = named(record, CONTAINER, `${vm}-consul-agent`);
+    const acl = (agent.inputs.command as string[]).filter((a) => a.startsWith('-hcl=acl'));
+    const agentToken = roleToken(management, agentRole(vm).role);
+    agentTokens.add(agentToken);
+    t.deepEqual(acl, [
+      '-hcl=acl { enabled = true default_policy = "deny" down_policy = "extend-cache" enable_token_persistence = true ' +
+        `tokens { master = "${management}" agent = "${agentToken}" } }`,
+    ]);
+    t.is(envOf(agent).CONSUL_HTTP_TOKEN, management, `${vm}: the health check's CLI authenticates with it`);
+    t.deepEqual([...agent.secretInputs].sort(), ['command', 'envs']);
+  }
+  t.is(agentTokens.size, 3, 'each VM agent has its own token');
+
+  const replicas = record.resources.filter((r) => r.type === CONTAINER && /^vm\d-replicas-\d+$/.test(r.name));
+  t.is(replicas.length, 4);
+  for (const replica of [...replicas, named(record, CONTAINER, 'vm1-balancer-container')]) {
+    const role = replica.name.includes('balancer') ? balancerRole('hello') : replicaRole('hello');
+    t.is(envOf(replica).CONSUL_HTTP_TOKEN, roleToken(management, role.role), replica.name);
+    t.deepEqual(replica.secretInputs, ['envs']);
+    t.true(replica.options.dependsOn.includes('consul-acl-init'), `${replica.name} starts once its token exists`);
+  }
+});
+
+test('on VMs the ACL init step reaches the first server through an SSH tunnel with the docker providers ssh options, after every agent', async (t) => {
+  const vms = [VMS[0], { ...VMS[1], roles: ['discovery', 'collector', 'replicas'] }, { ...VMS[2], roles: ['discovery', 'replicas'] }];
+  const record = await recordStack({ config: { vms, consulUiPort: 8600 }, secrets: { sshPrivateKey: SSH_KEY } });
+  const management = record.outputs.consulToken as string;
+  const init = named(record, COMMAND, 'consul-acl-init');
+  const providerOpts = JSON.parse(named(record, 'pulumi:providers:docker', 'vm1-docker').inputs.sshOpts as string) as string[];
+  t.true(providerOpts.includes('-i'));
+  t.is(init.inputs.create, 'node --import tsx infra/acl-init.ts');
+  t.deepEqual(init.inputs.environment, {
+    // Consul's address on the far side of the tunnel: the VM's loopback, where the agent's API listens.
+    CONSUL_HTTP_ADDR: 'http://127.0.0.1:8600',
+    CONSUL_HTTP_TOKEN: management,
+    ACL_SERVICE_NAME: 'hello',
+    ACL_AGENT_NODES: 'vm1,vm2,vm3',
+    ACL_SSH_TARGET: 'root@127.0.0.1',
+    ACL_SSH_PORT: '2201',
+    ACL_SSH_OPTS: JSON.stringify(providerOpts),
+  });
+  t.deepEqual(init.secretInputs, ['environment']);
+  t.deepEqual(
+    [...init.options.dependsOn].sort(),
+    ['ssh-files', 'vm1-consul-agent', 'vm2-consul-agent', 'vm3-consul-agent'],
+    'after the key file and every agent',
+  );
+  // Runs again when a server's container or data volume is new (the servers hold the ACL state).
+  const triggers = init.inputs.triggers as string[];
+  for (const vm of ['vm1', 'vm2', 'vm3']) {
+    t.true(triggers.includes(`${vm}-consul-agent-id`), vm);
+    t.true(triggers.includes(named(record, 'docker:index/volume:Volume', `${vm}-consul-data`).inputs.name as string), vm);
+  }
+  t.is(triggers.length, 1 + 2 * 3);
+});
