@@ -32,14 +32,22 @@ export function roleTokenOf(managementToken: pulumi.Output<string>, role: AclRol
 }
 
 /**
- * The `-hcl` argument that turns a Consul agent's ACLs on: default deny, the management token (under the
- * key the image's version accepts: `master` before 1.11, `initial_management` from 1.11) and the agent's
- * own token for node `nodeName`. A secret, since it holds both.
+ * The `-hcl` argument that turns a Consul agent's ACLs on: default deny, the agent's own token for node
+ * `nodeName` and, on a server, the management token (under the key the image's version accepts: `master`
+ * before 1.11, `initial_management` from 1.11). A client agent never holds the management token, which only
+ * servers use. A secret, since it holds tokens.
  */
-export function agentAclArgument(managementToken: pulumi.Output<string>, nodeName: string, consulImage: string): pulumi.Output<string> {
+export function agentAclArgument(
+  managementToken: pulumi.Output<string>,
+  nodeName: string,
+  consulImage: string,
+  { server = true }: { server?: boolean } = {},
+): pulumi.Output<string> {
   const version = consulVersionOfImage(consulImage);
   return pulumi.secret(
-    managementToken.apply((m) => `-hcl=${agentAclHcl({ management: m, agent: roleToken(m, agentRole(nodeName).role) }, version)}`),
+    managementToken.apply(
+      (m) => `-hcl=${agentAclHcl({ management: server ? m : undefined, agent: roleToken(m, agentRole(nodeName).role) }, version)}`,
+    ),
   );
 }
 

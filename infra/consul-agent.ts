@@ -94,18 +94,23 @@ export class ConsulAgent extends pulumi.ComponentResource {
           `-hcl=${GOSSIP_LAN_TUNING}`,
           // The same per-client limits as on one host (lib/consul-limits.ts).
           ...consulLimitArgs(),
-          // ACLs on, default deny, with the management token and this node's own agent token (infra/consul-acl.ts).
-          agentAclArgument(args.managementToken, vm.name, args.consulImage),
+          // ACLs on, default deny, with this node's own agent token, and on a server the management token (infra/consul-acl.ts).
+          agentAclArgument(args.managementToken, vm.name, args.consulImage, { server: isServer }),
           ...gossipEncryption(args.gossipKey),
         ],
-        // For the health check's CLI: with default deny, listing the raft peers needs a token.
-        envs: [pulumi.interpolate`${CONSUL_TOKEN_ENV}=${args.managementToken}`],
+        // For a server's health check: with default deny, listing the raft peers needs a token. A client's
+        // check needs none, and a client VM never holds the management token.
+        envs: isServer ? [pulumi.interpolate`${CONSUL_TOKEN_ENV}=${args.managementToken}`] : [],
         // Host networking: Consul binds the VM's own addresses, as on a VM without containers.
         networkMode: 'host',
         volumes: [{ volumeName: data.name, containerPath: CONSUL_DATA_DIR }],
-        // Healthy once this agent answers and the cluster has a leader (servers and clients alike).
+        // Healthy once the cluster has a leader (a server: the raft peers, with the management token) or once
+        // this agent reaches the servers (a client: the datacenter list, which Consul serves to anyone; the
+        // agent's own token exists only after the ACL init step, which waits for every agent).
         healthcheck: {
-          tests: ['CMD', 'consul', 'operator', 'raft', 'list-peers', `-http-addr=127.0.0.1:${args.httpPort}`],
+          tests: isServer
+            ? ['CMD', 'consul', 'operator', 'raft', 'list-peers', `-http-addr=127.0.0.1:${args.httpPort}`]
+            : ['CMD', 'consul', 'catalog', 'datacenters', `-http-addr=127.0.0.1:${args.httpPort}`],
           interval: '5s',
           timeout: '3s',
           retries: 24,

@@ -146,16 +146,17 @@ export function consulVersionOfImage(image: string): { major: number; minor: num
 
 /**
  * The agent's whole `acl` block as one HCL line for `-hcl`: default deny, the management token (under
- * the key the version wants) and the agent's own token.
+ * the key the version wants; servers only, where it bootstraps the ACL system) and the agent's own token.
  */
 export function agentAclHcl(
-  tokens: { management: string; agent: string },
+  tokens: { management?: string; agent: string },
   consulVersion: { major: number; minor: number } | undefined,
 ): string {
   const s = AGENT_ACL_SETTINGS;
+  const management = tokens.management === undefined ? '' : `${managementTokenKey(consulVersion)} = "${tokens.management}" `;
   return (
     `acl { enabled = ${s.enabled} default_policy = "${s.default_policy}" down_policy = "${s.down_policy}" ` +
     `enable_token_persistence = ${s.enable_token_persistence} ` +
-    `tokens { ${managementTokenKey(consulVersion)} = "${tokens.management}" agent = "${tokens.agent}" } }`
+    `tokens { ${management}agent = "${tokens.agent}" } }`
   );
 }

@@ -111,12 +111,21 @@ test("on VMs every agent has ACLs with its own agent token; replicas and the bal
     const acl = (agent.inputs.command as string[]).filter((a) => a.startsWith('-hcl=acl'));
     const agentToken = roleToken(management, agentRole(vm).role);
     agentTokens.add(agentToken);
+    // vm1 runs the server (discovery): only a server holds the management token, for its raft health check.
+    const server = vm === 'vm1';
     t.deepEqual(acl, [
       '-hcl=acl { enabled = true default_policy = "deny" down_policy = "extend-cache" enable_token_persistence = true ' +
-        `tokens { master = "${management}" agent = "${agentToken}" } }`,
+        `tokens { ${server ? `master = "${management}" ` : ''}agent = "${agentToken}" } }`,
     ]);
-    t.is(envOf(agent).CONSUL_HTTP_TOKEN, management, `${vm}: the health check's CLI authenticates with it`);
-    t.deepEqual([...agent.secretInputs].sort(), ['command', 'envs']);
+    if (server) {
+      t.is(envOf(agent).CONSUL_HTTP_TOKEN, management, `${vm}: the health check's CLI authenticates with it`);
+      t.deepEqual([...agent.secretInputs].sort(), ['command', 'envs']);
+    } else {
+      t.false('CONSUL_HTTP_TOKEN' in envOf(agent), `${vm}: a client holds no management token`);
+      t.false(JSON.stringify(agent.inputs).includes(management), `${vm}: the management token is nowhere in its inputs`);
+      t.deepEqual((agent.inputs.healthcheck as { tests: string[] }).tests.slice(0, 3), ['CMD', 'consul', 'catalog']);
+      t.deepEqual([...agent.secretInputs].sort(), ['command']);
+    }
   }
   t.is(agentTokens.size, 3, 'each VM agent has its own token');
 

@@ -28,6 +28,7 @@ test("the management token's key follows the image's version: master before 1.11
   t.is(managementTokenKey({ major: 1, minor: 20 }), 'initial_management');
   t.is(managementTokenKey(undefined), 'initial_management');
   t.regex(agentAclHcl({ management: 'm', agent: 'a' }, { major: 1, minor: 8 }), /tokens \{ master = "m" agent = "a" \}/);
+  t.regex(agentAclHcl({ agent: 'a' }, { major: 1, minor: 8 }), /tokens \{ agent = "a" \}/, 'a client agent: no management token');
 });
 
 test('role tokens are UUIDs derived from the management token: stable, distinct per role, unrelated across management tokens', (t) => {
