@@ -10,6 +10,9 @@ chmod 0600 /root/.ssh/authorized_keys
 # Host keys of this VM only (the image carries none): the test reads the public one into its known_hosts.
 ssh-keygen -A >/dev/null
 install -d -m 0755 /run/sshd
+# A reboot empties /run; a restarted container keeps it (`docker kill`, then start: the test's VM crash),
+# and dockerd refuses to start over its own stale pid file. Empty what a reboot would.
+rm -rf /run/docker.pid /run/docker.sock /run/docker /run/containerd /var/run/docker.pid
 # The engine's settings are /etc/docker/daemon.json (inner subnets that cannot overlap the VMs' network).
 dockerd >/var/log/dockerd.log 2>&1 &
 exec /usr/sbin/sshd -D -e
