@@ -186,7 +186,10 @@ export const PROXY_DIRECTIVES: readonly string[] = [
   '      proxy_read_timeout 30s;',
   '      # nginx itself never retries non-idempotent requests (POST, PATCH, LOCK) once sent.',
   '      proxy_next_upstream error timeout;',
-  '      proxy_next_upstream_tries 3;',
+  // Every upstream at most once per request (nginx skips the ones it tried), within the 5 s timeout. A cap
+  // of 3 was not enough: concurrent requests share the round robin, so a request's next try is not always
+  // on the next host, and a dead VM with three replicas took all three tries of one request (a 502).
+  '      proxy_next_upstream_tries 0;',
   '      proxy_next_upstream_timeout 5s;',
 ];
 
