@@ -593,13 +593,17 @@ test.serial(
     const gapMs = firstFail < 0 ? 0 : (results[lastFail + 1]?.at ?? Date.now()) - results[firstFail].at;
     if (firstFail >= 0) {
       const inWindow = results.slice(firstFail, lastFail + 1);
-      // Two clients: within the window a request begun just before the port closed may still succeed.
+      // Two clients: within the window a request begun just before the port closed may still succeed, and so
+      // may one that connected during the gap and was held until the new balancer answered it (it ends after
+      // the last failure began: docker-proxy resets the others until nginx listens). A success that began and
+      // ended inside the window would mean two windows.
       const t0 = results[firstFail].at;
+      const lastFailAt = results[lastFail].at;
       const timeline = inWindow
         .map((r) => `+${r.at - t0}ms ${r.method} ${r.ok ? r.status : r.status ? `HTTP ${r.status}` : r.error} (${Math.round(r.ms)} ms)`)
         .join('\n');
       t.true(
-        inWindow.filter((r) => r.ok).every((r) => r.at <= t0 + 50),
+        inWindow.filter((r) => r.ok).every((r) => r.at <= t0 + 50 || r.at + r.ms >= lastFailAt),
         `one window of failures; the requests from the first failure to the last:\n${timeline}`,
       );
     }
