@@ -6,16 +6,11 @@ import net from 'node:net';
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { roleOptions, stackContainer, type LogDestination } from './container-settings';
-import { gossipEncryption } from './discovery';
 import { httpUrl } from '../lib/endpoints';
-import { consulLimitArgs } from '../lib/consul-limits';
 import type { VmConfig } from './config';
 import type { StackNaming } from './naming';
-import { localImage } from './local-image';
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
-import { agentAclArgument } from './consul-acl';
-
-const CONSUL_DATA_DIR = '/consul/data';
+import { agentImageAndData, CONSUL_DATA_DIR, secureAgentFlags, serverHealthcheck } from './consul-agent-settings';
 
 /**
  * LAN gossip tuned for a few VMs on one private network: a VM that stops answering is suspected after a
@@ -60,13 +55,7 @@ export class ConsulAgent extends pulumi.ComponentResource {
     this.httpAddr = httpUrl(args.gatewayAddress, args.httpPort);
     const bracketed = (address: string) => (net.isIPv6(address) ? `[${address}]` : address);
 
-    const image = localImage(`${name}-image`, { naming, repoRoot: args.repoRoot, folder: 'consul', baseImage: args.consulImage }, this);
-
-    const data = new docker.Volume(
-      `${name}-data`,
-      { name: naming.objectName('consul-data'), labels: naming.labels('consul') },
-      { parent: this },
-    );
+    const { image, data } = agentImageAndData(name, args, this);
 
     this.container = stackContainer(
       `${name}-agent`,
@@ -89,14 +78,8 @@ export class ConsulAgent extends pulumi.ComponentResource {
           // The VM's name is the node's: stable across container replacements, unique in the cluster.
           `-node=${vm.name}`,
           ...args.servers.map((server) => `-retry-join=${bracketed(server)}`),
-          '-hcl=disable_update_check = true',
-          '-hcl=performance { raft_multiplier = 1 }',
           `-hcl=${GOSSIP_LAN_TUNING}`,
-          // The same per-client limits as on one host (lib/consul-limits.ts).
-          ...consulLimitArgs(),
-          // ACLs on, default deny, with this node's own agent token, and on a server the management token (infra/consul-acl.ts).
-          agentAclArgument(args.managementToken, vm.name, args.consulImage, { server: isServer }),
-          ...gossipEncryption(args.gossipKey),
+          ...secureAgentFlags({ ...args, nodeName: vm.name, server: isServer }),
         ],
         // For a server's health check: with default deny, listing the raft peers needs a token. A client's
         // check needs none, and a client VM never holds the management token.
@@ -104,18 +87,17 @@ export class ConsulAgent extends pulumi.ComponentResource {
         // Host networking: Consul binds the VM's own addresses, as on a VM without containers.
         networkMode: 'host',
         volumes: [{ volumeName: data.name, containerPath: CONSUL_DATA_DIR }],
-        // Healthy once the cluster has a leader (a server: the raft peers, with the management token) or once
-        // this agent reaches the servers (a client: the datacenter list, which Consul serves to anyone; the
-        // agent's own token exists only after the ACL init step, which waits for every agent).
-        healthcheck: {
-          tests: isServer
-            ? ['CMD', 'consul', 'operator', 'raft', 'list-peers', `-http-addr=127.0.0.1:${args.httpPort}`]
-            : ['CMD', 'consul', 'catalog', 'datacenters', `-http-addr=127.0.0.1:${args.httpPort}`],
-          interval: '5s',
-          timeout: '3s',
-          retries: 24,
-          startPeriod: '10s',
-        },
+        // A client is healthy once it reaches the servers: the datacenter list, which Consul serves to anyone
+        // (the agent's own token exists only after the ACL init step, which waits for every agent).
+        healthcheck: isServer
+          ? serverHealthcheck(args.httpPort, 24)
+          : {
+              tests: ['CMD', 'consul', 'catalog', 'datacenters', `-http-addr=127.0.0.1:${args.httpPort}`],
+              interval: '5s',
+              timeout: '3s',
+              retries: 24,
+              startPeriod: '10s',
+            },
         wait: true,
         waitTimeout: 180,
         destroyGraceSeconds: 10,

@@ -5,16 +5,13 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { roleOptions, stackContainer } from './container-settings';
-import { consulLimitArgs } from '../lib/consul-limits';
 import { httpUrl } from '../lib/endpoints';
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
-import { agentAclArgument } from './consul-acl';
+import { agentImageAndData, CONSUL_DATA_DIR, secureAgentFlags, serverHealthcheck } from './consul-agent-settings';
 import type { LogCollector } from './collector';
 import type { StackNaming } from './naming';
-import { localImage } from './local-image';
 
 const CONSUL_HTTP_PORT = 8500;
-const CONSUL_DATA_DIR = '/consul/data';
 
 export interface DiscoveryArgs {
   naming: StackNaming;
@@ -30,14 +27,6 @@ export interface DiscoveryArgs {
   gossipKey: pulumi.Input<string>;
   /** The initial management token (a Pulumi secret): ACLs are on, default deny. */
   managementToken: pulumi.Output<string>;
-}
-
-/**
- * Consul's flags for encrypted gossip. Without a keyring file the agent takes `-encrypt` at every start, so a
- * changed key takes effect when the agents are replaced (with a keyring file, Consul would ignore the new key).
- */
-export function gossipEncryption(key: pulumi.Input<string>): pulumi.Input<string>[] {
-  return [pulumi.interpolate`-encrypt=${key}`, '-disable-keyring-file'];
 }
 
 export class Discovery extends pulumi.ComponentResource {
@@ -59,14 +48,8 @@ export class Discovery extends pulumi.ComponentResource {
     this.httpAddr = `http://${this.containerName}:${CONSUL_HTTP_PORT}`;
     this.uiUrl = `${httpUrl(args.bindAddress, args.consulUiPort)}/ui/`;
 
-    const image = localImage(`${name}-image`, { naming, repoRoot: args.repoRoot, folder: 'consul', baseImage: args.consulImage }, this);
-
     this.nodeName = this.containerName;
-    const data = new docker.Volume(
-      `${name}-data`,
-      { name: naming.objectName('consul-data'), labels: naming.labels('consul') },
-      { parent: this },
-    );
+    const { image, data } = agentImageAndData(name, args, this);
 
     this.container = stackContainer(
       `${name}-consul`,
@@ -85,15 +68,7 @@ export class Discovery extends pulumi.ComponentResource {
           `-data-dir=${CONSUL_DATA_DIR}`,
           // A stable node name: the data volume outlives the container.
           `-node=${this.nodeName}`,
-          // No calls home to HashiCorp's update checker.
-          '-hcl=disable_update_check = true',
-          // Production raft timing: a single server elects itself in about a second instead of seven.
-          '-hcl=performance { raft_multiplier = 1 }',
-          // Per-client connection cap and value size, so one client cannot lock the agent up.
-          ...consulLimitArgs(),
-          // ACLs on, default deny, with the management and agent tokens (infra/consul-acl.ts).
-          agentAclArgument(args.managementToken, this.nodeName, args.consulImage),
-          ...gossipEncryption(args.gossipKey),
+          ...secureAgentFlags({ ...args, nodeName: this.nodeName, server: true }),
         ],
         // For the health check's CLI (and an operator's `docker exec ... consul`): with default deny,
         // listing the raft peers needs a token; the agent itself reads none from its environment.
@@ -101,14 +76,7 @@ export class Discovery extends pulumi.ComponentResource {
         ports: [{ internal: CONSUL_HTTP_PORT, external: args.consulUiPort, ip: args.bindAddress, protocol: 'tcp' }],
         networksAdvanced: [{ name: args.networkName, aliases: ['consul'] }],
         volumes: [{ volumeName: data.name, containerPath: CONSUL_DATA_DIR }],
-        // Healthy once a leader is elected (the only command both the public and the offline image have is consul).
-        healthcheck: {
-          tests: ['CMD', 'consul', 'operator', 'raft', 'list-peers', `-http-addr=127.0.0.1:${CONSUL_HTTP_PORT}`],
-          interval: '5s',
-          timeout: '3s',
-          retries: 12,
-          startPeriod: '10s',
-        },
+        healthcheck: serverHealthcheck(CONSUL_HTTP_PORT, 12),
         wait: true,
         waitTimeout: 120,
         destroyGraceSeconds: 10,
