@@ -7,8 +7,9 @@
 // VMs the API listens on the VM's loopback only): infra/ssh-tunnel.ts.
 import { aclPlan, stackRoles } from '../lib/consul-acl';
 import { applyAclPlan } from '../lib/consul-acl-apply';
-import { CONSUL_ADDRESS_ALLOWED, parseConsulAddress, parseConsulToken, type ConsulAddress } from '../lib/consul-address';
+import { CONSUL_ADDRESS_ALLOWED, parseConsulAddress, parseConsulToken } from '../lib/consul-address';
 import { envValue } from '../lib/config-error';
+import { hostPort } from '../lib/endpoints';
 import { isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 import { openSshTunnel, parseSshTunnelEnv } from './ssh-tunnel';
 
@@ -34,18 +35,13 @@ async function main(): Promise<void> {
   const apply = (url: string) => applyAclPlan(url, token, plan, { log });
   if (ssh === undefined) return apply(address.url);
   if (address.secure) fail(`CONSUL_HTTP_ADDR = ${JSON.stringify(addrText)} is https: through ACL_SSH_TARGET only http is forwarded`);
-  const tunnel = await openSshTunnel(ssh, forwardTarget(address));
+  const tunnel = await openSshTunnel(ssh, hostPort(address.host, address.port));
   try {
     log(`through ssh ${ssh.target} port ${ssh.port}: ${address.url} on that host is 127.0.0.1:${tunnel.localPort} here`);
     await apply(`http://127.0.0.1:${tunnel.localPort}`);
   } finally {
     tunnel.close();
   }
-}
-
-/** host:port for ssh -L (an IPv6 literal in brackets). */
-function forwardTarget(address: ConsulAddress): string {
-  return `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
 }
 
 main().catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));

@@ -14,14 +14,13 @@ import { hashSources } from './sources';
  */
 export const UUID_COMMAND = `node -e "process.stdout.write(require('node:crypto').randomUUID())"`;
 
-/** A random value generated once and kept as a Pulumi secret. */
-export function generatedSecret(name: string, parent?: pulumi.Resource): pulumi.Output<string> {
-  const generator = new command.local.Command(
-    name,
-    { create: UUID_COMMAND },
-    // stdout is the secret: additionalSecretOutputs keeps it encrypted in the state and in every input it feeds.
-    { parent, additionalSecretOutputs: ['stdout'] },
-  );
+/**
+ * A random value generated once and kept as a Pulumi secret: `script` (a UUID by default) run at create by
+ * a local.Command with no triggers and constant inputs, so the engine never runs it again.
+ */
+export function generatedSecret(name: string, script: string = UUID_COMMAND): pulumi.Output<string> {
+  // stdout is the secret: additionalSecretOutputs keeps it encrypted in the state and in every input it feeds.
+  const generator = new command.local.Command(name, { create: script }, { additionalSecretOutputs: ['stdout'] });
   // `?? ''` only for runtimes that report no stdout (mocks); the engine always reports a string.
   return pulumi.secret(generator.stdout.apply((out) => (out ?? '').trim()));
 }
@@ -68,14 +67,8 @@ export interface AclInitArgs {
   ssh?: { user: string; host: string; port: number; opts: string[] };
 }
 
-/** The files the init step runs; a change re-runs it. */
-const ACL_INIT_SOURCES = [
-  'infra/acl-init.ts',
-  'infra/ssh-tunnel.ts',
-  'lib/consul-acl.ts',
-  'lib/consul-acl-apply.ts',
-  'lib/consul-address.ts',
-];
+/** The files the init step runs (all of lib/, as the bundles count it: it imports several); a change re-runs it. */
+const ACL_INIT_SOURCES = ['infra/acl-init.ts', 'infra/ssh-tunnel.ts', 'lib'];
 
 /**
  * The step that creates (or updates) the policies and role tokens in Consul, after Consul is up: a

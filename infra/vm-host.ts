@@ -2,20 +2,19 @@
 // provider that reaches that engine through the local `ssh` binary once the bootstrap is done.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as command from '@pulumi/command';
 import * as docker from '@pulumi/docker';
 import type { VmConfig } from './config';
+import { hostPort } from '../lib/endpoints';
 
 /** The bootstrap script (also run on its own by tests of its OS detection and idempotency). */
 export const BOOTSTRAP_SCRIPT_PATH = path.join(__dirname, 'vm-bootstrap.sh');
 
 /** `ssh://user@host:port`, the docker provider's host for a VM (IPv6 in brackets). */
 export function sshUrl(vm: VmConfig): string {
-  const host = net.isIPv6(vm.ssh.host) ? `[${vm.ssh.host}]` : vm.ssh.host;
-  return `ssh://${vm.ssh.user}@${host}:${vm.ssh.port}`;
+  return `ssh://${vm.ssh.user}@${hostPort(vm.ssh.host, vm.ssh.port)}`;
 }
 
 export interface SshAccessArgs {
