@@ -221,7 +221,7 @@ function proxyLocation(s: NginxSettings, listener: 'public' | 'admin'): string[]
  * page's "send N requests" stays same-origin (CSP `default-src 'self'`) and still goes through the
  * balancer. Served on the admin listener only.
  */
-export function evidenceLocations(s: NginxSettings): string[] {
+function evidenceLocations(s: NginxSettings): string[] {
   const watcher = `http://127.0.0.1:${s.statusPort}`;
   return [
     '    location ^~ /_balancer/evidence {',
@@ -316,10 +316,10 @@ const WORKER_CONNECTIONS = 4096;
 
 /**
  * The upstreams in the order nginx's round robin walks them, hosts taking turns (a1, b1, a2, b2, ...; each
- * host's own in sorted order): when a request's first upstream fails, `proxy_next_upstream` moves to the next
- * in that order, which is then on another host. Sorted, the instances of one host sit side by side, and a
- * host that dies (a VM with three replicas) can take all of a request's three tries (issue 11's VM test saw
- * one 502 per VM kill that way).
+ * host's own in sorted order): when a request's first upstream fails, the next one in that order is on
+ * another host, so a dead host (a VM with three replicas) costs a retry one failed connect, not several in a
+ * row. proxy_next_upstream_tries 0 (PROXY_DIRECTIVES) then bounds what is left: concurrent requests share the
+ * round robin, so the next try is not always the next in this order.
  */
 export function interleaveByHost(upstreams: readonly string[]): string[] {
   const byHost = new Map<string, string[]>();

@@ -141,7 +141,7 @@ export function programEntry(projectDir = REPO_ROOT): string {
  * UUID, derived from the stack and the resource's name so that it stays the same across recordings, as
  * the engine keeps the first create's stdout in the state.
  */
-export function mockGeneratedUuid(stack: string, resourceName: string): string {
+function mockGeneratedUuid(stack: string, resourceName: string): string {
   const hex = crypto.createHash('sha256').update(`${stack}\0${resourceName}`).digest('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }

@@ -227,7 +227,8 @@ test('prune.sh deletes past days older than COLLECTOR_KEEP_DAYS, then the oldest
 // other test's timers included, for as long as it runs; a cold image build (minutes) then made the
 // syslog-ng test above time out on a fresh machine although it had long finished its work.
 test("the collector image receives a container's stdout and stderr through Docker's syslog driver with the program's log options", async (t) => {
-  t.timeout(600_000);
+  // A cold machine: the offline base images (ensureOfflineImages, up to 600 s) and then this image's build.
+  t.timeout(900_000);
   // No engine is a failure that names what is missing, never a silent skip.
   await docker(['info', '--format', '{{.ServerVersion}}']).catch((error) => {
     throw new Error(`this test needs a running Docker engine (scripts/provision.sh starts one): ${error}`);

@@ -357,7 +357,7 @@ export const FAULTS: Fault[] = [
       },
     ],
     tests: ['test/unit/infra-stack.test.ts'],
-    match: ['only the balancer, Consul and syslog ports are published*'],
+    match: ['only the balancer (public and admin), Consul and syslog ports are published*'],
   },
   {
     id: 'collector-prune-ignores-age',

@@ -186,7 +186,7 @@ export function planCommand(resourceName: string, values: Inputs, projectDir: st
     env: d.get<Record<string, string>>('environment') ?? {},
     interpreter: d.get<string[]>('interpreter') ?? ['/bin/sh', '-c'],
   };
-  d.get('triggers'); // a change of triggers replaces the command, which the input comparison already does
+  d.get('triggers'); // a change of triggers replaces the command: diff.ts (its local.Command and remote.Command rules)
   d.get('logging'); // only what the CLI displays
   d.get('addPreviousOutputInEnv'); // only affects update/delete scripts' environment
   d.done();
