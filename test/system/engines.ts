@@ -86,6 +86,10 @@ export function remoteSshArgs(connection: RemoteConnection, dir: string): string
       mode: 0o600,
     });
     args.push('-i', keyFile, '-o', 'IdentitiesOnly=yes');
+  } else {
+    // No key given: the provider's client has only the agent. OpenSSH would also try ~/.ssh/id_*; `none`
+    // leaves it no key file (OpenSSH 9.2: `ssh -G -o IdentityFile=none` lists none).
+    args.push('-o', 'IdentityFile=none');
   }
   if (connection.hostKey) {
     const knownHosts = path.join(dir, 'known_hosts');
