@@ -181,7 +181,10 @@ export const PROXY_DIRECTIVES: readonly string[] = [
   '      proxy_set_header Connection "";',
   '      proxy_set_header Host $host;',
   '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
-  '      proxy_connect_timeout 1s;',
+  // A connect on loopback or a private network takes about a millisecond; a dead host's addresses answer
+  // nothing (no RST), so each costs this whole timeout: at 1 s, two of a dead VM's replicas in a row took a
+  // request past the 2 s that counts as a failure (the multi-VM test's kill scenario).
+  '      proxy_connect_timeout 500ms;',
   '      proxy_send_timeout 30s;',
   '      proxy_read_timeout 30s;',
   '      # nginx itself never retries non-idempotent requests (POST, PATCH, LOCK) once sent.',

@@ -212,7 +212,7 @@ test('a non-empty set renders one server line each, keepalive, retries and the u
     'proxy_set_header Connection "";',
     'proxy_next_upstream error timeout;',
     'proxy_next_upstream_tries 0;',
-    'proxy_connect_timeout 1s;',
+    'proxy_connect_timeout 500ms;',
     'add_header X-Upstream-Addr $upstream_addr always;',
     'client_max_body_size 1m;',
   ]) {
