@@ -93,7 +93,11 @@ export class Nginx {
   /** Starts nginx in the foreground; resolves once it has bound its port and handles signals. */
   async start(readyTimeoutMs = 10_000): Promise<void> {
     await fs.rm(this.pidPath, { force: true });
-    const child = spawn(this.bin, this.baseArgs(this.confPath), { stdio: ['ignore', 'inherit', 'pipe'] });
+    // A process group of its own: Ctrl-C in a terminal signals the whole foreground group, and nginx
+    // taking SIGINT as a fast shutdown could exit before the watcher's handler ran, which then read it as
+    // a crash (seen in CI). Only the watcher stops nginx, gracefully; a watcher killed outright leaves the
+    // master for the next start to take over (workdir.ts).
+    const child = spawn(this.bin, this.baseArgs(this.confPath), { stdio: ['ignore', 'inherit', 'pipe'], detached: true });
     this.child = child;
     const recent: string[] = [];
     readline.createInterface({ input: child.stderr }).on('line', (line) => {
