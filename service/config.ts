@@ -9,7 +9,11 @@ import {
   type ConsulAddress,
 } from '../lib/consul-address';
 import { isWildcardAddress, probeAddress } from '../lib/listen-address';
+import { routesSetting, type Route } from '../lib/routes';
 import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
+
+/** The public paths hello asks the gateway for: exactly `/`, and `/api/users` with everything under it. */
+export const DEFAULT_ROUTES = '=/,/api/users';
 
 export interface ServiceConfig {
   port: number;
@@ -20,6 +24,8 @@ export interface ServiceConfig {
   consul: ConsulAddress;
   /** CONSUL_HTTP_TOKEN: sent as X-Consul-Token; undefined means Consul's anonymous token. */
   consulToken: string | undefined;
+  /** ROUTES: the paths the gateway routes here, registered as `urlprefix-` tags (lib/routes.ts). */
+  routes: Route[];
 }
 
 /** Facts about the machine that the defaults depend on, passed in so parsing stays pure. */
@@ -88,5 +94,6 @@ export function parseConfig(env: NodeJS.ProcessEnv, facts: HostFacts): ServiceCo
   const serviceAddress = parseAddress(envValue(env, 'SERVICE_ADDRESS'), host, facts);
   const consul = parseConsul(envValue(env, 'CONSUL_HTTP_ADDR'));
   const consulToken = parseConsulToken(env);
-  return { port, host, serviceName, serviceId, serviceAddress, consul, consulToken };
+  const routes = routesSetting(env, DEFAULT_ROUTES);
+  return { port, host, serviceName, serviceId, serviceAddress, consul, consulToken, routes };
 }

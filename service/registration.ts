@@ -1,5 +1,6 @@
 import type Consul from 'consul';
 import { httpUrl } from '../lib/endpoints';
+import { routeTag, type Route } from '../lib/routes';
 import { wakeableSleep } from '../lib/wakeable-sleep';
 import type { ServiceConfig } from './config';
 import type { Logger } from '../lib/logger';
@@ -11,6 +12,8 @@ export interface ServiceDefinition {
   address: string;
   port: number;
   checkUrl: string;
+  /** Consul tags: one `urlprefix-` tag per route the gateway should send here (lib/routes.ts). */
+  tags: string[];
 }
 
 /** The three agent calls registration needs; an interface so the retry logic is testable without Consul. */
@@ -41,13 +44,17 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH
 
 export const DEFAULT_TIMING: RegistrationTiming = { pollMs: 1000, firstRetryMs: 100, maxRetryMs: 2000 };
 
-export function serviceDefinition(config: ServiceConfig): ServiceDefinition {
+/** The registration of one replica; any service's config with these fields will do (hello's, activity's). */
+export function serviceDefinition(
+  config: Pick<ServiceConfig, 'serviceId' | 'serviceName' | 'serviceAddress' | 'port'> & { routes: readonly Route[] },
+): ServiceDefinition {
   return {
     id: config.serviceId,
     name: config.serviceName,
     address: config.serviceAddress,
     port: config.port,
     checkUrl: `${httpUrl(config.serviceAddress, config.port)}/health`,
+    tags: config.routes.map(routeTag),
   };
 }
 
@@ -60,6 +67,7 @@ export function consulAgentApi(consul: Consul): AgentApi {
         name: service.name,
         address: service.address,
         port: service.port,
+        tags: service.tags,
         check: {
           name: `${service.name} HTTP /health`,
           http: service.checkUrl,

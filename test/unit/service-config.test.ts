@@ -2,6 +2,7 @@ import test from 'ava';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { ConfigError } from '../../lib/config-error';
 import { parseConfig, type HostFacts } from '../../service/config';
+import { serviceDefinition } from '../../service/registration';
 
 const iface = (address: string, internal: boolean, family: 'IPv4' | 'IPv6' = 'IPv4') =>
   ({ address, internal, family, netmask: '', mac: '', cidr: null }) as NetworkInterfaceInfo;
@@ -20,6 +21,10 @@ test('defaults: port 8080 on 0.0.0.0, name hello, id from name+host+port, the co
     serviceAddress: '172.18.0.5',
     consul: { secure: false, host: '127.0.0.1', port: 8500, url: 'http://127.0.0.1:8500' },
     consulToken: undefined,
+    routes: [
+      { path: '/', exact: true },
+      { path: '/api/users', exact: false },
+    ],
   });
 });
 
@@ -92,3 +97,27 @@ for (const [name, value] of bad) {
     t.true(error.message.startsWith(`${name} = ${JSON.stringify(value.trim())} is not allowed: use `), error.message);
   });
 }
+
+test('ROUTES: hello asks for exactly / and /api/users by default; empty means no route', (t) => {
+  t.deepEqual(parseConfig({}, container).routes, [
+    { path: '/', exact: true },
+    { path: '/api/users', exact: false },
+  ]);
+  t.deepEqual(parseConfig({ ROUTES: '/api/v2' }, container).routes, [{ path: '/api/v2', exact: false }]);
+  t.deepEqual(parseConfig({ ROUTES: '' }, container).routes, []);
+  t.deepEqual(parseConfig({ ROUTES: ' ' }, container).routes, []);
+});
+
+test('ROUTES: a bad route stops the service with a message naming ROUTES and what is allowed', (t) => {
+  for (const bad of ['/x;return 200', '/_balancer', '/a/../b', 'api', '/api/']) {
+    const error = t.throws(() => parseConfig({ ROUTES: `=/,${bad}` }, container), { instanceOf: ConfigError });
+    t.true(error.message.startsWith(`ROUTES = ${JSON.stringify(`=/,${bad}`)} is not allowed: use a comma-separated list`), error.message);
+    t.regex(error.message, /prefixed with "="/);
+  }
+});
+
+test('the registration carries one urlprefix- tag per route', (t) => {
+  const config = parseConfig({ ROUTES: '=/,/api/users' }, container);
+  t.deepEqual(serviceDefinition(config).tags, ['urlprefix-=/', 'urlprefix-/api/users']);
+  t.deepEqual(serviceDefinition({ ...config, routes: [] }).tags, []);
+});

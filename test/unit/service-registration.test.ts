@@ -9,6 +9,7 @@ const service: ServiceDefinition = {
   address: '127.0.0.1',
   port: 8080,
   checkUrl: 'http://127.0.0.1:8080/health',
+  tags: ['urlprefix-=/', 'urlprefix-/api/users'],
 };
 const fast = { pollMs: 20, firstRetryMs: 5, maxRetryMs: 40 };
 
