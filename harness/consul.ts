@@ -14,8 +14,11 @@ export type TestRole = 'replica' | 'balancer';
 /** Where a replica or balancer finds Consul, and the token it gets for its role (as CONSUL_HTTP_TOKEN). */
 export interface ConsulEndpoint {
   httpAddr: string;
-  /** Creates the role's policy and token for `serviceName` if needed; undefined: start without a token. */
-  roleToken(role: TestRole, serviceName: string): Promise<string | undefined>;
+  /**
+   * Creates the role's policy and token if needed (a replica's for its `serviceName`; the balancer's reads
+   * every service); undefined: start without a token.
+   */
+  roleToken(role: TestRole, serviceName?: string): Promise<string | undefined>;
 }
 
 /** An address where no Consul is: processes started against it get no token. */
@@ -27,7 +30,7 @@ export interface ConsulAgent extends ConsulEndpoint {
   httpPort: number;
   /** The initial management token from the agent's config (what the stack keeps as a Pulumi secret). */
   managementToken: string;
-  roleToken(role: TestRole, serviceName: string): Promise<string>;
+  roleToken(role: TestRole, serviceName?: string): Promise<string>;
   /** Sets the agent's default token (`PUT /v1/agent/token/default`): what its DNS interface answers with. */
   setDefaultToken(token: string): Promise<void>;
   /** Loopback port of the agent's DNS interface, when started with `{ dns: true }`. */
@@ -95,7 +98,8 @@ export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<
     httpPort,
     managementToken,
     async roleToken(role, serviceName) {
-      const r = role === 'replica' ? replicaRole(serviceName) : balancerRole(serviceName);
+      if (role === 'replica' && serviceName === undefined) throw new Error("roleToken('replica') needs the replica's service name");
+      const r = role === 'replica' ? replicaRole(serviceName!) : balancerRole();
       // The token is known before Consul holds it (derived, as in the stack); a stopped agent gets it at start().
       if (proc) await apply(r);
       else roles.set(r.role, r);

@@ -98,7 +98,7 @@ export function declareSingleHost({ config, naming, repoRoot, gossipKey, consulM
       balancerPort: config.balancerPort,
       adminAddress: config.bindAddress,
       balancerAdminPort: config.balancerAdminPort,
-      consulToken: roleTokenOf(consulManagementToken, balancerRole(config.serviceName)),
+      consulToken: roleTokenOf(consulManagementToken, balancerRole()),
     },
     { ...onDocker, dependsOn: [discovery.container, consulAcl] },
   );

@@ -151,7 +151,7 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
       // The admin listener shows instance addresses: the private network only.
       adminAddress: balancerVm.privateAddress,
       balancerAdminPort: config.balancerAdminPort,
-      consulToken: roleTokenOf(consulManagementToken, balancerRole(config.serviceName)),
+      consulToken: roleTokenOf(consulManagementToken, balancerRole()),
     },
     { ...onVm(balancerVm), dependsOn: [agents.get(balancerVm.name)!.container, consulAcl] },
   );

@@ -43,9 +43,13 @@ export function replicaRules(serviceName: string): string {
   ].join('\n');
 }
 
-/** The balancer reads the health of its service's instances; the entries name nodes, hence node read. */
-export function balancerRules(serviceName: string): string {
-  return [`service "${serviceName}" { policy = "read" }`, 'node_prefix "" { policy = "read" }'].join('\n');
+/**
+ * The balancer is the gateway to every service that asks for routes: it reads the catalog's service list
+ * and each routed service's health (any service may register route tags), and the entries name nodes,
+ * hence node read. Read only: it registers and writes nothing.
+ */
+export function balancerRules(): string {
+  return ['service_prefix "" { policy = "read" }', 'node_prefix "" { policy = "read" }'].join('\n');
 }
 
 /**
@@ -87,10 +91,10 @@ export const replicaRole = (serviceName: string): AclRole => ({
   rules: replicaRules(serviceName),
 });
 
-export const balancerRole = (serviceName: string): AclRole => ({
-  role: `balancer-${serviceName}`,
-  description: `balancer of ${serviceName}: read its health`,
-  rules: balancerRules(serviceName),
+export const balancerRole = (): AclRole => ({
+  role: 'balancer',
+  description: 'balancer (the gateway): read every service and its health',
+  rules: balancerRules(),
 });
 
 export const agentRole = (nodeName: string): AclRole => ({
@@ -101,7 +105,7 @@ export const agentRole = (nodeName: string): AclRole => ({
 
 /** Every role of a stack serving `serviceName` with Consul agents on `agentNodes` (what acl-init applies). */
 export function stackRoles(serviceName: string, agentNodes: readonly string[]): AclRole[] {
-  return [...agentNodes.map(agentRole), replicaRole(serviceName), balancerRole(serviceName)];
+  return [...agentNodes.map(agentRole), replicaRole(serviceName), balancerRole()];
 }
 
 /** The policies and tokens of `roles`, every token id derived from the management token. */
