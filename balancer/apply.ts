@@ -1,6 +1,7 @@
 import type { Logger } from '../lib/logger';
-import { sameUpstreams } from './render';
-import { recordServed, type BalancerStatus } from './status';
+import { routeText } from '../lib/routes';
+import { tableKey, type GatewayTable } from './routing';
+import type { StatusStore } from './status';
 
 /** The nginx operations the applier needs (the real one is Nginx; unit tests pass a fake). */
 export interface ConfigTarget {
@@ -13,33 +14,34 @@ export interface ConfigTarget {
 
 export interface ApplierOptions {
   target: ConfigTarget;
-  /** Renders the full config for a set of upstreams; `generation` numbers it (the initial config is 0). */
-  renderText(upstreams: readonly string[], generation: number): Promise<string> | string;
-  status: BalancerStatus;
+  /** Renders the full config for a routing table; `generation` numbers it (the initial config is 0). */
+  renderText(table: GatewayTable, generation: number): Promise<string> | string;
+  /** Where the served table and the outcome of each apply are recorded (and the served table read). */
+  status: StatusStore;
   logger: Logger;
   /** Quiet time that ends a burst of changes. */
   debounceMs?: number;
   /** A burst never delays a reload longer than this. */
   maxDelayMs?: number;
-  /** A set that could not be applied is tried again after this, doubling per failure up to retryMaxMs. */
+  /** A table that could not be applied is tried again after this, doubling per failure up to retryMaxMs. */
   retryInitialMs?: number;
   retryMaxMs?: number;
-  /** Called once nginx serves a new set (after the status has it), for the evidence page's stream. */
-  onApplied?(upstreams: readonly string[]): void;
+  /** Called once nginx serves a new table (after the status has it), for the evidence page's stream. */
+  onApplied?(table: GatewayTable): void;
 }
 
 export interface Applier {
-  /** Asks for `upstreams` to be served; bursts are coalesced, applies never overlap. */
-  request(upstreams: readonly string[]): void;
+  /** Asks for `table` to be served; bursts are coalesced, applies never overlap. */
+  request(table: GatewayTable): void;
   /** Resolves once nothing is pending or running (a retry waiting out its backoff does not count). */
   idle(): Promise<void>;
   stop(): void;
 }
 
 /**
- * The "act" step: turns wanted upstream sets into checked, installed, reloaded nginx configs.
- * A config that fails `nginx -t` is never installed; the last good one stays loaded. A set that could
- * not be applied is retried with backoff until it is, and a newer set replaces it at once, so no
+ * The "act" step: turns wanted routing tables into checked, installed, reloaded nginx configs.
+ * A config that fails `nginx -t` is never installed; the last good one stays loaded. A table that could
+ * not be applied is retried with backoff until it is, and a newer one replaces it at once, so no
  * failure can stop later changes from reaching nginx.
  */
 export function createApplier(o: ApplierOptions): Applier {
@@ -47,7 +49,7 @@ export function createApplier(o: ApplierOptions): Applier {
   const maxDelayMs = o.maxDelayMs ?? 250;
   const retryInitialMs = o.retryInitialMs ?? 500;
   const retryMaxMs = o.retryMaxMs ?? 10_000;
-  let wanted: readonly string[] | undefined;
+  let wanted: GatewayTable | undefined;
   let firstRequestAt = 0;
   let lastRequestAt = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -56,40 +58,33 @@ export function createApplier(o: ApplierOptions): Applier {
   let generation = 0;
   let retryTimer: NodeJS.Timeout | undefined;
 
-  const recordError = (error: string) => {
-    o.status.lastReloadError = error;
-    o.status.lastReloadErrorAt = new Date().toISOString();
-  };
+  let failedApplies = 0;
 
-  /** Null once nginx serves `upstreams`; else what went wrong (`refused` when nginx -t said no). */
-  const applyOnce = async (upstreams: readonly string[], requestedAt: number): Promise<{ error: string; refused: boolean } | null> => {
-    if (sameUpstreams(o.status.upstreams, upstreams)) return null;
+  /** Null once nginx serves `table`; else what went wrong (`refused` when nginx -t said no). */
+  const applyOnce = async (table: GatewayTable, requestedAt: number): Promise<{ error: string; refused: boolean } | null> => {
+    const previous = o.status.served();
+    if (tableKey(previous) === tableKey(table)) return null;
     generation++;
-    const text = await o.renderText(upstreams, generation);
+    const text = await o.renderText(table, generation);
     const error = await o.target.check(text);
     if (error !== null) return { error, refused: true };
     await o.target.installCandidate();
     await o.target.reload(generation);
-    const previous = o.status.upstreams;
-    recordServed(o.status, upstreams);
-    o.status.reloads++;
-    o.status.changedAt = o.status.lastReloadAt = new Date().toISOString();
+    o.status.recordServed(table, true);
     o.logger.info('nginx reloaded', {
-      upstreams,
-      added: upstreams.filter((u) => !previous.includes(u)),
-      removed: previous.filter((u) => !upstreams.includes(u)),
-      reloads: o.status.reloads,
+      ...tableChange(previous, table),
+      reloads: o.status.read().reloads,
       msSinceChange: Date.now() - requestedAt,
     });
-    o.onApplied?.(upstreams);
+    o.onApplied?.(table);
     return null;
   };
 
-  const retryLater = (upstreams: readonly string[]) => {
-    const delay = Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(o.status.failedApplies - 1, 20));
+  const retryLater = (table: GatewayTable) => {
+    const delay = Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(failedApplies - 1, 20));
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
-      if (wanted === undefined) request(upstreams);
+      if (wanted === undefined) request(table);
     }, delay);
     return delay;
   };
@@ -104,26 +99,25 @@ export function createApplier(o: ApplierOptions): Applier {
   const run = () => {
     timer = undefined;
     if (running || wanted === undefined || stopped) return;
-    const upstreams = wanted;
+    const table = wanted;
     const requestedAt = firstRequestAt;
     wanted = undefined;
-    running = applyOnce(upstreams, requestedAt)
+    running = applyOnce(table, requestedAt)
       .catch((error: unknown) => ({ error: String(error instanceof Error ? error.message : error), refused: false }))
       .then((failure) => {
         if (failure === null) {
-          if (o.status.failedApplies > 0)
-            o.logger.info('the wanted upstream set is applied again', { failedAttempts: o.status.failedApplies });
-          o.status.failedApplies = 0;
+          const failedAttempts = o.status.recordApplySuccess();
+          failedApplies = 0;
+          if (failedAttempts > 0) o.logger.info('the wanted routing table is applied again', { failedAttempts });
           return;
         }
-        recordError(failure.error);
-        o.status.failedApplies++;
-        // A newer set already waiting goes first; it is retried itself if it fails too.
-        const retryInMs = wanted === undefined && !stopped ? retryLater(upstreams) : null;
+        failedApplies = o.status.recordApplyFailure(failure.error);
+        // A newer table already waiting goes first; it is retried itself if it fails too.
+        const retryInMs = wanted === undefined && !stopped ? retryLater(table) : null;
         const msg = failure.refused
           ? 'rendered nginx config refused by nginx -t; keeping the last good one'
           : 'applying the nginx config failed';
-        o.logger.error(msg, { error: failure.error, wanted: upstreams, attempt: o.status.failedApplies, retryInMs });
+        o.logger.error(msg, { error: failure.error, wanted: table.services, attempt: failedApplies, retryInMs });
       })
       .finally(() => {
         running = undefined;
@@ -132,13 +126,13 @@ export function createApplier(o: ApplierOptions): Applier {
       });
   };
 
-  function request(upstreams: readonly string[]) {
+  function request(table: GatewayTable) {
     if (stopped) return;
     if (retryTimer) clearTimeout(retryTimer);
     retryTimer = undefined;
     lastRequestAt = Date.now();
     if (wanted === undefined) firstRequestAt = lastRequestAt;
-    wanted = upstreams;
+    wanted = table;
     schedule();
   }
 
@@ -157,4 +151,25 @@ export function createApplier(o: ApplierOptions): Applier {
       timer = retryTimer = undefined;
     },
   };
+}
+
+/** What a reload changed, per service, for its log line. */
+export function tableChange(previous: GatewayTable, next: GatewayTable): Record<string, unknown> {
+  const before = new Map(previous.services.map((s) => [s.name, s]));
+  const after = new Map(next.services.map((s) => [s.name, s]));
+  const services: Record<string, unknown> = {};
+  for (const name of new Set([...before.keys(), ...after.keys()])) {
+    const was = before.get(name);
+    const now = after.get(name);
+    const routes = (s: typeof was) => (s ? s.routes.map(routeText) : []);
+    const upstreams = (s: typeof was) => s?.upstreams ?? [];
+    services[name] = {
+      routes: routes(now),
+      upstreams: upstreams(now),
+      added: upstreams(now).filter((u) => !upstreams(was).includes(u)),
+      removed: upstreams(was).filter((u) => !upstreams(now).includes(u)),
+      ...(was === undefined ? { routed: true } : now === undefined ? { unrouted: true } : {}),
+    };
+  }
+  return { services };
 }

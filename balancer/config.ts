@@ -7,7 +7,6 @@ import {
   parseConsulToken,
   type ConsulAddress,
 } from '../lib/consul-address';
-import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 
 /**
  * Requests in flight per client address on the public port. Far above what one browser or API client holds
@@ -15,13 +14,22 @@ import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../li
  */
 export const DEFAULT_CONN_LIMIT_PER_CLIENT = 100;
 
+/**
+ * Requests per second per client address on the public port. A person behind a browser sends a few a
+ * second (a page with its assets, tens at once: the burst); a busy API client or a NAT in front of a
+ * few hundred users stays in the hundreds. 1,000 leaves all of them alone, and stops one address from
+ * taking the replicas' whole capacity (a loop on one core sends several thousand). The tests' steady
+ * loops send at most about 600 a second from 127.0.0.1; the bench measures capacity, not the limit, and
+ * turns it off (RATE_LIMIT_PER_CLIENT=0).
+ */
+export const DEFAULT_RATE_LIMIT_PER_CLIENT = 1000;
+
 /** Everything the balancer reads from its environment, parsed and checked once at start. */
 export interface BalancerConfig {
   /** Consul's HTTP API, e.g. http://127.0.0.1:8500. */
   consul: ConsulAddress;
   /** CONSUL_HTTP_TOKEN: sent as X-Consul-Token; undefined means Consul's anonymous token. */
   consulToken: string | undefined;
-  serviceName: string;
   listenAddress: string;
   listenPort: number;
   /**
@@ -32,6 +40,10 @@ export interface BalancerConfig {
   adminPort: number;
   /** Requests one client address may have in flight on the public port at once; more get a JSON 429. */
   connLimitPerClient: number;
+  /** Requests per second one client address may send on the public port (nginx limit_req); 0 turns the limit off. */
+  rateLimitPerClient: number;
+  /** Requests beyond the rate served at once before the limit answers 429. */
+  rateBurstPerClient: number;
   nginxBin: string;
   /** nginx prefix for its conf, pid and temp files; undefined means "make a fresh temp dir". */
   workDir: string | undefined;
@@ -51,9 +63,6 @@ function integer(env: NodeJS.ProcessEnv, variable: string, fallback: number, min
 
 /** Parses the balancer's environment; throws ConfigError naming the variable and what is allowed. */
 export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
-  const serviceName = envValue(env, 'SERVICE_NAME') ?? DEFAULT_SERVICE_NAME;
-  if (!isServiceName(serviceName)) rejectConfig('SERVICE_NAME', serviceName, SERVICE_NAME_ALLOWED);
-
   const address = (variable: string): string => {
     const value = envValue(env, variable) ?? '127.0.0.1';
     if (net.isIP(value) === 0) rejectConfig(variable, value, 'an IPv4 or IPv6 address literal, such as 127.0.0.1 or ::');
@@ -71,15 +80,18 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
   const workDir = envValue(env, 'WORK_DIR');
   if (workDir !== undefined && !workDir.startsWith('/')) rejectConfig('WORK_DIR', workDir, 'an absolute path');
 
+  const rateLimitPerClient = integer(env, 'RATE_LIMIT_PER_CLIENT', DEFAULT_RATE_LIMIT_PER_CLIENT, 0, 1_000_000);
   return {
     consul,
     consulToken: parseConsulToken(env),
-    serviceName,
     listenAddress,
     listenPort,
     adminAddress,
     adminPort,
     connLimitPerClient: integer(env, 'CONN_LIMIT_PER_CLIENT', DEFAULT_CONN_LIMIT_PER_CLIENT, 1, 100_000),
+    rateLimitPerClient,
+    // A page load or a reconnecting client's backlog comes at once: by default two seconds' worth.
+    rateBurstPerClient: integer(env, 'RATE_BURST_PER_CLIENT', 2 * rateLimitPerClient, 0, 2_000_000),
     nginxBin: envValue(env, 'NGINX_BIN') ?? 'nginx',
     workDir,
     emptyGraceMs: integer(env, 'EMPTY_GRACE_MS', 10_000, 0, 600_000),

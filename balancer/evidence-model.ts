@@ -3,6 +3,8 @@
 // No import here: this file goes into the browser bundle too (and type-checks without Node's types).
 /** One row of the page's instance table: one upstream address and the Consul instance behind it. */
 export interface InstanceRow {
+  /** The Consul service the instance belongs to. */
+  service: string;
   /** Consul's service ID. */
   id: string;
   /** `address:port` as nginx has it. */
@@ -20,17 +22,21 @@ export interface InstanceRow {
   since: string | null;
 }
 
-/** One message of the page's event stream: everything the page shows about the service. */
+/** One message of the page's event stream: everything the page shows about the routed services. */
 export interface EvidenceSnapshot {
-  service: string;
+  /** Every routed service with the routes nginx serves for it, by name. */
+  services: Array<{ name: string; routes: string[] }>;
   consulIndex: number | null;
   consulReachable: boolean;
-  /** When the set nginx serves last changed (ISO 8601). */
+  /** When the table nginx serves last changed (ISO 8601). */
   changedAt: string | null;
   reloads: number;
+  /** Every service's instances, by service, then id. */
   instances: InstanceRow[];
   /** Entries Consul passes that the balancer leaves out, and why (render.ts DroppedEntry). */
-  dropped: Array<{ id: string; reason: string }>;
+  dropped: Array<{ service: string; id: string; reason: string }>;
+  /** Route tags the balancer leaves out, and why (routing.ts DroppedRoute). */
+  droppedRoutes: Array<{ service: string; route: string; reason: string }>;
 }
 
 /** Consul's last answer as the watcher read it: each accepted instance and the upstream addresses it stands for. */
@@ -41,8 +47,9 @@ export interface ConsulInstance {
   checks: string;
 }
 
-/** The instance rows: Consul's instances against the set nginx serves, sorted by id then address. */
+/** One service's instance rows: Consul's instances against the set nginx serves, sorted by id then address. */
 export function instanceRows(
+  service: string,
   served: { upstreams: readonly string[]; upstreamsSince: Readonly<Record<string, string>> },
   consul: readonly ConsulInstance[],
   /** The last id Consul gave each upstream, to name one that nginx serves after Consul has dropped it. */
@@ -56,6 +63,7 @@ export function instanceRows(
       listed.add(address);
       const serving = isServed.has(address);
       rows.push({
+        service,
         id: instance.id,
         address,
         health: instance.health,
@@ -68,6 +76,7 @@ export function instanceRows(
   for (const address of served.upstreams) {
     if (listed.has(address)) continue;
     rows.push({
+      service,
       id: knownIds.get(address) ?? '(unknown)',
       address,
       health: 'not listed',

@@ -4,7 +4,9 @@
 import type http from 'node:http';
 import { healthOfChecks, instanceRows, type ConsulInstance, type EvidenceSnapshot } from './evidence-model';
 import { selectUpstreams, type HealthEntry, type Resolution, type UpstreamSelection } from './render';
+import { isPassing } from './routing';
 import type { BalancerStatus, ExtraRoutes } from './status';
+import type { GatewayView } from './watch';
 
 /** The page's files, built by scripts/build.mjs (the script is balancer/page/page.ts bundled for browsers). */
 export interface EvidenceAssets {
@@ -45,22 +47,22 @@ export interface EvidencePageOptions {
 export interface EvidencePage {
   /** Mounted in the status server: answers the page's paths, leaves the rest. */
   routes: ExtraRoutes;
-  /** Every answer from Consul (watch.ts onIndex): which instance each upstream is. */
-  consulAnswered(selection: UpstreamSelection, entries: readonly HealthEntry[], resolved: ReadonlyMap<string, Resolution>): void;
-  /** nginx serves a new set (apply.ts onApplied). */
+  /** Every answer from Consul (watch.ts onConsul): which instance each upstream is. */
+  consulAnswered(view: GatewayView): void;
+  /** nginx serves a new table (apply.ts onApplied). */
   applied(): void;
   /** Ends every stream, so nginx can stop without waiting for them. */
   close(): void;
 }
 
-/** Each accepted entry with the upstreams it stands for, by the balancer's one rule (selectUpstreams). */
+/** Each passing, accepted entry with the upstreams it stands for, by the balancer's one rule (selectUpstreams). */
 export function consulInstances(
   selection: UpstreamSelection,
   entries: readonly HealthEntry[],
   resolved: ReadonlyMap<string, Resolution>,
 ): ConsulInstance[] {
   const left = new Set(selection.dropped.map((d) => d.id));
-  return entries.flatMap((entry) => {
+  return entries.filter(isPassing).flatMap((entry) => {
     const id = entry.Service?.ID || entry.Node?.Node || '(unnamed)';
     if (left.has(id)) return [];
     const { upstreams } = selectUpstreams([entry], resolved);
@@ -74,7 +76,7 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
   const heartbeatMs = o.heartbeatMs ?? 15_000;
   const pollMs = o.pollMs ?? 1000;
   const streams = new Set<http.ServerResponse>();
-  let consul: ConsulInstance[] = [];
+  let consul = new Map<string, ConsulInstance[]>();
   const knownIds = new Map<string, string>();
   let lastSent = '';
   let timers: NodeJS.Timeout[] = [];
@@ -83,14 +85,17 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
 
   const snapshot = (): EvidenceSnapshot => {
     const status = o.readStatus();
+    const names = [...new Set([...Object.keys(status.services), ...consul.keys()])].sort();
+    const served = (name: string) => status.services[name] ?? { routes: [], upstreams: [], upstreamsSince: {}, dropped: [] };
     return {
-      service: status.service,
+      services: names.map((name) => ({ name, routes: served(name).routes })),
       consulIndex: status.consulIndex,
       consulReachable: status.consul.reachable,
       changedAt: status.changedAt,
       reloads: status.reloads,
-      instances: instanceRows(status, consul, knownIds),
-      dropped: status.dropped,
+      instances: names.flatMap((name) => instanceRows(name, served(name), consul.get(name) ?? [], knownIds)),
+      dropped: names.flatMap((name) => served(name).dropped.map((d) => ({ service: name, ...d }))),
+      droppedRoutes: status.droppedRoutes,
     };
   };
 
@@ -175,12 +180,13 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
 
   return {
     routes,
-    consulAnswered(selection, entries, resolved) {
-      consul = consulInstances(selection, entries, resolved);
-      for (const instance of consul) for (const u of instance.upstreams) knownIds.set(u, instance.id);
+    consulAnswered(view) {
+      consul = new Map([...view.services].map(([name, s]) => [name, consulInstances(s.selection, s.entries, s.resolved)]));
+      const listed = [...consul.values()].flat();
+      for (const instance of listed) for (const u of instance.upstreams) knownIds.set(u, instance.id);
       // Forget names of addresses neither Consul nor nginx has any more, so the map stays bounded.
-      const served = new Set(o.readStatus().upstreams);
-      for (const u of knownIds.keys()) if (!served.has(u) && !consul.some((i) => i.upstreams.includes(u))) knownIds.delete(u);
+      const served = new Set(Object.values(o.readStatus().services).flatMap((s) => s.upstreams));
+      for (const u of knownIds.keys()) if (!served.has(u) && !listed.some((i) => i.upstreams.includes(u))) knownIds.delete(u);
       publish();
     },
     applied() {

@@ -1,5 +1,4 @@
 // The balancer's entrypoint: config in, status server and nginx up, then follow Consul until SIGTERM.
-import { EventEmitter } from 'node:events';
 import { existsSync, fstatSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,29 +11,18 @@ import { parseConfig, type BalancerConfig } from './config';
 import { createEvidencePage } from './evidence-page';
 import * as evidenceAssets from 'evidence-page:assets';
 import { Nginx } from './nginx';
-import { renderNginxConfig, selectUpstreams, type NginxSettings } from './render';
+import { renderNginxConfig, type NginxSettings } from './render';
 import { nameResolver, systemLookup } from './resolve';
-import { initialStatus, recordServed, startStatusServer } from './status';
-import { consulHealthFetcher, followHealthyInstances, type FetchHealth } from './watch';
+import { EMPTY_TABLE, type GatewayTable } from './routing';
+import { createStatusStore } from './status';
+import { startStatusServer } from './status';
+import { consulFetchers, droppedByService, followGateway, type Follower } from './watch';
 import { claimWorkDir } from './workdir';
 
 const logger = createLogger({ source: 'balancer' });
 
-/** How long start-up waits for Consul's current answer before nginx starts without upstreams. */
+/** How long start-up waits for Consul's current answers before nginx starts with what it has (maybe nothing). */
 const FIRST_ANSWER_MS = 1000;
-
-/** The upstreams Consul passes right now (one non-blocking query), or none when it does not answer in time. */
-async function currentUpstreams(fetchHealth: FetchHealth, timeoutMs: number): Promise<string[]> {
-  const cancel = new EventEmitter();
-  const timer = setTimeout(() => cancel.emit('cancel'), timeoutMs);
-  try {
-    return [...selectUpstreams((await fetchHealth(0, cancel)).entries).upstreams];
-  } catch {
-    return [];
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** As root, nginx workers drop to an unprivileged user; Debian bases have www-data, else nobody. */
 function workerUser(): NginxSettings['workerUser'] {
@@ -70,22 +58,12 @@ async function main(): Promise<void> {
   const user = workerUser();
   const workDir = await prepareWorkDir(config, user !== undefined);
   await claimWorkDir(workDir, logger);
-  const status = initialStatus(config.serviceName, config.consul.url);
+  const status = createStatusStore(config.consul.url);
   // The reload check asks the admin listener, which only the balancer's own side reaches.
   const nginx = new Nginx(config.nginxBin, workDir, logger, { host: probeAddress(config.adminAddress), port: config.adminPort });
-  let follower: ReturnType<typeof followHealthyInstances> | undefined;
+  let follower: Follower | undefined;
   let applier: Applier | undefined;
-  const readStatus = () => {
-    if (follower) {
-      const consul = follower.consulState();
-      status.consul = {
-        address: config.consul.url,
-        reachable: consul.reachable && status.consulIndex !== null,
-        lastError: consul.lastError,
-      };
-    }
-    return status;
-  };
+  const readStatus = () => status.read();
   const evidence = createEvidencePage({ assets: evidenceAssets, readStatus });
   const statusServer = await startStatusServer(readStatus, evidence.routes);
 
@@ -93,20 +71,20 @@ async function main(): Promise<void> {
   // to the watcher; only under a socket, which nginx cannot open, do its lines go through our relay.
   const relay = fstatSync(1).isSocket() ? await startAccessLogRelay() : undefined;
   const settings: NginxSettings = {
-    serviceName: config.serviceName,
     listenAddress: config.listenAddress,
     listenPort: config.listenPort,
     adminAddress: config.adminAddress,
     adminPort: config.adminPort,
     connLimitPerClient: config.connLimitPerClient,
+    rateLimitPerClient: config.rateLimitPerClient,
+    rateBurstPerClient: config.rateBurstPerClient,
     workDir,
     statusPort: statusServer.port,
     accessLog: relay ? { relayPort: relay.port } : { stdout: true },
     workerProcesses: os.availableParallelism(),
     workerUser: user,
   };
-  const renderText = (upstreams: readonly string[], generation: number) =>
-    withTestBreak(config, renderNginxConfig(settings, upstreams, generation));
+  const renderText = (table: GatewayTable, generation: number) => withTestBreak(config, renderNginxConfig(settings, table, generation));
 
   // Signals are handled from before nginx starts, so a stop during start-up never orphans it.
   let stopping = false;
@@ -133,46 +111,56 @@ async function main(): Promise<void> {
     if (!stopping) void nginx.stop(0);
   });
 
-  // The first config holds the replicas passing now, so a balancer that replaces another on its port serves
-  // from its first request; if Consul does not answer at once it starts empty (a JSON 503), and the
-  // follower fills the set in.
-  const first = await currentUpstreams(consulHealthFetcher(config, 0), FIRST_ANSWER_MS);
+  // The follower starts at once; its changes wait for the applier, which needs a running nginx.
+  let pending: GatewayTable | undefined;
+  let droppedKey = '';
+  follower = followGateway({
+    ...(({ catalog, health }) => ({ fetchCatalog: catalog, fetchHealth: health }))(consulFetchers(config)),
+    resolveNames: nameResolver(systemLookup()),
+    logger,
+    emptyGraceMs: config.emptyGraceMs,
+    onConsul(view) {
+      const dropped = droppedByService(view);
+      status.recordConsulAnswer({ index: view.index, dropped, droppedRoutes: view.droppedRoutes });
+      // Logged once per change, not on every answer.
+      const key = JSON.stringify({ dropped: [...dropped].filter(([, d]) => d.length > 0), routes: view.droppedRoutes });
+      if (key !== droppedKey && (view.droppedRoutes.length > 0 || [...dropped.values()].some((d) => d.length > 0)))
+        logger.warn('Consul registrations left out of the routing table', {
+          droppedRoutes: view.droppedRoutes,
+          droppedInstances: Object.fromEntries([...dropped].filter(([, d]) => d.length > 0)),
+        });
+      droppedKey = key;
+      evidence.consulAnswered(view);
+    },
+    onReachability: (reachable, lastError) => status.recordConsulReachability(reachable, lastError),
+    onChange: (table) => (applier ? applier.request(table) : (pending = table)),
+  });
+
+  // The first config holds the routes and replicas Consul has now, so a balancer that replaces another on
+  // its port serves from its first request; if Consul does not answer in time it starts with no route (a
+  // JSON 404), and the follower fills the table in.
+  const first = (await follower.firstTable(FIRST_ANSWER_MS)) ?? EMPTY_TABLE;
   // No `nginx -t` before the first start: it would listen on the public port for a moment and reset whoever
   // connects (seen as a request that met ECONNREFUSED right after a connect succeeded); nginx's own start
   // refuses a bad config with the same message, and the balancer then exits non-zero.
   await nginx.writeCandidate(renderNginxConfig(settings, first));
   await nginx.installCandidate();
   await nginx.start();
-  recordServed(status, first);
-  if (first.length > 0) status.changedAt = new Date().toISOString();
+  status.recordServed(first, false);
   logger.info('balancer started', {
-    service: config.serviceName,
+    services: Object.fromEntries(first.services.map((s) => [s.name, s.upstreams])),
     listen: `${config.listenAddress}:${config.listenPort}`,
     admin: `${config.adminAddress}:${config.adminPort}`,
     connLimitPerClient: config.connLimitPerClient,
+    rateLimitPerClient: config.rateLimitPerClient,
+    rateBurstPerClient: config.rateBurstPerClient,
     consul: config.consul.url,
     workDir,
     emptyGraceMs: config.emptyGraceMs,
   });
 
   applier = createApplier({ target: nginx, renderText, status, logger, onApplied: () => evidence.applied() });
-  let droppedKey = '[]';
-  follower = followHealthyInstances({
-    fetchHealth: consulHealthFetcher(config),
-    resolveNames: nameResolver(systemLookup()),
-    logger,
-    emptyGraceMs: config.emptyGraceMs,
-    onIndex(index, selection, entries, resolved) {
-      status.consulIndex = index;
-      status.dropped = selection.dropped;
-      const key = JSON.stringify(selection.dropped);
-      if (key !== droppedKey && selection.dropped.length > 0)
-        logger.warn('Consul entries left out of the upstream set', { dropped: selection.dropped });
-      droppedKey = key;
-      evidence.consulAnswered(selection, entries, resolved);
-    },
-    onChange: (selection) => applier.request(selection.upstreams),
-  });
+  if (pending) applier.request(pending);
 
   const exit = await nginx.exited();
   if (!stopping) {

@@ -1,11 +1,22 @@
 import net from 'node:net';
 import { hostPort } from '../lib/endpoints';
 import { probeAddress } from '../lib/listen-address';
+import { RESERVED_PATHS, type Route } from '../lib/routes';
+import type { GatewayService, GatewayTable } from './routing';
 
 /** The parts of one `/v1/health/service/<name>` entry the balancer reads. */
 export interface HealthEntry {
   Node?: { Node?: string; Address?: string } | null;
-  Service?: { ID?: string; Service?: string; Address?: string; Port?: number } | null;
+  Service?: {
+    ID?: string;
+    Service?: string;
+    Address?: string;
+    Port?: number;
+    /** Route tags (`urlprefix-...`, lib/routes.ts) among them. */
+    Tags?: string[] | null;
+    /** Raft index of the registration: the older service wins a route conflict (routing.ts). */
+    CreateIndex?: number;
+  } | null;
   /** The node's checks (serfHealth) and the instance's own; only the latter say the instance answers. The evidence page shows their status. */
   Checks?: ReadonlyArray<{ CheckID?: string; ServiceID?: string; Status?: string }> | null;
 }
@@ -23,7 +34,6 @@ export interface UpstreamSelection {
 }
 
 export interface NginxSettings {
-  serviceName: string;
   listenAddress: string;
   listenPort: number;
   /** The admin listener (status, and the proxy that names the upstream); the public one shows neither. */
@@ -31,6 +41,10 @@ export interface NginxSettings {
   adminPort: number;
   /** Requests one client address may have in flight on the public port; more get a JSON 429. */
   connLimitPerClient: number;
+  /** Requests per second one client address may send to the public port (nginx limit_req); 0 = no limit. */
+  rateLimitPerClient: number;
+  /** Requests above the rate served at once before the limit answers 429 (limit_req burst, nodelay). */
+  rateBurstPerClient: number;
   /** nginx prefix: pid and temp files live here. */
   workDir: string;
   /** Loopback port of the watcher's own status server, proxied at /_balancer/status on the admin listener. */
@@ -45,10 +59,6 @@ export interface NginxSettings {
   workerProcesses: number;
   /** Set only when nginx starts as root: its workers then need an unprivileged user. */
   workerUser?: { user: string; group: string };
-}
-
-export interface Rendered extends UpstreamSelection {
-  text: string;
 }
 
 // Host names are resolved by the watcher, never by nginx: nginx resolves at load, and one name that does
@@ -170,7 +180,12 @@ function jsonBody(fields: Record<string, unknown>): string {
   return `'${JSON.stringify(fields)}'`;
 }
 
-const TOO_MANY = jsonBody({ error: 'too many requests', detail: 'this client has too many requests in flight; retry shortly' });
+const TOO_MANY = jsonBody({
+  error: 'too many requests',
+  detail: 'this client sends requests too fast or has too many in flight; retry after the time in Retry-After',
+});
+
+const NOT_FOUND = jsonBody({ error: 'not found', detail: 'no service is routed at this path' });
 
 /**
  * How a request is proxied to the replicas: keep-alive upstream connections, timeouts, and the retry on
@@ -196,26 +211,100 @@ export const PROXY_DIRECTIVES: readonly string[] = [
   '      proxy_next_upstream_timeout 5s;',
 ];
 
-/** `location /` proxying to the replicas; on the admin listener it also names the upstream that answered. */
-function proxyLocation(s: NginxSettings, listener: 'public' | 'admin'): string[] {
+type Listener = 'public' | 'admin';
+
+/** The upstream block's name for a service (service names are lowercase DNS labels, lib/service-name.ts). */
+const upstreamName = (service: string) => `svc_${service}`;
+
+/**
+ * The inside of every location of one service: proxied to its upstream block (on the admin listener also
+ * naming the upstream that answered), or, with no passing instance, the service's JSON 503. Upstream
+ * responses pass through as the replica sends them: nginx honours `X-Accel-Buffering: no` (an SSE stream)
+ * by default, and proxy_read_timeout (30 s) outlasts a stream's heartbeats.
+ */
+function serviceBody(service: GatewayService, listener: Listener): string[] {
+  const tooMany = listener === 'public' ? ['      error_page 429 = @too_many;'] : [];
+  if (service.upstreams.length === 0)
+    return [
+      '      default_type application/json;',
+      '      add_header Retry-After 1 always;',
+      ...tooMany,
+      `      return 503 ${jsonBody({ error: 'service unavailable', detail: `no healthy instance of ${service.name} is registered in Consul`, service: service.name })};`,
+    ];
   return [
-    '    location / {',
-    '      proxy_pass http://service_upstreams;',
+    `      proxy_pass http://${upstreamName(service.name)};`,
     ...PROXY_DIRECTIVES,
     ...(listener === 'admin' ? ['      add_header X-Upstream-Addr $upstream_addr always;'] : []),
-    '      error_page 502 = @bad_gateway;',
-    '      error_page 504 = @gateway_timeout;',
-    ...(listener === 'public' ? ['      error_page 429 = @too_many;'] : []),
-    '    }',
-    '    location @bad_gateway {',
+    `      error_page 502 = @${upstreamName(service.name)}_bad_gateway;`,
+    `      error_page 504 = @${upstreamName(service.name)}_gateway_timeout;`,
+    ...tooMany,
+  ];
+}
+
+/** The JSON answers for a service whose replicas failed (named locations, one pair per served service). */
+function serviceErrorLocations(service: GatewayService): string[] {
+  if (service.upstreams.length === 0) return [];
+  const name = upstreamName(service.name);
+  return [
+    `    location @${name}_bad_gateway {`,
     '      default_type application/json;',
-    `      return 502 ${jsonBody({ error: 'bad gateway', detail: `no instance of ${s.serviceName} answered`, service: s.serviceName })};`,
+    `      return 502 ${jsonBody({ error: 'bad gateway', detail: `no instance of ${service.name} answered`, service: service.name })};`,
     '    }',
-    '    location @gateway_timeout {',
+    `    location @${name}_gateway_timeout {`,
     '      default_type application/json;',
-    `      return 504 ${jsonBody({ error: 'gateway timeout', detail: `no instance of ${s.serviceName} answered in time`, service: s.serviceName })};`,
+    `      return 504 ${jsonBody({ error: 'gateway timeout', detail: `no instance of ${service.name} answered in time`, service: service.name })};`,
     '    }',
   ];
+}
+
+/**
+ * nginx location matches for one route: an exact route is `= path`; a prefix route is the path itself and
+ * everything under it as whole segments (`= /api/users` and `^~ /api/users/`, never `/api/usersX`), and
+ * nginx picks the longest matching prefix. When another route claims the same path exactly, that exact
+ * route gets the path and this one only what is under it. The prefix `/` is the catch-all.
+ */
+export function locationMatches(route: Route, exactPaths: ReadonlySet<string>): string[] {
+  if (route.exact) return [`= ${route.path}`];
+  if (route.path === '/') return ['/'];
+  return [...(exactPaths.has(route.path) ? [] : [`= ${route.path}`]), `^~ ${route.path}/`];
+}
+
+/** Every route's locations, the services' error answers, and the gateway's JSON 404 for any other path. */
+function routeLocations(table: GatewayTable, listener: Listener): string[] {
+  const exactPaths = new Set(table.services.flatMap((s) => s.routes.filter((r) => r.exact).map((r) => r.path)));
+  const lines: string[] = [];
+  let catchAll = false;
+  for (const service of table.services) {
+    for (const route of service.routes) {
+      for (const match of locationMatches(route, exactPaths)) {
+        catchAll ||= match === '/';
+        lines.push(`    location ${match} {`, ...serviceBody(service, listener), '    }');
+      }
+    }
+    lines.push(...serviceErrorLocations(service));
+  }
+  if (!catchAll) lines.push('    location / {', ...notFoundBody(listener), '    }');
+  return lines;
+}
+
+function notFoundBody(listener: Listener): string[] {
+  return [
+    '      default_type application/json;',
+    ...(listener === 'public' ? ['      error_page 429 = @too_many;'] : []),
+    `      return 404 ${NOT_FOUND};`,
+  ];
+}
+
+/** The gateway's own paths (lib/routes.ts RESERVED_PATHS): no service is ever routed there; a JSON 404 unless a listener serves one. */
+function reservedLocations(listener: Listener): string[] {
+  return RESERVED_PATHS.flatMap((path) => [
+    `    location = ${path} {`,
+    ...notFoundBody(listener),
+    '    }',
+    `    location ^~ ${path}/ {`,
+    ...notFoundBody(listener),
+    '    }',
+  ]);
 }
 
 /**
@@ -252,45 +341,31 @@ function evidenceLocations(s: NginxSettings): string[] {
   ];
 }
 
-function unavailableLocation(s: NginxSettings, listener: 'public' | 'admin'): string[] {
-  return [
-    '    location / {',
-    '      default_type application/json;',
-    '      add_header Retry-After 1 always;',
-    ...(listener === 'public' ? ['      error_page 429 = @too_many;'] : []),
-    `      return 503 ${jsonBody({ error: 'service unavailable', detail: `no healthy instance of ${s.serviceName} is registered in Consul`, service: s.serviceName })};`,
-    '    }',
-  ];
-}
-
 /**
- * The public listener: the service, nothing about the balancer. Each client address may have
+ * The public listener: the routed services, nothing about the balancer. Each client address may have
  * connLimitPerClient requests in flight (nginx counts a connection once its request header is read, so
  * this bounds bursts of requests and slow bodies; slow headers are bounded by client_header_timeout and
- * the connection headroom, see renderNginxConfig).
+ * the connection headroom, see renderNginxConfig) and send rateLimitPerClient requests a second.
  */
-function publicServer(s: NginxSettings, upstreams: readonly string[]): string[] {
+function publicServer(s: NginxSettings, table: GatewayTable): string[] {
   return [
     '  server {',
     `    listen ${hostPort(s.listenAddress, s.listenPort)};`,
     `    limit_conn per_client ${s.connLimitPerClient};`,
-    '    location ^~ /_balancer/ {',
-    '      default_type application/json;',
-    '      error_page 429 = @too_many;',
-    `      return 404 ${jsonBody({ error: 'not found' })};`,
-    '    }',
+    ...(s.rateLimitPerClient > 0 ? [`    limit_req zone=rate_per_client burst=${s.rateBurstPerClient} nodelay;`] : []),
+    ...reservedLocations('public'),
     '    location @too_many {',
     '      default_type application/json;',
     '      add_header Retry-After 1 always;',
     `      return 429 ${TOO_MANY};`,
     '    }',
-    ...(upstreams.length > 0 ? proxyLocation(s, 'public') : unavailableLocation(s, 'public')),
+    ...routeLocations(table, 'public'),
     '  }',
   ];
 }
 
-/** The admin listener (loopback or a private network): the status, the generation and the naming proxy. */
-function adminServer(s: NginxSettings, upstreams: readonly string[], generation: number): string[] {
+/** The admin listener (loopback or a private network): the status, the generation and the naming proxy, routed as the public one. */
+function adminServer(s: NginxSettings, table: GatewayTable, generation: number): string[] {
   return [
     '  server {',
     `    listen ${hostPort(s.adminAddress, s.adminPort)};`,
@@ -309,7 +384,8 @@ function adminServer(s: NginxSettings, upstreams: readonly string[], generation:
     `      return 200 "${generation}";`,
     '    }',
     ...evidenceLocations(s),
-    ...(upstreams.length > 0 ? proxyLocation(s, 'admin') : unavailableLocation(s, 'admin')),
+    ...reservedLocations('admin'),
+    ...routeLocations(table, 'admin'),
     '  }',
   ];
 }
@@ -335,11 +411,26 @@ export function interleaveByHost(upstreams: readonly string[]): string[] {
   return Array.from({ length: longest }, (_, i) => groups.flatMap((g) => (i < g.length ? [g[i]] : []))).flat();
 }
 
-/** The whole nginx.conf for one upstream set: a pure function of its inputs. */
-export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[], generation = 0): string {
+/** One upstream block per service with passing instances. */
+function upstreamBlocks(table: GatewayTable): string[] {
+  return table.services
+    .filter((service) => service.upstreams.length > 0)
+    .flatMap((service) => [
+      `  upstream ${upstreamName(service.name)} {`,
+      ...interleaveByHost(service.upstreams).map((u) => `    server ${u} max_fails=1 fail_timeout=2s;`),
+      '    keepalive 32;',
+      "    # Below Node's default 5 s server keep-alive, so nginx never reuses a socket the replica is closing.",
+      '    keepalive_timeout 4s;',
+      '  }',
+      '',
+    ]);
+}
+
+/** The whole nginx.conf for one routing table: a pure function of its inputs. */
+export function renderNginxConfig(s: NginxSettings, table: GatewayTable, generation = 0): string {
   const dir = s.workDir.replace(/\/+$/, '');
   const lines = [
-    '# Rendered by the balancer from Consul; rewritten on every change of the upstream set.',
+    '# Rendered by the balancer from Consul; rewritten on every change of the routing table.',
     ...(s.workerUser ? [`user ${s.workerUser.user} ${s.workerUser.group};`] : []),
     'daemon off;',
     `worker_processes ${s.workerProcesses};`,
@@ -386,30 +477,16 @@ export function renderNginxConfig(s: NginxSettings, upstreams: readonly string[]
     '  limit_conn_zone $binary_remote_addr zone=per_client:1m;',
     '  limit_conn_status 429;',
     '  limit_conn_log_level warn;',
+    ...(s.rateLimitPerClient > 0
+      ? [
+          '  # Requests per second per client address (a state is about 64 bytes; 10 MiB holds ~160,000 addresses).',
+          `  limit_req_zone $binary_remote_addr zone=rate_per_client:10m rate=${s.rateLimitPerClient}r/s;`,
+          '  limit_req_status 429;',
+          '  limit_req_log_level warn;',
+        ]
+      : []),
     '',
   ];
-  if (upstreams.length > 0) {
-    lines.push(
-      '  upstream service_upstreams {',
-      ...interleaveByHost(upstreams).map((u) => `    server ${u} max_fails=1 fail_timeout=2s;`),
-      '    keepalive 32;',
-      "    # Below Node's default 5 s server keep-alive, so nginx never reuses a socket the replica is closing.",
-      '    keepalive_timeout 4s;',
-      '  }',
-      '',
-    );
-  }
-  lines.push(...publicServer(s, upstreams), '', ...adminServer(s, upstreams, generation), '}', '');
+  lines.push(...upstreamBlocks(table), ...publicServer(s, table), '', ...adminServer(s, table, generation), '}', '');
   return lines.join('\n');
-}
-
-/** Selection and text together: data (entries, resolved names) in, nginx text and the dropped entries out. */
-export function render(
-  s: NginxSettings,
-  entries: readonly HealthEntry[],
-  resolved: ReadonlyMap<string, Resolution> = new Map(),
-  generation = 0,
-): Rendered {
-  const selection = selectUpstreams(entries, resolved);
-  return { ...selection, text: renderNginxConfig(s, selection.upstreams, generation) };
 }

@@ -1,18 +1,29 @@
 import http from 'node:http';
+import { routeText } from '../lib/routes';
 import type { DroppedEntry } from './render';
+import { EMPTY_TABLE, type DroppedRoute, type GatewayTable } from './routing';
 
-/** What GET /_balancer/status answers: the set nginx serves now and how it got there. */
-export interface BalancerStatus {
-  service: string;
-  /** `address:port` of every upstream in the config nginx has loaded. */
+/** One service in GET /_balancer/status. */
+export interface ServiceStatus {
+  /** The routes nginx serves for it (`=/`, `/api/users`); empty while it holds none. */
+  routes: string[];
+  /** `address:port` of every upstream nginx has loaded for it. */
   upstreams: string[];
-  /** Entries Consul reported that are left out (no address, bad port, zone id, host name that does not resolve...), and why. */
-  dropped: DroppedEntry[];
-  /** X-Consul-Index of the last answer from Consul. */
-  consulIndex: number | null;
   /** When each upstream entered the set nginx serves (ISO 8601), kept while it stays in. */
   upstreamsSince: Record<string, string>;
-  /** When the upstream set nginx serves last changed (ISO 8601). */
+  /** Instances Consul reports that are left out (no check of their own, no address, bad port, zone id, host name that does not resolve...), and why. */
+  dropped: DroppedEntry[];
+}
+
+/** What GET /_balancer/status answers: the routing table nginx serves now and how it got there. */
+export interface BalancerStatus {
+  /** Every service nginx serves or Consul shows with route tags, by name. */
+  services: Record<string, ServiceStatus>;
+  /** Route tags left out of nginx's config (hostile, broken, reserved, or lost to an older service), and why. */
+  droppedRoutes: DroppedRoute[];
+  /** X-Consul-Index of the last answer from Consul. */
+  consulIndex: number | null;
+  /** When the table nginx serves last changed (ISO 8601). */
   changedAt: string | null;
   /** Successful graceful reloads since start. */
   reloads: number;
@@ -20,25 +31,109 @@ export interface BalancerStatus {
   /** Why the last refused config was refused (`nginx -t` output); kept after later successes, see lastReloadErrorAt. */
   lastReloadError: string | null;
   lastReloadErrorAt: string | null;
-  /** Failed attempts in a row to apply the set Consul asks for (retried with backoff); 0 once nginx serves it. */
+  /** Failed attempts in a row to apply the table Consul asks for (retried with backoff); 0 once nginx serves it. */
   failedApplies: number;
   consul: { address: string; reachable: boolean; lastError: string | null };
 }
 
-export function initialStatus(service: string, consulAddress: string): BalancerStatus {
+/** What the follower learned from Consul, for the status (watch.ts). */
+export interface ConsulView {
+  index: number;
+  /** Per followed service: the instances left out, and why. */
+  dropped: ReadonlyMap<string, readonly DroppedEntry[]>;
+  droppedRoutes: readonly DroppedRoute[];
+}
+
+/**
+ * The one owner of the status: the applier records what nginx serves and how applying went, the follower
+ * what Consul said; everyone else reads snapshots.
+ */
+export interface StatusStore {
+  /** A copy of the current status. */
+  read(): BalancerStatus;
+  /** The table nginx serves now (the applier compares wanted tables with it). */
+  served(): GatewayTable;
+  /** nginx serves `table` now: as the first config at start (`reload` false) or after a reload. */
+  recordServed(table: GatewayTable, reload: boolean, now?: string): void;
+  recordApplyFailure(error: string, now?: string): number;
+  /** Failed attempts in a row before this success. */
+  recordApplySuccess(): number;
+  recordConsulAnswer(view: ConsulView): void;
+  recordConsulReachability(reachable: boolean, lastError: string | null): void;
+}
+
+export function createStatusStore(consulAddress: string): StatusStore {
+  let table: GatewayTable = EMPTY_TABLE;
+  let since = new Map<string, Record<string, string>>();
+  let consulDropped: ReadonlyMap<string, readonly DroppedEntry[]> = new Map();
+  let droppedRoutes: readonly DroppedRoute[] = [];
+  let consulIndex: number | null = null;
+  let changedAt: string | null = null;
+  let reloads = 0;
+  let lastReloadAt: string | null = null;
+  let lastReloadError: string | null = null;
+  let lastReloadErrorAt: string | null = null;
+  let failedApplies = 0;
+  // No query has failed yet; `read` also asks for an answer before it calls Consul reachable.
+  let consul = { address: consulAddress, reachable: true, lastError: null as string | null };
+
   return {
-    service,
-    upstreams: [],
-    upstreamsSince: {},
-    dropped: [],
-    consulIndex: null,
-    changedAt: null,
-    reloads: 0,
-    lastReloadAt: null,
-    lastReloadError: null,
-    lastReloadErrorAt: null,
-    failedApplies: 0,
-    consul: { address: consulAddress, reachable: false, lastError: null },
+    read() {
+      const services: Record<string, ServiceStatus> = {};
+      const names = [...new Set([...table.services.map((s) => s.name), ...consulDropped.keys()])].sort();
+      for (const name of names) {
+        const served = table.services.find((s) => s.name === name);
+        services[name] = {
+          routes: served ? served.routes.map(routeText) : [],
+          upstreams: served ? [...served.upstreams] : [],
+          upstreamsSince: { ...(since.get(name) ?? {}) },
+          dropped: [...(consulDropped.get(name) ?? [])],
+        };
+      }
+      return {
+        services,
+        droppedRoutes: [...droppedRoutes],
+        consulIndex,
+        changedAt,
+        reloads,
+        lastReloadAt,
+        lastReloadError,
+        lastReloadErrorAt,
+        failedApplies,
+        // Reachable means Consul has answered since start and its last query did not fail.
+        consul: { ...consul, reachable: consul.reachable && consulIndex !== null },
+      };
+    },
+    served: () => table,
+    recordServed(next, reload, now = new Date().toISOString()) {
+      const changed = JSON.stringify(next.services) !== JSON.stringify(table.services);
+      // An upstream that stays in its service's set keeps its `since`.
+      since = new Map(next.services.map((s) => [s.name, Object.fromEntries(s.upstreams.map((u) => [u, since.get(s.name)?.[u] ?? now]))]));
+      table = next;
+      if (reload) {
+        reloads++;
+        lastReloadAt = now;
+      }
+      if (changed && (reload || next.services.length > 0)) changedAt = now;
+    },
+    recordApplyFailure(error, now = new Date().toISOString()) {
+      lastReloadError = error;
+      lastReloadErrorAt = now;
+      return ++failedApplies;
+    },
+    recordApplySuccess() {
+      const before = failedApplies;
+      failedApplies = 0;
+      return before;
+    },
+    recordConsulAnswer(view) {
+      consulIndex = view.index;
+      consulDropped = new Map(view.dropped);
+      droppedRoutes = [...view.droppedRoutes];
+    },
+    recordConsulReachability(reachable, lastError) {
+      consul = { ...consul, reachable, lastError };
+    },
   };
 }
 
@@ -49,12 +144,6 @@ export interface StatusServer {
 
 /** Answers a request it owns and returns true, or returns false and leaves it to the status answer. */
 export type ExtraRoutes = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
-
-/** Marks `upstreams` as the set nginx serves now; one already in keeps its `since`. */
-export function recordServed(status: BalancerStatus, upstreams: readonly string[], now = new Date().toISOString()): void {
-  status.upstreams = [...upstreams];
-  status.upstreamsSince = Object.fromEntries(upstreams.map((u) => [u, status.upstreamsSince[u] ?? now]));
-}
 
 /**
  * A loopback-only HTTP server nginx proxies /_balancer/status to, so the answer is always current;

@@ -1,21 +1,94 @@
-import { EventEmitter } from 'node:events';
-import Consul from 'consul';
+// The "watch" step: follows Consul with blocking queries (the catalog, to learn which services ask for
+// routes, and each routed service's health) and hands on the routing table it implies. The rules (next
+// index, backoff, route selection, the empty-set grace) are pure functions in routing.ts; this file only
+// fetches, applies them and calls back.
+import type { Logger } from '../lib/logger';
 import { wakeableSleep } from '../lib/wakeable-sleep';
 import type { BalancerConfig } from './config';
-import type { Logger } from '../lib/logger';
-import { hostNamesOf, sameUpstreams, selectUpstreams, type HealthEntry, type Resolution, type UpstreamSelection } from './render';
+import { hostNamesOf, selectUpstreams, type DroppedEntry, type HealthEntry, type Resolution, type UpstreamSelection } from './render';
 import type { ResolveNames } from './resolve';
+import {
+  backoffMs,
+  claimOf,
+  holdThroughGrace,
+  isPassing,
+  nextIndex,
+  routedServices,
+  routeTable,
+  tableKey,
+  type DroppedRoute,
+  type GatewayTable,
+  type ServiceClaim,
+} from './routing';
 
-/** One answer of `/v1/health/service/<name>?passing`: the entries and Consul's X-Consul-Index. */
-export interface HealthAnswer {
-  entries: HealthEntry[];
+/** One answer of a blocking query: the body and Consul's X-Consul-Index. */
+export interface ConsulAnswer<T> {
+  body: T;
   index: number;
 }
 
-/** One blocking query; `cancel` fires when the follower stops, to abort it. */
-export type FetchHealth = (index: number, cancel: EventEmitter) => Promise<HealthAnswer>;
+/** `/v1/catalog/services`: service name → the union of its instances' tags. */
+export type FetchCatalog = (index: number, signal: AbortSignal) => Promise<ConsulAnswer<Record<string, string[] | null>>>;
+/** `/v1/health/service/<name>`: every registered instance with its checks (not only the passing ones). */
+export type FetchHealth = (service: string, index: number, signal: AbortSignal) => Promise<ConsulAnswer<HealthEntry[]>>;
+
+/** Why a request to Consul failed, with the system error behind fetch's "fetch failed". */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause as { code?: string; message?: string } | undefined;
+  return cause ? `${error.message}: ${cause.code ?? cause.message ?? 'no detail'}` : error.message;
+}
+
+/** Blocking queries over Consul's HTTP API, with the balancer's token; `waitSeconds` 0 asks for the current answer. */
+export function consulFetchers(config: BalancerConfig, waitSeconds = 30): { catalog: FetchCatalog; health: FetchHealth } {
+  const headers: Record<string, string> = config.consulToken !== undefined ? { 'X-Consul-Token': config.consulToken } : {};
+  // Consul adds up to wait/16 of jitter; allow for it before calling the query dead.
+  const timeoutMs = waitSeconds * 1000 + Math.max((waitSeconds * 1000) / 8, 5000);
+  const query = async <T>(path: string, index: number, signal: AbortSignal): Promise<ConsulAnswer<T>> => {
+    const url = `${config.consul.url}${path}?index=${index}&wait=${waitSeconds}s`;
+    let res: Response;
+    try {
+      res = await fetch(url, { headers, signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+    } catch (error) {
+      throw new Error(`Consul ${path}: ${describe(error)}`, { cause: error });
+    }
+    const text = await res.text();
+    if (!res.ok) throw new Error(`Consul ${path}: HTTP ${res.status} ${text.trim().slice(0, 200)}`);
+    const header = res.headers.get('x-consul-index');
+    const parsed = Number(header);
+    if (header === null || !Number.isFinite(parsed)) throw new Error(`Consul ${path} answered without a valid X-Consul-Index header`);
+    return { body: JSON.parse(text) as T, index: parsed };
+  };
+  return {
+    catalog: async (index, signal) => {
+      const answer = await query<Record<string, string[] | null>>('/v1/catalog/services', index, signal);
+      return { index: answer.index, body: answer.body !== null && typeof answer.body === 'object' ? answer.body : {} };
+    },
+    health: async (service, index, signal) => {
+      const answer = await query<HealthEntry[]>(`/v1/health/service/${encodeURIComponent(service)}`, index, signal);
+      return { index: answer.index, body: Array.isArray(answer.body) ? answer.body : [] };
+    },
+  };
+}
+
+/** What the follower knows about one routed service from its last health answer. */
+export interface ServiceView {
+  /** Every registered instance. */
+  entries: readonly HealthEntry[];
+  /** The upstreams of the passing instances, and the instances left out. */
+  selection: UpstreamSelection;
+  resolved: ReadonlyMap<string, Resolution>;
+}
+
+/** Everything the follower knows after an answer, for the status and the evidence page. */
+export interface GatewayView {
+  index: number;
+  services: ReadonlyMap<string, ServiceView>;
+  droppedRoutes: readonly DroppedRoute[];
+}
 
 export interface FollowerOptions {
+  fetchCatalog: FetchCatalog;
   fetchHealth: FetchHealth;
   /** Turns the host names among the entries into addresses (the real one is nameResolver; tests pass a map). */
   resolveNames: ResolveNames;
@@ -24,89 +97,120 @@ export interface FollowerOptions {
   logger: Logger;
   /** How long an empty set is ignored right after a Consul outage or index reset. */
   emptyGraceMs: number;
-  /** Called with every effective change of the upstream set (never twice with the same set). */
-  onChange(selection: UpstreamSelection): void;
-  /**
-   * Called after every answer (the raw selection, before any grace), for the status page and logs; the
-   * entries and resolved names let the evidence page tell which instance each upstream is.
-   */
-  onIndex?(index: number, selection: UpstreamSelection, entries: readonly HealthEntry[], resolved: ReadonlyMap<string, Resolution>): void;
+  /** Called with every effective change of the routing table (never twice with the same table). */
+  onChange(table: GatewayTable): void;
+  /** Called after every answer (before any grace), for the status page, the evidence page and logs. */
+  onConsul?(view: GatewayView): void;
+  /** Called whenever a query fails or Consul answers again. */
+  onReachability?(reachable: boolean, lastError: string | null): void;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
 }
 
 export interface Follower {
   stop(): void;
-  /** Whether the last query failed, and why. */
+  /** Whether a query is failing now, and why. */
   consulState(): { reachable: boolean; lastError: string | null; failedAttempts: number };
+  /** The table once the catalog and every routed service have answered, or the last one emitted after `timeoutMs`. */
+  firstTable(timeoutMs: number): Promise<GatewayTable | undefined>;
 }
 
-/** The blocking query through the `consul` client, returning the index header with the body. */
-export function consulHealthFetcher(config: BalancerConfig, waitSeconds = 30): FetchHealth {
-  const consul = new Consul({
-    host: config.consul.host,
-    port: config.consul.port,
-    secure: config.consul.secure,
-    // Sent with every request as X-Consul-Token; without one Consul answers as to anonymous (nothing).
-    ...(config.consulToken !== undefined ? { defaults: { token: config.consulToken } } : {}),
-  });
-  return async (index, cancel) => {
-    // includeResponse on the ctx makes the client resolve [response, body], which carries X-Consul-Index.
-    const ctx = Object.assign(cancel, { includeResponse: true });
-    const options = {
-      service: config.serviceName,
-      passing: true,
-      index: String(index),
-      wait: `${waitSeconds}s`,
-      // Consul adds up to wait/16 of jitter; allow for it before calling the query dead.
-      timeout: waitSeconds * 1000 + Math.max((waitSeconds * 1000) / 8, 5000),
-      ctx,
-    };
-    const [response, body] = (await consul.health.service(options as never)) as unknown as [
-      { headers: Record<string, string | undefined> },
-      HealthEntry[],
-    ];
-    const header = response.headers['x-consul-index'];
-    const parsed = Number(header);
-    if (header === undefined || !Number.isFinite(parsed)) throw new Error('Consul answered without a valid X-Consul-Index header');
-    return { entries: Array.isArray(body) ? body : [], index: parsed };
+interface QueryLoopOptions<T> {
+  fetch(index: number, signal: AbortSignal): Promise<ConsulAnswer<T>>;
+  onAnswer(answer: ConsulAnswer<T>): Promise<void> | void;
+  onFailure(error: string, failedAttempts: number): void;
+  onRecovered(failedAttempts: number): void;
+  onIndexReset(previous: number, received: number): void;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+}
+
+/** One blocking query, asked again and again: its own index and backoff (routing.ts rules). */
+function queryLoop<T>(o: QueryLoopOptions<T>): { stop(): void; failedAttempts(): number } {
+  const controller = new AbortController();
+  const { sleep: pause, wake } = wakeableSleep();
+  let stopped = false;
+  let index = 0;
+  let lastSeen = 0;
+  let failedAttempts = 0;
+  void (async () => {
+    while (!stopped) {
+      let answer: ConsulAnswer<T>;
+      try {
+        answer = await o.fetch(index, controller.signal);
+      } catch (error) {
+        if (stopped) return;
+        failedAttempts++;
+        o.onFailure(describe(error), failedAttempts);
+        // The agent may have restarted with a lower index; a blocking query on the old one could hang until `wait`.
+        index = 0;
+        await pause(backoffMs(failedAttempts, o.backoffInitialMs, o.backoffMaxMs));
+        continue;
+      }
+      if (stopped) return;
+      if (failedAttempts > 0) {
+        const failed = failedAttempts;
+        failedAttempts = 0;
+        o.onRecovered(failed);
+      }
+      const next = nextIndex(lastSeen, answer.index);
+      if (next.reset) o.onIndexReset(lastSeen, answer.index);
+      index = next.index;
+      lastSeen = answer.index;
+      await o.onAnswer(answer);
+    }
+  })();
+  return {
+    stop() {
+      stopped = true;
+      controller.abort();
+      wake();
+    },
+    failedAttempts: () => failedAttempts,
   };
+}
+
+interface Followed {
+  /** Stops its query loop and its name-resolution retries. */
+  stop(): void;
+  view?: ServiceView;
+  /** Rounds of name resolution; one a newer answer overtook is discarded. */
+  round: number;
+  retryTimer?: NodeJS.Timeout;
 }
 
 /**
- * Follows the healthy instances with blocking queries. Keeps the last good set while Consul fails
- * (logging once per outage), resets its index when Consul's goes backwards, and right after an
- * outage or reset ignores an empty set for `emptyGraceMs` while replicas register again. Host names
- * are resolved on every answer (and again while one fails), so only IP literals reach the renderer.
+ * Follows every service that carries route tags. Keeps the last good table while Consul fails (logging
+ * once per outage), resets an index that goes backwards, and right after an outage or reset keeps the
+ * services nginx served with upstreams for `emptyGraceMs` while Consul shows them empty or not at all
+ * (replicas registering again). Host names are resolved on every answer (and again while one fails), so
+ * only IP literals reach the renderer.
  */
-export function followHealthyInstances(o: FollowerOptions): Follower {
+export function followGateway(o: FollowerOptions): Follower {
   const backoffInitialMs = o.backoffInitialMs ?? 200;
   const backoffMaxMs = o.backoffMaxMs ?? 3000;
   const resolveRetryMs = o.resolveRetryMs ?? 5000;
-  const cancel = new EventEmitter();
+  const followed = new Map<string, Followed>();
+  const failing = new Set<object>();
   let stopped = false;
-  let index = 0;
-  let lastSeenIndex = 0;
-  let current: UpstreamSelection | undefined;
+  let catalogAnswered = false;
+  let catalogDropped: DroppedRoute[] = [];
+  let lastIndex = 0;
+  let lastError: string | null = null;
+  let outageStartedAt = 0;
+  /** From the first failed query until the first answer after it: one warning and one recovery line per outage. */
+  let outage = false;
+  let current: GatewayTable | undefined;
+  let latest: GatewayTable | undefined;
   let graceUntil = 0;
   let graceTimer: NodeJS.Timeout | undefined;
-  let latest: UpstreamSelection | undefined;
-  let failedAttempts = 0;
-  let outageStartedAt = 0;
-  let lastError: string | null = null;
-  let round = 0;
-  let resolveRetryTimer: NodeJS.Timeout | undefined;
+  let settledWaiters: Array<() => void> = [];
+  let failedMax = 0;
 
-  const emit = (selection: UpstreamSelection) => {
-    if (current && sameUpstreams(current.upstreams, selection.upstreams)) return;
-    current = selection;
-    o.onChange(selection);
-  };
-
-  const startGrace = (why: string) => {
-    if (o.emptyGraceMs <= 0) return;
-    graceUntil = Date.now() + o.emptyGraceMs;
-    o.logger.info('empty-set grace started', { why, graceMs: o.emptyGraceMs });
+  const emit = (table: GatewayTable) => {
+    if (current && tableKey(current) === tableKey(table)) return;
+    current = table;
+    o.onChange(table);
   };
 
   const endGrace = () => {
@@ -115,99 +219,193 @@ export function followHealthyInstances(o: FollowerOptions): Follower {
     graceTimer = undefined;
   };
 
-  const handle = (selection: UpstreamSelection) => {
-    latest = selection;
-    const holding = selection.upstreams.length === 0 && current !== undefined && current.upstreams.length > 0;
-    if (holding && Date.now() < graceUntil) {
-      if (!graceTimer) {
-        o.logger.info('Consul reports no healthy instance right after an outage; keeping the last set during the grace', {
-          kept: current!.upstreams,
-          graceLeftMs: graceUntil - Date.now(),
-        });
-        graceTimer = setTimeout(() => {
-          graceTimer = undefined;
-          graceUntil = 0;
-          if (!stopped && latest) handle(latest);
-        }, graceUntil - Date.now());
-      }
-      return;
-    }
-    if (selection.upstreams.length > 0) endGrace();
-    emit(selection);
+  const startGrace = (why: string) => {
+    if (o.emptyGraceMs <= 0 || Date.now() < graceUntil) return;
+    endGrace();
+    graceUntil = Date.now() + o.emptyGraceMs;
+    o.logger.info('empty-set grace started', { why, graceMs: o.emptyGraceMs });
   };
 
-  // One round per Consul answer (or retry of its names); a round a newer one overtook is discarded.
-  const select = async (consulIndex: number, entries: readonly HealthEntry[]) => {
-    const mine = ++round;
-    if (resolveRetryTimer) clearTimeout(resolveRetryTimer);
-    resolveRetryTimer = undefined;
-    const names = hostNamesOf(entries);
+  const handle = (table: GatewayTable) => {
+    latest = table;
+    if (current && Date.now() < graceUntil) {
+      const { table: kept, held } = holdThroughGrace(current, table);
+      if (held.length > 0) {
+        if (!graceTimer) {
+          o.logger.info('Consul shows services empty or gone right after an outage; keeping their last set during the grace', {
+            held,
+            graceLeftMs: graceUntil - Date.now(),
+          });
+          graceTimer = setTimeout(() => {
+            graceTimer = undefined;
+            graceUntil = 0;
+            if (!stopped && latest) handle(latest);
+          }, graceUntil - Date.now());
+        }
+        emit(kept);
+        return;
+      }
+    }
+    endGrace();
+    emit(table);
+  };
+
+  const settled = () => catalogAnswered && [...followed.values()].every((f) => f.view !== undefined);
+
+  /** The table Consul's answers imply; handed on once every followed service has answered. */
+  const recompute = () => {
+    if (stopped || !catalogAnswered) return;
+    const claims: ServiceClaim[] = [];
+    for (const [name, f] of followed) {
+      const claim = f.view && claimOf(name, f.view.entries, f.view.selection.upstreams);
+      if (claim) claims.push(claim);
+    }
+    const { table, droppedRoutes } = routeTable(claims);
+    const views = new Map<string, ServiceView>();
+    for (const [name, f] of followed) if (f.view) views.set(name, f.view);
+    o.onConsul?.({ index: lastIndex, services: views, droppedRoutes: [...catalogDropped, ...droppedRoutes] });
+    if (!settled()) return;
+    handle(table);
+    for (const resolve of settledWaiters) resolve();
+    settledWaiters = [];
+  };
+
+  const reachability = () => o.onReachability?.(failing.size === 0, lastError);
+
+  /** The callbacks every query loop shares: outage logging, recovery (with the grace), index resets. */
+  const loopEvents = (what: string) => {
+    const key = {};
+    return {
+      onFailure(error: string, failedAttempts: number) {
+        lastError = error;
+        failedMax = Math.max(failedMax, failedAttempts);
+        if (!outage) {
+          outage = true;
+          outageStartedAt = Date.now();
+          o.logger.warn('Consul query failed; keeping the last good routing table and retrying with backoff', {
+            query: what,
+            error,
+            kept: current?.services ?? [],
+          });
+        }
+        failing.add(key);
+        reachability();
+      },
+      onRecovered(failedAttempts: number) {
+        failing.delete(key);
+        if (outage) {
+          outage = false;
+          o.logger.info('Consul answers again', { query: what, failedAttempts, outageMs: Date.now() - outageStartedAt });
+          startGrace('consul outage');
+        }
+        if (failing.size === 0) {
+          lastError = null;
+          failedMax = 0;
+        }
+        reachability();
+      },
+      onIndexReset(previous: number, received: number) {
+        o.logger.warn('Consul index went backwards; resetting it', { query: what, previous, received });
+        startGrace('index reset');
+      },
+      forget() {
+        if (!failing.delete(key)) return;
+        if (failing.size === 0) lastError = null;
+        reachability();
+      },
+    };
+  };
+
+  const selectService = async (name: string, f: Followed, entries: readonly HealthEntry[]) => {
+    const mine = ++f.round;
+    if (f.retryTimer) clearTimeout(f.retryTimer);
+    f.retryTimer = undefined;
+    const passing = entries.filter(isPassing);
+    const names = hostNamesOf(passing);
     const resolved: ReadonlyMap<string, Resolution> =
       names.length > 0
         ? await o.resolveNames(names).catch((error: unknown) => new Map(names.map((n) => [n, { error: String(error) }])))
         : new Map();
-    if (stopped || mine !== round) return;
-    const selection = selectUpstreams(entries, resolved);
-    o.onIndex?.(consulIndex, selection, entries, resolved);
-    handle(selection);
+    if (stopped || mine !== f.round || followed.get(name) !== f) return;
+    f.view = { entries, selection: selectUpstreams(passing, resolved), resolved };
+    recompute();
     if ([...resolved.values()].some((r) => 'error' in r)) {
-      resolveRetryTimer = setTimeout(() => void select(consulIndex, entries), resolveRetryMs);
+      f.retryTimer = setTimeout(() => void selectService(name, f, entries), resolveRetryMs);
     }
   };
 
-  const { sleep: pause, wake: wakeUp } = wakeableSleep();
-
-  const loop = async () => {
-    while (!stopped) {
-      let answer: HealthAnswer;
-      try {
-        answer = await o.fetchHealth(index, cancel);
-      } catch (error) {
-        if (stopped) return;
-        lastError = error instanceof Error ? error.message : String(error);
-        if (failedAttempts === 0) {
-          outageStartedAt = Date.now();
-          o.logger.warn('Consul query failed; keeping the last good upstream set and retrying with backoff', {
-            error: lastError,
-            kept: current?.upstreams ?? [],
-          });
-        }
-        failedAttempts++;
-        // The agent may have restarted with a lower index; a blocking query on the old one could hang until `wait`.
-        index = 0;
-        await pause(Math.min(backoffMaxMs, backoffInitialMs * 2 ** Math.min(failedAttempts - 1, 20)));
-        continue;
-      }
-      if (stopped) return;
-      if (failedAttempts > 0) {
-        o.logger.info('Consul answers again', { failedAttempts, outageMs: Date.now() - outageStartedAt });
-        failedAttempts = 0;
-        lastError = null;
-        startGrace('consul outage');
-      }
-      if (answer.index < lastSeenIndex) {
-        // Consul's advice: an index that goes backwards (agent restart, snapshot restore) means start over at 0.
-        o.logger.warn('Consul index went backwards; resetting it', { previous: lastSeenIndex, received: answer.index });
-        index = 0;
-        if (graceUntil === 0) startGrace('index reset');
-      } else {
-        // Consul's advice: never block on index 0 again, it would return at once.
-        index = Math.max(answer.index, 1);
-      }
-      lastSeenIndex = answer.index;
-      await select(answer.index, answer.entries);
-    }
+  const follow = (name: string) => {
+    const events = loopEvents(`health of ${name}`);
+    const f: Followed = { round: 0, stop: () => {} };
+    const loop = queryLoop<HealthEntry[]>({
+      fetch: (index, signal) => o.fetchHealth(name, index, signal),
+      onAnswer: async (answer) => {
+        lastIndex = answer.index;
+        await selectService(name, f, answer.body);
+      },
+      ...events,
+      backoffInitialMs,
+      backoffMaxMs,
+    });
+    f.stop = () => {
+      loop.stop();
+      events.forget();
+      if (f.retryTimer) clearTimeout(f.retryTimer);
+    };
+    followed.set(name, f);
   };
-  void loop();
+
+  const catalogEvents = loopEvents('catalog');
+  const catalog = queryLoop<Record<string, string[] | null>>({
+    fetch: (index, signal) => o.fetchCatalog(index, signal),
+    onAnswer: (answer) => {
+      lastIndex = answer.index;
+      const routed = routedServices(answer.body);
+      catalogDropped = routed.dropped;
+      for (const name of routed.follow) {
+        if (followed.has(name)) continue;
+        o.logger.info('following a routed service', { service: name });
+        follow(name);
+      }
+      for (const [name, f] of followed) {
+        if (routed.follow.includes(name)) continue;
+        o.logger.info('no longer following a service: it has no route tags or no registration left', { service: name });
+        f.stop();
+        followed.delete(name);
+      }
+      catalogAnswered = true;
+      recompute();
+    },
+    ...catalogEvents,
+    backoffInitialMs,
+    backoffMaxMs,
+  });
 
   return {
     stop() {
       stopped = true;
       endGrace();
-      if (resolveRetryTimer) clearTimeout(resolveRetryTimer);
-      cancel.emit('cancel');
-      wakeUp();
+      catalog.stop();
+      for (const f of followed.values()) f.stop();
+      followed.clear();
+      for (const resolve of settledWaiters) resolve();
     },
-    consulState: () => ({ reachable: failedAttempts === 0, lastError, failedAttempts }),
+    consulState: () => ({ reachable: failing.size === 0, lastError, failedAttempts: failedMax }),
+    firstTable(timeoutMs) {
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(current), timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          resolve(current);
+        };
+        if (current && settled()) done();
+        else settledWaiters.push(done);
+      });
+    },
   };
+}
+
+/** The instances left out of each followed service, for the status. */
+export function droppedByService(view: GatewayView): Map<string, DroppedEntry[]> {
+  return new Map([...view.services].map(([name, s]) => [name, s.selection.dropped]));
 }

@@ -190,9 +190,9 @@ async function main(): Promise<void> {
     const consulPid = childrenOf(process.pid).find((p) => p.comm === 'consul')?.pid;
     if (consulPid === undefined) throw new Error('could not find the consul agent among this process’s children');
     for (const id of ['attack-1', 'attack-2']) replicas.push(await startReplica(consul, SERVICE, id));
-    balancer = await startBalancer(consul, SERVICE);
+    balancer = await startBalancer(consul);
     const b = balancer;
-    await waitFor('both replicas in the upstream set', async () => (await b.status()).upstreams.length === 2, 30_000, 100);
+    await waitFor('both replicas in the upstream set', async () => (await b.upstreams(SERVICE)).length === 2, 30_000, 100);
     log(`seeding ${options.users} users into Consul KV`);
     await seedUsers(consul, options.users);
     const rssBefore = rssMB(consulPid);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BALANCER_BUNDLE, type BalancerStatusJson } from '../harness/balancer';
+import { BALANCER_BUNDLE, upstreamsOf, type BalancerStatusJson } from '../harness/balancer';
 import { startConsul, type ConsulAgent } from '../harness/consul';
 import { freePort, freePorts } from '../harness/ports';
 import { startProcess, waitFor, type Managed } from '../harness/processes';
@@ -50,7 +50,7 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
   const replicaToken = await consul.roleToken('replica', SERVICE_NAME);
   // Consul answers DNS with the agent's default token; under default deny that reads nothing. A careful
   // user gives it a token that may read the service's health (the balancer's), as Consul's ACL docs ask.
-  await consul.setDefaultToken(await consul.roleToken('balancer', SERVICE_NAME));
+  await consul.setDefaultToken(await consul.roleToken('balancer'));
   const consulProc = childrenOf(process.pid).find((p) => p.comm === 'consul');
   if (!consulProc) throw new Error("could not find the consul agent process among the benchmark's children");
   pinProcess(consulProc.pid, testCpu);
@@ -67,8 +67,11 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
     {
       CONSUL_HTTP_ADDR: consul.httpAddr,
       // Tokens as users give them: one per role, in the variable Consul's own tools read.
-      CONSUL_HTTP_TOKEN: await consul.roleToken('balancer', SERVICE_NAME),
-      SERVICE_NAME,
+      CONSUL_HTTP_TOKEN: await consul.roleToken('balancer'),
+      // The bench measures capacity from one client address (127.0.0.1), thousands of requests a second:
+      // the per-client rate limit (1,000/s by default) would measure the limit instead. Off here, as for
+      // every peer compared with ours (none of them has one).
+      RATE_LIMIT_PER_CLIENT: '0',
       LISTEN_PORT: String(listenPort),
       LISTEN_ADDRESS: '127.0.0.1',
       ADMIN_PORT: String(adminPort),
@@ -94,7 +97,7 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
   };
 
   try {
-    await waitFor('the balancer to answer /_balancer/status', async () => (await status()).upstreams !== undefined, 15_000, 100);
+    await waitFor('the balancer to answer /_balancer/status', async () => (await status()).services !== undefined, 15_000, 100);
   } catch (error) {
     await stop();
     throw new Error(`${String(error)}\nbalancer output:\n${balancer.output().slice(-3000)}`, { cause: error });
@@ -123,7 +126,7 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
       const address = upstreamOf(replica);
       await waitFor(
         `${replica.id} (${address}) to ${present ? 'join' : 'leave'} the balancer's upstreams`,
-        async () => (await status()).upstreams.includes(address) === present,
+        async () => upstreamsOf(await status(), SERVICE_NAME).includes(address) === present,
         timeoutMs,
         everyMs,
       );

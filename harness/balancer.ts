@@ -9,15 +9,30 @@ import { requireOnPath, startProcess, waitFor, type Managed } from './processes'
 
 export const BALANCER_BUNDLE = path.resolve(__dirname, '../balancer/dist/main.js');
 
-/** The JSON GET /_balancer/status answers. */
-export interface BalancerStatusJson {
+/** One service in GET /_balancer/status (balancer/status.ts ServiceStatus). */
+export interface ServiceStatusJson {
+  routes: string[];
   upstreams: string[];
+  upstreamsSince: Record<string, string>;
+  dropped: Array<{ id: string; reason: string }>;
+}
+
+/** The JSON GET /_balancer/status answers (balancer/status.ts BalancerStatus). */
+export interface BalancerStatusJson {
+  services: Record<string, ServiceStatusJson>;
+  droppedRoutes: Array<{ service: string; route: string; reason: string }>;
   consulIndex: number | null;
   changedAt: string | null;
   reloads: number;
   lastReloadError: string | null;
+  failedApplies: number;
   consul: { reachable: boolean; lastError: string | null };
   [key: string]: unknown;
+}
+
+/** The upstreams nginx serves for `service` ([] when it is not routed). */
+export function upstreamsOf(status: BalancerStatusJson, service: string): string[] {
+  return status.services[service]?.upstreams ?? [];
 }
 
 export interface RunningBalancer extends Managed {
@@ -29,6 +44,10 @@ export interface RunningBalancer extends Managed {
   adminUrl: string;
   workDir: string;
   status(): Promise<BalancerStatusJson>;
+  /** The upstreams nginx serves for `service` now. */
+  upstreams(service: string): Promise<string[]>;
+  /** Waits until nginx serves `count` upstreams for `service`; resolves to them. */
+  waitForUpstreams(service: string, count: number, timeoutMs?: number): Promise<string[]>;
   /** The watcher's own last `lines` log lines (nginx's access and error lines left out), for a failed test's log. */
   logTail(lines: number): string;
   /** Stops the balancer (SIGTERM) and removes its working directory. */
@@ -36,19 +55,18 @@ export interface RunningBalancer extends Managed {
 }
 
 /**
- * Starts the balancer as a plain process on free loopback ports (public and admin), from the bundle `npm run build`
- * makes, with its nginx working files in a fresh temp dir and the balancer token for `serviceName`;
- * resolves once its status page answers.
+ * Starts the balancer (the gateway to every routed service) as a plain process on free loopback ports
+ * (public and admin), from the bundle `npm run build` makes, with its nginx working files in a fresh temp
+ * dir and the balancer token; resolves once its status page answers.
  */
-export async function startBalancer(consul: ConsulEndpoint, serviceName: string, env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
+export async function startBalancer(consul: ConsulEndpoint, env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
   requireOnPath(env.NGINX_BIN ?? 'nginx');
   const [port, adminPort] = await freePorts(2);
-  const token = await consul.roleToken('balancer', serviceName);
+  const token = await consul.roleToken('balancer');
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-test-'));
   const proc = startProcess(process.execPath, [freshBundle('balancer')], {
     CONSUL_HTTP_ADDR: consul.httpAddr,
     ...(token !== undefined ? { [CONSUL_TOKEN_ENV]: token } : {}),
-    SERVICE_NAME: serviceName,
     LISTEN_ADDRESS: '127.0.0.1',
     LISTEN_PORT: String(port),
     ADMIN_ADDRESS: '127.0.0.1',
@@ -63,6 +81,7 @@ export async function startBalancer(consul: ConsulEndpoint, serviceName: string,
     if (!res.ok) throw new Error(`status: HTTP ${res.status}`);
     return (await res.json()) as BalancerStatusJson;
   };
+  const upstreams = async (service: string) => upstreamsOf(await status(), service);
   const balancer: RunningBalancer = Object.assign(proc, {
     port,
     url,
@@ -70,6 +89,17 @@ export async function startBalancer(consul: ConsulEndpoint, serviceName: string,
     adminUrl,
     workDir,
     status,
+    upstreams,
+    async waitForUpstreams(service: string, count: number, timeoutMs = 20_000) {
+      let last: string[] = [];
+      await waitFor(
+        `${count} upstream(s) of ${service} in the balancer`,
+        async () => (last = await upstreams(service)).length === count,
+        timeoutMs,
+        25,
+      );
+      return last;
+    },
     logTail: (lines: number) =>
       proc
         .output()

@@ -42,8 +42,17 @@ let snapshots = 0;
 
 function renderSnapshot(s: EvidenceSnapshot): void {
   const now = Date.now();
-  byId('service').textContent = s.service;
-  document.title = `Balancer evidence: ${s.service}`;
+  const names = s.services.map((service) => service.name).join(', ');
+  byId('service').textContent = names;
+  document.title = `Balancer evidence: ${names || 'no routed service'}`;
+  byId('routes').replaceChildren(
+    ...s.services.map((service) => {
+      const li = element('li');
+      li.dataset.service = service.name;
+      li.append(element('code', undefined, service.name), document.createTextNode(`: ${service.routes.join(', ') || 'no route served'}`));
+      return li;
+    }),
+  );
   byId('consul-index').textContent = s.consulIndex === null ? '–' : String(s.consulIndex);
   byId('reloads').textContent = String(s.reloads);
   byId('changed-at').textContent = ago(s.changedAt, now);
@@ -53,7 +62,9 @@ function renderSnapshot(s: EvidenceSnapshot): void {
     const tr = element('tr');
     tr.dataset.id = row.id;
     tr.dataset.state = row.state;
+    tr.dataset.service = row.service;
     const cells: Array<[string, string, string]> = [
+      ['service', 'Service', row.service],
       ['id', 'Instance', row.id],
       ['address', 'Address', row.address],
       ['health', 'Health', row.checks ? `${row.health} (${row.checks} checks)` : row.health],
@@ -72,11 +83,17 @@ function renderSnapshot(s: EvidenceSnapshot): void {
     .replaceChildren(...rows);
   byId('no-instances').hidden = rows.length > 0;
 
-  byId('dropped-section').hidden = s.dropped.length === 0;
+  byId('dropped-section').hidden = s.dropped.length === 0 && s.droppedRoutes.length === 0;
   byId('dropped').replaceChildren(
     ...s.dropped.map((d) => {
       const li = element('li');
-      li.append(element('code', undefined, d.id), document.createTextNode(`: ${d.reason}`));
+      li.append(element('code', undefined, `${d.service} ${d.id}`), document.createTextNode(`: ${d.reason}`));
+      return li;
+    }),
+    ...s.droppedRoutes.map((d) => {
+      const li = element('li');
+      li.dataset.kind = 'route';
+      li.append(element('code', undefined, `${d.service} ${d.route}`), document.createTextNode(`: ${d.reason}`));
       return li;
     }),
   );

@@ -1,4 +1,5 @@
-import { upstreamOf, type SystemUnderTest } from '../system-under-test';
+import { upstreamsOf } from '../../harness/balancer';
+import { SERVICE_NAME, upstreamOf, type SystemUnderTest } from '../system-under-test';
 import { cpuOf, type Peer } from './peer';
 
 /** Our balancer (watcher + nginx), already started by startSystemUnderTest; stopping it is the SUT's job. */
@@ -13,7 +14,7 @@ export function oursPeer(sut: SystemUnderTest): Peer {
     url: sut.balancerUrl,
     namingUrl: sut.balancerAdminUrl,
     discovers: true,
-    inRotation: async (replica) => (await sut.status()).upstreams.includes(upstreamOf(replica)),
+    inRotation: async (replica) => upstreamsOf(await sut.status(), SERVICE_NAME).includes(upstreamOf(replica)),
     pids,
     cpuUs: () => cpuOf(pids()),
     stop: () => Promise.resolve(),

@@ -1,7 +1,7 @@
 // Entries nginx cannot load (a host name that does not resolve, an IPv6 zone id) registered in a real
 // Consul next to real replicas: the balancer must drop and report them, and keep following the real ones.
 import test from 'ava';
-import { startBalancer, type RunningBalancer } from '../../harness/balancer';
+import { startBalancer, upstreamsOf, type RunningBalancer } from '../../harness/balancer';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
 import { describeFailures, startSteadyLoop } from '../../harness/load';
 import { stopAll, waitFor } from '../../harness/processes';
@@ -13,11 +13,6 @@ let balancer: RunningBalancer;
 const replicas: Replica[] = [];
 const addr = (r: Replica) => `127.0.0.1:${r.port}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Dropped {
-  id: string;
-  reason: string;
-}
 
 /**
  * Registers an instance of SERVICE the way a faulty or hostile replica could, with the replica token:
@@ -59,7 +54,7 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number): Pro
 
 test.before(async () => {
   consul = await startConsul();
-  balancer = await startBalancer(consul, SERVICE);
+  balancer = await startBalancer(consul);
 });
 
 test.after.always(async (t) => {
@@ -75,14 +70,14 @@ test.serial(
   async (t) => {
     const r1 = await startReplica(consul, SERVICE, 'real-1');
     replicas.push(r1);
-    await waitFor('the balancer to serve real-1', async () => (await balancer.status()).upstreams.includes(addr(r1)), 15_000, 25);
+    await waitFor('the balancer to serve real-1', async () => (await balancer.upstreams(SERVICE)).includes(addr(r1)), 15_000, 25);
 
     await registerEntry('bad-name', 'does-not-exist.invalid', 8080, 'passing-ttl');
     await registerEntry('bad-zone', 'fe80::1%lo', 8080, 'passing-ttl');
     await waitFor('Consul to list both bad entries as passing', async () => (await consul.passing(SERVICE)).length === 3, 10_000, 50);
 
     const reported = await eventually(async () => {
-      const ids = ((await balancer.status()).dropped as Dropped[]).map((d) => d.id);
+      const ids = (await balancer.status()).services[SERVICE].dropped.map((d) => d.id);
       return ids.includes('bad-name') && ids.includes('bad-zone');
     }, 10_000);
 
@@ -92,9 +87,9 @@ test.serial(
     const r2 = await startReplica(consul, SERVICE, 'real-2');
     replicas.push(r2);
     await waitFor('Consul to list real-2 as passing', async () => (await consul.passing(SERVICE)).includes('real-2'), 15_000, 50);
-    const served = await eventually(async () => (await balancer.status()).upstreams.includes(addr(r2)), 10_000);
+    const served = await eventually(async () => (await balancer.upstreams(SERVICE)).includes(addr(r2)), 10_000);
     const r1Exit = await r1.stop(10_000);
-    await eventually(async () => !(await balancer.status()).upstreams.includes(addr(r1)), 10_000);
+    await eventually(async () => !(await balancer.upstreams(SERVICE)).includes(addr(r1)), 10_000);
     await sleep(1500);
     const report = await loop.stop();
 
@@ -107,15 +102,15 @@ test.serial(
     t.is(r1Exit, 0, 'real-1 drained and exited 0');
 
     const status = await balancer.status();
-    t.deepEqual(status.upstreams, [addr(r2)]);
-    const dropped = new Map((status.dropped as Dropped[]).map((d) => [d.id, d.reason]));
+    t.deepEqual(upstreamsOf(status, SERVICE), [addr(r2)]);
+    const dropped = new Map(status.services[SERVICE].dropped.map((d) => [d.id, d.reason]));
     t.regex(dropped.get('bad-name') ?? '', /does-not-exist\.invalid.*(does not resolve|ENOTFOUND|EAI_AGAIN|no answer)/);
     t.regex(dropped.get('bad-zone') ?? '', /zone/);
     t.is(status.lastReloadError, null, 'nginx never refused a config');
     const warned = balancer
       .output()
       .split('\n')
-      .filter((l) => l.includes('Consul entries left out of the upstream set'));
+      .filter((l) => l.includes('Consul registrations left out of the routing table'));
     t.true(
       warned.some((l) => l.includes('bad-name') && l.includes('bad-zone')),
       'the drop is logged with both ids',
@@ -128,7 +123,7 @@ test.serial(
 test.serial('an instance registered without a health check of its own passes in Consul but gets no traffic, and is reported', async (t) => {
   const real = await startReplica(consul, SERVICE, 'real-3');
   replicas.push(real);
-  await waitFor('the balancer to serve real-3', async () => (await balancer.status()).upstreams.includes(addr(real)), 15_000, 25);
+  await waitFor('the balancer to serve real-3', async () => (await balancer.upstreams(SERVICE)).includes(addr(real)), 15_000, 25);
   // A well-formed address of its own, so only the missing check can keep it out (not a bad address, not a duplicate).
   await registerEntry('unchecked', '127.0.0.1', 9, 'none');
   await waitFor(
@@ -139,20 +134,20 @@ test.serial('an instance registered without a health check of its own passes in 
   );
   await waitFor(
     'the balancer to report the unchecked entry',
-    async () => ((await balancer.status()).dropped as Dropped[]).some((d) => d.id === 'unchecked'),
+    async () => (await balancer.status()).services[SERVICE].dropped.some((d) => d.id === 'unchecked'),
     10_000,
     50,
   );
   const status = await balancer.status();
-  t.true(status.upstreams.includes(addr(real)), status.upstreams.join(', '));
-  t.false(status.upstreams.includes('127.0.0.1:9'), status.upstreams.join(', '));
-  const reason = (status.dropped as Dropped[]).find((d) => d.id === 'unchecked')?.reason ?? '';
+  t.true(upstreamsOf(status, SERVICE).includes(addr(real)), upstreamsOf(status, SERVICE).join(', '));
+  t.false(upstreamsOf(status, SERVICE).includes('127.0.0.1:9'), upstreamsOf(status, SERVICE).join(', '));
+  const reason = status.services[SERVICE].dropped.find((d) => d.id === 'unchecked')?.reason ?? '';
   t.regex(reason, /no health check of its own/);
   t.true(
     balancer
       .output()
       .split('\n')
-      .some((l) => l.includes('Consul entries left out of the upstream set') && l.includes('unchecked')),
+      .some((l) => l.includes('Consul registrations left out of the routing table') && l.includes('unchecked')),
   );
   await deregister('unchecked');
 });

@@ -25,8 +25,7 @@ test('the first request a new balancer accepts is answered by a replica that was
   t.teardown(() => fs.rm(workDir, { recursive: true, force: true }));
   const balancer = startProcess(process.execPath, [freshBundle('balancer')], {
     CONSUL_HTTP_ADDR: consul.httpAddr,
-    CONSUL_HTTP_TOKEN: await consul.roleToken('balancer', 'first'),
-    SERVICE_NAME: 'first',
+    CONSUL_HTTP_TOKEN: await consul.roleToken('balancer'),
     LISTEN_ADDRESS: '127.0.0.1',
     LISTEN_PORT: String(port),
     ADMIN_PORT: String(adminPort),

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
-import { startBalancer, type RunningBalancer } from '../../harness/balancer';
+import { startBalancer, upstreamsOf, type RunningBalancer } from '../../harness/balancer';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
 import { stopAll, waitFor } from '../../harness/processes';
 import { startReplica, type Replica } from '../../harness/service';
@@ -37,8 +37,8 @@ interface Bar {
   count: number;
 }
 
-async function addReplica(id: string, service = SERVICE): Promise<Replica> {
-  const replica = await startReplica(consul, service, id);
+async function addReplica(id: string, service = SERVICE, env: NodeJS.ProcessEnv = {}): Promise<Replica> {
+  const replica = await startReplica(consul, service, id, env);
   replicas.set(id, replica);
   return replica;
 }
@@ -100,8 +100,8 @@ test.before(async () => {
   await fs.mkdir(screenshotDir, { recursive: true });
   consul = await startConsul();
   await Promise.all(['r1', 'r2', 'r3'].map((id) => addReplica(id)));
-  balancer = await startBalancer(consul, SERVICE);
-  await waitFor('three upstreams', async () => (await balancer.status()).upstreams.length === 3, STEP_MS, 50);
+  balancer = await startBalancer(consul);
+  await waitFor('three upstreams', async () => (await balancer.upstreams(SERVICE)).length === 3, STEP_MS, 50);
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     // As root Chromium refuses to start with its sandbox on.
@@ -138,8 +138,14 @@ test.serial('the page answers with safe headers and lists the three instances Co
 
   const shown = await waitForServing(['r1', 'r2', 'r3']);
   const status = await balancer.status();
-  t.deepEqual(shown.map((r) => r.address).sort(), [...status.upstreams].sort());
+  t.deepEqual(shown.map((r) => r.address).sort(), [...upstreamsOf(status, SERVICE)].sort());
   t.is(await inPage(`document.getElementById('service').textContent`), SERVICE);
+  t.is(await inPage(`document.querySelector('#routes li[data-service="hello"]').textContent`), 'hello: =/, /api/users');
+  t.deepEqual(await inPage(`[...document.querySelectorAll('#instances td.service')].map((td) => td.textContent)`), [
+    'hello',
+    'hello',
+    'hello',
+  ]);
   t.is(await inPage(`document.getElementById('connection').dataset.state`), 'live');
   // Survives only as long as the page is not reloaded: later steps check it is still there.
   await inPage(`window.evidenceMarker = 'not reloaded'`);
@@ -153,7 +159,7 @@ test.serial('the data and the send path: an event stream and a GET-only proxy to
   const reader = events.body!.getReader();
   const first = new TextDecoder().decode((await reader.read()).value as Uint8Array);
   await reader.cancel();
-  t.regex(first, /event: snapshot\ndata: \{"service":"hello"/);
+  t.regex(first, /event: snapshot\ndata: \{"services":\[\{"name":"hello","routes":\["=\/","\/api\/users"\]\}\]/);
 
   const tried = await fetch(`${balancer.adminUrl}/_balancer/try`, { signal: AbortSignal.timeout(5000) });
   t.is(tried.status, 200);
@@ -212,7 +218,8 @@ test.serial('a stopped replica disappears from the page and gets no more request
 test.serial('a service ID with markup in it is shown as text', async (t) => {
   // The service refuses such a SERVICE_ID, so the entry is registered in Consul directly, pointing at a
   // real replica of another service, with a real HTTP check on it.
-  const target = await addReplica('markup-target', 'evidence-spare');
+  // A replica of another service, with no route (ROUTES empty): the gateway does not follow it.
+  const target = await addReplica('markup-target', 'evidence-spare', { ROUTES: '' });
   const register = await fetch(`${consul.httpAddr}/v1/agent/service/register`, {
     method: 'PUT',
     body: JSON.stringify({

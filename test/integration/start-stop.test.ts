@@ -104,8 +104,7 @@ for (const way of stops)
       'start:balancer',
       {
         CONSUL_HTTP_ADDR: consul.httpAddr,
-        CONSUL_HTTP_TOKEN: await consul.roleToken('balancer', `start-stop-balancer-${port}`),
-        SERVICE_NAME: `start-stop-balancer-${port}`,
+        CONSUL_HTTP_TOKEN: await consul.roleToken('balancer'),
         LISTEN_ADDRESS: '127.0.0.1',
         LISTEN_PORT: String(port),
         ADMIN_PORT: String(adminPort),
@@ -178,7 +177,6 @@ for (const way of stops) {
 function startWatcher(port: number, adminPort: number, workDir: string): Managed {
   return startProcess(process.execPath, [freshBundle('balancer')], {
     CONSUL_HTTP_ADDR: consul.httpAddr,
-    SERVICE_NAME: 'start-stop-stale',
     LISTEN_ADDRESS: '127.0.0.1',
     LISTEN_PORT: String(port),
     ADMIN_PORT: String(adminPort),

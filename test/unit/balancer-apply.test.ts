@@ -1,7 +1,15 @@
 import test, { type ExecutionContext } from 'ava';
 import { createApplier, type ApplierOptions, type ConfigTarget } from '../../balancer/apply';
 import type { Logger } from '../../lib/logger';
-import { initialStatus } from '../../balancer/status';
+import type { GatewayTable } from '../../balancer/routing';
+import { createStatusStore, type StatusStore } from '../../balancer/status';
+
+/** One service routed at `/` with these upstreams; no upstream at all means no service (the initial table). */
+const tableOf = (upstreams: readonly string[]): GatewayTable =>
+  upstreams.length === 0
+    ? { services: [] }
+    : { services: [{ name: 'hello', routes: [{ path: '/', exact: false }], upstreams: [...upstreams] }] };
+const served = (status: StatusStore) => status.read().services.hello?.upstreams ?? [];
 import { waitFor } from '../../harness/processes';
 
 function fakeNginx(refuse: (text: string) => string | null = () => null, failReload = false) {
@@ -35,10 +43,10 @@ const quietLogger: Logger = { info() {}, warn() {}, error() {} };
 
 function setup(t: ExecutionContext, refuse?: (text: string) => string | null, failReload = false, timing: Partial<ApplierOptions> = {}) {
   const nginx = fakeNginx(refuse, failReload);
-  const status = initialStatus('hello', 'http://127.0.0.1:8500');
+  const status = createStatusStore('http://127.0.0.1:8500');
   const applier = createApplier({
     target: nginx.target,
-    renderText: (upstreams) => upstreams.join(',') || 'empty',
+    renderText: (table) => table.services.flatMap((s) => s.upstreams).join(',') || 'empty',
     status,
     logger: quietLogger,
     debounceMs: 30,
@@ -55,16 +63,16 @@ function setup(t: ExecutionContext, refuse?: (text: string) => string | null, fa
 test('one change is checked, installed and reloaded, and the status follows', async (t) => {
   const { nginx, status, applier } = setup(t);
   const started = Date.now();
-  applier.request(['a:1']);
+  applier.request(tableOf(['a:1']));
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
   t.deepEqual(nginx.events, ['check a:1', 'install', 'reload a:1']);
   // About 40 ms of timers (debounce and check); a bound only against waiting for something else.
   t.true(Date.now() - started < 1000);
-  t.deepEqual(status.upstreams, ['a:1']);
-  t.is(status.reloads, 1);
-  t.truthy(status.changedAt);
-  t.is(status.lastReloadError, null);
+  t.deepEqual(served(status), ['a:1']);
+  t.is(status.read().reloads, 1);
+  t.truthy(status.read().changedAt);
+  t.is(status.read().lastReloadError, null);
   t.deepEqual(nginx.generations, [1], 'the first reload is generation 1 (the initial config is 0)');
 });
 
@@ -72,63 +80,63 @@ test('a burst of changes leads to one reload with the last set', async (t) => {
   // The gaps are 10 ms; a quiet time of 300 ms keeps a loaded machine's late timer inside the burst.
   const { nginx, status, applier } = setup(t, undefined, false, { debounceMs: 300, maxDelayMs: 3000 });
   for (const set of [['a:1'], ['a:1', 'b:1'], ['a:1', 'b:1', 'c:1']]) {
-    applier.request(set);
+    applier.request(tableOf(set));
     await new Promise((r) => setTimeout(r, 10));
   }
   await applier.idle();
   t.deepEqual(nginx.events, ['check a:1,b:1,c:1', 'install', 'reload a:1,b:1,c:1']);
-  t.is(status.reloads, 1);
+  t.is(status.read().reloads, 1);
 });
 
 test('a burst that never pauses is still applied within the maximum delay', async (t) => {
   const { status, applier } = setup(t);
   const started = Date.now();
   let n = 0;
-  const timer = setInterval(() => applier.request([`a:${++n}`]), 10);
+  const timer = setInterval(() => applier.request(tableOf([`a:${++n}`])), 10);
   await new Promise((r) => setTimeout(r, 400));
   clearInterval(timer);
   await applier.idle();
-  t.true(status.reloads >= 2, `reloads ${status.reloads}`);
-  t.true(status.reloads <= 6, `reloads ${status.reloads}`);
+  t.true(status.read().reloads >= 2, `reloads ${status.read().reloads}`);
+  t.true(status.read().reloads <= 6, `reloads ${status.read().reloads}`);
   // 400 ms of burst plus at most one maximum delay (150 ms); twice that for a slow machine.
   t.true(Date.now() - started < 2 * (400 + 150));
 });
 
 test('a config nginx -t refuses is never installed; the error is reported and the next good one goes through', async (t) => {
   const { nginx, status, applier } = setup(t, (text) => (text.includes('bad') ? 'nginx: [emerg] unknown directive "bad"' : null));
-  applier.request(['a:1']);
+  applier.request(tableOf(['a:1']));
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
-  applier.request(['a:1', 'bad:1']);
+  applier.request(tableOf(['a:1', 'bad:1']));
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
-  t.is(status.reloads, 1);
-  t.deepEqual(status.upstreams, ['a:1']);
+  t.is(status.read().reloads, 1);
+  t.deepEqual(served(status), ['a:1']);
   t.is(nginx.live(), 'a:1');
-  t.regex(status.lastReloadError ?? '', /unknown directive/);
-  t.truthy(status.lastReloadErrorAt);
+  t.regex(status.read().lastReloadError ?? '', /unknown directive/);
+  t.truthy(status.read().lastReloadErrorAt);
 
-  applier.request(['a:1', 'b:1']);
+  applier.request(tableOf(['a:1', 'b:1']));
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
-  t.is(status.reloads, 2);
+  t.is(status.read().reloads, 2);
   t.is(nginx.live(), 'a:1,b:1');
 });
 
 test('asking for the set nginx already serves does not reload', async (t) => {
   const { nginx, status, applier } = setup(t);
-  applier.request([]);
+  applier.request(tableOf([]));
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
   t.deepEqual(nginx.events, []);
-  t.is(status.reloads, 0);
+  t.is(status.read().reloads, 0);
 });
 
 test('changes during a reload are applied right after it, never concurrently', async (t) => {
   const { nginx, applier } = setup(t);
-  applier.request(['a:1']);
+  applier.request(tableOf(['a:1']));
   await new Promise((r) => setTimeout(r, 35));
-  applier.request(['b:1']);
+  applier.request(tableOf(['b:1']));
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
   await new Promise((r) => setTimeout(r, 50));
@@ -138,18 +146,18 @@ test('changes during a reload are applied right after it, never concurrently', a
 
 test('a reload nginx does not take up in time is reported and the status keeps the old set', async (t) => {
   const { status, applier } = setup(t, undefined, true);
-  applier.request(['a:1']);
+  applier.request(tableOf(['a:1']));
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
-  t.is(status.reloads, 0);
-  t.deepEqual(status.upstreams, []);
-  t.regex(status.lastReloadError ?? '', /did not serve the new config/);
+  t.is(status.read().reloads, 0);
+  t.deepEqual(served(status), []);
+  t.regex(status.read().lastReloadError ?? '', /did not serve the new config/);
 });
 
 test('every attempt gets a new generation number, refused ones included', async (t) => {
   const { nginx, applier } = setup(t, (text) => (text.includes('bad') ? 'refused' : null));
   for (const set of [['a:1'], ['bad:1'], ['b:1']]) {
-    applier.request(set);
+    applier.request(tableOf(set));
     await new Promise((r) => setTimeout(r, 5));
     await applier.idle();
   }
@@ -162,19 +170,19 @@ test('a refused set is retried with doubling backoff, and applied without a new 
     retryInitialMs: 20,
     retryMaxMs: 80,
   });
-  applier.request(['a:1']);
+  applier.request(tableOf(['a:1']));
   await waitFor('five refused attempts', () => nginx.checkedAt.length >= 5, 3000, 5);
-  t.is(status.reloads, 0);
-  t.true(status.failedApplies >= 4, `failedApplies ${status.failedApplies}`);
+  t.is(status.read().reloads, 0);
+  t.true(status.read().failedApplies >= 4, `failedApplies ${status.read().failedApplies}`);
   // 20, 40, 80, 80 ms after each refusal (each check itself takes ~10 ms): doubling, capped.
   const gaps = nginx.checkedAt.slice(1, 5).map((at, i) => at - nginx.checkedAt[i]);
   t.true(gaps[0] >= 25 && gaps[1] >= 45 && gaps[2] >= 85 && gaps[3] >= 85, `gaps ${gaps.join(',')}`);
 
   accept = true;
-  await waitFor('the retried set to be applied', () => status.reloads === 1, 3000, 5);
-  t.deepEqual(status.upstreams, ['a:1']);
+  await waitFor('the retried set to be applied', () => status.read().reloads === 1, 3000, 5);
+  t.deepEqual(served(status), ['a:1']);
   t.is(nginx.live(), 'a:1');
-  t.is(status.failedApplies, 0);
+  t.is(status.read().failedApplies, 0);
   const checks = nginx.checkedAt.length;
   await new Promise((r) => setTimeout(r, 200));
   t.is(nginx.checkedAt.length, checks, 'no retry once applied');
@@ -185,16 +193,16 @@ test('a change after a refusal is applied at once, not after the backoff', async
     retryInitialMs: 60_000,
     retryMaxMs: 60_000,
   });
-  applier.request(['bad:1']);
+  applier.request(tableOf(['bad:1']));
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
-  t.is(status.failedApplies, 1);
+  t.is(status.read().failedApplies, 1);
   const changedAt = Date.now();
-  applier.request(['a:1']);
+  applier.request(tableOf(['a:1']));
   await new Promise((r) => setTimeout(r, 5));
   await applier.idle();
   t.is(nginx.live(), 'a:1');
-  t.is(status.failedApplies, 0);
+  t.is(status.read().failedApplies, 0);
   t.true(Date.now() - changedAt < 30_000, 'applied long before the 60 s backoff');
 });
 
@@ -206,10 +214,10 @@ test('a reload that failed is retried too', async (t) => {
     await reload(generation);
     if (failReload) throw new Error('nginx did not serve the new config within 5000 ms');
   };
-  applier.request(['a:1']);
+  applier.request(tableOf(['a:1']));
   await waitFor('two failed reloads', () => nginx.generations.length >= 2, 3000, 5);
-  t.is(status.reloads, 0);
+  t.is(status.read().reloads, 0);
   failReload = false;
-  await waitFor('the retried reload to succeed', () => status.reloads === 1, 3000, 5);
-  t.deepEqual(status.upstreams, ['a:1']);
+  await waitFor('the retried reload to succeed', () => status.read().reloads === 1, 3000, 5);
+  t.deepEqual(served(status), ['a:1']);
 });

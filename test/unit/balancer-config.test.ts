@@ -7,12 +7,13 @@ test('defaults work for a developer on loopback', (t) => {
   t.deepEqual(config, {
     consul: { host: '127.0.0.1', port: 8500, secure: false, url: 'http://127.0.0.1:8500' },
     consulToken: undefined,
-    serviceName: 'hello',
     listenAddress: '127.0.0.1',
     listenPort: 8080,
     adminAddress: '127.0.0.1',
     adminPort: 8081,
     connLimitPerClient: 100,
+    rateLimitPerClient: 1000,
+    rateBurstPerClient: 2000,
     nginxBin: 'nginx',
     workDir: undefined,
     emptyGraceMs: 10_000,
@@ -23,12 +24,13 @@ test('defaults work for a developer on loopback', (t) => {
 test('every variable is read', (t) => {
   const config = parseConfig({
     CONSUL_HTTP_ADDR: 'https://consul.internal:8501',
-    SERVICE_NAME: 'users-api',
     LISTEN_ADDRESS: '::',
     LISTEN_PORT: '9000',
     ADMIN_ADDRESS: '10.0.0.5',
     ADMIN_PORT: '9001',
     CONN_LIMIT_PER_CLIENT: '20',
+    RATE_LIMIT_PER_CLIENT: '50',
+    RATE_BURST_PER_CLIENT: '10',
     NGINX_BIN: '/usr/sbin/nginx',
     WORK_DIR: '/run/balancer',
     EMPTY_GRACE_MS: '2500',
@@ -37,12 +39,13 @@ test('every variable is read', (t) => {
   });
   t.is(config.consulToken, '0d9db986-0adb-4d4c-a2df-09081559dc58');
   t.deepEqual(config.consul, { host: 'consul.internal', port: 8501, secure: true, url: 'https://consul.internal:8501' });
-  t.is(config.serviceName, 'users-api');
   t.is(config.listenAddress, '::');
   t.is(config.listenPort, 9000);
   t.is(config.adminAddress, '10.0.0.5');
   t.is(config.adminPort, 9001);
   t.is(config.connLimitPerClient, 20);
+  t.is(config.rateLimitPerClient, 50);
+  t.is(config.rateBurstPerClient, 10);
   t.is(config.nginxBin, '/usr/sbin/nginx');
   t.is(config.workDir, '/run/balancer');
   t.is(config.emptyGraceMs, 2500);
@@ -60,7 +63,14 @@ test("CONSUL_HTTP_ADDR without a scheme means http, like Consul's CLI; IPv6 host
 });
 
 test('an empty or blank variable means the default, as if it were unset', (t) => {
-  const blank = { SERVICE_NAME: '', LISTEN_ADDRESS: ' ', LISTEN_PORT: '', CONSUL_HTTP_ADDR: '', WORK_DIR: ' ', EMPTY_GRACE_MS: '' };
+  const blank = {
+    RATE_LIMIT_PER_CLIENT: ' ',
+    LISTEN_ADDRESS: ' ',
+    LISTEN_PORT: '',
+    CONSUL_HTTP_ADDR: '',
+    WORK_DIR: ' ',
+    EMPTY_GRACE_MS: '',
+  };
   t.deepEqual(parseConfig(blank), parseConfig({}));
 });
 
@@ -76,8 +86,9 @@ rejects({ LISTEN_PORT: '70000' }, 'LISTEN_PORT', /1 to 65535/);
 rejects({ LISTEN_PORT: '80a' }, 'LISTEN_PORT', /whole number/);
 rejects({ EMPTY_GRACE_MS: '-5' }, 'EMPTY_GRACE_MS', /whole number/);
 rejects({ LISTEN_ADDRESS: 'localhost' }, 'LISTEN_ADDRESS', /IPv4 or IPv6/);
-rejects({ SERVICE_NAME: 'bad name;' }, 'SERVICE_NAME', /letters, digits/);
-rejects({ SERVICE_NAME: 'web_1' }, 'SERVICE_NAME', /letters, digits/);
+rejects({ RATE_LIMIT_PER_CLIENT: '-1' }, 'RATE_LIMIT_PER_CLIENT', /whole number from 0/);
+rejects({ RATE_LIMIT_PER_CLIENT: '2.5' }, 'RATE_LIMIT_PER_CLIENT', /whole number from 0/);
+rejects({ RATE_BURST_PER_CLIENT: 'lots' }, 'RATE_BURST_PER_CLIENT', /whole number from 0/);
 rejects({ CONSUL_HTTP_ADDR: 'ftp://consul:21' }, 'CONSUL_HTTP_ADDR', /host:port/);
 rejects({ CONSUL_HTTP_ADDR: 'http://consul:8500/v1' }, 'CONSUL_HTTP_ADDR', /host:port/);
 rejects({ WORK_DIR: 'relative/dir' }, 'WORK_DIR', /absolute path/);
@@ -85,3 +96,13 @@ rejects({ ADMIN_ADDRESS: 'admin.local' }, 'ADMIN_ADDRESS', /IPv4 or IPv6/);
 rejects({ ADMIN_PORT: '0' }, 'ADMIN_PORT', /1 to 65535/);
 rejects({ LISTEN_PORT: '9000', ADMIN_PORT: '9000' }, 'ADMIN_PORT', /other than LISTEN_PORT \(9000\)/);
 rejects({ CONN_LIMIT_PER_CLIENT: '0' }, 'CONN_LIMIT_PER_CLIENT', /1 to 100000/);
+
+test('the rate limit: 0 turns it off; the burst defaults to twice the rate', (t) => {
+  t.like(parseConfig({ RATE_LIMIT_PER_CLIENT: '0' }), { rateLimitPerClient: 0, rateBurstPerClient: 0 });
+  t.like(parseConfig({ RATE_LIMIT_PER_CLIENT: '30' }), { rateLimitPerClient: 30, rateBurstPerClient: 60 });
+  t.like(parseConfig({ RATE_LIMIT_PER_CLIENT: '30', RATE_BURST_PER_CLIENT: '0' }), { rateLimitPerClient: 30, rateBurstPerClient: 0 });
+});
+
+test('SERVICE_NAME is no longer read: the gateway follows every routed service', (t) => {
+  t.deepEqual(parseConfig({ SERVICE_NAME: 'web_1' }), parseConfig({}));
+});

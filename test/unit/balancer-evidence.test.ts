@@ -7,12 +7,14 @@ import { createApplier } from '../../balancer/apply';
 import { healthOfChecks, instanceRows, tally, type EvidenceSnapshot } from '../../balancer/evidence-model';
 import { consulInstances, createEvidencePage, EVIDENCE_PATHS, type EvidencePage } from '../../balancer/evidence-page';
 import { renderNginxConfig, selectUpstreams, type HealthEntry, type NginxSettings, type Resolution } from '../../balancer/render';
-import { initialStatus, recordServed, type BalancerStatus } from '../../balancer/status';
+import type { GatewayTable } from '../../balancer/routing';
+import { createStatusStore } from '../../balancer/status';
+import type { GatewayView } from '../../balancer/watch';
 import type { Logger } from '../../lib/logger';
 
 const entry = (id: string, address: string, port: number, statuses = ['passing', 'passing']): HealthEntry => ({
   Node: { Node: 'node1', Address: '10.9.9.9' },
-  Service: { ID: id, Service: 'hello', Address: address, Port: port },
+  Service: { ID: id, Service: 'hello', Address: address, Port: port, Tags: ['urlprefix-=/'] },
   // As Consul reports them: the node's serfHealth first, then the instance's own check(s).
   Checks: statuses.map((Status, i) =>
     i === 0 ? { CheckID: 'serfHealth', Status } : { CheckID: `service:${id}:${i}`, ServiceID: id, Status },
@@ -25,12 +27,12 @@ test('rows: Consul instances nginx serves, ones it has not loaded yet, and ones 
     { id: 'b', upstreams: ['10.0.0.2:80'], health: 'passing', checks: '2/2' },
     { id: 'a', upstreams: ['10.0.0.1:80'], health: 'passing', checks: '2/2' },
   ];
-  t.deepEqual(instanceRows(served, consul, new Map([['10.0.0.3:80', 'c']])), [
-    { id: 'a', address: '10.0.0.1:80', health: 'passing', checks: '2/2', state: 'serving', since: 'T1' },
-    { id: 'b', address: '10.0.0.2:80', health: 'passing', checks: '2/2', state: 'joining', since: null },
-    { id: 'c', address: '10.0.0.3:80', health: 'not listed', checks: '', state: 'leaving', since: 'T3' },
+  t.deepEqual(instanceRows('hello', served, consul, new Map([['10.0.0.3:80', 'c']])), [
+    { service: 'hello', id: 'a', address: '10.0.0.1:80', health: 'passing', checks: '2/2', state: 'serving', since: 'T1' },
+    { service: 'hello', id: 'b', address: '10.0.0.2:80', health: 'passing', checks: '2/2', state: 'joining', since: null },
+    { service: 'hello', id: 'c', address: '10.0.0.3:80', health: 'not listed', checks: '', state: 'leaving', since: 'T3' },
   ]);
-  t.is(instanceRows(served, [], new Map())[0].id, '(unknown)');
+  t.is(instanceRows('hello', served, [], new Map())[0].id, '(unknown)');
 });
 
 test('health is the worst of Consul check statuses, with how many pass', (t) => {
@@ -55,9 +57,10 @@ test('tally: counts and shares per instance over everything sent, failures by re
   t.deepEqual(tally([]), { total: 0, instances: [], failures: 0, failureReasons: [] });
 });
 
-test("consul instances follow the balancer's own rule: resolved names, dropped entries left out", (t) => {
+test("consul instances follow the balancer's own rule: passing only, resolved names, dropped entries left out", (t) => {
   const entries = [
     entry('ip', '10.0.0.1', 80),
+    entry('failing', '10.0.0.2', 80, ['passing', 'critical']),
     entry('named', 'replica.internal', 81),
     entry('dup', '10.0.0.1', 80),
     entry('zero', '10.0.0.9', 0),
@@ -70,36 +73,39 @@ test("consul instances follow the balancer's own rule: resolved names, dropped e
   ]);
 });
 
-test('recordServed keeps the since of an upstream that stays and stamps a new one', (t) => {
-  const status = initialStatus('hello', 'http://127.0.0.1:8500');
-  recordServed(status, ['a:1', 'b:1'], 'T1');
-  recordServed(status, ['b:1', 'c:1'], 'T2');
-  t.deepEqual(status.upstreams, ['b:1', 'c:1']);
-  t.deepEqual(status.upstreamsSince, { 'b:1': 'T1', 'c:1': 'T2' });
+const helloTable = (upstreams: string[]): GatewayTable => ({
+  services: [{ name: 'hello', routes: [{ path: '/', exact: true }], upstreams }],
+});
+
+test('recordServed keeps the since of an upstream that stays and stamps a new one, per service', (t) => {
+  const status = createStatusStore('http://127.0.0.1:8500');
+  status.recordServed(helloTable(['a:1', 'b:1']), true, 'T1');
+  status.recordServed(helloTable(['b:1', 'c:1']), true, 'T2');
+  t.like(status.read().services.hello, { routes: ['=/'], upstreams: ['b:1', 'c:1'], upstreamsSince: { 'b:1': 'T1', 'c:1': 'T2' } });
+  t.like(status.read(), { reloads: 2, changedAt: 'T2', lastReloadAt: 'T2' });
 });
 
 test('the applier records since and tells the page once nginx serves a set', async (t) => {
-  const status = initialStatus('hello', 'http://127.0.0.1:8500');
+  const status = createStatusStore('http://127.0.0.1:8500');
   const applied: string[][] = [];
   const quiet: Logger = { info() {}, warn() {}, error() {} };
   const applier = createApplier({
     target: { check: async () => null, installCandidate: async () => {}, reload: async () => {} },
-    renderText: (u) => u.join(','),
+    renderText: (table) => JSON.stringify(table),
     status,
     logger: quiet,
     debounceMs: 5,
-    onApplied: (u) => applied.push([...u]),
+    onApplied: (table) => applied.push(table.services.flatMap((s) => s.upstreams)),
   });
   t.teardown(() => applier.stop());
-  applier.request(['a:1']);
+  applier.request(helloTable(['a:1']));
   await new Promise((r) => setTimeout(r, 20));
   await applier.idle();
   t.deepEqual(applied, [['a:1']]);
-  t.truthy(status.upstreamsSince['a:1']);
+  t.truthy(status.read().services.hello.upstreamsSince['a:1']);
 });
 
 const settings: NginxSettings = {
-  serviceName: 'hello',
   listenAddress: '0.0.0.0',
   listenPort: 8080,
   workDir: '/tmp/work',
@@ -107,13 +113,15 @@ const settings: NginxSettings = {
   adminAddress: '127.0.0.1',
   adminPort: 8081,
   connLimitPerClient: 100,
+  rateLimitPerClient: 1000,
+  rateBurstPerClient: 2000,
   accessLog: { stdout: true },
   workerProcesses: 1,
 };
 
 test('the admin listener proxies the page and its stream to the watcher, and /_balancer/try only as a GET through the public listener', (t) => {
   for (const upstreams of [[], ['127.0.0.1:3000']]) {
-    const config = renderNginxConfig(settings, upstreams);
+    const config = renderNginxConfig(settings, helloTable(upstreams));
     // The page is served in the admin server block only (the second `server {`).
     const [publicServer, text] = config.split('  server {').slice(1);
     t.false(publicServer.includes('/_balancer/evidence'), 'not on the public listener');
@@ -126,16 +134,17 @@ test('the admin listener proxies the page and its stream to the watcher, and /_b
       /location = \/_balancer\/try \{\s+#[^\n]*\n\s+limit_except GET \{ deny all; \}\s+proxy_pass http:\/\/127\.0\.0\.1:8080\/;/,
     );
   }
-  t.regex(renderNginxConfig({ ...settings, listenAddress: '::' }, []), /proxy_pass http:\/\/\[::1\]:8080\/;/);
+  t.regex(renderNginxConfig({ ...settings, listenAddress: '::' }, helloTable([])), /proxy_pass http:\/\/\[::1\]:8080\/;/);
 });
 
 /** The page's routes mounted on a real loopback server, with a status the test changes. */
 async function servePage(t: import('ava').ExecutionContext, options: { maxStreams?: number } = {}) {
-  const status: BalancerStatus = initialStatus('hello', 'http://127.0.0.1:8500');
-  status.consul.reachable = true;
+  const status = createStatusStore('http://127.0.0.1:8500');
+  status.recordConsulReachability(true, null);
+  status.recordConsulAnswer({ index: 1, dropped: new Map(), droppedRoutes: [] });
   const evidence: EvidencePage = createEvidencePage({
     assets: { html: '<!doctype html><p>page</p>', css: 'p{}', icon: '<svg/>', script: 'void 0;' },
-    readStatus: () => status,
+    readStatus: () => status.read(),
     pollMs: 60_000,
     ...options,
   });
@@ -211,17 +220,25 @@ test('the stream sends a snapshot at once, another when Consul answers with news
   t.deepEqual(stream.snapshots[0].instances, []);
 
   const entries = [entry('r1', '127.0.0.1', 3001)];
-  evidence.consulAnswered(selectUpstreams(entries), entries, new Map());
+  const view: GatewayView = {
+    index: 2,
+    services: new Map([['hello', { entries, selection: selectUpstreams(entries), resolved: new Map() }]]),
+    droppedRoutes: [{ service: 'other', route: '/x;y', reason: 'route "/x;y" contains ";"' }],
+  };
+  evidence.consulAnswered(view);
   await until('a second snapshot', () => stream.snapshots.length === 2);
-  t.like(stream.snapshots[1].instances[0], { id: 'r1', state: 'joining', since: null });
+  t.like(stream.snapshots[1].instances[0], { service: 'hello', id: 'r1', state: 'joining', since: null });
 
   // The same news again sends nothing.
-  evidence.consulAnswered(selectUpstreams(entries), entries, new Map());
-  recordServed(status, ['127.0.0.1:3001'], 'T1');
+  evidence.consulAnswered(view);
+  status.recordConsulAnswer({ index: 2, dropped: new Map([['hello', []]]), droppedRoutes: view.droppedRoutes });
+  status.recordServed(helloTable(['127.0.0.1:3001']), true, 'T1');
   evidence.applied();
   await stream.ended;
   t.is(stream.snapshots.length, 3);
-  t.like(stream.snapshots[2].instances[0], { id: 'r1', state: 'serving', since: 'T1' });
+  t.like(stream.snapshots[2].instances[0], { service: 'hello', id: 'r1', state: 'serving', since: 'T1' });
+  t.deepEqual(stream.snapshots[2].services, [{ name: 'hello', routes: ['=/'] }]);
+  t.deepEqual(stream.snapshots[2].droppedRoutes, view.droppedRoutes);
 });
 
 test('streams beyond the limit get a 503, and close() ends the open ones', async (t) => {

@@ -2,14 +2,16 @@ import test from 'ava';
 import {
   interleaveByHost,
   hostNamesOf,
-  render,
+  locationMatches,
   renderNginxConfig,
   selectUpstreams,
   type HealthEntry,
   type NginxSettings,
   type Resolution,
 } from '../../balancer/render';
+import type { GatewayService, GatewayTable } from '../../balancer/routing';
 import { hostPort as formatHostPort } from '../../lib/endpoints';
+import { parseRoutesEnv } from '../../lib/routes';
 
 // Every instance Consul reports carries the node's serfHealth; a checked one also carries its own check.
 const checks = (id: string) => [
@@ -23,12 +25,13 @@ const entry = (id: string, serviceAddress: string, port: number, nodeAddress = '
 });
 
 const settings: NginxSettings = {
-  serviceName: 'hello',
   listenAddress: '127.0.0.1',
   listenPort: 8080,
   adminAddress: '127.0.0.1',
   adminPort: 8081,
   connLimitPerClient: 100,
+  rateLimitPerClient: 1000,
+  rateBurstPerClient: 2000,
   workDir: '/tmp/work',
   statusPort: 4001,
   accessLog: { relayPort: 4002 },
@@ -186,19 +189,37 @@ test('entries missing Service or Node objects do not throw', (t) => {
   t.is(result.dropped.length, 2);
 });
 
-test('an empty set renders a JSON 503 and no upstream block', (t) => {
-  const text = renderNginxConfig(settings, []);
-  t.false(text.includes('upstream service_upstreams'));
-  t.false(text.includes('proxy_pass http://service_upstreams'));
-  const match = /return 503 '(.*)';/.exec(text);
-  t.truthy(match);
-  t.deepEqual((JSON.parse(match![1]) as { error: string }).error, 'service unavailable');
-  t.true(text.includes('default_type application/json;'));
+/** A routed service; routes as in ROUTES (`=/,/api/users`). */
+const svc = (name: string, routes: string, upstreams: string[]): GatewayService => ({ name, routes: parseRoutesEnv(routes), upstreams });
+/** hello as it registers by default, with these upstreams. */
+const hello = (upstreams: string[]): GatewayTable => ({ services: [svc('hello', '=/,/api/users', upstreams)] });
+const EMPTY: GatewayTable = { services: [] };
+
+/** Each `location` block of a server block: its match and its body. */
+function locations(block: string): Array<{ match: string; body: string }> {
+  return [...block.matchAll(/\n {4}location (.+?) \{\n([\s\S]*?)\n {4}\}/g)].map((m) => ({ match: m[1], body: m[2] }));
+}
+
+const jsonOf = (body: string, code: number) => JSON.parse(new RegExp(`return ${code} '(.*)';`).exec(body)![1]) as Record<string, string>;
+
+test('a service with no passing instance gets its JSON 503 on its routes only, and no upstream block', (t) => {
+  const text = renderNginxConfig(settings, { services: [svc('hello', '=/', []), svc('activity', '/api/activity', ['127.0.0.1:4000'])] });
+  t.false(text.includes('upstream svc_hello'));
+  t.true(text.includes('upstream svc_activity {'));
+  const pub = locations(serverBlock(text, '127.0.0.1:8080'));
+  const root = pub.find((l) => l.match === '= /')!;
+  t.like(jsonOf(root.body, 503), { error: 'service unavailable', service: 'hello' });
+  t.true(root.body.includes('add_header Retry-After 1 always;'));
+  t.true(root.body.includes('default_type application/json;'));
+  t.true(pub.find((l) => l.match === '^~ /api/activity/')!.body.includes('proxy_pass http://svc_activity;'));
+  t.like(jsonOf(pub.find((l) => l.match === '/')!.body, 404), { error: 'not found' });
 });
 
-test('a non-empty set renders one server line each, keepalive, retries and the upstream header', (t) => {
-  const text = renderNginxConfig(settings, ['127.0.0.1:3000', '[::1]:3001']);
-  const block = /upstream service_upstreams \{([\s\S]*?)\n {2}\}/.exec(text)![1];
+test('one upstream block per service, with a server line each, keepalive, retries and the upstream header on the admin side', (t) => {
+  const text = renderNginxConfig(settings, {
+    services: [svc('activity', '/api/activity', ['127.0.0.1:4000']), svc('hello', '=/,/api/users', ['127.0.0.1:3000', '[::1]:3001'])],
+  });
+  const block = /upstream svc_hello \{([\s\S]*?)\n {2}\}/.exec(text)![1];
   t.deepEqual(
     block
       .split('\n')
@@ -206,6 +227,7 @@ test('a non-empty set renders one server line each, keepalive, retries and the u
       .map((l) => l.trim()),
     ['server 127.0.0.1:3000 max_fails=1 fail_timeout=2s;', 'server [::1]:3001 max_fails=1 fail_timeout=2s;'],
   );
+  t.regex(text, /upstream svc_activity \{\n {4}server 127\.0\.0\.1:4000 max_fails=1 fail_timeout=2s;\n {4}keepalive 32;/);
   for (const directive of [
     'keepalive 32;',
     'proxy_http_version 1.1;',
@@ -213,25 +235,80 @@ test('a non-empty set renders one server line each, keepalive, retries and the u
     'proxy_next_upstream error timeout;',
     'proxy_next_upstream_tries 0;',
     'proxy_connect_timeout 500ms;',
-    'add_header X-Upstream-Addr $upstream_addr always;',
+    'proxy_read_timeout 30s;',
     'client_max_body_size 1m;',
   ]) {
     t.true(text.includes(directive), directive);
   }
-  // Retrying non-idempotent requests must stay off.
+  // Retrying non-idempotent requests must stay off; nothing turns off nginx's X-Accel-Buffering (SSE).
   t.false(text.includes('non_idempotent'));
+  t.false(text.includes('proxy_ignore_headers'));
   t.false(text.includes('return 503'));
+  const admin = locations(serverBlock(text, '127.0.0.1:8081'));
+  for (const match of ['= /', '= /api/users', '^~ /api/users/', '= /api/activity', '^~ /api/activity/']) {
+    const location = admin.find((l) => l.match === match);
+    t.truthy(location, `admin routes ${match} as the public listener does`);
+    t.true(location!.body.includes('add_header X-Upstream-Addr $upstream_addr always;'), match);
+  }
+  t.regex(
+    text,
+    /location @svc_hello_bad_gateway \{[^}]*return 502 '\{"error":"bad gateway","detail":"no instance of hello answered","service":"hello"\}';/,
+  );
+  t.regex(text, /location @svc_activity_gateway_timeout \{[^}]*return 504 /);
+});
+
+test('routes: exact is `location =`, a prefix is the path and whole segments under it, `/` is the catch-all', (t) => {
+  const none = new Set<string>();
+  t.deepEqual(locationMatches({ path: '/', exact: true }, none), ['= /']);
+  t.deepEqual(locationMatches({ path: '/api/users', exact: false }, none), ['= /api/users', '^~ /api/users/']);
+  t.deepEqual(locationMatches({ path: '/', exact: false }, none), ['/']);
+  t.deepEqual(
+    locationMatches({ path: '/api', exact: false }, new Set(['/api'])),
+    ['^~ /api/'],
+    'an exact route on the same path takes the path',
+  );
+});
+
+test('the gateway answers unknown paths with a JSON 404, unless a service holds the prefix /', (t) => {
+  const pub = locations(serverBlock(renderNginxConfig(settings, hello(['127.0.0.1:3000'])), '127.0.0.1:8080'));
+  t.deepEqual(
+    pub.filter((l) => !l.match.startsWith('@') && !l.match.includes('_balancer') && !l.match.includes('_gateway')).map((l) => l.match),
+    ['= /', '= /api/users', '^~ /api/users/', '/'],
+  );
+  t.like(jsonOf(pub.find((l) => l.match === '/')!.body, 404), { error: 'not found', detail: 'no service is routed at this path' });
+  const catchAll = locations(
+    serverBlock(renderNginxConfig(settings, { services: [svc('web', '/', ['127.0.0.1:3000'])] }), '127.0.0.1:8080'),
+  );
+  const root = catchAll.filter((l) => l.match === '/');
+  t.is(root.length, 1, 'one location / only');
+  t.true(root[0].body.includes('proxy_pass http://svc_web;'));
+});
+
+test('one path claimed exactly by one service and as a prefix by another renders each location once', (t) => {
+  const text = renderNginxConfig(settings, { services: [svc('a', '=/api', ['127.0.0.1:1']), svc('b', '/api', ['127.0.0.1:2'])] });
+  const pub = locations(serverBlock(text, '127.0.0.1:8080'));
+  const matches = pub.map((l) => l.match);
+  t.is(new Set(matches).size, matches.length, `no duplicate location: ${matches.join(' | ')}`);
+  t.true(pub.find((l) => l.match === '= /api')!.body.includes('svc_a'));
+  t.true(pub.find((l) => l.match === '^~ /api/')!.body.includes('svc_b'));
+});
+
+test('no table: every path is the JSON 404, and no upstream block', (t) => {
+  const text = renderNginxConfig(settings, EMPTY);
+  t.false(text.includes('upstream '));
+  t.false(text.includes('proxy_pass http://svc_'));
+  t.like(jsonOf(locations(serverBlock(text, '127.0.0.1:8080')).find((l) => l.match === '/')!.body, 404), { error: 'not found' });
 });
 
 test('paths, listen address, status and access-log ports come from the settings', (t) => {
-  const text = renderNginxConfig({ ...settings, listenAddress: '::1', listenPort: 9090, workDir: '/w/' }, []);
+  const text = renderNginxConfig({ ...settings, listenAddress: '::1', listenPort: 9090, workDir: '/w/' }, EMPTY);
   t.true(text.includes('listen [::1]:9090;'));
   t.true(text.includes('pid /w/nginx.pid;'));
   t.true(text.includes('client_body_temp_path /w/temp/client_body;'));
   t.true(text.includes('proxy_pass http://127.0.0.1:4001;'));
   t.true(text.includes('access_log syslog:server=127.0.0.1:4002,'));
   t.true(text.includes('worker_processes 1;'));
-  const direct = renderNginxConfig({ ...settings, accessLog: { stdout: true }, workerProcesses: 2 }, []);
+  const direct = renderNginxConfig({ ...settings, accessLog: { stdout: true }, workerProcesses: 2 }, EMPTY);
   t.true(direct.includes('access_log /dev/stdout json_lines;'));
   t.true(direct.includes('worker_processes 2;'));
   t.false(direct.includes('syslog:'));
@@ -240,43 +317,38 @@ test('paths, listen address, status and access-log ports come from the settings'
 });
 
 test('the config generation is served for the watcher to confirm a reload', (t) => {
-  t.regex(renderNginxConfig(settings, ['127.0.0.1:3000'], 42), /location = \/_balancer\/generation \{[^}]*return 200 "42";/);
-  t.regex(renderNginxConfig(settings, []), /return 200 "0";/);
+  t.regex(renderNginxConfig(settings, hello(['127.0.0.1:3000']), 42), /location = \/_balancer\/generation \{[^}]*return 200 "42";/);
+  t.regex(renderNginxConfig(settings, EMPTY), /return 200 "0";/);
 });
 
 test('a user directive is rendered only when a worker user is given (nginx started as root)', (t) => {
-  t.false(/^user /m.test(renderNginxConfig(settings, [])));
-  t.true(renderNginxConfig({ ...settings, workerUser: { user: 'www-data', group: 'www-data' } }, []).includes('user www-data www-data;'));
+  t.false(/^user /m.test(renderNginxConfig(settings, EMPTY)));
+  t.true(
+    renderNginxConfig({ ...settings, workerUser: { user: 'www-data', group: 'www-data' } }, EMPTY).includes('user www-data www-data;'),
+  );
 });
 
 test('the access log format is JSON with the fields an operator needs', (t) => {
-  const text = renderNginxConfig(settings, []);
+  const text = renderNginxConfig(settings, EMPTY);
   const format = /log_format json_lines escape=json '(.*)';/.exec(text)![1];
   // Fill nginx variables with plausible values: the result must parse as JSON.
   const sample = format.replace(/\$(status|body_bytes_sent|request_time)\b/g, '1').replace(/\$[a-z_0-9]+/g, 'x');
   t.like(JSON.parse(sample), { source: 'nginx', msg: 'request', status: 1, upstream: 'x' });
 });
 
-test('render is pure: same data, same text; and reports dropped entries', (t) => {
-  const entries = [entry('b', '10.0.0.2', 80), entry('a', '10.0.0.1', 80), entry('z', '', 0, '')];
-  const first = render(settings, entries);
-  const second = render(settings, [...entries].reverse());
-  t.is(first.text, second.text);
-  t.deepEqual(first.upstreams, ['10.0.0.1:80', '10.0.0.2:80']);
-  t.deepEqual(
-    first.dropped.map((d) => d.id),
-    ['z'],
-  );
-});
-
-test('render with resolved names: the text holds the addresses, never the name', (t) => {
+test('rendering is pure: same table, same text; resolved names reach it as addresses, never as the name', (t) => {
   const resolved = new Map<string, Resolution>([['replica-1.internal', { addresses: ['10.0.0.5'] }]]);
-  const { text, upstreams } = render(
-    settings,
+  const { upstreams, dropped } = selectUpstreams(
     [entry('h', 'replica-1.internal', 3000), entry('bad', 'does-not-exist.invalid', 3000)],
     resolved,
   );
   t.deepEqual(upstreams, ['10.0.0.5:3000']);
+  t.deepEqual(
+    dropped.map((d) => d.id),
+    ['bad'],
+  );
+  const text = renderNginxConfig(settings, hello(upstreams));
+  t.is(text, renderNginxConfig(settings, hello([...upstreams])));
   t.true(text.includes('    server 10.0.0.5:3000 max_fails=1 fail_timeout=2s;\n'));
   t.false(text.includes('internal'));
   t.false(text.includes('invalid'));
@@ -292,22 +364,28 @@ function serverBlock(text: string, listen: string): string {
 
 for (const upstreams of [['127.0.0.1:3000'], []]) {
   test(`the public listener shows neither the status nor the upstream; the admin listener does (${upstreams.length} upstreams)`, (t) => {
-    const text = renderNginxConfig(settings, upstreams, 7);
+    const text = renderNginxConfig(settings, hello(upstreams), 7);
     const pub = serverBlock(text, '127.0.0.1:8080');
     const admin = serverBlock(text, '127.0.0.1:8081');
     t.false(pub.includes('X-Upstream-Addr'));
     t.false(pub.includes(`proxy_pass http://127.0.0.1:${settings.statusPort}`));
-    t.regex(pub, /location \^~ \/_balancer\/ \{[^}]*return 404 '\{"error":"not found"\}';/);
+    for (const reserved of ['= /_balancer', '^~ /_balancer/', '= /_gateway', '^~ /_gateway/']) {
+      const location = locations(pub).find((l) => l.match === reserved);
+      t.like(jsonOf(location!.body, 404), { error: 'not found' }, reserved);
+    }
     t.true(admin.includes('location = /_balancer/status {'));
     t.true(admin.includes(`proxy_pass http://127.0.0.1:${settings.statusPort};`));
     t.regex(admin, /location = \/_balancer\/generation \{[^}]*return 200 "7";/);
     t.is(admin.includes('add_header X-Upstream-Addr $upstream_addr always;'), upstreams.length > 0);
-    t.is(pub.includes('proxy_pass http://service_upstreams;'), upstreams.length > 0);
+    t.is(pub.includes('proxy_pass http://svc_hello;'), upstreams.length > 0);
   });
 }
 
 test('the public listener limits requests in flight per client address with a JSON 429; the admin one does not', (t) => {
-  const text = renderNginxConfig({ ...settings, connLimitPerClient: 37 }, ['127.0.0.1:3000']);
+  const text = renderNginxConfig(
+    { ...settings, connLimitPerClient: 37 },
+    { services: [svc('hello', '=/,/api/users', ['127.0.0.1:3000']), svc('idle', '/idle', [])] },
+  );
   t.true(text.includes('limit_conn_zone $binary_remote_addr zone=per_client:1m;'));
   t.true(text.includes('limit_conn_status 429;'));
   const pub = serverBlock(text, '127.0.0.1:8080');
@@ -324,8 +402,19 @@ test('the public listener limits requests in flight per client address with a JS
   t.like(JSON.parse(tooMany![1]), { error: 'too many requests' });
 });
 
+test('the public listener limits requests per second per client address (limit_req, 429, Retry-After); 0 turns it off', (t) => {
+  const text = renderNginxConfig({ ...settings, rateLimitPerClient: 50, rateBurstPerClient: 80 }, hello(['127.0.0.1:3000']));
+  t.true(text.includes('limit_req_zone $binary_remote_addr zone=rate_per_client:10m rate=50r/s;'));
+  t.true(text.includes('limit_req_status 429;'));
+  t.true(serverBlock(text, '127.0.0.1:8080').includes('limit_req zone=rate_per_client burst=80 nodelay;'));
+  t.false(serverBlock(text, '127.0.0.1:8081').includes('limit_req '));
+  t.regex(serverBlock(text, '127.0.0.1:8080'), /location @too_many \{[^}]*add_header Retry-After 1 always;[^}]*return 429 /);
+  const off = renderNginxConfig({ ...settings, rateLimitPerClient: 0 }, hello(['127.0.0.1:3000']));
+  t.false(off.includes('limit_req'));
+});
+
 test('connection slots and timeouts are sized for a slow-header flood', (t) => {
-  const text = renderNginxConfig(settings, []);
+  const text = renderNginxConfig(settings, EMPTY);
   for (const directive of [
     'worker_connections 4096;',
     'worker_rlimit_nofile 8256;',
@@ -346,7 +435,7 @@ test('upstreams are rendered with hosts taking turns, so a retry after a failed 
   t.deepEqual(interleaveByHost(['[fd00::2]:80', '[fd00::1]:81', '[fd00::1]:80']), ['[fd00::1]:80', '[fd00::2]:80', '[fd00::1]:81']);
   t.deepEqual(interleaveByHost(['127.0.0.1:2', '127.0.0.1:1']), ['127.0.0.1:1', '127.0.0.1:2'], 'one host: sorted');
   t.deepEqual(interleaveByHost([]), []);
-  const config = renderNginxConfig(settings, [...vm2, ...vm3]);
+  const config = renderNginxConfig(settings, hello([...vm2, ...vm3]));
   const servers = [...config.matchAll(/^ {4}server (\S+) /gm)].map((m) => m[1]);
   t.deepEqual(servers, interleaveByHost([...vm2, ...vm3]));
 });

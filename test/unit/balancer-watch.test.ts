@@ -1,20 +1,22 @@
-import type { EventEmitter } from 'node:events';
 import test from 'ava';
 import type { Logger } from '../../lib/logger';
 import type { HealthEntry, Resolution } from '../../balancer/render';
-import { followHealthyInstances, type HealthAnswer } from '../../balancer/watch';
+import type { GatewayTable } from '../../balancer/routing';
+import { followGateway, type ConsulAnswer, type GatewayView } from '../../balancer/watch';
 import { waitFor } from '../../harness/processes';
 
-// Each instance carries a check of its own, as the service registers it (unchecked ones are dropped).
-const entry = (port: number): HealthEntry => ({
+type HealthAnswer = { index: number; entries: HealthEntry[] };
+
+// Each instance carries a passing check of its own, as the service registers it (unchecked ones are dropped).
+const entry = (port: number, tags = ['urlprefix-/'], createIndex = 10, status = 'passing'): HealthEntry => ({
   Node: { Address: '127.0.0.1' },
-  Service: { ID: `s${port}`, Address: '', Port: port },
-  Checks: [{ ServiceID: `s${port}` }],
+  Service: { ID: `s${port}`, Address: '', Port: port, Tags: tags, CreateIndex: createIndex },
+  Checks: [{ ServiceID: `s${port}`, Status: status }],
 });
 const named = (id: string, name: string, port: number): HealthEntry => ({
   Node: { Address: '' },
-  Service: { ID: id, Address: name, Port: port },
-  Checks: [{ ServiceID: id }],
+  Service: { ID: id, Address: name, Port: port, Tags: ['urlprefix-/'], CreateIndex: 10 },
+  Checks: [{ ServiceID: id, Status: 'passing' }],
 });
 
 /** A scripted resolver: answers from `table` (changeable by the test) and records every batch of names. */
@@ -27,17 +29,21 @@ function tableResolver(table: Map<string, Resolution>) {
   return { batches, resolveNames };
 }
 
-/** A scripted Consul: each query takes the next answer (or error); when none is left it blocks until cancelled. */
-function scriptedConsul(script: Array<HealthAnswer | Error>) {
+/** A scripted query: each call takes the next answer (or error); when none is left it blocks until aborted or pushed. */
+function scripted<T>(script: Array<ConsulAnswer<T> | Error>) {
   const queries: Array<{ index: number; at: number }> = [];
   let release: (() => void) | undefined;
-  const fetchHealth = (index: number, cancel: EventEmitter) => {
+  let aborted = 0;
+  const fetch = (index: number, signal: AbortSignal): Promise<ConsulAnswer<T>> => {
     queries.push({ index, at: Date.now() });
     const next = script.shift();
     if (next instanceof Error) return Promise.reject(next);
     if (next) return Promise.resolve(next);
-    return new Promise<HealthAnswer>((resolve, reject) => {
-      cancel.once('cancel', () => reject(new Error('cancelled')));
+    return new Promise<ConsulAnswer<T>>((resolve, reject) => {
+      signal.addEventListener('abort', () => {
+        aborted++;
+        reject(new Error('aborted'));
+      });
       release = () => {
         const queued = script.shift();
         if (queued instanceof Error) reject(queued);
@@ -47,15 +53,19 @@ function scriptedConsul(script: Array<HealthAnswer | Error>) {
   };
   return {
     queries,
-    fetchHealth,
+    fetch,
+    aborted: () => aborted,
     /** Adds answers and wakes a query that is blocking. */
-    push(...more: Array<HealthAnswer | Error>) {
+    push(...more: Array<ConsulAnswer<T> | Error>) {
       script.push(...more);
       release?.();
       release = undefined;
     },
   };
 }
+
+const health = (a: HealthAnswer | Error): ConsulAnswer<HealthEntry[]> | Error =>
+  a instanceof Error ? a : { index: a.index, body: a.entries };
 
 function memoryLogger() {
   const lines: Array<{ level: string; msg: string }> = [];
@@ -64,24 +74,36 @@ function memoryLogger() {
   return { logger, lines };
 }
 
+/**
+ * One routed service, hello, whose health answers follow `script`; the catalog answers once that hello
+ * is routed and then blocks. `changes` holds hello's upstreams in each table handed on ([] when it has
+ * none or is gone).
+ */
 function follow(script: Array<HealthAnswer | Error>, emptyGraceMs = 0, names = new Map<string, Resolution>()) {
-  const consul = scriptedConsul(script);
+  const catalog = scripted<Record<string, string[]>>([{ index: 1, body: { consul: [], hello: ['urlprefix-/'] } }]);
+  const consul = scripted<HealthEntry[]>(script.map(health));
+  const push = (...more: Array<HealthAnswer | Error>) => consul.push(...more.map(health));
   const { logger, lines } = memoryLogger();
   const changes: string[][] = [];
+  const tables: GatewayTable[] = [];
   const dropped: string[][] = [];
   const resolver = tableResolver(names);
-  const follower = followHealthyInstances({
-    fetchHealth: consul.fetchHealth,
+  const follower = followGateway({
+    fetchCatalog: catalog.fetch,
+    fetchHealth: (_service, index, signal) => consul.fetch(index, signal),
     resolveNames: resolver.resolveNames,
     resolveRetryMs: 50,
-    onIndex: (_index, selection) => dropped.push(selection.dropped.map((d) => `${d.id}: ${d.reason}`)),
+    onConsul: (view: GatewayView) => dropped.push((view.services.get('hello')?.selection.dropped ?? []).map((d) => `${d.id}: ${d.reason}`)),
     logger,
     emptyGraceMs,
-    onChange: (selection) => changes.push(selection.upstreams),
+    onChange: (table) => {
+      tables.push(table);
+      changes.push(table.services.find((s) => s.name === 'hello')?.upstreams ?? []);
+    },
     backoffInitialMs: 20,
     backoffMaxMs: 80,
   });
-  return { consul, lines, changes, dropped, follower, resolver };
+  return { consul: { ...consul, push }, catalog, lines, changes, tables, dropped, follower, resolver };
 }
 
 test('blocks on the last index and reports only real changes of the set', async (t) => {
@@ -162,17 +184,20 @@ test('the second outage is logged again (once)', async (t) => {
   t.is(lines.filter((l) => l.msg.startsWith('Consul query failed')).length, 2);
 });
 
-test('without an outage an empty set is applied at once (the 503 case)', async (t) => {
-  const { consul, changes, follower } = follow(
+test('without an outage an empty set is applied at once: no instance passing keeps the routes (the 503 case), none registered drops them', async (t) => {
+  const { consul, changes, tables, follower } = follow(
     [
       { index: 5, entries: [entry(3001)] },
-      { index: 6, entries: [] },
+      { index: 6, entries: [entry(3001, ['urlprefix-/'], 10, 'critical')] },
+      { index: 7, entries: [] },
     ],
     10_000,
   );
   t.teardown(() => follower.stop());
-  await waitFor('three queries', () => consul.queries.length === 3, 2000, 5);
-  t.deepEqual(changes, [['127.0.0.1:3001'], []]);
+  await waitFor('four queries', () => consul.queries.length === 4, 2000, 5);
+  t.deepEqual(changes, [['127.0.0.1:3001'], [], []]);
+  t.deepEqual(tables[1], { services: [{ name: 'hello', routes: [{ path: '/', exact: false }], upstreams: [] }] });
+  t.deepEqual(tables[2], { services: [] });
 });
 
 test('right after an outage an empty set is held for the grace, then applied if still empty', async (t) => {
@@ -234,7 +259,7 @@ test('host names are resolved before selection; only their addresses reach the s
   await waitFor('the blocking query', () => consul.queries.length === 2, 2000, 5);
   t.deepEqual(resolver.batches[0], ['does-not-exist.invalid', 'replica-a.internal']);
   t.deepEqual(changes, [['10.0.0.7:80', '10.0.0.8:80', '127.0.0.1:3001']]);
-  t.deepEqual(dropped[0], ['gone: host name does-not-exist.invalid does not resolve: ENOTFOUND']);
+  t.deepEqual(dropped.at(-1), ['gone: host name does-not-exist.invalid does not resolve: ENOTFOUND']);
 });
 
 test('a name that does not resolve is looked up again without news from Consul, and joins once it resolves', async (t) => {
@@ -265,4 +290,96 @@ test('answers with only IP literals never call the resolver', async (t) => {
   t.teardown(() => follower.stop());
   await waitFor('three queries', () => consul.queries.length === 3, 2000, 5);
   t.deepEqual(resolver.batches, []);
+});
+
+/** Several services: the catalog script decides which are followed; each service's health has its own script. */
+function followMany(catalogScript: Array<ConsulAnswer<Record<string, string[]>>>, healthScripts: Record<string, HealthAnswer[]>) {
+  const catalog = scripted<Record<string, string[]>>(catalogScript);
+  const services = new Map(Object.entries(healthScripts).map(([name, script]) => [name, scripted<HealthEntry[]>(script.map(health))]));
+  const { logger, lines } = memoryLogger();
+  const tables: GatewayTable[] = [];
+  const views: GatewayView[] = [];
+  const follower = followGateway({
+    fetchCatalog: catalog.fetch,
+    fetchHealth: (service, index, signal) => services.get(service)!.fetch(index, signal),
+    resolveNames: tableResolver(new Map()).resolveNames,
+    logger,
+    emptyGraceMs: 0,
+    onConsul: (view) => views.push(view),
+    onChange: (table) => tables.push(table),
+  });
+  return { catalog, services, lines, tables, views, follower };
+}
+
+const routesOf = (table: GatewayTable | undefined) =>
+  Object.fromEntries((table?.services ?? []).map((s) => [s.name, s.routes.map((r) => (r.exact ? `=${r.path}` : r.path))]));
+
+test('every service with route tags is followed; one without, or with a name nginx may not see, is not', async (t) => {
+  const { services, tables, views, follower } = followMany(
+    [
+      {
+        index: 3,
+        body: {
+          consul: [],
+          hello: ['urlprefix-=/', 'urlprefix-/api/users'],
+          activity: ['urlprefix-/api/activity'],
+          db: ['primary'],
+          Bad_Name: ['urlprefix-/bad'],
+        },
+      },
+    ],
+    {
+      hello: [{ index: 4, entries: [entry(3001, ['urlprefix-=/', 'urlprefix-/api/users'])] }],
+      activity: [{ index: 5, entries: [entry(4001, ['urlprefix-/api/activity'], 20)] }],
+    },
+  );
+  t.teardown(() => follower.stop());
+  await waitFor('a table with both services', () => tables.length > 0, 2000, 5);
+  t.deepEqual(routesOf(tables[0]), { activity: ['/api/activity'], hello: ['=/', '/api/users'] }, 'handed on only once both have answered');
+  t.is(tables.length, 1);
+  t.deepEqual(
+    views.at(-1)!.droppedRoutes.map((d) => `${d.service} ${d.route}`),
+    ['Bad_Name /bad'],
+  );
+  t.regex(views.at(-1)!.droppedRoutes[0].reason, /lowercase letters/);
+  t.is(services.get('hello')!.queries.length, 2, 'hello blocks on its index');
+});
+
+test('a service that loses its route tags or leaves the catalog is no longer followed, and its routes go', async (t) => {
+  const { catalog, services, tables, lines, follower } = followMany(
+    [{ index: 3, body: { hello: ['urlprefix-/'], activity: ['urlprefix-/api/activity'] } }],
+    {
+      hello: [{ index: 4, entries: [entry(3001)] }],
+      activity: [{ index: 5, entries: [entry(4001, ['urlprefix-/api/activity'], 20)] }],
+    },
+  );
+  t.teardown(() => follower.stop());
+  await waitFor('the first table', () => tables.length === 1, 2000, 5);
+  catalog.push({ index: 6, body: { hello: ['urlprefix-/'], activity: ['version-2'] } });
+  await waitFor('activity gone', () => tables.length === 2, 2000, 5);
+  t.deepEqual(routesOf(tables[1]), { hello: ['/'] });
+  t.is(services.get('activity')!.aborted(), 1, "activity's blocking query was cancelled");
+  catalog.push({ index: 7, body: {} });
+  await waitFor('hello gone', () => tables.length === 3, 2000, 5);
+  t.deepEqual(tables[2], { services: [] });
+  t.is(lines.filter((l) => l.msg.startsWith('no longer following')).length, 2);
+});
+
+test('a route claimed by two services stays with the older one; the younger one is reported', async (t) => {
+  const { tables, views, follower } = followMany(
+    [{ index: 3, body: { hello: ['urlprefix-/api/users'], users2: ['urlprefix-/api/users', 'urlprefix-/api/v2'] } }],
+    {
+      hello: [{ index: 4, entries: [entry(3001, ['urlprefix-/api/users'], 10)] }],
+      users2: [{ index: 5, entries: [entry(5001, ['urlprefix-/api/users', 'urlprefix-/api/v2'], 99)] }],
+    },
+  );
+  t.teardown(() => follower.stop());
+  await waitFor('the table', () => tables.length === 1, 2000, 5);
+  t.deepEqual(routesOf(tables[0]), { hello: ['/api/users'], users2: ['/api/v2'] });
+  const dropped = views.at(-1)!.droppedRoutes;
+  t.deepEqual(
+    dropped.map((d) => `${d.service} ${d.route}`),
+    ['users2 /api/users'],
+  );
+  t.regex(dropped[0].reason, /older service hello/);
 });

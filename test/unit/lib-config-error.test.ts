@@ -21,9 +21,11 @@ test('the service, the balancer and the stack word a bad value the same way', (t
   const service = t.throws(() => parseServiceConfig({ SERVICE_NAME: 'web_1' }, { hostname: 'h', interfaces: {} }), {
     instanceOf: ConfigError,
   });
-  const balancer = t.throws(() => parseBalancerConfig({ SERVICE_NAME: 'web_1' }), { instanceOf: ConfigError });
   const stack = t.throws(() => parseStackConfig({ serviceName: 'web_1' }));
-  t.is(service.message, balancer.message);
+  const facts = { hostname: 'h', interfaces: {} };
+  const balancer = t.throws(() => parseBalancerConfig({ CONSUL_HTTP_ADDR: 'ftp://consul:21' }), { instanceOf: ConfigError });
+  const serviceConsul = t.throws(() => parseServiceConfig({ CONSUL_HTTP_ADDR: 'ftp://consul:21' }, facts), { instanceOf: ConfigError });
+  t.is(serviceConsul.message, balancer.message);
   t.true(stack.message.includes(`consul-nginx-pulumi:${service.message.replace('SERVICE_NAME', 'serviceName')}`), stack.message);
 });
 

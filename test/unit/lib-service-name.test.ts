@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseConfig as parseBalancerConfig } from '../../balancer/config';
+import { routedServices } from '../../balancer/routing';
 import { parseConfig as parseStackConfig } from '../../infra/config';
 import { DEFAULT_SERVICE_NAME, isServiceName } from '../../lib/service-name';
 import { parseConfig as parseServiceConfig } from '../../service/config';
@@ -10,7 +10,7 @@ const facts = { hostname: 'h', interfaces: {} };
 const parts: Record<string, (name: string) => boolean> = {
   'lib rule': isServiceName,
   'stack config': (name) => accepts(() => parseStackConfig({ serviceName: name })),
-  balancer: (name) => accepts(() => parseBalancerConfig({ SERVICE_NAME: name })),
+  gateway: (name) => routedServices({ [name]: ['urlprefix-/x'] }).follow.includes(name),
   service: (name) => accepts(() => parseServiceConfig({ SERVICE_NAME: name }, facts)),
 };
 
@@ -42,11 +42,9 @@ for (const name of bad) {
 test('every part uses the same default name', (t) => {
   t.true(isServiceName(DEFAULT_SERVICE_NAME));
   t.is(parseStackConfig({}).serviceName, DEFAULT_SERVICE_NAME);
-  t.is(parseBalancerConfig({}).serviceName, DEFAULT_SERVICE_NAME);
   t.is(parseServiceConfig({}, facts).serviceName, DEFAULT_SERVICE_NAME);
 });
 
-test('an empty SERVICE_NAME means the default in the balancer and the service alike', (t) => {
-  t.is(parseBalancerConfig({ SERVICE_NAME: '' }).serviceName, DEFAULT_SERVICE_NAME);
+test('an empty SERVICE_NAME means the default in the service', (t) => {
   t.is(parseServiceConfig({ SERVICE_NAME: '' }, facts).serviceName, DEFAULT_SERVICE_NAME);
 });

@@ -1,0 +1,179 @@
+// The gateway's routing rules as pure functions of what Consul said: which services to follow (the
+// catalog), which instances pass (a health answer), which service gets which route (conflicts: the older
+// service wins), and the empty-set grace. watch.ts fetches and calls these; render.ts turns the table
+// into nginx text. See balancer/README.md, "Routes: the tag convention".
+import { parseRouteTag, ROUTE_TAG_PREFIX, routeText, type Route } from '../lib/routes';
+import { isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
+import type { HealthEntry } from './render';
+
+/** One service as nginx gets it: its routes (already free of conflicts) and its upstreams (maybe none: a 503). */
+export interface GatewayService {
+  name: string;
+  /** Sorted by path, an exact route before the prefix route on the same path. */
+  routes: Route[];
+  /** `address:port`, sorted (render.ts selectUpstreams). */
+  upstreams: string[];
+}
+
+/** Everything nginx's config depends on from Consul: the routed services, sorted by name. */
+export interface GatewayTable {
+  services: GatewayService[];
+}
+
+/** A route left out of the table, and why: a hostile or broken tag, a reserved path, a lost conflict. */
+export interface DroppedRoute {
+  service: string;
+  /** The route as its tag wrote it, without the `urlprefix-` prefix. */
+  route: string;
+  reason: string;
+}
+
+export const EMPTY_TABLE: GatewayTable = { services: [] };
+
+/** A canonical text of a table: equal tables, equal keys (the follower and the applier compare with it). */
+export const tableKey = (table: GatewayTable): string => JSON.stringify(table.services);
+
+/**
+ * From `/v1/catalog/services` (service name → the union of its instances' tags): the services that ask for
+ * routes and may be followed. A name that is not a valid service name never reaches nginx's config (it
+ * names an upstream block there): its routes are dropped and reported.
+ */
+export function routedServices(catalog: Readonly<Record<string, readonly string[] | null>>): { follow: string[]; dropped: DroppedRoute[] } {
+  const follow: string[] = [];
+  const dropped: DroppedRoute[] = [];
+  for (const [name, tags] of Object.entries(catalog)) {
+    const routeTags = (tags ?? []).filter((tag) => tag.startsWith(ROUTE_TAG_PREFIX));
+    if (routeTags.length === 0) continue;
+    if (isServiceName(name)) follow.push(name);
+    else
+      for (const tag of routeTags)
+        dropped.push({
+          service: name,
+          route: tag.slice(ROUTE_TAG_PREFIX.length),
+          reason: `service name ${JSON.stringify(name)} is not routed: a routed service's name must be ${SERVICE_NAME_ALLOWED}`,
+        });
+  }
+  return { follow: follow.sort(), dropped: sortDropped(dropped) };
+}
+
+/**
+ * Whether Consul's `?passing` filter would keep the entry: every check it carries (the node's and the
+ * instance's own) passes. The balancer asks for all instances, not only passing ones, to tell "registered,
+ * none passing" (503 for the service's routes) from "not registered" (its routes are gone).
+ */
+export function isPassing(entry: HealthEntry): boolean {
+  return (entry.Checks ?? []).every((check) => check.Status === 'passing');
+}
+
+/** A routed service as one health answer shows it: what its registered instances claim. */
+export interface ServiceClaim {
+  name: string;
+  /** The union of the tags of its registered instances (an instance mid-deploy may still carry the old ones). */
+  tags: string[];
+  /** The lowest CreateIndex among its registered instances: the age of the service, for conflicts. */
+  createIndex: number;
+  /** The upstreams of its passing instances. */
+  upstreams: string[];
+}
+
+/** What a health answer's registered instances claim; null when no instance is registered (its routes are gone). */
+export function claimOf(name: string, entries: readonly HealthEntry[], upstreams: readonly string[]): ServiceClaim | null {
+  if (entries.length === 0) return null;
+  const tags = new Set<string>();
+  let createIndex = Number.POSITIVE_INFINITY;
+  for (const entry of entries) {
+    for (const tag of entry.Service?.Tags ?? []) tags.add(tag);
+    const index = entry.Service?.CreateIndex;
+    if (typeof index === 'number' && Number.isFinite(index)) createIndex = Math.min(createIndex, index);
+  }
+  return { name, tags: [...tags].sort(), createIndex, upstreams: [...upstreams] };
+}
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+function sortDropped(dropped: DroppedRoute[]): DroppedRoute[] {
+  return dropped.sort((a, b) => compare(a.service, b.service) || compare(a.route, b.route) || compare(a.reason, b.reason));
+}
+
+/**
+ * Who gets which route. Every route tag is checked (lib/routes.ts); a bad one is dropped with its reason.
+ * Two services claiming one route (the same path and the same kind, exact or prefix): the older service
+ * keeps it (lowest CreateIndex; a tie goes to the lexically smaller name), so a newcomer can never take
+ * a path from a service that already serves it. An exact route and a prefix route on one path do not
+ * conflict: the exact one gets that path, the prefix one everything under it (render.ts).
+ */
+export function routeTable(claims: readonly ServiceClaim[]): { table: GatewayTable; droppedRoutes: DroppedRoute[] } {
+  const dropped: DroppedRoute[] = [];
+  const claimants = new Map<string, { route: Route; claims: ServiceClaim[] }>();
+  for (const claim of claims) {
+    for (const tag of claim.tags) {
+      const parsed = parseRouteTag(tag);
+      if (parsed === null) continue;
+      if ('error' in parsed) {
+        dropped.push({ service: claim.name, route: tag.slice(ROUTE_TAG_PREFIX.length), reason: parsed.error });
+        continue;
+      }
+      const key = routeText(parsed);
+      const entry = claimants.get(key) ?? { route: parsed, claims: [] };
+      if (!entry.claims.includes(claim)) entry.claims.push(claim);
+      claimants.set(key, entry);
+    }
+  }
+  const won = new Map<string, Route[]>();
+  for (const [key, { route, claims: rivals }] of claimants) {
+    const [winner, ...losers] = [...rivals].sort((a, b) => a.createIndex - b.createIndex || compare(a.name, b.name));
+    won.set(winner.name, [...(won.get(winner.name) ?? []), route]);
+    for (const loser of losers)
+      dropped.push({
+        service: loser.name,
+        route: key,
+        reason: `claimed by the older service ${winner.name} (CreateIndex ${winner.createIndex}, this one ${loser.createIndex}); the older service keeps a route`,
+      });
+  }
+  const services = claims
+    .filter((claim) => won.has(claim.name))
+    .map((claim) => ({
+      name: claim.name,
+      routes: won.get(claim.name)!.sort((a, b) => compare(a.path, b.path) || Number(b.exact) - Number(a.exact)),
+      upstreams: [...claim.upstreams],
+    }))
+    .sort((a, b) => compare(a.name, b.name));
+  return { table: { services }, droppedRoutes: sortDropped(dropped) };
+}
+
+/**
+ * The empty-set grace: right after a Consul outage or index reset, replicas may not have registered
+ * again yet, so a service that nginx served with upstreams keeps them while Consul shows it with none,
+ * or not at all, instead of its clients getting 503s or 404s. Routes another service now holds are not
+ * kept. Returns the table to apply and the services held.
+ */
+export function holdThroughGrace(current: GatewayTable, wanted: GatewayTable): { table: GatewayTable; held: string[] } {
+  const byName = new Map(wanted.services.map((s) => [s.name, s]));
+  const held: GatewayService[] = [];
+  for (const service of current.services) {
+    const now = byName.get(service.name);
+    if (service.upstreams.length === 0 || (now !== undefined && now.upstreams.length > 0)) continue;
+    const taken = new Set(wanted.services.filter((s) => s.name !== service.name).flatMap((s) => s.routes.map(routeText)));
+    const routes = service.routes.filter((r) => !taken.has(routeText(r)));
+    if (routes.length > 0) held.push({ ...service, routes });
+  }
+  if (held.length === 0) return { table: wanted, held: [] };
+  const heldNames = new Set(held.map((s) => s.name));
+  const services = [...wanted.services.filter((s) => !heldNames.has(s.name)), ...held].sort((a, b) => compare(a.name, b.name));
+  return { table: { services }, held: held.map((s) => s.name) };
+}
+
+/**
+ * The index for the next blocking query after an answer with `answered`, given the last one seen.
+ * Consul's advice: an index that goes backwards (agent restart, snapshot restore) means start over at
+ * 0; otherwise never block on 0 again (it returns at once).
+ */
+export function nextIndex(lastSeen: number, answered: number): { index: number; reset: boolean } {
+  if (answered < lastSeen) return { index: 0, reset: true };
+  return { index: Math.max(answered, 1), reset: false };
+}
+
+/** How long to wait before the next try after `failedAttempts` failures in a row (doubling, capped). */
+export function backoffMs(failedAttempts: number, initialMs: number, maxMs: number): number {
+  return Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(failedAttempts - 1, 0), 20));
+}

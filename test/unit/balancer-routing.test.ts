@@ -1,0 +1,200 @@
+import test from 'ava';
+import { renderNginxConfig, type HealthEntry, type NginxSettings } from '../../balancer/render';
+import {
+  backoffMs,
+  claimOf,
+  holdThroughGrace,
+  isPassing,
+  nextIndex,
+  routedServices,
+  routeTable,
+  type GatewayTable,
+  type ServiceClaim,
+} from '../../balancer/routing';
+
+const claim = (name: string, tags: string[], createIndex = 10, upstreams = ['127.0.0.1:3000']): ServiceClaim => ({
+  name,
+  tags,
+  createIndex,
+  upstreams,
+});
+const routes = (table: GatewayTable) =>
+  Object.fromEntries(table.services.map((s) => [s.name, s.routes.map((r) => (r.exact ? `=${r.path}` : r.path))]));
+
+test('the catalog: services with a route tag are followed, sorted; others are not; a name nginx may not see is reported', (t) => {
+  const result = routedServices({
+    consul: [],
+    nats: null,
+    zeta: ['urlprefix-/z'],
+    hello: ['primary', 'urlprefix-=/'],
+    'Bad;Name': ['urlprefix-/x', 'other'],
+    broken: ['urlprefix-/x;y'],
+  });
+  t.deepEqual(
+    result.follow,
+    ['broken', 'hello', 'zeta'],
+    'a service whose only tag is hostile is followed, so its tag is reported with its reason',
+  );
+  t.deepEqual(
+    result.dropped.map((d) => `${d.service} ${d.route}`),
+    ['Bad;Name /x'],
+  );
+});
+
+test("passing means every check passes, as Consul's ?passing filter", (t) => {
+  const withChecks = (...statuses: string[]): HealthEntry => ({ Checks: statuses.map((Status) => ({ Status })) });
+  t.true(isPassing(withChecks('passing', 'passing')));
+  t.false(isPassing(withChecks('passing', 'critical')));
+  t.false(isPassing(withChecks('warning', 'passing')));
+  t.false(isPassing(withChecks('maintenance')));
+});
+
+test("a service's claim: the union of its instances' tags and its oldest CreateIndex; no instance, no claim", (t) => {
+  const entry = (tags: string[], createIndex: number): HealthEntry => ({ Service: { Tags: tags, CreateIndex: createIndex } });
+  t.deepEqual(claimOf('hello', [entry(['urlprefix-/a'], 30), entry(['urlprefix-/b', 'urlprefix-/a'], 12)], ['x:1']), {
+    name: 'hello',
+    tags: ['urlprefix-/a', 'urlprefix-/b'],
+    createIndex: 12,
+    upstreams: ['x:1'],
+  });
+  t.is(claimOf('hello', [], []), null);
+});
+
+test('routes: each service gets its routes, sorted by path with the exact one first; other tags are ignored', (t) => {
+  const { table, droppedRoutes } = routeTable([
+    claim('hello', ['urlprefix-/api/users', 'primary', 'urlprefix-=/']),
+    claim('activity', ['urlprefix-/api/activity'], 20, []),
+  ]);
+  t.deepEqual(routes(table), { activity: ['/api/activity'], hello: ['=/', '/api/users'] });
+  t.deepEqual(table.services[0].upstreams, [], 'a service with no passing instance keeps its routes (its 503)');
+  t.deepEqual(droppedRoutes, []);
+});
+
+test('a conflict: the older service keeps the route, the younger one is reported; a tie goes to the smaller name', (t) => {
+  const { table, droppedRoutes } = routeTable([
+    claim('newer', ['urlprefix-/api/users', 'urlprefix-/api/v2'], 99),
+    claim('hello', ['urlprefix-/api/users'], 10),
+  ]);
+  t.deepEqual(routes(table), { hello: ['/api/users'], newer: ['/api/v2'] });
+  t.deepEqual(
+    droppedRoutes.map((d) => `${d.service} ${d.route}`),
+    ['newer /api/users'],
+  );
+  t.regex(droppedRoutes[0].reason, /older service hello \(CreateIndex 10, this one 99\)/);
+
+  const tie = routeTable([claim('b', ['urlprefix-/x'], 5), claim('a', ['urlprefix-/x'], 5)]);
+  t.deepEqual(routes(tie.table), { a: ['/x'] });
+  t.deepEqual(
+    tie.droppedRoutes.map((d) => d.service),
+    ['b'],
+  );
+});
+
+test('a service that lost every route is not in the table', (t) => {
+  const { table } = routeTable([claim('old', ['urlprefix-/x'], 1), claim('young', ['urlprefix-/x'], 2)]);
+  t.deepEqual(
+    table.services.map((s) => s.name),
+    ['old'],
+  );
+});
+
+test('an exact and a prefix route on one path do not conflict', (t) => {
+  const { table, droppedRoutes } = routeTable([claim('a', ['urlprefix-=/api'], 1), claim('b', ['urlprefix-/api'], 2)]);
+  t.deepEqual(routes(table), { a: ['=/api'], b: ['/api'] });
+  t.deepEqual(droppedRoutes, []);
+});
+
+// Every hostile or broken registration the issue names, and a few more: none may reach nginx's config.
+const HOSTILE = [
+  'urlprefix-/x;return 200',
+  'urlprefix-/x }',
+  'urlprefix-/x{',
+  'urlprefix-/$host',
+  "urlprefix-/it's",
+  'urlprefix-/"q"',
+  'urlprefix-/a b',
+  'urlprefix-/a\nb',
+  'urlprefix-/../etc',
+  'urlprefix-/a/./b',
+  'urlprefix-/a//b',
+  'urlprefix-/%2e%2e',
+  'urlprefix-/api/',
+  'urlprefix-api',
+  `urlprefix-/${'a'.repeat(200)}`,
+  'urlprefix-/_balancer',
+  'urlprefix-/_balancer/x',
+  'urlprefix-=/_gateway/status',
+  'urlprefix-',
+];
+
+test('hostile and broken route tags are dropped with a reason and never reach the rendered config', (t) => {
+  const { table, droppedRoutes } = routeTable([claim('evil', [...HOSTILE, 'urlprefix-/ok'], 1)]);
+  t.deepEqual(routes(table), { evil: ['/ok'] });
+  t.is(droppedRoutes.length, HOSTILE.length);
+  for (const d of droppedRoutes) t.truthy(d.reason, d.route);
+  const settings: NginxSettings = {
+    listenAddress: '127.0.0.1',
+    listenPort: 8080,
+    adminAddress: '127.0.0.1',
+    adminPort: 8081,
+    connLimitPerClient: 100,
+    rateLimitPerClient: 1000,
+    rateBurstPerClient: 2000,
+    workDir: '/tmp/work',
+    statusPort: 4001,
+    accessLog: { stdout: true },
+    workerProcesses: 1,
+  };
+  const text = renderNginxConfig(settings, table);
+  for (const bad of [
+    'x;return',
+    '/$host',
+    "it's",
+    '"q"',
+    '/a b',
+    '../etc',
+    '/a//b',
+    '%2e',
+    '/api/',
+    'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+  ]) {
+    t.false(text.includes(bad), bad);
+  }
+  t.false(/location [^\n]*_balancer\/x/.test(text));
+  t.false(/location [^\n]*_gateway\/status/.test(text));
+  t.regex(text, /location \^~ \/ok\/ \{\n {6}proxy_pass http:\/\/svc_evil;/);
+});
+
+test('the grace keeps a served service that Consul shows empty or gone, but not a route another service now holds', (t) => {
+  const hello = {
+    name: 'hello',
+    routes: [
+      { path: '/', exact: true },
+      { path: '/api', exact: false },
+    ],
+    upstreams: ['a:1'],
+  };
+  const current: GatewayTable = { services: [hello, { name: 'idle', routes: [{ path: '/idle', exact: false }], upstreams: [] }] };
+  t.deepEqual(holdThroughGrace(current, { services: [] }), { table: { services: [hello] }, held: ['hello'] });
+  t.deepEqual(holdThroughGrace(current, { services: [{ ...hello, upstreams: [] }] }).table, { services: [hello] });
+  const back = { services: [{ ...hello, upstreams: ['b:1'] }] };
+  t.deepEqual(holdThroughGrace(current, back), { table: back, held: [] }, 'replicas back: nothing held');
+  const taker = { name: 'taker', routes: [{ path: '/api', exact: false }], upstreams: ['c:1'] };
+  const taken = holdThroughGrace(current, { services: [taker] });
+  t.deepEqual(taken.table, { services: [{ ...hello, routes: [{ path: '/', exact: true }] }, taker] });
+});
+
+test('the next index: follows Consul, never 0 again, and starts over at 0 when it goes backwards', (t) => {
+  t.deepEqual(nextIndex(0, 5), { index: 5, reset: false });
+  t.deepEqual(nextIndex(5, 5), { index: 5, reset: false });
+  t.deepEqual(nextIndex(0, 0), { index: 1, reset: false });
+  t.deepEqual(nextIndex(50, 3), { index: 0, reset: true });
+});
+
+test('backoff doubles from the first delay and is capped', (t) => {
+  t.deepEqual(
+    [1, 2, 3, 4, 5, 6].map((n) => backoffMs(n, 200, 3000)),
+    [200, 400, 800, 1600, 3000, 3000],
+  );
+  t.is(backoffMs(1000, 200, 3000), 3000);
+});
