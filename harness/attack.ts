@@ -68,6 +68,8 @@ export interface Answer {
   /** Set when no HTTP answer came: the error's code or message. */
   error?: string;
   body: string;
+  /** The answer's headers (requestFrom sets them; {} when no answer came). */
+  headers?: http.IncomingHttpHeaders;
   ms: number;
 }
 
@@ -93,12 +95,12 @@ export function requestFrom(
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => finish({ status: res.statusCode ?? 0, body }));
-        res.on('error', (error) => finish({ status: 0, error: error.message, body }));
+        res.on('end', () => finish({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        res.on('error', (error) => finish({ status: 0, error: error.message, body, headers: res.headers }));
       },
     );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (error: NodeJS.ErrnoException) => finish({ status: 0, error: error.code ?? error.message, body: '' }));
+    req.on('error', (error: NodeJS.ErrnoException) => finish({ status: 0, error: error.code ?? error.message, body: '', headers: {} }));
     req.end(options.body);
   });
 }

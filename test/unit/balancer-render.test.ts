@@ -439,3 +439,7 @@ test('upstreams are rendered with hosts taking turns, so a retry after a failed 
   const servers = [...config.matchAll(/^ {4}server (\S+) /gm)].map((m) => m[1]);
   t.deepEqual(servers, interleaveByHost([...vm2, ...vm3]));
 });
+
+test("nginx's own answers never take a type from the path's extension", (t) => {
+  t.regex(renderNginxConfig(settings, EMPTY), /\n {2}types \{ \}\n/);
+});
