@@ -43,7 +43,6 @@ export class Balancer extends pulumi.ComponentResource {
         envs: [
           `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
           ...consulTokenEnv(args),
-          `SERVICE_NAME=${args.serviceName}`,
           `LISTEN_PORT=${LISTEN_PORT}`,
           'LISTEN_ADDRESS=0.0.0.0',
           `ADMIN_PORT=${ADMIN_PORT}`,

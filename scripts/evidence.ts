@@ -5,6 +5,7 @@
 // balancerUrl and balancerAdminUrl outputs, published on loopback by default): meant for your own stack.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import type { BalancerStatusJson } from '../harness/balancer';
 import { sendAll, type RequestResult } from '../harness/load';
 
 interface EvidenceOptions {
@@ -86,11 +87,15 @@ async function balancerStatus(adminUrl: string): Promise<string> {
   try {
     const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) return `/_balancer/status answered HTTP ${res.status}`;
-    const status = (await res.json()) as { upstreams?: string[]; changedAt?: string | null; reloads?: number };
-    const upstreams = status.upstreams ?? [];
+    const status = (await res.json()) as BalancerStatusJson;
+    const services = Object.entries(status.services ?? {});
     return [
-      `upstream set (/_balancer/status): ${upstreams.length} upstream(s), changed at ${status.changedAt ?? 'never'}, ${status.reloads ?? 0} reload(s)`,
-      ...upstreams.map((u) => `  ${u}`),
+      `routing table (/_balancer/status): ${services.length} service(s), changed at ${status.changedAt ?? 'never'}, ${status.reloads ?? 0} reload(s)`,
+      ...services.flatMap(([name, s]) => [
+        `  ${name}: routes ${s.routes.join(', ') || '(none)'}; ${s.upstreams.length} upstream(s)`,
+        ...s.upstreams.map((u) => `    ${u}`),
+      ]),
+      ...(status.droppedRoutes ?? []).map((d) => `  dropped route ${d.service} ${d.route}: ${d.reason}`),
     ].join('\n');
   } catch (error) {
     return `/_balancer/status unreachable: ${String(error)}`;

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BOOTSTRAP_SCRIPT_PATH } from '../../infra/vm-host';
+import { upstreamsOf, type BalancerStatusJson } from '../../harness/balancer';
 import { describeFailures, sendRequests, startSteadyLoopProcess, type SteadyLoop } from '../../harness/load';
 import { waitFor } from '../../harness/processes';
 import { MOCK_GOSSIP_KEY, recordStack, type RecordedResource } from '../helpers/record-stack';
@@ -100,7 +101,9 @@ function replicas(): Array<{ n: number; name: string; vm: string; upstream: stri
 
 async function upstreams(): Promise<string[]> {
   const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
-  return ((await res.json()) as { upstreams: string[] }).upstreams.slice().sort();
+  return upstreamsOf((await res.json()) as BalancerStatusJson, 'hello')
+    .slice()
+    .sort();
 }
 
 async function allHealthy(): Promise<boolean> {

@@ -432,11 +432,11 @@ behaviour(
   },
 );
 
-behaviour('the balancer follows the configured service in Consul and listens on 8080 on all its interfaces', (t, d) => {
+behaviour('the balancer follows every routed service in Consul (no service name) and listens on 8080 on all its interfaces', (t, d) => {
   const balancer = containerNamed(d.record, d.name('balancer'));
+  t.false('SERVICE_NAME' in env(balancer), 'the gateway learns its services from Consul');
   t.like(env(balancer), {
     CONSUL_HTTP_ADDR: `http://${d.name('consul')}:8500`,
-    SERVICE_NAME: d.x.serviceName,
     LISTEN_PORT: '8080',
     LISTEN_ADDRESS: '0.0.0.0',
     ADMIN_PORT: '8081',
