@@ -14,8 +14,7 @@ import { Nginx } from './nginx';
 import { renderNginxConfig, type NginxSettings } from './render';
 import { nameResolver, systemLookup } from './resolve';
 import { EMPTY_TABLE, type GatewayTable } from './routing';
-import { createStatusStore } from './status';
-import { startStatusServer } from './status';
+import { createStatusStore, startStatusServer } from './status';
 import { consulFetchers, droppedByService, followGateway, type Follower } from './watch';
 import { claimWorkDir } from './workdir';
 
@@ -114,8 +113,10 @@ async function main(): Promise<void> {
   // The follower starts at once; its changes wait for the applier, which needs a running nginx.
   let pending: GatewayTable | undefined;
   let droppedKey = '';
+  const fetchers = consulFetchers(config);
   follower = followGateway({
-    ...(({ catalog, health }) => ({ fetchCatalog: catalog, fetchHealth: health }))(consulFetchers(config)),
+    fetchCatalog: fetchers.catalog,
+    fetchHealth: fetchers.health,
     resolveNames: nameResolver(systemLookup()),
     logger,
     emptyGraceMs: config.emptyGraceMs,
