@@ -288,7 +288,7 @@ test.serial(
       tokens: ((await get('/v1/acl/tokens', true)).json as Array<{ AccessorID: string }>).map((k) => k.AccessorID).sort(),
     });
     const first = await aclState();
-    t.true(first.policies.some((p) => p.startsWith('replica-hello ')) && first.policies.some((p) => p.startsWith('balancer-hello ')));
+    t.true(first.policies.some((p) => p.startsWith('replica-hello ')) && first.policies.some((p) => p.startsWith('balancer ')));
     const output = await run('sh', ['-c', init.inputs.create as string], {
       cwd: PROJECT_DIR,
       env: { ...process.env, ...(init.inputs.environment as Record<string, string>) },
