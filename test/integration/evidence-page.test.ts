@@ -201,6 +201,8 @@ test.serial('a fourth replica appears without a reload, then receives requests s
   t.is(failed, 0, progress);
   t.true(count(bars, 'r4') > 0, JSON.stringify(bars));
   t.deepEqual(bars.map((b) => b.id).sort(), ['r1', 'r2', 'r3', 'r4']);
+  // The reload that brought r4 ended the stream; the picture shows the page once it follows again.
+  await page.waitForSelector('#connection[data-state="live"]', { timeout: STEP_MS });
   const file = path.join(screenshotDir, 'evidence-page.png');
   await page.screenshot({ path: file, fullPage: true });
   t.log(`screenshot: ${file}`);
