@@ -8,7 +8,8 @@ import type { ConsulAddress } from '../lib/consul-address';
 import type { Logger } from '../lib/logger';
 import { parseUserEvent, userEventSubject, type UserEvent } from '../lib/user-events';
 import { wakeableSleep } from '../lib/wakeable-sleep';
-import { nextIndex, RELAY_RETRY, retryDelayMs, type RetryTiming } from './outbox';
+import { BROKER_RETRY, retryDelayMs, type RetryTiming } from '../lib/backoff';
+import { nextIndex } from './outbox';
 
 export interface RelayOptions {
   consul: ConsulAddress;
@@ -41,7 +42,7 @@ const PUBLISH_CHUNK = 64;
 const PUBLISH_TIMEOUT_MS = 5000;
 
 export function startOutboxRelay(o: RelayOptions): OutboxRelay {
-  const retry = o.retry ?? RELAY_RETRY;
+  const retry = o.retry ?? BROKER_RETRY;
   const waitSeconds = o.waitSeconds ?? 30;
   const stopping = new AbortController();
   const { sleep, wake } = wakeableSleep();

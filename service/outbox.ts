@@ -41,16 +41,3 @@ export function nextIndex(asked: number, answered: number): number {
   if (answered < asked) return 0;
   return answered;
 }
-
-export interface RetryTiming {
-  firstMs: number;
-  maxMs: number;
-}
-
-/** The relay's default: a broker back from an outage gets the kept events within 2 s of passing in Consul. */
-export const RELAY_RETRY: RetryTiming = { firstMs: 100, maxMs: 2000 };
-
-/** The wait before attempt `failures + 1` after `failures` failures in a row (1 or more): doubling, capped. */
-export function retryDelayMs(failures: number, timing: RetryTiming = RELAY_RETRY): number {
-  return Math.min(timing.maxMs, timing.firstMs * 2 ** Math.min(Math.max(failures, 1) - 1, 30));
-}

@@ -11,6 +11,8 @@ export interface ServiceDefinition {
   address: string;
   port: number;
   checkUrl: string;
+  /** Consul tags (the gateway's `urlprefix-` routes); none when absent. */
+  tags?: string[];
 }
 
 /** The three agent calls registration needs; an interface so the retry logic is testable without Consul. */
@@ -60,6 +62,7 @@ export function consulAgentApi(consul: Consul): AgentApi {
         name: service.name,
         address: service.address,
         port: service.port,
+        ...(service.tags ? { tags: service.tags } : {}),
         check: {
           name: `${service.name} HTTP /health`,
           http: service.checkUrl,
