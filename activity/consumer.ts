@@ -16,6 +16,9 @@ import type { ActivityFeed } from './feed';
  */
 export const DURABLE_INACTIVE_MS = 60 * 60 * 1000;
 
+/** After this many messages in a row the loop lets the streams' writers run (a backlog arrives in one go). */
+const YIELD_EVERY = 64;
+
 /** Unacked messages the broker sends before it waits for acks. */
 const MAX_ACK_PENDING = 1000;
 
@@ -66,7 +69,9 @@ export function startEventConsumer(o: ConsumerOptions): EventConsumer {
     void nc.closed().then(() => current.stop());
     consumed = true;
     o.logger.info('consuming user events', { server: nc.getServer(), durable: o.durable });
+    let handled = 0;
     for await (const message of current) {
+      if (++handled % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
       const event = parseUserEvent(message.string());
       if (!event) {
         o.logger.error('a message on the user events stream is not a user event; dropped', { subject: message.subject, seq: message.seq });

@@ -17,9 +17,10 @@ import { SseHub } from './sse';
 const HEARTBEAT_MS = 15_000;
 /**
  * Frames one stream client may have waiting (beyond what the socket buffers) before it is disconnected:
- * a few hundred events of about 150 bytes, so a client that stopped reading holds at most some tens of KB.
+ * events are about 150 bytes, so a client that stopped reading holds at most about 150 KB here. A burst
+ * (the backlog after a broker outage) reaches a reading client much faster than that fills up.
  */
-const CLIENT_QUEUE_LIMIT = 256;
+const CLIENT_QUEUE_LIMIT = 1024;
 
 function loadConfig(): ActivityConfig {
   try {
