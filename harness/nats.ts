@@ -18,6 +18,8 @@ export interface NatsServer {
   /** Starts it again on the same ports and store, and waits for /healthz. */
   start(): Promise<void>;
   isRunning(): boolean;
+  /** The server's process id while it runs (the bench pins it to the test core). */
+  pid(): number | undefined;
   /** Stops it and removes its store. */
   close(): Promise<void>;
   output(): string;
@@ -65,6 +67,7 @@ export async function startNats(): Promise<NatsServer> {
       log += stopping.output();
     },
     isRunning: () => proc !== undefined,
+    pid: () => proc?.child.pid,
     async close() {
       await server.stop();
       fs.rmSync(storeDir, { recursive: true, force: true });

@@ -44,8 +44,14 @@ export async function findBroker(consul: ConsulAddress, token: string | undefine
  * A connection that does not reconnect by itself: when the broker goes away the connection closes and
  * its owner asks Consul again, so a broker that moved (a new container, another host) is found too.
  */
-export function connectBroker(servers: string[], name: string): Promise<NatsConnection> {
-  return connect({ servers, name, reconnect: false, timeout: 2000, maxPingOut: 2, pingInterval: 5000 });
+export async function connectBroker(servers: string[], name: string): Promise<NatsConnection> {
+  try {
+    return await connect({ servers, name, reconnect: false, timeout: 2000, maxPingOut: 2, pingInterval: 5000 });
+  } catch (error) {
+    throw new Error(`cannot connect to the broker at ${servers.join(', ')}: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
+  }
 }
 
 /**

@@ -109,12 +109,21 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
     let failures = 0;
     let lastProblem = '';
     let kept = 0;
+    // After a failure to reach the broker, only the broker is asked for (cheap) until it answers: the
+    // outbox, which grows during an outage, is read again once there is somewhere to publish it.
+    let brokerFirst = false;
     while (!stopped) {
+      // What failed, if this round fails: the broker (connect, publish) or Consul (the outbox).
+      let step: 'broker' | 'outbox' = 'broker';
       try {
+        if (brokerFirst) await connection();
+        step = 'outbox';
         const answer = await readOutbox(index);
         const events = readable(answer.entries);
         kept = events.length;
+        step = 'broker';
         if (events.length > 0) await publish(await connection(), events);
+        brokerFirst = false;
         index = nextIndex(index, answer.index);
         if (failures > 0) o.logger.info('outbox relay: publishing again', { published: events.length, failedAttempts: failures });
         failures = 0;
@@ -122,6 +131,7 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
       } catch (error) {
         if (stopped) break;
         failures++;
+        brokerFirst = step === 'broker';
         const problem = error instanceof Error ? error.message : String(error);
         const delayMs = retryDelayMs(failures, retry);
         // One line per distinct problem, not one per retry.

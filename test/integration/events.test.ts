@@ -57,8 +57,11 @@ async function call(url: string, method = 'GET', body?: unknown): Promise<{ stat
   return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
 }
 
-async function createUser(replica: Replica, name: string): Promise<string> {
-  const created = await call(`${replica.url}/api/users`, 'POST', { name, email: `${name.toLowerCase()}@example.com` });
+async function createUser(base: Replica | string, name: string): Promise<string> {
+  const created = await call(`${typeof base === 'string' ? base : base.url}/api/users`, 'POST', {
+    name,
+    email: `${name.toLowerCase()}@example.com`,
+  });
   if (created.status !== 201) throw new Error(`POST /api/users answered ${created.status}: ${JSON.stringify(created.json)}`);
   return created.json!.id as string;
 }
@@ -90,7 +93,8 @@ test.serial('a user created, changed and deleted through hello appears on an ope
   t.timeout(TEST_TIMEOUT_MS);
   const writer = await hello(t, 'hello-a', 'hello-a-1');
   const feed = await activity(t, 'activity-a-1');
-  // The one address the client uses: the lead routes it through the gateway once both branches are merged.
+  // Where the client writes users and reads the activity: once the gateway is merged, both are its URL.
+  const usersBase = writer.url;
   const baseUrl = feed.url;
   let stream: EventStream | undefined;
   try {
@@ -99,12 +103,12 @@ test.serial('a user created, changed and deleted through hello appears on an ope
     t.is(stream.headers['x-accel-buffering'], 'no');
     t.is(stream.headers['x-instance-id'], 'activity-a-1');
 
-    const id = await createUser(writer, 'Ann');
+    const id = await createUser(usersBase, 'Ann');
     await stream.until('the created event on the stream', (events) => ofUsers(events, [id]).length === 1);
     t.like(ofUsers(stream.events, [id])[0], { type: 'created', userId: id });
 
-    t.is((await call(`${writer.url}/api/users/${id}`, 'PUT', { name: 'Ann B', email: 'annb@example.com' })).status, 200);
-    t.is((await call(`${writer.url}/api/users/${id}`, 'DELETE')).status, 204);
+    t.is((await call(`${usersBase}/api/users/${id}`, 'PUT', { name: 'Ann B', email: 'annb@example.com' })).status, 200);
+    t.is((await call(`${usersBase}/api/users/${id}`, 'DELETE')).status, 204);
     await stream.until('the updated and deleted events', (events) => ofUsers(events, [id]).length === 3);
     t.deepEqual(
       ofUsers(stream.events, [id]).map((e) => e.type),
