@@ -53,7 +53,7 @@ export function startEventConsumer(o: ConsumerOptions): EventConsumer {
     nc = await connectBroker(servers, o.durable);
     await ensureUserEventsStream(nc);
     const jsm = await nc.jetstreamManager();
-    // The same config again is a no-op; a changed one (another inactive threshold) is updated.
+    // Creating a durable that exists with the same config is a no-op: it keeps its position.
     await jsm.consumers.add(USER_EVENTS_STREAM, {
       durable_name: o.durable,
       ack_policy: AckPolicy.Explicit,
