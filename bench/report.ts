@@ -82,6 +82,11 @@ export function formatTable(r: BenchResults): string {
     ],
     ['RSS, watcher', fmt(r.rssMB.watcher, ' MB'), ...met('RSS of the watcher')],
     ['RSS, nginx master + workers (PSS)', `${fmt(r.rssMB.nginx, ' MB')} (${fmt(r.rssMB.nginxPss, ' MB')})`, '', ''],
+    [
+      `Write → event on the SSE stream p50 / p99 (${r.eventLatencyMs.writes} writes)`,
+      `${fmt(r.eventLatencyMs.p50, ' ms')} / ${fmt(r.eventLatencyMs.p99, ' ms')}`,
+      ...met('write to SSE event p50'),
+    ],
   ];
   const header = ['Figure', 'Measured', 'Target', 'Result'];
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;

@@ -5,7 +5,7 @@ import type { DiscoveryTry } from './phases/discovery';
 import type { RemovalTry } from './phases/removal';
 import { medianOf, type PairedRepeat, type PathRun, type ThroughputResult } from './phases/throughput';
 import type { SingleRequestsReport } from './load-protocol';
-import { max, median, round } from './stats';
+import { max, median, percentile, round } from './stats';
 import type { Versions } from './versions';
 
 export interface Pinning {
@@ -79,6 +79,8 @@ export interface BenchResults {
   scaleDownMs: { p50: number; max: number; tries: RemovalTry[] };
   failedRequests: { failover: number; scaleDown: number; sentDuringFailover: number; sentDuringScaleDown: number };
   rssMB: { replica: number; watcher: number; nginx: number; replicaAfterLoad: number; nginxPss: number };
+  /** From a user's POST to its event on the activity service's SSE stream (bench/phases/events.ts). */
+  eventLatencyMs: { p50: number; p99: number; writes: number };
   targets: Target[];
   /** The side-by-side table: ours, HAProxy with Consul DNS and static nginx, in this same run. */
   comparison: PeerComparison;
@@ -99,6 +101,8 @@ export interface RawMeasurements {
   scaleDown: RemovalTry[];
   memory: { replicaIdle: number; replicaAfterLoad: number; watcher: number; nginx: number; nginxPss: number };
   peers: PeerMeasurement[];
+  /** One per write: POST to the event on the SSE stream. */
+  eventLatencyMs: number[];
 }
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
@@ -230,6 +234,11 @@ export function summarize(raw: RawMeasurements): BenchResults {
       replicaAfterLoad: round(raw.memory.replicaAfterLoad, 1),
       nginxPss: round(raw.memory.nginxPss, 1),
     },
+    eventLatencyMs: {
+      p50: round(median(raw.eventLatencyMs), 1),
+      p99: round(percentile(raw.eventLatencyMs, 99), 1),
+      writes: raw.eventLatencyMs.length,
+    },
   };
   const comparison = summarizePeers(raw.peers, {
     startedAt: results.startedAt,
@@ -285,5 +294,6 @@ function evaluateTargets(r: Omit<BenchResults, 'targets' | 'comparison'>): Targe
     { figure: 'requests failed during scale-down', target: '0', met: r.failedRequests.scaleDown === 0 },
     { figure: 'RSS of an idle replica', target: '< 80 MB', met: r.rssMB.replica < 80 },
     { figure: 'RSS of the watcher', target: '< 80 MB', met: r.rssMB.watcher < 80 },
+    { figure: 'write to SSE event p50', target: '< 50 ms', met: r.eventLatencyMs.p50 < 50 },
   ];
 }

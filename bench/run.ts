@@ -8,6 +8,7 @@ import { parseOptions, type BenchOptions } from './options';
 import { oursPeer } from './peers/ours';
 import type { Peer } from './peers/peer';
 import { measureDiscovery } from './phases/discovery';
+import { measureEventLatency } from './phases/events';
 import { comparePeers } from './phases/peers';
 import { measureRemoval } from './phases/removal';
 import { measureThroughput } from './phases/throughput';
@@ -111,6 +112,8 @@ async function runBench(
   const watcherRss = rssMB(sut.balancer.child.pid!);
   log('peers side by side: ours, HAProxy with Consul DNS, static nginx without and with the JSON access log');
   const peers = await comparePeers({ sut, load, first, options, testCpu: plan.testCpu, track, log });
+  log(`write → event on the SSE stream: ${options.eventWrites} writes`);
+  const eventLatencyMs = await measureEventLatency(sut.consul, plan.testCpu, options.eventWrites);
   return {
     pinning: { description: plan.description, loadCpu: plan.loadCpu ?? null, testCpu: plan.testCpu ?? null, observed },
     throughput,
@@ -121,6 +124,7 @@ async function runBench(
     scaleDown,
     memory: { replicaIdle, replicaAfterLoad, watcher: watcherRss, nginx: nginxMem.rss, nginxPss: nginxMem.pss },
     peers,
+    eventLatencyMs,
   };
 }
 

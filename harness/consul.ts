@@ -2,14 +2,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { agentAclHcl, agentRole, aclPlan, balancerRole, replicaRole, roleToken, type AclRole } from '../lib/consul-acl';
+import { activityRole, agentAclHcl, agentRole, aclPlan, balancerRole, replicaRole, roleToken, type AclRole } from '../lib/consul-acl';
 import { applyAclPlan } from '../lib/consul-acl-apply';
 import { consulLimitArgs } from '../lib/consul-limits';
 import { freePorts } from './ports';
 import { startProcess, waitFor, type Managed } from './processes';
 
 /** The roles a test starts processes as; each gets the token the stack would give it. */
-export type TestRole = 'replica' | 'balancer';
+export type TestRole = 'replica' | 'balancer' | 'activity';
 
 /** Where a replica or balancer finds Consul, and the token it gets for its role (as CONSUL_HTTP_TOKEN). */
 export interface ConsulEndpoint {
@@ -99,7 +99,7 @@ export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<
     managementToken,
     async roleToken(role, serviceName) {
       if (role === 'replica' && serviceName === undefined) throw new Error("roleToken('replica') needs the replica's service name");
-      const r = role === 'replica' ? replicaRole(serviceName!) : balancerRole();
+      const r = role === 'replica' ? replicaRole(serviceName!) : role === 'activity' ? activityRole(serviceName) : balancerRole();
       // The token is known before Consul holds it (derived, as in the stack); a stopped agent gets it at start().
       if (proc) await apply(r);
       else roles.set(r.role, r);

@@ -18,7 +18,7 @@ export function requireOnPath(command: string): void {
     }
   }
   throw new Error(
-    `${command} is not installed (not on PATH); the tests need it: scripts/provision.sh installs consul, nginx, haproxy, syslog-ng and docker`,
+    `${command} is not installed (not on PATH); the tests need it: scripts/provision.sh installs consul, nginx, haproxy, syslog-ng, nats-server and docker`,
   );
 }
 

@@ -3,10 +3,16 @@
 // puts a plan into Consul. The Pulumi program, its ACL init step (infra/acl-init.ts), the test harness and
 // the bench all use this module.
 import crypto from 'node:crypto';
+import { DEFAULT_ACTIVITY_SERVICE, DEFAULT_NATS_SERVICE } from './user-events';
 
 /** The KV prefix a service's users live under (no trailing slash); its replicas may write only below it. */
 export function usersKeyPrefix(serviceName: string): string {
   return `${serviceName}/users`;
+}
+
+/** The KV prefix of a service's outbox (no trailing slash): its user events until the broker acked them. */
+export function outboxKeyPrefix(serviceName: string): string {
+  return `${serviceName}/outbox`;
 }
 
 export interface AclPolicy {
@@ -31,14 +37,29 @@ export interface AclPlan {
 
 /**
  * A replica registers only its own service (with its HTTP check, which belongs to the service) and
- * reads and writes only its users' keys. Reading the agent's service list needs service read, which
- * write includes; its readiness probe reads its service's health, whose entries name nodes, hence
- * node read. Nothing else is granted.
+ * reads and writes only its users' keys and its outbox (the user events its relay publishes and then
+ * deletes). Reading the agent's service list needs service read, which write includes; its readiness
+ * probe reads its service's health, and its relay the broker's, whose entries name nodes, hence node
+ * read. Nothing else is granted.
  */
-export function replicaRules(serviceName: string): string {
+export function replicaRules(serviceName: string, natsService: string = DEFAULT_NATS_SERVICE): string {
   return [
     `service "${serviceName}" { policy = "write" }`,
     `key_prefix "${usersKeyPrefix(serviceName)}/" { policy = "write" }`,
+    `key_prefix "${outboxKeyPrefix(serviceName)}/" { policy = "write" }`,
+    `service "${natsService}" { policy = "read" }`,
+    'node_prefix "" { policy = "read" }',
+  ].join('\n');
+}
+
+/**
+ * An activity replica registers only its own service and finds the broker (its health entries name
+ * nodes, hence node read); it reads no key.
+ */
+export function activityRules(serviceName: string, natsService: string = DEFAULT_NATS_SERVICE): string {
+  return [
+    `service "${serviceName}" { policy = "write" }`,
+    `service "${natsService}" { policy = "read" }`,
     'node_prefix "" { policy = "read" }',
   ].join('\n');
 }
@@ -87,7 +108,7 @@ export interface AclRole {
 
 export const replicaRole = (serviceName: string): AclRole => ({
   role: `replica-${serviceName}`,
-  description: `replicas of ${serviceName}: register ${serviceName}, write ${usersKeyPrefix(serviceName)}/`,
+  description: `replicas of ${serviceName}: register ${serviceName}, write ${usersKeyPrefix(serviceName)}/ and ${outboxKeyPrefix(serviceName)}/`,
   rules: replicaRules(serviceName),
 });
 
@@ -95,6 +116,13 @@ export const balancerRole = (): AclRole => ({
   role: 'balancer',
   description: 'balancer (the gateway): read every service and its health',
   rules: balancerRules(),
+});
+
+/** The activity service's replicas (activity/): role `activity` for the default service name. */
+export const activityRole = (serviceName: string = DEFAULT_ACTIVITY_SERVICE): AclRole => ({
+  role: serviceName === DEFAULT_ACTIVITY_SERVICE ? 'activity' : `activity-${serviceName}`,
+  description: `replicas of the activity service ${serviceName}: register ${serviceName}, find the broker`,
+  rules: activityRules(serviceName),
 });
 
 export const agentRole = (nodeName: string): AclRole => ({

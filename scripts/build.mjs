@@ -1,4 +1,4 @@
-// Bundles the service (and its readiness probe) and the balancer into single files inside their own folders, so each
+// Bundles the service (and its readiness probe), the activity service and the balancer into single files inside their own folders, so each
 // folder is a self-contained Docker build context (no npm install inside an image).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -35,6 +35,7 @@ const targets = [
   ['service', 'main'],
   ['service', 'readiness-probe'],
   ['balancer', 'main'],
+  ['activity', 'main'],
 ];
 await Promise.all(
   targets.map(async ([name, entry]) => {

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
-  echo "provision: needs Debian and root; skipping (install consul, nginx, syslog-ng, docker yourself)" >&2
+  echo "provision: needs Debian and root; skipping (install consul, nginx, syslog-ng, nats-server, docker yourself)" >&2
   exit 0
 fi
 
@@ -22,6 +22,8 @@ command -v taskset >/dev/null || need+=(util-linux)
 command -v chromium >/dev/null || need+=(chromium)
 # ssh and ssh-keygen: the multi-VM test reaches its VMs over ssh, as the docker provider does.
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
+# The events' broker (NATS with JetStream, bookworm: 2.9): the events tests start their own.
+command -v nats-server >/dev/null || need+=(nats-server)
 
 if [ ${#need[@]} -gt 0 ]; then
   # Consul is not in Debian 12; Debian 11 ships it. Pin bullseye low so nothing else comes from it.
@@ -40,8 +42,8 @@ if [ ${#need[@]} -gt 0 ]; then
   done
 fi
 
-# Debian's nginx, syslog-ng and haproxy packages start system services; the tests run their own.
-for svc in nginx syslog-ng haproxy; do
+# Debian's nginx, syslog-ng, haproxy and nats-server packages start system services; the tests run their own.
+for svc in nginx syslog-ng haproxy nats-server; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then systemctl stop "$svc" || true; fi
 done
 
@@ -54,4 +56,4 @@ if ! docker info >/dev/null 2>&1; then
   echo "provision: started dockerd"
 fi
 
-echo "provision: consul $(consul version | head -1 | awk '{print $2}'), $(nginx -v 2>&1 | sed 's/.*: //'), haproxy $(haproxy -v | head -1 | awk '{print $3}'), syslog-ng $(syslog-ng --version | head -1 | sed 's/.*(\(.*\))/\1/'), docker engine $(docker version -f '{{.Server.Version}}'), $(chromium --version 2>/dev/null | awk '{print $1, $2}')"
+echo "provision: consul $(consul version | head -1 | awk '{print $2}'), $(nginx -v 2>&1 | sed 's/.*: //'), haproxy $(haproxy -v | head -1 | awk '{print $3}'), syslog-ng $(syslog-ng --version | head -1 | sed 's/.*(\(.*\))/\1/'), docker engine $(docker version -f '{{.Server.Version}}'), nats-server $(nats-server --version | sed 's/.*v//'), $(chromium --version 2>/dev/null | awk '{print $1, $2}')"

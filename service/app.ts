@@ -5,6 +5,7 @@ import { methodNotAllowed } from 'hono/method-not-allowed';
 import { validator } from 'hono/validator';
 import type { Logger } from '../lib/logger';
 import { parsePageQuery } from './page-query';
+import { instanceAndRequestLog } from './request-log';
 import { USER_ID, validateUserInput } from './user-input';
 import { StoreConflictError, StoreUnavailableError, type UsersStore } from './users-store';
 
@@ -61,18 +62,7 @@ export function createApp(deps: AppDeps): Hono {
   const { users, logger } = deps;
   const app = new Hono();
 
-  app.use(async (c, next) => {
-    const started = performance.now();
-    await next();
-    c.res.headers.set('X-Instance-Id', deps.serviceId);
-    // While draining, keep-alive connections would hold the exit; ask clients to reconnect elsewhere.
-    if (deps.isDraining()) c.res.headers.set('Connection', 'close');
-    const status = c.res.status;
-    const durationMs = Math.round((performance.now() - started) * 100) / 100;
-    const fields = { method: c.req.method, path: c.req.path, status, durationMs };
-    if (status >= 500 && !(c.req.path === '/health' && deps.isDraining())) logger.warn('request', fields);
-    else logger.info('request', fields);
-  });
+  app.use(instanceAndRequestLog(deps));
 
   app.use(
     methodNotAllowed({

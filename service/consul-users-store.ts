@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type Consul from 'consul';
+import { newUserEvent, type UserEventType } from '../lib/user-events';
+import { outboxClock, outboxWrite } from './outbox';
 import {
   pageOfIds,
   StoreConflictError,
@@ -41,20 +43,27 @@ function parseUser(item: KvItem | null | undefined): User | undefined {
   }
 }
 
+const encode = (text: string): string => Buffer.from(text).toString('base64');
+
 /**
  * Users in Consul's KV store, one key per user under `<prefix>/`, so every replica sees the same
- * data. Every write is one check-and-set PUT or DELETE: it happens whole or not at all, and a
- * concurrent change is never overwritten blindly.
+ * data. Every write is one check-and-set transaction: it happens whole or not at all, and a concurrent
+ * change is never overwritten blindly. The same transaction writes the change's event into the outbox
+ * (`outboxPrefix`), so an event exists exactly when its change committed; the relay (outbox-relay.ts)
+ * publishes it from there.
  */
 export class ConsulUsersStore implements UsersStore {
   /** The last key listing (sorted ids) and when it was asked for; see userIds. */
   private keyList: { ids: string[]; askedAt: number } | undefined;
   /** The key listing under way, shared by every request that needs it meanwhile. */
   private keyListing: Promise<string[]> | undefined;
+  /** Orders this replica's outbox entries (outbox.ts). */
+  private readonly outboxTick = outboxClock();
 
   constructor(
     private readonly consul: Consul,
     private readonly prefix: string,
+    private readonly outboxPrefix: string,
   ) {}
 
   private key(id: string): string {
@@ -158,10 +167,12 @@ export class ConsulUsersStore implements UsersStore {
   }
 
   async create(input: UserInput): Promise<User> {
-    const now = new Date().toISOString();
-    const user: User = { id: randomUUID(), ...input, createdAt: now, updatedAt: now };
-    // cas=0: only if the key does not exist yet, so a (vanishingly unlikely) id clash never overwrites.
-    const written = await this.call('write', () => this.consul.kv.set({ key: this.key(user.id), value: JSON.stringify(user), cas: 0 }));
+    const now = new Date();
+    const user: User = { id: randomUUID(), ...input, createdAt: now.toISOString(), updatedAt: now.toISOString() };
+    // cas with index 0: only if the key does not exist yet, so a (vanishingly unlikely) id clash never overwrites.
+    const written = await this.commit('write', 'created', user.id, now, [
+      { KV: { Verb: 'cas', Key: this.key(user.id), Index: 0, Value: encode(JSON.stringify(user)) } },
+    ]);
     if (!written) throw new StoreConflictError(`user id ${user.id} already exists`);
     this.noteId(user.id, true);
     return user;
@@ -171,9 +182,11 @@ export class ConsulUsersStore implements UsersStore {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const current = await this.read(id);
       if (!current) return undefined;
-      const user: User = { ...current.user, ...input, updatedAt: new Date().toISOString() };
-      const value = JSON.stringify(user);
-      const written = await this.call('write', () => this.consul.kv.set({ key: this.key(id), value, cas: current.index }));
+      const now = new Date();
+      const user: User = { ...current.user, ...input, updatedAt: now.toISOString() };
+      const written = await this.commit('write', 'updated', id, now, [
+        { KV: { Verb: 'cas', Key: this.key(id), Index: current.index, Value: encode(JSON.stringify(user)) } },
+      ]);
       if (written) return user;
     }
     throw new StoreConflictError(`user ${id} kept changing while it was being updated; try again`);
@@ -183,7 +196,13 @@ export class ConsulUsersStore implements UsersStore {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const current = await this.read(id);
       if (!current) return false;
-      if (await this.deleteIfUnchanged(id, current.index)) {
+      // check-index then delete: a plain `DELETE ?cas=` also answers true when the key is already gone, so
+      // two simultaneous deletes would both claim it; check-index fails on a missing key.
+      const deleted = await this.commit('delete', 'deleted', id, new Date(), [
+        { KV: { Verb: 'check-index', Key: this.key(id), Index: current.index } },
+        { KV: { Verb: 'delete', Key: this.key(id) } },
+      ]);
+      if (deleted) {
         this.noteId(id, false);
         return true;
       }
@@ -192,19 +211,22 @@ export class ConsulUsersStore implements UsersStore {
   }
 
   /**
-   * Deletes the key only if it still exists at `index`, in one transaction: true when this call
-   * deleted it. A plain `DELETE ?cas=` also answers true when the key is already gone, so two
-   * simultaneous deletes would both claim it; `check-index` fails on a missing key.
+   * Runs `operations` (whose first one is the check-and-set) and the outbox write of their event in one
+   * transaction: true when it committed, false when Consul rolled it back because the check failed (the
+   * user changed, is gone, or already exists). Any other refusal (an ACL denying the outbox) is an error.
    */
-  private deleteIfUnchanged(id: string, index: number): Promise<boolean> {
-    const operations = [{ KV: { Verb: 'check-index', Key: this.key(id), Index: index } }, { KV: { Verb: 'delete', Key: this.key(id) } }];
-    return this.call('delete', () =>
-      this.consul.transaction.create(operations as never).then(
+  private commit(what: string, type: UserEventType, userId: string, now: Date, operations: object[]): Promise<boolean> {
+    const event = newUserEvent(type, userId, now);
+    const all = [...operations, outboxWrite(this.outboxPrefix, this.outboxTick(event.at), event)];
+    return this.call(what, () =>
+      this.consul.transaction.create(all as never).then(
         () => true,
-        // 409: Consul rolled the transaction back because the check failed (changed or already deleted).
-        (error: Error & { response?: { statusCode?: number } }) => {
-          if (error.response?.statusCode === 409) return false;
-          throw error;
+        (error: Error & { response?: { statusCode?: number; body?: TxnBody } }) => {
+          if (error.response?.statusCode !== 409) throw error;
+          const errors = error.response.body?.Errors ?? [];
+          const other = errors.find((e) => e.OpIndex !== 0);
+          if (other) throw new Error(`Consul refused operation ${other.OpIndex} of the transaction: ${other.What}`);
+          return false;
         },
       ),
     );

@@ -8,25 +8,18 @@ import { createApp } from './app';
 import { parseConfig, type ServiceConfig } from './config';
 import { createConsulClient } from './consul-client';
 import { ConsulUsersStore } from './consul-users-store';
-import { usersKeyPrefix } from '../lib/consul-acl';
-import { drainServer } from './drain';
+import { outboxKeyPrefix, usersKeyPrefix } from '../lib/consul-acl';
+import { parseNatsService } from '../lib/broker';
+import { DRAIN_TIMEOUT_MS, drainServer, LEAVE_DELAY_MS, onStopSignals } from './drain';
+import { startOutboxRelay } from './outbox-relay';
 import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } from './registration';
 
-// Requests still running this long after a shutdown signal are cut off.
-const DRAIN_TIMEOUT_MS = 10_000;
-// The same signal again this soon is the same stop delivered twice, not a user insisting: a terminal's
-// Ctrl-C reaches the whole process group, and `npm run` passes it on to the replica once more.
-const REPEAT_SIGNAL_MS = 500;
-
-// How long a replica keeps serving after it left Consul, before it stops accepting and closes idle
-// keep-alive connections: the balancer needs a Consul answer and a reload (about 0.3 s here) to stop
-// sending. Closing a pooled connection earlier can meet a request nginx has just sent on it, and
-// nginx does not retry a POST it has sent (seen: 1-2 POSTs answered 502 per SIGTERM under load).
-const LEAVE_DELAY_MS = 2000;
-
-function loadConfig(): ServiceConfig {
+function loadConfig(): ServiceConfig & { natsService: string } {
   try {
-    return parseConfig(process.env, { hostname: os.hostname(), interfaces: os.networkInterfaces() });
+    return {
+      ...parseConfig(process.env, { hostname: os.hostname(), interfaces: os.networkInterfaces() }),
+      natsService: parseNatsService(process.env),
+    };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`service: invalid configuration: ${error.message}\n`);
@@ -39,7 +32,6 @@ function main(): void {
   const logger = createLogger({ instance: config.serviceId });
   const consul = createConsulClient(config.consul, config.consulToken);
   let draining = false;
-  let firstSignal: { signal: NodeJS.Signals; at: number } | undefined;
   let registration: Registration | undefined;
 
   const app = createApp({
@@ -47,11 +39,22 @@ function main(): void {
     serviceId: config.serviceId,
     hostname: os.hostname(),
     version,
-    users: new ConsulUsersStore(consul, usersKeyPrefix(config.serviceName)),
+    users: new ConsulUsersStore(consul, usersKeyPrefix(config.serviceName), outboxKeyPrefix(config.serviceName)),
     logger,
     isDraining: () => draining,
   });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+
+  // Every committed user change left its event in the outbox (same transaction); this publishes them.
+  const relay = startOutboxRelay({
+    consul: config.consul,
+    consulToken: config.consulToken,
+    consulClient: consul,
+    outboxPrefix: outboxKeyPrefix(config.serviceName),
+    natsService: config.natsService,
+    name: config.serviceId,
+    logger,
+  });
 
   server.on('error', (error) => {
     logger.error('server error', { error, host: config.host, port: config.port });
@@ -63,13 +66,7 @@ function main(): void {
     registration = keepRegistered(consulAgentApi(consul), serviceDefinition(config), logger);
   });
 
-  const shutdown = async (signal: NodeJS.Signals) => {
-    if (firstSignal) {
-      if (signal === firstSignal.signal && Date.now() - firstSignal.at < REPEAT_SIGNAL_MS) return;
-      logger.warn('second signal; exiting now', { signal });
-      process.exit(1);
-    }
-    firstSignal = { signal, at: Date.now() };
+  onStopSignals(logger, async (signal) => {
     draining = true;
     logger.info('draining', { signal });
     await registration?.stop();
@@ -77,12 +74,12 @@ function main(): void {
     await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));
     const clean = await drainServer(server, DRAIN_TIMEOUT_MS);
     if (!clean) logger.warn('requests still in flight at the drain deadline were cut off', { timeoutMs: DRAIN_TIMEOUT_MS });
+    // After the last request: its event is in the outbox, and any this relay leaves another replica's publishes.
+    await relay.stop();
     consul.destroy();
     logger.info('stopped');
     process.exit(0);
-  };
-  process.on('SIGTERM', (signal) => void shutdown(signal));
-  process.on('SIGINT', (signal) => void shutdown(signal));
+  });
 
   process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: reason }));
   process.on('uncaughtException', (error) => {

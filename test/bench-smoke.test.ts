@@ -46,6 +46,8 @@ const NUMERIC_FIGURES = [
   'watcherCpuPercent.load',
   'singleRequestMs.direct.p50',
   'singleRequestMs.balancer.p50',
+  'eventLatencyMs.p50',
+  'eventLatencyMs.p99',
 ];
 
 const at = (object: unknown, dotted: string): unknown =>
@@ -106,6 +108,9 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.true((at(results, 'p99Ms.balancer') as number) >= (at(results, 'p50Ms.balancer') as number));
   t.true((at(results, 'discoveryAddMs.max') as number) >= (at(results, 'discoveryAddMs.p50') as number));
   t.true((at(results, 'failoverMs.max') as number) >= (at(results, 'failoverMs.p50') as number));
+  t.true((at(results, 'eventLatencyMs.p50') as number) > 0, 'eventLatencyMs.p50 should be positive');
+  t.true((at(results, 'eventLatencyMs.p99') as number) >= (at(results, 'eventLatencyMs.p50') as number));
+  t.is(at(results, 'eventLatencyMs.writes'), 20, 'every write the smoke mode is sized for');
   t.true(Number.isInteger(results.cores) && (results.cores as number) >= 1);
 
   const versions = results.versions as Record<string, unknown>;
@@ -180,6 +185,10 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.regex(run.stdout, /\| Figure \| ours \| haproxy-dns \| nginx-static \| nginx-static-log \|/);
   t.regex(run.stdout, /\| Discovery add p50 \/ max \(1 tries\) \| \d+ \/ \d+ ms \| \d+ \/ \d+ ms \| n\/a \(manual\) \| n\/a \(manual\) \|/);
   t.regex(run.stdout, /\| Ratio balancer\/direct, 1 replica \| [\d.]+ \|/);
+  t.regex(
+    run.stdout,
+    /\| Write → event on the SSE stream p50 \/ p99 \(20 writes\) \| [\d.]+ ms \/ [\d.]+ ms \| < 50 ms \| (met|MISSED) \|/,
+  );
   t.regex(run.stdout, /pinning: /);
 });
 

@@ -8,6 +8,7 @@ import { parseConfig } from '../../service/config';
 import { createConsulClient } from '../../service/consul-client';
 import { ConsulUsersStore, KEY_LIST_TTL_MS } from '../../service/consul-users-store';
 import { StoreConflictError, StoreUnavailableError, type User } from '../../service/users-store';
+import { parseUserEvent, type UserEvent } from '../../lib/user-events';
 
 // The users store against a real `consul agent -dev` on loopback.
 let consul: ConsulAgent;
@@ -19,6 +20,19 @@ test.after.always(async () => {
   await stopAll();
 });
 
+/** `svc/outbox` beside `svc/users`, as the service lays them out (lib/consul-acl.ts). */
+const outboxOf = (usersPrefix: string) => usersPrefix.replace(/\/users$/, '/outbox');
+
+/** The events in the outbox beside `usersPrefix`, oldest first (nothing publishes them here: no relay runs). */
+async function outboxEvents(usersPrefix: string): Promise<UserEvent[]> {
+  const res = await fetch(`${consul.httpAddr}/v1/kv/${outboxOf(usersPrefix)}/?recurse`, {
+    headers: { 'X-Consul-Token': consul.managementToken },
+  });
+  if (res.status === 404) return [];
+  const entries = (await res.json()) as Array<{ Key: string; Value: string }>;
+  return entries.map((e) => parseUserEvent(Buffer.from(e.Value, 'base64').toString('utf8'))!);
+}
+
 /** A store as a replica holds it; with ACLs on it writes with the management token, to any prefix the test picks. */
 function storeFor(prefix: string, httpAddr = consul.httpAddr) {
   const client = createConsulClient(
@@ -26,7 +40,7 @@ function storeFor(prefix: string, httpAddr = consul.httpAddr) {
     consul.managementToken,
     1000,
   );
-  return { store: new ConsulUsersStore(client, prefix), client };
+  return { store: new ConsulUsersStore(client, prefix, outboxOf(prefix)), client };
 }
 
 test('users are kept one KV key each under the service prefix, and survive a new client (another replica)', async (t) => {
@@ -35,7 +49,7 @@ test('users are kept one KV key each under the service prefix, and survive a new
   const bob = await store.create({ name: 'Bob', email: 'bob@example.com' });
   t.not(ann.id, bob.id);
 
-  const keys = await consul.get<string[]>('/v1/kv/svc-a/?keys');
+  const keys = await consul.get<string[]>('/v1/kv/svc-a/users/?keys');
   t.deepEqual(keys.sort(), [`svc-a/users/${ann.id}`, `svc-a/users/${bob.id}`].sort());
 
   const other = storeFor('svc-a/users').store;
@@ -55,18 +69,33 @@ test('users are kept one KV key each under the service prefix, and survive a new
     [bob.id],
   );
   t.deepEqual((await storeFor('svc-b/users').store.page({ limit: 64 })).users, [], 'another service sees none of them');
+
+  // Every committed change left its event in the outbox, in order; the failed remove and update left none.
+  const events = await outboxEvents('svc-a/users');
+  t.deepEqual(
+    events.map((e) => [e.type, e.userId]),
+    [
+      ['created', ann.id],
+      ['created', bob.id],
+      ['updated', ann.id],
+      ['deleted', ann.id],
+    ],
+  );
+  t.is(new Set(events.map((e) => e.id)).size, 4, 'every event has its own id');
+  t.is(events[0].at, ann.createdAt, "an event's time is the change's");
 });
 
 /**
- * Runs `before` ahead of each of the client's KV writes (check-and-set PUTs): another replica acting
- * between this one's read and its write, the interleaving a race produces only now and then.
+ * Runs `before` ahead of each of the client's KV writes (check-and-set transactions; a transaction of
+ * gets only is a read): another replica acting between this one's read and its write, the interleaving a
+ * race produces only now and then.
  */
 function beforeEachWrite(client: ReturnType<typeof storeFor>['client'], before: () => Promise<void>): void {
-  const kv = client.kv as unknown as { set: (...args: unknown[]) => Promise<unknown> };
-  const set = kv.set.bind(kv);
-  kv.set = async (...args: unknown[]) => {
-    await before();
-    return set(...args);
+  const txn = client.transaction as unknown as { create: (operations: Array<{ KV: { Verb: string } }>) => Promise<unknown> };
+  const create = txn.create.bind(txn);
+  txn.create = async (operations) => {
+    if (operations.some((op) => op.KV.Verb !== 'get')) await before();
+    return create(operations);
   };
 }
 
@@ -81,6 +110,11 @@ test('an update whose read is overtaken by a delete finds the user gone and does
   t.is(await a.update(user.id, { name: 'Late', email: 'late@example.com' }), undefined, 'the update reports the user gone');
   t.true(deleted);
   t.is(await b.get(user.id), undefined, 'the deleted user stays deleted');
+  t.deepEqual(
+    (await outboxEvents('svc-c/users')).map((e) => e.type),
+    ['created', 'deleted'],
+    'the rolled-back update wrote no event',
+  );
 });
 
 test('an update overtaken by another replica on every attempt reports a conflict instead of overwriting', async (t) => {

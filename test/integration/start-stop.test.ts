@@ -1,5 +1,5 @@
 // Stopping the parts the service and balancer READMEs start by hand. Signalling the PID a shell shows for `npm run
-// start:balancer` or `npm run start:service` (npm's own) must stop the process behind it, nginx
+// start:balancer`, `npm run start:service` or `npm run start:activity` (npm's own) must stop the process behind it, nginx
 // included, and free its port; and a watcher killed outright must not leave an nginx that keeps the
 // next start in the same WORK_DIR from binding. Real Consul, real nginx, real npm.
 import { promises as fs } from 'node:fs';
@@ -14,6 +14,7 @@ import { freePort, freePorts } from '../../harness/ports';
 import { startProcess, stopAll, waitFor, type Managed } from '../../harness/processes';
 import { REPO_ROOT } from '../helpers/record-stack';
 import { replicaEnv } from '../../harness/service';
+import { openEventStream } from '../../harness/sse';
 
 let consul: ConsulAgent;
 
@@ -166,6 +167,46 @@ for (const way of stops) {
     t.true(await canBind(port), `port ${port} is still held`);
     t.deepEqual(await consul.passing(name), []);
     t.is(npm.output().match(/"msg":"draining"/g)?.length, 1, npm.output());
+    t.regex(npm.output(), /"msg":"deregistered"/);
+    t.regex(npm.output(), /"msg":"stopped"/);
+    t.notRegex(npm.output(), /second signal/);
+    t.is(npmExit, 0, npm.output());
+  });
+}
+
+for (const way of stops.filter((w) => w.group)) {
+  test(`${way.how} \`npm run start:activity\` ends its event streams, deregisters and stops the activity replica`, async (t) => {
+    const port = await freePort();
+    const id = `start-stop-activity-${port}`;
+    const name = `start-stop-activity-${port}`;
+    const token = await consul.roleToken('activity', name);
+    const npm = npmRun(
+      'start:activity',
+      {
+        CONSUL_HTTP_ADDR: consul.httpAddr,
+        CONSUL_HTTP_TOKEN: token,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        SERVICE_ID: id,
+        SERVICE_NAME: name,
+      },
+      { detached: true },
+    );
+    let pids: number[] = [];
+    killAtTeardown(t, () => pids);
+    pids = [await scriptProcess(npm, 'activity/dist/main.js')];
+    await waitFor(`${id} passing in Consul`, async () => (await consul.passing(name)).includes(id), 30_000);
+    // An open stream must not hold the exit: the replica ends it as it drains.
+    const stream = await openEventStream(`http://127.0.0.1:${port}`);
+    t.teardown(() => stream.close());
+
+    stop(npm, way);
+    const npmExit = await npm.exited;
+    t.false(await isRunning(pids[0]), `the activity replica (pid ${pids[0]}) still runs after npm exited`);
+    await waitFor('the event stream to have ended', () => stream.ended(), 2000);
+    t.true(await canBind(port), `port ${port} is still held`);
+    t.deepEqual(await consul.passing(name), []);
+    t.regex(npm.output(), /"msg":"event stream ended","reason":"stopping"/);
     t.regex(npm.output(), /"msg":"deregistered"/);
     t.regex(npm.output(), /"msg":"stopped"/);
     t.notRegex(npm.output(), /second signal/);

@@ -30,6 +30,7 @@ const REPLICAS = 'test/integration/service-replicas.test.ts';
 const USERS = 'test/integration/service-users-store.test.ts';
 const COLLECTOR = 'test/integration/collector-syslog.test.ts';
 const EVIDENCE_PAGE = 'test/integration/evidence-page.test.ts';
+const EVENTS = 'test/integration/events.test.ts';
 
 export const FAULTS: Fault[] = [
   // The three gaps of issue 17.
@@ -50,9 +51,9 @@ export const FAULTS: Fault[] = [
     breaks: 'a replica exits on SIGTERM at once: no health 503, no deregistration, no drain',
     patches: [
       {
-        file: 'service/main.ts',
-        search: "process.on('SIGTERM', (signal) => void shutdown(signal));",
-        replace: "process.on('SIGTERM', () => process.exit(0));",
+        file: 'service/drain.ts',
+        search: "  process.on('SIGTERM', handle);",
+        replace: "  process.on('SIGTERM', () => process.exit(0));",
       },
     ],
     tests: [E2E],
@@ -141,8 +142,8 @@ export const FAULTS: Fault[] = [
     patches: [
       {
         file: 'service/consul-users-store.ts',
-        search: 'this.consul.kv.set({ key: this.key(id), value, cas: current.index })',
-        replace: 'this.consul.kv.set({ key: this.key(id), value })',
+        search: "{ KV: { Verb: 'cas', Key: this.key(id), Index: current.index, Value: encode(JSON.stringify(user)) } },",
+        replace: "{ KV: { Verb: 'set', Key: this.key(id), Value: encode(JSON.stringify(user)) } },",
       },
     ],
     tests: [USERS],
@@ -365,5 +366,51 @@ export const FAULTS: Fault[] = [
     patches: [{ file: 'collector/prune.sh', search: '  if [ "${path##*/}" \\< "$oldest_kept" ]; then', replace: '  if false; then' }],
     tests: [COLLECTOR],
     match: ['prune.sh deletes*'],
+  },
+  // The events (issue 12).
+  {
+    id: 'event-outside-the-transaction',
+    breaks: 'a user change commits without its event in the outbox, so nothing is published',
+    patches: [
+      {
+        file: 'service/consul-users-store.ts',
+        search: '    const all = [...operations, outboxWrite(this.outboxPrefix, this.outboxTick(event.at), event)];',
+        replace: '    const all = [...operations];',
+      },
+    ],
+    tests: [USERS, EVENTS],
+    match: ['users are kept one KV key each*', 'a user created, changed and deleted*'],
+  },
+  {
+    id: 'relay-gives-up-on-failure',
+    breaks: 'the outbox relay stops at its first failure (broker down), so the events kept during an outage are never published',
+    patches: [{ file: 'service/outbox-relay.ts', search: '        await sleep(delayMs);\n', replace: '        return;\n' }],
+    tests: [EVENTS],
+    match: ['the broker stopped for 10 s*'],
+  },
+  {
+    id: 'activity-consumer-not-durable-across-restarts',
+    breaks: 'each run of an activity replica gets a new consumer, which replays the stream instead of resuming where the replica left off',
+    patches: [
+      {
+        file: 'activity/main.ts',
+        search: 'durable: durableName(config.serviceId),',
+        replace: 'durable: durableName(`${config.serviceId}-${process.pid}`),',
+      },
+    ],
+    tests: [EVENTS],
+    match: ['the activity service stopped*'],
+  },
+  {
+    id: 'activity-feed-keeps-duplicates',
+    breaks: 'the activity feed keeps and pushes an event id it has seen',
+    patches: [{ file: 'activity/feed.ts', search: '    if (this.seen.has(event.id)) return false;\n', replace: '' }],
+    tests: ['test/unit/activity-feed-sse.test.ts', 'test/unit/activity-app.test.ts'],
+  },
+  {
+    id: 'sse-slow-client-never-cut',
+    breaks: 'a stream client that reads nothing is never disconnected: its queue grows with every event',
+    patches: [{ file: 'activity/sse.ts', search: '    if (this.queue.length >= this.limit) {', replace: '    if (false) {' }],
+    tests: ['test/unit/activity-feed-sse.test.ts', 'test/unit/activity-app.test.ts'],
   },
 ];

@@ -1,11 +1,13 @@
 import test from 'ava';
 import {
   aclPlan,
+  activityRole,
   agentAclHcl,
   balancerRules,
   consulVersionOfImage,
   deriveTokenId,
   managementTokenKey,
+  outboxKeyPrefix,
   replicaRole,
   replicaRules,
   roleToken,
@@ -45,9 +47,13 @@ test('the rules grant each role only what it needs', (t) => {
   t.is(usersKeyPrefix('hello'), 'hello/users');
   t.is(
     replicaRules('hello'),
-    ['service "hello" { policy = "write" }', 'key_prefix "hello/users/" { policy = "write" }', 'node_prefix "" { policy = "read" }'].join(
-      '\n',
-    ),
+    [
+      'service "hello" { policy = "write" }',
+      'key_prefix "hello/users/" { policy = "write" }',
+      'key_prefix "hello/outbox/" { policy = "write" }',
+      'service "nats" { policy = "read" }',
+      'node_prefix "" { policy = "read" }',
+    ].join('\n'),
   );
   // The gateway reads every service (any may ask for routes) and nothing else.
   t.is(balancerRules(), ['service_prefix "" { policy = "read" }', 'node_prefix "" { policy = "read" }'].join('\n'));
@@ -60,4 +66,19 @@ test('the rules grant each role only what it needs', (t) => {
   const replicaToken = plan.tokens.find((k) => k.policies[0] === replicaRole('hello').role)!;
   t.is(replicaToken.secretId, roleToken(MANAGEMENT, 'replica-hello'));
   t.regex(replicaToken.accessorId, UUID);
+});
+
+test("the activity role registers only its own service and reads the broker's; the outbox is beside the users", (t) => {
+  t.is(outboxKeyPrefix('hello'), 'hello/outbox');
+  t.is(replicaRules('hello', 'broker'), replicaRules('hello').replace('service "nats"', 'service "broker"'));
+  t.deepEqual(activityRole(), {
+    role: 'activity',
+    description: 'replicas of the activity service activity: register activity, find the broker',
+    rules: ['service "activity" { policy = "write" }', 'service "nats" { policy = "read" }', 'node_prefix "" { policy = "read" }'].join(
+      '\n',
+    ),
+  });
+  t.is(activityRole('feed').role, 'activity-feed', 'another name, another role');
+  t.regex(activityRole('feed').rules, /^service "feed" \{ policy = "write" \}/);
+  t.notRegex(activityRole().rules, /key_prefix/, 'it reads no key');
 });

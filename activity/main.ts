@@ -1,0 +1,89 @@
+import os from 'node:os';
+import type { Server } from 'node:http';
+import { createAdaptorServer } from '@hono/node-server';
+import { ConfigError } from '../lib/config-error';
+import { createLogger } from '../lib/logger';
+import { version } from '../package.json';
+import { createConsulClient } from '../service/consul-client';
+import { DRAIN_TIMEOUT_MS, drainServer, LEAVE_DELAY_MS, onStopSignals } from '../service/drain';
+import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } from '../service/registration';
+import { createActivityApp, eventMessage } from './app';
+import { durableName, parseActivityConfig, type ActivityConfig } from './config';
+import { startEventConsumer } from './consumer';
+import { ActivityFeed } from './feed';
+import { SseHub } from './sse';
+
+/** Every stream gets a comment this often, so idle connections and the proxies between stay open. */
+const HEARTBEAT_MS = 15_000;
+/**
+ * Frames one stream client may have waiting (beyond what the socket buffers) before it is disconnected:
+ * events are about 150 bytes, so a client that stopped reading holds at most about 150 KB here. A burst
+ * (the backlog after a broker outage) reaches a reading client much faster than that fills up.
+ */
+const CLIENT_QUEUE_LIMIT = 1024;
+
+function loadConfig(): ActivityConfig {
+  try {
+    return parseActivityConfig(process.env, { hostname: os.hostname(), interfaces: os.networkInterfaces() });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`activity: invalid configuration: ${error.message}\n`);
+    process.exit(2);
+  }
+}
+
+function main(): void {
+  const config = loadConfig();
+  const logger = createLogger({ instance: config.serviceId });
+  const consul = createConsulClient(config.consul, config.consulToken);
+  let draining = false;
+  let registration: Registration | undefined;
+
+  const feed = new ActivityFeed(config.keep);
+  const hub = new SseHub({ heartbeatMs: HEARTBEAT_MS, queueLimit: CLIENT_QUEUE_LIMIT, logger });
+  feed.subscribe((event) => hub.broadcast(eventMessage(event)));
+  const app = createActivityApp({ serviceId: config.serviceId, feed, hub, logger, isDraining: () => draining });
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+
+  const consumer = startEventConsumer({
+    consul: config.consul,
+    consulToken: config.consulToken,
+    natsService: config.natsService,
+    durable: durableName(config.serviceId),
+    feed,
+    logger,
+  });
+
+  server.on('error', (error) => {
+    logger.error('server error', { error, host: config.host, port: config.port });
+    process.exit(1);
+  });
+
+  server.listen(config.port, config.host, () => {
+    logger.info('listening', { host: config.host, port: config.port, version, consul: config.consul.url, keep: config.keep });
+    registration = keepRegistered(consulAgentApi(consul), serviceDefinition(config), logger);
+  });
+
+  onStopSignals(logger, async (signal) => {
+    draining = true;
+    logger.info('draining', { signal });
+    await registration?.stop();
+    await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));
+    // Streams never end by themselves: end them, so EventSource clients reconnect through the gateway to another replica.
+    hub.stop();
+    const clean = await drainServer(server, DRAIN_TIMEOUT_MS);
+    if (!clean) logger.warn('requests still in flight at the drain deadline were cut off', { timeoutMs: DRAIN_TIMEOUT_MS });
+    await consumer.stop();
+    consul.destroy();
+    logger.info('stopped');
+    process.exit(0);
+  });
+
+  process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: reason }));
+  process.on('uncaughtException', (error) => {
+    logger.error('uncaught exception; exiting', { error, stack: error.stack });
+    process.exit(1);
+  });
+}
+
+main();

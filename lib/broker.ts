@@ -1,0 +1,90 @@
+// The events' broker (NATS with JetStream), found through Consul: the program registers it as a service
+// (nats-server cannot register itself), and the hello relay and the activity service ask Consul for its
+// passing instances, so no broker address is configured anywhere.
+import { connect, RetentionPolicy, StorageType, type NatsConnection } from 'nats';
+import { envValue, rejectConfig } from './config-error';
+import type { ConsulAddress } from './consul-address';
+import { hostPort } from './endpoints';
+import { isServiceName, SERVICE_NAME_ALLOWED } from './service-name';
+import { DEFAULT_NATS_SERVICE, USER_EVENTS_STREAM, USER_EVENTS_SUBJECTS } from './user-events';
+
+/** NATS_SERVICE: the broker's Consul service name (the service-name rule of every part). */
+export function parseNatsService(env: NodeJS.ProcessEnv): string {
+  const name = envValue(env, 'NATS_SERVICE') ?? DEFAULT_NATS_SERVICE;
+  return isServiceName(name) ? name : rejectConfig('NATS_SERVICE', name, SERVICE_NAME_ALLOWED);
+}
+
+interface HealthEntry {
+  Node?: { Address?: string };
+  Service?: { Address?: string; Port?: number };
+}
+
+/** `nats://address:port` of each entry; a service registered without an address is at its node's. */
+export function brokerServers(entries: readonly HealthEntry[]): string[] {
+  const servers: string[] = [];
+  for (const entry of entries) {
+    const address = entry.Service?.Address || entry.Node?.Address;
+    const port = entry.Service?.Port;
+    if (address && port) servers.push(`nats://${hostPort(address, port)}`);
+  }
+  return servers;
+}
+
+/** The broker's passing instances in Consul; throws, naming the service, when there is none. */
+export async function findBroker(consul: ConsulAddress, token: string | undefined, natsService: string): Promise<string[]> {
+  const url = `${consul.url}/v1/health/service/${encodeURIComponent(natsService)}?passing`;
+  const res = await fetch(url, { headers: token === undefined ? {} : { 'X-Consul-Token': token }, signal: AbortSignal.timeout(3000) });
+  if (!res.ok) throw new Error(`Consul answered ${res.status} for the broker's instances (${natsService})`);
+  const servers = brokerServers((await res.json()) as HealthEntry[]);
+  if (servers.length === 0) throw new Error(`no passing instance of ${natsService} in Consul`);
+  return servers;
+}
+
+/**
+ * A connection that does not reconnect by itself: when the broker goes away the connection closes and
+ * its owner asks Consul again, so a broker that moved (a new container, another host) is found too.
+ */
+export async function connectBroker(servers: string[], name: string): Promise<NatsConnection> {
+  try {
+    return await connect({ servers, name, reconnect: false, timeout: 2000, maxPingOut: 2, pingInterval: 5000 });
+  } catch (error) {
+    throw new Error(`cannot connect to the broker at ${servers.join(', ')}: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+/**
+ * The stream keeps events for consumers that were away (a stopped activity replica catches up from it);
+ * it is not an archive, hence the bounds. 2 minutes of publish ids are remembered to drop duplicates (a
+ * relay that published an entry whose delete it did not see).
+ */
+export const USER_EVENTS_LIMITS = { maxMsgs: 100_000, maxAgeMs: 7 * 24 * 3600_000, duplicateWindowMs: 120_000 };
+
+const nanos = (ms: number) => ms * 1_000_000;
+
+/** Creates the stream if it is missing; the same config again is a no-op, so concurrent callers agree. */
+export async function ensureUserEventsStream(nc: NatsConnection): Promise<void> {
+  const jsm = await nc.jetstreamManager();
+  try {
+    await jsm.streams.info(USER_EVENTS_STREAM);
+    return;
+  } catch (error) {
+    if (!/stream not found/i.test(String(error))) throw error;
+  }
+  const config = {
+    name: USER_EVENTS_STREAM,
+    subjects: [USER_EVENTS_SUBJECTS],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    max_msgs: USER_EVENTS_LIMITS.maxMsgs,
+    max_age: nanos(USER_EVENTS_LIMITS.maxAgeMs),
+    duplicate_window: nanos(USER_EVENTS_LIMITS.duplicateWindowMs),
+  };
+  try {
+    await jsm.streams.add(config);
+  } catch (error) {
+    // Another process created it between our look and our add: theirs is the same stream.
+    if (!/already in use/i.test(String(error))) throw error;
+  }
+}

@@ -1,0 +1,253 @@
+import test, { type ExecutionContext } from 'ava';
+import { startActivity, waitForConsuming, type ActivityReplica } from '../../harness/activity';
+import { startConsul, type ConsulAgent } from '../../harness/consul';
+import { registerNatsInConsul, startNats, waitForNatsPassing, type NatsServer } from '../../harness/nats';
+import { stopAll, waitFor } from '../../harness/processes';
+import { startReplica, type Replica } from '../../harness/service';
+import { openEventStream, type EventStream } from '../../harness/sse';
+import type { UserEvent } from '../../lib/user-events';
+
+// The events end to end, with real servers on loopback: Consul (ACLs on, every process with its role's
+// token), nats-server with JetStream (registered in Consul as the program does), hello replicas (whose
+// outbox relays publish) and activity replicas (durable consumers, SSE). Bundles from `npm run build`.
+// The tests share one Consul and one broker, so they run one at a time; each uses its own service names.
+
+let consul: ConsulAgent;
+let nats: NatsServer;
+
+test.before(async () => {
+  consul = await startConsul();
+  nats = await startNats();
+  await registerNatsInConsul(consul, nats);
+  await waitForNatsPassing(consul, 1);
+});
+
+test.after.always(async () => {
+  await stopAll();
+  await nats?.close();
+  await consul?.stop();
+});
+
+/** Every step is bounded; a test that hangs fails here with what its processes printed. */
+const TEST_TIMEOUT_MS = 90_000;
+
+async function hello(t: ExecutionContext, name: string, id: string): Promise<Replica> {
+  const replica = await startReplica(consul, name, id);
+  t.teardown(() => replica.stop().then(() => undefined));
+  await waitFor(`${id} to answer /health`, async () => (await fetch(`${replica.url}/health`)).ok, 15_000, 50);
+  return replica;
+}
+
+async function activity(t: ExecutionContext, id: string, env: NodeJS.ProcessEnv = {}): Promise<ActivityReplica> {
+  const replica = await startActivity(consul, id, env);
+  t.teardown(() => replica.stop().then(() => undefined));
+  await waitFor(`${id} to answer /health`, async () => (await fetch(`${replica.url}/health`)).ok, 15_000, 50);
+  await waitForConsuming(replica);
+  return replica;
+}
+
+async function call(url: string, method = 'GET', body?: unknown): Promise<{ status: number; json: Record<string, unknown> | undefined }> {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+}
+
+async function createUser(base: Replica | string, name: string): Promise<string> {
+  const created = await call(`${typeof base === 'string' ? base : base.url}/api/users`, 'POST', {
+    name,
+    email: `${name.toLowerCase()}@example.com`,
+  });
+  if (created.status !== 201) throw new Error(`POST /api/users answered ${created.status}: ${JSON.stringify(created.json)}`);
+  return created.json!.id as string;
+}
+
+const ofUsers = (events: UserEvent[], ids: Iterable<string>) => {
+  const wanted = new Set(ids);
+  return events.filter((e) => wanted.has(e.userId));
+};
+
+/** Event ids that arrived more than once. */
+const repeated = (events: UserEvent[]) => {
+  const seen = new Map<string, number>();
+  for (const e of events) seen.set(e.id, (seen.get(e.id) ?? 0) + 1);
+  return [...seen].filter(([, n]) => n > 1).map(([id]) => id);
+};
+
+async function outboxKeys(serviceName: string): Promise<string[]> {
+  const res = await fetch(`${consul.httpAddr}/v1/kv/${serviceName}/outbox/?keys`, {
+    headers: { 'X-Consul-Token': consul.managementToken },
+  });
+  return res.status === 404 ? [] : ((await res.json()) as string[]);
+}
+
+function report(t: ExecutionContext, parts: Record<string, { output(): string }>): void {
+  for (const [label, part] of Object.entries(parts)) t.log(`--- ${label}\n${part.output().slice(-3000)}`);
+}
+
+test.serial('a user created, changed and deleted through hello appears on an open SSE stream of the activity service', async (t) => {
+  t.timeout(TEST_TIMEOUT_MS);
+  const writer = await hello(t, 'hello-a', 'hello-a-1');
+  const feed = await activity(t, 'activity-a-1');
+  // Where the client writes users and reads the activity: once the gateway is merged, both are its URL.
+  const usersBase = writer.url;
+  const baseUrl = feed.url;
+  let stream: EventStream | undefined;
+  try {
+    stream = await openEventStream(baseUrl);
+    t.is(stream.headers['content-type'], 'text/event-stream; charset=utf-8');
+    t.is(stream.headers['x-accel-buffering'], 'no');
+    t.is(stream.headers['x-instance-id'], 'activity-a-1');
+
+    const id = await createUser(usersBase, 'Ann');
+    await stream.until('the created event on the stream', (events) => ofUsers(events, [id]).length === 1);
+    t.like(ofUsers(stream.events, [id])[0], { type: 'created', userId: id });
+
+    t.is((await call(`${usersBase}/api/users/${id}`, 'PUT', { name: 'Ann B', email: 'annb@example.com' })).status, 200);
+    t.is((await call(`${usersBase}/api/users/${id}`, 'DELETE')).status, 204);
+    await stream.until('the updated and deleted events', (events) => ofUsers(events, [id]).length === 3);
+    t.deepEqual(
+      ofUsers(stream.events, [id]).map((e) => e.type),
+      ['created', 'updated', 'deleted'],
+    );
+
+    const recent = await call(`${baseUrl}/api/activity?limit=3`);
+    t.is(recent.status, 200);
+    t.deepEqual(
+      (recent.json!.events as UserEvent[]).map((e) => [e.type, e.userId]),
+      [
+        ['deleted', id],
+        ['updated', id],
+        ['created', id],
+      ],
+      'newest first',
+    );
+    const bad = await call(`${baseUrl}/api/activity?limit=0`);
+    t.is(bad.status, 400);
+    t.is(bad.json!.param, 'limit');
+    await waitFor('the outbox to be emptied once the broker acked', async () => (await outboxKeys('hello-a')).length === 0, 10_000);
+  } catch (error) {
+    report(t, { writer, feed, nats });
+    throw error;
+  } finally {
+    stream?.close();
+  }
+});
+
+test.serial('the broker stopped for 10 s while users are written: once it is back every event arrives, once per event id', async (t) => {
+  t.timeout(TEST_TIMEOUT_MS);
+  // Two replicas: both relays publish the kept entries when the broker returns, so duplicates are offered.
+  const writers = [await hello(t, 'hello-b', 'hello-b-1'), await hello(t, 'hello-b', 'hello-b-2')];
+  const feed = await activity(t, 'activity-b-1');
+  const stream = await openEventStream(feed.url);
+  t.teardown(() => stream.close());
+  try {
+    await nats.stop();
+    const stoppedAt = Date.now();
+    const ids: string[] = [];
+    for (let i = 0; Date.now() - stoppedAt < 10_000; i++) {
+      ids.push(await createUser(writers[i % 2], `Outage${i}`));
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    t.true(ids.length >= 15, `${ids.length} users written during the outage`);
+    t.is(ofUsers(stream.events, ids).length, 0, 'nothing arrives while the broker is down');
+    t.is((await outboxKeys('hello-b')).length, ids.length, 'every event is kept in the outbox meanwhile');
+
+    await nats.start();
+    await stream.until(
+      `${ids.length} created events`,
+      (events) => new Set(ofUsers(events, ids).map((e) => e.userId)).size === ids.length,
+      30_000,
+    );
+    // Duplicates would come in the moments after the relays' first publishes: give them time to show.
+    await waitFor('the outbox to be emptied', async () => (await outboxKeys('hello-b')).length === 0, 10_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const events = ofUsers(stream.events, ids);
+    t.is(events.length, ids.length, 'one event per user written');
+    t.deepEqual(repeated(events), [], 'no event id arrived twice');
+    t.true(
+      events.every((e) => e.type === 'created'),
+      'all of them created events',
+    );
+    const recent = await call(`${feed.url}/api/activity?limit=100`);
+    t.is(ofUsers(recent.json!.events as UserEvent[], ids).length, ids.length, 'the feed keeps each once too');
+  } catch (error) {
+    report(t, { 'hello-b-1': writers[0], 'hello-b-2': writers[1], feed, nats });
+    throw error;
+  } finally {
+    if (!nats.isRunning()) await nats.start();
+    await waitForNatsPassing(consul, 1);
+  }
+});
+
+test.serial('a replica killed (SIGKILL) between a write and its publish: another replica publishes the event and it arrives', async (t) => {
+  t.timeout(TEST_TIMEOUT_MS);
+  const doomed = await hello(t, 'hello-c', 'hello-c-1');
+  const survivor = await hello(t, 'hello-c', 'hello-c-2');
+  const feed = await activity(t, 'activity-c-1');
+  const stream = await openEventStream(feed.url);
+  t.teardown(() => stream.close());
+  try {
+    // With the broker down, no relay can publish: the write commits and its event waits in the outbox.
+    await nats.stop();
+    const id = await createUser(doomed, 'Doomed');
+    t.is((await outboxKeys('hello-c')).length, 1);
+    doomed.child.kill('SIGKILL');
+    t.is(await doomed.exited, 'SIGKILL');
+
+    await nats.start();
+    await stream.until('the event of the killed replica’s write', (events) => ofUsers(events, [id]).length === 1, 30_000);
+    t.like(ofUsers(stream.events, [id])[0], { type: 'created', userId: id });
+    await waitFor('the outbox to be emptied by the survivor', async () => (await outboxKeys('hello-c')).length === 0, 10_000);
+    t.regex(survivor.output(), /outbox relay: connected to the broker/);
+  } catch (error) {
+    report(t, { doomed, survivor, feed, nats });
+    throw error;
+  } finally {
+    if (!nats.isRunning()) await nats.start();
+    await waitForNatsPassing(consul, 1);
+  }
+});
+
+test.serial('the activity service stopped while users are written, then started: it catches up from its durable consumer', async (t) => {
+  t.timeout(TEST_TIMEOUT_MS);
+  const writer = await hello(t, 'hello-d', 'hello-d-1');
+  let feed = await activity(t, 'activity-d-1');
+  const first: ActivityReplica = feed;
+  try {
+    const before = await createUser(writer, 'Before');
+    await waitFor('the first event in the feed', async () => {
+      const recent = await call(`${feed.url}/api/activity`);
+      return ofUsers(recent.json!.events as UserEvent[], [before]).length === 1;
+    });
+    t.is(await feed.stop(), 0, 'the activity replica drains and exits 0');
+
+    const whileDown: string[] = [];
+    for (let i = 0; i < 5; i++) whileDown.push(await createUser(writer, `Away${i}`));
+    await waitFor('the outbox to be published while the activity service is down', async () => (await outboxKeys('hello-d')).length === 0);
+
+    // The same SERVICE_ID: the same durable consumer, which the broker kept with its position.
+    feed = await activity(t, 'activity-d-1');
+    await waitFor('the events written while it was down', async () => {
+      const recent = await call(`${feed.url}/api/activity`);
+      return ofUsers(recent.json!.events as UserEvent[], whileDown).length === whileDown.length;
+    });
+    const recent = (await call(`${feed.url}/api/activity`)).json!.events as UserEvent[];
+    t.deepEqual(
+      ofUsers(recent, whileDown)
+        .map((e) => e.userId)
+        .reverse(),
+      whileDown,
+      'each once, newest first',
+    );
+    // A new consumer would start from the stream's first event; the durable resumed after its last ack.
+    t.is(ofUsers(recent, [before]).length, 0, 'the event acked before the stop is not delivered again');
+  } catch (error) {
+    report(t, { writer, 'activity (first run)': first, 'activity (restarted)': feed, nats });
+    throw error;
+  }
+});

@@ -1,0 +1,94 @@
+import test from 'ava';
+import { BROKER_RETRY, retryDelayMs } from '../../lib/backoff';
+import { brokerServers, parseNatsService } from '../../lib/broker';
+import { ConfigError } from '../../lib/config-error';
+import { newUserEvent, parseUserEvent, userEventSubject } from '../../lib/user-events';
+import { nextIndex, outboxClock, outboxKey, outboxWrite } from '../../service/outbox';
+
+test('a user event has a fresh id, its type, the user and the time; its subject is users.<type>', (t) => {
+  const now = new Date('2026-11-27T10:00:00.000Z');
+  const a = newUserEvent('created', 'u1', now);
+  const b = newUserEvent('created', 'u1', now);
+  t.like(a, { type: 'created', userId: 'u1', at: '2026-11-27T10:00:00.000Z' });
+  t.regex(a.id, /^[0-9a-f-]{36}$/);
+  t.not(a.id, b.id, 'every event its own id, even for the same change at the same time');
+  t.is(userEventSubject('deleted'), 'users.deleted');
+  t.deepEqual(parseUserEvent(JSON.stringify(a)), a);
+});
+
+test('parseUserEvent refuses anything that is not a whole user event', (t) => {
+  const good = { id: 'e1', type: 'updated', userId: 'u1', at: '2026-11-27T10:00:00.000Z' };
+  t.deepEqual(parseUserEvent(JSON.stringify({ ...good, extra: 1 })), good, 'extra fields are dropped');
+  for (const bad of [
+    'not json',
+    'null',
+    '[]',
+    JSON.stringify({ ...good, type: 'renamed' }),
+    JSON.stringify({ ...good, id: '' }),
+    JSON.stringify({ ...good, userId: 7 }),
+    JSON.stringify({ ...good, at: 'yesterday' }),
+  ]) {
+    t.is(parseUserEvent(bad), undefined, bad);
+  }
+});
+
+test('outbox keys sort by write time, also for changes within one millisecond of one replica', (t) => {
+  const tick = outboxClock();
+  const at = '2026-11-27T10:00:00.000Z';
+  const events = ['created', 'updated', 'deleted'].map((type) => newUserEvent(type as 'created', 'u1', new Date(at)));
+  // Ids are random, so within one millisecond only the tick can keep the order.
+  const keys = events.map((e) => outboxKey('hello/outbox', tick(e.at), e));
+  t.deepEqual([...keys].sort(), keys);
+  t.true(
+    keys.every((k) => k.startsWith('hello/outbox/1795773600000')),
+    keys[0],
+  );
+  const later = newUserEvent('created', 'u2', new Date('2026-11-27T10:00:00.001Z'));
+  const laterKey = outboxKey('hello/outbox', tick(later.at), later);
+  t.true(laterKey > keys[2], 'the next millisecond sorts after');
+  // Fixed width: a time with fewer digits still sorts before (text order is number order).
+  t.true(outboxKey('p', 999, later) < outboxKey('p', 1000, later));
+  t.regex(outboxKey('p', 1, later), new RegExp(`^p/0{15}1-${later.id}$`));
+});
+
+test('the outbox write is a KV set of the event JSON, base64 as /v1/txn wants it', (t) => {
+  const event = newUserEvent('created', 'u1');
+  const op = outboxWrite('hello/outbox', 42, event);
+  t.is(op.KV.Verb, 'set');
+  t.is(op.KV.Key, outboxKey('hello/outbox', 42, event));
+  t.deepEqual(parseUserEvent(Buffer.from(op.KV.Value, 'base64').toString('utf8')), event);
+});
+
+test("the relay's blocking-query index follows Consul's rules", (t) => {
+  t.is(nextIndex(0, 12), 12, 'first answer');
+  t.is(nextIndex(12, 15), 15, 'moved on');
+  t.is(nextIndex(15, 15), 15, 'wait timed out, nothing changed');
+  t.is(nextIndex(15, 9), 0, 'went backwards (agent restarted): start over');
+  t.is(nextIndex(15, 0), 1, 'never 0 once answered, or the next query would return at once');
+  t.is(nextIndex(15, NaN), 1, 'no header');
+});
+
+test('broker retries double from 100 ms and stay at 2 s, whatever the count', (t) => {
+  t.deepEqual(
+    [1, 2, 3, 4, 5, 6, 100].map((n) => retryDelayMs(n)),
+    [100, 200, 400, 800, 1600, 2000, 2000],
+  );
+  t.is(retryDelayMs(0), BROKER_RETRY.firstMs, 'no failure yet counts as the first');
+  t.is(retryDelayMs(1e6, { firstMs: 50, maxMs: 300 }), 300);
+});
+
+test("the broker's addresses come from its passing instances in Consul; NATS_SERVICE names it", (t) => {
+  t.deepEqual(
+    brokerServers([
+      { Node: { Address: '10.0.0.1' }, Service: { Address: '172.18.0.4', Port: 4222 } },
+      { Node: { Address: '10.0.0.2' }, Service: { Address: '', Port: 4223 } },
+      { Node: { Address: '10.0.0.3' }, Service: { Address: '::1', Port: 4224 } },
+      { Node: { Address: '10.0.0.4' }, Service: {} },
+    ]),
+    ['nats://172.18.0.4:4222', 'nats://10.0.0.2:4223', 'nats://[::1]:4224'],
+  );
+  t.is(parseNatsService({}), 'nats');
+  t.is(parseNatsService({ NATS_SERVICE: ' broker ' }), 'broker');
+  const error = t.throws(() => parseNatsService({ NATS_SERVICE: 'Nats!' }), { instanceOf: ConfigError });
+  t.regex(error.message, /^NATS_SERVICE = "Nats!" is not allowed: use lowercase letters/);
+});
