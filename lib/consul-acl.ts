@@ -3,6 +3,7 @@
 // puts a plan into Consul. The Pulumi program, its ACL init step (infra/acl-init.ts), the test harness and
 // the bench all use this module.
 import crypto from 'node:crypto';
+import { ACTIVITY_SERVICE_NAME, BROKER_SERVICE_NAME } from './service-name';
 
 /** The KV prefix a service's users live under (no trailing slash); its replicas may write only below it. */
 export function usersKeyPrefix(serviceName: string): string {
@@ -99,9 +100,34 @@ export const agentRole = (nodeName: string): AclRole => ({
   rules: agentRules(nodeName),
 });
 
-/** Every role of a stack serving `serviceName` with Consul agents on `agentNodes` (what acl-init applies). */
+/**
+ * The activity replicas register their service, find the broker (its health, whose entries name nodes) and
+ * nothing else: their state is the event stream, not Consul's KV.
+ */
+export const activityRole = (): AclRole => ({
+  role: ACTIVITY_SERVICE_NAME,
+  description: `replicas of ${ACTIVITY_SERVICE_NAME}: register ${ACTIVITY_SERVICE_NAME}, find ${BROKER_SERVICE_NAME}`,
+  rules: [
+    `service "${ACTIVITY_SERVICE_NAME}" { policy = "write" }`,
+    `service "${BROKER_SERVICE_NAME}" { policy = "read" }`,
+    'node_prefix "" { policy = "read" }',
+  ].join('\n'),
+});
+
+/**
+ * The token the program registers the broker with on its host's agent (nats-server cannot register
+ * itself): the agent keeps it with the service and syncs the service and its check to the catalog with it,
+ * so it may write that one service only.
+ */
+export const brokerRole = (): AclRole => ({
+  role: `broker-${BROKER_SERVICE_NAME}`,
+  description: `registration of ${BROKER_SERVICE_NAME} (the NATS server) by the stack`,
+  rules: `service "${BROKER_SERVICE_NAME}" { policy = "write" }`,
+});
+
+/** Every role of a stack serving `serviceName` and the activity service, with Consul agents on `agentNodes` (what acl-init applies). */
 export function stackRoles(serviceName: string, agentNodes: readonly string[]): AclRole[] {
-  return [...agentNodes.map(agentRole), replicaRole(serviceName), balancerRole(serviceName)];
+  return [...agentNodes.map(agentRole), replicaRole(serviceName), balancerRole(serviceName), activityRole(), brokerRole()];
 }
 
 /** The policies and tokens of `roles`, every token id derived from the management token. */
