@@ -14,6 +14,8 @@ import { NATS_CLIENT_PORT, NATS_MONITOR_PORT } from './vm-ports';
 
 /** Where broker/Dockerfile gives the unprivileged user a directory; the volume is mounted there. */
 const STORE_DIR = '/data';
+/** Where broker/Dockerfile puts broker/nats-server.conf. */
+const CONFIG_FILE = '/etc/cnp/nats-server.conf';
 
 export interface BrokerArgs {
   naming: StackNaming;
@@ -61,6 +63,8 @@ export class Broker extends pulumi.ComponentResource {
         image: image.repoDigest,
         entrypoints: ['nats-server'],
         command: [
+          // Memory and disk bounds of JetStream (broker/nats-server.conf); the flags below win over it.
+          `--config=${CONFIG_FILE}`,
           '--jetstream',
           `--store_dir=${STORE_DIR}`,
           `--port=${NATS_CLIENT_PORT}`,

@@ -515,6 +515,7 @@ behaviour(
     t.deepEqual(inputs(d.nats).volumes, [{ volumeName: inputs(data).name, containerPath: '/data' }]);
     t.deepEqual(inputs(d.nats).entrypoints, ['nats-server']);
     t.deepEqual(inputs(d.nats).command, [
+      '--config=/etc/cnp/nats-server.conf',
       '--jetstream',
       '--store_dir=/data',
       '--port=4222',
