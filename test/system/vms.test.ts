@@ -15,7 +15,7 @@ import { MOCK_GOSSIP_KEY, recordStack, type RecordedResource } from '../helpers/
 import { openSshTunnel } from '../../infra/ssh-tunnel';
 import { docker, inspect, run, type Engine } from './docker';
 import { runRemote } from './engines';
-import { BASE_IMAGE, CONSUL_IMAGE, PROJECT_DIR } from './images';
+import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE, PROJECT_DIR } from './images';
 import { Realizer, type ApplySummary } from './realize';
 import { VmFleet, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from './vms';
 
@@ -48,7 +48,11 @@ function vmsConfig(): object[] {
     roles,
   });
   const [vm1, vm2, vm3] = ['vm1', 'vm2', 'vm3'].map((name) => fleet.vm(name));
-  return [entry(vm1, ['discovery', 'balancer'], vm1.privateAddress), entry(vm2, ['collector', 'replicas']), entry(vm3, ['replicas'])];
+  return [
+    entry(vm1, ['discovery', 'balancer'], vm1.privateAddress),
+    entry(vm2, ['collector', 'replicas', 'broker', 'activity']),
+    entry(vm3, ['replicas', 'activity']),
+  ];
 }
 
 async function deploy(t: ExecutionContext, replicas: number): Promise<ApplySummary> {
@@ -64,6 +68,7 @@ async function deploy(t: ExecutionContext, replicas: number): Promise<ApplySumma
       replicas,
       baseImage: BASE_IMAGE,
       consulImage: CONSUL_IMAGE,
+      natsImage: NATS_IMAGE,
       balancerPort: BALANCER_PORT,
       balancerAdminPort: BALANCER_ADMIN_PORT,
     },
@@ -160,7 +165,7 @@ test.before(async (t) => {
   }
   await fleet.start(
     [{ name: 'vm1', publish: [BALANCER_PORT, BALANCER_ADMIN_PORT] }, { name: 'vm2' }, { name: 'vm3' }],
-    [BASE_IMAGE, CONSUL_IMAGE],
+    [BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE],
   );
   url = `http://127.0.0.1:${fleet.vm('vm1').published.get(BALANCER_PORT)}`;
   adminUrl = `http://127.0.0.1:${fleet.vm('vm1').published.get(BALANCER_ADMIN_PORT)}`;
