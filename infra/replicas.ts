@@ -7,7 +7,7 @@
 // only at the end of the deployment does it stop the old ones, which deregister and drain within their grace.
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
-import { httpHealthcheck, REPLICA_DRAIN_SECONDS, roleOptions, stackContainer } from './container-settings';
+import { REPLICA_DRAIN_SECONDS, roleOptions, stackContainer } from './container-settings';
 import { bundledImage, consulTokenEnv, type BundledRoleArgs } from './bundled-role';
 import { ACTIVITY_PORT_BASE, REPLICA_PORT_BASE, replicaPort } from './vm-ports';
 import { BROKER_SERVICE_NAME } from '../lib/service-name';
@@ -54,16 +54,31 @@ export const HELLO_REPLICAS: ReplicaKind = {
 };
 
 /**
- * The activity service (activity/): healthy once it answers /health, which every service of the stack serves
- * (ISSUE 12's contract); it ships no readiness probe of its own, so its rolling deploy waits for /health only.
+ * The activity service (activity/): healthy once it answers /health on its PORT (8080 on one host, 22000 + n on
+ * a VM; Docker runs the check with the container's environment), which every service of the stack serves
+ * (issue 12's contract); it ships no readiness probe of its own, so its rolling deploy waits for /health only.
  */
+const ACTIVITY_HEALTH_CHECK: docker.types.input.ContainerHealthcheck = {
+  tests: [
+    'CMD',
+    'node',
+    '-e',
+    `fetch('http://127.0.0.1:' + (process.env.PORT || ${SERVICE_PORT}) + '/health', { signal: AbortSignal.timeout(2000) })` +
+      '.then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))',
+  ],
+  interval: '2s',
+  timeout: '3s',
+  retries: 3,
+  startPeriod: '60s',
+};
+
 export const ACTIVITY_REPLICAS: ReplicaKind = {
   folder: 'activity',
   role: 'activity',
   group: 'activity',
   stem: 'activity',
   portBase: ACTIVITY_PORT_BASE,
-  healthcheck: { ...httpHealthcheck(`http://127.0.0.1:${SERVICE_PORT}/health`), interval: '2s', startPeriod: '60s' },
+  healthcheck: ACTIVITY_HEALTH_CHECK,
 };
 
 export interface ServiceReplicasArgs extends BundledRoleArgs {

@@ -271,6 +271,25 @@ test.serial(
           .sort(),
         'the UI token sees every replica',
       );
+      // The broker, registered by the program's step on the agent of its VM (vm2), through an ssh tunnel to vm2;
+      // that agent checks /healthz on the port the broker publishes on vm2's private address.
+      const nats = (await get('/v1/health/service/nats?passing', true)).json as Array<{
+        Node: { Node: string };
+        Service: { ID: string; Address: string; Port: number };
+      }>;
+      t.deepEqual(
+        nats.map((e) => `${e.Service.ID} ${e.Service.Address}:${e.Service.Port} on ${e.Node.Node}`),
+        [`nats ${vm2.privateAddress}:4222 on vm2`],
+      );
+      t.is(((await get('/v1/health/service/activity?passing', true)).json as unknown[]).length, 1, 'the activity replica passes');
+      const registration = record.find((r) => r.name === 'broker-registration')!;
+      const registered = await run('sh', ['-c', registration.inputs.create as string], {
+        cwd: PROJECT_DIR,
+        env: { ...process.env, ...(registration.inputs.environment as Record<string, string>) },
+      });
+      t.regex(registered, /through ssh root@127\.0\.0\.1 port \d+/);
+      t.regex(registered, /service nats registered at \S+:4222/);
+      t.is(((await get('/v1/health/service/nats', true)).json as unknown[]).length, 1, 'registering again leaves one instance');
 
       // The step the realizer ran (the real ssh, with the program's ssh options), once more: nothing changes.
       const aclState = async () => ({

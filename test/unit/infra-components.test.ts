@@ -130,7 +130,8 @@ test('ServiceReplicas of the activity kind: activity-<n> containers on the activ
     // ROUTES is left to the service's default (/api/activity).
     t.false(inputs(c).envs.some((e) => e.startsWith('ROUTES=')));
     t.is(inputs(c).ports, undefined);
-    t.regex(String(inputs(c).healthcheck?.tests.join(' ')), /http:\/\/127\.0\.0\.1:8080\/health/);
+    // /health on the replica's own PORT (8080 here, 22000 + n on a VM), read from the container's environment.
+    t.regex(String(inputs(c).healthcheck?.tests.join(' ')), /'http:\/\/127\.0\.0\.1:' \+ \(process\.env\.PORT \|\| 8080\) \+ '\/health'/);
     t.true(inputs(c).wait);
     t.deepEqual(c.options.dependsOn, ['collector-container', 'consul-stand-in']);
   }
