@@ -1,7 +1,7 @@
 import type { NetworkInterfaceInfo } from 'node:os';
 import { envValue, rejectConfig } from '../lib/config-error';
 import { parseNatsService } from '../lib/broker';
-import { DEFAULT_ACTIVITY_SERVICE } from '../lib/user-events';
+import { ACTIVITY_SERVICE_NAME } from '../lib/service-name';
 import { parseConfig, type ServiceConfig } from '../service/config';
 
 /** The activity service's configuration: the service's own variables (service/config.ts) and its own. */
@@ -28,7 +28,7 @@ export function parseActivityConfig(
   facts: { hostname: string; interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> },
 ): ActivityConfig {
   // The service's rules for the shared variables (ROUTES too, lib/routes.ts), with this service's defaults.
-  const own: NodeJS.ProcessEnv = { ...env, SERVICE_NAME: envValue(env, 'SERVICE_NAME') ?? DEFAULT_ACTIVITY_SERVICE };
+  const own: NodeJS.ProcessEnv = { ...env, SERVICE_NAME: envValue(env, 'SERVICE_NAME') ?? ACTIVITY_SERVICE_NAME };
   if (env.ROUTES === undefined) own.ROUTES = DEFAULT_ROUTES;
   return {
     ...parseConfig(own, facts),

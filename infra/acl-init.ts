@@ -9,9 +9,8 @@ import { aclPlan, stackRoles } from '../lib/consul-acl';
 import { applyAclPlan } from '../lib/consul-acl-apply';
 import { CONSUL_ADDRESS_ALLOWED, parseConsulAddress, parseConsulToken } from '../lib/consul-address';
 import { envValue } from '../lib/config-error';
-import { hostPort } from '../lib/endpoints';
 import { isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
-import { openSshTunnel, parseSshTunnelEnv } from './ssh-tunnel';
+import { parseSshTunnelEnv, withConsulApi } from './ssh-tunnel';
 
 function fail(message: string): never {
   process.stderr.write(`acl-init: ${message}\n`);
@@ -32,16 +31,7 @@ async function main(): Promise<void> {
 
   const plan = aclPlan(token, stackRoles(serviceName, nodes));
   const log = (line: string) => process.stdout.write(`acl-init: ${line}\n`);
-  const apply = (url: string) => applyAclPlan(url, token, plan, { log });
-  if (ssh === undefined) return apply(address.url);
-  if (address.secure) fail(`CONSUL_HTTP_ADDR = ${JSON.stringify(addrText)} is https: through ACL_SSH_TARGET only http is forwarded`);
-  const tunnel = await openSshTunnel(ssh, hostPort(address.host, address.port));
-  try {
-    log(`through ssh ${ssh.target} port ${ssh.port}: ${address.url} on that host is 127.0.0.1:${tunnel.localPort} here`);
-    await apply(`http://127.0.0.1:${tunnel.localPort}`);
-  } finally {
-    tunnel.close();
-  }
+  await withConsulApi(address, ssh, log, (url) => applyAclPlan(url, token, plan, { log }));
 }
 
 main().catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));

@@ -17,6 +17,8 @@ export interface BalancerArgs extends BundledRoleArgs {
   adminAddress: string;
   /** Host port for the balancer's admin listener, on adminAddress. */
   balancerAdminPort: number;
+  /** Requests per second per client address on the public listener (0 = no limit): RATE_LIMIT_PER_CLIENT. */
+  rateLimitPerClient: number;
 }
 
 export class Balancer extends pulumi.ComponentResource {
@@ -43,6 +45,8 @@ export class Balancer extends pulumi.ComponentResource {
         envs: [
           `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
           ...consulTokenEnv(args),
+          // No SERVICE_NAME: the gateway follows every service that asks for a route (balancer/README.md).
+          `RATE_LIMIT_PER_CLIENT=${args.rateLimitPerClient}`,
           `LISTEN_PORT=${LISTEN_PORT}`,
           'LISTEN_ADDRESS=0.0.0.0',
           `ADMIN_PORT=${ADMIN_PORT}`,

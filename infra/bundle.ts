@@ -1,4 +1,4 @@
-// The host-side build step: `npm run build` bundles service/ and balancer/ into */dist/main.js,
+// The host-side build step: `npm run build` bundles service/, activity/ and balancer/ into */dist/main.js,
 // which their Docker images copy. It re-runs whenever the sources' hash changes.
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
@@ -15,22 +15,29 @@ export class AppBundle extends pulumi.ComponentResource {
   readonly build: command.local.Command;
   /** Hash of what goes into service/dist (service sources + shared build inputs). */
   readonly serviceSourceHash: string;
+  /** Hash of what goes into activity/dist. */
+  readonly activitySourceHash: string;
   /** Hash of what goes into balancer/dist. */
   readonly balancerSourceHash: string;
 
   constructor(name: string, args: AppBundleArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cnp:infra:AppBundle', name, {}, opts);
     this.serviceSourceHash = hashSources(args.repoRoot, ['service', ...SHARED_SOURCES]);
+    this.activitySourceHash = hashSources(args.repoRoot, ['activity', ...SHARED_SOURCES]);
     this.balancerSourceHash = hashSources(args.repoRoot, ['balancer', ...SHARED_SOURCES]);
     this.build = new command.local.Command(
       `${name}-build`,
       {
         create: 'npm run build',
         dir: path.resolve(args.repoRoot),
-        triggers: [this.serviceSourceHash, this.balancerSourceHash],
+        triggers: [this.serviceSourceHash, this.activitySourceHash, this.balancerSourceHash],
       },
       { parent: this },
     );
-    this.registerOutputs({ serviceSourceHash: this.serviceSourceHash, balancerSourceHash: this.balancerSourceHash });
+    this.registerOutputs({
+      serviceSourceHash: this.serviceSourceHash,
+      activitySourceHash: this.activitySourceHash,
+      balancerSourceHash: this.balancerSourceHash,
+    });
   }
 }

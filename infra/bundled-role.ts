@@ -1,4 +1,4 @@
-// What the service replicas and the balancer share: an image bundled from this repo, the stack
+// What the services' replicas and the balancer share: an image bundled from this repo, the stack
 // network, the collector and Consul.
 import * as pulumi from '@pulumi/pulumi';
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
@@ -25,7 +25,12 @@ export interface BundledRoleArgs {
 }
 
 /** The image of a bundled role, built after the bundle step. */
-export function bundledImage(name: string, folder: 'service' | 'balancer', args: BundledRoleArgs, parent: pulumi.Resource): docker.Image {
+export function bundledImage(
+  name: string,
+  folder: 'service' | 'activity' | 'balancer',
+  args: BundledRoleArgs,
+  parent: pulumi.Resource,
+): docker.Image {
   const { naming, repoRoot, baseImage, sourceHash } = args;
   return localImage(name, { naming, repoRoot, folder, baseImage, sourceHash, dependsOn: [args.bundle] }, parent);
 }

@@ -1,17 +1,21 @@
 // The stack's configuration: every key, its default and its rule live here, and nowhere else.
 // Pulumi.yaml declares the same keys for the CLI (a test checks its defaults equal these).
+import { DEFAULT_RATE_LIMIT_PER_CLIENT } from '../balancer/config';
 import net from 'node:net';
 import * as pulumi from '@pulumi/pulumi';
-import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
-import { CONSUL_CLUSTER_PORTS, replicaPort } from './vm-ports';
+import { ACTIVITY_SERVICE_NAME, BROKER_SERVICE_NAME, DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
+import { ACTIVITY_PORTS, BROKER_PORTS, CONSUL_CLUSTER_PORTS, MAX_REPLICAS, REPLICA_PORTS, portRangeText } from './vm-ports';
+
+export { MAX_REPLICAS };
 
 /** Config namespace: the project name in Pulumi.yaml (the program reads the running project's). */
 export const CONFIG_NAMESPACE = 'consul-nginx-pulumi';
 
-export const MAX_REPLICAS = 20;
+/** Requests per second per client at the gateway; 0 turns the limit off. */
+export const MAX_GATEWAY_RATE_LIMIT = 100000;
 
-/** What a VM may run; a VM has one or more. */
-export const VM_ROLES = ['discovery', 'balancer', 'collector', 'replicas'] as const;
+/** What a VM may run; a VM has one or more. `replicas` runs the hello replicas, `activity` the activity replicas. */
+export const VM_ROLES = ['discovery', 'balancer', 'collector', 'replicas', 'broker', 'activity'] as const;
 export type VmRole = (typeof VM_ROLES)[number];
 
 /** One VM of the `vms` list, parsed (defaults applied). */
@@ -29,6 +33,10 @@ export interface VmConfig {
 
 export interface StackConfig {
   replicas: number;
+  /** Replicas of the activity service, counted apart from `replicas`. */
+  activityReplicas: number;
+  /** The gateway's per-client rate limit in requests per second (0 = off), the balancer's RATE_LIMIT_PER_CLIENT. */
+  gatewayRateLimit: number;
   balancerPort: number;
   /** Host port of the balancer's admin listener (status, X-Upstream-Addr), on bindAddress. */
   balancerAdminPort: number;
@@ -39,6 +47,8 @@ export interface StackConfig {
   dockerHost: string;
   baseImage: string;
   consulImage: string;
+  /** Base of the broker's image (broker/Dockerfile): a nats-server 2.9 image. */
+  natsImage: string;
   serviceName: string;
   /** Subnet of the stack's bridge network on each VM; its gateway is where local containers reach the VM's Consul agent. */
   vmNetworkSubnet: string;
@@ -54,6 +64,10 @@ export type ConfigKey = keyof StackConfig;
 
 export const DEFAULTS: StackConfig = {
   replicas: 1,
+  activityReplicas: 1,
+  // The balancer's own default (balancer/config.ts says why). On one host every client reaches the gateway
+  // from docker-proxy's one address, so there it bounds everyone together; the steady loops stay under it.
+  gatewayRateLimit: DEFAULT_RATE_LIMIT_PER_CLIENT,
   balancerPort: 8080,
   balancerAdminPort: 8081,
   consulUiPort: 8500,
@@ -62,6 +76,7 @@ export const DEFAULTS: StackConfig = {
   dockerHost: '',
   baseImage: 'node:20-bookworm-slim',
   consulImage: 'hashicorp/consul:1.20',
+  natsImage: 'nats:2.9-alpine',
   serviceName: DEFAULT_SERVICE_NAME,
   vmNetworkSubnet: '10.213.0.0/24',
   vms: [],
@@ -81,6 +96,8 @@ export const SECRET_KEYS: readonly ConfigKey[] = ['sshPrivateKey', 'consulGossip
 /** What each key accepts, in words; used in error messages and mirrored in the README table. */
 export const ALLOWED: Record<ConfigKey, string> = {
   replicas: `a whole number from 1 to ${MAX_REPLICAS}`,
+  activityReplicas: `a whole number from 1 to ${MAX_REPLICAS}`,
+  gatewayRateLimit: `a whole number of requests per second per client from 0 (no limit) to ${MAX_GATEWAY_RATE_LIMIT}`,
   balancerPort: 'a TCP port number from 1 to 65535',
   balancerAdminPort: 'a TCP port number from 1 to 65535',
   consulUiPort: 'a TCP port number from 1 to 65535',
@@ -89,6 +106,7 @@ export const ALLOWED: Record<ConfigKey, string> = {
   dockerHost: 'empty (the local Docker engine) or ssh://user@host[:port]',
   baseImage: 'a Docker image reference, such as node:20-bookworm-slim',
   consulImage: 'a Docker image reference, such as hashicorp/consul:1.20',
+  natsImage: 'a Docker image reference of a nats-server 2.9 image with a shell, such as nats:2.9-alpine',
   serviceName: SERVICE_NAME_ALLOWED,
   vmNetworkSubnet: 'an IPv4 subnet in CIDR notation, such as 10.213.0.0/24 (prefix /8 to /29), holding no VM privateAddress',
   vms:
@@ -114,7 +132,10 @@ const SSH_HOST = /^ssh:\/\/[A-Za-z0-9._-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-
 function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undefined {
   switch (key) {
     case 'replicas':
+    case 'activityReplicas':
       return wholeNumber(raw, 1, MAX_REPLICAS);
+    case 'gatewayRateLimit':
+      return wholeNumber(raw, 0, MAX_GATEWAY_RATE_LIMIT);
     case 'balancerPort':
     case 'balancerAdminPort':
     case 'consulUiPort':
@@ -132,6 +153,7 @@ function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undef
     }
     case 'baseImage':
     case 'consulImage':
+    case 'natsImage':
       return IMAGE_REFERENCE.test(raw) ? raw : undefined;
     case 'serviceName':
       return isServiceName(raw) ? raw : undefined;
@@ -294,7 +316,17 @@ function parseVms(raw: string, namespace: string, problems: string[]): VmConfig[
       );
     }
   }
-  if (withRole('replicas').length === 0) problems.push(`${key} is not allowed: no VM has the role replicas; give it to at least one`);
+  const broker = withRole('broker').length;
+  if (broker !== 1) {
+    problems.push(
+      `${key} is not allowed: ${broker} VMs have the role broker; use exactly one ` +
+        '(one NATS server holds the event stream; a NATS cluster is not declared)',
+    );
+  }
+  for (const role of ['replicas', 'activity'] as const) {
+    if (withRole(role).length === 0)
+      problems.push(`${key} is not allowed: no VM has the role ${role}; give it to at least one (it may share a VM with other roles)`);
+  }
   return vms;
 }
 
@@ -356,6 +388,13 @@ export function parseConfig(
         }
       }
     }
+    // The stack registers these two itself: a second service of either name would share their instances and routes.
+    if ([ACTIVITY_SERVICE_NAME, BROKER_SERVICE_NAME].includes(config.serviceName)) {
+      problems.push(
+        `${namespace}:serviceName = ${JSON.stringify(config.serviceName)} is not allowed: ${ACTIVITY_SERVICE_NAME} and ` +
+          `${BROKER_SERVICE_NAME} are the names of the stack's activity service and broker; use another name`,
+      );
+    }
     if (config.vms.length > 0) problems.push(...vmRules(config, raw, namespace));
   }
   if (problems.length > 0) {
@@ -382,10 +421,9 @@ function vmRules(config: StackConfig, raw: Readonly<Record<string, string | unde
   }
   const taken = new Map<number, string>([
     ...CONSUL_CLUSTER_PORTS.map((p) => [p, "Consul's agent-to-agent ports 8300-8302"] as [number, string]),
-    ...Array.from(
-      { length: MAX_REPLICAS },
-      (_, i) => [replicaPort(i + 1), `the replicas' ports ${replicaPort(1)}-${replicaPort(MAX_REPLICAS)}`] as [number, string],
-    ),
+    ...REPLICA_PORTS.map((p) => [p, `the replicas' ports ${portRangeText(REPLICA_PORTS)}`] as [number, string]),
+    ...ACTIVITY_PORTS.map((p) => [p, `the activity replicas' ports ${portRangeText(ACTIVITY_PORTS)}`] as [number, string]),
+    ...BROKER_PORTS.map((p) => [p, `the broker's ports ${BROKER_PORTS.join(' and ')}`] as [number, string]),
   ]);
   for (const key of ['balancerPort', 'balancerAdminPort', 'consulUiPort', 'collectorPort'] as const) {
     const clash = taken.get(config[key]);

@@ -52,6 +52,11 @@ export const ROLE_SETTINGS = {
     capAdd: [],
   },
   replica: { user: APP_USER, memoryMb: 256, cpus: '1', tmpfs: { '/tmp': scratch('16m') }, capAdd: [] },
+  // The activity service keeps its recent events in memory (ACTIVITY_KEEP) and its SSE clients' bounded queues.
+  activity: { user: APP_USER, memoryMb: 256, cpus: '1', tmpfs: { '/tmp': scratch('16m') }, capAdd: [] },
+  // nats-server writes only its JetStream store, which is on the broker's volume (broker/Dockerfile gives
+  // /data to APP_USER); /tmp for nothing but tools. Memory: the stream's messages are on file, its index in RAM.
+  broker: { user: APP_USER, memoryMb: 256, cpus: '1', tmpfs: { '/tmp': scratch('8m') }, capAdd: [] },
   // nginx's prefix (config, pid, temp files: the watcher's WORK_DIR) is a fresh directory under /tmp.
   balancer: { user: APP_USER, memoryMb: 256, cpus: '1', tmpfs: { '/tmp': scratch('64m') }, capAdd: [] },
 } as const satisfies Record<string, RoleSettings>;

@@ -31,4 +31,5 @@ export const consulUiUrl = stack.consulUiUrl;
 /** The token for Consul's UI and CLI (`pulumi stack output --show-secrets consulToken`); a secret. */
 export const consulToken = context.consulManagementToken;
 export const replicaNames = stack.replicaNames;
+export const activityReplicaNames = stack.activityReplicaNames;
 export const logsCommand = stack.logsCommand;

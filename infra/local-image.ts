@@ -9,7 +9,7 @@ export interface LocalImageArgs {
   naming: StackNaming;
   repoRoot: string;
   /** The folder holding the Dockerfile; also the image's short name. */
-  folder: 'service' | 'balancer' | 'collector' | 'consul';
+  folder: 'service' | 'activity' | 'balancer' | 'collector' | 'consul' | 'broker';
   baseImage: string;
   /** Changes when the bundled sources change, so the image is rebuilt. */
   sourceHash?: string;

@@ -1,14 +1,16 @@
-// The service replicas: one image built from service/ and `replicas` containers. A replica's name and
-// SERVICE_ID are its number plus the short id of the image it runs, so changing the count adds or removes
-// the highest-numbered containers and leaves the others untouched, and a new image (a code deploy)
-// replaces every replica create-before-delete: the new ones start next to the old ones, the engine waits
-// until each is in Consul's passing set (what the balancer follows), and only at the end of the
-// deployment does it stop the old ones, which deregister and drain within their grace.
+// The replicas of a service: one image built from the service's folder and one container per replica number
+// (hello's from service/, the activity service's from activity/; ReplicaKind says what differs). A
+// replica's name and SERVICE_ID are its number plus the short id of the image it runs, so changing the
+// count adds or removes the highest-numbered containers and leaves the others untouched, and a new image (a
+// code deploy) replaces every replica create-before-delete: the new ones start next to the old ones, the
+// engine waits until each is healthy (for hello: in Consul's passing set, what the balancer follows), and
+// only at the end of the deployment does it stop the old ones, which deregister and drain within their grace.
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { REPLICA_DRAIN_SECONDS, roleOptions, stackContainer } from './container-settings';
 import { bundledImage, consulTokenEnv, type BundledRoleArgs } from './bundled-role';
-import { replicaPort } from './vm-ports';
+import { ACTIVITY_PORT_BASE, REPLICA_PORT_BASE, replicaPort } from './vm-ports';
+import { BROKER_SERVICE_NAME } from '../lib/service-name';
 
 const SERVICE_PORT = 8080;
 
@@ -27,11 +29,65 @@ const READINESS_CHECK: docker.types.input.ContainerHealthcheck = {
 /** Seconds the engine waits for a new replica to become ready before the deployment fails. */
 const READY_TIMEOUT_SECONDS = 120;
 
+/** What differs between the services' replicas; everything else (names, hardening, logs, drain) is shared. */
+export interface ReplicaKind {
+  /** The folder its image is built from (a bundle made by `npm run build`), also the image's short name. */
+  folder: 'service' | 'activity';
+  /** Its containers' role: their label and hardening (ROLE_SETTINGS). */
+  role: 'replica' | 'activity';
+  /** The component's name: `replicas` or `activity` on one host, `<vm>-replicas` or `<vm>-activity` on VMs. */
+  group: 'replicas' | 'activity';
+  /** Replica n's container is `<prefix>-<stem>-<n>-<image id>`, with the network alias `<stem>-<n>`. */
+  stem: string;
+  /** On a VM replica n listens on and publishes replicaPort(n, portBase). */
+  portBase: number;
+  healthcheck: docker.types.input.ContainerHealthcheck;
+}
+
+export const HELLO_REPLICAS: ReplicaKind = {
+  folder: 'service',
+  role: 'replica',
+  group: 'replicas',
+  stem: 'replica',
+  portBase: REPLICA_PORT_BASE,
+  healthcheck: READINESS_CHECK,
+};
+
+/**
+ * The activity service (activity/): healthy once it answers /health on its PORT (8080 on one host, 22000 + n on
+ * a VM; Docker runs the check with the container's environment), which every service of the stack serves
+ * (issue 12's contract); it ships no readiness probe of its own, so its rolling deploy waits for /health only.
+ */
+const ACTIVITY_HEALTH_CHECK: docker.types.input.ContainerHealthcheck = {
+  tests: [
+    'CMD',
+    'node',
+    '-e',
+    `fetch('http://127.0.0.1:' + (process.env.PORT || ${SERVICE_PORT}) + '/health', { signal: AbortSignal.timeout(2000) })` +
+      '.then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))',
+  ],
+  interval: '2s',
+  timeout: '3s',
+  retries: 3,
+  startPeriod: '60s',
+};
+
+export const ACTIVITY_REPLICAS: ReplicaKind = {
+  folder: 'activity',
+  role: 'activity',
+  group: 'activity',
+  stem: 'activity',
+  portBase: ACTIVITY_PORT_BASE,
+  healthcheck: ACTIVITY_HEALTH_CHECK,
+};
+
 export interface ServiceReplicasArgs extends BundledRoleArgs {
+  /** Which service's replicas (default hello's). */
+  kind?: ReplicaKind;
   /** The replicas' numbers (1..N on one host; on a VM, those placed on it). */
   indices: number[];
   /**
-   * On a VM: its private address. Replica n then listens on and publishes replicaPort(n) there and
+   * On a VM: its private address. Replica n then listens on and publishes replicaPort(n, kind.portBase) there and
    * advertises that address and port to Consul, which is how the balancer on another VM reaches it.
    */
   publishOn?: string;
@@ -45,16 +101,17 @@ export class ServiceReplicas extends pulumi.ComponentResource {
     const { component, dependsOn } = roleOptions(opts);
     super('cnp:infra:ServiceReplicas', name, {}, component);
     const { naming, collector } = args;
+    const kind = args.kind ?? HELLO_REPLICAS;
 
-    const image = bundledImage(`${name}-image`, 'service', args, this);
+    const image = bundledImage(`${name}-image`, kind.folder, args, this);
 
     const names: pulumi.Output<string>[] = [];
     for (const index of args.indices) {
-      const containerName = image.repoDigest.apply((id) => naming.versionedName(`replica-${index}`, id));
-      const port = args.publishOn === undefined ? SERVICE_PORT : replicaPort(index);
+      const containerName = image.repoDigest.apply((id) => naming.versionedName(`${kind.stem}-${index}`, id));
+      const port = args.publishOn === undefined ? SERVICE_PORT : replicaPort(index, kind.portBase);
       stackContainer(
         `${name}-${index}`,
-        { naming, role: 'replica', extraLabels: { replica: String(index) }, logs: collector },
+        { naming, role: kind.role, extraLabels: { replica: String(index) }, logs: collector },
         {
           name: containerName,
           image: image.repoDigest,
@@ -64,13 +121,15 @@ export class ServiceReplicas extends pulumi.ComponentResource {
             pulumi.interpolate`SERVICE_ID=${containerName}`,
             `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
             ...consulTokenEnv(args),
+            // Both services find the broker in Consul under this name (hello's outbox relay publishes, activity subscribes).
+            `NATS_SERVICE=${BROKER_SERVICE_NAME}`,
             `PORT=${port}`,
             'HOST=0.0.0.0',
             ...(args.publishOn === undefined ? [] : [`SERVICE_ADDRESS=${args.publishOn}`]),
           ],
           ...(args.publishOn === undefined ? {} : { ports: [{ internal: port, external: port, ip: args.publishOn, protocol: 'tcp' }] }),
-          networksAdvanced: [{ name: args.networkName, aliases: [`replica-${index}`] }],
-          healthcheck: READINESS_CHECK,
+          networksAdvanced: [{ name: args.networkName, aliases: [`${kind.stem}-${index}`] }],
+          healthcheck: kind.healthcheck,
           wait: true,
           waitTimeout: READY_TIMEOUT_SECONDS,
           // The provider force-removes a container unless this is set: give it time to deregister and drain.

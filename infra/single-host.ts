@@ -5,10 +5,12 @@ import { StackNetwork } from './network';
 import { AppBundle } from './bundle';
 import { collectorPublishAddress, LogCollector } from './collector';
 import { Discovery } from './discovery';
-import { ServiceReplicas } from './replicas';
+import { ACTIVITY_REPLICAS, ServiceReplicas } from './replicas';
+import { Broker, brokerRegistration } from './broker';
 import { Balancer } from './balancer';
 import { aclInit, roleTokenOf } from './consul-acl';
-import { balancerRole, replicaRole } from '../lib/consul-acl';
+import { activityRole, balancerRole, brokerRole, replicaRole } from '../lib/consul-acl';
+import { ACTIVITY_SERVICE_NAME } from '../lib/service-name';
 import { httpUrl } from '../lib/endpoints';
 import { probeAddress } from '../lib/listen-address';
 import type { StackContext, StackOutputs } from './stack-outputs';
@@ -64,6 +66,26 @@ export function declareSingleHost({ config, naming, repoRoot, gossipKey, consulM
     { dependsOn: [discovery.container] },
   );
 
+  const broker = new Broker(
+    'broker',
+    { naming, networkName: network.networkName, collector, repoRoot, natsImage: config.natsImage },
+    onDocker,
+  );
+
+  // Registers the broker on the one agent, through Consul's published port like the ACL init step; the
+  // agent's check reaches the broker by its container name on the stack network.
+  const brokerRegistered = brokerRegistration(
+    'broker-registration',
+    {
+      repoRoot,
+      consulHttpAddr: httpUrl(probeAddress(config.bindAddress), config.consulUiPort),
+      token: roleTokenOf(consulManagementToken, brokerRole()),
+      brokerAddress: broker.address,
+      agentIdentity: [discovery.container.id, discovery.dataVolume.name],
+    },
+    { dependsOn: [consulAcl] },
+  );
+
   const replicas = new ServiceReplicas(
     'replicas',
     {
@@ -82,6 +104,26 @@ export function declareSingleHost({ config, naming, repoRoot, gossipKey, consulM
     { ...onDocker, dependsOn: [discovery.container, consulAcl] },
   );
 
+  const activity = new ServiceReplicas(
+    ACTIVITY_REPLICAS.group,
+    {
+      kind: ACTIVITY_REPLICAS,
+      naming,
+      networkName: network.networkName,
+      collector,
+      bundle: bundle.build,
+      sourceHash: bundle.activitySourceHash,
+      repoRoot,
+      baseImage: config.baseImage,
+      indices: Array.from({ length: config.activityReplicas }, (_, i) => i + 1),
+      serviceName: ACTIVITY_SERVICE_NAME,
+      consulHttpAddr: discovery.httpAddr,
+      consulToken: roleTokenOf(consulManagementToken, activityRole()),
+    },
+    // It subscribes at start: the broker is up and registered first.
+    { ...onDocker, dependsOn: [discovery.container, consulAcl, broker.container, brokerRegistered] },
+  );
+
   const balancer = new Balancer(
     'balancer',
     {
@@ -98,6 +140,7 @@ export function declareSingleHost({ config, naming, repoRoot, gossipKey, consulM
       balancerPort: config.balancerPort,
       adminAddress: config.bindAddress,
       balancerAdminPort: config.balancerAdminPort,
+      rateLimitPerClient: config.gatewayRateLimit,
       consulToken: roleTokenOf(consulManagementToken, balancerRole()),
     },
     { ...onDocker, dependsOn: [discovery.container, consulAcl] },
@@ -108,6 +151,7 @@ export function declareSingleHost({ config, naming, repoRoot, gossipKey, consulM
     balancerAdminUrl: balancer.adminUrl,
     consulUiUrl: discovery.uiUrl,
     replicaNames: replicas.names,
+    activityReplicaNames: activity.names,
     logsCommand: collector.logsCommand,
   };
 }

@@ -1,9 +1,12 @@
-// An SSH local forward for the ACL init step (infra/acl-init.ts) on VMs, where Consul's HTTP API listens
+// An SSH local forward for the steps that talk to Consul from the machine running `pulumi up` (the ACL
+// init step, infra/acl-init.ts, and the broker's registration, infra/register-broker.ts) on VMs, where Consul's HTTP API listens
 // only on the VM's loopback: the local `ssh` with the docker provider's options (SshAccess.sshOpts: key
 // file, the stack's known_hosts), a free local port, and a clear error when the tunnel does not come up.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { envValue } from '../lib/config-error';
+import type { ConsulAddress } from '../lib/consul-address';
+import { hostPort } from '../lib/endpoints';
 
 export interface SshTunnelSettings {
   /** user@host */
@@ -113,5 +116,28 @@ export async function openSshTunnel(settings: SshTunnelSettings, remote: string,
       throw new Error(`${what} did not come up within ${timeoutMs / 1000} s: ${stderr.trim() || 'ssh printed nothing'}`);
     }
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Runs `use` with the URL of Consul's HTTP API at `address`: directly, or with `ssh`, through a tunnel to
+ * that host, where `address` is the API as that host reaches it (only http is forwarded). The tunnel is
+ * always closed afterwards.
+ */
+export async function withConsulApi(
+  address: ConsulAddress,
+  ssh: SshTunnelSettings | undefined,
+  log: (line: string) => void,
+  use: (url: string) => Promise<void>,
+): Promise<void> {
+  if (ssh === undefined) return use(address.url);
+  if (address.secure)
+    throw new Error(`CONSUL_HTTP_ADDR = ${JSON.stringify(address.url)} is https: through ACL_SSH_TARGET only http is forwarded`);
+  const tunnel = await openSshTunnel(ssh, hostPort(address.host, address.port));
+  try {
+    log(`through ssh ${ssh.target} port ${ssh.port}: ${address.url} on that host is 127.0.0.1:${tunnel.localPort} here`);
+    await use(`http://127.0.0.1:${tunnel.localPort}`);
+  } finally {
+    tunnel.close();
   }
 }

@@ -8,6 +8,7 @@ export interface StackOutputs {
   balancerAdminUrl: string;
   consulUiUrl: string;
   replicaNames: pulumi.Output<string[]>;
+  activityReplicaNames: pulumi.Output<string[]>;
   logsCommand: string;
 }
 

@@ -1,6 +1,7 @@
 // The VM layout: the stack spread over the `vms` list, each VM reached over SSH through its own docker
 // provider. Per VM: a bootstrap and a provider (VmHost), the stack network with an explicit subnet, and a
-// Consul agent; then, by role, the collector, the replicas placed on it (infra/placement.ts) and the balancer.
+// Consul agent; then, by role, the collector, the broker, the hello and activity replicas placed on it
+// (infra/placement.ts) and the balancer.
 // Images are built on the VM that runs them (the build context goes over SSH to that engine), for that
 // engine's own platform: no image sets `platform`.
 import path from 'node:path';
@@ -12,12 +13,14 @@ import { StackNetwork } from './network';
 import { AppBundle } from './bundle';
 import { LogCollector } from './collector';
 import { ConsulAgent } from './consul-agent';
-import { ServiceReplicas } from './replicas';
+import { ACTIVITY_REPLICAS, HELLO_REPLICAS, ServiceReplicas, type ReplicaKind } from './replicas';
+import { Broker, brokerRegistration } from './broker';
 import { Balancer } from './balancer';
-import { placeReplicas } from './placement';
+import { placeReplicas, type ReplicaRole } from './placement';
 import type { LogDestination } from './container-settings';
 import { aclInit, roleTokenOf } from './consul-acl';
-import { balancerRole, replicaRole } from '../lib/consul-acl';
+import { activityRole, balancerRole, brokerRole, replicaRole, type AclRole } from '../lib/consul-acl';
+import { ACTIVITY_SERVICE_NAME } from '../lib/service-name';
 import { httpUrl } from '../lib/endpoints';
 import type { StackContext, StackOutputs } from './stack-outputs';
 
@@ -118,27 +121,83 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
     consulHttpAddr: agents.get(vm.name)!.httpAddr,
   });
 
-  const replicaNames = new Map<number, pulumi.Output<string>>();
-  for (const [vmName, indices] of placeReplicas(config.replicas, config.vms)) {
-    const vm = config.vms.find((v) => v.name === vmName)!;
-    const replicas = new ServiceReplicas(
-      `${vm.name}-replicas`,
-      {
-        ...roleArgs(vm),
-        sourceHash: bundle.serviceSourceHash,
-        indices,
-        publishOn: vm.privateAddress,
-        consulToken: roleTokenOf(consulManagementToken, replicaRole(config.serviceName)),
-      },
-      { ...onVm(vm), dependsOn: [agents.get(vm.name)!.container, consulAcl] },
-    );
-    indices.forEach((index, i) =>
-      replicaNames.set(
-        index,
-        replicas.names.apply((names) => names[i]),
-      ),
-    );
-  }
+  // The broker on its VM, its ports on the private address; registered on that VM's agent, through an SSH
+  // local forward to that VM (its API listens on the VM's loopback), whose check reaches it on the private address.
+  const brokerVm = only('broker');
+  const broker = new Broker(
+    `${brokerVm.name}-broker`,
+    {
+      naming,
+      networkName: networks.get(brokerVm.name)!.networkName,
+      collector: logsFrom(brokerVm),
+      repoRoot,
+      natsImage: config.natsImage,
+      publishOn: brokerVm.privateAddress,
+    },
+    onVm(brokerVm),
+  );
+  const brokerAgent = agents.get(brokerVm.name)!;
+  const brokerRegistered = brokerRegistration(
+    'broker-registration',
+    {
+      repoRoot,
+      consulHttpAddr: httpUrl('127.0.0.1', config.consulUiPort),
+      token: roleTokenOf(consulManagementToken, brokerRole()),
+      brokerAddress: broker.address,
+      agentIdentity: [brokerAgent.container.id, brokerAgent.dataVolume.name],
+      ssh: { ...brokerVm.ssh, opts: ssh.sshOpts },
+    },
+    { dependsOn: [ssh.files, brokerAgent.container, consulAcl] },
+  );
+
+  // Each service's replicas over the VMs of its role; replica n of a service publishes its own port on its VM.
+  const declareReplicas = (
+    kind: ReplicaKind,
+    vmRole: ReplicaRole,
+    count: number,
+    service: { name: string; sourceHash: string; acl: AclRole },
+    after: pulumi.Resource[],
+  ): pulumi.Output<string[]> => {
+    const names = new Map<number, pulumi.Output<string>>();
+    for (const [vmName, indices] of placeReplicas(count, config.vms, vmRole)) {
+      const vm = config.vms.find((v) => v.name === vmName)!;
+      const replicas = new ServiceReplicas(
+        `${vm.name}-${kind.group}`,
+        {
+          ...roleArgs(vm),
+          kind,
+          serviceName: service.name,
+          sourceHash: service.sourceHash,
+          indices,
+          publishOn: vm.privateAddress,
+          consulToken: roleTokenOf(consulManagementToken, service.acl),
+        },
+        { ...onVm(vm), dependsOn: [agents.get(vm.name)!.container, consulAcl, ...after] },
+      );
+      indices.forEach((index, i) =>
+        names.set(
+          index,
+          replicas.names.apply((all) => all[i]),
+        ),
+      );
+    }
+    return pulumi.all([...names.entries()].sort(([a], [b]) => a - b).map(([, name]) => name));
+  };
+  const replicaNames = declareReplicas(
+    HELLO_REPLICAS,
+    'replicas',
+    config.replicas,
+    { name: config.serviceName, sourceHash: bundle.serviceSourceHash, acl: replicaRole(config.serviceName) },
+    [],
+  );
+  // The activity replicas subscribe at start: the broker is up and registered first.
+  const activityReplicaNames = declareReplicas(
+    ACTIVITY_REPLICAS,
+    'activity',
+    config.activityReplicas,
+    { name: ACTIVITY_SERVICE_NAME, sourceHash: bundle.activitySourceHash, acl: activityRole() },
+    [broker.container, brokerRegistered],
+  );
 
   const balancerVm = only('balancer');
   const balancer = new Balancer(
@@ -151,6 +210,7 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
       // The admin listener shows instance addresses: the private network only.
       adminAddress: balancerVm.privateAddress,
       balancerAdminPort: config.balancerAdminPort,
+      rateLimitPerClient: config.gatewayRateLimit,
       consulToken: roleTokenOf(consulManagementToken, balancerRole()),
     },
     { ...onVm(balancerVm), dependsOn: [agents.get(balancerVm.name)!.container, consulAcl] },
@@ -161,7 +221,8 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
     balancerAdminUrl: balancer.adminUrl,
     // The API and UI listen on the VMs' loopback only: reach them through an SSH tunnel (infra/README.md).
     consulUiUrl: `http://127.0.0.1:${config.consulUiPort}/ui/`,
-    replicaNames: pulumi.all([...replicaNames.entries()].sort(([a], [b]) => a - b).map(([, name]) => name)),
+    replicaNames,
+    activityReplicaNames,
     logsCommand: collector.logsCommand,
   };
 }

@@ -6,11 +6,12 @@ import { envValue, rejectConfig } from './config-error';
 import type { ConsulAddress } from './consul-address';
 import { hostPort } from './endpoints';
 import { isServiceName, SERVICE_NAME_ALLOWED } from './service-name';
-import { DEFAULT_NATS_SERVICE, USER_EVENTS_STREAM, USER_EVENTS_SUBJECTS } from './user-events';
+import { BROKER_SERVICE_NAME } from './service-name';
+import { USER_EVENTS_STREAM, USER_EVENTS_SUBJECTS } from './user-events';
 
 /** NATS_SERVICE: the broker's Consul service name (the service-name rule of every part). */
 export function parseNatsService(env: NodeJS.ProcessEnv): string {
-  const name = envValue(env, 'NATS_SERVICE') ?? DEFAULT_NATS_SERVICE;
+  const name = envValue(env, 'NATS_SERVICE') ?? BROKER_SERVICE_NAME;
   return isServiceName(name) ? name : rejectConfig('NATS_SERVICE', name, SERVICE_NAME_ALLOWED);
 }
 

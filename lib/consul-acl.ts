@@ -3,7 +3,7 @@
 // puts a plan into Consul. The Pulumi program, its ACL init step (infra/acl-init.ts), the test harness and
 // the bench all use this module.
 import crypto from 'node:crypto';
-import { DEFAULT_ACTIVITY_SERVICE, DEFAULT_NATS_SERVICE } from './user-events';
+import { ACTIVITY_SERVICE_NAME, BROKER_SERVICE_NAME } from './service-name';
 
 /** The KV prefix a service's users live under (no trailing slash); its replicas may write only below it. */
 export function usersKeyPrefix(serviceName: string): string {
@@ -42,7 +42,7 @@ export interface AclPlan {
  * probe reads its service's health, and its relay the broker's, whose entries name nodes, hence node
  * read. Nothing else is granted.
  */
-export function replicaRules(serviceName: string, natsService: string = DEFAULT_NATS_SERVICE): string {
+export function replicaRules(serviceName: string, natsService: string = BROKER_SERVICE_NAME): string {
   return [
     `service "${serviceName}" { policy = "write" }`,
     `key_prefix "${usersKeyPrefix(serviceName)}/" { policy = "write" }`,
@@ -56,7 +56,7 @@ export function replicaRules(serviceName: string, natsService: string = DEFAULT_
  * An activity replica registers only its own service and finds the broker (its health entries name
  * nodes, hence node read); it reads no key.
  */
-export function activityRules(serviceName: string, natsService: string = DEFAULT_NATS_SERVICE): string {
+export function activityRules(serviceName: string, natsService: string = BROKER_SERVICE_NAME): string {
   return [
     `service "${serviceName}" { policy = "write" }`,
     `service "${natsService}" { policy = "read" }`,
@@ -119,8 +119,8 @@ export const balancerRole = (): AclRole => ({
 });
 
 /** The activity service's replicas (activity/): role `activity` for the default service name. */
-export const activityRole = (serviceName: string = DEFAULT_ACTIVITY_SERVICE): AclRole => ({
-  role: serviceName === DEFAULT_ACTIVITY_SERVICE ? 'activity' : `activity-${serviceName}`,
+export const activityRole = (serviceName: string = ACTIVITY_SERVICE_NAME): AclRole => ({
+  role: serviceName === ACTIVITY_SERVICE_NAME ? 'activity' : `activity-${serviceName}`,
   description: `replicas of the activity service ${serviceName}: register ${serviceName}, find the broker`,
   rules: activityRules(serviceName),
 });
@@ -131,9 +131,20 @@ export const agentRole = (nodeName: string): AclRole => ({
   rules: agentRules(nodeName),
 });
 
-/** Every role of a stack serving `serviceName` with Consul agents on `agentNodes` (what acl-init applies). */
+/**
+ * The token the program registers the broker with on its host's agent (nats-server cannot register
+ * itself): the agent keeps it with the service and syncs the service and its check to the catalog with it,
+ * so it may write that one service only.
+ */
+export const brokerRole = (): AclRole => ({
+  role: `broker-${BROKER_SERVICE_NAME}`,
+  description: `registration of ${BROKER_SERVICE_NAME} (the NATS server) by the stack`,
+  rules: `service "${BROKER_SERVICE_NAME}" { policy = "write" }`,
+});
+
+/** Every role of a stack serving `serviceName` and the activity service, with Consul agents on `agentNodes` (what acl-init applies). */
 export function stackRoles(serviceName: string, agentNodes: readonly string[]): AclRole[] {
-  return [...agentNodes.map(agentRole), replicaRole(serviceName), balancerRole()];
+  return [...agentNodes.map(agentRole), replicaRole(serviceName), balancerRole(), activityRole(), brokerRole()];
 }
 
 /** The policies and tokens of `roles`, every token id derived from the management token. */

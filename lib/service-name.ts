@@ -7,6 +7,12 @@ const SERVICE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** The name used when none is configured. */
 export const DEFAULT_SERVICE_NAME = 'hello';
 
+/** The activity service's name in Consul (activity/ registers under it; its ACL role and the gateway's routes follow it). */
+export const ACTIVITY_SERVICE_NAME = 'activity';
+
+/** The broker's name in Consul: the Pulumi program registers the NATS server under it, services look it up (NATS_SERVICE). */
+export const BROKER_SERVICE_NAME = 'nats';
+
 /** What a service name may be, in words, for error messages and the README. */
 export const SERVICE_NAME_ALLOWED = 'lowercase letters, digits and inner hyphens, 1 to 63 characters, such as hello';
 

@@ -2,12 +2,6 @@
 // for the producer (service/: outbox and relay), the consumer (activity/) and the tests.
 import { randomUUID } from 'node:crypto';
 
-/** The Consul service name of the broker when NATS_SERVICE is not set (lib/broker.ts). */
-export const DEFAULT_NATS_SERVICE = 'nats';
-
-/** The activity service's name when its SERVICE_NAME is not set (activity/). */
-export const DEFAULT_ACTIVITY_SERVICE = 'activity';
-
 /** The JetStream stream every user event goes to; whoever connects first creates it (lib/broker.ts). */
 export const USER_EVENTS_STREAM = 'USER_EVENTS';
 export const USER_EVENTS_SUBJECTS = 'users.>';

@@ -17,9 +17,11 @@ command -v docker >/dev/null || { echo "cold-run: needs the docker client and en
 # The offline bases, named as scripts/images.sh names them.
 mapfile -t base_images < <(sed -n 's/^\(BASE\|CONSUL\)_TAG=//p' scripts/images.sh)
 [ "${#base_images[@]}" = 2 ] || { echo "cold-run: cannot read BASE_TAG and CONSUL_TAG from scripts/images.sh" >&2; exit 1; }
-# And the multi-VM test's VM image (scripts/vm-image.sh).
-mapfile -t -O 2 base_images < <(sed -n 's/^VM_TAG=//p' scripts/vm-image.sh)
-[ "${#base_images[@]}" = 3 ] || { echo "cold-run: cannot read VM_TAG from scripts/vm-image.sh" >&2; exit 1; }
+# The broker's base (scripts/nats-image.sh) and the multi-VM test's VM image (scripts/vm-image.sh).
+mapfile -t -O 2 base_images < <(sed -n 's/^NATS_TAG=//p' scripts/nats-image.sh)
+[ "${#base_images[@]}" = 3 ] || { echo "cold-run: cannot read NATS_TAG from scripts/nats-image.sh" >&2; exit 1; }
+mapfile -t -O 3 base_images < <(sed -n 's/^VM_TAG=//p' scripts/vm-image.sh)
+[ "${#base_images[@]}" = 4 ] || { echo "cold-run: cannot read VM_TAG from scripts/vm-image.sh" >&2; exit 1; }
 
 logs="$PWD/build/cold-runs"
 mkdir -p "$logs"

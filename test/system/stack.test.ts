@@ -1,6 +1,7 @@
 // The system test: the resources the Pulumi program declares, realized in the real Docker engine from the
-// offline images, then scaled, crashed, read back from the log collector and torn down. All traffic goes
-// through the balancer's port published on 127.0.0.1. Serial: each scenario starts from the one before.
+// offline images, then scaled, crashed, read back from the log collector and torn down. The stack runs both
+// services (hello and the activity service) and the NATS broker. All traffic goes through the balancer's
+// (the gateway's) port published on 127.0.0.1. Serial: each scenario starts from the one before.
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -24,7 +25,7 @@ import { freePorts } from '../../harness/ports';
 import { waitFor } from '../../harness/processes';
 import { docker, inspect, run } from './docker';
 import { compareListings, listDocker, type DockerListing } from './docker-listing';
-import { BASE_IMAGE, CONSUL_IMAGE, PROJECT_DIR, ensureOfflineImages } from './images';
+import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE, PROJECT_DIR, ensureOfflineImages } from './images';
 import { Realizer, type ApplySummary } from './realize';
 
 // A name of this run's own: two runs on one engine (two checkouts, a run and a benchmark) never touch
@@ -45,6 +46,13 @@ const replicaName = (n: number) => {
   return name;
 };
 const replicaKey = (n: number) => `docker:index/container:Container::replicas-${n}`;
+const activityKey = (n: number) => `docker:index/container:Container::activity-${n}`;
+/** The activity replicas' container names (their SERVICE_IDs, in X-Instance-Id), by number, from the realizer. */
+const knownActivityNames = new Map<number, string>();
+/** The activity replicas the deploys declare (`activityReplicas`); scenario 2a changes it, every other deploy keeps it. */
+let activityReplicas = 1;
+/** Containers of the stack besides the replicas of either service: collector, Consul, the broker and the balancer. */
+const FIXED_CONTAINERS = 4;
 /** Where the test leaves the evidence command's output for the README. */
 const EVIDENCE_FILE = path.join(PROJECT_DIR, 'build/system/evidence.txt');
 
@@ -67,7 +75,14 @@ async function deploy(t: ExecutionContext, replicas: number, projectDir = PROJEC
   lastRecord = await recordStack({
     stack: STACK,
     projectDir,
-    config: { replicas, baseImage, consulImage: CONSUL_IMAGE, ...ports },
+    config: {
+      replicas,
+      activityReplicas,
+      baseImage,
+      consulImage: CONSUL_IMAGE,
+      natsImage: NATS_IMAGE,
+      ...ports,
+    },
   });
   const { resources } = lastRecord;
   const recordedMs = Date.now() - started;
@@ -75,10 +90,12 @@ async function deploy(t: ExecutionContext, replicas: number, projectDir = PROJEC
   for (const c of realizer.containers()) {
     const replica = /^replicas-(\d+)$/.exec(c.resourceName);
     if (replica) knownReplicaNames.set(Number(replica[1]), c.name);
+    const activity = /^activity-(\d+)$/.exec(c.resourceName);
+    if (activity) knownActivityNames.set(Number(activity[1]), c.name);
     for (const mount of (await inspect('container', c.id))?.Mounts ?? []) if (mount.Type === 'volume') stackVolumes.add(mount.Name);
   }
   t.log(
-    `replicas=${replicas} realized in ${((Date.now() - started) / 1000).toFixed(1)} s (recorded in ${recordedMs} ms): ` +
+    `replicas=${replicas}, activityReplicas=${activityReplicas} realized in ${((Date.now() - started) / 1000).toFixed(1)} s (recorded in ${recordedMs} ms): ` +
       `${summary.created.length} created, ${summary.replaced.length} replaced, ${summary.deleted.length} deleted, ${summary.unchanged.length} unchanged`,
   );
   return summary;
@@ -111,6 +128,25 @@ async function containerIds(numbers: number[]): Promise<string[]> {
 async function allHealthy(): Promise<boolean> {
   const states = await Promise.all(realizer.containers().map(async (c) => (await inspect('container', c.id))?.State?.Health?.Status));
   return states.length > 0 && states.every((s) => s === 'healthy');
+}
+
+/** The instances (X-Instance-Id) that answered `count` GETs of /api/activity through the gateway, and any failure. */
+async function activityAnswers(count: number): Promise<{ byInstance: Record<string, number>; failures: RequestResult[] }> {
+  const report = await sendRequests(`${url}/api/activity`, count);
+  return { byInstance: report.byInstance, failures: report.failures };
+}
+
+/** Waits until /api/activity through the gateway is answered by exactly these activity replicas. */
+async function waitForActivity(what: string, names: string[], timeoutMs: number): Promise<void> {
+  await waitFor(
+    what,
+    async () => {
+      const { byInstance, failures } = await activityAnswers(20 * names.length);
+      return failures.length === 0 && JSON.stringify(Object.keys(byInstance).sort()) === JSON.stringify([...names].sort());
+    },
+    timeoutMs,
+    250,
+  );
 }
 
 /** With `postUrl`, GETs alternate with POSTs, which nginx never retries once sent (see load.ts). */
@@ -231,9 +267,20 @@ test.serial('1. replicas 3: every container healthy, 300 requests reach all 3 in
   const summary = await deploy(t, 3);
   t.deepEqual(summary.replaced, []);
   for (const n of [1, 2, 3]) t.true(summary.created.includes(replicaKey(n)));
-  t.is(realizer.containers().length, 6, 'collector, consul, 3 replicas and the balancer');
+  t.true(summary.created.includes(activityKey(1)));
+  t.is(
+    realizer.containers().length,
+    3 + 1 + FIXED_CONTAINERS,
+    'collector, consul, the broker, 3 hello replicas, 1 activity replica and the balancer',
+  );
   await waitFor('every container healthy', allHealthy, 120_000, 500);
   await waitForReplicaUpstreams('the balancer to serve the 3 replicas', [1, 2, 3], 30_000, 200);
+  // The second service answers its route through the same published port (the gateway routes by path).
+  await waitForActivity('the activity service to answer /api/activity through the gateway', [knownActivityNames.get(1)!], 60_000);
+  const activity = await fetch(`${url}/api/activity`, { signal: AbortSignal.timeout(2000) });
+  t.is(activity.status, 200);
+  t.regex(activity.headers.get('content-type') ?? '', /^application\/json/);
+  t.is(typeof (await activity.json()), 'object', "the recent events, as JSON (their shape is the activity service's own test)");
 
   const report = await sendRequests(`${url}/`, 300);
   t.is(report.failures.length, 0, await explainFailures(report));
@@ -276,10 +323,25 @@ test.serial(
       return { status: res.status, json: await res.json().catch((): unknown => null) };
     };
     t.deepEqual((await get('/v1/health/service/hello?passing', false)).json, [], 'anonymous sees no instance');
+    t.deepEqual((await get('/v1/health/service/nats?passing', false)).json, [], 'anonymous does not see the broker either');
     t.is((await get('/v1/agent/self', false)).status, 403);
     t.is((await get('/v1/kv/hello/users/?recurse', false)).status, 404, 'anonymous sees no key');
     const passing = (await get('/v1/health/service/hello?passing', true)).json as Array<{ Service: { ID: string } }>;
     t.deepEqual(passing.map((e) => e.Service.ID).sort(), [1, 2, 3].map(replicaName).sort(), 'the UI token sees them');
+    // The broker, registered by the program's step (nats-server cannot register itself), passes its /healthz
+    // check, which Consul's container makes to the broker's container name on the stack network.
+    const nats = (await get('/v1/health/service/nats?passing', true)).json as Array<{
+      Service: { ID: string; Address: string; Port: number; Tags: string[] | null };
+    }>;
+    t.deepEqual(
+      nats.map((e) => ({ id: e.Service.ID, address: e.Service.Address, port: e.Service.Port, tags: e.Service.Tags ?? [] })),
+      [{ id: 'nats', address: `cnp-${STACK}-nats`, port: 4222, tags: [] }],
+    );
+    const activity = (await get('/v1/health/service/activity?passing', true)).json as Array<{ Service: { ID: string } }>;
+    t.deepEqual(
+      activity.map((e) => e.Service.ID),
+      [knownActivityNames.get(1)],
+    );
 
     // The step the realizer ran, once more (as the engine would on an update): the same policies and tokens.
     const init = lastRecord!.resources.find((r) => r.name === 'consul-acl-init')!;
@@ -288,13 +350,32 @@ test.serial(
       tokens: ((await get('/v1/acl/tokens', true)).json as Array<{ AccessorID: string }>).map((k) => k.AccessorID).sort(),
     });
     const first = await aclState();
-    t.true(first.policies.some((p) => p.startsWith('replica-hello ')) && first.policies.some((p) => p.startsWith('balancer ')));
+    for (const policy of ['replica-hello', 'balancer', 'activity', 'broker-nats'])
+      t.true(
+        first.policies.some((p) => p.startsWith(`${policy} `)),
+        policy,
+      );
     const output = await run('sh', ['-c', init.inputs.create as string], {
       cwd: PROJECT_DIR,
       env: { ...process.env, ...(init.inputs.environment as Record<string, string>) },
     });
     t.regex(output, /policy replica-hello updated/);
     t.deepEqual(await aclState(), first);
+
+    // The broker's registration step once more: the same single instance, still passing.
+    const registration = lastRecord!.resources.find((r) => r.name === 'broker-registration')!;
+    const registered = await run('sh', ['-c', registration.inputs.create as string], {
+      cwd: PROJECT_DIR,
+      env: { ...process.env, ...(registration.inputs.environment as Record<string, string>) },
+    });
+    t.regex(registered, /register-broker: service nats registered at cnp-\S+-nats:4222/);
+    t.is(((await get('/v1/health/service/nats', true)).json as unknown[]).length, 1);
+    await waitFor(
+      'nats passing after registering again',
+      async () => ((await get('/v1/health/service/nats?passing', true)).json as unknown[]).length === 1,
+      10_000,
+      200,
+    );
   },
 );
 
@@ -303,7 +384,7 @@ test.serial(
   async (t) => {
     t.timeout(60_000);
     const containers = realizer.containers();
-    t.is(containers.length, 6);
+    t.is(containers.length, 3 + 1 + FIXED_CONTAINERS);
     for (const c of containers) {
       const info = (await inspect('container', c.id))!;
       const host = info.HostConfig;
@@ -400,6 +481,46 @@ test.serial(
       report.byInstance,
     );
     t.log('slowest requests:', (await withAccessLines(report.slowest)).join('\n'));
+  },
+);
+
+test.serial(
+  '3a. activityReplicas 1 -> 2 -> 1 under a steady loop on hello: only activity containers are created and removed, hello and the rest untouched',
+  async (t) => {
+    t.timeout(240_000);
+    const others = () =>
+      new Map(
+        realizer
+          .containers()
+          .filter((c) => !/^activity-\d+$/.test(c.resourceName))
+          .map((c) => [c.resourceName, c.id]),
+      );
+    const before = others();
+    const loop = startLoop();
+    await sleep(1000);
+
+    activityReplicas = 2;
+    const up = await deploy(t, 2);
+    t.deepEqual(up.created, [activityKey(2)], 'scaling the activity service creates its own container only');
+    t.deepEqual([up.replaced, up.deleted, up.updated], [[], [], []]);
+    t.deepEqual(others(), before, 'every other container is the same one');
+    await waitForActivity(
+      'both activity replicas to answer /api/activity',
+      [1, 2].map((n) => knownActivityNames.get(n)!),
+      60_000,
+    );
+
+    activityReplicas = 1;
+    const down = await deploy(t, 2);
+    t.deepEqual(down.deleted, [activityKey(2)], 'only the highest-numbered activity replica goes');
+    t.deepEqual([down.created, down.replaced, down.updated], [[], [], []]);
+    t.is(down.removedContainers[0]?.exitCode, 0, 'it drained and exited by itself');
+    t.deepEqual(others(), before);
+    await waitForActivity('activity replica 1 alone to answer', [knownActivityNames.get(1)!], 60_000);
+
+    const report = await loop.stop();
+    t.is(report.failures.length, 0, await explainFailures(report));
+    t.log(`${report.total} hello requests while the activity service scaled 1 -> 2 -> 1, none failed`);
   },
 );
 
@@ -514,7 +635,7 @@ test.serial(
 
     const replacedContainers = () => summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort();
     t.deepEqual(replacedContainers(), [replicaKey(1), replicaKey(2)]);
-    for (const role of ['balancer-container', 'collector-container', 'discovery-consul']) {
+    for (const role of ['balancer-container', 'collector-container', 'discovery-consul', 'broker-container', 'activity-1']) {
       t.is(realizer.containers().find((c) => c.resourceName === role)!.id, before.get(role)!.id, `${role} kept its container`);
     }
     // The engine's order: both new replicas are created (and ready) before either old one is deleted, last.
@@ -588,7 +709,10 @@ test.serial(
 
     t.deepEqual(
       summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort(),
-      ['balancer-container', 'collector-container', 'replicas-1', 'replicas-2'].map((n) => `docker:index/container:Container::${n}`).sort(),
+      // The activity image is built on baseImage too; the broker's is built on natsImage and stays.
+      ['balancer-container', 'collector-container', 'replicas-1', 'replicas-2', 'activity-1']
+        .map((n) => `docker:index/container:Container::${n}`)
+        .sort(),
     );
     for (const removed of summary.removedContainers.filter((r) => oldReplicas.some((o) => o.name === r.name))) {
       t.is(removed.exitCode, 0, `${removed.name} drained and exited by itself`);
@@ -639,5 +763,5 @@ test.serial("8. tear-down leaves the engine's containers, networks and volumes a
   t.deepEqual(ours, [], 'nothing of the stack is left');
   if (changes.length) t.log('changes made meanwhile by others (not the stack):', changes);
   t.deepEqual((await docker(['ps', '-aq', '--filter', `label=${STACK_KEY}=${STACK}`])).trim(), '');
-  t.true(stackVolumes.size >= 2, 'the stack did mount volumes, so their removal was checked');
+  t.true(stackVolumes.size >= 3, "the stack did mount volumes (logs, Consul's data, the broker's stream), so their removal was checked");
 });

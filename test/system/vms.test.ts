@@ -16,7 +16,7 @@ import { MOCK_GOSSIP_KEY, recordStack, type RecordedResource } from '../helpers/
 import { openSshTunnel } from '../../infra/ssh-tunnel';
 import { docker, inspect, run, type Engine } from './docker';
 import { runRemote } from './engines';
-import { BASE_IMAGE, CONSUL_IMAGE, PROJECT_DIR } from './images';
+import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE, PROJECT_DIR } from './images';
 import { Realizer, type ApplySummary } from './realize';
 import { VmFleet, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from './vms';
 
@@ -49,7 +49,11 @@ function vmsConfig(): object[] {
     roles,
   });
   const [vm1, vm2, vm3] = ['vm1', 'vm2', 'vm3'].map((name) => fleet.vm(name));
-  return [entry(vm1, ['discovery', 'balancer'], vm1.privateAddress), entry(vm2, ['collector', 'replicas']), entry(vm3, ['replicas'])];
+  return [
+    entry(vm1, ['discovery', 'balancer'], vm1.privateAddress),
+    entry(vm2, ['collector', 'replicas', 'broker', 'activity']),
+    entry(vm3, ['replicas', 'activity']),
+  ];
 }
 
 async function deploy(t: ExecutionContext, replicas: number): Promise<ApplySummary> {
@@ -65,6 +69,7 @@ async function deploy(t: ExecutionContext, replicas: number): Promise<ApplySumma
       replicas,
       baseImage: BASE_IMAGE,
       consulImage: CONSUL_IMAGE,
+      natsImage: NATS_IMAGE,
       balancerPort: BALANCER_PORT,
       balancerAdminPort: BALANCER_ADMIN_PORT,
     },
@@ -163,7 +168,7 @@ test.before(async (t) => {
   }
   await fleet.start(
     [{ name: 'vm1', publish: [BALANCER_PORT, BALANCER_ADMIN_PORT] }, { name: 'vm2' }, { name: 'vm3' }],
-    [BASE_IMAGE, CONSUL_IMAGE],
+    [BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE],
   );
   url = `http://127.0.0.1:${fleet.vm('vm1').published.get(BALANCER_PORT)}`;
   adminUrl = `http://127.0.0.1:${fleet.vm('vm1').published.get(BALANCER_ADMIN_PORT)}`;
@@ -267,6 +272,25 @@ test.serial(
           .sort(),
         'the UI token sees every replica',
       );
+      // The broker, registered by the program's step on the agent of its VM (vm2), through an ssh tunnel to vm2;
+      // that agent checks /healthz on the port the broker publishes on vm2's private address.
+      const nats = (await get('/v1/health/service/nats?passing', true)).json as Array<{
+        Node: { Node: string };
+        Service: { ID: string; Address: string; Port: number };
+      }>;
+      t.deepEqual(
+        nats.map((e) => `${e.Service.ID} ${e.Service.Address}:${e.Service.Port} on ${e.Node.Node}`),
+        [`nats ${vm2.privateAddress}:4222 on vm2`],
+      );
+      t.is(((await get('/v1/health/service/activity?passing', true)).json as unknown[]).length, 1, 'the activity replica passes');
+      const registration = record.find((r) => r.name === 'broker-registration')!;
+      const registered = await run('sh', ['-c', registration.inputs.create as string], {
+        cwd: PROJECT_DIR,
+        env: { ...process.env, ...(registration.inputs.environment as Record<string, string>) },
+      });
+      t.regex(registered, /through ssh root@127\.0\.0\.1 port \d+/);
+      t.regex(registered, /service nats registered at \S+:4222/);
+      t.is(((await get('/v1/health/service/nats', true)).json as unknown[]).length, 1, 'registering again leaves one instance');
 
       // The step the realizer ran (the real ssh, with the program's ssh options), once more: nothing changes.
       const aclState = async () => ({

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Semaphore, docker, run, type RunOptions } from './docker';
-import { PROJECT_DIR } from './images';
+import { PROJECT_DIR, ensureOfflineImages } from './images';
 import { freePorts } from '../../harness/ports';
 
 export const VM_IMAGE = 'cnp-vm:bookworm';
@@ -274,6 +274,6 @@ export class VmFleet {
 
 /** Builds the VM image (cached, as the offline bases are) and the offline bases the stack needs on every VM. */
 export async function ensureVmImages(): Promise<string> {
-  const bases = await run('bash', [path.join(PROJECT_DIR, 'scripts/images.sh')], { timeoutMs: 600_000 });
+  const bases = await ensureOfflineImages();
   return bases + (await run('bash', [path.join(PROJECT_DIR, 'scripts/vm-image.sh')], { timeoutMs: 600_000 }));
 }

@@ -10,7 +10,8 @@ import { stackContainer } from '../../infra/container-settings';
 import { Discovery } from '../../infra/discovery';
 import { StackNaming } from '../../infra/naming';
 import { StackNetwork } from '../../infra/network';
-import { ServiceReplicas } from '../../infra/replicas';
+import { ACTIVITY_REPLICAS, ServiceReplicas } from '../../infra/replicas';
+import { Broker, brokerRegistration } from '../../infra/broker';
 import { REPO_ROOT, recordStack, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
 
 const CONTAINER = 'docker:index/container:Container';
@@ -28,6 +29,13 @@ interface ContainerInputs {
   logDriver?: string;
   logOpts?: Record<string, string>;
   ports?: { ip: string; external: number; internal: number }[];
+  envs: string[];
+  volumes?: { volumeName: string; containerPath: string }[];
+  networksAdvanced: { name: string; aliases: string[] }[];
+  healthcheck?: { tests: string[] };
+  entrypoints?: string[];
+  command?: string[];
+  wait?: boolean;
 }
 const inputs = (r: RecordedResource) => r.inputs as unknown as ContainerInputs;
 const ofType = (record: RecordedStack, type: string) => record.resources.filter((r) => r.type === type);
@@ -93,6 +101,91 @@ test('ServiceReplicas alone with 3 replicas: three containers on one image, each
   );
 });
 
+test('ServiceReplicas of the activity kind: activity-<n> containers on the activity image, its role, the broker service name, unpublished', async (t) => {
+  const record = await recordStack({
+    declare: () => {
+      const { bundle, role, consul } = foundation();
+      new ServiceReplicas(
+        'activity',
+        { ...role, kind: ACTIVITY_REPLICAS, serviceName: 'activity', sourceHash: bundle.activitySourceHash, indices: [1, 2] },
+        { dependsOn: [consul] },
+      );
+    },
+  });
+  const image = ofType(record, IMAGE).find((i) => i.options.parent === 'activity')!;
+  t.is((image.inputs as { imageName: string }).imageName, 'cnp-activity:unit');
+  t.regex((image.inputs as { build: { context: string } }).build.context, /\/activity$/);
+  const shortId = (image.outputs.repoDigest as string).slice(7, 19);
+  const containers = ofType(record, CONTAINER).filter((c) => c.options.parent === 'activity');
+  t.deepEqual(
+    containers.map((c) => inputs(c).name),
+    [1, 2].map((n) => `cnp-unit-activity-${n}-${shortId}`),
+  );
+  for (const [index, c] of containers.entries()) {
+    t.is(labelsOf(c)['io.consul-nginx-pulumi.role'], 'activity');
+    t.deepEqual(inputs(c).networksAdvanced[0].aliases, [`activity-${index + 1}`]);
+    t.true(inputs(c).envs.includes('SERVICE_NAME=activity'));
+    t.true(inputs(c).envs.includes('NATS_SERVICE=nats'));
+    t.true(inputs(c).envs.includes(`SERVICE_ID=${inputs(c).name}`));
+    // ROUTES is left to the service's default (/api/activity).
+    t.false(inputs(c).envs.some((e) => e.startsWith('ROUTES=')));
+    t.is(inputs(c).ports, undefined);
+    // /health on the replica's own PORT (8080 here, 22000 + n on a VM), read from the container's environment.
+    t.regex(String(inputs(c).healthcheck?.tests.join(' ')), /'http:\/\/127\.0\.0\.1:' \+ \(process\.env\.PORT \|\| 8080\) \+ '\/health'/);
+    t.true(inputs(c).wait);
+    t.deepEqual(c.options.dependsOn, ['collector-container', 'consul-stand-in']);
+  }
+});
+
+test('Broker alone: nats-server with JetStream on its own volume, a /healthz check, no published port; published on a VM address when asked', async (t) => {
+  const record = await recordStack({
+    declare: () => {
+      const { role } = foundation();
+      const common = { naming, networkName: role.networkName, collector: role.collector, repoRoot: REPO_ROOT, natsImage: 'cnp-nats:2.9' };
+      const broker = new Broker('broker', common);
+      new Broker('vm-broker', { ...common, naming: new StackNaming('cnp', 'vms'), publishOn: '10.0.0.5' });
+      brokerRegistration(
+        'broker-registration',
+        {
+          repoRoot: REPO_ROOT,
+          consulHttpAddr: 'http://127.0.0.1:8500',
+          token: pulumi.secret('unit-broker-token'),
+          brokerAddress: broker.address,
+          agentIdentity: ['agent-id'],
+        },
+        {},
+      );
+    },
+  });
+  const image = ofType(record, IMAGE).find((i) => i.name === 'broker-image')!;
+  t.like(image.inputs, { imageName: 'cnp-broker:unit', build: { args: { BASE_IMAGE: 'cnp-nats:2.9' } } });
+  const volume = record.resources.find((r) => r.name === 'broker-data')!;
+  t.is(volume.inputs.name, 'cnp-unit-nats-data');
+  const nats = ofType(record, CONTAINER).find((c) => c.name === 'broker-container')!;
+  t.is(inputs(nats).name, 'cnp-unit-nats');
+  t.deepEqual(inputs(nats).entrypoints, ['nats-server']);
+  t.true(inputs(nats).command!.includes('--jetstream'));
+  t.true(inputs(nats).command!.includes('--store_dir=/data'));
+  t.deepEqual(inputs(nats).volumes, [{ volumeName: 'cnp-unit-nats-data', containerPath: '/data' }]);
+  t.deepEqual(inputs(nats).healthcheck?.tests.slice(-1), ['http://127.0.0.1:8222/healthz']);
+  t.is(inputs(nats).ports, undefined, 'on one host nothing reaches it from outside the stack network');
+  t.is(inputs(nats).logDriver, 'syslog');
+  t.is(labelsOf(nats)['io.consul-nginx-pulumi.role'], 'broker');
+  t.true(nats.options.deleteBeforeReplace);
+  t.true(inputs(nats).wait);
+  const onVm = ofType(record, CONTAINER).find((c) => c.name === 'vm-broker-container')!;
+  t.like(inputs(onVm).ports, [
+    { ip: '10.0.0.5', external: 4222, internal: 4222 },
+    { ip: '10.0.0.5', external: 8222, internal: 8222 },
+  ]);
+  const step = record.resources.find((r) => r.name === 'broker-registration')!;
+  t.like(step.inputs, {
+    create: 'node --import tsx infra/register-broker.ts',
+    environment: { CONSUL_HTTP_ADDR: 'http://127.0.0.1:8500', CONSUL_HTTP_TOKEN: 'unit-broker-token', BROKER_ADDRESS: 'cnp-unit-nats' },
+  });
+  t.true(step.secretInputs.includes('environment'), 'the token is a secret input');
+});
+
 test('Balancer alone: one container published on its public and admin ports, after the collector and Consul, replaced by delete first', async (t) => {
   const record = await recordStack({
     declare: () => {
@@ -106,6 +199,7 @@ test('Balancer alone: one container published on its public and admin ports, aft
           balancerPort: 18080,
           adminAddress: '::1',
           balancerAdminPort: 18081,
+          rateLimitPerClient: 7,
         },
         { dependsOn: consul },
       );
@@ -119,6 +213,9 @@ test('Balancer alone: one container published on its public and admin ports, aft
   ]);
   t.deepEqual(balancer.options.dependsOn, ['collector-container', 'consul-stand-in']);
   t.true(balancer.options.deleteBeforeReplace);
+  // The gateway's per-client limit reaches the balancer; it no longer follows one configured service.
+  t.true(inputs(balancer).envs.includes('RATE_LIMIT_PER_CLIENT=7'));
+  t.false(inputs(balancer).envs.some((e) => e.startsWith('SERVICE_NAME=')));
   const image = ofType(record, IMAGE).find((i) => i.options.parent === 'balancer')!;
   t.deepEqual(image.options.dependsOn, ['bundle-build']);
   t.is(inputs(balancer).image, image.outputs.repoDigest as string);

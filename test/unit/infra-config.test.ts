@@ -1,8 +1,18 @@
+import { DEFAULT_RATE_LIMIT_PER_CLIENT } from '../../balancer/config';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { ALLOWED, CONFIG_NAMESPACE, DEFAULTS, MAX_REPLICAS, parseConfig, UNDECLARED_KEYS, type ConfigKey } from '../../infra/config';
+import {
+  ALLOWED,
+  CONFIG_NAMESPACE,
+  DEFAULTS,
+  MAX_GATEWAY_RATE_LIMIT,
+  MAX_REPLICAS,
+  parseConfig,
+  UNDECLARED_KEYS,
+  type ConfigKey,
+} from '../../infra/config';
 import { hashSources } from '../../infra/sources';
 import { REPO_ROOT, programEntry, readProjectFile, readStackConfig } from '../helpers/record-stack';
 
@@ -10,7 +20,28 @@ test('no values set gives the documented defaults', (t) => {
   t.deepEqual(parseConfig({}), DEFAULTS);
   t.is(DEFAULTS.replicas, 1);
   t.is(DEFAULTS.bindAddress, '127.0.0.1');
+  t.is(DEFAULTS.activityReplicas, 1);
+  t.is(DEFAULTS.gatewayRateLimit, DEFAULT_RATE_LIMIT_PER_CLIENT, "the balancer's own default");
+  t.is(DEFAULTS.natsImage, 'nats:2.9-alpine');
 });
+
+test('activityReplicas has the bounds of replicas; gatewayRateLimit takes 0 (off) up to its maximum', (t) => {
+  t.is(parseConfig({ activityReplicas: '1' }).activityReplicas, 1);
+  t.is(parseConfig({ activityReplicas: String(MAX_REPLICAS) }).activityReplicas, MAX_REPLICAS);
+  t.is(parseConfig({ gatewayRateLimit: '0' }).gatewayRateLimit, 0);
+  t.is(parseConfig({ gatewayRateLimit: String(MAX_GATEWAY_RATE_LIMIT) }).gatewayRateLimit, MAX_GATEWAY_RATE_LIMIT);
+  t.is(parseConfig({ natsImage: 'cnp-nats:2.9' }).natsImage, 'cnp-nats:2.9');
+  // Counted apart: one key never changes the other.
+  t.like(parseConfig({ replicas: '4', activityReplicas: '2' }), { replicas: 4, activityReplicas: 2 });
+});
+
+for (const taken of ['activity', 'nats']) {
+  test(`serviceName = ${JSON.stringify(taken)} is refused: the stack registers a service of that name itself`, (t) => {
+    const error = t.throws(() => parseConfig({ serviceName: taken }));
+    t.true(error.message.includes(`consul-nginx-pulumi:serviceName = "${taken}" is not allowed`), error.message);
+    t.regex(error.message, /names of the stack's activity service and broker; use another name/);
+  });
+}
 
 test('good values are parsed into their types', (t) => {
   const config = parseConfig({
@@ -57,6 +88,14 @@ const badValues: [ConfigKey, string][] = [
   ['baseImage', 'Not An Image!'],
   ['consulImage', ''],
   ['serviceName', 'Hello_World'],
+  ['activityReplicas', '0'],
+  ['activityReplicas', String(MAX_REPLICAS + 1)],
+  ['activityReplicas', 'two'],
+  ['gatewayRateLimit', '-1'],
+  ['gatewayRateLimit', '0.5'],
+  ['gatewayRateLimit', String(MAX_GATEWAY_RATE_LIMIT + 1)],
+  ['gatewayRateLimit', 'unlimited'],
+  ['natsImage', 'NATS!'],
 ];
 
 for (const [key, value] of badValues) {

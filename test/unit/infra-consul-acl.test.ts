@@ -2,7 +2,7 @@
 // token is a Pulumi secret, and that the ACL step runs after Consul and before the roles that need it.
 import test from 'ava';
 import { UUID_COMMAND } from '../../infra/consul-acl';
-import { agentRole, balancerRole, replicaRole, roleToken } from '../../lib/consul-acl';
+import { activityRole, agentRole, balancerRole, brokerRole, replicaRole, roleToken } from '../../lib/consul-acl';
 import { recordStack, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
 
 const CONTAINER = 'docker:index/container:Container';
@@ -58,8 +58,25 @@ for (const c of CASES) {
     t.is(envOf(balancer).CONSUL_HTTP_TOKEN, roleToken(management, balancerRole().role));
     t.deepEqual(balancer.secretInputs, ['envs']);
     t.true(balancer.options.dependsOn.includes('consul-acl-init'));
-    const tokens = new Set([management, envOf(replicas[0]).CONSUL_HTTP_TOKEN, envOf(balancer).CONSUL_HTTP_TOKEN]);
-    t.is(tokens.size, 3, 'every role has its own token');
+    const activity = record.resources.filter((r) => r.type === CONTAINER && r.options.parent === 'activity');
+    t.true(activity.length > 0);
+    for (const replica of activity) {
+      t.is(envOf(replica).CONSUL_HTTP_TOKEN, roleToken(management, activityRole().role));
+      t.deepEqual(replica.secretInputs, ['envs']);
+      t.true(replica.options.dependsOn.includes('consul-acl-init'));
+    }
+    const registration = named(record, COMMAND, 'broker-registration');
+    const brokerToken = (registration.inputs.environment as Record<string, string>).CONSUL_HTTP_TOKEN;
+    t.is(brokerToken, roleToken(management, brokerRole().role));
+    t.deepEqual(registration.secretInputs, ['environment']);
+    const tokens = new Set([
+      management,
+      envOf(replicas[0]).CONSUL_HTTP_TOKEN,
+      envOf(balancer).CONSUL_HTTP_TOKEN,
+      envOf(activity[0]).CONSUL_HTTP_TOKEN,
+      brokerToken,
+    ]);
+    t.is(tokens.size, 5, 'every role has its own token');
 
     const init = named(record, COMMAND, 'consul-acl-init');
     t.deepEqual(init.inputs.environment, {
@@ -94,7 +111,12 @@ const VMS = [
     publicAddress: '127.0.0.1',
     roles: ['discovery', 'balancer'],
   },
-  { name: 'vm2', ssh: { host: '127.0.0.1', port: 2202, user: 'deploy' }, privateAddress: '172.31.0.12', roles: ['collector', 'replicas'] },
+  {
+    name: 'vm2',
+    ssh: { host: '127.0.0.1', port: 2202, user: 'deploy' },
+    privateAddress: '172.31.0.12',
+    roles: ['collector', 'replicas', 'broker', 'activity'],
+  },
   { name: 'vm3', ssh: { host: 'vm3.example', user: 'root' }, privateAddress: '172.31.0.13', roles: ['replicas'] },
 ];
 const SSH_KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
@@ -140,7 +162,11 @@ test("on VMs every agent has ACLs with its own agent token; replicas and the bal
 });
 
 test('on VMs the ACL init step reaches the first server through an SSH tunnel with the docker providers ssh options, after every agent', async (t) => {
-  const vms = [VMS[0], { ...VMS[1], roles: ['discovery', 'collector', 'replicas'] }, { ...VMS[2], roles: ['discovery', 'replicas'] }];
+  const vms = [
+    VMS[0],
+    { ...VMS[1], roles: ['discovery', 'collector', 'replicas', 'broker', 'activity'] },
+    { ...VMS[2], roles: ['discovery', 'replicas'] },
+  ];
   const record = await recordStack({ config: { vms, consulUiPort: 8600 }, secrets: { sshPrivateKey: SSH_KEY } });
   const management = record.outputs.consulToken as string;
   const init = named(record, COMMAND, 'consul-acl-init');

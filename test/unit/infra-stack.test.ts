@@ -29,7 +29,10 @@ const COMPONENTS = [
   'cnp:infra:Discovery',
   'cnp:infra:ServiceReplicas',
   'cnp:infra:Balancer',
+  'cnp:infra:Broker',
 ];
+/** Components declared more than once: hello's replicas and the activity replicas. */
+const COMPONENT_COUNTS: Record<string, number> = { 'cnp:infra:ServiceReplicas': 2 };
 const STACK_LABEL = 'io.consul-nginx-pulumi.stack';
 
 const ofType = (record: RecordedStack, type: string) => record.resources.filter((r) => r.type === type);
@@ -48,6 +51,7 @@ interface DeclaredInputs {
   build: { args: Record<string, string>; context: string; dockerfile: string };
   create: string;
   triggers?: string[];
+  environment?: Record<string, string>;
   image: string;
   restart: string;
   memory: number;
@@ -83,20 +87,26 @@ const env = (container: RecordedResource) =>
 interface Expected {
   stack: string;
   replicas: number;
+  activityReplicas: number;
+  gatewayRateLimit: number;
   bindAddress: string;
   ports: { balancer: number; balancerAdmin: number; consul: number; collector: number };
   baseImage: string;
   consulImage: string;
+  natsImage: string;
   serviceName: string;
 }
 
 const defaults: Expected = {
   stack: 'dev',
   replicas: 1,
+  activityReplicas: 1,
+  gatewayRateLimit: 1000,
   bindAddress: '127.0.0.1',
   ports: { balancer: 8080, balancerAdmin: 8081, consul: 8500, collector: 5514 },
   baseImage: 'node:20-bookworm-slim',
   consulImage: 'hashicorp/consul:1.20',
+  natsImage: 'nats:2.9-alpine',
   serviceName: 'hello',
 };
 
@@ -104,11 +114,13 @@ const defaults: Expected = {
 const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
   { label: 'replicas 1, all defaults', options: { stack: 'dev' }, expected: defaults },
   {
-    label: 'replicas 2, other ports, IPv6, another service',
+    label: 'replicas 2, activity replicas 3, rate limit off, other ports, IPv6, another service',
     options: {
       stack: 'staging',
       config: {
         replicas: 2,
+        activityReplicas: 3,
+        gatewayRateLimit: 0,
         balancerPort: 18080,
         balancerAdminPort: 18081,
         consulUiPort: 18500,
@@ -121,6 +133,8 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
       ...defaults,
       stack: 'staging',
       replicas: 2,
+      activityReplicas: 3,
+      gatewayRateLimit: 0,
       bindAddress: '::1',
       ports: { balancer: 18080, balancerAdmin: 18081, consul: 18500, collector: 15514 },
       serviceName: 'echo',
@@ -133,8 +147,25 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
   },
   {
     label: 'replicas 5, offline images',
-    options: { stack: 'ci', config: { replicas: 5, baseImage: 'cnp-base:bookworm', consulImage: 'cnp-consul:1.8.7' } },
-    expected: { ...defaults, stack: 'ci', replicas: 5, baseImage: 'cnp-base:bookworm', consulImage: 'cnp-consul:1.8.7' },
+    options: {
+      stack: 'ci',
+      config: {
+        replicas: 5,
+        baseImage: 'cnp-base:bookworm',
+        consulImage: 'cnp-consul:1.8.7',
+        natsImage: 'cnp-nats:2.9',
+        gatewayRateLimit: 250,
+      },
+    },
+    expected: {
+      ...defaults,
+      stack: 'ci',
+      replicas: 5,
+      gatewayRateLimit: 250,
+      baseImage: 'cnp-base:bookworm',
+      consulImage: 'cnp-consul:1.8.7',
+      natsImage: 'cnp-nats:2.9',
+    },
   },
 ];
 
@@ -145,10 +176,12 @@ interface Declared {
   prefix: string;
   name(role: string): string;
   replicaNames: string[];
+  activityNames: string[];
   containers: RecordedResource[];
   dockerObjects: RecordedResource[];
   collector: RecordedResource;
   consul: RecordedResource;
+  nats: RecordedResource;
   /** The bind address as it appears in a URL (IPv6 in brackets). */
   urlHost: string;
   /** Where the collector's port is published: loopback of the bind address's family, whatever that is. */
@@ -166,16 +199,21 @@ async function declared(c: (typeof CASES)[number]): Promise<Declared> {
   const serviceImage = ofType(record, T.image).find((i) => inputs(i).imageName === `cnp-service:${x.stack}`)!;
   const serviceImageId = outputs(serviceImage).repoDigest;
   const replicaNames = Array.from({ length: x.replicas }, (_, i) => name(`replica-${i + 1}-${serviceImageId.slice(7, 19)}`));
+  const activityImage = ofType(record, T.image).find((i) => inputs(i).imageName === `cnp-activity:${x.stack}`)!;
+  const activityImageId = outputs(activityImage).repoDigest;
+  const activityNames = Array.from({ length: x.activityReplicas }, (_, i) => name(`activity-${i + 1}-${activityImageId.slice(7, 19)}`));
   return {
     record,
     x,
     prefix,
     name,
     replicaNames,
+    activityNames,
     containers: ofType(record, T.container),
     dockerObjects: [...ofType(record, T.container), ...ofType(record, T.network), ...ofType(record, T.volume)],
     collector: containerNamed(record, name('collector')),
     consul: containerNamed(record, name('consul')),
+    nats: containerNamed(record, name('nats')),
     urlHost: x.bindAddress.includes(':') ? `[${x.bindAddress}]` : x.bindAddress,
     collectorHost: x.bindAddress.includes(':') ? '::1' : '127.0.0.1',
   };
@@ -187,22 +225,22 @@ function behaviour(title: string, check: (t: ExecutionContext, d: Declared) => v
 }
 
 behaviour(
-  'declares one provider, one network, two volumes, four images, the bundle, gossip-key, Consul-token and ACL-init steps and a container per replica plus three',
+  'declares one provider, one network, three volumes, six images, the bundle, gossip-key, Consul-token, ACL-init and broker-registration steps and a container per replica of each service plus four',
   (t, d) => {
     const counts: Record<string, number> = {};
     for (const r of d.record.resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
     t.deepEqual(counts, {
-      ...Object.fromEntries(COMPONENTS.map((c) => [c, 1])),
+      ...Object.fromEntries(COMPONENTS.map((c) => [c, COMPONENT_COUNTS[c] ?? 1])),
       [T.provider]: 1,
       [T.network]: 1,
-      [T.volume]: 2,
-      [T.image]: 4,
-      [T.command]: 4,
-      [T.container]: d.x.replicas + 3,
+      [T.volume]: 3,
+      [T.image]: 6,
+      [T.command]: 5,
+      [T.container]: d.x.replicas + d.x.activityReplicas + 4,
     });
     t.deepEqual(
       d.containers.map((c) => inputs(c).name).sort(),
-      [d.name('balancer'), d.name('collector'), d.name('consul'), ...d.replicaNames].sort(),
+      [d.name('balancer'), d.name('collector'), d.name('consul'), d.name('nats'), ...d.replicaNames, ...d.activityNames].sort(),
     );
   },
 );
@@ -278,21 +316,23 @@ behaviour(
   (t, d) => {
     const images = ofType(d.record, T.image);
     t.deepEqual(images.map((i) => inputs(i).imageName).sort(), [
+      `cnp-activity:${d.x.stack}`,
       `cnp-balancer:${d.x.stack}`,
+      `cnp-broker:${d.x.stack}`,
       `cnp-collector:${d.x.stack}`,
       `cnp-consul:${d.x.stack}`,
       `cnp-service:${d.x.stack}`,
     ]);
+    const ownBase: Record<string, string> = { [`cnp-consul:${d.x.stack}`]: d.x.consulImage, [`cnp-broker:${d.x.stack}`]: d.x.natsImage };
     for (const image of images) {
       t.is(inputs(image).skipPush, true);
-      const isConsul = inputs(image).imageName === `cnp-consul:${d.x.stack}`;
-      t.is(inputs(image).build.args.BASE_IMAGE, isConsul ? d.x.consulImage : d.x.baseImage);
-      t.regex(inputs(image).build.context, /\/(service|balancer|collector|consul)$/);
+      t.is(inputs(image).build.args.BASE_IMAGE, ownBase[inputs(image).imageName] ?? d.x.baseImage);
+      t.regex(inputs(image).build.context, /\/(service|activity|balancer|collector|consul|broker)$/);
       t.is(inputs(image).build.dockerfile, `${inputs(image).build.context}/Dockerfile`);
     }
     const bundle = ofType(d.record, T.command).find((c) => c.name === 'bundle-build')!;
     t.is(inputs(bundle).create, 'npm run build');
-    for (const part of ['service', 'balancer']) {
+    for (const part of ['service', 'activity', 'balancer']) {
       const image = images.find((i) => inputs(i).imageName === `cnp-${part}:${d.x.stack}`)!;
       t.deepEqual(image.options.dependsOn, [bundle.name], `${part} image waits for the bundle`);
       t.true(inputs(bundle).triggers!.includes(inputs(image).build.args.SOURCE_HASH));
@@ -304,13 +344,13 @@ behaviour('containers run the built images by id, so a rebuild replaces them', (
   const images = ofType(d.record, T.image);
   const builtIds = new Set(images.map((i) => outputs(i).repoDigest));
   for (const image of images) t.regex(outputs(image).repoDigest, SHA256_ID);
-  t.is(builtIds.size, 4);
+  t.is(builtIds.size, 6);
   for (const c of d.containers) t.true(builtIds.has(inputs(c).image), `${inputs(c).name} runs a built image`);
 });
 
-behaviour('fixed-name containers are deleted before they are replaced; replicas are not (their names change)', (t, d) => {
+behaviour('fixed-name containers are deleted before they are replaced; replicas of either service are not (their names change)', (t, d) => {
   for (const c of d.containers) {
-    const isReplica = d.replicaNames.includes(inputs(c).name);
+    const isReplica = [...d.replicaNames, ...d.activityNames].includes(inputs(c).name);
     t.is(c.options.deleteBeforeReplace, !isReplica, `${inputs(c).name} deleteBeforeReplace`);
   }
 });
@@ -340,6 +380,8 @@ const HARDENED = {
   },
   replica: { user: '10001:10001', memory: 256, cpus: '1', tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m' } },
   balancer: { user: '10001:10001', memory: 256, cpus: '1', tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' } },
+  activity: { user: '10001:10001', memory: 256, cpus: '1', tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m' } },
+  broker: { user: '10001:10001', memory: 256, cpus: '1', tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=8m' } },
 };
 
 behaviour(
@@ -349,7 +391,14 @@ behaviour(
       inputs(c).labels.find((l) => l.label === 'io.consul-nginx-pulumi.role')!.value as keyof typeof HARDENED;
     t.deepEqual(
       d.containers.map(roleOf).sort(),
-      ['balancer', 'collector', 'consul', ...d.replicaNames.map(() => 'replica' as const)].sort(),
+      [
+        'balancer',
+        'broker',
+        'collector',
+        'consul',
+        ...d.replicaNames.map(() => 'replica' as const),
+        ...d.activityNames.map(() => 'activity' as const),
+      ].sort(),
     );
     for (const c of d.containers) {
       const role = roleOf(c);
@@ -424,6 +473,7 @@ behaviour(
       t.true(inputs(replica).wait);
       t.deepEqual(inputs(replica).healthcheck?.tests, ['CMD', 'node', '/app/readiness-probe.js']);
       t.is(vars.SERVICE_NAME, d.x.serviceName);
+      t.is(vars.NATS_SERVICE, 'nats', 'its outbox relay finds the broker in Consul under this name');
       t.is(vars.CONSUL_HTTP_ADDR, `http://${d.name('consul')}:8500`);
       t.false('SERVICE_ADDRESS' in vars);
       t.true(inputs(replica).destroyGraceSeconds >= 10);
@@ -432,20 +482,98 @@ behaviour(
   },
 );
 
-behaviour('the balancer follows every routed service in Consul (no service name) and listens on 8080 on all its interfaces', (t, d) => {
-  const balancer = containerNamed(d.record, d.name('balancer'));
-  t.false('SERVICE_NAME' in env(balancer), 'the gateway learns its services from Consul');
-  t.like(env(balancer), {
-    CONSUL_HTTP_ADDR: `http://${d.name('consul')}:8500`,
-    LISTEN_PORT: '8080',
-    LISTEN_ADDRESS: '0.0.0.0',
-    ADMIN_PORT: '8081',
-    ADMIN_ADDRESS: '0.0.0.0',
-  });
-  // Its health check asks the status on the admin listener; the public port no longer serves it.
-  t.true(String(inputs(balancer).healthcheck?.tests?.[3]).includes('"http://127.0.0.1:8081/_balancer/status"'));
-  t.true(balancer.options.dependsOn.includes(d.consul.name));
-});
+behaviour(
+  'each activity replica registers as activity under its own name with its role token, finds the broker in Consul, starts after it is registered, and drains before removal',
+  (t, d) => {
+    const registration = ofType(d.record, T.command).find((c) => c.name === 'broker-registration')!;
+    for (const activityName of d.activityNames) {
+      const replica = containerNamed(d.record, activityName);
+      const vars = env(replica);
+      t.like(vars, {
+        SERVICE_NAME: 'activity',
+        SERVICE_ID: activityName,
+        NATS_SERVICE: 'nats',
+        CONSUL_HTTP_ADDR: `http://${d.name('consul')}:8500`,
+        PORT: '8080',
+      });
+      t.false('ROUTES' in vars, "ROUTES is left to the service's default, /api/activity");
+      t.false('SERVICE_ADDRESS' in vars);
+      t.not(vars.CONSUL_HTTP_TOKEN, env(containerNamed(d.record, d.replicaNames[0])).CONSUL_HTTP_TOKEN, 'a token of its own role');
+      t.true(inputs(replica).wait);
+      t.true(inputs(replica).destroyGraceSeconds >= 10);
+      t.deepEqual(inputs(replica).ports, undefined);
+      for (const dep of [d.consul.name, d.nats.name, registration.name]) t.true(replica.options.dependsOn.includes(dep), dep);
+    }
+  },
+);
+
+behaviour(
+  'the broker runs nats-server with JetStream, its stream on a named volume, checked on /healthz, unpublished, logging to the collector',
+  (t, d) => {
+    const data = ofType(d.record, T.volume).find((v) => inputs(v).name === d.name('nats-data'))!;
+    t.truthy(data);
+    t.deepEqual(inputs(d.nats).volumes, [{ volumeName: inputs(data).name, containerPath: '/data' }]);
+    t.deepEqual(inputs(d.nats).entrypoints, ['nats-server']);
+    t.deepEqual(inputs(d.nats).command, [
+      '--config=/etc/cnp/nats-server.conf',
+      '--jetstream',
+      '--store_dir=/data',
+      '--port=4222',
+      '--http_port=8222',
+      `--server_name=${d.name('nats')}`,
+    ]);
+    t.deepEqual(inputs(d.nats).healthcheck?.tests, ['CMD', 'wget', '-q', '-T', '2', '-O', '/dev/null', 'http://127.0.0.1:8222/healthz']);
+    t.is(inputs(d.nats).ports, undefined);
+    t.is(inputs(d.nats).logDriver, 'syslog');
+    t.is(inputs(d.nats).restart, 'unless-stopped');
+    t.true(inputs(d.nats).wait, 'the services that depend on it start once it answers');
+  },
+);
+
+behaviour(
+  "the broker is registered in Consul by a step after the ACL init, with the broker role's token, on the one agent, checked by container name",
+  (t, d) => {
+    const step = ofType(d.record, T.command).find((c) => c.name === 'broker-registration')!;
+    t.is(inputs(step).create, 'node --import tsx infra/register-broker.ts');
+    const acl = ofType(d.record, T.command).find((c) => c.name === 'consul-acl-init')!;
+    t.is(
+      inputs(step).environment!.CONSUL_HTTP_ADDR,
+      inputs(acl).environment!.CONSUL_HTTP_ADDR,
+      "Consul's published port, as the ACL init uses",
+    );
+    t.like(inputs(step).environment, { BROKER_ADDRESS: d.name('nats'), BROKER_PORT: '4222', BROKER_MONITOR_PORT: '8222' });
+    t.regex(inputs(step).environment!.CONSUL_HTTP_TOKEN, /^[0-9a-f-]{36}$/);
+    t.not(inputs(step).environment!.CONSUL_HTTP_TOKEN, inputs(acl).environment!.CONSUL_HTTP_TOKEN, 'not the management token');
+    t.false('ACL_SSH_TARGET' in inputs(step).environment!);
+    t.true(step.secretInputs.includes('environment'));
+    t.deepEqual(step.options.dependsOn, ['consul-acl-init']);
+    // A new Consul container or data volume has lost the agent's services: the step runs again.
+    t.deepEqual(
+      inputs(step).triggers!.slice(1),
+      [`${d.consul.name}-id`, d.name('consul-data')],
+      'the container id (mocked) and the volume',
+    );
+  },
+);
+
+behaviour(
+  'the balancer follows every service in Consul, limits each client to gatewayRateLimit and listens on 8080 on all its interfaces',
+  (t, d) => {
+    const balancer = containerNamed(d.record, d.name('balancer'));
+    t.false('SERVICE_NAME' in env(balancer), 'the gateway follows every service that asks for a route');
+    t.like(env(balancer), {
+      CONSUL_HTTP_ADDR: `http://${d.name('consul')}:8500`,
+      RATE_LIMIT_PER_CLIENT: String(d.x.gatewayRateLimit),
+      LISTEN_PORT: '8080',
+      LISTEN_ADDRESS: '0.0.0.0',
+      ADMIN_PORT: '8081',
+      ADMIN_ADDRESS: '0.0.0.0',
+    });
+    // Its health check asks the status on the admin listener; the public port no longer serves it.
+    t.true(String(inputs(balancer).healthcheck?.tests?.[3]).includes('"http://127.0.0.1:8081/_balancer/status"'));
+    t.true(balancer.options.dependsOn.includes(d.consul.name));
+  },
+);
 
 behaviour(
   'without dockerHost one explicit provider for the local engine (no host: it honours DOCKER_HOST) carries every Docker resource',
@@ -476,13 +604,14 @@ behaviour('the stack outputs give the balancer, evidence page and Consul UI URLs
   t.is(d.record.outputs.evidencePageUrl, `http://${d.urlHost}:${d.x.ports.balancerAdmin}/_balancer/evidence`);
   t.is(d.record.outputs.consulUiUrl, `http://${d.urlHost}:${d.x.ports.consul}/ui/`);
   t.deepEqual(d.record.outputs.replicaNames, d.replicaNames);
+  t.deepEqual(d.record.outputs.activityReplicaNames, d.activityNames);
   t.is(d.record.outputs.logsCommand, `docker exec ${d.name('collector')} tail -n 100 -F /var/log/stack/all.log`);
 });
 
 test(`replicas ${MAX_REPLICAS} (the maximum) declares that many distinct replicas`, async (t) => {
   const record = await recordStack({ config: { replicas: MAX_REPLICAS } });
   t.is((record.outputs.replicaNames as string[]).length, MAX_REPLICAS);
-  t.is(ofType(record, T.container).length, MAX_REPLICAS + 3);
+  t.is(ofType(record, T.container).length, MAX_REPLICAS + 1 + 4);
 });
 
 const byKey = (record: RecordedStack) => new Map(record.resources.map((r) => [`${r.type}::${r.name}`, r]));
@@ -496,6 +625,25 @@ test('raising replicas from 2 to 3 adds replica 3 and leaves everything else ide
   for (const [key, before] of two) {
     t.deepEqual(three.get(key), before, `${key} unchanged`);
   }
+});
+
+test('raising activityReplicas from 1 to 3 adds activity replicas 2 and 3 only; hello replicas and everything else stay identical', async (t) => {
+  const one = byKey(await recordStack({ config: { replicas: 2, activityReplicas: 1 } }));
+  const three = byKey(await recordStack({ config: { replicas: 2, activityReplicas: 3 } }));
+  const added = [...three.keys()].filter((k) => !one.has(k));
+  t.deepEqual(added, [`${T.container}::activity-2`, `${T.container}::activity-3`]);
+  for (const key of added) t.regex(inputs(three.get(key)!).name, /^cnp-dev-activity-[23]-[0-9a-f]{12}$/);
+  for (const [key, before] of one) t.deepEqual(three.get(key), before, `${key} unchanged`);
+});
+
+test('scaling either service touches only its own containers', async (t) => {
+  const base = byKey(await recordStack({ config: { replicas: 2, activityReplicas: 2 } }));
+  const moreHello = byKey(await recordStack({ config: { replicas: 4, activityReplicas: 2 } }));
+  const fewerActivity = byKey(await recordStack({ config: { replicas: 2, activityReplicas: 1 } }));
+  const differing = (a: Map<string, RecordedResource>, b: Map<string, RecordedResource>) =>
+    [...new Set([...a.keys(), ...b.keys()])].filter((k) => !isDeepStrictEqual(a.get(k), b.get(k))).sort();
+  t.deepEqual(differing(base, moreHello), [`${T.container}::replicas-3`, `${T.container}::replicas-4`]);
+  t.deepEqual(differing(base, fewerActivity), [`${T.container}::activity-2`]);
 });
 
 test('lowering replicas from 3 to 2 removes only the highest-numbered replica', async (t) => {
@@ -568,6 +716,11 @@ const badConfigs: [string, string][] = [
   ['bindAddress', '127.0.0.300'],
   ['dockerHost', 'tcp://vm:2375'],
   ['baseImage', 'UPPER:case'],
+  ['activityReplicas', '0'],
+  ['activityReplicas', String(MAX_REPLICAS + 1)],
+  ['gatewayRateLimit', '-1'],
+  ['gatewayRateLimit', '1.5'],
+  ['natsImage', 'nats 2.9'],
 ];
 
 for (const [key, value] of badConfigs) {

@@ -21,7 +21,7 @@ const T = {
   provider: 'pulumi:providers:docker',
 };
 
-/** The course's layout: VM1 discovery + balancer, VM2 collector + replicas, VM3 replicas. */
+/** The course's layout, plus the events: VM1 discovery + balancer, VM2 collector + replicas + broker + activity, VM3 replicas + activity. */
 const COURSE_VMS = [
   {
     name: 'vm1',
@@ -30,8 +30,13 @@ const COURSE_VMS = [
     publicAddress: '127.0.0.1',
     roles: ['discovery', 'balancer'],
   },
-  { name: 'vm2', ssh: { host: '127.0.0.1', port: 2202, user: 'deploy' }, privateAddress: '172.31.0.12', roles: ['collector', 'replicas'] },
-  { name: 'vm3', ssh: { host: 'vm3.example', user: 'root' }, privateAddress: '172.31.0.13', roles: ['replicas'] },
+  {
+    name: 'vm2',
+    ssh: { host: '127.0.0.1', port: 2202, user: 'deploy' },
+    privateAddress: '172.31.0.12',
+    roles: ['collector', 'replicas', 'broker', 'activity'],
+  },
+  { name: 'vm3', ssh: { host: 'vm3.example', user: 'root' }, privateAddress: '172.31.0.13', roles: ['replicas', 'activity'] },
 ];
 const SSH_KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
 const GOSSIP_KEY = Buffer.alloc(32, 9).toString('base64');
@@ -77,7 +82,7 @@ test('vms parse with defaults: ssh port 22, publicAddress = privateAddress', (t)
     ssh: { host: 'vm3.example', port: 22, user: 'root' },
     privateAddress: '172.31.0.13',
     publicAddress: '172.31.0.13',
-    roles: ['replicas'],
+    roles: ['replicas', 'activity'],
   } satisfies VmConfig);
   t.is(config.vms[0].publicAddress, '127.0.0.1');
   t.is(config.vms[1].ssh.port, 2202);
@@ -91,7 +96,7 @@ const badVms: [string, unknown, RegExp][] = [
   [
     'an unknown role',
     withVm(2, { roles: ['replicas', 'web'] }),
-    /vms\[2\]\.roles\[1\] = "web" is not allowed: use one of discovery, balancer, collector, replicas/,
+    /vms\[2\]\.roles\[1\] = "web" is not allowed: use one of discovery, balancer, collector, replicas, broker, activity/,
   ],
   ['a role twice', withVm(2, { roles: ['replicas', 'replicas'] }), /vms\[2\]\.roles\[1\] = "replicas" is not allowed: use each role once/],
   ['no roles', withVm(2, { roles: [] }), /vms\[2\]\.roles = \[\] is not allowed: use a non-empty list/],
@@ -125,10 +130,29 @@ const badVms: [string, unknown, RegExp][] = [
     withVm(2, { roles: ['replicas', 'balancer'] }),
     /2 VMs have the role balancer; use exactly one \(one published entry point/,
   ],
-  ['no collector VM', withVm(1, { roles: ['replicas'] }), /0 VMs have the role collector; use exactly one/],
-  ['no replicas VM', [COURSE_VMS[0], { ...COURSE_VMS[1], roles: ['collector'] }], /no VM has the role replicas/],
+  ['no collector VM', withVm(1, { roles: ['replicas', 'broker'] }), /0 VMs have the role collector; use exactly one/],
+  [
+    'no replicas VM',
+    [COURSE_VMS[0], { ...COURSE_VMS[1], roles: ['collector', 'broker', 'activity'] }],
+    /no VM has the role replicas; give it/,
+  ],
+  [
+    'no broker VM',
+    withVm(1, { roles: ['collector', 'replicas', 'activity'] }),
+    /0 VMs have the role broker; use exactly one \(one NATS server/,
+  ],
+  ['two broker VMs', withVm(2, { roles: ['replicas', 'activity', 'broker'] }), /2 VMs have the role broker; use exactly one/],
+  [
+    'no activity VM',
+    withVm(1, { roles: ['collector', 'replicas', 'broker'] }).map((vm, i) => (i === 2 ? { ...vm, roles: ['replicas'] } : vm)),
+    /no VM has the role activity; give it to at least one \(it may share a VM with other roles\)/,
+  ],
   ['no discovery VM', withVm(0, { roles: ['balancer'] }), /0 VMs have the role discovery; use 1 or 3: .*-bootstrap-expect/],
-  ['two discovery VMs', withVm(1, { roles: ['collector', 'replicas', 'discovery'] }), /2 VMs have the role discovery; use 1 or 3/],
+  [
+    'two discovery VMs',
+    withVm(1, { roles: ['collector', 'replicas', 'broker', 'activity', 'discovery'] }),
+    /2 VMs have the role discovery; use 1 or 3/,
+  ],
   ['an empty list', [], /vms = \[\] is not allowed: .*leave vms unset to deploy on one engine/],
   ['not a list', { name: 'vm1' }, /vms = \{"name":"vm1"\} is not allowed/],
 ];
@@ -142,8 +166,8 @@ for (const [what, vms, message] of badVms) {
 
 test('three discovery VMs are allowed (bootstrap-expect 3)', (t) => {
   const vms = parseVms(
-    withVm(1, { roles: ['collector', 'replicas', 'discovery'] }).map((vm, i) =>
-      i === 2 ? { ...vm, roles: ['replicas', 'discovery'] } : vm,
+    withVm(1, { roles: ['collector', 'replicas', 'broker', 'activity', 'discovery'] }).map((vm, i) =>
+      i === 2 ? { ...vm, roles: ['replicas', 'activity', 'discovery'] } : vm,
     ),
   ).vms;
   t.is(vms.filter((vm) => vm.roles.includes('discovery')).length, 3);
@@ -168,6 +192,14 @@ test("with vms, a published port on Consul's or the replicas' ports, or a stack 
   t.regex(
     t.throws(() => parseVms(COURSE_VMS, { collectorPort: '21003' })).message,
     /collectorPort = "21003" is not allowed with vms: it is one of the replicas' ports 21001-21020/,
+  );
+  t.regex(
+    t.throws(() => parseVms(COURSE_VMS, { balancerAdminPort: '22020' })).message,
+    /balancerAdminPort = "22020" is not allowed with vms: it is one of the activity replicas' ports 22001-22020/,
+  );
+  t.regex(
+    t.throws(() => parseVms(COURSE_VMS, { consulUiPort: '8222' })).message,
+    /consulUiPort = "8222" is not allowed with vms: it is one of the broker's ports 4222 and 8222/,
   );
   t.regex(
     t.throws(() => parseVms(COURSE_VMS, { vmNetworkSubnet: '172.31.0.0/16' })).message,
@@ -235,6 +267,27 @@ test('replica n goes to the replicas VMs round-robin by n, in config order', (t)
   );
 });
 
+test('activity replica n goes to the activity VMs round-robin by n, apart from the hello replicas', (t) => {
+  const vms = parseVms(COURSE_VMS).vms;
+  t.deepEqual(
+    [...placeReplicas(3, vms, 'activity')],
+    [
+      ['vm2', [1, 3]],
+      ['vm3', [2]],
+    ],
+  );
+  // A VM with the activity role only runs no hello replica.
+  const apart = parseVms(withVm(2, { roles: ['activity'] })).vms;
+  t.deepEqual([...placeReplicas(2, apart)], [['vm2', [1, 2]]]);
+  t.deepEqual(
+    [...placeReplicas(2, apart, 'activity')],
+    [
+      ['vm2', [1]],
+      ['vm3', [2]],
+    ],
+  );
+});
+
 const byKey = (record: RecordedStack) => new Map(record.resources.map((r) => [`${r.type}::${r.name}`, r]));
 
 test('raising replicas 4 -> 6 adds replicas 5 and 6 on their VMs; lowering 6 -> 4 removes them; nothing else changes', async (t) => {
@@ -252,6 +305,15 @@ test('raising replicas 4 -> 6 adds replicas 5 and 6 on their VMs; lowering 6 -> 
   // Lowering is the same comparison the other way round: only 5 and 6 go.
   const again = byKey(await recordStack({ config: { vms: COURSE_VMS, replicas: 4 } }));
   for (const [key, resource] of four) t.deepEqual(again.get(key), resource, key);
+});
+
+test('raising activityReplicas 1 -> 3 on VMs adds activity 2 on vm3 and 3 on vm2; nothing else changes', async (t) => {
+  const one = byKey(await recordStack({ config: { vms: COURSE_VMS, replicas: 4, activityReplicas: 1 } }));
+  const three = byKey(await recordStack({ config: { vms: COURSE_VMS, replicas: 4, activityReplicas: 3 } }));
+  const added = [...three.keys()].filter((k) => !one.has(k));
+  t.deepEqual(added.sort(), [`${T.container}::vm2-activity-3`, `${T.container}::vm3-activity-2`]);
+  const changed = [...one.keys()].filter((k) => !isDeepStrictEqual(one.get(k), three.get(k)));
+  t.deepEqual(changed, [], 'hello replicas and everything else identical');
 });
 
 // ---- what each VM gets ----
@@ -361,10 +423,62 @@ test("replicas publish a port derived from their number on their VM's private ad
   }
 });
 
+test("the broker on its VM publishes its client and monitoring ports on the private address and is registered on that VM's agent through an SSH tunnel", async (t) => {
+  const record = await course;
+  const nats = named(record, 'vm2-broker-container');
+  t.is(nats.options.provider, 'vm2-docker');
+  t.is(inputs(nats).name, 'cnp-dev-nats');
+  t.deepEqual(inputs(nats).ports, [
+    { internal: 4222, external: 4222, ip: '172.31.0.12', protocol: 'tcp' },
+    { internal: 8222, external: 8222, ip: '172.31.0.12', protocol: 'tcp' },
+  ]);
+  t.is(inputs(nats).logOpts['syslog-address'], 'tcp://172.31.0.12:5514');
+  t.is(named(record, 'vm2-broker-data').inputs.name, 'cnp-dev-nats-data');
+  const step = named(record, 'broker-registration');
+  t.like(inputs(step).environment, {
+    CONSUL_HTTP_ADDR: 'http://127.0.0.1:8500',
+    BROKER_ADDRESS: '172.31.0.12',
+    // The broker's VM, not the discovery VM the ACL init step goes to: the service belongs to that VM's agent.
+    ACL_SSH_TARGET: 'deploy@127.0.0.1',
+    ACL_SSH_PORT: '2202',
+  });
+  t.is(inputs(named(record, 'consul-acl-init')).environment.ACL_SSH_TARGET, 'root@127.0.0.1');
+  t.deepEqual(JSON.parse(inputs(step).environment.ACL_SSH_OPTS!), sshOpts(named(record, 'vm2-docker')));
+  t.deepEqual(step.options.dependsOn.sort(), ['consul-acl-init', 'ssh-files', 'vm2-consul-agent'].sort());
+  t.deepEqual(inputs(step).triggers.slice(1), ['vm2-consul-agent-id', 'cnp-dev-consul-data']);
+});
+
+test("activity replicas publish 22000 + n on their VM's private address, advertise it, use their VM's agent and start after the broker's registration", async (t) => {
+  const record = await recordStack({ config: { vms: COURSE_VMS, activityReplicas: 2 } });
+  for (const [n, vm, address] of [
+    [1, 'vm2', '172.31.0.12'],
+    [2, 'vm3', '172.31.0.13'],
+  ] as const) {
+    const replica = named(record, `${vm}-activity-${n}`);
+    t.regex(inputs(replica).name, new RegExp(`^cnp-dev-activity-${n}-[0-9a-f]{12}$`));
+    t.deepEqual(inputs(replica).ports, [{ internal: 22000 + n, external: 22000 + n, ip: address, protocol: 'tcp' }]);
+    t.like(env(replica), {
+      SERVICE_NAME: 'activity',
+      PORT: String(22000 + n),
+      SERVICE_ADDRESS: address,
+      NATS_SERVICE: 'nats',
+      CONSUL_HTTP_ADDR: 'http://10.213.0.1:8500',
+    });
+    for (const dep of [`${vm}-consul-agent`, 'consul-acl-init', 'vm2-broker-container', 'broker-registration'])
+      t.true(replica.options.dependsOn.includes(dep), `${vm}-activity-${n} after ${dep}`);
+    t.true(replica.options.deleteBeforeReplace, 'its port cannot be bound twice');
+  }
+  t.deepEqual(
+    (record.outputs.activityReplicaNames as string[]).map((n) => n.replace(/-[0-9a-f]{12}$/, '')),
+    ['cnp-dev-activity-1', 'cnp-dev-activity-2'],
+  );
+});
+
 test('the balancer follows its VM agent and is published on the public address; the collector listens on its private address', async (t) => {
   const record = await course;
   const balancer = named(record, 'vm1-balancer-container');
   t.is(env(balancer).CONSUL_HTTP_ADDR, 'http://10.213.0.1:8500');
+  t.is(env(balancer).RATE_LIMIT_PER_CLIENT, '100');
   t.deepEqual(inputs(balancer).ports, [
     { internal: 8080, external: 8080, ip: '127.0.0.1', protocol: 'tcp' },
     // The admin listener (instance addresses, the evidence page) on the private network only.
@@ -380,7 +494,8 @@ test('the balancer follows its VM agent and is published on the public address; 
 test('every container on every VM but the collector logs to it over TCP and is created after it', async (t) => {
   const record = await course;
   const containers = ofType(record, T.container).filter((c) => c.name !== 'vm2-collector-container');
-  t.is(containers.length, 3 + 4 + 1);
+  // Three agents, four hello replicas, one activity replica, the broker, the balancer.
+  t.is(containers.length, 3 + 4 + 1 + 1 + 1);
   for (const c of containers) {
     t.is(inputs(c).logDriver, 'syslog');
     t.is(inputs(c).logOpts['syslog-address'], 'tcp://172.31.0.12:5514', c.name);
@@ -400,8 +515,12 @@ test('images are built on the VM that runs them, for its own platform', async (t
       'vm1-consul-image vm1-docker',
       'vm2-consul-image vm2-docker',
       'vm3-consul-image vm3-docker',
+      'vm2-broker-image vm2-docker',
       'vm2-replicas-image vm2-docker',
       'vm3-replicas-image vm3-docker',
+      'vm2-activity-image vm2-docker',
+      // Every activity VM builds the image, even one with no activity replica yet (as replicas VMs do).
+      'vm3-activity-image vm3-docker',
       'vm1-balancer-image vm1-docker',
     ],
   );
@@ -452,7 +571,7 @@ test("infra/README's Deploy on VMs commands make a config the program takes, wit
   t.is(config.replicas, 4);
   t.deepEqual(
     config.vms.map((vm) => `${vm.name} ${vm.privateAddress} ${vm.roles.join('+')}`),
-    ['vm1 10.0.0.11 discovery+balancer', 'vm2 10.0.0.12 collector+replicas', 'vm3 10.0.0.13 replicas'],
+    ['vm1 10.0.0.11 discovery+balancer', 'vm2 10.0.0.12 collector+replicas+broker+activity', 'vm3 10.0.0.13 replicas+activity'],
   );
   t.true(block.includes('p config set --secret sshPrivateKey') && block.includes('p config set --secret consulGossipKey'));
 });
@@ -460,9 +579,9 @@ test("infra/README's Deploy on VMs commands make a config the program takes, wit
 test('three discovery VMs run three servers with bootstrap-expect 3, every agent joining all three (IPv6 in brackets)', async (t) => {
   const vms = [
     { ...COURSE_VMS[0], roles: ['discovery', 'balancer'] },
-    { ...COURSE_VMS[1], roles: ['discovery', 'collector', 'replicas'] },
+    { ...COURSE_VMS[1], roles: ['discovery', 'collector', 'replicas', 'broker'] },
     { ...COURSE_VMS[2], privateAddress: 'fd00::13', roles: ['discovery', 'replicas'] },
-    { name: 'vm4', ssh: { host: '127.0.0.1', port: 2204, user: 'root' }, privateAddress: '172.31.0.14', roles: ['replicas'] },
+    { name: 'vm4', ssh: { host: '127.0.0.1', port: 2204, user: 'root' }, privateAddress: '172.31.0.14', roles: ['replicas', 'activity'] },
   ];
   const record = await recordStack({ config: { vms, replicas: 3 } });
   for (const vm of ['vm1', 'vm2', 'vm3', 'vm4']) {

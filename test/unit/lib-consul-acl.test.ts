@@ -60,8 +60,14 @@ test('the rules grant each role only what it needs', (t) => {
   const plan = aclPlan(MANAGEMENT, stackRoles('hello', ['node-a', 'node-b']));
   t.deepEqual(
     plan.policies.map((p) => p.name),
-    ['agent-node-a', 'agent-node-b', 'replica-hello', 'balancer'],
+    ['agent-node-a', 'agent-node-b', 'replica-hello', 'balancer', 'activity', 'broker-nats'],
   );
+  t.is(
+    plan.policies.find((p) => p.name === 'activity')!.rules,
+    ['service "activity" { policy = "write" }', 'service "nats" { policy = "read" }', 'node_prefix "" { policy = "read" }'].join('\n'),
+  );
+  // The broker's registration token writes that one service and nothing else.
+  t.is(plan.policies.find((p) => p.name === 'broker-nats')!.rules, 'service "nats" { policy = "write" }');
   t.regex(plan.policies[0].rules, /^node "node-a" \{ policy = "write" \}/);
   const replicaToken = plan.tokens.find((k) => k.policies[0] === replicaRole('hello').role)!;
   t.is(replicaToken.secretId, roleToken(MANAGEMENT, 'replica-hello'));

@@ -1,0 +1,146 @@
+// The broker: one NATS server with JetStream (the user events' stream), built from broker/ on natsImage,
+// its store on a named volume, and the step that registers it in Consul, which nats-server cannot do
+// itself. Services find it there as `nats` (NATS_SERVICE) among the passing instances.
+import path from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+import * as docker from '@pulumi/docker';
+import * as command from '@pulumi/command';
+import { roleOptions, stackContainer, type LogDestination } from './container-settings';
+import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
+import { localImage } from './local-image';
+import type { StackNaming } from './naming';
+import { hashSources } from './sources';
+import { NATS_CLIENT_PORT, NATS_MONITOR_PORT } from './vm-ports';
+
+/** Where broker/Dockerfile gives the unprivileged user a directory; the volume is mounted there. */
+const STORE_DIR = '/data';
+/** Where broker/Dockerfile puts broker/nats-server.conf. */
+const CONFIG_FILE = '/etc/cnp/nats-server.conf';
+
+export interface BrokerArgs {
+  naming: StackNaming;
+  networkName: pulumi.Input<string>;
+  collector: LogDestination;
+  repoRoot: string;
+  /** The image broker/Dockerfile builds on (BASE_IMAGE): nats:2.9-alpine, or cnp-nats:2.9 offline. */
+  natsImage: string;
+  /**
+   * On a VM: its private address, where the client and monitoring ports are published (the other VMs'
+   * services and this VM's Consul agent reach it there). On one host nothing is published.
+   */
+  publishOn?: string;
+}
+
+export class Broker extends pulumi.ComponentResource {
+  readonly containerName: string;
+  readonly container: docker.Container;
+  readonly dataVolume: docker.Volume;
+  /** Where clients and the Consul agent's check reach it: the container name on the stack network, or the VM's private address. */
+  readonly address: string;
+
+  constructor(name: string, args: BrokerArgs, opts?: pulumi.ComponentResourceOptions) {
+    const { component, dependsOn } = roleOptions(opts);
+    super('cnp:infra:Broker', name, {}, component);
+    const { naming, collector } = args;
+    this.containerName = naming.objectName('nats');
+    this.address = args.publishOn ?? this.containerName;
+
+    const image = localImage(`${name}-image`, { naming, repoRoot: args.repoRoot, folder: 'broker', baseImage: args.natsImage }, this);
+
+    // The stream outlives the container: a new broker (a new image, a restart) finds its events there.
+    this.dataVolume = new docker.Volume(
+      `${name}-data`,
+      { name: naming.objectName('nats-data'), labels: naming.labels('broker') },
+      { parent: this },
+    );
+
+    const published = (port: number) => ({ internal: port, external: port, ip: args.publishOn!, protocol: 'tcp' });
+    this.container = stackContainer(
+      `${name}-container`,
+      { naming, role: 'broker', logs: collector },
+      {
+        name: this.containerName,
+        image: image.repoDigest,
+        entrypoints: ['nats-server'],
+        command: [
+          // Memory and disk bounds of JetStream (broker/nats-server.conf); the flags below win over it.
+          `--config=${CONFIG_FILE}`,
+          '--jetstream',
+          `--store_dir=${STORE_DIR}`,
+          `--port=${NATS_CLIENT_PORT}`,
+          `--http_port=${NATS_MONITOR_PORT}`,
+          // A stable name in its logs and monitoring output (the default is a new random id per start).
+          `--server_name=${this.containerName}`,
+        ],
+        ...(args.publishOn === undefined ? {} : { ports: [published(NATS_CLIENT_PORT), published(NATS_MONITOR_PORT)] }),
+        networksAdvanced: [{ name: args.networkName, aliases: ['nats'] }],
+        volumes: [{ volumeName: this.dataVolume.name, containerPath: STORE_DIR }],
+        // /healthz answers 200 once the server and JetStream are up; wget is in the image (broker/Dockerfile).
+        healthcheck: {
+          tests: ['CMD', 'wget', '-q', '-T', '2', '-O', '/dev/null', `http://127.0.0.1:${NATS_MONITOR_PORT}/healthz`],
+          interval: '5s',
+          timeout: '3s',
+          retries: 3,
+          startPeriod: '10s',
+        },
+        wait: true,
+        waitTimeout: 60,
+        // nats-server shuts down on SIGTERM, flushing the store.
+        destroyGraceSeconds: 10,
+      },
+      { parent: this, dependsOn },
+    );
+
+    this.registerOutputs({ containerName: this.containerName, address: this.address });
+  }
+}
+
+export interface BrokerRegistrationArgs {
+  repoRoot: string;
+  /** The HTTP API of the Consul agent on the broker's host, as this machine reaches it (or, with `ssh`, as that host does). */
+  consulHttpAddr: string;
+  /** The broker role's token (lib/consul-acl.ts brokerRole): the agent keeps it with the service. */
+  token: pulumi.Output<string>;
+  /** Broker.address. */
+  brokerAddress: string;
+  /** Re-run when these change: a new agent container or data volume has lost its local services. */
+  agentIdentity: pulumi.Input<string>[];
+  /** On VMs: through an SSH local forward to the broker's VM (infra/ssh-tunnel.ts), as the ACL init step does. */
+  ssh?: { user: string; host: string; port: number; opts: string[] };
+}
+
+/** The files the registration runs (all of lib/, as the bundles count it); a change re-runs it. */
+const REGISTRATION_SOURCES = ['infra/register-broker.ts', 'infra/ssh-tunnel.ts', 'lib'];
+
+/**
+ * The step that registers the broker as agent service `nats` on the agent of its host, with an HTTP check
+ * on its /healthz: a local.Command running infra/register-broker.ts with tsx on the machine that runs
+ * `pulumi up`, after the ACL init step (which creates the token it registers with). Registering again
+ * replaces the same service ID, so a re-run changes nothing. The agent keeps API-registered services in
+ * its data directory across restarts.
+ */
+export function brokerRegistration(name: string, args: BrokerRegistrationArgs, opts: pulumi.CustomResourceOptions): command.local.Command {
+  return new command.local.Command(
+    name,
+    {
+      create: 'node --import tsx infra/register-broker.ts',
+      dir: path.resolve(args.repoRoot),
+      environment: {
+        CONSUL_HTTP_ADDR: args.consulHttpAddr,
+        [CONSUL_TOKEN_ENV]: args.token,
+        BROKER_ADDRESS: args.brokerAddress,
+        BROKER_PORT: String(NATS_CLIENT_PORT),
+        BROKER_MONITOR_PORT: String(NATS_MONITOR_PORT),
+        ...(args.ssh
+          ? {
+              ACL_SSH_TARGET: `${args.ssh.user}@${args.ssh.host}`,
+              ACL_SSH_PORT: String(args.ssh.port),
+              ACL_SSH_OPTS: JSON.stringify(args.ssh.opts),
+            }
+          : {}),
+      },
+      triggers: [hashSources(args.repoRoot, REGISTRATION_SOURCES), ...args.agentIdentity],
+    },
+    opts,
+  );
+}

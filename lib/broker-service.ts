@@ -1,0 +1,88 @@
+// The broker's registration in Consul: nats-server cannot register itself, so the Pulumi program does it
+// (infra/register-broker.ts, run by the step infra/broker.ts declares) on the agent of the broker's host,
+// with an HTTP check on the server's monitoring /healthz. Services find it as `nats` (NATS_SERVICE) among
+// the passing instances. One definition, so the program and a test harness register it alike.
+import { BROKER_SERVICE_NAME } from './service-name';
+import { hostPort } from './endpoints';
+
+/** The agent service definition (PUT /v1/agent/service/register) of a broker reached at `address`. */
+export interface BrokerServiceDefinition {
+  ID: string;
+  Name: string;
+  Address: string;
+  Port: number;
+  Check: { Name: string; HTTP: string; Interval: string; Timeout: string };
+}
+
+export interface BrokerEndpoint {
+  /** What clients and Consul's check reach it at: a container name on one host, a VM's private address. */
+  address: string;
+  clientPort: number;
+  monitorPort: number;
+}
+
+export function brokerServiceDefinition({ address, clientPort, monitorPort }: BrokerEndpoint): BrokerServiceDefinition {
+  return {
+    // One broker per agent: a fixed ID makes registering again a replacement, never a second instance.
+    ID: BROKER_SERVICE_NAME,
+    Name: BROKER_SERVICE_NAME,
+    Address: address,
+    Port: clientPort,
+    // No tags: the broker asks the gateway for no route. No DeregisterCriticalServiceAfter: a broker that
+    // is down stays registered as critical (not passing), and passes again when it is back.
+    Check: {
+      Name: `${BROKER_SERVICE_NAME} /healthz`,
+      HTTP: `http://${hostPort(address, monitorPort)}/healthz`,
+      Interval: '2s',
+      Timeout: '2s',
+    },
+  };
+}
+
+export interface RegisterOptions {
+  /** How long to keep retrying while the agent does not answer or does not accept the token yet. */
+  readyTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * Registers (or registers again: same ID, so it replaces) the broker on the agent at `httpAddr` with
+ * `token`, which the agent keeps with the service and syncs it to the catalog with. Retries until the
+ * agent answers 200: right after the ACL init step the agent may not answer yet, or (on a client agent)
+ * not know the new token yet.
+ */
+export async function registerBroker(
+  httpAddr: string,
+  token: string,
+  definition: BrokerServiceDefinition,
+  options: RegisterOptions = {},
+): Promise<void> {
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+  let delay = 100;
+  for (;;) {
+    let problem: string;
+    try {
+      const res = await fetch(`${httpAddr}/v1/agent/service/register`, {
+        method: 'PUT',
+        headers: { 'X-Consul-Token': token, 'content-type': 'application/json' },
+        body: JSON.stringify(definition),
+        signal: AbortSignal.timeout(5000),
+      });
+      const text = await res.text();
+      if (res.ok) {
+        options.log?.(
+          `service ${definition.Name} registered at ${definition.Address}:${definition.Port}, checked at ${definition.Check.HTTP}`,
+        );
+        return;
+      }
+      problem = `HTTP ${res.status} ${text.trim().slice(0, 200)}`;
+    } catch (error) {
+      problem = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() + delay > deadline) {
+      throw new Error(`registering ${definition.Name} on the Consul agent at ${httpAddr} failed: ${problem}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 2000);
+  }
+}
