@@ -155,8 +155,11 @@ test.serial('the ACL init step the stack runs creates the policies and tokens on
   // The balancer's role reads every service, so it is one role for any service: the harness applied it
   // already for this file's balancer, and the init step updates it in place.
   t.regex(first.stdout, /policy balancer updated/);
-  t.is(afterFirst.policies.length, before.policies.length + 3, 'two agents and the replicas; the balancer one existed');
-  t.is(afterFirst.tokens.length, before.tokens.length + 3);
+  t.regex(first.stdout, /policy activity created/);
+  t.regex(first.stdout, /policy broker-nats created/);
+  const added = 'two agents, the replicas, the activity service and the broker registration; the balancer one existed';
+  t.is(afterFirst.policies.length, before.policies.length + 5, added);
+  t.is(afterFirst.tokens.length, before.tokens.length + 5, added);
 
   const second = run();
   t.is(second.status, 0, second.stderr);

@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
+import { startBalancer } from '../../harness/balancer';
 import { startActivity, waitForConsuming, type ActivityReplica } from '../../harness/activity';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
 import { registerNatsInConsul, startNats, waitForNatsPassing, type NatsServer } from '../../harness/nats';
@@ -89,18 +90,22 @@ function report(t: ExecutionContext, parts: Record<string, { output(): string }>
   for (const [label, part] of Object.entries(parts)) t.log(`--- ${label}\n${part.output().slice(-3000)}`);
 }
 
-test.serial('a user created, changed and deleted through hello appears on an open SSE stream of the activity service', async (t) => {
+test.serial('a user created, changed and deleted through the gateway appears on an open SSE stream through the gateway', async (t) => {
   t.timeout(TEST_TIMEOUT_MS);
   const writer = await hello(t, 'hello-a', 'hello-a-1');
   const feed = await activity(t, 'activity-a-1');
-  // Where the client writes users and reads the activity: once the gateway is merged, both are its URL.
-  const usersBase = writer.url;
-  const baseUrl = feed.url;
+  // The client writes users and reads the activity through the gateway, as a browser would.
+  const gateway = await startBalancer(consul);
+  t.teardown(() => gateway.cleanup());
+  await gateway.waitForUpstreams('hello-a', 1);
+  await gateway.waitForUpstreams('activity', 1);
+  const usersBase = gateway.url;
+  const baseUrl = gateway.url;
   let stream: EventStream | undefined;
   try {
     stream = await openEventStream(baseUrl);
     t.is(stream.headers['content-type'], 'text/event-stream; charset=utf-8');
-    t.is(stream.headers['x-accel-buffering'], 'no');
+    // X-Accel-Buffering: no is for nginx, which consumes it; that each event arrives at once shows it worked.
     t.is(stream.headers['x-instance-id'], 'activity-a-1');
 
     const id = await createUser(usersBase, 'Ann');
@@ -131,7 +136,7 @@ test.serial('a user created, changed and deleted through hello appears on an ope
     t.is(bad.json!.param, 'limit');
     await waitFor('the outbox to be emptied once the broker acked', async () => (await outboxKeys('hello-a')).length === 0, 10_000);
   } catch (error) {
-    report(t, { writer, feed, nats });
+    report(t, { writer, feed, nats, gateway });
     throw error;
   } finally {
     stream?.close();

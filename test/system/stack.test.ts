@@ -295,8 +295,9 @@ test.serial('1. replicas 3: every container healthy, 300 requests reach all 3 in
   t.log(evidence);
   t.regex(evidence, /\(failed\)\s+0\s+0\.0%/);
   for (const n of [1, 2, 3]) t.regex(evidence, new RegExp(`${replicaName(n)}\\s+\\d+\\s+\\d+\\.\\d%`));
-  t.regex(evidence, /routing table \(\/_balancer\/status\): 1 service\(s\)/);
+  t.regex(evidence, /routing table \(\/_balancer\/status\): 2 service\(s\)/);
   t.regex(evidence, /hello: routes =\/, \/api\/users; 3 upstream\(s\)/);
+  t.regex(evidence, /activity: routes \/api\/activity; 1 upstream\(s\)/);
 
   // Internal addresses only on the admin listener (published on loopback): the public port shows none.
   const pub = await fetch(`${url}/`, { signal: AbortSignal.timeout(2000) });

@@ -1,5 +1,6 @@
 // The VM layout under the SDK's mock runtime: the `vms` config and its secrets, the placement of replicas,
 // and what each VM gets (bootstrap, provider, network, Consul agent, its roles' containers).
+import { DEFAULT_RATE_LIMIT_PER_CLIENT } from '../../balancer/config';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -478,7 +479,7 @@ test('the balancer follows its VM agent and is published on the public address; 
   const record = await course;
   const balancer = named(record, 'vm1-balancer-container');
   t.is(env(balancer).CONSUL_HTTP_ADDR, 'http://10.213.0.1:8500');
-  t.is(env(balancer).RATE_LIMIT_PER_CLIENT, '100');
+  t.is(env(balancer).RATE_LIMIT_PER_CLIENT, String(DEFAULT_RATE_LIMIT_PER_CLIENT), 'gatewayRateLimit, at its default');
   t.deepEqual(inputs(balancer).ports, [
     { internal: 8080, external: 8080, ip: '127.0.0.1', protocol: 'tcp' },
     // The admin listener (instance addresses, the evidence page) on the private network only.
