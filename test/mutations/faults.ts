@@ -31,6 +31,7 @@ const USERS = 'test/integration/service-users-store.test.ts';
 const COLLECTOR = 'test/integration/collector-syslog.test.ts';
 const EVIDENCE_PAGE = 'test/integration/evidence-page.test.ts';
 const EVENTS = 'test/integration/events.test.ts';
+const GATEWAY = 'test/integration/gateway.test.ts';
 
 export const FAULTS: Fault[] = [
   // The three gaps of issue 17.
@@ -69,7 +70,9 @@ export const FAULTS: Fault[] = [
   {
     id: 'empty-set-grace-disabled',
     breaks: 'right after a Consul outage the balancer applies an empty set at once',
-    patches: [{ file: 'balancer/watch.ts', search: '    if (o.emptyGraceMs <= 0) return;', replace: '    return;' }],
+    patches: [
+      { file: 'balancer/watch.ts', search: '    if (o.emptyGraceMs <= 0 || Date.now() < graceUntil) return;', replace: '    return;' },
+    ],
     tests: [E2E],
   },
   // One per weak assertion of issue 17.
@@ -189,12 +192,12 @@ export const FAULTS: Fault[] = [
     breaks: "the balancer's retry backoff during a Consul outage doubles without its cap",
     patches: [
       {
-        file: 'balancer/watch.ts',
-        search: 'await pause(Math.min(backoffMaxMs, backoffInitialMs * 2 ** Math.min(failedAttempts - 1, 20)));',
-        replace: 'await pause(backoffInitialMs * 2 ** Math.min(failedAttempts - 1, 20));',
+        file: 'balancer/routing.ts',
+        search: '  return Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(failedAttempts - 1, 0), 20));',
+        replace: '  return initialMs * 2 ** Math.min(Math.max(failedAttempts - 1, 0), 20);',
       },
     ],
-    tests: ['test/unit/balancer-watch.test.ts'],
+    tests: ['test/unit/balancer-routing.test.ts'],
   },
   {
     id: 'apply-max-delay-ignored',
@@ -412,5 +415,37 @@ export const FAULTS: Fault[] = [
     breaks: 'a stream client that reads nothing is never disconnected: its queue grows with every event',
     patches: [{ file: 'activity/sse.ts', search: '    if (this.queue.length >= this.limit) {', replace: '    if (false) {' }],
     tests: ['test/unit/activity-feed-sse.test.ts', 'test/unit/activity-app.test.ts'],
+  },
+  // The gateway of issue 12.
+  {
+    id: 'route-path-unchecked',
+    breaks: 'a route tag with nginx syntax, spaces or a reserved path reaches the rendered config',
+    patches: [{ file: 'lib/routes.ts', search: "  if (path === '') return 'is empty';\n", replace: '  return null;\n' }],
+    tests: ['test/unit/lib-routes.test.ts', GATEWAY],
+  },
+  {
+    id: 'route-conflict-newer-wins',
+    breaks: 'a newer service claiming a route already held takes it from the older one',
+    patches: [
+      {
+        file: 'balancer/routing.ts',
+        search: '[...rivals].sort((a, b) => a.createIndex - b.createIndex || compare(a.name, b.name))',
+        replace: '[...rivals].sort((a, b) => b.createIndex - a.createIndex || compare(a.name, b.name))',
+      },
+    ],
+    tests: ['test/unit/balancer-routing.test.ts'],
+  },
+  {
+    id: 'rate-limit-never-rendered',
+    breaks: 'the per-client rate limit is configured but never applied to the public listener',
+    patches: [
+      {
+        file: 'balancer/render.ts',
+        search: '    ...(s.rateLimitPerClient > 0 ? [`    limit_req zone=rate_per_client burst=${s.rateBurstPerClient} nodelay;`] : []),',
+        replace: '',
+      },
+    ],
+    tests: [GATEWAY],
+    match: ['per-client rate limit*'],
   },
 ];
