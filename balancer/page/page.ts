@@ -37,6 +37,15 @@ function element<K extends keyof HTMLElementTagNameMap>(tag: K, className?: stri
   return el;
 }
 
+/** A table row's cells: class, label (shown before the value on a phone) and text, as text. */
+function appendCells(tr: HTMLTableRowElement, cells: ReadonlyArray<[string, string, string]>): void {
+  for (const [name, label, text] of cells) {
+    const td = element('td', name, text);
+    td.dataset.label = label;
+    tr.append(td);
+  }
+}
+
 function ago(iso: string | null, now: number): string {
   if (!iso) return '–';
   const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
@@ -84,11 +93,7 @@ function renderSnapshot(s: EvidenceSnapshot): void {
       ['state', 'State', STATE_TEXT[row.state]],
       ['since', 'In the set since', row.since ? ago(row.since, now) : '–'],
     ];
-    for (const [name, label, text] of cells) {
-      const td = element('td', name, text);
-      td.dataset.label = label;
-      tr.append(td);
-    }
+    appendCells(tr, cells);
     return tr;
   });
   byId('instances')
@@ -146,11 +151,7 @@ function renderActivity(events: readonly ActivityEvent[]): void {
       ['at', 'Time', time],
       ['event', 'Event', event.id.slice(0, 8)],
     ];
-    for (const [name, label, text] of cells) {
-      const td = element('td', name, text);
-      td.dataset.label = label;
-      tr.append(td);
-    }
+    appendCells(tr, cells);
     tr.lastElementChild!.setAttribute('title', event.id);
     return tr;
   });

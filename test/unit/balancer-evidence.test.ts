@@ -358,9 +358,11 @@ test('the activity stream is relayed as it comes, resumes from a valid Last-Even
   t.is(res.headers.get('x-accel-buffering'), 'no');
   t.is(upstream.requests[0].headers['last-event-id'], 'e-41');
   let text = '';
-  const ended = (async () => {
+  let ended = false;
+  void (async () => {
     const decoder = new TextDecoder();
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += decoder.decode(chunk, { stream: true });
+    ended = true;
   })();
   await until('the stream to start', () => text.includes(': connected'));
   push!(`id: e-42\ndata: ${JSON.stringify(event('e-42'))}\n\n`);
@@ -369,7 +371,7 @@ test('the activity stream is relayed as it comes, resumes from a valid Last-Even
   t.is((await fetch(base + EVIDENCE_PATHS.activity)).status, 503, 'one relay at most here');
 
   evidence.applied();
-  await ended;
+  await until('the relayed stream to end at a reload', () => ended);
   await until('the upstream request to close', () => upstream.closed.length === 1);
 
   // A Last-Event-ID that is not an event id is not passed on.
