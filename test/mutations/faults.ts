@@ -314,8 +314,8 @@ export const FAULTS: Fault[] = [
     patches: [
       {
         file: 'balancer/page/page.ts',
-        search: "      const td = element('td', name, text);\n",
-        replace: "      const td = element('td', name);\n      td.innerHTML = text;\n",
+        search: "    const td = element('td', name, text);\n",
+        replace: "    const td = element('td', name);\n    td.innerHTML = text;\n",
       },
     ],
     tests: [EVIDENCE_PAGE],
