@@ -131,3 +131,56 @@ export function tally(outcomes: readonly RequestOutcome[]): Tally {
     failureReasons: ranked(byReason, 'reason'),
   };
 }
+
+/** The page's "Activity events" panel: the activity service's user events, as the relay passes them on. */
+export interface ActivityEvent {
+  id: string;
+  type: string;
+  userId: string;
+  at: string;
+}
+
+/** Rows the activity panel keeps, newest first: the page stays short and its memory bounded. */
+export const ACTIVITY_ROWS = 50;
+
+/**
+ * The event in one SSE message's data, or null when it is not one. Only the four fields are kept, as
+ * strings: whatever else a message holds never reaches the page.
+ */
+export function activityEventOf(data: string): ActivityEvent | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  const { id, type, userId, at } = value as Record<string, unknown>;
+  const strings = [id, type, userId, at].every((v) => typeof v === 'string' && v !== '');
+  return strings ? { id: id as string, type: type as string, userId: userId as string, at: at as string } : null;
+}
+
+/**
+ * `event` added to the rows (newest first, at most `max`), or the rows unchanged when its id is already
+ * there: a stream resumed with Last-Event-ID may send an event again.
+ */
+export function addActivity(rows: readonly ActivityEvent[], event: ActivityEvent, max = ACTIVITY_ROWS): ActivityEvent[] {
+  if (rows.some((row) => row.id === event.id)) return [...rows];
+  return [event, ...rows].slice(0, max);
+}
+
+/** Why the relay has no activity stream to pass on (balancer/evidence-activity.ts sends it as `event: unavailable`). */
+export interface ActivityUnavailable {
+  /** The public listener's HTTP status, or 0 when it did not answer. */
+  status: number;
+  /** The `error` of its JSON answer, or what went wrong. */
+  error: string;
+}
+
+/** What the panel says while the stream is unavailable. */
+export function unavailableText(u: ActivityUnavailable): string {
+  if (u.status === 404) return 'No service is routed at /api/activity: start the activity service (the gateway answers 404).';
+  if (u.status === 503) return 'The activity service is registered but no instance passes its checks (503).';
+  if (u.status === 0) return `The balancer's public listener did not answer: ${u.error}.`;
+  return `The activity stream is unavailable: HTTP ${u.status} ${u.error}.`;
+}

@@ -2,6 +2,7 @@
 // browser send requests through the balancer. Served by the watcher's status server; nginx proxies its
 // paths (render.ts evidenceLocations). See balancer/README.md, "The evidence page".
 import type http from 'node:http';
+import { createActivityRelay } from './evidence-activity';
 import { healthOfChecks, instanceRows, type ConsulInstance, type EvidenceSnapshot } from './evidence-model';
 import { selectUpstreams, type HealthEntry, type Resolution, type UpstreamSelection } from './render';
 import { isPassing } from './routing';
@@ -22,6 +23,8 @@ export const EVIDENCE_PATHS = {
   style: '/_balancer/evidence/page.css',
   icon: '/_balancer/evidence/icon.svg',
   events: '/_balancer/events',
+  /** The activity service's event stream, relayed (evidence-activity.ts). */
+  activity: '/_balancer/activity',
 } as const;
 
 // Only the page's own origin, no inline script or style, never framed; every answer is current.
@@ -36,7 +39,9 @@ export interface EvidencePageOptions {
   assets: EvidenceAssets;
   /** The watcher's status, read on every snapshot. */
   readStatus(): BalancerStatus;
-  /** Open event streams at most (each holds an nginx connection); more get a 503. */
+  /** The activity stream on the balancer's public listener (`http://<listener>/api/activity/stream`), relayed to the page. */
+  activityStreamUrl: string;
+  /** Open event streams at most, and as many activity streams (each holds an nginx connection); more get a 503. */
   maxStreams?: number;
   /** A comment line this often keeps a quiet stream open through nginx's read timeout (60 s). */
   heartbeatMs?: number;
@@ -76,6 +81,7 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
   const heartbeatMs = o.heartbeatMs ?? 15_000;
   const pollMs = o.pollMs ?? 1000;
   const streams = new Set<http.ServerResponse>();
+  const activity = createActivityRelay({ upstreamUrl: o.activityStreamUrl, headers: SECURITY_HEADERS, maxStreams });
   let consul = new Map<string, ConsulInstance[]>();
   const knownIds = new Map<string, string>();
   let lastSent = '';
@@ -163,13 +169,19 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
 
   const routes: ExtraRoutes = (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    const ours = path === EVIDENCE_PATHS.events || path === EVIDENCE_PATHS.page || path.startsWith(`${EVIDENCE_PATHS.page}/`);
+    const ours =
+      path === EVIDENCE_PATHS.events ||
+      path === EVIDENCE_PATHS.activity ||
+      path === EVIDENCE_PATHS.page ||
+      path.startsWith(`${EVIDENCE_PATHS.page}/`);
     if (!ours) return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       const body = JSON.stringify({ error: 'method not allowed: the evidence page only reads', allowed: ['GET', 'HEAD'] });
       send(res, req, 405, 'application/json; charset=utf-8', body, { allow: 'GET, HEAD' });
     } else if (path === EVIDENCE_PATHS.events) {
       openStream(req, res);
+    } else if (path === EVIDENCE_PATHS.activity) {
+      activity.open(req, res);
     } else if (path in assets) {
       send(res, req, 200, assets[path].type, assets[path].body);
     } else {
@@ -192,12 +204,15 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
     applied() {
       publish();
       // nginx's old workers would hold these streams until worker_shutdown_timeout; ended, the
-      // browsers reconnect (retry: 500) to the new workers and get a fresh snapshot.
+      // browsers reconnect (retry: 500) to the new workers and get a fresh snapshot. The same for the
+      // relayed activity streams, which resume from their Last-Event-ID.
       endStreams();
+      activity.endAll();
     },
     close() {
       closed = true;
       endStreams();
+      activity.close();
     },
   };
 }

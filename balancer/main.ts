@@ -3,11 +3,13 @@ import { existsSync, fstatSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../lib/config-error';
+import { hostPort } from '../lib/endpoints';
 import { probeAddress } from '../lib/listen-address';
 import { createLogger } from '../lib/logger';
 import { startAccessLogRelay } from './access-log';
 import { createApplier, type Applier } from './apply';
 import { parseConfig, type BalancerConfig } from './config';
+import { ACTIVITY_STREAM_PATH } from './evidence-activity';
 import { createEvidencePage } from './evidence-page';
 import * as evidenceAssets from 'evidence-page:assets';
 import { Nginx } from './nginx';
@@ -63,7 +65,12 @@ async function main(): Promise<void> {
   let follower: Follower | undefined;
   let applier: Applier | undefined;
   const readStatus = () => status.read();
-  const evidence = createEvidencePage({ assets: evidenceAssets, readStatus });
+  const evidence = createEvidencePage({
+    assets: evidenceAssets,
+    readStatus,
+    // Through the public listener, so the panel's stream is routed and limited as a client's.
+    activityStreamUrl: `http://${hostPort(probeAddress(config.listenAddress), config.listenPort)}${ACTIVITY_STREAM_PATH}`,
+  });
   const statusServer = await startStatusServer(readStatus, evidence.routes);
 
   // nginx opens /dev/stdout itself when it is a pipe, file or terminal (a container's stdout), at no cost

@@ -311,7 +311,8 @@ function reservedLocations(listener: Listener): string[] {
  * The evidence page (balancer/evidence-page.ts): the page, its script and style and its event stream come
  * from the watcher's status server; `/_balancer/try` sends one GET through the public listener, so the
  * page's "send N requests" stays same-origin (CSP `default-src 'self'`) and still goes through the
- * balancer. Served on the admin listener only.
+ * balancer. `/_balancer/activity` is the activity service's event stream, relayed by the watcher from the
+ * public listener (so a reload or a stop can end it). Served on the admin listener only.
  */
 function evidenceLocations(s: NginxSettings): string[] {
   const watcher = `http://127.0.0.1:${s.statusPort}`;
@@ -327,6 +328,15 @@ function evidenceLocations(s: NginxSettings): string[] {
     `      proxy_pass ${watcher};`,
     '      proxy_connect_timeout 1s;',
     '      # A Server-Sent Events stream: passed on as written; the watcher sends a comment every 15 s.',
+    '      proxy_buffering off;',
+    '      proxy_read_timeout 60s;',
+    '    }',
+    '    location = /_balancer/activity {',
+    '      # The activity events, relayed by the watcher from the public listener (evidence-activity.ts).',
+    '      access_log off;',
+    `      proxy_pass ${watcher};`,
+    '      proxy_connect_timeout 1s;',
+    '      # Server-Sent Events: passed on as written; the activity service sends a heartbeat every 15 s.',
     '      proxy_buffering off;',
     '      proxy_read_timeout 60s;',
     '    }',

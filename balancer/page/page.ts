@@ -1,9 +1,22 @@
 // The evidence page's script, bundled for browsers by scripts/build.mjs. It follows the watcher's event
 // stream and sends requests through the balancer; it only reads. Every value from the stream or a
 // response reaches the DOM as textContent (or an attribute value), never as markup.
-import { tally, type EvidenceSnapshot, type InstanceRow, type RequestOutcome } from '../evidence-model';
+import {
+  ACTIVITY_ROWS,
+  activityEventOf,
+  addActivity,
+  tally,
+  unavailableText,
+  type ActivityEvent,
+  type ActivityUnavailable,
+  type EvidenceSnapshot,
+  type InstanceRow,
+  type RequestOutcome,
+} from '../evidence-model';
 
 const EVENTS_URL = '/_balancer/events';
+/** The activity service's event stream, relayed by the watcher from the public listener (same origin). */
+const ACTIVITY_URL = '/_balancer/activity';
 /** A GET of / through the balancer's public listener (render.ts evidenceLocations), same origin as the page. */
 const TRY_URL = '/_balancer/try';
 const MAX_REQUESTS = 1000;
@@ -22,6 +35,15 @@ function element<K extends keyof HTMLElementTagNameMap>(tag: K, className?: stri
   if (className) el.className = className;
   if (text !== undefined) el.textContent = text;
   return el;
+}
+
+/** A table row's cells: class, label (shown before the value on a phone) and text, as text. */
+function appendCells(tr: HTMLTableRowElement, cells: ReadonlyArray<[string, string, string]>): void {
+  for (const [name, label, text] of cells) {
+    const td = element('td', name, text);
+    td.dataset.label = label;
+    tr.append(td);
+  }
 }
 
 function ago(iso: string | null, now: number): string {
@@ -71,11 +93,7 @@ function renderSnapshot(s: EvidenceSnapshot): void {
       ['state', 'State', STATE_TEXT[row.state]],
       ['since', 'In the set since', row.since ? ago(row.since, now) : '–'],
     ];
-    for (const [name, label, text] of cells) {
-      const td = element('td', name, text);
-      td.dataset.label = label;
-      tr.append(td);
-    }
+    appendCells(tr, cells);
     return tr;
   });
   byId('instances')
@@ -119,6 +137,61 @@ function followEvents(): void {
   });
   // The "since" ages move on between snapshots.
   setInterval(() => latest && renderSnapshot(latest), 5000);
+}
+
+function renderActivity(events: readonly ActivityEvent[]): void {
+  const rows = events.map((event) => {
+    const tr = element('tr');
+    tr.dataset.id = event.id;
+    tr.dataset.type = event.type;
+    const time = Number.isNaN(Date.parse(event.at)) ? event.at : new Date(event.at).toLocaleTimeString();
+    const cells: Array<[string, string, string]> = [
+      ['type', 'Change', event.type],
+      ['user', 'User', event.userId],
+      ['at', 'Time', time],
+      ['event', 'Event', event.id.slice(0, 8)],
+    ];
+    appendCells(tr, cells);
+    tr.lastElementChild!.setAttribute('title', event.id);
+    return tr;
+  });
+  byId('activity')
+    .querySelector('tbody')!
+    .replaceChildren(...rows);
+  byId('no-activity').hidden = rows.length > 0;
+}
+
+function followActivity(): void {
+  const badge = byId('activity-state');
+  byId('activity-max').textContent = String(ACTIVITY_ROWS);
+  const setState = (state: string, text: string) => {
+    badge.dataset.state = state;
+    badge.textContent = text;
+  };
+  let events: ActivityEvent[] = [];
+  let unavailable = false;
+  const stream = new EventSource(ACTIVITY_URL);
+  // The relay always answers 200: `live` and the stream, or one `unavailable` message and the end (then
+  // EventSource asks again after its retry), so an absent activity service is a state, not an error.
+  stream.addEventListener('live', () => {
+    unavailable = false;
+    setState('live', 'live');
+  });
+  stream.addEventListener('unavailable', (event) => {
+    unavailable = true;
+    const reason = JSON.parse((event as MessageEvent<string>).data) as ActivityUnavailable;
+    setState('unavailable', unavailableText(reason));
+  });
+  stream.addEventListener('message', (event) => {
+    const parsed = activityEventOf((event as MessageEvent<string>).data);
+    if (!parsed) return;
+    events = addActivity(events, parsed);
+    renderActivity(events);
+  });
+  // The watcher ends relayed streams at each reload; EventSource reconnects by itself with Last-Event-ID.
+  stream.addEventListener('error', () => {
+    if (!unavailable) setState('reconnecting', 'reconnecting…');
+  });
 }
 
 async function requestOnce(): Promise<RequestOutcome> {
@@ -196,4 +269,5 @@ function setUpSending(): void {
 }
 
 followEvents();
+followActivity();
 setUpSending();

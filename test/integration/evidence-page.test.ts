@@ -1,24 +1,35 @@
 // The evidence page in a real browser (Debian's chromium, driven by puppeteer-core) against real Consul,
 // real replicas and the real balancer, all on loopback. Serial: each step builds on the last one's state,
-// in one page that is never reloaded. EVIDENCE_SCREENSHOT_DIR (`npm run screenshot` sets docs/) keeps
+// in one page that is never reloaded. The activity panel runs against a real nats-server (registered in
+// Consul as the program does), the hello replicas' outbox relays and a real activity replica.
+// EVIDENCE_SCREENSHOT_DIR (`npm run screenshot` sets docs/) keeps
 // the screenshots; by default they go to a temp dir named in the log.
+import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { startActivity, waitForConsuming, type ActivityReplica } from '../../harness/activity';
 import { startBalancer, upstreamsOf, type RunningBalancer } from '../../harness/balancer';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
+import { registerNatsInConsul, startNats, waitForNatsPassing, type NatsServer } from '../../harness/nats';
 import { stopAll, waitFor } from '../../harness/processes';
 import { startReplica, type Replica } from '../../harness/service';
+import { connectBroker, ensureUserEventsStream } from '../../lib/broker';
+import { userEventSubject, type UserEvent } from '../../lib/user-events';
 
 const SERVICE = 'hello';
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 /** A Consul service ID that is markup: the page must show it as these characters. */
 const HTML_ID = '<b>x</b><img src=x>';
+/** A user name that is markup: the events carry only the user's id, which the page shows. */
+const HTML_NAME = '<img src=x onerror=alert(1)>';
 const STEP_MS = 20_000;
 
 let consul: ConsulAgent;
+let nats: NatsServer;
+let activity: ActivityReplica | undefined;
 let balancer: RunningBalancer;
 let browser: Browser | undefined;
 let page: Page;
@@ -28,9 +39,15 @@ const replicas = new Map<string, Replica>();
 const browserErrors: string[] = [];
 
 interface Row {
+  service: string;
   id: string;
   address: string;
   state: string;
+}
+interface ActivityRow {
+  type: string;
+  user: string;
+  event: string;
 }
 interface Bar {
   id: string;
@@ -52,18 +69,19 @@ const inPage = async <T>(expression: string): Promise<T> => (await page.evaluate
 /** The instance table as the page shows it: the text of each row's cells. */
 const rows = () =>
   inPage<Row[]>(`[...document.querySelectorAll('#instances tbody tr')].map((tr) => ({
+    service: tr.dataset.service,
     id: tr.querySelector('td.id').textContent,
     address: tr.querySelector('td.address').textContent,
     state: tr.dataset.state,
   }))`);
 
-/** Waits until the table lists exactly these ids, each serving. */
+/** Waits until the table lists exactly these ids of hello, each serving (the activity replica has its own row). */
 async function waitForServing(ids: string[]): Promise<Row[]> {
   const want = [...ids].sort();
   return waitFor(
     `the page to list ${want.join(', ')} as serving`,
     async () => {
-      const shown = await rows();
+      const shown = (await rows()).filter((r) => r.service === SERVICE);
       const serving = shown
         .filter((r) => r.state === 'serving')
         .map((r) => r.id)
@@ -90,6 +108,42 @@ async function sendThroughPage(n: number): Promise<{ bars: Bar[]; failed: number
   return { bars, failed, progress };
 }
 
+/** The activity panel's rows as the page shows them, newest first. */
+const activityRows = () =>
+  inPage<ActivityRow[]>(`[...document.querySelectorAll('#activity tbody tr')].map((tr) => ({
+    type: tr.querySelector('td.type').textContent,
+    user: tr.querySelector('td.user').textContent,
+    event: tr.querySelector('td.event').textContent,
+  }))`);
+
+/** Waits until the panel's newest rows are `want` (type and user), newest first. */
+async function waitForActivity(want: Array<Omit<ActivityRow, 'event'>>): Promise<ActivityRow[]> {
+  return waitFor(
+    `the activity panel to show ${JSON.stringify(want)}`,
+    async () => {
+      const shown = await activityRows();
+      const newest = shown.slice(0, want.length).map(({ type, user }) => ({ type, user }));
+      return JSON.stringify(newest) === JSON.stringify(want) ? shown : undefined;
+    },
+    STEP_MS,
+    100,
+  );
+}
+
+/** A user change through the gateway's public port, as a client makes it; returns the user's id. */
+async function changeUser(method: 'POST' | 'PUT', name: string, id = ''): Promise<string> {
+  const res = await fetch(`${balancer.url}/api/users${id ? `/${id}` : ''}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name, email: 'someone@example.com' }),
+    signal: AbortSignal.timeout(5000),
+  });
+  const body = (await res.json()) as { id?: string };
+  if (res.status !== (method === 'POST' ? 201 : 200) || !body.id)
+    throw new Error(`${method} /api/users: ${res.status} ${JSON.stringify(body)}`);
+  return body.id;
+}
+
 const count = (bars: Bar[], id: string) => bars.find((b) => b.id === id)?.count ?? 0;
 
 test.before(async () => {
@@ -99,6 +153,9 @@ test.before(async () => {
   screenshotDir = process.env.EVIDENCE_SCREENSHOT_DIR ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'evidence-page-')));
   await fs.mkdir(screenshotDir, { recursive: true });
   consul = await startConsul();
+  nats = await startNats();
+  await registerNatsInConsul(consul, nats);
+  await waitForNatsPassing(consul, 1);
   await Promise.all(['r1', 'r2', 'r3'].map((id) => addReplica(id)));
   balancer = await startBalancer(consul);
   await waitFor('three upstreams', async () => (await balancer.upstreams(SERVICE)).length === 3, STEP_MS, 50);
@@ -121,8 +178,9 @@ test.after.always(async (t) => {
   if (browserErrors.length > 0) t.log(`browser errors:\n${browserErrors.join('\n')}`);
   if (balancer) t.log(`balancer log tail:\n${balancer.logTail(10)}`);
   await browser?.close();
-  await Promise.all([...replicas.values()].map((r) => r.stop(3000)));
+  await Promise.all([...replicas.values(), ...(activity ? [activity] : [])].map((r) => r.stop(3000)));
   await balancer?.cleanup();
+  await nats?.close();
   await consul?.stop();
   await stopAll();
 });
@@ -147,6 +205,10 @@ test.serial('the page answers with safe headers and lists the three instances Co
     'hello',
   ]);
   t.is(await inPage(`document.getElementById('connection').dataset.state`), 'live');
+  // No activity service yet: the panel says so (the gateway answers its path with a 404).
+  await page.waitForSelector('#activity-state[data-state="unavailable"]');
+  t.regex(await inPage<string>(`document.getElementById('activity-state').textContent`), /^No service is routed at \/api\/activity/);
+  t.false(await inPage<boolean>(`document.getElementById('no-activity').hidden`));
   // Survives only as long as the page is not reloaded: later steps check it is still there.
   await inPage(`window.evidenceMarker = 'not reloaded'`);
 });
@@ -161,6 +223,12 @@ test.serial('the data and the send path: an event stream and a GET-only proxy to
   await reader.cancel();
   t.regex(first, /event: snapshot\ndata: \{"services":\[\{"name":"hello","routes":\["=\/","\/api\/users"\]\}\]/);
 
+  const relayed = await fetch(`${balancer.adminUrl}/_balancer/activity`, { signal: AbortSignal.timeout(5000) });
+  t.is(relayed.status, 200);
+  t.is(relayed.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  t.is(relayed.headers.get('cache-control'), 'no-store');
+  t.regex(await relayed.text(), /^retry: 5000\n\nevent: unavailable\ndata: \{"status":404,"error":"not found"\}\n\n$/);
+
   const tried = await fetch(`${balancer.adminUrl}/_balancer/try`, { signal: AbortSignal.timeout(5000) });
   t.is(tried.status, 200);
   t.is(tried.headers.get('cache-control'), 'no-store');
@@ -169,15 +237,60 @@ test.serial('the data and the send path: an event stream and a GET-only proxy to
     ['/_balancer/try', 'POST'],
     ['/_balancer/evidence', 'POST'],
     ['/_balancer/events', 'DELETE'],
+    ['/_balancer/activity', 'POST'],
   ]) {
     const res = await fetch(balancer.adminUrl + url, { method, signal: AbortSignal.timeout(5000) });
     t.true(res.status === 403 || res.status === 405, `${method} ${url}: ${res.status}`);
   }
   // The page lives on the admin listener only: the public port has none of it.
-  for (const url of ['/_balancer/evidence', '/_balancer/events', '/_balancer/try']) {
+  for (const url of ['/_balancer/evidence', '/_balancer/events', '/_balancer/try', '/_balancer/activity']) {
     const res = await fetch(balancer.url + url, { signal: AbortSignal.timeout(5000) });
     t.is(res.status, 404, `public ${url}`);
   }
+});
+
+test.serial('the activity panel shows user changes made through the gateway as they happen, newest first, ids as text', async (t) => {
+  activity = await startActivity(consul, 'a1');
+  await waitForConsuming(activity);
+  // The relay's last answer said "unavailable" and asks again every 5 s; then the gateway routes the path.
+  await page.waitForSelector('#activity-state[data-state="live"]');
+
+  const ann = await changeUser('POST', 'Ann');
+  await waitForActivity([{ type: 'created', user: ann }]);
+  const markup = await changeUser('POST', HTML_NAME);
+  // One change at a time: the replicas' relays race, so two changes in flight may be published in either order.
+  await waitForActivity([
+    { type: 'created', user: markup },
+    { type: 'created', user: ann },
+  ]);
+  await changeUser('PUT', 'Ann Again', ann);
+  await waitForActivity([
+    { type: 'updated', user: ann },
+    { type: 'created', user: markup },
+    { type: 'created', user: ann },
+  ]);
+
+  // An event whose ids are markup, published to the real broker as a producer could: shown as text.
+  const hostile: UserEvent = { id: `<i>${randomUUID()}</i>`, type: 'deleted', userId: HTML_NAME, at: new Date().toISOString() };
+  const nc = await connectBroker([nats.url], 'evidence-page-test');
+  try {
+    await ensureUserEventsStream(nc);
+    await nc.jetstream().publish(userEventSubject('deleted'), new TextEncoder().encode(JSON.stringify(hostile)), { msgID: hostile.id });
+  } finally {
+    await nc.close();
+  }
+  const shown = await waitForActivity([
+    { type: 'deleted', user: HTML_NAME },
+    { type: 'updated', user: ann },
+    { type: 'created', user: markup },
+    { type: 'created', user: ann },
+  ]);
+  t.is(shown.length, 4, JSON.stringify(shown));
+  t.is(shown[0].event, hostile.id.slice(0, 8));
+  t.is(await inPage('document.querySelectorAll("#activity img, #activity i, #activity b").length'), 0, 'no element was made from an id');
+  t.true(await inPage<boolean>(`document.querySelector('#activity tbody').innerHTML.includes('&lt;img src=x onerror=alert(1)&gt;')`));
+  t.true(await inPage<boolean>(`document.getElementById('no-activity').hidden`));
+  t.is(await inPage('window.evidenceMarker'), 'not reloaded');
 });
 
 test.serial('"send N requests" draws a bar per instance: all three, counts adding up, no failure', async (t) => {
@@ -203,6 +316,8 @@ test.serial('a fourth replica appears without a reload, then receives requests s
   t.deepEqual(bars.map((b) => b.id).sort(), ['r1', 'r2', 'r3', 'r4']);
   // The reload that brought r4 ended the stream; the picture shows the page once it follows again.
   await page.waitForSelector('#connection[data-state="live"]', { timeout: STEP_MS });
+  // The reload ended the relayed activity stream too; it resumes (Last-Event-ID) about a second later.
+  await page.waitForSelector('#activity-state[data-state="live"]', { timeout: STEP_MS });
   const file = path.join(screenshotDir, 'evidence-page.png');
   await page.screenshot({ path: file, fullPage: true });
   t.log(`screenshot: ${file}`);
@@ -252,8 +367,12 @@ test.serial('a service ID with markup in it is shown as text', async (t) => {
 });
 
 test.serial('on a phone-sized screen nothing overflows sideways', async (t) => {
+  // Puppeteer reloads the page for isMobile: the activity panel starts empty again, so one more change.
   await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
   await sendThroughPage(30);
+  await page.waitForSelector('#activity-state[data-state="live"]');
+  const phone = await changeUser('POST', 'Phone');
+  await waitForActivity([{ type: 'created', user: phone }]);
   const overflow = await inPage<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
   t.true(overflow <= 0, `${overflow} px wider than the screen`);
   const file = path.join(screenshotDir, 'evidence-page-phone.png');

@@ -313,12 +313,12 @@ export const FAULTS: Fault[] = [
   },
   {
     id: 'evidence-page-markup',
-    breaks: "the evidence page writes an instance's cells as markup, so a service ID with HTML in it becomes elements",
+    breaks: "the evidence page writes its tables' cells as markup, so a service ID or an event's user id with HTML in it becomes elements",
     patches: [
       {
         file: 'balancer/page/page.ts',
-        search: "      const td = element('td', name, text);\n",
-        replace: "      const td = element('td', name);\n      td.innerHTML = text;\n",
+        search: "    const td = element('td', name, text);\n",
+        replace: "    const td = element('td', name);\n    td.innerHTML = text;\n",
       },
     ],
     tests: [EVIDENCE_PAGE],
@@ -331,6 +331,33 @@ export const FAULTS: Fault[] = [
         file: 'balancer/main.ts',
         search: '    evidence.close();\n',
         replace: '',
+      },
+    ],
+    tests: [EVIDENCE_PAGE],
+  },
+  {
+    id: 'activity-relay-held-at-stop',
+    breaks:
+      "the watcher stops nginx with the evidence page's relayed activity streams still open, so nginx's graceful stop waits 30 s for them",
+    patches: [{ file: 'balancer/evidence-page.ts', search: '      activity.close();\n', replace: '' }],
+    tests: [EVIDENCE_PAGE],
+  },
+  {
+    id: 'activity-relay-kept-at-reload',
+    breaks: "a reload leaves the relayed activity streams open, holding nginx's old workers until worker_shutdown_timeout",
+    patches: [{ file: 'balancer/evidence-activity.ts', search: '      upstream.destroy();\n      res.end();\n', replace: '' }],
+    tests: ['test/unit/balancer-evidence.test.ts'],
+    match: ['the activity stream is relayed*'],
+  },
+  {
+    id: 'activity-unavailable-as-error',
+    breaks:
+      'with no activity service routed, the relay answers 404, which Chromium logs as a console error (and EventSource stops retrying)',
+    patches: [
+      {
+        file: 'balancer/evidence-activity.ts',
+        search: '    res.writeHead(200, streamHeaders);\n    res.end(unavailableMessage(u));\n',
+        replace: "    res.writeHead(404, { ...streamHeaders, 'content-type': 'application/json' });\n    res.end(JSON.stringify(u));\n",
       },
     ],
     tests: [EVIDENCE_PAGE],

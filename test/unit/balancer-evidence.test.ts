@@ -4,7 +4,17 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import { createApplier } from '../../balancer/apply';
-import { healthOfChecks, instanceRows, tally, type EvidenceSnapshot } from '../../balancer/evidence-model';
+import { ACTIVITY_STREAM_PATH, LIVE_MESSAGE } from '../../balancer/evidence-activity';
+import {
+  activityEventOf,
+  addActivity,
+  healthOfChecks,
+  instanceRows,
+  tally,
+  unavailableText,
+  type ActivityEvent,
+  type EvidenceSnapshot,
+} from '../../balancer/evidence-model';
 import { consulInstances, createEvidencePage, EVIDENCE_PATHS, type EvidencePage } from '../../balancer/evidence-page';
 import { renderNginxConfig, selectUpstreams, type HealthEntry, type NginxSettings, type Resolution } from '../../balancer/render';
 import type { GatewayTable } from '../../balancer/routing';
@@ -128,6 +138,12 @@ test('the admin listener proxies the page and its stream to the watcher, and /_b
     t.regex(text, /listen 127\.0\.0\.1:8081;/);
     t.regex(text, /location \^~ \/_balancer\/evidence \{[^}]*proxy_pass http:\/\/127\.0\.0\.1:4001;/);
     t.regex(text, /location = \/_balancer\/events \{[^}]*proxy_pass http:\/\/127\.0\.0\.1:4001;[^}]*proxy_buffering off;/);
+    // The activity events: relayed by the watcher, unbuffered, read timeout beyond the service's 15 s heartbeat.
+    t.regex(
+      text,
+      /location = \/_balancer\/activity \{[^}]*proxy_pass http:\/\/127\.0\.0\.1:4001;[^}]*proxy_buffering off;\s+proxy_read_timeout 60s;/,
+    );
+    t.false(publicServer.includes('/_balancer/activity'), 'the relay is not on the public listener');
     // A wildcard listen address is reached on loopback; the path becomes /.
     t.regex(
       text,
@@ -138,7 +154,7 @@ test('the admin listener proxies the page and its stream to the watcher, and /_b
 });
 
 /** The page's routes mounted on a real loopback server, with a status the test changes. */
-async function servePage(t: import('ava').ExecutionContext, options: { maxStreams?: number } = {}) {
+async function servePage(t: import('ava').ExecutionContext, options: { maxStreams?: number; activityStreamUrl?: string } = {}) {
   const status = createStatusStore('http://127.0.0.1:8500');
   status.recordConsulReachability(true, null);
   status.recordConsulAnswer({ index: 1, dropped: new Map(), droppedRoutes: [] });
@@ -146,6 +162,8 @@ async function servePage(t: import('ava').ExecutionContext, options: { maxStream
     assets: { html: '<!doctype html><p>page</p>', css: 'p{}', icon: '<svg/>', script: 'void 0;' },
     readStatus: () => status.read(),
     pollMs: 60_000,
+    // Port 9 (discard): nothing listens there on loopback.
+    activityStreamUrl: `http://127.0.0.1:9${ACTIVITY_STREAM_PATH}`,
     ...options,
   });
   const server = http.createServer((req, res) => {
@@ -251,4 +269,117 @@ test('streams beyond the limit get a 503, and close() ends the open ones', async
   await first.ended;
   t.is(first.snapshots.length, 1);
   t.is((await fetch(base + EVIDENCE_PATHS.events)).status, 503, 'no new stream once closed (the balancer is stopping)');
+});
+
+const event = (id: string, userId = 'u1', type = 'created'): ActivityEvent => ({ id, type, userId, at: '2026-01-01T10:00:00.000Z' });
+
+test('activity events: only the four fields as strings, newest first, no id twice, at most 50 rows', (t) => {
+  t.deepEqual(activityEventOf(JSON.stringify({ ...event('e1'), extra: '<b>' })), event('e1'));
+  for (const bad of [
+    'not json',
+    'null',
+    '"text"',
+    JSON.stringify({ ...event('e1'), userId: 7 }),
+    JSON.stringify({ ...event('e1'), id: '' }),
+  ])
+    t.is(activityEventOf(bad), null, bad);
+  let rows: ActivityEvent[] = [];
+  for (let i = 1; i <= 60; i++) rows = addActivity(rows, event(`e${i}`));
+  t.is(rows.length, 50);
+  t.is(rows[0].id, 'e60');
+  t.is(rows[49].id, 'e11');
+  t.deepEqual(addActivity(rows, event('e55', 'again')), rows, 'a replayed event is not shown twice');
+  t.regex(unavailableText({ status: 404, error: 'not found' }), /No service is routed at \/api\/activity/);
+  t.regex(unavailableText({ status: 503, error: 'service unavailable' }), /no instance passes/);
+  t.regex(unavailableText({ status: 0, error: 'connect ECONNREFUSED 127.0.0.1:9' }), /did not answer: connect ECONNREFUSED/);
+  t.regex(unavailableText({ status: 429, error: 'too many requests' }), /HTTP 429 too many requests/);
+});
+
+/** A stand-in for the public listener: answers the activity stream path as `handle` says, records requests. */
+async function fakePublicListener(
+  t: import('ava').ExecutionContext,
+  handle: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+) {
+  const requests: http.IncomingMessage[] = [];
+  const closed: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req);
+    req.socket.on('close', () => closed.push(req.url ?? ''));
+    handle(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}${ACTIVITY_STREAM_PATH}`, requests, closed };
+}
+
+/** The whole answer of one activity stream that ends by itself. */
+async function readAll(url: string, headers: Record<string, string> = {}) {
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
+  return { res, text: await res.text() };
+}
+
+test('no activity stream to relay: a 200 event stream saying why (404, 503, nothing listening), asked again after 5 s', async (t) => {
+  for (const [status, error] of [
+    [404, 'not found'],
+    [503, 'service unavailable'],
+  ] as const) {
+    const upstream = await fakePublicListener(t, (_req, res) => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error, detail: 'x' }));
+    });
+    const { base } = await servePage(t, { activityStreamUrl: upstream.url });
+    const { res, text } = await readAll(base + EVIDENCE_PATHS.activity);
+    t.is(res.status, 200);
+    t.is(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    t.is(res.headers.get('cache-control'), 'no-store');
+    t.regex(res.headers.get('content-security-policy') ?? '', /^default-src 'self';/);
+    t.is(text, `retry: 5000\n\nevent: unavailable\ndata: ${JSON.stringify({ status, error })}\n\n`);
+  }
+  const { base } = await servePage(t);
+  const { text } = await readAll(base + EVIDENCE_PATHS.activity);
+  t.regex(text, /^retry: 5000\n\nevent: unavailable\ndata: \{"status":0,"error":"connect ECONNREFUSED 127\.0\.0\.1:9"\}\n\n$/);
+  const post = await fetch(base + EVIDENCE_PATHS.activity, { method: 'POST' });
+  t.is(post.status, 405, 'the relay only reads');
+});
+
+test('the activity stream is relayed as it comes, resumes from a valid Last-Event-ID, and ends with a reload or a stop', async (t) => {
+  let push: ((text: string) => void) | undefined;
+  const upstream = await fakePublicListener(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+    res.write('retry: 1000\n\n: connected\n\n');
+    push = (text) => res.write(text);
+  });
+  const { evidence, base } = await servePage(t, { activityStreamUrl: upstream.url, maxStreams: 1 });
+  const res = await fetch(base + EVIDENCE_PATHS.activity, { headers: { 'last-event-id': 'e-41' } });
+  t.is(res.status, 200);
+  t.is(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  t.is(res.headers.get('x-accel-buffering'), 'no');
+  t.is(upstream.requests[0].headers['last-event-id'], 'e-41');
+  let text = '';
+  let ended = false;
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += decoder.decode(chunk, { stream: true });
+    ended = true;
+  })();
+  await until('the stream to start', () => text.includes(': connected'));
+  push!(`id: e-42\ndata: ${JSON.stringify(event('e-42'))}\n\n`);
+  await until('the event', () => text.includes('e-42\ndata'));
+  t.is(text, `${LIVE_MESSAGE}retry: 1000\n\n: connected\n\nid: e-42\ndata: ${JSON.stringify(event('e-42'))}\n\n`);
+  t.is((await fetch(base + EVIDENCE_PATHS.activity)).status, 503, 'one relay at most here');
+
+  evidence.applied();
+  await until('the relayed stream to end at a reload', () => ended);
+  await until('the upstream request to close', () => upstream.closed.length === 1);
+
+  // A Last-Event-ID that is not an event id is not passed on.
+  const again = await fetch(base + EVIDENCE_PATHS.activity, { headers: { 'last-event-id': 'x\u00e9 y' } });
+  await until('the second upstream request', () => upstream.requests.length === 2);
+  t.is(upstream.requests[1].headers['last-event-id'], undefined);
+  evidence.close();
+  await again.text();
+  await until('the second upstream request to close', () => upstream.closed.length === 2);
+  t.is((await fetch(base + EVIDENCE_PATHS.activity)).status, 503, 'no new relay once closed');
 });
