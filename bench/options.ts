@@ -57,7 +57,7 @@ const FULL: Omit<BenchOptions, 'outFile'> = {
   peerFailoverTries: 5,
   peerScaleDownTries: 3,
   routedServices: 10,
-  routeRounds: 3,
+  routeRounds: 5,
   eventWrites: 200,
   timeLimitSec: 720,
 };
