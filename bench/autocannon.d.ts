@@ -9,6 +9,8 @@ declare module 'autocannon' {
     pipelining?: number;
     timeout?: number;
     headers?: Record<string, string>;
+    /** Requests each connection sends in turn, cycling; the url's own request when absent. */
+    requests?: Array<{ method?: string; path?: string }>;
     /** Called with each connection's client, an emitter of 'request' and 'response' (statusCode, bytes, ms). */
     setupClient?: (client: EventEmitter) => void;
   }

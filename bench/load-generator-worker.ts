@@ -20,27 +20,31 @@ function runAutocannon(job: AutocannonJob): Promise<AutocannonReport> {
     });
   };
   return new Promise((resolve, reject) => {
-    autocannon({ url: job.url, connections: job.connections, duration: job.durationSec, timeout: 10, setupClient }, (error, result) => {
-      if (error) return reject(error);
-      const ok = result['2xx'];
-      const requests = ok + result.non2xx;
-      resolve({
-        kind: 'autocannon',
-        requests,
-        ok,
-        non2xx: result.non2xx,
-        errors: result.errors,
-        timeouts: result.timeouts,
-        durationSec: result.duration,
-        requestsPerSec: requests / result.duration,
-        p50Ms: percentile(latencies, 50),
-        p99Ms: percentile(latencies, 99),
-        meanMs: latencies.reduce((a, b) => a + b, 0) / latencies.length,
-        autocannonP50Ms: result.latency.p50,
-        autocannonP99Ms: result.latency.p99,
-        autocannonMeanMs: result.latency.mean,
-      });
-    });
+    const requests = job.paths?.map((path) => ({ method: 'GET', path }));
+    autocannon(
+      { url: job.url, connections: job.connections, duration: job.durationSec, timeout: 10, setupClient, requests },
+      (error, result) => {
+        if (error) return reject(error);
+        const ok = result['2xx'];
+        const requests = ok + result.non2xx;
+        resolve({
+          kind: 'autocannon',
+          requests,
+          ok,
+          non2xx: result.non2xx,
+          errors: result.errors,
+          timeouts: result.timeouts,
+          durationSec: result.duration,
+          requestsPerSec: requests / result.duration,
+          p50Ms: percentile(latencies, 50),
+          p99Ms: percentile(latencies, 99),
+          meanMs: latencies.reduce((a, b) => a + b, 0) / latencies.length,
+          autocannonP50Ms: result.latency.p50,
+          autocannonP99Ms: result.latency.p99,
+          autocannonMeanMs: result.latency.mean,
+        });
+      },
+    );
   });
 }
 

@@ -5,6 +5,8 @@ export interface AutocannonJob {
   url: string;
   connections: number;
   durationSec: number;
+  /** Paths (with their query) each connection cycles through, in order, on `url`'s host; `url`'s own path when absent. */
+  paths?: string[];
 }
 
 export interface SingleRequestsJob {

@@ -28,6 +28,12 @@ export interface BenchOptions {
   peerDiscoveryTries: number;
   peerFailoverTries: number;
   peerScaleDownTries: number;
+  /**
+   * The gateway's routing table (bench/phases/routes.ts): routed services in the "several" configuration
+   * (hello and routedServices - 1 others), and rounds of one run per configuration.
+   */
+  routedServices: number;
+  routeRounds: number;
   /** Sequential user writes timed from the POST to their event on the activity service's SSE stream. */
   eventWrites: number;
   /** Hard bound on the whole run: past it the benchmark stops its processes and fails. */
@@ -50,6 +56,8 @@ const FULL: Omit<BenchOptions, 'outFile'> = {
   peerDiscoveryTries: 5,
   peerFailoverTries: 5,
   peerScaleDownTries: 3,
+  routedServices: 10,
+  routeRounds: 5,
   eventWrites: 200,
   timeLimitSec: 720,
 };
@@ -70,8 +78,12 @@ const SMOKE: Omit<BenchOptions, 'outFile'> = {
   peerDiscoveryTries: 1,
   peerFailoverTries: 1,
   peerScaleDownTries: 1,
+  // Shape only: two extra replicas start faster than nine on the shared core; one round, one toggle.
+  routedServices: 3,
+  routeRounds: 1,
   eventWrites: 20,
-  // 120 s before the events phase, which adds about 5 s (a broker, two processes, 25 writes).
+  // 120 s before the events phase, which adds about 5 s (a broker, two processes, 25 writes); the routes
+  // phase adds about 8 s more (two replicas started and stopped, two 1 s runs): 116.7 s in all at load average 35.
   timeLimitSec: 130,
 };
 

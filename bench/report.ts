@@ -87,11 +87,29 @@ export function formatTable(r: BenchResults): string {
       `${fmt(r.eventLatencyMs.p50, ' ms')} / ${fmt(r.eventLatencyMs.p99, ' ms')}`,
       ...met('write to SSE event p50'),
     ],
+    [
+      `nginx CPU per proxied request, ${routeTables(r)}`,
+      `${fmt(r.routeCost.nginxCpuUsPerRequest.one, ' µs')} / ${fmt(r.routeCost.nginxCpuUsPerRequest.several, ' µs')} (ratio ${fmt(r.routeCost.ratio, '', 2)})`,
+      '',
+      '',
+    ],
+    [
+      `Throughput via the gateway, ${routeTables(r)}`,
+      `${fmt(r.routeCost.requestsPerSec.one, ' req/s')} / ${fmt(r.routeCost.requestsPerSec.several, ' req/s')}`,
+      '',
+      '',
+    ],
   ];
   const header = ['Figure', 'Measured', 'Target', 'Result'];
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
+
+/** "1 / 10 routed services (2 / 20 routes)": the two gateway configurations of the routes phase. */
+const routeTables = (r: BenchResults): string => {
+  const { services, routes } = r.routeCost;
+  return `${services.one} / ${services.several} routed services (${routes.one} / ${routes.several} routes)`;
+};
 
 export function formatContext(r: BenchResults): string {
   const v = r.versions;

@@ -3,6 +3,7 @@ import { summarizePeers, type PeerComparison } from './peer-results';
 import type { PeerMeasurement } from './phases/peers';
 import type { DiscoveryTry } from './phases/discovery';
 import type { RemovalTry } from './phases/removal';
+import { ROUTE_PATHS, type RouteRound, type RouteRun } from './phases/routes';
 import { medianOf, type PairedRepeat, type PathRun, type ThroughputResult } from './phases/throughput';
 import type { SingleRequestsReport } from './load-protocol';
 import { max, median, percentile, round } from './stats';
@@ -81,6 +82,27 @@ export interface BenchResults {
   rssMB: { replica: number; watcher: number; nginx: number; replicaAfterLoad: number; nginxPss: number };
   /** From a user's POST to its event on the activity service's SSE stream (bench/phases/events.ts). */
   eventLatencyMs: { p50: number; p99: number; writes: number };
+  /**
+   * The gateway with one routed service against several (bench/phases/routes.ts), same requests from the
+   * same replica: nginx workers' CPU per proxied request and throughput, medians over the rounds;
+   * `ratio` is several/one, the median of the per-round ratios.
+   */
+  routeCost: {
+    paths: string[];
+    services: { one: number; several: number };
+    routes: { one: number; several: number };
+    nginxCpuUsPerRequest: { one: number; several: number };
+    ratio: number;
+    requestsPerSec: { one: number; several: number };
+    /** Every round: [one, several]. */
+    rounds: {
+      nginxCpuUsPerRequest: [number, number];
+      requestsPerSec: [number, number];
+      non2xx: [number, number];
+      errors: [number, number];
+      foreignCpuPercent: [number, number];
+    }[];
+  };
   targets: Target[];
   /** The side-by-side table: ours, HAProxy with Consul DNS and static nginx, in this same run. */
   comparison: PeerComparison;
@@ -101,6 +123,7 @@ export interface RawMeasurements {
   scaleDown: RemovalTry[];
   memory: { replicaIdle: number; replicaAfterLoad: number; watcher: number; nginx: number; nginxPss: number };
   peers: PeerMeasurement[];
+  routes: RouteRound[];
   /** One per write: POST to the event on the SSE stream. */
   eventLatencyMs: number[];
 }
@@ -239,6 +262,7 @@ export function summarize(raw: RawMeasurements): BenchResults {
       p99: round(percentile(raw.eventLatencyMs, 99), 1),
       writes: raw.eventLatencyMs.length,
     },
+    routeCost: summarizeRoutes(raw.routes),
   };
   const comparison = summarizePeers(raw.peers, {
     startedAt: results.startedAt,
@@ -277,6 +301,32 @@ const describeRepeat = (replicas: number, r: PairedRepeat) => ({
   coreUsPerRequest: pair(r, (p) => p.coreUsPerRequest, 1),
   foreignCpuPercent: pair(r, (p) => p.foreignCpuPercent, 1),
 });
+
+function summarizeRoutes(rounds: RouteRound[]): BenchResults['routeCost'] {
+  const mid = (pick: (run: RouteRun) => number, decimals: number) => ({
+    one: round(median(rounds.map((r) => pick(r.one))), decimals),
+    several: round(median(rounds.map((r) => pick(r.several))), decimals),
+  });
+  const both = (r: RouteRound, pick: (run: RouteRun) => number, decimals: number): [number, number] => [
+    round(pick(r.one), decimals),
+    round(pick(r.several), decimals),
+  ];
+  return {
+    paths: ROUTE_PATHS,
+    services: mid((r) => r.services, 0),
+    routes: mid((r) => r.routes, 0),
+    nginxCpuUsPerRequest: mid((r) => r.run.nginxCpuUsPerRequest, 1),
+    ratio: round(median(rounds.map((r) => r.several.run.nginxCpuUsPerRequest / r.one.run.nginxCpuUsPerRequest)), 3),
+    requestsPerSec: mid((r) => r.run.load.requestsPerSec, 0),
+    rounds: rounds.map((r) => ({
+      nginxCpuUsPerRequest: both(r, (x) => x.run.nginxCpuUsPerRequest, 1),
+      requestsPerSec: both(r, (x) => x.run.load.requestsPerSec, 0),
+      non2xx: both(r, (x) => x.run.load.non2xx, 0),
+      errors: both(r, (x) => x.run.load.errors + x.run.load.timeouts, 0),
+      foreignCpuPercent: both(r, (x) => x.run.foreignCpuPercent, 1),
+    })),
+  };
+}
 
 const roundRemoval = (t: RemovalTry): RemovalTry => ({ ...t, leftConsulMs: round(t.leftConsulMs, 0), removedMs: round(t.removedMs, 0) });
 

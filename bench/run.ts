@@ -11,6 +11,7 @@ import { measureDiscovery } from './phases/discovery';
 import { measureEventLatency } from './phases/events';
 import { comparePeers } from './phases/peers';
 import { measureRemoval } from './phases/removal';
+import { measureRouteCost } from './phases/routes';
 import { measureThroughput } from './phases/throughput';
 import { affinityOf, pinProcess, planCpus, type CpuPlan } from './pinning';
 import { pssMB, readStat, rssMB } from './proc-stats';
@@ -112,6 +113,8 @@ async function runBench(
   const watcherRss = rssMB(sut.balancer.child.pid!);
   log('peers side by side: ours, HAProxy with Consul DNS, static nginx without and with the JSON access log');
   const peers = await comparePeers({ sut, load, first, options, testCpu: plan.testCpu, track, log });
+  log(`gateway CPU per request, 1 against ${options.routedServices} routed services: ${options.routeRounds} rounds`);
+  const routes = await measureRouteCost({ sut, load, first, options, testCpu: plan.testCpu, log });
   log(`write → event on the SSE stream: ${options.eventWrites} writes`);
   const eventLatencyMs = await measureEventLatency(sut.consul, plan.testCpu, options.eventWrites);
   return {
@@ -124,6 +127,7 @@ async function runBench(
     scaleDown,
     memory: { replicaIdle, replicaAfterLoad, watcher: watcherRss, nginx: nginxMem.rss, nginxPss: nginxMem.pss },
     peers,
+    routes,
     eventLatencyMs,
   };
 }

@@ -25,8 +25,11 @@ export interface SystemUnderTest {
   /** The balancer's admin listener: the status and the same proxy with `X-Upstream-Addr`. */
   balancerAdminUrl: string;
   status(): Promise<BalancerStatusJson>;
-  /** Starts a replica on the test core; resolves as soon as the process is spawned. */
-  startReplica(id: string): Promise<BenchReplica>;
+  /**
+   * Starts a replica on the test core; resolves as soon as the process is spawned. A replica of
+   * `service` (default hello) with `env` on top of its own (e.g. ROUTES), under that service's token.
+   */
+  startReplica(id: string, service?: string, env?: NodeJS.ProcessEnv): Promise<BenchReplica>;
   /** Polls the balancer's status until `replica` is (or is no longer) among its upstreams. */
   waitUpstream(replica: Replica, present: boolean, timeoutMs?: number, everyMs?: number): Promise<void>;
   nginx(): NginxProcesses;
@@ -47,7 +50,13 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
   const replicas = new Set<Replica>();
   // DNS on: HAProxy, one of the peers compared with ours, follows Consul through it.
   const consul = await startConsul({ dns: true });
-  const replicaToken = await consul.roleToken('replica', SERVICE_NAME);
+  // One replica token per service, asked for once (hello's, and those of the routes phase's services).
+  const replicaTokens = new Map<string, Promise<string | undefined>>();
+  const replicaToken = (service: string) => {
+    if (!replicaTokens.has(service)) replicaTokens.set(service, consul.roleToken('replica', service));
+    return replicaTokens.get(service)!;
+  };
+  await replicaToken(SERVICE_NAME);
   // Consul answers DNS with the agent's default token; under default deny that reads nothing. A careful
   // user gives it a token that may read the service's health (the balancer's), as Consul's ACL docs ask.
   await consul.setDefaultToken(await consul.roleToken('balancer'));
@@ -110,13 +119,19 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
     balancerUrl,
     balancerAdminUrl: adminUrl,
     status,
-    async startReplica(id) {
+    async startReplica(id, service = SERVICE_NAME, env = {}) {
       const port = await freePort();
+      const token = await replicaToken(service);
       const [cmd, cmdArgs] = pinnedCommand(testCpu, process.execPath, [SERVICE_BUNDLE]);
       const spawnedAt = performance.now();
-      const proc = startProcess(cmd, cmdArgs, replicaEnv(consul.httpAddr, SERVICE_NAME, id, port, replicaToken), {
-        logFile: path.join(runDir, `${id}.log`),
-      });
+      const proc = startProcess(
+        cmd,
+        cmdArgs,
+        { ...replicaEnv(consul.httpAddr, service, id, port, token), ...env },
+        {
+          logFile: path.join(runDir, `${id}.log`),
+        },
+      );
       const replica: BenchReplica = Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}`, spawnedAt });
       replicas.add(replica);
       void proc.exited.then(() => replicas.delete(replica));

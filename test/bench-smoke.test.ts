@@ -48,6 +48,11 @@ const NUMERIC_FIGURES = [
   'singleRequestMs.balancer.p50',
   'eventLatencyMs.p50',
   'eventLatencyMs.p99',
+  'routeCost.nginxCpuUsPerRequest.one',
+  'routeCost.nginxCpuUsPerRequest.several',
+  'routeCost.ratio',
+  'routeCost.requestsPerSec.one',
+  'routeCost.requestsPerSec.several',
 ];
 
 const at = (object: unknown, dotted: string): unknown =>
@@ -112,6 +117,16 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.true((at(results, 'eventLatencyMs.p99') as number) >= (at(results, 'eventLatencyMs.p50') as number));
   t.is(at(results, 'eventLatencyMs.writes'), 20, 'every write the smoke mode is sized for');
   t.true(Number.isInteger(results.cores) && (results.cores as number) >= 1);
+
+  // The gateway with one routed service against several: both configurations measured, served without errors.
+  t.deepEqual(at(results, 'routeCost.services'), { one: 1, several: 3 }, 'hello alone, then hello and 2 others');
+  t.true((at(results, 'routeCost.routes.several') as number) > (at(results, 'routeCost.routes.one') as number), 'more routes');
+  for (const figure of ['routeCost.nginxCpuUsPerRequest.one', 'routeCost.nginxCpuUsPerRequest.several', 'routeCost.requestsPerSec.one']) {
+    t.true((at(results, figure) as number) > 0, `${figure} should be positive`);
+  }
+  const routeRounds = at(results, 'routeCost.rounds') as Array<{ non2xx: number[]; errors: number[] }>;
+  t.is(routeRounds.length, 1, 'every round the smoke mode is sized for');
+  t.deepEqual(routeRounds[0].non2xx, [0, 0], 'the gateway answered every request of the routes phase with a 2xx');
 
   const versions = results.versions as Record<string, unknown>;
   for (const name of ['node', 'nginx', 'consul', 'autocannon']) {
@@ -188,6 +203,10 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.regex(
     run.stdout,
     /\| Write → event on the SSE stream p50 \/ p99 \(20 writes\) \| [\d.]+ ms \/ [\d.]+ ms \| < 50 ms \| (met|MISSED) \|/,
+  );
+  t.regex(
+    run.stdout,
+    /\| nginx CPU per proxied request, 1 \/ 3 routed services \(2 \/ 6 routes\) \| [\d.]+ µs \/ [\d.]+ µs \(ratio [\d.]+\) \|/,
   );
   t.regex(run.stdout, /pinning: /);
 });

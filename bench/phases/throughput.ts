@@ -57,16 +57,18 @@ function cpuSnapshot(sut: SystemUnderTest, replicas: Replica[], testCpu: number 
   };
 }
 
-async function measure(
+/** One closed-loop run on `url` (cycling through `paths` on its host when given), with the CPU it cost. */
+export async function measure(
   sut: SystemUnderTest,
   load: LoadGenerator,
   url: string,
   replicas: Replica[],
   options: BenchOptions,
   testCpu: number | undefined,
+  paths?: string[],
 ): Promise<PathRun> {
   const before = cpuSnapshot(sut, replicas, testCpu);
-  const report = await load.autocannon({ url, connections: options.connections, durationSec: options.durationSec });
+  const report = await load.autocannon({ url, connections: options.connections, durationSec: options.durationSec, paths });
   const after = cpuSnapshot(sut, replicas, testCpu);
   const requests = Math.max(report.requests, 1);
   const wallUs = (after.at - before.at) * 1000;
