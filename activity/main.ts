@@ -3,10 +3,8 @@ import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import { ConfigError } from '../lib/config-error';
 import { createLogger } from '../lib/logger';
-import { version } from '../package.json';
 import { createConsulClient } from '../service/consul-client';
-import { DRAIN_TIMEOUT_MS, drainServer, LEAVE_DELAY_MS, onStopSignals } from '../service/drain';
-import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } from '../service/registration';
+import { runReplica } from '../service/lifecycle';
 import { createActivityApp, eventMessage } from './app';
 import { durableName, parseActivityConfig, type ActivityConfig } from './config';
 import { startEventConsumer } from './consumer';
@@ -37,7 +35,6 @@ function main(): void {
   const logger = createLogger({ instance: config.serviceId });
   const consul = createConsulClient(config.consul, config.consulToken);
   let draining = false;
-  let registration: Registration | undefined;
 
   const feed = new ActivityFeed(config.keep);
   const hub = new SseHub({ heartbeatMs: HEARTBEAT_MS, queueLimit: CLIENT_QUEUE_LIMIT, logger });
@@ -54,35 +51,16 @@ function main(): void {
     logger,
   });
 
-  server.on('error', (error) => {
-    logger.error('server error', { error, host: config.host, port: config.port });
-    process.exit(1);
-  });
-
-  server.listen(config.port, config.host, () => {
-    logger.info('listening', { host: config.host, port: config.port, version, consul: config.consul.url, keep: config.keep });
-    registration = keepRegistered(consulAgentApi(consul), serviceDefinition(config), logger);
-  });
-
-  onStopSignals(logger, async (signal) => {
-    draining = true;
-    logger.info('draining', { signal });
-    await registration?.stop();
-    await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));
+  runReplica({
+    server,
+    config,
+    consul,
+    logger,
+    listening: { keep: config.keep },
+    onDraining: () => (draining = true),
     // Streams never end by themselves: end them, so EventSource clients reconnect through the gateway to another replica.
-    hub.stop();
-    const clean = await drainServer(server, DRAIN_TIMEOUT_MS);
-    if (!clean) logger.warn('requests still in flight at the drain deadline were cut off', { timeoutMs: DRAIN_TIMEOUT_MS });
-    await consumer.stop();
-    consul.destroy();
-    logger.info('stopped');
-    process.exit(0);
-  });
-
-  process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: reason }));
-  process.on('uncaughtException', (error) => {
-    logger.error('uncaught exception; exiting', { error, stack: error.stack });
-    process.exit(1);
+    beforeDrain: () => hub.stop(),
+    afterDrain: () => consumer.stop(),
   });
 }
 

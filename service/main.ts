@@ -10,9 +10,8 @@ import { createConsulClient } from './consul-client';
 import { ConsulUsersStore } from './consul-users-store';
 import { outboxKeyPrefix, usersKeyPrefix } from '../lib/consul-acl';
 import { parseNatsService } from '../lib/broker';
-import { DRAIN_TIMEOUT_MS, drainServer, LEAVE_DELAY_MS, onStopSignals } from './drain';
 import { startOutboxRelay } from './outbox-relay';
-import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } from './registration';
+import { runReplica } from './lifecycle';
 
 function loadConfig(): ServiceConfig & { natsService: string } {
   try {
@@ -32,7 +31,6 @@ function main(): void {
   const logger = createLogger({ instance: config.serviceId });
   const consul = createConsulClient(config.consul, config.consulToken);
   let draining = false;
-  let registration: Registration | undefined;
 
   const app = createApp({
     serviceName: config.serviceName,
@@ -56,35 +54,14 @@ function main(): void {
     logger,
   });
 
-  server.on('error', (error) => {
-    logger.error('server error', { error, host: config.host, port: config.port });
-    process.exit(1);
-  });
-
-  server.listen(config.port, config.host, () => {
-    logger.info('listening', { host: config.host, port: config.port, version, consul: config.consul.url });
-    registration = keepRegistered(consulAgentApi(consul), serviceDefinition(config), logger);
-  });
-
-  onStopSignals(logger, async (signal) => {
-    draining = true;
-    logger.info('draining', { signal });
-    await registration?.stop();
-    // Responses meanwhile carry `Connection: close` (app.ts), so nginx's pooled connections end one by one.
-    await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));
-    const clean = await drainServer(server, DRAIN_TIMEOUT_MS);
-    if (!clean) logger.warn('requests still in flight at the drain deadline were cut off', { timeoutMs: DRAIN_TIMEOUT_MS });
+  runReplica({
+    server,
+    config,
+    consul,
+    logger,
+    onDraining: () => (draining = true),
     // After the last request: its event is in the outbox, and any this relay leaves another replica's publishes.
-    await relay.stop();
-    consul.destroy();
-    logger.info('stopped');
-    process.exit(0);
-  });
-
-  process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: reason }));
-  process.on('uncaughtException', (error) => {
-    logger.error('uncaught exception; exiting', { error, stack: error.stack });
-    process.exit(1);
+    afterDrain: () => relay.stop(),
   });
 }
 

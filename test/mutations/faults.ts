@@ -63,7 +63,7 @@ export const FAULTS: Fault[] = [
     id: 'no-leave-delay',
     breaks:
       'a replica stops accepting and closes its pooled keep-alive connections as soon as it left Consul, before the balancer dropped it (the e2e loop then saw 1-2 POSTs answered 502 in most runs)',
-    patches: [{ file: 'service/main.ts', search: 'await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));', replace: '' }],
+    patches: [{ file: 'service/lifecycle.ts', search: 'await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));', replace: '' }],
     tests: [REPLICAS],
     match: ['SIGTERM*'],
   },
@@ -135,7 +135,7 @@ export const FAULTS: Fault[] = [
   {
     id: 'draining-not-logged',
     breaks: "a replica no longer logs 'draining' on SIGTERM (an indexOf of -1 passed the order check)",
-    patches: [{ file: 'service/main.ts', search: "    logger.info('draining', { signal });\n", replace: '' }],
+    patches: [{ file: 'service/lifecycle.ts', search: "    logger.info('draining', { signal });\n", replace: '' }],
     tests: [REPLICAS],
     match: ['SIGTERM*'],
   },

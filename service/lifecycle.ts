@@ -1,0 +1,60 @@
+// A replica's life once its app is built, the same for every service of the stack (hello, activity):
+// listen, register with Consul, and on SIGTERM or SIGINT leave Consul, drain and exit 0.
+import type { Server } from 'node:http';
+import type Consul from 'consul';
+import type { Logger } from '../lib/logger';
+import { version } from '../package.json';
+import type { ServiceConfig } from './config';
+import { DRAIN_TIMEOUT_MS, drainServer, LEAVE_DELAY_MS, onStopSignals } from './drain';
+import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } from './registration';
+
+export interface ReplicaLifecycle {
+  server: Server;
+  config: ServiceConfig;
+  consul: Consul;
+  logger: Logger;
+  /** More fields for the `listening` log line. */
+  listening?: Record<string, unknown>;
+  /** Called first on a stop signal: from then on /health answers 503 and responses close their connections. */
+  onDraining(): void;
+  /** After Consul and the balancer let go of this replica, before the server drains (e.g. end open streams). */
+  beforeDrain?(): void;
+  /** After the last request: stop the background work (the outbox relay, the event consumer). */
+  afterDrain(): Promise<void>;
+}
+
+export function runReplica(o: ReplicaLifecycle): void {
+  const { server, config, consul, logger } = o;
+  let registration: Registration | undefined;
+
+  server.on('error', (error) => {
+    logger.error('server error', { error, host: config.host, port: config.port });
+    process.exit(1);
+  });
+
+  server.listen(config.port, config.host, () => {
+    logger.info('listening', { host: config.host, port: config.port, version, consul: config.consul.url, ...o.listening });
+    registration = keepRegistered(consulAgentApi(consul), serviceDefinition(config), logger);
+  });
+
+  onStopSignals(logger, async (signal) => {
+    o.onDraining();
+    logger.info('draining', { signal });
+    await registration?.stop();
+    // The balancer needs a Consul answer and a reload to stop sending here (drain.ts says why it waits).
+    await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));
+    o.beforeDrain?.();
+    const clean = await drainServer(server, DRAIN_TIMEOUT_MS);
+    if (!clean) logger.warn('requests still in flight at the drain deadline were cut off', { timeoutMs: DRAIN_TIMEOUT_MS });
+    await o.afterDrain();
+    consul.destroy();
+    logger.info('stopped');
+    process.exit(0);
+  });
+
+  process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: reason }));
+  process.on('uncaughtException', (error) => {
+    logger.error('uncaught exception; exiting', { error, stack: error.stack });
+    process.exit(1);
+  });
+}
