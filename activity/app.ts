@@ -1,11 +1,10 @@
 import type { HttpBindings } from '@hono/node-server';
 import { Hono } from 'hono';
-import { methodNotAllowed } from 'hono/method-not-allowed';
 import { stream } from 'hono/streaming';
 import { validator } from 'hono/validator';
 import type { Logger } from '../lib/logger';
 import type { UserEvent } from '../lib/user-events';
-import { instanceAndRequestLog } from '../service/request-log';
+import { instanceAndRequestLog, jsonMethodNotAllowed } from '../service/request-log';
 import type { ActivityFeed } from './feed';
 import { sseComment, sseMessage, type SseHub } from './sse';
 
@@ -51,15 +50,7 @@ export function createActivityApp(deps: ActivityAppDeps): Hono<{ Bindings: Parti
   const app = new Hono<{ Bindings: Partial<HttpBindings> }>();
 
   app.use(instanceAndRequestLog(deps));
-  app.use(
-    methodNotAllowed({
-      app,
-      onMethodNotAllowed: (c, methods) =>
-        c.json({ error: `method ${c.req.method} is not allowed on ${c.req.path}; allowed: ${methods.join(', ')}` }, 405, {
-          Allow: methods.join(', '),
-        }),
-    }),
-  );
+  app.use(jsonMethodNotAllowed(app));
 
   app.get('/health', (c) =>
     deps.isDraining() ? c.json({ status: 'draining', instance: deps.serviceId }, 503) : c.json({ status: 'ok', instance: deps.serviceId }),

@@ -1,11 +1,10 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
-import { methodNotAllowed } from 'hono/method-not-allowed';
 import { validator } from 'hono/validator';
 import type { Logger } from '../lib/logger';
 import { parsePageQuery } from './page-query';
-import { instanceAndRequestLog } from './request-log';
+import { instanceAndRequestLog, jsonMethodNotAllowed } from './request-log';
 import { USER_ID, validateUserInput } from './user-input';
 import { StoreConflictError, StoreUnavailableError, type UsersStore } from './users-store';
 
@@ -64,15 +63,7 @@ export function createApp(deps: AppDeps): Hono {
 
   app.use(instanceAndRequestLog(deps));
 
-  app.use(
-    methodNotAllowed({
-      app,
-      onMethodNotAllowed: (c, methods) =>
-        c.json({ error: `method ${c.req.method} is not allowed on ${c.req.path}; allowed: ${methods.join(', ')}` }, 405, {
-          Allow: methods.join(', '),
-        }),
-    }),
-  );
+  app.use(jsonMethodNotAllowed(app));
 
   app.use(
     '/api/*',

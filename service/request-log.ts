@@ -1,4 +1,5 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Env, Hono, MiddlewareHandler } from 'hono';
+import { methodNotAllowed } from 'hono/method-not-allowed';
 import type { Logger } from '../lib/logger';
 
 /**
@@ -19,4 +20,15 @@ export function instanceAndRequestLog(deps: { serviceId: string; logger: Logger;
     if (status >= 500 && !(c.req.path === '/health' && deps.isDraining())) logger.warn('request', fields);
     else logger.info('request', fields);
   };
+}
+
+/** A 405 in JSON naming the allowed methods (and the Allow header), for a path the app has with other methods. */
+export function jsonMethodNotAllowed<E extends Env>(app: Hono<E>): MiddlewareHandler {
+  return methodNotAllowed({
+    app,
+    onMethodNotAllowed: (c, methods) =>
+      c.json({ error: `method ${c.req.method} is not allowed on ${c.req.path}; allowed: ${methods.join(', ')}` }, 405, {
+        Allow: methods.join(', '),
+      }),
+  });
 }
