@@ -15,8 +15,9 @@ import { BROKER_SERVICE_NAME } from '../lib/service-name';
 const SERVICE_PORT = 8080;
 
 /**
- * The engine's readiness gate (`wait`): Docker's health check runs service/readiness-probe.ts, healthy
- * only once this replica answers /health and Consul lists it as passing. Probed every 2 s; the new
+ * The engine's readiness gate (`wait`): Docker's health check runs service/readiness-probe.ts (bundled into
+ * both services' images), healthy only once the replica answers /health on its PORT and Consul lists it as
+ * passing under its SERVICE_NAME. Probed every 2 s; the new
  * replica's start-up failures do not count for 60 s.
  */
 const READINESS_CHECK: docker.types.input.ContainerHealthcheck = {
@@ -53,32 +54,13 @@ export const HELLO_REPLICAS: ReplicaKind = {
   healthcheck: READINESS_CHECK,
 };
 
-/**
- * The activity service (activity/): healthy once it answers /health on its PORT (8080 on one host, 22000 + n on
- * a VM; Docker runs the check with the container's environment), which every service of the stack serves
- * (issue 12's contract); it ships no readiness probe of its own, so its rolling deploy waits for /health only.
- */
-const ACTIVITY_HEALTH_CHECK: docker.types.input.ContainerHealthcheck = {
-  tests: [
-    'CMD',
-    'node',
-    '-e',
-    `fetch('http://127.0.0.1:' + (process.env.PORT || ${SERVICE_PORT}) + '/health', { signal: AbortSignal.timeout(2000) })` +
-      '.then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))',
-  ],
-  interval: '2s',
-  timeout: '3s',
-  retries: 3,
-  startPeriod: '60s',
-};
-
 export const ACTIVITY_REPLICAS: ReplicaKind = {
   folder: 'activity',
   role: 'activity',
   group: 'activity',
   stem: 'activity',
   portBase: ACTIVITY_PORT_BASE,
-  healthcheck: ACTIVITY_HEALTH_CHECK,
+  healthcheck: READINESS_CHECK,
 };
 
 export interface ServiceReplicasArgs extends BundledRoleArgs {

@@ -30,18 +30,20 @@ const evidenceAssets = {
   },
 };
 
-// Each entry becomes <folder>/dist/<entry>.js; the service's readiness probe is its Docker health check.
+// Each entry <source>/<entry>.ts (source defaults to the folder) becomes <folder>/dist/<entry>.js. The
+// service's readiness probe is the Docker health check of both services' replicas (infra/replicas.ts).
 const targets = [
   ['service', 'main'],
   ['service', 'readiness-probe'],
   ['balancer', 'main'],
   ['activity', 'main'],
+  ['activity', 'readiness-probe', 'service'],
 ];
 await Promise.all(
-  targets.map(async ([name, entry]) => {
+  targets.map(async ([name, entry, source = name]) => {
     const result = await build({
       plugins: name === 'balancer' ? [evidenceAssets] : [],
-      entryPoints: [`${name}/${entry}.ts`],
+      entryPoints: [`${source}/${entry}.ts`],
       outfile: `${name}/dist/${entry}.js`,
       bundle: true,
       platform: 'node',

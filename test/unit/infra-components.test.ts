@@ -130,8 +130,8 @@ test('ServiceReplicas of the activity kind: activity-<n> containers on the activ
     // ROUTES is left to the service's default (/api/activity).
     t.false(inputs(c).envs.some((e) => e.startsWith('ROUTES=')));
     t.is(inputs(c).ports, undefined);
-    // /health on the replica's own PORT (8080 here, 22000 + n on a VM), read from the container's environment.
-    t.regex(String(inputs(c).healthcheck?.tests.join(' ')), /'http:\/\/127\.0\.0\.1:' \+ \(process\.env\.PORT \|\| 8080\) \+ '\/health'/);
+    // The readiness gate of hello's replicas: /health on its own PORT, and passing in Consul.
+    t.deepEqual(inputs(c).healthcheck?.tests, ['CMD', 'node', '/app/readiness-probe.js']);
     t.true(inputs(c).wait);
     t.deepEqual(c.options.dependsOn, ['collector-container', 'consul-stand-in']);
   }
