@@ -27,6 +27,8 @@ export interface ConsumerOptions {
   consulToken: string | undefined;
   natsService: string;
   durable: string;
+  /** How many recent events the feed keeps: where a new durable starts. */
+  keep: number;
   feed: ActivityFeed;
   logger: Logger;
   retry?: RetryTiming;
@@ -53,15 +55,22 @@ export function startEventConsumer(o: ConsumerOptions): EventConsumer {
     nc = await connectBroker(servers, o.durable);
     await ensureUserEventsStream(nc);
     const jsm = await nc.jetstreamManager();
-    // Creating a durable that exists with the same config is a no-op: it keeps its position.
-    await jsm.consumers.add(USER_EVENTS_STREAM, {
-      durable_name: o.durable,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      filter_subject: USER_EVENTS_SUBJECTS,
-      inactive_threshold: nanos(DURABLE_INACTIVE_MS),
-      max_ack_pending: MAX_ACK_PENDING,
-    });
+    // A durable that exists keeps its position: the replica resumes after its last ack. A new one (a new
+    // replica, or a deploy's new SERVICE_ID) starts at the last `keep` events, all the feed can hold,
+    // rather than replaying the whole stream (up to 100,000 events) into it and its open streams.
+    const existing = await jsm.consumers.info(USER_EVENTS_STREAM, o.durable).catch(() => undefined);
+    if (existing === undefined) {
+      const { state } = await jsm.streams.info(USER_EVENTS_STREAM);
+      await jsm.consumers.add(USER_EVENTS_STREAM, {
+        durable_name: o.durable,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: Math.max(1, state.last_seq - o.keep + 1),
+        filter_subject: USER_EVENTS_SUBJECTS,
+        inactive_threshold: nanos(DURABLE_INACTIVE_MS),
+        max_ack_pending: MAX_ACK_PENDING,
+      });
+    }
     const consumer = await nc.jetstream().consumers.get(USER_EVENTS_STREAM, o.durable);
     messages = await consumer.consume({ max_messages: 256 });
     const current = messages;

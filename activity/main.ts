@@ -47,6 +47,7 @@ function main(): void {
     consulToken: config.consulToken,
     natsService: config.natsService,
     durable: durableName(config.serviceId),
+    keep: config.keep,
     feed,
     logger,
   });

@@ -79,16 +79,23 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
     return nc;
   };
 
-  const publish = async (nc: NatsConnection, entries: Array<{ entry: OutboxEntry; event: UserEvent }>): Promise<void> => {
+  /** Publishes and deletes chunk by chunk; `at` hears which server each step talks to, for the error's blame. */
+  const publish = async (
+    nc: NatsConnection,
+    entries: Array<{ entry: OutboxEntry; event: UserEvent }>,
+    at: (step: 'broker' | 'outbox') => void,
+  ): Promise<void> => {
     const js = nc.jetstream();
     for (let start = 0; start < entries.length; start += PUBLISH_CHUNK) {
       const chunk = entries.slice(start, start + PUBLISH_CHUNK);
+      at('broker');
       await Promise.all(
         chunk.map(({ event }) =>
           js.publish(userEventSubject(event.type), JSON.stringify(event), { msgID: event.id, timeout: PUBLISH_TIMEOUT_MS }),
         ),
       );
       // Acked: the broker has them. A delete that finds the entry changed or gone (another relay) is fine.
+      at('outbox');
       await Promise.all(chunk.map(({ entry }) => o.consulClient.kv.del({ key: entry.Key, cas: entry.ModifyIndex })));
     }
   };
@@ -122,7 +129,7 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
         const events = readable(answer.entries);
         kept = events.length;
         step = 'broker';
-        if (events.length > 0) await publish(await connection(), events);
+        if (events.length > 0) await publish(await connection(), events, (now) => (step = now));
         brokerFirst = false;
         index = nextIndex(index, answer.index);
         if (failures > 0) o.logger.info('outbox relay: publishing again', { published: events.length, failedAttempts: failures });
@@ -139,8 +146,11 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
           o.logger.warn('outbox relay: cannot publish; events stay in the outbox, retrying', { error: problem, kept, retryMs: delayMs });
           lastProblem = problem;
         }
-        broker?.close().catch(() => undefined);
-        broker = undefined;
+        // A Consul failure leaves a working broker connection alone.
+        if (step === 'broker') {
+          broker?.close().catch(() => undefined);
+          broker = undefined;
+        }
         // Read afresh after a failure: another relay may have published meanwhile, or Consul restarted.
         index = 0;
         await sleep(delayMs);

@@ -249,10 +249,55 @@ test.serial('the activity service stopped while users are written, then started:
       whileDown,
       'each once, newest first',
     );
-    // A new consumer would start from the stream's first event; the durable resumed after its last ack.
+    // A new durable would start at the last ACTIVITY_KEEP (100) events, `before` among them; this one resumed after its last ack.
     t.is(ofUsers(recent, [before]).length, 0, 'the event acked before the stop is not delivered again');
   } catch (error) {
     report(t, { writer, 'activity (first run)': first, 'activity (restarted)': feed, nats });
+    throw error;
+  }
+});
+
+/** How many messages the broker has delivered to the durable `name` (nats-server's monitoring /jsz). */
+async function deliveredTo(name: string): Promise<number | undefined> {
+  const res = await fetch(`http://127.0.0.1:${nats.monitorPort}/jsz?accounts=true&streams=true&consumers=true`, {
+    signal: AbortSignal.timeout(2000),
+  });
+  const find = (value: unknown): number | undefined => {
+    if (Array.isArray(value)) return value.map(find).find((n) => n !== undefined);
+    if (value === null || typeof value !== 'object') return undefined;
+    const record = value as { name?: unknown; delivered?: { consumer_seq?: number } };
+    if (record.name === name && record.delivered) return record.delivered.consumer_seq;
+    return Object.values(record)
+      .map(find)
+      .find((n) => n !== undefined);
+  };
+  return find(await res.json());
+}
+
+test.serial('a new activity replica starts at the last ACTIVITY_KEEP events of the stream, not at its first', async (t) => {
+  t.timeout(TEST_TIMEOUT_MS);
+  const writer = await hello(t, 'hello-e', 'hello-e-1');
+  let feed: ActivityReplica | undefined;
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await createUser(writer, `Recent${i}`));
+    await waitFor('the outbox to be published', async () => (await outboxKeys('hello-e')).length === 0);
+    feed = await activity(t, 'activity-e-1', { ACTIVITY_KEEP: '2' });
+    const url = feed.url;
+    let recent: UserEvent[] = [];
+    await waitFor('the last two events in the feed', async () => {
+      recent = (await call(`${url}/api/activity`)).json!.events as UserEvent[];
+      return recent.length === 2;
+    });
+    t.deepEqual(
+      recent.map((e) => e.userId),
+      [ids[4], ids[3]],
+      'the newest two, newest first',
+    );
+    // The stream holds every earlier test's events too; the broker delivered only the two the feed can keep.
+    t.is(await deliveredTo('activity-e-1'), 2);
+  } catch (error) {
+    report(t, { writer, ...(feed ? { feed } : {}), nats });
     throw error;
   }
 });

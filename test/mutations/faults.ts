@@ -475,4 +475,13 @@ export const FAULTS: Fault[] = [
     tests: [GATEWAY],
     match: ['per-client rate limit*'],
   },
+  {
+    id: 'new-durable-replays-stream',
+    breaks: "a new activity replica's durable starts at the stream's first event and replays it all",
+    patches: [
+      { file: 'activity/consumer.ts', search: 'opt_start_seq: Math.max(1, state.last_seq - o.keep + 1),', replace: 'opt_start_seq: 1,' },
+    ],
+    tests: [EVENTS],
+    match: ['a new activity replica starts*'],
+  },
 ];
