@@ -250,9 +250,16 @@ export function followGateway(o: FollowerOptions): Follower {
     emit(table);
   };
 
-  const settled = () => catalogAnswered && [...followed.values()].every((f) => f.view !== undefined);
+  /**
+   * Whether a table may be handed on: the first waits for every followed service's first answer, so a
+   * replacing balancer starts with them all; later ones wait only for the services nginx serves now, so
+   * a newcomer whose health query has not answered (or keeps failing) holds up no other service's change.
+   */
+  const settled = () =>
+    catalogAnswered &&
+    [...followed].every(([name, f]) => f.view !== undefined || (current !== undefined && !current.services.some((s) => s.name === name)));
 
-  /** The table Consul's answers imply; handed on once every followed service has answered. */
+  /** The table Consul's answers imply; handed on once it is settled. */
   const recompute = () => {
     if (stopped || !catalogAnswered) return;
     const claims: ServiceClaim[] = [];

@@ -365,6 +365,22 @@ test('a service that loses its route tags or leaves the catalog is no longer fol
   t.is(lines.filter((l) => l.msg.startsWith('no longer following')).length, 2);
 });
 
+test("a newly followed service that has not answered holds up no other service's change", async (t) => {
+  const { catalog, services, tables, follower } = followMany([{ index: 3, body: { hello: ['urlprefix-/'] } }], {
+    hello: [{ index: 4, entries: [entry(3001)] }],
+    // Its health query never answers (scripted with nothing: it blocks until stopped).
+    slow: [],
+  });
+  t.teardown(() => follower.stop());
+  await waitFor('the first table', () => tables.length === 1, 2000, 5);
+  catalog.push({ index: 5, body: { hello: ['urlprefix-/'], slow: ['urlprefix-/api/slow'] } });
+  await waitFor("slow's health query", () => services.get('slow')!.queries.length === 1, 2000, 5);
+  services.get('hello')!.push(health({ index: 6, entries: [entry(3001), entry(3002)] }));
+  await waitFor("hello's new replica in a table", () => tables.length === 2, 2000, 5);
+  t.deepEqual(routesOf(tables[1]), { hello: ['/'] }, 'slow is not in it until it answers');
+  t.deepEqual(tables[1].services[0].upstreams, ['127.0.0.1:3001', '127.0.0.1:3002']);
+});
+
 test('a route claimed by two services stays with the older one; the younger one is reported', async (t) => {
   const { tables, views, follower } = followMany(
     [{ index: 3, body: { hello: ['urlprefix-/api/users'], users2: ['urlprefix-/api/users', 'urlprefix-/api/v2'] } }],
