@@ -1,3 +1,4 @@
+import { retryDelayMs } from '../lib/backoff';
 import type { Logger } from '../lib/logger';
 import { routeText } from '../lib/routes';
 import { tableKey, type GatewayTable } from './routing';
@@ -81,7 +82,7 @@ export function createApplier(o: ApplierOptions): Applier {
   };
 
   const retryLater = (table: GatewayTable) => {
-    const delay = Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(failedApplies - 1, 20));
+    const delay = retryDelayMs(failedApplies, { firstMs: retryInitialMs, maxMs: retryMaxMs });
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
       if (wanted === undefined) request(table);

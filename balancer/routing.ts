@@ -162,18 +162,3 @@ export function holdThroughGrace(current: GatewayTable, wanted: GatewayTable): {
   const services = [...wanted.services.filter((s) => !heldNames.has(s.name)), ...held].sort((a, b) => compare(a.name, b.name));
   return { table: { services }, held: held.map((s) => s.name) };
 }
-
-/**
- * The index for the next blocking query after an answer with `answered`, given the last one seen.
- * Consul's advice: an index that goes backwards (agent restart, snapshot restore) means start over at
- * 0; otherwise never block on 0 again (it returns at once).
- */
-export function nextIndex(lastSeen: number, answered: number): { index: number; reset: boolean } {
-  if (answered < lastSeen) return { index: 0, reset: true };
-  return { index: Math.max(answered, 1), reset: false };
-}
-
-/** How long to wait before the next try after `failedAttempts` failures in a row (doubling, capped). */
-export function backoffMs(failedAttempts: number, initialMs: number, maxMs: number): number {
-  return Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(failedAttempts - 1, 0), 20));
-}

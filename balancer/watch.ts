@@ -2,17 +2,17 @@
 // routes, and each routed service's health) and hands on the routing table it implies. The rules (next
 // index, backoff, route selection, the empty-set grace) are pure functions in routing.ts; this file only
 // fetches, applies them and calls back.
+import { retryDelayMs } from '../lib/backoff';
+import { nextIndex } from '../lib/consul-index';
 import type { Logger } from '../lib/logger';
 import { wakeableSleep } from '../lib/wakeable-sleep';
 import type { BalancerConfig } from './config';
 import { hostNamesOf, selectUpstreams, type DroppedEntry, type HealthEntry, type Resolution, type UpstreamSelection } from './render';
 import type { ResolveNames } from './resolve';
 import {
-  backoffMs,
   claimOf,
   holdThroughGrace,
   isPassing,
-  nextIndex,
   routedServices,
   routeTable,
   tableKey,
@@ -144,7 +144,7 @@ function queryLoop<T>(o: QueryLoopOptions<T>): { stop(): void; failedAttempts():
         o.onFailure(describe(error), failedAttempts);
         // The agent may have restarted with a lower index; a blocking query on the old one could hang until `wait`.
         index = 0;
-        await pause(backoffMs(failedAttempts, o.backoffInitialMs, o.backoffMaxMs));
+        await pause(retryDelayMs(failedAttempts, { firstMs: o.backoffInitialMs, maxMs: o.backoffMaxMs }));
         continue;
       }
       if (stopped) return;

@@ -1,5 +1,5 @@
-// The retry rule of the parts that wait for the broker (the outbox relay, the activity consumer): a
-// small value and a function, tested on their own; the loops only apply it.
+// The retry rule of every loop that waits for a server (the gateway's Consul queries and nginx applies,
+// the outbox relay, the activity consumer): doubling from a first delay up to a cap, tested once.
 
 export interface RetryTiming {
   firstMs: number;

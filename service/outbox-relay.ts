@@ -9,7 +9,7 @@ import type { Logger } from '../lib/logger';
 import { parseUserEvent, userEventSubject, type UserEvent } from '../lib/user-events';
 import { wakeableSleep } from '../lib/wakeable-sleep';
 import { BROKER_RETRY, retryDelayMs, type RetryTiming } from '../lib/backoff';
-import { nextIndex } from './outbox';
+import { nextIndex } from '../lib/consul-index';
 
 export interface RelayOptions {
   consul: ConsulAddress;
@@ -131,7 +131,7 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
         step = 'broker';
         if (events.length > 0) await publish(await connection(), events, (now) => (step = now));
         brokerFirst = false;
-        index = nextIndex(index, answer.index);
+        index = nextIndex(index, answer.index).index;
         if (failures > 0) o.logger.info('outbox relay: publishing again', { published: events.length, failedAttempts: failures });
         failures = 0;
         lastProblem = '';

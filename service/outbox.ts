@@ -30,14 +30,3 @@ export function outboxKey(prefix: string, tick: number, event: UserEvent): strin
 export function outboxWrite(prefix: string, tick: number, event: UserEvent) {
   return { KV: { Verb: 'set', Key: outboxKey(prefix, tick, event), Value: Buffer.from(JSON.stringify(event)).toString('base64') } };
 }
-
-/**
- * The index of the next blocking query on the outbox, from the one asked with and the X-Consul-Index
- * answered (Consul's rules): an index that went backwards (agent restarted, snapshot restored) starts over
- * from 0, and an index is never below 1 once answered, so a query never returns at once forever.
- */
-export function nextIndex(asked: number, answered: number): number {
-  if (!Number.isFinite(answered) || answered < 1) return 1;
-  if (answered < asked) return 0;
-  return answered;
-}

@@ -189,15 +189,15 @@ export const FAULTS: Fault[] = [
   },
   {
     id: 'consul-backoff-uncapped',
-    breaks: "the balancer's retry backoff during a Consul outage doubles without its cap",
+    breaks: 'every retry backoff (the gateway during a Consul outage, the relay and the consumer without a broker) doubles without its cap',
     patches: [
       {
-        file: 'balancer/routing.ts',
-        search: '  return Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(failedAttempts - 1, 0), 20));',
-        replace: '  return initialMs * 2 ** Math.min(Math.max(failedAttempts - 1, 0), 20);',
+        file: 'lib/backoff.ts',
+        search: '  return Math.min(timing.maxMs, timing.firstMs * 2 ** Math.min(Math.max(failures, 1) - 1, 30));',
+        replace: '  return timing.firstMs * 2 ** Math.min(Math.max(failures, 1) - 1, 30);',
       },
     ],
-    tests: ['test/unit/balancer-routing.test.ts'],
+    tests: ['test/unit/events-rules.test.ts'],
   },
   {
     id: 'apply-max-delay-ignored',

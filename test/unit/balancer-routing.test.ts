@@ -1,11 +1,10 @@
+import { nextIndex } from '../../lib/consul-index';
 import test from 'ava';
 import { renderNginxConfig, type HealthEntry, type NginxSettings } from '../../balancer/render';
 import {
-  backoffMs,
   claimOf,
   holdThroughGrace,
   isPassing,
-  nextIndex,
   routedServices,
   routeTable,
   type GatewayTable,
@@ -189,12 +188,5 @@ test('the next index: follows Consul, never 0 again, and starts over at 0 when i
   t.deepEqual(nextIndex(5, 5), { index: 5, reset: false });
   t.deepEqual(nextIndex(0, 0), { index: 1, reset: false });
   t.deepEqual(nextIndex(50, 3), { index: 0, reset: true });
-});
-
-test('backoff doubles from the first delay and is capped', (t) => {
-  t.deepEqual(
-    [1, 2, 3, 4, 5, 6].map((n) => backoffMs(n, 200, 3000)),
-    [200, 400, 800, 1600, 3000, 3000],
-  );
-  t.is(backoffMs(1000, 200, 3000), 3000);
+  t.deepEqual(nextIndex(15, NaN), { index: 1, reset: false }, 'an answer without the header');
 });

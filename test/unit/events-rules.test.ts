@@ -3,7 +3,7 @@ import { BROKER_RETRY, retryDelayMs } from '../../lib/backoff';
 import { brokerServers, parseNatsService } from '../../lib/broker';
 import { ConfigError } from '../../lib/config-error';
 import { newUserEvent, parseUserEvent, userEventSubject } from '../../lib/user-events';
-import { nextIndex, outboxClock, outboxKey, outboxWrite } from '../../service/outbox';
+import { outboxClock, outboxKey, outboxWrite } from '../../service/outbox';
 
 test('a user event has a fresh id, its type, the user and the time; its subject is users.<type>', (t) => {
   const now = new Date('2026-11-27T10:00:00.000Z');
@@ -59,16 +59,7 @@ test('the outbox write is a KV set of the event JSON, base64 as /v1/txn wants it
   t.deepEqual(parseUserEvent(Buffer.from(op.KV.Value, 'base64').toString('utf8')), event);
 });
 
-test("the relay's blocking-query index follows Consul's rules", (t) => {
-  t.is(nextIndex(0, 12), 12, 'first answer');
-  t.is(nextIndex(12, 15), 15, 'moved on');
-  t.is(nextIndex(15, 15), 15, 'wait timed out, nothing changed');
-  t.is(nextIndex(15, 9), 0, 'went backwards (agent restarted): start over');
-  t.is(nextIndex(15, 0), 1, 'never 0 once answered, or the next query would return at once');
-  t.is(nextIndex(15, NaN), 1, 'no header');
-});
-
-test('broker retries double from 100 ms and stay at 2 s, whatever the count', (t) => {
+test('retries double from the first delay and stay at the cap, whatever the count (the broker: 100 ms to 2 s)', (t) => {
   t.deepEqual(
     [1, 2, 3, 4, 5, 6, 100].map((n) => retryDelayMs(n)),
     [100, 200, 400, 800, 1600, 2000, 2000],
