@@ -68,10 +68,6 @@ const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[
 /** What resolving one host name gave: its addresses, or why it gave none. */
 export type Resolution = { addresses: string[] } | { error: string };
 
-/** Whether two upstream lists (sorted, as selectUpstreams returns them) are the same set. */
-export const sameUpstreams = (a: readonly string[], b: readonly string[]): boolean =>
-  a.length === b.length && a.every((x, i) => x === b[i]);
-
 /** Why nginx could not load `address` as an upstream IP literal, or null when it can. */
 function ipLiteralProblem(address: string): string | null {
   if (net.isIP(address) === 0) return 'is not an IP literal';

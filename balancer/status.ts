@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { routeText } from '../lib/routes';
 import type { DroppedEntry } from './render';
-import { EMPTY_TABLE, type DroppedRoute, type GatewayTable } from './routing';
+import { EMPTY_TABLE, tableKey, type DroppedRoute, type GatewayTable } from './routing';
 
 /** One service in GET /_balancer/status. */
 export interface ServiceStatus {
@@ -106,7 +106,7 @@ export function createStatusStore(consulAddress: string): StatusStore {
     },
     served: () => table,
     recordServed(next, reload, now = new Date().toISOString()) {
-      const changed = JSON.stringify(next.services) !== JSON.stringify(table.services);
+      const changed = tableKey(next) !== tableKey(table);
       // An upstream that stays in its service's set keeps its `since`.
       since = new Map(next.services.map((s) => [s.name, Object.fromEntries(s.upstreams.map((u) => [u, since.get(s.name)?.[u] ?? now]))]));
       table = next;

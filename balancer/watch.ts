@@ -198,7 +198,7 @@ export function followGateway(o: FollowerOptions): Follower {
   let lastIndex = 0;
   let lastError: string | null = null;
   let outageStartedAt = 0;
-  /** From the first failed query until the first answer after it: one warning and one recovery line per outage. */
+  /** From the first failed query until no query fails: one warning and one recovery line per outage. */
   let outage = false;
   let current: GatewayTable | undefined;
   let latest: GatewayTable | undefined;
@@ -300,12 +300,11 @@ export function followGateway(o: FollowerOptions): Follower {
       },
       onRecovered(failedAttempts: number) {
         failing.delete(key);
-        if (outage) {
-          outage = false;
-          o.logger.info('Consul answers again', { query: what, failedAttempts, outageMs: Date.now() - outageStartedAt });
-          startGrace('consul outage');
-        }
+        // The first answer after an outage starts the grace; the outage ends once no query fails any more.
+        if (outage) startGrace('consul outage');
         if (failing.size === 0) {
+          if (outage) o.logger.info('Consul answers again', { query: what, failedAttempts, outageMs: Date.now() - outageStartedAt });
+          outage = false;
           lastError = null;
           failedMax = 0;
         }
@@ -317,7 +316,12 @@ export function followGateway(o: FollowerOptions): Follower {
       },
       forget() {
         if (!failing.delete(key)) return;
-        if (failing.size === 0) lastError = null;
+        // A service that left while its query failed: the outage is over if no other query fails.
+        if (failing.size === 0) {
+          outage = false;
+          lastError = null;
+          failedMax = 0;
+        }
         reachability();
       },
     };

@@ -1,11 +1,8 @@
-import path from 'node:path';
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
 import { freshBundle } from './bundles';
 import type { ConsulEndpoint } from './consul';
 import { freePort } from './ports';
 import { startProcess, waitFor, type Managed } from './processes';
-
-export const ACTIVITY_BUNDLE = path.resolve(__dirname, '../activity/dist/main.js');
 
 export interface ActivityReplica extends Managed {
   id: string;

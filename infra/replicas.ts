@@ -17,8 +17,7 @@ const SERVICE_PORT = 8080;
 /**
  * The engine's readiness gate (`wait`): Docker's health check runs service/readiness-probe.ts (bundled into
  * both services' images), healthy only once the replica answers /health on its PORT and Consul lists it as
- * passing under its SERVICE_NAME. Probed every 2 s; the new
- * replica's start-up failures do not count for 60 s.
+ * passing under its SERVICE_NAME. Probed every 2 s; the new replica's start-up failures do not count for 60 s.
  */
 const READINESS_CHECK: docker.types.input.ContainerHealthcheck = {
   tests: ['CMD', 'node', '/app/readiness-probe.js'],
@@ -42,7 +41,6 @@ export interface ReplicaKind {
   stem: string;
   /** On a VM replica n listens on and publishes replicaPort(n, portBase). */
   portBase: number;
-  healthcheck: docker.types.input.ContainerHealthcheck;
 }
 
 export const HELLO_REPLICAS: ReplicaKind = {
@@ -51,7 +49,6 @@ export const HELLO_REPLICAS: ReplicaKind = {
   group: 'replicas',
   stem: 'replica',
   portBase: REPLICA_PORT_BASE,
-  healthcheck: READINESS_CHECK,
 };
 
 export const ACTIVITY_REPLICAS: ReplicaKind = {
@@ -60,7 +57,6 @@ export const ACTIVITY_REPLICAS: ReplicaKind = {
   group: 'activity',
   stem: 'activity',
   portBase: ACTIVITY_PORT_BASE,
-  healthcheck: READINESS_CHECK,
 };
 
 export interface ServiceReplicasArgs extends BundledRoleArgs {
@@ -111,7 +107,7 @@ export class ServiceReplicas extends pulumi.ComponentResource {
           ],
           ...(args.publishOn === undefined ? {} : { ports: [{ internal: port, external: port, ip: args.publishOn, protocol: 'tcp' }] }),
           networksAdvanced: [{ name: args.networkName, aliases: [`${kind.stem}-${index}`] }],
-          healthcheck: kind.healthcheck,
+          healthcheck: READINESS_CHECK,
           wait: true,
           waitTimeout: READY_TIMEOUT_SECONDS,
           // The provider force-removes a container unless this is set: give it time to deregister and drain.
