@@ -1,8 +1,8 @@
-import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
 import { freshBundle } from './bundles';
 import type { ConsulEndpoint } from './consul';
 import { freePort } from './ports';
 import { startProcess, waitFor, type Managed } from './processes';
+import { replicaEnv } from './service';
 
 export interface ActivityReplica extends Managed {
   id: string;
@@ -25,12 +25,7 @@ export async function startActivity(
   const name = env.SERVICE_NAME ?? 'activity';
   const token = await consul.roleToken('activity', name);
   const proc = startProcess(process.execPath, [freshBundle('activity')], {
-    ...(token !== undefined ? { [CONSUL_TOKEN_ENV]: token } : {}),
-    PORT: String(listenPort),
-    HOST: '127.0.0.1',
-    SERVICE_ADDRESS: '127.0.0.1',
-    SERVICE_ID: id,
-    CONSUL_HTTP_ADDR: consul.httpAddr,
+    ...replicaEnv(consul.httpAddr, name, id, listenPort, token),
     ...env,
   });
   return Object.assign(proc, { id, port: listenPort, url: `http://127.0.0.1:${listenPort}` });

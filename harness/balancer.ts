@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { BalancerStatus } from '../balancer/status';
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
 import { freshBundle } from './bundles';
 import type { ConsulEndpoint } from './consul';
@@ -9,26 +10,8 @@ import { requireOnPath, startProcess, waitFor, type Managed } from './processes'
 
 export const BALANCER_BUNDLE = path.resolve(__dirname, '../balancer/dist/main.js');
 
-/** One service in GET /_balancer/status (balancer/status.ts ServiceStatus). */
-export interface ServiceStatusJson {
-  routes: string[];
-  upstreams: string[];
-  upstreamsSince: Record<string, string>;
-  dropped: Array<{ id: string; reason: string }>;
-}
-
-/** The JSON GET /_balancer/status answers (balancer/status.ts BalancerStatus). */
-export interface BalancerStatusJson {
-  services: Record<string, ServiceStatusJson>;
-  droppedRoutes: Array<{ service: string; route: string; reason: string }>;
-  consulIndex: number | null;
-  changedAt: string | null;
-  reloads: number;
-  lastReloadError: string | null;
-  failedApplies: number;
-  consul: { reachable: boolean; lastError: string | null };
-  [key: string]: unknown;
-}
+/** GET /_balancer/status as JSON: the watcher's own type. */
+export type BalancerStatusJson = BalancerStatus;
 
 /** The upstreams nginx serves for `service` ([] when it is not routed). */
 export function upstreamsOf(status: BalancerStatusJson, service: string): string[] {

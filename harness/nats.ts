@@ -1,3 +1,4 @@
+import { brokerServiceDefinition, registerBroker } from '../lib/broker-service';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -84,25 +85,13 @@ export async function startNats(): Promise<NatsServer> {
 }
 
 /**
- * Registers the broker in the test Consul as the program does (nats-server cannot register itself): an
- * agent service `name` with an HTTP check on the monitoring `/healthz`, through the agent API with the
- * management token. Call it again after a Consul restart (a dev agent forgets its services).
+ * Registers the broker in the test Consul with the program's own definition and call (lib/broker-service.ts:
+ * nats-server cannot register itself), with the management token where the program uses the broker role's.
+ * Call it again after a Consul restart (a dev agent forgets its services).
  */
-export async function registerNatsInConsul(consul: ConsulAgent, nats: NatsServer, name = 'nats'): Promise<void> {
-  const body = {
-    ID: `${name}-${nats.port}`,
-    Name: name,
-    Address: '127.0.0.1',
-    Port: nats.port,
-    Check: { Name: `${name} /healthz`, HTTP: `http://127.0.0.1:${nats.monitorPort}/healthz`, Interval: '1s', Timeout: '1s' },
-  };
-  const res = await fetch(`${consul.httpAddr}/v1/agent/service/register`, {
-    method: 'PUT',
-    headers: { 'X-Consul-Token': consul.managementToken, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  if (!res.ok) throw new Error(`registering ${name} in Consul: HTTP ${res.status}: ${await res.text()}`);
+export async function registerNatsInConsul(consul: ConsulAgent, nats: NatsServer): Promise<void> {
+  const definition = brokerServiceDefinition({ address: '127.0.0.1', clientPort: nats.port, monitorPort: nats.monitorPort });
+  await registerBroker(consul.httpAddr, consul.managementToken, definition, { readyTimeoutMs: 5000 });
 }
 
 /** Waits until Consul lists `count` passing instances of the broker (its check runs every second). */
