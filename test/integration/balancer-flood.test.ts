@@ -17,7 +17,7 @@ test.before(async () => {
   consul = await startConsul();
   for (const id of ['flood-1', 'flood-2']) replicas.push(await startReplica(consul, SERVICE, id));
   balancer = await startBalancer(consul);
-  await waitFor('both replicas in the upstream set', async () => (await balancer.upstreams(SERVICE)).length === 2, 20_000, 100);
+  await balancer.waitForUpstreams(SERVICE, 2);
 });
 
 test.after.always(async () => {

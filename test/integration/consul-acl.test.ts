@@ -6,7 +6,7 @@ import path from 'node:path';
 import test from 'ava';
 import { startBalancer, type RunningBalancer } from '../../harness/balancer';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
-import { stopAll, waitFor } from '../../harness/processes';
+import { stopAll } from '../../harness/processes';
 import { startReplica, type Replica } from '../../harness/service';
 import { roleToken } from '../../lib/consul-acl';
 
@@ -46,7 +46,7 @@ test.before(async () => {
   if ((await putKey(KNOWN_KEY, consul.managementToken)).status !== 200) throw new Error(`cannot write ${KNOWN_KEY} as the operator`);
   replica = await startReplica(consul, SERVICE, 'acl-1');
   balancer = await startBalancer(consul);
-  await waitFor('the balancer to serve the replica', async () => (await balancer.upstreams(SERVICE)).length === 1, 20_000, 50);
+  await balancer.waitForUpstreams(SERVICE, 1);
 });
 
 test.after.always(async (t) => {

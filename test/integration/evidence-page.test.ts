@@ -158,7 +158,7 @@ test.before(async () => {
   await waitForNatsPassing(consul, 1);
   await Promise.all(['r1', 'r2', 'r3'].map((id) => addReplica(id)));
   balancer = await startBalancer(consul);
-  await waitFor('three upstreams', async () => (await balancer.upstreams(SERVICE)).length === 3, STEP_MS, 50);
+  await balancer.waitForUpstreams(SERVICE, 3, STEP_MS);
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     // As root Chromium refuses to start with its sandbox on.
