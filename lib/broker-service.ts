@@ -2,6 +2,7 @@
 // (infra/register-broker.ts, run by the step infra/broker.ts declares) on the agent of the broker's host,
 // with an HTTP check on the server's monitoring /healthz. Services find it as `nats` (NATS_SERVICE) among
 // the passing instances. One definition, so the program and a test harness register it alike.
+import { retryUntil } from './backoff';
 import { BROKER_SERVICE_NAME } from './service-name';
 import { hostPort } from './endpoints';
 
@@ -57,11 +58,8 @@ export async function registerBroker(
   definition: BrokerServiceDefinition,
   options: RegisterOptions = {},
 ): Promise<void> {
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
-  let delay = 100;
-  for (;;) {
-    let problem: string;
-    try {
+  await retryUntil(
+    async () => {
       const res = await fetch(`${httpAddr}/v1/agent/service/register`, {
         method: 'PUT',
         headers: { 'X-Consul-Token': token, 'content-type': 'application/json' },
@@ -69,20 +67,10 @@ export async function registerBroker(
         signal: AbortSignal.timeout(5000),
       });
       const text = await res.text();
-      if (res.ok) {
-        options.log?.(
-          `service ${definition.Name} registered at ${definition.Address}:${definition.Port}, checked at ${definition.Check.HTTP}`,
-        );
-        return;
-      }
-      problem = `HTTP ${res.status} ${text.trim().slice(0, 200)}`;
-    } catch (error) {
-      problem = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() + delay > deadline) {
-      throw new Error(`registering ${definition.Name} on the Consul agent at ${httpAddr} failed: ${problem}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 2000);
-  }
+      if (!res.ok) throw new Error(`HTTP ${res.status} ${text.trim().slice(0, 200)}`);
+    },
+    options.readyTimeoutMs ?? 60_000,
+    `registering ${definition.Name} on the Consul agent at ${httpAddr} failed`,
+  );
+  options.log?.(`service ${definition.Name} registered at ${definition.Address}:${definition.Port}, checked at ${definition.Check.HTTP}`);
 }

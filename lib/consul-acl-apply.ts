@@ -1,5 +1,6 @@
 // Puts an ACL plan (lib/consul-acl.ts) into Consul over its HTTP API, idempotently. Kept apart from the
 // model so the Pulumi program, which needs only the model, never loads it.
+import { retryUntil } from './backoff';
 import type { AclPlan } from './consul-acl';
 
 export interface ApplyOptions {
@@ -37,10 +38,8 @@ export async function applyAclPlan(httpAddr: string, managementToken: string, pl
   // Consul answers a missing policy or token with 403 "ACL not found" (1.8) or 404 (later versions).
   const missing = (error: unknown) => error instanceof ConsulAnswer && (error.status === 404 || /not found/i.test(error.message));
 
-  await untilReady(async () => {
-    // A management-only endpoint: it answers once the leader has bootstrapped the management token.
-    await call('GET', '/v1/acl/policies');
-  }, options);
+  // A management-only endpoint: it answers once the leader has bootstrapped the management token.
+  await retryUntil(() => call('GET', '/v1/acl/policies'), options.readyTimeoutMs ?? 60_000, "Consul's ACL system did not become ready");
 
   for (const policy of plan.policies) {
     const body = { Name: policy.name, Description: policy.description, Rules: policy.rules };
@@ -72,19 +71,5 @@ export async function applyAclPlan(httpAddr: string, managementToken: string, pl
     if (exists) await call('PUT', `/v1/acl/token/${token.accessorId}`, body);
     else await call('PUT', '/v1/acl/token', body);
     options.log?.(`token ${token.description} ${exists ? 'updated' : 'created'}`);
-  }
-}
-
-async function untilReady(attempt: () => Promise<void>, options: ApplyOptions): Promise<void> {
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
-  let delay = 100;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (Date.now() + delay > deadline) throw new Error(`Consul's ACL system did not become ready: ${String(error)}`, { cause: error });
-      await new Promise((resolve) => setTimeout(resolve, delay));
-      delay = Math.min(delay * 2, 2000);
-    }
   }
 }
