@@ -27,11 +27,9 @@ export function parseActivityConfig(
   env: NodeJS.ProcessEnv,
   facts: { hostname: string; interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> },
 ): ActivityConfig {
-  // The service's rules for the shared variables (ROUTES too, lib/routes.ts), with this service's defaults.
-  const own: NodeJS.ProcessEnv = { ...env, SERVICE_NAME: envValue(env, 'SERVICE_NAME') ?? ACTIVITY_SERVICE_NAME };
-  if (env.ROUTES === undefined) own.ROUTES = DEFAULT_ROUTES;
   return {
-    ...parseConfig(own, facts),
+    // The service's rules for the shared variables (ROUTES too, lib/routes.ts), with this service's defaults.
+    ...parseConfig(env, facts, { serviceName: ACTIVITY_SERVICE_NAME, routes: DEFAULT_ROUTES }),
     natsService: parseNatsService(env),
     keep: parseKeep(envValue(env, 'ACTIVITY_KEEP')),
   };

@@ -50,8 +50,8 @@ function parseHost(raw: string | undefined): string {
   return raw;
 }
 
-function parseName(raw: string | undefined): string {
-  const name = raw ?? DEFAULT_SERVICE_NAME;
+function parseName(raw: string | undefined, fallback: string): string {
+  const name = raw ?? fallback;
   return isServiceName(name) ? name : rejectConfig('SERVICE_NAME', name, SERVICE_NAME_ALLOWED);
 }
 
@@ -84,16 +84,26 @@ function parseConsul(raw: string | undefined): ConsulAddress {
   return parseConsulAddress(text) ?? rejectConfig('CONSUL_HTTP_ADDR', text, CONSUL_ADDRESS_ALLOWED);
 }
 
+/** What a service of the stack takes when SERVICE_NAME or ROUTES is unset (hello's; the activity service has its own). */
+export interface ServiceDefaults {
+  serviceName: string;
+  routes: string;
+}
+
 /** Reads the service's environment once, at start; throws ConfigError naming the first bad variable. */
-export function parseConfig(env: NodeJS.ProcessEnv, facts: HostFacts): ServiceConfig {
+export function parseConfig(
+  env: NodeJS.ProcessEnv,
+  facts: HostFacts,
+  defaults: ServiceDefaults = { serviceName: DEFAULT_SERVICE_NAME, routes: DEFAULT_ROUTES },
+): ServiceConfig {
   const port = parsePort(envValue(env, 'PORT'));
   const host = parseHost(envValue(env, 'HOST'));
-  const serviceName = parseName(envValue(env, 'SERVICE_NAME'));
+  const serviceName = parseName(envValue(env, 'SERVICE_NAME'), defaults.serviceName);
   const hostname = facts.hostname.replace(/[^A-Za-z0-9.-]/g, '-') || 'host';
   const serviceId = parseId(envValue(env, 'SERVICE_ID'), `${serviceName}-${hostname}-${port}`);
   const serviceAddress = parseAddress(envValue(env, 'SERVICE_ADDRESS'), host, facts);
   const consul = parseConsul(envValue(env, 'CONSUL_HTTP_ADDR'));
   const consulToken = parseConsulToken(env);
-  const routes = routesSetting(env, DEFAULT_ROUTES);
+  const routes = routesSetting(env, defaults.routes);
   return { port, host, serviceName, serviceId, serviceAddress, consul, consulToken, routes };
 }
