@@ -94,8 +94,8 @@ export async function registerNatsInConsul(consul: ConsulAgent, nats: NatsServer
   await registerBroker(consul.httpAddr, consul.managementToken, definition, { readyTimeoutMs: 5000 });
 }
 
-/** Waits until Consul lists `count` passing instances of the broker (its check runs every second). */
-export async function waitForNatsPassing(consul: ConsulAgent, count: number, name = 'nats', timeoutMs = 10_000): Promise<void> {
+/** Waits until Consul lists `count` passing instances of the broker (its check runs every 2 s, the first one staggered). */
+export async function waitForNatsPassing(consul: ConsulAgent, count: number, name = 'nats', timeoutMs = 30_000): Promise<void> {
   await waitFor(
     `${count} passing ${name} instance(s) in Consul`,
     async () => (await consul.passing(name)).length === count,

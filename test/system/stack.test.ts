@@ -331,9 +331,15 @@ test.serial(
     t.deepEqual(passing.map((e) => e.Service.ID).sort(), [1, 2, 3].map(replicaName).sort(), 'the UI token sees them');
     // The broker, registered by the program's step (nats-server cannot register itself), passes its /healthz
     // check, which Consul's container makes to the broker's container name on the stack network.
-    const nats = (await get('/v1/health/service/nats?passing', true)).json as Array<{
-      Service: { ID: string; Address: string; Port: number; Tags: string[] | null };
-    }>;
+    type NatsEntry = { Service: { ID: string; Address: string; Port: number; Tags: string[] | null } };
+    let nats: NatsEntry[] = [];
+    // Checked every 2 s, and Consul staggers a new check's first run: on a loaded machine it may pass late.
+    await waitFor(
+      'nats passing in Consul',
+      async () => (nats = (await get('/v1/health/service/nats?passing', true)).json as NatsEntry[]).length > 0,
+      20_000,
+      250,
+    ).catch(() => undefined);
     t.deepEqual(
       nats.map((e) => ({ id: e.Service.ID, address: e.Service.Address, port: e.Service.Port, tags: e.Service.Tags ?? [] })),
       [{ id: 'nats', address: `cnp-${STACK}-nats`, port: 4222, tags: [] }],
