@@ -1,12 +1,11 @@
 import os from 'node:os';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
-import { ConfigError } from '../lib/config-error';
 import { createLogger } from '../lib/logger';
 import { createConsulClient } from '../service/consul-client';
-import { runReplica } from '../service/lifecycle';
+import { loadConfigOrExit, runReplica } from '../service/lifecycle';
 import { createActivityApp, eventMessage } from './app';
-import { durableName, parseActivityConfig, type ActivityConfig } from './config';
+import { durableName, parseActivityConfig } from './config';
 import { startEventConsumer } from './consumer';
 import { ActivityFeed } from './feed';
 import { SseHub } from './sse';
@@ -20,18 +19,10 @@ const HEARTBEAT_MS = 15_000;
  */
 const CLIENT_QUEUE_LIMIT = 1024;
 
-function loadConfig(): ActivityConfig {
-  try {
-    return parseActivityConfig(process.env, { hostname: os.hostname(), interfaces: os.networkInterfaces() });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`activity: invalid configuration: ${error.message}\n`);
-    process.exit(2);
-  }
-}
-
 function main(): void {
-  const config = loadConfig();
+  const config = loadConfigOrExit('activity', () =>
+    parseActivityConfig(process.env, { hostname: os.hostname(), interfaces: os.networkInterfaces() }),
+  );
   const logger = createLogger({ instance: config.serviceId });
   const consul = createConsulClient(config.consul, config.consulToken);
   let draining = false;

@@ -59,8 +59,6 @@ export function createApplier(o: ApplierOptions): Applier {
   let generation = 0;
   let retryTimer: NodeJS.Timeout | undefined;
 
-  let failedApplies = 0;
-
   /** Null once nginx serves `table`; else what went wrong (`refused` when nginx -t said no). */
   const applyOnce = async (table: GatewayTable, requestedAt: number): Promise<{ error: string; refused: boolean } | null> => {
     const previous = o.status.served();
@@ -81,7 +79,7 @@ export function createApplier(o: ApplierOptions): Applier {
     return null;
   };
 
-  const retryLater = (table: GatewayTable) => {
+  const retryLater = (table: GatewayTable, failedApplies: number) => {
     const delay = retryDelayMs(failedApplies, { firstMs: retryInitialMs, maxMs: retryMaxMs });
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
@@ -108,13 +106,13 @@ export function createApplier(o: ApplierOptions): Applier {
       .then((failure) => {
         if (failure === null) {
           const failedAttempts = o.status.recordApplySuccess();
-          failedApplies = 0;
           if (failedAttempts > 0) o.logger.info('the wanted routing table is applied again', { failedAttempts });
           return;
         }
-        failedApplies = o.status.recordApplyFailure(failure.error);
+        // The status store counts the failures in a row; the backoff follows its count.
+        const failedApplies = o.status.recordApplyFailure(failure.error);
         // A newer table already waiting goes first; it is retried itself if it fails too.
-        const retryInMs = wanted === undefined && !stopped ? retryLater(table) : null;
+        const retryInMs = wanted === undefined && !stopped ? retryLater(table, failedApplies) : null;
         const msg = failure.refused
           ? 'rendered nginx config refused by nginx -t; keeping the last good one'
           : 'applying the nginx config failed';

@@ -2,11 +2,23 @@
 // listen, register with Consul, and on SIGTERM or SIGINT leave Consul, drain and exit 0.
 import type { Server } from 'node:http';
 import type Consul from 'consul';
+import { ConfigError } from '../lib/config-error';
 import type { Logger } from '../lib/logger';
 import { version } from '../package.json';
 import type { ServiceConfig } from './config';
 import { DRAIN_TIMEOUT_MS, drainServer, LEAVE_DELAY_MS, onStopSignals } from './drain';
 import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } from './registration';
+
+/** Parses a service's environment; a bad value ends the process with status 2 and one line naming it. */
+export function loadConfigOrExit<T>(label: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${label}: invalid configuration: ${error.message}\n`);
+    process.exit(2);
+  }
+}
 
 export interface ReplicaLifecycle {
   server: Server;

@@ -1,33 +1,22 @@
 import os from 'node:os';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
-import { ConfigError } from '../lib/config-error';
 import { createLogger } from '../lib/logger';
 import { version } from '../package.json';
 import { createApp } from './app';
-import { parseConfig, type ServiceConfig } from './config';
+import { parseConfig } from './config';
 import { createConsulClient } from './consul-client';
 import { ConsulUsersStore } from './consul-users-store';
 import { outboxKeyPrefix, usersKeyPrefix } from '../lib/consul-acl';
 import { parseNatsService } from '../lib/broker';
 import { startOutboxRelay } from './outbox-relay';
-import { runReplica } from './lifecycle';
-
-function loadConfig(): ServiceConfig & { natsService: string } {
-  try {
-    return {
-      ...parseConfig(process.env, { hostname: os.hostname(), interfaces: os.networkInterfaces() }),
-      natsService: parseNatsService(process.env),
-    };
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`service: invalid configuration: ${error.message}\n`);
-    process.exit(2);
-  }
-}
+import { loadConfigOrExit, runReplica } from './lifecycle';
 
 function main(): void {
-  const config = loadConfig();
+  const config = loadConfigOrExit('service', () => ({
+    ...parseConfig(process.env, { hostname: os.hostname(), interfaces: os.networkInterfaces() }),
+    natsService: parseNatsService(process.env),
+  }));
   const logger = createLogger({ instance: config.serviceId });
   const consul = createConsulClient(config.consul, config.consulToken);
   let draining = false;

@@ -87,8 +87,9 @@ export function remoteSshArgs(connection: RemoteConnection, dir: string): string
     });
     args.push('-i', keyFile, '-o', 'IdentitiesOnly=yes');
   } else {
-    // No key given: the provider's client has only the agent. OpenSSH would also try ~/.ssh/id_*; `none`
-    // leaves it no key file (OpenSSH 9.2: `ssh -G -o IdentityFile=none` lists none).
+    // No key given: the provider's client has only the agent (pulumi-command
+    // provider/pkg/provider/remote/connection.go: a signer from privateKey if set, else the agent socket).
+    // OpenSSH would also try ~/.ssh/id_*; `none` leaves it no key file (OpenSSH 9.2: `ssh -G -o IdentityFile=none` lists none).
     args.push('-o', 'IdentityFile=none');
   }
   if (connection.hostKey) {
