@@ -11,8 +11,9 @@
 # PULUMI_CONFIG_PASSPHRASE_FILE. A stack made before that file existed (its Pulumi.<stack>.yaml has an
 # encryptionsalt, or its state exists) was made with the empty passphrase: it keeps that, with a notice.
 #
-# Which CLI: a `pulumi` the user installed wins. Otherwise the project's pinned npm package `pulumi`
-# (Pulumi's official CLI wrapper) runs the CLI of its own version, downloading it on first use.
+# Which CLI: a `pulumi` the user installed wins. Then the one the project built from Go modules
+# (`npm run tools`: .tools/pulumi/bin, with its language host beside it). Otherwise the project's pinned npm
+# package `pulumi` (Pulumi's official CLI wrapper) runs the CLI of its own version, downloading it on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,8 +44,13 @@ if [ ! -d node_modules/@pulumi/pulumi ] || [ ! -f node_modules/pulumi/package.js
   npm ci --no-audit --no-fund >&2
 fi
 
+built_cli="$PWD/.tools/pulumi/bin/pulumi"
 if [ -n "$user_cli" ]; then
   pulumi_cmd=("$user_cli")
+elif [ -x "$built_cli" ]; then
+  # Its folder first on PATH, as for the wrapper's CLI below: the language host beside it is the one to run.
+  export PATH="${built_cli%/*}:$PATH"
+  pulumi_cmd=("$built_cli")
 else
   # Where the wrapper keeps the CLI it runs (node_modules/pulumi/run.js, lib/resolve.js, lib/cache.js;
   # pulumi/pulumi, npm/): <cacheDir(version)>/bin/pulumi, i.e. ${PULUMI_HOME:-~/.pulumi}/versions/<version>,

@@ -341,6 +341,41 @@ test('a failed rekey leaves no passphrase file: the stack keeps the empty passph
   t.deepEqual(fs.readdirSync(path.join(s.project, '.pulumi')), []);
 });
 
+/** Where `npm run tools` (scripts/pulumi-tools.sh) builds the CLI, in a project copy. */
+const builtCli = (project: string) => path.join(project, '.tools', 'pulumi', 'bin', 'pulumi');
+
+test('with no pulumi on PATH the CLI the project built (npm run tools) is run before the npm wrapper, its folder first on PATH', (t) => {
+  const s = setup(t);
+  standIn(builtCli(s.project), 'built', s.record);
+  standIn(cachedCli(s.pulumiHome), 'cache', s.record);
+  const result = runStack(s.project, ['up', '--yes'], s.env({ PATH: [PROJECT_BIN, s.tools].join(':') }));
+  t.is(result.status, 0, result.stderr);
+  t.is(result.stderr, '');
+  const made = calls(s.record);
+  t.deepEqual(
+    made.map((c) => [c.who, ...c.argv]),
+    [
+      ['built', 'stack', 'select', '--create', 'dev'],
+      ['built', 'up', '--stack', 'dev', '--yes'],
+    ],
+  );
+  // The language host the CLI runs is the one built beside it.
+  for (const call of made) t.is(call.path.split(':')[0], path.dirname(builtCli(s.project)));
+});
+
+test('a pulumi the user installed wins over the one the project built', (t) => {
+  const s = setup(t);
+  const userBin = path.join(s.home, 'user-bin');
+  standIn(path.join(userBin, 'pulumi'), 'user', s.record);
+  standIn(builtCli(s.project), 'built', s.record);
+  const result = runStack(s.project, ['up', '--yes'], s.env({ PATH: [PROJECT_BIN, userBin, s.tools].join(':') }));
+  t.is(result.status, 0, result.stderr);
+  t.deepEqual(
+    calls(s.record).map((c) => c.who),
+    ['user', 'user'],
+  );
+});
+
 test('with no pulumi on PATH the CLI the npm wrapper keeps for its version in PULUMI_HOME is run', (t) => {
   const s = setup(t);
   const cached = cachedCli(s.pulumiHome);
