@@ -85,10 +85,13 @@ export const DEFAULTS: StackConfig = {
 };
 
 /**
- * Keys Pulumi.yaml does not declare: project config cannot type a list of objects (`vms`), and a declared key
- * needs a default there (the CLI requires the others), which a secret cannot have in a committed file.
+ * Keys Pulumi.yaml does not declare: project config cannot type a list of objects (`vms`); a declared key
+ * needs a default there (the CLI requires the others), which a secret cannot have in a committed file; and
+ * the CLI hands the program every declared default the stack does not set (pulumi/pulumi
+ * sdk/go/common/workspace/config.go, mergeConfig), so a declared `bindAddress` would always arrive, and its
+ * refusal together with `vms` would refuse every VM stack.
  */
-export const UNDECLARED_KEYS: readonly ConfigKey[] = ['vms', 'sshPrivateKey', 'consulGossipKey'];
+export const UNDECLARED_KEYS: readonly ConfigKey[] = ['vms', 'sshPrivateKey', 'consulGossipKey', 'bindAddress'];
 
 /** Keys whose value must be a Pulumi secret; their values never appear in an error. */
 export const SECRET_KEYS: readonly ConfigKey[] = ['sshPrivateKey', 'consulGossipKey'];

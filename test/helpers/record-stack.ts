@@ -112,6 +112,19 @@ export function readProjectFile(): Record<string, unknown> {
   return yaml.load(fs.readFileSync(path.join(REPO_ROOT, 'Pulumi.yaml'), 'utf8')) as Record<string, unknown>;
 }
 
+/**
+ * The `default` of every key Pulumi.yaml declares: the CLI hands them to the program for every key the stack
+ * does not set (pulumi/pulumi sdk/go/common/workspace/config.go, mergeConfig), so the recording does too.
+ */
+export function projectDefaults(projectDir = REPO_ROOT): Record<string, string | number | object> {
+  const file = yaml.load(fs.readFileSync(path.join(projectDir, 'Pulumi.yaml'), 'utf8')) as {
+    config?: Record<string, { default?: string | number | object }>;
+  };
+  return Object.fromEntries(
+    Object.entries(file.config ?? {}).flatMap(([key, declared]) => (declared.default === undefined ? [] : [[key, declared.default]])),
+  );
+}
+
 /** A stack file's (Pulumi.<stack>.yaml) values for this project, keys without the namespace, as strings. */
 export function readStackConfig(stack: string): Record<string, string> {
   const file = yaml.load(fs.readFileSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), 'utf8')) as {
@@ -257,7 +270,10 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
   const configValue = (value: string | number | object) => (typeof value === 'object' ? JSON.stringify(value) : String(value));
   pulumi.runtime.setAllConfig(
     Object.fromEntries(
-      Object.entries({ ...options.config, ...options.secrets }).map(([key, value]) => [`${project}:${key}`, configValue(value)]),
+      Object.entries({ ...projectDefaults(projectDir), ...options.config, ...options.secrets }).map(([key, value]) => [
+        `${project}:${key}`,
+        configValue(value),
+      ]),
     ),
     Object.keys(options.secrets ?? {}).map((key) => `${project}:${key}`),
   );

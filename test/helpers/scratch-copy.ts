@@ -5,7 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from './record-stack';
 
-const SKIPPED = new Set(['node_modules', '.git', 'build', '.pulumi', 'dist']);
+const SKIPPED = new Set(['node_modules', '.git', 'build', '.pulumi', 'dist', '.tools']);
+/** Linked into the copy, not copied: the dependencies, and the Pulumi CLI the project built (npm run tools). */
+const LINKED = ['node_modules', '.tools'];
 
 export interface ScratchCopy {
   dir: string;
@@ -17,7 +19,9 @@ export interface ScratchCopy {
 export function scratchCopy(prefix = 'cnp-scratch-'): ScratchCopy {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   fs.cpSync(REPO_ROOT, dir, { recursive: true, filter: (source) => !SKIPPED.has(path.basename(source)) || source === REPO_ROOT });
-  fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  for (const name of LINKED) {
+    if (fs.existsSync(path.join(REPO_ROOT, name))) fs.symlinkSync(path.join(REPO_ROOT, name), path.join(dir, name));
+  }
   return {
     dir,
     edit(file, from, to) {
