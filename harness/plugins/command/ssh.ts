@@ -108,9 +108,9 @@ export async function runOverSsh(connection: RemoteConnection, command: string, 
       if (!isDialFailure(result)) return result;
       // connection.go reachedDialingErrorLimit: dials > limit, so limit failures are tolerated and one more tried.
       if (limit !== -1 && attempt > limit) {
-        throw new Error(
-          `after ${attempt - 1} failed attempts: ssh ${connection.user}@${connection.host}:${connection.port}: ${result.stderr.trim()}`,
-        );
+        // ssh's last line says why (above it, a changed host key's banner says nothing the Go client would).
+        const reason = result.stderr.trim().split('\n').pop()?.trim();
+        throw new Error(`after ${attempt - 1} failed attempts: ssh ${connection.user}@${connection.host}:${connection.port}: ${reason}`);
       }
       options.onRetry?.(attempt, limit);
       await new Promise((resolve) => setTimeout(resolve, dialDelayMs(attempt)));
