@@ -49,7 +49,7 @@ export async function scratchProgram(name: string, sourceFile: string): Promise<
   const pulumi = (args: string[], timeoutMs = 120_000): Promise<CliResult> =>
     new Promise((resolve, reject) => {
       // Its own process group: on a timeout the CLI, its language host and its plugins all go.
-      const child = spawn(path.join(PULUMI_BIN, 'pulumi'), [...args, '--non-interactive'], { cwd: dir, env, detached: true });
+      const child = spawn(path.join(PULUMI_BIN, 'pulumi'), ['--non-interactive', ...args], { cwd: dir, env, detached: true });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
