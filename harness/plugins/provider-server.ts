@@ -42,7 +42,7 @@ export interface ResourceHandlers {
   /** Validates and normalises inputs (defaults filled in); an input it does not know is a failure. */
   check(news: Props, olds: Props): Promise<{ inputs: Props; failures: CheckFailure[] }> | { inputs: Props; failures: CheckFailure[] };
   diff(id: string, olds: Props, news: Props): Promise<DiffResult> | DiffResult;
-  create(news: Props, timeoutSeconds: number): Promise<{ id: string; outs: Props }>;
+  create(news: Props, timeoutSeconds: number, urn: string): Promise<{ id: string; outs: Props }>;
   /** Returns `undefined` when the object is gone (the engine then drops it from the state). */
   read(id: string, props: Props, inputs: Props): Promise<{ id: string; props: Props; inputs: Props } | undefined>;
   update(id: string, olds: Props, news: Props, timeoutSeconds: number): Promise<Props>;
@@ -212,7 +212,11 @@ function service(provider: StandInProvider): Partial<provrpc.IResourceProviderSe
     create: (call, callback) =>
       answer(callback, async () => {
         const request = call.request;
-        const result = await handlersFor(provider, request.getUrn()).create(fromStruct(request.getProperties()), request.getTimeout());
+        const result = await handlersFor(provider, request.getUrn()).create(
+          fromStruct(request.getProperties()),
+          request.getTimeout(),
+          request.getUrn(),
+        );
         const response = new provproto.CreateResponse();
         response.setId(result.id);
         response.setProperties(toStruct(result.outs));

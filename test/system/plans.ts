@@ -3,6 +3,7 @@
 // the program cannot declare something the system test silently ignores.
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { remoteConnection, type RemoteConnection } from '../../harness/plugins/command/ssh';
 
 export type Inputs = Record<string, unknown>;
 
@@ -400,20 +401,6 @@ export function planDockerProvider(resourceName: string, values: Inputs): Provid
   return { name: resourceName, host, sshOpts };
 }
 
-/** How `remote.Command` reaches its host: its own SSH client (pulumi-command v1 remote/connection.go). */
-export interface RemoteConnection {
-  host: string;
-  port: number;
-  user: string;
-  privateKey?: string;
-  /** The expected host key (authorized_keys format); without it the client ignores the host key. */
-  hostKey?: string;
-  /** Seconds per dial attempt; 0 = no maximum. */
-  perDialTimeout: number;
-  /** Dial attempts before giving up; -1 = unlimited. */
-  dialErrorLimit: number;
-}
-
 export interface RemoteCommandPlan {
   kind: 'remote-command';
   name: string;
@@ -426,8 +413,8 @@ export interface RemoteCommandPlan {
 
 /**
  * @pulumi/command remote.Command: `create` runs on the host its `connection` names, `update` (or else
- * `create`) on an update, `delete` at removal. Defaults as the SDK's connectionArgsProvideDefaults and
- * the provider's Annotate give them: user root, port 22, 15 s per dial, 10 dial attempts.
+ * `create`) on an update, `delete` at removal. The connection's defaults are the command stand-in's
+ * (harness/plugins/command/ssh.ts, remoteConnection).
  */
 export function planRemoteCommand(resourceName: string, values: Inputs): RemoteCommandPlan {
   const d = new DeclaredInputs(values, `command:remote:Command "${resourceName}"`);
@@ -435,15 +422,15 @@ export function planRemoteCommand(resourceName: string, values: Inputs): RemoteC
   if (!c) throw new Error(`realizer: ${d.where} has no connection`);
   const host = c.get<string>('host');
   if (!host) throw new Error(`realizer: ${c.where} has no host`);
-  const connection: RemoteConnection = {
+  const connection = remoteConnection({
     host,
-    port: c.get<number>('port') ?? 22,
-    user: c.get<string>('user') ?? 'root',
+    port: c.get<number>('port'),
+    user: c.get<string>('user'),
     privateKey: c.get<string>('privateKey'),
     hostKey: c.get<string>('hostKey'),
-    perDialTimeout: c.get<number>('perDialTimeout') ?? 15,
-    dialErrorLimit: c.get<number>('dialErrorLimit') ?? 10,
-  };
+    perDialTimeout: c.get<number>('perDialTimeout'),
+    dialErrorLimit: c.get<number>('dialErrorLimit'),
+  });
   // password, privateKeyPassword, agentSocketPath and proxy are not emulated: done() refuses them.
   c.done();
   const plan: RemoteCommandPlan = {

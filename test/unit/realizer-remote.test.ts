@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { diffResource, type DeclaredResource } from '../system/diff';
-import { Engines, remoteSshArgs } from '../system/engines';
+import { Engines } from '../system/engines';
 import { planDockerProvider, planNetwork, planRemoteCommand } from '../system/plans';
 import { Realizer, dependencyKeys } from '../system/realize';
 
@@ -89,22 +89,6 @@ test('a remote.Command plan: connection defaults as the SDK gives them; inputs t
     message: /connection declares password=/,
   });
   t.throws(() => planRemoteCommand('c', { create: 'x' }), { message: /has no connection/ });
-});
-
-test("remote.Command's ssh reads nothing from ~/.ssh: only its key, and its hostKey or no host check", (t) => {
-  const dir = fs.mkdtempSync(path.join(tmp, 'remote-'));
-  const base = { host: '127.0.0.1', port: 2201, user: 'root', perDialTimeout: 15, dialErrorLimit: 10 };
-  const ignoring = remoteSshArgs({ ...base, privateKey: 'PRIVATE' }, dir);
-  t.deepEqual(ignoring.slice(0, 2), ['-F', '/dev/null']);
-  t.true(ignoring.join(' ').includes(`-i ${dir}/key -o IdentitiesOnly=yes`));
-  t.is(fs.statSync(path.join(dir, 'key')).mode & 0o777, 0o600);
-  t.true(ignoring.join(' ').includes('StrictHostKeyChecking=no'));
-  t.deepEqual(ignoring.slice(-7), ['ConnectTimeout=15', '-p', '2201', '-l', 'root', '--', '127.0.0.1']);
-
-  const checking = remoteSshArgs({ ...base, hostKey: 'ssh-ed25519 AAAAC3Nz' }, dir);
-  t.true(checking.join(' ').includes('StrictHostKeyChecking=yes'));
-  t.is(fs.readFileSync(path.join(dir, 'known_hosts'), 'utf8'), '[127.0.0.1]:2201 ssh-ed25519 AAAAC3Nz\n');
-  t.false(checking.includes('-i'));
 });
 
 const container = (provider?: string, inputs: Record<string, unknown> = { image: 'i' }): DeclaredResource => ({
