@@ -5,9 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from './record-stack';
-
-export const PULUMI_BIN = path.join(REPO_ROOT, '.tools', 'pulumi', 'bin');
-const PLUGINS_BIN = path.join(REPO_ROOT, 'harness', 'plugins', 'bin');
+import { pulumiCliEnv, requireBuiltCli } from '../../harness/pulumi-cli';
 
 export interface CliResult {
   code: number | null;
@@ -37,19 +35,16 @@ export async function scratchProgram(name: string, sourceFile: string): Promise<
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, main: 'index.ts' }));
   fs.writeFileSync(path.join(dir, 'Pulumi.yaml'), `name: ${name}\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n`);
   fs.copyFileSync(sourceFile, path.join(dir, 'index.ts'));
+  const cli = requireBuiltCli();
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PATH: [PLUGINS_BIN, PULUMI_BIN, process.env.PATH ?? ''].join(path.delimiter),
-    PULUMI_SKIP_UPDATE_CHECK: 'true',
-    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
+    ...pulumiCliEnv(root),
     PULUMI_BACKEND_URL: `file://${path.join(root, 'state')}`,
-    PULUMI_HOME: path.join(root, 'home'),
     PULUMI_CONFIG_PASSPHRASE: 'x',
   };
   const pulumi = (args: string[], timeoutMs = 120_000): Promise<CliResult> =>
     new Promise((resolve, reject) => {
       // Its own process group: on a timeout the CLI, its language host and its plugins all go.
-      const child = spawn(path.join(PULUMI_BIN, 'pulumi'), ['--non-interactive', ...args], { cwd: dir, env, detached: true });
+      const child = spawn(cli, ['--non-interactive', ...args], { cwd: dir, env, detached: true });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { PULUMI_BIN, scratchProgram, type ScratchProgram } from '../helpers/real-pulumi';
+import { scratchProgram, type ScratchProgram } from '../helpers/real-pulumi';
 
 const PROGRAM = path.join(__dirname, '..', 'fixtures', 'command-plugin', 'index.ts');
 
@@ -63,10 +63,6 @@ function stateOf(exported: string, name: string): { inputs: Record<string, unkno
 }
 
 const isSecret = (value: unknown) => typeof value === 'object' && value !== null && SECRET_SIG in value;
-
-test.serial('the real CLI is there (scripts/pulumi-tools.sh builds it)', (t) => {
-  t.true(fs.existsSync(path.join(PULUMI_BIN, 'pulumi')), 'run scripts/pulumi-tools.sh first');
-});
 
 test.serial(
   'create runs each command once; its stdout (one trailing newline off) is the output; dir, stdin and interpreter apply',
