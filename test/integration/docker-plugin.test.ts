@@ -20,6 +20,9 @@ const PREFIX = `dpt${process.pid}x${crypto.randomBytes(3).toString('hex')}`;
 const IMAGE_NAME = `${PREFIX}-img:latest`;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-docker-plugin-'));
 const programDir = path.join(work, 'program');
+/** An `ssh` first on the CLI's PATH that records its arguments and connects nowhere (exit 255, as a failed ssh). */
+const fakeSshDir = path.join(work, 'fake-ssh');
+const sshLog = path.join(work, 'ssh-args.log');
 
 const PROGRAM = `import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
@@ -43,6 +46,13 @@ const box = new docker.Container('box', {
   volumes: [{ volumeName: volume.name, containerPath: '/data' }],
   destroyGraceSeconds: 1,
 });
+
+// An engine on an ssh:// host, as the program's VMs have: reached through the local ssh with sshOpts first.
+const sshHost = config.get('sshHost');
+if (sshHost) {
+  const remote = new docker.Provider('remote', { host: sshHost, sshOpts: ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=2'] });
+  new docker.Network('remote-net', { name: \`\${prefix}-remote\`, labels }, { provider: remote });
+}
 export const containerId = box.id;
 export const repoDigest = image.repoDigest;
 `;
@@ -62,6 +72,8 @@ function writeProgram(): void {
   fs.writeFileSync(path.join(programDir, 'index.ts'), PROGRAM);
   fs.writeFileSync(path.join(programDir, 'app', 'Dockerfile'), `FROM ${BASE_IMAGE}\nCOPY hello.txt /hello.txt\n`);
   fs.writeFileSync(path.join(programDir, 'app', 'hello.txt'), 'hello\n');
+  fs.mkdirSync(fakeSshDir);
+  fs.writeFileSync(path.join(fakeSshDir, 'ssh'), `#!/bin/sh\nprintf '%s\\n' "$@" >> '${sshLog}'\nexit 255\n`, { mode: 0o755 });
 }
 
 /** The real CLI, offline, with its own state and home in the test's folder and the stand-ins first on PATH. */
@@ -71,7 +83,7 @@ function pulumi(...args: string[]): Promise<string> {
     timeoutMs: 120_000,
     env: {
       ...process.env,
-      PATH: [PLUGIN_BIN, PULUMI_BIN, process.env.PATH ?? ''].join(path.delimiter),
+      PATH: [fakeSshDir, PLUGIN_BIN, PULUMI_BIN, process.env.PATH ?? ''].join(path.delimiter),
       PULUMI_SKIP_UPDATE_CHECK: 'true',
       PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
       PULUMI_BACKEND_URL: `file://${work}`,
@@ -81,6 +93,13 @@ function pulumi(...args: string[]): Promise<string> {
   });
 }
 
+/** Every image id the stack reported: the provider never deletes images, so the test removes them. */
+const builtImages = new Set<string>();
+async function reportedImage(): Promise<string> {
+  const id = JSON.parse(await pulumi('stack', 'output', 'repoDigest', '--json')) as string;
+  builtImages.add(id);
+  return id;
+}
 const containerId = async () => JSON.parse(await pulumi('stack', 'output', 'containerId', '--json')) as string;
 const testContainers = async () =>
   (await docker(['ps', '-a', '--filter', `label=cnp.test=${PREFIX}`, '--format', '{{.ID}}'])).split('\n').filter(Boolean);
@@ -116,8 +135,8 @@ test.after.always(async () => {
     ...(await testContainers()).map((id) => ['rm', '-f', '-v', id]),
     ['network', 'rm', `${PREFIX}-net`],
     ['volume', 'rm', `${PREFIX}-data`],
-    // The provider never deletes images: the test does.
     ['image', 'rm', IMAGE_NAME],
+    ...[...builtImages].map((id) => ['image', 'rm', id]),
   ];
   for (const args of removals) await docker(args).catch(() => undefined);
   fs.rmSync(work, { recursive: true, force: true });
@@ -134,7 +153,7 @@ test.serial('pulumi up creates the network, the volume, the image and a running 
     [`${PREFIX}-data`],
   );
   t.truthy(await inspect('volume', `${PREFIX}-data`));
-  const repoDigest = JSON.parse(await pulumi('stack', 'output', 'repoDigest', '--json')) as string;
+  const repoDigest = await reportedImage();
   t.regex(repoDigest, /^sha256:[0-9a-f]{64}$/);
   t.is((await inspect('image', IMAGE_NAME))?.Id, repoDigest, 'repoDigest is the local image id');
   const image = await stateOf('docker:index/image:Image');
@@ -152,6 +171,18 @@ test.serial('a changed env replaces the container: a new one is created before t
   t.true((await inspect('container', after))!.Config.Env?.includes('GREETING=bye'));
   const created = output.indexOf('created replacement');
   t.true(created >= 0 && created < output.indexOf('deleted original'), output);
+});
+
+test.serial('a changed file of the build context rebuilds the image under the same resource, and replaces its container', async (t) => {
+  const digest = await reportedImage();
+  const before = await containerId();
+  fs.writeFileSync(path.join(programDir, 'app', 'hello.txt'), 'hello again\n');
+  const output = await pulumi('up', '--yes');
+  t.regex(output, /docker:index:Image img updated/);
+  const rebuilt = await reportedImage();
+  t.not(rebuilt, digest);
+  t.is((await inspect('image', IMAGE_NAME))?.Id, rebuilt);
+  t.not(await containerId(), before);
 });
 
 test.serial('a changed memory is updated in place: the same container', async (t) => {
@@ -172,6 +203,19 @@ test.serial('a container stopped by hand: refresh sets mustRun false, and up sta
   await pulumi('up', '--yes');
   t.is(await containerId(), id);
   t.true((await inspect('container', id))!.State.Running);
+});
+
+test.serial("on an ssh:// host the docker CLI goes through the local ssh, with the provider's sshOpts first", async (t) => {
+  await pulumi('config', 'set', 'sshHost', 'ssh://deploy@127.0.0.1:2222');
+  try {
+    await t.throwsAsync(pulumi('up', '--yes'));
+  } finally {
+    await pulumi('config', 'rm', 'sshHost');
+  }
+  const args = fs.readFileSync(sshLog, 'utf8').split('\n').filter(Boolean);
+  t.log(`ssh ${args.join(' ')}`);
+  t.deepEqual(args.slice(0, 4), ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=2']);
+  t.deepEqual(args.slice(args.indexOf('--') - 4, args.indexOf('--') + 2), ['-l', 'deploy', '-p', '2222', '--', '127.0.0.1']);
 });
 
 test.serial("pulumi destroy leaves no container, network or volume of the test's", async (t) => {
