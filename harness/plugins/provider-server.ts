@@ -39,8 +39,18 @@ export interface DiffResult {
 }
 
 export interface ResourceHandlers {
-  /** Validates and normalises inputs (defaults filled in); an input it does not know is a failure. */
-  check(news: Props, olds: Props): Promise<{ inputs: Props; failures: CheckFailure[] }> | { inputs: Props; failures: CheckFailure[] };
+  /**
+   * Validates and normalises inputs (defaults filled in); an input it does not know is a failure. `olds` are
+   * the inputs Check returned last time, empty at a create and at a replacement (the engine checks again
+   * without them, so an auto-name is drawn anew: pkg/resource/deploy/step_generator.go); `name` is the
+   * resource's name, for auto-naming.
+   */
+  check(
+    news: Props,
+    olds: Props,
+    name: string,
+  ): Promise<{ inputs: Props; failures: CheckFailure[] }> | { inputs: Props; failures: CheckFailure[] };
+  /** `olds` are the outputs in the state (create's or the last update's or read's), `news` Check's inputs. */
   diff(id: string, olds: Props, news: Props): Promise<DiffResult> | DiffResult;
   create(news: Props, timeoutSeconds: number, urn: string): Promise<{ id: string; outs: Props }>;
   /** Returns `undefined` when the object is gone (the engine then drops it from the state). */
@@ -196,7 +206,11 @@ function service(provider: StandInProvider): Partial<provrpc.IResourceProviderSe
     check: (call, callback) =>
       answer(callback, async () =>
         checkResponse(
-          await handlersFor(provider, call.request.getUrn()).check(fromStruct(call.request.getNews()), fromStruct(call.request.getOlds())),
+          await handlersFor(provider, call.request.getUrn()).check(
+            fromStruct(call.request.getNews()),
+            fromStruct(call.request.getOlds()),
+            nameOfUrn(call.request.getUrn()),
+          ),
         ),
       ),
     diff: (call, callback) =>

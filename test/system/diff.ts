@@ -1,7 +1,8 @@
 // What the engine does with a changed resource, taken from the providers' and the engine's source, for
 // the realizer (and tested on its own in test/unit/realizer-diff.test.ts). Pure: no Docker here.
 import { isDeepStrictEqual } from 'node:util';
-import { isEmpty, type Inputs } from './plans';
+import { CONTAINER, CONTAINER_INPUT_EFFECTS, IMAGE, normalInput } from '../../harness/plugins/docker/inputs';
+import type { Inputs } from './plans';
 
 /** A resource as the recorder saw it (see test/helpers/record-stack.ts). */
 export interface DeclaredResource {
@@ -26,63 +27,8 @@ export interface DeclaredResource {
   };
 }
 
-/**
- * What the provider does when one input of a docker.Container changes:
- * - replace: a new container (the bridged kreuzwerker docker_container schema marks it ForceNew;
- *   internal/provider/resource_docker_container.go, terraform-provider-docker v4.5.0, which pulumi-docker
- *   v5 wraps as its `upstream` submodule);
- * - update: changed in place by resourceDockerContainerUpdate (resource_docker_container_funcs.go: restart,
- *   max_retry_count, memory, memory_swap, memory_reservation, cpu_set, ...); the container keeps its id;
- * - state: kept in the state only; it steers what the provider does at create or delete;
- * - unapplied: neither ForceNew nor updated, so the edit is reported and saved but the running container
- *   keeps its old setting (the known healthcheck bug; `replaceOnChanges` turns it into a replace).
- */
-export type InputEffect = 'replace' | 'update' | 'state' | 'unapplied';
-
-export const CONTAINER_INPUT_EFFECTS: Readonly<Record<string, InputEffect>> = {
-  name: 'replace',
-  image: 'replace',
-  entrypoints: 'replace',
-  command: 'replace',
-  envs: 'replace',
-  labels: 'replace',
-  hostname: 'replace',
-  user: 'replace',
-  workingDir: 'replace',
-  readOnly: 'replace',
-  stopSignal: 'replace',
-  stopTimeout: 'replace',
-  ports: 'replace',
-  networksAdvanced: 'replace',
-  networkMode: 'replace',
-  volumes: 'replace',
-  mounts: 'replace',
-  logDriver: 'replace',
-  logOpts: 'replace',
-  cpus: 'replace',
-  // Hardening inputs: capabilities, security_opts, ulimit are ForceNew in the same schema; read_only and
-  // user are above. tmpfs is neither (see unapplied).
-  capabilities: 'replace',
-  securityOpts: 'replace',
-  ulimits: 'replace',
-  restart: 'update',
-  maxRetryCount: 'update',
-  memory: 'update',
-  memorySwap: 'update',
-  memoryReservation: 'update',
-  wait: 'state',
-  waitTimeout: 'state',
-  destroyGraceSeconds: 'state',
-  mustRun: 'state',
-  removeVolumes: 'state',
-  attach: 'state',
-  logs: 'state',
-  rm: 'state',
-  healthcheck: 'unapplied',
-  init: 'unapplied',
-  tmpfs: 'unapplied',
-  start: 'unapplied',
-};
+// What the provider does with each container input: the docker provider stand-in's table.
+export { CONTAINER_INPUT_EFFECTS, type InputEffect } from '../../harness/plugins/docker/inputs';
 
 export interface ResourceDiff {
   /** Top-level inputs (or `repoDigest` for an image) whose value changed. */
@@ -94,15 +40,13 @@ export interface ResourceDiff {
   unapplied: string[];
 }
 
-const CONTAINER = 'docker:index/container:Container';
-const IMAGE = 'docker:index/image:Image';
 const LOCAL_COMMAND = 'command:local:Command';
 const REMOTE_COMMAND = 'command:remote:Command';
 
 /** How the engine and the provider treat the change from `old` to `now` (same type and name). */
 export function diffResource(old: DeclaredResource, now: DeclaredResource): ResourceDiff {
   const keys = [...new Set([...Object.keys(old.inputs), ...Object.keys(now.inputs)])];
-  const changed = keys.filter((k) => !isDeepStrictEqual(normal(old.inputs[k]), normal(now.inputs[k]))).sort();
+  const changed = keys.filter((k) => !isDeepStrictEqual(normalInput(old.inputs[k]), normalInput(now.inputs[k]))).sort();
   if (now.type === IMAGE && old.outputs?.repoDigest !== now.outputs?.repoDigest) changed.push('repoDigest');
   const result: ResourceDiff = { changed, replace: false, update: [], unapplied: [] };
   // pulumi/pulumi pkg/resource/deploy/step_generator.go diff → providerChanged: a resource whose provider
@@ -147,9 +91,6 @@ export function diffResource(old: DeclaredResource, now: DeclaredResource): Reso
       return result;
   }
 }
-
-/** Absent, null and empty collections are the same input (the SDK drops them). */
-const normal = (value: unknown): unknown => (isEmpty(value) ? undefined : value);
 
 export type StepOp = 'same' | 'create' | 'update' | 'create-replacement' | 'delete-replaced' | 'delete';
 

@@ -120,7 +120,7 @@ test.serial('deleteBeforeReplace removes first; destroyGraceSeconds stops with i
 test.serial('a declared input the realizer does not apply is refused before anything is created', async (t) => {
   const realizer = newRealizer();
   const error = await t.throwsAsync(realizer.apply([network(), sleeper('a', { privileged: true })]));
-  t.regex(error.message, /docker:Container "a" declares privileged=true, which the realizer does not apply/);
+  t.regex(error.message, /docker:Container "a" declares privileged=true, which is not applied/);
   const nested = await t.throwsAsync(realizer.apply([network(), sleeper('a', { ports: [{ internal: 80, external: 8080, bogus: 1 }] })]));
   t.regex(nested.message, /ports\[0\] declares bogus=1/);
   await t.throwsAsync(

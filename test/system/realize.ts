@@ -20,6 +20,7 @@ import {
   type ProviderPlan,
   type RemoteCommandPlan,
   type VolumePlan,
+  updateArgs,
 } from './plans';
 
 export type { DeclaredResource } from './diff';
@@ -494,22 +495,6 @@ export class Realizer {
         return;
     }
   }
-}
-
-/** `docker update` flags for a container's in-place inputs, as the provider sends them (memory in MB). */
-export function updateArgs(inputs: Record<string, unknown>): string[] {
-  const args: string[] = [];
-  const restart = inputs.restart as string | undefined;
-  const maxRetry = inputs.maxRetryCount as number | undefined;
-  if (restart) args.push('--restart', restart === 'on-failure' && maxRetry ? `on-failure:${maxRetry}` : restart);
-  const memory = inputs.memory as number | undefined;
-  if (memory) args.push('--memory', `${memory}m`);
-  // Only a declared swap limit is sent; otherwise Docker keeps the one it implied at create.
-  const memorySwap = inputs.memorySwap as number | undefined;
-  if (memorySwap) args.push('--memory-swap', memorySwap < 0 ? '-1' : `${memorySwap}m`);
-  const reservation = inputs.memoryReservation as number | undefined;
-  if (reservation) args.push('--memory-reservation', `${reservation}m`);
-  return args;
 }
 
 /** One of a local.Command's scripts, through its interpreter, in its dir with its environment. */
