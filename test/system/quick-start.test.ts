@@ -1,0 +1,121 @@
+// The README's quick start, run as a user runs it, through the real Pulumi CLI (built by `npm run tools`),
+// its Node.js language host and scripts/stack.sh, in a scratch copy of the project: up, evidence, one more
+// replica under a steady loop, destroy. The offline image settings and free ports are set first with the
+// same `npm run pulumi -- config set` the README documents. The engine is real; the docker and command
+// plugins are the project's stand-ins (harness/plugins/), which this machine cannot download.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describeFailures, startSteadyLoopProcess, type SteadyLoop } from '../../harness/load';
+import { freePorts } from '../../harness/ports';
+import { pulumiCliEnv, requireBuiltCli } from '../../harness/pulumi-cli';
+import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
+import { docker, inspect } from './docker';
+import { compareListings, listDocker, type DockerListing } from './docker-listing';
+import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE, ensureOfflineImages } from './images';
+
+const STACK_LABEL = 'io.consul-nginx-pulumi.stack=dev';
+let copy: ScratchCopy | undefined;
+let before: DockerListing | undefined;
+let env: NodeJS.ProcessEnv = {};
+const loops: SteadyLoop[] = [];
+
+/** Runs one README command line with bash in the copy; resolves with its output, rejects with it on failure. */
+function readmeCommand(line: string, timeoutMs = 600_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-euo', 'pipefail', '-c', line], { cwd: copy!.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(output);
+      else reject(new Error(`\`${line}\` exited ${code}:\n${output.slice(-4000)}`));
+    });
+  });
+}
+
+/** The evidence command's table: requests per instance, and the failed count. */
+function evidenceCounts(output: string): { instances: Map<string, number>; failed: number } {
+  const instances = new Map<string, number>();
+  let failed = -1;
+  for (const match of output.matchAll(/^(\S+)\s+(\d+)\s+[\d.]+%$/gm)) {
+    if (match[1] === '(failed)') failed = Number(match[2]);
+    else if (match[1] !== 'instance') instances.set(match[1], Number(match[2]));
+  }
+  return { instances, failed };
+}
+
+test.before(async () => {
+  requireBuiltCli();
+  await ensureOfflineImages();
+  const existing = await docker(['ps', '-a', '--filter', `label=${STACK_LABEL}`, '--format', '{{.Names}}']);
+  if (existing.trim())
+    throw new Error(`a dev stack already runs on this engine (${existing.trim()}); the quick-start test would share its names`);
+  before = await listDocker();
+  copy = scratchCopy('cnp-quick-start-');
+  env = { ...pulumiCliEnv(copy.dir), HOME: copy.dir };
+});
+
+test.after.always(async () => {
+  await Promise.allSettled(loops.map((loop) => loop.stop()));
+  if (copy) {
+    await readmeCommand('npm run destroy -- --yes', 300_000).catch((error: Error) => console.error(error.message));
+    // Whatever a failed destroy left of this test's stack, and only what was not there before it began.
+    const left = await docker(['ps', '-aq', '--filter', `label=${STACK_LABEL}`]);
+    const known = new Set(before?.containers.map((entry) => entry.split(' ')[0]) ?? []);
+    const ours = left.split('\n').filter((id) => id && !known.has(id));
+    if (ours.length > 0) await docker(['rm', '-f', ...ours]).catch(() => {});
+    copy.remove();
+  }
+});
+
+test('the quick start through the real CLI: up, evidence, replicas 3 with no failed request, destroy leaves nothing', async (t) => {
+  t.timeout(20 * 60_000);
+  const [balancerPort, balancerAdminPort, consulUiPort, collectorPort] = await freePorts(4);
+  const offline = `npm run pulumi -- config set baseImage ${BASE_IMAGE} && npm run pulumi -- config set consulImage ${CONSUL_IMAGE} && npm run pulumi -- config set natsImage ${NATS_IMAGE}`;
+  t.true(
+    fs.readFileSync(path.join(copy!.dir, 'infra', 'README.md'), 'utf8').includes(offline),
+    'the offline settings are the ones infra/README.md documents',
+  );
+  await readmeCommand(offline);
+  for (const [key, port] of Object.entries({ balancerPort, balancerAdminPort, consulUiPort, collectorPort })) {
+    await readmeCommand(`npm run pulumi -- config set ${key} ${port}`);
+  }
+
+  let started = Date.now();
+  await readmeCommand('npm run up -- --yes');
+  t.log(`npm run up: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const first = evidenceCounts(await readmeCommand('npm run evidence'));
+  t.is(first.failed, 0);
+  t.is(first.instances.size, 2, 'Pulumi.dev.yaml says 2 replicas');
+
+  const loop = startSteadyLoopProcess(`http://127.0.0.1:${balancerPort}/`, { maxMs: 600_000 });
+  loops.push(loop);
+  started = Date.now();
+  await readmeCommand('npm run pulumi -- config set replicas 3 && npm run up -- --yes');
+  t.log(`replicas 3, npm run up: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  await new Promise((r) => setTimeout(r, 1500));
+  const report = await loop.stop();
+  t.is(report.failures.length, 0, describeFailures(report));
+  t.true(report.total > 0);
+  const after = evidenceCounts(await readmeCommand('npm run evidence'));
+  t.is(after.failed, 0);
+  t.is(after.instances.size, 3, [...after.instances.keys()].join(', '));
+  for (const [instance, count] of after.instances) t.true(count > 0, `${instance} served requests`);
+
+  // Every volume the stack's containers mount, named or anonymous, to check their removal.
+  const volumes = new Set<string>();
+  for (const id of (await docker(['ps', '-aq', '--filter', `label=${STACK_LABEL}`])).split('\n').filter(Boolean)) {
+    for (const mount of (await inspect('container', id))?.Mounts ?? []) if (mount.Type === 'volume') volumes.add(mount.Name);
+  }
+  t.true(volumes.size >= 3, "the stack mounts volumes (logs, Consul's data, the broker's stream)");
+  await readmeCommand('npm run destroy -- --yes');
+  // Other test files may use the engine meanwhile: any difference must not be the stack's.
+  const left = compareListings(before!, await listDocker()).filter(
+    (change) => change.entry.includes('cnp-dev-') || (change.kind === 'volumes' && volumes.has(change.entry)),
+  );
+  t.deepEqual(left, [], 'destroy leaves no container, network or volume of the stack');
+});
