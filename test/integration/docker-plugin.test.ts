@@ -49,6 +49,18 @@ const box = new docker.Container('box', {
   ...(config.getBoolean('privileged') ? { privileged: true } : {}),
 });
 
+// A container that never becomes healthy, only when the test asks for it.
+if (config.getBoolean('sick')) {
+  new docker.Container('sick', {
+    image: image.repoDigest,
+    command: ['sleep', 'infinity'],
+    labels,
+    healthcheck: { tests: ['CMD', 'false'], interval: '1s', retries: 1 },
+    wait: true,
+    waitTimeout: 3,
+  });
+}
+
 // An engine on an ssh:// host, as the program's VMs have: reached through the local ssh with sshOpts first.
 const sshHost = config.get('sshHost');
 if (sshHost) {
@@ -108,14 +120,16 @@ const testContainers = async () =>
 
 /** The state's resource of a type, as `pulumi stack export` shows it. */
 interface StateResource {
+  urn: string;
   type: string;
+  initErrors?: string[];
   id: string;
   inputs: Record<string, unknown>;
   outputs: Record<string, unknown>;
 }
-async function stateOf(type: string): Promise<StateResource | undefined> {
+async function stateOf(type: string, name?: string): Promise<StateResource | undefined> {
   const exported = JSON.parse(await pulumi('stack', 'export')) as { deployment: { resources: StateResource[] } };
-  return exported.deployment.resources.find((r) => r.type === type);
+  return exported.deployment.resources.find((r) => r.type === type && (name === undefined || r.urn.endsWith(`::${name}`)));
 }
 
 test.before(async () => {
@@ -205,7 +219,7 @@ test.serial('a container stopped by hand: refresh sets mustRun false, and up sta
   const id = await containerId();
   await docker(['stop', '-t', '0', id]);
   await pulumi('refresh', '--yes');
-  t.like((await stateOf('docker:index/container:Container'))?.outputs, { mustRun: false });
+  t.like((await stateOf('docker:index/container:Container', 'box'))?.outputs, { mustRun: false });
   await pulumi('up', '--yes');
   t.is(await containerId(), id);
   t.true((await inspect('container', id))!.State.Running);
@@ -215,11 +229,26 @@ test.serial('a container removed by hand leaves the state at refresh, and up cre
   const id = await containerId();
   await docker(['rm', '-f', id]);
   await pulumi('refresh', '--yes');
-  t.is(await stateOf('docker:index/container:Container'), undefined, 'refresh dropped it');
+  t.is(await stateOf('docker:index/container:Container', 'box'), undefined, 'refresh dropped it');
   await pulumi('up', '--yes');
   const again = await containerId();
   t.not(again, id);
   t.true((await inspect('container', again))!.State.Running);
+});
+
+test.serial('a container that does not become healthy within waitTimeout stays in the state with an initialization error', async (t) => {
+  await pulumi('config', 'set', 'sick', 'true');
+  try {
+    const error = await t.throwsAsync(pulumi('up', '--yes'));
+    t.regex(error.message, /failed to be in healthy state within 3 s/);
+    const sick = await stateOf('docker:index/container:Container', 'sick');
+    t.deepEqual(sick?.initErrors?.length, 1);
+    t.truthy(await inspect('container', sick!.id), 'the container is kept');
+  } finally {
+    await pulumi('config', 'rm', 'sick');
+  }
+  await pulumi('up', '--yes');
+  t.is(await stateOf('docker:index/container:Container', 'sick'), undefined);
 });
 
 test.serial('an input the stand-in does not support fails the preview, named', async (t) => {
