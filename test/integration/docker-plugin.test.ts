@@ -45,7 +45,21 @@ const box = new docker.Container('box', {
   networksAdvanced: [{ name: network.name }],
   volumes: [{ volumeName: volume.name, containerPath: '/data' }],
   destroyGraceSeconds: 1,
+  // An input the stand-in does not support, only when the test asks for it.
+  ...(config.getBoolean('privileged') ? { privileged: true } : {}),
 });
+
+// A container that never becomes healthy, only when the test asks for it.
+if (config.getBoolean('sick')) {
+  new docker.Container('sick', {
+    image: image.repoDigest,
+    command: ['sleep', 'infinity'],
+    labels,
+    healthcheck: { tests: ['CMD', 'false'], interval: '1s', retries: 1 },
+    wait: true,
+    waitTimeout: 3,
+  });
+}
 
 // An engine on an ssh:// host, as the program's VMs have: reached through the local ssh with sshOpts first.
 const sshHost = config.get('sshHost');
@@ -105,11 +119,17 @@ const testContainers = async () =>
   (await docker(['ps', '-a', '--filter', `label=cnp.test=${PREFIX}`, '--format', '{{.ID}}'])).split('\n').filter(Boolean);
 
 /** The state's resource of a type, as `pulumi stack export` shows it. */
-async function stateOf(type: string): Promise<{ id: string; inputs: Record<string, unknown>; outputs: Record<string, unknown> }> {
-  const exported = JSON.parse(await pulumi('stack', 'export')) as {
-    deployment: { resources: { type: string; id: string; inputs: Record<string, unknown>; outputs: Record<string, unknown> }[] };
-  };
-  return exported.deployment.resources.find((r) => r.type === type)!;
+interface StateResource {
+  urn: string;
+  type: string;
+  initErrors?: string[];
+  id: string;
+  inputs: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+}
+async function stateOf(type: string, name?: string): Promise<StateResource | undefined> {
+  const exported = JSON.parse(await pulumi('stack', 'export')) as { deployment: { resources: StateResource[] } };
+  return exported.deployment.resources.find((r) => r.type === type && (name === undefined || r.urn.endsWith(`::${name}`)));
 }
 
 test.before(async () => {
@@ -157,8 +177,8 @@ test.serial('pulumi up creates the network, the volume, the image and a running 
   t.regex(repoDigest, /^sha256:[0-9a-f]{64}$/);
   t.is((await inspect('image', IMAGE_NAME))?.Id, repoDigest, 'repoDigest is the local image id');
   const image = await stateOf('docker:index/image:Image');
-  t.is(image.id, IMAGE_NAME);
-  t.like(image.inputs, { build: { platform: hostPlatform() } }, "Check filled in the machine's platform");
+  t.is(image?.id, IMAGE_NAME);
+  t.like(image?.inputs, { build: { platform: hostPlatform() } }, "Check filled in the machine's platform");
 });
 
 test.serial('a changed env replaces the container: a new one is created before the old one is deleted', async (t) => {
@@ -199,10 +219,46 @@ test.serial('a container stopped by hand: refresh sets mustRun false, and up sta
   const id = await containerId();
   await docker(['stop', '-t', '0', id]);
   await pulumi('refresh', '--yes');
-  t.like((await stateOf('docker:index/container:Container')).outputs, { mustRun: false });
+  t.like((await stateOf('docker:index/container:Container', 'box'))?.outputs, { mustRun: false });
   await pulumi('up', '--yes');
   t.is(await containerId(), id);
   t.true((await inspect('container', id))!.State.Running);
+});
+
+test.serial('a container removed by hand leaves the state at refresh, and up creates it again', async (t) => {
+  const id = await containerId();
+  await docker(['rm', '-f', id]);
+  await pulumi('refresh', '--yes');
+  t.is(await stateOf('docker:index/container:Container', 'box'), undefined, 'refresh dropped it');
+  await pulumi('up', '--yes');
+  const again = await containerId();
+  t.not(again, id);
+  t.true((await inspect('container', again))!.State.Running);
+});
+
+test.serial('a container that does not become healthy within waitTimeout stays in the state with an initialization error', async (t) => {
+  await pulumi('config', 'set', 'sick', 'true');
+  try {
+    const error = await t.throwsAsync(pulumi('up', '--yes'));
+    t.regex(error.message, /failed to be in healthy state within 3 s/);
+    const sick = await stateOf('docker:index/container:Container', 'sick');
+    t.deepEqual(sick?.initErrors?.length, 1);
+    t.truthy(await inspect('container', sick!.id), 'the container is kept');
+  } finally {
+    await pulumi('config', 'rm', 'sick');
+  }
+  await pulumi('up', '--yes');
+  t.is(await stateOf('docker:index/container:Container', 'sick'), undefined);
+});
+
+test.serial('an input the stand-in does not support fails the preview, named', async (t) => {
+  await pulumi('config', 'set', 'privileged', 'true');
+  try {
+    const error = await t.throwsAsync(pulumi('preview'));
+    t.regex(error.message, /does not support docker:Container input "privileged"/);
+  } finally {
+    await pulumi('config', 'rm', 'privileged');
+  }
 });
 
 test.serial("on an ssh:// host the docker CLI goes through the local ssh, with the provider's sshOpts first", async (t) => {

@@ -92,4 +92,9 @@ test('the diff follows the table: env replaces, memory updates in place, healthc
     replaces: ['internal'],
   });
   t.deepEqual(await provider.resources[IMAGE].diff('id', { imageName: 'a' }, { imageName: 'b' }), { changed: ['imageName'], replaces: [] });
+  // A provider's new host re-configures it; nothing it manages is replaced.
+  t.deepEqual(provider.diffConfig({ host: 'ssh://root@a' }, { host: 'ssh://root@b', sshOpts: ['-p', '22'] }), {
+    changed: ['host', 'sshOpts'],
+    replaces: [],
+  });
 });

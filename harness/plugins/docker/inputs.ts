@@ -129,13 +129,23 @@ export const INPUT_RULES: Readonly<Record<DockerResourceType, Readonly<Record<st
 };
 
 /**
- * The provider's own config. A changed host or sshOpts re-configures the provider: its resources stay
- * (the bridged provider's DiffConfig; the bridge's source is not read here, so this is the stand-in's
- * assumption). `version` and `pluginDownloadURL` only pick the plugin binary.
+ * The provider's own config. A changed host or sshOpts is an update of the provider: the bridge's DiffConfig
+ * replaces only for a key marked ForcesProviderReplace, and pulumi-docker marks none, so its resources stay
+ * and the provider is configured anew. `version` and `pluginDownloadURL` only pick the plugin binary.
  */
+const CONFIG_DIFF = 'pulumi-terraform-bridge v3.133.0 (pulumi-docker v5.1.0 go.mod) pkg/tfbridge/provider.go configDiffer.DiffConfig';
 export const PROVIDER_CONFIG_RULES: Readonly<Record<string, InputRule>> = {
-  host: { effect: 'update', source: 'pulumi-docker v5 provider/provider.go Configure (DOCKER_HOST unless ssh://)' },
-  sshOpts: { effect: 'update', source: 'pulumi-docker v5 provider/image.go configureDockerClient (connhelper with sshOpts)' },
+  host: {
+    effect: 'update',
+    source: `${CONFIG_DIFF}; pulumi-docker v5 provider/provider.go Configure (DOCKER_HOST unless ssh://)`,
+    // The real CheckConfig fills it in (provider/resources.go: DOCKER_HOST, else the OS's socket); the
+    // stand-in leaves it out, and the docker CLI without -H reads DOCKER_HOST or that same socket.
+    filledByCheck: 'not by the stand-in (the real one: DOCKER_HOST, else unix:///var/run/docker.sock)',
+  },
+  sshOpts: {
+    effect: 'update',
+    source: `${CONFIG_DIFF}; pulumi-docker v5 provider/image.go configureDockerClient (connhelper with sshOpts)`,
+  },
   version: { effect: 'state', source: 'pulumi/pulumi: the plugin version the SDK asks for' },
   pluginDownloadURL: { effect: 'state', source: 'pulumi/pulumi: where the plugin would be downloaded from' },
 };
