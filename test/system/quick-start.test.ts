@@ -37,6 +37,17 @@ function readmeCommand(line: string, timeoutMs = 600_000): Promise<string> {
   });
 }
 
+/** The stack's containers: name → id. */
+async function stackContainers(): Promise<Map<string, string>> {
+  const listed = await docker(['ps', '-a', '--filter', `label=${STACK_LABEL}`, '--format', '{{.Names}} {{.ID}}']);
+  return new Map(
+    listed
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split(' ') as [string, string]),
+  );
+}
+
 /** The evidence command's table: requests per instance, and the failed count. */
 function evidenceCounts(output: string): { instances: Map<string, number>; failed: number } {
   const instances = new Map<string, number>();
@@ -92,6 +103,7 @@ test('the quick start through the real CLI: up, evidence, replicas 3 with no fai
   t.is(first.failed, 0);
   t.is(first.instances.size, 2, 'Pulumi.dev.yaml says 2 replicas');
 
+  const containersBefore = await stackContainers();
   const loop = startSteadyLoopProcess(`http://127.0.0.1:${balancerPort}/`, { maxMs: 600_000 });
   loops.push(loop);
   started = Date.now();
@@ -99,6 +111,17 @@ test('the quick start through the real CLI: up, evidence, replicas 3 with no fai
   t.log(`replicas 3, npm run up: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   await new Promise((r) => setTimeout(r, 1500));
   const report = await loop.stop();
+  // One replica more, and nothing else touched: every container of the 2-replica stack keeps its id.
+  const containersAfter = await stackContainers();
+  t.deepEqual(
+    [...containersBefore].filter(([name, id]) => containersAfter.get(name) !== id),
+    [],
+    'no container of the stack was replaced or removed',
+  );
+  t.deepEqual(
+    [...containersAfter.keys()].filter((name) => !containersBefore.has(name)).map((name) => name.replace(/-[0-9a-f]{12}$/, '')),
+    ['cnp-dev-replica-3'],
+  );
   t.is(report.failures.length, 0, describeFailures(report));
   t.true(report.total > 0);
   const after = evidenceCounts(await readmeCommand('npm run evidence'));
