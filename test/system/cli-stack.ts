@@ -56,8 +56,8 @@ function unwrap(value: unknown): unknown {
 const nameOf = (urn: string) => urn.split('::').pop() ?? urn;
 
 export class CliStack {
-  /** The file backend and the event logs, in a temporary folder of their own. */
-  readonly stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-cli-state-'));
+  /** The file backend and the event logs, in a temporary folder of their own, `cnp-cli-state-<stack>-*`. */
+  readonly stateDir: string;
   readonly env: NodeJS.ProcessEnv;
   private readonly cli = requireBuiltCli();
   private logs = 0;
@@ -68,6 +68,7 @@ export class CliStack {
     readonly stack: string,
     passphrase: string,
   ) {
+    this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `cnp-cli-state-${stack}-`));
     this.env = {
       ...pulumiCliEnv(this.stateDir),
       PULUMI_BACKEND_URL: `file://${this.stateDir}`,

@@ -202,9 +202,9 @@ test.before(async (t) => {
   t.log((await ensureVmImages()).trim());
   const swept = await sweepDeadVmRuns();
   if (swept.length) t.log(`removed the VMs of dead runs: ${swept.join(', ')}`);
-  // The scratch copies (with the stack's key file and known_hosts) of runs whose process is gone.
+  // The scratch copies (with the stack's key file and known_hosts) and file backends of runs whose process is gone.
   for (const dir of fs.readdirSync(os.tmpdir())) {
-    const pid = /^cnp-vmstack(\d+)x[0-9a-f]{6}-/.exec(dir)?.[1];
+    const pid = /^cnp-(?:cli-state-)?vmstack(\d+)x[0-9a-f]{6}-/.exec(dir)?.[1];
     if (pid !== undefined && !isAlive(Number(pid))) fs.rmSync(path.join(os.tmpdir(), dir), { recursive: true, force: true });
   }
   copy = scratchCopy(`cnp-${STACK}-`);
