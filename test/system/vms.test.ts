@@ -222,8 +222,9 @@ test.before(async (t) => {
 
 test.after.always(async () => {
   await Promise.all(loops.map((l) => l.stop()));
-  // The VMs go below whatever this leaves; the destroy is for what the stack made outside them (its ssh files).
-  if (deployed) await cli!.destroy(180_000).catch((error: Error) => console.error(`pulumi destroy in after.always: ${error.message}`));
+  // The VMs go below whatever this leaves; the destroy is for what the stack made outside them (its ssh files),
+  // bounded below ava's 2-minute inactivity timeout (package.json).
+  if (deployed) await cli!.destroy(100_000).catch((error: Error) => console.error(`pulumi destroy in after.always: ${error.message}`));
   await fleet.destroy();
   cli?.remove();
   copy?.remove();
