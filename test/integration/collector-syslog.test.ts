@@ -15,7 +15,7 @@ import { freePort } from '../../harness/ports';
 import { startProcess, stopAll, waitFor } from '../../harness/processes';
 import { REPO_ROOT, recordStack } from '../helpers/record-stack';
 import { docker, run as runCommand } from '../system/docker';
-import { planContainer } from '../system/plans';
+import { planContainer } from '../../harness/plugins/docker/plans';
 import { BASE_IMAGE, ensureOfflineImages } from '../system/images';
 
 const CONFIG_FILE = path.join(REPO_ROOT, 'collector', 'syslog-ng.conf');
@@ -271,7 +271,7 @@ test("the collector image receives a container's stdout and stderr through Docke
     { timeoutMs: 300_000 },
   );
 
-  // The collector exactly as declared (the realizer's translation of every input: its user, the read-only
+  // The collector exactly as declared (the docker stand-in's translation of every input: its user, the read-only
   // root with tmpfs, no capability, no-new-privileges, limits, the port on loopback, its health check),
   // on a fresh named volume and the test's image; the stack network is the one thing left out.
   await docker(['volume', 'create', '--label', testLabel, volume.volumeName]);
