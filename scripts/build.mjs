@@ -51,6 +51,11 @@ await Promise.all(
       format: 'cjs',
       sourcemap: 'inline',
       legalComments: 'none',
+      // A bundle names each module by its path (comments, __commonJS keys, the inline source map). Through a
+      // symlinked node_modules (a git worktree's, a scratch copy's) esbuild would name the link's target,
+      // `../../elsewhere/node_modules/...`, so the same sources bundled in another folder gave another image id:
+      // the system test's code deploy from a scratch copy replaced the activity replica it had not changed.
+      preserveSymlinks: true,
       logLevel: 'warning',
       write: false,
     });

@@ -1,12 +1,15 @@
-// The system test: the resources the Pulumi program declares, realized in the real Docker engine from the
-// offline images, then scaled, crashed, read back from the log collector and torn down. The stack runs both
+// The system test: the Pulumi program deployed by the real Pulumi CLI (its engine and Node.js language host,
+// built by npm run tools; the docker and command plugins are the project's stand-ins, harness/plugins/) into
+// the real Docker engine from the offline images, then scaled, crashed, read back from the log collector and
+// torn down. Each deploy is `pulumi config set` into the stack's file and `pulumi up` of a stack of this run's
+// own on a file backend in a temporary folder; what a deploy did comes from the engine's events
+// (`--event-log`), the containers from the stack's state, how they stopped from the Docker engine's events. The stack runs both
 // services (hello and the activity service) and the NATS broker. All traffic goes through the balancer's
 // (the gateway's) port published on 127.0.0.1. Serial: each scenario starts from the one before.
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { recordStack, type RecordedStack } from '../helpers/record-stack';
 import { scratchCopy } from '../helpers/scratch-copy';
 import {
   describeFailures,
@@ -26,7 +29,7 @@ import { waitFor } from '../../harness/processes';
 import { docker, inspect, run } from './docker';
 import { compareListings, listDocker, type DockerListing } from './docker-listing';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE, PROJECT_DIR, ensureOfflineImages } from './images';
-import { Realizer, type ApplySummary } from './realize';
+import { CliStack, removedContainers, type CliSummary, type RemovedContainer } from './cli-stack';
 
 // A name of this run's own: two runs on one engine (two checkouts, a run and a benchmark) never touch
 // each other's containers, networks, volumes or images, and the clean-up removes only what this run made.
@@ -38,7 +41,7 @@ const STACK_KEY = 'io.consul-nginx-pulumi.stack';
 const STACK_LABEL = `${STACK_KEY}=${STACK}`;
 const NETWORK = `cnp-${STACK}-net`;
 const COLLECTOR = `cnp-${STACK}-collector`;
-/** A replica's container name carries its image's short id: the last name each number had, from the realizer. */
+/** A replica's container name carries its image's short id: the last name each number had, from the state. */
 const knownReplicaNames = new Map<number, string>();
 const replicaName = (n: number) => {
   const name = knownReplicaNames.get(n);
@@ -47,7 +50,7 @@ const replicaName = (n: number) => {
 };
 const replicaKey = (n: number) => `docker:index/container:Container::replicas-${n}`;
 const activityKey = (n: number) => `docker:index/container:Container::activity-${n}`;
-/** The activity replicas' container names (their SERVICE_IDs, in X-Instance-Id), by number, from the realizer. */
+/** The activity replicas' container names (their SERVICE_IDs, in X-Instance-Id), by number, from the state. */
 const knownActivityNames = new Map<number, string>();
 /** The activity replicas the deploys declare (`activityReplicas`); scenario 2a changes it, every other deploy keeps it. */
 let activityReplicas = 1;
@@ -56,11 +59,20 @@ const FIXED_CONTAINERS = 4;
 /** Where the test leaves the evidence command's output for the README. */
 const EVIDENCE_FILE = path.join(PROJECT_DIR, 'build/system/evidence.txt');
 
-const realizer = new Realizer({ projectDir: PROJECT_DIR });
+const cli = new CliStack(STACK, PROJECT_DIR);
+/** The stack's settings file in the project (`pulumi config set` writes it); removed at the end. */
+const STACK_FILE = cli.configFile(PROJECT_DIR);
+/** True once `pulumi stack init` made the stack, until `pulumi destroy` removed its resources. */
+let deployed = false;
+/** The values `pulumi config set` last wrote into the stack's file. */
+const configured = new Map<string, string>();
+/** The stack's containers as its state holds them after the last deploy. */
+type LiveContainer = { resourceName: string; name: string; id: string; urn: string };
+let live: LiveContainer[] = [];
+/** Every image id the state ever held: the provider never deletes images, so the clean-up removes them. */
+const builtImages = new Set<string>();
 let ports: { balancerPort: number; balancerAdminPort: number; consulUiPort: number; collectorPort: number };
 let url = '';
-/** The last deploy's record: its outputs (consulToken) and inputs (the ACL step's environment). */
-let lastRecord: RecordedStack | undefined;
 /** The balancer's admin listener: /_balancer/status and X-Upstream-Addr live there, not on `url`. */
 let adminUrl = '';
 let before: DockerListing;
@@ -70,35 +82,81 @@ const loops: SteadyLoop[] = [];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function deploy(t: ExecutionContext, replicas: number, projectDir = PROJECT_DIR, baseImage = BASE_IMAGE): Promise<ApplySummary> {
-  const started = Date.now();
-  lastRecord = await recordStack({
-    stack: STACK,
-    projectDir,
-    config: {
-      replicas,
-      activityReplicas,
-      baseImage,
-      consulImage: CONSUL_IMAGE,
-      natsImage: NATS_IMAGE,
-      ...ports,
-    },
-  });
-  const { resources } = lastRecord;
-  const recordedMs = Date.now() - started;
-  const summary = await realizer.apply(resources);
-  for (const c of realizer.containers()) {
+/** A removed container with the grace its delete step stopped it with (the state's destroyGraceSeconds). */
+type Removed = RemovedContainer & { graceSeconds?: number };
+type DeploySummary = CliSummary & { removedContainers: Removed[] };
+
+/** Reads the state back: the live containers, their names by number, their volumes, the images. */
+async function readState(): Promise<void> {
+  const state = await cli.state();
+  live = state
+    .filter((r) => r.type === 'docker:index/container:Container')
+    .map((r) => ({ resourceName: r.name, name: String(r.outputs.name), id: r.id!, urn: r.urn }));
+  for (const r of state)
+    if (r.type === 'docker:index/image:Image' && typeof r.outputs.repoDigest === 'string') builtImages.add(r.outputs.repoDigest);
+  for (const c of live) {
     const replica = /^replicas-(\d+)$/.exec(c.resourceName);
     if (replica) knownReplicaNames.set(Number(replica[1]), c.name);
     const activity = /^activity-(\d+)$/.exec(c.resourceName);
     if (activity) knownActivityNames.set(Number(activity[1]), c.name);
     for (const mount of (await inspect('container', c.id))?.Mounts ?? []) if (mount.Type === 'volume') stackVolumes.add(mount.Name);
   }
+}
+
+/** The containers a summary's window removed, each with the grace its delete step had (from the engine's event). */
+async function removedIn(summary: CliSummary): Promise<Removed[]> {
+  const graces = new Map<string, number>();
+  for (const e of summary.events) {
+    if (e.kind === 'pre' && e.op.startsWith('delete') && e.key.startsWith('docker:index/container:') && e.oldInputs) {
+      graces.set(String(e.oldInputs.name), Number(e.oldInputs.destroyGraceSeconds));
+    }
+  }
+  return (await removedContainers(STACK_LABEL, summary.startedAt, summary.endedAt)).map((r) => ({
+    ...r,
+    graceSeconds: graces.get(r.name),
+  }));
+}
+
+/**
+ * A deploy as the README tells users to make one: `pulumi config set KEY VALUE` for each setting that changed
+ * (into Pulumi.<stack>.yaml of the project), then `pulumi up --yes --skip-preview` in `projectDir`. A scratch
+ * copy of the project gets the project's stack file first.
+ */
+async function deploy(
+  t: ExecutionContext,
+  replicas: number,
+  projectDir = PROJECT_DIR,
+  baseImage = BASE_IMAGE,
+  extra: string[] = [],
+): Promise<DeploySummary> {
+  const started = Date.now();
+  if (!deployed) {
+    await cli.init();
+    deployed = true;
+  }
+  const wanted: Record<string, string | number> = {
+    replicas,
+    activityReplicas,
+    baseImage,
+    consulImage: CONSUL_IMAGE,
+    natsImage: NATS_IMAGE,
+    ...ports,
+  };
+  const changed = Object.fromEntries(Object.entries(wanted).filter(([key, value]) => configured.get(key) !== String(value)));
+  await cli.configSet(PROJECT_DIR, changed);
+  for (const [key, value] of Object.entries(changed)) configured.set(key, String(value));
+  if (projectDir !== PROJECT_DIR) fs.copyFileSync(STACK_FILE, cli.configFile(projectDir));
+  const configuredMs = Date.now() - started;
+  const summary = await cli.up(projectDir, extra);
+  const upMs = summary.endedAt - summary.startedAt;
+  const removed = await removedIn(summary);
+  await readState();
   t.log(
-    `replicas=${replicas}, activityReplicas=${activityReplicas} realized in ${((Date.now() - started) / 1000).toFixed(1)} s (recorded in ${recordedMs} ms): ` +
-      `${summary.created.length} created, ${summary.replaced.length} replaced, ${summary.deleted.length} deleted, ${summary.unchanged.length} unchanged`,
+    `replicas=${replicas}, activityReplicas=${activityReplicas}: pulumi up in ${(upMs / 1000).toFixed(1)} s (config set of ${Object.keys(changed).length} key(s) in ${configuredMs} ms): ` +
+      `${summary.created.length} created, ${summary.replaced.length} replaced, ${summary.updated.length} updated, ${summary.deleted.length} deleted, ${summary.unchanged.length} unchanged` +
+      (summary.updated.length ? ` (updated: ${summary.updated.join(', ')})` : ''),
   );
-  return summary;
+  return { ...summary, removedContainers: removed };
 }
 
 async function upstreams(): Promise<string[]> {
@@ -126,7 +184,7 @@ async function containerIds(numbers: number[]): Promise<string[]> {
 }
 
 async function allHealthy(): Promise<boolean> {
-  const states = await Promise.all(realizer.containers().map(async (c) => (await inspect('container', c.id))?.State?.Health?.Status));
+  const states = await Promise.all(live.map(async (c) => (await inspect('container', c.id))?.State?.Health?.Status));
   return states.length > 0 && states.every((s) => s === 'healthy');
 }
 
@@ -194,6 +252,11 @@ test.before(async () => {
   url = `http://127.0.0.1:${ports.balancerPort}`;
   adminUrl = `http://127.0.0.1:${ports.balancerAdminPort}`;
   for (const stack of await stacksOfDeadRuns()) await sweepStack(stack);
+  // The stack files a killed run left in the project (its state went with its temporary folder).
+  for (const file of fs.readdirSync(PROJECT_DIR)) {
+    const pid = /^Pulumi\.systest(\d+)x[0-9a-f]{6}\.yaml$/.exec(file)?.[1];
+    if (pid !== undefined && !alive(Number(pid))) fs.rmSync(path.join(PROJECT_DIR, file), { force: true });
+  }
   before = await listDocker();
 });
 
@@ -247,10 +310,13 @@ async function sweepStack(stack: string): Promise<void> {
 
 test.after.always(async () => {
   await Promise.all(loops.map((l) => l.stop()));
-  await realizer.destroy().catch(() => {});
+  // The engine's own tear-down first (a scenario failed before 8), then whatever carries the stack's label.
+  if (deployed) await cli.destroy(PROJECT_DIR).catch((error: Error) => console.error(`pulumi destroy in after.always: ${error.message}`));
   await sweepStack(STACK);
   // Then the builds this run left untagged (earlier versions), if no one uses them.
-  for (const image of realizer.builtImages().reverse()) await docker(['image', 'rm', image]).catch(() => {});
+  for (const image of [...builtImages].reverse()) await docker(['image', 'rm', image]).catch(() => {});
+  fs.rmSync(STACK_FILE, { force: true });
+  cli.remove();
 });
 
 test.serial('offline base images are built, or found current', async (t) => {
@@ -268,11 +334,7 @@ test.serial('1. replicas 3: every container healthy, 300 requests reach all 3 in
   t.deepEqual(summary.replaced, []);
   for (const n of [1, 2, 3]) t.true(summary.created.includes(replicaKey(n)));
   t.true(summary.created.includes(activityKey(1)));
-  t.is(
-    realizer.containers().length,
-    3 + 1 + FIXED_CONTAINERS,
-    'collector, consul, the broker, 3 hello replicas, 1 activity replica and the balancer',
-  );
+  t.is(live.length, 3 + 1 + FIXED_CONTAINERS, 'collector, consul, the broker, 3 hello replicas, 1 activity replica and the balancer');
   await waitFor('every container healthy', allHealthy, 120_000, 500);
   await waitForReplicaUpstreams('the balancer to serve the 3 replicas', [1, 2, 3], 30_000, 200);
   // The second service answers its route through the same published port (the gateway routes by path).
@@ -314,8 +376,10 @@ test.serial(
   async (t) => {
     t.timeout(120_000);
     const consulUrl = `http://127.0.0.1:${ports.consulUiPort}`;
-    const token = lastRecord!.outputs.consulToken as string;
-    t.true(lastRecord!.secretOutputs.includes('consulToken'));
+    // `pulumi stack output` shows a secret as [secret] unless asked with --show-secrets.
+    t.is((await cli.outputs(false)).consulToken, '[secret]', 'consulToken is a secret output');
+    const token = (await cli.outputs(true)).consulToken as string;
+    t.regex(token, /^[0-9a-f-]{36}$/);
     const get = async (apiPath: string, withToken: boolean) => {
       const res = await fetch(consulUrl + apiPath, {
         headers: withToken ? { 'X-Consul-Token': token } : {},
@@ -350,8 +414,18 @@ test.serial(
       [knownActivityNames.get(1)],
     );
 
-    // The step the realizer ran, once more (as the engine would on an update): the same policies and tokens.
-    const init = lastRecord!.resources.find((r) => r.name === 'consul-acl-init')!;
+    // The ACL init step once more: the same policies and tokens. The engine re-runs a local.Command only when
+    // its inputs change (its triggers replace it; pulumi-command provider/pkg/provider/local/command.go), so an
+    // unchanged `pulumi up` would not run it: `pulumi up --replace URN --target URN` is the engine's way to run
+    // exactly that step again (pkg/cmd/pulumi/operations/up.go, --replace: "Specify resources to replace").
+    // Its output is the command's stdout in the state.
+    const stepOutput = async (name: string) => {
+      const urn = (await cli.state()).find((r) => r.name === name)!.urn;
+      const rerun = await deploy(t, 3, PROJECT_DIR, BASE_IMAGE, ['--target', urn, '--replace', urn]);
+      t.deepEqual(rerun.replaced, [`command:local:Command::${name}`], `only ${name} is replaced`);
+      t.deepEqual([rerun.created, rerun.deleted, rerun.updated], [[], [], []]);
+      return String((await cli.state()).find((r) => r.name === name)!.outputs.stdout);
+    };
     const aclState = async () => ({
       policies: ((await get('/v1/acl/policies', true)).json as Array<{ ID: string; Name: string }>).map((p) => `${p.Name} ${p.ID}`).sort(),
       tokens: ((await get('/v1/acl/tokens', true)).json as Array<{ AccessorID: string }>).map((k) => k.AccessorID).sort(),
@@ -362,19 +436,12 @@ test.serial(
         first.policies.some((p) => p.startsWith(`${policy} `)),
         policy,
       );
-    const output = await run('sh', ['-c', init.inputs.create as string], {
-      cwd: PROJECT_DIR,
-      env: { ...process.env, ...(init.inputs.environment as Record<string, string>) },
-    });
+    const output = await stepOutput('consul-acl-init');
     t.regex(output, /policy replica-hello updated/);
     t.deepEqual(await aclState(), first);
 
     // The broker's registration step once more: the same single instance, still passing.
-    const registration = lastRecord!.resources.find((r) => r.name === 'broker-registration')!;
-    const registered = await run('sh', ['-c', registration.inputs.create as string], {
-      cwd: PROJECT_DIR,
-      env: { ...process.env, ...(registration.inputs.environment as Record<string, string>) },
-    });
+    const registered = await stepOutput('broker-registration');
     t.regex(registered, /register-broker: service nats registered at cnp-\S+-nats:4222/);
     t.is(((await get('/v1/health/service/nats', true)).json as unknown[]).length, 1);
     await waitFor(
@@ -390,7 +457,7 @@ test.serial(
   '1b. every container runs hardened: unprivileged, read-only root, no capability, no-new-privileges, CPU, memory and process limits',
   async (t) => {
     t.timeout(60_000);
-    const containers = realizer.containers();
+    const containers = live;
     t.is(containers.length, 3 + 1 + FIXED_CONTAINERS);
     for (const c of containers) {
       const info = (await inspect('container', c.id))!;
@@ -473,6 +540,7 @@ test.serial(
     for (const removed of summary.removedContainers) {
       t.is(removed.graceSeconds, 15, `${removed.name} stopped with the declared grace`);
       t.is(removed.exitCode, 0, `${removed.name} drained and exited by itself (not killed at the end of the grace)`);
+      t.false(removed.killed, `${removed.name} got no SIGKILL`);
       t.log(`${removed.name}: stopped in ${removed.stopMs} ms, exit code ${removed.exitCode}`);
     }
     t.is(summary.removedContainers.length, 3);
@@ -495,12 +563,13 @@ test.serial(
   '3a. activityReplicas 1 -> 2 -> 1 under a steady loop on hello: only activity containers are created and removed, hello and the rest untouched',
   async (t) => {
     t.timeout(240_000);
-    const others = () =>
-      new Map(
-        realizer
-          .containers()
+    // By name: the state lists resources in the order the last `pulumi up` registered them, not creation order.
+    const others = (): Record<string, string> =>
+      Object.fromEntries(
+        live
           .filter((c) => !/^activity-\d+$/.test(c.resourceName))
-          .map((c) => [c.resourceName, c.id]),
+          .map((c): [string, string] => [c.resourceName, c.id])
+          .sort(),
       );
     const before = others();
     const loop = startLoop();
@@ -616,7 +685,7 @@ test.serial(
 );
 
 /** The replica containers (name and id) of the live stack. */
-const liveReplicas = () => realizer.containers().filter((c) => /^replicas-\d+$/.test(c.resourceName));
+const liveReplicas = () => live.filter((c) => /^replicas-\d+$/.test(c.resourceName));
 
 test.serial(
   '6. a code change under service/ rolls out under GETs and POSTs: none fails, every answer after it is the new code, each old replica drained and exited 0',
@@ -627,7 +696,7 @@ test.serial(
     t.teardown(() => copy.remove());
     const marker = `rolled-${randomBytes(3).toString('hex')}`;
     copy.edit('service/app.ts', 'version: deps.version', `version: \`\${deps.version}+${marker}\``);
-    const before = new Map(realizer.containers().map((c) => [c.resourceName, c]));
+    const before = new Map(live.map((c) => [c.resourceName, c]));
     const oldReplicas = liveReplicas();
     t.is(oldReplicas.length, 2);
 
@@ -643,7 +712,7 @@ test.serial(
     const replacedContainers = () => summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort();
     t.deepEqual(replacedContainers(), [replicaKey(1), replicaKey(2)]);
     for (const role of ['balancer-container', 'collector-container', 'discovery-consul', 'broker-container', 'activity-1']) {
-      t.is(realizer.containers().find((c) => c.resourceName === role)!.id, before.get(role)!.id, `${role} kept its container`);
+      t.is(live.find((c) => c.resourceName === role)!.id, before.get(role)!.id, `${role} kept its container`);
     }
     // The engine's order: both new replicas are created (and ready) before either old one is deleted, last.
     const replicaSteps = summary.steps.filter((s) => /Container::replicas-\d+$/.test(s));
@@ -655,6 +724,16 @@ test.serial(
     t.true(
       summary.steps.slice(firstDelete).every((s) => s.startsWith('delete')),
       `deletes come last: ${summary.steps.join(', ')}`,
+    );
+    // Ready: each create-replacement finished (its resOutputsEvent: the provider's create returned, which waits
+    // for the container's health check) before the first delete-replaced of a replica began.
+    const isReplica = (e: { key: string }) => /Container::replicas-\d+$/.test(e.key);
+    const created = summary.events.filter((e) => isReplica(e) && e.kind === 'outputs' && e.op === 'create-replacement');
+    const firstReplicaDelete = summary.events.find((e) => isReplica(e) && e.kind === 'pre' && e.op === 'delete-replaced');
+    t.is(created.length, 2);
+    t.true(
+      created.every((e) => e.sequence < firstReplicaDelete!.sequence),
+      `both new replicas done (events ${created.map((e) => e.sequence).join(', ')}) before the first delete (${firstReplicaDelete?.sequence})`,
     );
     // Each old replica was stopped with its grace and exited 0 after draining.
     t.deepEqual(summary.removedContainers.map((r) => r.name).sort(), oldReplicas.map((c) => c.name).sort());
@@ -761,8 +840,11 @@ test.serial(
 
 test.serial("8. tear-down leaves the engine's containers, networks and volumes as they were", async (t) => {
   t.timeout(120_000);
-  const summary = await realizer.destroy();
+  const summary = await cli.destroy(PROJECT_DIR);
+  deployed = false;
+  t.log(`pulumi destroy in ${((summary.endedAt - summary.startedAt) / 1000).toFixed(1)} s: ${summary.deleted.length} deleted`);
   t.true(summary.deleted.length >= 10);
+  t.deepEqual(await cli.state(), [], 'the state holds no resource');
   const after = await listDocker();
   const changes = compareListings(before, after);
   // Other test files may use the engine at the same time: any difference must not be the stack's.

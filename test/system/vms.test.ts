@@ -19,7 +19,7 @@ import { describeFailures, sendRequests, startSteadyLoopProcess, type SteadyLoop
 import { waitFor } from '../../harness/processes';
 import { openSshTunnel } from '../../infra/ssh-tunnel';
 import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
-import { CliStack, type StateResource, type StepSummary } from './cli-stack';
+import { CliStack, type StateResource, type StepSummary } from './vm-cli-stack';
 import { docker } from './docker';
 import { runRemote } from './engines';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from './images';
