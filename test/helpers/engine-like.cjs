@@ -1,5 +1,5 @@
-// Two rules of the real Pulumi engine and provider that the test doubles must follow, in one place for the
-// TypeScript recorder (record-stack.ts) and the plain-node language-host loader (load-like-pulumi.cjs).
+// Two rules of the real Pulumi engine and provider that the mock recording (record-stack.ts) follows: which
+// entry the engine loads, and how an image's id follows its build inputs.
 'use strict';
 const crypto = require('node:crypto');
 const fs = require('node:fs');

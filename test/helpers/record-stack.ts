@@ -1,6 +1,6 @@
 // Runs the real Pulumi program (the entry Pulumi.yaml's `main` names) under the SDK's mock runtime
 // and records every resource it declares, with resolved inputs and the options the engine would use.
-// Unit tests assert on the record; the system test (test/system/) realizes it in a real Docker engine.
+// Unit tests of the program's own rules assert on the record; the system tests run the program with the real CLI.
 //
 // Shape of a record:
 //

@@ -16,7 +16,7 @@ export interface StepEvent {
   /** resourcePreEvent: the step began; resOutputsEvent: it finished; resOpFailedEvent: it failed. */
   kind: 'pre' | 'outputs' | 'failed';
   op: string;
-  /** `type::name`, the realizer's resource key (the type without its parents' types). */
+  /** `type::name`: the resource's type (without its parents' types) and name. */
   key: string;
   urn: string;
   oldInputs?: Record<string, unknown>;

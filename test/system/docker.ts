@@ -1,2 +1,2 @@
-// The docker CLI runner lives with the docker provider stand-in; the realizer and the system tests share it.
+// The docker CLI runner lives with the docker provider stand-in; the system tests use it too.
 export * from '../../harness/plugins/docker/cli';

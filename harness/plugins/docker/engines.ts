@@ -36,7 +36,7 @@ function realSsh(): string {
  * real ssh still reads ~/.ssh/config and known_hosts, as the provider's does.
  */
 export class Engines {
-  /** Made with the first wrapper: a realizer that reaches no remote engine leaves nothing in /tmp. */
+  /** Made with the first wrapper: a plugin that reaches no remote engine leaves nothing in /tmp. */
   private dir?: string;
   private readonly byKey = new Map<string, Engine>();
 

@@ -1,8 +1,7 @@
 // The one table of what the docker provider does with each input the program may declare, read from the
 // real providers' source: pulumi-docker v5 (docker.Image, a native resource) and the kreuzwerker
 // terraform-provider-docker v4.5.0 it bridges (docker_container, docker_network, docker_volume). The
-// stand-in's Check refuses any input not listed here, and its Diff is computed from it; the test-only
-// realizer's diff (test/system/diff.ts) reads the same table.
+// stand-in's Check refuses any input not listed here, and its Diff is computed from it.
 import { isDeepStrictEqual } from 'node:util';
 import { isEmpty, type Inputs } from './plans';
 
@@ -149,11 +148,6 @@ export const PROVIDER_CONFIG_RULES: Readonly<Record<string, InputRule>> = {
   version: { effect: 'state', source: 'pulumi/pulumi: the plugin version the SDK asks for' },
   pluginDownloadURL: { effect: 'state', source: 'pulumi/pulumi: where the plugin would be downloaded from' },
 };
-
-/** Only the effects, by container input (the realizer's diff reads these). */
-export const CONTAINER_INPUT_EFFECTS: Readonly<Record<string, InputEffect>> = Object.fromEntries(
-  Object.entries(CONTAINER_RULES).map(([k, rule]) => [k, rule.effect]),
-);
 
 export function isDockerResourceType(type: string): type is DockerResourceType {
   return type in INPUT_RULES;

@@ -1,5 +1,5 @@
 // The docker inputs a Pulumi program declares, translated into the docker CLI calls that apply them: the
-// docker provider stand-in (main.ts) runs them, and so does the test-only realizer (test/system/realize.ts).
+// docker provider stand-in (main.ts) runs them.
 // Every input is read through DeclaredInputs, which refuses any declared key the translation did not use:
 // a program cannot declare something that is silently ignored. Pure: no Docker here.
 import path from 'node:path';
@@ -145,7 +145,7 @@ export function planImage(resourceName: string, values: Inputs, projectDir: stri
   const imageName = d.get<string>('imageName');
   if (!imageName) throw new Error(`docker:Image "${resourceName}" has no imageName`);
   d.expect('skipPush', true, 'nothing is pushed: there is no registry here');
-  d.get('buildOnPreview'); // preview-only behaviour; a realization is never a preview
+  d.get('buildOnPreview'); // preview-only behaviour; the stand-in takes no previews
   const build = d.nested('build');
   if (!build) throw new Error(`docker:Image "${resourceName}" has no build; only local builds are supported`);
   // The provider resolves the context and an explicit dockerfile against the program's directory (v4.1+).

@@ -1,7 +1,16 @@
-// The system test's realizer translates recorded Pulumi inputs into docker CLI flags; these are exact checks.
+// The docker stand-in's translation of declared inputs into docker CLI calls (harness/plugins/docker/plans.ts
+// and engines.ts), without an engine: exact flags per input, refused inputs, image builds, providers and
+// their ssh options, and a VM's stack network.
 import test from 'ava';
-import { planContainer, planImage, planCommand, planNetwork } from '../system/plans';
-import { Realizer, orderByDependencies } from '../system/realize';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Engines } from '../../harness/plugins/docker/engines';
+import { planContainer, planDockerProvider, planImage, planNetwork } from '../../harness/plugins/docker/plans';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-docker-plans-'));
+test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test('a container plan carries every declared input as the matching docker flag', (t) => {
   const plan = planContainer('replica-1', {
@@ -110,13 +119,12 @@ test('a hardened container: user, read-only root, tmpfs, capabilities, security 
   });
 });
 
-test('an input the realizer does not apply is refused by name, also inside nested inputs', (t) => {
+test('an input the stand-in does not apply is refused by name, also inside nested inputs', (t) => {
   t.throws(() => planContainer('c', { image: 'i', privileged: true }), { message: /declares privileged=true/ });
   t.throws(() => planContainer('c', { image: 'i', healthcheck: { tests: ['CMD', 'true'], bogus: 1 } }), {
     message: /healthcheck declares bogus=1/,
   });
   t.throws(() => planNetwork('n', { name: 'n', ipv6: true }), { message: /declares ipv6=true/ });
-  t.throws(() => planCommand('b', { create: 'make', update: 'make again' }, '/p'), { message: /declares update=/ });
 });
 
 test('empty or absent inputs are not counted as declared', (t) => {
@@ -149,28 +157,68 @@ test('image builds resolve like the provider: context and an explicit dockerfile
   t.throws(() => planImage('svc', { imageName: 'i', skipPush: false, build: { context: '.' } }, '/p'), { message: /skipPush=false/ });
 });
 
-test('resources are ordered by explicit dependsOn, otherwise as declared', (t) => {
-  const r = (name: string, dependsOn?: string[]) => ({
-    type: 'docker:index/container:Container',
-    name,
-    inputs: {},
-    options: { dependsOn },
+test('a docker provider: no host is the local engine; ssh:// keeps its sshOpts (sent JSON-encoded, as the SDK sends them)', (t) => {
+  t.deepEqual(planDockerProvider('local', {}), { name: 'local', host: undefined, sshOpts: [] });
+  const opts = ['-i', '/k', '-o', 'StrictHostKeyChecking=yes'];
+  t.deepEqual(planDockerProvider('vm1', { host: 'ssh://root@127.0.0.1:2201', sshOpts: JSON.stringify(opts) }), {
+    name: 'vm1',
+    host: 'ssh://root@127.0.0.1:2201',
+    sshOpts: opts,
   });
-  t.deepEqual(
-    orderByDependencies([r('a', ['c']), r('b'), r('c')]).map((x) => x.name),
-    ['c', 'a', 'b'],
-  );
-  t.throws(() => orderByDependencies([r('a', ['b']), r('b', ['a'])]), { message: /cycle/ });
+  t.throws(() => planDockerProvider('p', { host: 'tcp://h:2375' }), { message: /host=tcp:\/\/h:2375/ });
+  t.throws(() => planDockerProvider('p', { sshOpts: '["-v"]' }), { message: /sshOpts without an ssh:\/\/ host/ });
+  t.throws(() => planDockerProvider('p', { host: 'ssh://h', certPath: '/c' }), { message: /declares certPath=/ });
 });
 
-test('providers create nothing; a provider for a tcp:// host is refused; components are skipped', (t) => {
-  const realizer = new Realizer({ projectDir: '/p' });
-  const remote = { type: 'pulumi:providers:docker', name: 'docker-remote', inputs: { host: 'ssh://u@h' }, options: {} };
-  t.is(realizer.plan([remote]).size, 0);
-  const tcp = { type: 'pulumi:providers:docker', name: 'docker-tcp', inputs: { host: 'tcp://h:2375' }, options: {} };
-  t.throws(() => realizer.plan([tcp]), { message: /host=tcp:\/\/h:2375; only ssh:\/\/ and unix:\/\// });
-  const component = { type: 'cnp:infra:Discovery', name: 'discovery', custom: false, inputs: {}, options: {} };
-  t.is(realizer.plan([component]).size, 0);
-  const duplicate = { type: 'docker:index/network:Network', name: 'n', inputs: { name: 'x' }, options: {} };
-  t.throws(() => realizer.plan([duplicate, { ...duplicate }]), { message: /two resources named/ });
+test("the ssh wrapper hands the provider's sshOpts to ssh first, before the docker CLI's connection-helper arguments", async (t) => {
+  // A stand-in `ssh` first on PATH records the arguments it gets: the real docker CLI runs the wrapper,
+  // the wrapper runs the stand-in. The connection then fails, which is expected.
+  const fakeBin = path.join(tmp, 'fake-bin');
+  const argsFile = path.join(tmp, 'ssh-args');
+  fs.mkdirSync(fakeBin, { recursive: true });
+  fs.writeFileSync(path.join(fakeBin, 'ssh'), `#!/bin/sh\nprintf '%s\\n' "$@" > ${argsFile}\nexit 255\n`, { mode: 0o755 });
+  const savedPath = process.env.PATH;
+  process.env.PATH = `${fakeBin}${path.delimiter}${savedPath}`;
+  const engines = new Engines();
+  try {
+    const engine = engines.forProvider({
+      name: 'vm1',
+      host: 'ssh://root@127.0.0.1:2201',
+      sshOpts: ['-i', '/keys/id ed25519', '-o', 'UserKnownHostsFile=/run/kh'],
+    });
+    t.is(engine.host, 'ssh://root@127.0.0.1:2201');
+    await new Promise<void>((resolve) =>
+      execFile('docker', ['-H', engine.host!, 'version'], { env: { ...process.env, ...engine.env }, timeout: 30_000 }, () => resolve()),
+    );
+    const args = fs.readFileSync(argsFile, 'utf8').trim().split('\n');
+    t.deepEqual(args.slice(0, 4), ['-i', '/keys/id ed25519', '-o', 'UserKnownHostsFile=/run/kh']);
+    // docker/cli connhelper: ConnectTimeout and -T added, then user, port, host and the remote command.
+    t.deepEqual(args.slice(4), [
+      '-o ConnectTimeout=30',
+      '-T',
+      '-l',
+      'root',
+      '-p',
+      '2201',
+      '--',
+      '127.0.0.1',
+      'docker',
+      'system',
+      'dial-stdio',
+    ]);
+    // A provider without sshOpts needs no wrapper; one without a host is the local engine.
+    t.is(engines.forProvider({ name: 'plain', host: 'ssh://u@h', sshOpts: [] }).env, undefined);
+    t.is(engines.forProvider({ name: 'local', sshOpts: [] }).host, undefined);
+  } finally {
+    process.env.PATH = savedPath;
+    engines.close();
+  }
+});
+
+test("a network's explicit subnet and gateway (a VM's stack network) become docker network create flags", (t) => {
+  const plan = planNetwork('n', { name: 'net', driver: 'bridge', ipamConfigs: [{ subnet: '10.213.0.0/24', gateway: '10.213.0.1' }] });
+  t.deepEqual(plan.createArgs, ['network', 'create', '--driver', 'bridge', '--subnet', '10.213.0.0/24', '--gateway', '10.213.0.1', 'net']);
+  t.throws(() => planNetwork('n', { name: 'net', ipamConfigs: [{ subnet: '10.0.0.0/24', auxAddress: { a: '10.0.0.9' } }] }), {
+    message: /ipamConfigs\[0\] declares auxAddress=/,
+  });
 });
