@@ -1,7 +1,7 @@
 import { retryDelayMs } from '../lib/backoff';
 import type { Logger } from '../lib/logger';
 import { routeText } from '../lib/routes';
-import { tableKey, type GatewayTable } from './routing';
+import { EMPTY_TABLE, tableKey, type GatewayTable } from './routing';
 import type { StatusStore } from './status';
 
 /** The nginx operations the applier needs (the real one is Nginx; unit tests pass a fake). */
@@ -17,7 +17,9 @@ export interface ApplierOptions {
   target: ConfigTarget;
   /** Renders the full config for a routing table; `generation` numbers it (the initial config is 0). */
   renderText(table: GatewayTable, generation: number): Promise<string> | string;
-  /** Where the served table and the outcome of each apply are recorded (and the served table read). */
+  /** The table nginx was started with (default: none). */
+  initial?: GatewayTable;
+  /** Where the served table and the outcome of each apply are recorded for display. */
   status: StatusStore;
   logger: Logger;
   /** Quiet time that ends a burst of changes. */
@@ -43,7 +45,8 @@ export interface Applier {
  * The "act" step: turns wanted routing tables into checked, installed, reloaded nginx configs.
  * A config that fails `nginx -t` is never installed; the last good one stays loaded. A table that could
  * not be applied is retried with backoff until it is, and a newer one replaces it at once, so no
- * failure can stop later changes from reaching nginx.
+ * failure can stop later changes from reaching nginx. It owns what nginx serves and the failures in a row;
+ * the status store only records them.
  */
 export function createApplier(o: ApplierOptions): Applier {
   const debounceMs = o.debounceMs ?? 50;
@@ -58,10 +61,13 @@ export function createApplier(o: ApplierOptions): Applier {
   let stopped = false;
   let generation = 0;
   let retryTimer: NodeJS.Timeout | undefined;
+  let served = o.initial ?? EMPTY_TABLE;
+  let failedApplies = 0;
+  o.status.recordServed(served, false);
 
   /** Null once nginx serves `table`; else what went wrong (`refused` when nginx -t said no). */
   const applyOnce = async (table: GatewayTable, requestedAt: number): Promise<{ error: string; refused: boolean } | null> => {
-    const previous = o.status.served();
+    const previous = served;
     if (tableKey(previous) === tableKey(table)) return null;
     generation++;
     const text = await o.renderText(table, generation);
@@ -69,6 +75,7 @@ export function createApplier(o: ApplierOptions): Applier {
     if (error !== null) return { error, refused: true };
     await o.target.installCandidate();
     await o.target.reload(generation);
+    served = table;
     o.status.recordServed(table, true);
     o.logger.info('nginx reloaded', {
       ...tableChange(previous, table),
@@ -105,12 +112,13 @@ export function createApplier(o: ApplierOptions): Applier {
       .catch((error: unknown) => ({ error: String(error instanceof Error ? error.message : error), refused: false }))
       .then((failure) => {
         if (failure === null) {
-          const failedAttempts = o.status.recordApplySuccess();
-          if (failedAttempts > 0) o.logger.info('the wanted routing table is applied again', { failedAttempts });
+          if (failedApplies > 0) o.logger.info('the wanted routing table is applied again', { failedAttempts: failedApplies });
+          failedApplies = 0;
+          o.status.recordApplySuccess();
           return;
         }
-        // The status store counts the failures in a row; the backoff follows its count.
-        const failedApplies = o.status.recordApplyFailure(failure.error);
+        failedApplies++;
+        o.status.recordApplyFailure(failure.error, failedApplies);
         // A newer table already waiting goes first; it is retried itself if it fails too.
         const retryInMs = wanted === undefined && !stopped ? retryLater(table, failedApplies) : null;
         const msg = failure.refused

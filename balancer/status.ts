@@ -45,19 +45,17 @@ export interface ConsulView {
 }
 
 /**
- * The one owner of the status: the applier records what nginx serves and how applying went, the follower
- * what Consul said; everyone else reads snapshots.
+ * The status for display: the applier records what nginx serves and how applying went (it owns both; this
+ * is a record of them), the follower what Consul said; everyone else reads snapshots.
  */
 export interface StatusStore {
   /** A copy of the current status. */
   read(): BalancerStatus;
-  /** The table nginx serves now (the applier compares wanted tables with it). */
-  served(): GatewayTable;
   /** nginx serves `table` now: as the first config at start (`reload` false) or after a reload. */
   recordServed(table: GatewayTable, reload: boolean, now?: string): void;
-  recordApplyFailure(error: string, now?: string): number;
-  /** Failed attempts in a row before this success. */
-  recordApplySuccess(): number;
+  /** An apply failed; `failedApplies` is the applier's count of failures in a row. */
+  recordApplyFailure(error: string, failedApplies: number, now?: string): void;
+  recordApplySuccess(): void;
   recordConsulAnswer(view: ConsulView): void;
   recordConsulReachability(reachable: boolean, lastError: string | null): void;
 }
@@ -104,7 +102,6 @@ export function createStatusStore(consulAddress: string): StatusStore {
         consul: { ...consul, reachable: consul.reachable && consulIndex !== null },
       };
     },
-    served: () => table,
     recordServed(next, reload, now = new Date().toISOString()) {
       const changed = tableKey(next) !== tableKey(table);
       // An upstream that stays in its service's set keeps its `since`.
@@ -116,15 +113,13 @@ export function createStatusStore(consulAddress: string): StatusStore {
       }
       if (changed && (reload || next.services.length > 0)) changedAt = now;
     },
-    recordApplyFailure(error, now = new Date().toISOString()) {
+    recordApplyFailure(error, failed, now = new Date().toISOString()) {
       lastReloadError = error;
       lastReloadErrorAt = now;
-      return ++failedApplies;
+      failedApplies = failed;
     },
     recordApplySuccess() {
-      const before = failedApplies;
       failedApplies = 0;
-      return before;
     },
     recordConsulAnswer(view) {
       consulIndex = view.index;

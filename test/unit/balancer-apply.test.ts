@@ -221,3 +221,22 @@ test('a reload that failed is retried too', async (t) => {
   await waitFor('the retried reload to succeed', () => status.read().reloads === 1, 3000, 5);
   t.deepEqual(served(status), ['a:1']);
 });
+
+test('the applier owns what nginx serves: the table nginx started with is recorded, and the same table asks for no reload', async (t) => {
+  const nginx = fakeNginx();
+  const status = createStatusStore('http://127.0.0.1:8500');
+  const applier = createApplier({
+    target: nginx.target,
+    renderText: (table) => table.services.flatMap((s) => s.upstreams).join(','),
+    initial: tableOf(['a:1']),
+    status,
+    logger: quietLogger,
+    debounceMs: 10,
+  });
+  t.teardown(() => applier.stop());
+  t.deepEqual(served(status), ['a:1']);
+  t.is(status.read().reloads, 0);
+  applier.request(tableOf(['a:1']));
+  await applier.idle();
+  t.deepEqual(nginx.events, [], 'nginx already serves it');
+});
