@@ -70,16 +70,19 @@ export function createApplier(o: ApplierOptions): Applier {
     const previous = served;
     if (tableKey(previous) === tableKey(table)) return null;
     generation++;
+    const startedAt = Date.now();
     const text = await o.renderText(table, generation);
     const error = await o.target.check(text);
     if (error !== null) return { error, refused: true };
     await o.target.installCandidate();
     await o.target.reload(generation);
     served = table;
-    o.status.recordServed(table, true);
+    const reloadMs = Date.now() - startedAt;
+    o.status.recordServed(table, true, undefined, reloadMs);
     o.logger.info('nginx reloaded', {
       ...tableChange(previous, table),
       reloads: o.status.read().reloads,
+      reloadMs,
       msSinceChange: Date.now() - requestedAt,
     });
     o.onApplied?.(table);
@@ -160,7 +163,7 @@ export function createApplier(o: ApplierOptions): Applier {
   };
 }
 
-/** What a reload changed, per service, for its log line. */
+/** What a reload changed, per service that changed (with a thousand services, the others would fill the log), for its log line. */
 export function tableChange(previous: GatewayTable, next: GatewayTable): Record<string, unknown> {
   const before = new Map(previous.services.map((s) => [s.name, s]));
   const after = new Map(next.services.map((s) => [s.name, s]));
@@ -170,6 +173,7 @@ export function tableChange(previous: GatewayTable, next: GatewayTable): Record<
     const now = after.get(name);
     const routes = (s: typeof was) => (s ? s.routes.map(routeText) : []);
     const upstreams = (s: typeof was) => s?.upstreams ?? [];
+    if (was && now && JSON.stringify(was) === JSON.stringify(now)) continue;
     services[name] = {
       routes: routes(now),
       upstreams: upstreams(now),
@@ -178,5 +182,5 @@ export function tableChange(previous: GatewayTable, next: GatewayTable): Record<
       ...(was === undefined ? { routed: true } : now === undefined ? { unrouted: true } : {}),
     };
   }
-  return { services };
+  return { services, routedServices: next.services.length };
 }

@@ -28,6 +28,8 @@ export interface BalancerStatus {
   /** Successful graceful reloads since start. */
   reloads: number;
   lastReloadAt: string | null;
+  /** How long the last reload took, from rendering to nginx serving it (ms). */
+  lastReloadMs: number | null;
   /** Why the last refused config was refused (`nginx -t` output); kept after later successes, see lastReloadErrorAt. */
   lastReloadError: string | null;
   lastReloadErrorAt: string | null;
@@ -52,7 +54,7 @@ export interface StatusStore {
   /** A copy of the current status. */
   read(): BalancerStatus;
   /** nginx serves `table` now: as the first config at start (`reload` false) or after a reload. */
-  recordServed(table: GatewayTable, reload: boolean, now?: string): void;
+  recordServed(table: GatewayTable, reload: boolean, now?: string, reloadMs?: number): void;
   /** An apply failed; `failedApplies` is the applier's count of failures in a row. */
   recordApplyFailure(error: string, failedApplies: number, now?: string): void;
   recordApplySuccess(): void;
@@ -69,6 +71,7 @@ export function createStatusStore(consulAddress: string): StatusStore {
   let changedAt: string | null = null;
   let reloads = 0;
   let lastReloadAt: string | null = null;
+  let lastReloadMs: number | null = null;
   let lastReloadError: string | null = null;
   let lastReloadErrorAt: string | null = null;
   let failedApplies = 0;
@@ -95,6 +98,7 @@ export function createStatusStore(consulAddress: string): StatusStore {
         changedAt,
         reloads,
         lastReloadAt,
+        lastReloadMs,
         lastReloadError,
         lastReloadErrorAt,
         failedApplies,
@@ -102,7 +106,7 @@ export function createStatusStore(consulAddress: string): StatusStore {
         consul: { ...consul, reachable: consul.reachable && consulIndex !== null },
       };
     },
-    recordServed(next, reload, now = new Date().toISOString()) {
+    recordServed(next, reload, now = new Date().toISOString(), reloadMs) {
       const changed = tableKey(next) !== tableKey(table);
       // An upstream that stays in its service's set keeps its `since`.
       since = new Map(next.services.map((s) => [s.name, Object.fromEntries(s.upstreams.map((u) => [u, since.get(s.name)?.[u] ?? now]))]));
@@ -110,6 +114,7 @@ export function createStatusStore(consulAddress: string): StatusStore {
       if (reload) {
         reloads++;
         lastReloadAt = now;
+        lastReloadMs = reloadMs ?? null;
       }
       if (changed && (reload || next.services.length > 0)) changedAt = now;
     },

@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { createApplier, type ApplierOptions, type ConfigTarget } from '../../balancer/apply';
+import { createApplier, tableChange, type ApplierOptions, type ConfigTarget } from '../../balancer/apply';
 import type { Logger } from '../../lib/logger';
 import type { GatewayTable } from '../../balancer/routing';
 import { createStatusStore, type StatusStore } from '../../balancer/status';
@@ -239,4 +239,24 @@ test('the applier owns what nginx serves: the table nginx started with is record
   applier.request(tableOf(['a:1']));
   await applier.idle();
   t.deepEqual(nginx.events, [], 'nginx already serves it');
+});
+
+test('the reload log names only the services that changed (a thousand unchanged ones would fill it), and how many are routed', (t) => {
+  const service = (name: string, upstreams: string[]) => ({ name, routes: [{ path: `/${name}`, exact: false }], upstreams });
+  const before: GatewayTable = { services: [service('a', ['a:1']), service('b', ['b:1']), service('c', ['c:1'])] };
+  const after: GatewayTable = { services: [service('a', ['a:1']), service('b', ['b:2']), service('d', ['d:1'])] };
+  const change = tableChange(before, after) as { services: Record<string, unknown>; routedServices: number };
+  t.deepEqual(Object.keys(change.services).sort(), ['b', 'c', 'd']);
+  t.like(change.services.b, { added: ['b:2'], removed: ['b:1'] });
+  t.like(change.services.c, { unrouted: true });
+  t.like(change.services.d, { routed: true });
+  t.is(change.routedServices, 3);
+});
+
+test('the status shows how long the last reload took', async (t) => {
+  const { status, applier } = setup(t);
+  applier.request(tableOf(['a:1']));
+  await applier.idle();
+  const ms = status.read().lastReloadMs;
+  t.true(typeof ms === 'number' && ms >= 10, `lastReloadMs ${ms} (the fake check alone takes 10 ms)`);
 });
