@@ -50,22 +50,31 @@ export const routedInstance = (name: string, id: string, port: number): AgentReg
   Check: { TTL: '30m', Status: 'passing' },
 });
 
-/** Registers routed services `from`..`to - 1`, one instance each (id `<name>-1`), spread over `ports`; `parallel` at a time. */
-export async function registerRoutedServices(
+/** Calls `step(i)` for i in `from`..`to - 1`, `parallel` at a time. */
+async function eachInParallel(from: number, to: number, parallel: number, step: (i: number) => Promise<void>): Promise<void> {
+  let next = from;
+  const worker = async () => {
+    for (let i = next++; i < to; i = next++) await step(i);
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+}
+
+/** Registers routed services `from`..`to - 1`, one instance each (id `<name>-1`), spread over `ports`. */
+export function registerRoutedServices(
   consul: ConsulAgent,
   from: number,
   to: number,
   ports: readonly number[],
   parallel = 8,
 ): Promise<void> {
-  let next = from;
-  const worker = async () => {
-    for (let i = next++; i < to; i = next++) {
-      const name = routedName(i);
-      await consul.register(routedInstance(name, `${name}-1`, ports[i % ports.length]));
-    }
-  };
-  await Promise.all(Array.from({ length: parallel }, worker));
+  return eachInParallel(from, to, parallel, (i) =>
+    consul.register(routedInstance(routedName(i), `${routedName(i)}-1`, ports[i % ports.length])),
+  );
+}
+
+/** Deregisters what registerRoutedServices registered. */
+export function deregisterRoutedServices(consul: ConsulAgent, from: number, to: number, parallel = 8): Promise<void> {
+  return eachInParallel(from, to, parallel, (i) => consul.deregister(`${routedName(i)}-1`));
 }
 
 /**
