@@ -1,11 +1,13 @@
 import { retryDelayMs } from '../lib/backoff';
 import type { Logger } from '../lib/logger';
 import { routeText } from '../lib/routes';
-import { EMPTY_TABLE, tableKey, type GatewayTable } from './routing';
+import { EMPTY_TABLE, onlyUpstreamsChanged, tableKey, type GatewayTable } from './routing';
 import type { StatusStore } from './status';
 
 /** The nginx operations the applier needs (the real one is Nginx; unit tests pass a fake). */
 export interface ConfigTarget {
+  /** Writes a candidate config without checking it. */
+  writeCandidate(text: string): Promise<void>;
   /** Writes and checks a candidate config; the error text, or null when it is valid. */
   check(text: string): Promise<string | null>;
   installCandidate(): Promise<void>;
@@ -29,6 +31,12 @@ export interface ApplierOptions {
   /** A table that could not be applied is tried again after this, doubling per failure up to retryMaxMs. */
   retryInitialMs?: number;
   retryMaxMs?: number;
+  /**
+   * Whether every config must pass `nginx -t`, even one whose only change is upstream addresses (which is
+   * otherwise installed unchecked: nginx's reload refuses what it cannot load). Tests that make renders
+   * fail on purpose need it.
+   */
+  alwaysCheck?(): boolean;
   /** Called once nginx serves a new table (after the status has it), for the evidence page's stream. */
   onApplied?(table: GatewayTable): void;
 }
@@ -72,8 +80,12 @@ export function createApplier(o: ApplierOptions): Applier {
     generation++;
     const startedAt = Date.now();
     const text = await o.renderText(table, generation);
-    const error = await o.target.check(text);
-    if (error !== null) return { error, refused: true };
+    // Skipped only for a change of addresses, and never on a retry: a reload nginx refused is checked next time.
+    const checked = !onlyUpstreamsChanged(previous, table) || failedApplies > 0 || (o.alwaysCheck?.() ?? false);
+    if (checked) {
+      const error = await o.target.check(text);
+      if (error !== null) return { error, refused: true };
+    } else await o.target.writeCandidate(text);
     await o.target.installCandidate();
     await o.target.reload(generation);
     served = table;
@@ -83,6 +95,7 @@ export function createApplier(o: ApplierOptions): Applier {
       ...tableChange(previous, table),
       reloads: o.status.read().reloads,
       reloadMs,
+      checked,
       msSinceChange: Date.now() - requestedAt,
     });
     o.onApplied?.(table);

@@ -157,7 +157,15 @@ async function main(): Promise<void> {
   await nginx.writeCandidate(renderNginxConfig(settings, first));
   await nginx.installCandidate();
   await nginx.start();
-  applier = createApplier({ target: nginx, renderText, initial: first, status, logger, onApplied: () => evidence.applied() });
+  applier = createApplier({
+    target: nginx,
+    renderText,
+    initial: first,
+    status,
+    logger,
+    alwaysCheck: () => config.testBreakRenderFile !== undefined,
+    onApplied: () => evidence.applied(),
+  });
   logger.info('balancer started', {
     services: Object.fromEntries(first.services.map((s) => [s.name, s.upstreams])),
     listen: `${config.listenAddress}:${config.listenPort}`,

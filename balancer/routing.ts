@@ -228,3 +228,21 @@ export function healthChanges(previous: HealthSnapshot | undefined, next: Health
   );
   return { changed: changed.sort(), unattributed: changed.length === 0 && next.index > previous.index };
 }
+
+/**
+ * Whether `next` differs from `previous` only in the addresses of upstreams: the same services with the same
+ * routes, each keeping upstreams or none (which renders an upstream block, or a 503 in its place). Such a
+ * config differs only in `server` lines of IP literals the selection already checked, so `nginx -t`
+ * can be skipped (apply.ts); nginx's own reload still refuses anything it cannot load.
+ */
+export function onlyUpstreamsChanged(previous: GatewayTable, next: GatewayTable): boolean {
+  if (previous.services.length !== next.services.length) return false;
+  return previous.services.every((was, i) => {
+    const now = next.services[i];
+    return (
+      was.name === now.name &&
+      JSON.stringify(was.routes) === JSON.stringify(now.routes) &&
+      (was.upstreams.length === 0) === (now.upstreams.length === 0)
+    );
+  });
+}

@@ -57,8 +57,8 @@ export function formatTable(r: BenchResults): string {
     [`Discovery add p50 (${r.discoveryAddMs.tries.length} tries)`, fmt(r.discoveryAddMs.p50, ' ms'), ...met('discovery add p50')],
     ['Discovery add max', fmt(r.discoveryAddMs.max, ' ms'), ...met('discovery add max')],
     [
-      '  of which: passing in Consul / in upstreams (p50)',
-      `${fmt(r.discoveryAddMs.passingP50, ' ms')} / ${fmt(r.discoveryAddMs.inUpstreamsP50, ' ms')}`,
+      '  of which: passing in Consul / in upstreams (p50); passing → first proxied (p50)',
+      `${fmt(r.discoveryAddMs.passingP50, ' ms')} / ${fmt(r.discoveryAddMs.inUpstreamsP50, ' ms')}; ${fmt(r.discoveryAddMs.passingToServedP50, ' ms')}`,
       '',
       '',
     ],

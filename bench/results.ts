@@ -76,7 +76,15 @@ export interface BenchResults {
   p99Ms: { direct: number; balancer: number };
   /** Sequential single requests on one kept-alive connection: the cross-check of p50Ms/p99Ms. */
   singleRequestMs: { direct: { p50: number; p99: number }; balancer: { p50: number; p99: number } };
-  discoveryAddMs: { p50: number; max: number; passingP50: number; inUpstreamsP50: number; tries: DiscoveryTry[] };
+  /** From the replica's spawn; passingToServedP50 is from Consul listing it as passing (polled every 20 ms) to its first request. */
+  discoveryAddMs: {
+    p50: number;
+    max: number;
+    passingP50: number;
+    inUpstreamsP50: number;
+    passingToServedP50: number;
+    tries: DiscoveryTry[];
+  };
   failoverMs: { p50: number; max: number; leftConsulP50: number; tries: RemovalTry[] };
   scaleDownMs: { p50: number; max: number; tries: RemovalTry[] };
   failedRequests: { failover: number; scaleDown: number; sentDuringFailover: number; sentDuringScaleDown: number };
@@ -250,6 +258,7 @@ export function summarize(raw: RawMeasurements): BenchResults {
       max: round(max(added), 0),
       passingP50: round(median(raw.discovery.map((t) => t.passingMs)), 0),
       inUpstreamsP50: round(median(raw.discovery.map((t) => t.inUpstreamsMs)), 0),
+      passingToServedP50: round(median(raw.discovery.map((t) => t.firstServedMs - t.passingMs)), 0),
       tries: raw.discovery.map((t) => ({
         ...t,
         passingMs: round(t.passingMs, 0),

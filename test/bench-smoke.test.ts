@@ -30,6 +30,7 @@ const NUMERIC_FIGURES = [
   'p99Ms.balancer',
   'discoveryAddMs.p50',
   'discoveryAddMs.max',
+  'discoveryAddMs.passingToServedP50',
   'failoverMs.p50',
   'failoverMs.max',
   'failedRequests.failover',

@@ -19,6 +19,10 @@ function fakeNginx(refuse: (text: string) => string | null = () => null, failRel
   let candidate = '';
   let live = '';
   const target: ConfigTarget = {
+    async writeCandidate(text) {
+      candidate = text;
+      events.push(`write ${text}`);
+    },
     async check(text) {
       candidate = text;
       checkedAt.push(Date.now());
@@ -53,6 +57,8 @@ function setup(t: ExecutionContext, refuse?: (text: string) => string | null, fa
     maxDelayMs: 150,
     retryInitialMs: 1000,
     retryMaxMs: 1000,
+    // These tests are about nginx -t; the ones about skipping it say so.
+    alwaysCheck: () => true,
     ...timing,
   });
   // A set that never applies is retried for ever; the test's end stops that.
@@ -259,4 +265,50 @@ test('the status shows how long the last reload took', async (t) => {
   await applier.idle();
   const ms = status.read().lastReloadMs;
   t.true(typeof ms === 'number' && ms >= 10, `lastReloadMs ${ms} (the fake check alone takes 10 ms)`);
+});
+
+test('a change of upstream addresses alone is installed without nginx -t; a change of routes, or a retry after a failed reload, is checked', async (t) => {
+  let failReload = false;
+  const nginx = fakeNginx();
+  const target: ConfigTarget = {
+    ...nginx.target,
+    async reload(generation) {
+      await nginx.target.reload(generation);
+      if (failReload) throw new Error('nginx did not serve the new config within 5000 ms');
+    },
+  };
+  const status = createStatusStore('http://127.0.0.1:8500');
+  const applier = createApplier({
+    target,
+    renderText: (table) =>
+      table.services.map((s) => `${s.name}@${s.routes.map((r) => r.path).join('+')}=${s.upstreams.join(',')}`).join(';'),
+    initial: tableOf(['a:1']),
+    status,
+    logger: quietLogger,
+    debounceMs: 5,
+    retryInitialMs: 20,
+    retryMaxMs: 20,
+  });
+  t.teardown(() => applier.stop());
+  const kinds = () => nginx.events.filter((e) => e.startsWith('check') || e.startsWith('write')).map((e) => e.split(' ')[0]);
+
+  applier.request(tableOf(['a:1', 'b:1']));
+  await applier.idle();
+  t.deepEqual(kinds(), ['write'], 'addresses only: written and reloaded, not checked');
+
+  applier.request({ services: [{ name: 'hello', routes: [{ path: '/v2', exact: false }], upstreams: ['a:1', 'b:1'] }] });
+  await applier.idle();
+  t.deepEqual(kinds(), ['write', 'check'], 'a route changed: checked');
+
+  applier.request(tableOf([]));
+  await applier.idle();
+  t.deepEqual(kinds(), ['write', 'check', 'check'], 'a service gone: checked');
+
+  failReload = true;
+  applier.request(tableOf(['c:1']));
+  await applier.idle();
+  applier.request(tableOf(['c:1', 'd:1']));
+  failReload = false;
+  await waitFor('the retried table served', () => served(status).length === 2, 2000, 5);
+  t.deepEqual(kinds().slice(3), ['check', 'check'], 'a new service is checked, and so is the next apply after a failed reload');
 });

@@ -6,6 +6,7 @@ import {
   healthChanges,
   healthSnapshot,
   holdThroughGrace,
+  onlyUpstreamsChanged,
   isPassing,
   routedServices,
   routeTable,
@@ -236,4 +237,14 @@ test('health changes: the first answer is a baseline that reads every service ag
   const first = healthSnapshot(5, [check('a', 'a1')]);
   t.deepEqual(healthChanges(undefined, first), { changed: [], unattributed: true });
   t.deepEqual(healthChanges(first, healthSnapshot(6, [check('a', 'a1', 'passing', 'n1', 6)])), { changed: ['a'], unattributed: false });
+});
+
+test('only upstreams changed: addresses within each service, not routes, services, or a service going to or from none', (t) => {
+  const svc = (name: string, upstreams: string[], path = `/${name}`) => ({ name, routes: [{ path, exact: false }], upstreams });
+  const base = { services: [svc('a', ['1.1.1.1:80']), svc('b', ['2.2.2.2:80'])] };
+  t.true(onlyUpstreamsChanged(base, { services: [svc('a', ['1.1.1.1:80', '1.1.1.2:80']), svc('b', ['2.2.2.3:80'])] }));
+  t.false(onlyUpstreamsChanged(base, { services: [svc('a', ['1.1.1.1:80'], '/other'), svc('b', ['2.2.2.2:80'])] }), 'a route changed');
+  t.false(onlyUpstreamsChanged(base, { services: [svc('a', ['1.1.1.1:80'])] }), 'a service left');
+  t.false(onlyUpstreamsChanged(base, { services: [svc('a', []), svc('b', ['2.2.2.2:80'])] }), 'a service lost its last upstream (503)');
+  t.false(onlyUpstreamsChanged({ services: [svc('a', []), svc('b', ['2.2.2.2:80'])] }, base), 'a service got its first upstream');
 });
