@@ -20,6 +20,8 @@ export interface ServiceReads {
   mark(services: Iterable<string>): void;
   /** A service no longer followed: never read it again (a read under way is left to finish and ignored). */
   drop(service: string): void;
+  /** Whether other reads wait or run besides the one answering now. */
+  busy(): boolean;
   stop(): void;
 }
 
@@ -81,6 +83,7 @@ export function serviceReads(o: ServiceReadsOptions): ServiceReads {
     drop(service) {
       pending.delete(service);
     },
+    busy: () => pending.size > 0 || running.size > 1,
     stop() {
       stopped = true;
       controller.abort();

@@ -72,6 +72,13 @@ export interface Follower {
 /** How long a catalog change waits for the health state to explain it before every followed service is read again. */
 const UNEXPLAINED_CATALOG_MS = 250;
 
+/**
+ * While other reads are under way (every service at start, or all of them after an unattributed change),
+ * the table is recomputed at most this often instead of after every answer: each recompute costs
+ * O(services), so a thousand answers would cost O(services²).
+ */
+const RECOMPUTE_BATCH_MS = 100;
+
 /** The table handed on last, and the rule of which tables may be: the grace holds empty sets, equal ones are skipped. */
 function tableGate(o: FollowerOptions, grace: ReturnType<typeof graceWindow>) {
   let current: GatewayTable | undefined;
@@ -123,6 +130,7 @@ export function followGateway(o: FollowerOptions): Follower {
   let health: HealthSnapshot | undefined;
   let lastIndex = 0;
   let unexplainedTimer: NodeJS.Timeout | undefined;
+  let recomputeTimer: NodeJS.Timeout | undefined;
   let settledWaiters: Array<() => void> = [];
 
   /**
@@ -186,9 +194,23 @@ export function followGateway(o: FollowerOptions): Follower {
     ...backoff,
   });
 
+  /** A service's view changed: recompute now, or once per batch while other reads are under way. */
+  const viewChanged = () => {
+    if (reads.busy()) {
+      recomputeTimer ??= setTimeout(() => {
+        recomputeTimer = undefined;
+        recompute();
+      }, RECOMPUTE_BATCH_MS);
+      return;
+    }
+    if (recomputeTimer) clearTimeout(recomputeTimer);
+    recomputeTimer = undefined;
+    recompute();
+  };
+
   const follow = (name: string) => {
     const f = followedService(name, o.resolveNames, o.resolveRetryMs ?? 5000, () => {
-      if (!stopped && followed.get(name) === f) recompute();
+      if (!stopped && followed.get(name) === f) viewChanged();
     });
     followed.set(name, f);
   };
@@ -260,6 +282,7 @@ export function followGateway(o: FollowerOptions): Follower {
       stopped = true;
       grace.end();
       if (unexplainedTimer) clearTimeout(unexplainedTimer);
+      if (recomputeTimer) clearTimeout(recomputeTimer);
       catalogLoop.stop();
       healthLoop.stop();
       reads.stop();

@@ -511,10 +511,11 @@ function manyServices(count = 60) {
 
 test('many services: a bounded number of reads at once, and after a change only the changed service is read', async (t) => {
   const { names, catalogBody, initial } = manyServices();
-  const { health, tables, follower } = followMany([{ index: 3, body: catalogBody }], initial);
+  const { health, tables, views, follower } = followMany([{ index: 3, body: catalogBody }], initial);
   t.teardown(() => follower.stop());
   await waitFor('all routed', () => tables.at(-1)?.services.length === names.length, 5000, 5);
   t.true(health.maxInFlight() <= 2, `reads at once: ${health.maxInFlight()}`);
+  t.true(views.length < names.length / 2, `the table was recomputed ${views.length} times for ${names.length} first reads: in batches`);
   await readsQuiet(health.reads);
   const before = new Map(health.reads);
   health.set('s7', [entry(6007, ['urlprefix-/s7']), entry(7007, ['urlprefix-/s7'])]);
