@@ -139,13 +139,10 @@ export function followGateway(o: FollowerOptions): Follower {
    * a newcomer whose read has not answered (or keeps failing) holds up no other service's change.
    */
   const settled = () => {
+    if (catalog === undefined) return false;
     const current = gate.current();
-    return (
-      catalog !== undefined &&
-      [...followed.values()].every(
-        (f) => f.view() !== undefined || (current !== undefined && !current.services.some((s) => s.name === f.name)),
-      )
-    );
+    const served = new Set(current?.services.map((s) => s.name));
+    return [...followed.values()].every((f) => f.view() !== undefined || (current !== undefined && !served.has(f.name)));
   };
 
   /** The table Consul's answers imply; handed on once it is settled. */
