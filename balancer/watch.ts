@@ -252,6 +252,8 @@ export function followGateway(o: FollowerOptions): Follower {
         f.stop();
         followed.delete(name);
         reads.drop(name);
+        // A read that failed for a service that left: with no other read waiting, it keeps no outage open.
+        if (!reads.busy()) outage.forget('reads');
       }
       reads.mark(toRead);
       if (!first && toRead.length === 0 && answer.index > previousIndex) explainLater(answer.index);

@@ -585,3 +585,16 @@ test('a catalog change the health state never explains (an instance with no chec
   );
   t.pass();
 });
+
+test('a service that leaves while its read fails keeps no outage open', async (t) => {
+  const { catalog, health, tables, follower } = followMany([{ index: 3, body: { hello: ['urlprefix-/'] } }], { hello: [entry(3001)] });
+  t.teardown(() => follower.stop());
+  await waitFor('the first table', () => tables.length === 1, 2000, 5);
+  await readsQuiet(health.reads);
+  health.failing.reads = 1000;
+  health.set('hello', [entry(3001), entry(3002)]);
+  await waitFor('the read failing', () => !follower.consulState().reachable, 2000, 5);
+  catalog.push({ index: 9, body: {} });
+  await waitFor('reachable again once hello left', () => follower.consulState().reachable, 2000, 5);
+  t.pass();
+});
