@@ -92,7 +92,8 @@ export function connectionsTo(pid: number, port: number): number[] {
       // the fd closed while we listed them
     }
   }
-  const local: number[] = [];
+  // /proc/net/tcp is read in chunks and a busy table can list a socket twice: count each inode once.
+  const local = new Map<string, number>();
   for (const table of ['tcp', 'tcp6']) {
     const path = `/proc/${pid}/net/${table}`;
     if (!fs.existsSync(path)) continue;
@@ -102,8 +103,8 @@ export function connectionsTo(pid: number, port: number): number[] {
       if (fields.length < 10) continue;
       const remotePort = parseInt(fields[2].split(':')[1], 16);
       // State 01 is ESTABLISHED; field 9 is the socket's inode.
-      if (fields[3] === '01' && remotePort === port && inodes.has(fields[9])) local.push(parseInt(fields[1].split(':')[1], 16));
+      if (fields[3] === '01' && remotePort === port && inodes.has(fields[9])) local.set(fields[9], parseInt(fields[1].split(':')[1], 16));
     }
   }
-  return local;
+  return [...local.values()];
 }
