@@ -1,11 +1,13 @@
 import { retryDelayMs } from '../lib/backoff';
 import type { Logger } from '../lib/logger';
 import { routeText } from '../lib/routes';
-import { tableKey, type GatewayTable } from './routing';
+import { EMPTY_TABLE, onlyUpstreamsChanged, tableKey, type GatewayTable } from './routing';
 import type { StatusStore } from './status';
 
 /** The nginx operations the applier needs (the real one is Nginx; unit tests pass a fake). */
 export interface ConfigTarget {
+  /** Writes a candidate config without checking it. */
+  writeCandidate(text: string): Promise<void>;
   /** Writes and checks a candidate config; the error text, or null when it is valid. */
   check(text: string): Promise<string | null>;
   installCandidate(): Promise<void>;
@@ -17,7 +19,9 @@ export interface ApplierOptions {
   target: ConfigTarget;
   /** Renders the full config for a routing table; `generation` numbers it (the initial config is 0). */
   renderText(table: GatewayTable, generation: number): Promise<string> | string;
-  /** Where the served table and the outcome of each apply are recorded (and the served table read). */
+  /** The table nginx was started with (default: none). */
+  initial?: GatewayTable;
+  /** Where the served table and the outcome of each apply are recorded for display. */
   status: StatusStore;
   logger: Logger;
   /** Quiet time that ends a burst of changes. */
@@ -27,6 +31,12 @@ export interface ApplierOptions {
   /** A table that could not be applied is tried again after this, doubling per failure up to retryMaxMs. */
   retryInitialMs?: number;
   retryMaxMs?: number;
+  /**
+   * Whether every config must pass `nginx -t`, even one whose only change is upstream addresses (which is
+   * otherwise installed unchecked: nginx's reload refuses what it cannot load). Tests that make renders
+   * fail on purpose need it.
+   */
+  alwaysCheck?(): boolean;
   /** Called once nginx serves a new table (after the status has it), for the evidence page's stream. */
   onApplied?(table: GatewayTable): void;
 }
@@ -43,7 +53,8 @@ export interface Applier {
  * The "act" step: turns wanted routing tables into checked, installed, reloaded nginx configs.
  * A config that fails `nginx -t` is never installed; the last good one stays loaded. A table that could
  * not be applied is retried with backoff until it is, and a newer one replaces it at once, so no
- * failure can stop later changes from reaching nginx.
+ * failure can stop later changes from reaching nginx. It owns what nginx serves and the failures in a row;
+ * the status store only records them.
  */
 export function createApplier(o: ApplierOptions): Applier {
   const debounceMs = o.debounceMs ?? 50;
@@ -58,21 +69,33 @@ export function createApplier(o: ApplierOptions): Applier {
   let stopped = false;
   let generation = 0;
   let retryTimer: NodeJS.Timeout | undefined;
+  let served = o.initial ?? EMPTY_TABLE;
+  let failedApplies = 0;
+  o.status.recordServed(served, false);
 
   /** Null once nginx serves `table`; else what went wrong (`refused` when nginx -t said no). */
   const applyOnce = async (table: GatewayTable, requestedAt: number): Promise<{ error: string; refused: boolean } | null> => {
-    const previous = o.status.served();
+    const previous = served;
     if (tableKey(previous) === tableKey(table)) return null;
     generation++;
+    const startedAt = Date.now();
     const text = await o.renderText(table, generation);
-    const error = await o.target.check(text);
-    if (error !== null) return { error, refused: true };
+    // Skipped only for a change of addresses, and never on a retry: a reload nginx refused is checked next time.
+    const checked = !onlyUpstreamsChanged(previous, table) || failedApplies > 0 || (o.alwaysCheck?.() ?? false);
+    if (checked) {
+      const error = await o.target.check(text);
+      if (error !== null) return { error, refused: true };
+    } else await o.target.writeCandidate(text);
     await o.target.installCandidate();
     await o.target.reload(generation);
-    o.status.recordServed(table, true);
+    served = table;
+    const reloadMs = Date.now() - startedAt;
+    o.status.recordServed(table, true, undefined, reloadMs);
     o.logger.info('nginx reloaded', {
       ...tableChange(previous, table),
       reloads: o.status.read().reloads,
+      reloadMs,
+      checked,
       msSinceChange: Date.now() - requestedAt,
     });
     o.onApplied?.(table);
@@ -105,12 +128,13 @@ export function createApplier(o: ApplierOptions): Applier {
       .catch((error: unknown) => ({ error: String(error instanceof Error ? error.message : error), refused: false }))
       .then((failure) => {
         if (failure === null) {
-          const failedAttempts = o.status.recordApplySuccess();
-          if (failedAttempts > 0) o.logger.info('the wanted routing table is applied again', { failedAttempts });
+          if (failedApplies > 0) o.logger.info('the wanted routing table is applied again', { failedAttempts: failedApplies });
+          failedApplies = 0;
+          o.status.recordApplySuccess();
           return;
         }
-        // The status store counts the failures in a row; the backoff follows its count.
-        const failedApplies = o.status.recordApplyFailure(failure.error);
+        failedApplies++;
+        o.status.recordApplyFailure(failure.error, failedApplies);
         // A newer table already waiting goes first; it is retried itself if it fails too.
         const retryInMs = wanted === undefined && !stopped ? retryLater(table, failedApplies) : null;
         const msg = failure.refused
@@ -152,7 +176,7 @@ export function createApplier(o: ApplierOptions): Applier {
   };
 }
 
-/** What a reload changed, per service, for its log line. */
+/** What a reload changed, per service that changed (with a thousand services, the others would fill the log), for its log line. */
 export function tableChange(previous: GatewayTable, next: GatewayTable): Record<string, unknown> {
   const before = new Map(previous.services.map((s) => [s.name, s]));
   const after = new Map(next.services.map((s) => [s.name, s]));
@@ -162,6 +186,7 @@ export function tableChange(previous: GatewayTable, next: GatewayTable): Record<
     const now = after.get(name);
     const routes = (s: typeof was) => (s ? s.routes.map(routeText) : []);
     const upstreams = (s: typeof was) => s?.upstreams ?? [];
+    if (was && now && JSON.stringify(was) === JSON.stringify(now)) continue;
     services[name] = {
       routes: routes(now),
       upstreams: upstreams(now),
@@ -170,5 +195,5 @@ export function tableChange(previous: GatewayTable, next: GatewayTable): Record<
       ...(was === undefined ? { routed: true } : now === undefined ? { unrouted: true } : {}),
     };
   }
-  return { services };
+  return { services, routedServices: next.services.length };
 }

@@ -198,7 +198,8 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
       for (const instance of listed) for (const u of instance.upstreams) knownIds.set(u, instance.id);
       // Forget names of addresses neither Consul nor nginx has any more, so the map stays bounded.
       const served = new Set(Object.values(o.readStatus().services).flatMap((s) => s.upstreams));
-      for (const u of knownIds.keys()) if (!served.has(u) && !listed.some((i) => i.upstreams.includes(u))) knownIds.delete(u);
+      const inConsul = new Set(listed.flatMap((i) => i.upstreams));
+      for (const u of knownIds.keys()) if (!served.has(u) && !inConsul.has(u)) knownIds.delete(u);
       publish();
     },
     applied() {

@@ -17,7 +17,8 @@ import { renderNginxConfig, type NginxSettings } from './render';
 import { nameResolver, systemLookup } from './resolve';
 import { EMPTY_TABLE, type GatewayTable } from './routing';
 import { createStatusStore, startStatusServer } from './status';
-import { consulFetchers, droppedByService, followGateway, type Follower } from './watch';
+import { consulClient } from './consul-client';
+import { droppedByService, followGateway, type Follower } from './watch';
 import { claimWorkDir } from './workdir';
 
 const logger = createLogger({ source: 'balancer' });
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
   const workDir = await prepareWorkDir(config, user !== undefined);
   await claimWorkDir(workDir, logger);
   const status = createStatusStore(config.consul.url);
+  const consul = consulClient(config);
   // The reload check asks the admin listener, which only the balancer's own side reaches.
   const nginx = new Nginx(config.nginxBin, workDir, logger, { host: probeAddress(config.adminAddress), port: config.adminPort });
   let follower: Follower | undefined;
@@ -99,6 +101,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info('stopping', { signal });
     follower?.stop();
+    consul.close();
     applier?.stop();
     // An open event stream would hold nginx's graceful stop until worker_shutdown_timeout.
     evidence.close();
@@ -120,10 +123,10 @@ async function main(): Promise<void> {
   // The follower starts at once; its changes wait for the applier, which needs a running nginx.
   let pending: GatewayTable | undefined;
   let droppedKey = '';
-  const fetchers = consulFetchers(config);
   follower = followGateway({
-    fetchCatalog: fetchers.catalog,
-    fetchHealth: fetchers.health,
+    fetchCatalog: consul.catalog,
+    fetchHealthState: consul.healthState,
+    readService: consul.service,
     resolveNames: nameResolver(systemLookup()),
     logger,
     emptyGraceMs: config.emptyGraceMs,
@@ -154,7 +157,15 @@ async function main(): Promise<void> {
   await nginx.writeCandidate(renderNginxConfig(settings, first));
   await nginx.installCandidate();
   await nginx.start();
-  status.recordServed(first, false);
+  applier = createApplier({
+    target: nginx,
+    renderText,
+    initial: first,
+    status,
+    logger,
+    alwaysCheck: () => config.testBreakRenderFile !== undefined,
+    onApplied: () => evidence.applied(),
+  });
   logger.info('balancer started', {
     services: Object.fromEntries(first.services.map((s) => [s.name, s.upstreams])),
     listen: `${config.listenAddress}:${config.listenPort}`,
@@ -167,7 +178,6 @@ async function main(): Promise<void> {
     emptyGraceMs: config.emptyGraceMs,
   });
 
-  applier = createApplier({ target: nginx, renderText, status, logger, onApplied: () => evidence.applied() });
   if (pending) applier.request(pending);
 
   const exit = await nginx.exited();

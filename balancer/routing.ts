@@ -162,3 +162,87 @@ export function holdThroughGrace(current: GatewayTable, wanted: GatewayTable): {
   const services = [...wanted.services.filter((s) => !heldNames.has(s.name)), ...held].sort((a, b) => compare(a.name, b.name));
   return { table: { services }, held: held.map((s) => s.name) };
 }
+
+/** The parts of one check in `/v1/health/state/any` that say whose health changed. */
+export interface HealthCheck {
+  Node?: string;
+  CheckID?: string;
+  Status?: string;
+  /** Empty for a node's own checks (serfHealth), which count for every instance on the node. */
+  ServiceID?: string;
+  ServiceName?: string;
+  ServiceTags?: string[] | null;
+  ModifyIndex?: number;
+}
+
+/** What one answer of `/v1/health/state/any` says: its index and, per service, a digest of every check that decides its health. */
+export interface HealthSnapshot {
+  index: number;
+  digests: ReadonlyMap<string, string>;
+}
+
+/**
+ * Per service name, a text that changes whenever one of its checks (or of its nodes' own checks) appears,
+ * goes, changes status or is written again: two equal digests mean nothing about its health changed.
+ */
+export function healthSnapshot(index: number, checks: readonly HealthCheck[]): HealthSnapshot {
+  const nodeChecks = new Map<string, string[]>();
+  const serviceChecks = new Map<string, { nodes: Set<string>; parts: string[] }>();
+  for (const check of checks) {
+    const node = check.Node ?? '';
+    const part = JSON.stringify([
+      node,
+      check.CheckID ?? '',
+      check.ServiceID ?? '',
+      check.Status ?? '',
+      check.ModifyIndex ?? 0,
+      check.ServiceTags ?? [],
+    ]);
+    if (!check.ServiceName) {
+      nodeChecks.set(node, [...(nodeChecks.get(node) ?? []), part]);
+      continue;
+    }
+    const service = serviceChecks.get(check.ServiceName) ?? { nodes: new Set<string>(), parts: [] };
+    service.nodes.add(node);
+    service.parts.push(part);
+    serviceChecks.set(check.ServiceName, service);
+  }
+  const digests = new Map<string, string>();
+  for (const [name, { nodes, parts }] of serviceChecks) {
+    const nodeParts = [...nodes].sort().flatMap((node) => nodeChecks.get(node) ?? []);
+    digests.set(name, [...parts.sort(), ...nodeParts.sort()].join('\n'));
+  }
+  return { index, digests };
+}
+
+/**
+ * Which services to read again after a health-state answer: those whose digest changed (or that appeared
+ * or went). An index that moved with no digest changed is a change the checks do not show (an instance
+ * registered again with another address, and the same check): `unattributed`, so every followed service is
+ * read again. So is the first answer: a service read just before it may have changed since.
+ */
+export function healthChanges(previous: HealthSnapshot | undefined, next: HealthSnapshot): { changed: string[]; unattributed: boolean } {
+  if (previous === undefined) return { changed: [], unattributed: true };
+  const changed = [...new Set([...previous.digests.keys(), ...next.digests.keys()])].filter(
+    (name) => previous.digests.get(name) !== next.digests.get(name),
+  );
+  return { changed: changed.sort(), unattributed: changed.length === 0 && next.index > previous.index };
+}
+
+/**
+ * Whether `next` differs from `previous` only in the addresses of upstreams: the same services with the same
+ * routes, each keeping upstreams or none (which renders an upstream block, or a 503 in its place). Such a
+ * config differs only in `server` lines of IP literals the selection already checked, so `nginx -t`
+ * can be skipped (apply.ts); nginx's own reload still refuses anything it cannot load.
+ */
+export function onlyUpstreamsChanged(previous: GatewayTable, next: GatewayTable): boolean {
+  if (previous.services.length !== next.services.length) return false;
+  return previous.services.every((was, i) => {
+    const now = next.services[i];
+    return (
+      was.name === now.name &&
+      JSON.stringify(was.routes) === JSON.stringify(now.routes) &&
+      (was.upstreams.length === 0) === (now.upstreams.length === 0)
+    );
+  });
+}

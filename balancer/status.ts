@@ -28,6 +28,8 @@ export interface BalancerStatus {
   /** Successful graceful reloads since start. */
   reloads: number;
   lastReloadAt: string | null;
+  /** How long the last reload took, from rendering to nginx serving it (ms). */
+  lastReloadMs: number | null;
   /** Why the last refused config was refused (`nginx -t` output); kept after later successes, see lastReloadErrorAt. */
   lastReloadError: string | null;
   lastReloadErrorAt: string | null;
@@ -45,19 +47,17 @@ export interface ConsulView {
 }
 
 /**
- * The one owner of the status: the applier records what nginx serves and how applying went, the follower
- * what Consul said; everyone else reads snapshots.
+ * The status for display: the applier records what nginx serves and how applying went (it owns both; this
+ * is a record of them), the follower what Consul said; everyone else reads snapshots.
  */
 export interface StatusStore {
   /** A copy of the current status. */
   read(): BalancerStatus;
-  /** The table nginx serves now (the applier compares wanted tables with it). */
-  served(): GatewayTable;
   /** nginx serves `table` now: as the first config at start (`reload` false) or after a reload. */
-  recordServed(table: GatewayTable, reload: boolean, now?: string): void;
-  recordApplyFailure(error: string, now?: string): number;
-  /** Failed attempts in a row before this success. */
-  recordApplySuccess(): number;
+  recordServed(table: GatewayTable, reload: boolean, now?: string, reloadMs?: number): void;
+  /** An apply failed; `failedApplies` is the applier's count of failures in a row. */
+  recordApplyFailure(error: string, failedApplies: number, now?: string): void;
+  recordApplySuccess(): void;
   recordConsulAnswer(view: ConsulView): void;
   recordConsulReachability(reachable: boolean, lastError: string | null): void;
 }
@@ -71,6 +71,7 @@ export function createStatusStore(consulAddress: string): StatusStore {
   let changedAt: string | null = null;
   let reloads = 0;
   let lastReloadAt: string | null = null;
+  let lastReloadMs: number | null = null;
   let lastReloadError: string | null = null;
   let lastReloadErrorAt: string | null = null;
   let failedApplies = 0;
@@ -97,6 +98,7 @@ export function createStatusStore(consulAddress: string): StatusStore {
         changedAt,
         reloads,
         lastReloadAt,
+        lastReloadMs,
         lastReloadError,
         lastReloadErrorAt,
         failedApplies,
@@ -104,8 +106,7 @@ export function createStatusStore(consulAddress: string): StatusStore {
         consul: { ...consul, reachable: consul.reachable && consulIndex !== null },
       };
     },
-    served: () => table,
-    recordServed(next, reload, now = new Date().toISOString()) {
+    recordServed(next, reload, now = new Date().toISOString(), reloadMs) {
       const changed = tableKey(next) !== tableKey(table);
       // An upstream that stays in its service's set keeps its `since`.
       since = new Map(next.services.map((s) => [s.name, Object.fromEntries(s.upstreams.map((u) => [u, since.get(s.name)?.[u] ?? now]))]));
@@ -113,18 +114,17 @@ export function createStatusStore(consulAddress: string): StatusStore {
       if (reload) {
         reloads++;
         lastReloadAt = now;
+        lastReloadMs = reloadMs ?? null;
       }
       if (changed && (reload || next.services.length > 0)) changedAt = now;
     },
-    recordApplyFailure(error, now = new Date().toISOString()) {
+    recordApplyFailure(error, failed, now = new Date().toISOString()) {
       lastReloadError = error;
       lastReloadErrorAt = now;
-      return ++failedApplies;
+      failedApplies = failed;
     },
     recordApplySuccess() {
-      const before = failedApplies;
       failedApplies = 0;
-      return before;
     },
     recordConsulAnswer(view) {
       consulIndex = view.index;

@@ -1,84 +1,35 @@
-// The "watch" step: follows Consul with blocking queries (the catalog, to learn which services ask for
-// routes, and each routed service's health) and hands on the routing table it implies. The rules (next
-// index, backoff, route selection, the empty-set grace) are pure functions in routing.ts; this file only
-// fetches, applies them and calls back.
-import { retryDelayMs } from '../lib/backoff';
-import { nextIndex } from '../lib/consul-index';
+// The "watch" step: the coordinator that follows Consul with a fixed number of connections, whatever the
+// number of routed services: a blocking query on the catalog (which services ask for routes), one on the
+// health state (whose checks changed), and bounded reads of only the services that changed
+// (service-reads.ts). The rules (next index, backoff, route selection, which services changed, the
+// empty-set grace) are pure functions in routing.ts; each followed service is a small view
+// (service-view.ts), the outage and the grace are windows (consul-windows.ts); this file wires them and
+// hands on the routing table.
 import type { Logger } from '../lib/logger';
-import { wakeableSleep } from '../lib/wakeable-sleep';
-import type { BalancerConfig } from './config';
-import { hostNamesOf, selectUpstreams, type DroppedEntry, type HealthEntry, type Resolution, type UpstreamSelection } from './render';
+import type { FetchCatalog, FetchHealthState, ReadService } from './consul-client';
+import { READ_CONCURRENCY } from './consul-client';
+import { graceWindow, outageWindow } from './consul-windows';
+import { queryLoop, type LoopEvents } from './query-loop';
+import type { DroppedEntry } from './render';
 import type { ResolveNames } from './resolve';
+import { followedService, type FollowedService, type ServiceView } from './service-view';
+import { serviceReads } from './service-reads';
 import {
   claimOf,
+  healthChanges,
+  healthSnapshot,
   holdThroughGrace,
-  isPassing,
   routedServices,
   routeTable,
   tableKey,
   type DroppedRoute,
   type GatewayTable,
+  type HealthSnapshot,
   type ServiceClaim,
 } from './routing';
 
-/** One answer of a blocking query: the body and Consul's X-Consul-Index. */
-export interface ConsulAnswer<T> {
-  body: T;
-  index: number;
-}
-
-/** `/v1/catalog/services`: service name → the union of its instances' tags. */
-export type FetchCatalog = (index: number, signal: AbortSignal) => Promise<ConsulAnswer<Record<string, string[] | null>>>;
-/** `/v1/health/service/<name>`: every registered instance with its checks (not only the passing ones). */
-export type FetchHealth = (service: string, index: number, signal: AbortSignal) => Promise<ConsulAnswer<HealthEntry[]>>;
-
-/** Why a request to Consul failed, with the system error behind fetch's "fetch failed". */
-function describe(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause as { code?: string; message?: string } | undefined;
-  return cause ? `${error.message}: ${cause.code ?? cause.message ?? 'no detail'}` : error.message;
-}
-
-/** Blocking queries over Consul's HTTP API, with the balancer's token; `waitSeconds` 0 asks for the current answer. */
-export function consulFetchers(config: BalancerConfig, waitSeconds = 30): { catalog: FetchCatalog; health: FetchHealth } {
-  const headers: Record<string, string> = config.consulToken !== undefined ? { 'X-Consul-Token': config.consulToken } : {};
-  // Consul adds up to wait/16 of jitter; allow for it before calling the query dead.
-  const timeoutMs = waitSeconds * 1000 + Math.max((waitSeconds * 1000) / 8, 5000);
-  const query = async <T>(path: string, index: number, signal: AbortSignal): Promise<ConsulAnswer<T>> => {
-    const url = `${config.consul.url}${path}?index=${index}&wait=${waitSeconds}s`;
-    let res: Response;
-    try {
-      res = await fetch(url, { headers, signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
-    } catch (error) {
-      throw new Error(`Consul ${path}: ${describe(error)}`, { cause: error });
-    }
-    const text = await res.text();
-    if (!res.ok) throw new Error(`Consul ${path}: HTTP ${res.status} ${text.trim().slice(0, 200)}`);
-    const header = res.headers.get('x-consul-index');
-    const parsed = Number(header);
-    if (header === null || !Number.isFinite(parsed)) throw new Error(`Consul ${path} answered without a valid X-Consul-Index header`);
-    return { body: JSON.parse(text) as T, index: parsed };
-  };
-  return {
-    catalog: async (index, signal) => {
-      const answer = await query<Record<string, string[] | null>>('/v1/catalog/services', index, signal);
-      return { index: answer.index, body: answer.body !== null && typeof answer.body === 'object' ? answer.body : {} };
-    },
-    health: async (service, index, signal) => {
-      const answer = await query<HealthEntry[]>(`/v1/health/service/${encodeURIComponent(service)}`, index, signal);
-      return { index: answer.index, body: Array.isArray(answer.body) ? answer.body : [] };
-    },
-  };
-}
-
-/** What the follower knows about one routed service from its last health answer. */
-export interface ServiceView {
-  /** Every registered instance. */
-  entries: readonly HealthEntry[];
-  /** The upstreams of the passing instances, and the instances left out. */
-  selection: UpstreamSelection;
-  resolved: ReadonlyMap<string, Resolution>;
-}
+export type { ConsulAnswer } from './consul-client';
+export type { ServiceView } from './service-view';
 
 /** Everything the follower knows after an answer, for the status and the evidence page. */
 export interface GatewayView {
@@ -89,7 +40,10 @@ export interface GatewayView {
 
 export interface FollowerOptions {
   fetchCatalog: FetchCatalog;
-  fetchHealth: FetchHealth;
+  fetchHealthState: FetchHealthState;
+  readService: ReadService;
+  /** Reads of services at once (default READ_CONCURRENCY). */
+  readConcurrency?: number;
   /** Turns the host names among the entries into addresses (the real one is nameResolver; tests pass a map). */
   resolveNames: ResolveNames;
   /** While some name does not resolve, it is looked up again this often, even if Consul has no news. */
@@ -115,301 +69,235 @@ export interface Follower {
   firstTable(timeoutMs: number): Promise<GatewayTable | undefined>;
 }
 
-interface QueryLoopOptions<T> {
-  fetch(index: number, signal: AbortSignal): Promise<ConsulAnswer<T>>;
-  onAnswer(answer: ConsulAnswer<T>): Promise<void> | void;
-  onFailure(error: string, failedAttempts: number): void;
-  onRecovered(failedAttempts: number): void;
-  onIndexReset(previous: number, received: number): void;
-  backoffInitialMs: number;
-  backoffMaxMs: number;
-}
+/** How long a catalog change waits for the health state to explain it before every followed service is read again. */
+const UNEXPLAINED_CATALOG_MS = 250;
 
-/** One blocking query, asked again and again: its own index and backoff (routing.ts rules). */
-function queryLoop<T>(o: QueryLoopOptions<T>): { stop(): void; failedAttempts(): number } {
-  const controller = new AbortController();
-  const { sleep: pause, wake } = wakeableSleep();
-  let stopped = false;
-  let index = 0;
-  let lastSeen = 0;
-  let failedAttempts = 0;
-  void (async () => {
-    while (!stopped) {
-      let answer: ConsulAnswer<T>;
-      try {
-        answer = await o.fetch(index, controller.signal);
-      } catch (error) {
-        if (stopped) return;
-        failedAttempts++;
-        o.onFailure(describe(error), failedAttempts);
-        // The agent may have restarted with a lower index; a blocking query on the old one could hang until `wait`.
-        index = 0;
-        await pause(retryDelayMs(failedAttempts, { firstMs: o.backoffInitialMs, maxMs: o.backoffMaxMs }));
-        continue;
-      }
-      if (stopped) return;
-      if (failedAttempts > 0) {
-        const failed = failedAttempts;
-        failedAttempts = 0;
-        o.onRecovered(failed);
-      }
-      const next = nextIndex(lastSeen, answer.index);
-      if (next.reset) o.onIndexReset(lastSeen, answer.index);
-      index = next.index;
-      lastSeen = answer.index;
-      await o.onAnswer(answer);
-    }
-  })();
-  return {
-    stop() {
-      stopped = true;
-      controller.abort();
-      wake();
-    },
-    failedAttempts: () => failedAttempts,
+/**
+ * While other reads are under way (every service at start, or all of them after an unattributed change),
+ * the table is recomputed at most this often instead of after every answer: each recompute costs
+ * O(services), so a thousand answers would cost O(services²).
+ */
+const RECOMPUTE_BATCH_MS = 100;
+
+/** The table handed on last, and the rule of which tables may be: the grace holds empty sets, equal ones are skipped. */
+function tableGate(o: FollowerOptions, grace: ReturnType<typeof graceWindow>) {
+  let current: GatewayTable | undefined;
+  let latest: GatewayTable | undefined;
+  const emit = (table: GatewayTable) => {
+    if (current && tableKey(current) === tableKey(table)) return;
+    current = table;
+    o.onChange(table);
   };
-}
-
-interface Followed {
-  /** Stops its query loop and its name-resolution retries. */
-  stop(): void;
-  view?: ServiceView;
-  /** Rounds of name resolution; one a newer answer overtook is discarded. */
-  round: number;
-  retryTimer?: NodeJS.Timeout;
+  const offer = (table: GatewayTable) => {
+    latest = table;
+    if (current && grace.open()) {
+      const { table: kept, held } = holdThroughGrace(current, table);
+      if (held.length > 0) {
+        const left = grace.leftMs();
+        if (grace.whenOver(() => latest && offer(latest)))
+          o.logger.info('Consul shows services empty or gone right after an outage; keeping their last set during the grace', {
+            held,
+            graceLeftMs: left,
+          });
+        emit(kept);
+        return;
+      }
+    }
+    grace.end();
+    emit(table);
+  };
+  return { offer, current: () => current };
 }
 
 /**
  * Follows every service that carries route tags. Keeps the last good table while Consul fails (logging
  * once per outage), resets an index that goes backwards, and right after an outage or reset keeps the
  * services nginx served with upstreams for `emptyGraceMs` while Consul shows them empty or not at all
- * (replicas registering again). Host names are resolved on every answer (and again while one fails), so
- * only IP literals reach the renderer.
+ * (replicas registering again).
  */
 export function followGateway(o: FollowerOptions): Follower {
-  const backoffInitialMs = o.backoffInitialMs ?? 200;
-  const backoffMaxMs = o.backoffMaxMs ?? 3000;
-  const resolveRetryMs = o.resolveRetryMs ?? 5000;
-  const followed = new Map<string, Followed>();
-  const failing = new Set<object>();
+  const backoff = { backoffInitialMs: o.backoffInitialMs ?? 200, backoffMaxMs: o.backoffMaxMs ?? 3000 };
+  const followed = new Map<string, FollowedService>();
+  const grace = graceWindow(o.logger, o.emptyGraceMs);
+  const gate = tableGate(o, grace);
+  const outage = outageWindow(
+    o.logger,
+    () => gate.current()?.services ?? [],
+    (reachable, lastError) => o.onReachability?.(reachable, lastError),
+  );
   let stopped = false;
-  let catalogAnswered = false;
-  let catalogDropped: DroppedRoute[] = [];
+  let catalog: { tags: Record<string, string[] | null>; dropped: DroppedRoute[] } | undefined;
+  let health: HealthSnapshot | undefined;
   let lastIndex = 0;
-  let lastError: string | null = null;
-  let outageStartedAt = 0;
-  /** From the first failed query until no query fails: one warning and one recovery line per outage. */
-  let outage = false;
-  let current: GatewayTable | undefined;
-  let latest: GatewayTable | undefined;
-  let graceUntil = 0;
-  let graceTimer: NodeJS.Timeout | undefined;
+  let unexplainedTimer: NodeJS.Timeout | undefined;
+  let recomputeTimer: NodeJS.Timeout | undefined;
   let settledWaiters: Array<() => void> = [];
-  let failedMax = 0;
-
-  const emit = (table: GatewayTable) => {
-    if (current && tableKey(current) === tableKey(table)) return;
-    current = table;
-    o.onChange(table);
-  };
-
-  const endGrace = () => {
-    graceUntil = 0;
-    if (graceTimer) clearTimeout(graceTimer);
-    graceTimer = undefined;
-  };
-
-  const startGrace = (why: string) => {
-    if (o.emptyGraceMs <= 0 || Date.now() < graceUntil) return;
-    endGrace();
-    graceUntil = Date.now() + o.emptyGraceMs;
-    o.logger.info('empty-set grace started', { why, graceMs: o.emptyGraceMs });
-  };
-
-  const handle = (table: GatewayTable) => {
-    latest = table;
-    if (current && Date.now() < graceUntil) {
-      const { table: kept, held } = holdThroughGrace(current, table);
-      if (held.length > 0) {
-        if (!graceTimer) {
-          o.logger.info('Consul shows services empty or gone right after an outage; keeping their last set during the grace', {
-            held,
-            graceLeftMs: graceUntil - Date.now(),
-          });
-          graceTimer = setTimeout(() => {
-            graceTimer = undefined;
-            graceUntil = 0;
-            if (!stopped && latest) handle(latest);
-          }, graceUntil - Date.now());
-        }
-        emit(kept);
-        return;
-      }
-    }
-    endGrace();
-    emit(table);
-  };
 
   /**
    * Whether a table may be handed on: the first waits for every followed service's first answer, so a
    * replacing balancer starts with them all; later ones wait only for the services nginx serves now, so
-   * a newcomer whose health query has not answered (or keeps failing) holds up no other service's change.
+   * a newcomer whose read has not answered (or keeps failing) holds up no other service's change.
    */
-  const settled = () =>
-    catalogAnswered &&
-    [...followed].every(([name, f]) => f.view !== undefined || (current !== undefined && !current.services.some((s) => s.name === name)));
+  const settled = () => {
+    if (catalog === undefined) return false;
+    const current = gate.current();
+    const served = new Set(current?.services.map((s) => s.name));
+    return [...followed.values()].every((f) => f.view() !== undefined || (current !== undefined && !served.has(f.name)));
+  };
 
   /** The table Consul's answers imply; handed on once it is settled. */
   const recompute = () => {
-    if (stopped || !catalogAnswered) return;
+    if (stopped || catalog === undefined) return;
     const claims: ServiceClaim[] = [];
+    const views = new Map<string, ServiceView>();
     for (const [name, f] of followed) {
-      const claim = f.view && claimOf(name, f.view.entries, f.view.selection.upstreams);
+      const view = f.view();
+      if (!view) continue;
+      views.set(name, view);
+      const claim = claimOf(name, view.entries, view.selection.upstreams);
       if (claim) claims.push(claim);
     }
     const { table, droppedRoutes } = routeTable(claims);
-    const views = new Map<string, ServiceView>();
-    for (const [name, f] of followed) if (f.view) views.set(name, f.view);
-    o.onConsul?.({ index: lastIndex, services: views, droppedRoutes: [...catalogDropped, ...droppedRoutes] });
+    o.onConsul?.({ index: lastIndex, services: views, droppedRoutes: [...catalog.dropped, ...droppedRoutes] });
     if (!settled()) return;
-    handle(table);
+    gate.offer(table);
     for (const resolve of settledWaiters) resolve();
     settledWaiters = [];
   };
 
-  const reachability = () => o.onReachability?.(failing.size === 0, lastError);
+  /** The events of one query (the catalog, the health state, or the reads): the outage, the grace, index resets. */
+  const events = (key: string, what: string): LoopEvents => ({
+    onFailure: (error, failedAttempts) => outage.failed(key, what, error, failedAttempts),
+    onRecovered(failedAttempts) {
+      // The first answer after an outage starts the grace; the outage ends once no query fails any more.
+      if (outage.recovered(key, what, failedAttempts)) grace.start('consul outage');
+    },
+    onIndexReset(previous, received) {
+      o.logger.warn('Consul index went backwards; resetting it', { query: what, previous, received });
+      grace.start('index reset');
+    },
+  });
 
-  /** The callbacks every query loop shares: outage logging, recovery (with the grace), index resets. */
-  const loopEvents = (what: string) => {
-    const key = {};
-    return {
-      onFailure(error: string, failedAttempts: number) {
-        lastError = error;
-        failedMax = Math.max(failedMax, failedAttempts);
-        if (!outage) {
-          outage = true;
-          outageStartedAt = Date.now();
-          o.logger.warn('Consul query failed; keeping the last good routing table and retrying with backoff', {
-            query: what,
-            error,
-            kept: current?.services ?? [],
-          });
-        }
-        failing.add(key);
-        reachability();
-      },
-      onRecovered(failedAttempts: number) {
-        failing.delete(key);
-        // The first answer after an outage starts the grace; the outage ends once no query fails any more.
-        if (outage) startGrace('consul outage');
-        if (failing.size === 0) {
-          if (outage) o.logger.info('Consul answers again', { query: what, failedAttempts, outageMs: Date.now() - outageStartedAt });
-          outage = false;
-          lastError = null;
-          failedMax = 0;
-        }
-        reachability();
-      },
-      onIndexReset(previous: number, received: number) {
-        o.logger.warn('Consul index went backwards; resetting it', { query: what, previous, received });
-        startGrace('index reset');
-      },
-      forget() {
-        if (!failing.delete(key)) return;
-        // A service that left while its query failed: the outage is over if no other query fails.
-        if (failing.size === 0) {
-          outage = false;
-          lastError = null;
-          failedMax = 0;
-        }
-        reachability();
-      },
-    };
-  };
+  const reads = serviceReads({
+    read: o.readService,
+    concurrency: o.readConcurrency ?? READ_CONCURRENCY,
+    onAnswer: async (name, entries, index) => {
+      const f = followed.get(name);
+      if (!f) return;
+      lastIndex = Math.max(lastIndex, index);
+      await f.update(entries);
+    },
+    ...events('reads', 'health of changed services'),
+    ...backoff,
+  });
 
-  const selectService = async (name: string, f: Followed, entries: readonly HealthEntry[]) => {
-    const mine = ++f.round;
-    if (f.retryTimer) clearTimeout(f.retryTimer);
-    f.retryTimer = undefined;
-    const passing = entries.filter(isPassing);
-    const names = hostNamesOf(passing);
-    const resolved: ReadonlyMap<string, Resolution> =
-      names.length > 0
-        ? await o.resolveNames(names).catch((error: unknown) => new Map(names.map((n) => [n, { error: String(error) }])))
-        : new Map();
-    if (stopped || mine !== f.round || followed.get(name) !== f) return;
-    f.view = { entries, selection: selectUpstreams(passing, resolved), resolved };
-    recompute();
-    if ([...resolved.values()].some((r) => 'error' in r)) {
-      f.retryTimer = setTimeout(() => void selectService(name, f, entries), resolveRetryMs);
+  /** A service's view changed: recompute now, or once per batch while other reads are under way. */
+  const viewChanged = () => {
+    if (reads.busy()) {
+      recomputeTimer ??= setTimeout(() => {
+        recomputeTimer = undefined;
+        recompute();
+      }, RECOMPUTE_BATCH_MS);
+      return;
     }
+    if (recomputeTimer) clearTimeout(recomputeTimer);
+    recomputeTimer = undefined;
+    recompute();
   };
 
   const follow = (name: string) => {
-    const events = loopEvents(`health of ${name}`);
-    const f: Followed = { round: 0, stop: () => {} };
-    const loop = queryLoop<HealthEntry[]>({
-      fetch: (index, signal) => o.fetchHealth(name, index, signal),
-      onAnswer: async (answer) => {
-        lastIndex = answer.index;
-        await selectService(name, f, answer.body);
-      },
-      ...events,
-      backoffInitialMs,
-      backoffMaxMs,
+    const f = followedService(name, o.resolveNames, o.resolveRetryMs ?? 5000, () => {
+      if (!stopped && followed.get(name) === f) viewChanged();
     });
-    f.stop = () => {
-      loop.stop();
-      events.forget();
-      if (f.retryTimer) clearTimeout(f.retryTimer);
-    };
     followed.set(name, f);
   };
 
-  const catalogEvents = loopEvents('catalog');
-  const catalog = queryLoop<Record<string, string[] | null>>({
+  let lastCatalogIndex = 0;
+  /**
+   * The catalog moved with no tag changed: a registration the health state shows (its checks) explains
+   * it once the health state reaches that index; one it never shows (an instance with no check of its
+   * own) is found only by reading every followed service again.
+   */
+  let unexplainedIndex = 0;
+  const explainLater = (index: number) => {
+    unexplainedIndex = Math.max(unexplainedIndex, index);
+    if (unexplainedTimer) return;
+    unexplainedTimer = setTimeout(() => {
+      unexplainedTimer = undefined;
+      if (!stopped && (health === undefined || health.index < unexplainedIndex)) reads.mark(followed.keys());
+    }, UNEXPLAINED_CATALOG_MS);
+  };
+
+  const catalogLoop = queryLoop<Record<string, string[] | null>>({
     fetch: (index, signal) => o.fetchCatalog(index, signal),
     onAnswer: (answer) => {
+      const previousIndex = lastCatalogIndex;
+      lastCatalogIndex = answer.index;
       lastIndex = answer.index;
       const routed = routedServices(answer.body);
-      catalogDropped = routed.dropped;
+      const before = catalog?.tags ?? {};
+      const first = catalog === undefined;
+      catalog = { tags: answer.body, dropped: routed.dropped };
+      const toRead: string[] = [];
       for (const name of routed.follow) {
-        if (followed.has(name)) continue;
-        o.logger.info('following a routed service', { service: name });
-        follow(name);
+        if (!followed.has(name)) {
+          o.logger.info('following a routed service', { service: name });
+          follow(name);
+          toRead.push(name);
+        } else if (JSON.stringify(before[name] ?? []) !== JSON.stringify(answer.body[name] ?? [])) toRead.push(name);
       }
       for (const [name, f] of followed) {
         if (routed.follow.includes(name)) continue;
         o.logger.info('no longer following a service: it has no route tags or no registration left', { service: name });
         f.stop();
         followed.delete(name);
+        reads.drop(name);
+        // A read that failed for a service that left: with no other read waiting, it keeps no outage open.
+        if (!reads.busy()) outage.forget('reads');
       }
-      catalogAnswered = true;
+      reads.mark(toRead);
+      if (!first && toRead.length === 0 && answer.index > previousIndex) explainLater(answer.index);
       recompute();
     },
-    ...catalogEvents,
-    backoffInitialMs,
-    backoffMaxMs,
+    ...events('catalog', 'catalog'),
+    ...backoff,
+  });
+
+  const healthLoop = queryLoop({
+    fetch: (index, signal) => o.fetchHealthState(index, signal),
+    onAnswer: (answer) => {
+      lastIndex = answer.index;
+      const next = healthSnapshot(answer.index, answer.body);
+      const { changed, unattributed } = healthChanges(health, next);
+      health = next;
+      reads.mark(unattributed ? followed.keys() : changed.filter((name) => followed.has(name)));
+    },
+    ...events('health', 'health state'),
+    ...backoff,
   });
 
   return {
     stop() {
       stopped = true;
-      endGrace();
-      catalog.stop();
+      grace.end();
+      if (unexplainedTimer) clearTimeout(unexplainedTimer);
+      if (recomputeTimer) clearTimeout(recomputeTimer);
+      catalogLoop.stop();
+      healthLoop.stop();
+      reads.stop();
       for (const f of followed.values()) f.stop();
       followed.clear();
       for (const resolve of settledWaiters) resolve();
     },
-    consulState: () => ({ reachable: failing.size === 0, lastError, failedAttempts: failedMax }),
+    consulState: () => outage.state(),
     firstTable(timeoutMs) {
       return new Promise((resolve) => {
-        const timer = setTimeout(() => resolve(current), timeoutMs);
+        const timer = setTimeout(() => resolve(gate.current()), timeoutMs);
         const done = () => {
           clearTimeout(timer);
-          resolve(current);
+          resolve(gate.current());
         };
-        if (current && settled()) done();
+        if (gate.current() && settled()) done();
         else settledWaiters.push(done);
       });
     },

@@ -34,6 +34,9 @@ export interface BenchOptions {
    */
   routedServices: number;
   routeRounds: number;
+  /** The gateway at scale (bench/phases/scale.ts): routed services at each step, and added/removed services timed at each. */
+  scaleSizes: number[];
+  scaleTries: number;
   /** Sequential user writes timed from the POST to their event on the activity service's SSE stream. */
   eventWrites: number;
   /** Hard bound on the whole run: past it the benchmark stops its processes and fails. */
@@ -58,8 +61,11 @@ const FULL: Omit<BenchOptions, 'outFile'> = {
   peerScaleDownTries: 3,
   routedServices: 10,
   routeRounds: 5,
+  scaleSizes: [1, 100, 1000],
+  scaleTries: 5,
   eventWrites: 200,
-  timeLimitSec: 720,
+  // 720 s before the scale phase, which takes about 2 minutes (1,000 registrations, three runs, 15 tries).
+  timeLimitSec: 900,
 };
 
 const SMOKE: Omit<BenchOptions, 'outFile'> = {
@@ -81,10 +87,14 @@ const SMOKE: Omit<BenchOptions, 'outFile'> = {
   // Shape only: two extra replicas start faster than nine on the shared core; one round, one toggle.
   routedServices: 3,
   routeRounds: 1,
+  // Shape only: hello alone, then with 2 registrations; one try each.
+  scaleSizes: [1, 3],
+  scaleTries: 1,
   eventWrites: 20,
   // 120 s before the events phase, which adds about 5 s (a broker, two processes, 25 writes); the routes
   // phase adds about 8 s more (two replicas started and stopped, two 1 s runs): 116.7 s in all at load average 35.
-  timeLimitSec: 130,
+  // The scale phase adds about 8 s (two 1 s runs with their warm-ups, two tries).
+  timeLimitSec: 145,
 };
 
 export const USAGE = `usage: npm run bench [-- --smoke] [-- --out FILE]

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PeerColumn, PeerComparison } from './peer-results';
 import { PEER_NAMES } from './peers/peer';
-import type { BenchResults } from './results';
+import type { BenchResults, Target } from './results';
 
 const fmt = (value: number, unit = '', decimals?: number): string =>
   Number.isFinite(value) ? `${decimals === undefined ? String(value) : value.toFixed(decimals)}${unit}` : 'n/a';
@@ -57,8 +57,8 @@ export function formatTable(r: BenchResults): string {
     [`Discovery add p50 (${r.discoveryAddMs.tries.length} tries)`, fmt(r.discoveryAddMs.p50, ' ms'), ...met('discovery add p50')],
     ['Discovery add max', fmt(r.discoveryAddMs.max, ' ms'), ...met('discovery add max')],
     [
-      '  of which: passing in Consul / in upstreams (p50)',
-      `${fmt(r.discoveryAddMs.passingP50, ' ms')} / ${fmt(r.discoveryAddMs.inUpstreamsP50, ' ms')}`,
+      '  of which: passing in Consul / in upstreams (p50); passing → first proxied (p50)',
+      `${fmt(r.discoveryAddMs.passingP50, ' ms')} / ${fmt(r.discoveryAddMs.inUpstreamsP50, ' ms')}; ${fmt(r.discoveryAddMs.passingToServedP50, ' ms')}`,
       '',
       '',
     ],
@@ -131,6 +131,47 @@ export function writeResults(file: string, results: BenchResults): void {
   fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
 }
 
+/** The gateway at 1, 100 and 1,000 routed services, one row per size, and issue 23's targets. */
+export function formatScaleTable(r: BenchResults): string {
+  const header = [
+    'Routed services',
+    'Added → first proxied p50 / max',
+    'Removed → 404 p50 / max',
+    'nginx reload p50 / max',
+    'nginx CPU per request (vs 1)',
+    'Watcher RSS',
+  ];
+  const rows = r.scale.map((s) => [
+    String(s.services),
+    `${fmt(s.addMs.p50, ' ms')} / ${fmt(s.addMs.max, ' ms')}`,
+    `${fmt(s.removeMs.p50, ' ms')} / ${fmt(s.removeMs.max, ' ms')}`,
+    `${fmt(s.reloadMs.p50, ' ms')} / ${fmt(s.reloadMs.max, ' ms')}`,
+    `${fmt(s.nginxCpuUsPerRequest, ' µs')} (${fmt(s.cpuVsFirst, '×', 2)})`,
+    fmt(s.watcherRssMB, ' MB'),
+  ]);
+  const tries = r.scale[0]?.tries.length ?? 0;
+  return titledTable(
+    `The gateway at scale: ${tries} service(s) added and removed at each size; registrations point at three in-process backends`,
+    header,
+    rows,
+    r.targets.filter((t) => /routed service/.test(t.figure)),
+  );
+}
+
+/** A title, a Markdown table and a line per target under it. */
+function titledTable(title: string, header: string[], rows: string[][], targets: readonly Target[]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [
+    title,
+    '',
+    line(header),
+    line(header.map(() => '---')),
+    ...rows.map(line),
+    '',
+    ...targets.map((t) => `- ${t.figure}: target ${t.target}, ${t.met ? 'met' : 'MISSED'}`),
+  ].join('\n');
+}
+
 const range = (f: { p50: number | null; max: number | null }) => (f.p50 === null ? 'n/a' : `${f.p50} / ${f.max} ms`);
 
 /** The side-by-side table, one column per peer (pasted as is into bench/README.md). */
@@ -164,17 +205,11 @@ export function formatPeerTable(c: PeerComparison): string {
       (p) => `${fmt(p.foreignCpuPercent.median, ' %')} / ${fmt(p.foreignCpuPercent.max, ' %')}`,
     ),
   ];
-  const header = ['Figure', ...names];
-  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
-  const targets = c.targets.map((t) => `- ${t.figure}: target ${t.target}, ${t.met ? 'met' : 'MISSED'}`);
-  return [
+  return titledTable(
     `Peers side by side, ${c.startedAt}, ${c.machine.cores} cores (${c.machine.cpuModel}), kernel ${c.machine.kernel}; ` +
       `${c.settings.connections} connections, ${c.settings.durationSec} s runs, medians over ${c.settings.repeats} paired repeats`,
-    '',
-    line(header),
-    line(header.map(() => '---')),
-    ...rows.map(line),
-    '',
-    ...targets,
-  ].join('\n');
+    ['Figure', ...names],
+    rows,
+    c.targets,
+  );
 }

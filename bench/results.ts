@@ -4,6 +4,7 @@ import type { PeerMeasurement } from './phases/peers';
 import type { DiscoveryTry } from './phases/discovery';
 import type { RemovalTry } from './phases/removal';
 import { ROUTE_PATHS, type RouteRound, type RouteRun } from './phases/routes';
+import type { ScaleStep } from './phases/scale';
 import { medianOf, type PairedRepeat, type PathRun, type ThroughputResult } from './phases/throughput';
 import type { SingleRequestsReport } from './load-protocol';
 import { max, median, percentile, round } from './stats';
@@ -75,7 +76,15 @@ export interface BenchResults {
   p99Ms: { direct: number; balancer: number };
   /** Sequential single requests on one kept-alive connection: the cross-check of p50Ms/p99Ms. */
   singleRequestMs: { direct: { p50: number; p99: number }; balancer: { p50: number; p99: number } };
-  discoveryAddMs: { p50: number; max: number; passingP50: number; inUpstreamsP50: number; tries: DiscoveryTry[] };
+  /** From the replica's spawn; passingToServedP50 is from Consul listing it as passing (polled every 20 ms) to its first request. */
+  discoveryAddMs: {
+    p50: number;
+    max: number;
+    passingP50: number;
+    inUpstreamsP50: number;
+    passingToServedP50: number;
+    tries: DiscoveryTry[];
+  };
   failoverMs: { p50: number; max: number; leftConsulP50: number; tries: RemovalTry[] };
   scaleDownMs: { p50: number; max: number; tries: RemovalTry[] };
   failedRequests: { failover: number; scaleDown: number; sentDuringFailover: number; sentDuringScaleDown: number };
@@ -103,6 +112,24 @@ export interface BenchResults {
       foreignCpuPercent: [number, number];
     }[];
   };
+  /**
+   * The gateway at 1, 100 and 1,000 routed services (bench/phases/scale.ts), one entry per size: a service
+   * added (registration with a passing check → first request proxied to it) and removed (deregistration →
+   * the gateway's 404), the reload behind each change, nginx CPU per proxied request on hello's routes and
+   * its ratio to the first size's, the watcher's RSS.
+   */
+  scale: {
+    services: number;
+    addMs: { p50: number; max: number };
+    removeMs: { p50: number; max: number };
+    reloadMs: { p50: number; max: number };
+    nginxCpuUsPerRequest: number;
+    cpuVsFirst: number;
+    requestsPerSec: number;
+    non2xx: number;
+    watcherRssMB: number;
+    tries: { addMs: number; removeMs: number; addReloadMs: number; removeReloadMs: number }[];
+  }[];
   targets: Target[];
   /** The side-by-side table: ours, HAProxy with Consul DNS and static nginx, in this same run. */
   comparison: PeerComparison;
@@ -124,6 +151,7 @@ export interface RawMeasurements {
   memory: { replicaIdle: number; replicaAfterLoad: number; watcher: number; nginx: number; nginxPss: number };
   peers: PeerMeasurement[];
   routes: RouteRound[];
+  scale: ScaleStep[];
   /** One per write: POST to the event on the SSE stream. */
   eventLatencyMs: number[];
 }
@@ -230,6 +258,7 @@ export function summarize(raw: RawMeasurements): BenchResults {
       max: round(max(added), 0),
       passingP50: round(median(raw.discovery.map((t) => t.passingMs)), 0),
       inUpstreamsP50: round(median(raw.discovery.map((t) => t.inUpstreamsMs)), 0),
+      passingToServedP50: round(median(raw.discovery.map((t) => t.firstServedMs - t.passingMs)), 0),
       tries: raw.discovery.map((t) => ({
         ...t,
         passingMs: round(t.passingMs, 0),
@@ -263,6 +292,7 @@ export function summarize(raw: RawMeasurements): BenchResults {
       writes: raw.eventLatencyMs.length,
     },
     routeCost: summarizeRoutes(raw.routes),
+    scale: summarizeScale(raw.scale),
   };
   const comparison = summarizePeers(raw.peers, {
     startedAt: results.startedAt,
@@ -328,6 +358,43 @@ function summarizeRoutes(rounds: RouteRound[]): BenchResults['routeCost'] {
   };
 }
 
+function summarizeScale(steps: ScaleStep[]): BenchResults['scale'] {
+  const spread = (values: number[]) => ({ p50: round(median(values), 0), max: round(max(values), 0) });
+  const firstCpu = steps[0]?.run.nginxCpuUsPerRequest ?? Number.NaN;
+  return steps.map((s) => ({
+    services: s.services,
+    addMs: spread(s.tries.map((t) => t.addMs)),
+    removeMs: spread(s.tries.map((t) => t.removeMs)),
+    reloadMs: spread(s.tries.flatMap((t) => [t.addReloadMs, t.removeReloadMs])),
+    nginxCpuUsPerRequest: round(s.run.nginxCpuUsPerRequest, 1),
+    cpuVsFirst: round(s.run.nginxCpuUsPerRequest / firstCpu, 3),
+    requestsPerSec: round(s.run.load.requestsPerSec, 0),
+    non2xx: s.run.load.non2xx + s.run.load.errors + s.run.load.timeouts,
+    watcherRssMB: round(s.watcherRssMB, 1),
+    tries: s.tries.map((t) => ({
+      addMs: round(t.addMs, 0),
+      removeMs: round(t.removeMs, 0),
+      addReloadMs: round(t.addReloadMs, 0),
+      removeReloadMs: round(t.removeReloadMs, 0),
+    })),
+  }));
+}
+
+/** Issue 23's targets, at the largest size measured (1,000 in a full run) and at one service. */
+function scaleTargets(r: Omit<BenchResults, 'targets' | 'comparison'>): Target[] {
+  const largest = r.scale.at(-1);
+  const one = r.scale.find((s) => s.services === 1);
+  if (!largest || !one) return [];
+  const at = `at ${largest.services} routed services`;
+  return [
+    { figure: `change routed p50 ${at}`, target: '< 1000 ms', met: largest.addMs.p50 < 1000 && largest.removeMs.p50 < 1000 },
+    { figure: `change routed max ${at}`, target: '< 2000 ms', met: largest.addMs.max < 2000 && largest.removeMs.max < 2000 },
+    { figure: `nginx CPU per request ${at} vs 1`, target: '<= 1.1x', met: largest.cpuVsFirst <= 1.1 },
+    { figure: 'watcher RSS at 1 routed service', target: '<= 50 MB', met: one.watcherRssMB <= 50 },
+    { figure: `watcher RSS ${at}`, target: '<= 80 MB', met: largest.watcherRssMB <= 80 },
+  ];
+}
+
 const roundRemoval = (t: RemovalTry): RemovalTry => ({ ...t, leftConsulMs: round(t.leftConsulMs, 0), removedMs: round(t.removedMs, 0) });
 
 /** The project's performance targets, checked against the figures (a missing figure, NaN, never meets a target). */
@@ -345,5 +412,6 @@ function evaluateTargets(r: Omit<BenchResults, 'targets' | 'comparison'>): Targe
     { figure: 'RSS of an idle replica', target: '< 80 MB', met: r.rssMB.replica < 80 },
     { figure: 'RSS of the watcher', target: '< 80 MB', met: r.rssMB.watcher < 80 },
     { figure: 'write to SSE event p50', target: '< 50 ms', met: r.eventLatencyMs.p50 < 50 },
+    ...scaleTargets(r),
   ];
 }

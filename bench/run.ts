@@ -12,10 +12,11 @@ import { measureEventLatency } from './phases/events';
 import { comparePeers } from './phases/peers';
 import { measureRemoval } from './phases/removal';
 import { measureRouteCost } from './phases/routes';
+import { measureScale } from './phases/scale';
 import { measureThroughput } from './phases/throughput';
 import { affinityOf, pinProcess, planCpus, type CpuPlan } from './pinning';
 import { pssMB, readStat, rssMB } from './proc-stats';
-import { formatContext, formatPeerTable, formatTable, writeResults } from './report';
+import { formatContext, formatPeerTable, formatScaleTable, formatTable, writeResults } from './report';
 import { summarize, type RawMeasurements } from './results';
 import { startSystemUnderTest, type BenchReplica, type SystemUnderTest } from './system-under-test';
 import { collectVersions } from './versions';
@@ -115,6 +116,8 @@ async function runBench(
   const peers = await comparePeers({ sut, load, first, options, testCpu: plan.testCpu, track, log });
   log(`gateway CPU per request, 1 against ${options.routedServices} routed services: ${options.routeRounds} rounds`);
   const routes = await measureRouteCost({ sut, load, first, options, testCpu: plan.testCpu, log });
+  log(`the gateway at ${options.scaleSizes.join(', ')} routed services: ${options.scaleTries} added and removed at each`);
+  const scale = await measureScale({ sut, load, first, options, testCpu: plan.testCpu, log }, options.scaleSizes, options.scaleTries);
   log(`write → event on the SSE stream: ${options.eventWrites} writes`);
   const eventLatencyMs = await measureEventLatency(sut.consul, plan.testCpu, options.eventWrites);
   return {
@@ -128,6 +131,7 @@ async function runBench(
     memory: { replicaIdle, replicaAfterLoad, watcher: watcherRss, nginx: nginxMem.rss, nginxPss: nginxMem.pss },
     peers,
     routes,
+    scale,
     eventLatencyMs,
   };
 }
@@ -183,7 +187,7 @@ async function main(): Promise<void> {
   });
   writeResults(options.outFile, results);
   process.stdout.write(
-    `\n${formatContext(results)}\n\n${formatTable(results)}\n\n${formatPeerTable(results.comparison)}\n\nresults written to ${options.outFile}\n`,
+    `\n${formatContext(results)}\n\n${formatTable(results)}\n\n${formatPeerTable(results.comparison)}\n\n${formatScaleTable(results)}\n\nresults written to ${options.outFile}\n`,
   );
 }
 

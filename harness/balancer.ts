@@ -29,6 +29,8 @@ export interface RunningBalancer extends Managed {
   status(): Promise<BalancerStatusJson>;
   /** The upstreams nginx serves for `service` now. */
   upstreams(service: string): Promise<string[]>;
+  /** Waits until the status satisfies `check`; resolves to that status. */
+  waitForStatus(what: string, check: (status: BalancerStatusJson) => boolean, timeoutMs?: number): Promise<BalancerStatusJson>;
   /** Waits until nginx serves `count` upstreams for `service`; resolves to them. */
   waitForUpstreams(service: string, count: number, timeoutMs?: number): Promise<string[]>;
   /** The watcher's own last `lines` log lines (nginx's access and error lines left out), for a failed test's log. */
@@ -73,6 +75,16 @@ export async function startBalancer(consul: ConsulEndpoint, env: NodeJS.ProcessE
     workDir,
     status,
     upstreams,
+    waitForStatus: (what: string, check: (status: BalancerStatusJson) => boolean, timeoutMs = 15_000) =>
+      waitFor(
+        what,
+        async () => {
+          const now = await status();
+          return check(now) ? now : undefined;
+        },
+        timeoutMs,
+        25,
+      ),
     async waitForUpstreams(service: string, count: number, timeoutMs = 20_000) {
       let last: string[] = [];
       await waitFor(

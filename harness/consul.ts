@@ -39,11 +39,24 @@ export interface ConsulAgent extends ConsulEndpoint {
   get<T = unknown>(path: string): Promise<T>;
   /** Names (ServiceID) of the instances of `service` that pass their checks. */
   passing(service: string): Promise<string[]>;
+  /** Registers an instance through the agent API with the management token (as any holder of a write token could). */
+  register(instance: AgentRegistration): Promise<void>;
+  deregister(id: string): Promise<void>;
   /** Stops the agent (a dev agent forgets everything). */
   stop(): Promise<void>;
   /** Starts the agent again on the same ports, empty, as after an agent restart. */
   start(): Promise<void>;
   output(): string;
+}
+
+/** A registration of `/v1/agent/service/register`: an instance that points at a backend, with a TTL check. */
+export interface AgentRegistration {
+  ID: string;
+  Name: string;
+  Tags: string[];
+  Address: string;
+  Port: number;
+  Check: { TTL: string; Status: 'passing' | 'critical' };
 }
 
 export interface ConsulOptions {
@@ -93,6 +106,16 @@ export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<
     return (await res.json()) as T;
   };
 
+  const put = async (path: string, body?: string): Promise<void> => {
+    const res = await fetch(httpAddr + path, {
+      method: 'PUT',
+      headers: { 'X-Consul-Token': managementToken },
+      body,
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!res.ok) throw new Error(`consul ${path}: HTTP ${res.status} ${await res.text()}`);
+  };
+
   const agent: ConsulAgent = {
     httpAddr,
     httpPort,
@@ -119,6 +142,12 @@ export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<
     async passing(service) {
       const entries = await get<Array<{ Service: { ID: string } }>>(`/v1/health/service/${service}?passing`);
       return entries.map((e) => e.Service.ID).sort();
+    },
+    async register(instance) {
+      await put('/v1/agent/service/register', JSON.stringify(instance));
+    },
+    async deregister(id) {
+      await put(`/v1/agent/service/deregister/${encodeURIComponent(id)}`);
     },
     async start() {
       // A dev agent keeps no data dir, but with token persistence on (the stack's ACL settings) it writes

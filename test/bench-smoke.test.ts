@@ -30,6 +30,7 @@ const NUMERIC_FIGURES = [
   'p99Ms.balancer',
   'discoveryAddMs.p50',
   'discoveryAddMs.max',
+  'discoveryAddMs.passingToServedP50',
   'failoverMs.p50',
   'failoverMs.max',
   'failedRequests.failover',
@@ -61,7 +62,7 @@ const at = (object: unknown, dotted: string): unknown =>
     .reduce<unknown>((value, key) => (value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined), object);
 
 test('npm run bench -- --smoke produces every figure with its keys and shape', async (t) => {
-  t.timeout(180_000);
+  t.timeout(200_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const outFile = path.join(dir, 'results.json');
@@ -77,7 +78,7 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
       setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
     }
   });
-  const deadline = setTimeout(() => child.kill('SIGTERM'), 150_000);
+  const deadline = setTimeout(() => child.kill('SIGTERM'), 165_000);
   const run = await new Promise<Run>((resolve) => {
     let stdout = '';
     let stderr = '';
@@ -127,6 +128,24 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   const routeRounds = at(results, 'routeCost.rounds') as Array<{ non2xx: number[]; errors: number[] }>;
   t.is(routeRounds.length, 1, 'every round the smoke mode is sized for');
   t.deepEqual(routeRounds[0].non2xx, [0, 0], 'the gateway answered every request of the routes phase with a 2xx');
+
+  // The gateway at scale: every size measured, each change routed and removed, the table printed.
+  const scale = results.scale as Array<Record<string, unknown>>;
+  t.deepEqual(
+    scale.map((step) => step.services),
+    [1, 3],
+    'hello alone, then with 2 registrations',
+  );
+  for (const [i, step] of scale.entries()) {
+    for (const figure of ['addMs.p50', 'addMs.max', 'removeMs.p50', 'reloadMs.p50', 'nginxCpuUsPerRequest', 'watcherRssMB']) {
+      t.true(
+        isFiniteNumber(at(step, figure)) && (at(step, figure) as number) > 0,
+        `scale[${i}].${figure}, got ${JSON.stringify(at(step, figure))}`,
+      );
+    }
+    t.is(step.non2xx, 0, `scale[${i}]: the load run on hello's routes was served`);
+  }
+  t.regex(run.stdout, /\| Routed services \| Added → first proxied p50 \/ max \|/);
 
   const versions = results.versions as Record<string, unknown>;
   for (const name of ['node', 'nginx', 'consul', 'autocannon']) {

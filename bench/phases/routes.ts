@@ -41,6 +41,17 @@ export interface RouteContext {
 }
 
 /**
+ * Unmeasured load on hello's routes after a reload, until nginx is back to `workers` workers: a reload leaves
+ * the old workers serving their open connections (their CPU would land in the next run); the warm-up's end
+ * closes them.
+ */
+export async function warmAfterReload(ctx: RouteContext, workers = ctx.sut.nginx().workers.length): Promise<void> {
+  const { sut, load, options } = ctx;
+  await load.autocannon({ url: sut.balancerUrl, connections: options.connections, durationSec: options.warmupSec, paths: ROUTE_PATHS });
+  await waitFor(`nginx back to ${workers} worker(s) after the reload`, () => sut.nginx().workers.length === workers, 15_000, 50);
+}
+
+/**
  * nginx CPU per proxied request with one routed service (hello, as before issue 12) against the same
  * gateway routing `options.routedServices` services (hello plus others, each a real replica registered
  * under its own name with its own ROUTES), same load, same pinning. Each round has one run of each
@@ -52,11 +63,7 @@ export async function measureRouteCost(ctx: RouteContext): Promise<RouteRound[]>
   const { sut, load, first, options, testCpu } = ctx;
   const others: BenchReplica[] = [];
   const workers = sut.nginx().workers.length;
-  const warm = async () => {
-    await load.autocannon({ url: sut.balancerUrl, connections: options.connections, durationSec: options.warmupSec, paths: ROUTE_PATHS });
-    // A reload leaves the old workers serving their open connections; the warm-up's end closes them.
-    await waitFor(`nginx back to ${workers} worker(s) after the reload`, () => sut.nginx().workers.length === workers, 15_000, 50);
-  };
+  const warm = () => warmAfterReload(ctx, workers);
   const table = async () => {
     const services = Object.values((await sut.status()).services).filter((s) => s.routes.length > 0 && s.upstreams.length > 0);
     return { services: services.length, routes: services.reduce((sum, s) => sum + s.routes.length, 0) };

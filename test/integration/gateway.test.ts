@@ -7,9 +7,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import test from 'ava';
 import { requestFrom, type Answer } from '../../harness/attack';
-import { startBalancer, upstreamsOf, type BalancerStatusJson, type RunningBalancer } from '../../harness/balancer';
+import { startBalancer, upstreamsOf, type RunningBalancer } from '../../harness/balancer';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
-import { stopAll, waitFor } from '../../harness/processes';
+import { stopAll } from '../../harness/processes';
 import { startReplica, type Replica } from '../../harness/service';
 
 let consul: ConsulAgent;
@@ -66,17 +66,6 @@ async function deregister(id: string): Promise<void> {
   });
   if (!res.ok) throw new Error(`deregistering ${id}: HTTP ${res.status} ${await res.text()}`);
 }
-
-const waitForStatus = (what: string, check: (status: BalancerStatusJson) => boolean) =>
-  waitFor(
-    what,
-    async () => {
-      const status = await balancer.status();
-      return check(status) ? status : undefined;
-    },
-    15_000,
-    25,
-  );
 
 test.before(async () => {
   consul = await startConsul();
@@ -143,7 +132,7 @@ test.serial(
   'a service registered with no passing instance gets a 503 on its routes only; deregistered, its routes are gone (404)',
   async (t) => {
     await register('down-1', 'down', ['urlprefix-/api/down'], deep.port, 'critical');
-    await waitForStatus('down routed with no upstream', (s) => s.services.down?.routes.includes('/api/down') === true);
+    await balancer.waitForStatus('down routed with no upstream', (s) => s.services.down?.routes.includes('/api/down') === true);
     const unavailable = await get('/api/down/x');
     t.is(unavailable.status, 503);
     t.is(unavailable.retryAfter, '1');
@@ -153,7 +142,7 @@ test.serial(
     t.is((await get('/api/users/deep')).instance, 'd1');
 
     await deregister('down-1');
-    await waitForStatus('down gone', (s) => s.services.down === undefined);
+    await balancer.waitForStatus('down gone', (s) => s.services.down === undefined);
     const gone = await get('/api/down/x');
     t.is(gone.status, 404);
     t.like(gone.body, { error: 'not found' });
@@ -171,7 +160,7 @@ test.serial(
       'passing',
     );
     await register('newer-1', 'newer', ['urlprefix-/api/users'], deep.port, 'passing');
-    const status = await waitForStatus('the hostile routes reported', (s) => s.droppedRoutes.length >= 4);
+    const status = await balancer.waitForStatus('the hostile routes reported', (s) => s.droppedRoutes.length >= 4);
     const dropped = status.droppedRoutes.map((d) => `${d.service} ${d.route}`).sort();
     t.deepEqual(dropped, ['evil /_balancer/x', 'evil /a b', 'evil /x;return 200', 'newer /api/users']);
     const reason = (route: string) => status.droppedRoutes.find((d) => d.route === route && d.service === 'evil')?.reason ?? '';
@@ -179,7 +168,7 @@ test.serial(
     t.regex(reason('/_balancer/x'), /reserved/);
     t.regex(status.droppedRoutes.find((d) => d.service === 'newer')!.reason, /older service hello/);
     // evil's one good route is served; newer holds no route at all.
-    await waitForStatus('evil /ok served', (s) => s.services.evil?.routes.includes('/ok') === true);
+    await balancer.waitForStatus('evil /ok served', (s) => s.services.evil?.routes.includes('/ok') === true);
     t.is((await get('/ok')).instance, 'd1');
     t.deepEqual((await balancer.status()).services.newer?.routes ?? [], []);
     t.is((await get('/api/users')).instance, 'h1', 'the older service keeps /api/users');
@@ -199,7 +188,7 @@ test.serial(
 
     await deregister('evil-1');
     await deregister('newer-1');
-    await waitForStatus('the hostile services gone', (s) => s.droppedRoutes.length === 0 && s.services.evil === undefined);
+    await balancer.waitForStatus('the hostile services gone', (s) => s.droppedRoutes.length === 0 && s.services.evil === undefined);
     t.is((await get('/ok')).status, 404);
   },
 );

@@ -71,7 +71,7 @@ export const FAULTS: Fault[] = [
     id: 'empty-set-grace-disabled',
     breaks: 'right after a Consul outage the balancer applies an empty set at once',
     patches: [
-      { file: 'balancer/watch.ts', search: '    if (o.emptyGraceMs <= 0 || Date.now() < graceUntil) return;', replace: '    return;' },
+      { file: 'balancer/consul-windows.ts', search: '      if (graceMs <= 0 || Date.now() < until) return;', replace: '      return;' },
     ],
     tests: [E2E],
   },

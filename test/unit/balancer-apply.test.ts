@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { createApplier, type ApplierOptions, type ConfigTarget } from '../../balancer/apply';
+import { createApplier, tableChange, type ApplierOptions, type ConfigTarget } from '../../balancer/apply';
 import type { Logger } from '../../lib/logger';
 import type { GatewayTable } from '../../balancer/routing';
 import { createStatusStore, type StatusStore } from '../../balancer/status';
@@ -19,6 +19,10 @@ function fakeNginx(refuse: (text: string) => string | null = () => null, failRel
   let candidate = '';
   let live = '';
   const target: ConfigTarget = {
+    async writeCandidate(text) {
+      candidate = text;
+      events.push(`write ${text}`);
+    },
     async check(text) {
       candidate = text;
       checkedAt.push(Date.now());
@@ -53,6 +57,8 @@ function setup(t: ExecutionContext, refuse?: (text: string) => string | null, fa
     maxDelayMs: 150,
     retryInitialMs: 1000,
     retryMaxMs: 1000,
+    // These tests are about nginx -t; the ones about skipping it say so.
+    alwaysCheck: () => true,
     ...timing,
   });
   // A set that never applies is retried for ever; the test's end stops that.
@@ -220,4 +226,89 @@ test('a reload that failed is retried too', async (t) => {
   failReload = false;
   await waitFor('the retried reload to succeed', () => status.read().reloads === 1, 3000, 5);
   t.deepEqual(served(status), ['a:1']);
+});
+
+test('the applier owns what nginx serves: the table nginx started with is recorded, and the same table asks for no reload', async (t) => {
+  const nginx = fakeNginx();
+  const status = createStatusStore('http://127.0.0.1:8500');
+  const applier = createApplier({
+    target: nginx.target,
+    renderText: (table) => table.services.flatMap((s) => s.upstreams).join(','),
+    initial: tableOf(['a:1']),
+    status,
+    logger: quietLogger,
+    debounceMs: 10,
+  });
+  t.teardown(() => applier.stop());
+  t.deepEqual(served(status), ['a:1']);
+  t.is(status.read().reloads, 0);
+  applier.request(tableOf(['a:1']));
+  await applier.idle();
+  t.deepEqual(nginx.events, [], 'nginx already serves it');
+});
+
+test('the reload log names only the services that changed (a thousand unchanged ones would fill it), and how many are routed', (t) => {
+  const service = (name: string, upstreams: string[]) => ({ name, routes: [{ path: `/${name}`, exact: false }], upstreams });
+  const before: GatewayTable = { services: [service('a', ['a:1']), service('b', ['b:1']), service('c', ['c:1'])] };
+  const after: GatewayTable = { services: [service('a', ['a:1']), service('b', ['b:2']), service('d', ['d:1'])] };
+  const change = tableChange(before, after) as { services: Record<string, unknown>; routedServices: number };
+  t.deepEqual(Object.keys(change.services).sort(), ['b', 'c', 'd']);
+  t.like(change.services.b, { added: ['b:2'], removed: ['b:1'] });
+  t.like(change.services.c, { unrouted: true });
+  t.like(change.services.d, { routed: true });
+  t.is(change.routedServices, 3);
+});
+
+test('the status shows how long the last reload took', async (t) => {
+  const { status, applier } = setup(t);
+  applier.request(tableOf(['a:1']));
+  await applier.idle();
+  const ms = status.read().lastReloadMs;
+  t.true(typeof ms === 'number' && ms >= 10, `lastReloadMs ${ms} (the fake check alone takes 10 ms)`);
+});
+
+test('a change of upstream addresses alone is installed without nginx -t; a change of routes, or a retry after a failed reload, is checked', async (t) => {
+  let failReload = false;
+  const nginx = fakeNginx();
+  const target: ConfigTarget = {
+    ...nginx.target,
+    async reload(generation) {
+      await nginx.target.reload(generation);
+      if (failReload) throw new Error('nginx did not serve the new config within 5000 ms');
+    },
+  };
+  const status = createStatusStore('http://127.0.0.1:8500');
+  const applier = createApplier({
+    target,
+    renderText: (table) =>
+      table.services.map((s) => `${s.name}@${s.routes.map((r) => r.path).join('+')}=${s.upstreams.join(',')}`).join(';'),
+    initial: tableOf(['a:1']),
+    status,
+    logger: quietLogger,
+    debounceMs: 5,
+    retryInitialMs: 20,
+    retryMaxMs: 20,
+  });
+  t.teardown(() => applier.stop());
+  const kinds = () => nginx.events.filter((e) => e.startsWith('check') || e.startsWith('write')).map((e) => e.split(' ')[0]);
+
+  applier.request(tableOf(['a:1', 'b:1']));
+  await applier.idle();
+  t.deepEqual(kinds(), ['write'], 'addresses only: written and reloaded, not checked');
+
+  applier.request({ services: [{ name: 'hello', routes: [{ path: '/v2', exact: false }], upstreams: ['a:1', 'b:1'] }] });
+  await applier.idle();
+  t.deepEqual(kinds(), ['write', 'check'], 'a route changed: checked');
+
+  applier.request(tableOf([]));
+  await applier.idle();
+  t.deepEqual(kinds(), ['write', 'check', 'check'], 'a service gone: checked');
+
+  failReload = true;
+  applier.request(tableOf(['c:1']));
+  await applier.idle();
+  applier.request(tableOf(['c:1', 'd:1']));
+  failReload = false;
+  await waitFor('the retried table served', () => served(status).length === 2, 2000, 5);
+  t.deepEqual(kinds().slice(3), ['check', 'check'], 'a new service is checked, and so is the next apply after a failed reload');
 });

@@ -100,7 +100,7 @@ test('the applier records since and tells the page once nginx serves a set', asy
   const applied: string[][] = [];
   const quiet: Logger = { info() {}, warn() {}, error() {} };
   const applier = createApplier({
-    target: { check: async () => null, installCandidate: async () => {}, reload: async () => {} },
+    target: { writeCandidate: async () => {}, check: async () => null, installCandidate: async () => {}, reload: async () => {} },
     renderText: (table) => JSON.stringify(table),
     status,
     logger: quiet,

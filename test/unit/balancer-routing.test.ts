@@ -3,11 +3,15 @@ import test from 'ava';
 import { renderNginxConfig, type HealthEntry, type NginxSettings } from '../../balancer/render';
 import {
   claimOf,
+  healthChanges,
+  healthSnapshot,
   holdThroughGrace,
+  onlyUpstreamsChanged,
   isPassing,
   routedServices,
   routeTable,
   type GatewayTable,
+  type HealthCheck,
   type ServiceClaim,
 } from '../../balancer/routing';
 
@@ -189,4 +193,58 @@ test('the next index: follows Consul, never 0 again, and starts over at 0 when i
   t.deepEqual(nextIndex(0, 0), { index: 1, reset: false });
   t.deepEqual(nextIndex(50, 3), { index: 0, reset: true });
   t.deepEqual(nextIndex(15, NaN), { index: 1, reset: false }, 'an answer without the header');
+});
+
+const check = (service: string, id: string, status = 'passing', node = 'n1', modifyIndex = 5): HealthCheck => ({
+  Node: node,
+  CheckID: `service:${id}`,
+  ServiceID: id,
+  ServiceName: service,
+  Status: status,
+  ModifyIndex: modifyIndex,
+});
+const serf = (node: string, status = 'passing'): HealthCheck => ({
+  Node: node,
+  CheckID: 'serfHealth',
+  ServiceID: '',
+  ServiceName: '',
+  Status: status,
+});
+
+test('health changes: a check that appears, goes or changes status marks its service only', (t) => {
+  const before = healthSnapshot(10, [serf('n1'), check('a', 'a1'), check('b', 'b1'), check('c', 'c1')]);
+  const after = healthSnapshot(12, [serf('n1'), check('a', 'a1', 'critical'), check('c', 'c1'), check('c', 'c2'), check('d', 'd1')]);
+  t.deepEqual(healthChanges(before, after), { changed: ['a', 'b', 'c', 'd'], unattributed: false });
+  const same = healthSnapshot(13, [serf('n1'), check('a', 'a1', 'critical'), check('c', 'c2'), check('c', 'c1'), check('d', 'd1')]);
+  t.deepEqual(healthChanges(after, same), { changed: [], unattributed: true }, 'the index moved with no check changed');
+  t.deepEqual(healthChanges(same, same), { changed: [], unattributed: false }, 'a blocking query that ended with no news');
+});
+
+test("health changes: a node's own check marks the services with instances on that node, and no other", (t) => {
+  const checks = (serfStatus: string) => [
+    serf('n1', serfStatus),
+    serf('n2'),
+    check('a', 'a1', 'passing', 'n1'),
+    check('b', 'b1', 'passing', 'n2'),
+  ];
+  t.deepEqual(healthChanges(healthSnapshot(5, checks('passing')), healthSnapshot(6, checks('critical'))), {
+    changed: ['a'],
+    unattributed: false,
+  });
+});
+
+test('health changes: the first answer is a baseline that reads every service again; a check written again (ModifyIndex) counts', (t) => {
+  const first = healthSnapshot(5, [check('a', 'a1')]);
+  t.deepEqual(healthChanges(undefined, first), { changed: [], unattributed: true });
+  t.deepEqual(healthChanges(first, healthSnapshot(6, [check('a', 'a1', 'passing', 'n1', 6)])), { changed: ['a'], unattributed: false });
+});
+
+test('only upstreams changed: addresses within each service, not routes, services, or a service going to or from none', (t) => {
+  const svc = (name: string, upstreams: string[], path = `/${name}`) => ({ name, routes: [{ path, exact: false }], upstreams });
+  const base = { services: [svc('a', ['1.1.1.1:80']), svc('b', ['2.2.2.2:80'])] };
+  t.true(onlyUpstreamsChanged(base, { services: [svc('a', ['1.1.1.1:80', '1.1.1.2:80']), svc('b', ['2.2.2.3:80'])] }));
+  t.false(onlyUpstreamsChanged(base, { services: [svc('a', ['1.1.1.1:80'], '/other'), svc('b', ['2.2.2.2:80'])] }), 'a route changed');
+  t.false(onlyUpstreamsChanged(base, { services: [svc('a', ['1.1.1.1:80'])] }), 'a service left');
+  t.false(onlyUpstreamsChanged(base, { services: [svc('a', []), svc('b', ['2.2.2.2:80'])] }), 'a service lost its last upstream (503)');
+  t.false(onlyUpstreamsChanged({ services: [svc('a', []), svc('b', ['2.2.2.2:80'])] }, base), 'a service got its first upstream');
 });

@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { Logger } from '../../lib/logger';
 import type { HealthEntry, Resolution } from '../../balancer/render';
-import type { GatewayTable } from '../../balancer/routing';
+import type { GatewayTable, HealthCheck } from '../../balancer/routing';
 import { followGateway, type ConsulAnswer, type GatewayView } from '../../balancer/watch';
 import { waitFor } from '../../harness/processes';
 
@@ -67,6 +67,18 @@ function scripted<T>(script: Array<ConsulAnswer<T> | Error>) {
 const health = (a: HealthAnswer | Error): ConsulAnswer<HealthEntry[]> | Error =>
   a instanceof Error ? a : { index: a.index, body: a.entries };
 
+/** The checks `/v1/health/state/any` lists for these instances of `service`. */
+const checksOf = (service: string, entries: readonly HealthEntry[]): HealthCheck[] =>
+  entries.flatMap((e) =>
+    (e.Checks ?? []).map((c) => ({
+      Node: 'node1',
+      CheckID: `service:${c.ServiceID}`,
+      ServiceID: c.ServiceID,
+      ServiceName: service,
+      Status: c.Status,
+    })),
+  );
+
 function memoryLogger() {
   const lines: Array<{ level: string; msg: string }> = [];
   const keep = (level: string) => (msg: string) => void lines.push({ level, msg });
@@ -75,9 +87,10 @@ function memoryLogger() {
 }
 
 /**
- * One routed service, hello, whose health answers follow `script`; the catalog answers once that hello
- * is routed and then blocks. `changes` holds hello's upstreams in each table handed on ([] when it has
- * none or is gone).
+ * One routed service, hello, whose health follows `script`: each answer of the health-state query takes
+ * the next step (its checks), and a read of hello then gets that step's instances. The catalog answers
+ * once that hello is routed and then blocks. `changes` holds hello's upstreams in each table handed on
+ * ([] when it has none or is gone).
  */
 function follow(script: Array<HealthAnswer | Error>, emptyGraceMs = 0, names = new Map<string, Resolution>()) {
   const catalog = scripted<Record<string, string[]>>([{ index: 1, body: { consul: [], hello: ['urlprefix-/'] } }]);
@@ -88,9 +101,17 @@ function follow(script: Array<HealthAnswer | Error>, emptyGraceMs = 0, names = n
   const tables: GatewayTable[] = [];
   const dropped: string[][] = [];
   const resolver = tableResolver(names);
+  // What Consul holds now: a read before the first health-state answer sees its first step.
+  const first = script[0];
+  let now: HealthEntry[] = first && !(first instanceof Error) ? first.entries : [];
   const follower = followGateway({
     fetchCatalog: catalog.fetch,
-    fetchHealth: (_service, index, signal) => consul.fetch(index, signal),
+    fetchHealthState: (index, signal) =>
+      consul.fetch(index, signal).then((answer) => {
+        now = answer.body;
+        return { index: answer.index, body: checksOf('hello', answer.body) };
+      }),
+    readService: () => Promise.resolve({ index: 1, body: now }),
     resolveNames: resolver.resolveNames,
     resolveRetryMs: 50,
     onConsul: (view: GatewayView) => dropped.push((view.services.get('hello')?.selection.dropped ?? []).map((d) => `${d.id}: ${d.reason}`)),
@@ -292,30 +313,102 @@ test('answers with only IP literals never call the resolver', async (t) => {
   t.deepEqual(resolver.batches, []);
 });
 
-/** Several services: the catalog script decides which are followed; each service's health has its own script. */
-function followMany(catalogScript: Array<ConsulAnswer<Record<string, string[]>>>, healthScripts: Record<string, HealthAnswer[]>) {
+/**
+ * A stand-in for Consul with several services: `set` changes one service's instances (and the index),
+ * which wakes the blocking health-state query; reads answer the current instances (a `stalled` one never
+ * answers). The catalog follows its own script.
+ */
+function fakeHealth(initial: Record<string, HealthEntry[]>) {
+  const services = new Map(Object.entries(initial));
+  // What the health state lists: follows `set`, not `touch`.
+  const checks = new Map([...services].map(([name, entries]) => [name, checksOf(name, entries)]));
+  const reads = new Map<string, number>();
+  const stalled = new Set<string>();
+  const waiters = new Set<() => void>();
+  let index = 10;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const failing = { reads: 0 };
+  const answer = () => ({ index, body: [...checks.values()].flat() });
+  return {
+    reads,
+    stalled,
+    /** The next this many reads fail. */
+    failing,
+    maxInFlight: () => maxInFlight,
+    fetchHealthState: (min: number, signal: AbortSignal) =>
+      new Promise<ConsulAnswer<HealthCheck[]>>((resolve, reject) => {
+        if (index > min) return resolve(answer());
+        const wake = () => {
+          waiters.delete(wake);
+          resolve(answer());
+        };
+        waiters.add(wake);
+        signal.addEventListener('abort', () => {
+          waiters.delete(wake);
+          reject(new Error('aborted'));
+        });
+      }),
+    readService: async (name: string, signal: AbortSignal): Promise<ConsulAnswer<HealthEntry[]>> => {
+      reads.set(name, (reads.get(name) ?? 0) + 1);
+      if (failing.reads > 0) {
+        failing.reads--;
+        throw new Error('connect ECONNREFUSED');
+      }
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      try {
+        if (stalled.has(name)) await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted'))));
+        await new Promise((r) => setTimeout(r, 1));
+        return { index, body: services.get(name) ?? [] };
+      } finally {
+        inFlight--;
+      }
+    },
+    /** Sets a service's instances (none: it is gone), as a registration or a check would. */
+    set(name: string, entries: HealthEntry[] | undefined) {
+      if (entries) services.set(name, entries);
+      else services.delete(name);
+      if (entries) checks.set(name, checksOf(name, entries));
+      else checks.delete(name);
+      index++;
+      for (const wake of [...waiters]) wake();
+    },
+    /** Changes what a read answers without any check changing; `bump` moves the health state's index (an address changed) or not (an instance with no check). */
+    touch(name: string, entries: HealthEntry[], bump = true) {
+      services.set(name, entries);
+      if (!bump) return;
+      index++;
+      for (const wake of [...waiters]) wake();
+    },
+  };
+}
+
+/** Several services: the catalog script decides which are followed; `health` is their instances. */
+function followMany(catalogScript: Array<ConsulAnswer<Record<string, string[]>>>, initial: Record<string, HealthEntry[]>) {
   const catalog = scripted<Record<string, string[]>>(catalogScript);
-  const services = new Map(Object.entries(healthScripts).map(([name, script]) => [name, scripted<HealthEntry[]>(script.map(health))]));
+  const health = fakeHealth(initial);
   const { logger, lines } = memoryLogger();
   const tables: GatewayTable[] = [];
   const views: GatewayView[] = [];
   const follower = followGateway({
     fetchCatalog: catalog.fetch,
-    fetchHealth: (service, index, signal) => services.get(service)!.fetch(index, signal),
+    fetchHealthState: health.fetchHealthState,
+    readService: health.readService,
     resolveNames: tableResolver(new Map()).resolveNames,
     logger,
     emptyGraceMs: 0,
     onConsul: (view) => views.push(view),
     onChange: (table) => tables.push(table),
   });
-  return { catalog, services, lines, tables, views, follower };
+  return { catalog, health, lines, tables, views, follower };
 }
 
 const routesOf = (table: GatewayTable | undefined) =>
   Object.fromEntries((table?.services ?? []).map((s) => [s.name, s.routes.map((r) => (r.exact ? `=${r.path}` : r.path))]));
 
 test('every service with route tags is followed; one without, or with a name nginx may not see, is not', async (t) => {
-  const { services, tables, views, follower } = followMany(
+  const { health, tables, views, follower } = followMany(
     [
       {
         index: 3,
@@ -329,8 +422,9 @@ test('every service with route tags is followed; one without, or with a name ngi
       },
     ],
     {
-      hello: [{ index: 4, entries: [entry(3001, ['urlprefix-=/', 'urlprefix-/api/users'])] }],
-      activity: [{ index: 5, entries: [entry(4001, ['urlprefix-/api/activity'], 20)] }],
+      hello: [entry(3001, ['urlprefix-=/', 'urlprefix-/api/users'])],
+      activity: [entry(4001, ['urlprefix-/api/activity'], 20)],
+      db: [entry(5001, ['primary'])],
     },
   );
   t.teardown(() => follower.stop());
@@ -342,23 +436,23 @@ test('every service with route tags is followed; one without, or with a name ngi
     ['Bad_Name /bad'],
   );
   t.regex(views.at(-1)!.droppedRoutes[0].reason, /lowercase letters/);
-  t.is(services.get('hello')!.queries.length, 2, 'hello blocks on its index');
+  t.deepEqual([...health.reads.keys()].sort(), ['activity', 'hello'], 'a service without route tags is never read');
 });
 
 test('a service that loses its route tags or leaves the catalog is no longer followed, and its routes go', async (t) => {
-  const { catalog, services, tables, lines, follower } = followMany(
+  const { catalog, health, tables, lines, follower } = followMany(
     [{ index: 3, body: { hello: ['urlprefix-/'], activity: ['urlprefix-/api/activity'] } }],
-    {
-      hello: [{ index: 4, entries: [entry(3001)] }],
-      activity: [{ index: 5, entries: [entry(4001, ['urlprefix-/api/activity'], 20)] }],
-    },
+    { hello: [entry(3001)], activity: [entry(4001, ['urlprefix-/api/activity'], 20)] },
   );
   t.teardown(() => follower.stop());
   await waitFor('the first table', () => tables.length === 1, 2000, 5);
   catalog.push({ index: 6, body: { hello: ['urlprefix-/'], activity: ['version-2'] } });
   await waitFor('activity gone', () => tables.length === 2, 2000, 5);
   t.deepEqual(routesOf(tables[1]), { hello: ['/'] });
-  t.is(services.get('activity')!.aborted(), 1, "activity's blocking query was cancelled");
+  const activityReads = health.reads.get('activity');
+  health.set('activity', [entry(4001, ['version-2'], 20), entry(4002, ['version-2'], 20)]);
+  await new Promise((r) => setTimeout(r, 50));
+  t.is(health.reads.get('activity'), activityReads, 'a service no longer followed is not read when its health changes');
   catalog.push({ index: 7, body: {} });
   await waitFor('hello gone', () => tables.length === 3, 2000, 5);
   t.deepEqual(tables[2], { services: [] });
@@ -366,16 +460,14 @@ test('a service that loses its route tags or leaves the catalog is no longer fol
 });
 
 test("a newly followed service that has not answered holds up no other service's change", async (t) => {
-  const { catalog, services, tables, follower } = followMany([{ index: 3, body: { hello: ['urlprefix-/'] } }], {
-    hello: [{ index: 4, entries: [entry(3001)] }],
-    // Its health query never answers (scripted with nothing: it blocks until stopped).
-    slow: [],
-  });
+  const { catalog, health, tables, follower } = followMany([{ index: 3, body: { hello: ['urlprefix-/'] } }], { hello: [entry(3001)] });
   t.teardown(() => follower.stop());
   await waitFor('the first table', () => tables.length === 1, 2000, 5);
+  // Its read never answers (until stopped).
+  health.stalled.add('slow');
   catalog.push({ index: 5, body: { hello: ['urlprefix-/'], slow: ['urlprefix-/api/slow'] } });
-  await waitFor("slow's health query", () => services.get('slow')!.queries.length === 1, 2000, 5);
-  services.get('hello')!.push(health({ index: 6, entries: [entry(3001), entry(3002)] }));
+  await waitFor("slow's read", () => health.reads.get('slow') === 1, 2000, 5);
+  health.set('hello', [entry(3001), entry(3002)]);
   await waitFor("hello's new replica in a table", () => tables.length === 2, 2000, 5);
   t.deepEqual(routesOf(tables[1]), { hello: ['/'] }, 'slow is not in it until it answers');
   t.deepEqual(tables[1].services[0].upstreams, ['127.0.0.1:3001', '127.0.0.1:3002']);
@@ -385,8 +477,8 @@ test('a route claimed by two services stays with the older one; the younger one 
   const { tables, views, follower } = followMany(
     [{ index: 3, body: { hello: ['urlprefix-/api/users'], users2: ['urlprefix-/api/users', 'urlprefix-/api/v2'] } }],
     {
-      hello: [{ index: 4, entries: [entry(3001, ['urlprefix-/api/users'], 10)] }],
-      users2: [{ index: 5, entries: [entry(5001, ['urlprefix-/api/users', 'urlprefix-/api/v2'], 99)] }],
+      hello: [entry(3001, ['urlprefix-/api/users'], 10)],
+      users2: [entry(5001, ['urlprefix-/api/users', 'urlprefix-/api/v2'], 99)],
     },
   );
   t.teardown(() => follower.stop());
@@ -398,4 +490,111 @@ test('a route claimed by two services stays with the older one; the younger one 
     ['users2 /api/users'],
   );
   t.regex(dropped[0].reason, /older service hello/);
+});
+
+/** Resolves once no read has started for 50 ms (the first answers' reads are over). */
+async function readsQuiet(reads: ReadonlyMap<string, number>) {
+  const total = () => [...reads.values()].reduce((a, b) => a + b, 0);
+  for (let seen = -1, i = 0; seen !== total() && i < 100; i++) {
+    seen = total();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** 60 routed services `s0`..`s59`, one instance each, on ports 6000.. */
+function manyServices(count = 60) {
+  const names = Array.from({ length: count }, (_, i) => `s${i}`);
+  const catalogBody = Object.fromEntries(names.map((n) => [n, [`urlprefix-/${n}`]]));
+  const initial = Object.fromEntries(names.map((n, i) => [n, [entry(6000 + i, [`urlprefix-/${n}`])]]));
+  return { names, catalogBody, initial };
+}
+
+test('many services: a bounded number of reads at once, and after a change only the changed service is read', async (t) => {
+  const { names, catalogBody, initial } = manyServices();
+  const { health, tables, views, follower } = followMany([{ index: 3, body: catalogBody }], initial);
+  t.teardown(() => follower.stop());
+  await waitFor('all routed', () => tables.at(-1)?.services.length === names.length, 5000, 5);
+  t.true(health.maxInFlight() <= 2, `reads at once: ${health.maxInFlight()}`);
+  t.true(views.length < names.length / 2, `the table was recomputed ${views.length} times for ${names.length} first reads: in batches`);
+  await readsQuiet(health.reads);
+  const before = new Map(health.reads);
+  health.set('s7', [entry(6007, ['urlprefix-/s7']), entry(7007, ['urlprefix-/s7'])]);
+  await waitFor('s7 with two upstreams', () => tables.at(-1)?.services.find((s) => s.name === 's7')?.upstreams.length === 2, 2000, 5);
+  const readAgain = names.filter((n) => health.reads.get(n) !== before.get(n));
+  t.deepEqual(readAgain, ['s7']);
+  const last = tables.at(-1)!;
+  const previous = tables.at(-2)!;
+  t.deepEqual(
+    last.services.filter((s) => s.name !== 's7'),
+    previous.services.filter((s) => s.name !== 's7'),
+    "no other service's entry changed",
+  );
+});
+
+test('an index that moves with no check changed (an address changed) reads every followed service again', async (t) => {
+  const { names, catalogBody, initial } = manyServices(5);
+  const { health, tables, follower } = followMany([{ index: 3, body: catalogBody }], initial);
+  t.teardown(() => follower.stop());
+  await waitFor('all routed', () => tables.at(-1)?.services.length === names.length, 5000, 5);
+  await readsQuiet(health.reads);
+  const before = new Map(health.reads);
+  health.touch('s2', [entry(9002, ['urlprefix-/s2'])]);
+  await waitFor('s2 moved', () => tables.at(-1)?.services.find((s) => s.name === 's2')?.upstreams[0] === '127.0.0.1:9002', 2000, 5);
+  t.true(
+    names.every((n) => health.reads.get(n)! > before.get(n)!),
+    'every service read again',
+  );
+});
+
+test('a read that fails is an outage like a failed query: the set is kept, the read retried until it answers', async (t) => {
+  const { health, tables, lines, follower } = followMany([{ index: 3, body: { hello: ['urlprefix-/'] } }], { hello: [entry(3001)] });
+  t.teardown(() => follower.stop());
+  await waitFor('the first table', () => tables.length === 1, 2000, 5);
+  // The first health-state answer reads hello once more; let it finish before reads start failing.
+  await waitFor('the baseline read', () => health.reads.get('hello') === 2, 2000, 5);
+  await new Promise((r) => setTimeout(r, 20));
+  health.failing.reads = 3;
+  health.set('hello', [entry(3001), entry(3002)]);
+  await waitFor('the change once a read answers', () => tables.length === 2, 5000, 5);
+  t.deepEqual(tables[1].services[0].upstreams, ['127.0.0.1:3001', '127.0.0.1:3002']);
+  t.is(lines.filter((l) => l.msg.startsWith('Consul query failed')).length, 1);
+  t.is(lines.filter((l) => l.msg === 'Consul answers again').length, 1);
+  t.true(follower.consulState().reachable);
+});
+
+test('a catalog change the health state never explains (an instance with no check of its own) reads every followed service again', async (t) => {
+  const { catalog, health, views, follower } = followMany([{ index: 3, body: { hello: ['urlprefix-/'] } }], { hello: [entry(3001)] });
+  t.teardown(() => follower.stop());
+  await waitFor('hello followed', () => views.at(-1)?.services.get('hello') !== undefined, 2000, 5);
+  const unchecked: HealthEntry = {
+    Node: { Address: '127.0.0.1' },
+    Service: { ID: 'unchecked', Port: 9, Tags: ['urlprefix-/'] },
+    Checks: [],
+  };
+  health.touch('hello', [entry(3001), unchecked], false);
+  catalog.push({ index: 99, body: { hello: ['urlprefix-/'] } });
+  await waitFor(
+    'the unchecked entry reported',
+    () =>
+      views
+        .at(-1)
+        ?.services.get('hello')
+        ?.selection.dropped.some((d) => d.id === 'unchecked') === true,
+    2000,
+    5,
+  );
+  t.pass();
+});
+
+test('a service that leaves while its read fails keeps no outage open', async (t) => {
+  const { catalog, health, tables, follower } = followMany([{ index: 3, body: { hello: ['urlprefix-/'] } }], { hello: [entry(3001)] });
+  t.teardown(() => follower.stop());
+  await waitFor('the first table', () => tables.length === 1, 2000, 5);
+  await readsQuiet(health.reads);
+  health.failing.reads = 1000;
+  health.set('hello', [entry(3001), entry(3002)]);
+  await waitFor('the read failing', () => !follower.consulState().reachable, 2000, 5);
+  catalog.push({ index: 9, body: {} });
+  await waitFor('reachable again once hello left', () => follower.consulState().reachable, 2000, 5);
+  t.pass();
 });
