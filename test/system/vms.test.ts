@@ -18,10 +18,10 @@ import { upstreamsOf, type BalancerStatusJson } from '../../harness/balancer';
 import { describeFailures, sendRequests, startSteadyLoopProcess, type SteadyLoop } from '../../harness/load';
 import { waitFor } from '../../harness/processes';
 import { openSshTunnel } from '../../infra/ssh-tunnel';
+import { remoteFailure, runOverSsh } from '../../harness/plugins/command/ssh';
 import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
 import { CliStack, type CliSummary, type StateResource } from './cli-stack';
 import { docker } from './docker';
-import { runRemote } from './engines';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from './images';
 import { VmFleet, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from './vms';
 
@@ -237,7 +237,13 @@ test.serial(
     const vm = fleet.vm('vm3');
     const script = fs.readFileSync(BOOTSTRAP_SCRIPT_PATH, 'utf8');
     const connection = { ...vm.ssh, privateKey: fleet.privateKey, perDialTimeout: 15, dialErrorLimit: 10 };
-    t.is((await runRemote(connection, 'sh -s detect', script)).trim(), 'debian');
+    // Through the command stand-in's ssh (pulumi-command's SSH client rules told to OpenSSH); its stdout.
+    const bootstrap = async (command: string) => {
+      const result = await runOverSsh(connection, command, { stdin: script, timeoutMs: 100_000 });
+      if (result.code !== 0) throw remoteFailure(result, command);
+      return result.stdout;
+    };
+    t.is((await bootstrap('sh -s detect')).trim(), 'debian');
 
     const state = () =>
       fleet.ssh(
@@ -247,14 +253,14 @@ test.serial(
           'find / -xdev -newer /run/cnp-marker -type f -not -path "/proc/*" -not -path "/run/*" -not -path "/tmp/*" -not -path "/var/lib/docker/*" | sort',
       );
     await fleet.ssh('vm3', 'touch /run/cnp-marker');
-    const first = await runRemote(connection, 'sh -s', script);
+    const first = await bootstrap('sh -s');
     t.log(first.trim());
     t.regex(first, /docker present: Docker version 20\.10/);
     t.regex(first, /engine running/);
     t.regex(first, /docker info answers: server 20\.10\.\d+/);
     t.notRegex(first, /installing|starting/, 'nothing installed or started: the engine was there');
     const before = await state();
-    const second = await runRemote(connection, 'sh -s', script);
+    const second = await bootstrap('sh -s');
     t.is(second, first, 'the second run says the same');
     t.is(await state(), before, 'the second run changed no file, package or engine');
     t.log(`state after both runs:\n${before.trim()}`);
