@@ -1,13 +1,12 @@
 // A stack of the project driven through the real Pulumi CLI (.tools/pulumi/bin, built by npm run tools), as a
 // user drives it: `pulumi config set` into the stack's file, `pulumi up`, `pulumi stack output`, `pulumi destroy`,
-// on a file backend of its own, offline, with the provider stand-ins of harness/plugins/bin on PATH. What a
-// deploy did comes from the engine's own events (`pulumi up --event-log`), what the stack holds from its state
-// (`pulumi stack export`), and how containers stopped from the Docker engine's events.
-import { spawn } from 'node:child_process';
+// on a file backend of its own, offline, with the provider stand-ins of harness/plugins/bin on PATH
+// (harness/pulumi-cli.ts). What a deploy did comes from the engine's own events (`pulumi up --event-log`), what
+// the stack holds from its state (`pulumi stack export`), and how containers stopped from the Docker engine's events.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pulumiCliEnv, requireBuiltCli } from '../../harness/pulumi-cli';
+import { fileBackendEnv, runPulumiOk } from '../../harness/pulumi-cli';
 import { docker } from './docker';
 
 /** One step the engine reported, from `--event-log` (sdk/go/common/apitype/events.go). */
@@ -16,7 +15,7 @@ export interface StepEvent {
   /** resourcePreEvent: the step began; resOutputsEvent: it finished; resOpFailedEvent: it failed. */
   kind: 'pre' | 'outputs' | 'failed';
   op: string;
-  /** `type::name`: the resource's type (without its parents' types) and name. */
+  /** `type::name`: the resource's type (without its parents' types) and its name in the program. */
   key: string;
   urn: string;
   oldInputs?: Record<string, unknown>;
@@ -29,7 +28,7 @@ export interface CliSummary {
   replaced: string[];
   updated: string[];
   deleted: string[];
-  unchanged: string[];
+  same: string[];
   /** Every step that changed something, `op key`, in the order the engine began them (`same`/`replace` left out). */
   steps: string[];
   events: StepEvent[];
@@ -39,15 +38,18 @@ export interface CliSummary {
   output: string;
 }
 
-/** A resource of the state (`pulumi stack export`). */
+/** A resource of the state (`pulumi stack export --show-secrets`), secrets unwrapped. */
 export interface StateResource {
   urn: string;
   type: string;
+  custom: boolean;
   id?: string;
-  /** The resource's name (the URN's last part). */
+  /** The resource's name in the program (the URN's last part). */
   name: string;
   inputs: Record<string, unknown>;
   outputs: Record<string, unknown>;
+  /** The name of its provider resource (e.g. vm2-docker), '' for a default provider. */
+  providerName: string;
 }
 
 /** How a container of the stack went away, from the Docker engine's events (`docker events`). */
@@ -61,86 +63,93 @@ export interface RemovedContainer {
   killed: boolean;
 }
 
-const keyOf = (type: string, urn: string) => `${type}::${urn.split('::').pop()}`;
+const nameOf = (urn: string) => urn.split('::').pop() ?? urn;
+const keyOf = (type: string, urn: string) => `${type}::${nameOf(urn)}`;
+
+/** The secret envelope of the state (sdk/go/common/resource/sig): `plaintext` holds the value as JSON. */
+const SECRET_SIG = '4dabf18193072939515e22adb298388d';
+
+function unwrapSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(unwrapSecrets);
+  if (value !== null && typeof value === 'object') {
+    const object = value as Record<string, unknown>;
+    if (object[SECRET_SIG] === '1b47061264138c4ac30d75fd1eb44270' && typeof object.plaintext === 'string')
+      return unwrapSecrets(JSON.parse(object.plaintext));
+    return Object.fromEntries(Object.entries(object).map(([k, v]) => [k, unwrapSecrets(v)]));
+  }
+  return value;
+}
+
+/** Where a command runs (the stack's project folder unless told) and how long it may take. */
+export interface CallOptions {
+  cwd?: string;
+  timeoutMs?: number;
+}
 
 export class CliStack {
+  /** The file backend, PULUMI_HOME and the event logs, in a temporary folder `cnp-<stack>-*`. */
   readonly root: string;
   private readonly env: NodeJS.ProcessEnv;
-  private readonly cli: string;
   private eventLogs = 0;
 
-  /** `projectDir`: where the stack's file lives and the read-only commands (output, export) run. */
+  /** `dir` holds the project (Pulumi.yaml) and the stack's file; every command runs there unless given a `cwd`. */
   constructor(
     readonly stack: string,
-    readonly projectDir: string,
+    readonly dir: string,
+    passphrase = `systest-${stack}`,
   ) {
-    this.cli = requireBuiltCli();
     this.root = fs.mkdtempSync(path.join(os.tmpdir(), `cnp-${stack}-`));
-    fs.mkdirSync(path.join(this.root, 'state'));
     this.env = {
-      ...pulumiCliEnv(this.root),
-      PULUMI_BACKEND_URL: `file://${path.join(this.root, 'state')}`,
-      PULUMI_CONFIG_PASSPHRASE: `systest-${stack}`,
+      ...fileBackendEnv(this.root, passphrase),
       // `--event-log` exists only with this set (pkg/cmd/pulumi/operations/up.go and destroy.go: the flag is
       // registered `if env.DebugCommands.Value()`); without it the CLI answers "unknown flag: --event-log".
       PULUMI_DEBUG_COMMANDS: 'true',
     };
   }
 
-  /** Runs `pulumi ARGS --stack STACK` in `cwd`; rejects with its output unless it exits 0. */
-  run(cwd: string, args: string[], timeoutMs = 600_000): Promise<string> {
-    return new Promise((resolve, reject) => {
-      // Its own process group: on a timeout the CLI, its language host and its plugins all go.
-      const child = spawn(this.cli, ['--non-interactive', ...args, '--stack', this.stack], { cwd, env: this.env, detached: true });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const timer = setTimeout(() => {
-        try {
-          process.kill(-child.pid!, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }, timeoutMs);
-      child.on('error', (error) => (clearTimeout(timer), reject(error)));
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        if (code === 0) resolve(stdout);
-        else reject(new Error(`pulumi ${args.join(' ')} (in ${cwd}) exited ${code}:\n${stdout.slice(-6000)}\n${stderr.slice(-4000)}`));
-      });
-    });
+  /** `pulumi ARGS --stack STACK`; resolves with its stdout when it exits 0, otherwise rejects with its output. */
+  ok(args: string[], { cwd = this.dir, timeoutMs = 120_000, stdinFile }: CallOptions & { stdinFile?: string } = {}): Promise<string> {
+    return runPulumiOk([...args, '--stack', this.stack], { cwd, env: this.env, stdinFile, timeoutMs });
   }
 
   /** `pulumi stack init` on the file backend (the stack file Pulumi.<stack>.yaml appears with the first `config set`). */
   async init(): Promise<void> {
-    await this.run(this.projectDir, ['stack', 'init'], 60_000);
+    await this.ok(['stack', 'init']);
   }
 
-  /** `pulumi config set KEY VALUE` for each key, into the stack file in `cwd` (as the README tells users). */
-  async configSet(cwd: string, values: Record<string, string | number>): Promise<void> {
-    for (const [key, value] of Object.entries(values)) await this.run(cwd, ['config', 'set', key, String(value)]);
+  /** `pulumi config set [--path] KEY VALUE` for each key, in order, as the READMEs tell users. */
+  async configSet(
+    values: Record<string, string | number>,
+    { cwd, path: byPath = false }: { cwd?: string; path?: boolean } = {},
+  ): Promise<void> {
+    for (const [key, value] of Object.entries(values))
+      await this.ok(['config', 'set', ...(byPath ? ['--path'] : []), key, String(value)], { cwd });
+  }
+
+  /** `pulumi config set --secret KEY < FILE`: the value never on a command line. */
+  async configSetSecret(key: string, file: string, options: CallOptions = {}): Promise<void> {
+    await this.ok(['config', 'set', '--secret', key], { ...options, stdinFile: file });
   }
 
   /** The stack's settings file in `cwd`. */
-  configFile(cwd: string): string {
+  configFile(cwd = this.dir): string {
     return path.join(cwd, `Pulumi.${this.stack}.yaml`);
   }
 
-  /** `pulumi up --yes --skip-preview --event-log FILE [extra]` in `cwd`: what the engine did. */
-  up(cwd: string, extra: string[] = []): Promise<CliSummary> {
-    return this.withEvents(cwd, ['up', '--yes', '--skip-preview', ...extra]);
+  /** `pulumi up --yes --skip-preview --event-log FILE [extra]`: what the engine did. */
+  up(extra: string[] = [], options: CallOptions = {}): Promise<CliSummary> {
+    return this.withEvents(['up', '--yes', '--skip-preview', ...extra], options);
   }
 
-  /** `pulumi destroy --yes --event-log FILE` in `cwd`. */
-  destroy(cwd: string): Promise<CliSummary> {
-    return this.withEvents(cwd, ['destroy', '--yes', '--skip-preview']);
+  /** `pulumi destroy --yes --skip-preview --event-log FILE`. */
+  destroy(options: CallOptions = {}): Promise<CliSummary> {
+    return this.withEvents(['destroy', '--yes', '--skip-preview'], options);
   }
 
-  private async withEvents(cwd: string, args: string[]): Promise<CliSummary> {
+  private async withEvents(args: string[], { cwd, timeoutMs = 600_000 }: CallOptions): Promise<CliSummary> {
     const file = path.join(this.root, `events-${++this.eventLogs}.jsonl`);
     const startedAt = Date.now();
-    const output = await this.run(cwd, [...args, '--event-log', file]);
+    const output = await this.ok([...args, '--event-log', file], { cwd, timeoutMs });
     const endedAt = Date.now();
     const events = readStepEvents(file);
     const ops = (op: string) => events.filter((e) => e.kind === 'pre' && e.op === op).map((e) => e.key);
@@ -149,7 +158,7 @@ export class CliStack {
       replaced: ops('replace'),
       updated: ops('update'),
       deleted: ops('delete'),
-      unchanged: ops('same'),
+      same: ops('same'),
       steps: events.filter((e) => e.kind === 'pre' && !['same', 'replace', 'read'].includes(e.op)).map((e) => `${e.op} ${e.key}`),
       events,
       startedAt,
@@ -158,35 +167,29 @@ export class CliStack {
     };
   }
 
-  /** `pulumi stack output --json` (with `--show-secrets`: secrets in clear). */
-  async outputs(showSecrets: boolean): Promise<Record<string, unknown>> {
-    return JSON.parse(
-      await this.run(this.projectDir, ['stack', 'output', '--json', ...(showSecrets ? ['--show-secrets'] : [])], 60_000),
-    ) as Record<string, unknown>;
+  /** The stack outputs (`pulumi stack output --json --show-secrets`) and which of them are secrets (shown as "[secret]" without it). */
+  async outputs(): Promise<{ values: Record<string, unknown>; secrets: string[] }> {
+    const values = JSON.parse(await this.ok(['stack', 'output', '--json', '--show-secrets'])) as Record<string, unknown>;
+    const masked = JSON.parse(await this.ok(['stack', 'output', '--json'])) as Record<string, unknown>;
+    return { values, secrets: Object.keys(masked).filter((k) => masked[k] === '[secret]') };
   }
 
-  /** The resources of the stack's state (`pulumi stack export --show-secrets`). */
+  /** The resources of the stack's state (`pulumi stack export --show-secrets`), secrets unwrapped. */
   async state(): Promise<StateResource[]> {
-    const exported = JSON.parse(await this.run(this.projectDir, ['stack', 'export', '--show-secrets'], 60_000)) as {
-      deployment: {
-        resources?: Array<{ urn: string; type: string; id?: string; inputs?: Record<string, unknown>; outputs?: Record<string, unknown> }>;
-      };
+    const exported = JSON.parse(await this.ok(['stack', 'export', '--show-secrets'])) as {
+      deployment: { resources?: Array<Record<string, unknown>> };
     };
     return (exported.deployment.resources ?? []).map((r) => ({
-      urn: r.urn,
-      type: r.type,
-      id: r.id,
-      name: r.urn.split('::').pop()!,
-      inputs: r.inputs ?? {},
-      outputs: r.outputs ?? {},
+      urn: r.urn as string,
+      type: r.type as string,
+      custom: r.custom === true,
+      id: r.id as string | undefined,
+      name: nameOf(r.urn as string),
+      inputs: unwrapSecrets(r.inputs ?? {}) as Record<string, unknown>,
+      outputs: unwrapSecrets(r.outputs ?? {}) as Record<string, unknown>,
+      // A provider reference is `URN::ID`.
+      providerName: typeof r.provider === 'string' ? nameOf(r.provider.replace(/::[^:]*$/, '')) : '',
     }));
-  }
-
-  /** The stack's containers in the state: resource name, container name and id. */
-  async containers(): Promise<Array<{ resourceName: string; name: string; id: string; urn: string }>> {
-    return (await this.state())
-      .filter((r) => r.type === 'docker:index/container:Container')
-      .map((r) => ({ resourceName: r.name, name: String(r.outputs.name), id: r.id!, urn: r.urn }));
   }
 
   remove(): void {

@@ -18,10 +18,10 @@ import { upstreamsOf, type BalancerStatusJson } from '../../harness/balancer';
 import { describeFailures, sendRequests, startSteadyLoopProcess, type SteadyLoop } from '../../harness/load';
 import { waitFor } from '../../harness/processes';
 import { openSshTunnel } from '../../infra/ssh-tunnel';
+import { remoteFailure, runOverSsh } from '../../harness/plugins/command/ssh';
 import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
-import { CliStack, type StateResource, type StepSummary } from './vm-cli-stack';
+import { CliStack, type CliSummary, type StateResource } from './cli-stack';
 import { docker } from './docker';
-import { runRemote } from './engines';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from './images';
 import { VmFleet, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from './vms';
 
@@ -74,27 +74,25 @@ function vmsConfigLines(): Array<[string, string]> {
 /** The first deploy's config, key by key as a user types it; later ones set `replicas` only. Resolves with its ms. */
 async function configure(): Promise<number> {
   const started = Date.now();
-  for (const [key, value] of vmsConfigLines()) await cli!.ok(['config', 'set', '--path', key, value]);
-  await cli!.ok(['config', 'set', '--secret', 'sshPrivateKey'], { stdinFile: fleet.keyFile });
+  await cli!.configSet(Object.fromEntries(vmsConfigLines()), { path: true });
+  await cli!.configSetSecret('sshPrivateKey', fleet.keyFile);
   // The offline bases (infra/README.md) and the balancer's ports inside vm1, which the VM container publishes.
-  for (const [key, value] of Object.entries({
+  await cli!.configSet({
     baseImage: BASE_IMAGE,
     consulImage: CONSUL_IMAGE,
     natsImage: NATS_IMAGE,
-    balancerPort: String(BALANCER_PORT),
-    balancerAdminPort: String(BALANCER_ADMIN_PORT),
-  }))
-    await cli!.ok(['config', 'set', key, value]);
+    balancerPort: BALANCER_PORT,
+    balancerAdminPort: BALANCER_ADMIN_PORT,
+  });
   return Date.now() - started;
 }
 
-async function deploy(t: ExecutionContext, replicas: number): Promise<StepSummary> {
+async function deploy(t: ExecutionContext, replicas: number): Promise<CliSummary> {
   const configMs = deployed ? 0 : await configure();
-  await cli!.ok(['config', 'set', 'replicas', String(replicas)]);
+  await cli!.configSet({ replicas });
   deployed = true;
-  const started = Date.now();
   const summary = await cli!.up();
-  const upMs = Date.now() - started;
+  const upMs = summary.endedAt - summary.startedAt;
   state = await cli!.state();
   ({ values: outputs, secrets: secretOutputs } = await cli!.outputs());
   t.log(
@@ -204,12 +202,12 @@ test.before(async (t) => {
   if (swept.length) t.log(`removed the VMs of dead runs: ${swept.join(', ')}`);
   // The scratch copies (with the stack's key file and known_hosts) and file backends of runs whose process is gone.
   for (const dir of fs.readdirSync(os.tmpdir())) {
-    const pid = /^cnp-(?:cli-state-)?vmstack(\d+)x[0-9a-f]{6}-/.exec(dir)?.[1];
+    const pid = /^cnp-vmstack(\d+)x[0-9a-f]{6}-/.exec(dir)?.[1];
     if (pid !== undefined && !isAlive(Number(pid))) fs.rmSync(path.join(os.tmpdir(), dir), { recursive: true, force: true });
   }
   copy = scratchCopy(`cnp-${STACK}-`);
   sshDir = path.join(copy.dir, '.pulumi', 'ssh', STACK);
-  cli = new CliStack(copy.dir, STACK, randomBytes(16).toString('hex'));
+  cli = new CliStack(STACK, copy.dir, randomBytes(16).toString('hex'));
   await cli.init();
   await fleet.start(
     [{ name: 'vm1', publish: [BALANCER_PORT, BALANCER_ADMIN_PORT] }, { name: 'vm2' }, { name: 'vm3' }],
@@ -224,7 +222,8 @@ test.after.always(async () => {
   await Promise.all(loops.map((l) => l.stop()));
   // The VMs go below whatever this leaves; the destroy is for what the stack made outside them (its ssh files),
   // bounded below ava's 2-minute inactivity timeout (package.json).
-  if (deployed) await cli!.destroy(100_000).catch((error: Error) => console.error(`pulumi destroy in after.always: ${error.message}`));
+  if (deployed)
+    await cli!.destroy({ timeoutMs: 100_000 }).catch((error: Error) => console.error(`pulumi destroy in after.always: ${error.message}`));
   await fleet.destroy();
   cli?.remove();
   copy?.remove();
@@ -238,7 +237,13 @@ test.serial(
     const vm = fleet.vm('vm3');
     const script = fs.readFileSync(BOOTSTRAP_SCRIPT_PATH, 'utf8');
     const connection = { ...vm.ssh, privateKey: fleet.privateKey, perDialTimeout: 15, dialErrorLimit: 10 };
-    t.is((await runRemote(connection, 'sh -s detect', script)).trim(), 'debian');
+    // Through the command stand-in's ssh (pulumi-command's SSH client rules told to OpenSSH); its stdout.
+    const bootstrap = async (command: string) => {
+      const result = await runOverSsh(connection, command, { stdin: script, timeoutMs: 100_000 });
+      if (result.code !== 0) throw remoteFailure(result, command);
+      return result.stdout;
+    };
+    t.is((await bootstrap('sh -s detect')).trim(), 'debian');
 
     const state = () =>
       fleet.ssh(
@@ -248,14 +253,14 @@ test.serial(
           'find / -xdev -newer /run/cnp-marker -type f -not -path "/proc/*" -not -path "/run/*" -not -path "/tmp/*" -not -path "/var/lib/docker/*" | sort',
       );
     await fleet.ssh('vm3', 'touch /run/cnp-marker');
-    const first = await runRemote(connection, 'sh -s', script);
+    const first = await bootstrap('sh -s');
     t.log(first.trim());
     t.regex(first, /docker present: Docker version 20\.10/);
     t.regex(first, /engine running/);
     t.regex(first, /docker info answers: server 20\.10\.\d+/);
     t.notRegex(first, /installing|starting/, 'nothing installed or started: the engine was there');
     const before = await state();
-    const second = await runRemote(connection, 'sh -s', script);
+    const second = await bootstrap('sh -s');
     t.is(second, first, 'the second run says the same');
     t.is(await state(), before, 'the second run changed no file, package or engine');
     t.log(`state after both runs:\n${before.trim()}`);
@@ -350,7 +355,10 @@ test.serial(
       const started = Date.now();
       const again = await cli!.up(steps.flatMap((name) => ['--target-replace', resource(name).urn]));
       t.log(`the two steps replaced with pulumi up --target-replace in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      t.deepEqual(again.replaced, steps);
+      t.deepEqual(
+        again.replaced.sort(),
+        steps.map((name) => `command:local:Command::${name}`),
+      );
       t.deepEqual([...again.created, ...again.updated, ...again.deleted], [], 'nothing else changes');
       state = await cli!.state();
       const registered = resource('broker-registration').outputs.stdout as string;
@@ -430,7 +438,10 @@ test.serial('4 -> 6 under a steady loop: the 4 stay, 5 and 6 serve, no request f
   loops.push(loop);
   await sleep(1000);
   const summary = await deploy(t, 6);
-  t.deepEqual(summary.created, ['vm2-replicas-5', 'vm3-replicas-6']);
+  t.deepEqual(
+    summary.created.sort(),
+    ['vm2-replicas-5', 'vm3-replicas-6'].map((name) => `docker:index/container:Container::${name}`),
+  );
   t.deepEqual(summary.replaced, []);
   t.deepEqual(summary.deleted, []);
   t.deepEqual(summary.updated, [], 'nothing is updated in place');
@@ -527,10 +538,9 @@ test.serial('vm3 back, then destroy: nothing of the stack is left on any VM', as
   const before = await Promise.all(['vm1', 'vm2', 'vm3'].map(vmObjects));
   t.true(before.every((objects) => objects.length > 0));
   t.true(fs.existsSync(path.join(sshDir, 'id')), "the stack's key file is there before");
-  const started = Date.now();
   const summary = await cli!.destroy();
   deployed = false;
-  t.log(`pulumi destroy: ${summary.deleted.length} resources deleted in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  t.log(`pulumi destroy: ${summary.deleted.length} resources deleted in ${((summary.endedAt - summary.startedAt) / 1000).toFixed(1)} s`);
   for (const name of ['vm1', 'vm2', 'vm3']) t.deepEqual(await vmObjects(name), [], `${name} is empty`);
   t.false(fs.existsSync(path.join(sshDir, 'id')), "the stack's key file is removed");
 });
