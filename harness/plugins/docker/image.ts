@@ -54,13 +54,16 @@ function withDefaults(news: Props, projectDir: string): Props {
 }
 
 export function imageHandlers(engine: () => Engine | undefined, projectDir: string): ResourceHandlers {
-  const build = async (news: Props): Promise<Props> => {
+  const build = async (news: Props, previousId?: unknown): Promise<Props> => {
     const plan = planImage(String(news.imageName), news, projectDir);
+    // A rebuild takes its cache from the image it replaces only: the classic builder otherwise reuses the first
+    // matching layer of any image on the engine (another stack's identical build, picked in map order), and
+    // identical sources could get another id and replace containers for nothing (moby daemon/images/cache.go).
+    const args = [...plan.buildArgs];
+    if (typeof previousId === 'string' && previousId.startsWith('sha256:')) args.splice(args.length - 1, 0, '--cache-from', previousId);
     // No buildx client here: the classic builder (DOCKER_BUILDKIT=0), which builds these Dockerfiles alike.
     // The real provider builds with BuildKit unless builderVersion is BuilderV1 (provider/image.go, defaultBuilder).
-    const id = (
-      await docker(plan.buildArgs, { engine: engine(), env: { ...process.env, DOCKER_BUILDKIT: '0' }, timeoutMs: 600_000 })
-    ).trim();
+    const id = (await docker(args, { engine: engine(), env: { ...process.env, DOCKER_BUILDKIT: '0' }, timeoutMs: 600_000 })).trim();
     const given = news.build as Props;
     // Outputs as provider/image.go's dockerBuild reports them; with skipPush, repoDigest is the local image id.
     return {
@@ -84,7 +87,7 @@ export function imageHandlers(engine: () => Engine | undefined, projectDir: stri
     },
     // provider.go Read returns the state as it is: an image is not looked up.
     read: (id, props, inputs) => Promise.resolve({ id, props, inputs }),
-    update: (_id, _olds, news) => build(news),
+    update: (_id, olds, news) => build(news, olds.repoDigest),
     // provider.go Delete is a no-op: images stay on the engine.
     delete: () => Promise.resolve(),
   };
