@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin="$PWD/.tools/pulumi/bin"
+# Go's own install puts it in /usr/local/go, which a non-interactive shell may not have on PATH.
+command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || export PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || {
   echo "pulumi-tools: needs Go 1.25 or newer on PATH to build the Pulumi CLI (or install pulumi yourself: https://www.pulumi.com/docs/install/)" >&2
   exit 1
