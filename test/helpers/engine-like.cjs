@@ -4,6 +4,8 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
+// Loaded under tsx, as every test is: the one .dockerignore reader, shared with the docker stand-in.
+const { dockerIgnore } = require('../../harness/plugins/docker/dockerignore');
 
 /**
  * Where the engine runs the program and what it asks the Node language host to load, as pulumi/pulumi's
@@ -29,42 +31,6 @@ function engineEntry(projectDir) {
 // Folders a bundled role's context holds but its image id does not depend on at record time: `dist` is
 // made from the sources by the bundle step during the deploy, and SOURCE_HASH (a build arg) stands for it.
 const DERIVED = new Set(['dist', 'node_modules']);
-
-/**
- * The context's .dockerignore as a predicate on slash-separated relative paths: the last matching pattern
- * wins, `!` re-includes, a pattern also matches everything under a matching folder (Docker's rules, for
- * the `*`, `?` and `**` wildcards these contexts use). The provider's hashContext honours it too.
- */
-function dockerIgnore(context) {
-  const file = path.join(context, '.dockerignore');
-  const lines = fs.existsSync(file)
-    ? fs
-        .readFileSync(file, 'utf8')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l && !l.startsWith('#'))
-    : [];
-  const rules = lines.map((line) => {
-    const negated = line.startsWith('!');
-    const pattern = path.posix.normalize((negated ? line.slice(1) : line).replace(/^\/+/, ''));
-    const source = pattern
-      .split('**')
-      .map((part) =>
-        part
-          .split('*')
-          .map((p) =>
-            p
-              .split('?')
-              .map((q) => q.replace(/[.+^${}()|[\]\\]/g, '\\$&'))
-              .join('[^/]'),
-          )
-          .join('[^/]*'),
-      )
-      .join('.*');
-    return { negated, regex: new RegExp(`^${source}(/.*)?$`) };
-  });
-  return (relative) => rules.reduce((ignored, rule) => (rule.regex.test(relative) ? !rule.negated : ignored), false);
-}
 
 function hashTree(root, relative, accumulator, ignored = dockerIgnore(root)) {
   const absolute = path.join(root, relative);

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { docker, inspect, run } from '../../harness/plugins/docker/cli';
-import { hostPlatform } from '../../harness/plugins/docker/image';
+import { hostPlatform } from '../../harness/plugins/docker/plans';
 import { REPO_ROOT } from '../helpers/record-stack';
 import { BASE_IMAGE } from '../system/images';
 

@@ -3,7 +3,7 @@
 // table does not know is refused by name; the diff is the table's.
 import test from 'ava';
 import { CONTAINER, IMAGE, INPUT_RULES, NETWORK, PROVIDER_CONFIG_RULES, VOLUME } from '../../harness/plugins/docker/inputs';
-import { hostPlatform } from '../../harness/plugins/docker/image';
+import { hostPlatform } from '../../harness/plugins/docker/plans';
 import { dockerStandIn } from '../../harness/plugins/docker/provider';
 import { recordStack, REPO_ROOT, type RecordedResource } from '../helpers/record-stack';
 

@@ -8,28 +8,23 @@ import type { Props, ResourceHandlers } from '../provider-server';
 import { docker, type Engine } from './cli';
 import { checkInputs, diffInputs } from './checked';
 import { IMAGE, INPUT_RULES } from './inputs';
-import { planImage } from './plans';
+import { hostPlatform, planImage } from './plans';
+import { dockerIgnore } from './dockerignore';
 
 const rules = INPUT_RULES[IMAGE];
 
-/** The platform of the machine running the provider, as Go names it (`linux/` + runtime.GOARCH). */
-export function hostPlatform(arch: string = process.arch): string {
-  const goArch: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm' };
-  return `linux/${goArch[arch] ?? arch}`;
-}
-
 /**
- * A hash of every file of the context (path, mode, content) and of the Dockerfile: a changed file is a
- * changed input, so the image rebuilds. The real provider's hashContext also skips what .dockerignore
- * excludes; this one hashes all of it, which can only rebuild more often.
+ * A hash of every file of the context that .dockerignore lets in (path, mode, content) and of the Dockerfile:
+ * a changed file is a changed input, so the image rebuilds (pulumi-docker provider/provider.go, hashContext).
  */
 export function hashContext(context: string, dockerfile: string): string {
   const hash = createHash('sha256');
+  const ignored = dockerIgnore(context);
   const walk = (dir: string): void => {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(full);
-      else if (entry.isFile()) {
+      else if (entry.isFile() && !ignored(path.relative(context, full).split(path.sep).join('/'))) {
         hash.update(`${path.relative(context, full)}\0${fs.statSync(full).mode}\0`);
         hash.update(fs.readFileSync(full));
       }

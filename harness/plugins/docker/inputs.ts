@@ -149,10 +149,6 @@ export const PROVIDER_CONFIG_RULES: Readonly<Record<string, InputRule>> = {
   pluginDownloadURL: { effect: 'state', source: 'pulumi/pulumi: where the plugin would be downloaded from' },
 };
 
-export function isDockerResourceType(type: string): type is DockerResourceType {
-  return type in INPUT_RULES;
-}
-
 /** Declared inputs the table has no rule for (empty values count as undeclared: the SDK drops them). */
 export function unknownInputs(rules: Readonly<Record<string, InputRule>>, inputs: Inputs): string[] {
   return Object.keys(inputs).filter((k) => !(k in rules) && !isEmpty(inputs[k]));

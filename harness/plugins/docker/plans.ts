@@ -139,6 +139,12 @@ export interface ImagePlan {
   buildArgs: string[];
 }
 
+/** The platform of the machine running the provider, as Go names it (`linux/` + runtime.GOARCH). */
+export function hostPlatform(arch: string = process.arch): string {
+  const goArch: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm' };
+  return `linux/${goArch[arch] ?? arch}`;
+}
+
 /** docker.Image: a local build tagged imageName, never pushed. Paths resolve as the provider resolves them. */
 export function planImage(resourceName: string, values: Inputs, projectDir: string): ImagePlan {
   const d = new DeclaredInputs(values, `docker:Image "${resourceName}"`);
@@ -157,7 +163,7 @@ export function planImage(resourceName: string, values: Inputs, projectDir: stri
   const target = build.get<string>('target');
   if (target) args.push('--target', target);
   build.get('contextDigest'); // the provider's hash of the context (Check fills it in): a changed context is a diff
-  build.expect('platform', 'linux/amd64', 'this engine builds for its own platform only');
+  build.expect('platform', hostPlatform(), 'this engine builds for its own platform only');
   // This engine has no buildx; the classic builder produces the same image from these Dockerfiles.
   build.expect('builderVersion', 'BuilderV1', 'the engine here has no BuildKit client');
   build.done();
