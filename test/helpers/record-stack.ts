@@ -108,8 +108,8 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const yaml = require('js-yaml') as { load(text: string): unknown };
 
 /** Pulumi.yaml, parsed. */
-export function readProjectFile(): Record<string, unknown> {
-  return yaml.load(fs.readFileSync(path.join(REPO_ROOT, 'Pulumi.yaml'), 'utf8')) as Record<string, unknown>;
+export function readProjectFile(projectDir = REPO_ROOT): Record<string, unknown> {
+  return yaml.load(fs.readFileSync(path.join(projectDir, 'Pulumi.yaml'), 'utf8')) as Record<string, unknown>;
 }
 
 /**
@@ -117,11 +117,9 @@ export function readProjectFile(): Record<string, unknown> {
  * does not set (pulumi/pulumi sdk/go/common/workspace/config.go, mergeConfig), so the recording does too.
  */
 export function projectDefaults(projectDir = REPO_ROOT): Record<string, string | number | object> {
-  const file = yaml.load(fs.readFileSync(path.join(projectDir, 'Pulumi.yaml'), 'utf8')) as {
-    config?: Record<string, { default?: string | number | object }>;
-  };
+  const declared = (readProjectFile(projectDir).config ?? {}) as Record<string, { default?: string | number | object }>;
   return Object.fromEntries(
-    Object.entries(file.config ?? {}).flatMap(([key, declared]) => (declared.default === undefined ? [] : [[key, declared.default]])),
+    Object.entries(declared).flatMap(([key, declared]) => (declared.default === undefined ? [] : [[key, declared.default]])),
   );
 }
 
