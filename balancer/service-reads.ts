@@ -39,7 +39,10 @@ export function serviceReads(o: ServiceReadsOptions): ServiceReads {
   let failedAttempts = 0;
   let stopped = false;
 
-  const next = () => [...pending].find((name) => !running.has(name));
+  const next = (): string | undefined => {
+    for (const name of pending) if (!running.has(name)) return name;
+    return undefined;
+  };
 
   const work = async () => {
     workers++;

@@ -81,9 +81,10 @@ export function createStatusStore(consulAddress: string): StatusStore {
   return {
     read() {
       const services: Record<string, ServiceStatus> = {};
-      const names = [...new Set([...table.services.map((s) => s.name), ...consulDropped.keys()])].sort();
+      const byName = new Map(table.services.map((s) => [s.name, s]));
+      const names = [...new Set([...byName.keys(), ...consulDropped.keys()])].sort();
       for (const name of names) {
-        const served = table.services.find((s) => s.name === name);
+        const served = byName.get(name);
         services[name] = {
           routes: served ? served.routes.map(routeText) : [],
           upstreams: served ? [...served.upstreams] : [],

@@ -246,8 +246,9 @@ export function followGateway(o: FollowerOptions): Follower {
           toRead.push(name);
         } else if (JSON.stringify(before[name] ?? []) !== JSON.stringify(answer.body[name] ?? [])) toRead.push(name);
       }
+      const stillFollowed = new Set(routed.follow);
       for (const [name, f] of followed) {
-        if (routed.follow.includes(name)) continue;
+        if (stillFollowed.has(name)) continue;
         o.logger.info('no longer following a service: it has no route tags or no registration left', { service: name });
         f.stop();
         followed.delete(name);
