@@ -232,10 +232,16 @@ interface Metadata {
 
 /**
  * The stack's containers that were removed between `since` and `until` (epoch ms), with how each stopped, from
- * the Docker engine's own events: `kill` (with the signal), `die` (with the exit code), `destroy`.
+ * the Docker engine's own events: `kill` (with the signal), `die` (with the exit code), `destroy`. `dockerCli`
+ * runs the docker CLI against the engine to ask (the host's by default; a VM's in the VM test).
  */
-export async function removedContainers(label: string, since: number, until: number): Promise<RemovedContainer[]> {
-  const lines = await docker([
+export async function removedContainers(
+  label: string,
+  since: number,
+  until: number,
+  dockerCli: (args: string[]) => Promise<string> = docker,
+): Promise<RemovedContainer[]> {
+  const lines = await dockerCli([
     'events',
     '--since',
     (since / 1000).toFixed(3),
