@@ -19,7 +19,8 @@ const SERVICE_PORT = 8080;
 /**
  * The engine's readiness gate (`wait`): Docker's health check runs service/readiness-probe.ts (bundled into
  * both services' images), healthy only once Consul lists the replica as passing under its SERVICE_NAME and it
- * answers /health on the port it registered there. Probed every 2 s; the new replica's start-up failures do not count for 60 s.
+ * answers /health on the port it registered there. Probed every 2 s; the new replica's start-up failures do
+ * not count for 60 s.
  */
 const READINESS_CHECK: docker.types.input.ContainerHealthcheck = {
   tests: ['CMD', 'node', '/app/readiness-probe.js'],
@@ -96,7 +97,8 @@ export class ServiceReplicas extends pulumi.ComponentResource {
         {
           name: containerName,
           image: image.repoDigest,
-          // SERVICE_ADDRESS stays unset: the service advertises HOST on a VM, its own address on the stack network on one host.
+          // SERVICE_ADDRESS stays unset: the service advertises HOST on a VM, and its own address on the stack
+          // network on one host.
           envs: [
             `SERVICE_NAME=${args.serviceName}`,
             pulumi.interpolate`SERVICE_ID=${containerName}`,

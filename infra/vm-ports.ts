@@ -1,6 +1,7 @@
 // The ports the stack uses on a VM besides the configurable ones (balancerPort, balancerAdminPort,
 // consulUiPort, collectorPort): the replicas', the broker's and Consul's. One place, so the validation, the
 // containers and the README name the same numbers.
+import { portRangeText as rangeText } from '../service/config';
 
 /** The most replicas of one service (hello or activity). */
 export const MAX_REPLICAS = 20;
@@ -23,9 +24,9 @@ export const NATS_CLIENT_PORT = 4222;
 export const NATS_MONITOR_PORT = 8222;
 export const BROKER_PORTS = [NATS_CLIENT_PORT, NATS_MONITOR_PORT];
 
-/** `21001-21040` for a list of consecutive ports: also the form of a replica's PORT range (service/config.ts). */
+/** `21001-21040` for a list of consecutive ports: the form of a replica's PORT range (service/config.ts). */
 export function portRangeText(ports: readonly number[]): string {
-  return `${ports[0]}-${ports[ports.length - 1]}`;
+  return rangeText({ first: ports[0], last: ports[ports.length - 1] });
 }
 
 /** Consul's agent-to-agent ports on the private address (server RPC; LAN gossip, tcp and udp). */

@@ -45,6 +45,11 @@ export interface HostFacts {
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 
+/** PORT's text for a range: `21001-21040`, or `8080` for a single port. */
+export function portRangeText({ first, last }: PortRange): string {
+  return first === last ? String(first) : `${first}-${last}`;
+}
+
 const PORT_ALLOWED = 'a whole number from 1 to 65535, or a range FIRST-LAST of them (FIRST <= LAST) to listen on the first free one';
 
 function parsePorts(raw: string | undefined): PortRange {

@@ -1,13 +1,14 @@
 // A replica's life once its app is built, the same for every service of the stack (hello, activity):
-// listen (on the first free port of PORT, service/listen.ts), register that port with Consul, and on SIGTERM or SIGINT leave Consul, drain and exit 0.
+// listen (on the first free port of PORT: service/listen.ts), register that port with Consul, and on SIGTERM
+// or SIGINT leave Consul, drain and exit 0.
 import type { Server } from 'node:http';
 import type Consul from 'consul';
 import { ConfigError } from '../lib/config-error';
 import type { Logger } from '../lib/logger';
 import { version } from '../package.json';
-import type { ServiceConfig } from './config';
+import { portRangeText, type ServiceConfig } from './config';
 import { DRAIN_TIMEOUT_MS, drainServer, LEAVE_DELAY_MS, onStopSignals } from './drain';
-import { listenOnFirstFree, portRangeText } from './listen';
+import { listenOnFirstFree } from './listen';
 import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } from './registration';
 
 /** Parses a service's environment; a bad value ends the process with status 2 and one line naming it. */

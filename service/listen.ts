@@ -3,12 +3,7 @@
 // own from its service's range. bind() either takes a port or fails with EADDRINUSE, so replicas starting
 // together never share one: each tries the next until one is its own.
 import type { Server } from 'node:net';
-import type { PortRange } from './config';
-
-/** `21001-21040`, or `8080` for a single port. */
-export function portRangeText({ first, last }: PortRange): string {
-  return first === last ? String(first) : `${first}-${last}`;
-}
+import { portRangeText, type PortRange } from './config';
 
 function listenOn(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -1,7 +1,8 @@
 // A replica's readiness probe, run by Docker's health check inside its container (infra/replicas.ts).
 // Healthy means ready for traffic: Consul lists the replica among the passing instances of its service,
-// which is the set the balancer follows, and it answers /health on the port it registered there. The engine's `wait` on a new replica
-// ends only then, so old replicas are removed after their successors can be reached through the balancer.
+// which is the set the balancer follows, and it answers /health on the port it registered there. The
+// engine's `wait` on a new replica ends only then, so old replicas are removed after their successors can
+// be reached through the balancer.
 // It reads the same environment as the service (Docker runs health checks with the container's env).
 import os from 'node:os';
 import { httpUrl } from '../lib/endpoints';
