@@ -16,7 +16,12 @@ const req = http.get({ socketPath: adminSocketPath(workDir), path: '/_balancer/s
   res.setEncoding('utf8');
   res.on('data', (chunk: string) => (body += chunk));
   res.on('end', () => {
-    const consulIndex = res.statusCode === 200 ? (JSON.parse(body) as { consulIndex: number | null }).consulIndex : null;
+    let consulIndex: number | null = null;
+    try {
+      if (res.statusCode === 200) consulIndex = (JSON.parse(body) as { consulIndex: number | null }).consulIndex;
+    } catch {
+      // Not the status JSON: unhealthy.
+    }
     process.exit(consulIndex === null ? 1 : 0);
   });
 });
