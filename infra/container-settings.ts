@@ -57,7 +57,7 @@ export const ROLE_SETTINGS = {
   // nats-server writes only its JetStream store, which is on the broker's volume (broker/Dockerfile gives
   // /data to APP_USER); /tmp for nothing but tools. Memory: the stream's messages are on file, its index in RAM.
   broker: { user: APP_USER, memoryMb: 256, cpus: '1', tmpfs: { '/tmp': scratch('8m') }, capAdd: [] },
-  // nginx's prefix (config, pid, temp files: the watcher's WORK_DIR) is a fresh directory under /tmp.
+  // nginx's prefix (config, pid, temp files, the admin socket: the watcher's WORK_DIR) is /tmp/balancer.
   balancer: { user: APP_USER, memoryMb: 256, cpus: '1', tmpfs: { '/tmp': scratch('64m') }, capAdd: [] },
   // Holds the balancer's network namespace and published ports (infra/balancer.ts): a shell that waits.
   'balancer-ports': { user: APP_USER, memoryMb: 16, cpus: '0.1', tmpfs: {}, capAdd: [] },
