@@ -358,7 +358,6 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
   return { resources, outputs: outputs ?? {}, secretOutputs };
 }
 
-/** The logical name in a provider reference (`urn::id`), unless it is a default provider. */
 /** The names of a resource's aliases that rename it (the SDK adds type-only aliases of its own, e.g. to docker.Image). */
 function aliasNames(aliases: pulumi.ResourceOptions['aliases']): string[] {
   return (aliases ?? []).flatMap((alias) => {
@@ -367,6 +366,7 @@ function aliasNames(aliases: pulumi.ResourceOptions['aliases']): string[] {
   });
 }
 
+/** The logical name in a provider reference (`urn::id`), unless it is a default provider. */
 function providerName(reference: string): string | undefined {
   const urn = reference.split('::').slice(0, -1).join('::');
   const name = urn.split('::').pop();
