@@ -61,6 +61,8 @@ export interface RemovedContainer {
   stopMs: number;
   /** True when a SIGKILL was sent (the grace ran out, or a forced removal of a running container). */
   killed: boolean;
+  /** When it was removed (epoch ms, the engine's `destroy` event). */
+  destroyedAt: number;
 }
 
 const nameOf = (urn: string) => urn.split('::').pop() ?? urn;
@@ -270,6 +272,7 @@ export async function removedContainers(
       exitCode: die ? Number(die.Actor.Attributes.exitCode) : undefined,
       stopMs: firstKill && die ? Math.round((die.timeNano - firstKill.timeNano) / 1e6) : 0,
       killed: kills.some((k) => k.Actor.Attributes.signal === '9' || k.Actor.Attributes.signal === 'SIGKILL'),
+      destroyedAt: Math.round(destroyed.timeNano / 1e6),
     });
   }
   return removed;

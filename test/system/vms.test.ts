@@ -631,6 +631,42 @@ test.serial('4 -> 6 under a steady loop: the 4 stay, 5 and 6 serve, no request f
   t.log(`collector files by VM: ${[...byVm].map(([vm, files]) => `${vm}: ${files.join(', ')}`).join('; ')}`);
 });
 
+test.serial('the balancer replaced on vm1 under a steady loop (gatewayRateLimit changed): it hands over, no request fails', async (t) => {
+  t.timeout(300_000);
+  const gateway = () => containers().find((c) => c.resourceName === 'vm1-balancer-gateway')!;
+  const holderId = containers().find((c) => c.resourceName === 'vm1-balancer-ports')!.id;
+  const old = gateway();
+  const loop = startSteadyLoopProcess(`${url}/`, { clients: 4, maxMs: 240_000, keepResults: true });
+  loops.push(loop);
+  await sleep(1000);
+  // Any change of the balancer's settings replaces it, as a new image does; this one rebuilds nothing.
+  await cli!.configSet({ gatewayRateLimit: 2000 });
+  const summary = await cli!.up();
+  state = await cli!.state();
+  await sleep(1000);
+  const report = await loop.stop();
+
+  t.deepEqual(summary.replaced, ['docker:index/container:Container::vm1-balancer-gateway']);
+  t.deepEqual(
+    summary.steps.filter((s) => s.endsWith('::vm1-balancer-gateway')).map((s) => s.split(' ')[0]),
+    ['create-replacement', 'delete-replaced'],
+    'the new one is created (and healthy) before the old one is deleted',
+  );
+  t.is(containers().find((c) => c.resourceName === 'vm1-balancer-ports')!.id, holderId, 'the holder keeps the ports');
+  const now = gateway();
+  t.not(now.name, old.name);
+  t.is((await fleet.exec('vm1', ['docker', 'ps', '-aq', '--filter', `id=${old.id}`])).trim(), '', 'the old one is removed');
+  const created = Date.parse((await fleet.exec('vm1', ['docker', 'inspect', '--format', '{{.Created}}', now.id])).trim());
+  const inWindow = report.results!.filter((r) => r.at >= created && r.at <= summary.endedAt);
+  t.true(inWindow.length > 50, `requests were sent while the balancer was replaced: ${inWindow.length}`);
+  t.is(report.failures.length, 0, describeFailures(report));
+  t.log(
+    `balancer replaced on vm1 in a pulumi up of ${((summary.endedAt - summary.startedAt) / 1000).toFixed(1)} s; from the new gateway's creation ` +
+      `to the end of the deploy (the old one removed) ${summary.endedAt - created} ms: ${inWindow.length} requests through the public port, ` +
+      `${inWindow.filter((r) => !r.ok).length} failed; ${report.total} during the whole run, ${report.failures.length} failed`,
+  );
+});
+
 test.serial("vm3 killed: its replicas leave the balancer's upstreams within 5 s; the survivors then serve every request", async (t) => {
   t.timeout(180_000);
   const gone = (await replicas()).filter((r) => r.vm === 'vm3');

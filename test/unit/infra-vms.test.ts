@@ -511,14 +511,19 @@ test("activity replicas run in their VM's network on the first free port of 2200
 
 test('the balancer follows its VM agent and is published on the public address; the collector listens on its private address', async (t) => {
   const record = await course;
-  const balancer = named(record, 'vm1-balancer-container');
+  const balancer = named(record, 'vm1-balancer-gateway');
   t.is(env(balancer).CONSUL_HTTP_ADDR, 'http://10.213.0.1:8500');
   t.is(env(balancer).RATE_LIMIT_PER_CLIENT, String(DEFAULT_RATE_LIMIT_PER_CLIENT), 'gatewayRateLimit, at its default');
-  t.deepEqual(inputs(balancer).ports, [
+  // It runs in the namespace of the holder, which publishes the ports and stays when the balancer is replaced.
+  const holder = named(record, 'vm1-balancer-ports');
+  t.is(inputs(balancer).networkMode, 'container:vm1-balancer-ports-id');
+  t.false(balancer.options.deleteBeforeReplace, 'the new one starts next to the old one');
+  t.deepEqual(inputs(holder).ports, [
     { internal: 8080, external: 8080, ip: '127.0.0.1', protocol: 'tcp' },
     // The admin listener (instance addresses, the evidence page) on the private network only.
     { internal: 8081, external: 8081, ip: '172.31.0.11', protocol: 'tcp' },
   ]);
+  t.deepEqual((holder.inputs as { sysctls?: Record<string, string> }).sysctls, { 'net.ipv4.tcp_migrate_req': '1' });
   t.true(balancer.options.dependsOn.includes('vm1-consul-agent'));
   const collector = named(record, 'vm2-collector-container');
   t.deepEqual(inputs(collector).ports, [{ internal: 5514, external: 5514, ip: '172.31.0.12', protocol: 'tcp' }]);
@@ -529,13 +534,15 @@ test('the balancer follows its VM agent and is published on the public address; 
 test('every container on every VM but the collector logs to it over TCP and is created after it', async (t) => {
   const record = await course;
   const containers = ofType(record, T.container).filter((c) => c.name !== 'vm2-collector-container');
-  // Three agents, four hello replicas, one activity replica, the broker, the balancer.
-  t.is(containers.length, 3 + 4 + 1 + 1 + 1);
+  // Three agents, four hello replicas, one activity replica, the broker, the balancer (its holder and gateway).
+  t.is(containers.length, 3 + 4 + 1 + 1 + 2);
   for (const c of containers) {
     t.is(inputs(c).logDriver, 'syslog');
     t.is(inputs(c).logOpts['syslog-address'], 'tcp://172.31.0.12:5514', c.name);
-    // Every VM has a cnp-dev-consul: the VM's name in the tag keeps their logs apart.
-    t.is(inputs(c).logOpts.tag, `${c.name.split('-')[0]}.${inputs(c).name}`);
+    // Every VM has a cnp-dev-consul: the VM's name in the tag keeps their logs apart. The balancer's gateway
+    // logs under its holder's fixed name, whatever its version.
+    const logName = c.name === 'vm1-balancer-gateway' ? 'cnp-dev-balancer' : inputs(c).name;
+    t.is(inputs(c).logOpts.tag, `${c.name.split('-')[0]}.${logName}`);
     t.true(c.options.dependsOn.includes('vm2-collector-container'), c.name);
   }
 });
