@@ -641,35 +641,6 @@ test('the bootstrap script tells Debian from the RHEL family by /etc/os-release'
   t.is(detect('ID=alpine\n'), 'unsupported');
 });
 
-test("infra/README's Deploy on VMs commands make a config the program takes, with the layout the README describes", (t) => {
-  const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'infra', 'README.md'), 'utf8');
-  const block = /### Commands[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)![1];
-  // `--path` stores integers as numbers and everything else as strings (pulumi config set's rule).
-  const vms: Record<string, unknown>[] = [];
-  const raw: Record<string, string> = {};
-  for (const line of block.split('\n')) {
-    const path_ = /^p config set --path '(vms\[\d+\][^']*)' (\S+)/.exec(line);
-    const plain = /^p config set (\w+) (\S+)$/.exec(line);
-    if (path_) {
-      const keys = path_[1].match(/[a-zA-Z]+|\d+/g)!.slice(1);
-      let node: Record<string, unknown> | unknown[] = vms;
-      keys.forEach((key, i) => {
-        const last = i === keys.length - 1;
-        const slot = node as Record<string, unknown>;
-        if (last) slot[key] = /^\d+$/.test(path_[2]) ? Number(path_[2]) : path_[2];
-        else node = (slot[key] ??= /^\d+$/.test(keys[i + 1]) ? [] : {}) as Record<string, unknown>;
-      });
-    } else if (plain) raw[plain[1]] = plain[2];
-  }
-  const config = parseConfig({ ...raw, vms: JSON.stringify(vms) });
-  t.is(config.replicas, 4);
-  t.deepEqual(
-    config.vms.map((vm) => `${vm.name} ${vm.privateAddress} ${vm.roles.join('+')}`),
-    ['vm1 10.0.0.11 discovery+balancer', 'vm2 10.0.0.12 collector+replicas+broker+activity', 'vm3 10.0.0.13 replicas+activity'],
-  );
-  t.true(block.includes('p config set --secret sshPrivateKey') && block.includes('p config set --secret consulGossipKey'));
-});
-
 test('three discovery VMs run three servers with bootstrap-expect 3, every agent joining all three (IPv6 in brackets)', async (t) => {
   const vms = [
     { ...COURSE_VMS[0], roles: ['discovery', 'balancer'] },
