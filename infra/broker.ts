@@ -29,6 +29,8 @@ export interface BrokerArgs {
    * services and this VM's Consul agent reach it there). On one host nothing is published.
    */
   publishOn?: string;
+  /** The platform its image is built for (a VM's, from its bootstrap); unset on one host (local-image.ts). */
+  platform?: pulumi.Input<string>;
 }
 
 export class Broker extends pulumi.ComponentResource {
@@ -45,7 +47,11 @@ export class Broker extends pulumi.ComponentResource {
     this.containerName = naming.objectName('nats');
     this.address = args.publishOn ?? this.containerName;
 
-    const image = localImage(`${name}-image`, { naming, repoRoot: args.repoRoot, folder: 'broker', baseImage: args.natsImage }, this);
+    const image = localImage(
+      `${name}-image`,
+      { naming, repoRoot: args.repoRoot, folder: 'broker', baseImage: args.natsImage, platform: args.platform },
+      this,
+    );
 
     // The stream outlives the container: a new broker (a new image, a restart) finds its events there.
     this.dataVolume = new docker.Volume(

@@ -20,6 +20,8 @@ export interface BundledRoleArgs {
   baseImage: string;
   serviceName: string;
   consulHttpAddr: string;
+  /** The platform its image is built for (a VM's, from its bootstrap); unset on one host (local-image.ts). */
+  platform?: pulumi.Input<string>;
   /** This role's Consul ACL token (a Pulumi secret), passed as CONSUL_HTTP_TOKEN: every agent runs with ACLs, default deny. */
   consulToken: pulumi.Output<string>;
 }
@@ -31,8 +33,8 @@ export function bundledImage(
   args: BundledRoleArgs,
   parent: pulumi.Resource,
 ): docker.Image {
-  const { naming, repoRoot, baseImage, sourceHash } = args;
-  return localImage(name, { naming, repoRoot, folder, baseImage, sourceHash, dependsOn: [args.bundle] }, parent);
+  const { naming, repoRoot, baseImage, sourceHash, platform } = args;
+  return localImage(name, { naming, repoRoot, folder, baseImage, sourceHash, platform, dependsOn: [args.bundle] }, parent);
 }
 
 /** The container env entries that hand a role its Consul token, the way Consul's own tools take one. */

@@ -35,6 +35,8 @@ export interface LogCollectorArgs {
   collectorPort: number;
   /** Set when the engine is remote, so the logs command reaches the right daemon. */
   dockerHost: string;
+  /** The platform its image is built for (a VM's, from its bootstrap); unset on one host (local-image.ts). */
+  platform?: pulumi.Input<string>;
 }
 
 export class LogCollector extends pulumi.ComponentResource implements LogDestination {
@@ -54,7 +56,11 @@ export class LogCollector extends pulumi.ComponentResource implements LogDestina
     const { publishAddress } = args;
     this.syslogAddress = `tcp://${hostPort(publishAddress, args.collectorPort)}`;
 
-    const image = localImage(`${name}-image`, { naming, repoRoot: args.repoRoot, folder: 'collector', baseImage: args.baseImage }, this);
+    const image = localImage(
+      `${name}-image`,
+      { naming, repoRoot: args.repoRoot, folder: 'collector', baseImage: args.baseImage, platform: args.platform },
+      this,
+    );
 
     const volume = new docker.Volume(
       `${name}-logs`,

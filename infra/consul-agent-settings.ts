@@ -24,6 +24,8 @@ export interface AgentStorageArgs {
   repoRoot: string;
   /** The Consul image the stack's own is built on (consul/Dockerfile's BASE_IMAGE). */
   consulImage: string;
+  /** The platform the image is built for (a VM's, from its bootstrap); unset on one host (local-image.ts). */
+  platform?: pulumi.Input<string>;
 }
 
 /** The agent's image, built on the engine that runs it, and its data volume (the node's identity and state). */
@@ -32,8 +34,8 @@ export function agentImageAndData(
   args: AgentStorageArgs,
   parent: pulumi.Resource,
 ): { image: docker.Image; data: docker.Volume } {
-  const { naming, repoRoot, consulImage } = args;
-  const image = localImage(`${name}-image`, { naming, repoRoot, folder: 'consul', baseImage: consulImage }, parent);
+  const { naming, repoRoot, consulImage, platform } = args;
+  const image = localImage(`${name}-image`, { naming, repoRoot, folder: 'consul', baseImage: consulImage, platform }, parent);
   const data = new docker.Volume(`${name}-data`, { name: naming.objectName('consul-data'), labels: naming.labels('consul') }, { parent });
   return { image, data };
 }

@@ -26,6 +26,8 @@ export interface ConsulAgentArgs {
   collector: LogDestination;
   /** The Consul image the agent's own is built on (consul/Dockerfile: the `consul` user owns the data directory). */
   consulImage: string;
+  /** The VM's image platform, from its bootstrap (VmHost.platform). */
+  platform: pulumi.Input<string>;
   repoRoot: string;
   /** The agent's HTTP port (the stack's consulUiPort), on loopback and the stack network's gateway. */
   httpPort: number;

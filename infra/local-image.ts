@@ -15,6 +15,11 @@ export interface LocalImageArgs {
   sourceHash?: string;
   /** What must run before the build (the bundle step). */
   dependsOn?: pulumi.Resource[];
+  /**
+   * The platform to build for: on a VM, its own CPU's (`linux/amd64`, `linux/arm64`, from its bootstrap). Unset
+   * on one host, where the provider takes the machine running pulumi, which is then the engine's too.
+   */
+  platform?: pulumi.Input<string>;
 }
 
 export function localImage(name: string, args: LocalImageArgs, parent: pulumi.Resource): docker.Image {
@@ -25,7 +30,12 @@ export function localImage(name: string, args: LocalImageArgs, parent: pulumi.Re
     name,
     {
       imageName: args.naming.imageName(args.folder),
-      build: { context, dockerfile: path.join(context, 'Dockerfile'), args: buildArgs },
+      build: {
+        context,
+        dockerfile: path.join(context, 'Dockerfile'),
+        args: buildArgs,
+        ...(args.platform !== undefined ? { platform: args.platform } : {}),
+      },
       skipPush: true,
     },
     { parent, dependsOn: args.dependsOn },

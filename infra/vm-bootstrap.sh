@@ -3,7 +3,7 @@
 # (infra/vm-host.ts) before that VM's docker provider connects: the Docker engine and CLI installed when
 # missing (apt on Debian/Ubuntu, dnf or yum on the RHEL family, told apart by /etc/os-release), the engine
 # started, and `docker info` answering for the ssh user (the docker provider runs `docker system dial-stdio`
-# as that user). Idempotent: what is there already is left alone, so a second run changes nothing.
+# as that user); it ends by printing the VM's architecture (`uname -m`). Idempotent: what is there already is left alone, so a second run changes nothing.
 #
 #   sh vm-bootstrap.sh          bootstrap (what the stack runs)
 #   sh vm-bootstrap.sh detect   print the OS family (debian, rhel or unsupported) and exit; changes nothing
@@ -123,3 +123,5 @@ if [ "$(id -u)" != 0 ] && ! docker info >/dev/null 2>&1; then
 fi
 
 log "docker info answers: server $(as_root docker info --format '{{.ServerVersion}}'), $(as_root docker info --format '{{.OSType}}/{{.Architecture}}')"
+# The last line, read by the program (infra/vm-host.ts, imagePlatform): every image for this VM is built for this CPU.
+log "architecture $(uname -m)"

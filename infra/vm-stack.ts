@@ -2,8 +2,8 @@
 // provider. Per VM: a bootstrap and a provider (VmHost), the stack network with an explicit subnet, and a
 // Consul agent; then, by role, the collector, the broker, the hello and activity replicas placed on it
 // (infra/placement.ts) and the balancer.
-// Images are built on the VM that runs them (the build context goes over SSH to that engine), for that
-// engine's own platform: no image sets `platform`.
+// Images are built on the VM that runs them (the build context goes over SSH to that engine), each for that
+// VM's CPU as its bootstrap reports it (VmHost.platform), never for the machine running pulumi.
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { subnetGateway, type VmConfig, type VmRole } from './config';
@@ -32,10 +32,11 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
 
   const ssh = new SshAccess('ssh', {
     dir: path.join(repoRoot, '.pulumi', 'ssh', naming.stack),
-    privateKey: config.sshPrivateKey === '' ? undefined : pulumi.secret(config.sshPrivateKey),
+    privateKey: config.sshPrivateKey,
   });
   const hosts = new Map(config.vms.map((vm) => [vm.name, new VmHost(vm.name, { vm, ssh })]));
   const onVm = (vm: VmConfig) => onEngine(hosts.get(vm.name)!.provider);
+  const platformOf = (vm: VmConfig) => hosts.get(vm.name)!.platform;
   const networks = new Map(
     config.vms.map((vm) => [
       vm.name,
@@ -57,6 +58,7 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
       publishAddress: collectorVm.privateAddress,
       collectorPort: config.collectorPort,
       dockerHost: hosts.get(collectorVm.name)!.dockerHost,
+      platform: platformOf(collectorVm),
     },
     onVm(collectorVm),
   );
@@ -78,6 +80,7 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
           vm,
           collector: logsFrom(vm),
           consulImage: config.consulImage,
+          platform: platformOf(vm),
           repoRoot,
           httpPort: config.consulUiPort,
           gatewayAddress,
@@ -120,6 +123,7 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
     baseImage: config.baseImage,
     serviceName: config.serviceName,
     consulHttpAddr: agents.get(vm.name)!.httpAddr,
+    platform: platformOf(vm),
   });
 
   // The broker on its VM, its ports on the private address; registered on that VM's agent, through an SSH
@@ -134,6 +138,7 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
       repoRoot,
       natsImage: config.natsImage,
       publishOn: brokerVm.privateAddress,
+      platform: platformOf(brokerVm),
     },
     onVm(brokerVm),
   );

@@ -22,7 +22,9 @@
 //                        // id derived from its build inputs and context (engine-like.cjs mockImageId), so a
 //                        // code change gives a new id; a local.Command running GOSSIP_KEY_SCRIPT reports a fixed
 //                        // stand-in key (MOCK_GOSSIP_KEY) as its stdout, a UUID_COMMAND a UUID derived from the stack and
-//                        // the resource's name (mockGeneratedUuid), other commands an empty one; other outputs
+//                        // the resource's name (mockGeneratedUuid), a VM's bootstrap (remote.Command running
+//                        // infra/vm-bootstrap.sh) `vm-bootstrap: architecture <arch>` (x86_64 unless
+//                        // vmArchitectures says otherwise), other commands an empty one; other outputs
 //                        // echo the inputs (a Network's or Volume's name). Secrets appear as their plain values.
 //     outputs: Record<string, unknown>; // what the mock reported (an Image's repoDigest among them)
 //     secretInputs: string[];            // the top-level inputs that hold a secret (shown plain in `inputs`)
@@ -51,6 +53,7 @@ import crypto from 'node:crypto';
 import * as rpc from '@pulumi/pulumi/runtime/rpc';
 import { GOSSIP_KEY_SCRIPT } from '../../infra/gossip-key';
 import { UUID_COMMAND } from '../../infra/consul-acl';
+import { BOOTSTRAP_SCRIPT_PATH } from '../../infra/vm-host';
 
 /**
  * What the mocked gossip-key command prints: the mock runs no command, and the program needs a well-formed
@@ -101,6 +104,8 @@ export interface RecordOptions {
    * images' ids are derived from projectDir as the program's are.
    */
   declare?: () => unknown;
+  /** What each VM's bootstrap reports as its `uname -m`, by VM name; x86_64 for a VM not named. */
+  vmArchitectures?: Record<string, string>;
 }
 
 export type ProgramError = Error & { resources: RecordedResource[] };
@@ -168,6 +173,7 @@ function mockedState(
   stack: string,
   inputs: Record<string, unknown>,
   projectDir: string,
+  vmArchitectures: Record<string, string>,
 ): Record<string, unknown> {
   if (type === 'docker:index/image:Image') return { ...inputs, repoDigest: engineLike.mockImageId(inputs, projectDir) };
   if (type === 'command:local:Command') {
@@ -176,7 +182,11 @@ function mockedState(
     if (inputs.create === UUID_COMMAND) return { ...inputs, stdout: mockGeneratedUuid(stack, name), stderr: '' };
     return { ...inputs, stdout: '', stderr: '' };
   }
-  if (type === 'command:remote:Command') return { ...inputs, stdout: '', stderr: '' };
+  if (type === 'command:remote:Command') {
+    const isBootstrap = inputs.stdin === fs.readFileSync(BOOTSTRAP_SCRIPT_PATH, 'utf8');
+    const architecture = vmArchitectures[name.replace(/-bootstrap$/, '')] ?? 'x86_64';
+    return { ...inputs, stdout: isBootstrap ? `vm-bootstrap: architecture ${architecture}` : '', stderr: '' };
+  }
   return inputs;
 }
 
@@ -202,27 +212,39 @@ function forgetProgramModules(entry: string): void {
   }
 }
 
-function settled<T>(output: pulumi.Output<T>): Promise<T> {
-  return new Promise((resolve) => output.apply((value) => resolve(value)));
+/**
+ * An Output's value; undefined when it failed (an error thrown in an apply, which the run reports) or, once the
+ * run failed, when it is still unknown after a moment (it waits for a resource that was never registered).
+ */
+function settled<T>(output: pulumi.Output<T>, failedRun = false): Promise<T> {
+  // Output.promise() (internal to the SDK) rather than apply(): an apply's own Output would reject again, unhandled.
+  return unlessStuck((output as unknown as { promise(): Promise<T> }).promise(), undefined as T, failedRun);
 }
 
-async function resolveResources(value: unknown): Promise<pulumi.Resource[]> {
+/** `value`, or `fallback` if it fails, or if it has not come a moment after the run failed (it never will). */
+function unlessStuck<T>(value: Promise<T>, fallback: T, failedRun: boolean): Promise<T> {
+  const safe = value.catch(() => fallback);
+  return failedRun ? Promise.race([safe, new Promise<T>((resolve) => setTimeout(() => resolve(fallback), 50))]) : safe;
+}
+
+async function resolveResources(value: unknown, failedRun = false): Promise<pulumi.Resource[]> {
   if (value === undefined) return [];
-  const resolved = pulumi.Output.isInstance(value) ? await settled(value) : await Promise.resolve(value);
+  const resolved = pulumi.Output.isInstance(value) ? await settled(value, failedRun) : await Promise.resolve(value);
   if (resolved === undefined) return [];
   return (Array.isArray(resolved) ? resolved : [resolved]) as pulumi.Resource[];
 }
 
 /** Resources behind every Output found in a resource's inputs (the dependencies the SDK infers). */
-async function resourcesFeeding(value: unknown, found = new Set<pulumi.Resource>()): Promise<Set<pulumi.Resource>> {
+async function resourcesFeeding(value: unknown, found = new Set<pulumi.Resource>(), failedRun = false): Promise<Set<pulumi.Resource>> {
   if (pulumi.Output.isInstance(value)) {
     const output = value as unknown as { allResources(): Promise<Set<pulumi.Resource>> };
-    for (const resource of await output.allResources()) found.add(resource);
-    await resourcesFeeding(await settled(value), found);
+    for (const resource of await unlessStuck(output.allResources(), new Set(), failedRun)) found.add(resource);
+    await resourcesFeeding(await settled(value, failedRun), found, failedRun);
   } else if (Array.isArray(value)) {
-    for (const item of value) await resourcesFeeding(item, found);
+    for (const item of value) await resourcesFeeding(item, found, failedRun);
   } else if (value !== null && typeof value === 'object' && !pulumi.Resource.isInstance(value)) {
-    for (const item of Object.values(value)) await resourcesFeeding(await item, found);
+    // A promise among the inputs rejects when an apply it waits for failed (the run's error, reported).
+    for (const item of Object.values(value)) await resourcesFeeding(await Promise.resolve(item).catch(() => undefined), found, failedRun);
   }
   return found;
 }
@@ -230,8 +252,34 @@ async function resourcesFeeding(value: unknown, found = new Set<pulumi.Resource>
 // Internal to the SDK (not in its typings): resolves when the runtime's outstanding RPCs are done.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runtimeSettings = require('@pulumi/pulumi/runtime/settings') as { waitForRPCs(): Promise<void> };
+// Internal to the SDK as well: the promises it reports as leaked at exit, and a way to forget them.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const debuggable = require('@pulumi/pulumi/runtime/debuggable') as { leakedPromises(): unknown };
 
 let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Catches the unhandled rejections of a run: an error thrown in an apply (a value known only once a resource
+ * reported it) rejects the registrations fed by it, which the language host reports as the run's error
+ * (sdk/nodejs/cmd/run/run.ts, uncaughtHandler); resources waiting for that value are never registered. Ava's
+ * own handlers are set aside meanwhile, so the error is the recording's, not the test's.
+ */
+function watchRejections(): { failed: Promise<unknown>; stop(): Promise<void> } {
+  const avaHandlers = process.listeners('unhandledRejection');
+  process.removeAllListeners('unhandledRejection');
+  let onRejection: (reason: unknown) => void = () => undefined;
+  const failed = new Promise<unknown>((resolve) => (onRejection = resolve));
+  process.on('unhandledRejection', onRejection);
+  return {
+    failed,
+    async stop() {
+      // Rejections of the same error still on their way through the registrations fed by it.
+      await new Promise((r) => setTimeout(r, 100));
+      process.removeListener('unhandledRejection', onRejection);
+      for (const handler of avaHandlers) process.on('unhandledRejection', handler);
+    },
+  };
+}
 
 /** Records one run of the program; runs are serialized (the runtime's state is per process). */
 export function recordStack(options: RecordOptions = {}): Promise<RecordedStack> {
@@ -258,7 +306,7 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
         const raw = args.inputs as Record<string, unknown>;
         const inputs = revealed(raw) as Record<string, unknown>;
         const secretInputs = Object.keys(raw).filter((key) => holdsSecret(raw[key]));
-        const state = mockedState(args.type, args.name, stack, inputs, projectDir);
+        const state = mockedState(args.type, args.name, stack, inputs, projectDir, options.vmArchitectures ?? {});
         list.push({ inputs, secretInputs, state, custom: args.custom ?? true, provider: args.provider ?? '' });
         registered.set(key, list);
         return { id: `${args.name}-id`, state };
@@ -290,27 +338,51 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
   }[] = [];
   let programError: unknown;
   let exported: Record<string, unknown> = {};
-  const outputs = await pulumi.runtime.runInPulumiStack(async () => {
-    pulumi.runtime.registerStackTransformation((args) => {
-      declared.push({ resource: args.resource, type: args.type, name: args.name, props: args.props, opts: args.opts });
+  const rejections = watchRejections();
+  let applyError: unknown;
+  const outputs = await pulumi.runtime
+    .runInPulumiStack(async () => {
+      pulumi.runtime.registerStackTransformation((args) => {
+        declared.push({ resource: args.resource, type: args.type, name: args.name, props: args.props, opts: args.opts });
+        return undefined;
+      });
+      try {
+        if (options.declare) return options.declare();
+        // Loaded the way the language host loads a program: required, from a cache cleared above.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        exported = require(entry) as Record<string, unknown>;
+        return exported;
+      } catch (error) {
+        programError = error;
+        return undefined;
+      }
+    })
+    // The stack's outputs fed by a value an apply failed on.
+    .catch((error: unknown) => {
+      applyError = error;
       return undefined;
     });
-    try {
-      if (options.declare) return options.declare();
-      // Loaded the way the language host loads a program: required, from a cache cleared above.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      exported = require(entry) as Record<string, unknown>;
-      return exported;
-    } catch (error) {
-      programError = error;
-      return undefined;
-    }
-  });
 
   // Every registration has reached the mock once each resource's URN is known; then let the last RPCs
-  // (the stack's own outputs) finish, or they would reach the next run's mock.
-  await Promise.all(declared.map((d) => settled(d.resource.urn)));
-  await runtimeSettings.waitForRPCs();
+  // (the stack's own outputs) finish, or they would reach the next run's mock. An error the program throws
+  // in an apply ends the run instead.
+  if (applyError === undefined) {
+    applyError = await Promise.race([
+      (async () => {
+        await Promise.all(declared.map((d) => settled(d.resource.urn)));
+        await runtimeSettings.waitForRPCs();
+        return undefined;
+      })().catch((error: unknown) => error),
+      rejections.failed,
+    ]);
+  }
+  await rejections.stop();
+  if (applyError !== undefined) {
+    programError ??= applyError;
+    // The registrations that waited for that value never finish (the language host exits there): forget them,
+    // or the SDK reports them as leaked promises when the test process exits.
+    debuggable.leakedPromises();
+  }
 
   const names = new Map<pulumi.Resource, string>(declared.map((d) => [d.resource, d.name]));
   const taken = new Map<string, number>();
@@ -320,8 +392,8 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
     const index = taken.get(key) ?? 0;
     taken.set(key, index + 1);
     const registration = registered.get(key)?.[index];
-    const dependsOn = (await resolveResources(d.opts.dependsOn)).map((r) => names.get(r) ?? '<unknown>');
-    const fedBy = [...(await resourcesFeeding(d.props))].map((r) => names.get(r) ?? '<unknown>');
+    const dependsOn = (await resolveResources(d.opts.dependsOn, programError !== undefined)).map((r) => names.get(r) ?? '<unknown>');
+    const fedBy = [...(await resourcesFeeding(d.props, new Set(), programError !== undefined))].map((r) => names.get(r) ?? '<unknown>');
     const dependencies = [...new Set([...dependsOn, ...fedBy])].filter((n) => n !== d.name);
     const parent = d.opts.parent ? names.get(d.opts.parent) : undefined;
     const explicitProvider = (d.opts as pulumi.CustomResourceOptions).provider;

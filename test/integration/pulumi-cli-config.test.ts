@@ -1,6 +1,7 @@
 // The READMEs' VM configuration, typed as users type it, through the real Pulumi CLI (built by `npm run tools`)
-// and scripts/stack.sh, in a scratch copy of the project: what the CLI then hands the program (`pulumi config
-// --json --show-secrets`, which merges Pulumi.yaml's defaults as `pulumi up` does) must pass infra/config.ts.
+// and scripts/stack.sh, in a scratch copy of the project (the example stack file copied, the secrets set by
+// command): what the CLI then hands the program (`pulumi config --json --show-secrets`, which merges
+// Pulumi.yaml's defaults as `pulumi up` does) must pass infra/config.ts.
 // Before, both READMEs' layouts were refused at the first `pulumi up`: one gave no VM the broker or activity
 // role, and every VM stack got Pulumi.yaml's bindAddress default, which the program refuses with vms.
 import { spawnSync } from 'node:child_process';
@@ -12,11 +13,11 @@ import { REPO_ROOT } from '../helpers/record-stack';
 import { scratchCopy } from '../helpers/scratch-copy';
 import { pulumiCliEnv, requireBuiltCli } from '../../harness/pulumi-cli';
 
-/** The `sh` block of a README's VM section, as written, with the deploy (`npm run up`) left out. */
+/** The `sh` block of a README's VM section, which starts from the example stack file, as written, without the deploy (`npm run up`). */
 function vmConfigBlock(readme: string): string {
   const text = fs.readFileSync(path.join(REPO_ROOT, readme), 'utf8');
-  const block = /```sh\n(p\(\) \{ npm run -s pulumi -- "\$@"; \}\n[\s\S]*?)```/.exec(text);
-  if (!block) throw new Error(`${readme}: no sh block starting with the p() function`);
+  const block = /```sh\n(cp examples\/Pulumi\.vms\.yaml [\s\S]*?)```/.exec(text);
+  if (!block) throw new Error(`${readme}: no sh block starting with the copy of examples/Pulumi.vms.yaml`);
   return block[1]
     .split('\n')
     .filter((line) => !/^npm run up\b/.test(line))

@@ -23,7 +23,7 @@ import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
 import { LABEL_PREFIX } from '../../infra/naming';
 import { REPLICA_PORTS } from '../../infra/vm-ports';
 import { CliStack, removedContainers, type CliSummary, type StateResource } from './cli-stack';
-import { docker } from './docker';
+import { docker, run } from './docker';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from './images';
 import { VmFleet, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from './vms';
 
@@ -711,6 +711,94 @@ test.serial("vm3 killed: its replicas leave the balancer's upstreams within 5 s;
   t.log(`${report.total} requests after the kill:`, report.byInstance);
   t.log(`consul members after the kill: ${[...(await members())].map(([n, s]) => `${n}=${s}`).join(' ')}`);
 });
+
+/** A command on a VM through the real `ssh` with the options its docker provider has in the state (the stack's key file and known_hosts). */
+async function sshAsProvider(vm: string, command: string): Promise<string> {
+  const given = resource(`${vm}-docker`).inputs.sshOpts;
+  const opts = (typeof given === 'string' ? JSON.parse(given) : given) as string[];
+  const { port, user, host } = fleet.vm(vm).ssh;
+  return run('ssh', ['-F', '/dev/null', ...opts, '-o', 'BatchMode=yes', '-p', String(port), `${user}@${host}`, '--', command]);
+}
+
+test.serial("each VM's bootstrap reports its CPU (x86_64 here); every image built for it carries linux/amd64", async (t) => {
+  t.timeout(60_000);
+  for (const vm of ['vm1', 'vm2', 'vm3'])
+    t.regex(resource(`${vm}-bootstrap`).outputs.stdout as string, /^vm-bootstrap: architecture x86_64$/m, vm);
+  const images = state.filter((r) => r.type === 'docker:index/image:Image');
+  t.deepEqual([...new Set(images.map((i) => i.providerName))].sort(), ['vm1-docker', 'vm2-docker', 'vm3-docker']);
+  for (const image of images) t.is((image.inputs.build as { platform?: string }).platform, 'linux/amd64', image.name);
+  // The engine's own view of what it built (vm2's, up all along).
+  const built = images.filter((i) => i.providerName === 'vm2-docker').map((i) => i.outputs.repoDigest as string);
+  const architectures = await fleet.exec('vm2', ['docker', 'image', 'inspect', '--format', '{{.Architecture}}', ...built]);
+  t.deepEqual([...new Set(architectures.trim().split('\n'))], ['amd64']);
+  t.log(`${images.length} images, all linux/amd64; vm2's engine reports ${built.length} of them amd64`);
+});
+
+test.serial("the stack's key file and known_hosts gone (a fresh checkout): pulumi up changes nothing and writes both again", async (t) => {
+  t.timeout(300_000);
+  const id = path.join(sshDir, 'id');
+  const knownHosts = path.join(sshDir, 'known_hosts');
+  const before = { id: fs.readFileSync(id, 'utf8'), knownHosts: fs.readFileSync(knownHosts, 'utf8') };
+  fs.rmSync(id);
+  fs.rmSync(knownHosts);
+  const summary = await cli!.up();
+  t.log(`pulumi up without the files: ${((summary.endedAt - summary.startedAt) / 1000).toFixed(1)} s, ${summary.same.length} same`);
+  t.deepEqual(summary.steps, [], 'no step: nothing created, updated, replaced or deleted');
+  t.is(fs.readFileSync(id, 'utf8'), before.id);
+  t.is(fs.readFileSync(id, 'utf8'), `${fleet.privateKey.trim()}\n`);
+  t.is(fs.statSync(id).mode & 0o777, 0o600);
+  t.deepEqual(fs.readFileSync(knownHosts, 'utf8').split('\n').sort(), before.knownHosts.split('\n').sort());
+  // Each VM's line is the key the stack took (its host-key step's output), which is the VM's own.
+  for (const vm of ['vm1', 'vm2']) {
+    const key = (await fleet.exec(vm, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub'])).trim().split(' ').slice(0, 2).join(' ');
+    t.is((resource(`${vm}-host-key`).outputs.stdout as string).trim(), key, vm);
+    t.true(before.knownHosts.includes(`[127.0.0.1]:${fleet.vm(vm).ssh.port} ${key}\n`), vm);
+  }
+  // What the provider runs works with them: its ssh options, the restored key and known_hosts (strict).
+  t.regex(await sshAsProvider('vm2', 'docker info --format "{{.ServerVersion}}"'), /^20\.10\./);
+});
+
+test.serial(
+  "vm2's host key renewed (a VM rebuilt on its address): pulumi up stops before its bootstrap with the error naming the fix; that command accepts the key and bootstraps vm2 again",
+  async (t) => {
+    t.timeout(420_000);
+    const urn = resource('vm2-host-key').urn;
+    const taken = (resource('vm2-host-key').outputs.stdout as string).trim();
+    const renewed = await fleet.renewHostKeys('vm2');
+    t.not(renewed, taken);
+    await t.throwsAsync(sshAsProvider('vm2', 'true'), { message: /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/ });
+
+    const started = Date.now();
+    const failure = await cli!.up().then(
+      () => '',
+      (error: Error) => error.message,
+    );
+    t.log(
+      `pulumi up refused in ${((Date.now() - started) / 1000).toFixed(1)} s: ${failure.split('\n').find((l) => l.includes('presents')) ?? failure}`,
+    );
+    t.regex(
+      failure,
+      /vm2 \(127\.0\.0\.1 port \d+\) presents the host key SHA256:\S+, not ssh-ed25519 SHA256:\S+, the key this stack took at its first contact/,
+    );
+    t.true(failure.includes(`pulumi up --replace '${urn}'`), 'it names the command that accepts the new key');
+    state = await cli!.state();
+    t.is((resource('vm2-host-key').outputs.stdout as string).trim(), taken, 'the state still holds the old key');
+
+    // The fix, as the message gives it.
+    const accepted = await cli!.up(['--replace', urn]);
+    t.log(
+      `pulumi up --replace vm2-host-key in ${((accepted.endedAt - accepted.startedAt) / 1000).toFixed(1)} s: ${accepted.steps.join(', ')}`,
+    );
+    t.deepEqual(accepted.replaced, ['command:local:Command::vm2-host-key']);
+    t.deepEqual(accepted.updated, ['command:remote:Command::vm2-bootstrap'], 'the bootstrap runs again with the new key');
+    t.deepEqual([...accepted.created, ...accepted.deleted], []);
+    state = await cli!.state();
+    t.is((resource('vm2-host-key').outputs.stdout as string).trim(), renewed);
+    t.regex(resource('vm2-bootstrap').outputs.stdout as string, /^vm-bootstrap: architecture x86_64$/m);
+    t.true(fs.readFileSync(path.join(sshDir, 'known_hosts'), 'utf8').includes(`[127.0.0.1]:${fleet.vm('vm2').ssh.port} ${renewed}\n`));
+    t.regex(await sshAsProvider('vm2', 'docker info --format "{{.ServerVersion}}"'), /^20\.10\./);
+  },
+);
 
 test.serial('vm3 back, then destroy: nothing of the stack is left on any VM', async (t) => {
   t.timeout(240_000);

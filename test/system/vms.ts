@@ -237,6 +237,34 @@ export class VmFleet {
     await this.waitReady(vm);
   }
 
+  /**
+   * A VM rebuilt on the same address, as its SSH server shows it: new host keys, which sshd loads on SIGHUP (it
+   * re-executes itself, same PID: it is the VM's main process). This run's known_hosts takes the new key.
+   * Resolves with the new ed25519 key (`<type> <base64>`).
+   */
+  async renewHostKeys(name: string): Promise<string> {
+    const vm = this.vm(name);
+    await docker([
+      'exec',
+      vm.container,
+      'sh',
+      '-c',
+      'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && kill -HUP $(pgrep -P 1 -x sshd)',
+    ]);
+    const hostKey = (await docker(['exec', vm.container, 'cat', '/etc/ssh/ssh_host_ed25519_key.pub']))
+      .trim()
+      .split(' ')
+      .slice(0, 2)
+      .join(' ');
+    const host = `[127.0.0.1]:${vm.ssh.port}`;
+    const others = fs
+      .readFileSync(this.knownHostsFile, 'utf8')
+      .split('\n')
+      .filter((line) => line !== '' && line.split(' ')[0] !== host);
+    fs.writeFileSync(this.knownHostsFile, [...others, `${host} ${hostKey}`, ''].join('\n'));
+    return hostKey;
+  }
+
   /** Runs a command on a VM as root over ssh (through its published sshd). */
   ssh(name: string, command: string, options: RunOptions = {}): Promise<string> {
     const vm = this.vm(name);

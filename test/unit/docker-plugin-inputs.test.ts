@@ -76,6 +76,22 @@ test("Check fills in an image's platform from the machine running it, and a cont
   t.is(again.inputs.name, checked.inputs.name, 'an auto-name is kept while the container is');
 });
 
+test("an image's explicit platform (a VM's, from its bootstrap) is kept; another CPU's is refused, as this engine cannot build it", async (t) => {
+  const vmImage = (await records)[1].resources.find((r) => r.type === IMAGE)!;
+  t.like(vmImage.inputs, { build: { platform: 'linux/amd64' } }, 'the program sets it on a VM');
+  const withPlatform = (platform: string) => ({
+    ...vmImage,
+    inputs: { ...vmImage.inputs, build: { ...(vmImage.inputs.build as object), platform } },
+  });
+  const kept = await check(withPlatform(hostPlatform()));
+  t.deepEqual(kept.failures, []);
+  t.like(kept.inputs, { build: { platform: hostPlatform() } });
+  const other = hostPlatform() === 'linux/arm64' ? 'linux/amd64' : 'linux/arm64';
+  const { failures } = await check(withPlatform(other));
+  t.is(failures.length, 1);
+  t.regex(failures[0].reason, /platform.*this engine builds for its own platform only/);
+});
+
 test('the diff follows the table: env replaces, memory updates in place, healthcheck is reported only, mustRun back to true updates', async (t) => {
   const diff = (olds: Record<string, unknown>, news: Record<string, unknown>) =>
     provider.resources[CONTAINER].diff('id', { image: 'i', mustRun: true, ...olds }, { image: 'i', mustRun: true, ...news });

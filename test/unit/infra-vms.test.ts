@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import test from 'ava';
 import { parseConfig, type VmConfig } from '../../infra/config';
 import { placeReplicas } from '../../infra/placement';
-import { BOOTSTRAP_SCRIPT_PATH } from '../../infra/vm-host';
+import { BOOTSTRAP_SCRIPT_PATH, imagePlatform } from '../../infra/vm-host';
 import { scratchCopy } from '../helpers/scratch-copy';
 import { MOCK_GOSSIP_KEY, recordStack, type ProgramError, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
 
@@ -369,14 +369,22 @@ test('no docker resource uses the default provider; each names the provider of i
   }
 });
 
-test('each VM is bootstrapped over SSH before its provider connects; the provider uses a key file written from the secret', async (t) => {
+test('each VM is bootstrapped over SSH before its provider connects; the provider uses the key file the program writes', async (t) => {
   const record = await course;
   const files = named(record, 'ssh-files');
-  t.deepEqual(files.secretInputs, ['environment']);
-  t.is(inputs(files).environment.CNP_SSH_PRIVATE_KEY, SSH_KEY.trim());
+  // The key is no input of any step: the program writes the file at every run (never under the mocks).
+  t.deepEqual(files.secretInputs, []);
+  t.deepEqual(Object.keys(inputs(files).environment), ['CNP_SSH_DIR']);
   t.regex(inputs(files).create, /^umask 077 && /);
+  t.false(fs.existsSync(path.join(inputs(files).environment.CNP_SSH_DIR!, 'id')), 'a recording writes no key file into the checkout');
   for (const vm of ['vm1', 'vm2', 'vm3']) {
+    // The host key is taken first (infra/host-key.ts); the bootstrap's client gets it (mocked: none).
+    const hostKey = named(record, `${vm}-host-key`);
+    t.is(inputs(hostKey).create, 'node --import tsx infra/host-key.ts');
+    t.like(inputs(hostKey).environment, { CNP_SSH_HOST: COURSE_VMS.find((v) => v.name === vm)!.ssh.host });
+    t.deepEqual(hostKey.options.dependsOn, ['ssh-files']);
     const bootstrap = named(record, `${vm}-bootstrap`);
+    t.true(bootstrap.options.dependencies.includes(`${vm}-host-key`), 'the bootstrap waits for the host key');
     t.is(inputs(bootstrap).create, 'sh -s');
     t.true(inputs(bootstrap).stdin.startsWith('#!/bin/sh'));
     t.is(inputs(bootstrap).triggers.length, 1);
@@ -387,7 +395,8 @@ test('each VM is bootstrapped over SSH before its provider connects; the provide
     t.deepEqual(provider.options.dependsOn, [`${vm}-bootstrap`, 'ssh-files']);
     const opts = sshOpts(provider);
     t.is(opts[opts.indexOf('-i') + 1], `${inputs(files).environment.CNP_SSH_DIR}/id`);
-    t.true(opts.includes('StrictHostKeyChecking=accept-new'));
+    t.true(opts.includes('StrictHostKeyChecking=yes'), 'ssh accepts only the key the stack took');
+    t.true(opts.includes(`UserKnownHostsFile=${inputs(files).environment.CNP_SSH_DIR}/known_hosts`));
   }
   t.deepEqual(named(record, 'vm3-bootstrap').inputs.connection, {
     ...inputs(named(record, 'vm3-bootstrap')).connection,
@@ -547,7 +556,7 @@ test('every container on every VM but the collector logs to it over TCP and is c
   }
 });
 
-test('images are built on the VM that runs them, for its own platform', async (t) => {
+test('images are built on the VM that runs them, for its CPU as its bootstrap reports it (x86_64 here)', async (t) => {
   const record = await course;
   t.deepEqual(
     ofType(record, T.image).map((i) => `${i.name} ${i.options.provider}`),
@@ -566,7 +575,57 @@ test('images are built on the VM that runs them, for its own platform', async (t
       'vm1-balancer-image vm1-docker',
     ],
   );
-  for (const image of ofType(record, T.image)) t.is(inputs(image).build.platform, undefined);
+  for (const image of ofType(record, T.image)) {
+    t.is(inputs(image).build.platform, 'linux/amd64', image.name);
+    t.true(image.options.dependencies.includes(`${image.name.split('-')[0]}-bootstrap`), `${image.name} waits for its VM's report`);
+  }
+});
+
+test('a VM reporting aarch64 gets linux/arm64 images, the others keep theirs', async (t) => {
+  const record = await recordStack({ config: { vms: COURSE_VMS }, vmArchitectures: { vm3: 'aarch64', vm1: 'arm64' } });
+  const platforms = ofType(record, T.image).map((i) => `${i.name} ${inputs(i).build.platform}`);
+  t.deepEqual(platforms.sort(), [
+    'vm1-balancer-image linux/arm64',
+    'vm1-consul-image linux/arm64',
+    'vm2-activity-image linux/amd64',
+    'vm2-broker-image linux/amd64',
+    'vm2-collector-image linux/amd64',
+    'vm2-consul-image linux/amd64',
+    'vm2-replicas-image linux/amd64',
+    'vm3-activity-image linux/arm64',
+    'vm3-consul-image linux/arm64',
+    'vm3-replicas-image linux/arm64',
+  ]);
+});
+
+test('a VM whose architecture the stack cannot serve stops the deployment before its images, naming it', async (t) => {
+  // Known only once the bootstrap ran: the deployment fails there, and no image of that VM reaches the engine.
+  const error = await t.throwsAsync<ProgramError>(recordStack({ config: { vms: COURSE_VMS }, vmArchitectures: { vm3: 'riscv64' } }));
+  t.regex(
+    error.message,
+    /vm3's architecture \(uname -m, reported by its bootstrap\) = "riscv64" is not allowed: use a VM with one of x86_64/,
+  );
+  const images = error.resources.filter((r) => r.type === T.image);
+  t.deepEqual(
+    images.filter((i) => Object.keys(i.inputs).length === 0).map((i) => i.name),
+    ['vm3-consul-image', 'vm3-replicas-image', 'vm3-activity-image'],
+    "vm3's images are declared but never registered",
+  );
+  t.is(error.resources.find((r) => r.name === 'vm3-bootstrap')?.inputs.create, 'sh -s', 'the bootstrap itself was registered');
+
+  // The rule itself, and the message as the CLI shows it.
+  for (const [reported, shown] of [
+    ['vm-bootstrap: docker info answers\nvm-bootstrap: architecture riscv64', 'riscv64'],
+    ['vm-bootstrap: docker info answers', ''],
+  ]) {
+    const error = t.throws(() => imagePlatform('vm3', reported));
+    t.is(
+      error.message,
+      `vm3's architecture (uname -m, reported by its bootstrap) = ${JSON.stringify(shown)} is not allowed: use a VM with one of ` +
+        'x86_64 (linux/amd64), amd64 (linux/amd64), aarch64 (linux/arm64), arm64 (linux/arm64)',
+    );
+  }
+  t.is(imagePlatform('vm1', 'vm-bootstrap: engine running\nvm-bootstrap: architecture x86_64\n'), 'linux/amd64');
 });
 
 test('the bootstrap script tells Debian from the RHEL family by /etc/os-release', (t) => {
@@ -587,35 +646,6 @@ test('the bootstrap script tells Debian from the RHEL family by /etc/os-release'
   t.is(detect('ID="centos"\nID_LIKE="rhel fedora"\n'), 'rhel');
   t.is(detect('ID="rocky"\nID_LIKE="rhel centos fedora"\n'), 'rhel');
   t.is(detect('ID=alpine\n'), 'unsupported');
-});
-
-test("infra/README's Deploy on VMs commands make a config the program takes, with the layout the README describes", (t) => {
-  const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'infra', 'README.md'), 'utf8');
-  const block = /### Commands[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)![1];
-  // `--path` stores integers as numbers and everything else as strings (pulumi config set's rule).
-  const vms: Record<string, unknown>[] = [];
-  const raw: Record<string, string> = {};
-  for (const line of block.split('\n')) {
-    const path_ = /^p config set --path '(vms\[\d+\][^']*)' (\S+)/.exec(line);
-    const plain = /^p config set (\w+) (\S+)$/.exec(line);
-    if (path_) {
-      const keys = path_[1].match(/[a-zA-Z]+|\d+/g)!.slice(1);
-      let node: Record<string, unknown> | unknown[] = vms;
-      keys.forEach((key, i) => {
-        const last = i === keys.length - 1;
-        const slot = node as Record<string, unknown>;
-        if (last) slot[key] = /^\d+$/.test(path_[2]) ? Number(path_[2]) : path_[2];
-        else node = (slot[key] ??= /^\d+$/.test(keys[i + 1]) ? [] : {}) as Record<string, unknown>;
-      });
-    } else if (plain) raw[plain[1]] = plain[2];
-  }
-  const config = parseConfig({ ...raw, vms: JSON.stringify(vms) });
-  t.is(config.replicas, 4);
-  t.deepEqual(
-    config.vms.map((vm) => `${vm.name} ${vm.privateAddress} ${vm.roles.join('+')}`),
-    ['vm1 10.0.0.11 discovery+balancer', 'vm2 10.0.0.12 collector+replicas+broker+activity', 'vm3 10.0.0.13 replicas+activity'],
-  );
-  t.true(block.includes('p config set --secret sshPrivateKey') && block.includes('p config set --secret consulGossipKey'));
 });
 
 test('three discovery VMs run three servers with bootstrap-expect 3, every agent joining all three (IPv6 in brackets)', async (t) => {
