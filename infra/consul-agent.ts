@@ -88,7 +88,7 @@ export class ConsulAgent extends pulumi.ComponentResource {
         networkMode: 'host',
         volumes: [{ volumeName: data.name, containerPath: CONSUL_DATA_DIR }],
         // A client is healthy once it reaches the servers: the datacenter list, which Consul serves to anyone
-        // (the agent's own token exists only after the ACL init step, which waits for every agent).
+        // (the agent's own token may exist only after the ACL init step, which waits for the servers).
         healthcheck: isServer
           ? serverHealthcheck(args.httpPort, 24)
           : {

@@ -91,9 +91,12 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
     ]),
   );
 
-  // Puts the policies and role tokens into Consul once every agent is up. The API listens on the VMs'
+  // Puts the policies and role tokens into Consul once the servers are up. The API listens on the VMs'
   // loopback only, so the step (on the machine running `pulumi up`) reaches the first server's through an
-  // SSH local forward, with the ssh settings the docker providers use.
+  // SSH local forward, with the ssh settings the docker providers use. It waits for the discovery VMs' agents
+  // only: a client agent needs nothing from it to start (its token works once the step has run, and its
+  // VM's containers wait for both), and nothing outside a replicas or activity VM then depends on that VM,
+  // so a dead one can be dropped from the state alone (scripts/vm-forget.ts).
   const aclVm = discoveryVms[0];
   const consulAcl = aclInit(
     'consul-acl-init',
@@ -106,7 +109,7 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
       consulIdentity: discoveryVms.flatMap((vm) => [agents.get(vm.name)!.container.id, agents.get(vm.name)!.dataVolume.name]),
       ssh: { ...aclVm.ssh, opts: ssh.sshOpts },
     },
-    { dependsOn: [ssh.files, ...[...agents.values()].map((agent) => agent.container)] },
+    { dependsOn: [ssh.files, ...discoveryVms.map((vm) => agents.get(vm.name)!.container)] },
   );
 
   // Each role's containers talk to their own VM's agent, through the network's gateway.
