@@ -109,7 +109,9 @@ const MEMBER_STATUS = ['none', 'alive', 'leaving', 'left', 'failed'];
 async function consul(url: string, token: string, method: string, apiPath: string): Promise<{ status: number; body: unknown }> {
   const res = await fetch(`${url}${apiPath}`, { method, headers: { 'X-Consul-Token': token }, signal: AbortSignal.timeout(10_000) });
   const text = await res.text();
-  if (res.status >= 400 && res.status !== 404) throw new Error(`Consul answered ${method} ${apiPath} with ${res.status}: ${text.trim()}`);
+  // Consul 1.8 answers a read of an ACL object that does not exist with 403 "ACL not found".
+  if (res.status === 404 || (res.status === 403 && /ACL not found/i.test(text))) return { status: 404, body: undefined };
+  if (res.status >= 400) throw new Error(`Consul answered ${method} ${apiPath} with ${res.status}: ${text.trim()}`);
   return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined };
 }
 
@@ -141,8 +143,11 @@ async function main(): Promise<void> {
       ),
     );
 
-  const vms = (JSON.parse(await pulumi(['config', 'get', 'vms', '--json'])) as { objectValue?: Array<{ name: string; roles: string[] }> })
-    .objectValue;
+  const vmsConfig = await pulumi(['config', 'get', 'vms', '--json']).catch((error: Error) => {
+    if (/configuration key .* not found/.test(error.message)) return '{}';
+    throw error;
+  });
+  const vms = (JSON.parse(vmsConfig) as { objectValue?: Array<{ name: string; roles: string[] }> }).objectValue;
   if (!Array.isArray(vms)) throw new Error(`the stack ${stack} has no vms: this command is for a stack deployed on VMs`);
   checkForgettable(vms, vm);
 
