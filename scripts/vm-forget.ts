@@ -89,8 +89,9 @@ export function checkForgettable(vms: ReadonlyArray<{ name: string; roles: strin
   if (others.length > 0)
     throw new Error(
       `${vm} holds the roles ${entry.roles.join(', ')}: only a VM whose roles are all among ${FORGETTABLE_ROLES.join(', ')} can be left ` +
-        `behind (nothing else needs it). A VM with ${others.join(', ')} cannot: bring it back, or a new VM with its disk (Consul's ` +
-        `data, the log or stream volume) at the same address, and run npm run up; or redeploy the stack (infra/README.md, "When a VM dies for good")`,
+        `behind (nothing else needs it). A VM with ${others.join(', ')} cannot: bring it back, or a new VM with the same name and ` +
+        `address (its data volume restored), then npm run pulumi -- refresh --yes and npm run up; or redeploy the stack ` +
+        `(infra/README.md, "When a VM dies for good")`,
     );
 }
 
