@@ -95,12 +95,15 @@ export function checkForgettable(vms: ReadonlyArray<{ name: string; roles: strin
     );
 }
 
+/** A secret's envelope in the state: this key with this value (sdk/go/common/resource/sig: `Key`, `Secret`). */
+const [SIG_KEY, SECRET_SIG] = ['4dabf18193072939515e22adb298388d', '1b47061264138c4ac30d75fd1eb44270'];
+
 /** `value` with every secret envelope of `pulumi stack export --show-secrets` replaced by its plaintext value. */
 function unwrapSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(unwrapSecrets);
   if (value === null || typeof value !== 'object') return value;
   const object = value as Record<string, unknown>;
-  if (typeof object.plaintext === 'string') return unwrapSecrets(JSON.parse(object.plaintext));
+  if (object[SIG_KEY] === SECRET_SIG && typeof object.plaintext === 'string') return unwrapSecrets(JSON.parse(object.plaintext));
   return Object.fromEntries(Object.entries(object).map(([k, v]) => [k, unwrapSecrets(v)]));
 }
 
@@ -120,8 +123,10 @@ function parseArgs(argv: string[]): { vm: string; stack: string } {
   let stack = 'dev';
   const names: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--stack' && argv[i + 1] !== undefined) stack = argv[++i];
-    else if (argv[i].startsWith('-')) throw new Error(`${argv[i]} is not an option of this command\n${USAGE}`);
+    if (argv[i] === '--stack') {
+      if (argv[i + 1] === undefined) throw new Error(`--stack needs a stack name\n${USAGE}`);
+      stack = argv[++i];
+    } else if (argv[i].startsWith('-')) throw new Error(`${argv[i]} is not an option of this command\n${USAGE}`);
     else names.push(argv[i]);
   }
   if (names.length !== 1) throw new Error(`name one VM\n${USAGE}`);
@@ -157,11 +162,13 @@ async function main(): Promise<void> {
   const exported = JSON.parse(await pulumi(['stack', 'export', '--show-secrets'])) as { deployment: { resources?: StateResource[] } };
   const resources = exported.deployment.resources ?? [];
   const { urns, dependents } = vmResources(resources, vm);
-  if (dependents.length > 0)
-    throw new Error(
-      `${vm} cannot be dropped from the state alone: ${dependents.join('; ')}. The stack was last deployed by a version of the ` +
-        `program whose ACL step waited for every VM's agent: deploy this version once while every VM answers, or restore ${vm}`,
-    );
+  if (dependents.length > 0) {
+    // A stack last deployed before the ACL step waited for the discovery VMs' agents only: `up` records the new order.
+    const why = dependents.every((d) => d.startsWith('consul-acl-init '))
+      ? `the stack was last deployed by a version of the program whose ACL step waited for every VM's agent: deploy this version once while every VM answers`
+      : `infra/README.md, "When a VM dies for good"`;
+    throw new Error(`${vm} cannot be dropped from the state alone: ${dependents.join('; ')} (${why}), or bring ${vm} back`);
+  }
 
   const aclStep = resources.find((r) => r.type === 'command:local:Command' && nameOf(r.urn) === 'consul-acl-init');
   const env = unwrapSecrets(aclStep?.inputs?.environment) as Record<string, string> | undefined;
