@@ -541,7 +541,7 @@ test.serial("vm3 back: its engine starts the stack's containers again", async (t
 });
 
 test.serial(
-  'vm3 dead for good: npm run vm:forget drops it from the state, then without it in vms pulumi up puts its replicas on vm2; no request fails',
+  'vm3 dead for good: npm run vm:forget refuses vm2 and a live vm3, drops the dead vm3 from the state, then without it in vms pulumi up puts its replicas on vm2; no request fails',
   async (t) => {
     t.timeout(480_000);
     const before = state.map((r) => r.name);
@@ -551,6 +551,23 @@ test.serial(
       gone.map((r) => r.n),
       [2, 4, 6],
     );
+    // Refused, the state untouched: a VM with other roles (named), and vm3 while Consul sees it alive (it is back).
+    const refusal = (vm: string) =>
+      cli!.script('npm', ['run', '--silent', 'vm:forget', '--', vm, '--stack', STACK]).then(
+        () => 'not refused',
+        (error: Error) => error.message,
+      );
+    t.regex(
+      await refusal('vm2'),
+      /vm2 holds the roles collector, replicas, broker, activity: only a VM whose roles are all among replicas, activity/,
+    );
+    await waitFor('Consul to see vm3 alive again', async () => (await members()).get('vm3') === 'alive', 90_000, 500);
+    t.regex(await refusal('vm3'), /Consul sees vm3 alive: this command is for a VM that is gone/);
+    t.deepEqual(
+      (await cli!.state()).map((r) => r.name),
+      before,
+    );
+
     // The machine is gone: its container and its disk. Consul then sees its node failed.
     await fleet.remove('vm3');
     await waitFor('Consul to see vm3 failed', async () => (await members()).get('vm3') === 'failed', 30_000, 250);
