@@ -68,8 +68,9 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
     logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${vm.name}.${tag}`),
   });
 
-  const agents = new Map(
-    config.vms.map((vm) => [
+  const agents = new Map<string, ConsulAgent>();
+  const declareAgent = (vm: VmConfig, after: pulumi.Resource[]) =>
+    agents.set(
       vm.name,
       new ConsulAgent(
         `${vm.name}-consul`,
@@ -86,17 +87,14 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
           managementToken: consulManagementToken,
         },
         // The agent binds the network's gateway address: the network comes first.
-        { ...onVm(vm), dependsOn: [networks.get(vm.name)!.network] },
+        { ...onVm(vm), dependsOn: [networks.get(vm.name)!.network, ...after] },
       ),
-    ]),
-  );
+    );
+  discoveryVms.forEach((vm) => declareAgent(vm, []));
 
   // Puts the policies and role tokens into Consul once the servers are up. The API listens on the VMs'
   // loopback only, so the step (on the machine running `pulumi up`) reaches the first server's through an
-  // SSH local forward, with the ssh settings the docker providers use. It waits for the discovery VMs' agents
-  // only: a client agent needs nothing from it to start (its token works once the step has run, and its
-  // VM's containers wait for both), and nothing outside a replicas or activity VM then depends on that VM,
-  // so a dead one can be dropped from the state alone (scripts/vm-forget.ts).
+  // SSH local forward, with the ssh settings the docker providers use.
   const aclVm = discoveryVms[0];
   const consulAcl = aclInit(
     'consul-acl-init',
@@ -111,6 +109,11 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
     },
     { dependsOn: [ssh.files, ...discoveryVms.map((vm) => agents.get(vm.name)!.container)] },
   );
+  // The other agents start once their token exists: an agent whose token Consul does not know yet has its node
+  // and its services' sync blocked until its next full anti-entropy run, about a minute later. And nothing
+  // outside a replicas or activity VM depends on that VM, so a dead one can leave the state alone
+  // (scripts/vm-forget.ts).
+  config.vms.filter((vm) => !discoveryVms.includes(vm)).forEach((vm) => declareAgent(vm, [consulAcl]));
 
   // Each role's containers talk to their own VM's agent, through the network's gateway.
   const roleArgs = (vm: VmConfig) => ({

@@ -122,3 +122,11 @@ test('vm3 removed from vms: its replicas are declared on vm2, the ACL step names
     [1, 2, 3, 4].map((n) => `cnp-dev-replica-${n}`),
   );
 });
+
+test("the ACL step waits for the servers' agents only; the other agents start after it, when their token exists", async (t) => {
+  const record = await recordStack({ config: { vms: COURSE_VMS, replicas: 4 } });
+  const named = (name: string) => record.resources.find((r) => r.name === name)!;
+  t.deepEqual(named('consul-acl-init').options.dependsOn, ['ssh-files', 'vm1-consul-agent']);
+  t.false(named('vm1-consul-agent').options.dependsOn.includes('consul-acl-init'), 'the server comes first');
+  for (const vm of ['vm2', 'vm3']) t.true(named(`${vm}-consul-agent`).options.dependsOn.includes('consul-acl-init'), vm);
+});
