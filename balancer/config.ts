@@ -38,6 +38,11 @@ export interface BalancerConfig {
    */
   adminAddress: string;
   adminPort: number;
+  /**
+   * Both TCP listeners with SO_REUSEPORT (REUSE_PORT=true): another balancer of the same user may listen on
+   * the same ports, which is how a new balancer takes over from an old one without a refused connection.
+   */
+  reusePort: boolean;
   /** Requests one client address may have in flight on the public port at once; more get a JSON 429. */
   connLimitPerClient: number;
   /** Requests per second one client address may send on the public port (nginx limit_req); 0 turns the limit off. */
@@ -80,6 +85,9 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
   const workDir = envValue(env, 'WORK_DIR');
   if (workDir !== undefined && !workDir.startsWith('/')) rejectConfig('WORK_DIR', workDir, 'an absolute path');
 
+  const reuseText = envValue(env, 'REUSE_PORT') ?? 'false';
+  if (reuseText !== 'true' && reuseText !== 'false') rejectConfig('REUSE_PORT', reuseText, 'true or false');
+
   const rateLimitPerClient = integer(env, 'RATE_LIMIT_PER_CLIENT', DEFAULT_RATE_LIMIT_PER_CLIENT, 0, 1_000_000);
   return {
     consul,
@@ -88,6 +96,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
     listenPort,
     adminAddress,
     adminPort,
+    reusePort: reuseText === 'true',
     connLimitPerClient: integer(env, 'CONN_LIMIT_PER_CLIENT', DEFAULT_CONN_LIMIT_PER_CLIENT, 1, 100_000),
     rateLimitPerClient,
     // A page load or a reconnecting client's backlog comes at once: by default two seconds' worth.

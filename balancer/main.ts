@@ -62,8 +62,7 @@ async function main(): Promise<void> {
   await claimWorkDir(workDir, logger);
   const status = createStatusStore(config.consul.url);
   const consul = consulClient(config);
-  // The reload check asks the admin listener, which only the balancer's own side reaches.
-  const nginx = new Nginx(config.nginxBin, workDir, logger, { host: probeAddress(config.adminAddress), port: config.adminPort });
+  const nginx = new Nginx(config.nginxBin, workDir, logger);
   let follower: Follower | undefined;
   let applier: Applier | undefined;
   const readStatus = () => status.read();
@@ -83,6 +82,7 @@ async function main(): Promise<void> {
     listenPort: config.listenPort,
     adminAddress: config.adminAddress,
     adminPort: config.adminPort,
+    reusePort: config.reusePort,
     connLimitPerClient: config.connLimitPerClient,
     rateLimitPerClient: config.rateLimitPerClient,
     rateBurstPerClient: config.rateBurstPerClient,
@@ -170,6 +170,7 @@ async function main(): Promise<void> {
     services: Object.fromEntries(first.services.map((s) => [s.name, s.upstreams])),
     listen: `${config.listenAddress}:${config.listenPort}`,
     admin: `${config.adminAddress}:${config.adminPort}`,
+    reusePort: config.reusePort,
     connLimitPerClient: config.connLimitPerClient,
     rateLimitPerClient: config.rateLimitPerClient,
     rateBurstPerClient: config.rateBurstPerClient,

@@ -25,6 +25,14 @@ export function nginxPrefix(workDir: string): string {
 }
 
 /**
+ * The admin listener's Unix socket in a work dir: the watcher's reload check and the container's health
+ * check ask their own nginx there. Over TCP they could meet another balancer sharing the port (REUSE_PORT).
+ */
+export function adminSocketPath(workDir: string): string {
+  return path.join(workDir, 'admin.sock');
+}
+
+/**
  * The nginx child: its config file (replaced atomically, only after `nginx -t` passed), its start,
  * graceful reload (SIGHUP) and graceful stop (SIGQUIT). Paths all live under `workDir`.
  */
@@ -32,22 +40,19 @@ export class Nginx {
   readonly confPath: string;
   private readonly candidatePath: string;
   private readonly pidPath: string;
+  private readonly adminSocket: string;
   private child: ChildProcess | undefined;
   private exitPromise: Promise<NginxExit> | undefined;
 
-  /**
-   * @param probe where nginx listens, as seen from this host (wildcards become loopback): used to
-   *   confirm that a reload is being served.
-   */
   constructor(
     private readonly bin: string,
     readonly workDir: string,
     private readonly logger: Logger,
-    private readonly probe: { host: string; port: number },
   ) {
     this.confPath = path.join(workDir, 'nginx.conf');
     this.candidatePath = path.join(workDir, 'nginx.candidate.conf');
     this.pidPath = path.join(workDir, 'nginx.pid');
+    this.adminSocket = adminSocketPath(workDir);
   }
 
   private baseArgs(conf: string): string[] {
@@ -93,6 +98,8 @@ export class Nginx {
   /** Starts nginx in the foreground; resolves once it has bound its port and handles signals. */
   async start(readyTimeoutMs = 10_000): Promise<void> {
     await fs.rm(this.pidPath, { force: true });
+    // A socket file left by an nginx that was killed would make the bind fail.
+    await fs.rm(this.adminSocket, { force: true });
     // A process group of its own: Ctrl-C in a terminal signals the whole foreground group, and nginx
     // taking SIGINT as a fast shutdown could exit before the watcher's handler ran, which then read it as
     // a crash (seen in CI). Only the watcher stops nginx, gracefully; a watcher killed outright leaves the
@@ -159,16 +166,13 @@ export class Nginx {
 
   private servedGeneration(): Promise<string | null> {
     return new Promise((resolve) => {
-      const req = http.get(
-        { host: this.probe.host, port: this.probe.port, path: '/_balancer/generation', agent: false, timeout: 1000 },
-        (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => (body += chunk));
-          res.on('end', () => resolve(res.statusCode === 200 ? body.trim() : null));
-          res.on('error', () => resolve(null));
-        },
-      );
+      const req = http.get({ socketPath: this.adminSocket, path: '/_balancer/generation', agent: false, timeout: 1000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve(res.statusCode === 200 ? body.trim() : null));
+        res.on('error', () => resolve(null));
+      });
       req.on('timeout', () => req.destroy());
       req.on('error', () => resolve(null));
     });

@@ -2,6 +2,7 @@ import net from 'node:net';
 import { hostPort } from '../lib/endpoints';
 import { probeAddress } from '../lib/listen-address';
 import { RESERVED_PATHS, type Route } from '../lib/routes';
+import { adminSocketPath } from './nginx';
 import type { GatewayService, GatewayTable } from './routing';
 
 /** The parts of one `/v1/health/service/<name>` entry the balancer reads. */
@@ -39,6 +40,8 @@ export interface NginxSettings {
   /** The admin listener (status, and the proxy that names the upstream); the public one shows neither. */
   adminAddress: string;
   adminPort: number;
+  /** `reuseport` on both TCP listeners: a second balancer of the same user can take over the ports (balancer/README.md). */
+  reusePort: boolean;
   /** Requests one client address may have in flight on the public port; more get a JSON 429. */
   connLimitPerClient: number;
   /** Requests per second one client address may send to the public port (nginx limit_req); 0 = no limit. */
@@ -356,7 +359,7 @@ function evidenceLocations(s: NginxSettings): string[] {
 function publicServer(s: NginxSettings, table: GatewayTable): string[] {
   return [
     '  server {',
-    `    listen ${hostPort(s.listenAddress, s.listenPort)};`,
+    `    listen ${hostPort(s.listenAddress, s.listenPort)}${s.reusePort ? ' reuseport' : ''};`,
     `    limit_conn per_client ${s.connLimitPerClient};`,
     ...(s.rateLimitPerClient > 0 ? [`    limit_req zone=rate_per_client burst=${s.rateBurstPerClient} nodelay;`] : []),
     ...reservedLocations('public'),
@@ -374,7 +377,9 @@ function publicServer(s: NginxSettings, table: GatewayTable): string[] {
 function adminServer(s: NginxSettings, table: GatewayTable, generation: number): string[] {
   return [
     '  server {',
-    `    listen ${hostPort(s.adminAddress, s.adminPort)};`,
+    `    listen ${hostPort(s.adminAddress, s.adminPort)}${s.reusePort ? ' reuseport' : ''};`,
+    "    # This balancer's own: the reload check and the health check ask here, never another balancer on the port.",
+    `    listen unix:${adminSocketPath(s.workDir.replace(/\/+$/, ''))};`,
     '    location = /_balancer/status {',
     '      # Health checks poll this every few seconds; keep them out of the access log.',
     '      access_log off;',

@@ -1,13 +1,33 @@
-// The balancer: nginx plus the TypeScript watcher that follows Consul, built from balancer/, with
-// its public listener published on the bind address and its admin listener on adminAddress (the bind
-// address on one host, loopback by default; a VM's private address).
+// The balancer: nginx plus the TypeScript watcher that follows Consul, built from balancer/, with its public
+// listener published on the bind address and its admin listener on adminAddress (the bind address on one
+// host, loopback by default; a VM's private address).
+//
+// Two containers, so that replacing the balancer refuses no connection (infra/README.md, "The balancer
+// hands over"): `ports` holds the network namespace, the published ports and the stack network, and is not
+// replaced when the balancer is; the balancer proper (`gateway`) joins that namespace and listens with
+// SO_REUSEPORT. A new gateway starts next to the old one on the same ports, the engine waits until it is
+// healthy, and only then stops the old one, whose nginx stops accepting and finishes what it holds;
+// net.ipv4.tcp_migrate_req hands the connections still queued on its sockets to the new one.
+import { createHash } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
-import { httpHealthcheck, roleOptions, stackContainer } from './container-settings';
+import { ROLE_SETTINGS, roleOptions, stackContainer } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
 import { bundledImage, consulTokenEnv, type BundledRoleArgs } from './bundled-role';
 
 const LISTEN_PORT = 8080;
 const ADMIN_PORT = 8081;
+/** The gateway's WORK_DIR (as in balancer/Dockerfile): its health probe finds the admin socket there. */
+const WORK_DIR = '/tmp/balancer';
+/** Seconds a new gateway has to become healthy before the deployment fails (the old one keeps serving). */
+const READY_TIMEOUT_SECONDS = 60;
+/** Seconds an old gateway gets after SIGTERM: its watcher gives nginx 10 s to finish (balancer/nginx.ts stop). */
+const DRAIN_SECONDS = 15;
+
+/**
+ * The namespace holder's only process: it waits, and exits at once on SIGTERM (sh as PID 1 has no default
+ * handler, so the trap is what lets `docker stop` end it without waiting out the grace).
+ */
+const HOLD = ['sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'];
 
 export interface BalancerArgs extends BundledRoleArgs {
   bindAddress: string;
@@ -22,7 +42,10 @@ export interface BalancerArgs extends BundledRoleArgs {
 }
 
 export class Balancer extends pulumi.ComponentResource {
+  /** The container that publishes the ports (and names the balancer's log file). */
   readonly containerName: string;
+  /** The running balancer's container: `<prefix>-balancer-<version>`, a new name for every replacement. */
+  readonly gatewayName: pulumi.Output<string>;
   readonly url: string;
   readonly adminUrl: string;
 
@@ -36,34 +59,77 @@ export class Balancer extends pulumi.ComponentResource {
 
     const image = bundledImage(`${name}-image`, 'balancer', args, this);
 
-    stackContainer(
-      `${name}-container`,
-      { naming, role: 'balancer', logs: collector },
+    const ports = stackContainer(
+      `${name}-ports`,
+      { naming, role: 'balancer-ports', logs: collector },
       {
         name: this.containerName,
+        // Any image with sh will do; the balancer's is at hand on every engine. Its changes are ignored
+        // (below): the holder runs nothing of it, and replacing it would close the ports.
         image: image.repoDigest,
-        envs: [
-          `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
-          ...consulTokenEnv(args),
-          // No SERVICE_NAME: the gateway follows every service that asks for a route (balancer/README.md).
-          `RATE_LIMIT_PER_CLIENT=${args.rateLimitPerClient}`,
-          `LISTEN_PORT=${LISTEN_PORT}`,
-          'LISTEN_ADDRESS=0.0.0.0',
-          `ADMIN_PORT=${ADMIN_PORT}`,
-          'ADMIN_ADDRESS=0.0.0.0',
-        ],
+        command: HOLD,
+        healthcheck: { tests: ['NONE'] },
         // The admin port is published on adminAddress only (loopback by default, a VM's private address), like Consul's UI.
         ports: [
           { internal: LISTEN_PORT, external: args.balancerPort, ip: args.bindAddress, protocol: 'tcp' },
           { internal: ADMIN_PORT, external: args.balancerAdminPort, ip: args.adminAddress, protocol: 'tcp' },
         ],
         networksAdvanced: [{ name: args.networkName, aliases: ['balancer'] }],
-        healthcheck: httpHealthcheck(`http://127.0.0.1:${ADMIN_PORT}/_balancer/status`),
+        // Connections queued on a closing listener move to another of its SO_REUSEPORT group instead of being
+        // reset (Linux 5.14+). Per network namespace: set here for the balancer's own, not for the host.
+        sysctls: { 'net.ipv4.tcp_migrate_req': '1' },
         destroyGraceSeconds: 10,
       },
-      { parent: this, dependsOn },
+      // The one container the balancer had before it was split in two: an existing stack's becomes this holder
+      // (a replacement, the old one deleted first, as its ports cannot be published twice).
+      { parent: this, ignoreChanges: ['image'], aliases: [{ name: `${name}-container` }] },
     );
 
-    this.registerOutputs({ containerName: this.containerName, url: this.url, adminUrl: this.adminUrl });
+    const settings = [
+      `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
+      // No SERVICE_NAME: the gateway follows every service that asks for a route (balancer/README.md).
+      `RATE_LIMIT_PER_CLIENT=${args.rateLimitPerClient}`,
+      `LISTEN_PORT=${LISTEN_PORT}`,
+      'LISTEN_ADDRESS=0.0.0.0',
+      `ADMIN_PORT=${ADMIN_PORT}`,
+      'ADMIN_ADDRESS=0.0.0.0',
+      'REUSE_PORT=true',
+      `WORK_DIR=${WORK_DIR}`,
+    ];
+    // Old and new run side by side, so the name changes with whatever replaces the container: the image, the
+    // settings and the role's hardening. The token stays out of it (a secret; it is fixed for the stack's life).
+    this.gatewayName = image.repoDigest.apply(
+      (id) =>
+        `${this.containerName}-${createHash('sha256')
+          .update(JSON.stringify([id, settings, ROLE_SETTINGS.balancer]))
+          .digest('hex')
+          .slice(0, 12)}`,
+    );
+    stackContainer(
+      `${name}-gateway`,
+      // Every version logs under the holder's fixed name: one file for the balancer across replacements.
+      { naming, role: 'balancer', logs: collector, logTag: this.containerName },
+      {
+        name: this.gatewayName,
+        image: image.repoDigest,
+        envs: [...settings, ...consulTokenEnv(args)],
+        // The holder's namespace: its ports, its stack-network address and alias, its DNS.
+        networkMode: pulumi.interpolate`container:${ports.id}`,
+        healthcheck: {
+          tests: ['CMD', 'node', '/app/health-probe.js'],
+          interval: '2s',
+          timeout: '3s',
+          retries: 3,
+          startPeriod: '30s',
+        },
+        wait: true,
+        waitTimeout: READY_TIMEOUT_SECONDS,
+        destroyGraceSeconds: DRAIN_SECONDS,
+      },
+      // Created before the old one is deleted: both listen on the ports while the new one starts.
+      { parent: this, deleteBeforeReplace: false, dependsOn },
+    );
+
+    this.registerOutputs({ containerName: this.containerName, gatewayName: this.gatewayName, url: this.url, adminUrl: this.adminUrl });
   }
 }

@@ -57,8 +57,10 @@ export const ROLE_SETTINGS = {
   // nats-server writes only its JetStream store, which is on the broker's volume (broker/Dockerfile gives
   // /data to APP_USER); /tmp for nothing but tools. Memory: the stream's messages are on file, its index in RAM.
   broker: { user: APP_USER, memoryMb: 256, cpus: '1', tmpfs: { '/tmp': scratch('8m') }, capAdd: [] },
-  // nginx's prefix (config, pid, temp files: the watcher's WORK_DIR) is a fresh directory under /tmp.
+  // nginx's prefix (config, pid, temp files, the admin socket: the watcher's WORK_DIR) is /tmp/balancer.
   balancer: { user: APP_USER, memoryMb: 256, cpus: '1', tmpfs: { '/tmp': scratch('64m') }, capAdd: [] },
+  // Holds the balancer's network namespace and published ports (infra/balancer.ts): a shell that waits.
+  'balancer-ports': { user: APP_USER, memoryMb: 16, cpus: '0.1', tmpfs: {}, capAdd: [] },
 } as const satisfies Record<string, RoleSettings>;
 
 /**
@@ -112,6 +114,8 @@ export interface ContainerRole {
   extraLabels?: Record<string, string>;
   /** Absent for the collector itself, which cannot log to itself. */
   logs?: LogDestination;
+  /** The name its logs are filed under; the container's name unless set. */
+  logTag?: pulumi.Input<string>;
 }
 
 /**
@@ -133,11 +137,12 @@ export function stackContainer(
       restart: RESTART_POLICY,
       ...hardening(ROLE_SETTINGS[role.role]),
       labels: naming.labels(role.role, role.extraLabels),
-      ...(logs ? logs.logSettingsFor(args.name) : {}),
+      ...(logs ? logs.logSettingsFor(role.logTag ?? args.name) : {}),
       ...args,
     },
     {
-      // A fixed name or a published port cannot exist twice: the old container goes before the new one.
+      // A fixed name or a published port cannot exist twice: the old container goes before the new one
+      // (the replicas and the balancer's gateway, whose names change with their image, turn this off).
       deleteBeforeReplace: true,
       // The provider reports a `healthcheck` or `tmpfs` edit but never applies it (the bridged
       // docker_container neither forces a new container nor updates it), so such an edit replaces.

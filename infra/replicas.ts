@@ -5,19 +5,22 @@
 // code deploy) replaces every replica create-before-delete: the new ones start next to the old ones, the
 // engine waits until each is healthy (for hello: in Consul's passing set, what the balancer follows), and
 // only at the end of the deployment does it stop the old ones, which deregister and drain within their grace.
+// On a VM the same: the replicas run in the VM's network and each listens on the first free port of its
+// service's range (infra/vm-ports.ts), so an old replica and its successor never want the same port.
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { REPLICA_DRAIN_SECONDS, roleOptions, stackContainer } from './container-settings';
 import { bundledImage, consulTokenEnv, type BundledRoleArgs } from './bundled-role';
-import { ACTIVITY_PORT_BASE, REPLICA_PORT_BASE, replicaPort } from './vm-ports';
+import { ACTIVITY_PORTS, portRangeText, REPLICA_PORTS } from './vm-ports';
 import { BROKER_SERVICE_NAME } from '../lib/service-name';
 
 const SERVICE_PORT = 8080;
 
 /**
  * The engine's readiness gate (`wait`): Docker's health check runs service/readiness-probe.ts (bundled into
- * both services' images), healthy only once the replica answers /health on its PORT and Consul lists it as
- * passing under its SERVICE_NAME. Probed every 2 s; the new replica's start-up failures do not count for 60 s.
+ * both services' images), healthy only once Consul lists the replica as passing under its SERVICE_NAME and it
+ * answers /health on the port it registered there. Probed every 2 s; the new replica's start-up failures do
+ * not count for 60 s.
  */
 const READINESS_CHECK: docker.types.input.ContainerHealthcheck = {
   tests: ['CMD', 'node', '/app/readiness-probe.js'],
@@ -37,10 +40,10 @@ export interface ReplicaKind {
   role: 'replica' | 'activity';
   /** The component's name: `replicas` or `activity` on one host, `<vm>-replicas` or `<vm>-activity` on VMs. */
   group: 'replicas' | 'activity';
-  /** Replica n's container is `<prefix>-<stem>-<n>-<image id>`, with the network alias `<stem>-<n>`. */
+  /** Replica n's container is `<prefix>-<stem>-<n>-<image id>`, with the network alias `<stem>-<n>` on one host. */
   stem: string;
-  /** On a VM replica n listens on and publishes replicaPort(n, portBase). */
-  portBase: number;
+  /** On a VM every replica of the service listens on the first free one of these ports. */
+  vmPorts: readonly number[];
 }
 
 export const HELLO_REPLICAS: ReplicaKind = {
@@ -48,7 +51,7 @@ export const HELLO_REPLICAS: ReplicaKind = {
   role: 'replica',
   group: 'replicas',
   stem: 'replica',
-  portBase: REPLICA_PORT_BASE,
+  vmPorts: REPLICA_PORTS,
 };
 
 export const ACTIVITY_REPLICAS: ReplicaKind = {
@@ -56,7 +59,7 @@ export const ACTIVITY_REPLICAS: ReplicaKind = {
   role: 'activity',
   group: 'activity',
   stem: 'activity',
-  portBase: ACTIVITY_PORT_BASE,
+  vmPorts: ACTIVITY_PORTS,
 };
 
 export interface ServiceReplicasArgs extends BundledRoleArgs {
@@ -65,10 +68,11 @@ export interface ServiceReplicasArgs extends BundledRoleArgs {
   /** The replicas' numbers (1..N on one host; on a VM, those placed on it). */
   indices: number[];
   /**
-   * On a VM: its private address. Replica n then listens on and publishes replicaPort(n, kind.portBase) there and
-   * advertises that address and port to Consul, which is how the balancer on another VM reaches it.
+   * On a VM: its private address. The replicas then run in the VM's network, each listening there on the
+   * first free port of kind.vmPorts, and advertise that address and port to Consul, which is how the
+   * balancer on another VM reaches them.
    */
-  publishOn?: string;
+  vmAddress?: string;
 }
 
 export class ServiceReplicas extends pulumi.ComponentResource {
@@ -86,14 +90,15 @@ export class ServiceReplicas extends pulumi.ComponentResource {
     const names: pulumi.Output<string>[] = [];
     for (const index of args.indices) {
       const containerName = image.repoDigest.apply((id) => naming.versionedName(`${kind.stem}-${index}`, id));
-      const port = args.publishOn === undefined ? SERVICE_PORT : replicaPort(index, kind.portBase);
+      const onVm = args.vmAddress !== undefined;
       stackContainer(
         `${name}-${index}`,
         { naming, role: kind.role, extraLabels: { replica: String(index) }, logs: collector },
         {
           name: containerName,
           image: image.repoDigest,
-          // On one host SERVICE_ADDRESS stays unset: the service advertises its own address on the stack network.
+          // SERVICE_ADDRESS stays unset: the service advertises HOST on a VM, and its own address on the stack
+          // network on one host.
           envs: [
             `SERVICE_NAME=${args.serviceName}`,
             pulumi.interpolate`SERVICE_ID=${containerName}`,
@@ -101,12 +106,11 @@ export class ServiceReplicas extends pulumi.ComponentResource {
             ...consulTokenEnv(args),
             // Both services find the broker in Consul under this name (hello's outbox relay publishes, activity subscribes).
             `NATS_SERVICE=${BROKER_SERVICE_NAME}`,
-            `PORT=${port}`,
-            'HOST=0.0.0.0',
-            ...(args.publishOn === undefined ? [] : [`SERVICE_ADDRESS=${args.publishOn}`]),
+            `PORT=${onVm ? portRangeText(kind.vmPorts) : SERVICE_PORT}`,
+            `HOST=${args.vmAddress ?? '0.0.0.0'}`,
           ],
-          ...(args.publishOn === undefined ? {} : { ports: [{ internal: port, external: port, ip: args.publishOn, protocol: 'tcp' }] }),
-          networksAdvanced: [{ name: args.networkName, aliases: [`${kind.stem}-${index}`] }],
+          // On a VM no port is published: the replica binds one on the private address itself, in the VM's network.
+          ...(onVm ? { networkMode: 'host' } : { networksAdvanced: [{ name: args.networkName, aliases: [`${kind.stem}-${index}`] }] }),
           healthcheck: READINESS_CHECK,
           wait: true,
           waitTimeout: READY_TIMEOUT_SECONDS,
@@ -114,9 +118,9 @@ export class ServiceReplicas extends pulumi.ComponentResource {
           destroyGraceSeconds: REPLICA_DRAIN_SECONDS,
           stopSignal: 'SIGTERM',
         },
-        // On one host not deleted before replaced: the name changes with the image, so old and new coexist
-        // until the old is deleted. On a VM the published port is the replica's and cannot be bound twice.
-        { parent: this, deleteBeforeReplace: args.publishOn !== undefined, dependsOn },
+        // Not deleted before replaced: the name changes with the image and the port is not fixed (one host: none
+        // published; a VM: the first free one), so old and new coexist until the old is deleted.
+        { parent: this, deleteBeforeReplace: false, dependsOn },
       );
       names.push(containerName);
     }

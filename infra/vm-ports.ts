@@ -1,32 +1,32 @@
 // The ports the stack uses on a VM besides the configurable ones (balancerPort, balancerAdminPort,
 // consulUiPort, collectorPort): the replicas', the broker's and Consul's. One place, so the validation, the
 // containers and the README name the same numbers.
+import { portRangeText as rangeText } from '../service/config';
 
-/** The most replicas of one service (hello or activity): each has a port of its own on a VM. */
+/** The most replicas of one service (hello or activity). */
 export const MAX_REPLICAS = 20;
 
-/** A hello replica publishes its port on its VM's private address: REPLICA_PORT_BASE + its number. */
-export const REPLICA_PORT_BASE = 21000;
-/** An activity replica publishes its port on its VM's private address: ACTIVITY_PORT_BASE + its number. */
-export const ACTIVITY_PORT_BASE = 22000;
+/**
+ * On a VM a replica runs in the VM's network and listens on the first free port of its service's range
+ * (service/listen.ts), on the VM's private address. Twice MAX_REPLICAS ports: during a rolling deploy every
+ * old replica and its successor listen at once, even with all of them on one VM.
+ */
+export const PORTS_PER_SERVICE = 2 * MAX_REPLICAS;
 
-/** The port replica `index` (1-based) of the service whose ports start after `base` listens on and publishes. */
-export function replicaPort(index: number, base: number = REPLICA_PORT_BASE): number {
-  return base + index;
-}
-
-const portsFrom = (base: number) => Array.from({ length: MAX_REPLICAS }, (_, i) => replicaPort(i + 1, base));
-export const REPLICA_PORTS = portsFrom(REPLICA_PORT_BASE);
-export const ACTIVITY_PORTS = portsFrom(ACTIVITY_PORT_BASE);
+const portsFrom = (first: number) => Array.from({ length: PORTS_PER_SERVICE }, (_, i) => first + i);
+/** The hello replicas' ports on a VM. */
+export const REPLICA_PORTS = portsFrom(21001);
+/** The activity replicas' ports on a VM. */
+export const ACTIVITY_PORTS = portsFrom(22001);
 
 /** NATS: clients, and the monitoring endpoint whose /healthz Consul's check asks (published on the broker VM's private address). */
 export const NATS_CLIENT_PORT = 4222;
 export const NATS_MONITOR_PORT = 8222;
 export const BROKER_PORTS = [NATS_CLIENT_PORT, NATS_MONITOR_PORT];
 
-/** `21001-21020` for a list of consecutive ports. */
+/** `21001-21040` for a list of consecutive ports: the form of a replica's PORT range (service/config.ts). */
 export function portRangeText(ports: readonly number[]): string {
-  return `${ports[0]}-${ports[ports.length - 1]}`;
+  return rangeText({ first: ports[0], last: ports[ports.length - 1] });
 }
 
 /** Consul's agent-to-agent ports on the private address (server RPC; LAN gossip, tcp and udp). */

@@ -115,7 +115,8 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
   // (scripts/vm-forget.ts).
   config.vms.filter((vm) => !discoveryVms.includes(vm)).forEach((vm) => declareAgent(vm, [consulAcl]));
 
-  // Each role's containers talk to their own VM's agent, through the network's gateway.
+  // Each role's containers talk to their own VM's agent, through the network's gateway: an address of the VM
+  // itself, so the replicas, in the VM's own network, reach it there too.
   const roleArgs = (vm: VmConfig) => ({
     naming,
     networkName: networks.get(vm.name)!.networkName,
@@ -156,7 +157,7 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
     { dependsOn: [ssh.files, brokerAgent.container, consulAcl] },
   );
 
-  // Each service's replicas over the VMs of its role; replica n of a service publishes its own port on its VM.
+  // Each service's replicas over the VMs of its role, in each VM's network on the first free port of the service's range.
   const declareReplicas = (
     kind: ReplicaKind,
     vmRole: ReplicaRole,
@@ -175,7 +176,7 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
           serviceName: service.name,
           sourceHash: service.sourceHash,
           indices,
-          publishOn: vm.privateAddress,
+          vmAddress: vm.privateAddress,
           consulToken: roleTokenOf(consulManagementToken, service.acl),
         },
         { ...onVm(vm), dependsOn: [agents.get(vm.name)!.container, consulAcl, ...after] },

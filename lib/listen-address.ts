@@ -1,6 +1,5 @@
-// A server bound to a wildcard address listens on every interface; a probe of it (a health check, the
-// balancer's reload check) goes to loopback, which every host has. balancer/Dockerfile's HEALTHCHECK
-// writes the same rule again in its one-line script, since it cannot import this file.
+// A server bound to a wildcard address listens on every interface; a probe of it (a health check, a
+// request the balancer sends through its own listener) goes to loopback, which every host has.
 
 export function isWildcardAddress(address: string): boolean {
   return address === '0.0.0.0' || address === '::';

@@ -15,8 +15,15 @@ import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../li
 /** The public paths hello asks the gateway for: exactly `/`, and `/api/users` with everything under it. */
 export const DEFAULT_ROUTES = '=/,/api/users';
 
+/** The ports PORT allows: one (first = last), or a range whose first free port the replica listens on. */
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
 export interface ServiceConfig {
-  port: number;
+  /** PORT: one port, or a range; the one bound is known once listening (service/listen.ts). */
+  ports: PortRange;
   host: string;
   serviceName: string;
   serviceId: string;
@@ -38,10 +45,20 @@ export interface HostFacts {
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 
-function parsePort(raw: string | undefined): number {
-  if (raw === undefined) return 8080;
-  const port = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
-  return port >= 1 && port <= 65535 ? port : rejectConfig('PORT', raw, 'a whole number from 1 to 65535');
+/** PORT's text for a range: `21001-21040`, or `8080` for a single port. */
+export function portRangeText({ first, last }: PortRange): string {
+  return first === last ? String(first) : `${first}-${last}`;
+}
+
+const PORT_ALLOWED = 'a whole number from 1 to 65535, or a range FIRST-LAST of them (FIRST <= LAST) to listen on the first free one';
+
+function parsePorts(raw: string | undefined): PortRange {
+  if (raw === undefined) return { first: 8080, last: 8080 };
+  const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(raw);
+  const first = Number(match?.[1]);
+  const last = Number(match?.[2] ?? match?.[1]);
+  const valid = match !== null && first >= 1 && last <= 65535 && first <= last;
+  return valid ? { first, last } : rejectConfig('PORT', raw, PORT_ALLOWED);
 }
 
 function parseHost(raw: string | undefined): string {
@@ -55,7 +72,7 @@ function parseName(raw: string | undefined, fallback: string): string {
   return isServiceName(name) ? name : rejectConfig('SERVICE_NAME', name, SERVICE_NAME_ALLOWED);
 }
 
-function parseId(raw: string | undefined, fallback: string): string {
+function parseId(raw: string | undefined, fallback: string | undefined): string | undefined {
   if (raw === undefined) return fallback;
   if (!ID.test(raw)) rejectConfig('SERVICE_ID', raw, "1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit");
   return raw;
@@ -96,14 +113,19 @@ export function parseConfig(
   facts: HostFacts,
   defaults: ServiceDefaults = { serviceName: DEFAULT_SERVICE_NAME, routes: DEFAULT_ROUTES },
 ): ServiceConfig {
-  const port = parsePort(envValue(env, 'PORT'));
+  const portText = envValue(env, 'PORT');
+  const ports = parsePorts(portText);
   const host = parseHost(envValue(env, 'HOST'));
   const serviceName = parseName(envValue(env, 'SERVICE_NAME'), defaults.serviceName);
   const hostname = facts.hostname.replace(/[^A-Za-z0-9.-]/g, '-') || 'host';
-  const serviceId = parseId(envValue(env, 'SERVICE_ID'), `${serviceName}-${hostname}-${port}`);
+  // The default id names the port, which a range leaves open until the replica has bound one.
+  const defaultId = ports.first === ports.last ? `${serviceName}-${hostname}-${ports.first}` : undefined;
+  const serviceId =
+    parseId(envValue(env, 'SERVICE_ID'), defaultId) ??
+    rejectConfig('PORT', portText!, 'a single port when SERVICE_ID is unset (the default id names the port), or set SERVICE_ID too');
   const serviceAddress = parseAddress(envValue(env, 'SERVICE_ADDRESS'), host, facts);
   const consul = parseConsul(envValue(env, 'CONSUL_HTTP_ADDR'));
   const consulToken = parseConsulToken(env);
   const routes = routesSetting(env, defaults.routes);
-  return { port, host, serviceName, serviceId, serviceAddress, consul, consulToken, routes };
+  return { ports, host, serviceName, serviceId, serviceAddress, consul, consulToken, routes };
 }

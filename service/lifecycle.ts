@@ -1,12 +1,14 @@
 // A replica's life once its app is built, the same for every service of the stack (hello, activity):
-// listen, register with Consul, and on SIGTERM or SIGINT leave Consul, drain and exit 0.
+// listen (on the first free port of PORT: service/listen.ts), register that port with Consul, and on SIGTERM
+// or SIGINT leave Consul, drain and exit 0.
 import type { Server } from 'node:http';
 import type Consul from 'consul';
 import { ConfigError } from '../lib/config-error';
 import type { Logger } from '../lib/logger';
 import { version } from '../package.json';
-import type { ServiceConfig } from './config';
+import { portRangeText, type ServiceConfig } from './config';
 import { DRAIN_TIMEOUT_MS, drainServer, LEAVE_DELAY_MS, onStopSignals } from './drain';
+import { listenOnFirstFree } from './listen';
 import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } from './registration';
 
 /** Parses a service's environment; a bad value ends the process with status 2 and one line naming it. */
@@ -39,15 +41,21 @@ export function runReplica(o: ReplicaLifecycle): void {
   const { server, config, consul, logger } = o;
   let registration: Registration | undefined;
 
-  server.on('error', (error) => {
-    logger.error('server error', { error, host: config.host, port: config.port });
-    process.exit(1);
-  });
-
-  server.listen(config.port, config.host, () => {
-    logger.info('listening', { host: config.host, port: config.port, version, consul: config.consul.url, ...o.listening });
-    registration = keepRegistered(consulAgentApi(consul), serviceDefinition(config), logger);
-  });
+  listenOnFirstFree(server, config.host, config.ports).then(
+    (port) => {
+      server.on('error', (error) => {
+        logger.error('server error', { error, host: config.host, port });
+        process.exit(1);
+      });
+      logger.info('listening', { host: config.host, port, version, consul: config.consul.url, ...o.listening });
+      // Consul advertises the port this replica bound: the balancer and the readiness probe learn it there.
+      registration = keepRegistered(consulAgentApi(consul), serviceDefinition({ ...config, port }), logger);
+    },
+    (error: unknown) => {
+      logger.error('cannot listen', { error, host: config.host, ports: portRangeText(config.ports) });
+      process.exit(1);
+    },
+  );
 
   onStopSignals(logger, async (signal) => {
     o.onDraining();

@@ -1,7 +1,8 @@
 // A replica's readiness probe, run by Docker's health check inside its container (infra/replicas.ts).
-// Healthy means ready for traffic: the replica answers /health and Consul lists it among the passing
-// instances of its service, which is the set the balancer follows. The engine's `wait` on a new replica
-// ends only then, so old replicas are removed after their successors can be reached through the balancer.
+// Healthy means ready for traffic: Consul lists the replica among the passing instances of its service,
+// which is the set the balancer follows, and it answers /health on the port it registered there. The
+// engine's `wait` on a new replica ends only then, so old replicas are removed after their successors can
+// be reached through the balancer.
 // It reads the same environment as the service (Docker runs health checks with the container's env).
 import os from 'node:os';
 import { httpUrl } from '../lib/endpoints';
@@ -15,19 +16,21 @@ type Fetch = (
   init: { signal: AbortSignal; headers?: Record<string, string> },
 ) => Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>;
 
-/** Why the replica is not ready yet, or undefined when it is. */
+/**
+ * Why the replica is not ready yet, or undefined when it is. The port to probe is the one the replica
+ * registered: with a PORT range (on a VM) only the replica knows which port it bound.
+ */
 export async function notReadyReason(config: ServiceConfig, fetchFn: Fetch = fetch): Promise<string | undefined> {
-  const health = await fetchFn(`${httpUrl(probeAddress(config.host), config.port)}/health`, {
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-  });
-  if (!health.ok) return `/health answered ${health.status}`;
   const url = `${config.consul.url}/v1/health/service/${encodeURIComponent(config.serviceName)}?passing`;
   const headers: Record<string, string> = config.consulToken !== undefined ? { 'X-Consul-Token': config.consulToken } : {};
   const answer = await fetchFn(url, { signal: AbortSignal.timeout(TIMEOUT_MS), headers });
   if (!answer.ok) return `Consul answered ${answer.status}`;
-  const entries = (await answer.json()) as Array<{ Service?: { ID?: string } }>;
-  const listed = Array.isArray(entries) && entries.some((entry) => entry?.Service?.ID === config.serviceId);
-  return listed ? undefined : `${config.serviceId} is not passing in Consul yet`;
+  const entries = (await answer.json()) as Array<{ Service?: { ID?: string; Port?: number } }>;
+  const own = Array.isArray(entries) ? entries.find((entry) => entry?.Service?.ID === config.serviceId) : undefined;
+  const port = own?.Service?.Port;
+  if (port === undefined) return `${config.serviceId} is not passing in Consul yet`;
+  const health = await fetchFn(`${httpUrl(probeAddress(config.host), port)}/health`, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+  return health.ok ? undefined : `/health answered ${health.status}`;
 }
 
 if (require.main === module) {

@@ -44,9 +44,9 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH
 
 export const DEFAULT_TIMING: RegistrationTiming = { pollMs: 1000, firstRetryMs: 100, maxRetryMs: 2000 };
 
-/** The registration of one replica; any service's config with these fields will do (hello's, activity's). */
+/** The registration of one replica listening on `port`; any service's config with these fields will do (hello's, activity's). */
 export function serviceDefinition(
-  config: Pick<ServiceConfig, 'serviceId' | 'serviceName' | 'serviceAddress' | 'port'> & { routes: readonly Route[] },
+  config: Pick<ServiceConfig, 'serviceId' | 'serviceName' | 'serviceAddress'> & { routes: readonly Route[]; port: number },
 ): ServiceDefinition {
   return {
     id: config.serviceId,

@@ -32,6 +32,8 @@
 //                                      // the resources whose outputs feed its inputs (e.g. the network's name)
 //       deleteBeforeReplace: boolean;
 //       replaceOnChanges: string[];    // input paths whose change replaces the resource whatever the provider says
+//       ignoreChanges?: string[];      // input paths whose change the engine ignores; absent when none
+//       aliases?: string[];            // names the resource had before (its aliases' names); absent when none
 //       parent?: string;               // name of the parent component; absent at the top level
 //       provider?: string;             // name of an explicit provider resource; absent = the default provider
 //     };
@@ -68,6 +70,8 @@ export interface RecordedResource {
     dependencies: string[];
     deleteBeforeReplace: boolean;
     replaceOnChanges: string[];
+    ignoreChanges?: string[];
+    aliases?: string[];
     parent?: string;
     provider?: string;
   };
@@ -334,6 +338,8 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
         dependencies,
         deleteBeforeReplace: (d.opts as pulumi.CustomResourceOptions).deleteBeforeReplace === true,
         replaceOnChanges: d.opts.replaceOnChanges ?? [],
+        ...(d.opts.ignoreChanges?.length ? { ignoreChanges: d.opts.ignoreChanges } : {}),
+        ...(aliasNames(d.opts.aliases).length ? { aliases: aliasNames(d.opts.aliases) } : {}),
         ...(parent !== undefined ? { parent } : {}),
         ...(provider !== undefined ? { provider } : {}),
       },
@@ -350,6 +356,14 @@ async function recordOnce(options: RecordOptions): Promise<RecordedStack> {
     if (pulumi.Output.isInstance(value) && (await pulumi.isSecret(value))) secretOutputs.push(key);
   }
   return { resources, outputs: outputs ?? {}, secretOutputs };
+}
+
+/** The names of a resource's aliases that rename it (the SDK adds type-only aliases of its own, e.g. to docker.Image). */
+function aliasNames(aliases: pulumi.ResourceOptions['aliases']): string[] {
+  return (aliases ?? []).flatMap((alias) => {
+    const name = typeof alias === 'object' ? (alias as pulumi.Alias).name : undefined;
+    return typeof name === 'string' ? [name] : [];
+  });
 }
 
 /** The logical name in a provider reference (`urn::id`), unless it is a default provider. */

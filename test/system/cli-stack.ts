@@ -62,6 +62,8 @@ export interface RemovedContainer {
   stopMs: number;
   /** True when a SIGKILL was sent (the grace ran out, or a forced removal of a running container). */
   killed: boolean;
+  /** When it was removed (epoch ms, the engine's `destroy` event). */
+  destroyedAt: number;
 }
 
 const nameOf = (urn: string) => urn.split('::').pop() ?? urn;
@@ -249,10 +251,16 @@ interface Metadata {
 
 /**
  * The stack's containers that were removed between `since` and `until` (epoch ms), with how each stopped, from
- * the Docker engine's own events: `kill` (with the signal), `die` (with the exit code), `destroy`.
+ * the Docker engine's own events: `kill` (with the signal), `die` (with the exit code), `destroy`. `dockerCli`
+ * runs the docker CLI against the engine to ask (the host's by default; a VM's in the VM test).
  */
-export async function removedContainers(label: string, since: number, until: number): Promise<RemovedContainer[]> {
-  const lines = await docker([
+export async function removedContainers(
+  label: string,
+  since: number,
+  until: number,
+  dockerCli: (args: string[]) => Promise<string> = docker,
+): Promise<RemovedContainer[]> {
+  const lines = await dockerCli([
     'events',
     '--since',
     (since / 1000).toFixed(3),
@@ -281,6 +289,7 @@ export async function removedContainers(label: string, since: number, until: num
       exitCode: die ? Number(die.Actor.Attributes.exitCode) : undefined,
       stopMs: firstKill && die ? Math.round((die.timeNano - firstKill.timeNano) / 1e6) : 0,
       killed: kills.some((k) => k.Actor.Attributes.signal === '9' || k.Actor.Attributes.signal === 'SIGKILL'),
+      destroyedAt: Math.round(destroyed.timeNano / 1e6),
     });
   }
   return removed;

@@ -15,12 +15,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { BOOTSTRAP_SCRIPT_PATH } from '../../infra/vm-host';
 import { upstreamsOf, type BalancerStatusJson } from '../../harness/balancer';
-import { describeFailures, sendRequests, startSteadyLoopProcess, type SteadyLoop } from '../../harness/load';
+import { describeFailures, sendAll, sendRequests, startSteadyLoopProcess, type SteadyLoop } from '../../harness/load';
 import { waitFor } from '../../harness/processes';
-import { openSshTunnel } from '../../infra/ssh-tunnel';
+import { openSshTunnel, type SshTunnel } from '../../infra/ssh-tunnel';
 import { remoteFailure, runOverSsh } from '../../harness/plugins/command/ssh';
 import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
-import { CliStack, type CliSummary, type StateResource } from './cli-stack';
+import { LABEL_PREFIX } from '../../infra/naming';
+import { REPLICA_PORTS } from '../../infra/vm-ports';
+import { CliStack, removedContainers, type CliSummary, type StateResource } from './cli-stack';
 import { docker } from './docker';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from './images';
 import { VmFleet, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from './vms';
@@ -46,6 +48,8 @@ let state: StateResource[] = [];
 /** The stack outputs after the last `pulumi up` (consulToken among them) and which are secrets. */
 let outputs: Record<string, unknown> = {};
 let secretOutputs: string[] = [];
+/** An ssh tunnel to vm1's Consul agent (the API listens on the VMs' loopback only), opened on first use. */
+let consulTunnel: Promise<SshTunnel> | undefined;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -117,21 +121,44 @@ function containers(): Array<{ resourceName: string; name: string; id: string; v
     .map((r) => ({ resourceName: r.name, name: r.outputs.name as string, id: r.id!, vm: r.providerName.replace(/-docker$/, '') }));
 }
 
-/** The replica containers: number, container name, VM, and the address the balancer reaches it at. */
-function replicas(): Array<{ n: number; name: string; vm: string; upstream: string }> {
-  return containers()
-    .flatMap((c) => {
-      const n = /-replicas-(\d+)$/.exec(c.resourceName)?.[1];
-      if (!n) return [];
-      const port = (resource(c.resourceName).inputs.ports as Array<{ ip: string; external: number }>)[0];
-      return [{ n: Number(n), name: c.name, vm: c.vm, upstream: `${port.ip}:${port.external}` }];
-    })
-    .sort((a, b) => a.n - b.n);
-}
-
 /** The `-http-port=` of a Consul agent's command. */
 const consulHttpPort = (vm: string): string =>
   (resource(`${vm}-consul-agent`).inputs.command as string[]).find((a) => a.startsWith('-http-port='))!.split('=')[1];
+
+/** A GET of vm1's Consul agent's API with the stack's consulToken, through the tunnel. */
+async function consulGet<T>(apiPath: string): Promise<T> {
+  const vm1 = fleet.vm('vm1');
+  consulTunnel ??= openSshTunnel(
+    { target: `${vm1.ssh.user}@${vm1.ssh.host}`, port: vm1.ssh.port, opts: ['-F', '/dev/null', ...fleet.sshOptions] },
+    `127.0.0.1:${consulHttpPort('vm1')}`,
+  );
+  const res = await fetch(`http://127.0.0.1:${(await consulTunnel).localPort}${apiPath}`, {
+    headers: { 'X-Consul-Token': outputs.consulToken as string },
+    signal: AbortSignal.timeout(5000),
+  });
+  if (!res.ok) throw new Error(`Consul answered ${res.status} to GET ${apiPath}`);
+  return (await res.json()) as T;
+}
+
+/**
+ * The replica containers (of `stem`'s resources, `<vm>-replicas-<n>` or `<vm>-activity-<n>`): number, container
+ * name, VM, and the address the balancer reaches it at, which Consul advertises: on a VM a replica listens on
+ * the first free port of its service's range, known only to itself and, once it registered, to Consul.
+ */
+async function replicas(
+  stem: 'replicas' | 'activity' = 'replicas',
+): Promise<Array<{ n: number; name: string; vm: string; upstream: string }>> {
+  const entries = await consulGet<Array<{ Service: { ID: string; Address: string; Port: number } }>>(
+    `/v1/health/service/${stem === 'replicas' ? 'hello' : 'activity'}`,
+  );
+  const registered = new Map(entries.map((e) => [e.Service.ID, `${e.Service.Address}:${e.Service.Port}`]));
+  return containers()
+    .flatMap((c) => {
+      const n = new RegExp(`-${stem}-(\\d+)$`).exec(c.resourceName)?.[1];
+      return n ? [{ n: Number(n), name: c.name, vm: c.vm, upstream: registered.get(c.name) ?? 'not registered' }] : [];
+    })
+    .sort((a, b) => a.n - b.n);
+}
 
 async function upstreams(): Promise<string[]> {
   const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
@@ -221,6 +248,7 @@ test.before(async (t) => {
 
 test.after.always(async () => {
   await Promise.all(loops.map((l) => l.stop()));
+  (await consulTunnel?.catch(() => undefined))?.close();
   // The VMs go below whatever this leaves; the destroy is for what the stack made outside them (its ssh files),
   // bounded below ava's 2-minute inactivity timeout (package.json).
   if (deployed)
@@ -273,11 +301,17 @@ test.serial('course layout, 4 replicas: every replica gets requests through the 
   const summary = await deploy(t, 4);
   t.deepEqual(summary.replaced, []);
   await waitFor('every container on every VM running and healthy', allHealthy, 180_000, 1000);
-  const placed = replicas();
+  const placed = await replicas();
   t.deepEqual(
     placed.map((r) => `${r.n}@${r.vm}`),
     ['1@vm2', '2@vm3', '3@vm2', '4@vm3'],
   );
+  // Each in its VM's network, on a port of the range on the VM's private address (infra/vm-ports.ts).
+  for (const r of placed) {
+    const [address, port] = r.upstream.split(':');
+    t.is(address, fleet.vm(r.vm).privateAddress, `${r.name} advertises ${r.upstream}`);
+    t.true(REPLICA_PORTS.includes(Number(port)), `${r.name} advertises ${r.upstream}`);
+  }
   const expected = placed.map((r) => r.upstream).sort();
   await waitFor(
     'the balancer to serve the 4 replicas',
@@ -317,13 +351,7 @@ test.serial(
       t.deepEqual((await get('/v1/catalog/nodes', false)).json, [], 'anonymous sees no node');
       t.is((await get('/v1/kv/hello/users/?recurse', false)).status, 404, 'anonymous sees no key');
       const passing = (await get('/v1/health/service/hello?passing', true)).json as Array<{ Service: { ID: string } }>;
-      t.deepEqual(
-        passing.map((e) => e.Service.ID).sort(),
-        replicas()
-          .map((r) => r.name)
-          .sort(),
-        'the UI token sees every replica',
-      );
+      t.deepEqual(passing.map((e) => e.Service.ID).sort(), (await replicas()).map((r) => r.name).sort(), 'the UI token sees every replica');
       // The broker, registered by the program's step on the agent of its VM (vm2), through an ssh tunnel to vm2;
       // that agent checks /healthz on the port the broker publishes on vm2's private address.
       const nats = (await get('/v1/health/service/nats?passing', true)).json as Array<{
@@ -431,10 +459,129 @@ test.serial('consul members lists the three agents; an agent without the gossip 
   }
 });
 
+test.serial(
+  'a code change under service/ and activity/ rolls over the VMs under GETs and POSTs: none fails, every later answer is the new code, the old containers are gone',
+  async (t) => {
+    t.timeout(540_000);
+    // The CLI runs the program in the scratch copy: the change is made there, as a developer edits the checkout.
+    const marker = `rolled-${randomBytes(3).toString('hex')}`;
+    copy!.edit('service/app.ts', 'version: deps.version', `version: \`\${deps.version}+${marker}\``);
+    copy!.edit(
+      'activity/app.ts',
+      "c.json({ events: feed.recent(c.req.valid('query').limit) })",
+      `c.json({ events: feed.recent(c.req.valid('query').limit), rolled: '${marker}' })`,
+    );
+    const [oldHello, oldActivity] = [await replicas(), await replicas('activity')];
+    t.is(oldHello.length, 4);
+    t.is(oldActivity.length, 1);
+    const isReplica = (key: string) => /Container::vm\d-(replicas|activity)-\d+$/.test(key);
+    const others = containers().filter((c) => !isReplica(`Container::${c.resourceName}`));
+
+    const gets = startSteadyLoopProcess(`${url}/`, { clients: 4, maxMs: 480_000 });
+    // GETs of / alternating with POSTs of new users: nginx never retries a POST it has sent.
+    const mixed = startSteadyLoopProcess(`${url}/`, { clients: 2, maxMs: 480_000, postUrl: `${url}/api/users` });
+    const activity = startSteadyLoopProcess(`${url}/api/activity`, { clients: 1, maxMs: 480_000 });
+    loops.push(gets, mixed, activity);
+    await sleep(1000);
+    const summary = await deploy(t, 4);
+    const deployMs = summary.endedAt - summary.startedAt;
+    await sleep(1000);
+    const [getReport, mixedReport, activityReport] = [await gets.stop(), await mixed.stop(), await activity.stop()];
+
+    const replaced = summary.replaced.filter(isReplica).sort();
+    t.deepEqual(
+      replaced,
+      [...oldHello.map((r) => `${r.vm}-replicas-${r.n}`), ...oldActivity.map((r) => `${r.vm}-activity-${r.n}`)]
+        .map((name) => `docker:index/container:Container::${name}`)
+        .sort(),
+    );
+    for (const c of others)
+      t.is(containers().find((now) => now.resourceName === c.resourceName)?.id, c.id, `${c.resourceName} kept its container`);
+    // The engine's order: every new replica created, and ready (its create returned: the readiness gate), before
+    // the first old one is deleted, at the end.
+    const replicaSteps = summary.steps.filter(isReplica);
+    const firstDelete = replicaSteps.findIndex((step) => step.startsWith('delete-replaced'));
+    t.is(firstDelete, replaced.length, `creates first: ${replicaSteps.join(', ')}`);
+    t.true(replicaSteps.slice(firstDelete).every((step) => step.startsWith('delete-replaced')));
+    const created = summary.events.filter((e) => isReplica(e.key) && e.kind === 'outputs' && e.op === 'create-replacement');
+    const deleteBegins = summary.events.find((e) => isReplica(e.key) && e.kind === 'pre' && e.op === 'delete-replaced')!;
+    t.is(created.length, replaced.length);
+    t.true(
+      created.every((e) => e.sequence < deleteBegins.sequence),
+      'every new replica ready before the first delete',
+    );
+
+    // The old containers are gone from their VMs, each drained and exited 0 within its grace.
+    const oldNames = [...oldHello, ...oldActivity].map((r) => r.name).sort();
+    const removed = (
+      await Promise.all(
+        ['vm2', 'vm3'].map((vm) =>
+          removedContainers(`${LABEL_PREFIX}.stack=${STACK}`, summary.startedAt, summary.endedAt, (args) =>
+            fleet.exec(vm, ['docker', ...args]),
+          ),
+        ),
+      )
+    ).flat();
+    t.deepEqual(removed.map((r) => r.name).sort(), oldNames);
+    for (const r of removed) t.is(r.exitCode, 0, `${r.name} drained and exited by itself (${r.stopMs} ms after SIGTERM)`);
+    const left = (await Promise.all(['vm2', 'vm3'].map((vm) => fleet.exec(vm, ['docker', 'ps', '-a', '--format', '{{.Names}}'])))).join(
+      '\n',
+    );
+    t.deepEqual(
+      oldNames.filter((name) => left.includes(name)),
+      [],
+      'no old container is left on vm2 or vm3',
+    );
+
+    t.is(getReport.failures.length, 0, describeFailures(getReport));
+    t.is(mixedReport.failures.length, 0, describeFailures(mixedReport));
+    t.is(activityReport.failures.length, 0, describeFailures(activityReport));
+    t.true((mixedReport.byMethod.POST ?? 0) > 20, `POSTs ran through the deploy: ${JSON.stringify(mixedReport.byMethod)}`);
+
+    // The new replicas started while the old ones still listened: each took a port the old ones did not hold.
+    const [newHello, newActivity] = [await replicas(), await replicas('activity')];
+    t.deepEqual(
+      newHello.filter((r) => oldHello.some((o) => o.upstream === r.upstream || o.name === r.name)),
+      [],
+      `new names and ports: ${oldHello.map((r) => r.upstream).join(' ')} -> ${newHello.map((r) => r.upstream).join(' ')}`,
+    );
+    await waitFor(
+      'the balancer to follow the new replicas only',
+      async () => JSON.stringify(await upstreams()) === JSON.stringify(newHello.map((r) => r.upstream).sort()),
+      30_000,
+      250,
+    );
+    const after = await sendAll(`${url}/`, 100);
+    t.deepEqual(
+      after.filter((r) => !r.ok || !newHello.some((n) => n.name === r.instance)),
+      [],
+      'every answer from a new replica',
+    );
+    const versions = await Promise.all(
+      Array.from({ length: 10 }, async () => ((await (await fetch(`${url}/`)).json()) as { version: string }).version),
+    );
+    t.true(
+      versions.every((v) => v.endsWith(`+${marker}`)),
+      versions.join(', '),
+    );
+    const feed = await fetch(`${url}/api/activity`);
+    t.is(feed.headers.get('x-instance-id'), newActivity[0].name);
+    t.is(((await feed.json()) as { rolled?: string }).rolled, marker);
+    t.log(
+      `code deploy of 4 replicas and 1 activity replica on vm2 and vm3 in ${(deployMs / 1000).toFixed(1)} s; during it ` +
+        `${getReport.total} GETs, ${mixedReport.total} mixed (${JSON.stringify(mixedReport.byMethod)}), ${activityReport.total} activity GETs; ` +
+        `failed: ${getReport.failures.length + mixedReport.failures.length + activityReport.failures.length}; ` +
+        `old replicas stopped in ${removed.map((r) => `${r.stopMs} ms`).join(', ')}; ports ${oldHello.map((r) => r.upstream).join(' ')} -> ${newHello
+          .map((r) => r.upstream)
+          .join(' ')}`,
+    );
+  },
+);
+
 test.serial('4 -> 6 under a steady loop: the 4 stay, 5 and 6 serve, no request fails; every VM logs to the collector', async (t) => {
   t.timeout(300_000);
   const idOf = (name: string) => containers().find((c) => c.name === name)!.id;
-  const ids = new Map(replicas().map((r) => [r.n, idOf(r.name)]));
+  const ids = new Map((await replicas()).map((r) => [r.n, idOf(r.name)]));
   const loop = startSteadyLoopProcess(`${url}/`, { clients: 4, maxMs: 240_000 });
   loops.push(loop);
   await sleep(1000);
@@ -446,14 +593,12 @@ test.serial('4 -> 6 under a steady loop: the 4 stay, 5 and 6 serve, no request f
   t.deepEqual(summary.replaced, []);
   t.deepEqual(summary.deleted, []);
   t.deepEqual(summary.updated, [], 'nothing is updated in place');
-  const expected = replicas()
-    .map((r) => r.upstream)
-    .sort();
+  const expected = (await replicas()).map((r) => r.upstream).sort();
   await waitFor('the balancer to serve all 6', async () => JSON.stringify(await upstreams()) === JSON.stringify(expected), 60_000, 200);
   await sleep(2000);
   const report = await loop.stop();
   t.is(report.failures.length, 0, describeFailures(report));
-  for (const r of replicas()) {
+  for (const r of await replicas()) {
     if (r.n <= 4) t.is(idOf(r.name), ids.get(r.n)!, `replica ${r.n} kept its container`);
     else t.true((report.byInstance[r.name] ?? 0) > 0, `replica ${r.n} (${r.vm}) served`);
   }
@@ -487,9 +632,45 @@ test.serial('4 -> 6 under a steady loop: the 4 stay, 5 and 6 serve, no request f
   t.log(`collector files by VM: ${[...byVm].map(([vm, files]) => `${vm}: ${files.join(', ')}`).join('; ')}`);
 });
 
+test.serial('the balancer replaced on vm1 under a steady loop (gatewayRateLimit changed): it hands over, no request fails', async (t) => {
+  t.timeout(300_000);
+  const gateway = () => containers().find((c) => c.resourceName === 'vm1-balancer-gateway')!;
+  const holderId = containers().find((c) => c.resourceName === 'vm1-balancer-ports')!.id;
+  const old = gateway();
+  const loop = startSteadyLoopProcess(`${url}/`, { clients: 4, maxMs: 240_000, keepResults: true });
+  loops.push(loop);
+  await sleep(1000);
+  // Any change of the balancer's settings replaces it, as a new image does; this one rebuilds nothing.
+  await cli!.configSet({ gatewayRateLimit: 2000 });
+  const summary = await cli!.up();
+  state = await cli!.state();
+  await sleep(1000);
+  const report = await loop.stop();
+
+  t.deepEqual(summary.replaced, ['docker:index/container:Container::vm1-balancer-gateway']);
+  t.deepEqual(
+    summary.steps.filter((s) => s.endsWith('::vm1-balancer-gateway')).map((s) => s.split(' ')[0]),
+    ['create-replacement', 'delete-replaced'],
+    'the new one is created (and healthy) before the old one is deleted',
+  );
+  t.is(containers().find((c) => c.resourceName === 'vm1-balancer-ports')!.id, holderId, 'the holder keeps the ports');
+  const now = gateway();
+  t.not(now.name, old.name);
+  t.is((await fleet.exec('vm1', ['docker', 'ps', '-aq', '--filter', `id=${old.id}`])).trim(), '', 'the old one is removed');
+  const created = Date.parse((await fleet.exec('vm1', ['docker', 'inspect', '--format', '{{.Created}}', now.id])).trim());
+  const inWindow = report.results!.filter((r) => r.at >= created && r.at <= summary.endedAt);
+  t.true(inWindow.length > 50, `requests were sent while the balancer was replaced: ${inWindow.length}`);
+  t.is(report.failures.length, 0, describeFailures(report));
+  t.log(
+    `balancer replaced on vm1 in a pulumi up of ${((summary.endedAt - summary.startedAt) / 1000).toFixed(1)} s; from the new gateway's creation ` +
+      `to the end of the deploy (the old one removed) ${summary.endedAt - created} ms: ${inWindow.length} requests through the public port, ` +
+      `${inWindow.filter((r) => !r.ok).length} failed; ${report.total} during the whole run, ${report.failures.length} failed`,
+  );
+});
+
 test.serial("vm3 killed: its replicas leave the balancer's upstreams within 5 s; the survivors then serve every request", async (t) => {
   t.timeout(180_000);
-  const gone = replicas().filter((r) => r.vm === 'vm3');
+  const gone = (await replicas()).filter((r) => r.vm === 'vm3');
   t.deepEqual(
     gone.map((r) => r.n),
     [2, 4, 6],
@@ -525,7 +706,7 @@ test.serial("vm3 killed: its replicas leave the balancer's upstreams within 5 s;
   await sleep(5000);
   const report = await after.stop();
   t.is(report.failures.length, 0, describeFailures(report));
-  const survivors = replicas().filter((r) => r.vm !== 'vm3');
+  const survivors = (await replicas()).filter((r) => r.vm !== 'vm3');
   t.deepEqual(Object.keys(report.byInstance).sort(), survivors.map((r) => r.name).sort());
   t.deepEqual((await upstreams()).sort(), survivors.map((r) => r.upstream).sort());
   t.log(`${report.total} requests after the kill:`, report.byInstance);
@@ -546,7 +727,7 @@ test.serial(
     t.timeout(480_000);
     const before = state.map((r) => r.name);
     const onVm3 = state.filter((r) => r.name === 'vm3' || r.name.startsWith('vm3-')).map((r) => r.name);
-    const gone = replicas().filter((r) => r.vm === 'vm3');
+    const gone = (await replicas()).filter((r) => r.vm === 'vm3');
     t.deepEqual(
       gone.map((r) => r.n),
       [2, 4, 6],
@@ -620,12 +801,10 @@ test.serial(
       'nothing tried on vm3',
     );
     t.deepEqual(
-      replicas().map((r) => `${r.n}@${r.vm}`),
+      (await replicas()).map((r) => `${r.n}@${r.vm}`),
       [1, 2, 3, 4, 5, 6].map((n) => `${n}@vm2`),
     );
-    const expected = replicas()
-      .map((r) => r.upstream)
-      .sort();
+    const expected = (await replicas()).map((r) => r.upstream).sort();
     await waitFor(
       'the balancer to serve the 6 on vm2',
       async () => JSON.stringify(await upstreams()) === JSON.stringify(expected),
@@ -640,7 +819,7 @@ test.serial(
       report.byInstance,
     );
     t.is(report.failures.length, 0, describeFailures(report));
-    for (const r of replicas().filter((r) => [2, 4, 6].includes(r.n)))
+    for (const r of (await replicas()).filter((r) => [2, 4, 6].includes(r.n)))
       t.true((report.byInstance[r.name] ?? 0) > 0, `replica ${r.n}, now on vm2, served`);
   },
 );

@@ -11,6 +11,7 @@ test('defaults work for a developer on loopback', (t) => {
     listenPort: 8080,
     adminAddress: '127.0.0.1',
     adminPort: 8081,
+    reusePort: false,
     connLimitPerClient: 100,
     rateLimitPerClient: 1000,
     rateBurstPerClient: 2000,
@@ -28,6 +29,7 @@ test('every variable is read', (t) => {
     LISTEN_PORT: '9000',
     ADMIN_ADDRESS: '10.0.0.5',
     ADMIN_PORT: '9001',
+    REUSE_PORT: 'true',
     CONN_LIMIT_PER_CLIENT: '20',
     RATE_LIMIT_PER_CLIENT: '50',
     RATE_BURST_PER_CLIENT: '10',
@@ -43,6 +45,7 @@ test('every variable is read', (t) => {
   t.is(config.listenPort, 9000);
   t.is(config.adminAddress, '10.0.0.5');
   t.is(config.adminPort, 9001);
+  t.true(config.reusePort);
   t.is(config.connLimitPerClient, 20);
   t.is(config.rateLimitPerClient, 50);
   t.is(config.rateBurstPerClient, 10);
@@ -95,6 +98,7 @@ rejects({ WORK_DIR: 'relative/dir' }, 'WORK_DIR', /absolute path/);
 rejects({ ADMIN_ADDRESS: 'admin.local' }, 'ADMIN_ADDRESS', /IPv4 or IPv6/);
 rejects({ ADMIN_PORT: '0' }, 'ADMIN_PORT', /1 to 65535/);
 rejects({ LISTEN_PORT: '9000', ADMIN_PORT: '9000' }, 'ADMIN_PORT', /other than LISTEN_PORT \(9000\)/);
+rejects({ REUSE_PORT: 'yes' }, 'REUSE_PORT', /true or false/);
 rejects({ CONN_LIMIT_PER_CLIENT: '0' }, 'CONN_LIMIT_PER_CLIENT', /1 to 100000/);
 
 test('the rate limit: 0 turns it off; the burst defaults to twice the rate', (t) => {

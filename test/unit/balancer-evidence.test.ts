@@ -122,6 +122,7 @@ const settings: NginxSettings = {
   statusPort: 4001,
   adminAddress: '127.0.0.1',
   adminPort: 8081,
+  reusePort: false,
   connLimitPerClient: 100,
   rateLimitPerClient: 1000,
   rateBurstPerClient: 2000,

@@ -29,6 +29,7 @@ const settings: NginxSettings = {
   listenPort: 8080,
   adminAddress: '127.0.0.1',
   adminPort: 8081,
+  reusePort: false,
   connLimitPerClient: 100,
   rateLimitPerClient: 1000,
   rateBurstPerClient: 2000,
@@ -314,6 +315,18 @@ test('paths, listen address, status and access-log ports come from the settings'
   t.false(direct.includes('syslog:'));
   t.true(text.includes('daemon off;'));
   t.true(text.includes('error_log stderr warn;'));
+});
+
+test('REUSE_PORT puts reuseport on both TCP listeners; the admin listener also has its Unix socket in the work dir', (t) => {
+  const shared = renderNginxConfig({ ...settings, reusePort: true, workDir: '/w/' }, EMPTY);
+  t.true(shared.includes('    listen 127.0.0.1:8080 reuseport;\n'));
+  t.true(shared.includes('    listen 127.0.0.1:8081 reuseport;\n'));
+  const alone = renderNginxConfig(settings, EMPTY);
+  t.false(alone.includes('reuseport'));
+  // The reload check and the health check ask this socket: it belongs to this balancer alone.
+  const admin = serverBlock(shared, '127.0.0.1:8081 reuseport');
+  t.true(admin.includes('\n    listen unix:/w/admin.sock;\n'));
+  t.false(serverBlock(shared, '127.0.0.1:8080 reuseport').includes('unix:'));
 });
 
 test('the config generation is served for the watcher to confirm a reload', (t) => {

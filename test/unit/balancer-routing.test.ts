@@ -140,6 +140,7 @@ test('hostile and broken route tags are dropped with a reason and never reach th
     listenPort: 8080,
     adminAddress: '127.0.0.1',
     adminPort: 8081,
+    reusePort: false,
     connLimitPerClient: 100,
     rateLimitPerClient: 1000,
     rateBurstPerClient: 2000,

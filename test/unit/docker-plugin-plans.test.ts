@@ -127,6 +127,14 @@ test('an input the stand-in does not apply is refused by name, also inside neste
   t.throws(() => planNetwork('n', { name: 'n', ipv6: true }), { message: /declares ipv6=true/ });
 });
 
+test("sysctls become --sysctl flags (kreuzwerker's sysctls, ForceNew)", (t) => {
+  const plan = planContainer('c', { image: 'i', sysctls: { 'net.ipv4.tcp_migrate_req': '1' } });
+  t.deepEqual(plan.createArgs.slice(plan.createArgs.indexOf('--sysctl'), plan.createArgs.indexOf('--sysctl') + 2), [
+    '--sysctl',
+    'net.ipv4.tcp_migrate_req=1',
+  ]);
+});
+
 test('empty or absent inputs are not counted as declared', (t) => {
   t.notThrows(() => planContainer('c', { image: 'i', privileged: undefined, devices: [], sysctls: {} }));
 });

@@ -29,6 +29,7 @@ interface ContainerInputs {
   logDriver?: string;
   logOpts?: Record<string, string>;
   ports?: { ip: string; external: number; internal: number }[];
+  networkMode?: string;
   envs: string[];
   volumes?: { volumeName: string; containerPath: string }[];
   networksAdvanced: { name: string; aliases: string[] }[];
@@ -186,7 +187,7 @@ test('Broker alone: nats-server with JetStream on its own volume, a /healthz che
   t.true(step.secretInputs.includes('environment'), 'the token is a secret input');
 });
 
-test('Balancer alone: one container published on its public and admin ports, after the collector and Consul, replaced by delete first', async (t) => {
+test('Balancer alone: a holder published on its public and admin ports, and the gateway in its namespace after the collector and Consul, created before the old one goes', async (t) => {
   const record = await recordStack({
     declare: () => {
       const { bundle, role, consul } = foundation();
@@ -205,14 +206,20 @@ test('Balancer alone: one container published on its public and admin ports, aft
       );
     },
   });
-  const [balancer] = ofType(record, CONTAINER).filter((c) => c.options.parent === 'balancer');
-  t.is(inputs(balancer).name, 'cnp-unit-balancer');
-  t.like(inputs(balancer).ports, [
+  const [holder, balancer] = ofType(record, CONTAINER).filter((c) => c.options.parent === 'balancer');
+  t.is(holder.name, 'balancer-ports');
+  t.is(inputs(holder).name, 'cnp-unit-balancer');
+  t.like(inputs(holder).ports, [
     { ip: '::1', external: 18080, internal: 8080 },
     { ip: '::1', external: 18081, internal: 8081 },
   ]);
+  t.true(holder.options.deleteBeforeReplace, 'its ports cannot be published twice');
+  t.is(balancer.name, 'balancer-gateway');
+  t.regex(inputs(balancer).name, /^cnp-unit-balancer-[0-9a-f]{12}$/);
+  t.is(inputs(balancer).networkMode, 'container:balancer-ports-id');
+  t.is(inputs(balancer).ports, undefined);
   t.deepEqual(balancer.options.dependsOn, ['collector-container', 'consul-stand-in']);
-  t.true(balancer.options.deleteBeforeReplace);
+  t.false(balancer.options.deleteBeforeReplace);
   // The gateway's per-client limit reaches the balancer; it no longer follows one configured service.
   t.true(inputs(balancer).envs.includes('RATE_LIMIT_PER_CLIENT=7'));
   t.false(inputs(balancer).envs.some((e) => e.startsWith('SERVICE_NAME=')));

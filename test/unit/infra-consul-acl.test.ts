@@ -54,7 +54,7 @@ for (const c of CASES) {
       t.deepEqual(replica.secretInputs, ['envs']);
       t.true(replica.options.dependsOn.includes('consul-acl-init'), 'replicas start once their token exists');
     }
-    const balancer = named(record, CONTAINER, 'balancer-container');
+    const balancer = named(record, CONTAINER, 'balancer-gateway');
     t.is(envOf(balancer).CONSUL_HTTP_TOKEN, roleToken(management, balancerRole().role));
     t.deepEqual(balancer.secretInputs, ['envs']);
     t.true(balancer.options.dependsOn.includes('consul-acl-init'));
@@ -153,7 +153,7 @@ test("on VMs every agent has ACLs with its own agent token; replicas and the bal
 
   const replicas = record.resources.filter((r) => r.type === CONTAINER && /^vm\d-replicas-\d+$/.test(r.name));
   t.is(replicas.length, 4);
-  for (const replica of [...replicas, named(record, CONTAINER, 'vm1-balancer-container')]) {
+  for (const replica of [...replicas, named(record, CONTAINER, 'vm1-balancer-gateway')]) {
     const role = replica.name.includes('balancer') ? balancerRole() : replicaRole('hello');
     t.is(envOf(replica).CONSUL_HTTP_TOKEN, roleToken(management, role.role), replica.name);
     t.deepEqual(replica.secretInputs, ['envs']);

@@ -182,6 +182,10 @@ interface Declared {
   collector: RecordedResource;
   consul: RecordedResource;
   nats: RecordedResource;
+  /** The container that holds the balancer's ports and network namespace (fixed name `<prefix>-balancer`). */
+  balancerPorts: RecordedResource;
+  /** The balancer proper, nginx and its watcher, in the holder's namespace (`<prefix>-balancer-<version>`). */
+  gateway: RecordedResource;
   /** The bind address as it appears in a URL (IPv6 in brackets). */
   urlHost: string;
   /** Where the collector's port is published: loopback of the bind address's family, whatever that is. */
@@ -214,6 +218,8 @@ async function declared(c: (typeof CASES)[number]): Promise<Declared> {
     collector: containerNamed(record, name('collector')),
     consul: containerNamed(record, name('consul')),
     nats: containerNamed(record, name('nats')),
+    balancerPorts: containerNamed(record, name('balancer')),
+    gateway: ofType(record, T.container).find((c) => c.name === 'balancer-gateway')!,
     urlHost: x.bindAddress.includes(':') ? `[${x.bindAddress}]` : x.bindAddress,
     collectorHost: x.bindAddress.includes(':') ? '::1' : '127.0.0.1',
   };
@@ -236,11 +242,20 @@ behaviour(
       [T.volume]: 3,
       [T.image]: 6,
       [T.command]: 5,
-      [T.container]: d.x.replicas + d.x.activityReplicas + 4,
+      [T.container]: d.x.replicas + d.x.activityReplicas + 5,
     });
+    t.regex(inputs(d.gateway).name, new RegExp(`^${d.name('balancer')}-[0-9a-f]{12}$`));
     t.deepEqual(
       d.containers.map((c) => inputs(c).name).sort(),
-      [d.name('balancer'), d.name('collector'), d.name('consul'), d.name('nats'), ...d.replicaNames, ...d.activityNames].sort(),
+      [
+        d.name('balancer'),
+        inputs(d.gateway).name,
+        d.name('collector'),
+        d.name('consul'),
+        d.name('nats'),
+        ...d.replicaNames,
+        ...d.activityNames,
+      ].sort(),
     );
   },
 );
@@ -263,10 +278,12 @@ behaviour('every Docker object carries the stack label', (t, d) => {
   }
 });
 
-behaviour('every container is on the stack network and only on it', (t, d) => {
+behaviour("every container is on the stack network and only on it (the balancer's gateway in its holder's namespace)", (t, d) => {
   const networkName = inputs(ofType(d.record, T.network)[0]).name;
   t.is(networkName, d.name('net'));
-  for (const c of d.containers) {
+  t.is(inputs(d.gateway).networkMode, `container:${d.balancerPorts.name}-id`, 'the holder by id (mocked): a new holder, a new gateway');
+  t.deepEqual(inputs(d.gateway).networksAdvanced ?? [], []);
+  for (const c of d.containers.filter((c) => c !== d.gateway)) {
     t.is(inputs(c).networkMode, undefined);
     t.deepEqual(
       inputs(c).networksAdvanced.map((n) => n.name),
@@ -302,7 +319,8 @@ behaviour('every container but the collector logs to the collector without block
     t.like(inputs(c).logOpts, {
       'syslog-address': `tcp://${d.collectorHost.includes(':') ? `[${d.collectorHost}]` : d.collectorHost}:${d.x.ports.collector}`,
       'syslog-format': 'rfc5424',
-      tag: inputs(c).name,
+      // Every version of the balancer's gateway logs into one file, under the holder's fixed name.
+      tag: c === d.gateway ? d.name('balancer') : inputs(c).name,
       // A collector outage must not block a container's writes to stdout.
       mode: 'non-blocking',
     });
@@ -348,17 +366,20 @@ behaviour('containers run the built images by id, so a rebuild replaces them', (
   for (const c of d.containers) t.true(builtIds.has(inputs(c).image), `${inputs(c).name} runs a built image`);
 });
 
-behaviour('fixed-name containers are deleted before they are replaced; replicas of either service are not (their names change)', (t, d) => {
-  for (const c of d.containers) {
-    const isReplica = [...d.replicaNames, ...d.activityNames].includes(inputs(c).name);
-    t.is(c.options.deleteBeforeReplace, !isReplica, `${inputs(c).name} deleteBeforeReplace`);
-  }
-});
+behaviour(
+  "fixed-name containers are deleted before they are replaced; replicas of either service and the balancer's gateway are not (their names change)",
+  (t, d) => {
+    for (const c of d.containers) {
+      const versioned = [...d.replicaNames, ...d.activityNames, inputs(d.gateway).name].includes(inputs(c).name);
+      t.is(c.options.deleteBeforeReplace, !versioned, `${inputs(c).name} deleteBeforeReplace`);
+    }
+  },
+);
 
 behaviour('every container restarts unless stopped, has a memory limit without swap, and a health check whose edit replaces it', (t, d) => {
   for (const c of d.containers) {
     t.true(['unless-stopped', 'always'].includes(inputs(c).restart));
-    t.true(inputs(c).memory >= 64 && inputs(c).memory <= 1024);
+    t.true(inputs(c).memory >= 16 && inputs(c).memory <= 1024);
     t.is(inputs(c).memorySwap, inputs(c).memory, `${inputs(c).name} declares its swap limit (no swap)`);
     t.truthy(inputs(c).healthcheck?.tests?.length, `${inputs(c).name} has a health check`);
     t.deepEqual(c.options.replaceOnChanges, ['healthcheck', 'tmpfs'], `${inputs(c).name}: a health check or tmpfs edit replaces`);
@@ -380,6 +401,7 @@ const HARDENED = {
   },
   replica: { user: '10001:10001', memory: 256, cpus: '1', tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m' } },
   balancer: { user: '10001:10001', memory: 256, cpus: '1', tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' } },
+  'balancer-ports': { user: '10001:10001', memory: 16, cpus: '0.1', tmpfs: {} },
   activity: { user: '10001:10001', memory: 256, cpus: '1', tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m' } },
   broker: { user: '10001:10001', memory: 256, cpus: '1', tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=8m' } },
 };
@@ -393,6 +415,7 @@ behaviour(
       d.containers.map(roleOf).sort(),
       [
         'balancer',
+        'balancer-ports',
         'broker',
         'collector',
         'consul',
@@ -557,9 +580,29 @@ behaviour(
 );
 
 behaviour(
+  "the balancer's holder publishes its ports, sets tcp_migrate_req for its namespace, and stays when the balancer is replaced",
+  (t, d) => {
+    const holder = d.balancerPorts;
+    t.is(holder.name, 'balancer-ports');
+    t.deepEqual(inputs(holder).healthcheck?.tests, ['NONE']);
+    t.is(inputs(holder).command[0], 'sh', 'it only waits');
+    t.deepEqual((holder.inputs as { sysctls?: Record<string, string> }).sysctls, { 'net.ipv4.tcp_migrate_req': '1' });
+    // A new balancer image never replaces it: it runs nothing of the image.
+    t.deepEqual(holder.options.ignoreChanges, ['image']);
+    // An existing stack's one balancer container becomes the holder, deleted before it is replaced.
+    t.deepEqual(holder.options.aliases, ['balancer-container']);
+    t.true(holder.options.deleteBeforeReplace);
+    t.deepEqual(
+      inputs(holder).networksAdvanced.map((n) => n.name),
+      [d.name('net')],
+    );
+  },
+);
+
+behaviour(
   'the balancer follows every service in Consul, limits each client to gatewayRateLimit and listens on 8080 on all its interfaces',
   (t, d) => {
-    const balancer = containerNamed(d.record, d.name('balancer'));
+    const balancer = d.gateway;
     t.false('SERVICE_NAME' in env(balancer), 'the gateway follows every service that asks for a route');
     t.like(env(balancer), {
       CONSUL_HTTP_ADDR: `http://${d.name('consul')}:8500`,
@@ -568,9 +611,14 @@ behaviour(
       LISTEN_ADDRESS: '0.0.0.0',
       ADMIN_PORT: '8081',
       ADMIN_ADDRESS: '0.0.0.0',
+      // Old and new share the ports while one replaces the other.
+      REUSE_PORT: 'true',
+      WORK_DIR: '/tmp/balancer',
     });
-    // Its health check asks the status on the admin listener; the public port no longer serves it.
-    t.true(String(inputs(balancer).healthcheck?.tests?.[3]).includes('"http://127.0.0.1:8081/_balancer/status"'));
+    // Healthy once its own nginx (the admin socket in WORK_DIR, never the shared port) serves what Consul said;
+    // the engine waits for that before it deletes the old one.
+    t.deepEqual(inputs(balancer).healthcheck?.tests, ['CMD', 'node', '/app/health-probe.js']);
+    t.true(inputs(balancer).wait);
     t.true(balancer.options.dependsOn.includes(d.consul.name));
   },
 );
@@ -611,7 +659,7 @@ behaviour('the stack outputs give the balancer, evidence page and Consul UI URLs
 test(`replicas ${MAX_REPLICAS} (the maximum) declares that many distinct replicas`, async (t) => {
   const record = await recordStack({ config: { replicas: MAX_REPLICAS } });
   t.is((record.outputs.replicaNames as string[]).length, MAX_REPLICAS);
-  t.is(ofType(record, T.container).length, MAX_REPLICAS + 1 + 4);
+  t.is(ofType(record, T.container).length, MAX_REPLICAS + 1 + 5);
 });
 
 const byKey = (record: RecordedStack) => new Map(record.resources.map((r) => [`${r.type}::${r.name}`, r]));

@@ -61,7 +61,7 @@ test('a replicas + activity VM: its host, provider, network, Consul agent and re
 test('a VM that others need has dependents: the collector and broker VM, the discovery VM', async (t) => {
   const state = asState(await recordStack({ config: { vms: COURSE_VMS, replicas: 4 } }));
   const vm2 = vmResources(state, 'vm2').dependents;
-  t.true(vm2.includes('vm1-balancer-container depends on vm2-collector-container'));
+  t.true(vm2.includes('vm1-balancer-gateway depends on vm2-collector-container'));
   t.true(vm2.includes('broker-registration depends on vm2-consul-agent'));
   t.deepEqual(vmResources(state, 'vm1').dependents.sort(), [
     'consul-acl-init depends on vm1-consul-agent',

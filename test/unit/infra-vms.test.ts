@@ -10,6 +10,7 @@ import test from 'ava';
 import { parseConfig, type VmConfig } from '../../infra/config';
 import { placeReplicas } from '../../infra/placement';
 import { BOOTSTRAP_SCRIPT_PATH } from '../../infra/vm-host';
+import { scratchCopy } from '../helpers/scratch-copy';
 import { MOCK_GOSSIP_KEY, recordStack, type ProgramError, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
 
 const T = {
@@ -192,11 +193,11 @@ test("with vms, a published port on Consul's or the replicas' ports, or a stack 
   );
   t.regex(
     t.throws(() => parseVms(COURSE_VMS, { collectorPort: '21003' })).message,
-    /collectorPort = "21003" is not allowed with vms: it is one of the replicas' ports 21001-21020/,
+    /collectorPort = "21003" is not allowed with vms: it is one of the replicas' ports 21001-21040/,
   );
   t.regex(
-    t.throws(() => parseVms(COURSE_VMS, { balancerAdminPort: '22020' })).message,
-    /balancerAdminPort = "22020" is not allowed with vms: it is one of the activity replicas' ports 22001-22020/,
+    t.throws(() => parseVms(COURSE_VMS, { balancerAdminPort: '22040' })).message,
+    /balancerAdminPort = "22040" is not allowed with vms: it is one of the activity replicas' ports 22001-22040/,
   );
   t.regex(
     t.throws(() => parseVms(COURSE_VMS, { consulUiPort: '8222' })).message,
@@ -308,6 +309,35 @@ test('raising replicas 4 -> 6 adds replicas 5 and 6 on their VMs; lowering 6 -> 
   for (const [key, resource] of four) t.deepEqual(again.get(key), resource, key);
 });
 
+test('a code change under service/ and activity/ on VMs renames every replica and keeps the rest of its inputs (its PORT range too)', async (t) => {
+  const copy = scratchCopy();
+  t.teardown(() => copy.remove());
+  const config = { vms: COURSE_VMS, replicas: 4, activityReplicas: 2 };
+  const before = byKey(await recordStack({ projectDir: copy.dir, config }));
+  copy.edit('service/app.ts', 'version: deps.version', 'version: `${deps.version}-changed`');
+  copy.edit('activity/app.ts', "app.get('/health'", "app.get('/health' /* changed */");
+  const after = byKey(await recordStack({ projectDir: copy.dir, config }));
+  const changed = [...after.keys()].filter((k) => !isDeepStrictEqual(after.get(k), before.get(k)));
+  const replicas = ['vm2-replicas-1', 'vm3-replicas-2', 'vm2-replicas-3', 'vm3-replicas-4', 'vm2-activity-1', 'vm3-activity-2'];
+  t.deepEqual(
+    changed.sort(),
+    [
+      `${T.local}::bundle-build`,
+      ...['vm2-replicas-image', 'vm3-replicas-image', 'vm2-activity-image', 'vm3-activity-image'].map((n) => `${T.image}::${n}`),
+      ...replicas.map((n) => `${T.container}::${n}`),
+    ].sort(),
+  );
+  // What differs is the version: the name (hence SERVICE_ID and the syslog tag) and the image. Nothing pins a
+  // port, so the new replica starts next to the old one, which the engine deletes only after (no deleteBeforeReplace).
+  const versionless = (r: RecordedResource) => JSON.stringify(r.inputs).replace(/sha256:[0-9a-f]{64}|-[0-9a-f]{12}\b/g, '<version>');
+  for (const name of replicas) {
+    const [old, now] = [before, after].map((r) => r.get(`${T.container}::${name}`)!);
+    t.not(inputs(now).name, inputs(old).name, name);
+    t.is(versionless(now), versionless(old), name);
+    t.false(now.options.deleteBeforeReplace, name);
+  }
+});
+
 test('raising activityReplicas 1 -> 3 on VMs adds activity 2 on vm3 and 3 on vm2; nothing else changes', async (t) => {
   const one = byKey(await recordStack({ config: { vms: COURSE_VMS, replicas: 4, activityReplicas: 1 } }));
   const three = byKey(await recordStack({ config: { vms: COURSE_VMS, replicas: 4, activityReplicas: 3 } }));
@@ -408,7 +438,7 @@ test('with consulGossipKey set, every agent uses it and no key is generated', as
   for (const vm of ['vm1', 'vm2', 'vm3']) t.true(inputs(named(record, `${vm}-consul-agent`)).command.includes(`-encrypt=${GOSSIP_KEY}`));
 });
 
-test("replicas publish a port derived from their number on their VM's private address, advertise it, and use their VM's agent", async (t) => {
+test("replicas run in their VM's network on the first free port of 21001-21040 on its private address, use their VM's agent, and roll create-first", async (t) => {
   const record = await course;
   for (const [n, vm, address] of [
     [1, 'vm2', '172.31.0.12'],
@@ -417,10 +447,13 @@ test("replicas publish a port derived from their number on their VM's private ad
     [4, 'vm3', '172.31.0.13'],
   ] as const) {
     const replica = named(record, `${vm}-replicas-${n}`);
-    t.deepEqual(inputs(replica).ports, [{ internal: 21000 + n, external: 21000 + n, ip: address, protocol: 'tcp' }]);
-    t.like(env(replica), { PORT: String(21000 + n), SERVICE_ADDRESS: address, CONSUL_HTTP_ADDR: 'http://10.213.0.1:8500' });
+    t.is(inputs(replica).networkMode, 'host');
+    t.is(inputs(replica).ports, undefined, 'no published port: it binds one itself');
+    t.is(inputs(replica).networksAdvanced, undefined);
+    t.like(env(replica), { PORT: '21001-21040', HOST: address, CONSUL_HTTP_ADDR: 'http://10.213.0.1:8500' });
+    t.false('SERVICE_ADDRESS' in env(replica), 'the service advertises HOST');
     t.true(replica.options.dependsOn.includes(`${vm}-consul-agent`));
-    t.true(replica.options.deleteBeforeReplace, 'its port cannot be bound twice');
+    t.false(replica.options.deleteBeforeReplace, 'the successor starts on another port while the old one serves');
   }
 });
 
@@ -449,7 +482,7 @@ test("the broker on its VM publishes its client and monitoring ports on the priv
   t.deepEqual(inputs(step).triggers.slice(1), ['vm2-consul-agent-id', 'cnp-dev-consul-data']);
 });
 
-test("activity replicas publish 22000 + n on their VM's private address, advertise it, use their VM's agent and start after the broker's registration", async (t) => {
+test("activity replicas run in their VM's network on the first free port of 22001-22040, use their VM's agent and start after the broker's registration", async (t) => {
   const record = await recordStack({ config: { vms: COURSE_VMS, activityReplicas: 2 } });
   for (const [n, vm, address] of [
     [1, 'vm2', '172.31.0.12'],
@@ -457,17 +490,18 @@ test("activity replicas publish 22000 + n on their VM's private address, adverti
   ] as const) {
     const replica = named(record, `${vm}-activity-${n}`);
     t.regex(inputs(replica).name, new RegExp(`^cnp-dev-activity-${n}-[0-9a-f]{12}$`));
-    t.deepEqual(inputs(replica).ports, [{ internal: 22000 + n, external: 22000 + n, ip: address, protocol: 'tcp' }]);
+    t.is(inputs(replica).networkMode, 'host');
+    t.is(inputs(replica).ports, undefined);
     t.like(env(replica), {
       SERVICE_NAME: 'activity',
-      PORT: String(22000 + n),
-      SERVICE_ADDRESS: address,
+      PORT: '22001-22040',
+      HOST: address,
       NATS_SERVICE: 'nats',
       CONSUL_HTTP_ADDR: 'http://10.213.0.1:8500',
     });
     for (const dep of [`${vm}-consul-agent`, 'consul-acl-init', 'vm2-broker-container', 'broker-registration'])
       t.true(replica.options.dependsOn.includes(dep), `${vm}-activity-${n} after ${dep}`);
-    t.true(replica.options.deleteBeforeReplace, 'its port cannot be bound twice');
+    t.false(replica.options.deleteBeforeReplace);
   }
   t.deepEqual(
     (record.outputs.activityReplicaNames as string[]).map((n) => n.replace(/-[0-9a-f]{12}$/, '')),
@@ -477,14 +511,19 @@ test("activity replicas publish 22000 + n on their VM's private address, adverti
 
 test('the balancer follows its VM agent and is published on the public address; the collector listens on its private address', async (t) => {
   const record = await course;
-  const balancer = named(record, 'vm1-balancer-container');
+  const balancer = named(record, 'vm1-balancer-gateway');
   t.is(env(balancer).CONSUL_HTTP_ADDR, 'http://10.213.0.1:8500');
   t.is(env(balancer).RATE_LIMIT_PER_CLIENT, String(DEFAULT_RATE_LIMIT_PER_CLIENT), 'gatewayRateLimit, at its default');
-  t.deepEqual(inputs(balancer).ports, [
+  // It runs in the namespace of the holder, which publishes the ports and stays when the balancer is replaced.
+  const holder = named(record, 'vm1-balancer-ports');
+  t.is(inputs(balancer).networkMode, 'container:vm1-balancer-ports-id');
+  t.false(balancer.options.deleteBeforeReplace, 'the new one starts next to the old one');
+  t.deepEqual(inputs(holder).ports, [
     { internal: 8080, external: 8080, ip: '127.0.0.1', protocol: 'tcp' },
     // The admin listener (instance addresses, the evidence page) on the private network only.
     { internal: 8081, external: 8081, ip: '172.31.0.11', protocol: 'tcp' },
   ]);
+  t.deepEqual((holder.inputs as { sysctls?: Record<string, string> }).sysctls, { 'net.ipv4.tcp_migrate_req': '1' });
   t.true(balancer.options.dependsOn.includes('vm1-consul-agent'));
   const collector = named(record, 'vm2-collector-container');
   t.deepEqual(inputs(collector).ports, [{ internal: 5514, external: 5514, ip: '172.31.0.12', protocol: 'tcp' }]);
@@ -495,13 +534,15 @@ test('the balancer follows its VM agent and is published on the public address; 
 test('every container on every VM but the collector logs to it over TCP and is created after it', async (t) => {
   const record = await course;
   const containers = ofType(record, T.container).filter((c) => c.name !== 'vm2-collector-container');
-  // Three agents, four hello replicas, one activity replica, the broker, the balancer.
-  t.is(containers.length, 3 + 4 + 1 + 1 + 1);
+  // Three agents, four hello replicas, one activity replica, the broker, the balancer (its holder and gateway).
+  t.is(containers.length, 3 + 4 + 1 + 1 + 2);
   for (const c of containers) {
     t.is(inputs(c).logDriver, 'syslog');
     t.is(inputs(c).logOpts['syslog-address'], 'tcp://172.31.0.12:5514', c.name);
-    // Every VM has a cnp-dev-consul: the VM's name in the tag keeps their logs apart.
-    t.is(inputs(c).logOpts.tag, `${c.name.split('-')[0]}.${inputs(c).name}`);
+    // Every VM has a cnp-dev-consul: the VM's name in the tag keeps their logs apart. The balancer's gateway
+    // logs under its holder's fixed name, whatever its version.
+    const logName = c.name === 'vm1-balancer-gateway' ? 'cnp-dev-balancer' : inputs(c).name;
+    t.is(inputs(c).logOpts.tag, `${c.name.split('-')[0]}.${logName}`);
     t.true(c.options.dependsOn.includes('vm2-collector-container'), c.name);
   }
 });
@@ -593,6 +634,6 @@ test('three discovery VMs run three servers with bootstrap-expect 3, every agent
       ['-retry-join=172.31.0.11', '-retry-join=172.31.0.12', '-retry-join=[fd00::13]'],
     );
   }
-  t.like(env(named(record, 'vm3-replicas-2')), { SERVICE_ADDRESS: 'fd00::13' });
+  t.like(env(named(record, 'vm3-replicas-2')), { HOST: 'fd00::13' });
   t.is(inputs(named(record, 'vm2-collector-container')).ports![0].ip, '172.31.0.12');
 });

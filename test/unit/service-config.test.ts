@@ -14,7 +14,7 @@ const container: HostFacts = {
 
 test('defaults: port 8080 on 0.0.0.0, name hello, id from name+host+port, the container address, local Consul', (t) => {
   t.deepEqual(parseConfig({}, container), {
-    port: 8080,
+    ports: { first: 8080, last: 8080 },
     host: '0.0.0.0',
     serviceName: 'hello',
     serviceId: 'hello-c0ffee-8080',
@@ -50,8 +50,25 @@ test('explicit values are used as given', (t) => {
     },
     container,
   );
-  t.like(config, { port: 9001, host: '127.0.0.1', serviceName: 'users-api', serviceId: 'users-api-1', serviceAddress: '127.0.0.1' });
+  t.like(config, {
+    ports: { first: 9001, last: 9001 },
+    host: '127.0.0.1',
+    serviceName: 'users-api',
+    serviceId: 'users-api-1',
+    serviceAddress: '127.0.0.1',
+  });
   t.deepEqual(config.consul, { secure: true, host: 'consul.internal', port: 8501, url: 'https://consul.internal:8501' });
+});
+
+test('PORT may be a range FIRST-LAST (the replica listens on its first free port), with SERVICE_ID set', (t) => {
+  t.deepEqual(parseConfig({ PORT: '21001-21040', SERVICE_ID: 'r-1' }, container).ports, { first: 21001, last: 21040 });
+  t.deepEqual(parseConfig({ PORT: '9000-9000' }, container), parseConfig({ PORT: '9000' }, container));
+  // The default id names the port, which a range leaves open until the replica has bound one.
+  const error = t.throws(() => parseConfig({ PORT: '21001-21040' }, container), { instanceOf: ConfigError });
+  t.is(
+    error.message,
+    'PORT = "21001-21040" is not allowed: use a single port when SERVICE_ID is unset (the default id names the port), or set SERVICE_ID too',
+  );
 });
 
 test('CONSUL_HTTP_ADDR may omit the scheme, as with Consul tools; IPv6 literals lose their brackets', (t) => {
@@ -75,6 +92,11 @@ const bad: Array<[string, string]> = [
   ['PORT', '65536'],
   ['PORT', '80.5'],
   ['PORT', '-1'],
+  ['PORT', '21040-21001'],
+  ['PORT', '21001-'],
+  ['PORT', '0-10'],
+  ['PORT', '65000-65536'],
+  ['PORT', '21001-21040-21080'],
   ['HOST', 'not an address'],
   ['HOST', 'example.com'],
   ['SERVICE_NAME', 'has space'],
@@ -117,7 +139,12 @@ test('ROUTES: a bad route stops the service with a message naming ROUTES and wha
 });
 
 test('the registration carries one urlprefix- tag per route', (t) => {
-  const config = parseConfig({ ROUTES: '=/,/api/users' }, container);
+  const config = { ...parseConfig({ ROUTES: '=/,/api/users' }, container), port: 8080 };
   t.deepEqual(serviceDefinition(config).tags, ['urlprefix-=/', 'urlprefix-/api/users']);
   t.deepEqual(serviceDefinition({ ...config, routes: [] }).tags, []);
+});
+
+test('the registration advertises the port the replica bound, and checks /health there', (t) => {
+  const config = parseConfig({ PORT: '21001-21040', SERVICE_ID: 'r-1', HOST: '10.0.0.12' }, container);
+  t.like(serviceDefinition({ ...config, port: 21003 }), { address: '10.0.0.12', port: 21003, checkUrl: 'http://10.0.0.12:21003/health' });
 });

@@ -72,6 +72,8 @@ export function docker(args: string[], options: RunOptions = {}): Promise<string
 /** The fields of `docker container inspect` the tests read. */
 export interface ContainerInspect {
   Id: string;
+  /** When it was created (RFC 3339). */
+  Created: string;
   RestartCount: number;
   State: { Running: boolean; Pid: number; ExitCode: number; Health?: { Status: string } };
   HostConfig: {

@@ -61,6 +61,7 @@ const CONTAINER_RULES: Record<string, InputRule> = {
   ports: replace(),
   networksAdvanced: replace(),
   networkMode: replace(),
+  sysctls: replace(),
   volumes: replace(),
   mounts: replace(),
   logDriver: replace(),

@@ -265,6 +265,7 @@ export function planContainer(
   const networkMode = d.get<string>('networkMode');
   if (networkMode && networks.length > 0) throw new Error(`${d.where} sets both networkMode and networksAdvanced`);
   if (networkMode) args.push('--network', networkMode);
+  for (const [k, v] of Object.entries(d.get<Record<string, string>>('sysctls') ?? {})) args.push('--sysctl', `${k}=${v}`);
   if (networks[0]) {
     args.push('--network', networks[0].name);
     for (const alias of networks[0].aliases) args.push('--network-alias', alias);

@@ -1,0 +1,31 @@
+// Listening on the first free port of PORT's range. On a VM the replicas run in the VM's own network, and
+// during a rolling deploy an old replica and its successor listen there at once: each takes a port of its
+// own from its service's range. bind() either takes a port or fails with EADDRINUSE, so replicas starting
+// together never share one: each tries the next until one is its own.
+import type { Server } from 'node:net';
+import { portRangeText, type PortRange } from './config';
+
+function listenOn(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const failed = (error: Error) => reject(error);
+    server.once('error', failed);
+    server.listen(port, host, () => {
+      server.off('error', failed);
+      resolve();
+    });
+  });
+}
+
+/** Listens on the first port of `ports` that no other socket holds on `host`; resolves with that port. */
+export async function listenOnFirstFree(server: Server, host: string, ports: PortRange): Promise<number> {
+  for (let port = ports.first; port <= ports.last; port++) {
+    try {
+      // A server whose listen() failed may listen() again (Node's net.Server contract).
+      await listenOn(server, port, host);
+      return port;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    }
+  }
+  throw new Error(`every port of ${portRangeText(ports)} on ${host} is in use`);
+}
