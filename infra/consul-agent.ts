@@ -89,8 +89,8 @@ export class ConsulAgent extends pulumi.ComponentResource {
         // Host networking: Consul binds the VM's own addresses, as on a VM without containers.
         networkMode: 'host',
         volumes: [{ volumeName: data.name, containerPath: CONSUL_DATA_DIR }],
-        // A client is healthy once it reaches the servers: the datacenter list, which Consul serves to anyone
-        // (the agent's own token exists only after the ACL init step, which waits for every agent).
+        // A client is healthy once it reaches the servers: the datacenter list, which Consul serves to anyone,
+        // so the check needs no token.
         healthcheck: isServer
           ? serverHealthcheck(args.httpPort, 24)
           : {

@@ -70,8 +70,9 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
     logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${vm.name}.${tag}`),
   });
 
-  const agents = new Map(
-    config.vms.map((vm) => [
+  const agents = new Map<string, ConsulAgent>();
+  const declareAgent = (vm: VmConfig, after: pulumi.Resource[]) =>
+    agents.set(
       vm.name,
       new ConsulAgent(
         `${vm.name}-consul`,
@@ -89,12 +90,12 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
           managementToken: consulManagementToken,
         },
         // The agent binds the network's gateway address: the network comes first.
-        { ...onVm(vm), dependsOn: [networks.get(vm.name)!.network] },
+        { ...onVm(vm), dependsOn: [networks.get(vm.name)!.network, ...after] },
       ),
-    ]),
-  );
+    );
+  discoveryVms.forEach((vm) => declareAgent(vm, []));
 
-  // Puts the policies and role tokens into Consul once every agent is up. The API listens on the VMs'
+  // Puts the policies and role tokens into Consul once the servers are up. The API listens on the VMs'
   // loopback only, so the step (on the machine running `pulumi up`) reaches the first server's through an
   // SSH local forward, with the ssh settings the docker providers use.
   const aclVm = discoveryVms[0];
@@ -109,8 +110,13 @@ export function declareOnVms({ config, naming, repoRoot, gossipKey, consulManage
       consulIdentity: discoveryVms.flatMap((vm) => [agents.get(vm.name)!.container.id, agents.get(vm.name)!.dataVolume.name]),
       ssh: { ...aclVm.ssh, opts: ssh.sshOpts },
     },
-    { dependsOn: [ssh.files, ...[...agents.values()].map((agent) => agent.container)] },
+    { dependsOn: [ssh.files, ...discoveryVms.map((vm) => agents.get(vm.name)!.container)] },
   );
+  // The other agents start once their token exists: an agent whose token Consul does not know yet has its node
+  // and its services' sync blocked until its next full anti-entropy run, about a minute later. And nothing
+  // outside a replicas or activity VM depends on that VM, so a dead one can leave the state alone
+  // (scripts/vm-forget.ts).
+  config.vms.filter((vm) => !discoveryVms.includes(vm)).forEach((vm) => declareAgent(vm, [consulAcl]));
 
   // Each role's containers talk to their own VM's agent, through the network's gateway: an address of the VM
   // itself, so the replicas, in the VM's own network, reach it there too.

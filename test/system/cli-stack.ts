@@ -3,6 +3,7 @@
 // on a file backend of its own, offline, with the provider stand-ins of harness/plugins/bin on PATH
 // (harness/pulumi-cli.ts). What a deploy did comes from the engine's own events (`pulumi up --event-log`), what
 // the stack holds from its state (`pulumi stack export`), and how containers stopped from the Docker engine's events.
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -94,15 +95,22 @@ export class CliStack {
   private readonly env: NodeJS.ProcessEnv;
   private eventLogs = 0;
 
-  /** `dir` holds the project (Pulumi.yaml) and the stack's file; every command runs there unless given a `cwd`. */
+  /**
+   * `dir` holds the project (Pulumi.yaml) and the stack's file; every command runs there unless given a `cwd`.
+   * With `projectBackend` the state lives where scripts/stack.sh keeps it, `<dir>/.pulumi`, so the project's own
+   * commands (`npm run pulumi`, `npm run vm:forget`) run by `script` see this stack.
+   */
   constructor(
     readonly stack: string,
     readonly dir: string,
     passphrase = `systest-${stack}`,
+    { projectBackend = false }: { projectBackend?: boolean } = {},
   ) {
     this.root = fs.mkdtempSync(path.join(os.tmpdir(), `cnp-${stack}-`));
+    if (projectBackend) fs.mkdirSync(path.join(dir, '.pulumi'), { recursive: true });
     this.env = {
       ...fileBackendEnv(this.root, passphrase),
+      ...(projectBackend ? { PULUMI_BACKEND_URL: `file://${path.join(dir, '.pulumi')}` } : {}),
       // `--event-log` exists only with this set (pkg/cmd/pulumi/operations/up.go and destroy.go: the flag is
       // registered `if env.DebugCommands.Value()`); without it the CLI answers "unknown flag: --event-log".
       PULUMI_DEBUG_COMMANDS: 'true',
@@ -112,6 +120,15 @@ export class CliStack {
   /** `pulumi ARGS --stack STACK`; resolves with its stdout when it exits 0, otherwise rejects with its output. */
   ok(args: string[], { cwd = this.dir, timeoutMs = 120_000, stdinFile }: CallOptions & { stdinFile?: string } = {}): Promise<string> {
     return runPulumiOk([...args, '--stack', this.stack], { cwd, env: this.env, stdinFile, timeoutMs });
+  }
+
+  /** Runs a project command (`npm run …`) in the project folder with this stack's CLI environment; resolves with its output. */
+  script(command: string, args: string[], timeoutMs = 300_000): Promise<string> {
+    return new Promise((resolve, reject) =>
+      execFile(command, args, { cwd: this.dir, env: this.env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
+        error ? reject(new Error(`${command} ${args.join(' ')} failed: ${error.message}\n${stdout}\n${stderr}`)) : resolve(stdout + stderr),
+      ),
+    );
   }
 
   /** `pulumi stack init` on the file backend (the stack file Pulumi.<stack>.yaml appears with the first `config set`). */

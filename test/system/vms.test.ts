@@ -234,7 +234,8 @@ test.before(async (t) => {
   }
   copy = scratchCopy(`cnp-${STACK}-`);
   sshDir = path.join(copy.dir, '.pulumi', 'ssh', STACK);
-  cli = new CliStack(STACK, copy.dir, randomBytes(16).toString('hex'));
+  // The state where scripts/stack.sh keeps it (`<copy>/.pulumi`), so the project's own commands see the stack.
+  cli = new CliStack(STACK, copy.dir, randomBytes(16).toString('hex'), { projectBackend: true });
   await cli.init();
   await fleet.start(
     [{ name: 'vm1', publish: [BALANCER_PORT, BALANCER_ADMIN_PORT] }, { name: 'vm2' }, { name: 'vm3' }],
@@ -800,16 +801,124 @@ test.serial(
   },
 );
 
-test.serial('vm3 back, then destroy: nothing of the stack is left on any VM', async (t) => {
-  t.timeout(240_000);
+test.serial("vm3 back: its engine starts the stack's containers again", async (t) => {
+  t.timeout(120_000);
   // The VM boots again (same disk, same address and ssh port); its engine restarts its containers.
   await fleet.restart('vm3');
-  const before = await Promise.all(['vm1', 'vm2', 'vm3'].map(vmObjects));
-  t.true(before.every((objects) => objects.length > 0));
+  const objects = await Promise.all(['vm1', 'vm2', 'vm3'].map(vmObjects));
+  t.true(objects.every((listed) => listed.length > 0));
+});
+
+test.serial(
+  'vm3 dead for good: npm run vm:forget refuses vm2 and a live vm3, drops the dead vm3 from the state, then without it in vms pulumi up puts its replicas on vm2; no request fails',
+  async (t) => {
+    t.timeout(480_000);
+    const before = state.map((r) => r.name);
+    const onVm3 = state.filter((r) => r.name === 'vm3' || r.name.startsWith('vm3-')).map((r) => r.name);
+    const gone = (await replicas()).filter((r) => r.vm === 'vm3');
+    t.deepEqual(
+      gone.map((r) => r.n),
+      [2, 4, 6],
+    );
+    // Refused, the state untouched: a VM with other roles (named), and vm3 while Consul sees it alive (it is back).
+    const refusal = (vm: string) =>
+      cli!.script('npm', ['run', '--silent', 'vm:forget', '--', vm, '--stack', STACK]).then(
+        () => 'not refused',
+        (error: Error) => error.message,
+      );
+    t.regex(
+      await refusal('vm2'),
+      /vm2 holds the roles collector, replicas, broker, activity: only a VM whose roles are all among replicas, activity/,
+    );
+    await waitFor('Consul to see vm3 alive again', async () => (await members()).get('vm3') === 'alive', 90_000, 500);
+    t.regex(await refusal('vm3'), /Consul sees vm3 alive: this command is for a VM that is gone/);
+    t.deepEqual(
+      (await cli!.state()).map((r) => r.name),
+      before,
+    );
+
+    // The machine is gone: its container and its disk. Consul then sees its node failed.
+    await fleet.remove('vm3');
+    await waitFor('Consul to see vm3 failed', async () => (await members()).get('vm3') === 'failed', 30_000, 250);
+    await waitFor(
+      "vm3's replicas out of the balancer's upstreams",
+      async () => {
+        const now = await upstreams();
+        return gone.every((r) => !now.includes(r.upstream));
+      },
+      30_000,
+      200,
+    );
+    const loop = startSteadyLoopProcess(`${url}/`, { clients: 4, maxMs: 420_000 });
+    loops.push(loop);
+    await sleep(1000);
+
+    // The command infra/README.md gives, through scripts/stack.sh and the real CLI.
+    const forgetStarted = Date.now();
+    const output = await cli!.script('npm', ['run', '--silent', 'vm:forget', '--', 'vm3', '--stack', STACK]);
+    const forgetMs = Date.now() - forgetStarted;
+    t.log(`npm run vm:forget -- vm3 in ${(forgetMs / 1000).toFixed(1)} s:\n${output.trim()}`);
+    state = await cli!.state();
+    t.deepEqual(
+      state.map((r) => r.name),
+      before.filter((name) => !onVm3.includes(name)),
+      "exactly vm3's resources left the state",
+    );
+    t.true(onVm3.includes('vm3-docker') && onVm3.includes('vm3-consul-agent') && onVm3.includes('vm3-replicas-6'));
+    t.false((await members()).has('vm3'), 'Consul pruned the node');
+    const vm1Consul = containers().find((c) => c.resourceName === 'vm1-consul-agent')!;
+    const catalogNodes = () =>
+      fleet.exec('vm1', ['docker', 'exec', vm1Consul.name, 'consul', 'catalog', 'nodes', `-http-addr=127.0.0.1:${consulHttpPort('vm1')}`]);
+    // The leader deregisters a node that left in its next reconcile.
+    await waitFor('the catalog to drop vm3', async () => !/^vm3\s/m.test(await catalogNodes()), 15_000, 250);
+
+    // vm3 out of vms, as a user removes it, then the next deploy.
+    await cli!.ok(['config', 'rm', '--path', 'vms[2]']);
+    const summary = await cli!.up();
+    const upMs = summary.endedAt - summary.startedAt;
+    state = await cli!.state();
+    t.deepEqual(
+      summary.created.sort(),
+      [2, 4, 6].map((n) => `docker:index/container:Container::vm2-replicas-${n}`),
+    );
+    t.deepEqual(summary.updated, ['command:local:Command::consul-acl-init'], 'the ACL step runs again for the agents left');
+    t.deepEqual([...summary.replaced, ...summary.deleted], []);
+    t.deepEqual(
+      summary.events.filter((e) => /::vm3(-|$)/.test(e.urn)),
+      [],
+      'nothing tried on vm3',
+    );
+    t.deepEqual(
+      (await replicas()).map((r) => `${r.n}@${r.vm}`),
+      [1, 2, 3, 4, 5, 6].map((n) => `${n}@vm2`),
+    );
+    const expected = (await replicas()).map((r) => r.upstream).sort();
+    await waitFor(
+      'the balancer to serve the 6 on vm2',
+      async () => JSON.stringify(await upstreams()) === JSON.stringify(expected),
+      60_000,
+      200,
+    );
+    await sleep(2000);
+    const report = await loop.stop();
+    t.log(
+      `pulumi up without vm3 in ${(upMs / 1000).toFixed(1)} s (${summary.created.length} created, ${summary.updated.length} updated); ` +
+        `${report.total} requests from before the command to after the up, ${report.failures.length} failed:`,
+      report.byInstance,
+    );
+    t.is(report.failures.length, 0, describeFailures(report));
+    for (const r of (await replicas()).filter((r) => [2, 4, 6].includes(r.n)))
+      t.true((report.byInstance[r.name] ?? 0) > 0, `replica ${r.n}, now on vm2, served`);
+  },
+);
+
+test.serial('destroy: nothing of the stack is left on any VM', async (t) => {
+  t.timeout(240_000);
   t.true(fs.existsSync(path.join(sshDir, 'id')), "the stack's key file is there before");
   const summary = await cli!.destroy();
   deployed = false;
   t.log(`pulumi destroy: ${summary.deleted.length} resources deleted in ${((summary.endedAt - summary.startedAt) / 1000).toFixed(1)} s`);
-  for (const name of ['vm1', 'vm2', 'vm3']) t.deepEqual(await vmObjects(name), [], `${name} is empty`);
+  // Every VM the fleet still has (one left behind for good is no longer there).
+  for (const name of fleet.vms.keys()) t.deepEqual(await vmObjects(name), [], `${name} is empty`);
   t.false(fs.existsSync(path.join(sshDir, 'id')), "the stack's key file is removed");
 });

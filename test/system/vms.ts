@@ -265,6 +265,14 @@ export class VmFleet {
     return hostKey;
   }
 
+  /** A VM gone for good: its container and its disk removed; it leaves the fleet. */
+  async remove(name: string): Promise<void> {
+    const vm = this.vm(name);
+    await docker(['rm', '-f', '-v', vm.container]);
+    await docker(['volume', 'rm', `${vm.container}-docker`]);
+    this.vms.delete(name);
+  }
+
   /** Runs a command on a VM as root over ssh (through its published sshd). */
   ssh(name: string, command: string, options: RunOptions = {}): Promise<string> {
     const vm = this.vm(name);

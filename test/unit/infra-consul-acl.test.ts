@@ -161,7 +161,7 @@ test("on VMs every agent has ACLs with its own agent token; replicas and the bal
   }
 });
 
-test('on VMs the ACL init step reaches the first server through an SSH tunnel with the docker providers ssh options, after every agent', async (t) => {
+test("on VMs the ACL init step reaches the first server through an SSH tunnel with the docker providers ssh options, after every server's agent", async (t) => {
   const vms = [
     VMS[0],
     { ...VMS[1], roles: ['discovery', 'collector', 'replicas', 'broker', 'activity'] },
@@ -187,7 +187,7 @@ test('on VMs the ACL init step reaches the first server through an SSH tunnel wi
   t.deepEqual(
     [...init.options.dependsOn].sort(),
     ['ssh-files', 'vm1-consul-agent', 'vm2-consul-agent', 'vm3-consul-agent'],
-    'after the key file and every agent',
+    "after the key file and every server's agent (here every VM is a server)",
   );
   // Runs again when a server's container or data volume is new (the servers hold the ACL state).
   const triggers = init.inputs.triggers as string[];
