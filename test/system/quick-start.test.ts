@@ -11,6 +11,7 @@ import { describeFailures, startSteadyLoopProcess, type SteadyLoop } from '../..
 import { freePorts } from '../../harness/ports';
 import { pulumiCliEnv, requireBuiltCli } from '../../harness/pulumi-cli';
 import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
+import { holdSystemLock, SYSTEM_LOCK_WAIT_MS } from '../helpers/system-lock';
 import { docker, inspect } from './docker';
 import { compareListings, listDocker, type DockerListing } from './docker-listing';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE, ensureOfflineImages } from './images';
@@ -20,6 +21,8 @@ let copy: ScratchCopy | undefined;
 let before: DockerListing | undefined;
 let env: NodeJS.ProcessEnv = {};
 const loops: SteadyLoop[] = [];
+/** Other system test files run before or after this one, never beside it (test/helpers/system-lock.ts). */
+let releaseSystemLock: (() => void) | undefined;
 
 /** Runs one README command line with bash in the copy; resolves with its output, rejects with it on failure. */
 function readmeCommand(line: string, timeoutMs = 600_000): Promise<string> {
@@ -59,7 +62,9 @@ function evidenceCounts(output: string): { instances: Map<string, number>; faile
   return { instances, failed };
 }
 
-test.before(async () => {
+test.before(async (t) => {
+  t.timeout(SYSTEM_LOCK_WAIT_MS + 120_000);
+  releaseSystemLock = await holdSystemLock();
   requireBuiltCli();
   await ensureOfflineImages();
   const existing = await docker(['ps', '-a', '--filter', `label=${STACK_LABEL}`, '--format', '{{.Names}}']);
@@ -82,6 +87,8 @@ test.after.always(async () => {
     copy.remove();
   }
 });
+// After the clean-up above (ava runs these hooks in order), so the next system test file starts on a quiet engine.
+test.after.always(() => releaseSystemLock?.());
 
 test('the quick start through the real CLI: up, evidence, replicas 3 with no failed request, destroy leaves nothing', async (t) => {
   t.timeout(20 * 60_000);

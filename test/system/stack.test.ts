@@ -11,6 +11,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { scratchCopy } from '../helpers/scratch-copy';
+import { holdSystemLock, SYSTEM_LOCK_WAIT_MS } from '../helpers/system-lock';
 import {
   describeFailures,
   requestOnce,
@@ -79,6 +80,8 @@ let before: DockerListing;
 /** Every volume any of the stack's containers mounted, named or anonymous. */
 const stackVolumes = new Set<string>();
 const loops: SteadyLoop[] = [];
+/** Other system test files run before or after this one, never beside it (test/helpers/system-lock.ts). */
+let releaseSystemLock: (() => void) | undefined;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -247,7 +250,9 @@ async function explainFailures(report: LoadReport | SteadyLoopReport): Promise<s
   return [summary, 'balancer access lines:', ...access, 'nginx errors and warnings (last 10):', ...nginxErrors.slice(-10)].join('\n');
 }
 
-test.before(async () => {
+test.before(async (t) => {
+  t.timeout(SYSTEM_LOCK_WAIT_MS + 120_000);
+  releaseSystemLock = await holdSystemLock();
   const [balancerPort, balancerAdminPort, consulUiPort, collectorPort] = await freePorts(4);
   ports = { balancerPort, balancerAdminPort, consulUiPort, collectorPort };
   url = `http://127.0.0.1:${ports.balancerPort}`;
@@ -319,6 +324,8 @@ test.after.always(async () => {
   fs.rmSync(STACK_FILE, { force: true });
   cli.remove();
 });
+// After the clean-up above (ava runs these hooks in order), so the next system test file starts on a quiet engine.
+test.after.always(() => releaseSystemLock?.());
 
 test.serial('offline base images are built, or found current', async (t) => {
   t.timeout(600_000);

@@ -20,6 +20,7 @@ import { waitFor } from '../../harness/processes';
 import { openSshTunnel, type SshTunnel } from '../../infra/ssh-tunnel';
 import { remoteFailure, runOverSsh } from '../../harness/plugins/command/ssh';
 import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
+import { holdSystemLock, SYSTEM_LOCK_WAIT_MS } from '../helpers/system-lock';
 import { LABEL_PREFIX } from '../../infra/naming';
 import { REPLICA_PORTS } from '../../infra/vm-ports';
 import { CliStack, removedContainers, type CliSummary, type StateResource } from './cli-stack';
@@ -33,6 +34,8 @@ const BALANCER_PORT = 18080;
 /** The balancer's admin listener (/_balancer/status) inside vm1, on its private address; published on 127.0.0.1 the same way. */
 const BALANCER_ADMIN_PORT = 18081;
 const fleet = new VmFleet();
+/** Other system test files run before or after this one, never beside it (test/helpers/system-lock.ts). */
+let releaseSystemLock: (() => void) | undefined;
 /** The project, copied (the CLI writes Pulumi.<stack>.yaml and the program its ssh files into it). */
 let copy: ScratchCopy | undefined;
 let cli: CliStack | undefined;
@@ -222,7 +225,8 @@ async function vmObjects(name: string): Promise<string[]> {
 }
 
 test.before(async (t) => {
-  t.timeout(600_000);
+  t.timeout(SYSTEM_LOCK_WAIT_MS + 600_000);
+  releaseSystemLock = await holdSystemLock();
   const started = Date.now();
   t.log((await ensureVmImages()).trim());
   const swept = await sweepDeadVmRuns();
@@ -257,6 +261,8 @@ test.after.always(async () => {
   cli?.remove();
   copy?.remove();
 });
+// After the clean-up above (ava runs these hooks in order), so the next system test file starts on a quiet engine.
+test.after.always(() => releaseSystemLock?.());
 
 test.serial(
   'the VM bootstrap on a fresh VM over ssh: finds Debian and its Docker, docker info answers, a second run changes nothing',

@@ -48,6 +48,7 @@ test('a replicas + activity VM: its host, provider, network, Consul agent and re
     'vm3-consul-data',
     'vm3-consul-image',
     'vm3-docker',
+    'vm3-host-key',
     'vm3-network',
     'vm3-network-bridge',
     'vm3-replicas',
