@@ -65,15 +65,10 @@ export function scanHostKeys(host: string, port: number, timeoutSeconds: number,
 /** Puts `key` into known_hosts as the one key of `name` (other hosts' lines stay); mode 0600 in a 0700 folder. */
 export function recordKnownHost(file: string, name: string, key: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const others = fs.existsSync(file)
-    ? fs
-        .readFileSync(file, 'utf8')
-        .split('\n')
-        .filter((line) => line.trim() !== '' && line.split(' ')[0] !== name)
-    : [];
+  const before = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  const others = before.split('\n').filter((line) => line.trim() !== '' && line.split(' ')[0] !== name);
   const text = [...others, `${name} ${key}`].join('\n') + '\n';
-  if (fs.existsSync(file) && fs.readFileSync(file, 'utf8') === text) return;
-  fs.writeFileSync(file, text, { mode: 0o600 });
+  if (text !== before) fs.writeFileSync(file, text, { mode: 0o600 });
 }
 
 export interface HostKeyTarget {

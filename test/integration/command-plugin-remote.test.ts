@@ -12,7 +12,7 @@ import { freePort } from '../../harness/ports';
 import { scratchProgram, type ScratchProgram } from '../helpers/real-pulumi';
 import { REPO_ROOT } from '../helpers/record-stack';
 import { docker, run } from '../system/docker';
-import { VM_IMAGE } from '../system/vms';
+import { VM_IMAGE, containerHostKey } from '../system/vms';
 
 const PROGRAM = path.join(__dirname, '..', 'fixtures', 'command-plugin-remote', 'index.ts');
 const container = `cnp-command-plugin-sshd-${randomBytes(4).toString('hex')}`;
@@ -72,7 +72,7 @@ test.before(async () => {
   ]);
   await waitForSshd(port);
   hostname = (await docker(['exec', container, 'hostname'])).trim();
-  hostKey = (await docker(['exec', container, 'cat', '/etc/ssh/ssh_host_ed25519_key.pub'])).trim().split(' ').slice(0, 2).join(' ');
+  hostKey = await containerHostKey(container);
   await program.ok(['config', 'set', 'port', String(port)]);
   await program.ok(['config', 'set', '--secret', 'privateKey', '--', user.privateKey]);
   await program.ok(['config', 'set', 'stdin', 'first']);

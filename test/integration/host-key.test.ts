@@ -11,15 +11,16 @@ import { checkHostKey, fingerprint, knownHostsName, recordKnownHost, scanHostKey
 import { freePort } from '../../harness/ports';
 import { REPO_ROOT } from '../helpers/record-stack';
 import { docker, run } from '../system/docker';
-import { VM_IMAGE } from '../system/vms';
+import { VM_IMAGE, containerHostKey } from '../system/vms';
 
 const container = `cnp-host-key-sshd-${randomBytes(4).toString('hex')}`;
 let port = 0;
 
-const serverKey = async () =>
-  (await docker(['exec', container, 'cat', '/etc/ssh/ssh_host_ed25519_key.pub'])).trim().split(' ').slice(0, 2).join(' ');
+const serverKey = () => containerHostKey(container);
 
-test.before(async () => {
+test.before(async (t) => {
+  // A cold machine builds the VM image first.
+  t.timeout(660_000);
   await run('bash', [path.join(REPO_ROOT, 'scripts', 'vm-image.sh')], { timeoutMs: 600_000 });
   port = await freePort();
   await docker([

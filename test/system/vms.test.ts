@@ -26,7 +26,7 @@ import { REPLICA_PORTS } from '../../infra/vm-ports';
 import { CliStack, removedContainers, type CliSummary, type StateResource } from './cli-stack';
 import { docker, run } from './docker';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from './images';
-import { VmFleet, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from './vms';
+import { VmFleet, containerHostKey, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from './vms';
 
 const STACK = `vmstack${process.pid}x${randomBytes(3).toString('hex')}`;
 /** The balancer's port inside vm1 (on its address); the VM container publishes it on 127.0.0.1. */
@@ -757,7 +757,7 @@ test.serial("the stack's key file and known_hosts gone (a fresh checkout): pulum
   t.deepEqual(fs.readFileSync(knownHosts, 'utf8').split('\n').sort(), before.knownHosts.split('\n').sort());
   // Each VM's line is the key the stack took (its host-key step's output), which is the VM's own.
   for (const vm of ['vm1', 'vm2']) {
-    const key = (await fleet.exec(vm, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub'])).trim().split(' ').slice(0, 2).join(' ');
+    const key = await containerHostKey(fleet.vm(vm).container);
     t.is((resource(`${vm}-host-key`).outputs.stdout as string).trim(), key, vm);
     t.true(before.knownHosts.includes(`[127.0.0.1]:${fleet.vm(vm).ssh.port} ${key}\n`), vm);
   }

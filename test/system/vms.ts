@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Semaphore, docker, run, type RunOptions } from './docker';
 import { PROJECT_DIR, ensureOfflineImages } from './images';
 import { freePorts } from '../../harness/ports';
+import { knownHostsName, recordKnownHost } from '../../infra/host-key';
 
 export const VM_IMAGE = 'cnp-vm:bookworm';
 const RUN_KEY = 'io.consul-nginx-pulumi.vmrun';
@@ -92,6 +93,12 @@ async function removeRun(runId: string): Promise<void> {
     const names = lines(await docker([kind, 'ls', '-q', '--filter', label]));
     if (names.length) await docker([kind, 'rm', ...names]);
   }
+}
+
+/** The ed25519 host key sshd in `container` presents, as known_hosts and the host-key step hold it (`<type> <base64>`). */
+export async function containerHostKey(container: string): Promise<string> {
+  const line = await docker(['exec', container, 'cat', '/etc/ssh/ssh_host_ed25519_key.pub']);
+  return line.trim().split(' ').slice(0, 2).join(' ');
 }
 
 export class VmFleet {
@@ -213,12 +220,9 @@ export class VmFleet {
         const logs = await docker(['logs', '--tail', '20', vm.container]).catch(() => '');
         throw new Error(`vms: ${vm.container} stopped while starting: ${logs}`);
       }
-      hostKey ||= await docker(['exec', vm.container, 'cat', '/etc/ssh/ssh_host_ed25519_key.pub']).catch(() => '');
+      hostKey ||= await containerHostKey(vm.container).catch(() => '');
       if (hostKey) {
-        const entry = `[127.0.0.1]:${vm.ssh.port} ${hostKey.trim().split(' ').slice(0, 2).join(' ')}\n`;
-        if (!fs.existsSync(this.knownHostsFile) || !fs.readFileSync(this.knownHostsFile, 'utf8').includes(entry)) {
-          fs.appendFileSync(this.knownHostsFile, entry);
-        }
+        recordKnownHost(this.knownHostsFile, knownHostsName(vm.ssh.host, vm.ssh.port), hostKey);
         const ready = await this.ssh(vm.name, 'docker info --format "{{.ServerVersion}} {{.Driver}}"').catch(() => '');
         if (ready.trim()) return;
       }
@@ -251,17 +255,8 @@ export class VmFleet {
       '-c',
       'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && kill -HUP $(pgrep -P 1 -x sshd)',
     ]);
-    const hostKey = (await docker(['exec', vm.container, 'cat', '/etc/ssh/ssh_host_ed25519_key.pub']))
-      .trim()
-      .split(' ')
-      .slice(0, 2)
-      .join(' ');
-    const host = `[127.0.0.1]:${vm.ssh.port}`;
-    const others = fs
-      .readFileSync(this.knownHostsFile, 'utf8')
-      .split('\n')
-      .filter((line) => line !== '' && line.split(' ')[0] !== host);
-    fs.writeFileSync(this.knownHostsFile, [...others, `${host} ${hostKey}`, ''].join('\n'));
+    const hostKey = await containerHostKey(vm.container);
+    recordKnownHost(this.knownHostsFile, knownHostsName(vm.ssh.host, vm.ssh.port), hostKey);
     return hostKey;
   }
 
