@@ -23,6 +23,9 @@ export const DEFAULT_LIMIT = 50;
 /** What EventSource waits before reconnecting after a stream ended (a replica drained): 1 s. */
 const RECONNECT_MS = 1000;
 
+/** Retry-After of the 503 for a stream beyond the cap: long enough for a crowd to thin out. */
+const STREAMS_FULL_RETRY_S = 5;
+
 /** One event as an SSE message: its id (Last-Event-ID on reconnect) and its JSON. */
 export function eventMessage(event: UserEvent): string {
   return sseMessage(event.id, JSON.stringify(event));
@@ -68,6 +71,7 @@ export function createActivityApp(deps: ActivityAppDeps): Hono<{ Bindings: Parti
   // event that arrives once the client has the first bytes is on its stream.
   app.get('/api/activity/stream', (c) => {
     const client = hub.connect();
+    if (!client) return c.json({ error: 'too many event streams', max: hub.max }, 503, { 'Retry-After': String(STREAMS_FULL_RETRY_S) });
     const missed = eventsAfter(feed.recent(), c.req.header('Last-Event-ID'));
     c.header('Content-Type', 'text/event-stream; charset=utf-8');
     c.header('Cache-Control', 'no-cache, no-transform');

