@@ -459,3 +459,28 @@ test.serial(
     }
   },
 );
+
+test.serial('events the broker acked survive a SIGKILL of the broker (its process, not its host)', async (t) => {
+  t.timeout(TEST_TIMEOUT_MS);
+  const writer = await hello(t, 'hello-i', 'hello-i-1');
+  let feed: ActivityReplica | undefined;
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await createUser(writer, `Acked${i}`));
+    // An empty outbox: the relay had the broker's ack for every event and deleted its entry.
+    await waitFor('the outbox to be emptied once the broker acked', async () => (await outboxKeys('hello-i')).length === 0, 10_000);
+    process.kill(nats.pid()!, 'SIGKILL');
+    await nats.stop();
+    await nats.start();
+    await waitForNatsPassing(consul, 1);
+    // A new replica reads the stream back at start: the acked events are there.
+    feed = await activity(t, 'activity-i-1', { ACTIVITY_KEEP: '5' });
+    t.deepEqual(((await call(`${feed.url}/api/activity`)).json!.events as UserEvent[]).map((e) => e.userId).reverse(), ids);
+  } catch (error) {
+    report(t, { writer, ...(feed ? { feed } : {}), nats });
+    throw error;
+  } finally {
+    if (!nats.isRunning()) await nats.start();
+    await waitForNatsPassing(consul, 1);
+  }
+});
