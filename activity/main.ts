@@ -37,7 +37,7 @@ function main(): void {
     reclaimAfter: { closed: RECLAIM_AFTER_CLOSED, reclaim: heapReclaimer() },
     logger,
   });
-  feed.subscribe((event) => hub.broadcast(eventMessage(event)));
+  feed.subscribe((entry) => hub.broadcast(eventMessage(entry)));
   const app = createActivityApp({ serviceId: config.serviceId, feed, hub, logger, isDraining: () => draining });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
 
@@ -47,6 +47,7 @@ function main(): void {
     natsService: config.natsService,
     durable: durableName(config.serviceId),
     keep: config.keep,
+    durableInactiveMs: config.durableInactiveMs,
     feed,
     logger,
   });
@@ -56,7 +57,7 @@ function main(): void {
     config,
     consul,
     logger,
-    listening: { keep: config.keep, maxStreams: config.maxStreams },
+    listening: { keep: config.keep, durableInactiveSeconds: config.durableInactiveMs / 1000, maxStreams: config.maxStreams },
     onDraining: () => (draining = true),
     // Streams never end by themselves: end them, so EventSource clients reconnect through the gateway to another replica.
     beforeDrain: () => hub.stop(),
