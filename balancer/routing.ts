@@ -99,9 +99,10 @@ function sortDropped(dropped: DroppedRoute[]): DroppedRoute[] {
 /**
  * Who gets which route. Every route tag is checked (lib/routes.ts); a bad one is dropped with its reason.
  * With the operator's grants (`owners`, ROUTE_OWNERS), a route outside what the service is granted, or
- * within another service's more specific grant, is dropped too (lib/route-owners.ts). Two services claiming one route (the same path and the same kind, exact or prefix): the older service
- * keeps it (lowest CreateIndex; a tie goes to the lexically smaller name), so a newcomer can never take
- * a path from a service that already serves it. An exact route and a prefix route on one path do not
+ * within another service's more specific grant, is dropped too (lib/route-owners.ts). Two services
+ * claiming one route (the same path and the same kind, exact or prefix): the older service keeps it
+ * (lowest CreateIndex; a tie goes to the lexically smaller name), so a newcomer can never take a path
+ * from a service that already serves it. An exact route and a prefix route on one path do not
  * conflict: the exact one gets that path, the prefix one everything under it (render.ts).
  */
 export function routeTable(claims: readonly ServiceClaim[], owners?: RouteOwners): { table: GatewayTable; droppedRoutes: DroppedRoute[] } {
