@@ -1,7 +1,7 @@
 import type { NetworkInterfaceInfo } from 'node:os';
 import { envValue, rejectConfig } from '../lib/config-error';
 import { parseNatsService } from '../lib/broker';
-import { ACTIVITY_SERVICE_NAME } from '../lib/service-name';
+import { ACTIVITY_DEFAULT_ROUTES, ACTIVITY_SERVICE_NAME } from '../lib/service-name';
 import { parseConfig, type ServiceConfig } from '../service/config';
 
 /** The activity service's configuration: the service's own variables (service/config.ts) and its own. */
@@ -16,7 +16,7 @@ export interface ActivityConfig extends ServiceConfig {
   maxStreams: number;
 }
 
-export const DEFAULT_ROUTES = '/api/activity';
+export const DEFAULT_ROUTES = ACTIVITY_DEFAULT_ROUTES;
 export const DEFAULT_KEEP = 100;
 export const MAX_KEEP = 10_000;
 /** An hour: a replica that is restarted or moved comes back well within it and resumes where it left off. */
