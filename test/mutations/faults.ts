@@ -32,6 +32,7 @@ const COLLECTOR = 'test/integration/collector-syslog.test.ts';
 const EVIDENCE_PAGE = 'test/integration/evidence-page.test.ts';
 const EVENTS = 'test/integration/events.test.ts';
 const GATEWAY = 'test/integration/gateway.test.ts';
+const STREAM_LIMITS = 'test/integration/stream-limits.test.ts';
 
 export const FAULTS: Fault[] = [
   // The three gaps of issue 17.
@@ -420,7 +421,7 @@ export const FAULTS: Fault[] = [
   },
   {
     id: 'activity-consumer-not-durable-across-restarts',
-    breaks: 'each run of an activity replica gets a new consumer, which replays the stream instead of resuming where the replica left off',
+    breaks: 'each run of an activity replica gets a new durable consumer, leaving the last one on the broker until its inactive threshold',
     patches: [
       {
         file: 'activity/main.ts',
@@ -479,9 +480,73 @@ export const FAULTS: Fault[] = [
     id: 'new-durable-replays-stream',
     breaks: "a new activity replica's durable starts at the stream's first event and replays it all",
     patches: [
-      { file: 'activity/consumer.ts', search: 'opt_start_seq: Math.max(1, state.last_seq - o.keep + 1),', replace: 'opt_start_seq: 1,' },
+      {
+        file: 'activity/consumer.ts',
+        search: 'opt_start_seq: readUpTo > 0 ? readUpTo + 1 : (history?.from ?? 1),',
+        replace: 'opt_start_seq: 1,',
+      },
     ],
     tests: [EVENTS],
     match: ['a new activity replica starts*'],
+  },
+  {
+    id: 'activity-history-not-read',
+    breaks: 'an activity replica starts with an empty feed instead of the stream’s last events',
+    patches: [
+      { file: 'activity/consumer.ts', search: '      if (history) await readHistory(nc, history.from, history.to);\n', replace: '' },
+    ],
+    tests: [EVENTS],
+    match: ['an activity replica killed (SIGKILL) and started again*'],
+  },
+  {
+    id: 'activity-reconnect-resends-seen-events',
+    breaks: 'a client reconnecting with Last-Event-ID to a replica that is behind gets again the events it has seen',
+    patches: [{ file: 'activity/app.ts', search: '          if (seq <= skipThrough!) continue;\n', replace: '' }],
+    tests: ['test/unit/activity-app.test.ts'],
+  },
+  {
+    id: 'activity-durable-threshold-ignored',
+    breaks: 'ACTIVITY_DURABLE_INACTIVE_SECONDS is read but the durable always gets an hour, so a scaled-away replica’s durable stays',
+    patches: [
+      {
+        file: 'activity/consumer.ts',
+        search: 'inactive_threshold: nanos(o.durableInactiveMs),',
+        replace: 'inactive_threshold: nanos(3_600_000),',
+      },
+    ],
+    tests: [EVENTS],
+    match: ['a stopped replica’s durable is removed*'],
+  },
+  // Issue 26: paths owned by the operator, streams bounded per client.
+  {
+    id: 'route-owners-ignored',
+    breaks: "ROUTE_OWNERS is read but a service's tags still decide: a hello instance takes the activity stream",
+    patches: [
+      {
+        file: 'balancer/routing.ts',
+        search: '      const notOwned = owners && ownershipProblem(owners, claim.name, parsed);',
+        replace: '      const notOwned = null;',
+      },
+    ],
+    tests: ['test/unit/balancer-routing.test.ts', 'test/integration/route-owners.test.ts'],
+  },
+  {
+    id: 'stream-limit-never-rendered',
+    breaks: 'the per-address stream limit is configured but never applied to the public listener',
+    patches: [{ file: 'balancer/render.ts', search: '    `    limit_conn streams_per_client ${s.streamLimitPerClient};`,', replace: '' }],
+    tests: [STREAM_LIMITS],
+    match: ['one address holds at most*'],
+  },
+  {
+    id: 'activity-streams-uncapped',
+    breaks: 'the activity service accepts every stream: a crowd of readers grows its memory without bound',
+    patches: [{ file: 'activity/sse.ts', search: '    if (this.clients.size >= this.options.maxClients) return undefined;', replace: '' }],
+    tests: ['test/unit/activity-stream-cap.test.ts', STREAM_LIMITS],
+  },
+  {
+    id: 'closed-streams-memory-kept',
+    breaks: 'the heap closed streams grew stays with the idle activity replica',
+    patches: [{ file: 'activity/sse.ts', search: '      after.reclaim();', replace: '' }],
+    tests: ['test/unit/activity-stream-cap.test.ts', STREAM_LIMITS],
   },
 ];
