@@ -404,7 +404,7 @@ export const FAULTS: Fault[] = [
     patches: [
       {
         file: 'service/consul-users-store.ts',
-        search: '    const all = [...operations, outboxWrite(this.outboxPrefix, this.outboxTick(event.at), event)];',
+        search: '    const all = [...operations, entry];',
         replace: '    const all = [...operations];',
       },
     ],
