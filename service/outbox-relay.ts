@@ -82,16 +82,15 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
   let connectedAt = 0;
   /** This replica's committed entries not yet acked, in commit order. */
   const own = new Map<string, UserEvent>();
-  /** Entries at the last listing, and this replica's commits since that listing was asked for. */
+  /** Entries at the last listing, and this replica's entries committed since, not yet deleted. */
   let listed = 0;
-  let commits = 0;
-  let commitsAtListing = 0;
+  const unlisted = new Set<string>();
   let lastState: OutboxStatus['state'] = 'ok';
   // Keys already reported as unreadable, so each is logged once and not read again.
   const unreadable = new Set<string>();
   let lastProblem = '';
 
-  const entries = () => listed + commits - commitsAtListing;
+  const entries = () => listed + unlisted.size;
 
   const status = (): OutboxStatus => {
     const count = entries();
@@ -126,8 +125,14 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
   };
 
   /** The broker's connection, opened (found through Consul, stream ensured) when there is none. */
-  const connection = async (): Promise<NatsConnection> => {
-    if (broker && !broker.isClosed()) return broker;
+  let connecting: Promise<NatsConnection> | undefined;
+  const connection = (): Promise<NatsConnection> => {
+    if (broker && !broker.isClosed()) return Promise.resolve(broker);
+    // Both loops may ask at once: one connection, shared.
+    connecting ??= connect().finally(() => (connecting = undefined));
+    return connecting;
+  };
+  const connect = async (): Promise<NatsConnection> => {
     broker = undefined;
     const servers = await findBroker(o.consul, o.consulToken, o.natsService);
     const nc = await connectBroker(servers, o.name);
@@ -165,7 +170,9 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
     }
     const refused = acks.find((ack): ack is PromiseRejectedResult => ack.status === 'rejected');
     if (refused) {
-      const reason = refused.reason instanceof Error ? refused.reason.message : String(refused.reason);
+      // A JetStream refusal (a full stream, no stream) carries the broker's own words.
+      const error = refused.reason as Error & { api_error?: { description?: string } };
+      const reason = error.api_error?.description ?? (error instanceof Error ? error.message : String(error));
       throw new Error(`the broker refused ${batch.length - acked.length} of ${batch.length} events: ${reason}`);
     }
   };
@@ -181,7 +188,10 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
       const batch = [...own].slice(0, OUTBOX_PAGE).map(([key, event]) => ({ key, event }));
       try {
         const nc = await connection();
-        await publishBatch(nc, batch, (key) => own.delete(key));
+        await publishBatch(nc, batch, (key) => {
+          own.delete(key);
+          unlisted.delete(key);
+        });
         recovered(failures);
         failures = 0;
       } catch (error) {
@@ -273,12 +283,13 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
     let nextDue = Infinity;
     while (!stopped) {
       const askedAt = Date.now();
-      const commitsAtAsk = commits;
       try {
         const waitMs = Math.min(waitSeconds * 1000, Math.max(0, nextDue - askedAt));
         const answer = await listOutbox(index, waitMs);
         listed = answer.keys.length;
-        commitsAtListing = commitsAtAsk;
+        // Own entries the listing shows are counted in it; those it does not were committed after it.
+        const keys = new Set(answer.keys);
+        for (const key of unlisted) if (keys.has(key)) unlisted.delete(key);
         noteState();
         // Consul's index first: a failed takeover retries from a fresh listing anyway.
         index = nextIndex(index, answer.index).index;
@@ -307,7 +318,7 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
     },
     committed(key, event) {
       own.set(key, event);
-      commits++;
+      unlisted.add(key);
       noteState();
       ownWake.wake();
     },
