@@ -102,8 +102,9 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
     const now = status();
     if (now.state === lastState) return;
     lastState = now.state;
-    const log = now.state === 'ok' ? o.logger.info : o.logger.warn;
-    log.call(o.logger, `outbox ${now.state}`, { entries: now.entries, maxEntries: now.maxEntries });
+    const fields = { entries: now.entries, maxEntries: now.maxEntries };
+    if (now.state === 'ok') o.logger.info('outbox ok', fields);
+    else o.logger.warn(`outbox ${now.state}`, fields);
   };
 
   const problem = (error: unknown, failures: number) => {
