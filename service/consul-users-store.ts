@@ -134,7 +134,7 @@ export class ConsulUsersStore implements UsersStore {
     // With the separator, anything nested deeper comes back as one "<prefix>/<dir>/" entry: not a user.
     const ids = (keys ?? []).map((key) => key.slice(start)).filter((id) => id !== '' && !id.includes('/'));
     this.keyList = { ids: ids.sort(), askedAt };
-    this.forgetChangesBefore(Math.min(askedAt, this.keyListing?.askedAt ?? askedAt));
+    this.forgetChangesBefore(askedAt);
     return this.keyList.ids;
   }
 

@@ -86,7 +86,7 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
   let listed = 0;
   const unlisted = new Set<string>();
   let lastState: OutboxStatus['state'] = 'ok';
-  // Keys already reported as unreadable, so each is logged once and not read again.
+  // Keys already reported as unreadable (while they are in the outbox), so each is logged once and not read again.
   const unreadable = new Set<string>();
   let lastProblem = '';
 
@@ -186,7 +186,11 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
         await ownWake.sleep(waitSeconds * 1000);
         continue;
       }
-      const batch = [...own].slice(0, OUTBOX_PAGE).map(([key, event]) => ({ key, event }));
+      const batch: Entry[] = [];
+      for (const [key, event] of own) {
+        if (batch.length === OUTBOX_PAGE) break;
+        batch.push({ key, event });
+      }
       try {
         const nc = await connection();
         await publishBatch(nc, batch, (key) => {
@@ -291,6 +295,7 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
         // Own entries the listing shows are counted in it; those it does not were committed after it.
         const keys = new Set(answer.keys);
         for (const key of unlisted) if (keys.has(key)) unlisted.delete(key);
+        for (const key of unreadable) if (!keys.has(key)) unreadable.delete(key);
         noteState();
         // Consul's index first: a failed takeover retries from a fresh listing anyway.
         index = nextIndex(index, answer.index).index;
