@@ -122,7 +122,9 @@ async function runBench(
   const broker = await startBenchBroker(sut.consul, plan.testCpu);
   let events, writes;
   try {
-    log(`write → event on the SSE stream: ${options.eventWrites} writes at ${options.eventWritesPerSec}/s through ${EVENT_WRITERS} replicas`);
+    log(
+      `write → event on the SSE stream: ${options.eventWrites} writes at ${options.eventWritesPerSec}/s through ${EVENT_WRITERS} replicas`,
+    );
     events = await measureEvents(sut.consul, broker, plan.testCpu, options.eventWritesPerSec, options.eventWrites);
     log(`writes per second at ${options.writeSizes.join(' and ')} users`);
     writes = await measureWriteRates(sut.consul, plan.testCpu, options.writeSizes, options.writeSec);

@@ -159,9 +159,8 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
   const publishBatch = async (nc: NatsConnection, batch: Entry[], deleted: (key: string) => void = () => undefined): Promise<void> => {
     const js = nc.jetstream();
     const acks = await Promise.allSettled(
-      batch.map(
-        ({ event }): Promise<PubAck> =>
-          js.publish(userEventSubject(event.type), JSON.stringify(event), { msgID: event.id, timeout: PUBLISH_TIMEOUT_MS }),
+      batch.map(({ event }): Promise<PubAck> =>
+        js.publish(userEventSubject(event.type), JSON.stringify(event), { msgID: event.id, timeout: PUBLISH_TIMEOUT_MS }),
       ),
     );
     const acked = batch.filter((_, i) => acks[i].status === 'fulfilled').map((entry) => entry.key);

@@ -45,12 +45,15 @@ export const OUTBOX_FILLING_SHARE = 0.8;
 /** What a write refused at the bound is told to wait (Retry-After, seconds). */
 export const OUTBOX_FULL_RETRY_AFTER_S = 5;
 
+/** The largest bound allowed: the relays list the outbox's keys (about 75 bytes each, 7.5 MB at 100,000). */
+const MAX_OUTBOX_MAX_ENTRIES = 100_000;
+
 /** OUTBOX_MAX_ENTRIES: the most entries the outbox may hold before writes are refused. */
 export function parseOutboxMaxEntries(env: NodeJS.ProcessEnv): number {
   const raw = envValue(env, 'OUTBOX_MAX_ENTRIES');
   if (raw === undefined) return DEFAULT_OUTBOX_MAX_ENTRIES;
-  const value = /^\d{1,7}$/.test(raw) ? Number(raw) : Number.NaN;
-  return value >= 1 && value <= 1_000_000 ? value : rejectConfig('OUTBOX_MAX_ENTRIES', raw, 'a whole number from 1 to 1000000');
+  const value = /^\d{1,6}$/.test(raw) ? Number(raw) : Number.NaN;
+  return value >= 1 && value <= MAX_OUTBOX_MAX_ENTRIES ? value : rejectConfig('OUTBOX_MAX_ENTRIES', raw, 'a whole number from 1 to 100000');
 }
 
 /** How full the outbox is, as a replica's status shows it. */

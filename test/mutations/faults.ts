@@ -436,7 +436,11 @@ export const FAULTS: Fault[] = [
     id: 'every-relay-publishes-every-entry',
     breaks: 'every replica publishes every entry as soon as it sees it: N publishes per write',
     patches: [
-      { file: 'service/outbox-relay.ts', search: '    return Math.max(writtenAt, connected) + takeoverMs;', replace: '    return writtenAt + 0 * connected;' },
+      {
+        file: 'service/outbox-relay.ts',
+        search: '    return Math.max(writtenAt, connected) + takeoverMs;',
+        replace: '    return writtenAt + 0 * connected;',
+      },
       { file: 'service/outbox-relay.ts', search: 'const LIST_INTERVAL_MS = 1000;', replace: 'const LIST_INTERVAL_MS = 0;' },
     ],
     tests: [EVENTS],
@@ -462,7 +466,8 @@ export const FAULTS: Fault[] = [
       {
         file: 'service/consul-users-store.ts',
         search: '    this.ownChanges.set(id, { present, at: now });',
-        replace: '    this.ownChanges.set(id, { present, at: now });\n    if (this.keyList) this.keyList = { ...this.keyList, ids: [...this.keyList.ids, id].sort() };',
+        replace:
+          '    this.ownChanges.set(id, { present, at: now });\n    if (this.keyList) this.keyList = { ...this.keyList, ids: [...this.keyList.ids, id].sort() };',
       },
     ],
     tests: ['test/unit/service-write-cost.test.ts'],

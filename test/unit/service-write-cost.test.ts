@@ -14,7 +14,20 @@ const USERS = 100_000;
 /** Arrays at least this long are the listing's (the stand-in's answers for one write are a few elements). */
 const LARGE = 1000;
 
-const COUNTED = ['sort', 'filter', 'map', 'forEach', 'slice', 'indexOf', 'includes', 'find', 'findIndex', 'concat', 'reduce', 'some'] as const;
+const COUNTED = [
+  'sort',
+  'filter',
+  'map',
+  'forEach',
+  'slice',
+  'indexOf',
+  'includes',
+  'find',
+  'findIndex',
+  'concat',
+  'reduce',
+  'some',
+] as const;
 
 /** Counts the elements of large arrays that array methods go through while `run` runs. */
 async function elementsTouched(run: () => Promise<void>): Promise<number> {
@@ -51,7 +64,10 @@ function consulInMemory(prefix: string, count: number) {
   const now = new Date().toISOString();
   for (let i = 0; i < count; i++) {
     const id = randomUUID();
-    kv.set(`${prefix}/${id}`, { value: JSON.stringify({ id, name: `U${i}`, email: `u${i}@example.com`, createdAt: now, updatedAt: now }), index });
+    kv.set(`${prefix}/${id}`, {
+      value: JSON.stringify({ id, name: `U${i}`, email: `u${i}@example.com`, createdAt: now, updatedAt: now }),
+      index,
+    });
   }
   let listings = 0;
   type Op = { KV: { Verb: string; Key: string; Index?: number; Value?: string } };
@@ -74,7 +90,10 @@ function consulInMemory(prefix: string, count: number) {
           if (op.Verb === 'check-index') return current?.index !== op.Index;
           return op.Verb === 'get' && !current;
         });
-        if (failed >= 0) throw Object.assign(new Error('conflict'), { response: { statusCode: 409, body: { Errors: [{ OpIndex: failed, What: 'cas' }] } } });
+        if (failed >= 0)
+          throw Object.assign(new Error('conflict'), {
+            response: { statusCode: 409, body: { Errors: [{ OpIndex: failed, What: 'cas' }] } },
+          });
         if (ops.every(({ KV: op }) => op.Verb === 'get')) {
           return {
             Results: ops.map(({ KV: op }) => {
@@ -121,28 +140,31 @@ test.serial(`a write touches none of ${USERS} ids, before and after a list reque
   t.is(after, 0, 'writes after a list request');
 });
 
-test.serial('a page within the cached listing shows this replica’s own creates and deletes at once, and reads no more than it needs', async (t) => {
-  const { client } = consulInMemory('svc/users', USERS);
-  const store = new ConsulUsersStore(client, 'svc/users', 'svc/outbox');
-  const first = await store.page({ limit: 64 });
-  const created = await store.create({ name: 'Aaa', email: 'a@example.com' });
-  await store.remove(first.users[0].id);
-  let page = first;
-  const touched = await elementsTouched(async () => {
-    page = await store.page({ limit: 64, after: created.id });
-  });
-  t.is(touched, 0, 'a page after a cursor finds its place by binary search');
-  t.true(page.users.every((u) => u.id > created.id));
-  const all = new Set<string>();
-  for (let cursor: string | null | undefined = undefined, n = 0; cursor !== null && n < 3000; n++) {
-    const next = await store.page({ limit: 64, ...(cursor ? { after: cursor } : {}) });
-    next.users.forEach((u) => all.add(u.id));
-    cursor = next.next;
-  }
-  t.true(all.has(created.id), 'the own create is listed');
-  t.false(all.has(first.users[0].id), 'the own delete is not');
-  t.is(all.size, USERS, 'every other user once');
-});
+test.serial(
+  'a page within the cached listing shows this replica’s own creates and deletes at once, and reads no more than it needs',
+  async (t) => {
+    const { client } = consulInMemory('svc/users', USERS);
+    const store = new ConsulUsersStore(client, 'svc/users', 'svc/outbox');
+    const first = await store.page({ limit: 64 });
+    const created = await store.create({ name: 'Aaa', email: 'a@example.com' });
+    await store.remove(first.users[0].id);
+    let page = first;
+    const touched = await elementsTouched(async () => {
+      page = await store.page({ limit: 64, after: created.id });
+    });
+    t.is(touched, 0, 'a page after a cursor finds its place by binary search');
+    t.true(page.users.every((u) => u.id > created.id));
+    const all = new Set<string>();
+    for (let cursor: string | null | undefined = undefined, n = 0; cursor !== null && n < 3000; n++) {
+      const next = await store.page({ limit: 64, ...(cursor ? { after: cursor } : {}) });
+      next.users.forEach((u) => all.add(u.id));
+      cursor = next.next;
+    }
+    t.true(all.has(created.id), 'the own create is listed');
+    t.false(all.has(first.users[0].id), 'the own delete is not');
+    t.is(all.size, USERS, 'every other user once');
+  },
+);
 
 /** A small deterministic random generator, so a failure repeats. */
 function random(seed: number): () => number {
@@ -155,7 +177,10 @@ function random(seed: number): () => number {
 
 test.serial('pageOfIds merges the changes since the listing: the same pages as a listing taken after them', (t) => {
   const next = random(7);
-  const name = () => Math.floor(next() * 1000).toString(36).padStart(2, '0');
+  const name = () =>
+    Math.floor(next() * 1000)
+      .toString(36)
+      .padStart(2, '0');
   for (let round = 0; round < 200; round++) {
     const listed = [...new Set(Array.from({ length: Math.floor(next() * 40) }, name))].sort();
     const changes = new Map<string, boolean>();
