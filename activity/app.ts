@@ -3,9 +3,8 @@ import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
 import { validator } from 'hono/validator';
 import type { Logger } from '../lib/logger';
-import type { UserEvent } from '../lib/user-events';
 import { instanceAndRequestLog, jsonMethodNotAllowed } from '../service/request-log';
-import type { ActivityFeed } from './feed';
+import type { ActivityFeed, FeedEntry } from './feed';
 import { sseComment, sseMessage, type SseHub } from './sse';
 
 export interface ActivityAppDeps {
@@ -23,9 +22,18 @@ export const DEFAULT_LIMIT = 50;
 /** What EventSource waits before reconnecting after a stream ended (a replica drained): 1 s. */
 const RECONNECT_MS = 1000;
 
-/** One event as an SSE message: its id (Last-Event-ID on reconnect) and its JSON. */
-export function eventMessage(event: UserEvent): string {
-  return sseMessage(event.id, JSON.stringify(event));
+/**
+ * One event as an SSE message: its stream sequence as the id (what EventSource sends back as
+ * Last-Event-ID; every replica knows an event by the same sequence) and the event's JSON.
+ */
+export function eventMessage(entry: FeedEntry): string {
+  return sseMessage(String(entry.seq), JSON.stringify(entry.event));
+}
+
+/** The stream sequence of a frame eventMessage made; undefined for anything else (a heartbeat). */
+export function frameSeq(frame: string): number | undefined {
+  const id = /^id: (\d+)\n/.exec(frame);
+  return id ? Number(id[1]) : undefined;
 }
 
 /** `limit` of GET /api/activity: once at most, a whole number from 1 to the events kept. */
@@ -37,11 +45,9 @@ export function parseLimit(values: string[], keep: number): { ok: true; limit: n
   return limit >= 1 && limit <= keep ? { ok: true, limit } : { ok: false, error: `query parameter limit must be ${allowed}` };
 }
 
-/** The events after the one a reconnecting client saw last, oldest first; none when it is no longer kept. */
-export function eventsAfter(recentNewestFirst: UserEvent[], lastEventId: string | undefined): UserEvent[] {
-  if (lastEventId === undefined) return [];
-  const at = recentNewestFirst.findIndex((e) => e.id === lastEventId);
-  return at <= 0 ? [] : recentNewestFirst.slice(0, at).reverse();
+/** The stream sequence a reconnecting client saw last; undefined for none, or for an id this service never sent. */
+export function parseLastEventId(header: string | undefined): number | undefined {
+  return header !== undefined && /^\d{1,15}$/.test(header.trim()) ? Number(header.trim()) : undefined;
 }
 
 /** The activity feed's HTTP API, as a value: no ports, timers or signals here (those live in main.ts). */
@@ -65,10 +71,15 @@ export function createActivityApp(deps: ActivityAppDeps): Hono<{ Bindings: Parti
   app.get('/api/activity', limitQuery, (c) => c.json({ events: feed.recent(c.req.valid('query').limit) }));
 
   // Every new event, pushed as it arrives. The client joins the hub before anything is written, so an
-  // event that arrives once the client has the first bytes is on its stream.
+  // event that arrives once the client has the first bytes is on its stream. A client reconnecting with
+  // Last-Event-ID first gets the kept events after that sequence; from then on it is sent only events
+  // past what it has (this replica may be behind the one the client came from: those it has seen are skipped).
   app.get('/api/activity/stream', (c) => {
     const client = hub.connect();
-    const missed = eventsAfter(feed.recent(), c.req.header('Last-Event-ID'));
+    const lastSeen = parseLastEventId(c.req.header('Last-Event-ID'));
+    const missed = lastSeen === undefined ? [] : feed.after(lastSeen);
+    // Frames come in stream order: once one is past what the client has, so are the rest.
+    let skipThrough = missed.at(-1)?.seq ?? lastSeen;
     c.header('Content-Type', 'text/event-stream; charset=utf-8');
     c.header('Cache-Control', 'no-cache, no-transform');
     // nginx (the gateway) would otherwise buffer the stream and deliver it in lumps.
@@ -85,10 +96,15 @@ export function createActivityApp(deps: ActivityAppDeps): Hono<{ Bindings: Parti
       s.onAbort(() => client.close('gone'));
       c.req.raw.signal.addEventListener('abort', () => client.close('gone'));
       await s.write(`retry: ${RECONNECT_MS}\n\n${sseComment('connected')}`);
-      for (const event of missed) await s.write(eventMessage(event));
+      for (const entry of missed) await s.write(eventMessage(entry));
       for (;;) {
         const frame = await client.next();
         if (frame === undefined) break;
+        const seq = skipThrough === undefined ? undefined : frameSeq(frame);
+        if (seq !== undefined) {
+          if (seq <= skipThrough!) continue;
+          skipThrough = undefined;
+        }
         await s.write(frame);
       }
       logger.info('event stream ended', { reason: client.closedBecause });

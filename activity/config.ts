@@ -10,16 +10,34 @@ export interface ActivityConfig extends ServiceConfig {
   natsService: string;
   /** ACTIVITY_KEEP: how many recent events are kept and served. */
   keep: number;
+  /** ACTIVITY_DURABLE_INACTIVE_SECONDS, in ms: how long the broker keeps a durable nobody consumes from. */
+  durableInactiveMs: number;
 }
 
 export const DEFAULT_ROUTES = '/api/activity';
 export const DEFAULT_KEEP = 100;
 export const MAX_KEEP = 10_000;
+/** An hour: a replica that is restarted or moved comes back well within it and resumes where it left off. */
+export const DEFAULT_DURABLE_INACTIVE_SECONDS = 3600;
+/** The stream keeps events 7 days (lib/broker.ts): a durable kept longer would have nothing left to resume. */
+export const MAX_DURABLE_INACTIVE_SECONDS = 7 * 24 * 3600;
 
 function parseKeep(raw: string | undefined): number {
   if (raw === undefined) return DEFAULT_KEEP;
   const keep = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
   return keep >= 1 && keep <= MAX_KEEP ? keep : rejectConfig('ACTIVITY_KEEP', raw, `a whole number from 1 to ${MAX_KEEP}`);
+}
+
+function parseDurableInactiveMs(raw: string | undefined): number {
+  if (raw === undefined) return DEFAULT_DURABLE_INACTIVE_SECONDS * 1000;
+  const seconds = /^\d{1,7}$/.test(raw) ? Number(raw) : NaN;
+  return seconds >= 1 && seconds <= MAX_DURABLE_INACTIVE_SECONDS
+    ? seconds * 1000
+    : rejectConfig(
+        'ACTIVITY_DURABLE_INACTIVE_SECONDS',
+        raw,
+        `a whole number of seconds from 1 to ${MAX_DURABLE_INACTIVE_SECONDS} (7 days)`,
+      );
 }
 
 /** Reads the activity service's environment once, at start; throws ConfigError naming the first bad variable. */
@@ -32,6 +50,7 @@ export function parseActivityConfig(
     ...parseConfig(env, facts, { serviceName: ACTIVITY_SERVICE_NAME, routes: DEFAULT_ROUTES }),
     natsService: parseNatsService(env),
     keep: parseKeep(envValue(env, 'ACTIVITY_KEEP')),
+    durableInactiveMs: parseDurableInactiveMs(envValue(env, 'ACTIVITY_DURABLE_INACTIVE_SECONDS')),
   };
 }
 

@@ -29,7 +29,7 @@ function main(): void {
 
   const feed = new ActivityFeed(config.keep);
   const hub = new SseHub({ heartbeatMs: HEARTBEAT_MS, queueLimit: CLIENT_QUEUE_LIMIT, logger });
-  feed.subscribe((event) => hub.broadcast(eventMessage(event)));
+  feed.subscribe((entry) => hub.broadcast(eventMessage(entry)));
   const app = createActivityApp({ serviceId: config.serviceId, feed, hub, logger, isDraining: () => draining });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
 
@@ -39,6 +39,7 @@ function main(): void {
     natsService: config.natsService,
     durable: durableName(config.serviceId),
     keep: config.keep,
+    durableInactiveMs: config.durableInactiveMs,
     feed,
     logger,
   });
@@ -48,7 +49,7 @@ function main(): void {
     config,
     consul,
     logger,
-    listening: { keep: config.keep },
+    listening: { keep: config.keep, durableInactiveSeconds: config.durableInactiveMs / 1000 },
     onDraining: () => (draining = true),
     // Streams never end by themselves: end them, so EventSource clients reconnect through the gateway to another replica.
     beforeDrain: () => hub.stop(),

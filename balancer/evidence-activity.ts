@@ -13,7 +13,7 @@ export const ACTIVITY_STREAM_PATH = '/api/activity/stream';
 /** While unavailable, EventSource asks again this often (the `retry` field). */
 export const UNAVAILABLE_RETRY_MS = 5000;
 
-/** What a browser's Last-Event-ID may be to be passed on: the activity service's ids are UUIDs. */
+/** What a browser's Last-Event-ID may be to be passed on: the activity service's ids are stream sequences (activity/README.md); anything else this shape is passed on too. */
 const EVENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface ActivityRelayOptions {

@@ -180,7 +180,7 @@ export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<
           String(serfWan),
           '-server-port',
           String(server),
-          // The stack's own limits (infra/discovery.ts), so tests and the bench meet the Consul users get.
+          // The stack's own limits (infra/consul-agent.ts), so tests and the bench meet the Consul users get.
           ...consulLimitArgs(),
         ],
         {},

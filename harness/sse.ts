@@ -43,6 +43,8 @@ export function sseParser(onMessage: (m: SseMessage) => void, onComment: (text: 
 export interface EventStream {
   /** The user events received, in order (duplicates included: the tests count them). */
   events: UserEvent[];
+  /** The SSE id of each of `events` (what EventSource would send back as Last-Event-ID). */
+  ids: Array<string | undefined>;
   comments: string[];
   /** Response headers. */
   headers: http.IncomingHttpHeaders;
@@ -55,14 +57,19 @@ export interface EventStream {
   close(): void;
 }
 
-/** Opens `GET <baseUrl>/api/activity/stream` and resolves once the response has begun (the client is subscribed). */
-export function openEventStream(baseUrl: string, path = '/api/activity/stream'): Promise<EventStream> {
+/**
+ * Opens `GET <baseUrl>/api/activity/stream` and resolves once the response has begun (the client is
+ * subscribed). `lastEventId` reconnects as EventSource does, with the id of the last event it got.
+ */
+export function openEventStream(baseUrl: string, path = '/api/activity/stream', lastEventId?: string): Promise<EventStream> {
   return new Promise((resolve, reject) => {
     const events: UserEvent[] = [];
+    const ids: Array<string | undefined> = [];
     const comments: string[] = [];
     const arrivedAt = new Map<string, number>();
     let ended = false;
-    const req = http.get(`${baseUrl}${path}`, { headers: { accept: 'text/event-stream' } }, (res) => {
+    const headers = { accept: 'text/event-stream', ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) };
+    const req = http.get(`${baseUrl}${path}`, { headers }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         reject(new Error(`${path} answered ${res.statusCode}`));
@@ -73,6 +80,7 @@ export function openEventStream(baseUrl: string, path = '/api/activity/stream'):
           const event = parseUserEvent(m.data);
           if (!event) return;
           events.push(event);
+          ids.push(m.id);
           if (!arrivedAt.has(event.id)) arrivedAt.set(event.id, performance.now());
         },
         (c) => comments.push(c),
@@ -88,6 +96,7 @@ export function openEventStream(baseUrl: string, path = '/api/activity/stream'):
           first = false;
           resolve({
             events,
+            ids,
             comments,
             headers: res.headers,
             arrivedAt,

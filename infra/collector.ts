@@ -18,7 +18,7 @@ const CONTROL_SOCKET = '/run/syslog-ng/collector.ctl';
  * family, never bindAddress itself. Every sender is the local daemon's log driver, which reaches loopback;
  * a bindAddress that exposes the balancer (0.0.0.0, a LAN address) must not expose an unauthenticated
  * syslog listener with it, where anyone who reaches it can write lines under any container's name.
- * On VMs it is the collector VM's private address (vm-stack.ts), never a wildcard.
+ * On VMs it is the collector VM's private address (hosts.ts), never a wildcard.
  */
 export function collectorPublishAddress(bindAddress: string): string {
   return net.isIPv6(bindAddress) ? '::1' : '127.0.0.1';

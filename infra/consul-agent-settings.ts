@@ -1,4 +1,4 @@
-// What every Consul agent of the stack shares, on one host (discovery.ts) and on VMs (consul-agent.ts):
+// What every Consul agent of the stack shares, on one host and on VMs (consul-agent.ts):
 // the image (consulImage plus a `consul` user owning the data directory, consul/Dockerfile), the data
 // volume, the hardening flags (no update check, production raft timing, request limits, ACLs, gossip
 // encryption) and the server's health check.

@@ -1,12 +1,12 @@
-// The stack, top to bottom: config in, one layout (one Docker engine, or several VMs) declared, outputs out.
+// The stack, top to bottom: config in, the hosts (one Docker engine, or several VMs), the stack declared over them, outputs out.
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { loadConfig } from './config';
 import { StackNaming } from './naming';
 import { gossipKey } from './gossip-key';
 import { generatedSecret } from './consul-acl';
-import { declareSingleHost } from './single-host';
-import { declareOnVms } from './vm-stack';
+import { oneHost, vmHosts } from './hosts';
+import { declareStack } from './stack';
 
 // Validated before any resource is declared: a bad value stops here with one clear Error.
 const config = loadConfig();
@@ -20,7 +20,7 @@ const context = {
   consulManagementToken: generatedSecret('consul-management-token'),
 };
 
-const stack = config.vms.length > 0 ? declareOnVms(context) : declareSingleHost(context);
+const stack = declareStack(context, config.vms.length > 0 ? vmHosts(context) : [oneHost(context)]);
 
 export const balancerUrl = stack.balancerUrl;
 /** The balancer's admin listener (status, X-Upstream-Addr, the evidence page): loopback or the private network. */

@@ -1,4 +1,4 @@
-// Consul's own request limits, the same for the stack's server (infra/discovery.ts) and the tests' agents
+// Consul's own request limits, the same for the stack's server (infra/consul-agent.ts) and the tests' agents
 // (harness/consul.ts). Both keys are in the `limits` block of Consul 1.8 and of current releases.
 
 /**

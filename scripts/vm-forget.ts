@@ -47,7 +47,7 @@ function references(r: StateResource): string[] {
 }
 
 /**
- * The resources of VM `vm` (infra/vm-stack.ts): its VmHost with everything under it (bootstrap, provider),
+ * The resources of VM `vm` (infra/stack.ts): its VmHost with everything under it (bootstrap, provider),
  * every resource on that provider, what those parent, and the components all of whose children are among them
  * (its network, Consul agent, replicas). `dependents`: resources outside that set that refer to one inside.
  */

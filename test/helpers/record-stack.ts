@@ -13,7 +13,7 @@
 //     type: string;      // 'docker:index/container:Container', 'docker:index/image:Image', 'docker:index/network:Network',
 //                        // 'docker:index/volume:Volume', 'command:local:Command', 'command:remote:Command',
 //                        // 'pulumi:providers:docker',
-//                        // or a component's own type such as 'cnp:infra:Discovery'
+//                        // or a component's own type such as 'cnp:infra:ConsulAgent'
 //     name: string;      // the Pulumi logical name (unique per type in a valid program)
 //     custom: boolean;   // false for ComponentResources (they have no inputs of their own)
 //     inputs: Record<string, unknown>;  // every input as the provider receives it, all Outputs resolved.

@@ -220,44 +220,59 @@ test.serial('a replica killed (SIGKILL) between a write and its publish: another
   }
 });
 
-test.serial('the activity service stopped while users are written, then started: it catches up from its durable consumer', async (t) => {
-  t.timeout(TEST_TIMEOUT_MS);
-  const writer = await hello(t, 'hello-d', 'hello-d-1');
-  let feed = await activity(t, 'activity-d-1');
-  const first: ActivityReplica = feed;
-  try {
-    const before = await createUser(writer, 'Before');
-    await waitFor('the first event in the feed', async () => {
-      const recent = await call(`${feed.url}/api/activity`);
-      return ofUsers(recent.json!.events as UserEvent[], [before]).length === 1;
-    });
-    t.is(await feed.stop(), 0, 'the activity replica drains and exits 0');
+test.serial(
+  'the activity service stopped while users are written, then started: it shows what it showed before and what it missed',
+  async (t) => {
+    t.timeout(TEST_TIMEOUT_MS);
+    const writer = await hello(t, 'hello-d', 'hello-d-1');
+    let feed = await activity(t, 'activity-d-1');
+    const first: ActivityReplica = feed;
+    try {
+      const before = await createUser(writer, 'Before');
+      await waitFor('the first event in the feed', async () => {
+        const recent = await call(`${feed.url}/api/activity`);
+        return ofUsers(recent.json!.events as UserEvent[], [before]).length === 1;
+      });
+      const shownBefore = (await call(`${feed.url}/api/activity?limit=100`)).json!.events as UserEvent[];
+      t.is(await feed.stop(), 0, 'the activity replica drains and exits 0');
 
-    const whileDown: string[] = [];
-    for (let i = 0; i < 5; i++) whileDown.push(await createUser(writer, `Away${i}`));
-    await waitFor('the outbox to be published while the activity service is down', async () => (await outboxKeys('hello-d')).length === 0);
+      const whileDown: string[] = [];
+      for (let i = 0; i < 5; i++) whileDown.push(await createUser(writer, `Away${i}`));
+      await waitFor(
+        'the outbox to be published while the activity service is down',
+        async () => (await outboxKeys('hello-d')).length === 0,
+      );
 
-    // The same SERVICE_ID: the same durable consumer, which the broker kept with its position.
-    feed = await activity(t, 'activity-d-1');
-    await waitFor('the events written while it was down', async () => {
-      const recent = await call(`${feed.url}/api/activity`);
-      return ofUsers(recent.json!.events as UserEvent[], whileDown).length === whileDown.length;
-    });
-    const recent = (await call(`${feed.url}/api/activity`)).json!.events as UserEvent[];
-    t.deepEqual(
-      ofUsers(recent, whileDown)
-        .map((e) => e.userId)
-        .reverse(),
-      whileDown,
-      'each once, newest first',
-    );
-    // A new durable would start at the last ACTIVITY_KEEP (100) events, `before` among them; this one resumed after its last ack.
-    t.is(ofUsers(recent, [before]).length, 0, 'the event acked before the stop is not delivered again');
-  } catch (error) {
-    report(t, { writer, 'activity (first run)': first, 'activity (restarted)': feed, nats });
-    throw error;
-  }
-});
+      // The same SERVICE_ID: the same durable consumer, which the broker kept with its position.
+      feed = await activity(t, 'activity-d-1');
+      await waitFor('the events written while it was down', async () => {
+        const recent = await call(`${feed.url}/api/activity`);
+        return ofUsers(recent.json!.events as UserEvent[], whileDown).length === whileDown.length;
+      });
+      const shownAfter = (await call(`${feed.url}/api/activity?limit=100`)).json!.events as UserEvent[];
+      t.deepEqual(
+        shownAfter.map((e) => e.id),
+        [...ofUsers(shownAfter, whileDown), ...shownBefore].slice(0, 100).map((e) => e.id),
+        'the events written while it was down, newest first, then exactly what it showed before the stop',
+      );
+      t.deepEqual(
+        ofUsers(shownAfter, whileDown)
+          .map((e) => e.userId)
+          .reverse(),
+        whileDown,
+        'each once, in the order written',
+      );
+      t.deepEqual(
+        await durablesOf('activity-d-1'),
+        ['activity-d-1'],
+        'the restarted replica resumed its durable: no second one on the broker',
+      );
+    } catch (error) {
+      report(t, { writer, 'activity (first run)': first, 'activity (restarted)': feed, nats });
+      throw error;
+    }
+  },
+);
 
 /** How many messages the broker has delivered to the durable `name` (nats-server's monitoring /jsz). */
 async function deliveredTo(name: string): Promise<number | undefined> {
@@ -274,6 +289,23 @@ async function deliveredTo(name: string): Promise<number | undefined> {
       .find((n) => n !== undefined);
   };
   return find(await res.json());
+}
+
+/** The consumers of USER_EVENTS on the broker whose names start with `prefix` (nats-server's monitoring /jsz). */
+async function durablesOf(prefix: string): Promise<string[]> {
+  const res = await fetch(`http://127.0.0.1:${nats.monitorPort}/jsz?accounts=true&streams=true&consumers=true`, {
+    signal: AbortSignal.timeout(2000),
+  });
+  interface Jsz {
+    account_details?: Array<{ stream_detail?: Array<{ name: string; consumer_detail?: Array<{ name: string }> }> }>;
+  }
+  const jsz = (await res.json()) as Jsz;
+  const streams = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []).filter((s) => s.name === 'USER_EVENTS');
+  return streams
+    .flatMap((s) => s.consumer_detail ?? [])
+    .map((c) => c.name)
+    .filter((name) => name.startsWith(prefix))
+    .sort();
 }
 
 test.serial('a new activity replica starts at the last ACTIVITY_KEEP events of the stream, not at its first', async (t) => {
@@ -296,11 +328,162 @@ test.serial('a new activity replica starts at the last ACTIVITY_KEEP events of t
       [ids[4], ids[3]],
       'the newest two, newest first',
     );
-    // The stream holds every earlier test's events too; the broker delivered only the two the feed can keep.
-    t.is(await deliveredTo('activity-e-1'), 2);
+    // The stream holds every earlier test's events too; only the two the feed can keep were read back, and
+    // the new durable starts after them (it delivered none of the earlier ones).
+    t.is(await deliveredTo('activity-e-1'), 0);
   } catch (error) {
     report(t, { writer, ...(feed ? { feed } : {}), nats });
     throw error;
+  }
+});
+
+/** The ids of GET <url>/api/activity?limit=`limit`, newest first. */
+async function shownIds(url: string, limit: number): Promise<string[]> {
+  return ((await call(`${url}/api/activity?limit=${limit}`)).json!.events as UserEvent[]).map((e) => e.id);
+}
+
+test.serial('an activity replica killed (SIGKILL) and started again shows the same last events, and so does a new one', async (t) => {
+  t.timeout(TEST_TIMEOUT_MS);
+  const writer = await hello(t, 'hello-f', 'hello-f-1');
+  const keep = { ACTIVITY_KEEP: '10' };
+  let feed = await activity(t, 'activity-f-1', keep);
+  const first = feed;
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push(await createUser(writer, `Kept${i}`));
+    await waitFor('the last ten users’ events in the feed', async () => {
+      const recent = await call(`${feed.url}/api/activity?limit=10`);
+      return ofUsers(recent.json!.events as UserEvent[], ids.slice(2)).length === 10;
+    });
+    const shownBefore = await shownIds(feed.url, 10);
+    feed.child.kill('SIGKILL');
+    t.is(await feed.exited, 'SIGKILL');
+
+    feed = await activity(t, 'activity-f-1', keep);
+    t.deepEqual(await shownIds(feed.url, 10), shownBefore, 'the restarted replica (same durable) shows the same events');
+    // A replica with another SERVICE_ID (a replaced container, a deploy) has a new durable: the same events too.
+    const other = await activity(t, 'activity-f-2', keep);
+    t.deepEqual(await shownIds(other.url, 10), shownBefore, 'a new replica shows the same events');
+  } catch (error) {
+    report(t, { writer, 'activity (first run)': first, 'activity (restarted)': feed, nats });
+    throw error;
+  }
+});
+
+test.serial(
+  'an SSE client that left one replica reconnects with Last-Event-ID to another: it gets exactly what it missed, then the new events',
+  async (t) => {
+    t.timeout(TEST_TIMEOUT_MS);
+    const writer = await hello(t, 'hello-g', 'hello-g-1');
+    const left = await activity(t, 'activity-g-1');
+    const running = await activity(t, 'activity-g-2');
+    const streams: EventStream[] = [];
+    t.teardown(() => streams.forEach((s) => s.close()));
+    let started: ActivityReplica | undefined;
+    try {
+      const first = await openEventStream(left.url);
+      streams.push(first);
+      const seen: string[] = [];
+      for (let i = 0; i < 3; i++) seen.push(await createUser(writer, `Seen${i}`));
+      await first.until('the first three events', (events) => ofUsers(events, seen).length === 3);
+      const lastEventId = first.ids.at(-1)!;
+      // The replica the client was on goes away (drains: its streams end, EventSource reconnects).
+      t.is(await left.stop(), 0);
+      t.true(first.ended(), 'the stream ended when its replica stopped');
+
+      const missed: string[] = [];
+      for (let i = 0; i < 4; i++) missed.push(await createUser(writer, `Missed${i}`));
+      await waitFor('the missed events in the running replica’s feed', async () => {
+        const recent = await call(`${running.url}/api/activity`);
+        return ofUsers(recent.json!.events as UserEvent[], missed).length === missed.length;
+      });
+      // A replica started after the client left knows the missed events only from the stream it read back.
+      started = await activity(t, 'activity-g-3');
+
+      for (const replica of [running, started]) streams.push(await openEventStream(replica.url, undefined, lastEventId));
+      const live: string[] = [];
+      for (let i = 0; i < 2; i++) live.push(await createUser(writer, `Live${i}`));
+      const expected = [...missed, ...live];
+      for (const stream of streams.slice(1)) {
+        await stream.until('the missed and the new events', (events) => ofUsers(events, [...seen, ...expected]).length >= expected.length);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const [, fromRunning, fromStarted] = streams;
+      for (const [label, stream] of [
+        ['running replica', fromRunning],
+        ['replica started after the client left', fromStarted],
+      ] as const) {
+        t.deepEqual(
+          ofUsers(stream.events, [...seen, ...expected]).map((e) => e.userId),
+          expected,
+          `${label}: the missed events, then the new ones, each once, none it had seen`,
+        );
+      }
+      t.deepEqual(fromRunning.ids, fromStarted.ids, 'an event has the same SSE id on every replica (its stream sequence)');
+      const sequences = fromRunning.ids.map(Number);
+      t.true(
+        sequences.every((seq, i) => seq > (i === 0 ? Number(lastEventId) : sequences[i - 1])),
+        `ids are increasing stream sequences after ${lastEventId}: ${sequences.join(', ')}`,
+      );
+    } catch (error) {
+      report(t, { writer, 'activity-g-1': left, 'activity-g-2': running, ...(started ? { 'activity-g-3': started } : {}), nats });
+      throw error;
+    }
+  },
+);
+
+test.serial(
+  'a stopped replica’s durable is removed by the broker after ACTIVITY_DURABLE_INACTIVE_SECONDS; one with the default stays',
+  async (t) => {
+    t.timeout(TEST_TIMEOUT_MS);
+    const short = await activity(t, 'activity-h-1', { ACTIVITY_DURABLE_INACTIVE_SECONDS: '2' });
+    const long = await activity(t, 'activity-h-2');
+    try {
+      t.deepEqual(await durablesOf('activity-h-'), ['activity-h-1', 'activity-h-2']);
+      // Both scaled away: stopped as the program stops a replica it removes.
+      t.deepEqual(await Promise.all([short.stop(), long.stop()]), [0, 0]);
+      const stoppedAt = Date.now();
+      await waitFor(
+        'the short-threshold durable to be gone from the broker',
+        async () => !(await durablesOf('activity-h-')).includes('activity-h-1'),
+        20_000,
+        100,
+      );
+      t.log(
+        `durable removed ${Date.now() - stoppedAt} ms after its replica stopped (threshold: 2 s without a pull request, plus up to 1 s of the broker's jitter)`,
+      );
+      // Longer than the short threshold, its jitter and the broker's next check: one threshold of 2 s for both would show here.
+      await new Promise((r) => setTimeout(r, 4000));
+      t.deepEqual(await durablesOf('activity-h-'), ['activity-h-2'], 'the one with the default threshold (an hour) is kept');
+    } catch (error) {
+      report(t, { 'activity-h-1': short, 'activity-h-2': long, nats });
+      throw error;
+    }
+  },
+);
+
+test.serial('events the broker acked survive a SIGKILL of the broker (its process, not its host)', async (t) => {
+  t.timeout(TEST_TIMEOUT_MS);
+  const writer = await hello(t, 'hello-i', 'hello-i-1');
+  let feed: ActivityReplica | undefined;
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await createUser(writer, `Acked${i}`));
+    // An empty outbox: the relay had the broker's ack for every event and deleted its entry.
+    await waitFor('the outbox to be emptied once the broker acked', async () => (await outboxKeys('hello-i')).length === 0, 10_000);
+    process.kill(nats.pid()!, 'SIGKILL');
+    await nats.stop();
+    await nats.start();
+    await waitForNatsPassing(consul, 1);
+    // A new replica reads the stream back at start: the acked events are there.
+    feed = await activity(t, 'activity-i-1', { ACTIVITY_KEEP: '5' });
+    t.deepEqual(((await call(`${feed.url}/api/activity`)).json!.events as UserEvent[]).map((e) => e.userId).reverse(), ids);
+  } catch (error) {
+    report(t, { writer, ...(feed ? { feed } : {}), nats });
+    throw error;
+  } finally {
+    if (!nats.isRunning()) await nats.start();
+    await waitForNatsPassing(consul, 1);
   }
 });
 
@@ -321,11 +504,11 @@ test.serial(
   async (t) => {
     t.timeout(TEST_TIMEOUT_MS);
     const writers = [
-      await hello(t, 'hello-g', 'hello-g-1'),
-      await hello(t, 'hello-g', 'hello-g-2'),
-      await hello(t, 'hello-g', 'hello-g-3'),
+      await hello(t, 'hello-p', 'hello-p-1'),
+      await hello(t, 'hello-p', 'hello-p-2'),
+      await hello(t, 'hello-p', 'hello-p-3'),
     ];
-    const feed = await activity(t, 'activity-g-1');
+    const feed = await activity(t, 'activity-p-1');
     const stream = await openEventStream(feed.url);
     t.teardown(() => stream.close());
     try {
@@ -333,10 +516,10 @@ test.serial(
       for (let i = 0; i < 30; i++) written.get(writers[i % 3].id)!.push(await createUser(writers[i % 3], `Once${i}`));
       const ids = [...written.values()].flat();
       await stream.until(`${ids.length} created events`, (events) => ofUsers(events, ids).length === ids.length, 30_000);
-      await waitFor('the outbox to be emptied', async () => (await outboxKeys('hello-g')).length === 0, 10_000);
+      await waitFor('the outbox to be emptied', async () => (await outboxKeys('hello-p')).length === 0, 10_000);
       t.deepEqual(repeated(ofUsers(stream.events, ids)), [], 'no event id arrived twice');
 
-      const received = await messagesFrom('hello-g-');
+      const received = await messagesFrom('hello-p-');
       const total = [...received.values()].reduce((a, b) => a + b, 0);
       t.log(`messages the broker received from the relays: ${JSON.stringify(Object.fromEntries(received))} for ${ids.length} writes`);
       t.true(total >= ids.length, `${total} messages for ${ids.length} writes`);
@@ -346,7 +529,7 @@ test.serial(
         t.true((received.get(w.id) ?? 0) <= own + CONNECT_REQUESTS, `${w.id} published its own ${own} and no other: ${received.get(w.id)}`);
       }
     } catch (error) {
-      report(t, { 'hello-g-1': writers[0], 'hello-g-2': writers[1], 'hello-g-3': writers[2], feed, nats });
+      report(t, { 'hello-p-1': writers[0], 'hello-p-2': writers[1], 'hello-p-3': writers[2], feed, nats });
       throw error;
     }
   },
@@ -360,8 +543,8 @@ test.serial(
   'the broker stopped: the outbox fills to its bound, the status says so first, a write at the bound gets 503 and commits nothing; every kept event arrives once it is back',
   async (t) => {
     t.timeout(TEST_TIMEOUT_MS);
-    const writer = await hello(t, 'hello-h', 'hello-h-1', { OUTBOX_MAX_ENTRIES: '10' });
-    const feed = await activity(t, 'activity-h-1');
+    const writer = await hello(t, 'hello-q', 'hello-q-1', { OUTBOX_MAX_ENTRIES: '10' });
+    const feed = await activity(t, 'activity-q-1');
     const stream = await openEventStream(feed.url);
     t.teardown(() => stream.close());
     try {
@@ -386,7 +569,7 @@ test.serial(
       const listed = (await call(`${writer.url}/api/users?limit=64`)).json!.users as Array<{ name: string }>;
       t.is(listed.length, 10, 'the refused write committed nothing');
       t.false(listed.some((u) => u.name === 'Refused'));
-      t.is((await outboxKeys('hello-h')).length, 10, 'every committed event kept');
+      t.is((await outboxKeys('hello-q')).length, 10, 'every committed event kept');
       t.regex(writer.output(), /"msg":"outbox filling"/);
       t.regex(writer.output(), /"msg":"outbox full"/);
 
@@ -394,7 +577,7 @@ test.serial(
       await stream.until(`${ids.length} kept events`, (events) => ofUsers(events, ids).length === ids.length, 30_000);
       t.deepEqual(repeated(ofUsers(stream.events, ids)), []);
       await waitFor('the outbox to drain and the status to say so', async () => (await outboxStatus(writer)).state === 'ok', 10_000);
-      t.is((await outboxKeys('hello-h')).length, 0);
+      t.is((await outboxKeys('hello-q')).length, 0);
       await createUser(writer, 'After');
     } catch (error) {
       report(t, { writer, feed, nats });
@@ -410,8 +593,8 @@ test.serial(
   'an event the broker takes but does not ack (a full stream that discards new ones) stays in the outbox, and arrives once the broker acks',
   async (t) => {
     t.timeout(TEST_TIMEOUT_MS);
-    const writer = await hello(t, 'hello-i', 'hello-i-1');
-    const feed = await activity(t, 'activity-i-1');
+    const writer = await hello(t, 'hello-r', 'hello-r-1');
+    const feed = await activity(t, 'activity-r-1');
     const stream = await openEventStream(feed.url);
     t.teardown(() => stream.close());
     const nc = await connect({ servers: nats.url });
@@ -428,13 +611,13 @@ test.serial(
       await waitFor('the relay to be refused', () => /the broker refused/.test(writer.output()), 10_000);
       // A few more of the relay's retries (100 ms doubling), each refused.
       await new Promise((r) => setTimeout(r, 1500));
-      t.is((await outboxKeys('hello-i')).length, 1, 'the entry stays in the outbox while the broker does not ack');
+      t.is((await outboxKeys('hello-r')).length, 1, 'the entry stays in the outbox while the broker does not ack');
       t.is(ofUsers(stream.events, [id]).length, 0);
       t.is((await jsm.streams.info(USER_EVENTS_STREAM)).state.messages, state.messages, 'the stream took nothing');
 
       await jsm.streams.update(USER_EVENTS_STREAM, config);
       await stream.until('the event once the broker acks', (events) => ofUsers(events, [id]).length === 1, 15_000);
-      await waitFor('the outbox to be emptied after the ack', async () => (await outboxKeys('hello-i')).length === 0, 10_000);
+      await waitFor('the outbox to be emptied after the ack', async () => (await outboxKeys('hello-r')).length === 0, 10_000);
     } catch (error) {
       report(t, { writer, feed, nats });
       throw error;

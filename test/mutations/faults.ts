@@ -474,7 +474,7 @@ export const FAULTS: Fault[] = [
   },
   {
     id: 'activity-consumer-not-durable-across-restarts',
-    breaks: 'each run of an activity replica gets a new consumer, which replays the stream instead of resuming where the replica left off',
+    breaks: 'each run of an activity replica gets a new durable consumer, leaving the last one on the broker until its inactive threshold',
     patches: [
       {
         file: 'activity/main.ts',
@@ -533,9 +533,41 @@ export const FAULTS: Fault[] = [
     id: 'new-durable-replays-stream',
     breaks: "a new activity replica's durable starts at the stream's first event and replays it all",
     patches: [
-      { file: 'activity/consumer.ts', search: 'opt_start_seq: Math.max(1, state.last_seq - o.keep + 1),', replace: 'opt_start_seq: 1,' },
+      {
+        file: 'activity/consumer.ts',
+        search: 'opt_start_seq: readUpTo > 0 ? readUpTo + 1 : (history?.from ?? 1),',
+        replace: 'opt_start_seq: 1,',
+      },
     ],
     tests: [EVENTS],
     match: ['a new activity replica starts*'],
+  },
+  {
+    id: 'activity-history-not-read',
+    breaks: 'an activity replica starts with an empty feed instead of the stream’s last events',
+    patches: [
+      { file: 'activity/consumer.ts', search: '      if (history) await readHistory(nc, history.from, history.to);\n', replace: '' },
+    ],
+    tests: [EVENTS],
+    match: ['an activity replica killed (SIGKILL) and started again*'],
+  },
+  {
+    id: 'activity-reconnect-resends-seen-events',
+    breaks: 'a client reconnecting with Last-Event-ID to a replica that is behind gets again the events it has seen',
+    patches: [{ file: 'activity/app.ts', search: '          if (seq <= skipThrough!) continue;\n', replace: '' }],
+    tests: ['test/unit/activity-app.test.ts'],
+  },
+  {
+    id: 'activity-durable-threshold-ignored',
+    breaks: 'ACTIVITY_DURABLE_INACTIVE_SECONDS is read but the durable always gets an hour, so a scaled-away replica’s durable stays',
+    patches: [
+      {
+        file: 'activity/consumer.ts',
+        search: 'inactive_threshold: nanos(o.durableInactiveMs),',
+        replace: 'inactive_threshold: nanos(3_600_000),',
+      },
+    ],
+    tests: [EVENTS],
+    match: ['a stopped replica’s durable is removed*'],
   },
 ];

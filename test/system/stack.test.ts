@@ -30,7 +30,7 @@ import { waitFor } from '../../harness/processes';
 import { docker, inspect, run } from './docker';
 import { compareListings, listDocker, type DockerListing } from './docker-listing';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE, PROJECT_DIR, ensureOfflineImages } from './images';
-import { CliStack, removedContainers, type CliSummary, type RemovedContainer } from './cli-stack';
+import { CliStack, removedContainers, type CliSummary, type RemovedContainer, type StateResource } from './cli-stack';
 
 // A name of this run's own: two runs on one engine (two checkouts, a run and a benchmark) never touch
 // each other's containers, networks, volumes or images, and the clean-up removes only what this run made.
@@ -724,14 +724,7 @@ test.serial(
 
     const replacedContainers = () => summary.replaced.filter((k) => k.startsWith('docker:index/container:')).sort();
     t.deepEqual(replacedContainers(), [replicaKey(1), replicaKey(2)]);
-    for (const role of [
-      'balancer-ports',
-      'balancer-gateway',
-      'collector-container',
-      'discovery-consul',
-      'broker-container',
-      'activity-1',
-    ]) {
+    for (const role of ['balancer-ports', 'balancer-gateway', 'collector-container', 'consul-agent', 'broker-container', 'activity-1']) {
       t.is(live.find((c) => c.resourceName === role)!.id, before.get(role)!.id, `${role} kept its container`);
     }
     // The engine's order: both new replicas are created (and ready) before either old one is deleted, last.
@@ -862,6 +855,52 @@ test.serial(
       [],
       'the new stack serves',
     );
+  },
+);
+
+test.serial(
+  '7b. a stack made before both layouts shared one declaration (its Consul component `discovery`, cnp:infra:Discovery) updates with every resource kept',
+  async (t) => {
+    t.timeout(240_000);
+    // The state as that code left it: the same resources under the Consul component's former URNs (infra/consul-agent.ts's aliases).
+    const former: [string, string][] = [
+      [
+        'cnp:infra:ConsulAgent$docker:index/container:Container::consul-agent',
+        'cnp:infra:Discovery$docker:index/container:Container::discovery-consul',
+      ],
+      ['cnp:infra:ConsulAgent$docker:index/image:Image::consul-image', 'cnp:infra:Discovery$docker:index/image:Image::discovery-image'],
+      ['cnp:infra:ConsulAgent$docker:index/volume:Volume::consul-data', 'cnp:infra:Discovery$docker:index/volume:Volume::discovery-data'],
+      ['cnp:infra:ConsulAgent::consul"', 'cnp:infra:Discovery::discovery"'],
+    ];
+    let exported = await cli.ok(['stack', 'export']);
+    for (const [now, then] of former) {
+      t.true(exported.includes(now), `the state holds ${now}`);
+      exported = exported.replaceAll(now, then);
+    }
+    const file = path.join(cli.root, 'former-state.json');
+    fs.writeFileSync(file, exported);
+    await cli.ok(['stack', 'import', '--file', file]);
+    const ids = (state: StateResource[]) =>
+      state
+        .filter((r) => r.custom)
+        .map((r) => `${r.type} ${r.id}`)
+        .sort();
+    const idsBefore = ids(await cli.state());
+    t.true((await cli.state()).some((r) => r.urn.endsWith('cnp:infra:Discovery::discovery')));
+
+    const summary = await cli.up();
+
+    t.deepEqual(summary.steps, [], 'no resource created, updated, replaced or deleted');
+    const state = await cli.state();
+    t.deepEqual(ids(state), idsBefore, 'every resource kept its id');
+    t.deepEqual(
+      state
+        .filter((r) => r.type.startsWith('cnp:infra:Consul') || r.type.startsWith('cnp:infra:Discovery'))
+        .map((r) => r.urn.split('::').pop()),
+      ['consul'],
+      'the component is under its new name',
+    );
+    t.log(`${summary.same.length} resources kept under their new names, none touched`);
   },
 );
 

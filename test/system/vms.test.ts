@@ -610,7 +610,7 @@ test.serial('4 -> 6 under a steady loop: the 4 stay, 5 and 6 serve, no request f
   }
   t.log(`${report.total} requests during 4 -> 6:`, report.byInstance);
 
-  // Logs from every VM: each container's syslog tag is `<vm>.<container>` (infra/vm-stack.ts), so each VM's
+  // Logs from every VM: each container's syslog tag is `<vm>.<container>` (infra/stack.ts), so each VM's
   // files carry its name; syslog-ng cuts long tags, so the files are found by that prefix.
   const byVm = await waitFor(
     'files with lines from vm1, vm2 and vm3 in the collector',

@@ -1,6 +1,7 @@
 import test from 'ava';
-import { createActivityApp, eventMessage, eventsAfter, parseLimit } from '../../activity/app';
+import { createActivityApp, eventMessage, frameSeq, parseLastEventId, parseLimit } from '../../activity/app';
 import { durableName, parseActivityConfig } from '../../activity/config';
+import { historyRange } from '../../activity/consumer';
 import { ActivityFeed } from '../../activity/feed';
 import { SseHub } from '../../activity/sse';
 import { sseParser } from '../../harness/sse';
@@ -13,10 +14,13 @@ function setup(keep = 5, queueLimit = 8) {
   const logger = createLogger({ instance: 'activity-1' }, (l) => lines.push(l));
   const feed = new ActivityFeed(keep);
   const hub = new SseHub({ heartbeatMs: 60_000, queueLimit, logger });
-  feed.subscribe((e) => hub.broadcast(eventMessage(e)));
+  feed.subscribe((entry) => hub.broadcast(eventMessage(entry)));
   let draining = false;
   const app = createActivityApp({ serviceId: 'activity-1', feed, hub, logger, isDraining: () => draining });
-  return { app, feed, hub, lines, drain: () => (draining = true) };
+  // The consumer hands over stream sequences; here each event gets the next one.
+  let seq = 0;
+  const add = (event: UserEvent, at = ++seq) => feed.add(event, at);
+  return { app, feed, add, hub, lines, drain: () => (draining = true) };
 }
 
 /** Reads a streaming body as user events, until `count` arrived. */
@@ -52,9 +56,9 @@ test('/health answers 200 with the instance, 503 while draining; every answer ca
 });
 
 test('GET /api/activity answers the last events, newest first, at most `limit`; a bad limit is a 400 naming it', async (t) => {
-  const { app, feed } = setup(5);
+  const { app, add } = setup(5);
   const events = ['a', 'b', 'c', 'd', 'e', 'f'].map((u) => newUserEvent('created', u));
-  for (const e of events) feed.add(e);
+  for (const e of events) add(e);
   const all = (await (await app.request('/api/activity')).json()) as { events: UserEvent[] };
   t.deepEqual(
     all.events.map((e) => e.userId),
@@ -74,7 +78,7 @@ test('GET /api/activity answers the last events, newest first, at most `limit`; 
 });
 
 test('the stream pushes each new event to every connected client, with SSE headers; a client that leaves is cleaned up', async (t) => {
-  const { app, feed, hub } = setup();
+  const { app, add, hub } = setup();
   const one = await app.request('/api/activity/stream');
   const two = await app.request('/api/activity/stream');
   t.is(one.status, 200);
@@ -84,9 +88,9 @@ test('the stream pushes each new event to every connected client, with SSE heade
   t.is(hub.size, 2);
   const e1 = newUserEvent('created', 'u1');
   const e2 = newUserEvent('deleted', 'u1');
-  feed.add(e1);
-  feed.add(e2);
-  feed.add(e1);
+  add(e1);
+  add(e2);
+  add(e1);
   const [a, b] = await Promise.all([readEvents(one.body!, 2), readEvents(two.body!, 2)]);
   t.deepEqual(a.events, [e1, e2], 'a duplicate is not pushed');
   t.deepEqual(b.events, [e1, e2]);
@@ -97,12 +101,12 @@ test('the stream pushes each new event to every connected client, with SSE heade
 });
 
 test('a stream client that reads nothing is disconnected once its queue is full; the others keep theirs', async (t) => {
-  const { app, feed, hub, lines } = setup(100, 4);
+  const { app, add, hub, lines } = setup(100, 4);
   const stuck = await app.request('/api/activity/stream');
   const reading = await app.request('/api/activity/stream');
   const got = readEvents(reading.body!, 30);
   for (let i = 0; i < 30; i++) {
-    feed.add(newUserEvent('created', `u${i}`));
+    add(newUserEvent('created', `u${i}`));
     await new Promise((r) => setImmediate(r));
   }
   t.is((await got).events.length, 30, 'the reading client got all 30');
@@ -119,16 +123,60 @@ test('a stream client that reads nothing is disconnected once its queue is full;
   t.not(outcome, 'still open');
 });
 
-test('a reconnecting client (Last-Event-ID) gets the kept events it missed first', async (t) => {
-  const { app, feed } = setup();
-  const events = ['a', 'b', 'c'].map((u) => newUserEvent('created', u));
-  for (const e of events) feed.add(e);
-  const res = await app.request('/api/activity/stream', { headers: { 'Last-Event-ID': events[0].id } });
-  const { events: got, reader } = await readEvents(res.body!, 2);
-  t.deepEqual(got, [events[1], events[2]]);
+test('each event goes out with its stream sequence as the SSE id', async (t) => {
+  const { app, add } = setup();
+  const res = await app.request('/api/activity/stream');
+  const e = newUserEvent('created', 'a');
+  add(e, 41);
+  const reader: ReadableStreamDefaultReader<Uint8Array> = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  while (!text.includes('data:')) text += decoder.decode((await reader.read()).value, { stream: true });
+  t.true(text.includes(eventMessage({ seq: 41, event: e })));
+  t.regex(text, /^id: 41$/m);
   await reader.cancel();
-  t.deepEqual(eventsAfter(feed.recent(), 'unknown'), [], 'an id no longer kept: nothing to replay');
-  t.deepEqual(eventsAfter(feed.recent(), events[2].id), [], 'already up to date');
+  t.is(frameSeq(eventMessage({ seq: 41, event: e })), 41);
+  t.is(frameSeq(': heartbeat\n\n'), undefined);
+});
+
+test('a reconnecting client (Last-Event-ID) gets the kept events after that sequence first, then only newer ones', async (t) => {
+  const { app, add } = setup();
+  const events = ['a', 'b', 'c', 'd', 'e'].map((u) => newUserEvent('created', u));
+  for (const e of events.slice(0, 3)) add(e);
+  const res = await app.request('/api/activity/stream', { headers: { 'Last-Event-ID': '1' } });
+  for (const e of events.slice(3)) add(e);
+  const { events: got, reader } = await readEvents(res.body!, 4);
+  t.deepEqual(got, events.slice(1), 'b and c replayed, then d and e live, each once');
+  await reader.cancel();
+});
+
+test('a client that saw more than this replica has yet is sent only what comes after what it saw', async (t) => {
+  // It comes from a replica ahead of this one: this one has sequences 1-2, the client saw up to 4.
+  const { app, add } = setup();
+  const events = ['a', 'b', 'c', 'd', 'e'].map((u) => newUserEvent('created', u));
+  for (const e of events.slice(0, 2)) add(e);
+  const res = await app.request('/api/activity/stream', { headers: { 'Last-Event-ID': '4' } });
+  for (const e of events.slice(2)) add(e);
+  const { events: got, reader } = await readEvents(res.body!, 1);
+  t.deepEqual(got, [events[4]]);
+  await reader.cancel();
+});
+
+test('Last-Event-ID: a stream sequence; anything else is a client with nothing seen', async (t) => {
+  t.is(parseLastEventId('17'), 17);
+  t.is(parseLastEventId(' 0 '), 0);
+  for (const other of [undefined, '', 'abc', '-1', '1.5', '6f1c0a4e-0000-4000-8000-000000000000', '1234567890123456']) {
+    t.is(parseLastEventId(other), undefined, String(other));
+  }
+  const { app, add } = setup();
+  const kept = newUserEvent('created', 'kept');
+  add(kept);
+  const res = await app.request('/api/activity/stream', { headers: { 'Last-Event-ID': 'not-a-sequence' } });
+  const next = newUserEvent('created', 'next');
+  add(next);
+  const { events: got, reader } = await readEvents(res.body!, 1);
+  t.deepEqual(got, [next], 'no replay, the new events');
+  await reader.cancel();
 });
 
 test('activity config: its own defaults, ACTIVITY_KEEP and ROUTES checked, the service rules for the rest', (t) => {
@@ -138,21 +186,32 @@ test('activity config: its own defaults, ACTIVITY_KEEP and ROUTES checked, the s
     serviceId: 'activity-box-8080',
     natsService: 'nats',
     keep: 100,
+    durableInactiveMs: 3_600_000,
     routes: [{ path: '/api/activity', exact: false }],
   });
-  t.like(parseActivityConfig({ HOST: '127.0.0.1', ACTIVITY_KEEP: '7', ROUTES: '=/feed,/api/feed', NATS_SERVICE: 'broker' }, facts), {
-    keep: 7,
-    routes: [
-      { path: '/feed', exact: true },
-      { path: '/api/feed', exact: false },
-    ],
-    natsService: 'broker',
-  });
+  t.like(
+    parseActivityConfig(
+      { HOST: '127.0.0.1', ACTIVITY_KEEP: '7', ROUTES: '=/feed,/api/feed', NATS_SERVICE: 'broker', ACTIVITY_DURABLE_INACTIVE_SECONDS: '5' },
+      facts,
+    ),
+    {
+      keep: 7,
+      durableInactiveMs: 5000,
+      routes: [
+        { path: '/feed', exact: true },
+        { path: '/api/feed', exact: false },
+      ],
+      natsService: 'broker',
+    },
+  );
   t.deepEqual(parseActivityConfig({ HOST: '127.0.0.1', ROUTES: '' }, facts).routes, [], 'ROUTES= registers no route');
   for (const [name, value] of [
     ['ACTIVITY_KEEP', '0'],
     ['ACTIVITY_KEEP', '10001'],
     ['ACTIVITY_KEEP', 'many'],
+    ['ACTIVITY_DURABLE_INACTIVE_SECONDS', '0'],
+    ['ACTIVITY_DURABLE_INACTIVE_SECONDS', '604801'],
+    ['ACTIVITY_DURABLE_INACTIVE_SECONDS', '1h'],
     ['PORT', '0'],
     ['SERVICE_NAME', 'Activity'],
   ]) {
@@ -162,6 +221,21 @@ test('activity config: its own defaults, ACTIVITY_KEEP and ROUTES checked, the s
   for (const bad of ['/api/..', '/a b', '/x;', '/_balancer/x', '/_gateway', '/api/', 'api', '//x', '/%41']) {
     t.throws(() => parseActivityConfig({ HOST: '127.0.0.1', ROUTES: bad }, facts), { instanceOf: ConfigError, message: /^ROUTES = / }, bad);
   }
+});
+
+test('ACTIVITY_DURABLE_INACTIVE_SECONDS: a bad value is named with the allowed range', (t) => {
+  t.throws(() => parseActivityConfig({ HOST: '127.0.0.1', ACTIVITY_DURABLE_INACTIVE_SECONDS: '0' }, { hostname: 'box', interfaces: {} }), {
+    instanceOf: ConfigError,
+    message: 'ACTIVITY_DURABLE_INACTIVE_SECONDS = "0" is not allowed: use a whole number of seconds from 1 to 604800 (7 days)',
+  });
+});
+
+test('at start the feed reads back the last `keep` events the stream holds', (t) => {
+  t.deepEqual(historyRange(1, 500, 100), { from: 401, to: 500 });
+  t.deepEqual(historyRange(1, 3, 100), { from: 1, to: 3 }, 'fewer than kept: all of them');
+  t.deepEqual(historyRange(450, 500, 100), { from: 450, to: 500 }, 'the older ones aged out of the stream');
+  t.is(historyRange(0, 0, 100), undefined, 'an empty stream');
+  t.is(historyRange(501, 500, 100), undefined, 'every message removed: nothing to read');
 });
 
 test('durable consumer names come from the service id, with what NATS does not allow replaced', (t) => {

@@ -11,7 +11,7 @@ test('the feed keeps the last `keep` events, newest first', (t) => {
   const feed = new ActivityFeed(3);
   t.deepEqual(feed.recent(), []);
   const events = ['a', 'b', 'c', 'd', 'e'].map(event);
-  for (const e of events) t.true(feed.add(e));
+  events.forEach((e, i) => t.true(feed.add(e, i + 1)));
   t.deepEqual(
     feed.recent().map((e) => e.userId),
     ['e', 'd', 'c'],
@@ -24,21 +24,35 @@ test('the feed keeps the last `keep` events, newest first', (t) => {
   t.throws(() => new ActivityFeed(0), { instanceOf: RangeError });
 });
 
+test('the feed answers the kept entries after a stream sequence, oldest first', (t) => {
+  const feed = new ActivityFeed(3);
+  t.deepEqual(feed.after(0), [], 'nothing kept yet');
+  const events = ['a', 'b', 'c', 'd', 'e'].map(event);
+  events.forEach((e, i) => feed.add(e, 10 + i));
+  const userIdsAfter = (seq: number) => feed.after(seq).map((entry) => `${entry.seq}:${entry.event.userId}`);
+  t.deepEqual(userIdsAfter(12), ['13:d', '14:e']);
+  t.deepEqual(userIdsAfter(14), [], 'up to date');
+  t.deepEqual(userIdsAfter(99), [], 'ahead of this feed');
+  t.deepEqual(userIdsAfter(3), ['12:c', '13:d', '14:e'], 'missed more than kept: what is kept');
+});
+
 test('the feed drops an event whose id it has seen, even after it left the ring, and tells listeners of new ones only', (t) => {
   const feed = new ActivityFeed(2, 4);
   const heard: string[] = [];
-  const unsubscribe = feed.subscribe((e) => heard.push(e.userId));
+  const unsubscribe = feed.subscribe((entry) => heard.push(`${entry.seq}:${entry.event.userId}`));
+  let seq = 0;
+  const add = (e: UserEvent) => feed.add(e, ++seq);
   const a = event('a');
-  t.true(feed.add(a));
-  t.false(feed.add({ ...a }), 'same id: a duplicate');
-  for (const u of ['b', 'c']) feed.add(event(u));
-  t.false(feed.add(a), 'out of the ring, still remembered');
-  t.deepEqual(heard, ['a', 'b', 'c']);
+  t.true(add(a));
+  t.false(add({ ...a }), 'same id: a duplicate (published twice, two sequences)');
+  for (const u of ['b', 'c']) add(event(u));
+  t.false(add(a), 'out of the ring, still remembered');
+  t.deepEqual(heard, ['1:a', '3:b', '4:c']);
   // The memory of ids is bounded too: the oldest is forgotten past seenLimit.
-  for (const u of ['d', 'e']) feed.add(event(u));
-  t.true(feed.add(a), 'forgotten after 4 newer ids');
+  for (const u of ['d', 'e']) add(event(u));
+  t.true(add(a), 'forgotten after 4 newer ids');
   unsubscribe();
-  feed.add(event('f'));
+  add(event('f'));
   t.is(heard.length, 6, 'no call after unsubscribing');
 });
 

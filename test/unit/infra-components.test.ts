@@ -7,7 +7,7 @@ import { Balancer } from '../../infra/balancer';
 import { AppBundle } from '../../infra/bundle';
 import { LogCollector } from '../../infra/collector';
 import { stackContainer } from '../../infra/container-settings';
-import { Discovery } from '../../infra/discovery';
+import { ConsulAgent } from '../../infra/consul-agent';
 import { StackNaming } from '../../infra/naming';
 import { StackNetwork } from '../../infra/network';
 import { ACTIVITY_REPLICAS, ServiceReplicas } from '../../infra/replicas';
@@ -236,26 +236,26 @@ test('LogCollector alone: its container waits for nothing and keeps its own log 
   t.true(collector.options.deleteBeforeReplace);
 });
 
-test('Discovery alone: Consul runs its own image built on consulImage, logs to the collector and starts after it', async (t) => {
+test('ConsulAgent alone on one host: Consul runs its own image built on consulImage, logs to the collector and starts after it', async (t) => {
   const record = await recordStack({
     declare: () => {
       const { role } = foundation();
-      new Discovery('discovery', {
+      new ConsulAgent('consul', {
         naming,
-        networkName: role.networkName,
+        placement: { network: 'stack', nodeName: 'cnp-unit-consul', networkName: role.networkName, bindAddress: '127.0.0.1' },
+        server: true,
         collector: role.collector,
         consulImage: 'cnp-consul:1.8.7',
         repoRoot: REPO_ROOT,
-        bindAddress: '127.0.0.1',
-        consulUiPort: 8500,
+        httpPort: 8500,
         gossipKey: GOSSIP_KEY,
         managementToken: pulumi.secret('unit-management-token'),
       });
     },
   });
-  const consul = ofType(record, CONTAINER).find((c) => c.name === 'discovery-consul')!;
+  const consul = ofType(record, CONTAINER).find((c) => c.name === 'consul-agent')!;
   t.deepEqual((consul.inputs.command as string[]).slice(-2), [`-encrypt=${GOSSIP_KEY}`, '-disable-keyring-file']);
-  const image = ofType(record, IMAGE).find((i) => i.name === 'discovery-image')!;
+  const image = ofType(record, IMAGE).find((i) => i.name === 'consul-image')!;
   t.is((image.inputs as { build: { args: Record<string, string> } }).build.args.BASE_IMAGE, 'cnp-consul:1.8.7');
   t.is(inputs(consul).image, (image.outputs as { repoDigest: string }).repoDigest);
   t.is((consul.inputs as { user: string }).user, 'consul');

@@ -37,7 +37,7 @@ for (const c of CASES) {
     const generator = named(record, COMMAND, 'consul-management-token');
     t.deepEqual(generator.inputs, { create: UUID_COMMAND });
 
-    const consul = named(record, CONTAINER, 'discovery-consul');
+    const consul = named(record, CONTAINER, 'consul-agent');
     const node = (consul.inputs.command as string[]).find((a) => a.startsWith('-node='))!.slice('-node='.length);
     const acl = (consul.inputs.command as string[]).filter((a) => a.startsWith('-hcl=acl'));
     t.deepEqual(acl, [
@@ -86,19 +86,17 @@ for (const c of CASES) {
       ACL_AGENT_NODES: node,
     });
     t.deepEqual(init.secretInputs, ['environment']);
-    t.true(init.options.dependsOn.includes('discovery-consul'), 'it runs once Consul is healthy');
+    t.true(init.options.dependsOn.includes('consul-agent'), 'it runs once Consul is healthy');
     // A new Consul container or data volume may hold no ACL state: the step runs again.
-    t.true((init.inputs.triggers as string[]).includes('discovery-consul-id'));
-    t.true(
-      (init.inputs.triggers as string[]).includes(named(record, 'docker:index/volume:Volume', 'discovery-data').inputs.name as string),
-    );
+    t.true((init.inputs.triggers as string[]).includes('consul-agent-id'));
+    t.true((init.inputs.triggers as string[]).includes(named(record, 'docker:index/volume:Volume', 'consul-data').inputs.name as string));
   });
 }
 
 test('the generated token is stable: a second recording of the same stack (another `pulumi up`) gives the same', async (t) => {
   const [a, b] = [await recordStack(), await recordStack({ config: { replicas: 3 } })];
   t.is(a.outputs.consulToken, b.outputs.consulToken);
-  t.deepEqual(named(a, CONTAINER, 'discovery-consul').inputs.command, named(b, CONTAINER, 'discovery-consul').inputs.command);
+  t.deepEqual(named(a, CONTAINER, 'consul-agent').inputs.command, named(b, CONTAINER, 'consul-agent').inputs.command);
 });
 
 // ---- on VMs: every agent with ACLs, the init step through an SSH tunnel to the first server's VM ----

@@ -26,7 +26,7 @@ const COMPONENTS = [
   'cnp:infra:StackNetwork',
   'cnp:infra:AppBundle',
   'cnp:infra:LogCollector',
-  'cnp:infra:Discovery',
+  'cnp:infra:ConsulAgent',
   'cnp:infra:ServiceReplicas',
   'cnp:infra:Balancer',
   'cnp:infra:Broker',
@@ -569,7 +569,7 @@ behaviour(
     t.not(inputs(step).environment!.CONSUL_HTTP_TOKEN, inputs(acl).environment!.CONSUL_HTTP_TOKEN, 'not the management token');
     t.false('ACL_SSH_TARGET' in inputs(step).environment!);
     t.true(step.secretInputs.includes('environment'));
-    t.deepEqual(step.options.dependsOn, ['consul-acl-init']);
+    t.deepEqual(step.options.dependsOn, ['consul-agent', 'consul-acl-init']);
     // A new Consul container or data volume has lost the agent's services: the step runs again.
     t.deepEqual(
       inputs(step).triggers!.slice(1),

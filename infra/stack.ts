@@ -1,0 +1,216 @@
+// The stack over a list of hosts (infra/hosts.ts: the one host with every role, or the VMs with theirs):
+// per host its Consul agent, then by role the collector, the broker, the hello and activity replicas
+// (placed by infra/placement.ts) and the balancer, each on the engine of the host that runs it.
+import * as pulumi from '@pulumi/pulumi';
+import type { VmRole } from './config';
+import { onHost, type StackHost } from './hosts';
+import { AppBundle } from './bundle';
+import { LogCollector } from './collector';
+import { ConsulAgent } from './consul-agent';
+import { ACTIVITY_REPLICAS, HELLO_REPLICAS, ServiceReplicas, type ReplicaKind } from './replicas';
+import { Broker, brokerRegistration } from './broker';
+import { Balancer } from './balancer';
+import { placeReplicas, type ReplicaRole } from './placement';
+import type { LogDestination } from './container-settings';
+import { aclInit, roleTokenOf } from './consul-acl';
+import { activityRole, balancerRole, brokerRole, replicaRole, type AclRole } from '../lib/consul-acl';
+import { ACTIVITY_SERVICE_NAME } from '../lib/service-name';
+import type { StackContext, StackOutputs } from './stack-outputs';
+
+export function declareStack(
+  { config, naming, repoRoot, gossipKey, consulManagementToken }: StackContext,
+  hosts: StackHost[],
+): StackOutputs {
+  // config.ts checks that exactly one host has each of these roles.
+  const only = (role: VmRole): StackHost => hosts.find((host) => host.roles.includes(role))!;
+  const tokenOf = (role: AclRole) => roleTokenOf(consulManagementToken, role);
+
+  const bundle = new AppBundle('bundle', { repoRoot });
+
+  // Every container on every host logs to it over TCP, and is created after it (stackContainer's dependsOn).
+  const collectorHost = only('collector');
+  const collector = new LogCollector(
+    onHost(collectorHost, 'collector'),
+    {
+      naming,
+      networkName: collectorHost.network.networkName,
+      repoRoot,
+      baseImage: config.baseImage,
+      publishAddress: collectorHost.collectorAddress,
+      collectorPort: config.collectorPort,
+      dockerHost: collectorHost.dockerHost,
+      platform: collectorHost.platform,
+    },
+    collectorHost.engine,
+  );
+  // Containers of one name run on several VMs (every VM's Consul agent): their logs carry the VM's name too,
+  // so the collector files them apart (`<vm>.<container>.log`).
+  const logsFrom = (host: StackHost): LogDestination =>
+    host.name === ''
+      ? collector
+      : { container: collector.container, logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${host.name}.${tag}`) };
+
+  const agents = new Map<StackHost, ConsulAgent>();
+  const declareAgent = (host: StackHost, after: pulumi.Resource[]) =>
+    agents.set(
+      host,
+      new ConsulAgent(
+        onHost(host, 'consul'),
+        {
+          naming,
+          placement: host.consul,
+          server: host.roles.includes('discovery'),
+          collector: logsFrom(host),
+          consulImage: config.consulImage,
+          platform: host.platform,
+          repoRoot,
+          httpPort: config.consulUiPort,
+          gossipKey,
+          managementToken: consulManagementToken,
+        },
+        // An agent in the VM's network binds the stack network's gateway address: the network comes first.
+        { ...host.engine, dependsOn: [...(host.consul.network === 'host' ? [host.network.network] : []), ...after] },
+      ),
+    );
+  const servers = hosts.filter((host) => host.roles.includes('discovery'));
+  servers.forEach((host) => declareAgent(host, []));
+
+  // Puts the policies and role tokens into Consul once the servers are up, through the first one's API.
+  const aclHost = servers[0];
+  const consulAcl = aclInit(
+    'consul-acl-init',
+    {
+      repoRoot,
+      consulHttpAddr: aclHost.consulApi.url,
+      managementToken: consulManagementToken,
+      serviceName: config.serviceName,
+      agentNodes: hosts.map((host) => host.consul.nodeName),
+      consulIdentity: servers.flatMap((host) => [agents.get(host)!.container.id, agents.get(host)!.dataVolume.name]),
+      ssh: aclHost.consulApi.ssh,
+    },
+    { dependsOn: [...aclHost.consulApi.after, ...servers.map((host) => agents.get(host)!.container)] },
+  );
+  // The other agents start once their token exists: an agent whose token Consul does not know yet has its node
+  // and its services' sync blocked until its next full anti-entropy run, about a minute later. And nothing
+  // outside a replicas or activity VM depends on that VM, so a dead one can leave the state alone
+  // (scripts/vm-forget.ts).
+  hosts.filter((host) => !servers.includes(host)).forEach((host) => declareAgent(host, [consulAcl]));
+
+  // Each role's containers talk to their own host's agent.
+  const roleArgs = (host: StackHost) => ({
+    naming,
+    networkName: host.network.networkName,
+    collector: logsFrom(host),
+    bundle: bundle.build,
+    repoRoot,
+    baseImage: config.baseImage,
+    serviceName: config.serviceName,
+    consulHttpAddr: agents.get(host)!.httpAddr,
+    platform: host.platform,
+  });
+
+  // The broker, registered on its host's agent, whose check reaches it by container name on one host and on the
+  // private address on a VM.
+  const brokerHost = only('broker');
+  const broker = new Broker(
+    onHost(brokerHost, 'broker'),
+    {
+      naming,
+      networkName: brokerHost.network.networkName,
+      collector: logsFrom(brokerHost),
+      repoRoot,
+      natsImage: config.natsImage,
+      publishOn: brokerHost.hostNetworkAddress,
+      platform: brokerHost.platform,
+    },
+    brokerHost.engine,
+  );
+  const brokerAgent = agents.get(brokerHost)!;
+  const brokerRegistered = brokerRegistration(
+    'broker-registration',
+    {
+      repoRoot,
+      consulHttpAddr: brokerHost.consulApi.url,
+      token: tokenOf(brokerRole()),
+      brokerAddress: broker.address,
+      agentIdentity: [brokerAgent.container.id, brokerAgent.dataVolume.name],
+      ssh: brokerHost.consulApi.ssh,
+    },
+    { dependsOn: [...brokerHost.consulApi.after, brokerAgent.container, consulAcl] },
+  );
+
+  // Each service's replicas over the hosts of its role; on a VM in the VM's network, on the first free port of
+  // the service's range.
+  const declareReplicas = (
+    kind: ReplicaKind,
+    role: ReplicaRole,
+    count: number,
+    service: { name: string; sourceHash: string; acl: AclRole },
+    after: pulumi.Resource[],
+  ): pulumi.Output<string[]> => {
+    const names = new Map<number, pulumi.Output<string>>();
+    for (const [hostName, indices] of placeReplicas(count, hosts, role)) {
+      const host = hosts.find((h) => h.name === hostName)!;
+      const replicas = new ServiceReplicas(
+        onHost(host, kind.group),
+        {
+          ...roleArgs(host),
+          kind,
+          serviceName: service.name,
+          sourceHash: service.sourceHash,
+          indices,
+          vmAddress: host.hostNetworkAddress,
+          consulToken: tokenOf(service.acl),
+        },
+        { ...host.engine, dependsOn: [agents.get(host)!.container, consulAcl, ...after] },
+      );
+      indices.forEach((index, i) =>
+        names.set(
+          index,
+          replicas.names.apply((all) => all[i]),
+        ),
+      );
+    }
+    return pulumi.all([...names.entries()].sort(([a], [b]) => a - b).map(([, name]) => name));
+  };
+  const replicaNames = declareReplicas(
+    HELLO_REPLICAS,
+    'replicas',
+    config.replicas,
+    { name: config.serviceName, sourceHash: bundle.serviceSourceHash, acl: replicaRole(config.serviceName) },
+    [],
+  );
+  // The activity replicas subscribe at start: the broker is up and registered first.
+  const activityReplicaNames = declareReplicas(
+    ACTIVITY_REPLICAS,
+    'activity',
+    config.activityReplicas,
+    { name: ACTIVITY_SERVICE_NAME, sourceHash: bundle.activitySourceHash, acl: activityRole() },
+    [broker.container, brokerRegistered],
+  );
+
+  const balancerHost = only('balancer');
+  const balancer = new Balancer(
+    onHost(balancerHost, 'balancer'),
+    {
+      ...roleArgs(balancerHost),
+      sourceHash: bundle.balancerSourceHash,
+      bindAddress: balancerHost.publicAddress,
+      balancerPort: config.balancerPort,
+      adminAddress: balancerHost.adminAddress,
+      balancerAdminPort: config.balancerAdminPort,
+      rateLimitPerClient: config.gatewayRateLimit,
+      consulToken: tokenOf(balancerRole()),
+    },
+    { ...balancerHost.engine, dependsOn: [agents.get(balancerHost)!.container, consulAcl] },
+  );
+
+  return {
+    balancerUrl: balancer.url,
+    balancerAdminUrl: balancer.adminUrl,
+    consulUiUrl: agents.get(aclHost)!.uiUrl,
+    replicaNames,
+    activityReplicaNames,
+    logsCommand: collector.logsCommand,
+  };
+}
