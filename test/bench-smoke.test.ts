@@ -236,7 +236,13 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.regex(run.stdout, /\| Ratio balancer\/direct, 1 replica \| [\d.]+ \|/);
   t.regex(
     run.stdout,
-    /\| Write → event on the SSE stream p50 \/ p99 \(20 writes\) \| [\d.]+ ms \/ [\d.]+ ms \| < 50 ms \| (met|MISSED) \|/,
+    /\| Write → event on the SSE stream p50 \/ p99 \(200 writes at 200\/s, 3 hello replicas\) \| [\d.]+ ms \/ [\d.]+ ms \| < 50 ms \| (met|MISSED) \|/,
+  );
+  t.regex(run.stdout, /\| Publishes per write \(nats-server's counters\), 3 hello replicas \| [\d.]+ \| <= 1\.05 \| (met|MISSED) \|/);
+  t.regex(run.stdout, /\| Writes per second at 1000 users, before \/ after a list request \| \d+\/s \/ \d+\/s \|/);
+  t.regex(
+    run.stdout,
+    /\| Write rate ratio, 1000 \/ 100 users, after \(before\) a list request \| [\d.]+ \([\d.]+\) \| >= 0\.8 \| (met|MISSED) \|/,
   );
   t.regex(
     run.stdout,
