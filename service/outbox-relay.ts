@@ -82,15 +82,15 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
   let connectedAt = 0;
   /** This replica's committed entries not yet acked, in commit order. */
   const own = new Map<string, UserEvent>();
-  /** Entries at the last listing, and this replica's entries committed since, not yet deleted. */
-  let listed = 0;
+  /** The keys of the last listing, and this replica's entries it does not show (committed since), not yet deleted. */
+  let listed = new Set<string>();
   const unlisted = new Set<string>();
   let lastState: OutboxStatus['state'] = 'ok';
   // Keys already reported as unreadable (while they are in the outbox), so each is logged once and not read again.
   const unreadable = new Set<string>();
   let lastProblem = '';
 
-  const entries = () => listed + unlisted.size;
+  const entries = () => listed.size + unlisted.size;
 
   const status = (): OutboxStatus => {
     const count = entries();
@@ -290,11 +290,10 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
       try {
         const waitMs = Math.min(waitSeconds * 1000, Math.max(0, nextDue - askedAt));
         const answer = await listOutbox(index, waitMs);
-        listed = answer.keys.length;
         // Own entries the listing shows are counted in it; those it does not were committed after it.
-        const keys = new Set(answer.keys);
-        for (const key of unlisted) if (keys.has(key)) unlisted.delete(key);
-        for (const key of unreadable) if (!keys.has(key)) unreadable.delete(key);
+        listed = new Set(answer.keys);
+        for (const key of unlisted) if (listed.has(key)) unlisted.delete(key);
+        for (const key of unreadable) if (!listed.has(key)) unreadable.delete(key);
         noteState();
         // Consul's index first: a failed takeover retries from a fresh listing anyway.
         index = nextIndex(index, answer.index).index;
@@ -323,7 +322,8 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
     },
     committed(key, event) {
       own.set(key, event);
-      unlisted.add(key);
+      // The listing may have come in before the commit's answer, already showing the entry.
+      if (!listed.has(key)) unlisted.add(key);
       noteState();
       ownWake.wake();
     },
