@@ -414,7 +414,18 @@ export const FAULTS: Fault[] = [
   {
     id: 'relay-gives-up-on-failure',
     breaks: 'the outbox relay stops at its first failure (broker down), so the events kept during an outage are never published',
-    patches: [{ file: 'service/outbox-relay.ts', search: '        await sleep(delayMs);\n', replace: '        return;\n' }],
+    patches: [
+      {
+        file: 'service/outbox-relay.ts',
+        search: '        await ownWake.sleep(retryDelayMs(failures, retry));\n',
+        replace: '        return;\n',
+      },
+      {
+        file: 'service/outbox-relay.ts',
+        search: '        await followWake.sleep(retryDelayMs(failures, retry));\n',
+        replace: '        return;\n',
+      },
+    ],
     tests: [EVENTS],
     match: ['the broker stopped for 10 s*'],
   },
