@@ -22,6 +22,9 @@ export const DEFAULT_LIMIT = 50;
 /** What EventSource waits before reconnecting after a stream ended (a replica drained): 1 s. */
 const RECONNECT_MS = 1000;
 
+/** Retry-After of the 503 for a stream beyond the cap: long enough for a crowd to thin out. */
+const STREAMS_FULL_RETRY_S = 5;
+
 /**
  * One event as an SSE message: its stream sequence as the id (what EventSource sends back as
  * Last-Event-ID; every replica knows an event by the same sequence) and the event's JSON.
@@ -76,6 +79,7 @@ export function createActivityApp(deps: ActivityAppDeps): Hono<{ Bindings: Parti
   // past what it has (this replica may be behind the one the client came from: those it has seen are skipped).
   app.get('/api/activity/stream', (c) => {
     const client = hub.connect();
+    if (!client) return c.json({ error: 'too many event streams', max: hub.max }, 503, { 'Retry-After': String(STREAMS_FULL_RETRY_S) });
     const lastSeen = parseLastEventId(c.req.header('Last-Event-ID'));
     const missed = lastSeen === undefined ? [] : feed.after(lastSeen);
     // Frames come in stream order: once one is past what the client has, so are the rest.

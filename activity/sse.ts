@@ -1,6 +1,9 @@
 // Server-Sent Events: the framing (pure), one bounded queue per client, and the hub that pushes every
 // frame to every connected client. A client that does not read falls behind by at most its queue's
-// bound and is then disconnected, so no client can make the service's memory grow without bound.
+// bound and is then disconnected, and the hub holds at most `maxClients` streams, so no client, and no
+// crowd of them, can make the service's memory grow without bound.
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { Logger } from '../lib/logger';
 
 /** One SSE message: `id` (what EventSource sends back as Last-Event-ID), then `data`, one line each. */
@@ -80,13 +83,37 @@ export interface SseHubOptions {
   heartbeatMs: number;
   /** Frames one client may have queued before it is disconnected. */
   queueLimit: number;
+  /** Streams open at once at most; connect() refuses more. */
+  maxClients: number;
   logger: Logger;
+  /** Called once this many streams have closed since the last call and none has closed for a second. */
+  reclaimAfter?: { closed: number; reclaim(): void };
+}
+
+/** Quiet after the last close before the reclaim: a crowd leaving is reclaimed once, not once per stream. */
+const RECLAIM_QUIET_MS = 1000;
+
+/**
+ * Gives the heap that closed streams grew back to the system. Their objects are garbage once they close,
+ * but V8 collects when allocation asks for room, and an idle service allocates little: the memory stays
+ * with the process (measured: 2,000 streams closed left 90 MB). Two full collections a second apart
+ * free the garbage and then the emptied pages. `gc` is V8's own, which Node exposes only on request.
+ */
+export function heapReclaimer(): () => void {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  return () => {
+    gc();
+    setTimeout(gc, RECLAIM_QUIET_MS).unref();
+  };
 }
 
 /** Every connected client; what is broadcast reaches each one's queue at once, never waiting for any. */
 export class SseHub {
   private readonly clients = new Set<SseClient>();
   private readonly heartbeat: NodeJS.Timeout;
+  private closedSinceReclaim = 0;
+  private reclaimTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: SseHubOptions) {
     this.heartbeat = setInterval(() => this.broadcast(sseComment('heartbeat')), options.heartbeatMs);
@@ -97,7 +124,13 @@ export class SseHub {
     return this.clients.size;
   }
 
-  connect(): SseClient {
+  get max(): number {
+    return this.options.maxClients;
+  }
+
+  /** A new client; undefined when maxClients streams are open already (the caller answers 503). */
+  connect(): SseClient | undefined {
+    if (this.clients.size >= this.options.maxClients) return undefined;
     const client = new SseClient(this.options.queueLimit);
     this.clients.add(client);
     client.onClose((reason) => {
@@ -105,8 +138,21 @@ export class SseHub {
       if (reason === 'slow') {
         this.options.logger.warn('an event stream client fell behind; disconnected', { queueLimit: this.options.queueLimit });
       }
+      this.closed();
     });
     return client;
+  }
+
+  private closed(): void {
+    const after = this.options.reclaimAfter;
+    if (!after || ++this.closedSinceReclaim < after.closed) return;
+    if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
+    this.reclaimTimer = setTimeout(() => {
+      this.reclaimTimer = undefined;
+      this.closedSinceReclaim = 0;
+      after.reclaim();
+    }, RECLAIM_QUIET_MS);
+    this.reclaimTimer.unref();
   }
 
   broadcast(frame: string): void {
@@ -121,5 +167,6 @@ export class SseHub {
   stop(): void {
     clearInterval(this.heartbeat);
     this.closeAll();
+    if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
   }
 }

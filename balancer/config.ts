@@ -7,6 +7,9 @@ import {
   parseConsulToken,
   type ConsulAddress,
 } from '../lib/consul-address';
+import { parseRouteOwners, ROUTE_OWNERS_ALLOWED, type RouteOwners } from '../lib/route-owners';
+import { parseRoutesEnv, ROUTE_ALLOWED, type Route } from '../lib/routes';
+import { ACTIVITY_STREAM_PATH } from './evidence-activity';
 
 /**
  * Requests in flight per client address on the public port. Far above what one browser or API client holds
@@ -23,6 +26,13 @@ export const DEFAULT_CONN_LIMIT_PER_CLIENT = 100;
  * turns it off (RATE_LIMIT_PER_CLIENT=0).
  */
 export const DEFAULT_RATE_LIMIT_PER_CLIENT = 1000;
+
+/**
+ * Event streams one client address may hold open on the stream paths. A browser holds at most 6 connections
+ * to one host (HTTP/1.1), so one browser never meets it, and a few users behind one NAT neither; one
+ * address can no longer hold the activity service's streams (each a replica's memory and two nginx slots).
+ */
+export const DEFAULT_STREAM_LIMIT_PER_CLIENT = 16;
 
 /** Everything the balancer reads from its environment, parsed and checked once at start. */
 export interface BalancerConfig {
@@ -49,6 +59,12 @@ export interface BalancerConfig {
   rateLimitPerClient: number;
   /** Requests beyond the rate served at once before the limit answers 429. */
   rateBurstPerClient: number;
+  /** Public routes that serve event streams (a prefix route with everything under it), counted apart per client address. */
+  streamPaths: Route[];
+  /** Streams one client address may hold open on streamPaths; more get a JSON 429. */
+  streamLimitPerClient: number;
+  /** ROUTE_OWNERS: which service may serve which paths; undefined lets the services' tags decide. */
+  routeOwners: RouteOwners | undefined;
   nginxBin: string;
   /** nginx prefix for its conf, pid and temp files; undefined means "make a fresh temp dir". */
   workDir: string | undefined;
@@ -64,6 +80,15 @@ function integer(env: NodeJS.ProcessEnv, variable: string, fallback: number, min
   const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!(value >= min && value <= max)) rejectConfig(variable, raw, `a whole number from ${min} to ${max}`);
   return value;
+}
+
+/** `parse(text)`, or a ConfigError naming the variable, its value, what is allowed and what is wrong. */
+function parsed<T>(variable: string, text: string, allowed: string, parse: (text: string) => T): T {
+  try {
+    return parse(text);
+  } catch (error) {
+    return rejectConfig(variable, text, `${allowed} (${(error as Error).message})`);
+  }
 }
 
 /** Parses the balancer's environment; throws ConfigError naming the variable and what is allowed. */
@@ -88,6 +113,11 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
   const reuseText = envValue(env, 'REUSE_PORT') ?? 'false';
   if (reuseText !== 'true' && reuseText !== 'false') rejectConfig('REUSE_PORT', reuseText, 'true or false');
 
+  const streamPathsText = envValue(env, 'STREAM_PATHS') ?? ACTIVITY_STREAM_PATH;
+  const streamPaths = parsed('STREAM_PATHS', streamPathsText, `comma-separated routes, each ${ROUTE_ALLOWED}`, parseRoutesEnv);
+  const ownersText = envValue(env, 'ROUTE_OWNERS');
+  const routeOwners = ownersText === undefined ? undefined : parsed('ROUTE_OWNERS', ownersText, ROUTE_OWNERS_ALLOWED, parseRouteOwners);
+
   const rateLimitPerClient = integer(env, 'RATE_LIMIT_PER_CLIENT', DEFAULT_RATE_LIMIT_PER_CLIENT, 0, 1_000_000);
   return {
     consul,
@@ -101,6 +131,9 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
     rateLimitPerClient,
     // A page load or a reconnecting client's backlog comes at once: by default two seconds' worth.
     rateBurstPerClient: integer(env, 'RATE_BURST_PER_CLIENT', 2 * rateLimitPerClient, 0, 2_000_000),
+    streamPaths,
+    streamLimitPerClient: integer(env, 'STREAM_LIMIT_PER_CLIENT', DEFAULT_STREAM_LIMIT_PER_CLIENT, 1, 100_000),
+    routeOwners,
     nginxBin: envValue(env, 'NGINX_BIN') ?? 'nginx',
     workDir,
     emptyGraceMs: integer(env, 'EMPTY_GRACE_MS', 10_000, 0, 600_000),

@@ -41,8 +41,10 @@ export interface EvidencePageOptions {
   readStatus(): BalancerStatus;
   /** The activity stream on the balancer's public listener (`http://<listener>/api/activity/stream`), relayed to the page. */
   activityStreamUrl: string;
-  /** Open event streams at most, and as many activity streams (each holds an nginx connection); more get a 503. */
+  /** Open event streams at most (each holds an nginx connection); more get a 503. */
   maxStreams?: number;
+  /** Open activity relays at most (default maxStreams); more get a 503. */
+  maxActivityStreams?: number;
   /** A comment line this often keeps a quiet stream open through nginx's read timeout (60 s). */
   heartbeatMs?: number;
   /** While a stream is open, the snapshot is compared this often too (Consul reachability has no event). */
@@ -76,12 +78,19 @@ export function consulInstances(
   });
 }
 
+/** Open event streams at most by default, and as many activity relays. */
+export const MAX_EVIDENCE_STREAMS = 32;
+
 export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
-  const maxStreams = o.maxStreams ?? 32;
+  const maxStreams = o.maxStreams ?? MAX_EVIDENCE_STREAMS;
   const heartbeatMs = o.heartbeatMs ?? 15_000;
   const pollMs = o.pollMs ?? 1000;
   const streams = new Set<http.ServerResponse>();
-  const activity = createActivityRelay({ upstreamUrl: o.activityStreamUrl, headers: SECURITY_HEADERS, maxStreams });
+  const activity = createActivityRelay({
+    upstreamUrl: o.activityStreamUrl,
+    headers: SECURITY_HEADERS,
+    maxStreams: o.maxActivityStreams ?? maxStreams,
+  });
   let consul = new Map<string, ConsulInstance[]>();
   const knownIds = new Map<string, string>();
   let lastSent = '';

@@ -6,11 +6,12 @@ import { ConfigError } from '../lib/config-error';
 import { hostPort } from '../lib/endpoints';
 import { probeAddress } from '../lib/listen-address';
 import { createLogger } from '../lib/logger';
+import { routeText } from '../lib/routes';
 import { startAccessLogRelay } from './access-log';
 import { createApplier, type Applier } from './apply';
 import { parseConfig, type BalancerConfig } from './config';
 import { ACTIVITY_STREAM_PATH } from './evidence-activity';
-import { createEvidencePage } from './evidence-page';
+import { createEvidencePage, MAX_EVIDENCE_STREAMS } from './evidence-page';
 import * as evidenceAssets from 'evidence-page:assets';
 import { Nginx } from './nginx';
 import { renderNginxConfig, type NginxSettings } from './render';
@@ -71,6 +72,8 @@ async function main(): Promise<void> {
     readStatus,
     // Through the public listener, so the panel's stream is routed and limited as a client's.
     activityStreamUrl: `http://${hostPort(probeAddress(config.listenAddress), config.listenPort)}${ACTIVITY_STREAM_PATH}`,
+    // The relays all come from this process's address: no more than one client may hold there.
+    maxActivityStreams: Math.min(MAX_EVIDENCE_STREAMS, config.streamLimitPerClient),
   });
   const statusServer = await startStatusServer(readStatus, evidence.routes);
 
@@ -86,6 +89,8 @@ async function main(): Promise<void> {
     connLimitPerClient: config.connLimitPerClient,
     rateLimitPerClient: config.rateLimitPerClient,
     rateBurstPerClient: config.rateBurstPerClient,
+    streamPaths: config.streamPaths,
+    streamLimitPerClient: config.streamLimitPerClient,
     workDir,
     statusPort: statusServer.port,
     accessLog: relay ? { relayPort: relay.port } : { stdout: true },
@@ -130,6 +135,7 @@ async function main(): Promise<void> {
     resolveNames: nameResolver(systemLookup()),
     logger,
     emptyGraceMs: config.emptyGraceMs,
+    routeOwners: config.routeOwners,
     onConsul(view) {
       const dropped = droppedByService(view);
       status.recordConsulAnswer({ index: view.index, dropped, droppedRoutes: view.droppedRoutes });
@@ -174,6 +180,11 @@ async function main(): Promise<void> {
     connLimitPerClient: config.connLimitPerClient,
     rateLimitPerClient: config.rateLimitPerClient,
     rateBurstPerClient: config.rateBurstPerClient,
+    streamPaths: config.streamPaths.map(routeText),
+    streamLimitPerClient: config.streamLimitPerClient,
+    routeOwners: config.routeOwners
+      ? Object.fromEntries([...config.routeOwners].map(([name, routes]) => [name, routes.map(routeText)]))
+      : 'unset: tags decide',
     consul: config.consul.url,
     workDir,
     emptyGraceMs: config.emptyGraceMs,

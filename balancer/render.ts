@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { hostPort } from '../lib/endpoints';
 import { probeAddress } from '../lib/listen-address';
-import { RESERVED_PATHS, type Route } from '../lib/routes';
+import { RESERVED_PATHS, routeText, type Route } from '../lib/routes';
 import { adminSocketPath } from './nginx';
 import type { GatewayService, GatewayTable } from './routing';
 
@@ -48,6 +48,10 @@ export interface NginxSettings {
   rateLimitPerClient: number;
   /** Requests above the rate served at once before the limit answers 429 (limit_req burst, nodelay). */
   rateBurstPerClient: number;
+  /** Public routes that serve event streams: their open requests are counted per client address apart. */
+  streamPaths: readonly Route[];
+  /** Streams one client address may hold open on streamPaths; more get the JSON 429. */
+  streamLimitPerClient: number;
   /** nginx prefix: pid and temp files live here. */
   workDir: string;
   /** Loopback port of the watcher's own status server, proxied at /_balancer/status on the admin listener. */
@@ -306,6 +310,39 @@ function reservedLocations(listener: Listener): string[] {
   ]);
 }
 
+/** The JSON 429 every per-client limit answers with (limit_conn and limit_req both answer 429). */
+const TOO_MANY_LOCATION = [
+  '    location @too_many {',
+  '      default_type application/json;',
+  '      add_header Retry-After 1 always;',
+  `      return 429 ${TOO_MANY};`,
+  '    }',
+];
+
+/**
+ * Event streams one client address may hold open on each of the evidence page's stream paths: a quarter of
+ * the watcher's own cap (32 each), so one address cannot lock the others out; a page holds one of each.
+ */
+export const ADMIN_STREAMS_PER_CLIENT = 8;
+
+/** The per-address limit of an evidence page stream: its 429 is the gateway's JSON one. */
+const ADMIN_STREAM_LIMIT = [`      limit_conn admin_streams_per_client ${ADMIN_STREAMS_PER_CLIENT};`, '      error_page 429 = @too_many;'];
+
+/**
+ * The key of the public listener's stream limit: the client's address on a stream path (each route with
+ * everything under it; `$uri` is the normalized path nginx matches locations with), empty elsewhere, and
+ * limit_conn does not count an empty key. Paths are checked routes (lib/routes.ts), so `.` is the one
+ * character with a meaning in a regular expression.
+ */
+function streamClientMap(streamPaths: readonly Route[]): string[] {
+  const lines = ['  map $uri $stream_client {', '    default "";'];
+  for (const route of streamPaths) {
+    lines.push(`    ${route.path} $binary_remote_addr;`);
+    if (!route.exact) lines.push(`    "~^${route.path === '/' ? '/' : `${route.path.replace(/\./g, '\\.')}/`}" $binary_remote_addr;`);
+  }
+  return [...lines, '  }'];
+}
+
 /**
  * The evidence page (balancer/evidence-page.ts): the page, its script and style and its event stream come
  * from the watcher's status server; `/_balancer/try` sends one GET through the public listener, so the
@@ -329,6 +366,7 @@ function evidenceLocations(s: NginxSettings): string[] {
     '      # A Server-Sent Events stream: passed on as written; the watcher sends a comment every 15 s.',
     '      proxy_buffering off;',
     '      proxy_read_timeout 60s;',
+    ...ADMIN_STREAM_LIMIT,
     '    }',
     '    location = /_balancer/activity {',
     '      # The activity events, relayed by the watcher from the public listener (evidence-activity.ts).',
@@ -338,6 +376,7 @@ function evidenceLocations(s: NginxSettings): string[] {
     '      # Server-Sent Events: passed on as written; the activity service sends a heartbeat every 15 s.',
     '      proxy_buffering off;',
     '      proxy_read_timeout 60s;',
+    ...ADMIN_STREAM_LIMIT,
     '    }',
     '    location = /_balancer/try {',
     '      # The page only reads: a GET of / through the public listener, nothing else.',
@@ -361,13 +400,11 @@ function publicServer(s: NginxSettings, table: GatewayTable): string[] {
     '  server {',
     `    listen ${hostPort(s.listenAddress, s.listenPort)}${s.reusePort ? ' reuseport' : ''};`,
     `    limit_conn per_client ${s.connLimitPerClient};`,
+    `    # Streams on ${s.streamPaths.map(routeText).join(', ')}: open for minutes, so counted apart from the requests in flight.`,
+    `    limit_conn streams_per_client ${s.streamLimitPerClient};`,
     ...(s.rateLimitPerClient > 0 ? [`    limit_req zone=rate_per_client burst=${s.rateBurstPerClient} nodelay;`] : []),
     ...reservedLocations('public'),
-    '    location @too_many {',
-    '      default_type application/json;',
-    '      add_header Retry-After 1 always;',
-    `      return 429 ${TOO_MANY};`,
-    '    }',
+    ...TOO_MANY_LOCATION,
     ...routeLocations(table, 'public'),
     '  }',
   ];
@@ -395,6 +432,7 @@ function adminServer(s: NginxSettings, table: GatewayTable, generation: number):
     `      return 200 "${generation}";`,
     '    }',
     ...evidenceLocations(s),
+    ...TOO_MANY_LOCATION,
     ...reservedLocations('admin'),
     ...routeLocations(table, 'admin'),
     '  }',
@@ -489,6 +527,9 @@ export function renderNginxConfig(s: NginxSettings, table: GatewayTable, generat
     '  # Requests in flight per client address (the key is 4 bytes for IPv4, 16 for IPv6; 1 MiB holds ~8,000',
     '  # addresses, and a full zone refuses with the same 429).',
     '  limit_conn_zone $binary_remote_addr zone=per_client:1m;',
+    ...streamClientMap(s.streamPaths),
+    '  limit_conn_zone $stream_client zone=streams_per_client:1m;',
+    '  limit_conn_zone $binary_remote_addr zone=admin_streams_per_client:1m;',
     '  limit_conn_status 429;',
     '  limit_conn_log_level warn;',
     ...(s.rateLimitPerClient > 0

@@ -2,6 +2,7 @@
 // catalog), which instances pass (a health answer), which service gets which route (conflicts: the older
 // service wins), and the empty-set grace. watch.ts fetches and calls these; render.ts turns the table
 // into nginx text. See balancer/README.md, "Routes: the tag convention".
+import { ownershipProblem, type RouteOwners } from '../lib/route-owners';
 import { parseRouteTag, ROUTE_TAG_PREFIX, routeText, type Route } from '../lib/routes';
 import { isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 import type { HealthEntry } from './render';
@@ -97,12 +98,14 @@ function sortDropped(dropped: DroppedRoute[]): DroppedRoute[] {
 
 /**
  * Who gets which route. Every route tag is checked (lib/routes.ts); a bad one is dropped with its reason.
- * Two services claiming one route (the same path and the same kind, exact or prefix): the older service
- * keeps it (lowest CreateIndex; a tie goes to the lexically smaller name), so a newcomer can never take
- * a path from a service that already serves it. An exact route and a prefix route on one path do not
+ * With the operator's grants (`owners`, ROUTE_OWNERS), a route outside what the service is granted, or
+ * within another service's more specific grant, is dropped too (lib/route-owners.ts). Two services
+ * claiming one route (the same path and the same kind, exact or prefix): the older service keeps it
+ * (lowest CreateIndex; a tie goes to the lexically smaller name), so a newcomer can never take a path
+ * from a service that already serves it. An exact route and a prefix route on one path do not
  * conflict: the exact one gets that path, the prefix one everything under it (render.ts).
  */
-export function routeTable(claims: readonly ServiceClaim[]): { table: GatewayTable; droppedRoutes: DroppedRoute[] } {
+export function routeTable(claims: readonly ServiceClaim[], owners?: RouteOwners): { table: GatewayTable; droppedRoutes: DroppedRoute[] } {
   const dropped: DroppedRoute[] = [];
   const claimants = new Map<string, { route: Route; claims: ServiceClaim[] }>();
   for (const claim of claims) {
@@ -111,6 +114,11 @@ export function routeTable(claims: readonly ServiceClaim[]): { table: GatewayTab
       if (parsed === null) continue;
       if ('error' in parsed) {
         dropped.push({ service: claim.name, route: tag.slice(ROUTE_TAG_PREFIX.length), reason: parsed.error });
+        continue;
+      }
+      const notOwned = owners && ownershipProblem(owners, claim.name, parsed);
+      if (notOwned) {
+        dropped.push({ service: claim.name, route: routeText(parsed), reason: notOwned });
         continue;
       }
       const key = routeText(parsed);

@@ -6,6 +6,7 @@
 // (service-view.ts), the outage and the grace are windows (consul-windows.ts); this file wires them and
 // hands on the routing table.
 import type { Logger } from '../lib/logger';
+import type { RouteOwners } from '../lib/route-owners';
 import type { FetchCatalog, FetchHealthState, ReadService } from './consul-client';
 import { READ_CONCURRENCY } from './consul-client';
 import { graceWindow, outageWindow } from './consul-windows';
@@ -51,6 +52,8 @@ export interface FollowerOptions {
   logger: Logger;
   /** How long an empty set is ignored right after a Consul outage or index reset. */
   emptyGraceMs: number;
+  /** The operator's grants (ROUTE_OWNERS): with them, a service gets only routes within its own; without, tags decide. */
+  routeOwners?: RouteOwners;
   /** Called with every effective change of the routing table (never twice with the same table). */
   onChange(table: GatewayTable): void;
   /** Called after every answer (before any grace), for the status page, the evidence page and logs. */
@@ -157,7 +160,7 @@ export function followGateway(o: FollowerOptions): Follower {
       const claim = claimOf(name, view.entries, view.selection.upstreams);
       if (claim) claims.push(claim);
     }
-    const { table, droppedRoutes } = routeTable(claims);
+    const { table, droppedRoutes } = routeTable(claims, o.routeOwners);
     o.onConsul?.({ index: lastIndex, services: views, droppedRoutes: [...catalog.dropped, ...droppedRoutes] });
     if (!settled()) return;
     gate.offer(table);

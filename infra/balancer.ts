@@ -13,6 +13,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { ROLE_SETTINGS, roleOptions, stackContainer } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
 import { bundledImage, consulTokenEnv, type BundledRoleArgs } from './bundled-role';
+import { stackRouteOwners } from './route-grants';
 
 const LISTEN_PORT = 8080;
 const ADMIN_PORT = 8081;
@@ -87,7 +88,9 @@ export class Balancer extends pulumi.ComponentResource {
 
     const settings = [
       `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
-      // No SERVICE_NAME: the gateway follows every service that asks for a route (balancer/README.md).
+      // No SERVICE_NAME: the gateway follows every service that asks for a route (balancer/README.md), and
+      // serves it only the paths the deploy grants it.
+      `ROUTE_OWNERS=${stackRouteOwners(args.serviceName)}`,
       `RATE_LIMIT_PER_CLIENT=${args.rateLimitPerClient}`,
       `LISTEN_PORT=${LISTEN_PORT}`,
       'LISTEN_ADDRESS=0.0.0.0',

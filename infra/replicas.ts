@@ -63,6 +63,8 @@ export const ACTIVITY_REPLICAS: ReplicaKind = {
 };
 
 export interface ServiceReplicasArgs extends BundledRoleArgs {
+  /** The service's own settings (`NAME=value`), beside those every replica gets. */
+  settings?: string[];
   /** Which service's replicas (default hello's). */
   kind?: ReplicaKind;
   /** The replicas' numbers (1..N on one host; on a VM, those placed on it). */
@@ -108,6 +110,7 @@ export class ServiceReplicas extends pulumi.ComponentResource {
             `NATS_SERVICE=${BROKER_SERVICE_NAME}`,
             `PORT=${onVm ? portRangeText(kind.vmPorts) : SERVICE_PORT}`,
             `HOST=${args.vmAddress ?? '0.0.0.0'}`,
+            ...(args.settings ?? []),
           ],
           // On a VM no port is published: the replica binds one on the private address itself, in the VM's network.
           ...(onVm ? { networkMode: 'host' } : { networksAdvanced: [{ name: args.networkName, aliases: [`${kind.stem}-${index}`] }] }),

@@ -145,7 +145,7 @@ export function declareStack(
     kind: ReplicaKind,
     role: ReplicaRole,
     count: number,
-    service: { name: string; sourceHash: string; acl: AclRole },
+    service: { name: string; sourceHash: string; acl: AclRole; settings?: string[] },
     after: pulumi.Resource[],
   ): pulumi.Output<string[]> => {
     const names = new Map<number, pulumi.Output<string>>();
@@ -159,6 +159,7 @@ export function declareStack(
           serviceName: service.name,
           sourceHash: service.sourceHash,
           indices,
+          settings: service.settings,
           vmAddress: host.hostNetworkAddress,
           consulToken: tokenOf(service.acl),
         },
@@ -185,7 +186,12 @@ export function declareStack(
     ACTIVITY_REPLICAS,
     'activity',
     config.activityReplicas,
-    { name: ACTIVITY_SERVICE_NAME, sourceHash: bundle.activitySourceHash, acl: activityRole() },
+    {
+      name: ACTIVITY_SERVICE_NAME,
+      sourceHash: bundle.activitySourceHash,
+      acl: activityRole(),
+      settings: [`ACTIVITY_DURABLE_INACTIVE_SECONDS=${config.activityDurableInactiveSeconds}`],
+    },
     [broker.container, brokerRegistered],
   );
 

@@ -7,6 +7,12 @@ const SERVICE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** The name used when none is configured. */
 export const DEFAULT_SERVICE_NAME = 'hello';
 
+/** The public paths hello asks the gateway for (its default ROUTES): exactly `/`, and `/api/users` with everything under it. */
+export const SERVICE_DEFAULT_ROUTES = '=/,/api/users';
+
+/** The activity service's default ROUTES: its feed and its stream. */
+export const ACTIVITY_DEFAULT_ROUTES = '/api/activity';
+
 /** The activity service's name in Consul (activity/ registers under it; its ACL role and the gateway's routes follow it). */
 export const ACTIVITY_SERVICE_NAME = 'activity';
 

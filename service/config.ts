@@ -10,10 +10,9 @@ import {
 } from '../lib/consul-address';
 import { isWildcardAddress, probeAddress } from '../lib/listen-address';
 import { routesSetting, type Route } from '../lib/routes';
-import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
+import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_DEFAULT_ROUTES, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 
-/** The public paths hello asks the gateway for: exactly `/`, and `/api/users` with everything under it. */
-export const DEFAULT_ROUTES = '=/,/api/users';
+export const DEFAULT_ROUTES = SERVICE_DEFAULT_ROUTES;
 
 /** The ports PORT allows: one (first = last), or a range whose first free port the replica listens on. */
 export interface PortRange {

@@ -32,6 +32,7 @@ const COLLECTOR = 'test/integration/collector-syslog.test.ts';
 const EVIDENCE_PAGE = 'test/integration/evidence-page.test.ts';
 const EVENTS = 'test/integration/events.test.ts';
 const GATEWAY = 'test/integration/gateway.test.ts';
+const STREAM_LIMITS = 'test/integration/stream-limits.test.ts';
 
 export const FAULTS: Fault[] = [
   // The three gaps of issue 17.
@@ -580,5 +581,37 @@ export const FAULTS: Fault[] = [
     ],
     tests: [EVENTS],
     match: ['a stopped replica’s durable is removed*'],
+  },
+  // Issue 26: paths owned by the operator, streams bounded per client.
+  {
+    id: 'route-owners-ignored',
+    breaks: "ROUTE_OWNERS is read but a service's tags still decide: a hello instance takes the activity stream",
+    patches: [
+      {
+        file: 'balancer/routing.ts',
+        search: '      const notOwned = owners && ownershipProblem(owners, claim.name, parsed);',
+        replace: '      const notOwned = null;',
+      },
+    ],
+    tests: ['test/unit/balancer-routing.test.ts', 'test/integration/route-owners.test.ts'],
+  },
+  {
+    id: 'stream-limit-never-rendered',
+    breaks: 'the per-address stream limit is configured but never applied to the public listener',
+    patches: [{ file: 'balancer/render.ts', search: '    `    limit_conn streams_per_client ${s.streamLimitPerClient};`,', replace: '' }],
+    tests: [STREAM_LIMITS],
+    match: ['one address holds at most*'],
+  },
+  {
+    id: 'activity-streams-uncapped',
+    breaks: 'the activity service accepts every stream: a crowd of readers grows its memory without bound',
+    patches: [{ file: 'activity/sse.ts', search: '    if (this.clients.size >= this.options.maxClients) return undefined;', replace: '' }],
+    tests: ['test/unit/activity-stream-cap.test.ts', STREAM_LIMITS],
+  },
+  {
+    id: 'closed-streams-memory-kept',
+    breaks: 'the heap closed streams grew stays with the idle activity replica',
+    patches: [{ file: 'activity/sse.ts', search: '      after.reclaim();', replace: '' }],
+    tests: ['test/unit/activity-stream-cap.test.ts', STREAM_LIMITS],
   },
 ];

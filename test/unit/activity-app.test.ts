@@ -13,7 +13,7 @@ function setup(keep = 5, queueLimit = 8) {
   const lines: string[] = [];
   const logger = createLogger({ instance: 'activity-1' }, (l) => lines.push(l));
   const feed = new ActivityFeed(keep);
-  const hub = new SseHub({ heartbeatMs: 60_000, queueLimit, logger });
+  const hub = new SseHub({ heartbeatMs: 60_000, queueLimit, maxClients: 100, logger });
   feed.subscribe((entry) => hub.broadcast(eventMessage(entry)));
   let draining = false;
   const app = createActivityApp({ serviceId: 'activity-1', feed, hub, logger, isDraining: () => draining });

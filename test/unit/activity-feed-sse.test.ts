@@ -106,11 +106,11 @@ test('a waiting reader gets the next frame at once, and undefined when the clien
 
 test('the hub pushes to every client, forgets closed ones, cuts a slow one without holding the others, and heartbeats', async (t) => {
   const lines: string[] = [];
-  const hub = new SseHub({ heartbeatMs: 30, queueLimit: 3, logger: createLogger({}, (l) => lines.push(l)) });
+  const hub = new SseHub({ heartbeatMs: 30, queueLimit: 3, maxClients: 100, logger: createLogger({}, (l) => lines.push(l)) });
   t.teardown(() => hub.stop());
-  const reader = hub.connect();
-  const idle = hub.connect();
-  const leaving = hub.connect();
+  const reader = hub.connect()!;
+  const idle = hub.connect()!;
+  const leaving = hub.connect()!;
   t.is(hub.size, 3);
   leaving.close('gone');
   t.is(hub.size, 2, 'a client that left is forgotten');

@@ -15,6 +15,9 @@ test('defaults work for a developer on loopback', (t) => {
     connLimitPerClient: 100,
     rateLimitPerClient: 1000,
     rateBurstPerClient: 2000,
+    streamPaths: [{ path: '/api/activity/stream', exact: false }],
+    streamLimitPerClient: 16,
+    routeOwners: undefined,
     nginxBin: 'nginx',
     workDir: undefined,
     emptyGraceMs: 10_000,
@@ -33,6 +36,9 @@ test('every variable is read', (t) => {
     CONN_LIMIT_PER_CLIENT: '20',
     RATE_LIMIT_PER_CLIENT: '50',
     RATE_BURST_PER_CLIENT: '10',
+    STREAM_PATHS: '/events,=/api/feed',
+    STREAM_LIMIT_PER_CLIENT: '4',
+    ROUTE_OWNERS: 'hello:=/,/api/users; activity:/api/activity',
     NGINX_BIN: '/usr/sbin/nginx',
     WORK_DIR: '/run/balancer',
     EMPTY_GRACE_MS: '2500',
@@ -49,6 +55,24 @@ test('every variable is read', (t) => {
   t.is(config.connLimitPerClient, 20);
   t.is(config.rateLimitPerClient, 50);
   t.is(config.rateBurstPerClient, 10);
+  t.deepEqual(config.streamPaths, [
+    { path: '/events', exact: false },
+    { path: '/api/feed', exact: true },
+  ]);
+  t.is(config.streamLimitPerClient, 4);
+  t.deepEqual(
+    config.routeOwners,
+    new Map([
+      [
+        'hello',
+        [
+          { path: '/', exact: true },
+          { path: '/api/users', exact: false },
+        ],
+      ],
+      ['activity', [{ path: '/api/activity', exact: false }]],
+    ]),
+  );
   t.is(config.nginxBin, '/usr/sbin/nginx');
   t.is(config.workDir, '/run/balancer');
   t.is(config.emptyGraceMs, 2500);
@@ -100,6 +124,14 @@ rejects({ ADMIN_PORT: '0' }, 'ADMIN_PORT', /1 to 65535/);
 rejects({ LISTEN_PORT: '9000', ADMIN_PORT: '9000' }, 'ADMIN_PORT', /other than LISTEN_PORT \(9000\)/);
 rejects({ REUSE_PORT: 'yes' }, 'REUSE_PORT', /true or false/);
 rejects({ CONN_LIMIT_PER_CLIENT: '0' }, 'CONN_LIMIT_PER_CLIENT', /1 to 100000/);
+rejects({ STREAM_LIMIT_PER_CLIENT: '0' }, 'STREAM_LIMIT_PER_CLIENT', /1 to 100000/);
+rejects({ STREAM_PATHS: '/api/x;y' }, 'STREAM_PATHS', /comma-separated routes.*contains ";"/);
+rejects({ ROUTE_OWNERS: 'hello' }, 'ROUTE_OWNERS', /SERVICE:ROUTES.*does not start with a service name/);
+rejects({ ROUTE_OWNERS: 'Hello:/x' }, 'ROUTE_OWNERS', /does not start with a service name/);
+rejects({ ROUTE_OWNERS: 'hello:/x;hello:/y' }, 'ROUTE_OWNERS', /hello is named twice/);
+rejects({ ROUTE_OWNERS: 'hello:/api;activity:/api' }, 'ROUTE_OWNERS', /route \/api is granted to both hello and activity/);
+rejects({ ROUTE_OWNERS: 'hello:/_balancer' }, 'ROUTE_OWNERS', /reserved/);
+rejects({ ROUTE_OWNERS: ';' }, 'ROUTE_OWNERS', /no service is granted a route/);
 
 test('the rate limit: 0 turns it off; the burst defaults to twice the rate', (t) => {
   t.like(parseConfig({ RATE_LIMIT_PER_CLIENT: '0' }), { rateLimitPerClient: 0, rateBurstPerClient: 0 });

@@ -126,6 +126,8 @@ const settings: NginxSettings = {
   connLimitPerClient: 100,
   rateLimitPerClient: 1000,
   rateBurstPerClient: 2000,
+  streamPaths: [{ path: '/api/activity/stream', exact: false }],
+  streamLimitPerClient: 16,
   accessLog: { stdout: true },
   workerProcesses: 1,
 };

@@ -1,5 +1,6 @@
 import test from 'ava';
 import {
+  ADMIN_STREAMS_PER_CLIENT,
   interleaveByHost,
   hostNamesOf,
   locationMatches,
@@ -33,6 +34,8 @@ const settings: NginxSettings = {
   connLimitPerClient: 100,
   rateLimitPerClient: 1000,
   rateBurstPerClient: 2000,
+  streamPaths: [{ path: '/api/activity/stream', exact: false }],
+  streamLimitPerClient: 16,
   workDir: '/tmp/work',
   statusPort: 4001,
   accessLog: { relayPort: 4002 },
@@ -403,7 +406,7 @@ test('the public listener limits requests in flight per client address with a JS
   t.true(text.includes('limit_conn_status 429;'));
   const pub = serverBlock(text, '127.0.0.1:8080');
   t.true(pub.includes('limit_conn per_client 37;'));
-  t.false(serverBlock(text, '127.0.0.1:8081').includes('limit_conn '));
+  t.false(serverBlock(text, '127.0.0.1:8081').includes('limit_conn per_client'));
   // error_page is inherited only by locations that set none, so every public location names the 429 itself.
   for (const location of pub
     .split('    location ')
@@ -455,4 +458,44 @@ test('upstreams are rendered with hosts taking turns, so a retry after a failed 
 
 test("nginx's own answers never take a type from the path's extension", (t) => {
   t.regex(renderNginxConfig(settings, EMPTY), /\n {2}types \{ \}\n/);
+});
+
+test('stream paths: their open requests are counted per client address apart; the evidence page streams per address too', (t) => {
+  const text = renderNginxConfig(
+    {
+      ...settings,
+      streamLimitPerClient: 7,
+      streamPaths: [
+        { path: '/api/activity/stream', exact: false },
+        { path: '/v1.0/feed', exact: true },
+      ],
+    },
+    hello(['127.0.0.1:3000']),
+  );
+  const map = /map \$uri \$stream_client \{\n([^}]*)\}/.exec(text)![1];
+  t.deepEqual(
+    map
+      .trim()
+      .split('\n')
+      .map((l) => l.trim()),
+    [
+      'default "";',
+      '/api/activity/stream $binary_remote_addr;',
+      '"~^/api/activity/stream/" $binary_remote_addr;',
+      '/v1.0/feed $binary_remote_addr;',
+    ],
+    'a prefix route and everything under it (whole segments), an exact one alone',
+  );
+  t.true(text.includes('limit_conn_zone $stream_client zone=streams_per_client:1m;'));
+  t.true(serverBlock(text, '127.0.0.1:8080').includes('limit_conn streams_per_client 7;'));
+  const escaped = renderNginxConfig({ ...settings, streamPaths: [{ path: '/v1.0', exact: false }] }, hello([]));
+  t.true(escaped.includes('"~^/v1\\.0/" $binary_remote_addr;'), 'a dot matches only a dot');
+
+  const admin = serverBlock(text, '127.0.0.1:8081');
+  for (const path of ['/_balancer/events', '/_balancer/activity']) {
+    const location = admin.split(`location = ${path} {`)[1].split('    }')[0];
+    t.true(location.includes(`limit_conn admin_streams_per_client ${ADMIN_STREAMS_PER_CLIENT};`), path);
+    t.true(location.includes('error_page 429 = @too_many;'), path);
+  }
+  t.true(admin.includes('location @too_many {'));
 });

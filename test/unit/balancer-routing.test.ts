@@ -1,6 +1,7 @@
 import { nextIndex } from '../../lib/consul-index';
 import test from 'ava';
 import { renderNginxConfig, type HealthEntry, type NginxSettings } from '../../balancer/render';
+import { parseRouteOwners } from '../../lib/route-owners';
 import {
   claimOf,
   healthChanges,
@@ -144,6 +145,8 @@ test('hostile and broken route tags are dropped with a reason and never reach th
     connLimitPerClient: 100,
     rateLimitPerClient: 1000,
     rateBurstPerClient: 2000,
+    streamPaths: [{ path: '/events', exact: false }],
+    streamLimitPerClient: 16,
     workDir: '/tmp/work',
     statusPort: 4001,
     accessLog: { stdout: true },
@@ -248,4 +251,31 @@ test('only upstreams changed: addresses within each service, not routes, service
   t.false(onlyUpstreamsChanged(base, { services: [svc('a', ['1.1.1.1:80'])] }), 'a service left');
   t.false(onlyUpstreamsChanged(base, { services: [svc('a', []), svc('b', ['2.2.2.2:80'])] }), 'a service lost its last upstream (503)');
   t.false(onlyUpstreamsChanged({ services: [svc('a', []), svc('b', ['2.2.2.2:80'])] }, base), 'a service got its first upstream');
+});
+
+test("with the operator's grants, a service keeps only routes within its own: another's path, under it or exact inside it, is dropped", (t) => {
+  const owners = parseRouteOwners('hello:=/,/api/users;activity:/api/activity');
+  const { table, droppedRoutes } = routeTable(
+    [
+      // hello is the older service: without grants it would keep /api/activity too.
+      claim(
+        'hello',
+        ['urlprefix-=/', 'urlprefix-/api/users', 'urlprefix-/api/activity', 'urlprefix-/api/activity/stream', 'urlprefix-=/api/activity/x'],
+        1,
+      ),
+      claim('activity', ['urlprefix-/api/activity'], 5),
+      claim('stranger', ['urlprefix-/x'], 7),
+    ],
+    owners,
+  );
+  t.deepEqual(routes(table), { activity: ['/api/activity'], hello: ['=/', '/api/users'] });
+  t.deepEqual(
+    droppedRoutes.map((d) => `${d.service} ${d.route}`),
+    ['hello /api/activity', 'hello /api/activity/stream', 'hello =/api/activity/x', 'stranger /x'],
+  );
+  for (const d of droppedRoutes.filter((d) => d.service === 'hello')) t.regex(d.reason, /grants to activity/, d.route);
+  t.regex(droppedRoutes.find((d) => d.service === 'stranger')!.reason, /grants stranger no path/);
+
+  const open = routeTable([claim('hello', ['urlprefix-/api/activity/stream'], 1), claim('activity', ['urlprefix-/api/activity'], 5)]);
+  t.deepEqual(routes(open.table), { activity: ['/api/activity'], hello: ['/api/activity/stream'] }, 'without grants tags decide');
 });

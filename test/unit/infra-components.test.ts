@@ -222,6 +222,8 @@ test('Balancer alone: a holder published on its public and admin ports, and the 
   t.false(balancer.options.deleteBeforeReplace);
   // The gateway's per-client limit reaches the balancer; it no longer follows one configured service.
   t.true(inputs(balancer).envs.includes('RATE_LIMIT_PER_CLIENT=7'));
+  // The paths each service may serve come from the deploy, not from what replicas register.
+  t.true(inputs(balancer).envs.includes('ROUTE_OWNERS=hello:=/,/api/users;activity:/api/activity'));
   t.false(inputs(balancer).envs.some((e) => e.startsWith('SERVICE_NAME=')));
   const image = ofType(record, IMAGE).find((i) => i.options.parent === 'balancer')!;
   t.deepEqual(image.options.dependsOn, ['bundle-build']);

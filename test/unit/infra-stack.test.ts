@@ -95,6 +95,7 @@ interface Expected {
   consulImage: string;
   natsImage: string;
   serviceName: string;
+  activityDurableInactiveSeconds: number;
 }
 
 const defaults: Expected = {
@@ -108,6 +109,7 @@ const defaults: Expected = {
   consulImage: 'hashicorp/consul:1.20',
   natsImage: 'nats:2.9-alpine',
   serviceName: 'hello',
+  activityDurableInactiveSeconds: 3600,
 };
 
 /** Three configs, each recorded once and checked by every behaviour below. */
@@ -127,6 +129,7 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
         collectorPort: 15514,
         bindAddress: '::1',
         serviceName: 'echo',
+        activityDurableInactiveSeconds: 30,
       },
     },
     expected: {
@@ -138,6 +141,7 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
       bindAddress: '::1',
       ports: { balancer: 18080, balancerAdmin: 18081, consul: 18500, collector: 15514 },
       serviceName: 'echo',
+      activityDurableInactiveSeconds: 30,
     },
   },
   {
@@ -520,6 +524,7 @@ behaviour(
         PORT: '8080',
       });
       t.false('ROUTES' in vars, "ROUTES is left to the service's default, /api/activity");
+      t.is(vars.ACTIVITY_DURABLE_INACTIVE_SECONDS, String(d.x.activityDurableInactiveSeconds), 'activityDurableInactiveSeconds');
       t.false('SERVICE_ADDRESS' in vars);
       t.not(vars.CONSUL_HTTP_TOKEN, env(containerNamed(d.record, d.replicaNames[0])).CONSUL_HTTP_TOKEN, 'a token of its own role');
       t.true(inputs(replica).wait);
