@@ -59,7 +59,8 @@ export async function startBalancer(consul: ConsulEndpoint, env: NodeJS.ProcessE
     WORK_DIR: workDir,
     ...env,
   });
-  const url = `http://127.0.0.1:${port}`;
+  // With TLS_CERT_FILE in `env` the public listener speaks HTTPS (the certificate must name 127.0.0.1).
+  const url = `${env.TLS_CERT_FILE ? 'https' : 'http'}://127.0.0.1:${port}`;
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const status = async () => {
     const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
