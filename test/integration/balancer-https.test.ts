@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import tls from 'node:tls';
 import test from 'ava';
 import { startBalancer } from '../../harness/balancer';
@@ -16,6 +17,8 @@ import { freePorts } from '../../harness/ports';
 import { waitFor } from '../../harness/processes';
 import { startReplica } from '../../harness/service';
 import { CA_FILE_VARIABLE, makeTestCertificates } from '../../harness/tls';
+
+const EVIDENCE = path.resolve(__dirname, '../../scripts/evidence.ts');
 
 /** A plain-HTTP GET; the status, headers and body. */
 function plainGet(port: number, path: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
@@ -105,6 +108,23 @@ test.serial(
     t.regex(plain.headers['content-type'] ?? '', /application\/json/);
     t.is((JSON.parse(plain.body) as { error: string }).error, 'plain HTTP sent to the HTTPS port');
     t.is(plain.headers['x-instance-id'], undefined);
+
+    // The quick start's evidence command against the HTTPS URL: verified with --ca-file, refused without it.
+    const evidence = (...args: string[]) =>
+      new Promise<{ code: number; output: string }>((resolve) => {
+        const argv = ['--import', 'tsx', EVIDENCE, '--url', balancer.url, '--admin-url', balancer.adminUrl, '--requests', '20', ...args];
+        const env = { ...process.env, [CA_FILE_VARIABLE]: '' };
+        execFile(process.execPath, argv, { env, timeout: 30_000 }, (error, stdout, stderr) =>
+          resolve({ code: error ? Number((error as { code?: number }).code) : 0, output: stdout + stderr }),
+        );
+      });
+    const verified = await evidence('--ca-file', certs.caFile);
+    t.is(verified.code, 0, verified.output);
+    t.regex(verified.output, /hello-1 +\d+[\s\S]*hello-2 +\d+[\s\S]*\(failed\) +0 /);
+    t.regex(verified.output, /hello: routes =\/, \/api\/users; 2 upstream\(s\)/);
+    const refused = await evidence();
+    t.is(refused.code, 1);
+    t.regex(refused.output, /\(failed\) +20 [\s\S]*(unable to verify the first certificate|UNABLE_TO_VERIFY)/);
 
     // The evidence page's paths go through the public listener, now over HTTPS.
     const tried = await fetch(`${balancer.adminUrl}/_balancer/try`, { signal: AbortSignal.timeout(5000) });
