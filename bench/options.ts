@@ -37,6 +37,9 @@ export interface BenchOptions {
   /** The gateway at scale (bench/phases/scale.ts): routed services at each step, and added/removed services timed at each. */
   scaleSizes: number[];
   scaleTries: number;
+  /** The cost of HTTPS at the edge (bench/phases/tls.ts): rounds of one run per edge, and requests of each new-connection run. */
+  tlsRounds: number;
+  tlsNewConnectionRequests: number;
   /** Sequential user writes timed from the POST to their event on the activity service's SSE stream. */
   eventWrites: number;
   /** Hard bound on the whole run: past it the benchmark stops its processes and fails. */
@@ -63,9 +66,12 @@ const FULL: Omit<BenchOptions, 'outFile'> = {
   routeRounds: 5,
   scaleSizes: [1, 100, 1000],
   scaleTries: 5,
+  tlsRounds: 5,
+  tlsNewConnectionRequests: 2000,
   eventWrites: 200,
-  // 720 s before the scale phase, which takes about 2 minutes (1,000 registrations, three runs, 15 tries).
-  timeLimitSec: 900,
+  // 720 s before the scale phase, which takes about 2 minutes (1,000 registrations, three runs, 15 tries),
+  // and the TLS phase, about 1 minute (5 rounds of four runs).
+  timeLimitSec: 960,
 };
 
 const SMOKE: Omit<BenchOptions, 'outFile'> = {
@@ -90,11 +96,14 @@ const SMOKE: Omit<BenchOptions, 'outFile'> = {
   // Shape only: hello alone, then with 2 registrations; one try each.
   scaleSizes: [1, 3],
   scaleTries: 1,
+  // Shape only: one round, 1 s kept-alive runs and 200 new connections per edge.
+  tlsRounds: 1,
+  tlsNewConnectionRequests: 200,
   eventWrites: 20,
   // 120 s before the events phase, which adds about 5 s (a broker, two processes, 25 writes); the routes
   // phase adds about 8 s more (two replicas started and stopped, two 1 s runs): 116.7 s in all at load average 35.
-  // The scale phase adds about 8 s (two 1 s runs with their warm-ups, two tries).
-  timeLimitSec: 145,
+  // The scale phase adds about 8 s (two 1 s runs with their warm-ups, two tries); the TLS phase about 6 s.
+  timeLimitSec: 155,
 };
 
 export const USAGE = `usage: npm run bench [-- --smoke] [-- --out FILE]

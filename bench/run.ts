@@ -14,6 +14,7 @@ import { measureRemoval } from './phases/removal';
 import { measureRouteCost } from './phases/routes';
 import { measureScale } from './phases/scale';
 import { measureThroughput } from './phases/throughput';
+import { measureTlsCost } from './phases/tls';
 import { affinityOf, pinProcess, planCpus, type CpuPlan } from './pinning';
 import { pssMB, readStat, rssMB } from './proc-stats';
 import { formatContext, formatPeerTable, formatScaleTable, formatTable, writeResults } from './report';
@@ -118,6 +119,8 @@ async function runBench(
   const routes = await measureRouteCost({ sut, load, first, options, testCpu: plan.testCpu, log });
   log(`the gateway at ${options.scaleSizes.join(', ')} routed services: ${options.scaleTries} added and removed at each`);
   const scale = await measureScale({ sut, load, first, options, testCpu: plan.testCpu, log }, options.scaleSizes, options.scaleTries);
+  log(`HTTPS against HTTP at the edge: ${options.tlsRounds} rounds`);
+  const tls = await measureTlsCost({ sut, load, first, options, testCpu: plan.testCpu, log });
   log(`write → event on the SSE stream: ${options.eventWrites} writes`);
   const eventLatencyMs = await measureEventLatency(sut.consul, plan.testCpu, options.eventWrites);
   return {
@@ -132,6 +135,7 @@ async function runBench(
     peers,
     routes,
     scale,
+    tls,
     eventLatencyMs,
   };
 }
