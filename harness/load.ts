@@ -58,9 +58,10 @@ export function requestOnce(url: string, timeoutMs = 2000, headers: Record<strin
   return new Promise((resolve) => {
     const contentHeaders: Record<string, string> =
       body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
-    const options = { method, agent: false, headers: { connection: 'close', ...contentHeaders, ...headers } };
-    const req = (url.startsWith('https:') ? https.request(url, { ...options, ca: trustedCa() }) : http.request(url, options)).on(
-      'response',
+    const client = url.startsWith('https:') ? https : http;
+    const req = client.request(
+      url,
+      { method, agent: false, ca: trustedCa(), headers: { connection: 'close', ...contentHeaders, ...headers } },
       (res) => {
         res.resume();
         res.on('end', () => {
