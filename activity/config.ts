@@ -1,6 +1,6 @@
 import type { NetworkInterfaceInfo } from 'node:os';
 import { envValue, rejectConfig } from '../lib/config-error';
-import { parseNatsService } from '../lib/broker';
+import { DURABLE_INACTIVE_SECONDS, parseNatsService } from '../lib/broker';
 import { ACTIVITY_DEFAULT_ROUTES, ACTIVITY_SERVICE_NAME } from '../lib/service-name';
 import { parseConfig, type ServiceConfig } from '../service/config';
 
@@ -19,10 +19,8 @@ export interface ActivityConfig extends ServiceConfig {
 export const DEFAULT_ROUTES = ACTIVITY_DEFAULT_ROUTES;
 export const DEFAULT_KEEP = 100;
 export const MAX_KEEP = 10_000;
-/** An hour: a replica that is restarted or moved comes back well within it and resumes where it left off. */
-export const DEFAULT_DURABLE_INACTIVE_SECONDS = 3600;
-/** The stream keeps events 7 days (lib/broker.ts): a durable kept longer would have nothing left to resume. */
-export const MAX_DURABLE_INACTIVE_SECONDS = 7 * 24 * 3600;
+export const DEFAULT_DURABLE_INACTIVE_SECONDS = DURABLE_INACTIVE_SECONDS.default;
+export const MAX_DURABLE_INACTIVE_SECONDS = DURABLE_INACTIVE_SECONDS.max;
 /**
  * A stream costs the replica about 40 KB of heap (measured, with Node's HTTP objects): 1,000 of them about
  * 40 MB, well inside the replica's 256 MB with its 70 MB at rest.

@@ -4,7 +4,6 @@
 // target is 127.0.0.1. Prints how many real requests failed (target 0), then Consul's memory and how fast
 // it answers /v1/status/leader afterwards. Bounded in time; stops every process on failure and Ctrl-C.
 import http from 'node:http';
-import { randomUUID } from 'node:crypto';
 import {
   ATTACKER_ADDRESS,
   burst,
@@ -18,6 +17,7 @@ import {
 import { startBalancer, type RunningBalancer } from '../harness/balancer';
 import { startConsul, type ConsulAgent } from '../harness/consul';
 import { stopAll, waitFor } from '../harness/processes';
+import { seedUsers } from '../harness/seed-users';
 import { startReplica, type Replica } from '../harness/service';
 import { childrenOf, rssMB } from './proc-stats';
 
@@ -67,24 +67,6 @@ function parseOptions(argv: readonly string[]): AttackOptions {
 }
 
 const log = (line: string) => console.log(`[attack] ${line}`);
-
-/** Writes `count` users into KV as the service stores them, 64 per transaction (Consul's cap). */
-async function seedUsers(consul: ConsulAgent, count: number): Promise<void> {
-  for (let done = 0; done < count; done += 64) {
-    const now = new Date().toISOString();
-    const operations = Array.from({ length: Math.min(64, count - done) }, (_, i) => {
-      const id = randomUUID();
-      const user = { id, name: `User ${done + i}`, email: `user${done + i}@example.com`, createdAt: now, updatedAt: now };
-      return { KV: { Verb: 'set', Key: `${SERVICE}/users/${id}`, Value: Buffer.from(JSON.stringify(user)).toString('base64') } };
-    });
-    const res = await fetch(`${consul.httpAddr}/v1/txn`, {
-      method: 'PUT',
-      body: JSON.stringify(operations),
-      headers: { 'X-Consul-Token': consul.managementToken },
-    });
-    if (!res.ok) throw new Error(`seeding users: /v1/txn answered ${res.status}: ${await res.text()}`);
-  }
-}
 
 /**
  * The real client during a phase: a new connection per request from 127.0.0.3, alternating the
@@ -194,7 +176,7 @@ async function main(): Promise<void> {
     const b = balancer;
     await waitFor('both replicas in the upstream set', async () => (await b.upstreams(SERVICE)).length === 2, 30_000, 100);
     log(`seeding ${options.users} users into Consul KV`);
-    await seedUsers(consul, options.users);
+    await seedUsers(consul, SERVICE, options.users, 1);
     const rssBefore = rssMB(consulPid);
     log(`Consul RSS before: ${rssBefore.toFixed(1)} MB; leader answers in ${await leaderAnswerMs(consul)}`);
     const target = { host: '127.0.0.1', port: b.port };

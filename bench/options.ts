@@ -40,8 +40,12 @@ export interface BenchOptions {
   /** The cost of HTTPS at the edge (bench/phases/tls.ts): rounds of one run per edge, and requests of each new-connection run. */
   tlsRounds: number;
   tlsNewConnectionRequests: number;
-  /** Sequential user writes timed from the POST to their event on the activity service's SSE stream. */
+  /** User writes timed from the POST to their event on the activity service's SSE stream, sent at eventWritesPerSec. */
   eventWrites: number;
+  eventWritesPerSec: number;
+  /** Users stored at each step of the write-rate phase (bench/phases/writes.ts), and seconds of writes per run. */
+  writeSizes: number[];
+  writeSec: number;
   /** Hard bound on the whole run: past it the benchmark stops its processes and fails. */
   timeLimitSec: number;
 }
@@ -68,10 +72,14 @@ const FULL: Omit<BenchOptions, 'outFile'> = {
   scaleTries: 5,
   tlsRounds: 5,
   tlsNewConnectionRequests: 2000,
-  eventWrites: 200,
-  // 720 s before the scale phase, which takes about 2 minutes (1,000 registrations, three runs, 15 tries),
-  // and the TLS phase, about 1 minute (5 rounds of four runs).
-  timeLimitSec: 960,
+  eventWrites: 2000,
+  eventWritesPerSec: 200,
+  writeSizes: [1000, 100_000],
+  writeSec: 5,
+  // 720 s before the scale phase, which takes about 2 minutes (1,000 registrations, three runs, 15 tries);
+  // the events (10 s of writes) and write-rate phases (100,000 users seeded in about 5 s, four 5 s runs) add about a minute,
+  // the TLS phase another (5 rounds of four runs).
+  timeLimitSec: 1020,
 };
 
 const SMOKE: Omit<BenchOptions, 'outFile'> = {
@@ -99,11 +107,16 @@ const SMOKE: Omit<BenchOptions, 'outFile'> = {
   // Shape only: one round, 1 s kept-alive runs and 200 new connections per edge.
   tlsRounds: 1,
   tlsNewConnectionRequests: 200,
-  eventWrites: 20,
+  // Shape only: one second of writes at the full rate; the write rates at 100 and 1,000 users.
+  eventWrites: 200,
+  eventWritesPerSec: 200,
+  writeSizes: [100, 1000],
+  writeSec: 1,
   // 120 s before the events phase, which adds about 5 s (a broker, two processes, 25 writes); the routes
   // phase adds about 8 s more (two replicas started and stopped, two 1 s runs): 116.7 s in all at load average 35.
-  // The scale phase adds about 8 s (two 1 s runs with their warm-ups, two tries); the TLS phase about 6 s.
-  timeLimitSec: 155,
+  // The scale phase adds about 8 s (two 1 s runs with their warm-ups, two tries); the three writers and the
+  // write-rate phase (two replicas, four 1 s runs) about 12 s; the TLS phase about 6 s.
+  timeLimitSec: 175,
 };
 
 export const USAGE = `usage: npm run bench [-- --smoke] [-- --out FILE]

@@ -83,9 +83,25 @@ export function formatTable(r: BenchResults): string {
     ['RSS, watcher', fmt(r.rssMB.watcher, ' MB'), ...met('RSS of the watcher')],
     ['RSS, nginx master + workers (PSS)', `${fmt(r.rssMB.nginx, ' MB')} (${fmt(r.rssMB.nginxPss, ' MB')})`, '', ''],
     [
-      `Write → event on the SSE stream p50 / p99 (${r.eventLatencyMs.writes} writes)`,
+      `Write → event on the SSE stream p50 / p99 (${r.eventLatencyMs.writes} writes at ${r.events.targetPerSec}/s, ${r.events.writers} hello replicas)`,
       `${fmt(r.eventLatencyMs.p50, ' ms')} / ${fmt(r.eventLatencyMs.p99, ' ms')}`,
       ...met('write to SSE event p50'),
+    ],
+    [
+      `Publishes per write (nats-server's counters), ${r.events.writers} hello replicas`,
+      fmt(r.events.publishesPerWrite, '', 3),
+      ...met(`publishes per write, ${r.events.writers} hello replicas`),
+    ],
+    ...r.writeRates.steps.map((s) => [
+      `Writes per second at ${s.users} users, before / after a list request`,
+      `${fmt(s.beforeListPerSec, '/s')} / ${fmt(s.afterListPerSec, '/s')}`,
+      '',
+      '',
+    ]),
+    [
+      `Write rate ratio, ${r.writeRates.steps.at(-1)?.users} / ${r.writeRates.steps[0]?.users} users, after (before) a list request`,
+      `${fmt(r.writeRates.ratio, '', 2)} (${fmt(r.writeRates.ratioBeforeList, '', 2)})`,
+      ...met(`writes per second at ${r.writeRates.steps.at(-1)?.users} users over ${r.writeRates.steps[0]?.users}, after a list request`),
     ],
     [
       `nginx CPU per proxied request, ${routeTables(r)}`,

@@ -6,6 +6,8 @@ import type { RemovalTry } from './phases/removal';
 import { ROUTE_PATHS, type RouteRound, type RouteRun } from './phases/routes';
 import type { EdgeRun, TlsRound } from './phases/tls';
 import type { ScaleStep } from './phases/scale';
+import { EVENT_WRITERS, type EventRun } from './phases/events';
+import type { WriteStep } from './phases/writes';
 import { medianOf, type PairedRepeat, type PathRun, type ThroughputResult } from './phases/throughput';
 import type { SingleRequestsReport } from './load-protocol';
 import { max, median, percentile, round } from './stats';
@@ -92,6 +94,24 @@ export interface BenchResults {
   rssMB: { replica: number; watcher: number; nginx: number; replicaAfterLoad: number; nginxPss: number };
   /** From a user's POST to its event on the activity service's SSE stream (bench/phases/events.ts). */
   eventLatencyMs: { p50: number; p99: number; writes: number };
+  /**
+   * The events phase's writes: `writers` hello replicas, sent at `targetPerSec` (open loop), answered at
+   * `answeredPerSec`; `publishesPerWrite` is what nats-server received from the writers' relays over the
+   * measured writes (its /connz in_msgs) per write.
+   */
+  events: {
+    writers: number;
+    targetPerSec: number;
+    answeredPerSec: number;
+    failed: number;
+    failures: Record<string, number>;
+    publishesPerWrite: number;
+  };
+  /**
+   * Writes per second at each number of users stored (bench/phases/writes.ts), before and right after a list
+   * request; `ratio` is the largest size's over the smallest's, after the list request.
+   */
+  writeRates: { steps: WriteStep[]; ratio: number; ratioBeforeList: number };
   /**
    * The gateway with one routed service against several (bench/phases/routes.ts), same requests from the
    * same replica: nginx workers' CPU per proxied request and throughput, medians over the rounds;
@@ -180,8 +200,8 @@ export interface RawMeasurements {
   routes: RouteRound[];
   scale: ScaleStep[];
   tls: TlsRound[];
-  /** One per write: POST to the event on the SSE stream. */
-  eventLatencyMs: number[];
+  events: EventRun;
+  writes: WriteStep[];
 }
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
@@ -315,10 +335,19 @@ export function summarize(raw: RawMeasurements): BenchResults {
       nginxPss: round(raw.memory.nginxPss, 1),
     },
     eventLatencyMs: {
-      p50: round(median(raw.eventLatencyMs), 1),
-      p99: round(percentile(raw.eventLatencyMs, 99), 1),
-      writes: raw.eventLatencyMs.length,
+      p50: round(median(raw.events.latencyMs), 1),
+      p99: round(percentile(raw.events.latencyMs, 99), 1),
+      writes: raw.events.latencyMs.length,
     },
+    events: {
+      writers: EVENT_WRITERS,
+      targetPerSec: raw.events.targetPerSec,
+      answeredPerSec: round(raw.events.answeredPerSec, 1),
+      failed: raw.events.failed,
+      failures: raw.events.failures,
+      publishesPerWrite: round(raw.events.brokerMessages / raw.events.writes, 3),
+    },
+    writeRates: summarizeWrites(raw.writes),
     routeCost: summarizeRoutes(raw.routes),
     scale: summarizeScale(raw.scale),
     tlsCost: summarizeTls(raw.tls),
@@ -444,6 +473,21 @@ function summarizeScale(steps: ScaleStep[]): BenchResults['scale'] {
   }));
 }
 
+function summarizeWrites(steps: WriteStep[]): BenchResults['writeRates'] {
+  const first = steps[0];
+  const last = steps.at(-1);
+  return {
+    steps: steps.map((s) => ({
+      ...s,
+      seedSec: round(s.seedSec, 1),
+      beforeListPerSec: round(s.beforeListPerSec, 0),
+      afterListPerSec: round(s.afterListPerSec, 0),
+    })),
+    ratio: first && last ? round(last.afterListPerSec / first.afterListPerSec, 3) : Number.NaN,
+    ratioBeforeList: first && last ? round(last.beforeListPerSec / first.beforeListPerSec, 3) : Number.NaN,
+  };
+}
+
 /** Issue 23's targets, at the largest size measured (1,000 in a full run) and at one service. */
 function scaleTargets(r: Omit<BenchResults, 'targets' | 'comparison'>): Target[] {
   const largest = r.scale.at(-1);
@@ -476,6 +520,12 @@ function evaluateTargets(r: Omit<BenchResults, 'targets' | 'comparison'>): Targe
     { figure: 'RSS of an idle replica', target: '< 80 MB', met: r.rssMB.replica < 80 },
     { figure: 'RSS of the watcher', target: '< 80 MB', met: r.rssMB.watcher < 80 },
     { figure: 'write to SSE event p50', target: '< 50 ms', met: r.eventLatencyMs.p50 < 50 },
+    { figure: `publishes per write, ${r.events.writers} hello replicas`, target: '<= 1.05', met: r.events.publishesPerWrite <= 1.05 },
+    {
+      figure: `writes per second at ${r.writeRates.steps.at(-1)?.users} users over ${r.writeRates.steps[0]?.users}, after a list request`,
+      target: '>= 0.8',
+      met: r.writeRates.ratio >= 0.8,
+    },
     ...scaleTargets(r),
   ];
 }

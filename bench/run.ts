@@ -8,7 +8,8 @@ import { parseOptions, type BenchOptions } from './options';
 import { oursPeer } from './peers/ours';
 import type { Peer } from './peers/peer';
 import { measureDiscovery } from './phases/discovery';
-import { measureEventLatency } from './phases/events';
+import { EVENT_WRITERS, measureEvents, startBenchBroker } from './phases/events';
+import { measureWriteRates } from './phases/writes';
 import { comparePeers } from './phases/peers';
 import { measureRemoval } from './phases/removal';
 import { measureRouteCost } from './phases/routes';
@@ -121,8 +122,18 @@ async function runBench(
   const scale = await measureScale({ sut, load, first, options, testCpu: plan.testCpu, log }, options.scaleSizes, options.scaleTries);
   log(`HTTPS against HTTP at the edge: ${options.tlsRounds} rounds`);
   const tls = await measureTlsCost({ sut, load, first, options, testCpu: plan.testCpu, log });
-  log(`write → event on the SSE stream: ${options.eventWrites} writes`);
-  const eventLatencyMs = await measureEventLatency(sut.consul, plan.testCpu, options.eventWrites);
+  const broker = await startBenchBroker(sut.consul, plan.testCpu);
+  let events, writes;
+  try {
+    log(
+      `write → event on the SSE stream: ${options.eventWrites} writes at ${options.eventWritesPerSec}/s through ${EVENT_WRITERS} replicas`,
+    );
+    events = await measureEvents(sut.consul, broker, plan.testCpu, options.eventWritesPerSec, options.eventWrites);
+    log(`writes per second at ${options.writeSizes.join(' and ')} users`);
+    writes = await measureWriteRates(sut.consul, plan.testCpu, options.writeSizes, options.writeSec);
+  } finally {
+    await broker.close();
+  }
   return {
     pinning: { description: plan.description, loadCpu: plan.loadCpu ?? null, testCpu: plan.testCpu ?? null, observed },
     throughput,
@@ -136,7 +147,8 @@ async function runBench(
     routes,
     scale,
     tls,
-    eventLatencyMs,
+    events,
+    writes,
   };
 }
 

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 import { ROLE_SETTINGS, roleOptions, stackContainer } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
-import { bundledImage, consulTokenEnv, type BundledRoleArgs } from './bundled-role';
+import { bundledImage, CONSUL_TOKEN_FILE_SETTING, type BundledRoleArgs } from './bundled-role';
 import { stackRouteOwners } from './route-grants';
 
 const LISTEN_PORT = 8080;
@@ -115,7 +115,8 @@ export class Balancer extends pulumi.ComponentResource {
       {
         name: this.gatewayName,
         image: image.repoDigest,
-        envs: [...settings, ...consulTokenEnv(args)],
+        envs: [...settings, CONSUL_TOKEN_FILE_SETTING],
+        volumes: [args.secrets],
         // The holder's namespace: its ports, its stack-network address and alias, its DNS.
         networkMode: pulumi.interpolate`container:${ports.id}`,
         healthcheck: {

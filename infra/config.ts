@@ -5,6 +5,7 @@ import net from 'node:net';
 import * as pulumi from '@pulumi/pulumi';
 import { ACTIVITY_SERVICE_NAME, BROKER_SERVICE_NAME, DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 import { ACTIVITY_PORTS, BROKER_PORTS, CONSUL_CLUSTER_PORTS, MAX_REPLICAS, REPLICA_PORTS, portRangeText } from './vm-ports';
+import { DURABLE_INACTIVE_SECONDS } from '../lib/broker';
 
 export { MAX_REPLICAS };
 
@@ -35,6 +36,7 @@ export interface StackConfig {
   replicas: number;
   /** Replicas of the activity service, counted apart from `replicas`. */
   activityReplicas: number;
+  activityDurableInactiveSeconds: number;
   /** The gateway's per-client rate limit in requests per second (0 = off), the balancer's RATE_LIMIT_PER_CLIENT. */
   gatewayRateLimit: number;
   balancerPort: number;
@@ -65,6 +67,7 @@ export type ConfigKey = keyof StackConfig;
 export const DEFAULTS: StackConfig = {
   replicas: 1,
   activityReplicas: 1,
+  activityDurableInactiveSeconds: DURABLE_INACTIVE_SECONDS.default,
   // The balancer's own default (balancer/config.ts says why). On one host every client reaches the gateway
   // from docker-proxy's one address, so there it bounds everyone together; the steady loops stay under it.
   gatewayRateLimit: DEFAULT_RATE_LIMIT_PER_CLIENT,
@@ -100,6 +103,7 @@ export const SECRET_KEYS: readonly ConfigKey[] = ['sshPrivateKey', 'consulGossip
 export const ALLOWED: Record<ConfigKey, string> = {
   replicas: `a whole number from 1 to ${MAX_REPLICAS}`,
   activityReplicas: `a whole number from 1 to ${MAX_REPLICAS}`,
+  activityDurableInactiveSeconds: `a whole number of seconds from 1 to ${DURABLE_INACTIVE_SECONDS.max} (the stream's 7 days)`,
   gatewayRateLimit: `a whole number of requests per second per client from 0 (no limit) to ${MAX_GATEWAY_RATE_LIMIT}`,
   balancerPort: 'a TCP port number from 1 to 65535',
   balancerAdminPort: 'a TCP port number from 1 to 65535',
@@ -139,6 +143,8 @@ function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undef
       return wholeNumber(raw, 1, MAX_REPLICAS);
     case 'gatewayRateLimit':
       return wholeNumber(raw, 0, MAX_GATEWAY_RATE_LIMIT);
+    case 'activityDurableInactiveSeconds':
+      return wholeNumber(raw, 1, DURABLE_INACTIVE_SECONDS.max);
     case 'balancerPort':
     case 'balancerAdminPort':
     case 'consulUiPort':

@@ -31,12 +31,12 @@ export function roleTokenOf(managementToken: pulumi.Output<string>, role: AclRol
 }
 
 /**
- * The `-hcl` argument that turns a Consul agent's ACLs on: default deny, the agent's own token for node
+ * The agent configuration that turns a Consul agent's ACLs on: default deny, the agent's own token for node
  * `nodeName` and, on a server, the management token (under the key the image's version accepts: `master`
  * before 1.11, `initial_management` from 1.11). A client agent never holds the management token, which only
- * servers use. A secret, since it holds tokens.
+ * servers use. A secret, since it holds tokens: it reaches the agent as a file (infra/secret-files.ts).
  */
-export function agentAclArgument(
+export function agentAclConfig(
   managementToken: pulumi.Output<string>,
   nodeName: string,
   consulImage: string,
@@ -44,8 +44,8 @@ export function agentAclArgument(
 ): pulumi.Output<string> {
   const version = consulVersionOfImage(consulImage);
   return pulumi.secret(
-    managementToken.apply(
-      (m) => `-hcl=${agentAclHcl({ management: server ? m : undefined, agent: roleToken(m, agentRole(nodeName).role) }, version)}`,
+    managementToken.apply((m) =>
+      agentAclHcl({ management: server ? m : undefined, agent: roleToken(m, agentRole(nodeName).role) }, version),
     ),
   );
 }

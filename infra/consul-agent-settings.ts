@@ -5,19 +5,12 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { consulLimitArgs } from '../lib/consul-limits';
-import { agentAclArgument } from './consul-acl';
+import { agentAclConfig } from './consul-acl';
+import { SECRETS_DIR } from './secret-files';
 import { localImage } from './local-image';
 import type { StackNaming } from './naming';
 
 export const CONSUL_DATA_DIR = '/consul/data';
-
-/**
- * Consul's flags for encrypted gossip. Without a keyring file the agent takes `-encrypt` at every start, so a
- * changed key takes effect when the agents are replaced (with a keyring file, Consul would ignore the new key).
- */
-function gossipEncryption(key: pulumi.Input<string>): pulumi.Input<string>[] {
-  return [pulumi.interpolate`-encrypt=${key}`, '-disable-keyring-file'];
-}
 
 export interface AgentStorageArgs {
   naming: StackNaming;
@@ -49,8 +42,25 @@ export interface SecureAgentArgs {
   gossipKey: pulumi.Input<string>;
 }
 
-/** The flags every agent ends with: no update check, production raft timing, limits, ACLs, encrypted gossip. */
-export function secureAgentFlags(args: SecureAgentArgs): pulumi.Input<string>[] {
+/** The agent's secret configuration file in its secrets directory (infra/secret-files.ts). */
+export const AGENT_SECRETS_FILE = 'agent.hcl';
+/** A server's management token, for its health check's CLI (CONSUL_HTTP_TOKEN_FILE). */
+export const MANAGEMENT_TOKEN_FILE = 'management-token';
+
+/**
+ * The agent's secret files: its configuration with the gossip key and the ACL settings and tokens
+ * (consul-acl.ts), and on a server the management token alone, for its health check.
+ */
+export function agentSecretFiles(args: SecureAgentArgs): Record<string, pulumi.Input<string>> {
+  const acl = agentAclConfig(args.managementToken, args.nodeName, args.consulImage, { server: args.server });
+  return {
+    [AGENT_SECRETS_FILE]: pulumi.secret(pulumi.interpolate`encrypt = "${args.gossipKey}"\n${acl}\n`),
+    ...(args.server ? { [MANAGEMENT_TOKEN_FILE]: args.managementToken } : {}),
+  };
+}
+
+/** The flags every agent ends with: no update check, production raft timing, limits, and its secret configuration. */
+export function secureAgentFlags(): string[] {
   return [
     // No calls home to HashiCorp's update checker.
     '-hcl=disable_update_check = true',
@@ -58,15 +68,17 @@ export function secureAgentFlags(args: SecureAgentArgs): pulumi.Input<string>[] 
     '-hcl=performance { raft_multiplier = 1 }',
     // Per-client connection cap and value size, so one client cannot lock the agent up (lib/consul-limits.ts).
     ...consulLimitArgs(),
-    // ACLs on, default deny, with this node's agent token and, on a server, the management token (consul-acl.ts).
-    agentAclArgument(args.managementToken, args.nodeName, args.consulImage, { server: args.server }),
-    ...gossipEncryption(args.gossipKey),
+    // ACLs on, default deny, with this node's agent token (consul-acl.ts), and encrypted gossip. Without a
+    // keyring file the agent takes the configured key at every start, so a changed key takes effect when the
+    // agents are replaced (with a keyring file, Consul would ignore the new key).
+    `-config-file=${SECRETS_DIR}/${AGENT_SECRETS_FILE}`,
+    '-disable-keyring-file',
   ];
 }
 
 /**
  * A server is healthy once the cluster has a leader: the raft peers, listed with the management token
- * (CONSUL_HTTP_TOKEN in its environment; with default deny the CLI needs one). The only command both the
+ * (CONSUL_HTTP_TOKEN_FILE in its environment names the file; with default deny the CLI needs one). The only command both the
  * public and the offline image have is consul.
  */
 export function serverHealthcheck(httpPort: number, retries: number): docker.types.input.ContainerHealthcheck {

@@ -10,8 +10,16 @@ import * as docker from '@pulumi/docker';
 import { roleOptions, stackContainer, type LogDestination } from './container-settings';
 import { httpUrl } from '../lib/endpoints';
 import type { StackNaming } from './naming';
-import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
-import { agentImageAndData, CONSUL_DATA_DIR, secureAgentFlags, serverHealthcheck } from './consul-agent-settings';
+import { CONSUL_TOKEN_FILE_ENV } from '../lib/consul-address';
+import {
+  agentImageAndData,
+  agentSecretFiles,
+  CONSUL_DATA_DIR,
+  MANAGEMENT_TOKEN_FILE,
+  secureAgentFlags,
+  serverHealthcheck,
+} from './consul-agent-settings';
+import { SECRETS_DIR, SecretFiles } from './secret-files';
 
 /**
  * LAN gossip tuned for a few VMs on one private network: a VM that stops answering is suspected after a
@@ -62,6 +70,8 @@ export interface ConsulAgentArgs {
   gossipKey: pulumi.Input<string>;
   /** The initial management token (a Pulumi secret): ACLs are on, default deny. */
   managementToken: pulumi.Output<string>;
+  /** The secret files of the other roles on this host, by role (file name -> content): held with the agent's own. */
+  roleSecrets: Record<string, Record<string, pulumi.Input<string>>>;
 }
 
 /** What differs between the two placements: names, addresses and the placement's own flags and container settings. */
@@ -138,6 +148,8 @@ export class ConsulAgent extends pulumi.ComponentResource {
   readonly container: docker.Container;
   /** The data volume: a new one on a server holds no ACL state, so the ACL init step runs again. */
   readonly dataVolume: docker.Volume;
+  /** This host's secret files: the agent's own and those of the other roles on the host. */
+  readonly secrets: SecretFiles;
 
   constructor(name: string, args: ConsulAgentArgs, opts?: pulumi.ComponentResourceOptions) {
     const { component, dependsOn } = roleOptions(opts);
@@ -157,6 +169,12 @@ export class ConsulAgent extends pulumi.ComponentResource {
     this.uiUrl = layout.uiUrl;
 
     const { image, data } = agentImageAndData(name, args, this);
+    // Every host builds this image first, so the holder of the host's secret files is created from it.
+    this.secrets = new SecretFiles(
+      `${name}-secrets`,
+      { naming, image: image.repoDigest, files: { ...args.roleSecrets, consul: agentSecretFiles({ ...args, nodeName: this.nodeName }) } },
+      { parent: this },
+    );
     this.container = stackContainer(
       `${name}-agent`,
       { naming, role: 'consul', logs: args.collector },
@@ -164,18 +182,16 @@ export class ConsulAgent extends pulumi.ComponentResource {
         name: this.containerName,
         image: image.repoDigest,
         entrypoints: ['consul'],
-        command: [
-          ...layout.command,
-          `-data-dir=${CONSUL_DATA_DIR}`,
-          `-node=${this.nodeName}`,
-          ...layout.join,
-          ...secureAgentFlags({ ...args, nodeName: this.nodeName }),
+        command: [...layout.command, `-data-dir=${CONSUL_DATA_DIR}`, `-node=${this.nodeName}`, ...layout.join, ...secureAgentFlags()],
+        envs: [
+          // The agent reads its files at start: a new holder (new files) replaces it.
+          pulumi.interpolate`SECRET_FILES_VERSION=${this.secrets.holder.id}`,
+          // For a server's health check: with default deny, listing the raft peers needs a token; the agent
+          // itself reads none from its environment. A client's check needs none, and a client never holds it.
+          ...(args.server ? [`${CONSUL_TOKEN_FILE_ENV}=${SECRETS_DIR}/${MANAGEMENT_TOKEN_FILE}`] : []),
         ],
-        // For a server's health check: with default deny, listing the raft peers needs a token; the agent
-        // itself reads none from its environment. A client's check needs none, and a client never holds it.
-        envs: args.server ? [pulumi.interpolate`${CONSUL_TOKEN_ENV}=${args.managementToken}`] : [],
         ...layout.container,
-        volumes: [{ volumeName: data.name, containerPath: CONSUL_DATA_DIR }],
+        volumes: [{ volumeName: data.name, containerPath: CONSUL_DATA_DIR }, this.secrets.volumeFor('consul')],
         wait: true,
         destroyGraceSeconds: 10,
       },

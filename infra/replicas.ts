@@ -10,7 +10,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { REPLICA_DRAIN_SECONDS, roleOptions, stackContainer } from './container-settings';
-import { bundledImage, consulTokenEnv, type BundledRoleArgs } from './bundled-role';
+import { bundledImage, CONSUL_TOKEN_FILE_SETTING, type BundledRoleArgs } from './bundled-role';
 import { ACTIVITY_PORTS, portRangeText, REPLICA_PORTS } from './vm-ports';
 import { BROKER_SERVICE_NAME } from '../lib/service-name';
 
@@ -63,6 +63,8 @@ export const ACTIVITY_REPLICAS: ReplicaKind = {
 };
 
 export interface ServiceReplicasArgs extends BundledRoleArgs {
+  /** The service's own settings (`NAME=value`), beside those every replica gets. */
+  settings?: string[];
   /** Which service's replicas (default hello's). */
   kind?: ReplicaKind;
   /** The replicas' numbers (1..N on one host; on a VM, those placed on it). */
@@ -103,14 +105,16 @@ export class ServiceReplicas extends pulumi.ComponentResource {
             `SERVICE_NAME=${args.serviceName}`,
             pulumi.interpolate`SERVICE_ID=${containerName}`,
             `CONSUL_HTTP_ADDR=${args.consulHttpAddr}`,
-            ...consulTokenEnv(args),
+            CONSUL_TOKEN_FILE_SETTING,
             // Both services find the broker in Consul under this name (hello's outbox relay publishes, activity subscribes).
             `NATS_SERVICE=${BROKER_SERVICE_NAME}`,
             `PORT=${onVm ? portRangeText(kind.vmPorts) : SERVICE_PORT}`,
             `HOST=${args.vmAddress ?? '0.0.0.0'}`,
+            ...(args.settings ?? []),
           ],
           // On a VM no port is published: the replica binds one on the private address itself, in the VM's network.
           ...(onVm ? { networkMode: 'host' } : { networksAdvanced: [{ name: args.networkName, aliases: [`${kind.stem}-${index}`] }] }),
+          volumes: [args.secrets],
           healthcheck: READINESS_CHECK,
           wait: true,
           waitTimeout: READY_TIMEOUT_SECONDS,

@@ -12,6 +12,7 @@ import { Broker, brokerRegistration } from './broker';
 import { Balancer } from './balancer';
 import { placeReplicas, type ReplicaRole } from './placement';
 import type { LogDestination } from './container-settings';
+import { CONSUL_TOKEN_FILE } from './secret-files';
 import { aclInit, roleTokenOf } from './consul-acl';
 import { activityRole, balancerRole, brokerRole, replicaRole, type AclRole } from '../lib/consul-acl';
 import { ACTIVITY_SERVICE_NAME } from '../lib/service-name';
@@ -50,6 +51,18 @@ export function declareStack(
       ? collector
       : { container: collector.container, logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${host.name}.${tag}`) };
 
+  // The secret files of the roles on a host besides Consul's own (infra/secret-files.ts): each role's token.
+  const roleSecrets = (host: StackHost): Record<string, Record<string, pulumi.Input<string>>> => {
+    const tokens: [VmRole, string, AclRole][] = [
+      ['replicas', 'replica', replicaRole(config.serviceName)],
+      ['activity', 'activity', activityRole()],
+      ['balancer', 'balancer', balancerRole()],
+    ];
+    return Object.fromEntries(
+      tokens.filter(([hostRole]) => host.roles.includes(hostRole)).map(([, role, acl]) => [role, { [CONSUL_TOKEN_FILE]: tokenOf(acl) }]),
+    );
+  };
+
   const agents = new Map<StackHost, ConsulAgent>();
   const declareAgent = (host: StackHost, after: pulumi.Resource[]) =>
     agents.set(
@@ -67,6 +80,7 @@ export function declareStack(
           httpPort: config.consulUiPort,
           gossipKey,
           managementToken: consulManagementToken,
+          roleSecrets: roleSecrets(host),
         },
         // An agent in the VM's network binds the stack network's gateway address: the network comes first.
         { ...host.engine, dependsOn: [...(host.consul.network === 'host' ? [host.network.network] : []), ...after] },
@@ -145,7 +159,7 @@ export function declareStack(
     kind: ReplicaKind,
     role: ReplicaRole,
     count: number,
-    service: { name: string; sourceHash: string; acl: AclRole },
+    service: { name: string; sourceHash: string; settings?: string[] },
     after: pulumi.Resource[],
   ): pulumi.Output<string[]> => {
     const names = new Map<number, pulumi.Output<string>>();
@@ -159,8 +173,9 @@ export function declareStack(
           serviceName: service.name,
           sourceHash: service.sourceHash,
           indices,
+          settings: service.settings,
           vmAddress: host.hostNetworkAddress,
-          consulToken: tokenOf(service.acl),
+          secrets: agents.get(host)!.secrets.volumeFor(kind.role),
         },
         { ...host.engine, dependsOn: [agents.get(host)!.container, consulAcl, ...after] },
       );
@@ -177,7 +192,7 @@ export function declareStack(
     HELLO_REPLICAS,
     'replicas',
     config.replicas,
-    { name: config.serviceName, sourceHash: bundle.serviceSourceHash, acl: replicaRole(config.serviceName) },
+    { name: config.serviceName, sourceHash: bundle.serviceSourceHash },
     [],
   );
   // The activity replicas subscribe at start: the broker is up and registered first.
@@ -185,7 +200,11 @@ export function declareStack(
     ACTIVITY_REPLICAS,
     'activity',
     config.activityReplicas,
-    { name: ACTIVITY_SERVICE_NAME, sourceHash: bundle.activitySourceHash, acl: activityRole() },
+    {
+      name: ACTIVITY_SERVICE_NAME,
+      sourceHash: bundle.activitySourceHash,
+      settings: [`ACTIVITY_DURABLE_INACTIVE_SECONDS=${config.activityDurableInactiveSeconds}`],
+    },
     [broker.container, brokerRegistered],
   );
 
@@ -200,7 +219,7 @@ export function declareStack(
       adminAddress: balancerHost.adminAddress,
       balancerAdminPort: config.balancerAdminPort,
       rateLimitPerClient: config.gatewayRateLimit,
-      consulToken: tokenOf(balancerRole()),
+      secrets: agents.get(balancerHost)!.secrets.volumeFor('balancer'),
     },
     { ...balancerHost.engine, dependsOn: [agents.get(balancerHost)!.container, consulAcl] },
   );

@@ -62,6 +62,14 @@ export async function connectBroker(servers: string[], name: string): Promise<Na
  */
 export const USER_EVENTS_LIMITS = { maxMsgs: 100_000, maxAgeMs: 7 * 24 * 3600_000, duplicateWindowMs: 120_000 };
 
+/**
+ * How long the broker keeps an activity replica's durable consumer nobody consumes from, in seconds
+ * (ACTIVITY_DURABLE_INACTIVE_SECONDS, the stack's activityDurableInactiveSeconds): an hour by default, so a
+ * replica restarted or moved resumes where it left off; at most the stream's age limit, since a durable kept
+ * longer would have nothing left to resume.
+ */
+export const DURABLE_INACTIVE_SECONDS = { default: 3600, max: USER_EVENTS_LIMITS.maxAgeMs / 1000 };
+
 const nanos = (ms: number) => ms * 1_000_000;
 
 /** Creates the stream if it is missing; the same config again is a no-op, so concurrent callers agree. */

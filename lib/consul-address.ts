@@ -1,4 +1,5 @@
 // Code shared by the service and balancer bundles (esbuild inlines it into each).
+import fs from 'node:fs';
 import { ConfigError, envValue } from './config-error';
 
 /** Where the Consul agent's HTTP API is, split the way the `consul` client wants it. */
@@ -46,13 +47,34 @@ export const CONSUL_TOKEN_ENV = 'CONSUL_HTTP_TOKEN';
 export const CONSUL_TOKEN_ALLOWED = 'an ACL token: 1 to 128 printable ASCII characters without spaces, such as a UUID';
 
 /**
- * The token from the environment (undefined: none, Consul's anonymous token). The error names the
- * variable but never shows the value: it is a secret.
+ * The variable naming a file that holds the token, as Consul's own tools read it: how the stack hands
+ * containers their token, so that `docker inspect` never shows it (infra/secret-files.ts).
  */
-export function parseConsulToken(env: NodeJS.ProcessEnv): string | undefined {
-  const value = envValue(env, CONSUL_TOKEN_ENV);
+export const CONSUL_TOKEN_FILE_ENV = 'CONSUL_HTTP_TOKEN_FILE';
+
+/**
+ * The token from the environment, or from the file CONSUL_HTTP_TOKEN_FILE names (undefined: neither, Consul's
+ * anonymous token); CONSUL_HTTP_TOKEN wins when both are set, as in Consul's CLI. Errors name the variable
+ * (and the file) but never show the value: it is a secret.
+ */
+export function parseConsulToken(
+  env: NodeJS.ProcessEnv,
+  readFile: (file: string) => string = (f) => fs.readFileSync(f, 'utf8'),
+): string | undefined {
+  let value = envValue(env, CONSUL_TOKEN_ENV);
+  let from = CONSUL_TOKEN_ENV;
+  const file = envValue(env, CONSUL_TOKEN_FILE_ENV);
+  if (value === undefined && file !== undefined) {
+    from = `${CONSUL_TOKEN_FILE_ENV} (${file})`;
+    try {
+      value = readFile(file).trim();
+    } catch (error) {
+      throw new ConfigError(
+        `${from} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}): use a readable file holding ${CONSUL_TOKEN_ALLOWED}`,
+      );
+    }
+  }
   if (value === undefined) return undefined;
-  if (!/^[\x21-\x7e]{1,128}$/.test(value))
-    throw new ConfigError(`${CONSUL_TOKEN_ENV} is not allowed (value not shown): use ${CONSUL_TOKEN_ALLOWED}`);
+  if (!/^[\x21-\x7e]{1,128}$/.test(value)) throw new ConfigError(`${from} is not allowed (value not shown): use ${CONSUL_TOKEN_ALLOWED}`);
   return value;
 }

@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { validator } from 'hono/validator';
 import type { Logger } from '../lib/logger';
+import { OUTBOX_FULL_RETRY_AFTER_S, OutboxFullError, type OutboxStatus } from './outbox';
 import { parsePageQuery } from './page-query';
 import { instanceAndRequestLog, jsonMethodNotAllowed } from './request-log';
 import { USER_ID, validateUserInput } from './user-input';
@@ -19,6 +20,8 @@ export interface AppDeps {
   logger: Logger;
   /** True once the process is shutting down: health turns 503 so Consul and balancers stop sending traffic. */
   isDraining: () => boolean;
+  /** How full the event outbox is (outbox-relay.ts), shown by /health; absent: no relay. */
+  outboxStatus?: () => OutboxStatus;
 }
 
 // The body of a refused upload is left unread; closing the connection keeps its rest from being taken for a next request.
@@ -75,9 +78,14 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get('/', (c) => c.json({ service: deps.serviceName, instance: deps.serviceId, hostname: deps.hostname, version: deps.version }));
 
-  app.get('/health', (c) =>
-    deps.isDraining() ? c.json({ status: 'draining', instance: deps.serviceId }, 503) : c.json({ status: 'ok', instance: deps.serviceId }),
-  );
+  // The outbox's fill is a signal, not a failure: a replica whose outbox is full still serves reads, so
+  // /health stays 200 (Consul's check, and the balancer, would drop a replica answering anything else).
+  app.get('/health', (c) => {
+    const outbox = deps.outboxStatus ? { outbox: deps.outboxStatus() } : {};
+    return deps.isDraining()
+      ? c.json({ status: 'draining', instance: deps.serviceId, ...outbox }, 503)
+      : c.json({ status: 'ok', instance: deps.serviceId, ...outbox });
+  });
 
   // One page per request (users-store.ts); `next` and the Link header name the following page.
   app.get('/api/users', pageQuery, async (c) => {
@@ -119,6 +127,9 @@ export function createApp(deps: AppDeps): Hono {
       return c.json({ error: 'the users store (Consul KV) is unavailable; try again shortly' }, 503, { 'Retry-After': '1' });
     }
     if (error instanceof StoreConflictError) return c.json({ error: error.message }, 409);
+    if (error instanceof OutboxFullError) {
+      return c.json({ error: error.message }, 503, { 'Retry-After': String(OUTBOX_FULL_RETRY_AFTER_S) });
+    }
     // The json validator's one error: a body sent as JSON that does not parse.
     if (error instanceof HTTPException && error.status === 400) return c.json({ error: 'body is not valid JSON' }, 400);
     if (isClientAbort(error)) return c.json({ error: 'the client closed the connection before sending the whole request' }, 400, CLOSE);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type Consul from 'consul';
 import { newUserEvent, type UserEventType } from '../lib/user-events';
-import { outboxClock, outboxWrite } from './outbox';
+import { NO_RELAY, outboxClock, outboxWrite, type OutboxPort } from './outbox';
 import {
   pageOfIds,
   StoreConflictError,
@@ -55,8 +55,14 @@ const encode = (text: string): string => Buffer.from(text).toString('base64');
 export class ConsulUsersStore implements UsersStore {
   /** The last key listing (sorted ids) and when it was asked for; see userIds. */
   private keyList: { ids: string[]; askedAt: number } | undefined;
-  /** The key listing under way, shared by every request that needs it meanwhile. */
-  private keyListing: Promise<string[]> | undefined;
+  /** The key listing under way and when it was asked for, shared by every request that needs it meanwhile. */
+  private keyListing: { ids: Promise<string[]>; askedAt: number } | undefined;
+  /**
+   * This replica's creates (true) and deletes (false) since the listing in use or under way was asked for,
+   * oldest first, with when they committed: merged into pages (pageOfIds), so a write costs O(1) however
+   * many users there are.
+   */
+  private readonly ownChanges = new Map<string, { present: boolean; at: number }>();
   /** Orders this replica's outbox entries (outbox.ts). */
   private readonly outboxTick = outboxClock();
 
@@ -64,6 +70,8 @@ export class ConsulUsersStore implements UsersStore {
     private readonly consul: Consul,
     private readonly prefix: string,
     private readonly outboxPrefix: string,
+    /** Bounds the outbox and publishes this replica's entries (outbox-relay.ts). */
+    private readonly outbox: OutboxPort = NO_RELAY,
   ) {}
 
   private key(id: string): string {
@@ -91,7 +99,9 @@ export class ConsulUsersStore implements UsersStore {
    * read-only transaction. A recursive read would make Consul load and send every user on every request.
    */
   async page(query: PageQuery): Promise<UserPage> {
-    const { ids: pageIds, next } = pageOfIds(await this.userIds(), query);
+    const ids = await this.userIds();
+    const changes = new Map([...this.ownChanges].map(([id, change]) => [id, change.present]));
+    const { ids: pageIds, next } = pageOfIds(ids, query, changes);
     return { users: await this.readMany(pageIds), next };
   }
 
@@ -104,12 +114,15 @@ export class ConsulUsersStore implements UsersStore {
    */
   private userIds(): Promise<string[]> {
     if (this.keyList && Date.now() - this.keyList.askedAt < KEY_LIST_TTL_MS) return Promise.resolve(this.keyList.ids);
-    this.keyListing ??= this.listIds().finally(() => (this.keyListing = undefined));
-    return this.keyListing;
+    if (!this.keyListing) {
+      const askedAt = Date.now();
+      const ids = this.listIds(askedAt).finally(() => (this.keyListing = undefined));
+      this.keyListing = { ids, askedAt };
+    }
+    return this.keyListing.ids;
   }
 
-  private async listIds(): Promise<string[]> {
-    const askedAt = Date.now();
+  private async listIds(askedAt: number): Promise<string[]> {
     const keys = (await this.call('list', () =>
       this.consul.kv.keys({ key: `${this.prefix}/`, separator: '/' }).catch((error: Error & { response?: { statusCode?: number } }) => {
         // Consul answers 404 when no key has the prefix: no users yet.
@@ -121,15 +134,33 @@ export class ConsulUsersStore implements UsersStore {
     // With the separator, anything nested deeper comes back as one "<prefix>/<dir>/" entry: not a user.
     const ids = (keys ?? []).map((key) => key.slice(start)).filter((id) => id !== '' && !id.includes('/'));
     this.keyList = { ids: ids.sort(), askedAt };
+    this.forgetChangesBefore(askedAt);
     return this.keyList.ids;
   }
 
-  /** Keeps the cached key listing in step with this replica's own writes. */
+  /** Drops the changes a listing asked for at `time` or later shows already (the oldest come first). */
+  private forgetChangesBefore(time: number): void {
+    for (const [id, change] of this.ownChanges) {
+      if (change.at >= time) break;
+      this.ownChanges.delete(id);
+    }
+  }
+
+  /**
+   * Keeps this replica's pages in step with its own writes: O(1), no copy or sort of the listing. Noted only
+   * while a listing is in use or under way; a stale one is dropped (the next page lists again), so the
+   * changes kept are those of the last KEY_LIST_TTL_MS.
+   */
   private noteId(id: string, present: boolean): void {
-    if (!this.keyList) return;
-    const ids = this.keyList.ids.filter((known) => known !== id);
-    if (present) ids.push(id);
-    this.keyList = { ids: present ? ids.sort() : ids, askedAt: this.keyList.askedAt };
+    const now = Date.now();
+    if (this.keyList && now - this.keyList.askedAt >= KEY_LIST_TTL_MS) this.keyList = undefined;
+    if (!this.keyList && !this.keyListing) {
+      this.ownChanges.clear();
+      return;
+    }
+    // Re-inserted at the end, so the map stays in commit order for forgetChangesBefore.
+    this.ownChanges.delete(id);
+    this.ownChanges.set(id, { present, at: now });
   }
 
   /**
@@ -216,11 +247,17 @@ export class ConsulUsersStore implements UsersStore {
    * user changed, is gone, or already exists). Any other refusal (an ACL denying the outbox) is an error.
    */
   private commit(what: string, type: UserEventType, userId: string, now: Date, operations: object[]): Promise<boolean> {
+    // At its bound the outbox takes no more: refused before anything commits (OutboxFullError, a 503).
+    this.outbox.admit();
     const event = newUserEvent(type, userId, now);
-    const all = [...operations, outboxWrite(this.outboxPrefix, this.outboxTick(event.at), event)];
+    const entry = outboxWrite(this.outboxPrefix, this.outboxTick(event.at), event);
+    const all = [...operations, entry];
     return this.call(what, () =>
       this.consul.transaction.create(all as never).then(
-        () => true,
+        () => {
+          this.outbox.committed(entry.KV.Key, event);
+          return true;
+        },
         (error: Error & { response?: { statusCode?: number; body?: TxnBody } }) => {
           if (error.response?.statusCode !== 409) throw error;
           const errors = error.response.body?.Errors ?? [];

@@ -10,29 +10,21 @@ import { ConsulUsersStore } from './consul-users-store';
 import { outboxKeyPrefix, usersKeyPrefix } from '../lib/consul-acl';
 import { parseNatsService } from '../lib/broker';
 import { startOutboxRelay } from './outbox-relay';
+import { parseOutboxMaxEntries } from './outbox';
 import { loadConfigOrExit, runReplica } from './lifecycle';
 
 function main(): void {
   const config = loadConfigOrExit('service', () => ({
     ...parseConfig(process.env, { hostname: os.hostname(), interfaces: os.networkInterfaces() }),
     natsService: parseNatsService(process.env),
+    outboxMaxEntries: parseOutboxMaxEntries(process.env),
   }));
   const logger = createLogger({ instance: config.serviceId });
   const consul = createConsulClient(config.consul, config.consulToken);
   let draining = false;
 
-  const app = createApp({
-    serviceName: config.serviceName,
-    serviceId: config.serviceId,
-    hostname: os.hostname(),
-    version,
-    users: new ConsulUsersStore(consul, usersKeyPrefix(config.serviceName), outboxKeyPrefix(config.serviceName)),
-    logger,
-    isDraining: () => draining,
-  });
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
-
-  // Every committed user change left its event in the outbox (same transaction); this publishes them.
+  // Every committed user change leaves its event in the outbox (same transaction); this publishes them
+  // and bounds the outbox.
   const relay = startOutboxRelay({
     consul: config.consul,
     consulToken: config.consulToken,
@@ -41,7 +33,20 @@ function main(): void {
     natsService: config.natsService,
     name: config.serviceId,
     logger,
+    maxEntries: config.outboxMaxEntries,
   });
+
+  const app = createApp({
+    serviceName: config.serviceName,
+    serviceId: config.serviceId,
+    hostname: os.hostname(),
+    version,
+    users: new ConsulUsersStore(consul, usersKeyPrefix(config.serviceName), outboxKeyPrefix(config.serviceName), relay),
+    logger,
+    isDraining: () => draining,
+    outboxStatus: () => relay.status(),
+  });
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
 
   runReplica({
     server,

@@ -33,12 +33,48 @@ export interface UserPage {
   next: string | null;
 }
 
-/** The page of `ids` (sorted) that `query` names, and the cursor after it: the rule every store pages by. */
-export function pageOfIds(ids: readonly string[], query: PageQuery): { ids: string[]; next: string | null } {
+/** The index of the first id in `ids` (sorted) above `after`: a binary search, so a page costs no scan of every id. */
+function firstAbove(ids: readonly string[], after: string): number {
+  let low = 0;
+  let high = ids.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (ids[mid] <= after) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+/**
+ * The page of `ids` (sorted) that `query` names, and the cursor after it: the rule every store pages by.
+ * `changes` are ids created (true) or deleted (false) since `ids` was listed, merged in as the page is
+ * read: O(log n + limit + changes), so neither a page nor a write ever sorts or scans every id.
+ */
+export function pageOfIds(
+  ids: readonly string[],
+  query: PageQuery,
+  changes: ReadonlyMap<string, boolean> = new Map(),
+): { ids: string[]; next: string | null } {
   const after = query.after;
-  const rest = after === undefined ? ids : ids.filter((id) => id > after);
-  const page = rest.slice(0, query.limit);
-  return { ids: page, next: rest.length > page.length ? page[page.length - 1] : null };
+  const added = [...changes]
+    .filter(([id, present]) => present && (after === undefined || id > after))
+    .map(([id]) => id)
+    .sort();
+  let i = after === undefined ? 0 : firstAbove(ids, after);
+  let j = 0;
+  // One more than the limit, to tell whether a next page exists.
+  const page: string[] = [];
+  while (page.length <= query.limit && (i < ids.length || j < added.length)) {
+    let id: string;
+    if (j >= added.length || (i < ids.length && ids[i] <= added[j])) {
+      id = ids[i++];
+      if (id === added[j]) j++;
+    } else id = added[j++];
+    if (changes.get(id) !== false) page.push(id);
+  }
+  const more = page.length > query.limit;
+  if (more) page.pop();
+  return { ids: page, next: more ? page[page.length - 1] : null };
 }
 
 /**

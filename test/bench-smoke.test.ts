@@ -49,6 +49,10 @@ const NUMERIC_FIGURES = [
   'singleRequestMs.balancer.p50',
   'eventLatencyMs.p50',
   'eventLatencyMs.p99',
+  'events.publishesPerWrite',
+  'events.answeredPerSec',
+  'writeRates.ratio',
+  'writeRates.ratioBeforeList',
   'routeCost.nginxCpuUsPerRequest.one',
   'routeCost.nginxCpuUsPerRequest.several',
   'routeCost.ratio',
@@ -74,7 +78,7 @@ const at = (object: unknown, dotted: string): unknown =>
     .reduce<unknown>((value, key) => (value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined), object);
 
 test('npm run bench -- --smoke produces every figure with its keys and shape', async (t) => {
-  t.timeout(200_000);
+  t.timeout(220_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const outFile = path.join(dir, 'results.json');
@@ -90,7 +94,7 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
       setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
     }
   });
-  const deadline = setTimeout(() => child.kill('SIGTERM'), 165_000);
+  const deadline = setTimeout(() => child.kill('SIGTERM'), 185_000);
   const run = await new Promise<Run>((resolve) => {
     let stdout = '';
     let stderr = '';
@@ -128,7 +132,18 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.true((at(results, 'failoverMs.max') as number) >= (at(results, 'failoverMs.p50') as number));
   t.true((at(results, 'eventLatencyMs.p50') as number) > 0, 'eventLatencyMs.p50 should be positive');
   t.true((at(results, 'eventLatencyMs.p99') as number) >= (at(results, 'eventLatencyMs.p50') as number));
-  t.is(at(results, 'eventLatencyMs.writes'), 20, 'every write the smoke mode is sized for');
+  t.is(at(results, 'eventLatencyMs.writes'), 200, 'every write the smoke mode is sized for');
+  t.is(at(results, 'events.failed'), 0, 'every write of the events phase answered 201');
+  t.true((at(results, 'events.publishesPerWrite') as number) >= 1, 'every write published at least once');
+  const writeSteps = at(results, 'writeRates.steps') as Array<Record<string, number>>;
+  t.deepEqual(
+    writeSteps.map((s) => s.users),
+    [100, 1000],
+  );
+  for (const step of writeSteps) {
+    t.true(step.beforeListPerSec > 0 && step.afterListPerSec > 0, `write rates at ${step.users} users`);
+    t.is(step.failed, 0, `every write at ${step.users} users answered 2xx`);
+  }
   t.true(Number.isInteger(results.cores) && (results.cores as number) >= 1);
 
   // The gateway with one routed service against several: both configurations measured, served without errors.
@@ -238,7 +253,13 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.regex(run.stdout, /\| Ratio balancer\/direct, 1 replica \| [\d.]+ \|/);
   t.regex(
     run.stdout,
-    /\| Write → event on the SSE stream p50 \/ p99 \(20 writes\) \| [\d.]+ ms \/ [\d.]+ ms \| < 50 ms \| (met|MISSED) \|/,
+    /\| Write → event on the SSE stream p50 \/ p99 \(200 writes at 200\/s, 3 hello replicas\) \| [\d.]+ ms \/ [\d.]+ ms \| < 50 ms \| (met|MISSED) \|/,
+  );
+  t.regex(run.stdout, /\| Publishes per write \(nats-server's counters\), 3 hello replicas \| [\d.]+ \| <= 1\.05 \| (met|MISSED) \|/);
+  t.regex(run.stdout, /\| Writes per second at 1000 users, before \/ after a list request \| \d+\/s \/ \d+\/s \|/);
+  t.regex(
+    run.stdout,
+    /\| Write rate ratio, 1000 \/ 100 users, after \(before\) a list request \| [\d.]+ \([\d.]+\) \| >= 0\.8 \| (met|MISSED) \|/,
   );
   t.regex(
     run.stdout,

@@ -67,6 +67,31 @@ if (sshHost) {
   const remote = new docker.Provider('remote', { host: sshHost, sshOpts: ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=2'] });
   new docker.Network('remote-net', { name: \`\${prefix}-remote\`, labels }, { provider: remote });
 }
+// Files uploaded into a holder that is created and never started, read by a read-only container from the
+// holder's volume (the stack's secret files, infra/secret-files.ts), only when the test asks for it.
+const secret = config.getSecret('secret');
+if (secret) {
+  const files = new docker.Volume('files', { name: \`\${prefix}-files\`, labels });
+  const holder = new docker.Container('holder', {
+    image: image.repoDigest,
+    labels,
+    start: false,
+    mustRun: false,
+    volumes: [{ volumeName: files.name, containerPath: '/files' }],
+    uploads: [{ file: '/files/role/token', content: secret, permissions: '0444' }],
+  });
+  new docker.Container('reader', {
+    image: image.repoDigest,
+    command: ['sleep', 'infinity'],
+    labels,
+    readOnly: true,
+    volumes: [{ volumeName: files.name, containerPath: '/run/secrets', readOnly: true }],
+    envs: [pulumi.interpolate\`HOLDER=\${holder.id}\`],
+    destroyGraceSeconds: 1,
+    // Uploaded into itself, only when the test asks: Docker refuses a copy into a read-only root.
+    ...(config.getBoolean('uploadIntoReadOnly') ? { uploads: [{ file: '/run/secrets/more', content: 'x' }] } : {}),
+  });
+}
 export const containerId = box.id;
 export const repoDigest = image.repoDigest;
 `;
@@ -155,6 +180,7 @@ test.after.always(async () => {
     ...(await testContainers()).map((id) => ['rm', '-f', '-v', id]),
     ['network', 'rm', `${PREFIX}-net`],
     ['volume', 'rm', `${PREFIX}-data`],
+    ['volume', 'rm', `${PREFIX}-files`],
     ['image', 'rm', IMAGE_NAME],
     ...[...builtImages].map((id) => ['image', 'rm', id]),
   ];
@@ -273,6 +299,42 @@ test.serial("on an ssh:// host the docker CLI goes through the local ssh, with t
   t.deepEqual(args.slice(0, 4), ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=2']);
   t.deepEqual(args.slice(args.indexOf('--') - 4, args.indexOf('--') + 2), ['-l', 'deploy', '-p', '2222', '--', '127.0.0.1']);
 });
+
+test.serial(
+  'uploads go into a created container before it would start: a holder never started fills a volume a read-only container reads; a read-only container of its own is refused',
+  async (t) => {
+    const marker = `token-${crypto.randomBytes(8).toString('hex')}`;
+    await run(path.join(PULUMI_BIN, 'pulumi'), ['config', 'set', '--secret', 'secret', marker, '--non-interactive'], {
+      cwd: programDir,
+      env: { ...process.env, PULUMI_BACKEND_URL: `file://${work}`, PULUMI_HOME: path.join(work, 'home'), PULUMI_CONFIG_PASSPHRASE: 'x' },
+    });
+    t.teardown(() =>
+      pulumi('config', 'rm', 'secret')
+        .then(() => pulumi('up', '--yes'))
+        .catch(() => undefined),
+    );
+    await pulumi('up', '--yes');
+    const holder = (await stateOf('docker:index/container:Container', 'holder'))!;
+    const reader = (await stateOf('docker:index/container:Container', 'reader'))!;
+    t.is((await inspect('container', holder.id))!.State.Status, 'created', 'the holder never ran');
+    t.is((await docker(['exec', reader.id, 'cat', '/run/secrets/role/token'])).trim(), marker);
+    t.is(
+      (await docker(['exec', reader.id, 'stat', '-c', '%a %u:%g', '/run/secrets/role/token'])).trim(),
+      '444 0:0',
+      'mode 0444, owned by root',
+    );
+    for (const id of [holder.id, reader.id])
+      t.false(JSON.stringify(await inspect('container', id)).includes(marker), 'not in docker inspect');
+    // A second up changes nothing: the never-started holder stays as it is.
+    t.regex(await pulumi('preview', '--diff'), /unchanged/);
+
+    await pulumi('config', 'set', 'uploadIntoReadOnly', 'true');
+    t.teardown(() => pulumi('config', 'rm', 'uploadIntoReadOnly').catch(() => undefined));
+    const refused = await t.throwsAsync(pulumi('up', '--yes'));
+    t.regex(refused.message, /read-only/);
+    await pulumi('config', 'rm', 'uploadIntoReadOnly');
+  },
+);
 
 test.serial("pulumi destroy leaves no container, network or volume of the test's", async (t) => {
   await pulumi('destroy', '--yes');

@@ -6,7 +6,9 @@ import { registerNatsInConsul, startNats, waitForNatsPassing, type NatsServer } 
 import { stopAll, waitFor } from '../../harness/processes';
 import { startReplica, type Replica } from '../../harness/service';
 import { openEventStream, type EventStream } from '../../harness/sse';
-import type { UserEvent } from '../../lib/user-events';
+import { connect, DiscardPolicy } from 'nats';
+import { USER_EVENTS_STREAM, type UserEvent } from '../../lib/user-events';
+import type { OutboxStatus } from '../../service/outbox';
 
 // The events end to end, with real servers on loopback: Consul (ACLs on, every process with its role's
 // token), nats-server with JetStream (registered in Consul as the program does), hello replicas (whose
@@ -32,8 +34,8 @@ test.after.always(async () => {
 /** Every step is bounded; a test that hangs fails here with what its processes printed. */
 const TEST_TIMEOUT_MS = 90_000;
 
-async function hello(t: ExecutionContext, name: string, id: string): Promise<Replica> {
-  const replica = await startReplica(consul, name, id);
+async function hello(t: ExecutionContext, name: string, id: string, env: NodeJS.ProcessEnv = {}): Promise<Replica> {
+  const replica = await startReplica(consul, name, id, env);
   t.teardown(() => replica.stop().then(() => undefined));
   await waitFor(`${id} to answer /health`, async () => (await fetch(`${replica.url}/health`)).ok, 15_000, 50);
   return replica;
@@ -484,3 +486,143 @@ test.serial('events the broker acked survive a SIGKILL of the broker (its proces
     await waitForNatsPassing(consul, 1);
   }
 });
+
+/** Messages the broker received on each connection named `<prefix>...` (nats-server's monitoring /connz, closed ones too). */
+async function messagesFrom(prefix: string): Promise<Map<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${nats.monitorPort}/connz?state=all&limit=1000`, { signal: AbortSignal.timeout(2000) });
+  const { connections } = (await res.json()) as { connections: Array<{ name?: string; in_msgs: number }> };
+  const counts = new Map<string, number>();
+  for (const c of connections) if (c.name?.startsWith(prefix)) counts.set(c.name, (counts.get(c.name) ?? 0) + c.in_msgs);
+  return counts;
+}
+
+/** The JetStream API requests a relay sends as it connects (account info, stream info), beside its publishes. */
+const CONNECT_REQUESTS = 3;
+
+test.serial(
+  'three replicas write: each event is published once, by the relay of the replica that wrote it (the broker’s counters)',
+  async (t) => {
+    t.timeout(TEST_TIMEOUT_MS);
+    const writers = [
+      await hello(t, 'hello-p', 'hello-p-1'),
+      await hello(t, 'hello-p', 'hello-p-2'),
+      await hello(t, 'hello-p', 'hello-p-3'),
+    ];
+    const feed = await activity(t, 'activity-p-1');
+    const stream = await openEventStream(feed.url);
+    t.teardown(() => stream.close());
+    try {
+      const written = new Map<string, string[]>(writers.map((w) => [w.id, []]));
+      for (let i = 0; i < 30; i++) written.get(writers[i % 3].id)!.push(await createUser(writers[i % 3], `Once${i}`));
+      const ids = [...written.values()].flat();
+      await stream.until(`${ids.length} created events`, (events) => ofUsers(events, ids).length === ids.length, 30_000);
+      await waitFor('the outbox to be emptied', async () => (await outboxKeys('hello-p')).length === 0, 10_000);
+      t.deepEqual(repeated(ofUsers(stream.events, ids)), [], 'no event id arrived twice');
+
+      const received = await messagesFrom('hello-p-');
+      const total = [...received.values()].reduce((a, b) => a + b, 0);
+      t.log(`messages the broker received from the relays: ${JSON.stringify(Object.fromEntries(received))} for ${ids.length} writes`);
+      t.true(total >= ids.length, `${total} messages for ${ids.length} writes`);
+      t.true(total <= ids.length + CONNECT_REQUESTS * writers.length, `${total} messages for ${ids.length} writes: one publish each`);
+      for (const w of writers) {
+        const own = written.get(w.id)!.length;
+        t.true((received.get(w.id) ?? 0) <= own + CONNECT_REQUESTS, `${w.id} published its own ${own} and no other: ${received.get(w.id)}`);
+      }
+    } catch (error) {
+      report(t, { 'hello-p-1': writers[0], 'hello-p-2': writers[1], 'hello-p-3': writers[2], feed, nats });
+      throw error;
+    }
+  },
+);
+
+async function outboxStatus(replica: Replica): Promise<OutboxStatus> {
+  return ((await call(`${replica.url}/health`)).json as { outbox: OutboxStatus }).outbox;
+}
+
+test.serial(
+  'the broker stopped: the outbox fills to its bound, the status says so first, a write at the bound gets 503 and commits nothing; every kept event arrives once it is back',
+  async (t) => {
+    t.timeout(TEST_TIMEOUT_MS);
+    const writer = await hello(t, 'hello-q', 'hello-q-1', { OUTBOX_MAX_ENTRIES: '10' });
+    const feed = await activity(t, 'activity-q-1');
+    const stream = await openEventStream(feed.url);
+    t.teardown(() => stream.close());
+    try {
+      await nats.stop();
+      t.like(await outboxStatus(writer), { entries: 0, maxEntries: 10, state: 'ok' });
+      const ids: string[] = [];
+      const states: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        ids.push(await createUser(writer, `Kept${i}`));
+        states.push((await outboxStatus(writer)).state);
+      }
+      t.deepEqual(states, [...Array<string>(7).fill('ok'), 'filling', 'filling', 'full'], 'filling from 80 % of the bound, then full');
+
+      const refused = await fetch(`${writer.url}/api/users`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Refused', email: 'refused@example.com' }),
+      });
+      t.is(refused.status, 503);
+      t.is(refused.headers.get('retry-after'), '5');
+      t.regex(((await refused.json()) as { error: string }).error, /outbox is full \(10 of 10/);
+      const listed = (await call(`${writer.url}/api/users?limit=64`)).json!.users as Array<{ name: string }>;
+      t.is(listed.length, 10, 'the refused write committed nothing');
+      t.false(listed.some((u) => u.name === 'Refused'));
+      t.is((await outboxKeys('hello-q')).length, 10, 'every committed event kept');
+      t.regex(writer.output(), /"msg":"outbox filling"/);
+      t.regex(writer.output(), /"msg":"outbox full"/);
+
+      await nats.start();
+      await stream.until(`${ids.length} kept events`, (events) => ofUsers(events, ids).length === ids.length, 30_000);
+      t.deepEqual(repeated(ofUsers(stream.events, ids)), []);
+      await waitFor('the outbox to drain and the status to say so', async () => (await outboxStatus(writer)).state === 'ok', 10_000);
+      t.is((await outboxKeys('hello-q')).length, 0);
+      await createUser(writer, 'After');
+    } catch (error) {
+      report(t, { writer, feed, nats });
+      throw error;
+    } finally {
+      if (!nats.isRunning()) await nats.start();
+      await waitForNatsPassing(consul, 1);
+    }
+  },
+);
+
+test.serial(
+  'an event the broker takes but does not ack (a full stream that discards new ones) stays in the outbox, and arrives once the broker acks',
+  async (t) => {
+    t.timeout(TEST_TIMEOUT_MS);
+    const writer = await hello(t, 'hello-r', 'hello-r-1');
+    const feed = await activity(t, 'activity-r-1');
+    const stream = await openEventStream(feed.url);
+    t.teardown(() => stream.close());
+    const nc = await connect({ servers: nats.url });
+    t.teardown(() => nc.close());
+    const jsm = await nc.jetstreamManager();
+    // A first event: the relay is connected and the stream holds at least one message.
+    const first = await createUser(writer, 'First');
+    await stream.until('the first event', (events) => ofUsers(events, [first]).length === 1);
+    const { config, state } = await jsm.streams.info(USER_EVENTS_STREAM);
+    try {
+      // Full, and refusing new messages: the broker answers the publish with an error instead of an ack.
+      await jsm.streams.update(USER_EVENTS_STREAM, { ...config, max_msgs: state.messages, discard: DiscardPolicy.New });
+      const id = await createUser(writer, 'Unacked');
+      await waitFor('the relay to be refused', () => /the broker refused/.test(writer.output()), 10_000);
+      // A few more of the relay's retries (100 ms doubling), each refused.
+      await new Promise((r) => setTimeout(r, 1500));
+      t.is((await outboxKeys('hello-r')).length, 1, 'the entry stays in the outbox while the broker does not ack');
+      t.is(ofUsers(stream.events, [id]).length, 0);
+      t.is((await jsm.streams.info(USER_EVENTS_STREAM)).state.messages, state.messages, 'the stream took nothing');
+
+      await jsm.streams.update(USER_EVENTS_STREAM, config);
+      await stream.until('the event once the broker acks', (events) => ofUsers(events, [id]).length === 1, 15_000);
+      await waitFor('the outbox to be emptied after the ack', async () => (await outboxKeys('hello-r')).length === 0, 10_000);
+    } catch (error) {
+      report(t, { writer, feed, nats });
+      throw error;
+    } finally {
+      await jsm.streams.update(USER_EVENTS_STREAM, config).catch(() => undefined);
+    }
+  },
+);

@@ -405,7 +405,7 @@ export const FAULTS: Fault[] = [
     patches: [
       {
         file: 'service/consul-users-store.ts',
-        search: '    const all = [...operations, outboxWrite(this.outboxPrefix, this.outboxTick(event.at), event)];',
+        search: '    const all = [...operations, entry];',
         replace: '    const all = [...operations];',
       },
     ],
@@ -415,9 +415,74 @@ export const FAULTS: Fault[] = [
   {
     id: 'relay-gives-up-on-failure',
     breaks: 'the outbox relay stops at its first failure (broker down), so the events kept during an outage are never published',
-    patches: [{ file: 'service/outbox-relay.ts', search: '        await sleep(delayMs);\n', replace: '        return;\n' }],
+    patches: [
+      {
+        file: 'service/outbox-relay.ts',
+        search: '        await ownWake.sleep(retryDelayMs(failures, retry));\n',
+        replace: '        return;\n',
+      },
+      {
+        file: 'service/outbox-relay.ts',
+        search: '        await followWake.sleep(retryDelayMs(failures, retry));\n',
+        replace: '        return;\n',
+      },
+    ],
     tests: [EVENTS],
     match: ['the broker stopped for 10 s*'],
+  },
+  // The outbox of issue 25.
+  {
+    id: 'relay-deletes-without-ack',
+    breaks: 'the relay deletes an entry whether or not the broker acked its publish, so a refused event is lost',
+    patches: [
+      {
+        file: 'service/outbox-relay.ts',
+        search: "const acked = batch.filter((_, i) => acks[i].status === 'fulfilled').map((entry) => entry.key);",
+        replace: 'const acked = batch.map((entry) => entry.key);',
+      },
+    ],
+    tests: [EVENTS],
+    match: ['an event the broker takes but does not ack*'],
+  },
+  {
+    id: 'every-relay-publishes-every-entry',
+    breaks: 'every replica publishes every entry as soon as it sees it: N publishes per write',
+    patches: [
+      {
+        file: 'service/outbox-relay.ts',
+        search: '    return Math.max(writtenAt, connected) + takeoverMs;',
+        replace: '    return writtenAt + 0 * connected;',
+      },
+      { file: 'service/outbox-relay.ts', search: 'const LIST_INTERVAL_MS = 1000;', replace: 'const LIST_INTERVAL_MS = 0;' },
+    ],
+    tests: [EVENTS],
+    match: ['three replicas write*'],
+  },
+  {
+    id: 'outbox-unbounded',
+    breaks: 'a write is accepted whatever the outbox holds',
+    patches: [
+      {
+        file: 'service/outbox-relay.ts',
+        search: '      if (count >= o.maxEntries) throw new OutboxFullError(count, o.maxEntries);',
+        replace: '      if (count < 0) throw new OutboxFullError(count, o.maxEntries);',
+      },
+    ],
+    tests: [EVENTS],
+    match: ['the broker stopped: the outbox fills*'],
+  },
+  {
+    id: 'write-sorts-the-listing',
+    breaks: "a write re-sorts the replica's cached key listing: work proportional to the users on every create",
+    patches: [
+      {
+        file: 'service/consul-users-store.ts',
+        search: '    this.ownChanges.set(id, { present, at: now });',
+        replace:
+          '    this.ownChanges.set(id, { present, at: now });\n    if (this.keyList) this.keyList = { ...this.keyList, ids: [...this.keyList.ids, id].sort() };',
+      },
+    ],
+    tests: ['test/unit/service-write-cost.test.ts'],
   },
   {
     id: 'activity-consumer-not-durable-across-restarts',

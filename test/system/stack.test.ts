@@ -25,6 +25,7 @@ import {
   type SteadyLoopReport,
 } from '../../harness/load';
 import { upstreamsOf, type BalancerStatusJson } from '../../harness/balancer';
+import { activityRole, agentRole, balancerRole, brokerRole, replicaRole, roleToken } from '../../lib/consul-acl';
 import { freePorts } from '../../harness/ports';
 import { waitFor } from '../../harness/processes';
 import { docker, inspect, run } from './docker';
@@ -69,7 +70,9 @@ let deployed = false;
 const configured = new Map<string, string>();
 /** The stack's containers as its state holds them after the last deploy. */
 type LiveContainer = { resourceName: string; name: string; id: string; urn: string };
+/** The stack's running containers: every container of the state but the holder of secret files, which never starts. */
 let live: LiveContainer[] = [];
+let secretsHolder: LiveContainer | undefined;
 /** Every image id the state ever held: the provider never deletes images, so the clean-up removes them. */
 const builtImages = new Set<string>();
 let ports: { balancerPort: number; balancerAdminPort: number; consulUiPort: number; collectorPort: number };
@@ -92,9 +95,11 @@ type DeploySummary = CliSummary & { removedContainers: Removed[] };
 /** Reads the state back: the live containers, their names by number, their volumes, the images. */
 async function readState(): Promise<void> {
   const state = await cli.state();
-  live = state
+  const containers = state
     .filter((r) => r.type === 'docker:index/container:Container')
     .map((r) => ({ resourceName: r.name, name: String(r.outputs.name), id: r.id!, urn: r.urn }));
+  live = containers.filter((c) => c.resourceName !== 'consul-secrets-holder');
+  secretsHolder = containers.find((c) => c.resourceName === 'consul-secrets-holder');
   for (const r of state)
     if (r.type === 'docker:index/image:Image' && typeof r.outputs.repoDigest === 'string') builtImages.add(r.outputs.repoDigest);
   for (const c of live) {
@@ -513,6 +518,48 @@ test.serial(
       );
     }
     t.is((await docker(['exec', `cnp-${STACK}-consul`, 'id', '-un'])).trim(), 'consul');
+  },
+);
+
+test.serial(
+  '1c. no secret in docker inspect: no token or key in any container of the stack, its environment, command line or image (build arguments included)',
+  async (t) => {
+    t.timeout(60_000);
+    const { values } = await cli.outputs();
+    const management = values.consulToken as string;
+    const state = await cli.state();
+    const gossipKey = String(state.find((r) => r.name === 'consul-gossip-key')!.outputs.stdout).trim();
+    const secrets = new Map<string, string>([
+      ['the management token', management],
+      ['the gossip key', gossipKey],
+      ...[replicaRole('hello'), activityRole(), balancerRole(), brokerRole(), agentRole(`cnp-${STACK}-consul`)].map(
+        (role) => [`the ${role.role} token`, roleToken(management, role.role)] as [string, string],
+      ),
+    ]);
+    const found = (text: string) => [...secrets].filter(([, value]) => text.includes(value)).map(([what]) => what);
+    t.truthy(secretsHolder, 'the holder of secret files is in the state');
+    for (const c of [...live, secretsHolder!]) {
+      const info = (await inspect('container', c.id))!;
+      t.deepEqual(found(JSON.stringify(info)), [], `${c.name}: docker inspect`);
+      const image = JSON.stringify(await inspect('image', info.Image));
+      const history = await docker(['history', '--no-trunc', '--format', '{{.CreatedBy}}', info.Image]);
+      t.deepEqual(found(image + history), [], `${c.name}: its image and its history (build arguments)`);
+    }
+    t.is((await inspect('container', secretsHolder!.id))!.State.Status, 'created', 'the holder never ran');
+    // Each role reads its own token from its file, read-only; the agent its configuration.
+    const replica = live.find((c) => c.resourceName === 'replicas-1')!;
+    t.is((await docker(['exec', replica.id, 'cat', '/run/secrets/consul-token'])).trim(), roleToken(management, replicaRole('hello').role));
+    const write = await docker(['exec', replica.id, 'sh', '-c', 'echo x > /run/secrets/consul-token']).then(
+      () => 'written',
+      (error: Error) => error.message,
+    );
+    t.regex(write, /Read-only file system/);
+    t.is(
+      (await docker(['exec', replica.id, 'ls', '/run/secrets'])).trim(),
+      'consul-token',
+      "only its own role's files: none of Consul's or another role's",
+    );
+    t.log(`${live.length + 1} containers and their images inspected: none holds any of ${[...secrets.keys()].join(', ')}`);
   },
 );
 

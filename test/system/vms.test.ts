@@ -22,6 +22,7 @@ import { remoteFailure, runOverSsh } from '../../harness/plugins/command/ssh';
 import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
 import { holdSystemLock, SYSTEM_LOCK_WAIT_MS } from '../helpers/system-lock';
 import { LABEL_PREFIX } from '../../infra/naming';
+import { activityRole, agentRole, balancerRole, brokerRole, replicaRole, roleToken } from '../../lib/consul-acl';
 import { REPLICA_PORTS } from '../../infra/vm-ports';
 import { CliStack, removedContainers, type CliSummary, type StateResource } from './cli-stack';
 import { docker, run } from './docker';
@@ -117,10 +118,13 @@ const resource = (name: string): StateResource => {
   return found;
 };
 
-/** The docker containers of the state: resource name, container name and id, and its VM (by its provider, `<vm>-docker`). */
-function containers(): Array<{ resourceName: string; name: string; id: string; vm: string }> {
+/**
+ * The docker containers of the state: resource name, container name and id, and its VM (by its provider, `<vm>-docker`).
+ * Without `holders`, only those that run: not each VM's holder of secret files, which is created and never started.
+ */
+function containers({ holders = false } = {}): Array<{ resourceName: string; name: string; id: string; vm: string }> {
   return state
-    .filter((r) => r.type === 'docker:index/container:Container')
+    .filter((r) => r.type === 'docker:index/container:Container' && (holders || !r.name.endsWith('-secrets-holder')))
     .map((r) => ({ resourceName: r.name, name: r.outputs.name as string, id: r.id!, vm: r.providerName.replace(/-docker$/, '') }));
 }
 
@@ -407,6 +411,33 @@ test.serial(
     } finally {
       tunnel.close();
     }
+  },
+);
+
+test.serial(
+  'no secret in docker inspect on any VM: no token or gossip key in a container, its environment, command line or image',
+  async (t) => {
+    t.timeout(120_000);
+    const management = outputs.consulToken as string;
+    const gossipKey = String(resource('consul-gossip-key').outputs.stdout).trim();
+    const secrets = new Map<string, string>([
+      ['the management token', management],
+      ['the gossip key', gossipKey],
+      ...[replicaRole('hello'), activityRole(), balancerRole(), brokerRole(), ...['vm1', 'vm2', 'vm3'].map(agentRole)].map(
+        (role) => [`the ${role.role} token`, roleToken(management, role.role)] as [string, string],
+      ),
+    ]);
+    const all = containers({ holders: true });
+    t.is(all.filter((c) => c.resourceName.endsWith('-secrets-holder')).length, 3, 'one holder of secret files per VM');
+    for (const c of all) {
+      const info = await fleet.exec(c.vm, ['docker', 'inspect', c.id]);
+      const image = (JSON.parse(info) as Array<{ Image: string }>)[0].Image;
+      const imageInfo = await fleet.exec(c.vm, ['docker', 'image', 'inspect', image]);
+      const history = await fleet.exec(c.vm, ['docker', 'history', '--no-trunc', '--format', '{{.CreatedBy}}', image]);
+      const found = [...secrets].filter(([, value]) => (info + imageInfo + history).includes(value)).map(([what]) => what);
+      t.deepEqual(found, [], `${c.vm}: ${c.name}`);
+    }
+    t.log(`${all.length} containers on 3 VMs and their images inspected: none holds any of ${secrets.size} secrets`);
   },
 );
 

@@ -3,7 +3,7 @@ import { BROKER_RETRY, retryDelayMs } from '../../lib/backoff';
 import { brokerServers, parseNatsService } from '../../lib/broker';
 import { ConfigError } from '../../lib/config-error';
 import { newUserEvent, parseUserEvent, userEventSubject } from '../../lib/user-events';
-import { outboxClock, outboxKey, outboxWrite } from '../../service/outbox';
+import { outboxClock, outboxKey, outboxKeyTime, outboxState, outboxWrite, parseOutboxMaxEntries } from '../../service/outbox';
 
 test('a user event has a fresh id, its type, the user and the time; its subject is users.<type>', (t) => {
   const now = new Date('2026-11-27T10:00:00.000Z');
@@ -82,4 +82,29 @@ test("the broker's addresses come from its passing instances in Consul; NATS_SER
   t.is(parseNatsService({ NATS_SERVICE: ' broker ' }), 'broker');
   const error = t.throws(() => parseNatsService({ NATS_SERVICE: 'Nats!' }), { instanceOf: ConfigError });
   t.regex(error.message, /^NATS_SERVICE = "Nats!" is not allowed: use lowercase letters/);
+});
+
+test("an outbox key gives its entry's write time back; anything else under the prefix is no entry", (t) => {
+  const event = newUserEvent('created', 'u1', new Date('2026-12-06T10:00:00.000Z'));
+  const tick = outboxClock()(event.at);
+  t.is(outboxKeyTime('hello/outbox', outboxKey('hello/outbox', tick, event)), Date.parse(event.at));
+  for (const key of ['hello/outbox/junk', 'hello/outbox/123-x', 'other/outbox/0001764000000000000-e', 'hello/outbox/']) {
+    t.is(outboxKeyTime('hello/outbox', key), undefined, key);
+  }
+});
+
+test('OUTBOX_MAX_ENTRIES bounds the outbox: 10,000 by default, 1 to 100,000 allowed; the state turns filling at 80 %', (t) => {
+  t.is(parseOutboxMaxEntries({}), 10_000);
+  t.is(parseOutboxMaxEntries({ OUTBOX_MAX_ENTRIES: ' 250 ' }), 250);
+  t.is(parseOutboxMaxEntries({ OUTBOX_MAX_ENTRIES: '100000' }), 100_000);
+  for (const bad of ['0', '100001', '-5', '1e3', 'many', '2.5']) {
+    t.throws(() => parseOutboxMaxEntries({ OUTBOX_MAX_ENTRIES: bad }), {
+      instanceOf: ConfigError,
+      message: `OUTBOX_MAX_ENTRIES = ${JSON.stringify(bad)} is not allowed: use a whole number from 1 to 100000`,
+    });
+  }
+  t.deepEqual(
+    [0, 7, 8, 9, 10, 11].map((n) => outboxState(n, 10)),
+    ['ok', 'ok', 'filling', 'filling', 'full', 'full'],
+  );
 });

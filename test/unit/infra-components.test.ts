@@ -65,7 +65,7 @@ function foundation() {
     baseImage: 'cnp-base:bookworm',
     serviceName: 'hello',
     consulHttpAddr: 'http://cnp-unit-consul:8500',
-    consulToken: pulumi.secret('unit-role-token'),
+    secrets: { volumeName: 'cnp-unit-secrets-role', containerPath: '/run/secrets', readOnly: true },
   };
   return { bundle, role, consul };
 }
@@ -252,11 +252,29 @@ test('ConsulAgent alone on one host: Consul runs its own image built on consulIm
         httpPort: 8500,
         gossipKey: GOSSIP_KEY,
         managementToken: pulumi.secret('unit-management-token'),
+        roleSecrets: {},
       });
     },
   });
   const consul = ofType(record, CONTAINER).find((c) => c.name === 'consul-agent')!;
-  t.deepEqual((consul.inputs.command as string[]).slice(-2), [`-encrypt=${GOSSIP_KEY}`, '-disable-keyring-file']);
+  t.deepEqual((consul.inputs.command as string[]).slice(-2), ['-config-file=/run/secrets/agent.hcl', '-disable-keyring-file']);
+  // The gossip key and the tokens reach it as a file in its secrets volume, uploaded into a holder that never runs.
+  const holder = ofType(record, CONTAINER).find((c) => c.name === 'consul-secrets-holder')!;
+  t.like(holder.inputs, { start: false, mustRun: false });
+  const uploads = holder.inputs.uploads as { file: string; content: string; permissions: string }[];
+  t.deepEqual(
+    uploads.map((u) => `${u.file} ${u.permissions}`),
+    ['/secrets/consul/agent.hcl 0444', '/secrets/consul/management-token 0444'],
+  );
+  t.true(uploads[0].content.startsWith(`encrypt = "${GOSSIP_KEY}"\nacl { enabled = true default_policy = "deny"`));
+  t.is(uploads[1].content, 'unit-management-token');
+  t.true(holder.secretInputs.includes('uploads'));
+  t.deepEqual(
+    inputs(consul).volumes!.map((v) => `${v.volumeName} ${v.containerPath}`),
+    ['cnp-unit-consul-data /consul/data', 'cnp-unit-secrets-consul /run/secrets'],
+  );
+  t.false(JSON.stringify(consul.inputs).includes('unit-management-token'), 'no token in the container');
+  t.false(JSON.stringify(consul.inputs).includes(GOSSIP_KEY), 'nor the gossip key');
   const image = ofType(record, IMAGE).find((i) => i.name === 'consul-image')!;
   t.is((image.inputs as { build: { args: Record<string, string> } }).build.args.BASE_IMAGE, 'cnp-consul:1.8.7');
   t.is(inputs(consul).image, (image.outputs as { repoDigest: string }).repoDigest);

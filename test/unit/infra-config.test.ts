@@ -35,6 +35,17 @@ test('activityReplicas has the bounds of replicas; gatewayRateLimit takes 0 (off
   t.like(parseConfig({ replicas: '4', activityReplicas: '2' }), { replicas: 4, activityReplicas: 2 });
 });
 
+test('activityDurableInactiveSeconds: an hour by default, from 1 s to the stream age of 7 days; anything else names the key and the range', (t) => {
+  t.is(DEFAULTS.activityDurableInactiveSeconds, 3600);
+  t.is(parseConfig({ activityDurableInactiveSeconds: '1' }).activityDurableInactiveSeconds, 1);
+  t.is(parseConfig({ activityDurableInactiveSeconds: '604800' }).activityDurableInactiveSeconds, 604800);
+  for (const bad of ['0', '604801', '1.5', 'hour']) {
+    const error = t.throws(() => parseConfig({ activityDurableInactiveSeconds: bad }));
+    t.true(error.message.includes(`activityDurableInactiveSeconds = "${bad}" is not allowed`), error.message);
+    t.regex(error.message, /a whole number of seconds from 1 to 604800/);
+  }
+});
+
 for (const taken of ['activity', 'nats']) {
   test(`serviceName = ${JSON.stringify(taken)} is refused: the stack registers a service of that name itself`, (t) => {
     const error = t.throws(() => parseConfig({ serviceName: taken }));

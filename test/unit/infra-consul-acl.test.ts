@@ -23,6 +23,18 @@ const named = (record: RecordedStack, type: string, name: string): RecordedResou
   if (!found) throw new Error(`no ${type} ${name} in the record`);
   return found;
 };
+/** A file the host's holder of secret files uploads (infra/secret-files.ts), by its path in the holder. */
+const uploaded = (record: RecordedStack, holder: string, file: string): string | undefined =>
+  (named(record, CONTAINER, holder).inputs.uploads as { file: string; content: string }[]).find((u) => u.file === file)?.content;
+/** The token a role's container reads: the file its env names, in the role's secrets volume. */
+const tokenOf = (record: RecordedStack, holder: string, container: RecordedResource, role: string): string | undefined => {
+  if (envOf(container).CONSUL_HTTP_TOKEN_FILE !== '/run/secrets/consul-token') return undefined;
+  const mounted = (container.inputs.volumes as { volumeName: string; containerPath: string; readOnly: boolean }[]).find(
+    (v) => v.containerPath === '/run/secrets',
+  );
+  if (!mounted?.readOnly || !mounted.volumeName.endsWith(`-secrets-${role}`)) return undefined;
+  return uploaded(record, holder, `/secrets/${role}/consul-token`);
+};
 const envOf = (r: RecordedResource) =>
   Object.fromEntries((r.inputs.envs as string[]).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 
@@ -39,30 +51,33 @@ for (const c of CASES) {
 
     const consul = named(record, CONTAINER, 'consul-agent');
     const node = (consul.inputs.command as string[]).find((a) => a.startsWith('-node='))!.slice('-node='.length);
-    const acl = (consul.inputs.command as string[]).filter((a) => a.startsWith('-hcl=acl'));
-    t.deepEqual(acl, [
-      '-hcl=acl { enabled = true default_policy = "deny" down_policy = "extend-cache" enable_token_persistence = true ' +
+    const holder = 'consul-secrets-holder';
+    t.is(
+      uploaded(record, holder, '/secrets/consul/agent.hcl')!.split('\n')[1],
+      'acl { enabled = true default_policy = "deny" down_policy = "extend-cache" enable_token_persistence = true ' +
         `tokens { ${c.tokenKey} = "${management}" agent = "${roleToken(management, agentRole(node).role)}" } }`,
-    ]);
-    t.is(envOf(consul).CONSUL_HTTP_TOKEN, management, "the health check's CLI authenticates with it");
-    t.deepEqual([...consul.secretInputs].sort(), ['command', 'envs']);
+    );
+    t.true((consul.inputs.command as string[]).includes('-config-file=/run/secrets/agent.hcl'));
+    t.is(envOf(consul).CONSUL_HTTP_TOKEN_FILE, '/run/secrets/management-token', "the health check's CLI authenticates with it");
+    t.is(uploaded(record, holder, '/secrets/consul/management-token'), management);
+    t.deepEqual(consul.secretInputs, []);
 
     const replicas = record.resources.filter((r) => r.type === CONTAINER && r.options.parent === 'replicas');
     t.true(replicas.length > 0);
     for (const replica of replicas) {
-      t.is(envOf(replica).CONSUL_HTTP_TOKEN, roleToken(management, replicaRole(c.service).role));
-      t.deepEqual(replica.secretInputs, ['envs']);
+      t.is(tokenOf(record, holder, replica, 'replica'), roleToken(management, replicaRole(c.service).role));
+      t.deepEqual(replica.secretInputs, []);
       t.true(replica.options.dependsOn.includes('consul-acl-init'), 'replicas start once their token exists');
     }
     const balancer = named(record, CONTAINER, 'balancer-gateway');
-    t.is(envOf(balancer).CONSUL_HTTP_TOKEN, roleToken(management, balancerRole().role));
-    t.deepEqual(balancer.secretInputs, ['envs']);
+    t.is(tokenOf(record, holder, balancer, 'balancer'), roleToken(management, balancerRole().role));
+    t.deepEqual(balancer.secretInputs, []);
     t.true(balancer.options.dependsOn.includes('consul-acl-init'));
     const activity = record.resources.filter((r) => r.type === CONTAINER && r.options.parent === 'activity');
     t.true(activity.length > 0);
     for (const replica of activity) {
-      t.is(envOf(replica).CONSUL_HTTP_TOKEN, roleToken(management, activityRole().role));
-      t.deepEqual(replica.secretInputs, ['envs']);
+      t.is(tokenOf(record, holder, replica, 'activity'), roleToken(management, activityRole().role));
+      t.deepEqual(replica.secretInputs, []);
       t.true(replica.options.dependsOn.includes('consul-acl-init'));
     }
     const registration = named(record, COMMAND, 'broker-registration');
@@ -71,9 +86,9 @@ for (const c of CASES) {
     t.deepEqual(registration.secretInputs, ['environment']);
     const tokens = new Set([
       management,
-      envOf(replicas[0]).CONSUL_HTTP_TOKEN,
-      envOf(balancer).CONSUL_HTTP_TOKEN,
-      envOf(activity[0]).CONSUL_HTTP_TOKEN,
+      tokenOf(record, holder, replicas[0], 'replica'),
+      tokenOf(record, holder, balancer, 'balancer'),
+      tokenOf(record, holder, activity[0], 'activity'),
       brokerToken,
     ]);
     t.is(tokens.size, 5, 'every role has its own token');
@@ -128,23 +143,25 @@ test("on VMs every agent has ACLs with its own agent token; replicas and the bal
   const agentTokens = new Set<string>();
   for (const vm of ['vm1', 'vm2', 'vm3']) {
     const agent = named(record, CONTAINER, `${vm}-consul-agent`);
-    const acl = (agent.inputs.command as string[]).filter((a) => a.startsWith('-hcl=acl'));
+    const acl = uploaded(record, `${vm}-consul-secrets-holder`, '/secrets/consul/agent.hcl')!.split('\n')[1];
     const agentToken = roleToken(management, agentRole(vm).role);
     agentTokens.add(agentToken);
     // vm1 runs the server (discovery): only a server holds the management token, for its raft health check.
     const server = vm === 'vm1';
-    t.deepEqual(acl, [
-      '-hcl=acl { enabled = true default_policy = "deny" down_policy = "extend-cache" enable_token_persistence = true ' +
+    t.is(
+      acl,
+      'acl { enabled = true default_policy = "deny" down_policy = "extend-cache" enable_token_persistence = true ' +
         `tokens { ${server ? `master = "${management}" ` : ''}agent = "${agentToken}" } }`,
-    ]);
+    );
+    t.false(JSON.stringify(agent.inputs).includes(management), `${vm}: the management token is nowhere in its inputs`);
+    t.deepEqual(agent.secretInputs, []);
     if (server) {
-      t.is(envOf(agent).CONSUL_HTTP_TOKEN, management, `${vm}: the health check's CLI authenticates with it`);
-      t.deepEqual([...agent.secretInputs].sort(), ['command', 'envs']);
+      t.is(envOf(agent).CONSUL_HTTP_TOKEN_FILE, '/run/secrets/management-token', `${vm}: the health check's CLI authenticates with it`);
+      t.is(uploaded(record, `${vm}-consul-secrets-holder`, '/secrets/consul/management-token'), management);
     } else {
-      t.false('CONSUL_HTTP_TOKEN' in envOf(agent), `${vm}: a client holds no management token`);
-      t.false(JSON.stringify(agent.inputs).includes(management), `${vm}: the management token is nowhere in its inputs`);
+      t.false('CONSUL_HTTP_TOKEN_FILE' in envOf(agent), `${vm}: a client holds no management token`);
+      t.is(uploaded(record, `${vm}-consul-secrets-holder`, '/secrets/consul/management-token'), undefined);
       t.deepEqual((agent.inputs.healthcheck as { tests: string[] }).tests.slice(0, 3), ['CMD', 'consul', 'catalog']);
-      t.deepEqual([...agent.secretInputs].sort(), ['command']);
     }
   }
   t.is(agentTokens.size, 3, 'each VM agent has its own token');
@@ -152,9 +169,10 @@ test("on VMs every agent has ACLs with its own agent token; replicas and the bal
   const replicas = record.resources.filter((r) => r.type === CONTAINER && /^vm\d-replicas-\d+$/.test(r.name));
   t.is(replicas.length, 4);
   for (const replica of [...replicas, named(record, CONTAINER, 'vm1-balancer-gateway')]) {
-    const role = replica.name.includes('balancer') ? balancerRole() : replicaRole('hello');
-    t.is(envOf(replica).CONSUL_HTTP_TOKEN, roleToken(management, role.role), replica.name);
-    t.deepEqual(replica.secretInputs, ['envs']);
+    const [role, acl] = replica.name.includes('balancer') ? ['balancer', balancerRole()] : ['replica', replicaRole('hello')];
+    const holder = `${replica.name.split('-')[0]}-consul-secrets-holder`;
+    t.is(tokenOf(record, holder, replica, role), roleToken(management, acl.role), replica.name);
+    t.deepEqual(replica.secretInputs, []);
     t.true(replica.options.dependsOn.includes('consul-acl-init'), `${replica.name} starts once its token exists`);
   }
 });

@@ -27,6 +27,7 @@ const COMPONENTS = [
   'cnp:infra:AppBundle',
   'cnp:infra:LogCollector',
   'cnp:infra:ConsulAgent',
+  'cnp:infra:SecretFiles',
   'cnp:infra:ServiceReplicas',
   'cnp:infra:Balancer',
   'cnp:infra:Broker',
@@ -81,6 +82,12 @@ const containerNamed = (record: RecordedStack, name: string) => {
 };
 const outputs = (r: RecordedResource) => r.outputs as { repoDigest: string };
 const SHA256_ID = /^sha256:[0-9a-f]{64}$/;
+/** The content of a secret file the holder uploads, by its path in the holder (`/secrets/<role>/<file>`). */
+const secretFile = (d: { secretsHolder: RecordedResource }, file: string): string => {
+  const upload = (d.secretsHolder.inputs.uploads as { file: string; content: string }[]).find((u) => u.file === file);
+  if (!upload) throw new Error(`no uploaded file ${file}`);
+  return upload.content;
+};
 const env = (container: RecordedResource) =>
   Object.fromEntries(inputs(container).envs.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 
@@ -95,6 +102,7 @@ interface Expected {
   consulImage: string;
   natsImage: string;
   serviceName: string;
+  activityDurableInactiveSeconds: number;
 }
 
 const defaults: Expected = {
@@ -108,6 +116,7 @@ const defaults: Expected = {
   consulImage: 'hashicorp/consul:1.20',
   natsImage: 'nats:2.9-alpine',
   serviceName: 'hello',
+  activityDurableInactiveSeconds: 3600,
 };
 
 /** Three configs, each recorded once and checked by every behaviour below. */
@@ -127,6 +136,7 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
         collectorPort: 15514,
         bindAddress: '::1',
         serviceName: 'echo',
+        activityDurableInactiveSeconds: 30,
       },
     },
     expected: {
@@ -138,6 +148,7 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
       bindAddress: '::1',
       ports: { balancer: 18080, balancerAdmin: 18081, consul: 18500, collector: 15514 },
       serviceName: 'echo',
+      activityDurableInactiveSeconds: 30,
     },
   },
   {
@@ -182,6 +193,8 @@ interface Declared {
   collector: RecordedResource;
   consul: RecordedResource;
   nats: RecordedResource;
+  /** The container created, never started, that holds the uploaded secret files (infra/secret-files.ts). */
+  secretsHolder: RecordedResource;
   /** The container that holds the balancer's ports and network namespace (fixed name `<prefix>-balancer`). */
   balancerPorts: RecordedResource;
   /** The balancer proper, nginx and its watcher, in the holder's namespace (`<prefix>-balancer-<version>`). */
@@ -213,7 +226,9 @@ async function declared(c: (typeof CASES)[number]): Promise<Declared> {
     name,
     replicaNames,
     activityNames,
-    containers: ofType(record, T.container),
+    // The containers that run: all but the holder of the secret files, which is created and never started.
+    containers: ofType(record, T.container).filter((c) => c.inputs.start !== false),
+    secretsHolder: containerNamed(record, name('secrets')),
     dockerObjects: [...ofType(record, T.container), ...ofType(record, T.network), ...ofType(record, T.volume)],
     collector: containerNamed(record, name('collector')),
     consul: containerNamed(record, name('consul')),
@@ -231,7 +246,7 @@ function behaviour(title: string, check: (t: ExecutionContext, d: Declared) => v
 }
 
 behaviour(
-  'declares one provider, one network, three volumes, six images, the bundle, gossip-key, Consul-token, ACL-init and broker-registration steps and a container per replica of each service plus four',
+  'declares one provider, one network, three volumes and one per role holding secret files, six images, the bundle, gossip-key, Consul-token, ACL-init and broker-registration steps and a container per replica of each service plus five (one the holder of the secret files)',
   (t, d) => {
     const counts: Record<string, number> = {};
     for (const r of d.record.resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
@@ -239,10 +254,10 @@ behaviour(
       ...Object.fromEntries(COMPONENTS.map((c) => [c, COMPONENT_COUNTS[c] ?? 1])),
       [T.provider]: 1,
       [T.network]: 1,
-      [T.volume]: 3,
+      [T.volume]: 3 + 4,
       [T.image]: 6,
       [T.command]: 5,
-      [T.container]: d.x.replicas + d.x.activityReplicas + 5,
+      [T.container]: d.x.replicas + d.x.activityReplicas + 6,
     });
     t.regex(inputs(d.gateway).name, new RegExp(`^${d.name('balancer')}-[0-9a-f]{12}$`));
     t.deepEqual(
@@ -476,7 +491,10 @@ behaviour('Consul runs as a single server with its UI, its data on a named volum
       inputs(d.consul).command.includes(`-hcl=limits { ${limit} }`),
       `Consul's own limit ${limit}, the one the tests' agents run with`,
     );
-  t.deepEqual(inputs(d.consul).volumes, [{ volumeName: inputs(consulData).name, containerPath: '/consul/data' }]);
+  t.deepEqual(inputs(d.consul).volumes, [
+    { volumeName: inputs(consulData).name, containerPath: '/consul/data' },
+    { volumeName: d.name('secrets-consul'), containerPath: '/run/secrets', readOnly: true },
+  ]);
 });
 
 behaviour('the collector keeps its files on a volume, and the deploy waits until it listens', (t, d) => {
@@ -520,8 +538,11 @@ behaviour(
         PORT: '8080',
       });
       t.false('ROUTES' in vars, "ROUTES is left to the service's default, /api/activity");
+      t.is(vars.ACTIVITY_DURABLE_INACTIVE_SECONDS, String(d.x.activityDurableInactiveSeconds), 'activityDurableInactiveSeconds');
       t.false('SERVICE_ADDRESS' in vars);
-      t.not(vars.CONSUL_HTTP_TOKEN, env(containerNamed(d.record, d.replicaNames[0])).CONSUL_HTTP_TOKEN, 'a token of its own role');
+      t.is(vars.CONSUL_HTTP_TOKEN_FILE, '/run/secrets/consul-token');
+      t.deepEqual(inputs(replica).volumes, [{ volumeName: d.name('secrets-activity'), containerPath: '/run/secrets', readOnly: true }]);
+      t.not(secretFile(d, '/secrets/activity/consul-token'), secretFile(d, '/secrets/replica/consul-token'), 'a token of its own role');
       t.true(inputs(replica).wait);
       t.true(inputs(replica).destroyGraceSeconds >= 10);
       t.deepEqual(inputs(replica).ports, undefined);
@@ -642,9 +663,39 @@ behaviour('Consul gossip is encrypted with the key the stack generated once, hel
   t.is(inputs(keyCommand).create, GOSSIP_KEY_SCRIPT);
   // No triggers and constant inputs: the engine never runs it again, so the key stays.
   t.is(inputs(keyCommand).triggers, undefined);
-  t.deepEqual(inputs(d.consul).command.slice(-2), [`-encrypt=${MOCK_GOSSIP_KEY}`, '-disable-keyring-file']);
-  t.true(d.consul.secretInputs.includes('command'), 'the agent command holding the key is a secret input');
+  t.deepEqual(inputs(d.consul).command.slice(-2), ['-config-file=/run/secrets/agent.hcl', '-disable-keyring-file']);
+  t.true(secretFile(d, '/secrets/consul/agent.hcl').startsWith(`encrypt = "${MOCK_GOSSIP_KEY}"\n`));
+  t.true(d.secretsHolder.secretInputs.includes('uploads'), 'the files are secret inputs of the holder');
 });
+
+behaviour(
+  'no token and no gossip key in a running container: each reaches its role as a file, from a holder that is created and never started',
+  (t, d) => {
+    const management = String(d.record.outputs.consulToken);
+    const secrets = [
+      management,
+      MOCK_GOSSIP_KEY,
+      ...['replica', 'activity', 'balancer'].map((role) => secretFile(d, `/secrets/${role}/consul-token`)),
+    ];
+    t.is(new Set(secrets).size, secrets.length);
+    for (const container of d.containers) {
+      const text = JSON.stringify(container.inputs);
+      t.deepEqual(secrets.filter((secret) => text.includes(secret)).length, 0, `${container.name} holds no secret`);
+    }
+    t.like(inputs(d.secretsHolder), { start: false, mustRun: false });
+    t.is(secretFile(d, '/secrets/consul/management-token'), management);
+    t.deepEqual(
+      (d.secretsHolder.inputs.uploads as { file: string; permissions: string }[]).map((u) => `${u.file} ${u.permissions}`),
+      [
+        '/secrets/activity/consul-token 0444',
+        '/secrets/balancer/consul-token 0444',
+        '/secrets/consul/agent.hcl 0444',
+        '/secrets/consul/management-token 0444',
+        '/secrets/replica/consul-token 0444',
+      ],
+    );
+  },
+);
 
 behaviour('the stack outputs give the balancer, evidence page and Consul UI URLs, the replica names and the logs command', (t, d) => {
   t.is(d.record.outputs.balancerUrl, `http://${d.urlHost}:${d.x.ports.balancer}`);
@@ -659,7 +710,7 @@ behaviour('the stack outputs give the balancer, evidence page and Consul UI URLs
 test(`replicas ${MAX_REPLICAS} (the maximum) declares that many distinct replicas`, async (t) => {
   const record = await recordStack({ config: { replicas: MAX_REPLICAS } });
   t.is((record.outputs.replicaNames as string[]).length, MAX_REPLICAS);
-  t.is(ofType(record, T.container).length, MAX_REPLICAS + 1 + 5);
+  t.is(ofType(record, T.container).length, MAX_REPLICAS + 1 + 6);
 });
 
 const byKey = (record: RecordedStack) => new Map(record.resources.map((r) => [`${r.type}::${r.name}`, r]));

@@ -1,4 +1,7 @@
 import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { ConfigError } from '../../lib/config-error';
 import { parseConfig, type HostFacts } from '../../service/config';
@@ -36,6 +39,21 @@ test('CONSUL_HTTP_TOKEN is the Consul token; a value that cannot be a header is 
   const error = t.throws(() => parseConfig({ CONSUL_HTTP_TOKEN: 'secret part\nX-Evil: 1' }, container), { instanceOf: ConfigError });
   t.regex(error.message, /CONSUL_HTTP_TOKEN is not allowed \(value not shown\)/);
   t.notRegex(error.message, /secret part/);
+});
+
+test('CONSUL_HTTP_TOKEN_FILE names a file holding the token (how the stack hands it over); CONSUL_HTTP_TOKEN wins; errors name the file, never the value', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-token-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'consul-token');
+  fs.writeFileSync(file, '0d9db986-0adb-4d4c-a2df-09081559dc58\n');
+  t.is(parseConfig({ CONSUL_HTTP_TOKEN_FILE: file }, container).consulToken, '0d9db986-0adb-4d4c-a2df-09081559dc58');
+  t.is(parseConfig({ CONSUL_HTTP_TOKEN_FILE: file, CONSUL_HTTP_TOKEN: 'from-env' }, container).consulToken, 'from-env');
+  const missing = t.throws(() => parseConfig({ CONSUL_HTTP_TOKEN_FILE: path.join(dir, 'none') }, container), { instanceOf: ConfigError });
+  t.regex(missing.message, /CONSUL_HTTP_TOKEN_FILE \(.*none\) cannot be read \(ENOENT\)/);
+  fs.writeFileSync(file, 'secret part\nX-Evil: 1');
+  const bad = t.throws(() => parseConfig({ CONSUL_HTTP_TOKEN_FILE: file }, container), { instanceOf: ConfigError });
+  t.regex(bad.message, /CONSUL_HTTP_TOKEN_FILE \(.*consul-token\) is not allowed \(value not shown\)/);
+  t.notRegex(bad.message, /secret part/);
 });
 
 test('explicit values are used as given', (t) => {

@@ -7,8 +7,8 @@ export interface RunOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
-  /** Text written to the command's stdin. */
-  input?: string;
+  /** Text or bytes written to the command's stdin. */
+  input?: string | Buffer;
 }
 
 /** Runs a command to completion; rejects with its stderr (and stdout) when it exits non-zero. */
@@ -74,8 +74,17 @@ export interface ContainerInspect {
   Id: string;
   /** When it was created (RFC 3339). */
   Created: string;
+  /** The image id it runs. */
+  Image: string;
   RestartCount: number;
-  State: { Running: boolean; Pid: number; ExitCode: number; Health?: { Status: string } };
+  State: {
+    Running: boolean;
+    /** created, running, exited, ... */
+    Status: string;
+    Pid: number;
+    ExitCode: number;
+    Health?: { Status: string };
+  };
   HostConfig: {
     Memory: number;
     MemorySwap: number;

@@ -1,5 +1,5 @@
 // docker.Container, as kreuzwerker's docker_container v4.5.0 (internal/provider/resource_docker_container_funcs.go):
-// create, start and wait for healthy; update in place what resourceDockerContainerUpdate updates; a refresh of
+// create, upload files, start and wait for healthy; update in place what resourceDockerContainerUpdate updates; a refresh of
 // a stopped container sets mustRun false and the next update starts the same container; delete stops with
 // destroyGraceSeconds, then removes.
 import { InitializationFailed, type Props, type ResourceHandlers } from '../provider-server';
@@ -7,6 +7,7 @@ import { docker, inspect, type Engine } from './cli';
 import { checkInputs, diffInputs, isGone } from './checked';
 import { CONTAINER, INPUT_RULES } from './inputs';
 import { autoName, planContainer, updateArgs, type ContainerPlan } from './plans';
+import { tarOf } from './uploads';
 
 const rules = INPUT_RULES[CONTAINER];
 
@@ -39,6 +40,7 @@ export function containerHandlers(engine: () => Engine | undefined): ResourceHan
         for (const network of plan.moreNetworks) {
           await docker(['network', 'connect', ...network.aliases.flatMap((a) => ['--alias', a]), network.name, id], { engine: engine() });
         }
+        for (const upload of plan.uploads) await docker(['cp', '-', `${id}:/`], { engine: engine(), input: tarOf(upload) });
         if (plan.start) {
           await docker(['start', id], { engine: engine() });
           if (plan.waitHealthySeconds !== undefined) await waitHealthy(id, plan, engine());

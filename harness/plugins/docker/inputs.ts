@@ -70,6 +70,7 @@ const CONTAINER_RULES: Record<string, InputRule> = {
   capabilities: replace(),
   securityOpts: replace(),
   ulimits: replace(),
+  uploads: replace(),
   restart: update,
   maxRetryCount: update,
   memory: update,

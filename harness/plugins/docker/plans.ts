@@ -4,6 +4,7 @@
 // a program cannot declare something that is silently ignored. Pure: no Docker here.
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { planUpload, type PlannedUpload } from './uploads';
 
 export type Inputs = Record<string, unknown>;
 
@@ -182,6 +183,8 @@ export interface ContainerPlan {
   waitHealthySeconds?: number;
   destroyGraceSeconds?: number;
   removeVolumes: boolean;
+  /** Files written into the created container before it starts (uploads.ts). */
+  uploads: PlannedUpload[];
 }
 
 /**
@@ -327,7 +330,8 @@ export function planContainer(
   else args.push(image, ...command);
 
   const start = d.get<boolean>('start') ?? true;
-  d.expect('mustRun', true, 'a created container is expected to run');
+  // A container that is never started (a holder of uploaded files) declares mustRun false with start false.
+  d.expect('mustRun', start, 'a created container is expected to run, unless it is never started');
   d.expect('attach', false, 'containers run detached');
   d.expect('rm', false, 'the stack removes containers itself');
   d.expect('logs', false, 'no log capture at create');
@@ -342,6 +346,7 @@ export function planContainer(
     waitHealthySeconds: wait ? (waitTimeout ?? 60) : undefined,
     destroyGraceSeconds: d.get<number>('destroyGraceSeconds'),
     removeVolumes: d.get<boolean>('removeVolumes') ?? true,
+    uploads: d.items('uploads').map(planUpload),
   };
   d.done();
   return plan;
