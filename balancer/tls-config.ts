@@ -61,11 +61,12 @@ export function parsePublicTls(
   if (certFile === undefined) return rejectConfig('TLS_CERT_FILE', '', `the certificate's file, as TLS_KEY_FILE is set`);
   if (keyFile === undefined) return rejectConfig('TLS_KEY_FILE', '', `the private key's file, as TLS_CERT_FILE is set`);
 
+  const certPem = readPem('TLS_CERT_FILE', certFile);
+  const keyPem = readPem('TLS_KEY_FILE', keyFile);
   let cert: X509Certificate;
   try {
-    cert = new X509Certificate(readPem('TLS_CERT_FILE', certFile));
+    cert = new X509Certificate(certPem);
   } catch (error) {
-    if ((error as Error).name === 'ConfigError') throw error;
     return rejectConfig(
       'TLS_CERT_FILE',
       certFile,
@@ -74,9 +75,8 @@ export function parsePublicTls(
   }
   let key: KeyObject;
   try {
-    key = createPrivateKey(readPem('TLS_KEY_FILE', keyFile));
+    key = createPrivateKey(keyPem);
   } catch (error) {
-    if ((error as Error).name === 'ConfigError') throw error;
     // OpenSSL's message says what it could not decode, never the key itself.
     return rejectConfig('TLS_KEY_FILE', keyFile, `an unencrypted PEM private key (${(error as Error).message})`);
   }
