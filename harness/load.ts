@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { trustedCa } from './tls';
+import { trustOptions } from './tls';
 
 export interface RequestResult {
   /** What was requested: a failure can then be found in the balancer's access log by its URI. */
@@ -61,7 +61,7 @@ export function requestOnce(url: string, timeoutMs = 2000, headers: Record<strin
     const client = url.startsWith('https:') ? https : http;
     const req = client.request(
       url,
-      { method, agent: false, ca: trustedCa(), headers: { connection: 'close', ...contentHeaders, ...headers } },
+      { method, agent: false, ...trustOptions(), headers: { connection: 'close', ...contentHeaders, ...headers } },
       (res) => {
         res.resume();
         res.on('end', () => {

@@ -9,15 +9,16 @@ import tls from 'node:tls';
 /** The variable naming a PEM file of CA certificates the tools trust for an https:// balancer, beside the system's. */
 export const CA_FILE_VARIABLE = 'BALANCER_CA_FILE';
 
-const trusted = new Map<string, string[]>();
+const trusted = new Map<string, tls.SecureContext>();
 
 /**
- * The CAs an https request trusts: Node's own roots plus the certificates in BALANCER_CA_FILE (read once per
- * file); undefined (Node's defaults, NODE_EXTRA_CA_CERTS included) when it is unset.
+ * What an https request trusts: Node's own roots plus the certificates in BALANCER_CA_FILE, as one TLS
+ * context made once per file (a `ca` list given per request would parse every root again for each
+ * connection); {} (Node's defaults, NODE_EXTRA_CA_CERTS included) when it is unset.
  */
-export function trustedCa(env: NodeJS.ProcessEnv = process.env): string[] | undefined {
+export function trustOptions(env: NodeJS.ProcessEnv = process.env): { secureContext?: tls.SecureContext } {
   const file = env[CA_FILE_VARIABLE]?.trim();
-  if (!file) return undefined;
+  if (!file) return {};
   if (!trusted.has(file)) {
     let pem: string;
     try {
@@ -27,9 +28,9 @@ export function trustedCa(env: NodeJS.ProcessEnv = process.env): string[] | unde
     }
     if (!pem.includes('-----BEGIN CERTIFICATE-----'))
       throw new Error(`${CA_FILE_VARIABLE} = ${JSON.stringify(file)} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
-    trusted.set(file, [...tls.rootCertificates, pem]);
+    trusted.set(file, tls.createSecureContext({ ca: [...tls.rootCertificates, pem] }));
   }
-  return trusted.get(file);
+  return { secureContext: trusted.get(file) };
 }
 
 export interface TestCertificates {

@@ -11,7 +11,7 @@ import https from 'node:https';
 import path from 'node:path';
 import type { BalancerStatusJson } from '../harness/balancer';
 import { sendAll, type RequestResult } from '../harness/load';
-import { CA_FILE_VARIABLE, trustedCa } from '../harness/tls';
+import { CA_FILE_VARIABLE, trustOptions } from '../harness/tls';
 
 interface EvidenceOptions {
   url?: string;
@@ -96,7 +96,7 @@ function table(results: RequestResult[]): string {
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const options = { timeout: 5000 };
-    const req = (url.startsWith('https:') ? https.get(url, { ...options, ca: trustedCa() }) : http.get(url, options)).on(
+    const req = (url.startsWith('https:') ? https.get(url, { ...options, ...trustOptions() }) : http.get(url, options)).on(
       'response',
       (res) => {
         let body = '';
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   if (options.caFile !== undefined) process.env[CA_FILE_VARIABLE] = options.caFile;
   // A CA file that cannot be read stops here, not as a failure of every request.
-  trustedCa();
+  trustOptions();
   const url = options.url ?? (await stackOutput(options.stack, 'balancerUrl', '--url'));
   const adminUrl = options.adminUrl ?? (await stackOutput(options.stack, 'balancerAdminUrl', '--admin-url'));
   const results = await sendAll(`${url}/`, options.requests, options.concurrency);

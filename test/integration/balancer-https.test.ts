@@ -176,6 +176,13 @@ test.serial('two HTTPS balancers with REUSE_PORT hand the port over: both serve,
   const old = await startBalancer(consul, tlsEnv);
   t.teardown(() => old.cleanup());
   await old.waitForUpstreams('hello', 1);
+  // PUBLIC_HTTP is off by default: nginx listens on the HTTPS port, the admin port and its socket, nothing in clear.
+  const loaded = readFileSync(path.join(old.workDir, 'nginx.conf'), 'utf8');
+  t.deepEqual(loaded.match(/listen [^;]+;/g), [
+    `listen 127.0.0.1:${old.port} ssl reuseport;`,
+    `listen 127.0.0.1:${old.adminPort} reuseport;`,
+    `listen unix:${old.workDir}/admin.sock;`,
+  ]);
   // The public port shared, each its own admin port (so each status is its own).
   const next = await startBalancer(consul, { ...tlsEnv, LISTEN_PORT: String(old.port) });
   t.teardown(() => next.cleanup());
