@@ -1,13 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { upstreamsOf, type BalancerStatusJson } from '../../harness/balancer';
+import { BALANCER_BUNDLE, upstreamsOf, type BalancerStatusJson } from '../../harness/balancer';
 import { sendAll } from '../../harness/load';
 import { freePorts } from '../../harness/ports';
 import { startProcess, waitFor, type Managed } from '../../harness/processes';
 import type { Replica } from '../../harness/service';
 import { CA_FILE_VARIABLE, makeTestCertificates } from '../../harness/tls';
-import { BALANCER_BUNDLE } from '../../harness/balancer';
 import type { LoadGenerator } from '../load-generator';
 import type { BenchOptions } from '../options';
 import { pinnedCommand } from '../pinning';
