@@ -11,6 +11,7 @@ import {
 import { parseRouteOwners, ROUTE_OWNERS_ALLOWED, type RouteOwners } from '../lib/route-owners';
 import { parseRoutesEnv, ROUTE_ALLOWED, type Route } from '../lib/routes';
 import { ACTIVITY_STREAM_PATH } from './evidence-activity';
+import { parsePublicTls, type PublicTls } from './tls-config';
 
 /**
  * Requests in flight per client address on the public port. Far above what one browser or API client holds
@@ -43,6 +44,8 @@ export interface BalancerConfig {
   consulToken: string | undefined;
   listenAddress: string;
   listenPort: number;
+  /** HTTPS on the public listener (TLS_CERT_FILE, TLS_KEY_FILE) and what plain HTTP gets; undefined: plain HTTP. */
+  tls: PublicTls | undefined;
   /**
    * The admin listener: /_balancer/status, and the proxy that adds X-Upstream-Addr. Keep it on loopback or
    * a private network; the public port shows neither.
@@ -154,6 +157,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
     consulToken: parseConsulToken(env),
     listenAddress,
     listenPort,
+    tls: parsePublicTls(env, { listenPort, adminPort }),
     adminAddress,
     adminPort,
     reusePort: reuseText === 'true',

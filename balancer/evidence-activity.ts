@@ -5,6 +5,7 @@
 // a stream that nginx proxied from port to port would keep an old worker (and a stop) waiting for
 // worker_shutdown_timeout (30 s). See balancer/README.md, "The evidence page".
 import http from 'node:http';
+import https from 'node:https';
 import type { ActivityUnavailable } from './evidence-model';
 
 /** The activity service's stream on its default route (activity/README.md); the gateway routes it. */
@@ -90,7 +91,11 @@ export function createActivityRelay(o: ActivityRelayOptions): ActivityRelay {
     const lastEventId = req.headers['last-event-id'];
     const headers: http.OutgoingHttpHeaders = { accept: 'text/event-stream' };
     if (typeof lastEventId === 'string' && EVENT_ID.test(lastEventId)) headers['last-event-id'] = lastEventId;
-    const upstream = http.get(o.upstreamUrl, { headers, timeout: connectTimeoutMs });
+    // The balancer's own public listener on loopback: under HTTPS its certificate names the public host, not
+    // loopback, and the connection never leaves this host, so it is not verified.
+    const upstream = o.upstreamUrl.startsWith('https:')
+      ? https.get(o.upstreamUrl, { headers, timeout: connectTimeoutMs, rejectUnauthorized: false })
+      : http.get(o.upstreamUrl, { headers, timeout: connectTimeoutMs });
     streams.set(res, upstream);
     const forget = () => {
       streams.delete(res);

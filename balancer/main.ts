@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     assets: evidenceAssets,
     readStatus,
     // Through the public listener, so the panel's stream is routed and limited as a client's.
-    activityStreamUrl: `http://${hostPort(probeAddress(config.listenAddress), config.listenPort)}${ACTIVITY_STREAM_PATH}`,
+    activityStreamUrl: `${config.tls ? 'https' : 'http'}://${hostPort(probeAddress(config.listenAddress), config.listenPort)}${ACTIVITY_STREAM_PATH}`,
     // The relays all come from this process's address: no more than one client may hold there.
     maxActivityStreams: Math.min(MAX_EVIDENCE_STREAMS, config.streamLimitPerClient),
   });
@@ -95,6 +95,7 @@ async function main(): Promise<void> {
   const settings: NginxSettings = {
     listenAddress: config.listenAddress,
     listenPort: config.listenPort,
+    tls: config.tls,
     adminAddress: config.adminAddress,
     adminPort: config.adminPort,
     reusePort: config.reusePort,
@@ -188,6 +189,8 @@ async function main(): Promise<void> {
   logger.info('balancer started', {
     services: Object.fromEntries(first.services.map((s) => [s.name, s.upstreams])),
     listen: `${config.listenAddress}:${config.listenPort}`,
+    // The files' paths only: the key's content is never logged.
+    tls: config.tls ?? 'off: plain HTTP',
     admin: `${config.adminAddress}:${config.adminPort}`,
     adminLogin: adminAuth ? 'token required (ADMIN_TOKEN_FILE)' : 'off: open',
     reusePort: config.reusePort,

@@ -34,9 +34,20 @@ export interface UpstreamSelection {
   dropped: DroppedEntry[];
 }
 
+export interface PublicTlsSettings {
+  certFile: string;
+  keyFile: string;
+  /** A plain-HTTP listener on this port answers 308 to HTTPS; undefined: no plain-HTTP listener at all. */
+  redirectPort?: number;
+  /** The HTTPS port clients reach (a published port may differ from listenPort): the redirect's target. */
+  publicHttpsPort: number;
+}
+
 export interface NginxSettings {
   listenAddress: string;
   listenPort: number;
+  /** HTTPS on the public listener, and the optional plain-HTTP listener that redirects to it; undefined: plain HTTP. */
+  tls?: PublicTlsSettings;
   /** The admin listener (status, and the proxy that names the upstream); the public one shows neither. */
   adminAddress: string;
   adminPort: number;
@@ -194,6 +205,8 @@ const TOO_MANY = jsonBody({
 });
 
 const NOT_FOUND = jsonBody({ error: 'not found', detail: 'no service is routed at this path' });
+
+const PLAIN_HTTP = jsonBody({ error: 'plain HTTP sent to the HTTPS port', detail: 'use https:// on this port' });
 
 /**
  * How a request is proxied to the replicas: keep-alive upstream connections, timeouts, and the retry on
@@ -386,7 +399,8 @@ function evidenceLocations(s: NginxSettings): string[] {
     '    location = /_balancer/try {',
     '      # The page only reads: a GET of / through the public listener, nothing else.',
     '      limit_except GET { deny all; }',
-    `      proxy_pass http://${hostPort(probeAddress(s.listenAddress), s.listenPort)}/;`,
+    ...(s.tls ? ['      # HTTPS to its own public listener on loopback (not verified: the certificate names the public host).'] : []),
+    `      proxy_pass ${s.tls ? 'https' : 'http'}://${hostPort(probeAddress(s.listenAddress), s.listenPort)}/;`,
     '      proxy_connect_timeout 1s;',
     '      proxy_read_timeout 35s;',
     '      add_header Cache-Control no-store always;',
@@ -403,7 +417,19 @@ function evidenceLocations(s: NginxSettings): string[] {
 function publicServer(s: NginxSettings, table: GatewayTable): string[] {
   return [
     '  server {',
-    `    listen ${hostPort(s.listenAddress, s.listenPort)}${s.reusePort ? ' reuseport' : ''};`,
+    `    listen ${hostPort(s.listenAddress, s.listenPort)}${s.tls ? ' ssl' : ''}${s.reusePort ? ' reuseport' : ''};`,
+    ...(s.tls
+      ? [
+          `    ssl_certificate ${s.tls.certFile};`,
+          `    ssl_certificate_key ${s.tls.keyFile};`,
+          "    # Plain HTTP sent to this port (nginx's code 497): a JSON 400 saying so, on a connection then closed.",
+          '    error_page 497 = @plain_http;',
+          '    location @plain_http {',
+          '      default_type application/json;',
+          `      return 400 ${PLAIN_HTTP};`,
+          '    }',
+        ]
+      : []),
     `    limit_conn per_client ${s.connLimitPerClient};`,
     `    # Streams on ${s.streamPaths.map(routeText).join(', ')}: open for minutes, so counted apart from the requests in flight.`,
     `    limit_conn streams_per_client ${s.streamLimitPerClient};`,
@@ -414,6 +440,36 @@ function publicServer(s: NginxSettings, table: GatewayTable): string[] {
     '  }',
   ];
 }
+
+/**
+ * The plain-HTTP listener beside HTTPS (PUBLIC_HTTP=redirect): every request gets a 308 to the same host and
+ * path on the HTTPS port clients reach; nothing is proxied in clear. 308, not 301: a POST stays a POST.
+ */
+function redirectServer(s: NginxSettings, tls: PublicTlsSettings & { redirectPort: number }): string[] {
+  const port = tls.publicHttpsPort === 443 ? '' : `:${tls.publicHttpsPort}`;
+  return [
+    '  server {',
+    `    listen ${hostPort(s.listenAddress, tls.redirectPort)}${s.reusePort ? ' reuseport' : ''};`,
+    `    return 308 https://$host${port}$request_uri;`,
+    '  }',
+  ];
+}
+
+/**
+ * HTTPS at the edge: Mozilla's "intermediate" profile (TLS 1.2 and 1.3, AEAD ciphers with forward secrecy,
+ * the client's preference, as all of them are strong). Sessions resume from a cache shared by the workers;
+ * no tickets, as nginx never rotates its ticket key while it runs, which would weaken forward secrecy.
+ */
+const TLS_SETTINGS = [
+  '  ssl_protocols TLSv1.2 TLSv1.3;',
+  '  ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;',
+  '  ssl_prefer_server_ciphers off;',
+  '  # About 4,000 sessions a MiB.',
+  '  ssl_session_cache shared:tls_sessions:10m;',
+  '  ssl_session_timeout 1d;',
+  '  ssl_session_tickets off;',
+  '',
+];
 
 const adminListen = (s: NginxSettings) => `    listen ${hostPort(s.adminAddress, s.adminPort)}${s.reusePort ? ' reuseport' : ''};`;
 
@@ -639,6 +695,16 @@ export function renderNginxConfig(s: NginxSettings, table: GatewayTable, generat
       : []),
     '',
   ];
-  lines.push(...upstreamBlocks(table), ...publicServer(s, table), '', ...adminServer(s, table, generation), '}', '');
+  const tls = s.tls;
+  lines.push(
+    ...(tls ? TLS_SETTINGS : []),
+    ...upstreamBlocks(table),
+    ...publicServer(s, table),
+    '',
+    ...(tls?.redirectPort !== undefined ? [...redirectServer(s, { ...tls, redirectPort: tls.redirectPort }), ''] : []),
+    ...adminServer(s, table, generation),
+    '}',
+    '',
+  );
   return lines.join('\n');
 }

@@ -37,6 +37,9 @@ export interface BenchOptions {
   /** The gateway at scale (bench/phases/scale.ts): routed services at each step, and added/removed services timed at each. */
   scaleSizes: number[];
   scaleTries: number;
+  /** The cost of HTTPS at the edge (bench/phases/tls.ts): rounds of one run per edge, and requests of each new-connection run. */
+  tlsRounds: number;
+  tlsNewConnectionRequests: number;
   /** User writes timed from the POST to their event on the activity service's SSE stream, sent at eventWritesPerSec. */
   eventWrites: number;
   eventWritesPerSec: number;
@@ -67,13 +70,16 @@ const FULL: Omit<BenchOptions, 'outFile'> = {
   routeRounds: 5,
   scaleSizes: [1, 100, 1000],
   scaleTries: 5,
+  tlsRounds: 5,
+  tlsNewConnectionRequests: 2000,
   eventWrites: 2000,
   eventWritesPerSec: 200,
   writeSizes: [1000, 100_000],
   writeSec: 5,
   // 720 s before the scale phase, which takes about 2 minutes (1,000 registrations, three runs, 15 tries);
-  // the events (10 s of writes) and write-rate phases (100,000 users seeded in about 5 s, four 5 s runs) add about a minute.
-  timeLimitSec: 960,
+  // the events (10 s of writes) and write-rate phases (100,000 users seeded in about 5 s, four 5 s runs) add about a minute,
+  // the TLS phase another (5 rounds of four runs).
+  timeLimitSec: 1020,
 };
 
 const SMOKE: Omit<BenchOptions, 'outFile'> = {
@@ -98,6 +104,9 @@ const SMOKE: Omit<BenchOptions, 'outFile'> = {
   // Shape only: hello alone, then with 2 registrations; one try each.
   scaleSizes: [1, 3],
   scaleTries: 1,
+  // Shape only: one round, 1 s kept-alive runs and 200 new connections per edge.
+  tlsRounds: 1,
+  tlsNewConnectionRequests: 200,
   // Shape only: one second of writes at the full rate; the write rates at 100 and 1,000 users.
   eventWrites: 200,
   eventWritesPerSec: 200,
@@ -106,8 +115,8 @@ const SMOKE: Omit<BenchOptions, 'outFile'> = {
   // 120 s before the events phase, which adds about 5 s (a broker, two processes, 25 writes); the routes
   // phase adds about 8 s more (two replicas started and stopped, two 1 s runs): 116.7 s in all at load average 35.
   // The scale phase adds about 8 s (two 1 s runs with their warm-ups, two tries); the three writers and the
-  // write-rate phase (two replicas, four 1 s runs) about 12 s.
-  timeLimitSec: 165,
+  // write-rate phase (two replicas, four 1 s runs) about 12 s; the TLS phase about 6 s.
+  timeLimitSec: 175,
 };
 
 export const USAGE = `usage: npm run bench [-- --smoke] [-- --out FILE]

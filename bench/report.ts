@@ -115,6 +115,18 @@ export function formatTable(r: BenchResults): string {
       '',
       '',
     ],
+    [
+      'HTTPS / HTTP at the edge, kept-alive: throughput; nginx CPU per request',
+      `${fmt(r.tlsCost.keptAlive.requestsPerSec.https, ' req/s')} / ${fmt(r.tlsCost.keptAlive.requestsPerSec.http, ' req/s')} (ratio ${fmt(r.tlsCost.keptAlive.throughputRatio, '', 2)}); ${fmt(r.tlsCost.keptAlive.nginxCpuUsPerRequest.https, ' µs')} / ${fmt(r.tlsCost.keptAlive.nginxCpuUsPerRequest.http, ' µs')} (ratio ${fmt(r.tlsCost.keptAlive.nginxCpuRatio, '', 2)})`,
+      '',
+      '',
+    ],
+    [
+      'HTTPS / HTTP at the edge, a new connection per request: throughput; nginx CPU per request',
+      `${fmt(r.tlsCost.newConnections.requestsPerSec.https, ' req/s')} / ${fmt(r.tlsCost.newConnections.requestsPerSec.http, ' req/s')} (ratio ${fmt(r.tlsCost.newConnections.throughputRatio, '', 2)}); ${fmt(r.tlsCost.newConnections.nginxCpuUsPerRequest.https, ' µs')} / ${fmt(r.tlsCost.newConnections.nginxCpuUsPerRequest.http, ' µs')} (ratio ${fmt(r.tlsCost.newConnections.nginxCpuRatio, '', 2)})`,
+      '',
+      '',
+    ],
   ];
   const header = ['Figure', 'Measured', 'Target', 'Result'];
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;

@@ -4,6 +4,7 @@ import type { PeerMeasurement } from './phases/peers';
 import type { DiscoveryTry } from './phases/discovery';
 import type { RemovalTry } from './phases/removal';
 import { ROUTE_PATHS, type RouteRound, type RouteRun } from './phases/routes';
+import type { EdgeRun, TlsRound } from './phases/tls';
 import type { ScaleStep } from './phases/scale';
 import { EVENT_WRITERS, type EventRun } from './phases/events';
 import type { WriteStep } from './phases/writes';
@@ -150,9 +151,35 @@ export interface BenchResults {
     watcherRssMB: number;
     tries: { addMs: number; removeMs: number; addReloadMs: number; removeReloadMs: number }[];
   }[];
+  /**
+   * HTTPS against HTTP at the edge (bench/phases/tls.ts), two balancers of the same build side by side on the
+   * test core and the same replica: medians over the rounds, and ratios HTTPS/HTTP (the median of the
+   * per-round ratios), with kept-alive connections and with a new connection (a full handshake) per request.
+   */
+  tlsCost: {
+    certificate: string;
+    keptAlive: TlsCostFigures;
+    newConnections: TlsCostFigures;
+    /** Failed requests (non-2xx, errors, timeouts) over every run of the phase, both edges. */
+    failures: number;
+    rounds: {
+      keptAlive: { requestsPerSec: [number, number]; nginxCpuUsPerRequest: [number, number]; otherCpuPercent: [number, number] };
+      newConnections: { requestsPerSec: [number, number]; nginxCpuUsPerRequest: [number, number]; otherCpuPercent: [number, number] };
+    }[];
+  };
   targets: Target[];
   /** The side-by-side table: ours, HAProxy with Consul DNS and static nginx, in this same run. */
   comparison: PeerComparison;
+}
+
+/** One way of connecting, HTTP against HTTPS: `[http, https]` pairs are medians over the rounds. */
+export interface TlsCostFigures {
+  requestsPerSec: { http: number; https: number };
+  nginxCpuUsPerRequest: { http: number; https: number };
+  replicaCpuUsPerRequest: { http: number; https: number };
+  /** HTTPS over HTTP: throughput (below 1 = HTTPS serves fewer) and nginx CPU per request (above 1 = HTTPS costs more). */
+  throughputRatio: number;
+  nginxCpuRatio: number;
 }
 
 export interface RawMeasurements {
@@ -172,6 +199,7 @@ export interface RawMeasurements {
   peers: PeerMeasurement[];
   routes: RouteRound[];
   scale: ScaleStep[];
+  tls: TlsRound[];
   events: EventRun;
   writes: WriteStep[];
 }
@@ -322,6 +350,7 @@ export function summarize(raw: RawMeasurements): BenchResults {
     writeRates: summarizeWrites(raw.writes),
     routeCost: summarizeRoutes(raw.routes),
     scale: summarizeScale(raw.scale),
+    tlsCost: summarizeTls(raw.tls),
   };
   const comparison = summarizePeers(raw.peers, {
     startedAt: results.startedAt,
@@ -360,6 +389,41 @@ const describeRepeat = (replicas: number, r: PairedRepeat) => ({
   coreUsPerRequest: pair(r, (p) => p.coreUsPerRequest, 1),
   foreignCpuPercent: pair(r, (p) => p.foreignCpuPercent, 1),
 });
+
+function summarizeTls(rounds: TlsRound[]): BenchResults['tlsCost'] {
+  const figures = (kind: keyof TlsRound): TlsCostFigures => {
+    const mid = (pick: (run: EdgeRun) => number, decimals: number) => ({
+      http: round(median(rounds.map((r) => pick(r[kind].http))), decimals),
+      https: round(median(rounds.map((r) => pick(r[kind].https))), decimals),
+    });
+    const ratio = (pick: (run: EdgeRun) => number) => round(median(rounds.map((r) => pick(r[kind].https) / pick(r[kind].http))), 3);
+    return {
+      requestsPerSec: mid((run) => run.requestsPerSec, 0),
+      nginxCpuUsPerRequest: mid((run) => run.nginxCpuUsPerRequest, 1),
+      replicaCpuUsPerRequest: mid((run) => run.replicaCpuUsPerRequest, 1),
+      throughputRatio: ratio((run) => run.requestsPerSec),
+      nginxCpuRatio: ratio((run) => run.nginxCpuUsPerRequest),
+    };
+  };
+  const both = (r: TlsRound, kind: keyof TlsRound, pick: (run: EdgeRun) => number, decimals: number): [number, number] => [
+    round(pick(r[kind].http), decimals),
+    round(pick(r[kind].https), decimals),
+  ];
+  const roundOf = (r: TlsRound, kind: keyof TlsRound) => ({
+    requestsPerSec: both(r, kind, (x) => x.requestsPerSec, 0),
+    nginxCpuUsPerRequest: both(r, kind, (x) => x.nginxCpuUsPerRequest, 1),
+    otherCpuPercent: both(r, kind, (x) => x.otherCpuPercent, 1),
+  });
+  return {
+    certificate: 'ECDSA P-256, signed by a CA made for the run',
+    keptAlive: figures('keptAlive'),
+    newConnections: figures('newConnections'),
+    failures: sum(
+      rounds.flatMap((r) => [r.keptAlive.http, r.keptAlive.https, r.newConnections.http, r.newConnections.https].map((x) => x.failures)),
+    ),
+    rounds: rounds.map((r) => ({ keptAlive: roundOf(r, 'keptAlive'), newConnections: roundOf(r, 'newConnections') })),
+  };
+}
 
 function summarizeRoutes(rounds: RouteRound[]): BenchResults['routeCost'] {
   const mid = (pick: (run: RouteRun) => number, decimals: number) => ({

@@ -15,6 +15,7 @@ import { measureRemoval } from './phases/removal';
 import { measureRouteCost } from './phases/routes';
 import { measureScale } from './phases/scale';
 import { measureThroughput } from './phases/throughput';
+import { measureTlsCost } from './phases/tls';
 import { affinityOf, pinProcess, planCpus, type CpuPlan } from './pinning';
 import { pssMB, readStat, rssMB } from './proc-stats';
 import { formatContext, formatPeerTable, formatScaleTable, formatTable, writeResults } from './report';
@@ -119,6 +120,8 @@ async function runBench(
   const routes = await measureRouteCost({ sut, load, first, options, testCpu: plan.testCpu, log });
   log(`the gateway at ${options.scaleSizes.join(', ')} routed services: ${options.scaleTries} added and removed at each`);
   const scale = await measureScale({ sut, load, first, options, testCpu: plan.testCpu, log }, options.scaleSizes, options.scaleTries);
+  log(`HTTPS against HTTP at the edge: ${options.tlsRounds} rounds`);
+  const tls = await measureTlsCost({ sut, load, first, options, testCpu: plan.testCpu, log });
   const broker = await startBenchBroker(sut.consul, plan.testCpu);
   let events, writes;
   try {
@@ -143,6 +146,7 @@ async function runBench(
     peers,
     routes,
     scale,
+    tls,
     events,
     writes,
   };

@@ -154,7 +154,7 @@ export async function startSystemUnderTest(testCpu: number | undefined): Promise
 }
 
 /** nginx's master (the nginx process the watcher started) and its workers (the master's children). */
-function findNginx(watcherPid: number): NginxProcesses {
+export function findNginx(watcherPid: number): NginxProcesses {
   // One read of /proc for the whole walk, not one per process visited.
   const table = processTable();
   const queue = [watcherPid];

@@ -78,7 +78,8 @@ export async function startBalancer(
     ...(secretDir ? { ADMIN_TOKEN_FILE: path.join(secretDir, 'admin-token') } : {}),
     ...env,
   });
-  const url = `http://127.0.0.1:${port}`;
+  // With TLS_CERT_FILE in `env` the public listener speaks HTTPS (the certificate must name 127.0.0.1).
+  const url = `${env.TLS_CERT_FILE ? 'https' : 'http'}://127.0.0.1:${port}`;
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const status = async () => {
     const res = await fetch(`${adminUrl}/_balancer/status`, { headers: adminHeaders, signal: AbortSignal.timeout(2000) });

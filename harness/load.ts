@@ -1,7 +1,9 @@
 import { fork } from 'node:child_process';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { trustOptions } from './tls';
 
 export interface RequestResult {
   /** What was requested: a failure can then be found in the balancer's access log by its URI. */
@@ -35,7 +37,9 @@ export interface PostBody {
 
 /**
  * One GET (or, given a body, one JSON POST) on a fresh connection (no keep-alive). It fails if it errors,
- * answers non-2xx, or takes longer than `timeoutMs`: the project's definition of a failed request.
+ * answers non-2xx, or takes longer than `timeoutMs`: the project's definition of a failed request. An
+ * https:// URL is verified against Node's CAs and BALANCER_CA_FILE's (harness/tls.ts); the handshake counts
+ * in the time.
  */
 export function requestOnce(url: string, timeoutMs = 2000, headers: Record<string, string> = {}, post?: PostBody): Promise<RequestResult> {
   const at = Date.now();
@@ -54,25 +58,30 @@ export function requestOnce(url: string, timeoutMs = 2000, headers: Record<strin
   return new Promise((resolve) => {
     const contentHeaders: Record<string, string> =
       body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
-    const req = http.request(url, { method, agent: false, headers: { connection: 'close', ...contentHeaders, ...headers } }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        const ms = performance.now() - started;
-        const status = res.statusCode ?? 0;
-        resolve({
-          url,
-          ok: status >= 200 && status < 300 && ms <= timeoutMs,
-          method,
-          status,
-          at,
-          ms,
-          instance: res.headers['x-instance-id'] as string | undefined,
-          upstream: res.headers['x-upstream-addr'] as string | undefined,
-          error: ms > timeoutMs ? `slow: ${Math.round(ms)} ms` : undefined,
+    const client = url.startsWith('https:') ? https : http;
+    const req = client.request(
+      url,
+      { method, agent: false, ...trustOptions(), headers: { connection: 'close', ...contentHeaders, ...headers } },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          const ms = performance.now() - started;
+          const status = res.statusCode ?? 0;
+          resolve({
+            url,
+            ok: status >= 200 && status < 300 && ms <= timeoutMs,
+            method,
+            status,
+            at,
+            ms,
+            instance: res.headers['x-instance-id'] as string | undefined,
+            upstream: res.headers['x-upstream-addr'] as string | undefined,
+            error: ms > timeoutMs ? `slow: ${Math.round(ms)} ms` : undefined,
+          });
         });
-      });
-      res.on('error', (error) => resolve(failed(error)));
-    });
+        res.on('error', (error) => resolve(failed(error)));
+      },
+    );
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (error) => resolve(failed(error)));
     req.end(body);

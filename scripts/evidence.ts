@@ -1,4 +1,4 @@
-// `npm run evidence -- [--url http://127.0.0.1:8080] [--admin-url http://127.0.0.1:8081] [--requests 200] [--stack dev]`
+// `npm run evidence -- [--url http://127.0.0.1:8080] [--admin-url http://127.0.0.1:8081] [--requests 200] [--stack dev] [--ca-file FILE]`
 // Sends requests through the balancer's public port, each on a new connection, and prints how many each
 // instance answered, then the upstream set the balancer serves now (/_balancer/status, on the admin
 // listener: the public port shows no internal address). It sends only to the URLs given (or the stack's
@@ -6,10 +6,15 @@
 // When the admin listener asks for a token (ADMIN_TOKEN_FILE), it is sent as a Bearer header: ADMIN_TOKEN
 // from the environment (never an option: the command line is visible to every local user), else the stack's
 // balancerAdminToken output when the admin URL comes from the stack.
+// An https:// URL is verified against Node's CAs and the CA file given (--ca-file, or BALANCER_CA_FILE):
+// the stack's own CA when it made a self-signed certificate.
 import { execFile } from 'node:child_process';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import type { BalancerStatusJson } from '../harness/balancer';
 import { sendAll, type RequestResult } from '../harness/load';
+import { CA_FILE_VARIABLE, trustOptions } from '../harness/tls';
 
 interface EvidenceOptions {
   url?: string;
@@ -17,10 +22,11 @@ interface EvidenceOptions {
   requests: number;
   concurrency: number;
   stack: string;
+  caFile?: string;
 }
 
 const USAGE =
-  'usage: npm run evidence -- [--url http://127.0.0.1:8080] [--admin-url http://127.0.0.1:8081] [--requests 1..100000] [--concurrency 1..64] [--stack dev]';
+  'usage: npm run evidence -- [--url http://127.0.0.1:8080] [--admin-url http://127.0.0.1:8081] [--requests 1..100000] [--concurrency 1..64] [--stack dev] [--ca-file FILE]';
 
 function parseArgs(argv: string[]): EvidenceOptions {
   const options: EvidenceOptions = { requests: 200, concurrency: 4, stack: 'dev' };
@@ -34,7 +40,8 @@ function parseArgs(argv: string[]): EvidenceOptions {
       } catch {
         throw new Error(`${flag}: "${value}" is not a URL; expected e.g. http://127.0.0.1:${flag === '--url' ? 8080 : 8081}`);
       }
-      if (url.protocol !== 'http:') throw new Error(`${flag}: only http:// is supported, got ${url.protocol}`);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:')
+        throw new Error(`${flag}: only http:// and https:// are supported, got ${url.protocol}`);
       options[flag === '--url' ? 'url' : 'adminUrl'] = value.replace(/\/+$/, '');
     } else if (flag === '--requests' || flag === '--concurrency') {
       const max = flag === '--requests' ? 100_000 : 64;
@@ -43,6 +50,8 @@ function parseArgs(argv: string[]): EvidenceOptions {
       options[flag === '--requests' ? 'requests' : 'concurrency'] = n;
     } else if (flag === '--stack') {
       options.stack = value;
+    } else if (flag === '--ca-file') {
+      options.caFile = value;
     } else {
       throw new Error(`unknown option ${flag}\n${USAGE}`);
     }
@@ -87,14 +96,32 @@ function table(results: RequestResult[]): string {
   ].join('\n');
 }
 
+/** GET `url` with `headers`: its status and body; https:// verified as the requests are. */
+function get(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const options = { timeout: 5000, headers };
+    const req = (url.startsWith('https:') ? https.get(url, { ...options, ...trustOptions() }) : http.get(url, options)).on(
+      'response',
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
+    req.on('error', reject);
+  });
+}
+
 async function balancerStatus(adminUrl: string, token: string | undefined): Promise<string> {
   try {
-    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-    const res = await fetch(`${adminUrl}/_balancer/status`, { headers, signal: AbortSignal.timeout(5000) });
+    const res = await get(`${adminUrl}/_balancer/status`, token ? { authorization: `Bearer ${token}` } : {});
     if (res.status === 401)
       return `/_balancer/status answered HTTP 401: the admin listener needs its token (${token ? 'the one given was refused' : 'set ADMIN_TOKEN'})`;
-    if (!res.ok) return `/_balancer/status answered HTTP ${res.status}`;
-    const status = (await res.json()) as BalancerStatusJson;
+    if (res.status !== 200) return `/_balancer/status answered HTTP ${res.status}`;
+    const status = JSON.parse(res.body) as BalancerStatusJson;
     const services = Object.entries(status.services ?? {});
     return [
       `routing table (/_balancer/status): ${services.length} service(s), changed at ${status.changedAt ?? 'never'}, ${status.reloads ?? 0} reload(s)`,
@@ -111,6 +138,9 @@ async function balancerStatus(adminUrl: string, token: string | undefined): Prom
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
+  if (options.caFile !== undefined) process.env[CA_FILE_VARIABLE] = options.caFile;
+  // A CA file that cannot be read stops here, not as a failure of every request.
+  trustOptions();
   const url = options.url ?? (await stackOutput(options.stack, 'balancerUrl', '--url'));
   const adminUrl = options.adminUrl ?? (await stackOutput(options.stack, 'balancerAdminUrl', '--admin-url'));
   // A stack without the output has an open admin listener: no token then.

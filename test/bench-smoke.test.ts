@@ -58,6 +58,18 @@ const NUMERIC_FIGURES = [
   'routeCost.ratio',
   'routeCost.requestsPerSec.one',
   'routeCost.requestsPerSec.several',
+  'tlsCost.keptAlive.requestsPerSec.http',
+  'tlsCost.keptAlive.requestsPerSec.https',
+  'tlsCost.keptAlive.nginxCpuUsPerRequest.http',
+  'tlsCost.keptAlive.nginxCpuUsPerRequest.https',
+  'tlsCost.keptAlive.throughputRatio',
+  'tlsCost.keptAlive.nginxCpuRatio',
+  'tlsCost.newConnections.requestsPerSec.http',
+  'tlsCost.newConnections.requestsPerSec.https',
+  'tlsCost.newConnections.nginxCpuUsPerRequest.http',
+  'tlsCost.newConnections.nginxCpuUsPerRequest.https',
+  'tlsCost.newConnections.throughputRatio',
+  'tlsCost.newConnections.nginxCpuRatio',
 ];
 
 const at = (object: unknown, dotted: string): unknown =>
@@ -143,6 +155,11 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   const routeRounds = at(results, 'routeCost.rounds') as Array<{ non2xx: number[]; errors: number[] }>;
   t.is(routeRounds.length, 1, 'every round the smoke mode is sized for');
   t.deepEqual(routeRounds[0].non2xx, [0, 0], 'the gateway answered every request of the routes phase with a 2xx');
+
+  // HTTPS against HTTP at the edge: both edges measured both ways, every request served (the HTTPS ones verified).
+  t.is(at(results, 'tlsCost.failures'), 0, 'every request of the TLS phase was answered with a 2xx');
+  t.is((at(results, 'tlsCost.rounds') as unknown[]).length, 1, 'every round the smoke mode is sized for');
+  t.true((at(results, 'tlsCost.newConnections.nginxCpuRatio') as number) > 1, 'a handshake per request costs nginx more than plain HTTP');
 
   // The gateway at scale: every size measured, each change routed and removed, the table printed.
   const scale = results.scale as Array<Record<string, unknown>>;
@@ -247,6 +264,10 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.regex(
     run.stdout,
     /\| nginx CPU per proxied request, 1 \/ 3 routed services \(2 \/ 6 routes\) \| [\d.]+ µs \/ [\d.]+ µs \(ratio [\d.]+\) \|/,
+  );
+  t.regex(
+    run.stdout,
+    /\| HTTPS \/ HTTP at the edge, kept-alive: throughput; nginx CPU per request \| \d+ req\/s \/ \d+ req\/s \(ratio [\d.]+\); [\d.]+ µs \/ [\d.]+ µs \(ratio [\d.]+\) \|/,
   );
   t.regex(run.stdout, /pinning: /);
 });
