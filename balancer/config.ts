@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { envValue, rejectConfig } from '../lib/config-error';
+import { ConfigError, envValue, rejectConfig } from '../lib/config-error';
 import {
   CONSUL_ADDRESS_ALLOWED,
   DEFAULT_CONSUL_ADDRESS,
@@ -63,6 +64,8 @@ export interface BalancerConfig {
   streamPaths: Route[];
   /** Streams one client address may hold open on streamPaths; more get a JSON 429. */
   streamLimitPerClient: number;
+  /** The admin listener's credential, read from the file ADMIN_TOKEN_FILE names; undefined leaves the listener open. */
+  adminToken: string | undefined;
   /** ROUTE_OWNERS: which service may serve which paths; undefined lets the services' tags decide. */
   routeOwners: RouteOwners | undefined;
   nginxBin: string;
@@ -89,6 +92,33 @@ function parsed<T>(variable: string, text: string, allowed: string, parse: (text
   } catch (error) {
     return rejectConfig(variable, text, `${allowed} (${(error as Error).message})`);
   }
+}
+
+export const ADMIN_TOKEN_FILE_ENV = 'ADMIN_TOKEN_FILE';
+const ADMIN_TOKEN_ALLOWED = 'a token of 16 to 256 printable ASCII characters without spaces (the whole file, one line)';
+
+/**
+ * The admin token from the file ADMIN_TOKEN_FILE names, read once at start (a file, never the environment,
+ * so `docker inspect` does not show it). Errors name the variable and the file, never the value.
+ */
+export function readAdminToken(
+  env: NodeJS.ProcessEnv,
+  readFile: (file: string) => string = (f) => readFileSync(f, 'utf8'),
+): string | undefined {
+  const file = envValue(env, ADMIN_TOKEN_FILE_ENV);
+  if (file === undefined) return undefined;
+  let value: string;
+  try {
+    value = readFile(file).trim();
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new ConfigError(
+      `${ADMIN_TOKEN_FILE_ENV} (${file}) cannot be read (${reason}): use a readable file holding ${ADMIN_TOKEN_ALLOWED}`,
+    );
+  }
+  if (!/^[\x21-\x7e]{16,256}$/.test(value))
+    throw new ConfigError(`${ADMIN_TOKEN_FILE_ENV} (${file}) is not allowed (value not shown): use ${ADMIN_TOKEN_ALLOWED}`);
+  return value;
 }
 
 /** Parses the balancer's environment; throws ConfigError naming the variable and what is allowed. */
@@ -133,6 +163,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
     rateBurstPerClient: integer(env, 'RATE_BURST_PER_CLIENT', 2 * rateLimitPerClient, 0, 2_000_000),
     streamPaths,
     streamLimitPerClient: integer(env, 'STREAM_LIMIT_PER_CLIENT', DEFAULT_STREAM_LIMIT_PER_CLIENT, 1, 100_000),
+    adminToken: readAdminToken(env),
     routeOwners,
     nginxBin: envValue(env, 'NGINX_BIN') ?? 'nginx',
     workDir,

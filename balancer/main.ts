@@ -8,6 +8,7 @@ import { probeAddress } from '../lib/listen-address';
 import { createLogger } from '../lib/logger';
 import { routeText } from '../lib/routes';
 import { startAccessLogRelay } from './access-log';
+import { createAdminAuth } from './admin-auth';
 import { createApplier, type Applier } from './apply';
 import { parseConfig, type BalancerConfig } from './config';
 import { ACTIVITY_STREAM_PATH } from './evidence-activity';
@@ -75,7 +76,18 @@ async function main(): Promise<void> {
     // The relays all come from this process's address: no more than one client may hold there.
     maxActivityStreams: Math.min(MAX_EVIDENCE_STREAMS, config.streamLimitPerClient),
   });
-  const statusServer = await startStatusServer(readStatus, evidence.routes);
+  const adminAuth = config.adminToken === undefined ? undefined : createAdminAuth(config.adminToken);
+  if (!adminAuth)
+    logger.warn(
+      'the admin listener is open: anyone who reaches it reads the status and the evidence page; set ADMIN_TOKEN_FILE to require a token',
+      {
+        admin: `${config.adminAddress}:${config.adminPort}`,
+      },
+    );
+  const statusServer = await startStatusServer(
+    readStatus,
+    (req, res) => (adminAuth?.routes(req, res) ?? false) || evidence.routes(req, res),
+  );
 
   // nginx opens /dev/stdout itself when it is a pipe, file or terminal (a container's stdout), at no cost
   // to the watcher; only under a socket, which nginx cannot open, do its lines go through our relay.
@@ -93,6 +105,7 @@ async function main(): Promise<void> {
     streamLimitPerClient: config.streamLimitPerClient,
     workDir,
     statusPort: statusServer.port,
+    adminLogin: adminAuth !== undefined,
     accessLog: relay ? { relayPort: relay.port } : { stdout: true },
     workerProcesses: os.availableParallelism(),
     workerUser: user,
@@ -176,6 +189,7 @@ async function main(): Promise<void> {
     services: Object.fromEntries(first.services.map((s) => [s.name, s.upstreams])),
     listen: `${config.listenAddress}:${config.listenPort}`,
     admin: `${config.adminAddress}:${config.adminPort}`,
+    adminLogin: adminAuth ? 'token required (ADMIN_TOKEN_FILE)' : 'off: open',
     reusePort: config.reusePort,
     connLimitPerClient: config.connLimitPerClient,
     rateLimitPerClient: config.rateLimitPerClient,

@@ -57,6 +57,11 @@ export interface NginxSettings {
   /** Loopback port of the watcher's own status server, proxied at /_balancer/status on the admin listener. */
   statusPort: number;
   /**
+   * ADMIN_TOKEN_FILE is set: every request to the admin port needs the token (a Bearer header or the session
+   * cookie of /_balancer/login), checked by the watcher before nginx passes it on (adminFrontServer).
+   */
+  adminLogin?: boolean;
+  /**
    * Where nginx writes its JSON access log: `/dev/stdout` (shared with the watcher; nginx writes each
    * line itself), or, when stdout is a socket nginx cannot open, the loopback UDP port of the
    * watcher's relay.
@@ -410,11 +415,103 @@ function publicServer(s: NginxSettings, table: GatewayTable): string[] {
   ];
 }
 
-/** The admin listener (loopback or a private network): the status, the generation and the naming proxy, routed as the public one. */
-function adminServer(s: NginxSettings, table: GatewayTable, generation: number): string[] {
+const adminListen = (s: NginxSettings) => `    listen ${hostPort(s.adminAddress, s.adminPort)}${s.reusePort ? ' reuseport' : ''};`;
+
+/** The JSON 401 of the admin port: what a request without the credential must bring. */
+const ADMIN_UNAUTHORIZED = jsonBody({
+  error: 'unauthorized',
+  detail:
+    'the admin listener needs the admin token: send Authorization: Bearer <token>, or log in at /_balancer/login for a session cookie',
+  login: '/_balancer/login',
+});
+
+/**
+ * With ADMIN_TOKEN_FILE, the admin port is this front: every request is first checked by the watcher
+ * (auth_request to /_balancer/auth, the Bearer header or the session cookie), then passed whole to the admin
+ * server on its Unix socket. One location passes everything, so no admin path (the status, the evidence page
+ * and its streams, the routes with X-Upstream-Addr, nginx's own answers) is left out of the check, and the
+ * token never reaches a replica. Without the credential: the JSON 401, or the login form for the page.
+ */
+function adminFrontServer(s: NginxSettings): string[] {
+  const socket = adminSocketPath(s.workDir.replace(/\/+$/, ''));
+  const watcher = `http://127.0.0.1:${s.statusPort}`;
+  const toAdminServer = [
+    `      proxy_pass http://unix:${socket}:;`,
+    '      proxy_http_version 1.1;',
+    '      proxy_set_header Connection "";',
+    '      proxy_set_header Host $host;',
+    '      # The admin server counts streams per client and logs this address (set_real_ip_from there).',
+    '      proxy_set_header X-Real-IP $remote_addr;',
+    '      proxy_set_header Authorization "";',
+    '      proxy_connect_timeout 1s;',
+    '      # Event streams pass as written; the admin server has the shorter timeouts (60 s at most).',
+    '      proxy_buffering off;',
+    '      proxy_read_timeout 90s;',
+    '      proxy_send_timeout 90s;',
+    '      # The admin server logs the request.',
+    '      access_log off;',
+  ];
   return [
     '  server {',
-    `    listen ${hostPort(s.adminAddress, s.adminPort)}${s.reusePort ? ' reuseport' : ''};`,
+    adminListen(s),
+    '    auth_request /_balancer/auth;',
+    '    error_page 401 = @admin_unauthorized;',
+    '    # Redirects stay relative, right behind a TLS proxy too.',
+    '    absolute_redirect off;',
+    '    location / {',
+    ...toAdminServer,
+    '    }',
+    '    location = /_balancer/evidence {',
+    ...toAdminServer,
+    '      error_page 401 = @admin_login;',
+    '    }',
+    '    location = /_balancer/login {',
+    '      auth_request off;',
+    `      proxy_pass ${watcher};`,
+    '      # The session cookie is Secure when the client came over HTTPS.',
+    '      proxy_set_header X-Admin-Scheme $scheme;',
+    '      client_max_body_size 4k;',
+    '      proxy_connect_timeout 1s;',
+    '      proxy_read_timeout 5s;',
+    '    }',
+    '    location = /_balancer/auth {',
+    '      internal;',
+    `      proxy_pass ${watcher};`,
+    '      proxy_pass_request_body off;',
+    '      proxy_set_header Content-Length "";',
+    '      proxy_connect_timeout 1s;',
+    '      proxy_read_timeout 5s;',
+    '    }',
+    '    location @admin_unauthorized {',
+    '      default_type application/json;',
+    '      add_header WWW-Authenticate \'Bearer realm="balancer admin"\' always;',
+    '      add_header Cache-Control no-store always;',
+    `      return 401 ${ADMIN_UNAUTHORIZED};`,
+    '    }',
+    '    location @admin_login {',
+    '      add_header Cache-Control no-store always;',
+    '      return 302 /_balancer/login;',
+    '    }',
+    '  }',
+    '',
+  ];
+}
+
+/**
+ * The admin listener (loopback or a private network): the status, the generation and the naming proxy,
+ * routed as the public one. With the admin login it listens only on its Unix socket, behind adminFrontServer.
+ */
+function adminServer(s: NginxSettings, table: GatewayTable, generation: number): string[] {
+  return [
+    ...(s.adminLogin ? adminFrontServer(s) : []),
+    '  server {',
+    ...(s.adminLogin
+      ? [
+          '    # Behind the front: the client is the one it names; the watcher and the health probe come as unix:.',
+          '    set_real_ip_from unix:;',
+          '    real_ip_header X-Real-IP;',
+        ]
+      : [adminListen(s)]),
     "    # This balancer's own: the reload check and the health check ask here, never another balancer on the port.",
     `    listen unix:${adminSocketPath(s.workDir.replace(/\/+$/, ''))};`,
     '    location = /_balancer/status {',

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +27,10 @@ export interface RunningBalancer extends Managed {
   /** The admin listener: /_balancer/status, and answers that carry X-Upstream-Addr. */
   adminUrl: string;
   workDir: string;
+  /** With `adminLogin`: the token the admin listener asks for (ADMIN_TOKEN_FILE); else undefined (an open listener). */
+  adminToken: string | undefined;
+  /** The headers an admin request needs: the Bearer token with `adminLogin`, none without. */
+  adminHeaders: Record<string, string>;
   status(): Promise<BalancerStatusJson>;
   /** The upstreams nginx serves for `service` now. */
   upstreams(service: string): Promise<string[]>;
@@ -39,16 +44,29 @@ export interface RunningBalancer extends Managed {
   cleanup(): Promise<void>;
 }
 
+export interface BalancerOptions {
+  /** Give the admin listener a fresh random token (ADMIN_TOKEN_FILE, a file in a temp dir of its own). */
+  adminLogin?: boolean;
+}
+
 /**
  * Starts the balancer (the gateway to every routed service) as a plain process on free loopback ports
  * (public and admin), from the bundle `npm run build` makes, with its nginx working files in a fresh temp
  * dir and the balancer token; resolves once its status page answers.
  */
-export async function startBalancer(consul: ConsulEndpoint, env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
+export async function startBalancer(
+  consul: ConsulEndpoint,
+  env: NodeJS.ProcessEnv = {},
+  options: BalancerOptions = {},
+): Promise<RunningBalancer> {
   requireOnPath(env.NGINX_BIN ?? 'nginx');
   const [port, adminPort] = await freePorts(2);
   const token = await consul.roleToken('balancer');
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-test-'));
+  const secretDir = options.adminLogin ? await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-admin-')) : undefined;
+  const adminToken = secretDir ? randomBytes(32).toString('base64url') : undefined;
+  if (secretDir) await fs.writeFile(path.join(secretDir, 'admin-token'), `${adminToken}\n`, { mode: 0o600 });
+  const adminHeaders: Record<string, string> = adminToken ? { authorization: `Bearer ${adminToken}` } : {};
   const proc = startProcess(process.execPath, [freshBundle('balancer')], {
     CONSUL_HTTP_ADDR: consul.httpAddr,
     ...(token !== undefined ? { [CONSUL_TOKEN_ENV]: token } : {}),
@@ -57,12 +75,13 @@ export async function startBalancer(consul: ConsulEndpoint, env: NodeJS.ProcessE
     ADMIN_ADDRESS: '127.0.0.1',
     ADMIN_PORT: String(adminPort),
     WORK_DIR: workDir,
+    ...(secretDir ? { ADMIN_TOKEN_FILE: path.join(secretDir, 'admin-token') } : {}),
     ...env,
   });
   const url = `http://127.0.0.1:${port}`;
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const status = async () => {
-    const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
+    const res = await fetch(`${adminUrl}/_balancer/status`, { headers: adminHeaders, signal: AbortSignal.timeout(2000) });
     if (!res.ok) throw new Error(`status: HTTP ${res.status}`);
     return (await res.json()) as BalancerStatusJson;
   };
@@ -73,6 +92,8 @@ export async function startBalancer(consul: ConsulEndpoint, env: NodeJS.ProcessE
     adminPort,
     adminUrl,
     workDir,
+    adminToken,
+    adminHeaders,
     status,
     upstreams,
     waitForStatus: (what: string, check: (status: BalancerStatusJson) => boolean, timeoutMs = 15_000) =>
@@ -105,6 +126,7 @@ export async function startBalancer(consul: ConsulEndpoint, env: NodeJS.ProcessE
     async cleanup() {
       await proc.stop(5000);
       await fs.rm(workDir, { recursive: true, force: true });
+      if (secretDir) await fs.rm(secretDir, { recursive: true, force: true });
     },
   });
   try {

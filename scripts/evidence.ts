@@ -3,6 +3,9 @@
 // instance answered, then the upstream set the balancer serves now (/_balancer/status, on the admin
 // listener: the public port shows no internal address). It sends only to the URLs given (or the stack's
 // balancerUrl and balancerAdminUrl outputs, published on loopback by default): meant for your own stack.
+// When the admin listener asks for a token (ADMIN_TOKEN_FILE), it is sent as a Bearer header: ADMIN_TOKEN
+// from the environment (never an option: the command line is visible to every local user), else the stack's
+// balancerAdminToken output when the admin URL comes from the stack.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import type { BalancerStatusJson } from '../harness/balancer';
@@ -51,10 +54,11 @@ function parseArgs(argv: string[]): EvidenceOptions {
  * A stack output (balancerUrl, balancerAdminUrl), read through scripts/stack.sh: the same Pulumi CLI (the
  * user's own, or the pinned npm wrapper's) and the same project-local backend as `npm run up`.
  */
-function stackOutput(stack: string, output: string, flag: string): Promise<string> {
+function stackOutput(stack: string, output: string, flag: string, secret = false): Promise<string> {
   const script = path.resolve(__dirname, 'stack.sh');
+  const args = [script, 'pulumi', 'stack', 'output', output, '--stack', stack, ...(secret ? ['--show-secrets'] : [])];
   return new Promise((resolve, reject) => {
-    execFile('bash', [script, 'pulumi', 'stack', 'output', output, '--stack', stack], { timeout: 120_000 }, (error, stdout, stderr) => {
+    execFile('bash', args, { timeout: 120_000 }, (error, stdout, stderr) => {
       if (error) {
         const why = stderr.trim().split('\n').slice(-3).join(' ') || error.message;
         reject(new Error(`no ${flag} given and the stack output ${output} of stack "${stack}" is unavailable: ${why}\n${USAGE}`));
@@ -83,9 +87,12 @@ function table(results: RequestResult[]): string {
   ].join('\n');
 }
 
-async function balancerStatus(adminUrl: string): Promise<string> {
+async function balancerStatus(adminUrl: string, token: string | undefined): Promise<string> {
   try {
-    const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(5000) });
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    const res = await fetch(`${adminUrl}/_balancer/status`, { headers, signal: AbortSignal.timeout(5000) });
+    if (res.status === 401)
+      return `/_balancer/status answered HTTP 401: the admin listener needs its token (${token ? 'the one given was refused' : 'set ADMIN_TOKEN'})`;
     if (!res.ok) return `/_balancer/status answered HTTP ${res.status}`;
     const status = (await res.json()) as BalancerStatusJson;
     const services = Object.entries(status.services ?? {});
@@ -106,6 +113,12 @@ async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const url = options.url ?? (await stackOutput(options.stack, 'balancerUrl', '--url'));
   const adminUrl = options.adminUrl ?? (await stackOutput(options.stack, 'balancerAdminUrl', '--admin-url'));
+  // A stack without the output has an open admin listener: no token then.
+  const token =
+    process.env.ADMIN_TOKEN?.trim() ||
+    (options.adminUrl === undefined
+      ? await stackOutput(options.stack, 'balancerAdminToken', 'ADMIN_TOKEN', true).catch(() => undefined)
+      : undefined);
   const results = await sendAll(`${url}/`, options.requests, options.concurrency);
   const failures = results.filter((r) => !r.ok);
   console.log(
@@ -113,7 +126,7 @@ async function main(): Promise<void> {
   );
   console.log(table(results));
   for (const failure of failures.slice(0, 3)) console.log(`  failure: ${failure.status || 'no answer'} ${failure.error ?? ''}`.trimEnd());
-  console.log(await balancerStatus(adminUrl));
+  console.log(await balancerStatus(adminUrl, token));
   if (failures.length > 0) process.exitCode = 1;
 }
 

@@ -157,7 +157,7 @@ test.before(async () => {
   await registerNatsInConsul(consul, nats);
   await waitForNatsPassing(consul, 1);
   await Promise.all(['r1', 'r2', 'r3'].map((id) => addReplica(id)));
-  balancer = await startBalancer(consul);
+  balancer = await startBalancer(consul, {}, { adminLogin: true });
   await balancer.waitForUpstreams(SERVICE, 3, STEP_MS);
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
@@ -183,6 +183,92 @@ test.after.always(async (t) => {
   await nats?.close();
   await consul?.stop();
   await stopAll();
+});
+
+/** Every path the admin listener serves (and some it does not), each asked without the credential. */
+const ADMIN_PATHS = [
+  '/_balancer/status',
+  '/_balancer/generation',
+  '/_balancer/evidence/page.js',
+  '/_balancer/evidence/page.css',
+  '/_balancer/evidence/icon.svg',
+  '/_balancer/events',
+  '/_balancer/activity',
+  '/_balancer/try',
+  '/_balancer',
+  '/_balancer/anything',
+  // The routed service, which the admin listener answers with X-Upstream-Addr, and a path nothing serves.
+  '/',
+  '/api/users',
+  '/no/such/path',
+];
+
+test.serial('without the admin token every admin path refuses: a JSON 401, the page a redirect to the login form', async (t) => {
+  const ask = (path: string, init: RequestInit = {}) =>
+    fetch(balancer.adminUrl + path, { redirect: 'manual', ...init, signal: AbortSignal.timeout(5000) });
+  const refusals: Record<string, RequestInit> = {
+    none: {},
+    'a wrong Bearer token': { headers: { authorization: `Bearer ${balancer.adminToken}x` } },
+    'a forged session cookie': {
+      headers: { cookie: `balancer_admin=${Math.floor(Date.now() / 1000) + 3600}.AAAA.${balancer.adminToken}` },
+    },
+    'the token as the cookie': { headers: { cookie: `balancer_admin=${balancer.adminToken}` } },
+  };
+  for (const [what, init] of Object.entries(refusals)) {
+    for (const path of ADMIN_PATHS) {
+      for (const method of ['GET', 'POST']) {
+        const res = await ask(path, { ...init, method });
+        t.is(res.status, 401, `${method} ${path} with ${what}`);
+        t.is(res.headers.get('x-upstream-addr'), null, `${method} ${path} with ${what}`);
+        t.like(await res.json(), { error: 'unauthorized', login: '/_balancer/login' }, `${method} ${path} with ${what}`);
+      }
+    }
+    const page = await ask('/_balancer/evidence', init);
+    t.is(page.status, 302, `the page with ${what}`);
+    t.is(page.headers.get('location'), '/_balancer/login');
+  }
+  // nginx's own subrequest location: a client cannot ask it.
+  t.is((await ask('/_balancer/auth')).status, 404);
+
+  // With the token: the same listener answers, the routed service names its upstream.
+  const ok = await ask('/', { headers: balancer.adminHeaders });
+  t.is(ok.status, 200);
+  t.regex(ok.headers.get('x-upstream-addr') ?? '', /^127\.0\.0\.1:\d+$/);
+  // A login that came over HTTPS (a TLS proxy in front says so) gets a Secure cookie.
+  const login = await ask('/_balancer/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-proto': 'https' },
+    body: new URLSearchParams({ token: balancer.adminToken! }).toString(),
+  });
+  t.is(login.status, 303);
+  t.regex(login.headers.get('set-cookie') ?? '', /; HttpOnly; SameSite=Strict; Secure$/);
+});
+
+test.serial('the browser is sent to the login form; a wrong token is refused, the right one opens the page', async (t) => {
+  const refused = await page.goto(`${balancer.adminUrl}/_balancer/evidence`, { waitUntil: 'load' });
+  t.is(refused?.status(), 200);
+  t.is(new URL(page.url()).pathname, '/_balancer/login');
+  t.is(await inPage(`document.getElementById('problem')`), null);
+
+  await page.type('#token', 'not-the-admin-token');
+  const [wrong] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#login')]);
+  t.is(wrong?.status(), 401);
+  t.is(await inPage(`document.getElementById('problem').textContent`), 'That is not the admin token.');
+  // Chromium logs any 4xx document as a console error: this one is the refusal asked for, not the page's.
+  const refusal = `console: Failed to load resource: the server responded with a status of 401 (Unauthorized) (${balancer.adminUrl}/_balancer/login)`;
+  t.deepEqual(browserErrors.splice(0), [refusal]);
+
+  await page.type('#token', balancer.adminToken!);
+  const [opened] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#login')]);
+  t.is(opened?.status(), 200);
+  t.is(new URL(page.url()).pathname, '/_balancer/evidence');
+  await waitForServing(['r1', 'r2', 'r3']);
+  t.is(await inPage(`document.getElementById('connection').dataset.state`), 'live');
+  const [cookie] = await page.cookies();
+  t.like(cookie, { name: 'balancer_admin', path: '/_balancer', httpOnly: true, sameSite: 'Strict', secure: false });
+  t.false(cookie.value.includes(balancer.adminToken!), 'the cookie holds a session, not the token');
+  // The page's script cannot read the session (HttpOnly).
+  t.is(await inPage(`document.cookie`), '');
 });
 
 test.serial('the page answers with safe headers and lists the three instances Consul passes', async (t) => {
@@ -214,7 +300,10 @@ test.serial('the page answers with safe headers and lists the three instances Co
 });
 
 test.serial('the data and the send path: an event stream and a GET-only proxy to the public listener, both no-store', async (t) => {
-  const events = await fetch(`${balancer.adminUrl}/_balancer/events`, { signal: AbortSignal.timeout(5000) });
+  const events = await fetch(`${balancer.adminUrl}/_balancer/events`, {
+    headers: balancer.adminHeaders,
+    signal: AbortSignal.timeout(5000),
+  });
   t.is(events.status, 200);
   t.is(events.headers.get('content-type'), 'text/event-stream; charset=utf-8');
   t.is(events.headers.get('cache-control'), 'no-store');
@@ -223,13 +312,16 @@ test.serial('the data and the send path: an event stream and a GET-only proxy to
   await reader.cancel();
   t.regex(first, /event: snapshot\ndata: \{"services":\[\{"name":"hello","routes":\["=\/","\/api\/users"\]\}\]/);
 
-  const relayed = await fetch(`${balancer.adminUrl}/_balancer/activity`, { signal: AbortSignal.timeout(5000) });
+  const relayed = await fetch(`${balancer.adminUrl}/_balancer/activity`, {
+    headers: balancer.adminHeaders,
+    signal: AbortSignal.timeout(5000),
+  });
   t.is(relayed.status, 200);
   t.is(relayed.headers.get('content-type'), 'text/event-stream; charset=utf-8');
   t.is(relayed.headers.get('cache-control'), 'no-store');
   t.regex(await relayed.text(), /^retry: 5000\n\nevent: unavailable\ndata: \{"status":404,"error":"not found"\}\n\n$/);
 
-  const tried = await fetch(`${balancer.adminUrl}/_balancer/try`, { signal: AbortSignal.timeout(5000) });
+  const tried = await fetch(`${balancer.adminUrl}/_balancer/try`, { headers: balancer.adminHeaders, signal: AbortSignal.timeout(5000) });
   t.is(tried.status, 200);
   t.is(tried.headers.get('cache-control'), 'no-store');
   t.regex(tried.headers.get('x-instance-id') ?? '', /^r[123]$/);
@@ -239,7 +331,7 @@ test.serial('the data and the send path: an event stream and a GET-only proxy to
     ['/_balancer/events', 'DELETE'],
     ['/_balancer/activity', 'POST'],
   ]) {
-    const res = await fetch(balancer.adminUrl + url, { method, signal: AbortSignal.timeout(5000) });
+    const res = await fetch(balancer.adminUrl + url, { method, headers: balancer.adminHeaders, signal: AbortSignal.timeout(5000) });
     t.true(res.status === 403 || res.status === 405, `${method} ${url}: ${res.status}`);
   }
   // The page lives on the admin listener only: the public port has none of it.

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseConfig } from '../../balancer/config';
+import { parseConfig, readAdminToken } from '../../balancer/config';
 import { ConfigError } from '../../lib/config-error';
 
 test('defaults work for a developer on loopback', (t) => {
@@ -17,6 +17,7 @@ test('defaults work for a developer on loopback', (t) => {
     rateBurstPerClient: 2000,
     streamPaths: [{ path: '/api/activity/stream', exact: false }],
     streamLimitPerClient: 16,
+    adminToken: undefined,
     routeOwners: undefined,
     nginxBin: 'nginx',
     workDir: undefined,
@@ -141,4 +142,22 @@ test('the rate limit: 0 turns it off; the burst defaults to twice the rate', (t)
 
 test('SERVICE_NAME is no longer read: the gateway follows every routed service', (t) => {
   t.deepEqual(parseConfig({ SERVICE_NAME: 'web_1' }), parseConfig({}));
+});
+
+test('ADMIN_TOKEN_FILE: the token is read from the file it names, trimmed', (t) => {
+  const files: Record<string, string> = { '/run/secrets/admin-token': 'Zq3-x_9vR2pL8mN4kT7wY1sB\n' };
+  const read = (file: string) => files[file];
+  t.is(readAdminToken({ ADMIN_TOKEN_FILE: '/run/secrets/admin-token' }, read), 'Zq3-x_9vR2pL8mN4kT7wY1sB');
+  t.is(readAdminToken({}, read), undefined);
+  t.is(readAdminToken({ ADMIN_TOKEN_FILE: ' ' }, read), undefined);
+});
+
+test('ADMIN_TOKEN_FILE: a file that cannot be read or holds no usable token stops the start, naming the variable and the file, never the value', (t) => {
+  const missing = t.throws(() => parseConfig({ ADMIN_TOKEN_FILE: '/nonexistent/admin-token' }), { instanceOf: ConfigError });
+  t.regex(missing.message, /^ADMIN_TOKEN_FILE \(\/nonexistent\/admin-token\) cannot be read \(ENOENT\): use a readable file/);
+  for (const value of ['short-secret', 'a token with spaces in it', 'x'.repeat(257), '']) {
+    const error = t.throws(() => readAdminToken({ ADMIN_TOKEN_FILE: '/f' }, () => value), { instanceOf: ConfigError });
+    t.regex(error.message, /^ADMIN_TOKEN_FILE \(\/f\) is not allowed \(value not shown\): use a token of 16 to 256 printable ASCII/);
+    if (value) t.false(error.message.includes(value), 'the value is not shown');
+  }
 });

@@ -499,3 +499,42 @@ test('stream paths: their open requests are counted per client address apart; th
   }
   t.true(admin.includes('location @too_many {'));
 });
+
+test('with the admin login, the admin port is a front that asks the watcher first and passes every request to the admin server on its socket', (t) => {
+  const text = renderNginxConfig({ ...settings, adminLogin: true }, hello(['127.0.0.1:3000']));
+  const front = serverBlock(text, '127.0.0.1:8081');
+  t.regex(front, /^\n {4}listen 127\.0\.0\.1:8081;\n {4}auth_request \/_balancer\/auth;\n {4}error_page 401 = @admin_unauthorized;\n/);
+  const byMatch = new Map(locations(front).map((l) => [l.match, l.body]));
+  t.deepEqual(
+    [...byMatch.keys()],
+    ['/', '= /_balancer/evidence', '= /_balancer/login', '= /_balancer/auth', '@admin_unauthorized', '@admin_login'],
+  );
+  // Every path but the login form goes to the admin server, with no return ahead of the check (a return
+  // would answer before auth_request runs) and without the token.
+  for (const match of ['/', '= /_balancer/evidence']) {
+    t.true(byMatch.get(match)!.includes('proxy_pass http://unix:/tmp/work/admin.sock:;'), match);
+    t.true(byMatch.get(match)!.includes('proxy_set_header Authorization "";'), match);
+  }
+  t.false(
+    /\n {6}return /.test(
+      [...byMatch]
+        .filter(([m]) => !m.startsWith('@'))
+        .map(([, b]) => b)
+        .join('\n'),
+    ),
+  );
+  t.true(byMatch.get('= /_balancer/evidence')!.includes('error_page 401 = @admin_login;'));
+  t.true(byMatch.get('= /_balancer/login')!.includes('auth_request off;'));
+  t.true(byMatch.get('= /_balancer/auth')!.includes('internal;'));
+  t.like(jsonOf(byMatch.get('@admin_unauthorized')!, 401), { error: 'unauthorized', login: '/_balancer/login' });
+  // The admin server itself no longer listens on TCP; it counts streams per the client the front names.
+  const admin = text.split(/\n {2}server \{/).find((b) => b.includes('location = /_balancer/status {'))!;
+  t.false(/listen 127\.0\.0\.1:8081/.test(admin));
+  t.true(admin.includes('listen unix:/tmp/work/admin.sock;'));
+  t.true(admin.includes('set_real_ip_from unix:;'));
+  t.true(admin.includes('limit_conn admin_streams_per_client'));
+  // Without it the admin port is the admin server, as before.
+  const open = renderNginxConfig(settings, hello(['127.0.0.1:3000']));
+  t.false(open.includes('auth_request'));
+  t.true(serverBlock(open, '127.0.0.1:8081').includes('location = /_balancer/status {'));
+});
