@@ -66,8 +66,8 @@ export function declareStack(
 
   // Consul's RPC crosses the network between VMs: TLS, both ways, with a CA of the stack's (infra/consul-tls.ts).
   // On one host it stays on the stack network of one engine.
-  // Each agent's certificate is a step of its own, outside the VM's resources: it runs on this machine, so a dead
-  // VM left behind (scripts/vm-forget.ts) leaves it to the next up, which drops it without running anything.
+  // Each agent's certificate is a step run on this machine; only that VM's agent uses it, so a dead VM left
+  // behind (scripts/vm-forget.ts) takes it along.
   const tlsCa = hosts.some((host) => host.consul.network === 'host') ? consulCa(repoRoot) : undefined;
   const tlsOf = (host: StackHost) => {
     if (!tlsCa || host.consul.network !== 'host') return undefined;
