@@ -6,6 +6,8 @@ import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { consulLimitArgs } from '../lib/consul-limits';
 import { agentAclConfig } from './consul-acl';
+import { agentTlsHcl, TLS_FILES } from './consul-tls';
+import { consulVersionOfImage } from '../lib/consul-acl';
 import { SECRETS_DIR } from './secret-files';
 import { localImage } from './local-image';
 import type { StackNaming } from './naming';
@@ -40,6 +42,8 @@ export interface SecureAgentArgs {
   managementToken: pulumi.Output<string>;
   server: boolean;
   gossipKey: pulumi.Input<string>;
+  /** On VMs: TLS for the agent's RPC (consul-tls.ts), its CA's certificate and its own certificate and key. */
+  tls?: { ca: pulumi.Input<string>; cert: pulumi.Input<string>; key: pulumi.Input<string> };
 }
 
 /** The agent's secret configuration file in its secrets directory (infra/secret-files.ts). */
@@ -53,9 +57,11 @@ export const MANAGEMENT_TOKEN_FILE = 'management-token';
  */
 export function agentSecretFiles(args: SecureAgentArgs): Record<string, pulumi.Input<string>> {
   const acl = agentAclConfig(args.managementToken, args.nodeName, args.consulImage, { server: args.server });
+  const tls = args.tls ? `${agentTlsHcl(consulVersionOfImage(args.consulImage))}\n` : '';
   return {
-    [AGENT_SECRETS_FILE]: pulumi.secret(pulumi.interpolate`encrypt = "${args.gossipKey}"\n${acl}\n`),
+    [AGENT_SECRETS_FILE]: pulumi.secret(pulumi.interpolate`encrypt = "${args.gossipKey}"\n${acl}\n${tls}`),
     ...(args.server ? { [MANAGEMENT_TOKEN_FILE]: args.managementToken } : {}),
+    ...(args.tls ? { [TLS_FILES.ca]: args.tls.ca, [TLS_FILES.cert]: args.tls.cert, [TLS_FILES.key]: args.tls.key } : {}),
   };
 }
 

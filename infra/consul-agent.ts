@@ -70,6 +70,8 @@ export interface ConsulAgentArgs {
   gossipKey: pulumi.Input<string>;
   /** The initial management token (a Pulumi secret): ACLs are on, default deny. */
   managementToken: pulumi.Output<string>;
+  /** On VMs: TLS for the agent's RPC (consul-tls.ts): the CA's certificate, and its own certificate and key. */
+  tls?: { ca: pulumi.Input<string>; cert: pulumi.Input<string>; key: pulumi.Input<string> };
   /** The secret files of the other roles on this host, by role (file name -> content): held with the agent's own. */
   roleSecrets: Record<string, Record<string, pulumi.Input<string>>>;
 }
@@ -172,7 +174,11 @@ export class ConsulAgent extends pulumi.ComponentResource {
     // Every host builds this image first, so the holder of the host's secret files is created from it.
     this.secrets = new SecretFiles(
       `${name}-secrets`,
-      { naming, image: image.repoDigest, files: { ...args.roleSecrets, consul: agentSecretFiles({ ...args, nodeName: this.nodeName }) } },
+      {
+        naming,
+        image: image.repoDigest,
+        files: { ...args.roleSecrets, consul: agentSecretFiles({ ...args, nodeName: this.nodeName }) },
+      },
       { parent: this },
     );
     this.container = stackContainer(

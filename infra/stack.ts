@@ -7,6 +7,7 @@ import { onHost, type StackHost } from './hosts';
 import { AppBundle } from './bundle';
 import { LogCollector } from './collector';
 import { ConsulAgent } from './consul-agent';
+import { agentCertificate, consulCa } from './consul-tls';
 import { ACTIVITY_REPLICAS, HELLO_REPLICAS, ServiceReplicas, type ReplicaKind } from './replicas';
 import { Broker, brokerRegistration } from './broker';
 import { Balancer } from './balancer';
@@ -63,6 +64,22 @@ export function declareStack(
     );
   };
 
+  // Consul's RPC crosses the network between VMs: TLS, both ways, with a CA of the stack's (infra/consul-tls.ts).
+  // On one host it stays on the stack network of one engine.
+  // Each agent's certificate is a step run on this machine; only that VM's agent uses it, so a dead VM left
+  // behind (scripts/vm-forget.ts) takes it along.
+  const tlsCa = hosts.some((host) => host.consul.network === 'host') ? consulCa(repoRoot) : undefined;
+  const tlsOf = (host: StackHost) => {
+    if (!tlsCa || host.consul.network !== 'host') return undefined;
+    const server = host.roles.includes('discovery');
+    const own = agentCertificate(
+      `${host.name}-consul-tls`,
+      { repoRoot, ca: tlsCa, privateAddress: host.consul.privateAddress, server },
+      {},
+    );
+    return { ca: tlsCa.cert, ...own };
+  };
+
   const agents = new Map<StackHost, ConsulAgent>();
   const declareAgent = (host: StackHost, after: pulumi.Resource[]) =>
     agents.set(
@@ -81,6 +98,7 @@ export function declareStack(
           gossipKey,
           managementToken: consulManagementToken,
           roleSecrets: roleSecrets(host),
+          tls: tlsOf(host),
         },
         // An agent in the VM's network binds the stack network's gateway address: the network comes first.
         { ...host.engine, dependsOn: [...(host.consul.network === 'host' ? [host.network.network] : []), ...after] },

@@ -53,6 +53,7 @@ import crypto from 'node:crypto';
 import * as rpc from '@pulumi/pulumi/runtime/rpc';
 import { GOSSIP_KEY_SCRIPT } from '../../infra/gossip-key';
 import { UUID_COMMAND } from '../../infra/consul-acl';
+import { CONSUL_TLS_SCRIPT } from '../../infra/consul-tls';
 import { BOOTSTRAP_SCRIPT_PATH } from '../../infra/vm-host';
 
 /**
@@ -156,6 +157,11 @@ export function programEntry(projectDir = REPO_ROOT): string {
   return engineLike.engineEntry(projectDir).program;
 }
 
+/** What infra/consul-tls.sh would print for the resource `name`: a stand-in certificate and key, PEM-shaped. */
+export function mockPem(name: string): string {
+  return `-----BEGIN CERTIFICATE-----\nmock certificate of ${name}\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nmock key of ${name}\n-----END PRIVATE KEY-----\n`;
+}
+
 /**
  * What a command that prints a random UUID (infra/consul-acl.ts UUID_COMMAND) would have printed: a
  * UUID, derived from the stack and the resource's name so that it stays the same across recordings, as
@@ -180,6 +186,7 @@ function mockedState(
     // pulumi-command reports what the create printed; only the generators' output is predictable.
     if (inputs.create === GOSSIP_KEY_SCRIPT) return { ...inputs, stdout: MOCK_GOSSIP_KEY, stderr: '' };
     if (inputs.create === UUID_COMMAND) return { ...inputs, stdout: mockGeneratedUuid(stack, name), stderr: '' };
+    if (String(inputs.create).startsWith(CONSUL_TLS_SCRIPT)) return { ...inputs, stdout: mockPem(name), stderr: '' };
     return { ...inputs, stdout: '', stderr: '' };
   }
   if (type === 'command:remote:Command') {

@@ -441,60 +441,94 @@ test.serial(
   },
 );
 
-test.serial('consul members lists the three agents; an agent without the gossip key cannot join, one with it can', async (t) => {
-  t.timeout(120_000);
-  const before = await members();
-  t.deepEqual(
-    [...before]
-      .filter(([, status]) => status === 'alive')
-      .map(([node]) => node)
-      .sort(),
-    ['vm1', 'vm2', 'vm3'],
-  );
-  // Two extra agents on vm3 (other ports, same address): one without the key, one with it.
-  const vm1 = fleet.vm('vm1').privateAddress;
-  const vm3 = fleet.vm('vm3').privateAddress;
-  const agent = (node: string, serf: number, http: number, extra: string[]) =>
-    fleet.exec('vm3', [
-      'docker',
-      'run',
-      '-d',
-      '--rm',
-      '--name',
-      node,
-      '--network',
-      'host',
-      CONSUL_IMAGE,
-      'consul',
-      'agent',
-      `-node=${node}`,
-      `-bind=${vm3}`,
-      `-serf-lan-port=${serf}`,
-      `-http-port=${http}`,
-      '-dns-port=-1',
-      '-client=127.0.0.1',
-      '-data-dir=/tmp/data',
-      `-retry-join=${vm1}:8301`,
-      '-retry-interval=1s',
-      ...extra,
-    ]);
-  await agent('nokey', 18301, 18500, []);
-  // The key the stack made once (infra/gossip-key.ts: a local.Command's secret stdout, in the state).
-  const gossipKey = (resource('consul-gossip-key').outputs.stdout as string).trim();
-  await agent('withkey', 18311, 18510, [`-encrypt=${gossipKey}`]);
-  try {
-    await waitFor('the agent with the key to join', async () => (await members()).get('withkey') === 'alive', 30_000, 500);
-    await sleep(3000); // as long again for the one without, retrying every second
-    const after = await members();
-    t.false(after.has('nokey'), `the agent without the key is not a member: ${[...after].join(' ')}`);
-    const nokeyLog = await fleet.exec('vm3', ['docker', 'logs', 'nokey']).catch((e) => String(e));
-    t.regex(nokeyLog, /(Failed to join|No installed keys could decrypt|Remote state is encrypted)/i);
-    t.log(nokeyLog.split('\n').find((l) => /failed to join/i.test(l)) ?? '');
-  } finally {
-    await fleet.exec('vm3', ['docker', 'exec', 'withkey', 'consul', 'leave', '-http-addr=127.0.0.1:18510']).catch(() => '');
-    await fleet.exec('vm3', ['docker', 'rm', '-f', 'nokey', 'withkey']).catch(() => '');
-  }
-});
+test.serial(
+  'consul members lists the three agents; an agent without the gossip key cannot join, one with it can, and without a certificate of the stack gets no RPC answer',
+  async (t) => {
+    t.timeout(120_000);
+    const before = await members();
+    t.deepEqual(
+      [...before]
+        .filter(([, status]) => status === 'alive')
+        .map(([node]) => node)
+        .sort(),
+      ['vm1', 'vm2', 'vm3'],
+    );
+    // Two extra agents on vm3 (other ports, same address): one without the key, one with it.
+    const vm1 = fleet.vm('vm1').privateAddress;
+    const vm3 = fleet.vm('vm3').privateAddress;
+    const agent = (node: string, serf: number, http: number, extra: string[]) =>
+      fleet.exec('vm3', [
+        'docker',
+        'run',
+        '-d',
+        '--rm',
+        '--name',
+        node,
+        '--network',
+        'host',
+        CONSUL_IMAGE,
+        'consul',
+        'agent',
+        `-node=${node}`,
+        `-bind=${vm3}`,
+        `-serf-lan-port=${serf}`,
+        `-http-port=${http}`,
+        '-dns-port=-1',
+        '-client=127.0.0.1',
+        '-data-dir=/tmp/data',
+        `-retry-join=${vm1}:8301`,
+        '-retry-interval=1s',
+        ...extra,
+      ]);
+    await agent('nokey', 18301, 18500, []);
+    // The key the stack made once (infra/gossip-key.ts: a local.Command's secret stdout, in the state).
+    const gossipKey = (resource('consul-gossip-key').outputs.stdout as string).trim();
+    await agent('withkey', 18311, 18510, [`-encrypt=${gossipKey}`]);
+    try {
+      await waitFor('the agent with the key to join', async () => (await members()).get('withkey') === 'alive', 30_000, 500);
+      await sleep(3000); // as long again for the one without, retrying every second
+      const after = await members();
+      t.false(after.has('nokey'), `the agent without the key is not a member: ${[...after].join(' ')}`);
+      const nokeyLog = await fleet.exec('vm3', ['docker', 'logs', 'nokey']).catch((e) => String(e));
+      t.regex(nokeyLog, /(Failed to join|No installed keys could decrypt|Remote state is encrypted)/i);
+      t.log(nokeyLog.split('\n').find((l) => /failed to join/i.test(l)) ?? '');
+      // Gossip is not RPC: the member with the key but no certificate of the stack's CA gets nothing from the
+      // servers, which refuse RPC without TLS (infra/consul-tls.ts); the stack's own agents get their answers.
+      const rpc = await fleet
+        .exec('vm3', ['docker', 'exec', 'withkey', 'consul', 'catalog', 'datacenters', '-http-addr=127.0.0.1:18510'])
+        .then(
+          (out) => `answered: ${out}`,
+          (error: Error) => error.message,
+        );
+      t.notRegex(rpc, /^answered/, 'an agent without a certificate gets no RPC answer');
+      const server = containers().find((c) => c.resourceName === 'vm1-consul-agent')!;
+      await waitFor(
+        "vm1's server to log the refused plain RPC",
+        async () =>
+          /Non-TLS connection attempted with VerifyIncoming set/.test(
+            await fleet.exec('vm1', ['docker', 'logs', server.name]).catch(() => ''),
+          ),
+        15_000,
+        500,
+      );
+      t.regex(
+        await fleet.exec('vm3', [
+          'docker',
+          'exec',
+          containers().find((c) => c.resourceName === 'vm3-consul-agent')!.name,
+          'consul',
+          'catalog',
+          'datacenters',
+          `-http-addr=127.0.0.1:${consulHttpPort('vm3')}`,
+        ]),
+        /dc1/,
+      );
+    } finally {
+      await fleet.exec('vm3', ['docker', 'exec', 'withkey', 'consul', 'leave', '-http-addr=127.0.0.1:18510']).catch(() => '');
+      await fleet.exec('vm3', ['docker', 'rm', '-f', 'nokey', 'withkey']).catch(() => '');
+    }
+  },
+);
 
 test.serial(
   'a code change under service/ and activity/ rolls over the VMs under GETs and POSTs: none fails, every later answer is the new code, the old containers are gone',

@@ -52,6 +52,7 @@ test('a replicas + activity VM: its host, provider, network, Consul agent and re
     'vm3-consul-secrets-consul',
     'vm3-consul-secrets-holder',
     'vm3-consul-secrets-replica',
+    'vm3-consul-tls',
     'vm3-docker',
     'vm3-host-key',
     'vm3-network',

@@ -11,7 +11,15 @@ import { parseConfig, type VmConfig } from '../../infra/config';
 import { placeReplicas } from '../../infra/placement';
 import { BOOTSTRAP_SCRIPT_PATH, imagePlatform } from '../../infra/vm-host';
 import { scratchCopy } from '../helpers/scratch-copy';
-import { MOCK_GOSSIP_KEY, recordStack, type ProgramError, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
+import {
+  MOCK_GOSSIP_KEY,
+  mockPem,
+  recordStack,
+  type ProgramError,
+  type RecordedResource,
+  type RecordedStack,
+} from '../helpers/record-stack';
+import { agentTlsHcl, CONSUL_TLS_SCRIPT, splitPem } from '../../infra/consul-tls';
 
 const T = {
   container: 'docker:index/container:Container',
@@ -674,4 +682,65 @@ test('three discovery VMs run three servers with bootstrap-expect 3, every agent
   }
   t.like(env(named(record, 'vm3-replicas-2')), { HOST: 'fd00::13' });
   t.is(inputs(named(record, 'vm2-collector-container')).ports![0].ip, '172.31.0.12');
+});
+
+test("Consul's RPC between VMs is TLS both ways: one CA made once, a certificate per agent for its private address, the files in its secrets", async (t) => {
+  const record = await recordStack({ config: { vms: COURSE_VMS, consulImage: 'cnp-consul:1.8.7' } });
+  const ca = named(record, 'consul-tls-ca');
+  t.is(inputs(ca).create, `${CONSUL_TLS_SCRIPT} ca`);
+  t.false('triggers' in ca.inputs, 'made once');
+  for (const [vm, address, server] of [
+    ['vm1', '172.31.0.11', true],
+    ['vm2', '172.31.0.12', false],
+    ['vm3', '172.31.0.13', false],
+  ] as const) {
+    const step = named(record, `${vm}-consul-tls`);
+    t.is(inputs(step).create, `${CONSUL_TLS_SCRIPT} agent`);
+    t.like(inputs(step).environment, {
+      CA_CERT: splitPem(mockPem('consul-tls-ca')).cert,
+      CA_KEY: splitPem(mockPem('consul-tls-ca')).key,
+      CN: server ? 'server.dc1.consul' : 'client.dc1.consul',
+      SANS: `${server ? 'DNS:server.dc1.consul,' : ''}DNS:localhost,IP:${address},IP:127.0.0.1`,
+    });
+    t.true(step.secretInputs.includes('environment'), 'the CA key is a secret input');
+    const uploads = named(record, `${vm}-consul-secrets-holder`).inputs.uploads as { file: string; content: string }[];
+    const file = (name: string) => uploads.find((u) => u.file === `/secrets/consul/${name}`)?.content;
+    t.is(file('ca.pem'), splitPem(mockPem('consul-tls-ca')).cert);
+    t.is(file('agent.pem'), splitPem(mockPem(`${vm}-consul-tls`)).cert);
+    t.is(file('agent-key.pem'), splitPem(mockPem(`${vm}-consul-tls`)).key);
+    // Consul 1.8.7: the top-level keys (the `tls` block is 1.12's).
+    t.regex(
+      file('agent.hcl')!,
+      /\nca_file = "\/run\/secrets\/ca.pem" cert_file = "\/run\/secrets\/agent.pem" key_file = "\/run\/secrets\/agent-key.pem" verify_incoming_rpc = true verify_outgoing = true verify_server_hostname = true\n$/,
+    );
+  }
+});
+
+test('on one host Consul has no TLS: its RPC stays inside one engine', async (t) => {
+  const record = await recordStack({});
+  t.false(record.resources.some((r) => r.name.includes('consul-tls')));
+  const uploads = named(record, 'consul-secrets-holder').inputs.uploads as { file: string; content: string }[];
+  t.false(uploads.some((u) => u.file.endsWith('.pem')));
+});
+
+test('the TLS settings follow the image: top-level keys before 1.12, the tls block from 1.12 and for a tag naming no version', (t) => {
+  t.regex(
+    agentTlsHcl({ major: 1, minor: 8 }),
+    /^ca_file = .* verify_incoming_rpc = true verify_outgoing = true verify_server_hostname = true$/,
+  );
+  for (const version of [{ major: 1, minor: 12 }, { major: 1, minor: 20 }, undefined]) {
+    t.regex(
+      agentTlsHcl(version),
+      /^tls \{ defaults \{ ca_file = .* verify_outgoing = true \} internal_rpc \{ verify_incoming = true verify_server_hostname = true \} \}$/,
+    );
+  }
+  t.deepEqual(
+    splitPem(
+      'x\n-----BEGIN CERTIFICATE-----\nc\n-----END CERTIFICATE-----\n-----BEGIN EC PRIVATE KEY-----\nk\n-----END EC PRIVATE KEY-----\n',
+    ),
+    {
+      cert: '-----BEGIN CERTIFICATE-----\nc\n-----END CERTIFICATE-----\n',
+      key: '-----BEGIN EC PRIVATE KEY-----\nk\n-----END EC PRIVATE KEY-----\n',
+    },
+  );
 });

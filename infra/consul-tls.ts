@@ -1,0 +1,81 @@
+// TLS for Consul's RPC between VMs (HashiCorp's production guidance: verify_incoming, verify_outgoing and
+// server hostname verification): a CA the stack makes once and keeps as a secret, and per VM a certificate
+// for its agent carrying the VM's private address, made with openssl by infra/consul-tls.sh on the machine
+// running `pulumi up` (no TLS provider can be had here). A server's certificate names server.<dc>.consul,
+// which clients verify. Gossip is encrypted by the gossip key; the HTTP API listens on the VM only.
+import path from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+import * as command from '@pulumi/command';
+import { SECRETS_DIR } from './secret-files';
+
+/** The script, run from the repo root; the mocks recognise it (test/helpers/record-stack.ts). */
+export const CONSUL_TLS_SCRIPT = 'bash infra/consul-tls.sh';
+
+/** Consul's default datacenter and domain: a server's certificate must name server.<dc>.<domain>. */
+const SERVER_NAME = 'server.dc1.consul';
+
+/** A certificate and its private key (a secret), PEM. */
+export interface CertificateAndKey {
+  cert: pulumi.Output<string>;
+  key: pulumi.Output<string>;
+}
+
+/** The files an agent reads, in its secrets directory, by name. */
+export const TLS_FILES = { ca: 'ca.pem', cert: 'agent.pem', key: 'agent-key.pem' } as const;
+
+/** The first certificate and the first private key of openssl's output. */
+export function splitPem(text: string): { cert: string; key: string } {
+  const block = (label: RegExp) =>
+    new RegExp(`-----BEGIN ${label.source}-----[\\s\\S]*?-----END ${label.source}-----\\n?`).exec(text)?.[0] ?? '';
+  return { cert: block(/CERTIFICATE/), key: block(/(?:EC |RSA )?PRIVATE KEY/) };
+}
+
+function generated(
+  name: string,
+  repoRoot: string,
+  mode: 'ca' | 'agent',
+  environment: Record<string, pulumi.Input<string>>,
+  opts?: pulumi.CustomResourceOptions,
+): CertificateAndKey {
+  // No triggers: it runs at create, and again only when its environment changes (pulumi-command runs create on update).
+  const step = new command.local.Command(
+    name,
+    { create: `${CONSUL_TLS_SCRIPT} ${mode}`, dir: path.resolve(repoRoot), environment },
+    { ...opts, additionalSecretOutputs: ['stdout'] },
+  );
+  const pem = step.stdout.apply((out) => splitPem(out ?? ''));
+  return { cert: pem.apply((p) => p.cert), key: pulumi.secret(pem.apply((p) => p.key)) };
+}
+
+/** The stack's CA for Consul's RPC, made once. */
+export function consulCa(repoRoot: string): CertificateAndKey {
+  return generated('consul-tls-ca', repoRoot, 'ca', {});
+}
+
+/** The certificate of the agent at `privateAddress`, signed by `ca`; a server's also names server.dc1.consul. */
+export function agentCertificate(
+  name: string,
+  args: { repoRoot: string; ca: CertificateAndKey; privateAddress: string; server: boolean },
+  opts: pulumi.CustomResourceOptions,
+): CertificateAndKey {
+  const names = [...(args.server ? [`DNS:${SERVER_NAME}`] : []), 'DNS:localhost', `IP:${args.privateAddress}`, 'IP:127.0.0.1'];
+  return generated(
+    name,
+    args.repoRoot,
+    'agent',
+    { CA_CERT: args.ca.cert, CA_KEY: args.ca.key, CN: args.server ? SERVER_NAME : 'client.dc1.consul', SANS: names.join(',') },
+    opts,
+  );
+}
+
+/**
+ * The agent configuration that turns TLS on for its RPC, both ways, with the files in its secrets directory:
+ * top-level keys before Consul 1.12, the `tls` block from 1.12 on (and for a tag that names no version).
+ */
+export function agentTlsHcl(version: { major: number; minor: number } | undefined): string {
+  const files = `ca_file = "${SECRETS_DIR}/${TLS_FILES.ca}" cert_file = "${SECRETS_DIR}/${TLS_FILES.cert}" key_file = "${SECRETS_DIR}/${TLS_FILES.key}"`;
+  if (version && (version.major < 1 || (version.major === 1 && version.minor < 12))) {
+    return `${files} verify_incoming_rpc = true verify_outgoing = true verify_server_hostname = true`;
+  }
+  return `tls { defaults { ${files} verify_outgoing = true } internal_rpc { verify_incoming = true verify_server_hostname = true } }`;
+}
