@@ -14,6 +14,7 @@ import { ROLE_SETTINGS, roleOptions, stackContainer } from './container-settings
 import { httpUrl } from '../lib/endpoints';
 import { bundledImage, CONSUL_TOKEN_FILE_SETTING, type BundledRoleArgs } from './bundled-role';
 import { stackRouteOwners } from './route-grants';
+import { ADMIN_TOKEN_FILE, SECRETS_DIR } from './secret-files';
 
 const LISTEN_PORT = 8080;
 const ADMIN_PORT = 8081;
@@ -98,6 +99,8 @@ export class Balancer extends pulumi.ComponentResource {
       'ADMIN_ADDRESS=0.0.0.0',
       'REUSE_PORT=true',
       `WORK_DIR=${WORK_DIR}`,
+      // Every admin path asks for the stack's balancerAdminToken (balancer/README.md, "Admin login").
+      `ADMIN_TOKEN_FILE=${SECRETS_DIR}/${ADMIN_TOKEN_FILE}`,
     ];
     // Old and new run side by side, so the name changes with whatever replaces the container: the image, the
     // settings and the role's hardening. The token stays out of it (a secret; it is fixed for the stack's life).

@@ -18,6 +18,8 @@ const context = {
   gossipKey: gossipKey(config.consulGossipKey),
   // Consul's ACLs: one generated secret; every role's token is derived from it (infra/consul-acl.ts).
   consulManagementToken: generatedSecret('consul-management-token'),
+  // The admin listener's token: a random UUID made once, like the management token, and kept apart from it.
+  balancerAdminToken: generatedSecret('balancer-admin-token'),
 };
 
 const stack = declareStack(context, config.vms.length > 0 ? vmHosts(context) : [oneHost(context)]);
@@ -30,6 +32,8 @@ export const evidencePageUrl = pulumi.interpolate`${stack.balancerAdminUrl}/_bal
 export const consulUiUrl = stack.consulUiUrl;
 /** The token for Consul's UI and CLI (`pulumi stack output --show-secrets consulToken`); a secret. */
 export const consulToken = context.consulManagementToken;
+/** The token the admin listener (status, evidence page) asks for: a Bearer header, or typed once at /_balancer/login; a secret. */
+export const balancerAdminToken = context.balancerAdminToken;
 export const replicaNames = stack.replicaNames;
 export const activityReplicaNames = stack.activityReplicaNames;
 export const logsCommand = stack.logsCommand;

@@ -15,6 +15,8 @@ export const SECRETS_DIR = '/run/secrets';
 
 /** A role's file holding its Consul ACL token, read through CONSUL_HTTP_TOKEN_FILE. */
 export const CONSUL_TOKEN_FILE = 'consul-token';
+/** The balancer's file holding the admin listener's token, read through ADMIN_TOKEN_FILE. */
+export const ADMIN_TOKEN_FILE = 'admin-token';
 
 export interface SecretFilesArgs {
   naming: StackNaming;

@@ -21,4 +21,6 @@ export interface StackContext {
   gossipKey: pulumi.Output<string>;
   /** Consul's initial management token, a secret (infra/consul-acl.ts). */
   consulManagementToken: pulumi.Output<string>;
+  /** The token the balancer's admin listener asks for (balancer/README.md, "Admin login"), a secret. */
+  balancerAdminToken: pulumi.Output<string>;
 }

@@ -13,14 +13,14 @@ import { Broker, brokerRegistration } from './broker';
 import { Balancer } from './balancer';
 import { placeReplicas, type ReplicaRole } from './placement';
 import type { LogDestination } from './container-settings';
-import { CONSUL_TOKEN_FILE } from './secret-files';
+import { ADMIN_TOKEN_FILE, CONSUL_TOKEN_FILE } from './secret-files';
 import { aclInit, roleTokenOf } from './consul-acl';
 import { activityRole, balancerRole, brokerRole, replicaRole, type AclRole } from '../lib/consul-acl';
 import { ACTIVITY_SERVICE_NAME } from '../lib/service-name';
 import type { StackContext, StackOutputs } from './stack-outputs';
 
 export function declareStack(
-  { config, naming, repoRoot, gossipKey, consulManagementToken }: StackContext,
+  { config, naming, repoRoot, gossipKey, consulManagementToken, balancerAdminToken }: StackContext,
   hosts: StackHost[],
 ): StackOutputs {
   // config.ts checks that exactly one host has each of these roles.
@@ -59,9 +59,11 @@ export function declareStack(
       ['activity', 'activity', activityRole()],
       ['balancer', 'balancer', balancerRole()],
     ];
-    return Object.fromEntries(
+    const files: Record<string, Record<string, pulumi.Input<string>>> = Object.fromEntries(
       tokens.filter(([hostRole]) => host.roles.includes(hostRole)).map(([, role, acl]) => [role, { [CONSUL_TOKEN_FILE]: tokenOf(acl) }]),
     );
+    if (files.balancer) files.balancer[ADMIN_TOKEN_FILE] = balancerAdminToken;
+    return files;
   };
 
   // Consul's RPC crosses the network between VMs: TLS, both ways, with a CA of the stack's (infra/consul-tls.ts).

@@ -79,6 +79,9 @@ let ports: { balancerPort: number; balancerAdminPort: number; consulUiPort: numb
 let url = '';
 /** The balancer's admin listener: /_balancer/status and X-Upstream-Addr live there, not on `url`. */
 let adminUrl = '';
+/** The stack's balancerAdminToken output: every admin request carries it. */
+let adminToken = '';
+const adminHeaders = () => ({ Authorization: `Bearer ${adminToken}` });
 let before: DockerListing;
 /** Every volume any of the stack's containers mounted, named or anonymous. */
 const stackVolumes = new Set<string>();
@@ -159,6 +162,7 @@ async function deploy(
   const upMs = summary.endedAt - summary.startedAt;
   const removed = await removedIn(summary);
   await readState();
+  adminToken ||= String((await cli.outputs()).values.balancerAdminToken);
   t.log(
     `replicas=${replicas}, activityReplicas=${activityReplicas}: pulumi up in ${(upMs / 1000).toFixed(1)} s (config set of ${Object.keys(changed).length} key(s) in ${configuredMs} ms): ` +
       `${summary.created.length} created, ${summary.replaced.length} replaced, ${summary.updated.length} updated, ${summary.deleted.length} deleted, ${summary.same.length} unchanged` +
@@ -168,7 +172,7 @@ async function deploy(
 }
 
 async function upstreams(): Promise<string[]> {
-  const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
+  const res = await fetch(`${adminUrl}/_balancer/status`, { headers: adminHeaders(), signal: AbortSignal.timeout(2000) });
   return upstreamsOf((await res.json()) as BalancerStatusJson, 'hello')
     .slice()
     .sort();
@@ -368,7 +372,10 @@ test.serial('1. replicas 3: every container healthy, 300 requests reach all 3 in
   t.log('requests per instance:', report.byInstance);
 
   const evidenceArgs = ['--url', url, '--admin-url', adminUrl, '--requests', '200'];
-  const evidence = await run('npx', ['tsx', 'scripts/evidence.ts', ...evidenceArgs], { cwd: PROJECT_DIR });
+  const evidence = await run('npx', ['tsx', 'scripts/evidence.ts', ...evidenceArgs], {
+    cwd: PROJECT_DIR,
+    env: { ...process.env, ADMIN_TOKEN: adminToken },
+  });
   fs.mkdirSync(path.dirname(EVIDENCE_FILE), { recursive: true });
   fs.writeFileSync(EVIDENCE_FILE, `$ npm run evidence -- ${evidenceArgs.join(' ')}\n${evidence}`);
   t.log(evidence);
@@ -384,8 +391,12 @@ test.serial('1. replicas 3: every container healthy, 300 requests reach all 3 in
   const pubStatus = await fetch(`${url}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
   t.is(pubStatus.status, 404);
   t.like(await pubStatus.json(), { error: 'not found' });
-  const admin = await fetch(`${adminUrl}/`, { signal: AbortSignal.timeout(2000) });
+  const admin = await fetch(`${adminUrl}/`, { headers: adminHeaders(), signal: AbortSignal.timeout(2000) });
   t.regex(admin.headers.get('x-upstream-addr') ?? '', /^\d+\.\d+\.\d+\.\d+:8080$/);
+  // Without the stack's balancerAdminToken the admin listener answers nothing but its refusal.
+  const refused = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
+  t.is(refused.status, 401);
+  t.is(refused.headers.get('x-upstream-addr'), null);
 });
 
 test.serial(

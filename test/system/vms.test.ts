@@ -168,7 +168,10 @@ async function replicas(
 }
 
 async function upstreams(): Promise<string[]> {
-  const res = await fetch(`${adminUrl}/_balancer/status`, { signal: AbortSignal.timeout(2000) });
+  const res = await fetch(`${adminUrl}/_balancer/status`, {
+    headers: { Authorization: `Bearer ${String(outputs.balancerAdminToken)}` },
+    signal: AbortSignal.timeout(2000),
+  });
   return upstreamsOf((await res.json()) as BalancerStatusJson, 'hello')
     .slice()
     .sort();

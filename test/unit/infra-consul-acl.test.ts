@@ -43,7 +43,11 @@ for (const c of CASES) {
     const record = await recordStack({ config: c.config });
     const management = record.outputs.consulToken as string;
     t.regex(management, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    t.deepEqual(record.secretOutputs, ['consulToken'], 'only the Consul token is a secret output, shown with --show-secrets');
+    t.deepEqual(
+      record.secretOutputs.sort(),
+      ['balancerAdminToken', 'consulToken'],
+      'only the two tokens are secret outputs, shown with --show-secrets',
+    );
 
     // Generated once: a command that prints a UUID, with no triggers, so it never runs again.
     const generator = named(record, COMMAND, 'consul-management-token');

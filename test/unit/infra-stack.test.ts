@@ -246,7 +246,7 @@ function behaviour(title: string, check: (t: ExecutionContext, d: Declared) => v
 }
 
 behaviour(
-  'declares one provider, one network, three volumes and one per role holding secret files, six images, the bundle, gossip-key, Consul-token, ACL-init and broker-registration steps and a container per replica of each service plus five (one the holder of the secret files)',
+  'declares one provider, one network, three volumes and one per role holding secret files, six images, the bundle, gossip-key, Consul-token, admin-token, ACL-init and broker-registration steps and a container per replica of each service plus five (one the holder of the secret files)',
   (t, d) => {
     const counts: Record<string, number> = {};
     for (const r of d.record.resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
@@ -256,7 +256,7 @@ behaviour(
       [T.network]: 1,
       [T.volume]: 3 + 4,
       [T.image]: 6,
-      [T.command]: 5,
+      [T.command]: 6,
       [T.container]: d.x.replicas + d.x.activityReplicas + 6,
     });
     t.regex(inputs(d.gateway).name, new RegExp(`^${d.name('balancer')}-[0-9a-f]{12}$`));
@@ -674,6 +674,7 @@ behaviour(
     const management = String(d.record.outputs.consulToken);
     const secrets = [
       management,
+      String(d.record.outputs.balancerAdminToken),
       MOCK_GOSSIP_KEY,
       ...['replica', 'activity', 'balancer'].map((role) => secretFile(d, `/secrets/${role}/consul-token`)),
     ];
@@ -684,11 +685,14 @@ behaviour(
     }
     t.like(inputs(d.secretsHolder), { start: false, mustRun: false });
     t.is(secretFile(d, '/secrets/consul/management-token'), management);
+    t.is(secretFile(d, '/secrets/balancer/admin-token'), String(d.record.outputs.balancerAdminToken));
+    t.is(env(d.gateway).ADMIN_TOKEN_FILE, '/run/secrets/admin-token', 'the admin listener asks for it');
     t.deepEqual(
       (d.secretsHolder.inputs.uploads as { file: string; permissions: string }[]).map((u) => `${u.file} ${u.permissions}`),
       [
         '/secrets/activity/consul-token 0444',
         '/secrets/balancer/consul-token 0444',
+        '/secrets/balancer/admin-token 0444',
         '/secrets/consul/agent.hcl 0444',
         '/secrets/consul/management-token 0444',
         '/secrets/replica/consul-token 0444',
