@@ -5,13 +5,11 @@ import { BALANCER_BUNDLE, upstreamsOf, type BalancerStatusJson } from '../../har
 import { sendAll } from '../../harness/load';
 import { freePorts } from '../../harness/ports';
 import { startProcess, waitFor, type Managed } from '../../harness/processes';
-import type { Replica } from '../../harness/service';
 import { CA_FILE_VARIABLE, makeTestCertificates } from '../../harness/tls';
-import type { LoadGenerator } from '../load-generator';
-import type { BenchOptions } from '../options';
 import { pinnedCommand } from '../pinning';
 import { cpuBusyUs, readStat } from '../proc-stats';
-import { findNginx, nginxWorkersCpuUs, SERVICE_NAME, upstreamOf, type SystemUnderTest } from '../system-under-test';
+import { findNginx, nginxWorkersCpuUs, SERVICE_NAME, upstreamOf } from '../system-under-test';
+import type { RouteContext } from './routes';
 
 export type Edge = 'http' | 'https';
 
@@ -35,14 +33,8 @@ export interface TlsRound {
   newConnections: Record<Edge, EdgeRun>;
 }
 
-export interface TlsContext {
-  sut: SystemUnderTest;
-  load: LoadGenerator;
-  first: Replica;
-  options: BenchOptions;
-  testCpu: number | undefined;
-  log(message: string): void;
-}
+/** What the phase runs on: the same as the routes phase's (hello's one replica serving every request). */
+export type TlsContext = RouteContext;
 
 /**
  * The cost of HTTPS at the edge: the run's own balancer (plain HTTP) against a second balancer of the same
