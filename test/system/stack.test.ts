@@ -543,6 +543,7 @@ test.serial(
     const secrets = new Map<string, string>([
       ['the management token', management],
       ['the gossip key', gossipKey],
+      ['the admin token', String(values.balancerAdminToken)],
       ...[replicaRole('hello'), activityRole(), balancerRole(), brokerRole(), agentRole(`cnp-${STACK}-consul`)].map(
         (role) => [`the ${role.role} token`, roleToken(management, role.role)] as [string, string],
       ),
