@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { ConfigError, envValue, rejectConfig } from '../lib/config-error';
+import { ConfigError, envValue, readSecretFile, rejectConfig } from '../lib/config-error';
 import {
   CONSUL_ADDRESS_ALLOWED,
   DEFAULT_CONSUL_ADDRESS,
@@ -110,15 +110,7 @@ export function readAdminToken(
 ): string | undefined {
   const file = envValue(env, ADMIN_TOKEN_FILE_ENV);
   if (file === undefined) return undefined;
-  let value: string;
-  try {
-    value = readFile(file).trim();
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
-    throw new ConfigError(
-      `${ADMIN_TOKEN_FILE_ENV} (${file}) cannot be read (${reason}): use a readable file holding ${ADMIN_TOKEN_ALLOWED}`,
-    );
-  }
+  const value = readSecretFile(ADMIN_TOKEN_FILE_ENV, file, ADMIN_TOKEN_ALLOWED, readFile);
   if (!/^[\x21-\x7e]{16,256}$/.test(value))
     throw new ConfigError(`${ADMIN_TOKEN_FILE_ENV} (${file}) is not allowed (value not shown): use ${ADMIN_TOKEN_ALLOWED}`);
   return value;

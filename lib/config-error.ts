@@ -21,3 +21,16 @@ export function envValue(env: NodeJS.ProcessEnv, name: string): string | undefin
   const value = env[name]?.trim();
   return value === undefined || value === '' ? undefined : value;
 }
+
+/**
+ * A secret read from the file the variable `name` names (how the stack hands secrets over, so `docker inspect`
+ * never shows them), trimmed. Errors name the variable and the file, never the value.
+ */
+export function readSecretFile(name: string, file: string, allowed: string, readFile: (file: string) => string): string {
+  try {
+    return readFile(file).trim();
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new ConfigError(`${name} (${file}) cannot be read (${reason}): use a readable file holding ${allowed}`);
+  }
+}

@@ -1,6 +1,6 @@
 // Code shared by the service and balancer bundles (esbuild inlines it into each).
 import fs from 'node:fs';
-import { ConfigError, envValue } from './config-error';
+import { ConfigError, envValue, readSecretFile } from './config-error';
 
 /** Where the Consul agent's HTTP API is, split the way the `consul` client wants it. */
 export interface ConsulAddress {
@@ -66,13 +66,7 @@ export function parseConsulToken(
   const file = envValue(env, CONSUL_TOKEN_FILE_ENV);
   if (value === undefined && file !== undefined) {
     from = `${CONSUL_TOKEN_FILE_ENV} (${file})`;
-    try {
-      value = readFile(file).trim();
-    } catch (error) {
-      throw new ConfigError(
-        `${from} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}): use a readable file holding ${CONSUL_TOKEN_ALLOWED}`,
-      );
-    }
+    value = readSecretFile(CONSUL_TOKEN_FILE_ENV, file, CONSUL_TOKEN_ALLOWED, readFile);
   }
   if (value === undefined) return undefined;
   if (!/^[\x21-\x7e]{1,128}$/.test(value)) throw new ConfigError(`${from} is not allowed (value not shown): use ${CONSUL_TOKEN_ALLOWED}`);
