@@ -24,6 +24,8 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 # The events' broker (NATS with JetStream, bookworm: 2.9): the events tests start their own.
 command -v nats-server >/dev/null || need+=(nats-server)
+# openssl: the VM stack's Consul CA and certificates (infra/consul-tls.sh), the HTTPS tests' certificates (harness/tls.ts).
+command -v openssl >/dev/null || need+=(openssl)
 
 if [ ${#need[@]} -gt 0 ]; then
   # Consul is not in Debian 12; Debian 11 ships it. Pin bullseye low so nothing else comes from it.
