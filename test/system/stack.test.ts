@@ -25,7 +25,8 @@ import {
   type SteadyLoopReport,
 } from '../../harness/load';
 import { upstreamsOf, type BalancerStatusJson } from '../../harness/balancer';
-import { activityRole, agentRole, balancerRole, brokerRole, replicaRole, roleToken } from '../../lib/consul-acl';
+import { replicaRole, roleToken } from '../../lib/consul-acl';
+import { secretsIn, stackSecrets } from './stack-secrets';
 import { freePorts } from '../../harness/ports';
 import { waitFor } from '../../harness/processes';
 import { docker, inspect, run } from './docker';
@@ -540,15 +541,8 @@ test.serial(
     const management = values.consulToken as string;
     const state = await cli.state();
     const gossipKey = String(state.find((r) => r.name === 'consul-gossip-key')!.outputs.stdout).trim();
-    const secrets = new Map<string, string>([
-      ['the management token', management],
-      ['the gossip key', gossipKey],
-      ['the admin token', String(values.balancerAdminToken)],
-      ...[replicaRole('hello'), activityRole(), balancerRole(), brokerRole(), agentRole(`cnp-${STACK}-consul`)].map(
-        (role) => [`the ${role.role} token`, roleToken(management, role.role)] as [string, string],
-      ),
-    ]);
-    const found = (text: string) => [...secrets].filter(([, value]) => text.includes(value)).map(([what]) => what);
+    const secrets = stackSecrets(values, gossipKey, [`cnp-${STACK}-consul`]);
+    const found = (text: string) => secretsIn(secrets, text);
     t.truthy(secretsHolder, 'the holder of secret files is in the state');
     for (const c of [...live, secretsHolder!]) {
       const info = (await inspect('container', c.id))!;

@@ -22,7 +22,7 @@ import { remoteFailure, runOverSsh } from '../../harness/plugins/command/ssh';
 import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
 import { holdSystemLock, SYSTEM_LOCK_WAIT_MS } from '../helpers/system-lock';
 import { LABEL_PREFIX } from '../../infra/naming';
-import { activityRole, agentRole, balancerRole, brokerRole, replicaRole, roleToken } from '../../lib/consul-acl';
+import { secretsIn, stackSecrets } from './stack-secrets';
 import { REPLICA_PORTS } from '../../infra/vm-ports';
 import { CliStack, removedContainers, type CliSummary, type StateResource } from './cli-stack';
 import { docker, run } from './docker';
@@ -421,15 +421,8 @@ test.serial(
   'no secret in docker inspect on any VM: no token or gossip key in a container, its environment, command line or image',
   async (t) => {
     t.timeout(120_000);
-    const management = outputs.consulToken as string;
     const gossipKey = String(resource('consul-gossip-key').outputs.stdout).trim();
-    const secrets = new Map<string, string>([
-      ['the management token', management],
-      ['the gossip key', gossipKey],
-      ...[replicaRole('hello'), activityRole(), balancerRole(), brokerRole(), ...['vm1', 'vm2', 'vm3'].map(agentRole)].map(
-        (role) => [`the ${role.role} token`, roleToken(management, role.role)] as [string, string],
-      ),
-    ]);
+    const secrets = stackSecrets(outputs, gossipKey, ['vm1', 'vm2', 'vm3']);
     const all = containers({ holders: true });
     t.is(all.filter((c) => c.resourceName.endsWith('-secrets-holder')).length, 3, 'one holder of secret files per VM');
     for (const c of all) {
@@ -437,7 +430,7 @@ test.serial(
       const image = (JSON.parse(info) as Array<{ Image: string }>)[0].Image;
       const imageInfo = await fleet.exec(c.vm, ['docker', 'image', 'inspect', image]);
       const history = await fleet.exec(c.vm, ['docker', 'history', '--no-trunc', '--format', '{{.CreatedBy}}', image]);
-      const found = [...secrets].filter(([, value]) => (info + imageInfo + history).includes(value)).map(([what]) => what);
+      const found = secretsIn(secrets, info + imageInfo + history);
       t.deepEqual(found, [], `${c.vm}: ${c.name}`);
     }
     t.log(`${all.length} containers on 3 VMs and their images inspected: none holds any of ${secrets.size} secrets`);
