@@ -13,6 +13,7 @@ import {
 import type { GatewayService, GatewayTable } from '../../balancer/routing';
 import { hostPort as formatHostPort } from '../../lib/endpoints';
 import { parseRoutesEnv } from '../../lib/routes';
+import { RENDER_SETTINGS } from '../helpers/nginx-settings';
 
 // Every instance Consul reports carries the node's serfHealth; a checked one also carries its own check.
 const checks = (id: string) => [
@@ -25,22 +26,7 @@ const entry = (id: string, serviceAddress: string, port: number, nodeAddress = '
   Checks: checks(id),
 });
 
-const settings: NginxSettings = {
-  listenAddress: '127.0.0.1',
-  listenPort: 8080,
-  adminAddress: '127.0.0.1',
-  adminPort: 8081,
-  reusePort: false,
-  connLimitPerClient: 100,
-  rateLimitPerClient: 1000,
-  rateBurstPerClient: 2000,
-  streamPaths: [{ path: '/api/activity/stream', exact: false }],
-  streamLimitPerClient: 16,
-  workDir: '/tmp/work',
-  statusPort: 4001,
-  accessLog: { relayPort: 4002 },
-  workerProcesses: 1,
-};
+const settings: NginxSettings = RENDER_SETTINGS;
 
 test('no entries select no upstream', (t) => {
   t.deepEqual(selectUpstreams([]), { upstreams: [], dropped: [] });

@@ -2,23 +2,9 @@ import test from 'ava';
 import { renderNginxConfig, type NginxSettings } from '../../balancer/render';
 import { parsePublicTls } from '../../balancer/tls-config';
 import { makeTestCertificates, type TestCertificates } from '../../harness/tls';
+import { RENDER_SETTINGS } from '../helpers/nginx-settings';
 
-const settings: NginxSettings = {
-  listenAddress: '127.0.0.1',
-  listenPort: 8443,
-  adminAddress: '127.0.0.1',
-  adminPort: 8081,
-  reusePort: true,
-  connLimitPerClient: 100,
-  rateLimitPerClient: 1000,
-  rateBurstPerClient: 2000,
-  streamPaths: [{ path: '/api/activity/stream', exact: false }],
-  streamLimitPerClient: 16,
-  workDir: '/tmp/work',
-  statusPort: 4001,
-  accessLog: { relayPort: 4002 },
-  workerProcesses: 1,
-};
+const settings: NginxSettings = { ...RENDER_SETTINGS, listenPort: 8443, reusePort: true };
 const table = { services: [] };
 const files = { certFile: '/run/secrets/cert.pem', keyFile: '/run/secrets/key.pem' };
 
