@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The Consul agents' TLS material on VMs, made with openssl on the machine running `pulumi up` (no TLS provider
-# can be had here). Prints a certificate and its private key, PEM, on stdout; nothing is left on disk.
-#   consul-tls.sh ca                 a CA for the stack (EC P-256, 10 years): run once, kept as a secret
-#   consul-tls.sh agent              a certificate for one agent, signed by CA_CERT/CA_KEY (environment),
+# The stack's TLS material, made with openssl on the machine running `pulumi up` (no TLS provider can be had
+# here): the Consul agents' on VMs (infra/consul-tls.ts) and the public certificate (infra/public-tls.ts).
+# Prints a certificate and its private key, PEM, on stdout; nothing is left on disk.
+#   consul-tls.sh ca                 a CA (EC P-256, 10 years; CN from the environment): run once, kept as a secret
+#   consul-tls.sh agent              a certificate for one agent or the edge, signed by CA_CERT/CA_KEY (environment),
 #                                    for CN and SANS (environment, openssl's subjectAltName syntax), 825 days,
 #                                    usable as server and as client (Consul's RPC verifies both ways)
 set -euo pipefail

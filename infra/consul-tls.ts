@@ -30,7 +30,8 @@ export function splitPem(text: string): { cert: string; key: string } {
   return { cert: block(/CERTIFICATE/), key: block(/(?:EC |RSA )?PRIVATE KEY/) };
 }
 
-function generated(
+/** A CA (`ca`) or a certificate it signs (`agent`), made by infra/consul-tls.sh in a local command at create. */
+export function certificateStep(
   name: string,
   repoRoot: string,
   mode: 'ca' | 'agent',
@@ -49,7 +50,7 @@ function generated(
 
 /** The stack's CA for Consul's RPC, made once. */
 export function consulCa(repoRoot: string): CertificateAndKey {
-  return generated('consul-tls-ca', repoRoot, 'ca', {});
+  return certificateStep('consul-tls-ca', repoRoot, 'ca', {});
 }
 
 /** The certificate of the agent at `privateAddress`, signed by `ca`; a server's also names server.dc1.consul. */
@@ -59,7 +60,7 @@ export function agentCertificate(
   opts: pulumi.CustomResourceOptions,
 ): CertificateAndKey {
   const names = [...(args.server ? [`DNS:${SERVER_NAME}`] : []), 'DNS:localhost', `IP:${args.privateAddress}`, 'IP:127.0.0.1'];
-  return generated(
+  return certificateStep(
     name,
     args.repoRoot,
     'agent',

@@ -544,6 +544,7 @@ test('the balancer follows its VM agent and is published on the public address; 
   t.false(balancer.options.deleteBeforeReplace, 'the new one starts next to the old one');
   t.deepEqual(inputs(holder).ports, [
     { internal: 8080, external: 8080, ip: '127.0.0.1', protocol: 'tcp' },
+    { internal: 8443, external: 8443, ip: '127.0.0.1', protocol: 'tcp' },
     // The admin listener (instance addresses, the evidence page) on the private network only.
     { internal: 8081, external: 8081, ip: '172.31.0.11', protocol: 'tcp' },
   ]);
