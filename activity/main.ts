@@ -1,9 +1,8 @@
 import os from 'node:os';
-import type { Server } from 'node:http';
-import { createAdaptorServer } from '@hono/node-server';
 import { createLogger } from '../lib/logger';
 import { createConsulClient } from '../service/consul-client';
 import { loadConfigOrExit, runReplica } from '../service/lifecycle';
+import { replicaServer } from '../service/listen';
 import { createActivityApp, eventMessage } from './app';
 import { durableName, parseActivityConfig } from './config';
 import { startEventConsumer } from './consumer';
@@ -39,7 +38,7 @@ function main(): void {
   });
   feed.subscribe((entry) => hub.broadcast(eventMessage(entry)));
   const app = createActivityApp({ serviceId: config.serviceId, feed, hub, logger, isDraining: () => draining });
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const server = replicaServer(app.fetch, config.tls);
 
   const consumer = startEventConsumer({
     consul: config.consul,

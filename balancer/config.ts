@@ -11,7 +11,7 @@ import {
 import { parseRouteOwners, ROUTE_OWNERS_ALLOWED, type RouteOwners } from '../lib/route-owners';
 import { parseRoutesEnv, ROUTE_ALLOWED, type Route } from '../lib/routes';
 import { ACTIVITY_STREAM_PATH } from './evidence-activity';
-import { parsePublicTls, type PublicTls } from './tls-config';
+import { parsePublicTls, parseUpstreamCa, type PublicTls } from './tls-config';
 
 /**
  * Requests in flight per client address on the public port. Far above what one browser or API client holds
@@ -46,6 +46,8 @@ export interface BalancerConfig {
   listenPort: number;
   /** HTTPS on the public listener (TLS_CERT_FILE, TLS_KEY_FILE) and what plain HTTP gets; undefined: plain HTTP. */
   tls: PublicTls | undefined;
+  /** UPSTREAM_CA_FILE: HTTPS to the replicas, verified with this CA (render.ts NginxSettings.upstreamCaFile); undefined: HTTP. */
+  upstreamCaFile: string | undefined;
   /**
    * The admin listener: /_balancer/status, and the proxy that adds X-Upstream-Addr. Keep it on loopback or
    * a private network; the public port shows neither.
@@ -150,6 +152,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
     listenAddress,
     listenPort,
     tls: parsePublicTls(env, { listenPort, adminPort }),
+    upstreamCaFile: parseUpstreamCa(env),
     adminAddress,
     adminPort,
     reusePort: reuseText === 'true',

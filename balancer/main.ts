@@ -96,6 +96,7 @@ async function main(): Promise<void> {
     listenAddress: config.listenAddress,
     listenPort: config.listenPort,
     tls: config.tls,
+    upstreamCaFile: config.upstreamCaFile,
     adminAddress: config.adminAddress,
     adminPort: config.adminPort,
     reusePort: config.reusePort,

@@ -48,6 +48,12 @@ export interface NginxSettings {
   listenPort: number;
   /** HTTPS on the public listener, and the optional plain-HTTP listener that redirects to it; undefined: plain HTTP. */
   tls?: PublicTlsSettings;
+  /**
+   * HTTPS to every replica, its certificate verified with this CA file for the name `<service>.service.consul`
+   * (one name per service: nginx checks an upstream group's certificates against one name, not each peer's
+   * address); undefined: plain HTTP to the replicas.
+   */
+  upstreamCaFile?: string;
   /** The admin listener (status, and the proxy that names the upstream); the public one shows neither. */
   adminAddress: string;
   adminPort: number;
@@ -243,7 +249,7 @@ const upstreamName = (service: string) => `svc_${service}`;
  * responses pass through as the replica sends them: nginx honours `X-Accel-Buffering: no` (an SSE stream)
  * by default, and proxy_read_timeout (30 s) outlasts a stream's heartbeats.
  */
-function serviceBody(service: GatewayService, listener: Listener): string[] {
+function serviceBody(service: GatewayService, listener: Listener, upstreamCaFile: string | undefined): string[] {
   const tooMany = listener === 'public' ? ['      error_page 429 = @too_many;'] : [];
   if (service.upstreams.length === 0)
     return [
@@ -253,8 +259,16 @@ function serviceBody(service: GatewayService, listener: Listener): string[] {
       `      return 503 ${jsonBody({ error: 'service unavailable', detail: `no healthy instance of ${service.name} is registered in Consul`, service: service.name })};`,
     ];
   return [
-    `      proxy_pass http://${upstreamName(service.name)};`,
+    `      proxy_pass ${upstreamCaFile ? 'https' : 'http'}://${upstreamName(service.name)};`,
     ...PROXY_DIRECTIVES,
+    ...(upstreamCaFile
+      ? [
+          '      proxy_ssl_verify on;',
+          `      proxy_ssl_trusted_certificate ${upstreamCaFile};`,
+          `      proxy_ssl_name ${service.name}.service.consul;`,
+          '      proxy_ssl_protocols TLSv1.2 TLSv1.3;',
+        ]
+      : []),
     ...(listener === 'admin' ? ['      add_header X-Upstream-Addr $upstream_addr always;'] : []),
     `      error_page 502 = @${upstreamName(service.name)}_bad_gateway;`,
     `      error_page 504 = @${upstreamName(service.name)}_gateway_timeout;`,
@@ -291,7 +305,7 @@ export function locationMatches(route: Route, exactPaths: ReadonlySet<string>): 
 }
 
 /** Every route's locations, the services' error answers, and the gateway's JSON 404 for any other path. */
-function routeLocations(table: GatewayTable, listener: Listener): string[] {
+function routeLocations(table: GatewayTable, listener: Listener, upstreamCaFile: string | undefined): string[] {
   const exactPaths = new Set(table.services.flatMap((s) => s.routes.filter((r) => r.exact).map((r) => r.path)));
   const lines: string[] = [];
   let catchAll = false;
@@ -299,7 +313,7 @@ function routeLocations(table: GatewayTable, listener: Listener): string[] {
     for (const route of service.routes) {
       for (const match of locationMatches(route, exactPaths)) {
         catchAll ||= match === '/';
-        lines.push(`    location ${match} {`, ...serviceBody(service, listener), '    }');
+        lines.push(`    location ${match} {`, ...serviceBody(service, listener, upstreamCaFile), '    }');
       }
     }
     lines.push(...serviceErrorLocations(service));
@@ -436,7 +450,7 @@ function publicServer(s: NginxSettings, table: GatewayTable): string[] {
     ...(s.rateLimitPerClient > 0 ? [`    limit_req zone=rate_per_client burst=${s.rateBurstPerClient} nodelay;`] : []),
     ...reservedLocations('public'),
     ...TOO_MANY_LOCATION,
-    ...routeLocations(table, 'public'),
+    ...routeLocations(table, 'public', s.upstreamCaFile),
     '  }',
   ];
 }
@@ -587,7 +601,7 @@ function adminServer(s: NginxSettings, table: GatewayTable, generation: number):
     ...evidenceLocations(s),
     ...TOO_MANY_LOCATION,
     ...reservedLocations('admin'),
-    ...routeLocations(table, 'admin'),
+    ...routeLocations(table, 'admin', s.upstreamCaFile),
     '  }',
   ];
 }

@@ -40,6 +40,25 @@ function port(env: NodeJS.ProcessEnv, variable: string): number | undefined {
 }
 
 /**
+ * UPSTREAM_CA_FILE: the CA whose certificates the replicas serve HTTPS with (the stack's, on VMs); undefined:
+ * plain HTTP to the replicas. Checked to hold a readable CA certificate.
+ */
+export function parseUpstreamCa(env: NodeJS.ProcessEnv): string | undefined {
+  const file = envValue(env, 'UPSTREAM_CA_FILE');
+  if (file === undefined) return undefined;
+  try {
+    if (new X509Certificate(readPem('UPSTREAM_CA_FILE', file)).ca) return file;
+  } catch (error) {
+    if ((error as Error).name === 'ConfigError') throw error;
+  }
+  return rejectConfig(
+    'UPSTREAM_CA_FILE',
+    file,
+    "a PEM file whose first certificate is a CA certificate (the one that signed the replicas')",
+  );
+}
+
+/**
  * TLS_CERT_FILE and TLS_KEY_FILE (both or neither), PUBLIC_HTTP, HTTP_REDIRECT_PORT and PUBLIC_HTTPS_PORT;
  * undefined when HTTPS is off. Throws ConfigError naming the variable: the files must parse as a
  * certificate (the leaf first, a chain may follow) and its private key, the key must match the

@@ -28,6 +28,8 @@ export interface ConsulAgent extends ConsulEndpoint {
   /** Base URL of the agent's HTTP API, for CONSUL_HTTP_ADDR. */
   httpAddr: string;
   httpPort: number;
+  /** The agent's node name. */
+  nodeName: string;
   /** The initial management token from the agent's config (what the stack keeps as a Pulumi secret). */
   managementToken: string;
   roleToken(role: TestRole, serviceName?: string): Promise<string>;
@@ -66,6 +68,13 @@ export interface ConsulOptions {
    * here so that the answer stays fresh whatever the defaults become).
    */
   dns?: boolean;
+  /**
+   * A CA the agent trusts for its HTTPS health checks (`ca_file` with `enable_agent_tls_for_checks`, as the
+   * VMs' agents run): then Consul 1.8 verifies a checked replica's certificate for the agent's node name.
+   */
+  checkCaFile?: string;
+  /** The agent's node name; by default one of its own, from its HTTP port. */
+  nodeName?: string;
 }
 
 /**
@@ -73,11 +82,11 @@ export interface ConsulOptions {
  * (default deny, the management token and the agent's token in its config, the agent's policy applied),
  * and waits until it has a leader. Role tokens are made on demand, through the same code as the stack's.
  */
-export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<ConsulAgent> {
+export async function startConsul({ dns = false, checkCaFile, nodeName: givenNodeName }: ConsulOptions = {}): Promise<ConsulAgent> {
   const [httpPort, serfLan, serfWan, server, dnsPort] = await freePorts(dns ? 5 : 4);
   const httpAddr = `http://127.0.0.1:${httpPort}`;
   const managementToken = crypto.randomUUID();
-  const nodeName = `test-consul-${httpPort}`;
+  const nodeName = givenNodeName ?? `test-consul-${httpPort}`;
   const agent_ = agentRole(nodeName);
   // The 1.8 agent on this machine; the key of the management token follows the version.
   const aclHcl = agentAclHcl({ management: managementToken, agent: roleToken(managementToken, agent_.role) }, { major: 1, minor: 8 });
@@ -119,6 +128,7 @@ export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<
   const agent: ConsulAgent = {
     httpAddr,
     httpPort,
+    nodeName,
     managementToken,
     async roleToken(role, serviceName) {
       if (role === 'replica' && serviceName === undefined) throw new Error("roleToken('replica') needs the replica's service name");
@@ -172,6 +182,7 @@ export async function startConsul({ dns = false }: ConsulOptions = {}): Promise<
           '-dns-port',
           dns ? String(dnsPort) : '-1',
           ...(dns ? ['-hcl', 'dns_config { only_passing = true, use_cache = false, service_ttl = { "*" = "0s" } }'] : []),
+          ...(checkCaFile ? ['-hcl', `ca_file = "${checkCaFile}" enable_agent_tls_for_checks = true`] : []),
           '-grpc-port',
           '-1',
           '-serf-lan-port',

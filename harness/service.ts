@@ -39,7 +39,7 @@ export async function startReplica(consul: ConsulEndpoint, name: string, id: str
   const port = await freePort();
   const token = await consul.roleToken('replica', name);
   const proc = startProcess(process.execPath, [freshBundle('service')], { ...replicaEnv(consul.httpAddr, name, id, port, token), ...env });
-  return Object.assign(proc, { id, port, url: `http://127.0.0.1:${port}` });
+  return Object.assign(proc, { id, port, url: `${env.TLS_CERT_FILE ? 'https' : 'http'}://127.0.0.1:${port}` });
 }
 
 /**

@@ -44,8 +44,11 @@ export interface TestCertificates {
   remove(): Promise<void>;
 }
 
-/** A fresh CA and a server certificate for 127.0.0.1 (ECDSA P-256, valid one day) in a temp dir, by openssl. */
-export async function makeTestCertificates(): Promise<TestCertificates> {
+/**
+ * A fresh CA and a server certificate for 127.0.0.1 and localhost, and the `names` given (openssl's
+ * subjectAltName syntax, e.g. DNS:hello.service.consul), ECDSA P-256, valid one day, in a temp dir, by openssl.
+ */
+export async function makeTestCertificates(names: string[] = []): Promise<TestCertificates> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cnp-tls-'));
   const file = (name: string) => path.join(dir, name);
   const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000 });
@@ -70,7 +73,7 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
   openssl('req', ...ec, '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', '/CN=127.0.0.1');
   await fs.writeFile(
     file('server.ext'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:false\n',
+    `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', ...names].join(',')}\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:false\n`,
   );
   openssl(
     'x509',

@@ -1,3 +1,4 @@
+import { readTlsPair, type TlsPair } from '../lib/tls-files';
 import net from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { envValue, rejectConfig } from '../lib/config-error';
@@ -32,6 +33,8 @@ export interface ServiceConfig {
   consulToken: string | undefined;
   /** ROUTES: the paths the gateway routes here, registered as `urlprefix-` tags (lib/routes.ts). */
   routes: Route[];
+  /** TLS_CERT_FILE and TLS_KEY_FILE: HTTPS on the replica's port (on VMs, for the gateway on another VM); undefined: HTTP. */
+  tls: TlsPair | undefined;
 }
 
 /** Facts about the machine that the defaults depend on, passed in so parsing stays pure. */
@@ -126,5 +129,5 @@ export function parseConfig(
   const consul = parseConsul(envValue(env, 'CONSUL_HTTP_ADDR'));
   const consulToken = parseConsulToken(env);
   const routes = routesSetting(env, defaults.routes);
-  return { ports, host, serviceName, serviceId, serviceAddress, consul, consulToken, routes };
+  return { ports, host, serviceName, serviceId, serviceAddress, consul, consulToken, routes, tls: readTlsPair(env) };
 }

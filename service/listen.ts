@@ -2,8 +2,22 @@
 // during a rolling deploy an old replica and its successor listen there at once: each takes a port of its
 // own from its service's range. bind() either takes a port or fails with EADDRINUSE, so replicas starting
 // together never share one: each tries the next until one is its own.
+import type { Server as HttpServer } from 'node:http';
+import https from 'node:https';
 import type { Server } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import type { TlsPair } from '../lib/tls-files';
 import { portRangeText, type PortRange } from './config';
+
+/** A replica's server for `fetch` (a Hono app's): HTTPS with `tls`, else HTTP. */
+export function replicaServer(fetch: (request: Request) => Response | Promise<Response>, tls: TlsPair | undefined): HttpServer {
+  // An https.Server is an http.Server with TLS underneath: the drain and the lifecycle treat both alike.
+  return (
+    tls
+      ? createAdaptorServer({ fetch, createServer: https.createServer, serverOptions: { cert: tls.cert, key: tls.key } })
+      : createAdaptorServer({ fetch })
+  ) as HttpServer;
+}
 
 function listenOn(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {

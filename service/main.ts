@@ -1,6 +1,4 @@
 import os from 'node:os';
-import type { Server } from 'node:http';
-import { createAdaptorServer } from '@hono/node-server';
 import { createLogger } from '../lib/logger';
 import { version } from '../package.json';
 import { createApp } from './app';
@@ -12,6 +10,7 @@ import { parseNatsService } from '../lib/broker';
 import { startOutboxRelay } from './outbox-relay';
 import { parseOutboxMaxEntries } from './outbox';
 import { loadConfigOrExit, runReplica } from './lifecycle';
+import { replicaServer } from './listen';
 
 function main(): void {
   const config = loadConfigOrExit('service', () => ({
@@ -46,7 +45,7 @@ function main(): void {
     isDraining: () => draining,
     outboxStatus: () => relay.status(),
   });
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const server = replicaServer(app.fetch, config.tls);
 
   runReplica({
     server,

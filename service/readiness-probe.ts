@@ -4,6 +4,7 @@
 // engine's `wait` on a new replica ends only then, so old replicas are removed after their successors can
 // be reached through the balancer.
 // It reads the same environment as the service (Docker runs health checks with the container's env).
+import https from 'node:https';
 import os from 'node:os';
 import { httpUrl } from '../lib/endpoints';
 import { probeAddress } from '../lib/listen-address';
@@ -29,8 +30,27 @@ export async function notReadyReason(config: ServiceConfig, fetchFn: Fetch = fet
   const own = Array.isArray(entries) ? entries.find((entry) => entry?.Service?.ID === config.serviceId) : undefined;
   const port = own?.Service?.Port;
   if (port === undefined) return `${config.serviceId} is not passing in Consul yet`;
-  const health = await fetchFn(`${httpUrl(probeAddress(config.host), port)}/health`, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+  const healthUrl = `${httpUrl(probeAddress(config.host), port)}/health`;
+  const health = config.tls
+    ? await ownHttpsStatus(healthUrl.replace(/^http:/, 'https:'))
+    : await fetchFn(healthUrl, { signal: AbortSignal.timeout(TIMEOUT_MS) });
   return health.ok ? undefined : `/health answered ${health.status}`;
+}
+
+/**
+ * A GET of the replica's own HTTPS port on loopback. Its certificate is not checked: the container holds no
+ * CA, and the peer is this replica itself (the gateway and Consul check it, with the stack's CA).
+ */
+function ownHttpsStatus(url: string): Promise<{ ok: boolean; status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { rejectUnauthorized: false, timeout: TIMEOUT_MS }, (res) => {
+      res.resume();
+      const status = res.statusCode ?? 0;
+      resolve({ ok: status >= 200 && status < 300, status });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS} ms`)));
+    req.on('error', reject);
+  });
 }
 
 if (require.main === module) {

@@ -46,14 +46,16 @@ export const DEFAULT_TIMING: RegistrationTiming = { pollMs: 1000, firstRetryMs: 
 
 /** The registration of one replica listening on `port`; any service's config with these fields will do (hello's, activity's). */
 export function serviceDefinition(
-  config: Pick<ServiceConfig, 'serviceId' | 'serviceName' | 'serviceAddress'> & { routes: readonly Route[]; port: number },
+  config: Pick<ServiceConfig, 'serviceId' | 'serviceName' | 'serviceAddress' | 'tls'> & { routes: readonly Route[]; port: number },
 ): ServiceDefinition {
+  const base = httpUrl(config.serviceAddress, config.port);
   return {
     id: config.serviceId,
     name: config.serviceName,
     address: config.serviceAddress,
     port: config.port,
-    checkUrl: `${httpUrl(config.serviceAddress, config.port)}/health`,
+    // Over HTTPS, Consul verifies the certificate with its agent's CA (the stack's, on VMs).
+    checkUrl: `${config.tls ? base.replace(/^http:/, 'https:') : base}/health`,
     tags: config.routes.map(routeTag),
   };
 }

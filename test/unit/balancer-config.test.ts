@@ -10,6 +10,7 @@ test('defaults work for a developer on loopback', (t) => {
     listenAddress: '127.0.0.1',
     listenPort: 8080,
     tls: undefined,
+    upstreamCaFile: undefined,
     adminAddress: '127.0.0.1',
     adminPort: 8081,
     reusePort: false,

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { renderNginxConfig, type NginxSettings } from '../../balancer/render';
-import { parsePublicTls } from '../../balancer/tls-config';
+import { parsePublicTls, parseUpstreamCa } from '../../balancer/tls-config';
 import { makeTestCertificates, type TestCertificates } from '../../harness/tls';
 import { RENDER_SETTINGS } from '../helpers/nginx-settings';
 
@@ -93,4 +93,41 @@ test('parsePublicTls: every bad value is named with what is allowed', (t) => {
   t.throws(() => parsePublicTls(pair(), ports, new Date(Date.now() + 3 * 86_400_000)), {
     message: /^TLS_CERT_FILE = .* a certificate still valid \(this one expired/,
   });
+});
+
+test('UPSTREAM_CA_FILE: every service proxied over HTTPS, verified with the CA for <service>.service.consul, on both listeners', (t) => {
+  const services = {
+    services: [
+      { name: 'hello', routes: [{ path: '/', exact: true }], upstreams: ['10.0.0.2:21001'] },
+      { name: 'activity', routes: [{ path: '/api/activity', exact: false }], upstreams: ['10.0.0.3:22001'] },
+    ],
+  };
+  const plain = renderNginxConfig(settings, services);
+  t.notRegex(plain, /proxy_ssl|proxy_pass https/);
+  const text = renderNginxConfig({ ...settings, upstreamCaFile: '/run/secrets/upstream-ca.pem' }, services);
+  for (const service of ['hello', 'activity']) {
+    // One location on the public listener and one on the admin listener per route, each verifying.
+    t.is(text.split(`proxy_pass https://svc_${service};`).length - 1, service === 'hello' ? 2 : 4, service);
+    t.is(text.split(`proxy_ssl_name ${service}.service.consul;`).length - 1, service === 'hello' ? 2 : 4, service);
+  }
+  t.notRegex(text, /proxy_pass http:\/\/svc_/);
+  t.is(text.split('proxy_ssl_verify on;').length - 1, 6);
+  t.regex(text, /proxy_ssl_trusted_certificate \/run\/secrets\/upstream-ca\.pem;/);
+});
+
+test('parseUpstreamCa: unset is plain HTTP; a CA certificate file is taken; a leaf, a missing file or an unsafe path is refused', (t) => {
+  t.is(parseUpstreamCa({}), undefined);
+  t.is(parseUpstreamCa({ UPSTREAM_CA_FILE: certs.caFile }), certs.caFile);
+  t.regex(
+    t.throws(() => parseUpstreamCa({ UPSTREAM_CA_FILE: certs.certFile })).message,
+    /UPSTREAM_CA_FILE = ".*" is not allowed: use a PEM file whose first certificate is a CA certificate/,
+  );
+  t.regex(
+    t.throws(() => parseUpstreamCa({ UPSTREAM_CA_FILE: '/nonexistent/ca.pem' })).message,
+    /UPSTREAM_CA_FILE = "\/nonexistent\/ca.pem" is not allowed: use a PEM file this process .* can read \(ENOENT\)/,
+  );
+  t.regex(
+    t.throws(() => parseUpstreamCa({ UPSTREAM_CA_FILE: 'relative.pem' })).message,
+    /UPSTREAM_CA_FILE = "relative.pem" is not allowed: use an absolute path/,
+  );
 });

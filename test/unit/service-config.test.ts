@@ -1,4 +1,5 @@
 import test from 'ava';
+import { makeTestCertificates } from '../../harness/tls';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,7 +29,30 @@ test('defaults: port 8080 on 0.0.0.0, name hello, id from name+host+port, the co
       { path: '/', exact: true },
       { path: '/api/users', exact: false },
     ],
+    tls: undefined,
   });
+});
+
+test('TLS_CERT_FILE and TLS_KEY_FILE: HTTPS with the pair read once; either alone, a key of another certificate or an unreadable file is refused, naming the variable and never the key', async (t) => {
+  const certs = await makeTestCertificates();
+  const other = await makeTestCertificates();
+  t.teardown(() => Promise.all([certs.remove(), other.remove()]));
+  const tls = parseConfig({ TLS_CERT_FILE: certs.certFile, TLS_KEY_FILE: certs.keyFile }, container).tls!;
+  t.is(tls.cert, fs.readFileSync(certs.certFile, 'utf8').trim() + '\n');
+  t.true(tls.key.includes('PRIVATE KEY'));
+  const refused = (env: Record<string, string>) => t.throws(() => parseConfig(env, container), { instanceOf: ConfigError }).message;
+  t.regex(
+    refused({ TLS_CERT_FILE: certs.certFile }),
+    /TLS_KEY_FILE = "" is not allowed: use the private key's file, as TLS_CERT_FILE is set/,
+  );
+  t.regex(refused({ TLS_KEY_FILE: certs.keyFile }), /TLS_CERT_FILE = "" is not allowed/);
+  const wrong = refused({ TLS_CERT_FILE: certs.certFile, TLS_KEY_FILE: other.keyFile });
+  t.regex(wrong, /TLS_KEY_FILE = ".*" is not allowed: use the private key of the certificate in/);
+  t.false(wrong.includes('PRIVATE KEY'));
+  t.regex(
+    refused({ TLS_CERT_FILE: '/nonexistent/cert.pem', TLS_KEY_FILE: certs.keyFile }),
+    /TLS_CERT_FILE \(\/nonexistent\/cert.pem\) cannot be read \(ENOENT\)/,
+  );
 });
 
 test('CONSUL_HTTP_TOKEN is the Consul token; a value that cannot be a header is rejected without showing it', (t) => {
