@@ -17,6 +17,7 @@ import { bundledImage, CONSUL_TOKEN_FILE_SETTING, type BundledRoleArgs } from '.
 import { stackRouteOwners } from './route-grants';
 import { ADMIN_TOKEN_FILE, SECRETS_DIR } from './secret-files';
 import { PUBLIC_TLS_FILES, type PublicTls } from './public-tls';
+import { UPSTREAM_CA_FILE } from './consul-tls';
 
 /** Plain HTTP: the public routes, or with TLS the redirect to HTTPS. */
 const LISTEN_PORT = 8080;
@@ -44,6 +45,8 @@ export interface BalancerArgs extends BundledRoleArgs {
   balancerHttpsPort: number;
   /** HTTPS at the edge (its files are in the balancer's secrets), or undefined for plain HTTP. */
   tls?: PublicTls;
+  /** HTTPS to the replicas, verified with the CA in its secrets (on VMs, infra/consul-tls.ts). */
+  upstreamTls?: boolean;
   /** Where the admin listener (status, X-Upstream-Addr, the evidence page) is published; never a public address. */
   adminAddress: string;
   /** Host port for the balancer's admin listener, on adminAddress. */
@@ -120,6 +123,7 @@ export class Balancer extends pulumi.ComponentResource {
       `WORK_DIR=${WORK_DIR}`,
       // Every admin path asks for the stack's balancerAdminToken (balancer/README.md, "Admin login").
       `ADMIN_TOKEN_FILE=${SECRETS_DIR}/${ADMIN_TOKEN_FILE}`,
+      ...(args.upstreamTls ? [`UPSTREAM_CA_FILE=${SECRETS_DIR}/${UPSTREAM_CA_FILE}`] : []),
     ];
     // Old and new run side by side, so the name changes with whatever replaces the container: the image, the
     // settings, the role's hardening and the public certificate (nginx reads it at start: a renewed one takes a

@@ -1,8 +1,10 @@
-// TLS for Consul's RPC between VMs (HashiCorp's production guidance: verify_incoming, verify_outgoing and
-// server hostname verification): a CA the stack makes once and keeps as a secret, and per VM a certificate
-// for its agent carrying the VM's private address, made with openssl by infra/consul-tls.sh on the machine
-// running `pulumi up` (no TLS provider can be had here). A server's certificate names server.<dc>.consul,
-// which clients verify. Gossip is encrypted by the gossip key; the HTTP API listens on the VM only.
+// TLS between VMs with the stack's CA, made once and kept as a secret: Consul's RPC (HashiCorp's production
+// guidance: verify_incoming, verify_outgoing and server hostname verification), per VM a certificate for its
+// agent carrying the VM's private address; and the gateway's requests to the replicas, per VM a certificate
+// the replicas there serve HTTPS with, which the gateway and Consul's checks verify. Made with openssl by
+// infra/consul-tls.sh on the machine running `pulumi up` (no TLS provider can be had here). A server's
+// certificate names server.<dc>.consul, which clients verify. Gossip is encrypted by the gossip key; the HTTP
+// API listens on the VM only.
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as command from '@pulumi/command';
@@ -69,14 +71,44 @@ export function agentCertificate(
   );
 }
 
+/** A replica's files, in its secrets directory, by name (TLS_CERT_FILE, TLS_KEY_FILE). */
+export const REPLICA_TLS_FILES = { cert: 'tls-cert.pem', key: 'tls-key.pem' } as const;
+/** The balancer's file of the CA it verifies the replicas with (UPSTREAM_CA_FILE). */
+export const UPSTREAM_CA_FILE = 'upstream-ca.pem';
+
+/**
+ * The certificate the replicas on a VM serve HTTPS with, signed by `ca`: it names each service as
+ * `<service>.service.consul` (what the gateway verifies, balancer/render.ts), the VM's node name (what Consul
+ * 1.8's check verifies: tlsutil OutgoingTLSConfigForCheck uses the node name) and its private address (what
+ * later Consul versions verify).
+ */
+export function replicaCertificate(
+  name: string,
+  args: { repoRoot: string; ca: CertificateAndKey; privateAddress: string; nodeName: string; serviceNames: string[] },
+): CertificateAndKey {
+  const names = [
+    ...args.serviceNames.map((service) => `DNS:${service}.service.consul`),
+    `DNS:${args.nodeName}`,
+    `IP:${args.privateAddress}`,
+  ];
+  return certificateStep(name, args.repoRoot, 'agent', {
+    CA_CERT: args.ca.cert,
+    CA_KEY: args.ca.key,
+    CN: `${args.serviceNames[0]}.service.consul`,
+    SANS: names.join(','),
+  });
+}
+
 /**
  * The agent configuration that turns TLS on for its RPC, both ways, with the files in its secrets directory:
  * top-level keys before Consul 1.12, the `tls` block from 1.12 on (and for a tag that names no version).
  */
 export function agentTlsHcl(version: { major: number; minor: number } | undefined): string {
   const files = `ca_file = "${SECRETS_DIR}/${TLS_FILES.ca}" cert_file = "${SECRETS_DIR}/${TLS_FILES.cert}" key_file = "${SECRETS_DIR}/${TLS_FILES.key}"`;
+  // Its HTTPS checks of the replicas trust the same CA.
+  const checks = 'enable_agent_tls_for_checks = true';
   if (version && (version.major < 1 || (version.major === 1 && version.minor < 12))) {
-    return `${files} verify_incoming_rpc = true verify_outgoing = true verify_server_hostname = true`;
+    return `${files} verify_incoming_rpc = true verify_outgoing = true verify_server_hostname = true ${checks}`;
   }
-  return `tls { defaults { ${files} verify_outgoing = true } internal_rpc { verify_incoming = true verify_server_hostname = true } }`;
+  return `tls { defaults { ${files} verify_outgoing = true } internal_rpc { verify_incoming = true verify_server_hostname = true } } ${checks}`;
 }

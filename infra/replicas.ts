@@ -7,6 +7,7 @@
 // only at the end of the deployment does it stop the old ones, which deregister and drain within their grace.
 // On a VM the same: the replicas run in the VM's network and each listens on the first free port of its
 // service's range (infra/vm-ports.ts), so an old replica and its successor never want the same port.
+import { createHash } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import { REPLICA_DRAIN_SECONDS, roleOptions, stackContainer } from './container-settings';
@@ -77,6 +78,14 @@ export interface ServiceReplicasArgs extends BundledRoleArgs {
   vmAddress?: string;
 }
 
+/** What a replica's name is versioned by: its image's id, or with settings of its own an id made of both. */
+export function replicaVersion(imageId: string, settings: readonly string[]): string {
+  if (settings.length === 0) return imageId;
+  return `sha256:${createHash('sha256')
+    .update(JSON.stringify([imageId, settings]))
+    .digest('hex')}`;
+}
+
 export class ServiceReplicas extends pulumi.ComponentResource {
   /** Container names, which are also the replicas' SERVICE_IDs in Consul. */
   readonly names: pulumi.Output<string[]>;
@@ -89,9 +98,12 @@ export class ServiceReplicas extends pulumi.ComponentResource {
 
     const image = bundledImage(`${name}-image`, kind.folder, args, this);
 
+    // Old and new run side by side (create before delete), so the name changes with whatever replaces the
+    // container: the image, and the service's own settings when it has any.
+    const version = image.repoDigest.apply((id) => replicaVersion(id, args.settings ?? []));
     const names: pulumi.Output<string>[] = [];
     for (const index of args.indices) {
-      const containerName = image.repoDigest.apply((id) => naming.versionedName(`${kind.stem}-${index}`, id));
+      const containerName = version.apply((id) => naming.versionedName(`${kind.stem}-${index}`, id));
       const onVm = args.vmAddress !== undefined;
       stackContainer(
         `${name}-${index}`,

@@ -7,14 +7,14 @@ import { onHost, type StackHost } from './hosts';
 import { AppBundle } from './bundle';
 import { LogCollector } from './collector';
 import { ConsulAgent } from './consul-agent';
-import { agentCertificate, consulCa } from './consul-tls';
+import { agentCertificate, consulCa, replicaCertificate, REPLICA_TLS_FILES, UPSTREAM_CA_FILE } from './consul-tls';
 import { ACTIVITY_REPLICAS, HELLO_REPLICAS, ServiceReplicas, type ReplicaKind } from './replicas';
 import { Broker, brokerRegistration } from './broker';
 import { Balancer } from './balancer';
 import { PUBLIC_TLS_FILES, publicTls } from './public-tls';
 import { placeReplicas, type ReplicaRole } from './placement';
 import type { LogDestination } from './container-settings';
-import { ADMIN_TOKEN_FILE, CONSUL_TOKEN_FILE } from './secret-files';
+import { ADMIN_TOKEN_FILE, CONSUL_TOKEN_FILE, SECRETS_DIR } from './secret-files';
 import { aclInit, roleTokenOf } from './consul-acl';
 import { activityRole, balancerRole, brokerRole, replicaRole, type AclRole } from '../lib/consul-acl';
 import { ACTIVITY_SERVICE_NAME } from '../lib/service-name';
@@ -55,6 +55,24 @@ export function declareStack(
       ? collector
       : { container: collector.container, logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${host.name}.${tag}`) };
 
+  // Consul's RPC and the gateway's requests to replicas cross the network between VMs: TLS with a CA of the
+  // stack's (infra/consul-tls.ts). On one host they stay on the stack network of one engine.
+  // Each VM's certificates are steps run on this machine; only that VM uses them, so a dead VM left behind
+  // (scripts/vm-forget.ts) takes them along.
+  const tlsCa = hosts.some((host) => host.consul.network === 'host') ? consulCa(repoRoot) : undefined;
+  // The certificate the replicas of both services on a VM serve HTTPS with.
+  const replicaTlsOf = (host: StackHost) =>
+    tlsCa && host.consul.network === 'host' && (host.roles.includes('replicas') || host.roles.includes('activity'))
+      ? replicaCertificate(`${host.name}-replica-tls`, {
+          repoRoot,
+          ca: tlsCa,
+          privateAddress: host.consul.privateAddress,
+          nodeName: host.consul.nodeName,
+          serviceNames: [config.serviceName, ACTIVITY_SERVICE_NAME],
+        })
+      : undefined;
+  const replicaTls = new Map(hosts.map((host) => [host, replicaTlsOf(host)]));
+
   // The secret files of the roles on a host besides Consul's own (infra/secret-files.ts): each role's token.
   const roleSecrets = (host: StackHost): Record<string, Record<string, pulumi.Input<string>>> => {
     const tokens: [VmRole, string, AclRole][] = [
@@ -68,15 +86,15 @@ export function declareStack(
     if (files.balancer) {
       files.balancer[ADMIN_TOKEN_FILE] = balancerAdminToken;
       if (edgeTls) Object.assign(files.balancer, { [PUBLIC_TLS_FILES.cert]: edgeTls.cert, [PUBLIC_TLS_FILES.key]: edgeTls.key });
+      if (tlsCa) files.balancer[UPSTREAM_CA_FILE] = tlsCa.cert;
+    }
+    const ownTls = replicaTls.get(host);
+    for (const role of ['replica', 'activity'].filter((r) => ownTls && files[r])) {
+      Object.assign(files[role], { [REPLICA_TLS_FILES.cert]: ownTls!.cert, [REPLICA_TLS_FILES.key]: ownTls!.key });
     }
     return files;
   };
 
-  // Consul's RPC crosses the network between VMs: TLS, both ways, with a CA of the stack's (infra/consul-tls.ts).
-  // On one host it stays on the stack network of one engine.
-  // Each agent's certificate is a step run on this machine; only that VM's agent uses it, so a dead VM left
-  // behind (scripts/vm-forget.ts) takes it along.
-  const tlsCa = hosts.some((host) => host.consul.network === 'host') ? consulCa(repoRoot) : undefined;
   const tlsOf = (host: StackHost) => {
     if (!tlsCa || host.consul.network !== 'host') return undefined;
     const server = host.roles.includes('discovery');
@@ -199,7 +217,13 @@ export function declareStack(
           serviceName: service.name,
           sourceHash: service.sourceHash,
           indices,
-          settings: service.settings,
+          // On a VM they serve HTTPS (the gateway may be on another VM).
+          settings: [
+            ...(service.settings ?? []),
+            ...(replicaTls.get(host)
+              ? [`TLS_CERT_FILE=${SECRETS_DIR}/${REPLICA_TLS_FILES.cert}`, `TLS_KEY_FILE=${SECRETS_DIR}/${REPLICA_TLS_FILES.key}`]
+              : []),
+          ],
           vmAddress: host.hostNetworkAddress,
           secrets: agents.get(host)!.secrets.volumeFor(kind.role),
         },
@@ -244,6 +268,7 @@ export function declareStack(
       balancerPort: config.balancerPort,
       balancerHttpsPort: config.balancerHttpsPort,
       tls: edgeTls,
+      upstreamTls: tlsCa !== undefined,
       adminAddress: balancerHost.adminAddress,
       balancerAdminPort: config.balancerAdminPort,
       rateLimitPerClient: config.gatewayRateLimit,

@@ -336,6 +336,28 @@ test.serial('course layout, 4 replicas: every replica gets requests through the 
   t.is(report.failures.length, 0, describeFailures(report));
   t.deepEqual(Object.keys(report.byInstance).sort(), placed.map((r) => r.name).sort());
   t.log('requests per replica:', report.byInstance);
+
+  // The gateway reaches the replicas over TLS with the stack's CA (infra/consul-tls.ts): from the gateway's own
+  // container on vm1, a replica on vm2 completes a handshake verified for hello.service.consul, and plain HTTP
+  // gets no answer from it.
+  const gateway = (await fleet.exec('vm1', ['docker', 'ps', '--format', '{{.Names}}']))
+    .split('\n')
+    .find((n) => /-balancer-[0-9a-f]{12}$/.test(n));
+  t.truthy(gateway, 'the gateway runs on vm1');
+  const target = placed.find((r) => r.vm === 'vm2')!.upstream;
+  const probe = [
+    "const [host, port] = process.argv[1].split(':'); const tls = require('tls'), fs = require('fs'), http = require('http');",
+    "const s = tls.connect({ host, port: +port, ca: fs.readFileSync('/run/secrets/upstream-ca.pem'), servername: 'hello.service.consul' }, () => {",
+    "  console.log('tls ' + (s.authorized ? 'authorized' : 'refused') + ' ' + s.getProtocol()); s.end();",
+    "  http.get({ host, port: +port, path: '/health', timeout: 3000 }, (r) => { console.log('plain: status ' + r.statusCode); r.resume(); })",
+    "    .on('timeout', function () { this.destroy(new Error('timeout')); }).on('error', (e) => console.log('plain: error ' + (e.code || e.message)));",
+    '});',
+    "s.on('error', (e) => console.log('tls error ' + e.message));",
+  ].join('\n');
+  const seen = await fleet.exec('vm1', ['docker', 'exec', gateway!, 'node', '-e', probe, target]);
+  t.regex(seen, /^tls authorized TLSv1\.[23]$/m);
+  t.regex(seen, /^plain: error /m);
+  t.log(`gateway -> ${target}: ${seen.trim().split('\n').join('; ')}`);
 });
 
 test.serial(

@@ -6,6 +6,8 @@ import { MAX_REPLICAS } from '../../infra/config';
 import { scratchCopy } from '../helpers/scratch-copy';
 import { GOSSIP_KEY_SCRIPT } from '../../infra/gossip-key';
 import { CONSUL_TLS_SCRIPT } from '../../infra/consul-tls';
+import { shortImageId } from '../../infra/naming';
+import { replicaVersion } from '../../infra/replicas';
 import { PUBLIC_TLS_STEP } from '../../infra/public-tls';
 import {
   MOCK_GOSSIP_KEY,
@@ -222,7 +224,11 @@ async function declared(c: (typeof CASES)[number]): Promise<Declared> {
   const replicaNames = Array.from({ length: x.replicas }, (_, i) => name(`replica-${i + 1}-${serviceImageId.slice(7, 19)}`));
   const activityImage = ofType(record, T.image).find((i) => inputs(i).imageName === `cnp-activity:${x.stack}`)!;
   const activityImageId = outputs(activityImage).repoDigest;
-  const activityNames = Array.from({ length: x.activityReplicas }, (_, i) => name(`activity-${i + 1}-${activityImageId.slice(7, 19)}`));
+  // The activity replicas have a setting of their own: their names carry a digest of it and the image's id.
+  const activityVersion = shortImageId(
+    replicaVersion(activityImageId, [`ACTIVITY_DURABLE_INACTIVE_SECONDS=${x.activityDurableInactiveSeconds}`]),
+  );
+  const activityNames = Array.from({ length: x.activityReplicas }, (_, i) => name(`activity-${i + 1}-${activityVersion}`));
   return {
     record,
     x,

@@ -57,6 +57,7 @@ test('a replicas + activity VM: its host, provider, network, Consul agent and re
     'vm3-host-key',
     'vm3-network',
     'vm3-network-bridge',
+    'vm3-replica-tls',
     'vm3-replicas',
     'vm3-replicas-2',
     'vm3-replicas-4',

@@ -712,9 +712,44 @@ test("Consul's RPC between VMs is TLS both ways: one CA made once, a certificate
     // Consul 1.8.7: the top-level keys (the `tls` block is 1.12's).
     t.regex(
       file('agent.hcl')!,
-      /\nca_file = "\/run\/secrets\/ca.pem" cert_file = "\/run\/secrets\/agent.pem" key_file = "\/run\/secrets\/agent-key.pem" verify_incoming_rpc = true verify_outgoing = true verify_server_hostname = true\n$/,
+      /\nca_file = "\/run\/secrets\/ca.pem" cert_file = "\/run\/secrets\/agent.pem" key_file = "\/run\/secrets\/agent-key.pem" verify_incoming_rpc = true verify_outgoing = true verify_server_hostname = true enable_agent_tls_for_checks = true\n$/,
     );
   }
+});
+
+test('the gateway reaches replicas on VMs over verified TLS: per replicas VM a certificate of the stack CA naming both services, its node and address; the balancer trusts the CA', async (t) => {
+  const record = await recordStack({ config: { vms: COURSE_VMS, replicas: 4 } });
+  for (const [vm, address] of [
+    ['vm2', '172.31.0.12'],
+    ['vm3', '172.31.0.13'],
+  ] as const) {
+    const step = named(record, `${vm}-replica-tls`);
+    t.is(inputs(step).create, `${CONSUL_TLS_SCRIPT} agent`);
+    t.like(inputs(step).environment, {
+      CA_CERT: splitPem(mockPem('consul-tls-ca')).cert,
+      CN: 'hello.service.consul',
+      SANS: `DNS:hello.service.consul,DNS:activity.service.consul,DNS:${vm},IP:${address}`,
+    });
+    const uploads = named(record, `${vm}-consul-secrets-holder`).inputs.uploads as { file: string; content: string }[];
+    for (const role of ['replica', 'activity']) {
+      const file = (name: string) => uploads.find((u) => u.file === `/secrets/${role}/${name}`)?.content;
+      t.is(file('tls-cert.pem'), splitPem(mockPem(`${vm}-replica-tls`)).cert, `${vm} ${role}`);
+      t.is(file('tls-key.pem'), splitPem(mockPem(`${vm}-replica-tls`)).key, `${vm} ${role}`);
+    }
+    const replica = record.resources.find((r) => r.type === 'docker:index/container:Container' && r.name.startsWith(`${vm}-replicas-`))!;
+    t.like(env(replica), { TLS_CERT_FILE: '/run/secrets/tls-cert.pem', TLS_KEY_FILE: '/run/secrets/tls-key.pem' });
+  }
+  t.false(
+    record.resources.some((r) => r.name === 'vm1-replica-tls'),
+    'vm1 runs no replica',
+  );
+  t.is(env(named(record, 'vm1-balancer-gateway')).UPSTREAM_CA_FILE, '/run/secrets/upstream-ca.pem');
+  const balancerFiles = named(record, 'vm1-consul-secrets-holder').inputs.uploads as { file: string; content: string }[];
+  t.is(balancerFiles.find((u) => u.file === '/secrets/balancer/upstream-ca.pem')?.content, splitPem(mockPem('consul-tls-ca')).cert);
+  // One host: none of it.
+  const oneHost = await recordStack({});
+  t.false(oneHost.resources.some((r) => r.name.endsWith('replica-tls')));
+  t.false('UPSTREAM_CA_FILE' in env(named(oneHost, 'balancer-gateway')));
 });
 
 test('on one host Consul has no TLS: its RPC stays inside one engine', async (t) => {
@@ -727,12 +762,12 @@ test('on one host Consul has no TLS: its RPC stays inside one engine', async (t)
 test('the TLS settings follow the image: top-level keys before 1.12, the tls block from 1.12 and for a tag naming no version', (t) => {
   t.regex(
     agentTlsHcl({ major: 1, minor: 8 }),
-    /^ca_file = .* verify_incoming_rpc = true verify_outgoing = true verify_server_hostname = true$/,
+    /^ca_file = .* verify_incoming_rpc = true verify_outgoing = true verify_server_hostname = true enable_agent_tls_for_checks = true$/,
   );
   for (const version of [{ major: 1, minor: 12 }, { major: 1, minor: 20 }, undefined]) {
     t.regex(
       agentTlsHcl(version),
-      /^tls \{ defaults \{ ca_file = .* verify_outgoing = true \} internal_rpc \{ verify_incoming = true verify_server_hostname = true \} \}$/,
+      /^tls \{ defaults \{ ca_file = .* verify_outgoing = true \} internal_rpc \{ verify_incoming = true verify_server_hostname = true \} \} enable_agent_tls_for_checks = true$/,
     );
   }
   t.deepEqual(
