@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The Consul agents' TLS material on VMs, made with openssl on the machine running `pulumi up` (no TLS provider
-# can be had here). Prints a certificate and its private key, PEM, on stdout; nothing is left on disk.
-#   consul-tls.sh ca                 a CA for the stack (EC P-256, 10 years): run once, kept as a secret
-#   consul-tls.sh agent              a certificate for one agent, signed by CA_CERT/CA_KEY (environment),
-#                                    for CN and SANS (environment, openssl's subjectAltName syntax), 825 days,
-#                                    usable as server and as client (Consul's RPC verifies both ways)
+# The stack's TLS material on VMs (Consul's RPC, the syslog stream to the collector), made with openssl on the
+# machine running `pulumi up` (no TLS provider can be had here). Prints a certificate and its private key, PEM,
+# on stdout; nothing is left on disk.
+#   consul-tls.sh ca                 the stack's CA (EC P-256, 10 years): run once, kept as a secret
+#   consul-tls.sh agent              a certificate signed by CA_CERT/CA_KEY (environment), for CN and SANS
+#                                    (environment, openssl's subjectAltName syntax), 825 days, for the extended
+#                                    key usages EKU (default serverAuth,clientAuth: Consul's RPC verifies both ways)
 set -euo pipefail
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -23,7 +24,7 @@ case "${1:-}" in
     printf '%s\n' "$CA_KEY" >"$work/ca.key"
     key "$work/agent.key"
     openssl req -new -key "$work/agent.key" -subj "/CN=$CN" -out "$work/agent.csr"
-    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\n' "$SANS" >"$work/ext"
+    printf 'subjectAltName=%s\nextendedKeyUsage=%s\nkeyUsage=critical,digitalSignature\n' "$SANS" "${EKU:-serverAuth,clientAuth}" >"$work/ext"
     openssl x509 -req -in "$work/agent.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -sha256 -days 825 \
       -extfile "$work/ext" -out "$work/agent.pem" 2>/dev/null
     cat "$work/agent.pem" "$work/agent.key"

@@ -3,6 +3,7 @@
 // for its agent carrying the VM's private address, made with openssl by infra/consul-tls.sh on the machine
 // running `pulumi up` (no TLS provider can be had here). A server's certificate names server.<dc>.consul,
 // which clients verify. Gossip is encrypted by the gossip key; the HTTP API listens on the VM only.
+// The same CA signs the syslog stream's certificates (infra/syslog-tls.ts): one CA for the stack's internal TLS.
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as command from '@pulumi/command';
@@ -52,20 +53,33 @@ export function consulCa(repoRoot: string): CertificateAndKey {
   return generated('consul-tls-ca', repoRoot, 'ca', {});
 }
 
+/**
+ * A certificate signed by `ca` for `cn` and `sans` (openssl's syntax: `IP:…`, `DNS:…`), usable as server and
+ * client unless `extendedKeyUsage` (openssl's names, e.g. `clientAuth`) narrows it.
+ */
+export function signedCertificate(
+  name: string,
+  args: { repoRoot: string; ca: CertificateAndKey; cn: string; sans: string[]; extendedKeyUsage?: string },
+  opts: pulumi.CustomResourceOptions = {},
+): CertificateAndKey {
+  const eku: Record<string, string> = args.extendedKeyUsage ? { EKU: args.extendedKeyUsage } : {};
+  return generated(
+    name,
+    args.repoRoot,
+    'agent',
+    { CA_CERT: args.ca.cert, CA_KEY: args.ca.key, CN: args.cn, SANS: args.sans.join(','), ...eku },
+    opts,
+  );
+}
+
 /** The certificate of the agent at `privateAddress`, signed by `ca`; a server's also names server.dc1.consul. */
 export function agentCertificate(
   name: string,
   args: { repoRoot: string; ca: CertificateAndKey; privateAddress: string; server: boolean },
   opts: pulumi.CustomResourceOptions,
 ): CertificateAndKey {
-  const names = [...(args.server ? [`DNS:${SERVER_NAME}`] : []), 'DNS:localhost', `IP:${args.privateAddress}`, 'IP:127.0.0.1'];
-  return generated(
-    name,
-    args.repoRoot,
-    'agent',
-    { CA_CERT: args.ca.cert, CA_KEY: args.ca.key, CN: args.server ? SERVER_NAME : 'client.dc1.consul', SANS: names.join(',') },
-    opts,
-  );
+  const sans = [...(args.server ? [`DNS:${SERVER_NAME}`] : []), 'DNS:localhost', `IP:${args.privateAddress}`, 'IP:127.0.0.1'];
+  return signedCertificate(name, { repoRoot: args.repoRoot, ca: args.ca, cn: args.server ? SERVER_NAME : 'client.dc1.consul', sans }, opts);
 }
 
 /**

@@ -8,6 +8,7 @@ import { AppBundle } from './bundle';
 import { LogCollector } from './collector';
 import { ConsulAgent } from './consul-agent';
 import { agentCertificate, consulCa } from './consul-tls';
+import { collectorCertificate, daemonTlsFiles, daemonTlsPaths } from './syslog-tls';
 import { ACTIVITY_REPLICAS, HELLO_REPLICAS, ServiceReplicas, type ReplicaKind } from './replicas';
 import { Broker, brokerRegistration } from './broker';
 import { Balancer } from './balancer';
@@ -29,8 +30,13 @@ export function declareStack(
 
   const bundle = new AppBundle('bundle', { repoRoot });
 
-  // Every container on every host logs to it over TCP, and is created after it (stackContainer's dependsOn).
+  // Consul's RPC and the syslog stream cross the network between VMs: TLS, with a CA of the stack's
+  // (infra/consul-tls.ts). On one host they stay on one engine.
+  const tlsCa = hosts.some((host) => host.consul.network === 'host') ? consulCa(repoRoot) : undefined;
+
+  // Every container on every host logs to it over TCP (TLS between VMs), and is created after it (stackContainer's dependsOn).
   const collectorHost = only('collector');
+  const daemonFiles = daemonTlsPaths(naming);
   const collector = new LogCollector(
     onHost(collectorHost, 'collector'),
     {
@@ -42,15 +48,49 @@ export function declareStack(
       collectorPort: config.collectorPort,
       dockerHost: collectorHost.dockerHost,
       platform: collectorHost.platform,
+      tls:
+        tlsCa && collectorHost.consul.network === 'host'
+          ? {
+              ca: tlsCa.cert,
+              ...collectorCertificate(`${collectorHost.name}-collector-tls`, {
+                repoRoot,
+                ca: tlsCa,
+                privateAddress: collectorHost.consul.privateAddress,
+              }),
+              daemonFiles,
+            }
+          : undefined,
     },
     collectorHost.engine,
   );
   // Containers of one name run on several VMs (every VM's Consul agent): their logs carry the VM's name too,
-  // so the collector files them apart (`<vm>.<container>.log`).
+  // so the collector files them apart (`<vm>.<container>.log`). A VM's containers start once its daemon's
+  // TLS files are there.
+  const daemonTls = new Map(
+    hosts.flatMap((host) =>
+      tlsCa && host.vm && host.consul.network === 'host'
+        ? [
+            [
+              host,
+              daemonTlsFiles(host.vm, {
+                vmName: host.name,
+                privateAddress: host.consul.privateAddress,
+                repoRoot,
+                ca: tlsCa,
+                paths: daemonFiles,
+              }),
+            ],
+          ]
+        : [],
+    ),
+  );
   const logsFrom = (host: StackHost): LogDestination =>
     host.name === ''
       ? collector
-      : { container: collector.container, logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${host.name}.${tag}`) };
+      : {
+          dependsOn: [...collector.dependsOn, ...(daemonTls.has(host) ? [daemonTls.get(host)!] : [])],
+          logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${host.name}.${tag}`),
+        };
 
   // The secret files of the roles on a host besides Consul's own (infra/secret-files.ts): each role's token.
   const roleSecrets = (host: StackHost): Record<string, Record<string, pulumi.Input<string>>> => {
@@ -66,11 +106,8 @@ export function declareStack(
     return files;
   };
 
-  // Consul's RPC crosses the network between VMs: TLS, both ways, with a CA of the stack's (infra/consul-tls.ts).
-  // On one host it stays on the stack network of one engine.
-  // Each agent's certificate is a step run on this machine; only that VM's agent uses it, so a dead VM left
-  // behind (scripts/vm-forget.ts) takes it along.
-  const tlsCa = hosts.some((host) => host.consul.network === 'host') ? consulCa(repoRoot) : undefined;
+  // Consul's RPC: TLS both ways. Each agent's certificate is a step run on this machine; only that VM's agent
+  // uses it, so a dead VM left behind (scripts/vm-forget.ts) takes it along.
   const tlsOf = (host: StackHost) => {
     if (!tlsCa || host.consul.network !== 'host') return undefined;
     const server = host.roles.includes('discovery');
