@@ -45,10 +45,10 @@ export function collectorCertificate(
 }
 
 /**
- * A VM's daemon's client certificate (named after the VM; the collector checks only that it chains to the CA)
- * and the step that writes it, its key and the CA's certificate into the VM's root-only directory. Both are
- * named `<vm>-…` and used by that VM's containers alone, so a dead VM left behind (scripts/vm-forget.ts) takes
- * them along.
+ * A VM's daemon's client certificate (CN = the VM's name, the prefix of its containers' tags, though syslog-ng
+ * 3.38 cannot tie one to the other: infra/README.md) and the step that writes it, its key and the CA's
+ * certificate into the VM's root-only directory. Both are named `<vm>-…` and used by that VM's containers alone,
+ * so a dead VM left behind (scripts/vm-forget.ts) takes them along.
  */
 export function daemonTlsFiles(
   vm: VmHost,
@@ -57,7 +57,7 @@ export function daemonTlsFiles(
   const own = signedCertificate(`${args.vmName}-syslog-tls`, {
     repoRoot: args.repoRoot,
     ca: args.ca,
-    cn: `docker.${args.vmName}`,
+    cn: args.vmName,
     sans: [`IP:${args.privateAddress}`],
     extendedKeyUsage: 'clientAuth',
   });

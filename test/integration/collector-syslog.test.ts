@@ -187,9 +187,9 @@ test("syslog-ng with the VMs' TLS listener files the lines of a client with a ce
   const signed = (signer: { cert: string; key: string }, cn: string, eku: string) =>
     tlsMaterial('agent', { CA_CERT: signer.cert, CA_KEY: signer.key, CN: cn, SANS: 'IP:127.0.0.1', EKU: eku });
   const collector = signed(ca, 'collector', 'serverAuth');
-  const client = signed(ca, 'docker.vm1', 'clientAuth');
+  const client = signed(ca, 'vm1', 'clientAuth');
   const other = tlsMaterial('ca', { CN: 'another CA' });
-  const stranger = signed(other, 'docker.vm1', 'clientAuth');
+  const stranger = signed(other, 'vm1', 'clientAuth');
   fs.writeFileSync(path.join(dir, 'ca.pem'), ca.cert);
   fs.writeFileSync(path.join(dir, 'collector.pem'), collector.cert);
   fs.writeFileSync(path.join(dir, 'collector-key.pem'), collector.key, { mode: 0o600 });

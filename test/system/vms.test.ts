@@ -759,7 +759,7 @@ test.serial(
     const stranger = await material('agent', {
       CA_CERT: otherCa.cert,
       CA_KEY: otherCa.key,
-      CN: 'docker.vm3',
+      CN: 'vm3',
       SANS: `IP:${fleet.vm('vm3').privateAddress}`,
       EKU: 'clientAuth',
     });

@@ -631,7 +631,7 @@ test("syslog between VMs: the collector listens with TLS only, its certificate f
     t.deepEqual(inputs(cert).environment, {
       CA_CERT: ca.cert,
       CA_KEY: ca.key,
-      CN: `docker.${vm}`,
+      CN: vm,
       SANS: `IP:${address}`,
       EKU: 'clientAuth',
     });
