@@ -766,7 +766,7 @@ test.serial(
     const script = `
       const tls = require('node:tls'), net = require('node:net');
       const [host, port, marker, ca, own, stranger] = ${JSON.stringify([fleet.vm('vm2').privateAddress, 5514, marker, ca, own, stranger])};
-      const line = (kind) => '<30>1 ' + new Date().toISOString() + ' vm3 vm3.syslog-test-' + kind + ' 1 - - ' + kind + '-' + marker + '\n';
+      const line = (kind) => '<30>1 ' + new Date().toISOString() + ' vm3 vm3.syslog-test-' + kind + ' 1 - - ' + kind + '-' + marker + '\\n';
       const framed = (text) => Buffer.byteLength(text) + ' ' + text;
       const send = (connect, event, text) => new Promise((resolve) => {
         let error = '', authorized = false;
