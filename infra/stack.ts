@@ -66,31 +66,20 @@ export function declareStack(
   // Containers of one name run on several VMs (every VM's Consul agent): their logs carry the VM's name too,
   // so the collector files them apart (`<vm>.<container>.log`). A VM's containers start once its daemon's
   // TLS files are there.
-  const daemonTls = new Map(
-    hosts.flatMap((host) =>
-      tlsCa && host.vm && host.consul.network === 'host'
-        ? [
-            [
-              host,
-              daemonTlsFiles(host.vm, {
-                vmName: host.name,
-                privateAddress: host.consul.privateAddress,
-                repoRoot,
-                ca: tlsCa,
-                paths: daemonFiles,
-              }),
-            ],
-          ]
-        : [],
-    ),
-  );
-  const logsFrom = (host: StackHost): LogDestination =>
-    host.name === ''
-      ? collector
-      : {
-          dependsOn: [...collector.dependsOn, ...(daemonTls.has(host) ? [daemonTls.get(host)!] : [])],
-          logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${host.name}.${tag}`),
-        };
+  const daemonTls = new Map<StackHost, pulumi.Resource>();
+  for (const host of hosts) {
+    if (!tlsCa || !host.vm || host.consul.network !== 'host') continue;
+    const { privateAddress } = host.consul;
+    daemonTls.set(host, daemonTlsFiles(host.vm, { vmName: host.name, privateAddress, repoRoot, ca: tlsCa, paths: daemonFiles }));
+  }
+  const logsFrom = (host: StackHost): LogDestination => {
+    if (host.name === '') return collector;
+    const files = daemonTls.get(host);
+    return {
+      dependsOn: [...collector.dependsOn, ...(files ? [files] : [])],
+      logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${host.name}.${tag}`),
+    };
+  };
 
   // The secret files of the roles on a host besides Consul's own (infra/secret-files.ts): each role's token.
   const roleSecrets = (host: StackHost): Record<string, Record<string, pulumi.Input<string>>> => {
