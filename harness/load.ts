@@ -16,6 +16,8 @@ export interface RequestResult {
   ms: number;
   instance?: string;
   upstream?: string;
+  /** A redirect's Location; with followRedirect, the URL the answer came from. */
+  location?: string;
   error?: string;
 }
 
@@ -76,6 +78,7 @@ export function requestOnce(url: string, timeoutMs = 2000, headers: Record<strin
             ms,
             instance: res.headers['x-instance-id'] as string | undefined,
             upstream: res.headers['x-upstream-addr'] as string | undefined,
+            location: res.headers.location,
             error: ms > timeoutMs ? `slow: ${Math.round(ms)} ms` : undefined,
           });
         });
@@ -86,6 +89,29 @@ export function requestOnce(url: string, timeoutMs = 2000, headers: Record<strin
     req.on('error', (error) => resolve(failed(error)));
     req.end(body);
   });
+}
+
+/**
+ * As requestOnce, following one redirect (301, 302, 303, 307 or 308) as a browser does: 307 and 308 keep
+ * the method and body. Its result is the second answer's, timed from the first request, with `location`.
+ */
+export async function requestFollowing(
+  url: string,
+  timeoutMs = 2000,
+  headers: Record<string, string> = {},
+  post?: PostBody,
+): Promise<RequestResult> {
+  const first = await requestOnce(url, timeoutMs, headers, post);
+  if (![301, 302, 303, 307, 308].includes(first.status) || !first.location) return first;
+  const location = new URL(first.location, url).href;
+  const second = await requestOnce(
+    location,
+    Math.max(1, timeoutMs - first.ms),
+    headers,
+    [307, 308].includes(first.status) ? post : undefined,
+  );
+  const ms = first.ms + second.ms;
+  return { ...second, url, at: first.at, ms, ok: second.ok && ms <= timeoutMs, location };
 }
 
 function summarize(results: RequestResult[]): LoadReport {
@@ -152,6 +178,8 @@ export interface SteadyLoopOptions {
   postUrl?: string;
   /** Report every request (`results`), not only failures and counts. */
   keepResults?: boolean;
+  /** Follow one redirect per request (requestFollowing), as a browser does. */
+  followRedirect?: boolean;
 }
 
 /**
@@ -163,8 +191,17 @@ export interface SteadyLoopOptions {
  */
 export function startSteadyLoop(
   url: string,
-  { clients = 4, maxMs = 60_000, maxRequests = 200_000, pauseMs = 5, postUrl = '', keepResults = false }: SteadyLoopOptions = {},
+  {
+    clients = 4,
+    maxMs = 60_000,
+    maxRequests = 200_000,
+    pauseMs = 5,
+    postUrl = '',
+    keepResults = false,
+    followRedirect = false,
+  }: SteadyLoopOptions = {},
 ): SteadyLoop {
+  const request = followRedirect ? requestFollowing : requestOnce;
   const results: RequestResult[] = [];
   const deadline = Date.now() + maxMs;
   let stopped = false;
@@ -174,9 +211,7 @@ export function startSteadyLoop(
   let sent = 0;
   const running = Array.from({ length: clients }, async (_, client) => {
     for (let i = client; !stopped && Date.now() < deadline && results.length < maxRequests; i++) {
-      results.push(
-        postUrl && i % 2 === 1 ? await requestOnce(postUrl, 2000, {}, newUser()) : await requestOnce(`${url}${separator}seq=${++sent}`),
-      );
+      results.push(postUrl && i % 2 === 1 ? await request(postUrl, 2000, {}, newUser()) : await request(`${url}${separator}seq=${++sent}`));
       if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
     }
   });

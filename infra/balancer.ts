@@ -1,6 +1,7 @@
 // The balancer: nginx plus the TypeScript watcher that follows Consul, built from balancer/, with its public
-// listener published on the bind address and its admin listener on adminAddress (the bind address on one
-// host, loopback by default; a VM's private address).
+// listener published on the bind address (plain HTTP, or HTTPS beside a redirect or nothing: infra/public-tls.ts)
+// and its admin listener on adminAddress (the bind address on one host, loopback by default; a VM's private
+// address).
 //
 // Two containers, so that replacing the balancer refuses no connection (infra/README.md, "The balancer
 // hands over"): `ports` holds the network namespace, the published ports and the stack network, and is not
@@ -11,12 +12,16 @@
 import { createHash } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 import { ROLE_SETTINGS, roleOptions, stackContainer } from './container-settings';
-import { httpUrl } from '../lib/endpoints';
+import { hostPort, httpUrl } from '../lib/endpoints';
 import { bundledImage, CONSUL_TOKEN_FILE_SETTING, type BundledRoleArgs } from './bundled-role';
 import { stackRouteOwners } from './route-grants';
 import { ADMIN_TOKEN_FILE, SECRETS_DIR } from './secret-files';
+import { PUBLIC_TLS_FILES, type PublicTls } from './public-tls';
 
+/** Plain HTTP: the public routes, or with TLS the redirect to HTTPS. */
 const LISTEN_PORT = 8080;
+/** HTTPS, with TLS only; published always, so that turning TLS on keeps the holder (and every connection). */
+const HTTPS_PORT = 8443;
 const ADMIN_PORT = 8081;
 /** The gateway's WORK_DIR (as in balancer/Dockerfile): its health probe finds the admin socket there. */
 const WORK_DIR = '/tmp/balancer';
@@ -33,8 +38,12 @@ const HOLD = ['sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait
 
 export interface BalancerArgs extends BundledRoleArgs {
   bindAddress: string;
-  /** Host port for the balancer, on bindAddress. */
+  /** Host port for the balancer, on bindAddress: plain HTTP, or with tls the redirect to HTTPS. */
   balancerPort: number;
+  /** Host port for the balancer's HTTPS, on bindAddress. */
+  balancerHttpsPort: number;
+  /** HTTPS at the edge (its files are in the balancer's secrets), or undefined for plain HTTP. */
+  tls?: PublicTls;
   /** Where the admin listener (status, X-Upstream-Addr, the evidence page) is published; never a public address. */
   adminAddress: string;
   /** Host port for the balancer's admin listener, on adminAddress. */
@@ -56,7 +65,7 @@ export class Balancer extends pulumi.ComponentResource {
     super('cnp:infra:Balancer', name, {}, component);
     const { naming, collector } = args;
     this.containerName = naming.objectName('balancer');
-    this.url = httpUrl(args.bindAddress, args.balancerPort);
+    this.url = args.tls ? `https://${hostPort(args.bindAddress, args.balancerHttpsPort)}` : httpUrl(args.bindAddress, args.balancerPort);
     this.adminUrl = httpUrl(args.adminAddress, args.balancerAdminPort);
 
     const image = bundledImage(`${name}-image`, 'balancer', args, this);
@@ -74,6 +83,7 @@ export class Balancer extends pulumi.ComponentResource {
         // The admin port is published on adminAddress only (loopback by default, a VM's private address), like Consul's UI.
         ports: [
           { internal: LISTEN_PORT, external: args.balancerPort, ip: args.bindAddress, protocol: 'tcp' },
+          { internal: HTTPS_PORT, external: args.balancerHttpsPort, ip: args.bindAddress, protocol: 'tcp' },
           { internal: ADMIN_PORT, external: args.balancerAdminPort, ip: args.adminAddress, protocol: 'tcp' },
         ],
         networksAdvanced: [{ name: args.networkName, aliases: ['balancer'] }],
@@ -93,7 +103,16 @@ export class Balancer extends pulumi.ComponentResource {
       // serves it only the paths the deploy grants it.
       `ROUTE_OWNERS=${stackRouteOwners(args.serviceName)}`,
       `RATE_LIMIT_PER_CLIENT=${args.rateLimitPerClient}`,
-      `LISTEN_PORT=${LISTEN_PORT}`,
+      ...(args.tls
+        ? [
+            `LISTEN_PORT=${HTTPS_PORT}`,
+            `TLS_CERT_FILE=${SECRETS_DIR}/${PUBLIC_TLS_FILES.cert}`,
+            `TLS_KEY_FILE=${SECRETS_DIR}/${PUBLIC_TLS_FILES.key}`,
+            `PUBLIC_HTTPS_PORT=${args.balancerHttpsPort}`,
+            `PUBLIC_HTTP=${args.tls.publicHttp}`,
+            ...(args.tls.publicHttp === 'redirect' ? [`HTTP_REDIRECT_PORT=${LISTEN_PORT}`] : []),
+          ]
+        : [`LISTEN_PORT=${LISTEN_PORT}`]),
       'LISTEN_ADDRESS=0.0.0.0',
       `ADMIN_PORT=${ADMIN_PORT}`,
       'ADMIN_ADDRESS=0.0.0.0',
@@ -103,11 +122,13 @@ export class Balancer extends pulumi.ComponentResource {
       `ADMIN_TOKEN_FILE=${SECRETS_DIR}/${ADMIN_TOKEN_FILE}`,
     ];
     // Old and new run side by side, so the name changes with whatever replaces the container: the image, the
-    // settings and the role's hardening. The token stays out of it (a secret; it is fixed for the stack's life).
-    this.gatewayName = image.repoDigest.apply(
-      (id) =>
+    // settings, the role's hardening and the public certificate (nginx reads it at start: a renewed one takes a
+    // new gateway). The secrets stay out of it (the token is fixed for the stack's life; a key changes with its
+    // certificate).
+    this.gatewayName = pulumi.all([image.repoDigest, args.tls?.cert ?? '']).apply(
+      ([id, cert]) =>
         `${this.containerName}-${createHash('sha256')
-          .update(JSON.stringify([id, settings, ROLE_SETTINGS.balancer]))
+          .update(JSON.stringify([id, settings, ROLE_SETTINGS.balancer, ...(cert ? [cert] : [])]))
           .digest('hex')
           .slice(0, 12)}`,
     );

@@ -114,8 +114,8 @@ export class LogCollector extends pulumi.ComponentResource implements LogDestina
               envs: [
                 `COLLECTOR_SOURCE=${TLS_SOURCE}`,
                 `COLLECTOR_TLS_DIR=${SECRETS_DIR}`,
-                // syslog-ng reads its files at start: a new holder (new files) replaces it.
-                pulumi.interpolate`SECRET_FILES_VERSION=${secrets.holder.id}`,
+                // syslog-ng reads its files at start: new files replace it.
+                pulumi.interpolate`SECRET_FILES_VERSION=${secrets.versionOf('collector')}`,
               ],
             }
           : {}),
@@ -134,7 +134,8 @@ export class LogCollector extends pulumi.ComponentResource implements LogDestina
         logOpts: { 'max-size': '10m', 'max-file': '3' },
         destroyGraceSeconds: 5,
       },
-      { parent: this, dependsOn },
+      // After the holder has written the files it reads.
+      { parent: this, dependsOn: [...dependsOn, ...(secrets ? [secrets.holder] : [])] },
     );
     this.dependsOn = [this.container];
 

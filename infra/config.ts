@@ -2,6 +2,7 @@
 // Pulumi.yaml declares the same keys for the CLI (a test checks its defaults equal these).
 import { DEFAULT_RATE_LIMIT_PER_CLIENT } from '../balancer/config';
 import net from 'node:net';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 import { ACTIVITY_SERVICE_NAME, BROKER_SERVICE_NAME, DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 import { ACTIVITY_PORTS, BROKER_PORTS, CONSUL_CLUSTER_PORTS, MAX_REPLICAS, REPLICA_PORTS, portRangeText } from './vm-ports';
@@ -39,7 +40,18 @@ export interface StackConfig {
   activityDurableInactiveSeconds: number;
   /** The gateway's per-client rate limit in requests per second (0 = off), the balancer's RATE_LIMIT_PER_CLIENT. */
   gatewayRateLimit: number;
+  /** Host port of the balancer's public listener: plain HTTP, or with publicTls the redirect to HTTPS (publicHttp). */
   balancerPort: number;
+  /** Host port of the balancer's HTTPS listener, published always (turning publicTls on then replaces no port holder). */
+  balancerHttpsPort: number;
+  /** HTTPS at the edge: `on` serves the public routes on balancerHttpsPort with publicTlsCertificate or a certificate the stack makes. */
+  publicTls: 'off' | 'on';
+  /** With publicTls on: what balancerPort does, `redirect` (a 308 to HTTPS) or `off` (nothing listens). */
+  publicHttp: 'redirect' | 'off';
+  /** With publicTls on: the certificate (chain) to serve, PEM; '' means one the stack makes, signed by a CA of its own. */
+  publicTlsCertificate: string;
+  /** The private key of publicTlsCertificate, PEM, a Pulumi secret. */
+  publicTlsKey: string;
   /** Host port of the balancer's admin listener (status, X-Upstream-Addr), on bindAddress. */
   balancerAdminPort: number;
   consulUiPort: number;
@@ -72,6 +84,11 @@ export const DEFAULTS: StackConfig = {
   // from docker-proxy's one address, so there it bounds everyone together; the steady loops stay under it.
   gatewayRateLimit: DEFAULT_RATE_LIMIT_PER_CLIENT,
   balancerPort: 8080,
+  balancerHttpsPort: 8443,
+  publicTls: 'off',
+  publicHttp: 'redirect',
+  publicTlsCertificate: '',
+  publicTlsKey: '',
   balancerAdminPort: 8081,
   consulUiPort: 8500,
   collectorPort: 5514,
@@ -94,10 +111,17 @@ export const DEFAULTS: StackConfig = {
  * sdk/go/common/workspace/config.go, mergeConfig), so a declared `bindAddress` would always arrive, and its
  * refusal together with `vms` would refuse every VM stack.
  */
-export const UNDECLARED_KEYS: readonly ConfigKey[] = ['vms', 'sshPrivateKey', 'consulGossipKey', 'bindAddress'];
+export const UNDECLARED_KEYS: readonly ConfigKey[] = [
+  'vms',
+  'sshPrivateKey',
+  'consulGossipKey',
+  'publicTlsCertificate',
+  'publicTlsKey',
+  'bindAddress',
+];
 
 /** Keys whose value must be a Pulumi secret; their values never appear in an error. */
-export const SECRET_KEYS: readonly ConfigKey[] = ['sshPrivateKey', 'consulGossipKey'];
+export const SECRET_KEYS: readonly ConfigKey[] = ['sshPrivateKey', 'consulGossipKey', 'publicTlsKey'];
 
 /** What each key accepts, in words; used in error messages and mirrored in the README table. */
 export const ALLOWED: Record<ConfigKey, string> = {
@@ -106,6 +130,12 @@ export const ALLOWED: Record<ConfigKey, string> = {
   activityDurableInactiveSeconds: `a whole number of seconds from 1 to ${DURABLE_INACTIVE_SECONDS.max} (the stream's 7 days)`,
   gatewayRateLimit: `a whole number of requests per second per client from 0 (no limit) to ${MAX_GATEWAY_RATE_LIMIT}`,
   balancerPort: 'a TCP port number from 1 to 65535',
+  balancerHttpsPort: 'a TCP port number from 1 to 65535',
+  publicTls: 'off or on',
+  publicHttp: 'redirect or off (with publicTls on)',
+  publicTlsCertificate:
+    'a PEM certificate for the public address, its chain after it, valid now (with publicTls on, and publicTlsKey): pulumi config set publicTlsCertificate < CERTFILE',
+  publicTlsKey: "the certificate's private key, PEM, unencrypted, set as a secret: pulumi config set --secret publicTlsKey < KEYFILE",
   balancerAdminPort: 'a TCP port number from 1 to 65535',
   consulUiPort: 'a TCP port number from 1 to 65535',
   collectorPort: 'a TCP port number from 1 to 65535',
@@ -145,7 +175,16 @@ function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undef
       return wholeNumber(raw, 0, MAX_GATEWAY_RATE_LIMIT);
     case 'activityDurableInactiveSeconds':
       return wholeNumber(raw, 1, DURABLE_INACTIVE_SECONDS.max);
+    case 'publicTls':
+      return raw === 'off' || raw === 'on' ? raw : undefined;
+    case 'publicHttp':
+      return raw === 'redirect' || raw === 'off' ? raw : undefined;
+    case 'publicTlsCertificate':
+      return certificateProblem(raw) === undefined ? raw : undefined;
+    case 'publicTlsKey':
+      return privateKeyOf(raw) ? raw : undefined;
     case 'balancerPort':
+    case 'balancerHttpsPort':
     case 'balancerAdminPort':
     case 'consulUiPort':
     case 'collectorPort':
@@ -175,6 +214,29 @@ function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undef
     case 'vms':
       // Parsed by parseVms, which names the element and field at fault.
       return undefined;
+  }
+}
+
+/** Why a PEM certificate is refused (not PEM, no certificate, not valid now), or undefined. */
+function certificateProblem(raw: string): string | undefined {
+  const first = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(raw)?.[0];
+  if (!first) return 'holds no PEM certificate';
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(first);
+  } catch {
+    return 'is not a readable certificate';
+  }
+  const now = Date.now();
+  if (Date.parse(cert.validTo) <= now || Date.parse(cert.validFrom) > now) return `is not valid now (${cert.validFrom} to ${cert.validTo})`;
+  return undefined;
+}
+
+function privateKeyOf(raw: string): KeyObject | undefined {
+  try {
+    return createPrivateKey(raw);
+  } catch {
+    return undefined;
   }
 }
 
@@ -376,6 +438,11 @@ export function parseConfig(
       parsed.vms = parseVms(value, namespace, problems);
       continue;
     }
+    const certProblem = key === 'publicTlsCertificate' ? certificateProblem(value) : undefined;
+    if (certProblem) {
+      problems.push(`${namespace}:publicTlsCertificate ${certProblem}, which is not allowed: use ${ALLOWED.publicTlsCertificate}`);
+      continue;
+    }
     const result = parseValue(key, value);
     if (result === undefined) {
       problems.push(`${namespace}:${key} = ${JSON.stringify(value)} is not allowed: use ${ALLOWED[key]}`);
@@ -386,17 +453,18 @@ export function parseConfig(
   const config = parsed as unknown as StackConfig;
   if (problems.length === 0) {
     // The published ports share one host (the collector's on its loopback), so they must differ.
-    const ports = ['balancerPort', 'balancerAdminPort', 'consulUiPort', 'collectorPort'] as const;
+    const ports = ['balancerPort', 'balancerHttpsPort', 'balancerAdminPort', 'consulUiPort', 'collectorPort'] as const;
     for (let i = 0; i < ports.length; i++) {
       for (let j = i + 1; j < ports.length; j++) {
         if (config[ports[i]] === config[ports[j]]) {
           problems.push(
             `${namespace}:${ports[j]} = "${config[ports[j]]}" is not allowed: it equals ${ports[i]}; ` +
-              'the balancer, balancer admin, Consul UI and collector ports are published on one host and must differ',
+              'the balancer, balancer HTTPS, balancer admin, Consul UI and collector ports are published on one host and must differ',
           );
         }
       }
     }
+    problems.push(...publicTlsRules(config, raw, namespace));
     // The stack registers these two itself: a second service of either name would share their instances and routes.
     if ([ACTIVITY_SERVICE_NAME, BROKER_SERVICE_NAME].includes(config.serviceName)) {
       problems.push(
@@ -410,6 +478,31 @@ export function parseConfig(
     throw new Error(`Invalid stack configuration: ${problems.join('; ')}`);
   }
   return config;
+}
+
+/** HTTPS at the edge: its keys only with publicTls on, the certificate and key given together and matching. */
+function publicTlsRules(config: StackConfig, raw: Readonly<Record<string, string | undefined>>, namespace: string): string[] {
+  // Not publicHttp: Pulumi.yaml declares it, so the CLI always passes its default.
+  const given = (['publicTlsCertificate', 'publicTlsKey'] as const).filter((key) => raw[key] !== undefined);
+  if (config.publicTls === 'off') {
+    return given.map(
+      (key) =>
+        `${namespace}:${key} is not allowed with publicTls off: it is the certificate HTTPS serves; set publicTls on, or unset ${key}`,
+    );
+  }
+  const cert = config.publicTlsCertificate;
+  const key = config.publicTlsKey;
+  if ((cert === '') !== (key === '')) {
+    const [set, missing] = cert === '' ? ['publicTlsKey', 'publicTlsCertificate'] : ['publicTlsCertificate', 'publicTlsKey'];
+    return [
+      `${namespace}:${set} is set without ${missing}, which is not allowed: give both (${ALLOWED[missing as ConfigKey]}), ` +
+        'or neither for a certificate the stack makes',
+    ];
+  }
+  if (cert !== '' && !new X509Certificate(cert).checkPrivateKey(privateKeyOf(key)!)) {
+    return [`${namespace}:publicTlsKey (a secret, value not shown) is not allowed: it is not the private key of publicTlsCertificate`];
+  }
+  return [];
 }
 
 /** Rules that hold only when the stack runs on VMs. */
@@ -434,7 +527,7 @@ function vmRules(config: StackConfig, raw: Readonly<Record<string, string | unde
     ...ACTIVITY_PORTS.map((p) => [p, `the activity replicas' ports ${portRangeText(ACTIVITY_PORTS)}`] as [number, string]),
     ...BROKER_PORTS.map((p) => [p, `the broker's ports ${BROKER_PORTS.join(' and ')}`] as [number, string]),
   ]);
-  for (const key of ['balancerPort', 'balancerAdminPort', 'consulUiPort', 'collectorPort'] as const) {
+  for (const key of ['balancerPort', 'balancerHttpsPort', 'balancerAdminPort', 'consulUiPort', 'collectorPort'] as const) {
     const clash = taken.get(config[key]);
     if (clash) problems.push(`${namespace}:${key} = "${config[key]}" is not allowed with vms: it is one of ${clash}; use another port`);
   }

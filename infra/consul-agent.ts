@@ -190,8 +190,8 @@ export class ConsulAgent extends pulumi.ComponentResource {
         entrypoints: ['consul'],
         command: [...layout.command, `-data-dir=${CONSUL_DATA_DIR}`, `-node=${this.nodeName}`, ...layout.join, ...secureAgentFlags()],
         envs: [
-          // The agent reads its files at start: a new holder (new files) replaces it.
-          pulumi.interpolate`SECRET_FILES_VERSION=${this.secrets.holder.id}`,
+          // The agent reads its files at start: new files of its own replace it (not another role's).
+          pulumi.interpolate`SECRET_FILES_VERSION=${this.secrets.versionOf('consul')}`,
           // For a server's health check: with default deny, listing the raft peers needs a token; the agent
           // itself reads none from its environment. A client's check needs none, and a client never holds it.
           ...(args.server ? [`${CONSUL_TOKEN_FILE_ENV}=${SECRETS_DIR}/${MANAGEMENT_TOKEN_FILE}`] : []),
@@ -203,7 +203,8 @@ export class ConsulAgent extends pulumi.ComponentResource {
       },
       {
         parent: this,
-        dependsOn,
+        // After the holder has written the files it reads.
+        dependsOn: [...dependsOn, this.secrets.holder],
         ...(onOneHost ? { aliases: [{ name: 'discovery-consul', parent: pulumi.createUrn(former.name, former.type) }] } : {}),
       },
     );

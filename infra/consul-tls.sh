@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The stack's TLS material on VMs (Consul's RPC, the syslog stream to the collector), made with openssl on the
-# machine running `pulumi up` (no TLS provider can be had here). Prints a certificate and its private key, PEM,
-# on stdout; nothing is left on disk.
-#   consul-tls.sh ca                 the stack's CA (EC P-256, 10 years): run once, kept as a secret
+# The stack's TLS material, made with openssl on the machine running `pulumi up` (no TLS provider can be had
+# here): on VMs Consul's RPC (infra/consul-tls.ts) and the syslog stream to the collector (infra/syslog-tls.ts),
+# and the public certificate (infra/public-tls.ts). Prints a certificate and its private key, PEM, on stdout;
+# nothing is left on disk.
+#   consul-tls.sh ca                 a CA (EC P-256, 10 years; CN from the environment): run once, kept as a secret
 #   consul-tls.sh agent              a certificate signed by CA_CERT/CA_KEY (environment), for CN and SANS
 #                                    (environment, openssl's subjectAltName syntax), 825 days, for the extended
 #                                    key usages EKU (default serverAuth,clientAuth: Consul's RPC verifies both ways)

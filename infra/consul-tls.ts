@@ -31,7 +31,8 @@ export function splitPem(text: string): { cert: string; key: string } {
   return { cert: block(/CERTIFICATE/), key: block(/(?:EC |RSA )?PRIVATE KEY/) };
 }
 
-function generated(
+/** A CA (`ca`) or a certificate it signs (`agent`), made by infra/consul-tls.sh in a local command at create. */
+export function certificateStep(
   name: string,
   repoRoot: string,
   mode: 'ca' | 'agent',
@@ -50,7 +51,7 @@ function generated(
 
 /** The stack's CA for Consul's RPC, made once. */
 export function consulCa(repoRoot: string): CertificateAndKey {
-  return generated('consul-tls-ca', repoRoot, 'ca', {});
+  return certificateStep('consul-tls-ca', repoRoot, 'ca', {});
 }
 
 /**
@@ -63,7 +64,7 @@ export function signedCertificate(
   opts: pulumi.CustomResourceOptions = {},
 ): CertificateAndKey {
   const eku: Record<string, string> = args.extendedKeyUsage ? { EKU: args.extendedKeyUsage } : {};
-  return generated(
+  return certificateStep(
     name,
     args.repoRoot,
     'agent',

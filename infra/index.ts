@@ -25,6 +25,8 @@ const context = {
 const stack = declareStack(context, config.vms.length > 0 ? vmHosts(context) : [oneHost(context)]);
 
 export const balancerUrl = stack.balancerUrl;
+/** With publicTls on and no certificate given: the CA to trust for balancerUrl (curl --cacert, npm run evidence); else ''. */
+export const balancerCaCertificate = stack.balancerCaCertificate ?? '';
 /** The balancer's admin listener (status, X-Upstream-Addr, the evidence page): loopback or the private network. */
 export const balancerAdminUrl = stack.balancerAdminUrl;
 /** The evidence page (balancer/README.md): the instances and a chart of requests per instance, live. */

@@ -7,6 +7,7 @@
 // "/", which Docker refuses for a container with a read-only root, as every running container of the stack
 // has. The files are owned by root (the provider's tar has uid 0) with mode 0444: in the volume of one role,
 // which only that role's containers mount, each running as its one user.
+import { createHash } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import type { StackNaming } from './naming';
@@ -32,10 +33,12 @@ export interface SecretFilesArgs {
 export class SecretFiles extends pulumi.ComponentResource {
   readonly holder: docker.Container;
   private readonly volumes = new Map<string, docker.Volume>();
+  private readonly files: SecretFilesArgs['files'];
 
   constructor(name: string, args: SecretFilesArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cnp:infra:SecretFiles', name, {}, opts);
     const { naming } = args;
+    this.files = args.files;
     const roles = Object.keys(args.files).sort();
     for (const role of roles) {
       this.volumes.set(
@@ -65,6 +68,25 @@ export class SecretFiles extends pulumi.ComponentResource {
       { parent: this, deleteBeforeReplace: true },
     );
     this.registerOutputs({});
+  }
+
+  /**
+   * A digest of a role's files, for a container that reads them at start to be replaced when they change (and
+   * only then: the holder is replaced when any role's files change). A SHA-256 of random tokens and keys
+   * tells nothing about them, so it is not a secret.
+   */
+  versionOf(role: string): pulumi.Output<string> {
+    const files = this.files[role];
+    if (!files) throw new Error(`no secret files for role ${role} on this host`);
+    const names = Object.keys(files).sort();
+    return pulumi.unsecret(
+      pulumi.all(names.map((file) => files[file])).apply((contents) =>
+        createHash('sha256')
+          .update(JSON.stringify(names.map((file, i) => [file, contents[i]])))
+          .digest('hex')
+          .slice(0, 16),
+      ),
+    );
   }
 
   /** The mount that gives a role's containers its files, read-only. */

@@ -4,7 +4,10 @@ import type { StackConfig } from './config';
 import type { StackNaming } from './naming';
 
 export interface StackOutputs {
+  /** The public URL: https:// with publicTls on. */
   balancerUrl: string;
+  /** The CA of the certificate the stack made for HTTPS at the edge (clients trust it); undefined otherwise. */
+  balancerCaCertificate?: pulumi.Output<string>;
   balancerAdminUrl: string;
   consulUiUrl: string;
   replicaNames: pulumi.Output<string[]>;

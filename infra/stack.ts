@@ -12,6 +12,7 @@ import { collectorCertificate, daemonTlsFiles, daemonTlsPaths } from './syslog-t
 import { ACTIVITY_REPLICAS, HELLO_REPLICAS, ServiceReplicas, type ReplicaKind } from './replicas';
 import { Broker, brokerRegistration } from './broker';
 import { Balancer } from './balancer';
+import { PUBLIC_TLS_FILES, publicTls } from './public-tls';
 import { placeReplicas, type ReplicaRole } from './placement';
 import type { LogDestination } from './container-settings';
 import { ADMIN_TOKEN_FILE, CONSUL_TOKEN_FILE } from './secret-files';
@@ -27,6 +28,8 @@ export function declareStack(
   // config.ts checks that exactly one host has each of these roles.
   const only = (role: VmRole): StackHost => hosts.find((host) => host.roles.includes(role))!;
   const tokenOf = (role: AclRole) => roleTokenOf(consulManagementToken, role);
+  // HTTPS at the edge, when on: the operator's certificate or one the stack makes for the balancer's address.
+  const edgeTls = publicTls(config, only('balancer').publicAddress, repoRoot);
 
   const bundle = new AppBundle('bundle', { repoRoot });
 
@@ -91,7 +94,10 @@ export function declareStack(
     const files: Record<string, Record<string, pulumi.Input<string>>> = Object.fromEntries(
       tokens.filter(([hostRole]) => host.roles.includes(hostRole)).map(([, role, acl]) => [role, { [CONSUL_TOKEN_FILE]: tokenOf(acl) }]),
     );
-    if (files.balancer) files.balancer[ADMIN_TOKEN_FILE] = balancerAdminToken;
+    if (files.balancer) {
+      files.balancer[ADMIN_TOKEN_FILE] = balancerAdminToken;
+      if (edgeTls) Object.assign(files.balancer, { [PUBLIC_TLS_FILES.cert]: edgeTls.cert, [PUBLIC_TLS_FILES.key]: edgeTls.key });
+    }
     return files;
   };
 
@@ -262,16 +268,20 @@ export function declareStack(
       sourceHash: bundle.balancerSourceHash,
       bindAddress: balancerHost.publicAddress,
       balancerPort: config.balancerPort,
+      balancerHttpsPort: config.balancerHttpsPort,
+      tls: edgeTls,
       adminAddress: balancerHost.adminAddress,
       balancerAdminPort: config.balancerAdminPort,
       rateLimitPerClient: config.gatewayRateLimit,
       secrets: agents.get(balancerHost)!.secrets.volumeFor('balancer'),
     },
-    { ...balancerHost.engine, dependsOn: [agents.get(balancerHost)!.container, consulAcl] },
+    // After the holder of its files: a new certificate is written before the gateway that reads it starts.
+    { ...balancerHost.engine, dependsOn: [agents.get(balancerHost)!.container, agents.get(balancerHost)!.secrets.holder, consulAcl] },
   );
 
   return {
     balancerUrl: balancer.url,
+    balancerCaCertificate: edgeTls?.ca,
     balancerAdminUrl: balancer.adminUrl,
     consulUiUrl: agents.get(aclHost)!.uiUrl,
     replicaNames,

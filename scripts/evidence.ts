@@ -6,11 +6,13 @@
 // When the admin listener asks for a token (ADMIN_TOKEN_FILE), it is sent as a Bearer header: ADMIN_TOKEN
 // from the environment (never an option: the command line is visible to every local user), else the stack's
 // balancerAdminToken output when the admin URL comes from the stack.
-// An https:// URL is verified against Node's CAs and the CA file given (--ca-file, or BALANCER_CA_FILE):
-// the stack's own CA when it made a self-signed certificate.
+// An https:// URL is verified against Node's CAs and the CA file given (--ca-file, or BALANCER_CA_FILE), or,
+// with neither and the URL from the stack, the stack's balancerCaCertificate output (the CA of a certificate it made).
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import os from 'node:os';
 import path from 'node:path';
 import type { BalancerStatusJson } from '../harness/balancer';
 import { sendAll, type RequestResult } from '../harness/load';
@@ -142,6 +144,16 @@ async function main(): Promise<void> {
   // A CA file that cannot be read stops here, not as a failure of every request.
   trustOptions();
   const url = options.url ?? (await stackOutput(options.stack, 'balancerUrl', '--url'));
+  if (options.url === undefined && url.startsWith('https:') && !process.env[CA_FILE_VARIABLE]) {
+    // Absent when the operator gave the certificate: then the system's CAs (or --ca-file) verify it.
+    const ca = await stackOutput(options.stack, 'balancerCaCertificate', '--ca-file').catch(() => '');
+    if (ca.includes('-----BEGIN CERTIFICATE-----')) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-evidence-'));
+      process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+      fs.writeFileSync(path.join(dir, 'ca.pem'), `${ca}\n`);
+      process.env[CA_FILE_VARIABLE] = path.join(dir, 'ca.pem');
+    }
+  }
   const adminUrl = options.adminUrl ?? (await stackOutput(options.stack, 'balancerAdminUrl', '--admin-url'));
   // A stack without the output has an open admin listener: no token then.
   const token =

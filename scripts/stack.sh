@@ -4,6 +4,8 @@
 # user's own `pulumi login` is left untouched. Extra arguments go to `pulumi up` / `pulumi destroy`.
 # `npm run pulumi -- ARGS` runs any other pulumi command the same way (config, stack output, ...).
 # `scripts/stack.sh rekey [--stack NAME]` moves a stack made with the old empty passphrase to a generated one.
+# `npm run tls:renew` (scripts/stack.sh renew-tls): `pulumi up` that makes a new certificate for HTTPS at the
+# edge (infra/public-tls.ts) by replacing its step; the balancer hands over to one serving it.
 #
 # Secrets in the stack's config and state are encrypted with a passphrase: a random one generated on first
 # use into .pulumi/passphrase (mode 0600, git-ignored, like the state beside it) and handed to the CLI as
@@ -19,9 +21,9 @@ cd "$(dirname "$0")/.."
 
 action="${1:-}"
 case "$action" in
-  up | destroy | pulumi | rekey) shift ;;
+  up | destroy | pulumi | rekey | renew-tls) shift ;;
   *)
-    echo "usage: scripts/stack.sh up|destroy|pulumi|rekey [pulumi arguments...]   (npm run up / npm run destroy -- --yes / npm run pulumi -- config set replicas 3)" >&2
+    echo "usage: scripts/stack.sh up|destroy|pulumi|rekey|renew-tls [pulumi arguments...]   (npm run up / npm run destroy -- --yes / npm run pulumi -- config set replicas 3)" >&2
     exit 2
     ;;
 esac
@@ -163,5 +165,11 @@ fi
 $names_stack || "${pulumi_cmd[@]}" stack select --create "$stack" >/dev/null
 if [ "$action" = pulumi ]; then
   exec "${pulumi_cmd[@]}" "$@"
+fi
+if [ "$action" = renew-tls ]; then
+  project="$(sed -n 's/^name: *//p' Pulumi.yaml)"
+  # The step is a top-level resource (no parent type in its URN); PUBLIC_TLS_STEP in infra/public-tls.ts.
+  set -- --replace "urn:pulumi:$stack::$project::command:local:Command::public-tls" "$@"
+  action=up
 fi
 exec "${pulumi_cmd[@]}" "$action" --stack "$stack" "$@"

@@ -1,13 +1,16 @@
 // The README's quick start, run as a user runs it, through the real Pulumi CLI (built by `npm run tools`),
 // its Node.js language host and scripts/stack.sh, in a scratch copy of the project: up, evidence, one more
-// replica under a steady loop, destroy. The offline image settings and free ports are set first with the
+// replica under a steady loop, HTTPS at the edge (a given certificate, then the stack's own, renewed) under
+// steady loops, destroy. The offline image settings and free ports are set first with the
 // same `npm run pulumi -- config set` the README documents. The engine is real; the docker and command
 // plugins are the project's stand-ins (harness/plugins/), which this machine cannot download.
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { describeFailures, startSteadyLoopProcess, type SteadyLoop } from '../../harness/load';
+import { CA_FILE_VARIABLE, makeTestCertificates } from '../../harness/tls';
 import { freePorts } from '../../harness/ports';
 import { pulumiCliEnv, requireBuiltCli } from '../../harness/pulumi-cli';
 import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
@@ -90,16 +93,28 @@ test.after.always(async () => {
 // After the clean-up above (ava runs these hooks in order), so the next system test file starts on a quiet engine.
 test.after.always(() => releaseSystemLock?.());
 
-test('the quick start through the real CLI: up, evidence, replicas 3 with no failed request, destroy leaves nothing', async (t) => {
-  t.timeout(20 * 60_000);
-  const [balancerPort, balancerAdminPort, consulUiPort, collectorPort] = await freePorts(4);
+/** The serial number of the certificate the HTTPS port serves, verified against `ca`. */
+function servedSerial(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost', timeout: 5000 }, () => {
+      resolve(socket.getPeerCertificate().serialNumber);
+      socket.end();
+    });
+    socket.on('timeout', () => socket.destroy(new Error('no TLS handshake within 5 s')));
+    socket.on('error', reject);
+  });
+}
+
+test('the quick start through the real CLI: up, evidence, replicas 3 with no failed request, HTTPS on and renewed with none, destroy leaves nothing', async (t) => {
+  t.timeout(25 * 60_000);
+  const [balancerPort, balancerHttpsPort, balancerAdminPort, consulUiPort, collectorPort] = await freePorts(5);
   const offline = `npm run pulumi -- config set baseImage ${BASE_IMAGE} && npm run pulumi -- config set consulImage ${CONSUL_IMAGE} && npm run pulumi -- config set natsImage ${NATS_IMAGE}`;
   t.true(
     fs.readFileSync(path.join(copy!.dir, 'infra', 'README.md'), 'utf8').includes(offline),
     'the offline settings are the ones infra/README.md documents',
   );
   await readmeCommand(offline);
-  for (const [key, port] of Object.entries({ balancerPort, balancerAdminPort, consulUiPort, collectorPort })) {
+  for (const [key, port] of Object.entries({ balancerPort, balancerHttpsPort, balancerAdminPort, consulUiPort, collectorPort })) {
     await readmeCommand(`npm run pulumi -- config set ${key} ${port}`);
   }
 
@@ -135,6 +150,59 @@ test('the quick start through the real CLI: up, evidence, replicas 3 with no fai
   t.is(after.failed, 0);
   t.is(after.instances.size, 3, [...after.instances.keys()].join(', '));
   for (const [instance, count] of after.instances) t.true(count > 0, `${instance} served requests`);
+
+  // HTTPS at the edge with the operator's certificate: balancerPort then redirects, so a client that follows
+  // redirects (a browser, curl -L) fails no request while the balancer hands over to an HTTPS one.
+  const given = await makeTestCertificates();
+  t.teardown(() => given.remove());
+  process.env[CA_FILE_VARIABLE] = given.caFile;
+  const httpsUrl = `https://127.0.0.1:${balancerHttpsPort}/`;
+  const toHttps = startSteadyLoopProcess(`http://127.0.0.1:${balancerPort}/`, { maxMs: 600_000, followRedirect: true, keepResults: true });
+  loops.push(toHttps);
+  started = Date.now();
+  await readmeCommand(
+    `npm run pulumi -- config set publicTls on && npm run pulumi -- config set publicTlsCertificate < ${given.certFile} && ` +
+      `npm run pulumi -- config set --secret publicTlsKey < ${given.keyFile} && npm run up -- --yes`,
+  );
+  t.log(`publicTls on with a given certificate, npm run up: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  await new Promise((r) => setTimeout(r, 1500));
+  const toHttpsReport = await toHttps.stop();
+  t.is(toHttpsReport.failures.length, 0, describeFailures(toHttpsReport));
+  const redirected = toHttpsReport.results!.filter((r) => r.location?.startsWith(httpsUrl)).length;
+  t.true(redirected > 0, 'the plain port came to redirect to HTTPS');
+
+  // Without one, the stack makes its own; its CA is an output, which npm run evidence trusts by itself.
+  await readmeCommand(
+    'npm run pulumi -- config rm publicTlsCertificate && npm run pulumi -- config rm publicTlsKey && npm run up -- --yes',
+  );
+  const ca = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(
+    await readmeCommand('npm run --silent pulumi -- stack output balancerCaCertificate'),
+  )?.[0];
+  t.truthy(ca, 'the stack output balancerCaCertificate holds the CA');
+  const overHttps = evidenceCounts(await readmeCommand('npm run evidence'));
+  t.is(overHttps.failed, 0);
+  t.is(overHttps.instances.size, 3);
+
+  // The renewal command: a new certificate, served after a hand-over that fails no HTTPS request.
+  const caFile = path.join(copy!.dir, 'balancer-ca.pem');
+  fs.writeFileSync(caFile, ca!);
+  process.env[CA_FILE_VARIABLE] = caFile;
+  const serialBefore = await servedSerial(balancerHttpsPort, ca!);
+  const renewing = startSteadyLoopProcess(httpsUrl, { maxMs: 600_000 });
+  loops.push(renewing);
+  started = Date.now();
+  await readmeCommand('npm run tls:renew -- --yes');
+  t.log(`npm run tls:renew: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  await new Promise((r) => setTimeout(r, 1500));
+  const renewReport = await renewing.stop();
+  t.is(renewReport.failures.length, 0, describeFailures(renewReport));
+  t.true(renewReport.total > 0);
+  const serialAfter = await servedSerial(balancerHttpsPort, ca!);
+  t.not(serialAfter, serialBefore, 'a new certificate, signed by the same CA');
+  t.log(
+    `plain -> HTTPS: ${toHttpsReport.total} requests following redirects (${redirected} redirected), 0 failed; ` +
+      `renewal: ${renewReport.total} HTTPS requests, 0 failed; certificate ${serialBefore} -> ${serialAfter}`,
+  );
 
   // Every volume the stack's containers mount, named or anonymous, to check their removal.
   const volumes = new Set<string>();

@@ -198,6 +198,7 @@ test('Balancer alone: a holder published on its public and admin ports, and the 
           sourceHash: bundle.balancerSourceHash,
           bindAddress: '::1',
           balancerPort: 18080,
+          balancerHttpsPort: 18443,
           adminAddress: '::1',
           balancerAdminPort: 18081,
           rateLimitPerClient: 7,
@@ -209,10 +210,14 @@ test('Balancer alone: a holder published on its public and admin ports, and the 
   const [holder, balancer] = ofType(record, CONTAINER).filter((c) => c.options.parent === 'balancer');
   t.is(holder.name, 'balancer-ports');
   t.is(inputs(holder).name, 'cnp-unit-balancer');
+  // The HTTPS port too, though nothing listens there without TLS: turning TLS on then keeps the holder.
   t.like(inputs(holder).ports, [
     { ip: '::1', external: 18080, internal: 8080 },
+    { ip: '::1', external: 18443, internal: 8443 },
     { ip: '::1', external: 18081, internal: 8081 },
   ]);
+  t.true(inputs(balancer).envs.includes('LISTEN_PORT=8080'));
+  t.false(inputs(balancer).envs.some((e) => e.startsWith('TLS_')));
   t.true(holder.options.deleteBeforeReplace, 'its ports cannot be published twice');
   t.is(balancer.name, 'balancer-gateway');
   t.regex(inputs(balancer).name, /^cnp-unit-balancer-[0-9a-f]{12}$/);
@@ -228,6 +233,49 @@ test('Balancer alone: a holder published on its public and admin ports, and the 
   const image = ofType(record, IMAGE).find((i) => i.options.parent === 'balancer')!;
   t.deepEqual(image.options.dependsOn, ['bundle-build']);
   t.is(inputs(balancer).image, image.outputs.repoDigest as string);
+});
+
+test('Balancer with HTTPS: the public routes on 8443 with the files of its secrets, 8080 redirects; a new certificate names a new gateway', async (t) => {
+  const declare = (publicHttp: 'redirect' | 'off', cert: string) => () => {
+    const { bundle, role, consul } = foundation();
+    new Balancer(
+      'balancer',
+      {
+        ...role,
+        sourceHash: bundle.balancerSourceHash,
+        bindAddress: '127.0.0.1',
+        balancerPort: 18080,
+        balancerHttpsPort: 18443,
+        tls: { cert, key: pulumi.secret('key'), publicHttp },
+        adminAddress: '127.0.0.1',
+        balancerAdminPort: 18081,
+        rateLimitPerClient: 7,
+      },
+      { dependsOn: consul },
+    );
+  };
+  const gatewayOf = async (publicHttp: 'redirect' | 'off', cert: string) =>
+    ofType(await recordStack({ declare: declare(publicHttp, cert) }), CONTAINER).find((c) => c.name === 'balancer-gateway')!;
+  const redirect = await gatewayOf('redirect', 'cert one');
+  for (const env of [
+    'LISTEN_PORT=8443',
+    'TLS_CERT_FILE=/run/secrets/public-cert.pem',
+    'TLS_KEY_FILE=/run/secrets/public-key.pem',
+    'PUBLIC_HTTPS_PORT=18443',
+    'PUBLIC_HTTP=redirect',
+    'HTTP_REDIRECT_PORT=8080',
+  ]) {
+    t.true(inputs(redirect).envs.includes(env), env);
+  }
+  t.false(
+    inputs(redirect).envs.some((e) => e.includes('cert one')),
+    'the certificate reaches it as a file',
+  );
+  const off = await gatewayOf('off', 'cert one');
+  t.true(inputs(off).envs.includes('PUBLIC_HTTP=off'));
+  t.false(inputs(off).envs.some((e) => e.startsWith('HTTP_REDIRECT_PORT=')));
+  t.is(inputs(await gatewayOf('redirect', 'cert one')).name, inputs(redirect).name);
+  t.not(inputs(await gatewayOf('redirect', 'cert two')).name, inputs(redirect).name, 'a renewed certificate starts a new gateway');
 });
 
 test('LogCollector alone: its container waits for nothing and keeps its own log local', async (t) => {
@@ -279,7 +327,7 @@ test('ConsulAgent alone on one host: Consul runs its own image built on consulIm
   t.is((image.inputs as { build: { args: Record<string, string> } }).build.args.BASE_IMAGE, 'cnp-consul:1.8.7');
   t.is(inputs(consul).image, (image.outputs as { repoDigest: string }).repoDigest);
   t.is((consul.inputs as { user: string }).user, 'consul');
-  t.deepEqual(consul.options.dependsOn, ['collector-container']);
+  t.deepEqual(consul.options.dependsOn, ['collector-container', 'consul-secrets-holder'], 'after the holder of its files');
   t.is(inputs(consul).logDriver, 'syslog');
 });
 

@@ -14,6 +14,7 @@ import {
   type ConfigKey,
 } from '../../infra/config';
 import { hashSources } from '../../infra/sources';
+import { makeTestCertificates } from '../../harness/tls';
 import { REPO_ROOT, programEntry, readProjectFile, readStackConfig } from '../helpers/record-stack';
 
 test('no values set gives the documented defaults', (t) => {
@@ -107,6 +108,8 @@ const badValues: [ConfigKey, string][] = [
   ['gatewayRateLimit', String(MAX_GATEWAY_RATE_LIMIT + 1)],
   ['gatewayRateLimit', 'unlimited'],
   ['natsImage', 'NATS!'],
+  ['balancerHttpsPort', '0'],
+  ['publicTls', 'true'],
 ];
 
 for (const [key, value] of badValues) {
@@ -125,6 +128,42 @@ test('two published ports on the same number are refused', (t) => {
   t.regex(admin.message, /collectorPort = "5514".*equals balancerAdminPort/);
 });
 
+test('publicTls: off by default; on takes a certificate and key given together and matching, or none (the stack makes one)', async (t) => {
+  const certs = await makeTestCertificates();
+  const other = await makeTestCertificates();
+  t.teardown(() => Promise.all([certs.remove(), other.remove()]));
+  const cert = fs.readFileSync(certs.certFile, 'utf8');
+  const key = fs.readFileSync(certs.keyFile, 'utf8');
+  t.like(parseConfig({}), {
+    publicTls: 'off',
+    publicHttp: 'redirect',
+    balancerHttpsPort: 8443,
+    publicTlsCertificate: '',
+    publicTlsKey: '',
+  });
+  t.like(parseConfig({ publicTls: 'on', publicHttp: 'off' }), { publicTls: 'on', publicHttp: 'off', publicTlsCertificate: '' });
+  const given = parseConfig({ publicTls: 'on', publicTlsCertificate: cert, publicTlsKey: key }, CONFIG_NAMESPACE, ['publicTlsKey']);
+  t.is(given.publicTlsCertificate, cert);
+
+  const refused = (raw: Record<string, string>, secrets = ['publicTlsKey']) =>
+    t.throws(() => parseConfig(raw, CONFIG_NAMESPACE, secrets)).message;
+  t.regex(
+    refused({ publicTlsCertificate: cert }),
+    /publicTlsCertificate is not allowed with publicTls off: .*set publicTls on, or unset publicTlsCertificate/,
+  );
+  t.regex(refused({ publicTls: 'on', publicTlsCertificate: cert }), /publicTlsCertificate is set without publicTlsKey, .*give both/);
+  t.regex(refused({ publicTls: 'on', publicTlsKey: key }), /publicTlsKey is set without publicTlsCertificate/);
+  const wrongKey = refused({ publicTls: 'on', publicTlsCertificate: cert, publicTlsKey: fs.readFileSync(other.keyFile, 'utf8') });
+  t.regex(wrongKey, /publicTlsKey \(a secret, value not shown\) is not allowed: it is not the private key of publicTlsCertificate/);
+  t.false(wrongKey.includes('PRIVATE KEY'), 'no key material in the error');
+  t.regex(refused({ publicTls: 'on', publicTlsCertificate: cert, publicTlsKey: key }, []), /publicTlsKey is set as plain text/);
+  t.regex(
+    refused({ publicTls: 'on', publicTlsCertificate: 'not a certificate', publicTlsKey: key }),
+    /publicTlsCertificate holds no PEM certificate, which is not allowed/,
+  );
+  t.regex(refused({ balancerHttpsPort: '8081' }), /balancerAdminPort = "8081".*equals balancerHttpsPort/);
+});
+
 test('an unknown key is refused with the list of known keys', (t) => {
   const error = t.throws(() => parseConfig({ replica: '3' }));
   t.regex(error.message, /unknown config key consul-nginx-pulumi:replica; known keys: replicas, /);
@@ -134,7 +173,14 @@ test("Pulumi.yaml declares every key but vms, bindAddress and the secrets with t
   t.is(readProjectFile().name, CONFIG_NAMESPACE);
   const declared = readProjectFile().config as Record<string, { type: string; description: string; default?: unknown }>;
   const declarable = (Object.keys(DEFAULTS) as ConfigKey[]).filter((key) => !UNDECLARED_KEYS.includes(key));
-  t.deepEqual(UNDECLARED_KEYS.slice().sort(), ['bindAddress', 'consulGossipKey', 'sshPrivateKey', 'vms']);
+  t.deepEqual(UNDECLARED_KEYS.slice().sort(), [
+    'bindAddress',
+    'consulGossipKey',
+    'publicTlsCertificate',
+    'publicTlsKey',
+    'sshPrivateKey',
+    'vms',
+  ]);
   t.deepEqual(Object.keys(declared).sort(), declarable.sort());
   for (const key of declarable) {
     const entry = declared[key];

@@ -5,8 +5,11 @@ import test, { type ExecutionContext } from 'ava';
 import { MAX_REPLICAS } from '../../infra/config';
 import { scratchCopy } from '../helpers/scratch-copy';
 import { GOSSIP_KEY_SCRIPT } from '../../infra/gossip-key';
+import { CONSUL_TLS_SCRIPT } from '../../infra/consul-tls';
+import { PUBLIC_TLS_STEP } from '../../infra/public-tls';
 import {
   MOCK_GOSSIP_KEY,
+  mockPem,
   recordStack,
   type ProgramError,
   type RecordOptions,
@@ -97,7 +100,7 @@ interface Expected {
   activityReplicas: number;
   gatewayRateLimit: number;
   bindAddress: string;
-  ports: { balancer: number; balancerAdmin: number; consul: number; collector: number };
+  ports: { balancer: number; balancerHttps: number; balancerAdmin: number; consul: number; collector: number };
   baseImage: string;
   consulImage: string;
   natsImage: string;
@@ -111,7 +114,7 @@ const defaults: Expected = {
   activityReplicas: 1,
   gatewayRateLimit: 1000,
   bindAddress: '127.0.0.1',
-  ports: { balancer: 8080, balancerAdmin: 8081, consul: 8500, collector: 5514 },
+  ports: { balancer: 8080, balancerHttps: 8443, balancerAdmin: 8081, consul: 8500, collector: 5514 },
   baseImage: 'node:20-bookworm-slim',
   consulImage: 'hashicorp/consul:1.20',
   natsImage: 'nats:2.9-alpine',
@@ -131,6 +134,7 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
         activityReplicas: 3,
         gatewayRateLimit: 0,
         balancerPort: 18080,
+        balancerHttpsPort: 18443,
         balancerAdminPort: 18081,
         consulUiPort: 18500,
         collectorPort: 15514,
@@ -146,7 +150,7 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
       activityReplicas: 3,
       gatewayRateLimit: 0,
       bindAddress: '::1',
-      ports: { balancer: 18080, balancerAdmin: 18081, consul: 18500, collector: 15514 },
+      ports: { balancer: 18080, balancerHttps: 18443, balancerAdmin: 18081, consul: 18500, collector: 15514 },
       serviceName: 'echo',
       activityDurableInactiveSeconds: 30,
     },
@@ -309,7 +313,7 @@ behaviour("every container is on the stack network and only on it (the balancer'
 });
 
 behaviour(
-  'only the balancer (public and admin), Consul and syslog ports are published: the first three on the bind address, syslog on loopback',
+  'only the balancer (public, HTTPS and admin), Consul and syslog ports are published: all but syslog on the bind address, syslog on loopback',
   (t, d) => {
     const published = d.containers.flatMap((c) =>
       (inputs(c).ports ?? []).map((p) => `${inputs(c).name} ${p.ip} ${p.external}->${p.internal}/${p.protocol}`),
@@ -318,6 +322,7 @@ behaviour(
       published.sort(),
       [
         `${d.name('balancer')} ${d.x.bindAddress} ${d.x.ports.balancer}->8080/tcp`,
+        `${d.name('balancer')} ${d.x.bindAddress} ${d.x.ports.balancerHttps}->8443/tcp`,
         `${d.name('balancer')} ${d.x.bindAddress} ${d.x.ports.balancerAdmin}->8081/tcp`,
         // Never on bindAddress: an exposed bind address must not expose the unauthenticated syslog listener.
         `${d.name('collector')} ${d.collectorHost} ${d.x.ports.collector}->5514/tcp`,
@@ -833,3 +838,26 @@ for (const [key, value] of badConfigs) {
     t.deepEqual(error.resources, []);
   });
 }
+
+test('publicTls on: the stack makes a CA and a certificate for the public address, the balancer gets both files, balancerUrl is https and the CA an output', async (t) => {
+  const record = await recordStack({ stack: 'tls', config: { publicTls: 'on', balancerHttpsPort: 18443 } });
+  const steps = ofType(record, T.command);
+  const ca = steps.find((c) => c.name === 'public-tls-ca')!;
+  const own = steps.find((c) => c.name === PUBLIC_TLS_STEP)!;
+  t.is(inputs(ca).create, `${CONSUL_TLS_SCRIPT} ca`);
+  t.is(inputs(own).create, `${CONSUL_TLS_SCRIPT} agent`);
+  t.is(inputs(own).environment!.SANS, 'DNS:localhost,IP:127.0.0.1,IP:::1');
+  t.is(inputs(own).environment!.CA_CERT, mockPem('public-tls-ca').split('-----BEGIN PRIVATE KEY')[0]);
+  t.is(record.outputs.balancerUrl, 'https://127.0.0.1:18443');
+  t.is(record.outputs.balancerCaCertificate, inputs(own).environment!.CA_CERT, 'the CA is an output');
+  const holder = ofType(record, T.container).find((c) => c.inputs.start === false)!;
+  const secretFile = (file: string) => (holder.inputs.uploads as { file: string; content: string }[]).find((u) => u.file === file)?.content;
+  t.is(secretFile('/secrets/balancer/public-cert.pem'), mockPem(PUBLIC_TLS_STEP).split('-----BEGIN PRIVATE KEY')[0]);
+  t.true(secretFile('/secrets/balancer/public-key.pem')!.includes(`mock key of ${PUBLIC_TLS_STEP}`));
+  const gateway = ofType(record, T.container).find((c) => c.name === 'balancer-gateway')!;
+  t.like(env(gateway), { LISTEN_PORT: '8443', PUBLIC_HTTP: 'redirect', HTTP_REDIRECT_PORT: '8080', PUBLIC_HTTPS_PORT: '18443' });
+  // Off, none of it is declared.
+  const off = await recordStack({ stack: 'tls' });
+  t.false(ofType(off, T.command).some((c) => c.name.startsWith('public-tls')));
+  t.is(off.outputs.balancerCaCertificate, '');
+});

@@ -544,6 +544,7 @@ test('the balancer follows its VM agent and is published on the public address; 
   t.false(balancer.options.deleteBeforeReplace, 'the new one starts next to the old one');
   t.deepEqual(inputs(holder).ports, [
     { internal: 8080, external: 8080, ip: '127.0.0.1', protocol: 'tcp' },
+    { internal: 8443, external: 8443, ip: '127.0.0.1', protocol: 'tcp' },
     // The admin listener (instance addresses, the evidence page) on the private network only.
     { internal: 8081, external: 8081, ip: '172.31.0.11', protocol: 'tcp' },
   ]);
@@ -595,7 +596,8 @@ test("syslog between VMs: the collector listens with TLS only, its certificate f
   t.deepEqual(inputs(own).environment, { CA_CERT: ca.cert, CA_KEY: ca.key, CN: 'collector', SANS: 'IP:172.31.0.12', EKU: 'serverAuth' });
   const collector = named(record, 'vm2-collector-container');
   t.like(env(collector), { COLLECTOR_SOURCE: '/etc/syslog-ng/collector/source-tls.conf', COLLECTOR_TLS_DIR: '/run/secrets' });
-  t.regex(env(collector).SECRET_FILES_VERSION, /\S/, 'new files replace it');
+  t.regex(env(collector).SECRET_FILES_VERSION, /^[0-9a-f]{16}$/, 'new files replace it');
+  t.true(collector.options.dependsOn.includes('vm2-collector-secrets-holder'), 'after its files are written');
   t.deepEqual((collector.inputs.volumes as { volumeName: string; containerPath: string; readOnly?: boolean }[])[1], {
     volumeName: 'cnp-dev-secrets-collector',
     containerPath: '/run/secrets',
