@@ -1,5 +1,6 @@
 // The log collector: syslog-ng built from collector/, a volume for its files, and the syslog port
 // published on the engine host's loopback, because Docker's log driver runs in the daemon, outside the network.
+// On VMs the port is on the collector VM's private address and speaks TLS only (infra/syslog-tls.ts).
 import net from 'node:net';
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
@@ -7,11 +8,15 @@ import { roleOptions, stackContainer, type LogDestination, type LogSettings } fr
 import { hostPort } from '../lib/endpoints';
 import type { StackNaming } from './naming';
 import { localImage } from './local-image';
+import { SECRETS_DIR, SecretFiles } from './secret-files';
+import { COLLECTOR_TLS_FILES, syslogTlsOptions, type DaemonTlsPaths } from './syslog-tls';
 
 /** Where syslog-ng listens and writes inside its container (set by collector/Dockerfile). */
 export const COLLECTOR_SYSLOG_PORT = 5514;
 export const COLLECTOR_LOG_DIR = '/var/log/stack';
 const CONTROL_SOCKET = '/run/syslog-ng/collector.ctl';
+/** The listener with TLS and client certificates, in the image (collector/Dockerfile, syslog-ng.conf). */
+const TLS_SOURCE = '/etc/syslog-ng/collector/source-tls.conf';
 
 /**
  * Where the syslog port is published on one host: always the loopback address of the bind address's
@@ -37,24 +42,32 @@ export interface LogCollectorArgs {
   dockerHost: string;
   /** The platform its image is built for (a VM's, from its bootstrap); unset on one host (local-image.ts). */
   platform?: pulumi.Input<string>;
+  /**
+   * On VMs: TLS only, client certificates required (infra/syslog-tls.ts): the CA's certificate, the collector's
+   * own certificate and key, and where every VM's daemon reads its client files.
+   */
+  tls?: { ca: pulumi.Input<string>; cert: pulumi.Input<string>; key: pulumi.Input<string>; daemonFiles: DaemonTlsPaths };
 }
 
 export class LogCollector extends pulumi.ComponentResource implements LogDestination {
   readonly containerName: string;
-  /** Other containers dependOn this, so the log driver finds the collector listening. */
   readonly container: docker.Container;
+  /** Other containers depend on it, so the log driver finds the collector listening. */
+  readonly dependsOn: pulumi.Resource[];
   readonly logVolumeName: pulumi.Output<string>;
   /** A shell command that follows the combined log. */
   readonly logsCommand: string;
   private readonly syslogAddress: string;
+  private readonly daemonFiles?: DaemonTlsPaths;
 
   constructor(name: string, args: LogCollectorArgs, opts?: pulumi.ComponentResourceOptions) {
     const { component, dependsOn } = roleOptions(opts);
     super('cnp:infra:LogCollector', name, {}, component);
     const { naming } = args;
     this.containerName = naming.objectName('collector');
-    const { publishAddress } = args;
-    this.syslogAddress = `tcp://${hostPort(publishAddress, args.collectorPort)}`;
+    const { publishAddress, tls } = args;
+    this.syslogAddress = `${tls ? 'tcp+tls' : 'tcp'}://${hostPort(publishAddress, args.collectorPort)}`;
+    this.daemonFiles = tls?.daemonFiles;
 
     const image = localImage(
       `${name}-image`,
@@ -69,6 +82,23 @@ export class LogCollector extends pulumi.ComponentResource implements LogDestina
     );
     this.logVolumeName = volume.name;
 
+    // Its certificate and key reach it as files of its own role (the host's other holder belongs to its Consul
+    // agent, which is declared after the collector, since it logs here).
+    const secrets = tls
+      ? new SecretFiles(
+          `${name}-secrets`,
+          {
+            naming,
+            image: image.repoDigest,
+            holderName: 'collector-secrets',
+            files: {
+              collector: { [COLLECTOR_TLS_FILES.ca]: tls.ca, [COLLECTOR_TLS_FILES.cert]: tls.cert, [COLLECTOR_TLS_FILES.key]: tls.key },
+            },
+          },
+          { parent: this },
+        )
+      : undefined;
+
     // No `logs`: the collector cannot log to itself.
     this.container = stackContainer(
       `${name}-container`,
@@ -78,7 +108,17 @@ export class LogCollector extends pulumi.ComponentResource implements LogDestina
         image: image.repoDigest,
         ports: [{ internal: COLLECTOR_SYSLOG_PORT, external: args.collectorPort, ip: publishAddress, protocol: 'tcp' }],
         networksAdvanced: [{ name: args.networkName, aliases: ['collector'] }],
-        volumes: [{ volumeName: volume.name, containerPath: COLLECTOR_LOG_DIR }],
+        volumes: [{ volumeName: volume.name, containerPath: COLLECTOR_LOG_DIR }, ...(secrets ? [secrets.volumeFor('collector')] : [])],
+        ...(secrets
+          ? {
+              envs: [
+                `COLLECTOR_SOURCE=${TLS_SOURCE}`,
+                `COLLECTOR_TLS_DIR=${SECRETS_DIR}`,
+                // syslog-ng reads its files at start: new files replace it.
+                pulumi.interpolate`SECRET_FILES_VERSION=${secrets.versionOf('collector')}`,
+              ],
+            }
+          : {}),
         healthcheck: {
           tests: ['CMD', 'syslog-ng-ctl', 'stats', `--control=${CONTROL_SOCKET}`],
           interval: '5s',
@@ -94,8 +134,10 @@ export class LogCollector extends pulumi.ComponentResource implements LogDestina
         logOpts: { 'max-size': '10m', 'max-file': '3' },
         destroyGraceSeconds: 5,
       },
-      { parent: this, dependsOn },
+      // After the holder has written the files it reads.
+      { parent: this, dependsOn: [...dependsOn, ...(secrets ? [secrets.holder] : [])] },
     );
+    this.dependsOn = [this.container];
 
     const dockerCli = args.dockerHost ? `docker -H ${args.dockerHost}` : 'docker';
     // all.log is a link to today's combined file (collector/syslog-ng.conf): -F follows it to the next day's.
@@ -117,6 +159,7 @@ export class LogCollector extends pulumi.ComponentResource implements LogDestina
         tag,
         // A collector outage must not block the container's writes to stdout.
         mode: 'non-blocking',
+        ...(this.daemonFiles ? syslogTlsOptions(this.daemonFiles) : {}),
       },
     };
   }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The stack's TLS material, made with openssl on the machine running `pulumi up` (no TLS provider can be had
-# here): the Consul agents' on VMs (infra/consul-tls.ts) and the public certificate (infra/public-tls.ts).
-# Prints a certificate and its private key, PEM, on stdout; nothing is left on disk.
+# here): on VMs Consul's RPC (infra/consul-tls.ts) and the syslog stream to the collector (infra/syslog-tls.ts),
+# and the public certificate (infra/public-tls.ts). Prints a certificate and its private key, PEM, on stdout;
+# nothing is left on disk.
 #   consul-tls.sh ca                 a CA (EC P-256, 10 years; CN from the environment): run once, kept as a secret
-#   consul-tls.sh agent              a certificate for one agent or the edge, signed by CA_CERT/CA_KEY (environment),
-#                                    for CN and SANS (environment, openssl's subjectAltName syntax), 825 days,
-#                                    usable as server and as client (Consul's RPC verifies both ways)
+#   consul-tls.sh agent              a certificate signed by CA_CERT/CA_KEY (environment), for CN and SANS
+#                                    (environment, openssl's subjectAltName syntax), 825 days, for the extended
+#                                    key usages EKU (default serverAuth,clientAuth: Consul's RPC verifies both ways)
 set -euo pipefail
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -24,7 +25,7 @@ case "${1:-}" in
     printf '%s\n' "$CA_KEY" >"$work/ca.key"
     key "$work/agent.key"
     openssl req -new -key "$work/agent.key" -subj "/CN=$CN" -out "$work/agent.csr"
-    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\n' "$SANS" >"$work/ext"
+    printf 'subjectAltName=%s\nextendedKeyUsage=%s\nkeyUsage=critical,digitalSignature\n' "$SANS" "${EKU:-serverAuth,clientAuth}" >"$work/ext"
     openssl x509 -req -in "$work/agent.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -sha256 -days 825 \
       -extfile "$work/ext" -out "$work/agent.pem" 2>/dev/null
     cat "$work/agent.pem" "$work/agent.key"

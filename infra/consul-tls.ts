@@ -1,10 +1,10 @@
-// TLS between VMs with the stack's CA, made once and kept as a secret: Consul's RPC (HashiCorp's production
+// TLS between VMs with the stack's CA, made once and kept as a secret, with openssl by infra/consul-tls.sh on
+// the machine running `pulumi up` (no TLS provider can be had here): Consul's RPC (HashiCorp's production
 // guidance: verify_incoming, verify_outgoing and server hostname verification), per VM a certificate for its
-// agent carrying the VM's private address; and the gateway's requests to the replicas, per VM a certificate
-// the replicas there serve HTTPS with, which the gateway and Consul's checks verify. Made with openssl by
-// infra/consul-tls.sh on the machine running `pulumi up` (no TLS provider can be had here). A server's
-// certificate names server.<dc>.consul, which clients verify. Gossip is encrypted by the gossip key; the HTTP
-// API listens on the VM only.
+// agent carrying the VM's private address, a server's naming server.<dc>.consul, which clients verify; and the
+// gateway's requests to the replicas, per VM a certificate the replicas there serve HTTPS with, which the
+// gateway and Consul's checks verify. The same CA signs the syslog stream's certificates (infra/syslog-tls.ts).
+// Gossip is encrypted by the gossip key; the HTTP API listens on the VM only.
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as command from '@pulumi/command';
@@ -55,20 +55,33 @@ export function consulCa(repoRoot: string): CertificateAndKey {
   return certificateStep('consul-tls-ca', repoRoot, 'ca', {});
 }
 
+/**
+ * A certificate signed by `ca` for `cn` and `sans` (openssl's syntax: `IP:…`, `DNS:…`), usable as server and
+ * client unless `extendedKeyUsage` (openssl's names, e.g. `clientAuth`) narrows it.
+ */
+export function signedCertificate(
+  name: string,
+  args: { repoRoot: string; ca: CertificateAndKey; cn: string; sans: string[]; extendedKeyUsage?: string },
+  opts: pulumi.CustomResourceOptions = {},
+): CertificateAndKey {
+  const eku: Record<string, string> = args.extendedKeyUsage ? { EKU: args.extendedKeyUsage } : {};
+  return certificateStep(
+    name,
+    args.repoRoot,
+    'agent',
+    { CA_CERT: args.ca.cert, CA_KEY: args.ca.key, CN: args.cn, SANS: args.sans.join(','), ...eku },
+    opts,
+  );
+}
+
 /** The certificate of the agent at `privateAddress`, signed by `ca`; a server's also names server.dc1.consul. */
 export function agentCertificate(
   name: string,
   args: { repoRoot: string; ca: CertificateAndKey; privateAddress: string; server: boolean },
   opts: pulumi.CustomResourceOptions,
 ): CertificateAndKey {
-  const names = [...(args.server ? [`DNS:${SERVER_NAME}`] : []), 'DNS:localhost', `IP:${args.privateAddress}`, 'IP:127.0.0.1'];
-  return certificateStep(
-    name,
-    args.repoRoot,
-    'agent',
-    { CA_CERT: args.ca.cert, CA_KEY: args.ca.key, CN: args.server ? SERVER_NAME : 'client.dc1.consul', SANS: names.join(',') },
-    opts,
-  );
+  const sans = [...(args.server ? [`DNS:${SERVER_NAME}`] : []), 'DNS:localhost', `IP:${args.privateAddress}`, 'IP:127.0.0.1'];
+  return signedCertificate(name, { repoRoot: args.repoRoot, ca: args.ca, cn: args.server ? SERVER_NAME : 'client.dc1.consul', sans }, opts);
 }
 
 /** A replica's files, in its secrets directory, by name (TLS_CERT_FILE, TLS_KEY_FILE). */
@@ -86,17 +99,12 @@ export function replicaCertificate(
   name: string,
   args: { repoRoot: string; ca: CertificateAndKey; privateAddress: string; nodeName: string; serviceNames: string[] },
 ): CertificateAndKey {
-  const names = [
+  const sans = [
     ...args.serviceNames.map((service) => `DNS:${service}.service.consul`),
     `DNS:${args.nodeName}`,
     `IP:${args.privateAddress}`,
   ];
-  return certificateStep(name, args.repoRoot, 'agent', {
-    CA_CERT: args.ca.cert,
-    CA_KEY: args.ca.key,
-    CN: `${args.serviceNames[0]}.service.consul`,
-    SANS: names.join(','),
-  });
+  return signedCertificate(name, { repoRoot: args.repoRoot, ca: args.ca, cn: `${args.serviceNames[0]}.service.consul`, sans });
 }
 
 /**

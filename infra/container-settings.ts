@@ -100,10 +100,11 @@ export interface LogSettings {
   logOpts: Record<string, pulumi.Input<string>>;
 }
 
-/** Where a container's logs go (the stack's collector), and the container that must listen first. */
+/** Where a container's logs go (the stack's collector), and what must be there first. */
 export interface LogDestination {
   logSettingsFor(tag: pulumi.Input<string>): LogSettings;
-  container: pulumi.Resource;
+  /** The collector's container, which must listen, and on a VM the files its daemon's log driver reads. */
+  dependsOn: pulumi.Resource[];
 }
 
 /** The role a container plays, which picks its defaults. */
@@ -148,7 +149,7 @@ export function stackContainer(
       // docker_container neither forces a new container nor updates it), so such an edit replaces.
       replaceOnChanges: ['healthcheck', 'tmpfs'],
       ...opts,
-      dependsOn: [...(logs ? [logs.container] : []), ...dependsOnList(opts.dependsOn)],
+      dependsOn: [...(logs ? logs.dependsOn : []), ...dependsOnList(opts.dependsOn)],
     },
   );
 }

@@ -25,6 +25,8 @@ export interface StackHost {
   dockerHost: string;
   /** A VM's image platform, from its bootstrap (VmHost.platform); unset on one host, where images are local. */
   platform?: pulumi.Input<string>;
+  /** The VM (its bootstrap, provider, and files written on it over SSH); unset on one host. */
+  vm?: VmHost;
   /** Where the balancer's public port is published. */
   publicAddress: string;
   /** Where the balancer's admin listener is published: it shows instance addresses, so never a public one. */
@@ -90,6 +92,7 @@ export function vmHosts({ config, naming, repoRoot }: StackContext): StackHost[]
       ),
       dockerHost: host.dockerHost,
       platform: host.platform,
+      vm: host,
       publicAddress: vm.publicAddress,
       adminAddress: vm.privateAddress,
       collectorAddress: vm.privateAddress,

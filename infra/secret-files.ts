@@ -1,6 +1,7 @@
-// How a host's containers get their secrets (Consul tokens, the gossip key) as files, never in their
+// How a host's containers get their secrets (Consul tokens, the gossip key, TLS keys) as files, never in their
 // environment, command line or a build argument, where `docker inspect` would show them. Per role, a named
-// volume; one holder container per host, created and never started, into which the docker provider uploads
+// volume; one holder container per host (and the collector's own on a VM: it is declared before the host's
+// Consul agent, which logs to it), created and never started, into which the docker provider uploads
 // the files (kreuzwerker's `upload`: after create, before start). A role's containers mount only their
 // role's volume, read-only, at /run/secrets. The holder is needed because the provider extracts uploads at
 // "/", which Docker refuses for a container with a read-only root, as every running container of the stack
@@ -25,6 +26,8 @@ export interface SecretFilesArgs {
   image: pulumi.Input<string>;
   /** By role: file name -> content (a secret). */
   files: Record<string, Record<string, pulumi.Input<string>>>;
+  /** The holder's name (naming.objectName): 'secrets', the one of the host's Consul agent, unless given. */
+  holderName?: string;
 }
 
 export class SecretFiles extends pulumi.ComponentResource {
@@ -46,7 +49,7 @@ export class SecretFiles extends pulumi.ComponentResource {
     this.holder = new docker.Container(
       `${name}-holder`,
       {
-        name: naming.objectName('secrets'),
+        name: naming.objectName(args.holderName ?? 'secrets'),
         image: args.image,
         labels: naming.labels('secrets'),
         // Never started: it exists only for the uploads into the volumes.

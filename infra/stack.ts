@@ -8,6 +8,7 @@ import { AppBundle } from './bundle';
 import { LogCollector } from './collector';
 import { ConsulAgent } from './consul-agent';
 import { agentCertificate, consulCa, replicaCertificate, REPLICA_TLS_FILES, UPSTREAM_CA_FILE } from './consul-tls';
+import { collectorCertificate, daemonTlsFiles, daemonTlsPaths } from './syslog-tls';
 import { ACTIVITY_REPLICAS, HELLO_REPLICAS, ServiceReplicas, type ReplicaKind } from './replicas';
 import { Broker, brokerRegistration } from './broker';
 import { Balancer } from './balancer';
@@ -32,8 +33,13 @@ export function declareStack(
 
   const bundle = new AppBundle('bundle', { repoRoot });
 
-  // Every container on every host logs to it over TCP, and is created after it (stackContainer's dependsOn).
+  // Consul's RPC, the syslog stream and the gateway's requests to replicas cross the network between VMs: TLS,
+  // with a CA of the stack's (infra/consul-tls.ts). On one host they stay on one engine.
+  const tlsCa = hosts.some((host) => host.consul.network === 'host') ? consulCa(repoRoot) : undefined;
+
+  // Every container on every host logs to it over TCP (TLS between VMs), and is created after it (stackContainer's dependsOn).
   const collectorHost = only('collector');
+  const daemonFiles = daemonTlsPaths(naming);
   const collector = new LogCollector(
     onHost(collectorHost, 'collector'),
     {
@@ -45,22 +51,42 @@ export function declareStack(
       collectorPort: config.collectorPort,
       dockerHost: collectorHost.dockerHost,
       platform: collectorHost.platform,
+      tls:
+        tlsCa && collectorHost.consul.network === 'host'
+          ? {
+              ca: tlsCa.cert,
+              ...collectorCertificate(`${collectorHost.name}-collector-tls`, {
+                repoRoot,
+                ca: tlsCa,
+                privateAddress: collectorHost.consul.privateAddress,
+              }),
+              daemonFiles,
+            }
+          : undefined,
     },
     collectorHost.engine,
   );
   // Containers of one name run on several VMs (every VM's Consul agent): their logs carry the VM's name too,
-  // so the collector files them apart (`<vm>.<container>.log`).
-  const logsFrom = (host: StackHost): LogDestination =>
-    host.name === ''
-      ? collector
-      : { container: collector.container, logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${host.name}.${tag}`) };
+  // so the collector files them apart (`<vm>.<container>.log`). A VM's containers start once its daemon's
+  // TLS files are there.
+  const daemonTls = new Map<StackHost, pulumi.Resource>();
+  for (const host of hosts) {
+    if (!tlsCa || !host.vm || host.consul.network !== 'host') continue;
+    const { privateAddress } = host.consul;
+    daemonTls.set(host, daemonTlsFiles(host.vm, { vmName: host.name, privateAddress, repoRoot, ca: tlsCa, paths: daemonFiles }));
+  }
+  const logsFrom = (host: StackHost): LogDestination => {
+    if (host.name === '') return collector;
+    const files = daemonTls.get(host);
+    return {
+      dependsOn: [...collector.dependsOn, ...(files ? [files] : [])],
+      logSettingsFor: (tag) => collector.logSettingsFor(pulumi.interpolate`${host.name}.${tag}`),
+    };
+  };
 
-  // Consul's RPC and the gateway's requests to replicas cross the network between VMs: TLS with a CA of the
-  // stack's (infra/consul-tls.ts). On one host they stay on the stack network of one engine.
+  // The certificate the replicas of both services on a VM serve HTTPS with (the gateway may be on another VM).
   // Each VM's certificates are steps run on this machine; only that VM uses them, so a dead VM left behind
   // (scripts/vm-forget.ts) takes them along.
-  const tlsCa = hosts.some((host) => host.consul.network === 'host') ? consulCa(repoRoot) : undefined;
-  // The certificate the replicas of both services on a VM serve HTTPS with.
   const replicaTlsOf = (host: StackHost) =>
     tlsCa && host.consul.network === 'host' && (host.roles.includes('replicas') || host.roles.includes('activity'))
       ? replicaCertificate(`${host.name}-replica-tls`, {
@@ -95,6 +121,7 @@ export function declareStack(
     return files;
   };
 
+  // Consul's RPC: TLS both ways, each agent with its own certificate.
   const tlsOf = (host: StackHost) => {
     if (!tlsCa || host.consul.network !== 'host') return undefined;
     const server = host.roles.includes('discovery');

@@ -126,6 +126,8 @@ export class VmHost extends pulumi.ComponentResource {
   readonly dockerHost: string;
   /** The platform of every image built for this VM (`linux/amd64`, `linux/arm64`), from its bootstrap. */
   readonly platform: pulumi.Output<string>;
+  /** How this VM's remote.Commands reach it: its SSH address, the stack's key and the host key it took. */
+  private readonly connection: command.types.input.remote.ConnectionArgs;
 
   constructor(name: string, args: VmHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cnp:infra:VmHost', name, {}, opts);
@@ -154,21 +156,22 @@ export class VmHost extends pulumi.ComponentResource {
       recordKnownHost(ssh.knownHostsFile, knownHostsName(vm.ssh.host, vm.ssh.port), key);
       return key;
     });
+    this.connection = {
+      host: vm.ssh.host,
+      port: vm.ssh.port,
+      user: vm.ssh.user,
+      ...(ssh.privateKey ? { privateKey: ssh.privateKey } : {}),
+      // The only key its client accepts; a new one (an accepted new host key) runs the bootstrap again.
+      // (undefined only under the mocks, whose step prints nothing: then no input at all)
+      hostKey: hostKey as pulumi.Output<string>,
+      // A VM just created may take minutes to answer SSH: dial up to 60 times, 15 s each at most.
+      dialErrorLimit: 60,
+      perDialTimeout: 15,
+    };
     this.bootstrap = new command.remote.Command(
       `${name}-bootstrap`,
       {
-        connection: {
-          host: vm.ssh.host,
-          port: vm.ssh.port,
-          user: vm.ssh.user,
-          ...(ssh.privateKey ? { privateKey: ssh.privateKey } : {}),
-          // The only key its client accepts; a new one (an accepted new host key) runs the bootstrap again.
-          // (undefined only under the mocks, whose step prints nothing: then no input at all)
-          hostKey: hostKey as pulumi.Output<string>,
-          // A VM just created may take minutes to answer SSH: dial up to 60 times, 15 s each at most.
-          dialErrorLimit: 60,
-          perDialTimeout: 15,
-        },
+        connection: this.connection,
         // Through POSIX sh whatever the user's login shell, the script on standard input.
         create: 'sh -s',
         stdin: script,
@@ -192,5 +195,39 @@ export class VmHost extends pulumi.ComponentResource {
       { parent: this, dependsOn: [this.bootstrap, ssh.files] },
     );
     this.registerOutputs({ dockerHost: this.dockerHost, platform: this.platform });
+  }
+
+  /**
+   * Files on the VM itself that only root reads (a 0700 directory, files 0600): for the Docker daemon, which
+   * reads them from the VM's file system. Written over SSH as root (with `sudo -n` for another user, as the
+   * bootstrap does), each through a temporary file so a reader never sees half of one; written again when a
+   * content changes; the directory is removed when the step is deleted. The contents travel on standard input.
+   */
+  rootFiles(name: string, dir: string, files: Record<string, pulumi.Input<string>>): command.remote.Command {
+    const asRoot = (line: string) => `if [ "$(id -u)" = 0 ]; then ${line}; else sudo -n ${line}; fi`;
+    const script = pulumi
+      .all(files)
+      .apply((contents) =>
+        [
+          'set -eu',
+          'umask 077',
+          `mkdir -p '${dir}'`,
+          `chmod 700 '${dir}'`,
+          ...Object.entries(contents).flatMap(([file, content]) => [
+            `cat >'${dir}/${file}.new' <<'CNP_FILE_END'`,
+            content.trim(),
+            'CNP_FILE_END',
+            `mv -f '${dir}/${file}.new' '${dir}/${file}'`,
+          ]),
+          `echo "vm-files: ${Object.keys(contents).join(', ')} in ${dir}"`,
+          '',
+        ].join('\n'),
+      );
+    return new command.remote.Command(
+      name,
+      { connection: this.connection, create: asRoot('sh -s'), stdin: pulumi.secret(script), delete: asRoot(`rm -rf '${dir}'`) },
+      // A replacement removes the directory before writing it again.
+      { parent: this, dependsOn: [this.bootstrap], deleteBeforeReplace: true, additionalSecretOutputs: ['stdin'] },
+    );
   }
 }

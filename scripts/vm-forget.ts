@@ -49,7 +49,7 @@ function references(r: StateResource): string[] {
 /**
  * The resources of VM `vm` (infra/stack.ts): its VmHost with everything under it (bootstrap, provider),
  * every resource on that provider, what those parent, the components all of whose children are among them
- * (its network, Consul agent, replicas), and the local commands named after the VM that only they use (its agent's certificate). `dependents`: resources outside that set that refer to one inside.
+ * (its network, Consul agent, replicas), and the local commands named after the VM that only they use (its certificates). `dependents`: resources outside that set that refer to one inside.
  */
 export function vmResources(resources: readonly StateResource[], vm: string): { urns: string[]; dependents: string[] } {
   const host = resources.find((r) => r.type === 'cnp:infra:VmHost' && nameOf(r.urn) === vm);
@@ -68,7 +68,7 @@ export function vmResources(resources: readonly StateResource[], vm: string): { 
       }
     }
   }
-  // A step run on this machine for the VM alone (`<vm>-consul-tls`, its agent's certificate): named after the VM,
+  // A step run on this machine for the VM alone (`<vm>-consul-tls`, `<vm>-syslog-tls`: its certificates): named after the VM,
   // and nothing but the VM's resources use it.
   for (const r of resources) {
     if (on.has(r.urn) || r.type !== 'command:local:Command' || !nameOf(r.urn).startsWith(`${vm}-`)) continue;

@@ -1,13 +1,15 @@
 // The log collector's real configuration (collector/syslog-ng.conf, the same file the image copies)
 // in a real syslog-ng: first as a plain process on a loopback port fed the way Docker's syslog driver
-// feeds it, with its retention script (collector/prune.sh) run over what it wrote; then, when a Docker
+// feeds it, with its retention script (collector/prune.sh) run over what it wrote, and with the VMs' TLS
+// listener (collector/source-tls.conf) and certificates made by infra/consul-tls.sh; then, when a Docker
 // engine answers, as the image the program builds, run as declared (hardened), fed by the daemon's own
 // log driver with the log options the program declares.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -17,8 +19,12 @@ import { REPO_ROOT, recordStack } from '../helpers/record-stack';
 import { docker, run as runCommand } from '../system/docker';
 import { planContainer } from '../../harness/plugins/docker/plans';
 import { BASE_IMAGE, ensureOfflineImages } from '../system/images';
+import { splitPem } from '../../infra/consul-tls';
 
 const CONFIG_FILE = path.join(REPO_ROOT, 'collector', 'syslog-ng.conf');
+/** The listener syslog-ng.conf includes: plain TCP and UDP (one host), or TLS only (VMs). */
+const TCP_SOURCE = path.join(REPO_ROOT, 'collector', 'source-tcp.conf');
+const TLS_SOURCE = path.join(REPO_ROOT, 'collector', 'source-tls.conf');
 const PRUNE_SCRIPT = path.join(REPO_ROOT, 'collector', 'prune.sh');
 const DAY_DIR = /^\d{4}-\d\d-\d\d$/;
 
@@ -96,7 +102,7 @@ test('syslog-ng with the collector config keeps one file per container and a com
       `--pidfile=${path.join(dir, 'syslog-ng.pid')}`,
       `--control=${path.join(dir, 'syslog-ng.ctl')}`,
     ],
-    { COLLECTOR_LISTEN: '127.0.0.1', COLLECTOR_PORT: String(port), COLLECTOR_LOG_DIR: logDir, TZ: 'UTC' },
+    { COLLECTOR_SOURCE: TCP_SOURCE, COLLECTOR_LISTEN: '127.0.0.1', COLLECTOR_PORT: String(port), COLLECTOR_LOG_DIR: logDir, TZ: 'UTC' },
   );
   t.teardown(() => syslogNg.stop());
   const firstDay = utcDay();
@@ -144,6 +150,121 @@ test('syslog-ng with the collector config keeps one file per container and a com
   t.deepEqual(fs.readdirSync(path.join(dir, 'stack')), ['logs']);
 });
 
+/** A certificate and key from infra/consul-tls.sh, as the stack makes them (`ca`, or `agent` signed by `signer`). */
+function tlsMaterial(mode: 'ca' | 'agent', env: Record<string, string> = {}): { cert: string; key: string } {
+  const out = execFileSync('bash', [path.join(REPO_ROOT, 'infra', 'consul-tls.sh'), mode], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  return splitPem(out);
+}
+
+/** One line as Docker's syslog driver writes it over tcp+tls with syslog-format=rfc5424: its length first (RFC 5425). */
+const octetCounted = (line: string) => `${Buffer.byteLength(line)} ${line}`;
+
+/** Opens a connection, writes `text` once it is up (TLS: once the handshake is done) and resolves when it closes, with any error ('' if none). */
+function sendAndClose(connect: () => net.Socket, event: 'connect' | 'secureConnect', text: string): Promise<string> {
+  return new Promise((resolve) => {
+    let error = '';
+    const socket = connect();
+    const timer = setTimeout(() => socket.destroy(), 3000);
+    socket.on(event, () => socket.end(text));
+    socket.on('error', (e) => (error ||= e.message));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(error);
+    });
+  });
+}
+
+test("syslog-ng with the VMs' TLS listener files the lines of a client with a certificate of the stack's CA and refuses any other, and plain text", async (t) => {
+  t.timeout(30_000);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-collector-tls-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // As the stack makes them: its CA, the collector's server certificate for its address, a daemon's client
+  // certificate; and a CA of someone else's with a client certificate of its own.
+  const ca = tlsMaterial('ca');
+  const signed = (signer: { cert: string; key: string }, cn: string, eku: string) =>
+    tlsMaterial('agent', { CA_CERT: signer.cert, CA_KEY: signer.key, CN: cn, SANS: 'IP:127.0.0.1', EKU: eku });
+  const collector = signed(ca, 'collector', 'serverAuth');
+  const client = signed(ca, 'vm1', 'clientAuth');
+  const other = tlsMaterial('ca', { CN: 'another CA' });
+  const stranger = signed(other, 'vm1', 'clientAuth');
+  fs.writeFileSync(path.join(dir, 'ca.pem'), ca.cert);
+  fs.writeFileSync(path.join(dir, 'collector.pem'), collector.cert);
+  fs.writeFileSync(path.join(dir, 'collector-key.pem'), collector.key, { mode: 0o600 });
+
+  const logDir = path.join(dir, 'logs');
+  const port = await freePort();
+  const syslogNg = startProcess(
+    'syslog-ng',
+    [
+      '--foreground',
+      '--stderr',
+      '--no-caps',
+      `--cfgfile=${CONFIG_FILE}`,
+      `--persist-file=${path.join(dir, 'syslog-ng.persist')}`,
+      `--pidfile=${path.join(dir, 'syslog-ng.pid')}`,
+      `--control=${path.join(dir, 'syslog-ng.ctl')}`,
+    ],
+    {
+      COLLECTOR_SOURCE: TLS_SOURCE,
+      COLLECTOR_TLS_DIR: dir,
+      COLLECTOR_LISTEN: '127.0.0.1',
+      COLLECTOR_PORT: String(port),
+      COLLECTOR_LOG_DIR: logDir,
+      TZ: 'UTC',
+    },
+  );
+  t.teardown(() => syslogNg.stop());
+  await waitFor('syslog-ng to accept connections', () => syslogNg.output().includes('Accepting connections'), 10_000);
+
+  // A client verifying the collector as Docker's driver does (Go's tls.Dial to an IP address: the certificate
+  // must chain to the CA given and name that address), with the stack's client certificate.
+  const tlsSend = (text: string, own?: { cert: string; key: string }) =>
+    sendAndClose(() => tls.connect({ host: '127.0.0.1', port, ca: ca.cert, ...(own ?? {}) }), 'secureConnect', text);
+  t.is(await tlsSend(octetCounted(dockerLine('vm1.cnp-t-consul', 'stdout', 'with the stack cert')), client), '');
+  // Refused, each on its own connection: no client certificate, one of another CA, and plain text.
+  const refused = ['no certificate', 'another CA', 'plain text'];
+  await tlsSend(octetCounted(dockerLine('vm1.cnp-t-forged', 'stdout', refused[0])));
+  await tlsSend(octetCounted(dockerLine('vm1.cnp-t-forged', 'stdout', refused[1])), stranger);
+  await sendAndClose(() => net.connect({ host: '127.0.0.1', port }), 'connect', dockerLine('vm1.cnp-t-forged', 'stdout', refused[2]));
+  await sendAndClose(
+    () => net.connect({ host: '127.0.0.1', port }),
+    'connect',
+    octetCounted(dockerLine('vm1.cnp-t-forged', 'stdout', refused[2])),
+  );
+  // The collector's own certificate is checked too: a client that trusts only another CA does not go on.
+  const untrusted = await sendAndClose(
+    () => tls.connect({ host: '127.0.0.1', port, ca: other.cert, ...client }),
+    'secureConnect',
+    octetCounted(dockerLine('vm1.cnp-t-consul', 'stdout', 'to an untrusted server')),
+  );
+  t.regex(untrusted, /self[- ]signed|unable to verify|unable to get local issuer/i);
+
+  const all = path.join(logDir, 'all.log');
+  await waitFor('the accepted line in all.log', () => readLines(all).length >= 1, 10_000);
+  await waitFor(
+    'syslog-ng to log each refusal',
+    () =>
+      /peer did not return a certificate/.test(syslogNg.output()) &&
+      /certificate verify failed|unknown ca|bad certificate/i.test(syslogNg.output()),
+    10_000,
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  const lines = readLines(all).map((line) => line.replace(/^\S+ /, ''));
+  t.deepEqual(lines, ['vm1.cnp-t-consul with the stack cert']);
+  t.false(fs.readdirSync(path.join(logDir, writtenDay(logDir, utcDay(1)))).some((f) => f.includes('forged')));
+  t.log(
+    syslogNg
+      .output()
+      .split('\n')
+      .filter((l) => /SSL error/.test(l))
+      .map((l) => l.replace(/, location=.*$/, ''))
+      .join('\n'),
+  );
+});
+
 test('prune.sh deletes past days older than COLLECTOR_KEEP_DAYS, then the oldest past days while over COLLECTOR_MAX_MB, never today', async (t) => {
   t.timeout(30_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-prune-'));
@@ -161,7 +282,7 @@ test('prune.sh deletes past days older than COLLECTOR_KEEP_DAYS, then the oldest
       `--pidfile=${path.join(dir, 'syslog-ng.pid')}`,
       `--control=${path.join(dir, 'syslog-ng.ctl')}`,
     ],
-    { COLLECTOR_LISTEN: '127.0.0.1', COLLECTOR_PORT: String(port), COLLECTOR_LOG_DIR: logDir, TZ: 'UTC' },
+    { COLLECTOR_SOURCE: TCP_SOURCE, COLLECTOR_LISTEN: '127.0.0.1', COLLECTOR_PORT: String(port), COLLECTOR_LOG_DIR: logDir, TZ: 'UTC' },
   );
   t.teardown(() => syslogNg.stop());
   await waitFor('syslog-ng to accept connections', () => syslogNg.output().includes('Accepting connections'), 10_000);

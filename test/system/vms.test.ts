@@ -28,8 +28,11 @@ import { CliStack, removedContainers, type CliSummary, type StateResource } from
 import { docker, run } from './docker';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from './images';
 import { VmFleet, containerHostKey, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from './vms';
+import { splitPem } from '../../infra/consul-tls';
 
 const STACK = `vmstack${process.pid}x${randomBytes(3).toString('hex')}`;
+/** Where every VM's daemon reads its syslog TLS files (infra/syslog-tls.ts daemonTlsPaths). */
+const SYSLOG_TLS_DIR = `/etc/cnp-${STACK}-syslog-tls`;
 /** The balancer's port inside vm1 (on its address); the VM container publishes it on 127.0.0.1. */
 const BALANCER_PORT = 18080;
 /** The balancer's admin listener (/_balancer/status) inside vm1, on its private address; published on 127.0.0.1 the same way. */
@@ -445,8 +448,20 @@ test.serial(
     t.timeout(120_000);
     const gossipKey = String(resource('consul-gossip-key').outputs.stdout).trim();
     const secrets = stackSecrets(outputs, gossipKey, ['vm1', 'vm2', 'vm3']);
+    // The private keys of the stack's TLS, by their longest line (docker inspect shows JSON, where a newline is `\n`).
+    for (const step of [
+      'consul-tls-ca',
+      'vm2-collector-tls',
+      ...['vm1', 'vm2', 'vm3'].flatMap((vm) => [`${vm}-consul-tls`, `${vm}-syslog-tls`]),
+    ]) {
+      const key = splitPem(resource(step).outputs.stdout as string).key;
+      secrets.set(
+        `the key of ${step}`,
+        key.split('\n').reduce((a, b) => (b.length > a.length ? b : a), ''),
+      );
+    }
     const all = containers({ holders: true });
-    t.is(all.filter((c) => c.resourceName.endsWith('-secrets-holder')).length, 3, 'one holder of secret files per VM');
+    t.is(all.filter((c) => c.resourceName.endsWith('-secrets-holder')).length, 4, "one holder of secret files per VM, and the collector's");
     for (const c of all) {
       const info = await fleet.exec(c.vm, ['docker', 'inspect', c.id]);
       const image = (JSON.parse(info) as Array<{ Image: string }>)[0].Image;
@@ -721,6 +736,123 @@ test.serial('4 -> 6 under a steady loop: the 4 stay, 5 and 6 serve, no request f
   t.log(`collector files by VM: ${[...byVm].map(([vm, files]) => `${vm}: ${files.join(', ')}`).join('; ')}`);
 });
 
+test.serial(
+  "syslog between VMs is TLS: every daemon sends with its root-only client files and verifies the collector; the collector files a client of the stack's CA and refuses no certificate, another CA's and plain text",
+  async (t) => {
+    t.timeout(120_000);
+    // Every running container's log configuration, as each VM's engine has it: TLS to vm2's private address, no skip-verify.
+    const collectorAddress = `tcp+tls://${fleet.vm('vm2').privateAddress}:5514`;
+    for (const vm of ['vm1', 'vm2', 'vm3']) {
+      const ids = containers()
+        .filter((c) => c.vm === vm && c.resourceName !== 'vm2-collector-container')
+        .map((c) => c.id);
+      const configs = (await fleet.exec(vm, ['docker', 'inspect', '--format', '{{json .HostConfig.LogConfig}}', ...ids]))
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { Type: string; Config: Record<string, string> });
+      for (const { Type, Config } of configs) {
+        t.is(Type, 'syslog');
+        t.like(Config, {
+          'syslog-address': collectorAddress,
+          'syslog-tls-ca-cert': `${SYSLOG_TLS_DIR}/ca.pem`,
+          'syslog-tls-cert': `${SYSLOG_TLS_DIR}/client.pem`,
+          'syslog-tls-key': `${SYSLOG_TLS_DIR}/client-key.pem`,
+          mode: 'non-blocking',
+        });
+        t.false('syslog-tls-skip-verify' in Config);
+      }
+      // The files the daemon reads: root's only.
+      t.is(
+        (await fleet.ssh(vm, `cd ${SYSLOG_TLS_DIR} && stat -c '%a %U:%G %n' . ca.pem client.pem client-key.pem`)).trim(),
+        ['700 root:root .', '600 root:root ca.pem', '600 root:root client.pem', '600 root:root client-key.pem'].join('\n'),
+        vm,
+      );
+    }
+
+    // From vm3's network (a throwaway container in its host network): clients of the collector on vm2's private
+    // address. One with vm3's own client certificate (the control: this path delivers), then refused ones.
+    const marker = randomBytes(4).toString('hex');
+    const ca = splitPem(resource('consul-tls-ca').outputs.stdout as string).cert;
+    const own = splitPem(resource('vm3-syslog-tls').outputs.stdout as string);
+    const tlsScript = path.join(copy!.dir, 'infra', 'consul-tls.sh');
+    const material = async (mode: string, env: Record<string, string> = {}) =>
+      splitPem(await run('bash', [tlsScript, mode], { env: { ...process.env, ...env } }));
+    const otherCa = await material('ca', { CN: 'another CA' });
+    const stranger = await material('agent', {
+      CA_CERT: otherCa.cert,
+      CA_KEY: otherCa.key,
+      CN: 'vm3',
+      SANS: `IP:${fleet.vm('vm3').privateAddress}`,
+      EKU: 'clientAuth',
+    });
+    const script = `
+      const tls = require('node:tls'), net = require('node:net');
+      const [host, port, marker, ca, own, stranger] = ${JSON.stringify([fleet.vm('vm2').privateAddress, 5514, marker, ca, own, stranger])};
+      const line = (kind) => '<30>1 ' + new Date().toISOString() + ' vm3 vm3.syslog-test-' + kind + ' 1 - - ' + kind + '-' + marker + '\\n';
+      const framed = (text) => Buffer.byteLength(text) + ' ' + text;
+      const send = (connect, event, text) => new Promise((resolve) => {
+        let error = '', authorized = false;
+        const socket = connect();
+        const timer = setTimeout(() => socket.destroy(), 5000);
+        socket.on(event, () => { authorized = socket.authorized === true; socket.end(text); });
+        socket.on('error', (e) => (error ||= e.message));
+        socket.on('close', () => { clearTimeout(timer); resolve({ authorized, error }); });
+      });
+      const viaTls = (kind, client) => send(() => tls.connect({ host, port, ca, ...client }), 'secureConnect', framed(line(kind)));
+      (async () => {
+        const results = {};
+        results.accepted = await viaTls('accepted', own);
+        results.nocert = await viaTls('nocert', {});
+        results.stranger = await viaTls('stranger', stranger);
+        results.plain = await send(() => net.connect({ host, port }), 'connect', line('plain') + framed(line('plain')));
+        console.log(JSON.stringify(results));
+      })();
+    `;
+    const results = JSON.parse(
+      await fleet.exec('vm3', ['docker', 'run', '--rm', '-i', '--network', 'host', BASE_IMAGE, 'node', '-'], { input: script }),
+    ) as Record<string, { authorized: boolean; error: string }>;
+    t.log(`clients of the collector from vm3: ${JSON.stringify(results)}`);
+    t.true(results.accepted.authorized, "the collector's certificate chains to the stack's CA and names vm2's private address");
+    t.is(results.accepted.error, '');
+
+    await waitFor(
+      'the line of the client with a certificate of the stack in all.log',
+      async () => (await collectorFile('all.log')).includes(`accepted-${marker}`),
+      15_000,
+      250,
+    );
+    const collector = containers().find((c) => c.resourceName === 'vm2-collector-container')!;
+    const collectorLog = () => fleet.exec('vm2', ['sh', '-c', `docker logs ${collector.id} 2>&1`]);
+    await waitFor(
+      "syslog-ng's log to show each refusal",
+      async () => {
+        const log = await collectorLog();
+        return ['peer did not return a certificate', 'certificate verify failed', 'wrong version number'].every((e) => log.includes(e));
+      },
+      15_000,
+      250,
+    );
+    const filed = await fleet.exec('vm2', ['docker', 'exec', collector.id, 'sh', '-c', `grep -rh -- '-${marker}' /var/log/stack || true`]);
+    t.deepEqual(
+      filed
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.replace(/^\S+ /, ''))
+        .sort(),
+      [`accepted-${marker}`, `vm3.syslog-test-accepted accepted-${marker}`],
+      'only the line of the client with a certificate of the stack is filed (all.log and its own file)',
+    );
+    t.log(
+      (await collectorLog())
+        .split('\n')
+        .filter((l) => /SSL error/.test(l))
+        .slice(-4)
+        .map((l) => l.replace(/, location=.*$/, ''))
+        .join('\n'),
+    );
+  },
+);
+
 test.serial('the balancer replaced on vm1 under a steady loop (gatewayRateLimit changed): it hands over, no request fails', async (t) => {
   t.timeout(300_000);
   const gateway = () => containers().find((c) => c.resourceName === 'vm1-balancer-gateway')!;
@@ -880,7 +1012,11 @@ test.serial(
       `pulumi up --replace vm2-host-key in ${((accepted.endedAt - accepted.startedAt) / 1000).toFixed(1)} s: ${accepted.steps.join(', ')}`,
     );
     t.deepEqual(accepted.replaced, ['command:local:Command::vm2-host-key']);
-    t.deepEqual(accepted.updated, ['command:remote:Command::vm2-bootstrap'], 'the bootstrap runs again with the new key');
+    t.deepEqual(
+      accepted.updated.sort(),
+      ['command:remote:Command::vm2-bootstrap', 'command:remote:Command::vm2-syslog-tls-files'],
+      "the bootstrap runs again with the new key, and the step that writes the daemon's TLS files",
+    );
     t.deepEqual([...accepted.created, ...accepted.deleted], []);
     state = await cli!.state();
     t.is((resource('vm2-host-key').outputs.stdout as string).trim(), renewed);
@@ -1008,6 +1144,13 @@ test.serial('destroy: nothing of the stack is left on any VM', async (t) => {
   deployed = false;
   t.log(`pulumi destroy: ${summary.deleted.length} resources deleted in ${((summary.endedAt - summary.startedAt) / 1000).toFixed(1)} s`);
   // Every VM the fleet still has (one left behind for good is no longer there).
-  for (const name of fleet.vms.keys()) t.deepEqual(await vmObjects(name), [], `${name} is empty`);
+  for (const name of fleet.vms.keys()) {
+    t.deepEqual(await vmObjects(name), [], `${name} is empty`);
+    t.is(
+      (await fleet.ssh(name, `ls -d ${SYSLOG_TLS_DIR} 2>/dev/null || echo gone`)).trim(),
+      'gone',
+      `${name}: the daemon's TLS files are removed`,
+    );
+  }
   t.false(fs.existsSync(path.join(sshDir, 'id')), "the stack's key file is removed");
 });

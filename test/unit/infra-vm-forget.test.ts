@@ -62,6 +62,8 @@ test('a replicas + activity VM: its host, provider, network, Consul agent and re
     'vm3-replicas-2',
     'vm3-replicas-4',
     'vm3-replicas-image',
+    'vm3-syslog-tls',
+    'vm3-syslog-tls-files',
   ]);
   t.deepEqual(dependents, [], 'the ACL step waits for the discovery VM only; no other VM refers to vm3');
 });

@@ -490,7 +490,7 @@ test("the broker on its VM publishes its client and monitoring ports on the priv
     { internal: 4222, external: 4222, ip: '172.31.0.12', protocol: 'tcp' },
     { internal: 8222, external: 8222, ip: '172.31.0.12', protocol: 'tcp' },
   ]);
-  t.is(inputs(nats).logOpts['syslog-address'], 'tcp://172.31.0.12:5514');
+  t.is(inputs(nats).logOpts['syslog-address'], 'tcp+tls://172.31.0.12:5514');
   t.is(named(record, 'vm2-broker-data').inputs.name, 'cnp-dev-nats-data');
   const step = named(record, 'broker-registration');
   t.like(inputs(step).environment, {
@@ -556,21 +556,124 @@ test('the balancer follows its VM agent and is published on the public address; 
   t.is(record.outputs.logsCommand, 'docker -H ssh://deploy@127.0.0.1:2202 exec cnp-dev-collector tail -n 100 -F /var/log/stack/all.log');
 });
 
-test('every container on every VM but the collector logs to it over TCP and is created after it', async (t) => {
+test("every container on every VM but the collector logs to it over TLS with its VM's client files, non-blocking, and is created after both", async (t) => {
   const record = await course;
   // The holders of secret files are created and never started: nothing to log.
   const containers = ofType(record, T.container).filter((c) => c.name !== 'vm2-collector-container' && c.inputs.start !== false);
   // Three agents, four hello replicas, one activity replica, the broker, the balancer (its holder and gateway).
   t.is(containers.length, 3 + 4 + 1 + 1 + 2);
   for (const c of containers) {
+    const vm = c.name.split('-')[0];
     t.is(inputs(c).logDriver, 'syslog');
-    t.is(inputs(c).logOpts['syslog-address'], 'tcp://172.31.0.12:5514', c.name);
     // Every VM has a cnp-dev-consul: the VM's name in the tag keeps their logs apart. The balancer's gateway
     // logs under its holder's fixed name, whatever its version.
     const logName = c.name === 'vm1-balancer-gateway' ? 'cnp-dev-balancer' : inputs(c).name;
-    t.is(inputs(c).logOpts.tag, `${c.name.split('-')[0]}.${logName}`);
+    // The whole set: no syslog-tls-skip-verify (the driver skips verification when that key is there at all).
+    t.deepEqual(
+      inputs(c).logOpts,
+      {
+        'syslog-address': 'tcp+tls://172.31.0.12:5514',
+        'syslog-format': 'rfc5424',
+        'syslog-tls-ca-cert': '/etc/cnp-dev-syslog-tls/ca.pem',
+        'syslog-tls-cert': '/etc/cnp-dev-syslog-tls/client.pem',
+        'syslog-tls-key': '/etc/cnp-dev-syslog-tls/client-key.pem',
+        tag: `${vm}.${logName}`,
+        mode: 'non-blocking',
+      },
+      c.name,
+    );
     t.true(c.options.dependsOn.includes('vm2-collector-container'), c.name);
+    t.true(c.options.dependsOn.includes(`${vm}-syslog-tls-files`), `${c.name} starts once its daemon's files are on ${vm}`);
   }
+});
+
+test("syslog between VMs: the collector listens with TLS only, its certificate for its private address; each VM's daemon gets a client certificate of the stack's CA in a root-only directory", async (t) => {
+  const record = await course;
+  const ca = splitPem(mockPem('consul-tls-ca'));
+  // The collector's certificate: a server's, for vm2's private address, from the stack's one CA.
+  const own = named(record, 'vm2-collector-tls');
+  t.is(inputs(own).create, `${CONSUL_TLS_SCRIPT} agent`);
+  t.deepEqual(inputs(own).environment, { CA_CERT: ca.cert, CA_KEY: ca.key, CN: 'collector', SANS: 'IP:172.31.0.12', EKU: 'serverAuth' });
+  const collector = named(record, 'vm2-collector-container');
+  t.like(env(collector), { COLLECTOR_SOURCE: '/etc/syslog-ng/collector/source-tls.conf', COLLECTOR_TLS_DIR: '/run/secrets' });
+  t.regex(env(collector).SECRET_FILES_VERSION, /^[0-9a-f]{16}$/, 'new files replace it');
+  t.true(collector.options.dependsOn.includes('vm2-collector-secrets-holder'), 'after its files are written');
+  t.deepEqual((collector.inputs.volumes as { volumeName: string; containerPath: string; readOnly?: boolean }[])[1], {
+    volumeName: 'cnp-dev-secrets-collector',
+    containerPath: '/run/secrets',
+    readOnly: true,
+  });
+  const holder = named(record, 'vm2-collector-secrets-holder');
+  t.is(holder.inputs.name, 'cnp-dev-collector-secrets');
+  t.is(holder.inputs.start, false);
+  const uploads = holder.inputs.uploads as { file: string; content: string; permissions: string }[];
+  t.deepEqual(
+    uploads.map((u) => [u.file, u.content]),
+    [
+      ['/secrets/collector/ca.pem', ca.cert],
+      ['/secrets/collector/collector.pem', splitPem(mockPem('vm2-collector-tls')).cert],
+      ['/secrets/collector/collector-key.pem', splitPem(mockPem('vm2-collector-tls')).key],
+    ],
+  );
+  t.false(
+    ofType(record, T.container).some(
+      (c) =>
+        !['vm2-collector-container', 'vm2-collector-secrets-holder'].includes(c.name) &&
+        JSON.stringify(c.inputs.volumes ?? []).includes('secrets-collector'),
+    ),
+    'only the collector mounts its files',
+  );
+
+  for (const [vm, address] of [
+    ['vm1', '172.31.0.11'],
+    ['vm2', '172.31.0.12'],
+    ['vm3', '172.31.0.13'],
+  ] as const) {
+    const cert = named(record, `${vm}-syslog-tls`);
+    t.deepEqual(inputs(cert).environment, {
+      CA_CERT: ca.cert,
+      CA_KEY: ca.key,
+      CN: vm,
+      SANS: `IP:${address}`,
+      EKU: 'clientAuth',
+    });
+    t.true(cert.secretInputs.includes('environment'));
+    const files = named(record, `${vm}-syslog-tls-files`);
+    t.is(files.type, T.remote);
+    t.is(files.options.parent, vm, "under the VM's host, so vm:forget takes it with the VM");
+    t.deepEqual(inputs(files).connection, inputs(named(record, `${vm}-bootstrap`)).connection, "the bootstrap's SSH connection");
+    t.true(files.options.dependencies.includes(`${vm}-bootstrap`));
+    t.true(files.secretInputs.includes('stdin'), 'the key travels as a secret');
+    t.true(files.options.deleteBeforeReplace);
+    // As root (sudo -n for another user, as the bootstrap), the files on standard input.
+    t.is(inputs(files).create, 'if [ "$(id -u)" = 0 ]; then sh -s; else sudo -n sh -s; fi');
+    t.is(
+      (files.inputs as { delete: string }).delete,
+      `if [ "$(id -u)" = 0 ]; then rm -rf '/etc/cnp-dev-syslog-tls'; else sudo -n rm -rf '/etc/cnp-dev-syslog-tls'; fi`,
+    );
+    const script = inputs(files).stdin;
+    t.true(script.startsWith("set -eu\numask 077\nmkdir -p '/etc/cnp-dev-syslog-tls'\nchmod 700 '/etc/cnp-dev-syslog-tls'\n"));
+    for (const [file, content] of [
+      ['ca.pem', ca.cert],
+      ['client.pem', splitPem(mockPem(`${vm}-syslog-tls`)).cert],
+      ['client-key.pem', splitPem(mockPem(`${vm}-syslog-tls`)).key],
+    ])
+      t.true(
+        script.includes(
+          `cat >'/etc/cnp-dev-syslog-tls/${file}.new' <<'CNP_FILE_END'\n${content.trim()}\nCNP_FILE_END\nmv -f '/etc/cnp-dev-syslog-tls/${file}.new' '/etc/cnp-dev-syslog-tls/${file}'\n`,
+        ),
+        `${vm}: ${file}`,
+      );
+  }
+});
+
+test('on one host the collector keeps plain TCP on loopback: no certificate, no TLS log option', async (t) => {
+  const record = await recordStack({});
+  t.false(record.resources.some((r) => /syslog-tls|collector-tls|collector-secrets/.test(r.name)));
+  const replica = ofType(record, T.container).find((c) => c.name === 'replicas-1')!;
+  t.is(inputs(replica).logOpts['syslog-address'], 'tcp://127.0.0.1:5514');
+  t.false(Object.keys(inputs(replica).logOpts).some((key) => key.startsWith('syslog-tls')));
+  t.false(JSON.stringify(named(record, 'collector-container').inputs).includes('COLLECTOR_SOURCE'), "the image's own plain listener");
 });
 
 test('images are built on the VM that runs them, for its CPU as its bootstrap reports it (x86_64 here)', async (t) => {
