@@ -97,6 +97,7 @@ async function main(): Promise<void> {
     listenPort: config.listenPort,
     tls: config.tls,
     upstreamCaFile: config.upstreamCaFile,
+    adminTls: config.adminTls,
     adminAddress: config.adminAddress,
     adminPort: config.adminPort,
     reusePort: config.reusePort,

@@ -7,7 +7,15 @@ import { onHost, type StackHost } from './hosts';
 import { AppBundle } from './bundle';
 import { LogCollector } from './collector';
 import { ConsulAgent } from './consul-agent';
-import { agentCertificate, consulCa, replicaCertificate, REPLICA_TLS_FILES, UPSTREAM_CA_FILE } from './consul-tls';
+import {
+  ADMIN_TLS_FILES,
+  adminCertificate,
+  agentCertificate,
+  consulCa,
+  replicaCertificate,
+  REPLICA_TLS_FILES,
+  UPSTREAM_CA_FILE,
+} from './consul-tls';
 import { ACTIVITY_REPLICAS, HELLO_REPLICAS, ServiceReplicas, type ReplicaKind } from './replicas';
 import { Broker, brokerRegistration } from './broker';
 import { Balancer } from './balancer';
@@ -86,7 +94,15 @@ export function declareStack(
     if (files.balancer) {
       files.balancer[ADMIN_TOKEN_FILE] = balancerAdminToken;
       if (edgeTls) Object.assign(files.balancer, { [PUBLIC_TLS_FILES.cert]: edgeTls.cert, [PUBLIC_TLS_FILES.key]: edgeTls.key });
-      if (tlsCa) files.balancer[UPSTREAM_CA_FILE] = tlsCa.cert;
+      if (tlsCa) {
+        // On a VM its admin listener faces the private network: HTTPS with a certificate of the stack's CA.
+        const admin = adminCertificate(`${host.name}-admin-tls`, { repoRoot, ca: tlsCa, privateAddress: host.adminAddress });
+        Object.assign(files.balancer, {
+          [UPSTREAM_CA_FILE]: tlsCa.cert,
+          [ADMIN_TLS_FILES.cert]: admin.cert,
+          [ADMIN_TLS_FILES.key]: admin.key,
+        });
+      }
     }
     const ownTls = replicaTls.get(host);
     for (const role of ['replica', 'activity'].filter((r) => ownTls && files[r])) {
@@ -269,6 +285,7 @@ export function declareStack(
       balancerHttpsPort: config.balancerHttpsPort,
       tls: edgeTls,
       upstreamTls: tlsCa !== undefined,
+      adminTls: tlsCa !== undefined,
       adminAddress: balancerHost.adminAddress,
       balancerAdminPort: config.balancerAdminPort,
       rateLimitPerClient: config.gatewayRateLimit,
@@ -281,6 +298,8 @@ export function declareStack(
   return {
     balancerUrl: balancer.url,
     balancerCaCertificate: edgeTls?.ca,
+    // The step's output is secret as a whole (it holds the key); the CA's certificate is not.
+    internalCaCertificate: tlsCa ? pulumi.unsecret(tlsCa.cert) : undefined,
     balancerAdminUrl: balancer.adminUrl,
     consulUiUrl: agents.get(aclHost)!.uiUrl,
     replicaNames,

@@ -11,6 +11,7 @@ test('defaults work for a developer on loopback', (t) => {
     listenPort: 8080,
     tls: undefined,
     upstreamCaFile: undefined,
+    adminTls: undefined,
     adminAddress: '127.0.0.1',
     adminPort: 8081,
     reusePort: false,
