@@ -47,8 +47,8 @@ export interface BalancerArgs extends BundledRoleArgs {
   tls?: PublicTls;
   /** HTTPS to the replicas, verified with the CA in its secrets (on VMs, infra/consul-tls.ts). */
   upstreamTls?: boolean;
-  /** HTTPS on the admin listener, with the certificate in its secrets (on VMs, infra/consul-tls.ts). */
-  adminTls?: boolean;
+  /** HTTPS on the admin listener, with the certificate (here for the gateway's name) in its secrets (on VMs, infra/consul-tls.ts). */
+  adminTls?: { cert: pulumi.Input<string> };
   /** Where the admin listener (status, X-Upstream-Addr, the evidence page) is published; never a public address. */
   adminAddress: string;
   /** Host port for the balancer's admin listener, on adminAddress. */
@@ -133,13 +133,13 @@ export class Balancer extends pulumi.ComponentResource {
         : []),
     ];
     // Old and new run side by side, so the name changes with whatever replaces the container: the image, the
-    // settings, the role's hardening and the public certificate (nginx reads it at start: a renewed one takes a
-    // new gateway). The secrets stay out of it (the token is fixed for the stack's life; a key changes with its
+    // settings, the role's hardening and its certificates (nginx reads them at start: a renewed one takes a new
+    // gateway). The secrets stay out of it (the token is fixed for the stack's life; a key changes with its
     // certificate).
-    this.gatewayName = pulumi.all([image.repoDigest, args.tls?.cert ?? '']).apply(
-      ([id, cert]) =>
+    this.gatewayName = pulumi.all([image.repoDigest, args.tls?.cert ?? '', args.adminTls?.cert ?? '']).apply(
+      ([id, ...certs]) =>
         `${this.containerName}-${createHash('sha256')
-          .update(JSON.stringify([id, settings, ROLE_SETTINGS.balancer, ...(cert ? [cert] : [])]))
+          .update(JSON.stringify([id, settings, ROLE_SETTINGS.balancer, ...certs.filter(Boolean)]))
           .digest('hex')
           .slice(0, 12)}`,
     );

@@ -80,6 +80,12 @@ export function declareStack(
         })
       : undefined;
   const replicaTls = new Map(hosts.map((host) => [host, replicaTlsOf(host)]));
+  // The certificate of the balancer's admin listener, on its VM's private address.
+  const adminTls = new Map(
+    hosts
+      .filter((host) => tlsCa && host.consul.network === 'host' && host.roles.includes('balancer'))
+      .map((host) => [host, adminCertificate(`${host.name}-admin-tls`, { repoRoot, ca: tlsCa!, privateAddress: host.adminAddress })]),
+  );
 
   // The secret files of the roles on a host besides Consul's own (infra/secret-files.ts): each role's token.
   const roleSecrets = (host: StackHost): Record<string, Record<string, pulumi.Input<string>>> => {
@@ -96,7 +102,7 @@ export function declareStack(
       if (edgeTls) Object.assign(files.balancer, { [PUBLIC_TLS_FILES.cert]: edgeTls.cert, [PUBLIC_TLS_FILES.key]: edgeTls.key });
       if (tlsCa) {
         // On a VM its admin listener faces the private network: HTTPS with a certificate of the stack's CA.
-        const admin = adminCertificate(`${host.name}-admin-tls`, { repoRoot, ca: tlsCa, privateAddress: host.adminAddress });
+        const admin = adminTls.get(host)!;
         Object.assign(files.balancer, {
           [UPSTREAM_CA_FILE]: tlsCa.cert,
           [ADMIN_TLS_FILES.cert]: admin.cert,
@@ -240,6 +246,7 @@ export function declareStack(
               ? [`TLS_CERT_FILE=${SECRETS_DIR}/${REPLICA_TLS_FILES.cert}`, `TLS_KEY_FILE=${SECRETS_DIR}/${REPLICA_TLS_FILES.key}`]
               : []),
           ],
+          certificate: replicaTls.get(host)?.cert,
           vmAddress: host.hostNetworkAddress,
           secrets: agents.get(host)!.secrets.volumeFor(kind.role),
         },
@@ -285,7 +292,7 @@ export function declareStack(
       balancerHttpsPort: config.balancerHttpsPort,
       tls: edgeTls,
       upstreamTls: tlsCa !== undefined,
-      adminTls: tlsCa !== undefined,
+      adminTls: adminTls.get(balancerHost),
       adminAddress: balancerHost.adminAddress,
       balancerAdminPort: config.balancerAdminPort,
       rateLimitPerClient: config.gatewayRateLimit,
