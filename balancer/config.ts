@@ -80,8 +80,6 @@ export interface BalancerConfig {
   workDir: string | undefined;
   /** How long an empty set is ignored right after a Consul outage or index reset. */
   emptyGraceMs: number;
-  /** Test-only: while this file exists, every render gets a syntax error appended. */
-  testBreakRenderFile: string | undefined;
 }
 
 function integer(env: NodeJS.ProcessEnv, variable: string, fallback: number, min: number, max: number): number {
@@ -170,6 +168,5 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
     nginxBin: envValue(env, 'NGINX_BIN') ?? 'nginx',
     workDir,
     emptyGraceMs: integer(env, 'EMPTY_GRACE_MS', 10_000, 0, 600_000),
-    testBreakRenderFile: envValue(env, 'BALANCER_TEST_BREAK_RENDER_FILE'),
   };
 }
