@@ -33,8 +33,8 @@ export interface ApplierOptions {
   retryMaxMs?: number;
   /**
    * Whether every config must pass `nginx -t`, even one whose only change is upstream addresses (which is
-   * otherwise installed unchecked: nginx's reload refuses what it cannot load). Tests that make renders
-   * fail on purpose need it.
+   * otherwise installed unchecked: nginx's reload refuses what it cannot load). The unit tests of the check
+   * path use it with tables that change only addresses; the balancer does not.
    */
   alwaysCheck?(): boolean;
   /** Called once nginx serves a new table (after the status has it), for the evidence page's stream. */

@@ -11,7 +11,7 @@ import {
 import { parseRouteOwners, ROUTE_OWNERS_ALLOWED, type RouteOwners } from '../lib/route-owners';
 import { parseRoutesEnv, ROUTE_ALLOWED, type Route } from '../lib/routes';
 import { ACTIVITY_STREAM_PATH } from './evidence-activity';
-import { parsePublicTls, parseUpstreamCa, type PublicTls } from './tls-config';
+import { parseAdminTls, parsePublicTls, parseUpstreamCa, type PublicTls } from './tls-config';
 
 /**
  * Requests in flight per client address on the public port. Far above what one browser or API client holds
@@ -46,6 +46,8 @@ export interface BalancerConfig {
   listenPort: number;
   /** HTTPS on the public listener (TLS_CERT_FILE, TLS_KEY_FILE) and what plain HTTP gets; undefined: plain HTTP. */
   tls: PublicTls | undefined;
+  /** ADMIN_TLS_CERT_FILE and ADMIN_TLS_KEY_FILE: HTTPS on the admin listener; undefined: plain HTTP. */
+  adminTls: { certFile: string; keyFile: string } | undefined;
   /** UPSTREAM_CA_FILE: HTTPS to the replicas, verified with this CA (render.ts NginxSettings.upstreamCaFile); undefined: HTTP. */
   upstreamCaFile: string | undefined;
   /**
@@ -78,8 +80,6 @@ export interface BalancerConfig {
   workDir: string | undefined;
   /** How long an empty set is ignored right after a Consul outage or index reset. */
   emptyGraceMs: number;
-  /** Test-only: while this file exists, every render gets a syntax error appended. */
-  testBreakRenderFile: string | undefined;
 }
 
 function integer(env: NodeJS.ProcessEnv, variable: string, fallback: number, min: number, max: number): number {
@@ -153,6 +153,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
     listenPort,
     tls: parsePublicTls(env, { listenPort, adminPort }),
     upstreamCaFile: parseUpstreamCa(env),
+    adminTls: parseAdminTls(env),
     adminAddress,
     adminPort,
     reusePort: reuseText === 'true',
@@ -167,6 +168,5 @@ export function parseConfig(env: NodeJS.ProcessEnv): BalancerConfig {
     nginxBin: envValue(env, 'NGINX_BIN') ?? 'nginx',
     workDir,
     emptyGraceMs: integer(env, 'EMPTY_GRACE_MS', 10_000, 0, 600_000),
-    testBreakRenderFile: envValue(env, 'BALANCER_TEST_BREAK_RENDER_FILE'),
   };
 }

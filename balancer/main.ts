@@ -43,12 +43,6 @@ async function prepareWorkDir(config: BalancerConfig, asRoot: boolean): Promise<
   return dir;
 }
 
-/** Test-only hook (BALANCER_TEST_BREAK_RENDER_FILE): while the file exists, renders get a syntax error. */
-function withTestBreak(config: BalancerConfig, text: string): string {
-  if (!config.testBreakRenderFile || !existsSync(config.testBreakRenderFile)) return text;
-  return `${text}\nthis_line_is_broken_on_purpose_by_BALANCER_TEST_BREAK_RENDER_FILE;\n`;
-}
-
 async function main(): Promise<void> {
   let config: BalancerConfig;
   try {
@@ -97,6 +91,7 @@ async function main(): Promise<void> {
     listenPort: config.listenPort,
     tls: config.tls,
     upstreamCaFile: config.upstreamCaFile,
+    adminTls: config.adminTls,
     adminAddress: config.adminAddress,
     adminPort: config.adminPort,
     reusePort: config.reusePort,
@@ -112,7 +107,7 @@ async function main(): Promise<void> {
     workerProcesses: os.availableParallelism(),
     workerUser: user,
   };
-  const renderText = (table: GatewayTable, generation: number) => withTestBreak(config, renderNginxConfig(settings, table, generation));
+  const renderText = (table: GatewayTable, generation: number) => renderNginxConfig(settings, table, generation);
 
   // Signals are handled from before nginx starts, so a stop during start-up never orphans it.
   let stopping = false;
@@ -184,7 +179,6 @@ async function main(): Promise<void> {
     initial: first,
     status,
     logger,
-    alwaysCheck: () => config.testBreakRenderFile !== undefined,
     onApplied: () => evidence.applied(),
   });
   logger.info('balancer started', {

@@ -54,6 +54,8 @@ export interface NginxSettings {
    * address); undefined: plain HTTP to the replicas.
    */
   upstreamCaFile?: string;
+  /** HTTPS on the admin listener (on a VM's private address); undefined: plain HTTP. */
+  adminTls?: { certFile: string; keyFile: string };
   /** The admin listener (status, and the proxy that names the upstream); the public one shows neither. */
   adminAddress: string;
   adminPort: number;
@@ -485,7 +487,22 @@ const TLS_SETTINGS = [
   '',
 ];
 
-const adminListen = (s: NginxSettings) => `    listen ${hostPort(s.adminAddress, s.adminPort)}${s.reusePort ? ' reuseport' : ''};`;
+/** The admin listener's TCP socket, over TLS when it has a certificate. */
+const adminListen = (s: NginxSettings): string[] => [
+  `    listen ${hostPort(s.adminAddress, s.adminPort)}${s.adminTls ? ' ssl' : ''}${s.reusePort ? ' reuseport' : ''};`,
+  ...(s.adminTls
+    ? [
+        `    ssl_certificate ${s.adminTls.certFile};`,
+        `    ssl_certificate_key ${s.adminTls.keyFile};`,
+        "    # Plain HTTP sent to this port (nginx's code 497): a JSON 400 saying so.",
+        '    error_page 497 = @plain_http;',
+        '    location @plain_http {',
+        '      default_type application/json;',
+        `      return 400 ${PLAIN_HTTP};`,
+        '    }',
+      ]
+    : []),
+];
 
 /** The JSON 401 of the admin port: what a request without the credential must bring. */
 const ADMIN_UNAUTHORIZED = jsonBody({
@@ -523,7 +540,7 @@ function adminFrontServer(s: NginxSettings): string[] {
   ];
   return [
     '  server {',
-    adminListen(s),
+    ...adminListen(s),
     '    auth_request /_balancer/auth;',
     '    error_page 401 = @admin_unauthorized;',
     '    # Redirects stay relative, right behind a TLS proxy too.',
@@ -581,7 +598,7 @@ function adminServer(s: NginxSettings, table: GatewayTable, generation: number):
           '    set_real_ip_from unix:;',
           '    real_ip_header X-Real-IP;',
         ]
-      : [adminListen(s)]),
+      : adminListen(s)),
     "    # This balancer's own: the reload check and the health check ask here, never another balancer on the port.",
     `    listen unix:${adminSocketPath(s.workDir.replace(/\/+$/, ''))};`,
     '    location = /_balancer/status {',
@@ -711,7 +728,7 @@ export function renderNginxConfig(s: NginxSettings, table: GatewayTable, generat
   ];
   const tls = s.tls;
   lines.push(
-    ...(tls ? TLS_SETTINGS : []),
+    ...(tls || s.adminTls ? TLS_SETTINGS : []),
     ...upstreamBlocks(table),
     ...publicServer(s, table),
     '',

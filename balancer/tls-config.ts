@@ -59,6 +59,52 @@ export function parseUpstreamCa(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 /**
+ * A certificate file and its key's, given as [variable, file]: both set, the certificate readable and not
+ * expired, the key unencrypted and the certificate's. Throws ConfigError naming the variable at fault.
+ */
+function checkedPair(
+  [certVariable, certFile]: [string, string | undefined],
+  [keyVariable, keyFile]: [string, string | undefined],
+  now: Date,
+): { certFile: string; keyFile: string } {
+  if (certFile === undefined) return rejectConfig(certVariable, '', `the certificate's file, as ${keyVariable} is set`);
+  if (keyFile === undefined) return rejectConfig(keyVariable, '', `the private key's file, as ${certVariable} is set`);
+  const certPem = readPem(certVariable, certFile);
+  const keyPem = readPem(keyVariable, keyFile);
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (error) {
+    return rejectConfig(
+      certVariable,
+      certFile,
+      `a PEM certificate (-----BEGIN CERTIFICATE-----), the server's first (${(error as Error).message})`,
+    );
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (error) {
+    // OpenSSL's message says what it could not decode, never the key itself.
+    return rejectConfig(keyVariable, keyFile, `an unencrypted PEM private key (${(error as Error).message})`);
+  }
+  if (!cert.checkPrivateKey(key)) rejectConfig(keyVariable, keyFile, `the private key of the certificate in ${certFile} (${cert.subject})`);
+  if (new Date(cert.validTo) < now) rejectConfig(certVariable, certFile, `a certificate still valid (this one expired ${cert.validTo})`);
+  return { certFile, keyFile };
+}
+
+/**
+ * ADMIN_TLS_CERT_FILE and ADMIN_TLS_KEY_FILE (both or neither): HTTPS on the admin listener, for one reached
+ * over a network (a VM's private address); undefined: plain HTTP.
+ */
+export function parseAdminTls(env: NodeJS.ProcessEnv, now = new Date()): { certFile: string; keyFile: string } | undefined {
+  const certFile = envValue(env, 'ADMIN_TLS_CERT_FILE');
+  const keyFile = envValue(env, 'ADMIN_TLS_KEY_FILE');
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  return checkedPair(['ADMIN_TLS_CERT_FILE', certFile], ['ADMIN_TLS_KEY_FILE', keyFile], now);
+}
+
+/**
  * TLS_CERT_FILE and TLS_KEY_FILE (both or neither), PUBLIC_HTTP, HTTP_REDIRECT_PORT and PUBLIC_HTTPS_PORT;
  * undefined when HTTPS is off. Throws ConfigError naming the variable: the files must parse as a
  * certificate (the leaf first, a chain may follow) and its private key, the key must match the
@@ -77,31 +123,7 @@ export function parsePublicTls(
       rejectConfig(httpOnlyVariables[0], envValue(env, httpOnlyVariables[0])!, 'it only with TLS_CERT_FILE and TLS_KEY_FILE set');
     return undefined;
   }
-  if (certFile === undefined) return rejectConfig('TLS_CERT_FILE', '', `the certificate's file, as TLS_KEY_FILE is set`);
-  if (keyFile === undefined) return rejectConfig('TLS_KEY_FILE', '', `the private key's file, as TLS_CERT_FILE is set`);
-
-  const certPem = readPem('TLS_CERT_FILE', certFile);
-  const keyPem = readPem('TLS_KEY_FILE', keyFile);
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(certPem);
-  } catch (error) {
-    return rejectConfig(
-      'TLS_CERT_FILE',
-      certFile,
-      `a PEM certificate (-----BEGIN CERTIFICATE-----), the server's first (${(error as Error).message})`,
-    );
-  }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(keyPem);
-  } catch (error) {
-    // OpenSSL's message says what it could not decode, never the key itself.
-    return rejectConfig('TLS_KEY_FILE', keyFile, `an unencrypted PEM private key (${(error as Error).message})`);
-  }
-  if (!cert.checkPrivateKey(key))
-    rejectConfig('TLS_KEY_FILE', keyFile, `the private key of the certificate in ${certFile} (${cert.subject})`);
-  if (new Date(cert.validTo) < now) rejectConfig('TLS_CERT_FILE', certFile, `a certificate still valid (this one expired ${cert.validTo})`);
+  const files = checkedPair(['TLS_CERT_FILE', certFile], ['TLS_KEY_FILE', keyFile], now);
 
   const publicHttp = envValue(env, 'PUBLIC_HTTP') ?? 'off';
   if (publicHttp !== 'redirect' && publicHttp !== 'off') rejectConfig('PUBLIC_HTTP', publicHttp, 'redirect or off');
@@ -117,5 +139,5 @@ export function parsePublicTls(
   } else if (redirectPort !== undefined) {
     rejectConfig('HTTP_REDIRECT_PORT', String(redirectPort), 'it only with PUBLIC_HTTP=redirect');
   }
-  return { certFile, keyFile, publicHttp, redirectPort, publicHttpsPort: port(env, 'PUBLIC_HTTPS_PORT') ?? ports.listenPort };
+  return { ...files, publicHttp, redirectPort, publicHttpsPort: port(env, 'PUBLIC_HTTPS_PORT') ?? ports.listenPort };
 }

@@ -6,6 +6,7 @@ import type { BalancerStatus } from '../balancer/status';
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
 import { freshBundle } from './bundles';
 import type { ConsulEndpoint } from './consul';
+import { getJson } from './load';
 import { freePorts } from './ports';
 import { requireOnPath, startProcess, waitFor, type Managed } from './processes';
 
@@ -80,12 +81,9 @@ export async function startBalancer(
   });
   // With TLS_CERT_FILE in `env` the public listener speaks HTTPS (the certificate must name 127.0.0.1).
   const url = `${env.TLS_CERT_FILE ? 'https' : 'http'}://127.0.0.1:${port}`;
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
-  const status = async () => {
-    const res = await fetch(`${adminUrl}/_balancer/status`, { headers: adminHeaders, signal: AbortSignal.timeout(2000) });
-    if (!res.ok) throw new Error(`status: HTTP ${res.status}`);
-    return (await res.json()) as BalancerStatusJson;
-  };
+  // With ADMIN_TLS_CERT_FILE the admin listener speaks HTTPS (verified as the requests are: BALANCER_CA_FILE).
+  const adminUrl = `${env.ADMIN_TLS_CERT_FILE ? 'https' : 'http'}://127.0.0.1:${adminPort}`;
+  const status = () => getJson<BalancerStatusJson>(`${adminUrl}/_balancer/status`, adminHeaders);
   const upstreams = async (service: string) => upstreamsOf(await status(), service);
   const balancer: RunningBalancer = Object.assign(proc, {
     port,

@@ -114,6 +114,35 @@ export async function requestFollowing(
   return { ...second, url, at: first.at, ms, ok: second.ok && ms <= timeoutMs, location };
 }
 
+/**
+ * GET `url` and parse its JSON answer, over https:// verified as the requests are (Node's CAs and
+ * BALANCER_CA_FILE's); rejects with the status on a non-2xx answer.
+ */
+export function getJson<T>(url: string, headers: Record<string, string> = {}, timeoutMs = 2000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const client = url.startsWith('https:') ? https : http;
+    const req = client.get(url, { agent: false, ...trustOptions(), headers, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        if (status < 200 || status >= 300) reject(new Error(`${new URL(url).pathname}: HTTP ${status}`));
+        else {
+          try {
+            resolve(JSON.parse(body) as T);
+          } catch (error) {
+            reject(error instanceof Error ? error : new Error(String(error)));
+          }
+        }
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
 function summarize(results: RequestResult[]): LoadReport {
   const byInstance: Record<string, number> = {};
   const byMethod: Record<string, number> = {};

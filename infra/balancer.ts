@@ -17,7 +17,7 @@ import { bundledImage, CONSUL_TOKEN_FILE_SETTING, type BundledRoleArgs } from '.
 import { stackRouteOwners } from './route-grants';
 import { ADMIN_TOKEN_FILE, SECRETS_DIR } from './secret-files';
 import { PUBLIC_TLS_FILES, type PublicTls } from './public-tls';
-import { UPSTREAM_CA_FILE } from './consul-tls';
+import { ADMIN_TLS_FILES, UPSTREAM_CA_FILE } from './consul-tls';
 
 /** Plain HTTP: the public routes, or with TLS the redirect to HTTPS. */
 const LISTEN_PORT = 8080;
@@ -47,6 +47,8 @@ export interface BalancerArgs extends BundledRoleArgs {
   tls?: PublicTls;
   /** HTTPS to the replicas, verified with the CA in its secrets (on VMs, infra/consul-tls.ts). */
   upstreamTls?: boolean;
+  /** HTTPS on the admin listener, with the certificate (here for the gateway's name) in its secrets (on VMs, infra/consul-tls.ts). */
+  adminTls?: { cert: pulumi.Input<string> };
   /** Where the admin listener (status, X-Upstream-Addr, the evidence page) is published; never a public address. */
   adminAddress: string;
   /** Host port for the balancer's admin listener, on adminAddress. */
@@ -69,7 +71,9 @@ export class Balancer extends pulumi.ComponentResource {
     const { naming, collector } = args;
     this.containerName = naming.objectName('balancer');
     this.url = args.tls ? `https://${hostPort(args.bindAddress, args.balancerHttpsPort)}` : httpUrl(args.bindAddress, args.balancerPort);
-    this.adminUrl = httpUrl(args.adminAddress, args.balancerAdminPort);
+    this.adminUrl = args.adminTls
+      ? `https://${hostPort(args.adminAddress, args.balancerAdminPort)}`
+      : httpUrl(args.adminAddress, args.balancerAdminPort);
 
     const image = bundledImage(`${name}-image`, 'balancer', args, this);
 
@@ -124,15 +128,18 @@ export class Balancer extends pulumi.ComponentResource {
       // Every admin path asks for the stack's balancerAdminToken (balancer/README.md, "Admin login").
       `ADMIN_TOKEN_FILE=${SECRETS_DIR}/${ADMIN_TOKEN_FILE}`,
       ...(args.upstreamTls ? [`UPSTREAM_CA_FILE=${SECRETS_DIR}/${UPSTREAM_CA_FILE}`] : []),
+      ...(args.adminTls
+        ? [`ADMIN_TLS_CERT_FILE=${SECRETS_DIR}/${ADMIN_TLS_FILES.cert}`, `ADMIN_TLS_KEY_FILE=${SECRETS_DIR}/${ADMIN_TLS_FILES.key}`]
+        : []),
     ];
     // Old and new run side by side, so the name changes with whatever replaces the container: the image, the
-    // settings, the role's hardening and the public certificate (nginx reads it at start: a renewed one takes a
-    // new gateway). The secrets stay out of it (the token is fixed for the stack's life; a key changes with its
+    // settings, the role's hardening and its certificates (nginx reads them at start: a renewed one takes a new
+    // gateway). The secrets stay out of it (the token is fixed for the stack's life; a key changes with its
     // certificate).
-    this.gatewayName = pulumi.all([image.repoDigest, args.tls?.cert ?? '']).apply(
-      ([id, cert]) =>
+    this.gatewayName = pulumi.all([image.repoDigest, args.tls?.cert ?? '', args.adminTls?.cert ?? '']).apply(
+      ([id, ...certs]) =>
         `${this.containerName}-${createHash('sha256')
-          .update(JSON.stringify([id, settings, ROLE_SETTINGS.balancer, ...(cert ? [cert] : [])]))
+          .update(JSON.stringify([id, settings, ROLE_SETTINGS.balancer, ...certs.filter(Boolean)]))
           .digest('hex')
           .slice(0, 12)}`,
     );

@@ -86,6 +86,18 @@ export function agentCertificate(
 
 /** A replica's files, in its secrets directory, by name (TLS_CERT_FILE, TLS_KEY_FILE). */
 export const REPLICA_TLS_FILES = { cert: 'tls-cert.pem', key: 'tls-key.pem' } as const;
+/** The balancer's files for its admin listener on a VM (ADMIN_TLS_CERT_FILE, ADMIN_TLS_KEY_FILE). */
+export const ADMIN_TLS_FILES = { cert: 'admin-cert.pem', key: 'admin-key.pem' } as const;
+
+/** The certificate of the balancer's admin listener on a VM, signed by `ca`, for its private address and loopback. */
+export function adminCertificate(
+  name: string,
+  args: { repoRoot: string; ca: CertificateAndKey; privateAddress: string },
+): CertificateAndKey {
+  const sans = [`IP:${args.privateAddress}`, 'IP:127.0.0.1', 'DNS:localhost'];
+  return signedCertificate(name, { repoRoot: args.repoRoot, ca: args.ca, cn: args.privateAddress, sans });
+}
+
 /** The balancer's file of the CA it verifies the replicas with (UPSTREAM_CA_FILE). */
 export const UPSTREAM_CA_FILE = 'upstream-ca.pem';
 

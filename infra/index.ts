@@ -27,7 +27,9 @@ const stack = declareStack(context, config.vms.length > 0 ? vmHosts(context) : [
 export const balancerUrl = stack.balancerUrl;
 /** With publicTls on and no certificate given: the CA to trust for balancerUrl (curl --cacert, npm run evidence); else ''. */
 export const balancerCaCertificate = stack.balancerCaCertificate ?? '';
-/** The balancer's admin listener (status, X-Upstream-Addr, the evidence page): loopback or the private network. */
+/** On VMs: the CA of the TLS between VMs, which the admin listener's https:// certificate chains to; else ''. */
+export const internalCaCertificate = stack.internalCaCertificate ?? '';
+/** The balancer's admin listener (status, X-Upstream-Addr, the evidence page): loopback, or HTTPS on the private network. */
 export const balancerAdminUrl = stack.balancerAdminUrl;
 /** The evidence page (balancer/README.md): the instances and a chart of requests per instance, live. */
 export const evidencePageUrl = pulumi.interpolate`${stack.balancerAdminUrl}/_balancer/evidence`;

@@ -66,6 +66,8 @@ export const ACTIVITY_REPLICAS: ReplicaKind = {
 export interface ServiceReplicasArgs extends BundledRoleArgs {
   /** The service's own settings (`NAME=value`), beside those every replica gets. */
   settings?: string[];
+  /** What else it reads at start and is named after: its certificate on a VM, so a renewed one rolls the replicas. */
+  certificate?: pulumi.Input<string>;
   /** Which service's replicas (default hello's). */
   kind?: ReplicaKind;
   /** The replicas' numbers (1..N on one host; on a VM, those placed on it). */
@@ -99,8 +101,10 @@ export class ServiceReplicas extends pulumi.ComponentResource {
     const image = bundledImage(`${name}-image`, kind.folder, args, this);
 
     // Old and new run side by side (create before delete), so the name changes with whatever replaces the
-    // container: the image, and the service's own settings when it has any.
-    const version = image.repoDigest.apply((id) => replicaVersion(id, args.settings ?? []));
+    // container: the image, and the service's own settings and certificate when it has any.
+    const version = pulumi
+      .all([image.repoDigest, args.certificate ?? ''])
+      .apply(([id, certificate]) => replicaVersion(id, [...(args.settings ?? []), ...(certificate ? [certificate] : [])]));
     const names: pulumi.Output<string>[] = [];
     for (const index of args.indices) {
       const containerName = version.apply((id) => naming.versionedName(`${kind.stem}-${index}`, id));

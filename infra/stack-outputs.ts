@@ -8,6 +8,8 @@ export interface StackOutputs {
   balancerUrl: string;
   /** The CA of the certificate the stack made for HTTPS at the edge (clients trust it); undefined otherwise. */
   balancerCaCertificate?: pulumi.Output<string>;
+  /** On VMs: the stack's CA of the TLS between VMs, which the admin listener's certificate chains to. */
+  internalCaCertificate?: pulumi.Output<string>;
   balancerAdminUrl: string;
   consulUiUrl: string;
   replicaNames: pulumi.Output<string[]>;

@@ -7,7 +7,15 @@ import { onHost, type StackHost } from './hosts';
 import { AppBundle } from './bundle';
 import { LogCollector } from './collector';
 import { ConsulAgent } from './consul-agent';
-import { agentCertificate, consulCa, replicaCertificate, REPLICA_TLS_FILES, UPSTREAM_CA_FILE } from './consul-tls';
+import {
+  ADMIN_TLS_FILES,
+  adminCertificate,
+  agentCertificate,
+  consulCa,
+  replicaCertificate,
+  REPLICA_TLS_FILES,
+  UPSTREAM_CA_FILE,
+} from './consul-tls';
 import { collectorCertificate, daemonTlsFiles, daemonTlsPaths } from './syslog-tls';
 import { ACTIVITY_REPLICAS, HELLO_REPLICAS, ServiceReplicas, type ReplicaKind } from './replicas';
 import { Broker, brokerRegistration } from './broker';
@@ -98,6 +106,12 @@ export function declareStack(
         })
       : undefined;
   const replicaTls = new Map(hosts.map((host) => [host, replicaTlsOf(host)]));
+  // The certificate of the balancer's admin listener, on its VM's private address.
+  const adminTls = new Map(
+    hosts
+      .filter((host) => tlsCa && host.consul.network === 'host' && host.roles.includes('balancer'))
+      .map((host) => [host, adminCertificate(`${host.name}-admin-tls`, { repoRoot, ca: tlsCa!, privateAddress: host.adminAddress })]),
+  );
 
   // The secret files of the roles on a host besides Consul's own (infra/secret-files.ts): each role's token.
   const roleSecrets = (host: StackHost): Record<string, Record<string, pulumi.Input<string>>> => {
@@ -112,7 +126,15 @@ export function declareStack(
     if (files.balancer) {
       files.balancer[ADMIN_TOKEN_FILE] = balancerAdminToken;
       if (edgeTls) Object.assign(files.balancer, { [PUBLIC_TLS_FILES.cert]: edgeTls.cert, [PUBLIC_TLS_FILES.key]: edgeTls.key });
-      if (tlsCa) files.balancer[UPSTREAM_CA_FILE] = tlsCa.cert;
+      if (tlsCa) {
+        // On a VM its admin listener faces the private network: HTTPS with a certificate of the stack's CA.
+        const admin = adminTls.get(host)!;
+        Object.assign(files.balancer, {
+          [UPSTREAM_CA_FILE]: tlsCa.cert,
+          [ADMIN_TLS_FILES.cert]: admin.cert,
+          [ADMIN_TLS_FILES.key]: admin.key,
+        });
+      }
     }
     const ownTls = replicaTls.get(host);
     for (const role of ['replica', 'activity'].filter((r) => ownTls && files[r])) {
@@ -251,6 +273,7 @@ export function declareStack(
               ? [`TLS_CERT_FILE=${SECRETS_DIR}/${REPLICA_TLS_FILES.cert}`, `TLS_KEY_FILE=${SECRETS_DIR}/${REPLICA_TLS_FILES.key}`]
               : []),
           ],
+          certificate: replicaTls.get(host)?.cert,
           vmAddress: host.hostNetworkAddress,
           secrets: agents.get(host)!.secrets.volumeFor(kind.role),
         },
@@ -296,6 +319,7 @@ export function declareStack(
       balancerHttpsPort: config.balancerHttpsPort,
       tls: edgeTls,
       upstreamTls: tlsCa !== undefined,
+      adminTls: adminTls.get(balancerHost),
       adminAddress: balancerHost.adminAddress,
       balancerAdminPort: config.balancerAdminPort,
       rateLimitPerClient: config.gatewayRateLimit,
@@ -308,6 +332,8 @@ export function declareStack(
   return {
     balancerUrl: balancer.url,
     balancerCaCertificate: edgeTls?.ca,
+    // The step's output is secret as a whole (it holds the key); the CA's certificate is not.
+    internalCaCertificate: tlsCa ? pulumi.unsecret(tlsCa.cert) : undefined,
     balancerAdminUrl: balancer.adminUrl,
     consulUiUrl: agents.get(aclHost)!.uiUrl,
     replicaNames,

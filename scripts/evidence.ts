@@ -7,7 +7,7 @@
 // from the environment (never an option: the command line is visible to every local user), else the stack's
 // balancerAdminToken output when the admin URL comes from the stack.
 // An https:// URL is verified against Node's CAs and the CA file given (--ca-file, or BALANCER_CA_FILE), or,
-// with neither and the URL from the stack, the stack's balancerCaCertificate output (the CA of a certificate it made).
+// with neither and the URLs from the stack, the stack's own CAs (balancerCaCertificate, internalCaCertificate).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -144,17 +144,23 @@ async function main(): Promise<void> {
   // A CA file that cannot be read stops here, not as a failure of every request.
   trustOptions();
   const url = options.url ?? (await stackOutput(options.stack, 'balancerUrl', '--url'));
-  if (options.url === undefined && url.startsWith('https:') && !process.env[CA_FILE_VARIABLE]) {
-    // Absent when the operator gave the certificate: then the system's CAs (or --ca-file) verify it.
-    const ca = await stackOutput(options.stack, 'balancerCaCertificate', '--ca-file').catch(() => '');
-    if (ca.includes('-----BEGIN CERTIFICATE-----')) {
+  const adminUrl = options.adminUrl ?? (await stackOutput(options.stack, 'balancerAdminUrl', '--admin-url'));
+  if (!process.env[CA_FILE_VARIABLE]) {
+    // The stack's own CAs for the https:// URLs it gave: the edge's (absent when the operator gave the
+    // certificate: then the system's CAs verify it) and, on VMs, the admin listener's.
+    const wanted = [
+      ...(options.url === undefined && url.startsWith('https:') ? ['balancerCaCertificate'] : []),
+      ...(options.adminUrl === undefined && adminUrl.startsWith('https:') ? ['internalCaCertificate'] : []),
+    ];
+    const cas = await Promise.all(wanted.map((output) => stackOutput(options.stack, output, '--ca-file').catch(() => '')));
+    const pem = cas.filter((ca) => ca.includes('-----BEGIN CERTIFICATE-----')).join('\n');
+    if (pem) {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-evidence-'));
       process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-      fs.writeFileSync(path.join(dir, 'ca.pem'), `${ca}\n`);
+      fs.writeFileSync(path.join(dir, 'ca.pem'), `${pem}\n`);
       process.env[CA_FILE_VARIABLE] = path.join(dir, 'ca.pem');
     }
   }
-  const adminUrl = options.adminUrl ?? (await stackOutput(options.stack, 'balancerAdminUrl', '--admin-url'));
   // A stack without the output has an open admin listener: no token then.
   const token =
     process.env.ADMIN_TOKEN?.trim() ||

@@ -4,8 +4,9 @@
 # user's own `pulumi login` is left untouched. Extra arguments go to `pulumi up` / `pulumi destroy`.
 # `npm run pulumi -- ARGS` runs any other pulumi command the same way (config, stack output, ...).
 # `scripts/stack.sh rekey [--stack NAME]` moves a stack made with the old empty passphrase to a generated one.
-# `npm run tls:renew` (scripts/stack.sh renew-tls): `pulumi up` that makes a new certificate for HTTPS at the
-# edge (infra/public-tls.ts) by replacing its step; the balancer hands over to one serving it.
+# `npm run tls:renew` (scripts/stack.sh renew-tls): `pulumi up` that makes new server certificates (the edge's,
+# and on VMs the replicas' and the admin listener's) by replacing their steps; the balancer hands over and the
+# replicas roll to ones serving them.
 #
 # Secrets in the stack's config and state are encrypted with a passphrase: a random one generated on first
 # use into .pulumi/passphrase (mode 0600, git-ignored, like the state beside it) and handed to the CLI as
@@ -167,9 +168,20 @@ if [ "$action" = pulumi ]; then
   exec "${pulumi_cmd[@]}" "$@"
 fi
 if [ "$action" = renew-tls ]; then
-  project="$(sed -n 's/^name: *//p' Pulumi.yaml)"
-  # The step is a top-level resource (no parent type in its URN); PUBLIC_TLS_STEP in infra/public-tls.ts.
-  set -- --replace "urn:pulumi:$stack::$project::command:local:Command::public-tls" "$@"
+  # The certificate steps the stack holds (top-level local commands): the edge's (`public-tls`,
+  # infra/public-tls.ts) and, on VMs, each replicas VM's (`<vm>-replica-tls`) and the admin listener's
+  # (`<vm>-admin-tls`, infra/consul-tls.ts). Their CAs and Consul's agent certificates are kept.
+  urns="$("${pulumi_cmd[@]}" stack export --stack "$stack" |
+    grep -oE '"urn": *"urn:pulumi:[^"]*::command:local:Command::(public-tls|[a-z0-9-]+-(replica|admin)-tls)"' |
+    sed -E 's/^"urn": *"//; s/"$//' | sort -u)"
+  if [ -z "$urns" ]; then
+    echo "stack: the $stack stack has no certificate to renew: publicTls is off (or its certificate is yours) and it runs on one host" >&2
+    exit 1
+  fi
+  replace=()
+  while IFS= read -r urn; do replace+=(--replace "$urn"); done <<<"$urns"
+  echo "stack: renewing the certificates of ${urns//$'\n'/, }" >&2
+  set -- "${replace[@]}" "$@"
   action=up
 fi
 exec "${pulumi_cmd[@]}" "$action" --stack "$stack" "$@"

@@ -13,6 +13,7 @@ import { stopAll, waitFor } from '../../harness/processes';
 import { slowPost, startReplica, type Replica } from '../../harness/service';
 
 const SERVICE = 'hello';
+const REFUSING_NGINX = path.resolve(__dirname, '../helpers/nginx-refusing.sh');
 let consul: ConsulAgent;
 /** The replicas reach Consul through this relay, so a test can hold them off a restarted agent. */
 let consulGate: Gate;
@@ -60,7 +61,8 @@ test.before(async () => {
   consul = await startConsul();
   consulGate = await startGate(consul.httpPort);
   breakFile = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'balancer-break-')), 'break');
-  balancer = await startBalancer(consul, { BALANCER_TEST_BREAK_RENDER_FILE: breakFile, EMPTY_GRACE_MS: '10000' });
+  // nginx through a wrapper of the test's: it refuses every configuration while breakFile exists.
+  balancer = await startBalancer(consul, { NGINX_BIN: REFUSING_NGINX, REFUSE_CONFIG_FILE: breakFile, EMPTY_GRACE_MS: '10000' });
 });
 
 test.after.always(async (t) => {
@@ -314,11 +316,16 @@ test.serial(
 );
 
 test.serial(
-  'a render made invalid on purpose is refused: reloads unchanged, lastReloadError set, traffic still served, then retried until it goes through',
+  'a configuration nginx refuses is not installed: reloads unchanged, lastReloadError set, traffic still served, then retried until it goes through',
   async (t) => {
     const before = await waitForUpstreams(live(), 10_000);
-    await fs.writeFile(breakFile, 'break renders while this file exists\n');
-    const r6 = await addReplica('r6');
+    await fs.writeFile(breakFile, 'nginx -t fails while this file exists\n');
+    // A new service's route: a change of routes, which is always checked with nginx -t (an upstream address
+    // alone is installed unchecked, apply.ts).
+    const other = await startReplica({ httpAddr: consulGate.url, roleToken: (role, name) => consul.roleToken(role, name) }, 'other', 'r6', {
+      ROUTES: '/other',
+    });
+    t.teardown(() => other.stop(3000));
     const after = await waitFor(
       'the refused reload',
       async () => {
@@ -328,17 +335,20 @@ test.serial(
       10_000,
       25,
     );
-    t.regex(after.lastReloadError!, /this_line_is_broken_on_purpose/);
+    t.regex(after.lastReloadError!, /configuration refused on purpose/);
     t.is(after.reloads, before.reloads);
     t.deepEqual(upstreamsOf(after, SERVICE), upstreamsOf(before, SERVICE));
-    t.false(upstreamsOf(after, SERVICE).includes(addr(r6)));
+    t.deepEqual(upstreamsOf(after, 'other'), []);
     const report = await sendRequests(balancer.url + '/', 40);
     t.deepEqual(report.failures, [], describeFailures(report));
 
-    // No news from Consul: the refused set is retried with backoff until nginx accepts it.
+    // No news from Consul: the refused table is retried with backoff until nginx accepts it.
     await fs.rm(breakFile);
-    const retried = await waitForUpstreams(live(), 15_000);
-    t.true(upstreamsOf(retried, SERVICE).includes(addr(r6)));
+    const retried = await balancer.waitForStatus(
+      'the retried table',
+      (status) => upstreamsOf(status, 'other').includes(addr(other)),
+      15_000,
+    );
     t.is(retried.reloads, before.reloads + 1, 'the retry reloads once');
     t.is(retried.failedApplies, 0);
     await addReplica('r7');

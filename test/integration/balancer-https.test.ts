@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import tls from 'node:tls';
 import test from 'ava';
@@ -196,3 +197,54 @@ test.serial('two HTTPS balancers with REUSE_PORT hand the port over: both serve,
   const after = await sendRequests(`${old.url}/`, 60);
   t.deepEqual(after.failures, [], 'the second serves alone');
 });
+
+test.serial(
+  'ADMIN_TLS_CERT_FILE: the admin listener speaks HTTPS behind its login, its session cookie Secure; plain HTTP there gets a JSON 400',
+  async (t) => {
+    t.timeout(90_000);
+    const certs = await makeTestCertificates();
+    t.teardown(() => certs.remove());
+    const consul = await startConsul();
+    t.teardown(() => consul.stop());
+    const replica = await startReplica(consul, 'hello', 'hello-1');
+    t.teardown(() => replica.stop(5000));
+    process.env[CA_FILE_VARIABLE] = certs.caFile;
+    t.teardown(() => delete process.env[CA_FILE_VARIABLE]);
+    const balancer = await startBalancer(
+      consul,
+      { ADMIN_TLS_CERT_FILE: certs.certFile, ADMIN_TLS_KEY_FILE: certs.keyFile },
+      { adminLogin: true },
+    );
+    t.teardown(() => balancer.cleanup());
+    t.regex(balancer.adminUrl, /^https:/);
+    // The harness reads the status over HTTPS, verified with the CA, with the Bearer token.
+    await balancer.waitForUpstreams('hello', 1);
+    const trusted = await handshake(balancer.adminPort, { ca: readFileSync(certs.caFile) });
+    t.true(trusted.authorized, trusted.error);
+
+    // The login form over HTTPS: the session cookie is Secure, HttpOnly and SameSite=Strict.
+    const login = await new Promise<{ status: number; cookie: string }>((resolve, reject) => {
+      const body = `token=${encodeURIComponent(balancer.adminToken!)}`;
+      const req = https.request(
+        `${balancer.adminUrl}/_balancer/login`,
+        {
+          method: 'POST',
+          ca: readFileSync(certs.caFile),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length) },
+        },
+        (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, cookie: String(res.headers['set-cookie'] ?? '') });
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    t.is(login.status, 303);
+    t.regex(login.cookie, /HttpOnly; SameSite=Strict; Secure$/);
+
+    const plain = await plainGet(balancer.adminPort, '/_balancer/status');
+    t.is(plain.status, 400);
+    t.is((JSON.parse(plain.body) as { error: string }).error, 'plain HTTP sent to the HTTPS port');
+  },
+);

@@ -15,7 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { BOOTSTRAP_SCRIPT_PATH } from '../../infra/vm-host';
 import { upstreamsOf, type BalancerStatusJson } from '../../harness/balancer';
-import { describeFailures, sendAll, sendRequests, startSteadyLoopProcess, type SteadyLoop } from '../../harness/load';
+import { describeFailures, getJson, sendAll, sendRequests, startSteadyLoopProcess, type SteadyLoop } from '../../harness/load';
+import { CA_FILE_VARIABLE } from '../../harness/tls';
 import { waitFor } from '../../harness/processes';
 import { openSshTunnel, type SshTunnel } from '../../infra/ssh-tunnel';
 import { remoteFailure, runOverSsh } from '../../harness/plugins/command/ssh';
@@ -106,6 +107,10 @@ async function deploy(t: ExecutionContext, replicas: number): Promise<CliSummary
   const upMs = summary.endedAt - summary.startedAt;
   state = await cli!.state();
   ({ values: outputs, secrets: secretOutputs } = await cli!.outputs());
+  // The admin listener on a VM is HTTPS with a certificate of the stack's CA, an output: the status reads trust it.
+  const caFile = path.join(copy!.dir, 'internal-ca.pem');
+  fs.writeFileSync(caFile, String(outputs.internalCaCertificate));
+  process.env[CA_FILE_VARIABLE] = caFile;
   t.log(
     `replicas=${replicas}: pulumi up on the VMs in ${(upMs / 1000).toFixed(1)} s${configMs ? ` (config set in ${(configMs / 1000).toFixed(1)} s)` : ''}: ` +
       `${summary.created.length} created, ${summary.updated.length} updated, ${summary.replaced.length} replaced, ` +
@@ -171,13 +176,11 @@ async function replicas(
 }
 
 async function upstreams(): Promise<string[]> {
-  const res = await fetch(`${adminUrl}/_balancer/status`, {
-    headers: { Authorization: `Bearer ${String(outputs.balancerAdminToken)}` },
-    signal: AbortSignal.timeout(2000),
+  // HTTPS, verified with the stack's internal CA (deploy() points BALANCER_CA_FILE at it).
+  const status = await getJson<BalancerStatusJson>(`${adminUrl}/_balancer/status`, {
+    Authorization: `Bearer ${String(outputs.balancerAdminToken)}`,
   });
-  return upstreamsOf((await res.json()) as BalancerStatusJson, 'hello')
-    .slice()
-    .sort();
+  return upstreamsOf(status, 'hello').slice().sort();
 }
 
 async function allHealthy(): Promise<boolean> {
@@ -256,7 +259,8 @@ test.before(async (t) => {
     [BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE],
   );
   url = `http://127.0.0.1:${fleet.vm('vm1').published.get(BALANCER_PORT)}`;
-  adminUrl = `http://127.0.0.1:${fleet.vm('vm1').published.get(BALANCER_ADMIN_PORT)}`;
+  // HTTPS on VMs (infra/consul-tls.ts); its certificate names 127.0.0.1 too, where the port is forwarded.
+  adminUrl = `https://127.0.0.1:${fleet.vm('vm1').published.get(BALANCER_ADMIN_PORT)}`;
   t.log(`3 VMs on ${fleet.subnet}.0/24 up, images loaded, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });
 

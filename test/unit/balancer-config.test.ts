@@ -11,6 +11,7 @@ test('defaults work for a developer on loopback', (t) => {
     listenPort: 8080,
     tls: undefined,
     upstreamCaFile: undefined,
+    adminTls: undefined,
     adminAddress: '127.0.0.1',
     adminPort: 8081,
     reusePort: false,
@@ -24,7 +25,6 @@ test('defaults work for a developer on loopback', (t) => {
     nginxBin: 'nginx',
     workDir: undefined,
     emptyGraceMs: 10_000,
-    testBreakRenderFile: undefined,
   });
 });
 
@@ -45,7 +45,6 @@ test('every variable is read', (t) => {
     NGINX_BIN: '/usr/sbin/nginx',
     WORK_DIR: '/run/balancer',
     EMPTY_GRACE_MS: '2500',
-    BALANCER_TEST_BREAK_RENDER_FILE: '/tmp/break',
     CONSUL_HTTP_TOKEN: '0d9db986-0adb-4d4c-a2df-09081559dc58',
   });
   t.is(config.consulToken, '0d9db986-0adb-4d4c-a2df-09081559dc58');
@@ -79,7 +78,6 @@ test('every variable is read', (t) => {
   t.is(config.nginxBin, '/usr/sbin/nginx');
   t.is(config.workDir, '/run/balancer');
   t.is(config.emptyGraceMs, 2500);
-  t.is(config.testBreakRenderFile, '/tmp/break');
 });
 
 test("CONSUL_HTTP_ADDR without a scheme means http, like Consul's CLI; IPv6 hosts lose their brackets", (t) => {

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { renderNginxConfig, type NginxSettings } from '../../balancer/render';
-import { parsePublicTls, parseUpstreamCa } from '../../balancer/tls-config';
+import { parseAdminTls, parsePublicTls, parseUpstreamCa } from '../../balancer/tls-config';
 import { makeTestCertificates, type TestCertificates } from '../../harness/tls';
 import { RENDER_SETTINGS } from '../helpers/nginx-settings';
 
@@ -130,4 +130,17 @@ test('parseUpstreamCa: unset is plain HTTP; a CA certificate file is taken; a le
     t.throws(() => parseUpstreamCa({ UPSTREAM_CA_FILE: 'relative.pem' })).message,
     /UPSTREAM_CA_FILE = "relative.pem" is not allowed: use an absolute path/,
   );
+});
+
+test('ADMIN_TLS_CERT_FILE and ADMIN_TLS_KEY_FILE: the admin listener speaks HTTPS (behind the login front too), plain HTTP there a JSON 400', (t) => {
+  const admin = parseAdminTls({ ADMIN_TLS_CERT_FILE: certs.certFile, ADMIN_TLS_KEY_FILE: certs.keyFile })!;
+  t.deepEqual(admin, { certFile: certs.certFile, keyFile: certs.keyFile });
+  t.is(parseAdminTls({}), undefined);
+  t.regex(t.throws(() => parseAdminTls({ ADMIN_TLS_CERT_FILE: certs.certFile })).message, /ADMIN_TLS_KEY_FILE = "" is not allowed/);
+  for (const adminLogin of [false, true]) {
+    const text = renderNginxConfig({ ...settings, adminTls: files, adminLogin }, table);
+    t.regex(text, /listen 127\.0\.0\.1:8081 ssl reuseport;\n {4}ssl_certificate \/run\/secrets\/cert\.pem;/, `adminLogin ${adminLogin}`);
+    t.regex(text, /ssl_protocols TLSv1\.2 TLSv1\.3;/);
+  }
+  t.notRegex(renderNginxConfig(settings, table), /8081 ssl/);
 });

@@ -278,6 +278,63 @@ test('Balancer with HTTPS: the public routes on 8443 with the files of its secre
   t.not(inputs(await gatewayOf('redirect', 'cert two')).name, inputs(redirect).name, 'a renewed certificate starts a new gateway');
 });
 
+test('a new setting or certificate renames the replicas (create before delete, no name collision); the same ones keep the names', async (t) => {
+  const namesWith = async (settings: string[], certificate?: string) =>
+    ofType(
+      await recordStack({
+        declare: () => {
+          const { bundle, role, consul } = foundation();
+          new ServiceReplicas(
+            'replicas',
+            { ...role, sourceHash: bundle.serviceSourceHash, indices: [1], settings, certificate },
+            { dependsOn: [consul] },
+          );
+        },
+      }),
+      CONTAINER,
+    )
+      .filter((c) => c.options.parent === 'replicas')
+      .map((c) => inputs(c).name);
+  const base = await namesWith([]);
+  t.deepEqual(await namesWith([]), base);
+  t.notDeepEqual(await namesWith(['ACTIVITY_DURABLE_INACTIVE_SECONDS=30']), base);
+  const withCert = await namesWith([], 'certificate one');
+  t.notDeepEqual(withCert, base);
+  t.deepEqual(await namesWith([], 'certificate one'), withCert);
+  t.notDeepEqual(await namesWith([], 'certificate two'), withCert, 'a renewed certificate rolls the replicas');
+});
+
+test('a renewed admin certificate names a new gateway', async (t) => {
+  const gatewayName = async (cert: string) =>
+    inputs(
+      ofType(
+        await recordStack({
+          declare: () => {
+            const { bundle, role, consul } = foundation();
+            new Balancer(
+              'balancer',
+              {
+                ...role,
+                sourceHash: bundle.balancerSourceHash,
+                bindAddress: '127.0.0.1',
+                balancerPort: 18080,
+                balancerHttpsPort: 18443,
+                adminAddress: '127.0.0.1',
+                balancerAdminPort: 18081,
+                rateLimitPerClient: 7,
+                adminTls: { cert },
+              },
+              { dependsOn: consul },
+            );
+          },
+        }),
+        CONTAINER,
+      ).find((c) => c.name === 'balancer-gateway')!,
+    ).name;
+  t.is(await gatewayName('admin one'), await gatewayName('admin one'));
+  t.not(await gatewayName('admin two'), await gatewayName('admin one'));
+});
+
 test('LogCollector alone: its container waits for nothing and keeps its own log local', async (t) => {
   const record = await recordStack({ declare: () => foundation() });
   const collector = ofType(record, CONTAINER).find((c) => c.name === 'collector-container')!;

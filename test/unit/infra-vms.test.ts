@@ -820,7 +820,7 @@ test("Consul's RPC between VMs is TLS both ways: one CA made once, a certificate
   }
 });
 
-test('the gateway reaches replicas on VMs over verified TLS: per replicas VM a certificate of the stack CA naming both services, its node and address; the balancer trusts the CA', async (t) => {
+test('the gateway reaches replicas on VMs over verified TLS: per replicas VM a certificate of the stack CA naming both services, its node and address; the balancer trusts the CA; its admin listener is HTTPS', async (t) => {
   const record = await recordStack({ config: { vms: COURSE_VMS, replicas: 4 } });
   for (const [vm, address] of [
     ['vm2', '172.31.0.12'],
@@ -847,12 +847,22 @@ test('the gateway reaches replicas on VMs over verified TLS: per replicas VM a c
     'vm1 runs no replica',
   );
   t.is(env(named(record, 'vm1-balancer-gateway')).UPSTREAM_CA_FILE, '/run/secrets/upstream-ca.pem');
+  // Its admin listener faces the private network too: HTTPS with a certificate of the same CA.
+  t.like(inputs(named(record, 'vm1-admin-tls')).environment, { CN: '172.31.0.11', SANS: 'IP:172.31.0.11,IP:127.0.0.1,DNS:localhost' });
+  t.like(env(named(record, 'vm1-balancer-gateway')), {
+    ADMIN_TLS_CERT_FILE: '/run/secrets/admin-cert.pem',
+    ADMIN_TLS_KEY_FILE: '/run/secrets/admin-key.pem',
+  });
+  t.is(record.outputs.balancerAdminUrl, 'https://172.31.0.11:8081');
+  t.is(record.outputs.internalCaCertificate, splitPem(mockPem('consul-tls-ca')).cert);
   const balancerFiles = named(record, 'vm1-consul-secrets-holder').inputs.uploads as { file: string; content: string }[];
   t.is(balancerFiles.find((u) => u.file === '/secrets/balancer/upstream-ca.pem')?.content, splitPem(mockPem('consul-tls-ca')).cert);
   // One host: none of it.
   const oneHost = await recordStack({});
   t.false(oneHost.resources.some((r) => r.name.endsWith('replica-tls')));
   t.false('UPSTREAM_CA_FILE' in env(named(oneHost, 'balancer-gateway')));
+  t.false('ADMIN_TLS_CERT_FILE' in env(named(oneHost, 'balancer-gateway')));
+  t.is(oneHost.outputs.internalCaCertificate, '');
 });
 
 test('on one host Consul has no TLS: its RPC stays inside one engine', async (t) => {
