@@ -21,6 +21,8 @@ export interface ConsumerOptions {
   consul: ConsulAddress;
   consulToken: string | undefined;
   natsService: string;
+  /** USER_EVENTS_REPLICAS: the copies of the stream it creates, or raises an existing stream to. */
+  streamReplicas?: number;
   durable: string;
   /** How many recent events the feed keeps: how many are read back at start. */
   keep: number;
@@ -94,7 +96,7 @@ export function startEventConsumer(o: ConsumerOptions): EventConsumer {
   const consumeOnce = async (): Promise<void> => {
     const servers = await findBroker(o.consul, o.consulToken, o.natsService);
     nc = await connectBroker(servers, o.durable);
-    await ensureUserEventsStream(nc);
+    await ensureUserEventsStream(nc, o.streamReplicas);
     const jsm = await nc.jetstreamManager();
     // At start the feed is filled with the stream's last `keep` events, all it can hold, up to `readUpTo`;
     // the durable's messages up to there are then acked without being added again (a durable that was

@@ -44,6 +44,7 @@ function main(): void {
     consul: config.consul,
     consulToken: config.consulToken,
     natsService: config.natsService,
+    streamReplicas: config.streamReplicas,
     durable: durableName(config.serviceId),
     keep: config.keep,
     durableInactiveMs: config.durableInactiveMs,

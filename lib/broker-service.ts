@@ -20,12 +20,18 @@ export interface BrokerEndpoint {
   address: string;
   clientPort: number;
   monitorPort: number;
+  /**
+   * The service ID: one broker per agent, so the stack leaves it at the name; a test registering several
+   * brokers on one agent names each.
+   */
+  id?: string;
 }
 
-export function brokerServiceDefinition({ address, clientPort, monitorPort }: BrokerEndpoint): BrokerServiceDefinition {
+export function brokerServiceDefinition({ address, clientPort, monitorPort, id }: BrokerEndpoint): BrokerServiceDefinition {
   return {
-    // One broker per agent: a fixed ID makes registering again a replacement, never a second instance.
-    ID: BROKER_SERVICE_NAME,
+    // One broker per agent (three brokers are on three VMs, each on its own agent): a fixed ID makes
+    // registering again a replacement, never a second instance.
+    ID: id ?? BROKER_SERVICE_NAME,
     Name: BROKER_SERVICE_NAME,
     Address: address,
     Port: clientPort,

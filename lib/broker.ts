@@ -20,6 +20,21 @@ interface HealthEntry {
   Service?: { Address?: string; Port?: number };
 }
 
+/**
+ * How many brokers hold USER_EVENTS, the stack's count of broker VMs (USER_EVENTS_REPLICAS): one, or three
+ * forming one JetStream cluster, where the stream keeps a copy on each and an ack means a quorum (2) has it.
+ */
+export const USER_EVENTS_REPLICAS = { default: 1, allowed: [1, 3] } as const;
+
+/** USER_EVENTS_REPLICAS: the stream's replica count, 1 (default) or 3. */
+export function parseUserEventsReplicas(env: NodeJS.ProcessEnv): number {
+  const raw = envValue(env, 'USER_EVENTS_REPLICAS');
+  if (raw === undefined) return USER_EVENTS_REPLICAS.default;
+  return USER_EVENTS_REPLICAS.allowed.map(String).includes(raw)
+    ? Number(raw)
+    : rejectConfig('USER_EVENTS_REPLICAS', raw, '1 (one broker) or 3 (three brokers in one JetStream cluster)');
+}
+
 /** `nats://address:port` of each entry; a service registered without an address is at its node's. */
 export function brokerServers(entries: readonly HealthEntry[]): string[] {
   const servers: string[] = [];
@@ -42,12 +57,14 @@ export async function findBroker(consul: ConsulAddress, token: string | undefine
 }
 
 /**
- * A connection that does not reconnect by itself: when the broker goes away the connection closes and
- * its owner asks Consul again, so a broker that moved (a new container, another host) is found too.
+ * A connection to one of `servers` (every passing broker, tried in random order until one answers), which
+ * does not reconnect by itself: when its broker goes away the connection closes and its owner asks Consul
+ * again, so it reaches another passing broker, or one that moved (a new container, another host). A broker
+ * whose host died answers nothing: two unanswered pings 2 s apart close the connection (within about 6 s).
  */
 export async function connectBroker(servers: string[], name: string): Promise<NatsConnection> {
   try {
-    return await connect({ servers, name, reconnect: false, timeout: 2000, maxPingOut: 2, pingInterval: 5000 });
+    return await connect({ servers, name, reconnect: false, timeout: 2000, maxPingOut: 2, pingInterval: 2000, ignoreClusterUpdates: true });
   } catch (error) {
     throw new Error(`cannot connect to the broker at ${servers.join(', ')}: ${error instanceof Error ? error.message : String(error)}`, {
       cause: error,
@@ -72,16 +89,23 @@ export const DURABLE_INACTIVE_SECONDS = { default: 3600, max: USER_EVENTS_LIMITS
 
 const nanos = (ms: number) => ms * 1_000_000;
 
-/** Creates the stream if it is missing; the same config again is a no-op, so concurrent callers agree. */
-export async function ensureUserEventsStream(nc: NatsConnection): Promise<void> {
+/**
+ * Creates the stream if it is missing, with `replicas` copies; the same config again is a no-op, so
+ * concurrent callers agree. A stream with fewer copies (a one-broker stack that got three brokers) is
+ * raised to `replicas` in place (a stream update of num_replicas: the new copies catch up from the leader,
+ * no event is lost); never lowered, so a client started with an older setting cannot undo it.
+ */
+export async function ensureUserEventsStream(nc: NatsConnection, replicas: number = USER_EVENTS_REPLICAS.default): Promise<void> {
   const jsm = await nc.jetstreamManager();
   try {
-    await jsm.streams.info(USER_EVENTS_STREAM);
+    const { config } = await jsm.streams.info(USER_EVENTS_STREAM);
+    if ((config.num_replicas || 1) < replicas) await jsm.streams.update(USER_EVENTS_STREAM, { ...config, num_replicas: replicas });
     return;
   } catch (error) {
     if (!/stream not found/i.test(String(error))) throw error;
   }
   const config = {
+    num_replicas: replicas,
     name: USER_EVENTS_STREAM,
     subjects: [USER_EVENTS_SUBJECTS],
     storage: StorageType.File,

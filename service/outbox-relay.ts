@@ -21,6 +21,8 @@ export interface RelayOptions {
   consulClient: Consul;
   outboxPrefix: string;
   natsService: string;
+  /** USER_EVENTS_REPLICAS: the copies of the stream it creates, or raises an existing stream to. */
+  streamReplicas?: number;
   /** Names this relay's broker connection (the replica's id). */
   name: string;
   logger: Logger;
@@ -138,7 +140,7 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
     const servers = await findBroker(o.consul, o.consulToken, o.natsService);
     const nc = await connectBroker(servers, o.name);
     try {
-      await ensureUserEventsStream(nc);
+      await ensureUserEventsStream(nc, o.streamReplicas);
     } catch (error) {
       await nc.close();
       throw error;
