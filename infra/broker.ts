@@ -1,16 +1,18 @@
-// The broker: one NATS server with JetStream (the user events' stream), built from broker/ on natsImage,
+// The broker: a NATS server with JetStream (the user events' stream), built from broker/ on natsImage,
 // its store on a named volume, and the step that registers it in Consul, which nats-server cannot do
-// itself. Services find it there as `nats` (NATS_SERVICE) among the passing instances.
+// itself. Services find it there as `nats` (NATS_SERVICE) among the passing instances. Three broker VMs
+// run one each, routed to each other as one JetStream cluster (BrokerArgs.cluster).
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import * as command from '@pulumi/command';
 import { roleOptions, stackContainer, type LogDestination } from './container-settings';
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
+import { hostPort } from '../lib/endpoints';
 import { localImage } from './local-image';
 import type { StackNaming } from './naming';
 import { hashSources } from './sources';
-import { NATS_CLIENT_PORT, NATS_MONITOR_PORT } from './vm-ports';
+import { NATS_CLIENT_PORT, NATS_CLUSTER_PORT, NATS_MONITOR_PORT } from './vm-ports';
 
 /** Where broker/Dockerfile gives the unprivileged user a directory; the volume is mounted there. */
 const STORE_DIR = '/data';
@@ -31,6 +33,32 @@ export interface BrokerArgs {
   publishOn?: string;
   /** The platform its image is built for (a VM's, from its bootstrap); unset on one host (local-image.ts). */
   platform?: pulumi.Input<string>;
+  /** With three broker VMs: this one's member name and the other brokers' private addresses. */
+  cluster?: BrokerCluster;
+}
+
+export interface BrokerCluster {
+  /** The cluster's name, the same on every member. */
+  name: string;
+  /** This member's name, unique in the cluster (JetStream's Raft groups know their peers by it). */
+  serverName: string;
+  /** The other members' private addresses: this one routes to each on NATS_CLUSTER_PORT. */
+  peers: string[];
+}
+
+/**
+ * nats-server 2.9's flags for a cluster member on a VM. It listens for routes on every address and
+ * advertises the VM's private one (its own, on the stack network, means nothing on another VM); it
+ * does not hand its peers' addresses to clients (no_advertise): those find every broker in Consul.
+ */
+export function clusterFlags(cluster: BrokerCluster, privateAddress: string): string[] {
+  return [
+    `--cluster_name=${cluster.name}`,
+    `--cluster=nats://0.0.0.0:${NATS_CLUSTER_PORT}`,
+    `--cluster_advertise=${hostPort(privateAddress, NATS_CLUSTER_PORT)}`,
+    `--routes=${cluster.peers.map((peer) => `nats://${hostPort(peer, NATS_CLUSTER_PORT)}`).join(',')}`,
+    '--no_advertise',
+  ];
 }
 
 export class Broker extends pulumi.ComponentResource {
@@ -61,6 +89,8 @@ export class Broker extends pulumi.ComponentResource {
     );
 
     const published = (port: number) => ({ internal: port, external: port, ip: args.publishOn!, protocol: 'tcp' });
+    const cluster = args.cluster;
+    if (cluster && args.publishOn === undefined) throw new Error('a broker cluster member runs on a VM: publishOn is its private address');
     this.container = stackContainer(
       `${name}-container`,
       { naming, role: 'broker', logs: collector },
@@ -76,12 +106,16 @@ export class Broker extends pulumi.ComponentResource {
           `--port=${NATS_CLIENT_PORT}`,
           `--http_port=${NATS_MONITOR_PORT}`,
           // A stable name in its logs and monitoring output (the default is a new random id per start).
-          `--server_name=${this.containerName}`,
+          `--server_name=${cluster?.serverName ?? this.containerName}`,
+          ...(cluster ? clusterFlags(cluster, args.publishOn!) : []),
         ],
-        ...(args.publishOn === undefined ? {} : { ports: [published(NATS_CLIENT_PORT), published(NATS_MONITOR_PORT)] }),
+        ...(args.publishOn === undefined
+          ? {}
+          : { ports: [NATS_CLIENT_PORT, NATS_MONITOR_PORT, ...(cluster ? [NATS_CLUSTER_PORT] : [])].map(published) }),
         networksAdvanced: [{ name: args.networkName, aliases: ['nats'] }],
         volumes: [{ volumeName: this.dataVolume.name, containerPath: STORE_DIR }],
-        // /healthz answers 200 once the server and JetStream are up; wget is in the image (broker/Dockerfile).
+        // /healthz answers 200 once the server and JetStream are up (in a cluster: once it follows a metadata
+        // leader, which takes two members, and its streams are current); wget is in the image (broker/Dockerfile).
         healthcheck: {
           tests: ['CMD', 'wget', '-q', '-T', '2', '-O', '/dev/null', `http://127.0.0.1:${NATS_MONITOR_PORT}/healthz`],
           interval: '5s',
@@ -90,7 +124,9 @@ export class Broker extends pulumi.ComponentResource {
           startPeriod: '10s',
         },
         wait: true,
-        waitTimeout: 60,
+        // A cluster member is healthy only once a second member is up: the VMs' brokers start in parallel, but
+        // each after its own VM's image build.
+        waitTimeout: cluster ? 180 : 60,
         // nats-server shuts down on SIGTERM, flushing the store.
         destroyGraceSeconds: 10,
       },

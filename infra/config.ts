@@ -6,7 +6,8 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 import { ACTIVITY_SERVICE_NAME, BROKER_SERVICE_NAME, DEFAULT_SERVICE_NAME, isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
 import { ACTIVITY_PORTS, BROKER_PORTS, CONSUL_CLUSTER_PORTS, MAX_REPLICAS, REPLICA_PORTS, portRangeText } from './vm-ports';
-import { DURABLE_INACTIVE_SECONDS } from '../lib/broker';
+import { DURABLE_INACTIVE_SECONDS, USER_EVENTS_REPLICAS } from '../lib/broker';
+import { OUTBOX_MAX_ENTRIES } from '../lib/outbox-bound';
 
 export { MAX_REPLICAS };
 
@@ -66,6 +67,8 @@ export interface StackConfig {
   serviceName: string;
   /** Subnet of the stack's bridge network on each VM; its gateway is where local containers reach the VM's Consul agent. */
   vmNetworkSubnet: string;
+  /** The most events a hello replica's outbox holds unpublished (its OUTBOX_MAX_ENTRIES). */
+  outboxMaxEntries: number;
   /** Empty: everything on one engine (dockerHost's, or the local one). */
   vms: VmConfig[];
   /** A Pulumi secret; '' means the user's ssh-agent (SSH_AUTH_SOCK). Wrap it with pulumi.secret where used. */
@@ -99,6 +102,7 @@ export const DEFAULTS: StackConfig = {
   natsImage: 'nats:2.9-alpine',
   serviceName: DEFAULT_SERVICE_NAME,
   vmNetworkSubnet: '10.213.0.0/24',
+  outboxMaxEntries: OUTBOX_MAX_ENTRIES.default,
   vms: [],
   sshPrivateKey: '',
   consulGossipKey: '',
@@ -146,6 +150,7 @@ export const ALLOWED: Record<ConfigKey, string> = {
   natsImage: 'a Docker image reference of a nats-server 2.9 image with a shell, such as nats:2.9-alpine',
   serviceName: SERVICE_NAME_ALLOWED,
   vmNetworkSubnet: 'an IPv4 subnet in CIDR notation, such as 10.213.0.0/24 (prefix /8 to /29), holding no VM privateAddress',
+  outboxMaxEntries: `a whole number of events from 1 to ${OUTBOX_MAX_ENTRIES.max}`,
   vms:
     'a list of VMs set with `pulumi config set --path`, each {name, ssh: {host, port, user}, privateAddress, publicAddress?, roles} ' +
     '(see infra/README.md, Deploy on VMs)',
@@ -183,6 +188,8 @@ function parseValue(key: ConfigKey, raw: string): StackConfig[ConfigKey] | undef
       return certificateProblem(raw) === undefined ? raw : undefined;
     case 'publicTlsKey':
       return privateKeyOf(raw) ? raw : undefined;
+    case 'outboxMaxEntries':
+      return wholeNumber(raw, 1, OUTBOX_MAX_ENTRIES.max);
     case 'balancerPort':
     case 'balancerHttpsPort':
     case 'balancerAdminPort':
@@ -388,10 +395,10 @@ function parseVms(raw: string, namespace: string, problems: string[]): VmConfig[
     }
   }
   const broker = withRole('broker').length;
-  if (broker !== 1) {
+  if (!(USER_EVENTS_REPLICAS.allowed as readonly number[]).includes(broker)) {
     problems.push(
-      `${key} is not allowed: ${broker} VMs have the role broker; use exactly one ` +
-        '(one NATS server holds the event stream; a NATS cluster is not declared)',
+      `${key} is not allowed: ${broker} VMs have the role broker; use 1 or 3: one NATS server, or three forming one ` +
+        'JetStream cluster that keeps the event stream on each and acks once two have an event (2 would stop at the loss of either)',
     );
   }
   for (const role of ['replicas', 'activity'] as const) {

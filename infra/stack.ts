@@ -33,7 +33,7 @@ export function declareStack(
   { config, naming, repoRoot, gossipKey, consulManagementToken, balancerAdminToken }: StackContext,
   hosts: StackHost[],
 ): StackOutputs {
-  // config.ts checks that exactly one host has each of these roles.
+  // config.ts checks that exactly one host has each of these roles (the broker: one or three).
   const only = (role: VmRole): StackHost => hosts.find((host) => host.roles.includes(role))!;
   const tokenOf = (role: AclRole) => roleTokenOf(consulManagementToken, role);
   // HTTPS at the edge, when on: the operator's certificate or one the stack makes for the balancer's address.
@@ -216,35 +216,49 @@ export function declareStack(
     platform: host.platform,
   });
 
-  // The broker, registered on its host's agent, whose check reaches it by container name on one host and on the
-  // private address on a VM.
-  const brokerHost = only('broker');
-  const broker = new Broker(
-    onHost(brokerHost, 'broker'),
-    {
-      naming,
-      networkName: brokerHost.network.networkName,
-      collector: logsFrom(brokerHost),
-      repoRoot,
-      natsImage: config.natsImage,
-      publishOn: brokerHost.hostNetworkAddress,
-      platform: brokerHost.platform,
-    },
-    brokerHost.engine,
-  );
-  const brokerAgent = agents.get(brokerHost)!;
-  const brokerRegistered = brokerRegistration(
-    'broker-registration',
-    {
-      repoRoot,
-      consulHttpAddr: brokerHost.consulApi.url,
-      token: tokenOf(brokerRole()),
-      brokerAddress: broker.address,
-      agentIdentity: [brokerAgent.container.id, brokerAgent.dataVolume.name],
-      ssh: brokerHost.consulApi.ssh,
-    },
-    { dependsOn: [...brokerHost.consulApi.after, brokerAgent.container, consulAcl] },
-  );
+  // The brokers, each registered on its host's agent, whose check reaches it by container name on one host and
+  // on the private address on a VM. Three broker VMs form one JetStream cluster, routed over their private
+  // addresses, and the clients keep the events' stream on all three (USER_EVENTS_REPLICAS).
+  const brokerHosts = hosts.filter((host) => host.roles.includes('broker'));
+  const clustered = brokerHosts.length > 1;
+  const brokers = brokerHosts.map((brokerHost) => {
+    const broker = new Broker(
+      onHost(brokerHost, 'broker'),
+      {
+        naming,
+        networkName: brokerHost.network.networkName,
+        collector: logsFrom(brokerHost),
+        repoRoot,
+        natsImage: config.natsImage,
+        publishOn: brokerHost.hostNetworkAddress,
+        platform: brokerHost.platform,
+        cluster: clustered
+          ? {
+              name: naming.objectName('events'),
+              serverName: `${brokerHost.name}-nats`,
+              peers: brokerHosts.filter((other) => other !== brokerHost).map((other) => other.hostNetworkAddress!),
+            }
+          : undefined,
+      },
+      brokerHost.engine,
+    );
+    const brokerAgent = agents.get(brokerHost)!;
+    const registered = brokerRegistration(
+      // One broker keeps the step's first name.
+      clustered ? onHost(brokerHost, 'broker-registration') : 'broker-registration',
+      {
+        repoRoot,
+        consulHttpAddr: brokerHost.consulApi.url,
+        token: tokenOf(brokerRole()),
+        brokerAddress: broker.address,
+        agentIdentity: [brokerAgent.container.id, brokerAgent.dataVolume.name],
+        ssh: brokerHost.consulApi.ssh,
+      },
+      { dependsOn: [...brokerHost.consulApi.after, brokerAgent.container, consulAcl] },
+    );
+    return [broker.container, registered];
+  });
+  const streamReplicas = `USER_EVENTS_REPLICAS=${brokerHosts.length}`;
 
   // Each service's replicas over the hosts of its role; on a VM in the VM's network, on the first free port of
   // the service's range.
@@ -292,7 +306,11 @@ export function declareStack(
     HELLO_REPLICAS,
     'replicas',
     config.replicas,
-    { name: config.serviceName, sourceHash: bundle.serviceSourceHash },
+    {
+      name: config.serviceName,
+      sourceHash: bundle.serviceSourceHash,
+      settings: [streamReplicas, `OUTBOX_MAX_ENTRIES=${config.outboxMaxEntries}`],
+    },
     [],
   );
   // The activity replicas subscribe at start: the broker is up and registered first.
@@ -303,9 +321,9 @@ export function declareStack(
     {
       name: ACTIVITY_SERVICE_NAME,
       sourceHash: bundle.activitySourceHash,
-      settings: [`ACTIVITY_DURABLE_INACTIVE_SECONDS=${config.activityDurableInactiveSeconds}`],
+      settings: [`ACTIVITY_DURABLE_INACTIVE_SECONDS=${config.activityDurableInactiveSeconds}`, streamReplicas],
     },
-    [broker.container, brokerRegistered],
+    brokers.flat(),
   );
 
   const balancerHost = only('balancer');

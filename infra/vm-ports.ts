@@ -19,10 +19,14 @@ export const REPLICA_PORTS = portsFrom(21001);
 /** The activity replicas' ports on a VM. */
 export const ACTIVITY_PORTS = portsFrom(22001);
 
-/** NATS: clients, and the monitoring endpoint whose /healthz Consul's check asks (published on the broker VM's private address). */
+/**
+ * NATS: clients, the monitoring endpoint whose /healthz Consul's check asks, and, with three brokers, the
+ * routes between them (the cluster port): published on each broker VM's private address.
+ */
 export const NATS_CLIENT_PORT = 4222;
 export const NATS_MONITOR_PORT = 8222;
-export const BROKER_PORTS = [NATS_CLIENT_PORT, NATS_MONITOR_PORT];
+export const NATS_CLUSTER_PORT = 6222;
+export const BROKER_PORTS = [NATS_CLIENT_PORT, NATS_MONITOR_PORT, NATS_CLUSTER_PORT];
 
 /** `21001-21040` for a list of consecutive ports: the form of a replica's PORT range (service/config.ts). */
 export function portRangeText(ports: readonly number[]): string {

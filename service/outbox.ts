@@ -2,6 +2,7 @@
 // operation that writes it in the same Consul transaction as the user change it reports.
 import { envValue, rejectConfig } from '../lib/config-error';
 import type { UserEvent } from '../lib/user-events';
+import { OUTBOX_MAX_ENTRIES } from '../lib/outbox-bound';
 
 /** Digits of a tick (microseconds since the epoch), zero-padded so that keys sort by time as text. */
 const TICK_DIGITS = 16;
@@ -38,22 +39,19 @@ export function outboxKeyTime(prefix: string, key: string): number | undefined {
   return match ? Number(match[1]) / 1000 : undefined;
 }
 
-/** OUTBOX_MAX_ENTRIES' default: about 2.5 MB of Consul KV (about 250 bytes an entry), 50 s of writes at 200/s. */
-export const DEFAULT_OUTBOX_MAX_ENTRIES = 10_000;
 /** Share of the bound from which the replica's status says `filling`. */
 export const OUTBOX_FILLING_SHARE = 0.8;
 /** What a write refused at the bound is told to wait (Retry-After, seconds). */
 export const OUTBOX_FULL_RETRY_AFTER_S = 5;
 
-/** The largest bound allowed: the relays list the outbox's keys (about 75 bytes each, 7.5 MB at 100,000). */
-const MAX_OUTBOX_MAX_ENTRIES = 100_000;
-
 /** OUTBOX_MAX_ENTRIES: the most entries the outbox may hold before writes are refused. */
 export function parseOutboxMaxEntries(env: NodeJS.ProcessEnv): number {
   const raw = envValue(env, 'OUTBOX_MAX_ENTRIES');
-  if (raw === undefined) return DEFAULT_OUTBOX_MAX_ENTRIES;
+  if (raw === undefined) return OUTBOX_MAX_ENTRIES.default;
   const value = /^\d{1,6}$/.test(raw) ? Number(raw) : Number.NaN;
-  return value >= 1 && value <= MAX_OUTBOX_MAX_ENTRIES ? value : rejectConfig('OUTBOX_MAX_ENTRIES', raw, 'a whole number from 1 to 100000');
+  return value >= 1 && value <= OUTBOX_MAX_ENTRIES.max
+    ? value
+    : rejectConfig('OUTBOX_MAX_ENTRIES', raw, `a whole number from 1 to ${OUTBOX_MAX_ENTRIES.max}`);
 }
 
 /** How full the outbox is, as a replica's status shows it. */

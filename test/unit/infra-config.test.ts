@@ -47,6 +47,17 @@ test('activityDurableInactiveSeconds: an hour by default, from 1 s to the stream
   }
 });
 
+test("outboxMaxEntries: 10,000 by default (the service's own, lib/outbox-bound.ts), from 1 to 100,000; anything else names the key and the range", (t) => {
+  t.is(DEFAULTS.outboxMaxEntries, 10_000);
+  t.is(parseConfig({ outboxMaxEntries: '1' }).outboxMaxEntries, 1);
+  t.is(parseConfig({ outboxMaxEntries: '100000' }).outboxMaxEntries, 100_000);
+  for (const bad of ['0', '100001', '2.5', 'many']) {
+    const error = t.throws(() => parseConfig({ outboxMaxEntries: bad }));
+    t.true(error.message.includes(`outboxMaxEntries = "${bad}" is not allowed`), error.message);
+    t.regex(error.message, /a whole number of events from 1 to 100000/);
+  }
+});
+
 for (const taken of ['activity', 'nats']) {
   test(`serviceName = ${JSON.stringify(taken)} is refused: the stack registers a service of that name itself`, (t) => {
     const error = t.throws(() => parseConfig({ serviceName: taken }));

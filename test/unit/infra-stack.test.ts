@@ -108,6 +108,7 @@ interface Expected {
   natsImage: string;
   serviceName: string;
   activityDurableInactiveSeconds: number;
+  outboxMaxEntries: number;
 }
 
 const defaults: Expected = {
@@ -122,6 +123,7 @@ const defaults: Expected = {
   natsImage: 'nats:2.9-alpine',
   serviceName: 'hello',
   activityDurableInactiveSeconds: 3600,
+  outboxMaxEntries: 10000,
 };
 
 /** Three configs, each recorded once and checked by every behaviour below. */
@@ -143,6 +145,7 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
         bindAddress: '::1',
         serviceName: 'echo',
         activityDurableInactiveSeconds: 30,
+        outboxMaxEntries: 500,
       },
     },
     expected: {
@@ -155,6 +158,7 @@ const CASES: { label: string; options: RecordOptions; expected: Expected }[] = [
       ports: { balancer: 18080, balancerHttps: 18443, balancerAdmin: 18081, consul: 18500, collector: 15514 },
       serviceName: 'echo',
       activityDurableInactiveSeconds: 30,
+      outboxMaxEntries: 500,
     },
   },
   {
@@ -526,6 +530,8 @@ behaviour(
       t.deepEqual(inputs(replica).healthcheck?.tests, ['CMD', 'node', '/app/readiness-probe.js']);
       t.is(vars.SERVICE_NAME, d.x.serviceName);
       t.is(vars.NATS_SERVICE, 'nats', 'its outbox relay finds the broker in Consul under this name');
+      t.is(vars.OUTBOX_MAX_ENTRIES, String(d.x.outboxMaxEntries), 'outboxMaxEntries');
+      t.is(vars.USER_EVENTS_REPLICAS, '1', 'one broker on one host: one copy of the stream');
       t.is(vars.CONSUL_HTTP_ADDR, `http://${d.name('consul')}:8500`);
       t.false('SERVICE_ADDRESS' in vars);
       t.true(inputs(replica).destroyGraceSeconds >= 10);

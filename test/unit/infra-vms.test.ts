@@ -155,9 +155,17 @@ const badVms: [string, unknown, RegExp][] = [
   [
     'no broker VM',
     withVm(1, { roles: ['collector', 'replicas', 'activity'] }),
-    /0 VMs have the role broker; use exactly one \(one NATS server/,
+    /0 VMs have the role broker; use 1 or 3: one NATS server, or three forming one JetStream cluster/,
   ],
-  ['two broker VMs', withVm(2, { roles: ['replicas', 'activity', 'broker'] }), /2 VMs have the role broker; use exactly one/],
+  ['two broker VMs', withVm(2, { roles: ['replicas', 'activity', 'broker'] }), /2 VMs have the role broker; use 1 or 3: .*\(2 would stop/],
+  [
+    'four broker VMs',
+    [
+      ...withVm(0, { roles: ['discovery', 'balancer', 'broker'] }),
+      { ...COURSE_VMS[2], name: 'vm4', privateAddress: '172.31.0.14', roles: ['broker'] },
+    ].map((vm, i) => (i === 2 ? { ...vm, roles: ['replicas', 'activity', 'broker'] } : vm)),
+    /4 VMs have the role broker; use 1 or 3/,
+  ],
   [
     'no activity VM',
     withVm(1, { roles: ['collector', 'replicas', 'broker'] }).map((vm, i) => (i === 2 ? { ...vm, roles: ['replicas'] } : vm)),
@@ -504,6 +512,67 @@ test("the broker on its VM publishes its client and monitoring ports on the priv
   t.deepEqual(JSON.parse(inputs(step).environment.ACL_SSH_OPTS!), sshOpts(named(record, 'vm2-docker')));
   t.deepEqual(step.options.dependsOn.sort(), ['consul-acl-init', 'ssh-files', 'vm2-consul-agent'].sort());
   t.deepEqual(inputs(step).triggers.slice(1), ['vm2-consul-agent-id', 'cnp-dev-consul-data']);
+});
+
+/** The course's layout with three brokers: vm1 (with the gateway), vm2 (with the collector) and vm4, a broker only. */
+const THREE_BROKERS = [
+  { ...COURSE_VMS[0], roles: ['discovery', 'balancer', 'broker'] },
+  COURSE_VMS[1],
+  COURSE_VMS[2],
+  { name: 'vm4', ssh: { host: '127.0.0.1', port: 2204, user: 'root' }, privateAddress: '172.31.0.14', roles: ['broker'] },
+];
+
+test('three broker VMs form one JetStream cluster routed over their private addresses, each registered on its own agent; the clients keep the stream on all three', async (t) => {
+  const record = await recordStack({ config: { vms: THREE_BROKERS, activityReplicas: 2 } });
+  const members = [
+    ['vm1', '172.31.0.11'],
+    ['vm2', '172.31.0.12'],
+    ['vm4', '172.31.0.14'],
+  ] as const;
+  for (const [vm, address] of members) {
+    const nats = named(record, `${vm}-broker-container`);
+    t.is(nats.options.provider, `${vm}-docker`);
+    const peers = members.filter(([other]) => other !== vm).map(([, peer]) => `nats://${peer}:6222`);
+    t.deepEqual(
+      inputs(nats).command.filter((flag) => /^--(server_name|cluster|routes|no_advertise)/.test(flag)),
+      [
+        `--server_name=${vm}-nats`,
+        '--cluster_name=cnp-dev-events',
+        '--cluster=nats://0.0.0.0:6222',
+        `--cluster_advertise=${address}:6222`,
+        `--routes=${peers.join(',')}`,
+        '--no_advertise',
+      ],
+    );
+    t.deepEqual(
+      inputs(nats).ports?.map((p) => `${p.ip}:${p.external}->${p.internal}`),
+      [4222, 8222, 6222].map((port) => `${address}:${port}->${port}`),
+    );
+    const step = named(record, `${vm}-broker-registration`);
+    t.like(inputs(step).environment, { BROKER_ADDRESS: address, ACL_SSH_PORT: String(THREE_BROKERS.find((v) => v.name === vm)!.ssh.port) });
+    t.true(step.options.dependsOn.includes(`${vm}-consul-agent`));
+  }
+  t.false(
+    record.resources.some((r) => r.name === 'broker-registration'),
+    'one step per broker VM, none shared',
+  );
+  for (const replica of record.resources.filter((r) => /-(replicas|activity)-\d+$/.test(r.name) && r.type === T.container)) {
+    t.is(env(replica).USER_EVENTS_REPLICAS, '3', replica.name);
+    if (replica.name.includes('-activity-'))
+      for (const vm of ['vm1', 'vm2', 'vm4'])
+        t.true(replica.options.dependsOn.includes(`${vm}-broker-registration`), `${replica.name} after ${vm}'s broker registration`);
+  }
+});
+
+test('one broker VM runs a server of its own: no cluster flags, no route port, and the clients keep one copy', async (t) => {
+  const record = await course;
+  const nats = named(record, 'vm2-broker-container');
+  t.deepEqual(
+    inputs(nats).command.filter((flag) => /^--(cluster|routes|no_advertise)/.test(flag)),
+    [],
+  );
+  t.true(inputs(nats).command.includes('--server_name=cnp-dev-nats'));
+  t.is(env(named(record, 'vm3-replicas-2')).USER_EVENTS_REPLICAS, '1');
 });
 
 test("activity replicas run in their VM's network on the first free port of 22001-22040, use their VM's agent and start after the broker's registration", async (t) => {
