@@ -19,6 +19,8 @@ export interface RequestResult {
   /** A redirect's Location; with followRedirect, the URL the answer came from. */
   location?: string;
   error?: string;
+  /** The `id` a successful POST answered with (the user it created, whose event the tests look for). */
+  createdId?: string;
 }
 
 export interface LoadReport {
@@ -65,11 +67,15 @@ export function requestOnce(url: string, timeoutMs = 2000, headers: Record<strin
       url,
       { method, agent: false, ...trustOptions(), headers: { connection: 'close', ...contentHeaders, ...headers } },
       (res) => {
-        res.resume();
+        // A POST's answer is read (a user, a few hundred bytes) for its id; a GET's is drained unread.
+        let answer = '';
+        if (post) res.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+        else res.resume();
         res.on('end', () => {
           const ms = performance.now() - started;
           const status = res.statusCode ?? 0;
           resolve({
+            ...(post && status === 201 ? { createdId: idOf(answer) } : {}),
             url,
             ok: status >= 200 && status < 300 && ms <= timeoutMs,
             method,
@@ -141,6 +147,15 @@ export function getJson<T>(url: string, headers: Record<string, string> = {}, ti
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
   });
+}
+
+function idOf(json: string): string | undefined {
+  try {
+    const id = (JSON.parse(json) as { id?: unknown }).id;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function summarize(results: RequestResult[]): LoadReport {

@@ -1,5 +1,6 @@
-// The multi-VM system test: three Docker-in-Docker "VMs" (test/system/vms.ts) laid out as the course's
-// (vm1 discovery + balancer, vm2 collector + replicas, vm3 replicas), deployed as the README tells users:
+// The multi-VM system test: four Docker-in-Docker "VMs" (test/system/vms.ts) laid out as the course's
+// (vm1 discovery + balancer, vm2 collector + replicas, vm3 replicas), with three brokers (vm1, vm2 and vm4, a
+// broker VM holding no gateway or collector, which a scenario kills), deployed as the README tells users:
 // the `vms` config set key by key with `pulumi config set --path`, the ssh key with `config set --secret
 // sshPrivateKey < keyfile`, then `pulumi up` through the real CLI and its Node.js language host
 // (test/system/cli-stack.ts), in a scratch copy of the project, on a stack of the run's own name with a
@@ -30,6 +31,9 @@ import { docker, run } from './docker';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from './images';
 import { VmFleet, containerHostKey, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from './vms';
 import { splitPem } from '../../infra/consul-tls';
+import { streamCopiesOf, type StreamCopies } from '../../harness/nats';
+import { openEventStream } from '../../harness/sse';
+import { USER_EVENTS_STREAM } from '../../lib/user-events';
 
 const STACK = `vmstack${process.pid}x${randomBytes(3).toString('hex')}`;
 /** Where every VM's daemon reads its syslog TLS files (infra/syslog-tls.ts daemonTlsPaths). */
@@ -75,11 +79,12 @@ function vmsConfigLines(): Array<[string, string]> {
     ...(publicAddress ? [[`vms[${i}].publicAddress`, publicAddress] as [string, string]] : []),
     ...roles.map((role, r): [string, string] => [`vms[${i}].roles[${r}]`, role]),
   ];
-  const [vm1, vm2, vm3] = ['vm1', 'vm2', 'vm3'].map((name) => fleet.vm(name));
+  const [vm1, vm2, vm3, vm4] = ['vm1', 'vm2', 'vm3', 'vm4'].map((name) => fleet.vm(name));
   return [
-    ...entry(0, vm1, ['discovery', 'balancer'], vm1.privateAddress),
+    ...entry(0, vm1, ['discovery', 'balancer', 'broker'], vm1.privateAddress),
     ...entry(1, vm2, ['collector', 'replicas', 'broker', 'activity']),
     ...entry(2, vm3, ['replicas', 'activity']),
+    ...entry(3, vm4, ['broker']),
   ];
 }
 
@@ -255,13 +260,13 @@ test.before(async (t) => {
   cli = new CliStack(STACK, copy.dir, randomBytes(16).toString('hex'), { projectBackend: true });
   await cli.init();
   await fleet.start(
-    [{ name: 'vm1', publish: [BALANCER_PORT, BALANCER_ADMIN_PORT] }, { name: 'vm2' }, { name: 'vm3' }],
+    [{ name: 'vm1', publish: [BALANCER_PORT, BALANCER_ADMIN_PORT] }, { name: 'vm2' }, { name: 'vm3' }, { name: 'vm4' }],
     [BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE],
   );
   url = `http://127.0.0.1:${fleet.vm('vm1').published.get(BALANCER_PORT)}`;
   // HTTPS on VMs (infra/consul-tls.ts); its certificate names 127.0.0.1 too, where the port is forwarded.
   adminUrl = `https://127.0.0.1:${fleet.vm('vm1').published.get(BALANCER_ADMIN_PORT)}`;
-  t.log(`3 VMs on ${fleet.subnet}.0/24 up, images loaded, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  t.log(`4 VMs on ${fleet.subnet}.0/24 up, images loaded, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });
 
 test.after.always(async () => {
@@ -394,15 +399,15 @@ test.serial(
       t.is((await get('/v1/kv/hello/users/?recurse', false)).status, 404, 'anonymous sees no key');
       const passing = (await get('/v1/health/service/hello?passing', true)).json as Array<{ Service: { ID: string } }>;
       t.deepEqual(passing.map((e) => e.Service.ID).sort(), (await replicas()).map((r) => r.name).sort(), 'the UI token sees every replica');
-      // The broker, registered by the program's step on the agent of its VM (vm2), through an ssh tunnel to vm2;
-      // that agent checks /healthz on the port the broker publishes on vm2's private address.
+      // The brokers, each registered by the program's step on the agent of its VM, through an ssh tunnel to that
+      // VM; the agent checks /healthz on the port the broker publishes on its VM's private address.
       const nats = (await get('/v1/health/service/nats?passing', true)).json as Array<{
         Node: { Node: string };
         Service: { ID: string; Address: string; Port: number };
       }>;
       t.deepEqual(
-        nats.map((e) => `${e.Service.ID} ${e.Service.Address}:${e.Service.Port} on ${e.Node.Node}`),
-        [`nats ${vm2.privateAddress}:4222 on vm2`],
+        nats.map((e) => `${e.Service.ID} ${e.Service.Address}:${e.Service.Port} on ${e.Node.Node}`).sort(),
+        ['vm1', 'vm2', 'vm4'].map((vm) => `nats ${fleet.vm(vm).privateAddress}:4222 on ${vm}`),
       );
       t.is(((await get('/v1/health/service/activity?passing', true)).json as unknown[]).length, 1, 'the activity replica passes');
 
@@ -420,9 +425,9 @@ test.serial(
       const first = await aclState();
       t.deepEqual(
         first.policies.map((p) => p.split(' ')[0]).filter((name) => name.startsWith('agent-')),
-        ['agent-vm1', 'agent-vm2', 'agent-vm3'],
+        ['agent-vm1', 'agent-vm2', 'agent-vm3', 'agent-vm4'],
       );
-      const steps = ['broker-registration', 'consul-acl-init'];
+      const steps = ['consul-acl-init', 'vm2-broker-registration'];
       const started = Date.now();
       const again = await cli!.up(steps.flatMap((name) => ['--target-replace', resource(name).urn]));
       t.log(`the two steps replaced with pulumi up --target-replace in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -432,10 +437,10 @@ test.serial(
       );
       t.deepEqual([...again.created, ...again.updated, ...again.deleted], [], 'nothing else changes');
       state = await cli!.state();
-      const registered = resource('broker-registration').outputs.stdout as string;
+      const registered = resource('vm2-broker-registration').outputs.stdout as string;
       t.regex(registered, /through ssh root@127\.0\.0\.1 port \d+/);
       t.regex(registered, /service nats registered at \S+:4222/);
-      t.is(((await get('/v1/health/service/nats', true)).json as unknown[]).length, 1, 'registering again leaves one instance');
+      t.is(((await get('/v1/health/service/nats', true)).json as unknown[]).length, 3, 'registering again leaves one instance per broker');
       const output = resource('consul-acl-init').outputs.stdout as string;
       t.regex(output, /through ssh root@127\.0\.0\.1 port \d+/);
       t.regex(output, /policy replica-hello updated/);
@@ -451,12 +456,12 @@ test.serial(
   async (t) => {
     t.timeout(120_000);
     const gossipKey = String(resource('consul-gossip-key').outputs.stdout).trim();
-    const secrets = stackSecrets(outputs, gossipKey, ['vm1', 'vm2', 'vm3']);
+    const secrets = stackSecrets(outputs, gossipKey, ['vm1', 'vm2', 'vm3', 'vm4']);
     // The private keys of the stack's TLS, by their longest line (docker inspect shows JSON, where a newline is `\n`).
     for (const step of [
       'consul-tls-ca',
       'vm2-collector-tls',
-      ...['vm1', 'vm2', 'vm3'].flatMap((vm) => [`${vm}-consul-tls`, `${vm}-syslog-tls`]),
+      ...['vm1', 'vm2', 'vm3', 'vm4'].flatMap((vm) => [`${vm}-consul-tls`, `${vm}-syslog-tls`]),
     ]) {
       const key = splitPem(resource(step).outputs.stdout as string).key;
       secrets.set(
@@ -465,7 +470,7 @@ test.serial(
       );
     }
     const all = containers({ holders: true });
-    t.is(all.filter((c) => c.resourceName.endsWith('-secrets-holder')).length, 4, "one holder of secret files per VM, and the collector's");
+    t.is(all.filter((c) => c.resourceName.endsWith('-secrets-holder')).length, 5, "one holder of secret files per VM, and the collector's");
     for (const c of all) {
       const info = await fleet.exec(c.vm, ['docker', 'inspect', c.id]);
       const image = (JSON.parse(info) as Array<{ Image: string }>)[0].Image;
@@ -474,12 +479,12 @@ test.serial(
       const found = secretsIn(secrets, info + imageInfo + history);
       t.deepEqual(found, [], `${c.vm}: ${c.name}`);
     }
-    t.log(`${all.length} containers on 3 VMs and their images inspected: none holds any of ${secrets.size} secrets`);
+    t.log(`${all.length} containers on 4 VMs and their images inspected: none holds any of ${secrets.size} secrets`);
   },
 );
 
 test.serial(
-  'consul members lists the three agents; an agent without the gossip key cannot join, one with it can, and without a certificate of the stack gets no RPC answer',
+  'consul members lists the four agents; an agent without the gossip key cannot join, one with it can, and without a certificate of the stack gets no RPC answer',
   async (t) => {
     t.timeout(120_000);
     const before = await members();
@@ -488,7 +493,7 @@ test.serial(
         .filter(([, status]) => status === 'alive')
         .map(([node]) => node)
         .sort(),
-      ['vm1', 'vm2', 'vm3'],
+      ['vm1', 'vm2', 'vm3', 'vm4'],
     );
     // Two extra agents on vm3 (other ports, same address): one without the key, one with it.
     const vm1 = fleet.vm('vm1').privateAddress;
@@ -893,6 +898,91 @@ test.serial('the balancer replaced on vm1 under a steady loop (gatewayRateLimit 
   );
 });
 
+/** The brokers' VMs (infra/stack.ts: one JetStream cluster). */
+const BROKER_VMS = ['vm1', 'vm2', 'vm4'];
+
+/**
+ * USER_EVENTS's copies as its leader reports them (/jsz on each broker's monitoring port, read inside its
+ * container on its VM), or undefined while no running broker leads it.
+ */
+async function streamCopies(skip: string[] = []): Promise<StreamCopies | undefined> {
+  for (const vm of BROKER_VMS.filter((name) => !skip.includes(name))) {
+    const broker = containers().find((c) => c.resourceName === `${vm}-broker-container`)!;
+    const jsz = await fleet
+      .exec(vm, ['docker', 'exec', broker.name, 'wget', '-q', '-T', '2', '-O', '-', 'http://127.0.0.1:8222/jsz?accounts=true&streams=true'])
+      .catch(() => '');
+    const copies = jsz ? streamCopiesOf(JSON.parse(jsz), USER_EVENTS_STREAM) : undefined;
+    if (copies) return copies;
+  }
+  return undefined;
+}
+
+test.serial(
+  'a broker VM (vm4: no gateway, no collector) killed under steady writes through the gateway: no write fails, every event arrives once on an open SSE stream; once vm4 is back the stream has three current copies',
+  async (t) => {
+    t.timeout(300_000);
+    const before = await waitFor(
+      'three current copies of USER_EVENTS',
+      async () => {
+        const copies = await streamCopies();
+        return copies?.copies === 3 && copies.current === 3 ? copies : undefined;
+      },
+      60_000,
+      1000,
+    );
+    const stream = await openEventStream(url);
+    t.teardown(() => stream.close());
+    // GETs of / alternating with POSTs of new users, each POST a user change whose event the stream must show.
+    const writes = startSteadyLoopProcess(`${url}/`, { clients: 2, maxMs: 240_000, postUrl: `${url}/api/users`, keepResults: true });
+    loops.push(writes);
+    await sleep(3000);
+    await docker(['kill', fleet.vm('vm4').container]);
+    const killedAt = Date.now();
+    // Two brokers of three hold a quorum: the stream goes on; a client connected to vm4's broker finds another.
+    await sleep(15_000);
+    const during = await streamCopies(['vm4']);
+    await fleet.restart('vm4');
+    const backAt = Date.now();
+    let seen: StreamCopies | undefined;
+    const after = await waitFor(
+      'three current copies once vm4 is back, under the writes',
+      async () => {
+        seen = await streamCopies();
+        return seen?.copies === 3 && seen.current === 3 ? seen : undefined;
+      },
+      120_000,
+      1000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; last seen ${JSON.stringify(seen)}`);
+    });
+    const currentAt = Date.now();
+    await sleep(1000);
+    const report = await writes.stop();
+
+    const posts = report.results!.filter((r) => r.method === 'POST');
+    t.is(report.failures.length, 0, describeFailures(report));
+    const created = posts.map((r) => r.createdId).filter((id): id is string => id !== undefined);
+    t.is(created.length, posts.length, 'every POST answered with the user it created');
+    const wanted = new Set(created);
+    const ofRun = () => stream.events.filter((e) => wanted.has(e.userId));
+    await stream.until(`the ${created.length} created events`, () => new Set(ofRun().map((e) => e.userId)).size === created.length, 60_000);
+    await sleep(2000);
+    t.is(ofRun().length, created.length, 'one event per write');
+    t.is(new Set(ofRun().map((e) => e.id)).size, ofRun().length, 'no event id arrived twice');
+    t.false(stream.ended(), 'the SSE stream stayed open');
+    const writesWhileDown = posts.filter((r) => r.at >= killedAt && r.at < backAt).length;
+    t.true(writesWhileDown > 20, `writes while vm4 was down: ${writesWhileDown}`);
+    t.log(
+      `vm4 killed for ${((backAt - killedAt) / 1000).toFixed(1)} s: ${posts.length} writes (${writesWhileDown} while it was down), ` +
+        `${report.failures.length} failed requests of ${report.total}; ${ofRun().length} events on the open stream, ` +
+        `${new Set(ofRun().map((e) => e.id)).size} distinct; copies before ${before.current}/${before.copies} (leader ${before.leader}), ` +
+        `while down ${during ? `${during.current}/${during.copies} (leader ${during.leader})` : 'no leader'}, ` +
+        `${after.current}/${after.copies} current ${((currentAt - backAt) / 1000).toFixed(1)} s after vm4 was back (leader ${after.leader}), ` +
+        `${after.messages} messages`,
+    );
+  },
+);
+
 test.serial("vm3 killed: its replicas leave the balancer's upstreams within 5 s; the survivors then serve every request", async (t) => {
   t.timeout(180_000);
   const gone = (await replicas()).filter((r) => r.vm === 'vm3');
@@ -948,10 +1038,10 @@ async function sshAsProvider(vm: string, command: string): Promise<string> {
 
 test.serial("each VM's bootstrap reports its CPU (x86_64 here); every image built for it carries linux/amd64", async (t) => {
   t.timeout(60_000);
-  for (const vm of ['vm1', 'vm2', 'vm3'])
+  for (const vm of ['vm1', 'vm2', 'vm3', 'vm4'])
     t.regex(resource(`${vm}-bootstrap`).outputs.stdout as string, /^vm-bootstrap: architecture x86_64$/m, vm);
   const images = state.filter((r) => r.type === 'docker:index/image:Image');
-  t.deepEqual([...new Set(images.map((i) => i.providerName))].sort(), ['vm1-docker', 'vm2-docker', 'vm3-docker']);
+  t.deepEqual([...new Set(images.map((i) => i.providerName))].sort(), ['vm1-docker', 'vm2-docker', 'vm3-docker', 'vm4-docker']);
   for (const image of images) t.is((image.inputs.build as { platform?: string }).platform, 'linux/amd64', image.name);
   // The engine's own view of what it built (vm2's, up all along).
   const built = images.filter((i) => i.providerName === 'vm2-docker').map((i) => i.outputs.repoDigest as string);
@@ -1034,7 +1124,7 @@ test.serial("vm3 back: its engine starts the stack's containers again", async (t
   t.timeout(120_000);
   // The VM boots again (same disk, same address and ssh port); its engine restarts its containers.
   await fleet.restart('vm3');
-  const objects = await Promise.all(['vm1', 'vm2', 'vm3'].map(vmObjects));
+  const objects = await Promise.all(['vm1', 'vm2', 'vm3', 'vm4'].map(vmObjects));
   t.true(objects.every((listed) => listed.length > 0));
 });
 
