@@ -20,6 +20,27 @@ export interface InstanceRow {
   state: 'serving' | 'joining' | 'leaving';
   /** When the address entered the set nginx serves (ISO 8601); null while joining. */
   since: string | null;
+  /** The instance's event outbox as its /health reports it (a hello replica); null for one that reports none. */
+  outbox: OutboxSignal | null;
+}
+
+/**
+ * A hello replica's outbox (service/outbox.ts OutboxStatus): `filling` from 80 % of the bound, the signal
+ * before `full`, where its writes answer 503 until the broker takes the events again.
+ */
+export interface OutboxSignal {
+  state: 'ok' | 'filling' | 'full';
+  entries: number;
+  maxEntries: number;
+}
+
+/** The `outbox` of a /health answer, or null when it has none (not a hello replica) or is not one. */
+export function outboxOfHealth(body: unknown): OutboxSignal | null {
+  const outbox = (body as { outbox?: Partial<OutboxSignal> } | null)?.outbox;
+  if (!outbox || !['ok', 'filling', 'full'].includes(outbox.state as string)) return null;
+  const { entries, maxEntries } = outbox;
+  if (typeof entries !== 'number' || typeof maxEntries !== 'number') return null;
+  return { state: outbox.state as OutboxSignal['state'], entries, maxEntries };
 }
 
 /** One message of the page's event stream: everything the page shows about the routed services. */
@@ -54,6 +75,8 @@ export function instanceRows(
   consul: readonly ConsulInstance[],
   /** The last id Consul gave each upstream, to name one that nginx serves after Consul has dropped it. */
   knownIds: ReadonlyMap<string, string>,
+  /** The outbox each upstream's /health reported last (evidence-page.ts probes them while the page is open). */
+  outboxes: ReadonlyMap<string, OutboxSignal> = new Map(),
 ): InstanceRow[] {
   const rows: InstanceRow[] = [];
   const listed = new Set<string>();
@@ -70,6 +93,7 @@ export function instanceRows(
         checks: instance.checks,
         state: serving ? 'serving' : 'joining',
         since: serving ? (served.upstreamsSince[address] ?? null) : null,
+        outbox: outboxes.get(address) ?? null,
       });
     }
   }
@@ -83,6 +107,7 @@ export function instanceRows(
       checks: '',
       state: 'leaving',
       since: served.upstreamsSince[address] ?? null,
+      outbox: outboxes.get(address) ?? null,
     });
   }
   return rows.sort((a, b) => (a.id === b.id ? compare(a.address, b.address) : compare(a.id, b.id)));

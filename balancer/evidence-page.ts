@@ -3,7 +3,14 @@
 // paths (render.ts evidenceLocations). See balancer/README.md, "The evidence page".
 import type http from 'node:http';
 import { createActivityRelay } from './evidence-activity';
-import { healthOfChecks, instanceRows, type ConsulInstance, type EvidenceSnapshot } from './evidence-model';
+import {
+  healthOfChecks,
+  instanceRows,
+  outboxOfHealth,
+  type ConsulInstance,
+  type EvidenceSnapshot,
+  type OutboxSignal,
+} from './evidence-model';
 import { selectUpstreams, type HealthEntry, type Resolution, type UpstreamSelection } from './render';
 import { isPassing } from './routing';
 import type { BalancerStatus, ExtraRoutes } from './status';
@@ -49,6 +56,21 @@ export interface EvidencePageOptions {
   heartbeatMs?: number;
   /** While a stream is open, the snapshot is compared this often too (Consul reachability has no event). */
   pollMs?: number;
+  /**
+   * An instance's /health answer (parsed JSON), asked while a page is open for the outbox a hello replica
+   * reports there; default a GET of `http://<upstream>/health`.
+   */
+  readHealth?: (upstream: string) => Promise<unknown>;
+  /** How often the open page's instances are asked (default 2 s). */
+  healthEveryMs?: number;
+}
+
+/** At most this many instances are asked for their /health per round: the page is a view, not a monitor. */
+export const MAX_HEALTH_PROBES = 64;
+
+async function readHealthOverHttp(upstream: string): Promise<unknown> {
+  const res = await fetch(`http://${upstream}/health`, { signal: AbortSignal.timeout(1000) });
+  return res.json();
 }
 
 export interface EvidencePage {
@@ -93,6 +115,10 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
   });
   let consul = new Map<string, ConsulInstance[]>();
   const knownIds = new Map<string, string>();
+  const readHealth = o.readHealth ?? readHealthOverHttp;
+  /** The outbox each instance reported at the last round (hello replicas); asked only while a page is open. */
+  let outboxes = new Map<string, OutboxSignal>();
+  let probing = false;
   let lastSent = '';
   let timers: NodeJS.Timeout[] = [];
   /** Set by close(): a browser reconnecting while nginx stops must not hold it up again. */
@@ -108,7 +134,7 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
       consulReachable: status.consul.reachable,
       changedAt: status.changedAt,
       reloads: status.reloads,
-      instances: names.flatMap((name) => instanceRows(name, served(name), consul.get(name) ?? [], knownIds)),
+      instances: names.flatMap((name) => instanceRows(name, served(name), consul.get(name) ?? [], knownIds, outboxes)),
       dropped: names.flatMap((name) => served(name).dropped.map((d) => ({ service: name, ...d }))),
       droppedRoutes: status.droppedRoutes,
     };
@@ -125,12 +151,28 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
     for (const res of streams) res.write(message(data));
   };
 
+  /** One round of /health reads of the instances Consul lists (the outbox signal); a round never overlaps the next. */
+  const probeOutboxes = async () => {
+    if (probing) return;
+    probing = true;
+    try {
+      const upstreams = [...new Set([...consul.values()].flat().flatMap((i) => i.upstreams))].slice(0, MAX_HEALTH_PROBES);
+      const answers = await Promise.all(upstreams.map((u) => readHealth(u).then(outboxOfHealth, () => null)));
+      outboxes = new Map(upstreams.flatMap((u, i) => (answers[i] ? [[u, answers[i]] as const] : [])));
+      publish();
+    } finally {
+      probing = false;
+    }
+  };
+
   const startTimers = () => {
+    void probeOutboxes();
     timers = [
       setInterval(() => {
         for (const res of streams) res.write(': keep-alive\n\n');
       }, heartbeatMs),
       setInterval(publish, pollMs),
+      setInterval(() => void probeOutboxes(), o.healthEveryMs ?? 2000),
     ];
   };
   const stopTimers = () => {

@@ -92,7 +92,9 @@ function renderSnapshot(s: EvidenceSnapshot): void {
       ['health', 'Health', row.checks ? `${row.health} (${row.checks} checks)` : row.health],
       ['state', 'State', STATE_TEXT[row.state]],
       ['since', 'In the set since', row.since ? ago(row.since, now) : '–'],
+      ['outbox', 'Outbox', row.outbox ? `${row.outbox.state}: ${row.outbox.entries} of ${row.outbox.maxEntries}` : '–'],
     ];
+    if (row.outbox) tr.dataset.outbox = row.outbox.state;
     appendCells(tr, cells);
     return tr;
   });

@@ -38,9 +38,9 @@ test('rows: Consul instances nginx serves, ones it has not loaded yet, and ones 
     { id: 'a', upstreams: ['10.0.0.1:80'], health: 'passing', checks: '2/2' },
   ];
   t.deepEqual(instanceRows('hello', served, consul, new Map([['10.0.0.3:80', 'c']])), [
-    { service: 'hello', id: 'a', address: '10.0.0.1:80', health: 'passing', checks: '2/2', state: 'serving', since: 'T1' },
-    { service: 'hello', id: 'b', address: '10.0.0.2:80', health: 'passing', checks: '2/2', state: 'joining', since: null },
-    { service: 'hello', id: 'c', address: '10.0.0.3:80', health: 'not listed', checks: '', state: 'leaving', since: 'T3' },
+    { service: 'hello', id: 'a', address: '10.0.0.1:80', health: 'passing', checks: '2/2', state: 'serving', since: 'T1', outbox: null },
+    { service: 'hello', id: 'b', address: '10.0.0.2:80', health: 'passing', checks: '2/2', state: 'joining', since: null, outbox: null },
+    { service: 'hello', id: 'c', address: '10.0.0.3:80', health: 'not listed', checks: '', state: 'leaving', since: 'T3', outbox: null },
   ]);
   t.is(instanceRows('hello', served, [], new Map())[0].id, '(unknown)');
 });
@@ -157,7 +157,10 @@ test('the admin listener proxies the page and its stream to the watcher, and /_b
 });
 
 /** The page's routes mounted on a real loopback server, with a status the test changes. */
-async function servePage(t: import('ava').ExecutionContext, options: { maxStreams?: number; activityStreamUrl?: string } = {}) {
+async function servePage(
+  t: import('ava').ExecutionContext,
+  options: { maxStreams?: number; activityStreamUrl?: string; readHealth?: (upstream: string) => Promise<unknown> } = {},
+) {
   const status = createStatusStore('http://127.0.0.1:8500');
   status.recordConsulReachability(true, null);
   status.recordConsulAnswer({ index: 1, dropped: new Map(), droppedRoutes: [] });
@@ -167,6 +170,8 @@ async function servePage(t: import('ava').ExecutionContext, options: { maxStream
     pollMs: 60_000,
     // Port 9 (discard): nothing listens there on loopback.
     activityStreamUrl: `http://127.0.0.1:9${ACTIVITY_STREAM_PATH}`,
+    // No instance's /health is asked unless a test answers for them.
+    readHealth: () => Promise.resolve({ status: 'ok' }),
     ...options,
   });
   const server = http.createServer((req, res) => {
@@ -260,6 +265,33 @@ test('the stream sends a snapshot at once, another when Consul answers with news
   t.like(stream.snapshots[2].instances[0], { service: 'hello', id: 'r1', state: 'serving', since: 'T1' });
   t.deepEqual(stream.snapshots[2].services, [{ name: 'hello', routes: ['=/'] }]);
   t.deepEqual(stream.snapshots[2].droppedRoutes, view.droppedRoutes);
+});
+
+test("a hello replica's outbox shows on its row while the page is open, filling before full; an instance without one shows none", async (t) => {
+  const answers: Record<string, unknown> = {
+    '127.0.0.1:3001': { status: 'ok', outbox: { entries: 8100, maxEntries: 10000, state: 'filling', unpublishedOwn: 40 } },
+    '127.0.0.1:3002': { status: 'ok', instance: 'activity-1' },
+  };
+  const asked: string[] = [];
+  const { evidence, base } = await servePage(t, {
+    readHealth: (upstream) => {
+      asked.push(upstream);
+      return upstream in answers ? Promise.resolve(answers[upstream]) : Promise.reject(new Error('refused'));
+    },
+  });
+  const entries = [entry('r1', '127.0.0.1', 3001), entry('a1', '127.0.0.1', 3002), entry('r2', '127.0.0.1', 3003)];
+  evidence.consulAnswered({
+    index: 2,
+    services: new Map([['hello', { entries, selection: selectUpstreams(entries), resolved: new Map() }]]),
+    droppedRoutes: [],
+  });
+  t.deepEqual(asked, [], 'nothing is asked while no page is open');
+  const stream = await openStream(base + EVIDENCE_PATHS.events);
+  await until('a snapshot with the outbox', () => stream.snapshots.some((s) => s.instances.some((i) => i.outbox !== null)));
+  const last = stream.snapshots[stream.snapshots.length - 1];
+  const byId = Object.fromEntries(last.instances.map((i) => [i.id, i.outbox]));
+  t.deepEqual(byId, { r1: { state: 'filling', entries: 8100, maxEntries: 10000 }, a1: null, r2: null });
+  t.deepEqual(asked.sort(), ['127.0.0.1:3001', '127.0.0.1:3002', '127.0.0.1:3003']);
 });
 
 test('streams beyond the limit get a 503, and close() ends the open ones', async (t) => {
