@@ -91,15 +91,17 @@ const nanos = (ms: number) => ms * 1_000_000;
 
 /**
  * Creates the stream if it is missing, with `replicas` copies; the same config again is a no-op, so
- * concurrent callers agree. A stream with fewer copies (a one-broker stack that got three brokers) is
- * raised to `replicas` in place (a stream update of num_replicas: the new copies catch up from the leader,
- * no event is lost); never lowered, so a client started with an older setting cannot undo it.
+ * concurrent callers agree. A stream with fewer copies (made by a client of an older setting) is raised to
+ * `replicas` in place (a stream update of num_replicas: the new copies catch up from the leader, no event is
+ * lost); never lowered, so a client started with an older setting cannot undo it. A raise the cluster
+ * refuses (a broker down) leaves the stream as it is, serving, until a later connection tries again.
  */
 export async function ensureUserEventsStream(nc: NatsConnection, replicas: number = USER_EVENTS_REPLICAS.default): Promise<void> {
   const jsm = await nc.jetstreamManager();
   try {
     const { config } = await jsm.streams.info(USER_EVENTS_STREAM);
-    if ((config.num_replicas || 1) < replicas) await jsm.streams.update(USER_EVENTS_STREAM, { ...config, num_replicas: replicas });
+    if ((config.num_replicas || 1) < replicas)
+      await jsm.streams.update(USER_EVENTS_STREAM, { ...config, num_replicas: replicas }).catch(() => undefined);
     return;
   } catch (error) {
     if (!/stream not found/i.test(String(error))) throw error;
