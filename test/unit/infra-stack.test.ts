@@ -225,12 +225,15 @@ async function declared(c: (typeof CASES)[number]): Promise<Declared> {
   // A replica's name carries the short id of the image it runs.
   const serviceImage = ofType(record, T.image).find((i) => inputs(i).imageName === `cnp-service:${x.stack}`)!;
   const serviceImageId = outputs(serviceImage).repoDigest;
-  const replicaNames = Array.from({ length: x.replicas }, (_, i) => name(`replica-${i + 1}-${serviceImageId.slice(7, 19)}`));
+  // Both services have settings of their own: their names carry a digest of them and the image's id.
+  const serviceVersion = shortImageId(
+    replicaVersion(serviceImageId, ['USER_EVENTS_REPLICAS=1', `OUTBOX_MAX_ENTRIES=${x.outboxMaxEntries}`]),
+  );
+  const replicaNames = Array.from({ length: x.replicas }, (_, i) => name(`replica-${i + 1}-${serviceVersion}`));
   const activityImage = ofType(record, T.image).find((i) => inputs(i).imageName === `cnp-activity:${x.stack}`)!;
   const activityImageId = outputs(activityImage).repoDigest;
-  // The activity replicas have a setting of their own: their names carry a digest of it and the image's id.
   const activityVersion = shortImageId(
-    replicaVersion(activityImageId, [`ACTIVITY_DURABLE_INACTIVE_SECONDS=${x.activityDurableInactiveSeconds}`]),
+    replicaVersion(activityImageId, [`ACTIVITY_DURABLE_INACTIVE_SECONDS=${x.activityDurableInactiveSeconds}`, 'USER_EVENTS_REPLICAS=1']),
   );
   const activityNames = Array.from({ length: x.activityReplicas }, (_, i) => name(`activity-${i + 1}-${activityVersion}`));
   return {
