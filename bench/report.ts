@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PeerColumn, PeerComparison } from './peer-results';
 import { PEER_NAMES } from './peers/peer';
-import type { AloneResults, BenchResults, Target } from './results';
+import type { AloneResults, BenchResults, Target, TlsCostFigures } from './results';
 
 const fmt = (value: number, unit = '', decimals?: number): string =>
   Number.isFinite(value) ? `${decimals === undefined ? String(value) : value.toFixed(decimals)}${unit}` : 'n/a';
@@ -196,7 +196,7 @@ export function formatScaleTable(r: Pick<BenchResults, 'scale' | 'targets'>): st
 /** HTTPS against HTTP at the edge, both ways of connecting (the table of bench/README.md's "HTTPS at the edge"). */
 export function formatTlsTable(r: Pick<BenchResults, 'tlsCost' | 'settings'>): string {
   const t = r.tlsCost;
-  const rows = (way: string, f: BenchResults['tlsCost']['keptAlive']) => [
+  const rows = (way: string, f: TlsCostFigures) => [
     [`Throughput, ${way}`, fmt(f.requestsPerSec.http, ' req/s'), fmt(f.requestsPerSec.https, ' req/s'), fmt(f.throughputRatio, '', 2)],
     [
       `nginx CPU per request, ${way}`,

@@ -163,13 +163,22 @@ export interface BenchResults {
     /** Failed requests (non-2xx, errors, timeouts) over every run of the phase, both edges. */
     failures: number;
     rounds: {
-      keptAlive: { requestsPerSec: [number, number]; nginxCpuUsPerRequest: [number, number]; otherCpuPercent: [number, number] };
-      newConnections: { requestsPerSec: [number, number]; nginxCpuUsPerRequest: [number, number]; otherCpuPercent: [number, number] };
+      keptAlive: TlsRoundFigures;
+      newConnections: TlsRoundFigures;
     }[];
   };
   targets: Target[];
   /** The side-by-side table: ours, HAProxy with Consul DNS and static nginx, in this same run. */
   comparison: PeerComparison;
+}
+
+/** One round's runs of one way of connecting, `[http, https]`. */
+export interface TlsRoundFigures {
+  requestsPerSec: [number, number];
+  nginxCpuUsPerRequest: [number, number];
+  otherCpuPercent: [number, number];
+  /** Failed requests (non-2xx, errors, timeouts). */
+  failures: [number, number];
 }
 
 /** One way of connecting, HTTP against HTTPS: `[http, https]` pairs are medians over the rounds. */
@@ -436,10 +445,11 @@ function summarizeTls(rounds: TlsRound[]): BenchResults['tlsCost'] {
     round(pick(r[kind].http), decimals),
     round(pick(r[kind].https), decimals),
   ];
-  const roundOf = (r: TlsRound, kind: keyof TlsRound) => ({
+  const roundOf = (r: TlsRound, kind: keyof TlsRound): TlsRoundFigures => ({
     requestsPerSec: both(r, kind, (x) => x.requestsPerSec, 0),
     nginxCpuUsPerRequest: both(r, kind, (x) => x.nginxCpuUsPerRequest, 1),
     otherCpuPercent: both(r, kind, (x) => x.otherCpuPercent, 1),
+    failures: both(r, kind, (x) => x.failures, 0),
   });
   return {
     certificate: 'ECDSA P-256, signed by a CA made for the run',
