@@ -1,18 +1,22 @@
 // `npm run attack [-- --smoke] [-- --plain] [-- --users N]`: the red-team pass of issue 14 against the
 // hardened configuration, run as processes on loopback as the bench runs it (real Consul with the stack's
-// limits, two replicas, the balancer). The edge is HTTPS, as the stack serves it (a certificate from a CA
-// made for the run, harness/tls.ts; the real client verifies it); `--plain` runs it against a plain-HTTP
-// balancer. The attacker connects from 127.0.0.2, the real client from 127.0.0.3, every target is
-// 127.0.0.1. Prints how many real requests failed (target 0), then Consul's memory and how fast it answers
-// /v1/status/leader afterwards. Bounded in time; stops every process on failure and Ctrl-C.
+// limits, two replicas, the balancer). The edge is HTTPS by default (a certificate from a CA made for the
+// run, harness/tls.ts; the real client verifies it): the harder one to defend, with every plain phase plus
+// a handshake flood, and the one issue 26 asks to hold; `--plain` runs it against a plain-HTTP balancer.
+// The attacker connects from 127.0.0.2, the real client (a process of its own, bench/real-client.ts) from
+// 127.0.0.3, every target is 127.0.0.1. Prints how many real requests failed (target 0), then Consul's
+// memory and how fast it answers /v1/status/leader afterwards. Bounded in time; stops every process on
+// failure and Ctrl-C.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
+import path from 'node:path';
 import {
   ATTACKER_ADDRESS,
   burst,
   handshakeFlood,
   REAL_CLIENT_ADDRESS,
-  requestFrom,
   slowHeaderFlood,
   summarize,
   type Answer,
@@ -26,11 +30,12 @@ import { seedUsers } from '../harness/seed-users';
 import { startReplica, type Replica } from '../harness/service';
 import { CA_FILE_VARIABLE, makeTestCertificates, trustOptions, type TestCertificates } from '../harness/tls';
 import { childrenOf, rssMB } from './proc-stats';
+import type { RealClientMessage } from './real-client';
 
 const SERVICE = 'hello';
 
 interface AttackOptions {
-  /** The edge attacked: HTTPS (the stack's) or plain HTTP. */
+  /** The edge attacked: HTTPS (the stack's with publicTls on) or plain HTTP. */
   tls: boolean;
   users: number;
   /** Seconds of each sustained phase (flood, list). */
@@ -82,26 +87,47 @@ function parseOptions(argv: readonly string[]): AttackOptions {
 
 const log = (line: string) => console.log(`[attack] ${line}`);
 
+const REAL_CLIENT = path.join(__dirname, 'real-client.ts');
+
+interface RealClient {
+  /** Starts the requests of a phase; its `stop()` ends them and resolves to their report. */
+  start(): { stop(): Promise<ClientReport> };
+  close(): Promise<void>;
+}
+
 /**
- * The real client during a phase: a new connection per request from 127.0.0.3, alternating the
- * service's root and a page of users, until `stop()`; a request fails on an error, a non-2xx or no
- * answer within 5 s.
+ * The real client (bench/real-client.ts, its own process): during each phase a new connection per request
+ * from 127.0.0.3, alternating the service's root and a page of users; a request fails on an error, a
+ * non-2xx or no answer within 5 s. Started after BALANCER_CA_FILE is set: it verifies the edge with it.
  */
-function startRealClient(balancer: RunningBalancer) {
-  const answers: Answer[] = [];
-  let running = true;
-  const paths = ['/', '/api/users?limit=10'];
-  const loops = Array.from({ length: 2 }, async (_, loop) => {
-    for (let n = loop; running; n++) {
-      answers.push(await requestFrom(`${balancer.url}${paths[n % paths.length]}`, REAL_CLIENT_ADDRESS, 5000));
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  });
+async function startRealClient(balancer: RunningBalancer): Promise<RealClient> {
+  const child = spawn(process.execPath, ['--import', 'tsx', REAL_CLIENT], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = once(child, 'exit');
+  await once(child, 'spawn');
+  const send = (message: RealClientMessage) => child.send(message);
+  const urls = ['/', '/api/users?limit=10'].map((p) => `${balancer.url}${p}`);
   return {
-    async stop(): Promise<ClientReport> {
-      running = false;
-      await Promise.all(loops);
-      return summarize(answers);
+    start() {
+      send({ kind: 'start', urls });
+      return {
+        stop: () =>
+          new Promise<ClientReport>((resolve, reject) => {
+            const onExit = () => reject(new Error('the real client exited during a phase'));
+            child.once('exit', onExit);
+            child.once('message', (answers: Answer[]) => {
+              child.off('exit', onExit);
+              resolve(summarize(answers));
+            });
+            send({ kind: 'stop' });
+          }),
+      };
+    },
+    async close() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.disconnect();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
     },
   };
 }
@@ -177,9 +203,11 @@ async function main(): Promise<void> {
   let balancer: RunningBalancer | undefined;
   let consul: ConsulAgent | undefined;
   let certs: TestCertificates | undefined;
+  let realClient: RealClient | undefined;
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
     (cleaning ??= (async () => {
+      await realClient?.close();
       await Promise.all(replicas.map((r) => r.stop(3000)));
       await balancer?.cleanup();
       await consul?.stop();
@@ -214,13 +242,14 @@ async function main(): Promise<void> {
     await seedUsers(consul, SERVICE, options.users, 1);
     const rssBefore = rssMB(consulPid);
     log(`Consul RSS before: ${rssBefore.toFixed(1)} MB; leader answers in ${await leaderAnswerMs(consul)}`);
+    const client = (realClient = await startRealClient(b));
     const target = { host: '127.0.0.1', port: b.port, tls: options.tls };
     const results: PhaseResult[] = [];
 
     /** Connections held open by `flood` and reopened as nginx closes them, for phaseSec, with the real client beside them. */
     const held = async (phase: string, flood: () => Promise<ConnectionFlood>) => {
       log(`${phase}: ${options.slowConnections} connections from ${ATTACKER_ADDRESS}, reopened for ${options.phaseSec} s`);
-      const real = startRealClient(b);
+      const real = client.start();
       const open = await flood();
       const heldAfterOpen = open.open();
       await new Promise((r) => setTimeout(r, options.phaseSec * 1000));
@@ -239,13 +268,13 @@ async function main(): Promise<void> {
       await held('TLS handshake flood (never finished)', () => handshakeFlood(target, options.slowConnections, ATTACKER_ADDRESS, true));
 
     log(`a burst of ${options.burstConnections} connections from ${ATTACKER_ADDRESS}`);
-    let real = startRealClient(b);
+    let real = client.start();
     const burstReport = await burst(`${b.url}/`, options.burstConnections, ATTACKER_ADDRESS);
     await new Promise((r) => setTimeout(r, 500));
     results.push({ phase: `${options.burstConnections}-connection burst`, attacker: outcomes(burstReport), real: await real.stop() });
 
     log(`${options.listConnections} connections on /api/users from ${ATTACKER_ADDRESS} for ${options.phaseSec} s`);
-    real = startRealClient(b);
+    real = client.start();
     const list = await listFlood(`${b.url}/api/users`, options.listConnections, options.phaseSec * 1000);
     results.push({
       phase: `KV-heavy list (${options.users} users)`,

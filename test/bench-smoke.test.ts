@@ -273,7 +273,7 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
 });
 
 // Serial, so it runs before the bench's smoke and never beside it: the flood would skew its figures. The
-// attack's default edge is HTTPS, the stack's (the plain edge's floods are balancer-flood.test.ts's).
+// attack's default edge is HTTPS (the plain edge's floods are balancer-flood.test.ts's).
 test.serial('npm run attack -- --smoke: on the HTTPS edge no real request fails, and Consul answers its leader afterwards', async (t) => {
   t.timeout(120_000);
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/attack.ts', '--smoke'], {
