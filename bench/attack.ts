@@ -304,6 +304,15 @@ async function main(): Promise<void> {
       `Consul RSS: ${rssBefore.toFixed(1)} MB before, ${rssAfter.toFixed(1)} MB after; /v1/status/leader answered in ${leader} after the load`,
     );
     console.log(`nginx "worker_connections are not enough": ${nginxShort} time(s)`);
+    // Who answered a failed request: the gateway's JSON names the service, a replica's its own error.
+    for (const r of results) {
+      const answers = new Map<string, number>();
+      for (const a of r.real.failed) {
+        const key = a.error ? `error ${a.error}` : `${a.status} ${a.body.slice(0, 160)}`;
+        answers.set(key, (answers.get(key) ?? 0) + 1);
+      }
+      for (const [answer, n] of answers) console.log(`real client, ${r.phase}: ${n}× ${answer}`);
+    }
     console.log(
       `nginx errors: ${
         [...nginxErrors]
