@@ -2,11 +2,17 @@ import path from 'node:path';
 
 export type BenchMode = 'full' | 'smoke';
 
+/** Phases `--only` runs on their own, each on the run's Consul, balancer and one hello replica. */
+export const ALONE_PHASES = ['scale', 'tls'] as const;
+export type AlonePhase = (typeof ALONE_PHASES)[number];
+
 /** Everything that sizes a run: fixed connections and durations, repeats and tries. */
 export interface BenchOptions {
   mode: BenchMode;
   /** Where the JSON results are written. */
   outFile: string;
+  /** With `--only`: the phases run, alone and in this order; empty for the whole benchmark. */
+  only: AlonePhase[];
   /** Closed-loop connections of the load generator, for throughput and latency alike. */
   connections: number;
   /** Seconds of each measured load-generator run. */
@@ -50,7 +56,7 @@ export interface BenchOptions {
   timeLimitSec: number;
 }
 
-const FULL: Omit<BenchOptions, 'outFile'> = {
+const FULL: Omit<BenchOptions, 'outFile' | 'only'> = {
   mode: 'full',
   connections: 8,
   durationSec: 4,
@@ -82,7 +88,7 @@ const FULL: Omit<BenchOptions, 'outFile'> = {
   timeLimitSec: 1020,
 };
 
-const SMOKE: Omit<BenchOptions, 'outFile'> = {
+const SMOKE: Omit<BenchOptions, 'outFile' | 'only'> = {
   mode: 'smoke',
   connections: 8,
   durationSec: 1,
@@ -119,14 +125,16 @@ const SMOKE: Omit<BenchOptions, 'outFile'> = {
   timeLimitSec: 175,
 };
 
-export const USAGE = `usage: npm run bench [-- --smoke] [-- --out FILE]
+export const USAGE = `usage: npm run bench [-- --smoke] [-- --only PHASE,...] [-- --out FILE]
   --smoke      short run (about a minute) that produces every figure, for CI
+  --only       only these phases (${ALONE_PHASES.join(', ')}), full or smoke sized, on one replica
   --out FILE   where to write the JSON results (default bench/results.json)`;
 
 /** Parses the command line; throws a message naming the bad argument and what is allowed. */
 export function parseOptions(argv: readonly string[]): BenchOptions {
   let smoke = false;
   let outFile = path.resolve(__dirname, 'results.json');
+  const only: AlonePhase[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--smoke') smoke = true;
@@ -134,7 +142,13 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       const value = argv[++i];
       if (!value) throw new Error(`--out needs a file path\n${USAGE}`);
       outFile = path.resolve(value);
-    } else throw new Error(`unknown argument "${arg}"; allowed: --smoke, --out FILE\n${USAGE}`);
+    } else if (arg === '--only') {
+      for (const name of (argv[++i] ?? '').split(',')) {
+        const phase = ALONE_PHASES.find((p) => p === name);
+        if (!phase) throw new Error(`--only: unknown phase "${name}"; allowed: ${ALONE_PHASES.join(', ')} (comma-separated)\n${USAGE}`);
+        if (!only.includes(phase)) only.push(phase);
+      }
+    } else throw new Error(`unknown argument "${arg}"; allowed: --smoke, --only PHASE,..., --out FILE\n${USAGE}`);
   }
-  return { ...(smoke ? SMOKE : FULL), outFile };
+  return { ...(smoke ? SMOKE : FULL), outFile, only };
 }

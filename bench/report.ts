@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PeerColumn, PeerComparison } from './peer-results';
 import { PEER_NAMES } from './peers/peer';
-import type { BenchResults, Target } from './results';
+import type { AloneResults, BenchResults, Target, TlsCostFigures } from './results';
 
 const fmt = (value: number, unit = '', decimals?: number): string =>
   Number.isFinite(value) ? `${decimals === undefined ? String(value) : value.toFixed(decimals)}${unit}` : 'n/a';
@@ -140,27 +140,34 @@ const routeTables = (r: BenchResults): string => {
 };
 
 export function formatContext(r: BenchResults): string {
-  const v = r.versions;
   return [
-    `mode ${r.mode}, ${r.elapsedSec} s, ${r.cores} cores (${v.cpu}), started ${r.startedAt}`,
-    `pinning: ${r.pinning.description}`,
-    `observed affinity: ${Object.entries(r.pinning.observed)
-      .map(([k, cpus]) => `${k} ${cpus}`)
-      .join(', ')}`,
-    `versions: node ${v.node}, nginx ${v.nginx}, haproxy ${v.haproxy}, consul ${v.consul}, autocannon ${v.autocannon}, hono ${v.hono}, @hono/node-server ${v.honoNodeServer}, kernel ${v.kernel}`,
+    formatRunContext(r),
     `load: ${r.settings.connections} connections closed loop, ${r.settings.durationSec} s per run, medians over ${r.settings.repeats} repeats`,
     `other work on the test core during the load runs: median ${fmt(r.foreignCpuPercent.median, ' %')}, max ${fmt(r.foreignCpuPercent.max, ' %')} of its time`,
   ].join('\n');
 }
 
-export function writeResults(file: string, results: BenchResults): void {
+/** When and where the run was made, and with what: every run's first lines, `--only` runs' included. */
+export function formatRunContext(r: AloneResults | BenchResults): string {
+  const v = r.versions;
+  return [
+    `mode ${r.mode}${'only' in r ? `, only ${r.only.join(', ')}` : ''}, ${r.elapsedSec} s, ${r.cores} cores (${v.cpu}), started ${r.startedAt}`,
+    `pinning: ${r.pinning.description}`,
+    `observed affinity: ${Object.entries(r.pinning.observed)
+      .map(([k, cpus]) => `${k} ${cpus}`)
+      .join(', ')}`,
+    `versions: node ${v.node}, nginx ${v.nginx}, haproxy ${v.haproxy}, consul ${v.consul}, autocannon ${v.autocannon}, hono ${v.hono}, @hono/node-server ${v.honoNodeServer}, kernel ${v.kernel}`,
+  ].join('\n');
+}
+
+export function writeResults(file: string, results: AloneResults | BenchResults): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   // NaN (a figure that could not be measured) becomes null in JSON, which the smoke test rejects.
   fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
 }
 
 /** The gateway at 1, 100 and 1,000 routed services, one row per size, and issue 23's targets. */
-export function formatScaleTable(r: BenchResults): string {
+export function formatScaleTable(r: Pick<BenchResults, 'scale' | 'targets'>): string {
   const header = [
     'Routed services',
     'Added → first proxied p50 / max',
@@ -183,6 +190,28 @@ export function formatScaleTable(r: BenchResults): string {
     header,
     rows,
     r.targets.filter((t) => /routed service/.test(t.figure)),
+  );
+}
+
+/** HTTPS against HTTP at the edge, both ways of connecting (the table of bench/README.md's "HTTPS at the edge"). */
+export function formatTlsTable(r: Pick<BenchResults, 'tlsCost' | 'settings'>): string {
+  const t = r.tlsCost;
+  const rows = (way: string, f: TlsCostFigures) => [
+    [`Throughput, ${way}`, fmt(f.requestsPerSec.http, ' req/s'), fmt(f.requestsPerSec.https, ' req/s'), fmt(f.throughputRatio, '', 2)],
+    [
+      `nginx CPU per request, ${way}`,
+      fmt(f.nginxCpuUsPerRequest.http, ' µs'),
+      fmt(f.nginxCpuUsPerRequest.https, ' µs'),
+      fmt(f.nginxCpuRatio, '', 2),
+    ],
+  ];
+  return titledTable(
+    `HTTPS at the edge (${t.certificate}): medians over ${t.rounds.length} round(s) of ${r.settings.durationSec} s kept-alive runs ` +
+      `and ${r.settings.tlsNewConnectionRequests} new connections per edge; ratios HTTPS / HTTP, medians of the per-round ratios; ` +
+      `${t.failures} failed request(s)`,
+    ['Figure', 'HTTP', 'HTTPS', 'HTTPS / HTTP'],
+    [...rows(`kept-alive (${r.settings.connections} connections)`, t.keptAlive), ...rows('a new connection per request', t.newConnections)],
+    [],
   );
 }
 

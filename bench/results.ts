@@ -1,4 +1,4 @@
-import type { BenchMode, BenchOptions } from './options';
+import type { AlonePhase, BenchMode, BenchOptions } from './options';
 import { summarizePeers, type PeerComparison } from './peer-results';
 import type { PeerMeasurement } from './phases/peers';
 import type { DiscoveryTry } from './phases/discovery';
@@ -163,13 +163,22 @@ export interface BenchResults {
     /** Failed requests (non-2xx, errors, timeouts) over every run of the phase, both edges. */
     failures: number;
     rounds: {
-      keptAlive: { requestsPerSec: [number, number]; nginxCpuUsPerRequest: [number, number]; otherCpuPercent: [number, number] };
-      newConnections: { requestsPerSec: [number, number]; nginxCpuUsPerRequest: [number, number]; otherCpuPercent: [number, number] };
+      keptAlive: TlsRoundFigures;
+      newConnections: TlsRoundFigures;
     }[];
   };
   targets: Target[];
   /** The side-by-side table: ours, HAProxy with Consul DNS and static nginx, in this same run. */
   comparison: PeerComparison;
+}
+
+/** One round's runs of one way of connecting, `[http, https]`. */
+export interface TlsRoundFigures {
+  requestsPerSec: [number, number];
+  nginxCpuUsPerRequest: [number, number];
+  otherCpuPercent: [number, number];
+  /** Failed requests (non-2xx, errors, timeouts). */
+  failures: [number, number];
 }
 
 /** One way of connecting, HTTP against HTTPS: `[http, https]` pairs are medians over the rounds. */
@@ -181,6 +190,16 @@ export interface TlsCostFigures {
   throughputRatio: number;
   nginxCpuRatio: number;
 }
+
+/** Shape of the results file of an `--only` run: the run's context and the figures of the phases it ran. */
+export type AloneResults = Pick<BenchResults, RunContextKey | 'targets'> &
+  Partial<Pick<BenchResults, 'scale' | 'tlsCost'>> & { only: AlonePhase[] };
+
+type RunContextKey = 'mode' | 'startedAt' | 'elapsedSec' | 'cores' | 'pinning' | 'versions' | 'settings';
+
+/** What an `--only` run measured: the phases it did not run are absent. */
+export type AloneMeasurements = Pick<RawMeasurements, 'options' | 'startedAt' | 'elapsedSec' | 'cores' | 'pinning' | 'versions'> &
+  Partial<Pick<RawMeasurements, 'scale' | 'tls'>>;
 
 export interface RawMeasurements {
   options: BenchOptions;
@@ -236,16 +255,9 @@ export function summarize(raw: RawMeasurements): BenchResults {
   const added = raw.discovery.map((t) => t.firstServedMs);
   const failedOver = raw.failover.map((t) => t.removedMs);
   const scaledDown = raw.scaleDown.map((t) => t.removedMs);
-  const { outFile: _outFile, mode: _mode, ...settings } = raw.options;
 
   const results: Omit<BenchResults, 'targets' | 'comparison'> = {
-    mode: raw.options.mode,
-    startedAt: raw.startedAt.toISOString(),
-    elapsedSec: round(raw.elapsedSec, 1),
-    cores: raw.cores,
-    pinning: raw.pinning,
-    versions: raw.versions,
-    settings,
+    ...runContext(raw),
     throughputRatio: round(
       medianOf(oneReplica, (r) => r.ratio),
       3,
@@ -367,6 +379,30 @@ export function summarize(raw: RawMeasurements): BenchResults {
   return { ...results, targets: evaluateTargets(results), comparison };
 }
 
+export function summarizeAlone(raw: AloneMeasurements): AloneResults {
+  const scale = raw.scale && summarizeScale(raw.scale);
+  return {
+    ...runContext(raw),
+    only: raw.options.only,
+    ...(scale ? { scale } : {}),
+    ...(raw.tls ? { tlsCost: summarizeTls(raw.tls) } : {}),
+    targets: scale ? scaleTargets({ scale }) : [],
+  };
+}
+
+function runContext(raw: AloneMeasurements): Pick<BenchResults, RunContextKey> {
+  const { outFile: _outFile, mode, ...settings } = raw.options;
+  return {
+    mode,
+    startedAt: raw.startedAt.toISOString(),
+    elapsedSec: round(raw.elapsedSec, 1),
+    cores: raw.cores,
+    pinning: raw.pinning,
+    versions: raw.versions,
+    settings,
+  };
+}
+
 /** One figure of a repeat as [direct, balancer], rounded. */
 const pair = (r: PairedRepeat, pick: (run: PathRun) => number, decimals: number): [number, number] => [
   round(pick(r.direct), decimals),
@@ -409,10 +445,11 @@ function summarizeTls(rounds: TlsRound[]): BenchResults['tlsCost'] {
     round(pick(r[kind].http), decimals),
     round(pick(r[kind].https), decimals),
   ];
-  const roundOf = (r: TlsRound, kind: keyof TlsRound) => ({
+  const roundOf = (r: TlsRound, kind: keyof TlsRound): TlsRoundFigures => ({
     requestsPerSec: both(r, kind, (x) => x.requestsPerSec, 0),
     nginxCpuUsPerRequest: both(r, kind, (x) => x.nginxCpuUsPerRequest, 1),
     otherCpuPercent: both(r, kind, (x) => x.otherCpuPercent, 1),
+    failures: both(r, kind, (x) => x.failures, 0),
   });
   return {
     certificate: 'ECDSA P-256, signed by a CA made for the run',
@@ -489,7 +526,7 @@ function summarizeWrites(steps: WriteStep[]): BenchResults['writeRates'] {
 }
 
 /** Issue 23's targets, at the largest size measured (1,000 in a full run) and at one service. */
-function scaleTargets(r: Omit<BenchResults, 'targets' | 'comparison'>): Target[] {
+function scaleTargets(r: Pick<BenchResults, 'scale'>): Target[] {
   const largest = r.scale.at(-1);
   const one = r.scale.find((s) => s.services === 1);
   if (!largest || !one) return [];

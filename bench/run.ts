@@ -1,5 +1,5 @@
-// `npm run bench [-- --smoke]`: the balancer against direct access, discovery, failover and memory,
-// with real Consul, nginx and service replicas on loopback. See bench/README.md.
+// `npm run bench [-- --smoke] [-- --only PHASE,...]`: the balancer against direct access, discovery, failover
+// and memory, with real Consul, nginx and service replicas on loopback. See bench/README.md.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sendRequests } from '../harness/load';
 import { startLoadGenerator, type LoadGenerator } from './load-generator';
@@ -18,8 +18,8 @@ import { measureThroughput } from './phases/throughput';
 import { measureTlsCost } from './phases/tls';
 import { affinityOf, pinProcess, planCpus, type CpuPlan } from './pinning';
 import { pssMB, readStat, rssMB } from './proc-stats';
-import { formatContext, formatPeerTable, formatScaleTable, formatTable, writeResults } from './report';
-import { summarize, type RawMeasurements } from './results';
+import { formatContext, formatPeerTable, formatRunContext, formatScaleTable, formatTable, formatTlsTable, writeResults } from './report';
+import { summarize, summarizeAlone, type AloneMeasurements, type RawMeasurements } from './results';
 import { startSystemUnderTest, type BenchReplica, type SystemUnderTest } from './system-under-test';
 import { collectVersions } from './versions';
 
@@ -54,6 +54,40 @@ function nginxMemory(sut: SystemUnderTest) {
   };
 }
 
+/** The CPUs the run's processes actually have, read back (`first` is hello's first replica). */
+function observedAffinity(sut: SystemUnderTest, load: LoadGenerator, first: BenchReplica): Record<string, string> {
+  const nginx = sut.nginx();
+  return {
+    benchmark: affinityOf(process.pid),
+    loadGenerator: affinityOf(load.pid),
+    consul: affinityOf(sut.consulPid),
+    replica: affinityOf(first.child.pid!),
+    watcher: affinityOf(sut.balancer.child.pid!),
+    nginxMaster: nginx.master ? affinityOf(nginx.master) : 'not found',
+    nginxWorkers: nginx.workers.map(affinityOf).join(' ') || 'not found',
+  };
+}
+
+/** `--only`: the phases named, in their order, on one hello replica. */
+async function runAlone(
+  options: BenchOptions,
+  plan: CpuPlan,
+  sut: SystemUnderTest,
+  load: LoadGenerator,
+): Promise<Omit<AloneMeasurements, 'elapsedSec' | 'startedAt' | 'versions' | 'options' | 'cores'>> {
+  const first = await sut.startReplica('bench-1');
+  await sut.waitUpstream(first, true);
+  const ctx = { sut, load, first, options, testCpu: plan.testCpu, log };
+  const measured: Partial<Pick<RawMeasurements, 'scale' | 'tls'>> = {};
+  for (const phase of options.only) {
+    log(`${phase}, alone`);
+    if (phase === 'scale') measured.scale = await measureScale(ctx, options.scaleSizes, options.scaleTries);
+    else measured.tls = await measureTlsCost(ctx);
+  }
+  const pinning = { description: plan.description, loadCpu: plan.loadCpu ?? null, testCpu: plan.testCpu ?? null };
+  return { ...measured, pinning: { ...pinning, observed: observedAffinity(sut, load, first) } };
+}
+
 async function runBench(
   options: BenchOptions,
   plan: CpuPlan,
@@ -70,16 +104,7 @@ async function runBench(
   log(`idle replica RSS ${replicaIdle.toFixed(1)} MB; sampling the idle watcher for ${options.idleSampleSec} s`);
   const watcherIdleCpuPercent = await idleCpuPercent(sut.balancer.child.pid!, options.idleSampleSec);
 
-  const nginx = sut.nginx();
-  const observed: Record<string, string> = {
-    benchmark: affinityOf(process.pid),
-    loadGenerator: affinityOf(load.pid),
-    consul: affinityOf(sut.consulPid),
-    replica: affinityOf(first.child.pid!),
-    watcher: affinityOf(sut.balancer.child.pid!),
-    nginxMaster: nginx.master ? affinityOf(nginx.master) : 'not found',
-    nginxWorkers: nginx.workers.map(affinityOf).join(' ') || 'not found',
-  };
+  const observed = observedAffinity(sut, load, first);
 
   log(`throughput and latency: ${options.repeats} repeats of ${options.durationSec} s per path, ${options.connections} connections`);
   let second: BenchReplica | undefined;
@@ -182,10 +207,11 @@ async function main(): Promise<void> {
   );
   overtime.unref();
 
-  let measured;
+  let measured, measuredAlone;
   try {
     load = await startLoadGenerator(plan.loadCpu);
-    measured = await runBench(options, plan, sut, load, (peer) => peers.add(peer));
+    if (options.only.length) measuredAlone = await runAlone(options, plan, sut, load);
+    else measured = await runBench(options, plan, sut, load, (peer) => peers.add(peer));
   } catch (error) {
     log(`balancer output (last lines):\n${sut.balancer.output().slice(-2000)}`);
     throw error;
@@ -193,18 +219,33 @@ async function main(): Promise<void> {
     await cleanUp();
   }
 
-  const results = summarize({
-    ...measured,
+  const context = {
     options,
     startedAt,
     elapsedSec: (performance.now() - started) / 1000,
     cores: plan.cores,
     versions: collectVersions(),
-  });
-  writeResults(options.outFile, results);
-  process.stdout.write(
-    `\n${formatContext(results)}\n\n${formatTable(results)}\n\n${formatPeerTable(results.comparison)}\n\n${formatScaleTable(results)}\n\nresults written to ${options.outFile}\n`,
-  );
+  };
+  let tables: string[] = [];
+  if (measured) {
+    const results = summarize({ ...measured, ...context });
+    writeResults(options.outFile, results);
+    tables = [
+      formatContext(results),
+      formatTable(results),
+      formatPeerTable(results.comparison),
+      formatScaleTable(results),
+      formatTlsTable(results),
+    ];
+  } else if (measuredAlone) {
+    const results = summarizeAlone({ ...measuredAlone, ...context });
+    writeResults(options.outFile, results);
+    const { scale, tlsCost } = results;
+    tables = [formatRunContext(results)];
+    if (scale) tables.push(formatScaleTable({ ...results, scale }));
+    if (tlsCost) tables.push(formatTlsTable({ ...results, tlsCost }));
+  }
+  process.stdout.write(`\n${tables.join('\n\n')}\n\nresults written to ${options.outFile}\n`);
 }
 
 main().catch((error: unknown) => {

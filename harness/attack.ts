@@ -1,8 +1,12 @@
 // Hostile and real clients on distinct loopback source addresses (Linux routes all of 127.0.0.0/8 to lo):
 // the attacker binds its sockets to one address, the real client to another, every target is 127.0.0.1.
-// Shared by the flood tests and `npm run attack`.
+// Shared by the flood tests and `npm run attack`. An https:// URL or a `tls` target is the HTTPS edge: the
+// requests verify its certificate (Node's CAs and BALANCER_CA_FILE's, harness/tls.ts), the floods do not.
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import tls from 'node:tls';
+import { trustOptions } from './tls';
 
 export const ATTACKER_ADDRESS = '127.0.0.2';
 export const REAL_CLIENT_ADDRESS = '127.0.0.3';
@@ -10,12 +14,14 @@ export const REAL_CLIENT_ADDRESS = '127.0.0.3';
 export interface Target {
   host: string;
   port: number;
+  /** The listener speaks TLS (the HTTPS edge). */
+  tls?: boolean;
 }
 
 /** Connections opened at once; the rest wait, so the listen backlog (511 for nginx) never overflows. */
 const CONNECT_BATCH = 200;
 
-export interface SlowHeaderFlood {
+export interface ConnectionFlood {
   /** Connections open right now. */
   open(): number;
   /** Connections opened in all, reopenings included. */
@@ -23,24 +29,22 @@ export interface SlowHeaderFlood {
   stop(): void;
 }
 
+/** Opens one flood connection; calls `ready` once it has sent what it sends before it stalls. */
+type Stall = (ready: () => void) => net.Socket;
+
 /**
- * `count` connections from `from` that each send the start of a request header and never finish it: a
- * slow-header (slowloris) flood. With `reopen`, a connection the server closes (its header timeout) is
- * replaced at once, as a persistent attacker would, until stop().
+ * `count` connections opened by `stall`, in batches; with `reopen`, a connection the server closes (its
+ * timeout) is replaced at once, as a persistent attacker would, until stop().
  */
-export async function slowHeaderFlood(target: Target, count: number, from: string, reopen = false): Promise<SlowHeaderFlood> {
+async function holdOpen(count: number, reopen: boolean, stall: Stall): Promise<ConnectionFlood> {
   const sockets = new Set<net.Socket>();
   let opened = 0;
   let stopped = false;
   const connectOne = () =>
     new Promise<void>((resolve) => {
-      const socket = net.connect({ host: target.host, port: target.port, localAddress: from });
+      const socket = stall(resolve);
       opened++;
       sockets.add(socket);
-      socket.on('connect', () => {
-        socket.write('GET / HTTP/1.1\r\nHost: flood\r\nX-Slow: ');
-        resolve();
-      });
       socket.on('data', () => undefined);
       socket.on('error', () => resolve());
       socket.on('close', () => {
@@ -63,6 +67,46 @@ export async function slowHeaderFlood(target: Target, count: number, from: strin
   };
 }
 
+const SLOW_HEADER = 'GET / HTTP/1.1\r\nHost: flood\r\nX-Slow: ';
+
+/**
+ * `count` connections from `from` that each send the start of a request header and never finish it: a
+ * slow-header (slowloris) flood. On a `tls` target each connection completes its handshake first (without
+ * checking the certificate: an attacker need not) and then dribbles the header. With `reopen`, see holdOpen.
+ */
+export function slowHeaderFlood(target: Target, count: number, from: string, reopen = false): Promise<ConnectionFlood> {
+  return holdOpen(count, reopen, (ready) => {
+    if (target.tls) {
+      const tcp = net.connect({ host: target.host, port: target.port, localAddress: from });
+      const socket = tls.connect({ socket: tcp, rejectUnauthorized: false });
+      socket.on('secureConnect', () => socket.write(SLOW_HEADER, () => ready()));
+      return socket;
+    }
+    const socket = net.connect({ host: target.host, port: target.port, localAddress: from });
+    socket.on('connect', () => socket.write(SLOW_HEADER, () => ready()));
+    return socket;
+  });
+}
+
+/**
+ * The start of a TLS ClientHello: a handshake record announcing 512 bytes, of which only the message's
+ * type, length and version come. The server has read a record header and waits for the rest.
+ */
+const PARTIAL_CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
+
+/**
+ * `count` TCP connections from `from` to a TLS listener that start a handshake and never finish it (a
+ * partial ClientHello): the server holds each in its handshake until its own timeout. With `reopen`, see
+ * holdOpen.
+ */
+export function handshakeFlood(target: Target, count: number, from: string, reopen = false): Promise<ConnectionFlood> {
+  return holdOpen(count, reopen, (ready) => {
+    const socket = net.connect({ host: target.host, port: target.port, localAddress: from });
+    socket.on('connect', () => socket.write(PARTIAL_CLIENT_HELLO, () => ready()));
+    return socket;
+  });
+}
+
 export interface Answer {
   status: number;
   /** Set when no HTTP answer came: the error's code or message. */
@@ -73,7 +117,7 @@ export interface Answer {
   ms: number;
 }
 
-/** One request on a new connection from `from`; never rejects. */
+/** One request on a new connection from `from` (https:// verified, see above); never rejects. */
 export function requestFrom(
   url: string,
   from: string,
@@ -88,9 +132,17 @@ export function requestFrom(
       settled = true;
       resolve({ ...answer, ms: performance.now() - started });
     };
-    const req = http.request(
+    const secure = url.startsWith('https:');
+    const req = (secure ? https : http).request(
       url,
-      { method: options.method ?? 'GET', headers: options.headers, localAddress: from, agent: false, timeout: timeoutMs },
+      {
+        method: options.method ?? 'GET',
+        headers: options.headers,
+        localAddress: from,
+        agent: false,
+        timeout: timeoutMs,
+        ...(secure ? trustOptions() : {}),
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8');

@@ -272,8 +272,9 @@ test('npm run bench -- --smoke produces every figure with its keys and shape', a
   t.regex(run.stdout, /pinning: /);
 });
 
-// Serial, so it runs before the bench's smoke and never beside it: the flood would skew its figures.
-test.serial('npm run attack -- --smoke: no real request fails, and Consul answers its leader afterwards', async (t) => {
+// Serial, so it runs before the bench's smoke and never beside it: the flood would skew its figures. The
+// attack's default edge is HTTPS (the plain edge's floods are balancer-flood.test.ts's).
+test.serial('npm run attack -- --smoke: on the HTTPS edge no real request fails, and Consul answers its leader afterwards', async (t) => {
   t.timeout(120_000);
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/attack.ts', '--smoke'], {
     cwd: ROOT,
@@ -290,7 +291,9 @@ test.serial('npm run attack -- --smoke: no real request fails, and Consul answer
     child.on('exit', (code, signal) => resolve({ code: code ?? signal ?? 'unknown', stdout, stderr }));
   });
   t.is(run.code, 0, `attack --smoke failed:\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-2000)}`);
-  for (const phase of ['slow-header flood', '2000-connection burst', 'KV-heavy list']) t.regex(run.stdout, new RegExp(`\\| ${phase}`));
+  t.regex(run.stdout, /HTTPS edge \(the real client verifies its certificate\)/);
+  for (const phase of ['slow-header flood', 'TLS handshake flood', '2000-connection burst', 'KV-heavy list'])
+    t.regex(run.stdout, new RegExp(`\\| ${phase}`));
   t.regex(run.stdout, /\| all phases \| \| 0 of [1-9]\d* \(target 0\)/);
   t.regex(run.stdout, /\/v1\/status\/leader answered in [\d.]+ ms after the load/);
 });

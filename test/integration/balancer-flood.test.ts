@@ -1,13 +1,22 @@
 import test from 'ava';
-import { ATTACKER_ADDRESS, holdRequests, REAL_CLIENT_ADDRESS, realClient, requestFrom, slowHeaderFlood } from '../../harness/attack';
+import {
+  ATTACKER_ADDRESS,
+  handshakeFlood,
+  holdRequests,
+  REAL_CLIENT_ADDRESS,
+  realClient,
+  requestFrom,
+  slowHeaderFlood,
+} from '../../harness/attack';
 import { startBalancer, type RunningBalancer } from '../../harness/balancer';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
 import { stopAll, waitFor } from '../../harness/processes';
 import { startReplica, type Replica } from '../../harness/service';
+import { CA_FILE_VARIABLE, makeTestCertificates } from '../../harness/tls';
 import { DEFAULT_CONN_LIMIT_PER_CLIENT } from '../../balancer/config';
 
 // Hostile neighbours against a real nginx: the attacker connects from 127.0.0.2, the real client from
-// 127.0.0.3, both to the balancer on 127.0.0.1 (issue 14, defect 4).
+// 127.0.0.3, both to the balancer on 127.0.0.1 (issue 14, defect 4); the last test on the HTTPS edge.
 const SERVICE = 'flood';
 let consul: ConsulAgent;
 let balancer: RunningBalancer;
@@ -74,3 +83,36 @@ test.serial('one client gets a JSON 429 past its requests in flight; other clien
     100,
   );
 });
+
+test.serial(
+  'over HTTPS: slow headers after the handshake and handshakes never finished neither fail a verifying client nor stay',
+  async (t) => {
+    t.timeout(90_000);
+    const certs = await makeTestCertificates();
+    t.teardown(() => certs.remove());
+    const https = await startBalancer(consul, { TLS_CERT_FILE: certs.certFile, TLS_KEY_FILE: certs.keyFile });
+    t.teardown(() => https.cleanup());
+    await https.waitForUpstreams(SERVICE, 2);
+    // The real client verifies the edge's certificate with the test's CA (requestFrom reads it per request).
+    process.env[CA_FILE_VARIABLE] = certs.caFile;
+    t.teardown(() => delete process.env[CA_FILE_VARIABLE]);
+
+    const target = { host: '127.0.0.1', port: https.port, tls: true };
+    const slow = await slowHeaderFlood(target, 1000, ATTACKER_ADDRESS);
+    t.teardown(() => slow.stop());
+    const handshaking = await handshakeFlood(target, 1000, ATTACKER_ADDRESS);
+    t.teardown(() => handshaking.stop());
+    t.true(slow.open() >= 950 && handshaking.open() >= 950, `held ${slow.open()} slow headers, ${handshaking.open()} handshakes`);
+
+    const report = await realClient(`${https.url}/`, REAL_CLIENT_ADDRESS, 2000, 4);
+    t.deepEqual(
+      report.failed.map((a) => a.error ?? a.status),
+      [],
+      `real requests failed: ${JSON.stringify(report.outcomes)}`,
+    );
+    t.true(report.total >= 20, `the real client made ${report.total} requests`);
+    // nginx bounds both: a handshake and then a header each within client_header_timeout (5 s).
+    await waitFor('nginx to close the unfinished handshakes', () => handshaking.open() === 0, 15_000, 200);
+    await waitFor('nginx to close the slow headers sent after a handshake', () => slow.open() === 0, 15_000, 200);
+  },
+);
