@@ -373,6 +373,61 @@ test.serial('course layout, 4 replicas: every replica gets requests through the 
 });
 
 test.serial(
+  'nothing in clear between the VMs: a capture of their network while a user named with a random marker is written, read and its event delivered holds neither the marker, the user id nor any token',
+  async (t) => {
+    t.timeout(120_000);
+    const capture = await fleet.captureBetweenVms();
+    let bytes: Buffer;
+    let userId: string | undefined;
+    const marker = `wire${randomBytes(6).toString('hex')}`;
+    try {
+      // Through the gateway's public port (the client's side, outside the capture): the replica on vm2 or vm3
+      // writes it into Consul, its relay publishes the event to the broker, the activity replicas receive it.
+      const created = await fetch(`${url}/api/users`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: marker, email: `${marker}@example.com` }),
+        signal: AbortSignal.timeout(5000),
+      });
+      t.is(created.status, 201);
+      const { id } = (await created.json()) as { id: string };
+      // The event carries the user's id (lib/user-events.ts): it crosses hello -> broker -> activity.
+      await waitFor(
+        'the event in the activity feed',
+        async () => (await (await fetch(`${url}/api/activity`, { signal: AbortSignal.timeout(2000) })).text()).includes(id),
+        30_000,
+        250,
+      );
+      userId = id;
+      const read = await fetch(`${url}/api/users/${id}`, { signal: AbortSignal.timeout(2000) });
+      t.true((await read.text()).includes(marker), 'read back through the gateway');
+      // Each container's log lines of it reach the collector meanwhile.
+      await new Promise((r) => setTimeout(r, 2000));
+    } finally {
+      bytes = await capture.stop();
+    }
+    // The capture holds the stack's traffic between the VMs: the gateway to the replicas, the replicas to the
+    // broker, Consul's RPC and every daemon's logs.
+    const count = async (filter: string) => (await run('tcpdump', ['-nn', '-r', capture.file, filter])).split('\n').filter(Boolean).length;
+    const seen: Record<string, number> = {};
+    for (const [what, filter] of [
+      ['gateway -> replicas', 'portrange 21001-21040 or portrange 22001-22040'],
+      ['replicas -> broker', 'port 4222'],
+      ['Consul RPC', 'port 8300'],
+      ['syslog', 'port 5514'],
+    ] as const) {
+      seen[what] = await count(filter);
+      t.true(seen[what] > 0, `packets of ${what} in the capture`);
+    }
+    t.false(bytes.includes(marker), 'the marker crossed the network in clear');
+    t.false(bytes.includes(userId!), "the user's id (in its event too) crossed the network in clear");
+    const gossipKey = String(resource('consul-gossip-key').outputs.stdout).trim();
+    t.deepEqual(secretsIn(stackSecrets(outputs, gossipKey, ['vm1', 'vm2', 'vm3', 'vm4']), bytes.toString('latin1')), []);
+    t.log(`${bytes.length} bytes captured between the VMs; packets: ${JSON.stringify(seen)}; no marker, no token`);
+  },
+);
+
+test.serial(
   "Consul's ACLs on every VM: anonymous gets nothing from an agent's API, the stack's consulToken sees every replica, the ACL step run again changes nothing",
   async (t) => {
     t.timeout(420_000);
