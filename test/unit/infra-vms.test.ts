@@ -941,7 +941,7 @@ test('the broker on a VM speaks TLS with a certificate of the stack CA; the repl
   const step = named(record, 'vm2-broker-tls');
   t.like(inputs(step).environment, { CN: '172.31.0.12', SANS: 'IP:172.31.0.12,IP:127.0.0.1,DNS:localhost' });
   const broker = named(record, 'vm2-broker-container');
-  t.true((inputs(broker).command).includes('--config=/run/secrets/nats.conf'));
+  t.true(inputs(broker).command.includes('--config=/run/secrets/nats.conf'));
   t.true(JSON.stringify(broker.inputs.volumes).includes('cnp-dev-secrets-broker'), 'its secret files are mounted');
   const uploads = named(record, 'vm2-consul-secrets-holder').inputs.uploads as { file: string; content: string }[];
   const file = (name: string) => uploads.find((u) => u.file === name)?.content;
@@ -957,7 +957,7 @@ test('the broker on a VM speaks TLS with a certificate of the stack CA; the repl
   // One host: plain NATS on the stack network.
   const oneHost = await recordStack({});
   t.false(oneHost.resources.some((r) => r.name.endsWith('broker-tls')));
-  t.true((inputs(named(oneHost, 'broker-container')).command).includes('--config=/etc/cnp/nats-server.conf'));
+  t.true(inputs(named(oneHost, 'broker-container')).command.includes('--config=/etc/cnp/nats-server.conf'));
 });
 
 test('on one host Consul has no TLS: its RPC stays inside one engine', async (t) => {
