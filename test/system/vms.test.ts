@@ -516,6 +516,9 @@ test.serial(
     for (const step of [
       'consul-tls-ca',
       'vm2-collector-tls',
+      'vm1-admin-tls',
+      ...['vm2', 'vm3'].map((vm) => `${vm}-replica-tls`),
+      ...['vm1', 'vm2', 'vm4'].map((vm) => `${vm}-broker-tls`),
       ...['vm1', 'vm2', 'vm3', 'vm4'].flatMap((vm) => [`${vm}-consul-tls`, `${vm}-syslog-tls`]),
     ]) {
       const key = splitPem(resource(step).outputs.stdout as string).key;
@@ -775,11 +778,11 @@ test.serial('4 -> 6 under a steady loop: the 4 stay, 5 and 6 serve, no request f
   // Logs from every VM: each container's syslog tag is `<vm>.<container>` (infra/stack.ts), so each VM's
   // files carry its name; syslog-ng cuts long tags, so the files are found by that prefix.
   const byVm = await waitFor(
-    'files with lines from vm1, vm2 and vm3 in the collector',
+    'files with lines from every VM in the collector',
     async () => {
       const files = (await collectorFile('')).split('\n').filter((f) => f.endsWith('.log'));
       const found = new Map<string, string[]>();
-      for (const vm of ['vm1', 'vm2', 'vm3'])
+      for (const vm of ['vm1', 'vm2', 'vm3', 'vm4'])
         found.set(
           vm,
           files.filter((f) => f.startsWith(`${vm}.`)),
@@ -806,7 +809,7 @@ test.serial(
     t.timeout(120_000);
     // Every running container's log configuration, as each VM's engine has it: TLS to vm2's private address, no skip-verify.
     const collectorAddress = `tcp+tls://${fleet.vm('vm2').privateAddress}:5514`;
-    for (const vm of ['vm1', 'vm2', 'vm3']) {
+    for (const vm of ['vm1', 'vm2', 'vm3', 'vm4']) {
       const ids = containers()
         .filter((c) => c.vm === vm && c.resourceName !== 'vm2-collector-container')
         .map((c) => c.id);
