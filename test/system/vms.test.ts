@@ -456,14 +456,31 @@ test.serial(
       t.deepEqual(passing.map((e) => e.Service.ID).sort(), (await replicas()).map((r) => r.name).sort(), 'the UI token sees every replica');
       // The brokers, each registered by the program's step on the agent of its VM, through an ssh tunnel to that
       // VM; the agent checks /healthz on the port the broker publishes on its VM's private address.
-      const nats = (await get('/v1/health/service/nats?passing', true)).json as Array<{
-        Node: { Node: string };
-        Service: { ID: string; Address: string; Port: number };
-      }>;
-      t.deepEqual(
-        nats.map((e) => `${e.Service.ID} ${e.Service.Address}:${e.Service.Port} on ${e.Node.Node}`).sort(),
-        ['vm1', 'vm2', 'vm4'].map((vm) => `nats ${fleet.vm(vm).privateAddress}:4222 on ${vm}`),
-      );
+      // A cluster member's /healthz fails for a moment while it catches up with the others (its streams not
+      // current): wait for all three, bounded, and show the checks' output if one stays out.
+      const brokersPassing = async () =>
+        (
+          (await get('/v1/health/service/nats?passing', true)).json as Array<{
+            Node: { Node: string };
+            Service: { ID: string; Address: string; Port: number };
+          }>
+        )
+          .map((e) => `${e.Service.ID} ${e.Service.Address}:${e.Service.Port} on ${e.Node.Node}`)
+          .sort();
+      const wanted = ['vm1', 'vm2', 'vm4'].map((vm) => `nats ${fleet.vm(vm).privateAddress}:4222 on ${vm}`);
+      const nats = await waitFor(
+        'the three brokers passing',
+        async () => {
+          const now = await brokersPassing();
+          return JSON.stringify(now) === JSON.stringify(wanted) ? now : undefined;
+        },
+        30_000,
+        500,
+      ).catch(async (error: Error) => {
+        t.log((await get('/v1/health/checks/nats', true)).json);
+        throw error;
+      });
+      t.deepEqual(nats, wanted);
       t.is(((await get('/v1/health/service/activity?passing', true)).json as unknown[]).length, 1, 'the activity replica passes');
 
       // The two steps the engine ran as local.Commands (the real ssh, with the program's ssh options, through a
