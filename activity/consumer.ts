@@ -21,6 +21,8 @@ export interface ConsumerOptions {
   consul: ConsulAddress;
   consulToken: string | undefined;
   natsService: string;
+  /** NATS_CA_FILE: TLS to the broker, verified with this CA; undefined: plain NATS. */
+  natsCaFile?: string;
   /** USER_EVENTS_REPLICAS: the copies of the stream it creates, or raises an existing stream to. */
   streamReplicas?: number;
   durable: string;
@@ -95,7 +97,7 @@ export function startEventConsumer(o: ConsumerOptions): EventConsumer {
   /** Connects, makes sure the stream and this replica's durable exist, and consumes until the connection ends. */
   const consumeOnce = async (): Promise<void> => {
     const servers = await findBroker(o.consul, o.consulToken, o.natsService);
-    nc = await connectBroker(servers, o.durable);
+    nc = await connectBroker(servers, o.durable, o.natsCaFile);
     await ensureUserEventsStream(nc, o.streamReplicas);
     const jsm = await nc.jetstreamManager();
     // At start the feed is filled with the stream's last `keep` events, all it can hold, up to `readUpTo`;

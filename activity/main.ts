@@ -44,6 +44,7 @@ function main(): void {
     consul: config.consul,
     consulToken: config.consulToken,
     natsService: config.natsService,
+    natsCaFile: config.natsCaFile,
     streamReplicas: config.streamReplicas,
     durable: durableName(config.serviceId),
     keep: config.keep,

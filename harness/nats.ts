@@ -33,7 +33,7 @@ const HEALTH_TIMEOUT_MS = 15_000;
  * until its monitoring `/healthz` answers 200. Its process is killed when the test process exits, like
  * every harness process; close() also removes the store.
  */
-export async function startNats(cluster?: NatsClusterMember): Promise<NatsServer> {
+export async function startNats(cluster?: NatsClusterMember, extraArgs: string[] = []): Promise<NatsServer> {
   const [port, monitorPort] = await freePorts(2);
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-nats-'));
   // A member of a cluster: the same flags the program gives a broker VM (infra/broker.ts), on loopback ports.
@@ -69,6 +69,7 @@ export async function startNats(cluster?: NatsClusterMember): Promise<NatsServer
         '-m',
         String(monitorPort),
         ...clusterArgs,
+        ...extraArgs,
       ]);
       const started = proc;
       await waitFor(
@@ -117,10 +118,10 @@ export interface NatsClusterMember {
  * Three nats-servers forming one JetStream cluster on loopback, as three broker VMs do. Started together:
  * each answers /healthz only once the cluster has a metadata leader, which takes two of them.
  */
-export async function startNatsCluster(size = 3): Promise<NatsServer[]> {
+export async function startNatsCluster(size = 3, extraArgs: string[] = []): Promise<NatsServer[]> {
   const ports = await freePorts(size);
   const members = ports.map((port, i) => ({ serverName: `nats-${i + 1}`, port, routes: ports.filter((p) => p !== port) }));
-  const started = await Promise.allSettled(members.map((member) => startNats(member)));
+  const started = await Promise.allSettled(members.map((member) => startNats(member, extraArgs)));
   const servers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) {

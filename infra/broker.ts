@@ -2,6 +2,7 @@
 // its store on a named volume, and the step that registers it in Consul, which nats-server cannot do
 // itself. Services find it there as `nats` (NATS_SERVICE) among the passing instances. Three broker VMs
 // run one each, routed to each other as one JetStream cluster (BrokerArgs.cluster).
+import fs from 'node:fs';
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
@@ -10,6 +11,7 @@ import { roleOptions, stackContainer, type LogDestination } from './container-se
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
 import { hostPort } from '../lib/endpoints';
 import { localImage } from './local-image';
+import { SECRETS_DIR } from './secret-files';
 import type { StackNaming } from './naming';
 import { hashSources } from './sources';
 import { NATS_CLIENT_PORT, NATS_CLUSTER_PORT, NATS_MONITOR_PORT } from './vm-ports';
@@ -35,6 +37,52 @@ export interface BrokerArgs {
   platform?: pulumi.Input<string>;
   /** With three broker VMs: this one's member name and the other brokers' private addresses. */
   cluster?: BrokerCluster;
+  /**
+   * On VMs: its secret files (brokerTlsFiles), mounted read-only: nats-server then reads BROKER_TLS_FILES.config,
+   * which turns TLS on for its clients (and its routes, in a cluster).
+   */
+  tlsSecrets?: docker.types.input.ContainerVolume;
+  /** A digest of those files: nats-server reads them at start, so new ones restart it. */
+  filesVersion?: pulumi.Input<string>;
+}
+
+/** The broker's secret files on a VM, by name (its secrets directory, infra/secret-files.ts). */
+export const BROKER_TLS_FILES = { config: 'nats.conf', ca: 'ca.pem', cert: 'tls-cert.pem', key: 'tls-key.pem' } as const;
+
+/**
+ * The broker's configuration with TLS: broker/nats-server.conf (its bounds) and TLS for its clients on 4222,
+ * with the broker's certificate, and, in a cluster, for its routes on 6222, both ways (each member presents
+ * its certificate and verifies its peer's with the stack's CA). The monitoring port stays plain HTTP: health
+ * and counters, no event.
+ */
+export function brokerTlsConfig(repoRoot: string, secretsDir: string, cluster: boolean): string {
+  const files = (indent: string) =>
+    [
+      `${indent}cert_file: "${secretsDir}/${BROKER_TLS_FILES.cert}"`,
+      `${indent}key_file: "${secretsDir}/${BROKER_TLS_FILES.key}"`,
+      `${indent}ca_file: "${secretsDir}/${BROKER_TLS_FILES.ca}"`,
+      `${indent}timeout: 5`,
+    ].join('\n');
+  return [
+    fs.readFileSync(path.join(repoRoot, 'broker', 'nats-server.conf'), 'utf8').trimEnd(),
+    '',
+    "# TLS with the stack's CA (infra/broker.ts brokerTlsConfig): clients verify the broker's certificate.",
+    'tls {',
+    files('  '),
+    '}',
+    ...(cluster
+      ? [
+          'cluster {',
+          "  # Routes: both ends present a certificate of the stack and verify the other's.",
+          '  tls {',
+          files('    '),
+          '    verify: true',
+          '  }',
+          '}',
+        ]
+      : []),
+    '',
+  ].join('\n');
 }
 
 export interface BrokerCluster {
@@ -100,7 +148,7 @@ export class Broker extends pulumi.ComponentResource {
         entrypoints: ['nats-server'],
         command: [
           // Memory and disk bounds of JetStream (broker/nats-server.conf); the flags below win over it.
-          `--config=${CONFIG_FILE}`,
+          `--config=${args.tlsSecrets ? `${SECRETS_DIR}/${BROKER_TLS_FILES.config}` : CONFIG_FILE}`,
           '--jetstream',
           `--store_dir=${STORE_DIR}`,
           `--port=${NATS_CLIENT_PORT}`,
@@ -113,7 +161,8 @@ export class Broker extends pulumi.ComponentResource {
           ? {}
           : { ports: [NATS_CLIENT_PORT, NATS_MONITOR_PORT, ...(cluster ? [NATS_CLUSTER_PORT] : [])].map(published) }),
         networksAdvanced: [{ name: args.networkName, aliases: ['nats'] }],
-        volumes: [{ volumeName: this.dataVolume.name, containerPath: STORE_DIR }],
+        volumes: [{ volumeName: this.dataVolume.name, containerPath: STORE_DIR }, ...(args.tlsSecrets ? [args.tlsSecrets] : [])],
+        ...(args.filesVersion ? { envs: [pulumi.interpolate`SECRET_FILES_VERSION=${args.filesVersion}`] } : {}),
         // /healthz answers 200 once the server and JetStream are up (in a cluster: once it follows a metadata
         // leader, which takes two members, and its streams are current); wget is in the image (broker/Dockerfile).
         healthcheck: {

@@ -98,6 +98,18 @@ export function adminCertificate(
   return signedCertificate(name, { repoRoot: args.repoRoot, ca: args.ca, cn: args.privateAddress, sans });
 }
 
+/** The replicas' file of the CA they verify the broker with (NATS_CA_FILE). */
+export const NATS_CA_FILE = 'nats-ca.pem';
+
+/** The broker's certificate on a VM, signed by `ca`, for its private address and loopback (server and client: routes verify both ways). */
+export function brokerCertificate(
+  name: string,
+  args: { repoRoot: string; ca: CertificateAndKey; privateAddress: string },
+): CertificateAndKey {
+  const sans = [`IP:${args.privateAddress}`, 'IP:127.0.0.1', 'DNS:localhost'];
+  return signedCertificate(name, { repoRoot: args.repoRoot, ca: args.ca, cn: args.privateAddress, sans });
+}
+
 /** The balancer's file of the CA it verifies the replicas with (UPSTREAM_CA_FILE). */
 export const UPSTREAM_CA_FILE = 'upstream-ca.pem';
 

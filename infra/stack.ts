@@ -11,6 +11,8 @@ import {
   ADMIN_TLS_FILES,
   adminCertificate,
   agentCertificate,
+  brokerCertificate,
+  NATS_CA_FILE,
   consulCa,
   replicaCertificate,
   REPLICA_TLS_FILES,
@@ -18,7 +20,7 @@ import {
 } from './consul-tls';
 import { collectorCertificate, daemonTlsFiles, daemonTlsPaths } from './syslog-tls';
 import { ACTIVITY_REPLICAS, HELLO_REPLICAS, ServiceReplicas, type ReplicaKind } from './replicas';
-import { Broker, brokerRegistration } from './broker';
+import { Broker, brokerRegistration, BROKER_TLS_FILES, brokerTlsConfig } from './broker';
 import { Balancer } from './balancer';
 import { PUBLIC_TLS_FILES, publicTls } from './public-tls';
 import { placeReplicas, type ReplicaRole } from './placement';
@@ -106,6 +108,11 @@ export function declareStack(
         })
       : undefined;
   const replicaTls = new Map(hosts.map((host) => [host, replicaTlsOf(host)]));
+  // The broker's certificate on a VM: its clients and, with three, its peers reach it on the private address.
+  const brokerTlsOf = (host: StackHost) =>
+    tlsCa && host.consul.network === 'host' && host.roles.includes('broker')
+      ? brokerCertificate(`${host.name}-broker-tls`, { repoRoot, ca: tlsCa, privateAddress: host.consul.privateAddress })
+      : undefined;
   // The certificate of the balancer's admin listener, on its VM's private address.
   const adminTls = new Map(
     hosts
@@ -138,7 +145,21 @@ export function declareStack(
     }
     const ownTls = replicaTls.get(host);
     for (const role of ['replica', 'activity'].filter((r) => ownTls && files[r])) {
-      Object.assign(files[role], { [REPLICA_TLS_FILES.cert]: ownTls!.cert, [REPLICA_TLS_FILES.key]: ownTls!.key });
+      // Their certificate, and the CA they verify the broker with (NATS_CA_FILE).
+      Object.assign(files[role], {
+        [REPLICA_TLS_FILES.cert]: ownTls!.cert,
+        [REPLICA_TLS_FILES.key]: ownTls!.key,
+        [NATS_CA_FILE]: tlsCa!.cert,
+      });
+    }
+    const brokerTls = brokerTlsOf(host);
+    if (brokerTls) {
+      files.broker = {
+        [BROKER_TLS_FILES.config]: brokerTlsConfig(repoRoot, SECRETS_DIR, hosts.filter((h) => h.roles.includes('broker')).length > 1),
+        [BROKER_TLS_FILES.ca]: tlsCa!.cert,
+        [BROKER_TLS_FILES.cert]: brokerTls.cert,
+        [BROKER_TLS_FILES.key]: brokerTls.key,
+      };
     }
     return files;
   };
@@ -239,8 +260,11 @@ export function declareStack(
               peers: brokerHosts.filter((other) => other !== brokerHost).map((other) => other.hostNetworkAddress!),
             }
           : undefined,
+        tlsSecrets: tlsCa ? agents.get(brokerHost)!.secrets.volumeFor('broker') : undefined,
+        filesVersion: tlsCa ? agents.get(brokerHost)!.secrets.versionOf('broker') : undefined,
       },
-      brokerHost.engine,
+      // After the holder of its files.
+      { ...brokerHost.engine, dependsOn: [agents.get(brokerHost)!.secrets.holder] },
     );
     const brokerAgent = agents.get(brokerHost)!;
     const registered = brokerRegistration(
@@ -284,7 +308,11 @@ export function declareStack(
           settings: [
             ...(service.settings ?? []),
             ...(replicaTls.get(host)
-              ? [`TLS_CERT_FILE=${SECRETS_DIR}/${REPLICA_TLS_FILES.cert}`, `TLS_KEY_FILE=${SECRETS_DIR}/${REPLICA_TLS_FILES.key}`]
+              ? [
+                  `TLS_CERT_FILE=${SECRETS_DIR}/${REPLICA_TLS_FILES.cert}`,
+                  `TLS_KEY_FILE=${SECRETS_DIR}/${REPLICA_TLS_FILES.key}`,
+                  `NATS_CA_FILE=${SECRETS_DIR}/${NATS_CA_FILE}`,
+                ]
               : []),
           ],
           certificate: replicaTls.get(host)?.cert,

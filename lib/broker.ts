@@ -2,7 +2,8 @@
 // (nats-server cannot register itself), and the hello relay and the activity service ask Consul for its
 // passing instances, so no broker address is configured anywhere.
 import { connect, RetentionPolicy, StorageType, type NatsConnection } from 'nats';
-import { envValue, rejectConfig } from './config-error';
+import { readFileSync } from 'node:fs';
+import { envValue, readSecretFile, rejectConfig } from './config-error';
 import type { ConsulAddress } from './consul-address';
 import { hostPort } from './endpoints';
 import { isServiceName, SERVICE_NAME_ALLOWED } from './service-name';
@@ -13,6 +14,20 @@ import { USER_EVENTS_STREAM, USER_EVENTS_SUBJECTS } from './user-events';
 export function parseNatsService(env: NodeJS.ProcessEnv): string {
   const name = envValue(env, 'NATS_SERVICE') ?? BROKER_SERVICE_NAME;
   return isServiceName(name) ? name : rejectConfig('NATS_SERVICE', name, SERVICE_NAME_ALLOWED);
+}
+
+/**
+ * NATS_CA_FILE: the CA the broker's certificate is checked with, for TLS to the broker (the stack sets it on
+ * VMs); undefined: plain NATS. Read at start, so a missing file stops the process naming the variable.
+ */
+export function parseNatsCaFile(
+  env: NodeJS.ProcessEnv,
+  readFile: (file: string) => string = (file) => readFileSync(file, 'utf8'),
+): string | undefined {
+  const file = envValue(env, 'NATS_CA_FILE');
+  if (file === undefined) return undefined;
+  const pem = readSecretFile('NATS_CA_FILE', file, 'a PEM CA certificate', readFile);
+  return pem.includes('-----BEGIN CERTIFICATE-----') ? file : rejectConfig('NATS_CA_FILE', file, 'a PEM file holding the CA certificate');
 }
 
 interface HealthEntry {
@@ -61,10 +76,21 @@ export async function findBroker(consul: ConsulAddress, token: string | undefine
  * does not reconnect by itself: when its broker goes away the connection closes and its owner asks Consul
  * again, so it reaches another passing broker, or one that moved (a new container, another host). A broker
  * whose host died answers nothing: two unanswered pings 2 s apart close the connection (within about 6 s).
+ * With `caFile` the connection is TLS.
  */
-export async function connectBroker(servers: string[], name: string): Promise<NatsConnection> {
+export async function connectBroker(servers: string[], name: string, caFile?: string): Promise<NatsConnection> {
   try {
-    return await connect({ servers, name, reconnect: false, timeout: 2000, maxPingOut: 2, pingInterval: 2000, ignoreClusterUpdates: true });
+    return await connect({
+      servers,
+      name,
+      reconnect: false,
+      timeout: 2000,
+      maxPingOut: 2,
+      pingInterval: 2000,
+      ignoreClusterUpdates: true,
+      // TLS, the broker's certificate verified with this CA for the address in `servers` (NATS_CA_FILE).
+      ...(caFile ? { tls: { caFile } } : {}),
+    });
   } catch (error) {
     throw new Error(`cannot connect to the broker at ${servers.join(', ')}: ${error instanceof Error ? error.message : String(error)}`, {
       cause: error,

@@ -26,6 +26,8 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v nats-server >/dev/null || need+=(nats-server)
 # openssl: the VM stack's Consul CA and certificates (infra/consul-tls.sh), the HTTPS tests' certificates (harness/tls.ts).
 command -v openssl >/dev/null || need+=(openssl)
+# tcpdump: the multi-VM test captures the VMs' private network and looks for what must not cross it in clear.
+command -v tcpdump >/dev/null || need+=(tcpdump)
 
 if [ ${#need[@]} -gt 0 ]; then
   # Consul is not in Debian 12; Debian 11 ships it. Pin bullseye low so nothing else comes from it.

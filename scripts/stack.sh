@@ -5,8 +5,8 @@
 # `npm run pulumi -- ARGS` runs any other pulumi command the same way (config, stack output, ...).
 # `scripts/stack.sh rekey [--stack NAME]` moves a stack made with the old empty passphrase to a generated one.
 # `npm run tls:renew` (scripts/stack.sh renew-tls): `pulumi up` that makes new server certificates (the edge's,
-# and on VMs the replicas' and the admin listener's) by replacing their steps; the balancer hands over and the
-# replicas roll to ones serving them.
+# and on VMs the replicas', the admin listener's and the brokers') by replacing their steps; the balancer hands
+# over, the replicas roll to ones serving them, and each broker restarts (the outbox keeps what it misses).
 #
 # Secrets in the stack's config and state are encrypted with a passphrase: a random one generated on first
 # use into .pulumi/passphrase (mode 0600, git-ignored, like the state beside it) and handed to the CLI as
@@ -169,10 +169,11 @@ if [ "$action" = pulumi ]; then
 fi
 if [ "$action" = renew-tls ]; then
   # The certificate steps the stack holds (top-level local commands): the edge's (`public-tls`,
-  # infra/public-tls.ts) and, on VMs, each replicas VM's (`<vm>-replica-tls`) and the admin listener's
-  # (`<vm>-admin-tls`, infra/consul-tls.ts). Their CAs and Consul's agent certificates are kept.
+  # infra/public-tls.ts) and, on VMs, each replicas VM's (`<vm>-replica-tls`), the admin listener's
+  # (`<vm>-admin-tls`, infra/consul-tls.ts) and each broker's (`<vm>-broker-tls`). Their CAs, Consul's agent
+  # certificates and the syslog stream's are kept.
   urns="$("${pulumi_cmd[@]}" stack export --stack "$stack" |
-    grep -oE '"urn": *"urn:pulumi:[^"]*::command:local:Command::(public-tls|[a-z0-9-]+-(replica|admin)-tls)"' |
+    grep -oE '"urn": *"urn:pulumi:[^"]*::command:local:Command::(public-tls|[a-z0-9-]+-(replica|admin|broker)-tls)"' |
     sed -E 's/^"urn": *"//; s/"$//' | sort -u)"
   if [ -z "$urns" ]; then
     echo "stack: the $stack stack has no certificate to renew: publicTls is off (or its certificate is yours) and it runs on one host" >&2

@@ -6,7 +6,7 @@ import { parseConfig } from './config';
 import { createConsulClient } from './consul-client';
 import { ConsulUsersStore } from './consul-users-store';
 import { outboxKeyPrefix, usersKeyPrefix } from '../lib/consul-acl';
-import { parseNatsService, parseUserEventsReplicas } from '../lib/broker';
+import { parseNatsCaFile, parseNatsService, parseUserEventsReplicas } from '../lib/broker';
 import { startOutboxRelay } from './outbox-relay';
 import { parseOutboxMaxEntries } from './outbox';
 import { loadConfigOrExit, runReplica } from './lifecycle';
@@ -16,6 +16,7 @@ function main(): void {
   const config = loadConfigOrExit('service', () => ({
     ...parseConfig(process.env, { hostname: os.hostname(), interfaces: os.networkInterfaces() }),
     natsService: parseNatsService(process.env),
+    natsCaFile: parseNatsCaFile(process.env),
     streamReplicas: parseUserEventsReplicas(process.env),
     outboxMaxEntries: parseOutboxMaxEntries(process.env),
   }));
@@ -31,6 +32,7 @@ function main(): void {
     consulClient: consul,
     outboxPrefix: outboxKeyPrefix(config.serviceName),
     natsService: config.natsService,
+    natsCaFile: config.natsCaFile,
     streamReplicas: config.streamReplicas,
     name: config.serviceId,
     logger,

@@ -21,6 +21,8 @@ export interface RelayOptions {
   consulClient: Consul;
   outboxPrefix: string;
   natsService: string;
+  /** NATS_CA_FILE: TLS to the broker, verified with this CA; undefined: plain NATS. */
+  natsCaFile?: string;
   /** USER_EVENTS_REPLICAS: the copies of the stream it creates, or raises an existing stream to. */
   streamReplicas?: number;
   /** Names this relay's broker connection (the replica's id). */
@@ -138,7 +140,7 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
   const connect = async (): Promise<NatsConnection> => {
     broker = undefined;
     const servers = await findBroker(o.consul, o.consulToken, o.natsService);
-    const nc = await connectBroker(servers, o.name);
+    const nc = await connectBroker(servers, o.name, o.natsCaFile);
     try {
       await ensureUserEventsStream(nc, o.streamReplicas);
     } catch (error) {

@@ -5,6 +5,7 @@
 // VM-to-VM traffic stays on their network. Root logs in with a key generated for the run; the run's own
 // known_hosts holds each VM's host key, read from the VM itself.
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -279,6 +280,36 @@ export class VmFleet {
   /** The docker CLI against a VM's engine through the container itself (test set-up and checks, not the realizer). */
   exec(name: string, args: string[], options: RunOptions = {}): Promise<string> {
     return docker(['exec', ...(options.input !== undefined ? ['-i'] : []), this.vm(name).container, ...args], options);
+  }
+
+  /**
+   * Captures, with the host's tcpdump on the VMs' network bridge, every TCP packet from one VM to another (the
+   * host's own traffic to them, ssh and the published ports, left out); `stop()` ends it and gives the file.
+   */
+  async captureBetweenVms(): Promise<{ file: string; stop(): Promise<Buffer> }> {
+    const id = (await docker(['network', 'inspect', '-f', '{{.Id}}', this.network])).trim();
+    const file = path.join(this.dir, `capture-${Date.now()}.pcap`);
+    const filter = `tcp and src net ${this.subnet}.0/24 and dst net ${this.subnet}.0/24 and not host ${this.subnet}.1`;
+    const child = spawn('tcpdump', ['-i', `br-${id.slice(0, 12)}`, '-U', '-s', '0', '-w', file, filter], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    // tcpdump says "listening on ..." once it captures.
+    const deadline = Date.now() + 10_000;
+    while (!stderr.includes('listening on')) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`tcpdump did not start: ${stderr.trim()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return {
+      file,
+      async stop() {
+        child.kill('SIGINT');
+        await exited;
+        return fs.readFileSync(file);
+      },
+    };
   }
 
   /** Copies host images into every VM's engine: one `docker save`, loaded into each VM in parallel. */

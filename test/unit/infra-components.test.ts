@@ -12,6 +12,7 @@ import { StackNaming } from '../../infra/naming';
 import { StackNetwork } from '../../infra/network';
 import { ACTIVITY_REPLICAS, ServiceReplicas } from '../../infra/replicas';
 import { Broker, brokerRegistration } from '../../infra/broker';
+import { SecretFiles } from '../../infra/secret-files';
 import { REPO_ROOT, recordStack, type RecordedResource, type RecordedStack } from '../helpers/record-stack';
 
 const CONTAINER = 'docker:index/container:Container';
@@ -430,4 +431,22 @@ test('a dependsOn given as an Output is refused with a message naming what is al
     }),
   );
   t.regex(error.message, /dependsOn .* is not allowed .*: use a resource or a list of resources/);
+});
+
+test("SecretFiles.versionOf: a digest of one role's files, which changes with them and not with another role's", async (t) => {
+  const versions = async (files: Record<string, Record<string, string>>) => {
+    const seen: Record<string, string> = {};
+    await recordStack({
+      declare: () => {
+        const secrets = new SecretFiles('secrets', { naming, image: 'sha256:' + 'a'.repeat(64), files });
+        for (const role of Object.keys(files)) secrets.versionOf(role).apply((v) => (seen[role] = v));
+      },
+    });
+    return seen;
+  };
+  const base = await versions({ broker: { 'tls-cert.pem': 'one' }, replica: { 'consul-token': 'token' } });
+  t.regex(base.broker, /^[0-9a-f]{16}$/);
+  const renewed = await versions({ broker: { 'tls-cert.pem': 'two' }, replica: { 'consul-token': 'token' } });
+  t.not(renewed.broker, base.broker, 'a new certificate: a new version, so the broker restarts');
+  t.is(renewed.replica, base.replica, "another role's files leave it alone");
 });

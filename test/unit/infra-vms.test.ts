@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import test from 'ava';
+import { brokerTlsConfig } from '../../infra/broker';
 import { parseConfig, type VmConfig } from '../../infra/config';
 import { placeReplicas } from '../../infra/placement';
 import { BOOTSTRAP_SCRIPT_PATH, imagePlatform } from '../../infra/vm-host';
@@ -15,6 +16,7 @@ import {
   MOCK_GOSSIP_KEY,
   mockPem,
   recordStack,
+  REPO_ROOT,
   type ProgramError,
   type RecordedResource,
   type RecordedStack,
@@ -932,6 +934,30 @@ test('the gateway reaches replicas on VMs over verified TLS: per replicas VM a c
   t.false('UPSTREAM_CA_FILE' in env(named(oneHost, 'balancer-gateway')));
   t.false('ADMIN_TLS_CERT_FILE' in env(named(oneHost, 'balancer-gateway')));
   t.is(oneHost.outputs.internalCaCertificate, '');
+});
+
+test('the broker on a VM speaks TLS with a certificate of the stack CA; the replicas verify it with the CA (NATS_CA_FILE); routes too with three brokers', async (t) => {
+  const record = await recordStack({ config: { vms: COURSE_VMS, replicas: 4 } });
+  const step = named(record, 'vm2-broker-tls');
+  t.like(inputs(step).environment, { CN: '172.31.0.12', SANS: 'IP:172.31.0.12,IP:127.0.0.1,DNS:localhost' });
+  const broker = named(record, 'vm2-broker-container');
+  t.true(inputs(broker).command.includes('--config=/run/secrets/nats.conf'));
+  t.true(JSON.stringify(broker.inputs.volumes).includes('cnp-dev-secrets-broker'), 'its secret files are mounted');
+  const uploads = named(record, 'vm2-consul-secrets-holder').inputs.uploads as { file: string; content: string }[];
+  const file = (name: string) => uploads.find((u) => u.file === name)?.content;
+  t.regex(file('/secrets/broker/nats.conf')!, /\ntls \{\n {2}cert_file: "\/run\/secrets\/tls-cert.pem"/);
+  t.notRegex(file('/secrets/broker/nats.conf')!, /cluster \{/, 'one broker: no routes');
+  t.is(file('/secrets/broker/tls-cert.pem'), splitPem(mockPem('vm2-broker-tls')).cert);
+  t.is(file('/secrets/replica/nats-ca.pem'), splitPem(mockPem('consul-tls-ca')).cert);
+  for (const vm of ['vm2', 'vm3']) {
+    const replica = record.resources.find((r) => r.type === 'docker:index/container:Container' && r.name.startsWith(`${vm}-replicas-`))!;
+    t.is(env(replica).NATS_CA_FILE, '/run/secrets/nats-ca.pem');
+  }
+  t.regex(brokerTlsConfig(REPO_ROOT, '/run/secrets', true), /cluster \{\n.*\n {2}tls \{\n(.*\n){4} {4}verify: true\n/);
+  // One host: plain NATS on the stack network.
+  const oneHost = await recordStack({});
+  t.false(oneHost.resources.some((r) => r.name.endsWith('broker-tls')));
+  t.true(inputs(named(oneHost, 'broker-container')).command.includes('--config=/etc/cnp/nats-server.conf'));
 });
 
 test('on one host Consul has no TLS: its RPC stays inside one engine', async (t) => {
