@@ -216,6 +216,20 @@ const NOT_FOUND = jsonBody({ error: 'not found', detail: 'no service is routed a
 
 const PLAIN_HTTP = jsonBody({ error: 'plain HTTP sent to the HTTPS port', detail: 'use https:// on this port' });
 
+/** A TLS listener's certificate, and the JSON 400 plain HTTP sent to it gets (nginx's code 497), on a connection then closed. */
+function tlsServerLines(files: { certFile: string; keyFile: string }): string[] {
+  return [
+    `    ssl_certificate ${files.certFile};`,
+    `    ssl_certificate_key ${files.keyFile};`,
+    "    # Plain HTTP sent to this port (nginx's code 497): a JSON 400 saying so, on a connection then closed.",
+    '    error_page 497 = @plain_http;',
+    '    location @plain_http {',
+    '      default_type application/json;',
+    `      return 400 ${PLAIN_HTTP};`,
+    '    }',
+  ];
+}
+
 /**
  * How a request is proxied to the replicas: keep-alive upstream connections, timeouts, and the retry on
  * another replica after a failed connect (exported: the benchmark's static nginx uses the same).
@@ -434,18 +448,7 @@ function publicServer(s: NginxSettings, table: GatewayTable): string[] {
   return [
     '  server {',
     `    listen ${hostPort(s.listenAddress, s.listenPort)}${s.tls ? ' ssl' : ''}${s.reusePort ? ' reuseport' : ''};`,
-    ...(s.tls
-      ? [
-          `    ssl_certificate ${s.tls.certFile};`,
-          `    ssl_certificate_key ${s.tls.keyFile};`,
-          "    # Plain HTTP sent to this port (nginx's code 497): a JSON 400 saying so, on a connection then closed.",
-          '    error_page 497 = @plain_http;',
-          '    location @plain_http {',
-          '      default_type application/json;',
-          `      return 400 ${PLAIN_HTTP};`,
-          '    }',
-        ]
-      : []),
+    ...(s.tls ? tlsServerLines(s.tls) : []),
     `    limit_conn per_client ${s.connLimitPerClient};`,
     `    # Streams on ${s.streamPaths.map(routeText).join(', ')}: open for minutes, so counted apart from the requests in flight.`,
     `    limit_conn streams_per_client ${s.streamLimitPerClient};`,
@@ -490,18 +493,7 @@ const TLS_SETTINGS = [
 /** The admin listener's TCP socket, over TLS when it has a certificate. */
 const adminListen = (s: NginxSettings): string[] => [
   `    listen ${hostPort(s.adminAddress, s.adminPort)}${s.adminTls ? ' ssl' : ''}${s.reusePort ? ' reuseport' : ''};`,
-  ...(s.adminTls
-    ? [
-        `    ssl_certificate ${s.adminTls.certFile};`,
-        `    ssl_certificate_key ${s.adminTls.keyFile};`,
-        "    # Plain HTTP sent to this port (nginx's code 497): a JSON 400 saying so.",
-        '    error_page 497 = @plain_http;',
-        '    location @plain_http {',
-        '      default_type application/json;',
-        `      return 400 ${PLAIN_HTTP};`,
-        '    }',
-      ]
-    : []),
+  ...(s.adminTls ? tlsServerLines(s.adminTls) : []),
 ];
 
 /** The JSON 401 of the admin port: what a request without the credential must bring. */

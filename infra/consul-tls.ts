@@ -89,8 +89,12 @@ export const REPLICA_TLS_FILES = { cert: 'tls-cert.pem', key: 'tls-key.pem' } as
 /** The balancer's files for its admin listener on a VM (ADMIN_TLS_CERT_FILE, ADMIN_TLS_KEY_FILE). */
 export const ADMIN_TLS_FILES = { cert: 'admin-cert.pem', key: 'admin-key.pem' } as const;
 
-/** The certificate of the balancer's admin listener on a VM, signed by `ca`, for its private address and loopback. */
-export function adminCertificate(
+/**
+ * A server's certificate on a VM, signed by `ca`, for its private address and loopback, usable as server and
+ * client: the balancer's admin listener's (`<vm>-admin-tls`) and a broker's (`<vm>-broker-tls`; its routes
+ * verify both ways).
+ */
+export function privateAddressCertificate(
   name: string,
   args: { repoRoot: string; ca: CertificateAndKey; privateAddress: string },
 ): CertificateAndKey {
@@ -100,15 +104,6 @@ export function adminCertificate(
 
 /** The replicas' file of the CA they verify the broker with (NATS_CA_FILE). */
 export const NATS_CA_FILE = 'nats-ca.pem';
-
-/** The broker's certificate on a VM, signed by `ca`, for its private address and loopback (server and client: routes verify both ways). */
-export function brokerCertificate(
-  name: string,
-  args: { repoRoot: string; ca: CertificateAndKey; privateAddress: string },
-): CertificateAndKey {
-  const sans = [`IP:${args.privateAddress}`, 'IP:127.0.0.1', 'DNS:localhost'];
-  return signedCertificate(name, { repoRoot: args.repoRoot, ca: args.ca, cn: args.privateAddress, sans });
-}
 
 /** The balancer's file of the CA it verifies the replicas with (UPSTREAM_CA_FILE). */
 export const UPSTREAM_CA_FILE = 'upstream-ca.pem';

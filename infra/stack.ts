@@ -9,11 +9,10 @@ import { LogCollector } from './collector';
 import { ConsulAgent } from './consul-agent';
 import {
   ADMIN_TLS_FILES,
-  adminCertificate,
   agentCertificate,
-  brokerCertificate,
   NATS_CA_FILE,
   consulCa,
+  privateAddressCertificate,
   replicaCertificate,
   REPLICA_TLS_FILES,
   UPSTREAM_CA_FILE,
@@ -111,13 +110,16 @@ export function declareStack(
   // The broker's certificate on a VM: its clients and, with three, its peers reach it on the private address.
   const brokerTlsOf = (host: StackHost) =>
     tlsCa && host.consul.network === 'host' && host.roles.includes('broker')
-      ? brokerCertificate(`${host.name}-broker-tls`, { repoRoot, ca: tlsCa, privateAddress: host.consul.privateAddress })
+      ? privateAddressCertificate(`${host.name}-broker-tls`, { repoRoot, ca: tlsCa, privateAddress: host.consul.privateAddress })
       : undefined;
   // The certificate of the balancer's admin listener, on its VM's private address.
   const adminTls = new Map(
     hosts
       .filter((host) => tlsCa && host.consul.network === 'host' && host.roles.includes('balancer'))
-      .map((host) => [host, adminCertificate(`${host.name}-admin-tls`, { repoRoot, ca: tlsCa!, privateAddress: host.adminAddress })]),
+      .map((host) => [
+        host,
+        privateAddressCertificate(`${host.name}-admin-tls`, { repoRoot, ca: tlsCa!, privateAddress: host.adminAddress }),
+      ]),
   );
 
   // The secret files of the roles on a host besides Consul's own (infra/secret-files.ts): each role's token.
