@@ -1,9 +1,10 @@
 // HTTPS on the public listener: the certificate and key files, and what plain HTTP does beside them. Read
 // and checked once at start, so a wrong file stops the balancer with the variable and the file named, not
 // nginx later with an OpenSSL message. The key is a secret: its content is never logged or put in an error.
-import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { envValue, rejectConfig } from '../lib/config-error';
+import { checkedTlsPair } from '../lib/tls-files';
 
 /** What plain HTTP gets on the public side when HTTPS is on: a 308 to HTTPS on its own port, or no listener. */
 export type PublicHttp = 'redirect' | 'off';
@@ -58,39 +59,14 @@ export function parseUpstreamCa(env: NodeJS.ProcessEnv): string | undefined {
   );
 }
 
-/**
- * A certificate file and its key's, given as [variable, file]: both set, the certificate readable and not
- * expired, the key unencrypted and the certificate's. Throws ConfigError naming the variable at fault.
- */
+/** A certificate file and its key's, checked by lib/tls-files.ts; read as nginx will (readPem). */
 function checkedPair(
-  [certVariable, certFile]: [string, string | undefined],
-  [keyVariable, keyFile]: [string, string | undefined],
+  cert: [string, string | undefined],
+  key: [string, string | undefined],
   now: Date,
 ): { certFile: string; keyFile: string } {
-  if (certFile === undefined) return rejectConfig(certVariable, '', `the certificate's file, as ${keyVariable} is set`);
-  if (keyFile === undefined) return rejectConfig(keyVariable, '', `the private key's file, as ${certVariable} is set`);
-  const certPem = readPem(certVariable, certFile);
-  const keyPem = readPem(keyVariable, keyFile);
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(certPem);
-  } catch (error) {
-    return rejectConfig(
-      certVariable,
-      certFile,
-      `a PEM certificate (-----BEGIN CERTIFICATE-----), the server's first (${(error as Error).message})`,
-    );
-  }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(keyPem);
-  } catch (error) {
-    // OpenSSL's message says what it could not decode, never the key itself.
-    return rejectConfig(keyVariable, keyFile, `an unencrypted PEM private key (${(error as Error).message})`);
-  }
-  if (!cert.checkPrivateKey(key)) rejectConfig(keyVariable, keyFile, `the private key of the certificate in ${certFile} (${cert.subject})`);
-  if (new Date(cert.validTo) < now) rejectConfig(certVariable, certFile, `a certificate still valid (this one expired ${cert.validTo})`);
-  return { certFile, keyFile };
+  const pair = checkedTlsPair(cert, key, readPem, now);
+  return { certFile: pair.certFile, keyFile: pair.keyFile };
 }
 
 /**

@@ -1,7 +1,7 @@
-// A server's certificate and key given as files (TLS_CERT_FILE, TLS_KEY_FILE): read and checked once at start,
-// so a wrong file stops the process with the variable and the file named. The key is a secret: its content is
-// never logged or put in an error.
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+// A server's certificate and key given as files (TLS_CERT_FILE, TLS_KEY_FILE, and the balancer's own pairs):
+// read and checked once at start, so a wrong file stops the process with the variable and the file named. The
+// key is a secret: its content is never logged or put in an error.
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { envValue, readSecretFile, rejectConfig } from './config-error';
 
@@ -13,9 +13,43 @@ export interface TlsPair {
 }
 
 /**
- * TLS_CERT_FILE and TLS_KEY_FILE, both or neither (undefined: plain HTTP). Throws ConfigError naming the variable:
- * the certificate must parse and be valid now, the key must be its key.
+ * A certificate file and its key's, given as [variable, file] and read by `read(variable, file)`: both set, the
+ * certificate readable and not expired, the key unencrypted and the certificate's. Throws ConfigError naming
+ * the variable at fault.
  */
+export function checkedTlsPair(
+  [certVariable, certFile]: [string, string | undefined],
+  [keyVariable, keyFile]: [string, string | undefined],
+  read: (variable: string, file: string) => string,
+  now = new Date(),
+): TlsPair & { certFile: string; keyFile: string } {
+  if (certFile === undefined) return rejectConfig(certVariable, '', `the certificate's file, as ${keyVariable} is set`);
+  if (keyFile === undefined) return rejectConfig(keyVariable, '', `the private key's file, as ${certVariable} is set`);
+  const certPem = read(certVariable, certFile);
+  const keyPem = read(keyVariable, keyFile);
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (error) {
+    return rejectConfig(
+      certVariable,
+      certFile,
+      `a PEM certificate (-----BEGIN CERTIFICATE-----), the server's first (${(error as Error).message})`,
+    );
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (error) {
+    // OpenSSL's message says what it could not decode, never the key itself.
+    return rejectConfig(keyVariable, keyFile, `an unencrypted PEM private key (${(error as Error).message})`);
+  }
+  if (!cert.checkPrivateKey(key)) rejectConfig(keyVariable, keyFile, `the private key of the certificate in ${certFile} (${cert.subject})`);
+  if (new Date(cert.validTo) < now) rejectConfig(certVariable, certFile, `a certificate still valid (this one expired ${cert.validTo})`);
+  return { cert: certPem, key: keyPem, certFile, keyFile };
+}
+
+/** TLS_CERT_FILE and TLS_KEY_FILE, both or neither (undefined: plain HTTP): a replica's HTTPS. */
 export function readTlsPair(
   env: NodeJS.ProcessEnv,
   readFile: (file: string) => string = (file) => readFileSync(file, 'utf8'),
@@ -24,24 +58,7 @@ export function readTlsPair(
   const certFile = envValue(env, 'TLS_CERT_FILE');
   const keyFile = envValue(env, 'TLS_KEY_FILE');
   if (certFile === undefined && keyFile === undefined) return undefined;
-  if (certFile === undefined) return rejectConfig('TLS_CERT_FILE', '', `the certificate's file, as TLS_KEY_FILE is set`);
-  if (keyFile === undefined) return rejectConfig('TLS_KEY_FILE', '', `the private key's file, as TLS_CERT_FILE is set`);
-  const cert = readSecretFile('TLS_CERT_FILE', certFile, 'a PEM certificate', readFile);
-  const key = readSecretFile('TLS_KEY_FILE', keyFile, 'a PEM private key', readFile);
-  let x509: X509Certificate;
-  try {
-    x509 = new X509Certificate(cert);
-  } catch {
-    return rejectConfig('TLS_CERT_FILE', certFile, 'a PEM certificate (the leaf first)');
-  }
-  let keyObject;
-  try {
-    keyObject = createPrivateKey(key);
-  } catch {
-    return rejectConfig('TLS_KEY_FILE', keyFile, 'an unencrypted PEM private key');
-  }
-  if (!x509.checkPrivateKey(keyObject)) rejectConfig('TLS_KEY_FILE', keyFile, `the private key of the certificate in ${certFile}`);
-  if (new Date(x509.validTo) < now || new Date(x509.validFrom) > now)
-    rejectConfig('TLS_CERT_FILE', certFile, `a certificate valid now (this one: ${x509.validFrom} to ${x509.validTo})`);
-  return { cert: `${cert}\n`, key: `${key}\n` };
+  const read = (variable: string, file: string) => `${readSecretFile(variable, file, 'a PEM file', readFile)}\n`;
+  const { cert, key } = checkedTlsPair(['TLS_CERT_FILE', certFile], ['TLS_KEY_FILE', keyFile], read, now);
+  return { cert, key };
 }
