@@ -42,11 +42,13 @@ function kernelPort(): Promise<number> {
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range when the machine leaves room. */
+/** The highest port freePort picks: read once, it does not change under a run. */
+const HIGHEST = Math.min(ephemeralStart() - 1, 65535);
+
 export async function freePort(): Promise<number> {
-  const highest = Math.min(ephemeralStart() - 1, 65535);
-  if (highest - LOWEST < 1000) return kernelPort();
+  if (HIGHEST - LOWEST < 1000) return kernelPort();
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = LOWEST + Math.floor(Math.random() * (highest - LOWEST + 1));
+    const port = LOWEST + Math.floor(Math.random() * (HIGHEST - LOWEST + 1));
     if (await bindable(port)) return port;
   }
   return kernelPort();

@@ -6,7 +6,7 @@
 // 825 days (the most Apple's clients accept); `npm run tls:renew` makes a new one (scripts/stack.sh).
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config';
-import { certificateStep } from './consul-tls';
+import { certificateStep, signedCertificate } from './consul-tls';
 
 /** The server certificate's step: scripts/stack.sh renew-tls replaces it by this name (a top-level resource). */
 export const PUBLIC_TLS_STEP = 'public-tls';
@@ -40,12 +40,7 @@ export function publicTls(config: StackConfig, publicAddress: string, repoRoot: 
   }
   const ca = certificateStep('public-tls-ca', repoRoot, 'ca', { CN: 'consul-nginx-pulumi public CA' });
   const names = publicTlsNames(publicAddress);
-  const own = certificateStep(PUBLIC_TLS_STEP, repoRoot, 'agent', {
-    CA_CERT: ca.cert,
-    CA_KEY: ca.key,
-    CN: names[0].replace(/^(DNS|IP):/, ''),
-    SANS: names.join(','),
-  });
+  const own = signedCertificate(PUBLIC_TLS_STEP, { repoRoot, ca, cn: names[0].replace(/^(DNS|IP):/, ''), sans: names });
   // The step's output is secret as a whole (it holds the key); the CA's certificate is not.
   return { ...own, ca: pulumi.unsecret(ca.cert), publicHttp: config.publicHttp };
 }

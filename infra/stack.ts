@@ -12,6 +12,7 @@ import {
   agentCertificate,
   NATS_CA_FILE,
   consulCa,
+  type CertificateAndKey,
   privateAddressCertificate,
   replicaCertificate,
   REPLICA_TLS_FILES,
@@ -96,31 +97,35 @@ export function declareStack(
   // The certificate the replicas of both services on a VM serve HTTPS with (the gateway may be on another VM).
   // Each VM's certificates are steps run on this machine; only that VM uses them, so a dead VM left behind
   // (scripts/vm-forget.ts) takes them along.
-  const replicaTlsOf = (host: StackHost) =>
-    tlsCa && host.consul.network === 'host' && (host.roles.includes('replicas') || host.roles.includes('activity'))
-      ? replicaCertificate(`${host.name}-replica-tls`, {
-          repoRoot,
-          ca: tlsCa,
-          privateAddress: host.consul.privateAddress,
-          nodeName: host.consul.nodeName,
-          serviceNames: [config.serviceName, ACTIVITY_SERVICE_NAME],
-        })
-      : undefined;
-  const replicaTls = new Map(hosts.map((host) => [host, replicaTlsOf(host)]));
-  // The broker's certificate on a VM: its clients and, with three, its peers reach it on the private address.
-  const brokerTlsOf = (host: StackHost) =>
-    tlsCa && host.consul.network === 'host' && host.roles.includes('broker')
-      ? privateAddressCertificate(`${host.name}-broker-tls`, { repoRoot, ca: tlsCa, privateAddress: host.consul.privateAddress })
-      : undefined;
-  // The certificate of the balancer's admin listener, on its VM's private address.
-  const adminTls = new Map(
-    hosts
-      .filter((host) => tlsCa && host.consul.network === 'host' && host.roles.includes('balancer'))
-      .map((host) => [
-        host,
-        privateAddressCertificate(`${host.name}-admin-tls`, { repoRoot, ca: tlsCa!, privateAddress: host.adminAddress }),
-      ]),
+  // On a VM (every host then runs its agent in its own network), the address its certificates name.
+  const vmAddressOf = (host: StackHost) => (tlsCa && host.consul.network === 'host' ? host.consul.privateAddress : undefined);
+  // A certificate of the stack's CA for each host with the role, by host.
+  const certificatesFor = (roles: VmRole[], make: (host: StackHost, privateAddress: string) => CertificateAndKey) =>
+    new Map(
+      hosts.flatMap((host) => {
+        const address = vmAddressOf(host);
+        return address !== undefined && roles.some((role) => host.roles.includes(role)) ? [[host, make(host, address)] as const] : [];
+      }),
+    );
+  const replicaTls = certificatesFor(['replicas', 'activity'], (host, privateAddress) =>
+    replicaCertificate(`${host.name}-replica-tls`, {
+      repoRoot,
+      ca: tlsCa!,
+      privateAddress,
+      nodeName: host.consul.nodeName,
+      serviceNames: [config.serviceName, ACTIVITY_SERVICE_NAME],
+    }),
   );
+  // The broker's: its clients and, with three, its peers reach it on the private address.
+  const brokerTls = certificatesFor(['broker'], (host, privateAddress) =>
+    privateAddressCertificate(`${host.name}-broker-tls`, { repoRoot, ca: tlsCa!, privateAddress }),
+  );
+  // The balancer's admin listener's, on its VM's private address.
+  const adminTls = certificatesFor(['balancer'], (host) =>
+    privateAddressCertificate(`${host.name}-admin-tls`, { repoRoot, ca: tlsCa!, privateAddress: host.adminAddress }),
+  );
+  const brokerHosts = hosts.filter((host) => host.roles.includes('broker'));
+  const clustered = brokerHosts.length > 1;
 
   // The secret files of the roles on a host besides Consul's own (infra/secret-files.ts): each role's token.
   const roleSecrets = (host: StackHost): Record<string, Record<string, pulumi.Input<string>>> => {
@@ -154,13 +159,13 @@ export function declareStack(
         [NATS_CA_FILE]: tlsCa!.cert,
       });
     }
-    const brokerTls = brokerTlsOf(host);
-    if (brokerTls) {
+    const ownBrokerTls = brokerTls.get(host);
+    if (ownBrokerTls) {
       files.broker = {
-        [BROKER_TLS_FILES.config]: brokerTlsConfig(repoRoot, SECRETS_DIR, hosts.filter((h) => h.roles.includes('broker')).length > 1),
+        [BROKER_TLS_FILES.config]: brokerTlsConfig(repoRoot, SECRETS_DIR, clustered),
         [BROKER_TLS_FILES.ca]: tlsCa!.cert,
-        [BROKER_TLS_FILES.cert]: brokerTls.cert,
-        [BROKER_TLS_FILES.key]: brokerTls.key,
+        [BROKER_TLS_FILES.cert]: ownBrokerTls.cert,
+        [BROKER_TLS_FILES.key]: ownBrokerTls.key,
       };
     }
     return files;
@@ -168,14 +173,11 @@ export function declareStack(
 
   // Consul's RPC: TLS both ways, each agent with its own certificate.
   const tlsOf = (host: StackHost) => {
-    if (!tlsCa || host.consul.network !== 'host') return undefined;
+    const privateAddress = vmAddressOf(host);
+    if (privateAddress === undefined) return undefined;
     const server = host.roles.includes('discovery');
-    const own = agentCertificate(
-      `${host.name}-consul-tls`,
-      { repoRoot, ca: tlsCa, privateAddress: host.consul.privateAddress, server },
-      {},
-    );
-    return { ca: tlsCa.cert, ...own };
+    const own = agentCertificate(`${host.name}-consul-tls`, { repoRoot, ca: tlsCa!, privateAddress, server }, {});
+    return { ca: tlsCa!.cert, ...own };
   };
 
   const agents = new Map<StackHost, ConsulAgent>();
@@ -242,8 +244,6 @@ export function declareStack(
   // The brokers, each registered on its host's agent, whose check reaches it by container name on one host and
   // on the private address on a VM. Three broker VMs form one JetStream cluster, routed over their private
   // addresses, and the clients keep the events' stream on all three (USER_EVENTS_REPLICAS).
-  const brokerHosts = hosts.filter((host) => host.roles.includes('broker'));
-  const clustered = brokerHosts.length > 1;
   const brokers = brokerHosts.map((brokerHost) => {
     const broker = new Broker(
       onHost(brokerHost, 'broker'),
