@@ -120,33 +120,27 @@ export async function requestFollowing(
   return { ...second, url, at: first.at, ms, ok: second.ok && ms <= timeoutMs, location };
 }
 
-/**
- * GET `url` and parse its JSON answer, over https:// verified as the requests are (Node's CAs and
- * BALANCER_CA_FILE's); rejects with the status on a non-2xx answer.
- */
-export function getJson<T>(url: string, headers: Record<string, string> = {}, timeoutMs = 2000): Promise<T> {
+/** GET `url`: its status and body, over https:// verified as the requests are (Node's CAs and BALANCER_CA_FILE's). */
+export function httpGet(url: string, headers: Record<string, string> = {}, timeoutMs = 2000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const client = url.startsWith('https:') ? https : http;
     const req = client.get(url, { agent: false, ...trustOptions(), headers, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => {
-        const status = res.statusCode ?? 0;
-        if (status < 200 || status >= 300) reject(new Error(`${new URL(url).pathname}: HTTP ${status}`));
-        else {
-          try {
-            resolve(JSON.parse(body) as T);
-          } catch (error) {
-            reject(error instanceof Error ? error : new Error(String(error)));
-          }
-        }
-      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
   });
+}
+
+/** GET `url` and parse its JSON answer (httpGet); rejects with the status on a non-2xx answer. */
+export async function getJson<T>(url: string, headers: Record<string, string> = {}, timeoutMs = 2000): Promise<T> {
+  const { status, body } = await httpGet(url, headers, timeoutMs);
+  if (status < 200 || status >= 300) throw new Error(`${new URL(url).pathname}: HTTP ${status}`);
+  return JSON.parse(body) as T;
 }
 
 function idOf(json: string): string | undefined {

@@ -10,12 +10,10 @@
 // with neither and the URLs from the stack, the stack's own CAs (balancerCaCertificate, internalCaCertificate).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import type { BalancerStatusJson } from '../harness/balancer';
-import { sendAll, type RequestResult } from '../harness/load';
+import { httpGet, sendAll, type RequestResult } from '../harness/load';
 import { CA_FILE_VARIABLE, trustOptions } from '../harness/tls';
 
 interface EvidenceOptions {
@@ -98,28 +96,9 @@ function table(results: RequestResult[]): string {
   ].join('\n');
 }
 
-/** GET `url` with `headers`: its status and body; https:// verified as the requests are. */
-function get(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const options = { timeout: 5000, headers };
-    const req = (url.startsWith('https:') ? https.get(url, { ...options, ...trustOptions() }) : http.get(url, options)).on(
-      'response',
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', reject);
-  });
-}
-
 async function balancerStatus(adminUrl: string, token: string | undefined): Promise<string> {
   try {
-    const res = await get(`${adminUrl}/_balancer/status`, token ? { authorization: `Bearer ${token}` } : {});
+    const res = await httpGet(`${adminUrl}/_balancer/status`, token ? { authorization: `Bearer ${token}` } : {}, 5000);
     if (res.status === 401)
       return `/_balancer/status answered HTTP 401: the admin listener needs its token (${token ? 'the one given was refused' : 'set ADMIN_TOKEN'})`;
     if (res.status !== 200) return `/_balancer/status answered HTTP ${res.status}`;
