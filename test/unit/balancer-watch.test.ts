@@ -182,10 +182,11 @@ test('Consul failures keep the set, back off, log once per outage, and restart a
   );
   const gaps = consul.queries.slice(2, 8).map((q, i) => q.at - consul.queries[i + 1].at);
   // 20, 40, 80, 80, 80, 80 ms: doubling (timers never fire early), then capped. Doubling on, the last
-  // three would take 160 + 320 + 640 ms; capped they take 240, and twice that allows for a slow machine.
+  // three would take 160 + 320 + 640 ms; capped they take 240. Below the doubled sum is the line between the
+  // two: a CI run under load saw 600 ms (timers late by up to 200 ms each), past the former 2 x 240.
   t.true(gaps[0] >= 15 && gaps[1] >= 35 && gaps[2] >= 70, `doubling: gaps ${gaps.join(',')}`);
   const lastThree = gaps[3] + gaps[4] + gaps[5];
-  t.true(lastThree >= 3 * 80 - 5 && lastThree < 2 * 3 * 80, `capped: gaps ${gaps.join(',')}`);
+  t.true(lastThree >= 3 * 80 - 5 && lastThree < 160 + 320 + 640, `capped: gaps ${gaps.join(',')}`);
   t.true(follower.consulState().reachable);
 });
 
