@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
 import { validator } from 'hono/validator';
 import type { Logger } from '../lib/logger';
-import { instanceAndRequestLog, jsonMethodNotAllowed } from '../service/request-log';
+import { instanceAndRequestLog, jsonMethodNotAllowed } from '../replica/request-log';
 import type { ActivityFeed, FeedEntry } from './feed';
 import { sseComment, sseMessage, type SseHub } from './sse';
 

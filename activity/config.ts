@@ -2,9 +2,9 @@ import type { NetworkInterfaceInfo } from 'node:os';
 import { envValue, rejectConfig } from '../lib/config-error';
 import { DURABLE_INACTIVE_SECONDS, parseNatsCaFile, parseNatsService, parseUserEventsReplicas } from '../lib/broker';
 import { ACTIVITY_DEFAULT_ROUTES, ACTIVITY_SERVICE_NAME } from '../lib/service-name';
-import { parseConfig, type ServiceConfig } from '../service/config';
+import { parseConfig, type ServiceConfig } from '../replica/config';
 
-/** The activity service's configuration: the service's own variables (service/config.ts) and its own. */
+/** The activity service's configuration: the service's own variables (replica/config.ts) and its own. */
 export interface ActivityConfig extends ServiceConfig {
   /** NATS_SERVICE: the broker's name in Consul. */
   natsService: string;

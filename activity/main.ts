@@ -1,8 +1,8 @@
 import os from 'node:os';
 import { createLogger } from '../lib/logger';
-import { createConsulClient } from '../service/consul-client';
-import { loadConfigOrExit, runReplica } from '../service/lifecycle';
-import { replicaServer } from '../service/listen';
+import { createConsulClient } from '../replica/consul-client';
+import { loadConfigOrExit, runReplica } from '../replica/lifecycle';
+import { replicaServer } from '../replica/listen';
 import { createActivityApp, eventMessage } from './app';
 import { durableName, parseActivityConfig } from './config';
 import { startEventConsumer } from './consumer';

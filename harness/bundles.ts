@@ -1,18 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { listFiles, SHARED_SOURCES } from '../infra/sources';
+import { BUNDLE_SOURCES, listFiles, type BundledPart } from '../lib/sources';
 
 const ROOT = path.resolve(__dirname, '..');
 
-type Part = 'service' | 'balancer' | 'activity';
-
-/** The folders a part's bundle is built from besides SHARED_SOURCES: the activity service reuses the service's modules. */
-const PART_SOURCES: Record<Part, string[]> = { service: ['service'], balancer: ['balancer'], activity: ['activity', 'service'] };
-
 /** The newest of the files a part's bundle is built from (the same list the stack hashes to rebuild it). */
-function newestInput(name: Part): { file: string; mtimeMs: number } | undefined {
+function newestInput(name: BundledPart): { file: string; mtimeMs: number } | undefined {
   let newest: { file: string; mtimeMs: number } | undefined;
-  for (const file of [...PART_SOURCES[name], ...SHARED_SOURCES].flatMap((input) => listFiles(ROOT, input))) {
+  for (const file of BUNDLE_SOURCES[name].flatMap((input) => listFiles(ROOT, input))) {
     const { mtimeMs } = fs.statSync(path.join(ROOT, file));
     if (!newest || mtimeMs > newest.mtimeMs) newest = { file, mtimeMs };
   }
@@ -24,7 +19,7 @@ function newestInput(name: Part): { file: string; mtimeMs: number } | undefined 
  * not build: a test file run alone (`npx ava FILE`) after a source change would otherwise test the
  * old code and pass or fail for the wrong reason.
  */
-export function freshBundle(name: Part): string {
+export function freshBundle(name: BundledPart): string {
   const bundle = path.join(ROOT, name, 'dist', 'main.js');
   const shown = path.relative(ROOT, bundle);
   const built = fs.statSync(bundle, { throwIfNoEntry: false });

@@ -4,13 +4,13 @@
 // ACL_SERVICE_NAME and ACL_AGENT_NODES (comma-separated node names of the Consul agents). With
 // ACL_SSH_TARGET (user@host), ACL_SSH_PORT and ACL_SSH_OPTS (a JSON array of ssh options) it goes through
 // an SSH local forward to that host, and CONSUL_HTTP_ADDR is Consul's address as that host reaches it (on
-// VMs the API listens on the VM's loopback only): infra/ssh-tunnel.ts.
+// VMs the API listens on the VM's loopback only): lib/ssh-tunnel.ts.
 import { aclPlan, stackRoles } from '../lib/consul-acl';
 import { applyAclPlan } from '../lib/consul-acl-apply';
 import { CONSUL_ADDRESS_ALLOWED, parseConsulAddress, parseConsulToken } from '../lib/consul-address';
 import { envValue } from '../lib/config-error';
 import { isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
-import { parseSshTunnelEnv, withConsulApi } from './ssh-tunnel';
+import { parseSshTunnelEnv, withConsulApi } from '../lib/ssh-tunnel';
 
 function fail(message: string): never {
   process.stderr.write(`acl-init: ${message}\n`);

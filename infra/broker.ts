@@ -13,7 +13,7 @@ import { hostPort } from '../lib/endpoints';
 import { localImage } from './local-image';
 import { SECRETS_DIR } from './secret-files';
 import type { StackNaming } from './naming';
-import { hashSources } from './sources';
+import { hashSources } from '../lib/sources';
 import { NATS_CLIENT_PORT, NATS_CLUSTER_PORT, NATS_MONITOR_PORT } from './vm-ports';
 
 /** Where broker/Dockerfile gives the unprivileged user a directory; the volume is mounted there. */
@@ -196,12 +196,12 @@ export interface BrokerRegistrationArgs {
   brokerAddress: string;
   /** Re-run when these change: a new agent container or data volume has lost its local services. */
   agentIdentity: pulumi.Input<string>[];
-  /** On VMs: through an SSH local forward to the broker's VM (infra/ssh-tunnel.ts), as the ACL init step does. */
+  /** On VMs: through an SSH local forward to the broker's VM (lib/ssh-tunnel.ts), as the ACL init step does. */
   ssh?: { user: string; host: string; port: number; opts: string[] };
 }
 
 /** The files the registration runs (all of lib/, as the bundles count it); a change re-runs it. */
-const REGISTRATION_SOURCES = ['infra/register-broker.ts', 'infra/ssh-tunnel.ts', 'lib'];
+const REGISTRATION_SOURCES = ['infra/register-broker.ts', 'lib'];
 
 /**
  * The step that registers the broker as agent service `nats` on the agent of its host, with an HTTP check

@@ -1,6 +1,6 @@
 // The stack's configuration: every key, its default and its rule live here, and nowhere else.
 // Pulumi.yaml declares the same keys for the CLI (a test checks its defaults equal these).
-import { DEFAULT_RATE_LIMIT_PER_CLIENT } from '../balancer/config';
+import { DEFAULT_RATE_LIMIT_PER_CLIENT } from '../lib/client-limits';
 import net from 'node:net';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';

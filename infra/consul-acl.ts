@@ -6,7 +6,7 @@ import * as pulumi from '@pulumi/pulumi';
 import * as command from '@pulumi/command';
 import { agentAclHcl, agentRole, consulVersionOfImage, roleToken, type AclRole } from '../lib/consul-acl';
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
-import { hashSources } from './sources';
+import { hashSources } from '../lib/sources';
 
 /**
  * Prints a random UUID. Run once, at create, by a local.Command with no triggers: its stdout is kept in
@@ -61,14 +61,14 @@ export interface AclInitArgs {
   /** Re-run when these change: a new Consul container or data volume may have lost the ACL state. */
   consulIdentity: pulumi.Input<string>[];
   /**
-   * On VMs: reach Consul through an SSH local forward to this host (infra/ssh-tunnel.ts), with the options
+   * On VMs: reach Consul through an SSH local forward to this host (lib/ssh-tunnel.ts), with the options
    * the docker provider uses (SshAccess.sshOpts), since its API listens on the VM's loopback only.
    */
   ssh?: { user: string; host: string; port: number; opts: string[] };
 }
 
 /** The files the init step runs (all of lib/, as the bundles count it: it imports several); a change re-runs it. */
-const ACL_INIT_SOURCES = ['infra/acl-init.ts', 'infra/ssh-tunnel.ts', 'lib'];
+const ACL_INIT_SOURCES = ['infra/acl-init.ts', 'lib'];
 
 /**
  * The step that creates (or updates) the policies and role tokens in Consul, after Consul is up: a

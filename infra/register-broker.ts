@@ -4,12 +4,12 @@
 // register itself. Reads CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN (the broker role's token, which may write
 // that one service) as Consul's own tools do, BROKER_ADDRESS (where clients and the agent's check reach
 // the broker), BROKER_PORT (clients) and BROKER_MONITOR_PORT (the monitoring endpoint serving /healthz). On VMs the agent's API listens on the VM's loopback only: with ACL_SSH_TARGET,
-// ACL_SSH_PORT and ACL_SSH_OPTS it goes through an SSH local forward to the broker's VM (infra/ssh-tunnel.ts).
+// ACL_SSH_PORT and ACL_SSH_OPTS it goes through an SSH local forward to the broker's VM (lib/ssh-tunnel.ts).
 import net from 'node:net';
 import { brokerServiceDefinition, registerBroker } from '../lib/broker-service';
 import { CONSUL_ADDRESS_ALLOWED, parseConsulAddress, parseConsulToken } from '../lib/consul-address';
 import { envValue } from '../lib/config-error';
-import { parseSshTunnelEnv, withConsulApi } from './ssh-tunnel';
+import { parseSshTunnelEnv, withConsulApi } from '../lib/ssh-tunnel';
 
 function fail(message: string): never {
   process.stderr.write(`register-broker: ${message}\n`);

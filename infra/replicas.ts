@@ -18,7 +18,7 @@ import { BROKER_SERVICE_NAME } from '../lib/service-name';
 const SERVICE_PORT = 8080;
 
 /**
- * The engine's readiness gate (`wait`): Docker's health check runs service/readiness-probe.ts (bundled into
+ * The engine's readiness gate (`wait`): Docker's health check runs replica/readiness-probe.ts (bundled into
  * both services' images), healthy only once Consul lists the replica as passing under its SERVICE_NAME and it
  * answers /health on the port it registered there. Probed every 2 s; the new replica's start-up failures do
  * not count for 60 s.

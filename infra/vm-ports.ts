@@ -1,14 +1,14 @@
 // The ports the stack uses on a VM besides the configurable ones (balancerPort, balancerAdminPort,
 // consulUiPort, collectorPort): the replicas', the broker's and Consul's. One place, so the validation, the
 // containers and the README name the same numbers.
-import { portRangeText as rangeText } from '../service/config';
+import { portRangeText as rangeText } from '../lib/port-range';
 
 /** The most replicas of one service (hello or activity). */
 export const MAX_REPLICAS = 20;
 
 /**
  * On a VM a replica runs in the VM's network and listens on the first free port of its service's range
- * (service/listen.ts), on the VM's private address. Twice MAX_REPLICAS ports: during a rolling deploy every
+ * (replica/listen.ts), on the VM's private address. Twice MAX_REPLICAS ports: during a rolling deploy every
  * old replica and its successor listen at once, even with all of them on one VM.
  */
 export const PORTS_PER_SERVICE = 2 * MAX_REPLICAS;
@@ -28,7 +28,7 @@ export const NATS_MONITOR_PORT = 8222;
 export const NATS_CLUSTER_PORT = 6222;
 export const BROKER_PORTS = [NATS_CLIENT_PORT, NATS_MONITOR_PORT, NATS_CLUSTER_PORT];
 
-/** `21001-21040` for a list of consecutive ports: the form of a replica's PORT range (service/config.ts). */
+/** `21001-21040` for a list of consecutive ports: the form of a replica's PORT range (lib/port-range.ts). */
 export function portRangeText(ports: readonly number[]): string {
   return rangeText({ first: ports[0], last: ports[ports.length - 1] });
 }

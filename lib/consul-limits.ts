@@ -3,7 +3,7 @@
 
 /**
  * Concurrent HTTP connections Consul accepts from one client address; the next is closed at once. Consul's
- * default is 200. A replica opens at most CONSUL_MAX_SOCKETS (service/consul-client.ts) and the balancer
+ * default is 200. A replica opens at most CONSUL_MAX_SOCKETS (replica/consul-client.ts) and the balancer
  * one or two, so 100 leaves room for two replicas on one address (all processes on loopback, as in the
  * tests and the bench) and stops one client from holding the agent's whole capacity.
  */

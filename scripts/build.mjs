@@ -31,15 +31,15 @@ const evidenceAssets = {
 };
 
 // Each entry <source>/<entry>.ts (source defaults to the folder) becomes <folder>/dist/<entry>.js. The
-// service's readiness probe is the Docker health check of both services' replicas (infra/replicas.ts), the
-// balancer's health probe that of the balancer (infra/balancer.ts).
+// replica runtime's readiness probe is the Docker health check of both services' replicas (infra/replicas.ts),
+// the balancer's health probe that of the balancer (infra/balancer.ts).
 const targets = [
   ['service', 'main'],
-  ['service', 'readiness-probe'],
+  ['service', 'readiness-probe', 'replica'],
   ['balancer', 'main'],
   ['balancer', 'health-probe'],
   ['activity', 'main'],
-  ['activity', 'readiness-probe', 'service'],
+  ['activity', 'readiness-probe', 'replica'],
 ];
 await Promise.all(
   targets.map(async ([name, entry, source = name]) => {

@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { aclPlan, agentRole } from '../lib/consul-acl';
 import { parseConsulAddress } from '../lib/consul-address';
-import { parseSshTunnelEnv, withConsulApi } from '../infra/ssh-tunnel';
+import { parseSshTunnelEnv, withConsulApi } from '../lib/ssh-tunnel';
 
 const USAGE = 'usage: npm run vm:forget -- <vm name> [--stack dev]';
 const ROOT = path.resolve(__dirname, '..');

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds, offline and cached, the image of the test "VMs" (test/system/vms.ts):
+# Builds, offline and cached, the image of the test "VMs" (test/helpers/vms.ts):
 #   cnp-vm:bookworm  debootstrap bookworm minbase + openssh-server, docker.io (dockerd 20.10, the docker CLI,
 #                    docker-proxy), containerd, runc, iptables, tini; scripts/vm/ holds its boot script, its
 #                    engine's daemon.json and its sshd settings.

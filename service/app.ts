@@ -5,7 +5,7 @@ import { validator } from 'hono/validator';
 import type { Logger } from '../lib/logger';
 import { OUTBOX_FULL_RETRY_AFTER_S, OutboxFullError, type OutboxStatus } from './outbox';
 import { parsePageQuery } from './page-query';
-import { instanceAndRequestLog, jsonMethodNotAllowed } from './request-log';
+import { instanceAndRequestLog, jsonMethodNotAllowed } from '../replica/request-log';
 import { USER_ID, validateUserInput } from './user-input';
 import { StoreConflictError, StoreUnavailableError, type UsersStore } from './users-store';
 

@@ -2,15 +2,15 @@ import os from 'node:os';
 import { createLogger } from '../lib/logger';
 import { version } from '../package.json';
 import { createApp } from './app';
-import { parseConfig } from './config';
-import { createConsulClient } from './consul-client';
+import { parseConfig } from '../replica/config';
+import { createConsulClient } from '../replica/consul-client';
 import { ConsulUsersStore } from './consul-users-store';
 import { outboxKeyPrefix, usersKeyPrefix } from '../lib/consul-acl';
 import { parseNatsCaFile, parseNatsService, parseUserEventsReplicas } from '../lib/broker';
 import { startOutboxRelay } from './outbox-relay';
 import { parseOutboxMaxEntries } from './outbox';
-import { loadConfigOrExit, runReplica } from './lifecycle';
-import { replicaServer } from './listen';
+import { loadConfigOrExit, runReplica } from '../replica/lifecycle';
+import { replicaServer } from '../replica/listen';
 
 function main(): void {
   const config = loadConfigOrExit('service', () => ({

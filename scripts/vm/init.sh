@@ -1,5 +1,5 @@
 #!/bin/sh
-# PID 1's child in a test "VM" (cnp-vm image, started by test/system/vms.ts): what a cloud VM with Docker
+# PID 1's child in a test "VM" (cnp-vm image, started by test/helpers/vms.ts): what a cloud VM with Docker
 # runs at boot, without systemd: its own Docker engine and sshd. tini (the image's entrypoint) reaps.
 # VM_AUTHORIZED_KEY: the public key root accepts (a per-run key the test generated).
 set -eu

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from './record-stack';
-import { fileBackendEnv, runPulumi, runPulumiOk, type CliResult } from '../../harness/pulumi-cli';
+import { fileBackendEnv, runPulumi, runPulumiOk, type CliResult } from './pulumi-cli';
 
 export interface ScratchProgram {
   /** The program's folder. */

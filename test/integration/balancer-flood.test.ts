@@ -13,7 +13,7 @@ import { startConsul, type ConsulAgent } from '../../harness/consul';
 import { stopAll, waitFor } from '../../harness/processes';
 import { startReplica, type Replica } from '../../harness/service';
 import { CA_FILE_VARIABLE, makeTestCertificates } from '../../harness/tls';
-import { DEFAULT_CONN_LIMIT_PER_CLIENT } from '../../balancer/config';
+import { DEFAULT_CONN_LIMIT_PER_CLIENT } from '../../lib/client-limits';
 
 // Hostile neighbours against a real nginx: the attacker connects from 127.0.0.2, the real client from
 // 127.0.0.3, both to the balancer on 127.0.0.1 (issue 14, defect 4); the last test on the HTTPS edge.

@@ -16,9 +16,9 @@ import test from 'ava';
 import { freePort } from '../../harness/ports';
 import { startProcess, stopAll, waitFor } from '../../harness/processes';
 import { REPO_ROOT, recordStack } from '../helpers/record-stack';
-import { docker, run as runCommand } from '../system/docker';
+import { docker, run as runCommand } from '../helpers/docker';
 import { planContainer } from '../../harness/plugins/docker/plans';
-import { BASE_IMAGE, ensureOfflineImages } from '../system/images';
+import { BASE_IMAGE, ensureOfflineImages } from '../helpers/images';
 import { splitPem } from '../../infra/consul-tls';
 
 const CONFIG_FILE = path.join(REPO_ROOT, 'collector', 'syslog-ng.conf');

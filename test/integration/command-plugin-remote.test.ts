@@ -11,8 +11,8 @@ import test from 'ava';
 import { freePort } from '../../harness/ports';
 import { scratchProgram, type ScratchProgram } from '../helpers/real-pulumi';
 import { REPO_ROOT } from '../helpers/record-stack';
-import { docker, run } from '../system/docker';
-import { VM_IMAGE, containerHostKey } from '../system/vms';
+import { docker, run } from '../helpers/docker';
+import { VM_IMAGE, containerHostKey } from '../helpers/vms';
 
 const PROGRAM = path.join(__dirname, '..', 'fixtures', 'command-plugin-remote', 'index.ts');
 const container = `cnp-command-plugin-sshd-${randomBytes(4).toString('hex')}`;

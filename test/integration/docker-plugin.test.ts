@@ -12,7 +12,7 @@ import test from 'ava';
 import { docker, inspect, run } from '../../harness/plugins/docker/cli';
 import { hostPlatform } from '../../harness/plugins/docker/plans';
 import { REPO_ROOT } from '../helpers/record-stack';
-import { BASE_IMAGE } from '../system/images';
+import { BASE_IMAGE } from '../helpers/images';
 
 const PULUMI_BIN = path.join(REPO_ROOT, '.tools', 'pulumi', 'bin');
 const PLUGIN_BIN = path.join(REPO_ROOT, 'harness', 'plugins', 'bin');

@@ -10,8 +10,8 @@ import test from 'ava';
 import { checkHostKey, fingerprint, knownHostsName, recordKnownHost, scanHostKeys, takeHostKey } from '../../infra/host-key';
 import { freePort } from '../../harness/ports';
 import { REPO_ROOT } from '../helpers/record-stack';
-import { docker, run } from '../system/docker';
-import { VM_IMAGE, containerHostKey } from '../system/vms';
+import { docker, run } from '../helpers/docker';
+import { VM_IMAGE, containerHostKey } from '../helpers/vms';
 
 const container = `cnp-host-key-sshd-${randomBytes(4).toString('hex')}`;
 let port = 0;

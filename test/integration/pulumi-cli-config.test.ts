@@ -11,7 +11,7 @@ import test from 'ava';
 import { CONFIG_NAMESPACE, parseConfig } from '../../infra/config';
 import { REPO_ROOT } from '../helpers/record-stack';
 import { scratchCopy } from '../helpers/scratch-copy';
-import { pulumiCliEnv, requireBuiltCli } from '../../harness/pulumi-cli';
+import { pulumiCliEnv, requireBuiltCli } from '../helpers/pulumi-cli';
 
 /** The `sh` block of a README's VM section, which starts from the example stack file, as written, without the deploy (`npm run up`). */
 function vmConfigBlock(readme: string): string {

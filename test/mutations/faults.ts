@@ -1,4 +1,4 @@
-// The faults `npm run test:mutations` (scripts/mutations.ts) injects, one at a time, into a scratch copy.
+// The faults `npm run test:mutations` (test/mutations/run.ts) injects, one at a time, into a scratch copy.
 // Each names the tests that must catch it. A search text must occur exactly once in its file: when the
 // product changes under it the script fails, and the entry must be brought up to date, not dropped.
 
@@ -53,7 +53,7 @@ export const FAULTS: Fault[] = [
     breaks: 'a replica exits on SIGTERM at once: no health 503, no deregistration, no drain',
     patches: [
       {
-        file: 'service/drain.ts',
+        file: 'replica/drain.ts',
         search: "  process.on('SIGTERM', handle);",
         replace: "  process.on('SIGTERM', () => process.exit(0));",
       },
@@ -64,7 +64,7 @@ export const FAULTS: Fault[] = [
     id: 'no-leave-delay',
     breaks:
       'a replica stops accepting and closes its pooled keep-alive connections as soon as it left Consul, before the balancer dropped it (the e2e loop then saw 1-2 POSTs answered 502 in most runs)',
-    patches: [{ file: 'service/lifecycle.ts', search: 'await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));', replace: '' }],
+    patches: [{ file: 'replica/lifecycle.ts', search: 'await new Promise((r) => setTimeout(r, LEAVE_DELAY_MS));', replace: '' }],
     tests: [REPLICAS],
     match: ['SIGTERM*'],
   },
@@ -136,7 +136,7 @@ export const FAULTS: Fault[] = [
   {
     id: 'draining-not-logged',
     breaks: "a replica no longer logs 'draining' on SIGTERM (an indexOf of -1 passed the order check)",
-    patches: [{ file: 'service/lifecycle.ts', search: "    logger.info('draining', { signal });\n", replace: '' }],
+    patches: [{ file: 'replica/lifecycle.ts', search: "    logger.info('draining', { signal });\n", replace: '' }],
     tests: [REPLICAS],
     match: ['SIGTERM*'],
   },
@@ -216,8 +216,8 @@ export const FAULTS: Fault[] = [
   {
     id: 'drain-unbounded',
     breaks: 'a request that never ends holds a replica past its drain deadline',
-    patches: [{ file: 'service/drain.ts', search: '      server.closeAllConnections();\n', replace: '' }],
-    tests: ['test/unit/service-drain.test.ts'],
+    patches: [{ file: 'replica/drain.ts', search: '      server.closeAllConnections();\n', replace: '' }],
+    tests: ['test/unit/replica-drain.test.ts'],
   },
   {
     id: 'health-200-while-draining',
@@ -235,7 +235,7 @@ export const FAULTS: Fault[] = [
     id: 'no-registration-after-agent-restart',
     breaks: 'a replica never notices that a restarted Consul agent forgot it',
     patches: [
-      { file: 'service/registration.ts', search: '} else if (!(await api.isRegistered(service.id))) {', replace: '} else if (false) {' },
+      { file: 'replica/registration.ts', search: '} else if (!(await api.isRegistered(service.id))) {', replace: '} else if (false) {' },
     ],
     tests: [REPLICAS],
     match: ['Consul agent restart*'],

@@ -12,12 +12,12 @@ import tls from 'node:tls';
 import { describeFailures, startSteadyLoopProcess, type SteadyLoop } from '../../harness/load';
 import { CA_FILE_VARIABLE, makeTestCertificates } from '../../harness/tls';
 import { freePorts } from '../../harness/ports';
-import { pulumiCliEnv, requireBuiltCli } from '../../harness/pulumi-cli';
+import { pulumiCliEnv, requireBuiltCli } from '../helpers/pulumi-cli';
 import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
 import { holdSystemLock, SYSTEM_LOCK_WAIT_MS } from '../helpers/system-lock';
-import { docker, inspect } from './docker';
-import { compareListings, listDocker, type DockerListing } from './docker-listing';
-import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE, ensureOfflineImages } from './images';
+import { docker, inspect } from '../helpers/docker';
+import { compareListings, listDocker, type DockerListing } from '../helpers/docker-listing';
+import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE, ensureOfflineImages } from '../helpers/images';
 
 const STACK_LABEL = 'io.consul-nginx-pulumi.stack=dev';
 let copy: ScratchCopy | undefined;

@@ -26,13 +26,13 @@ import {
 } from '../../harness/load';
 import { upstreamsOf, type BalancerStatusJson } from '../../harness/balancer';
 import { replicaRole, roleToken } from '../../lib/consul-acl';
-import { secretsIn, stackSecrets } from './stack-secrets';
+import { secretsIn, stackSecrets } from '../helpers/stack-secrets';
 import { freePorts } from '../../harness/ports';
 import { waitFor } from '../../harness/processes';
-import { docker, inspect, run } from './docker';
-import { compareListings, listDocker, type DockerListing } from './docker-listing';
-import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE, PROJECT_DIR, ensureOfflineImages } from './images';
-import { CliStack, removedContainers, type CliSummary, type RemovedContainer, type StateResource } from './cli-stack';
+import { docker, inspect, run } from '../helpers/docker';
+import { compareListings, listDocker, type DockerListing } from '../helpers/docker-listing';
+import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE, PROJECT_DIR, ensureOfflineImages } from '../helpers/images';
+import { CliStack, removedContainers, type CliSummary, type RemovedContainer, type StateResource } from '../helpers/cli-stack';
 
 // A name of this run's own: two runs on one engine (two checkouts, a run and a benchmark) never touch
 // each other's containers, networks, volumes or images, and the clean-up removes only what this run made.

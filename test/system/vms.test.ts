@@ -1,9 +1,9 @@
-// The multi-VM system test: four Docker-in-Docker "VMs" (test/system/vms.ts) laid out as the course's
+// The multi-VM system test: four Docker-in-Docker "VMs" (test/helpers/vms.ts) laid out as the course's
 // (vm1 discovery + balancer, vm2 collector + replicas, vm3 replicas), with three brokers (vm1, vm2 and vm4, a
 // broker VM holding no gateway or collector, which a scenario kills), deployed as the README tells users:
 // the `vms` config set key by key with `pulumi config set --path`, the ssh key with `config set --secret
 // sshPrivateKey < keyfile`, then `pulumi up` through the real CLI and its Node.js language host
-// (test/system/cli-stack.ts), in a scratch copy of the project, on a stack of the run's own name with a
+// (test/helpers/cli-stack.ts), in a scratch copy of the project, on a stack of the run's own name with a
 // file backend in a temporary folder. The engine runs each VM's docker provider over ssh and the
 // bootstraps as remote.Commands (the provider stand-ins of harness/plugins/). What a deploy did comes from
 // the engine's event log, what runs where from the stack's state. The host reaches the VMs only through
@@ -19,17 +19,17 @@ import { upstreamsOf, type BalancerStatusJson } from '../../harness/balancer';
 import { describeFailures, getJson, sendAll, sendRequests, startSteadyLoopProcess, type SteadyLoop } from '../../harness/load';
 import { CA_FILE_VARIABLE } from '../../harness/tls';
 import { waitFor } from '../../harness/processes';
-import { openSshTunnel, type SshTunnel } from '../../infra/ssh-tunnel';
+import { openSshTunnel, type SshTunnel } from '../../lib/ssh-tunnel';
 import { remoteFailure, runOverSsh } from '../../harness/plugins/command/ssh';
 import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
 import { holdSystemLock, SYSTEM_LOCK_WAIT_MS } from '../helpers/system-lock';
 import { LABEL_PREFIX } from '../../infra/naming';
-import { secretsIn, stackSecrets } from './stack-secrets';
+import { secretsIn, stackSecrets } from '../helpers/stack-secrets';
 import { REPLICA_PORTS } from '../../infra/vm-ports';
-import { CliStack, removedContainers, type CliSummary, type StateResource } from './cli-stack';
-import { docker, run } from './docker';
-import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from './images';
-import { VmFleet, containerHostKey, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from './vms';
+import { CliStack, removedContainers, type CliSummary, type StateResource } from '../helpers/cli-stack';
+import { docker, run } from '../helpers/docker';
+import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from '../helpers/images';
+import { VmFleet, containerHostKey, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from '../helpers/vms';
 import { splitPem } from '../../infra/consul-tls';
 import { streamCopiesOf, type StreamCopies } from '../../harness/nats';
 import { openEventStream } from '../../harness/sse';

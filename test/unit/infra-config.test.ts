@@ -1,4 +1,4 @@
-import { DEFAULT_RATE_LIMIT_PER_CLIENT } from '../../balancer/config';
+import { DEFAULT_RATE_LIMIT_PER_CLIENT } from '../../lib/client-limits';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +13,7 @@ import {
   UNDECLARED_KEYS,
   type ConfigKey,
 } from '../../infra/config';
-import { hashSources } from '../../infra/sources';
+import { hashSources } from '../../lib/sources';
 import { makeTestCertificates } from '../../harness/tls';
 import { REPO_ROOT, programEntry, readProjectFile, readStackConfig } from '../helpers/record-stack';
 

@@ -1,11 +1,11 @@
-// The ACL init step's SSH tunnel (infra/ssh-tunnel.ts): its settings from the environment, and a clear
+// The ACL init step's SSH tunnel (lib/ssh-tunnel.ts): its settings from the environment, and a clear
 // error when the tunnel does not come up (the real ssh against a closed port on loopback). The tunnel
 // that works runs in the multi-VM system test (test/system/vms.test.ts) against the VMs' sshd.
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import test from 'ava';
-import { openSshTunnel, parseSshTunnelEnv } from '../../infra/ssh-tunnel';
+import { openSshTunnel, parseSshTunnelEnv } from '../../lib/ssh-tunnel';
 
 const ROOT = path.resolve(__dirname, '../..');
 

@@ -1,6 +1,6 @@
 // The VM layout under the SDK's mock runtime: the `vms` config and its secrets, the placement of replicas,
 // and what each VM gets (bootstrap, provider, network, Consul agent, its roles' containers).
-import { DEFAULT_RATE_LIMIT_PER_CLIENT } from '../../balancer/config';
+import { DEFAULT_RATE_LIMIT_PER_CLIENT } from '../../lib/client-limits';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';

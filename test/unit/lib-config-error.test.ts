@@ -2,7 +2,7 @@ import test from 'ava';
 import { parseConfig as parseBalancerConfig } from '../../balancer/config';
 import { parseConfig as parseStackConfig } from '../../infra/config';
 import { ConfigError, configProblem, envValue, rejectConfig } from '../../lib/config-error';
-import { parseConfig as parseServiceConfig } from '../../service/config';
+import { parseConfig as parseServiceConfig } from '../../replica/config';
 
 test('a problem names the variable, the value as given and what is allowed', (t) => {
   t.is(

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { isWildcardAddress, probeAddress } from '../../lib/listen-address';
-import { parseConfig } from '../../service/config';
+import { parseConfig } from '../../replica/config';
 
 test('a wildcard listen address is probed on loopback of its family', (t) => {
   t.is(probeAddress('0.0.0.0'), '127.0.0.1');

@@ -2,7 +2,7 @@ import test from 'ava';
 import { routedServices } from '../../balancer/routing';
 import { parseConfig as parseStackConfig } from '../../infra/config';
 import { DEFAULT_SERVICE_NAME, isServiceName } from '../../lib/service-name';
-import { parseConfig as parseServiceConfig } from '../../service/config';
+import { parseConfig as parseServiceConfig } from '../../replica/config';
 
 const facts = { hostname: 'h', interfaces: {} };
 

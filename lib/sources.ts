@@ -9,7 +9,16 @@ const SKIPPED_DIRS = new Set(['dist', 'node_modules', '.git']);
 const SKIPPED_FILE = /\.md$/i;
 
 /** What every bundle is built from besides its own folder (scripts/build.mjs and what it reads). */
-export const SHARED_SOURCES = ['lib', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs'];
+const SHARED_SOURCES = ['lib', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs'];
+
+export type BundledPart = 'service' | 'activity' | 'balancer';
+
+/** Every file and folder a part's bundle (`<part>/dist`) is built from: both services run on replica/. */
+export const BUNDLE_SOURCES: Record<BundledPart, string[]> = {
+  service: ['service', 'replica', ...SHARED_SOURCES],
+  activity: ['activity', 'replica', ...SHARED_SOURCES],
+  balancer: ['balancer', ...SHARED_SOURCES],
+};
 
 /** The files under `relative` (a file or a folder) that go into a bundle, as paths relative to `root`. */
 export function listFiles(root: string, relative: string): string[] {

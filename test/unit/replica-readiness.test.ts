@@ -1,8 +1,8 @@
 // The replica's readiness probe (its Docker health check in the stack): ready only when Consul lists its
 // SERVICE_ID among the passing instances and it answers /health on the port registered there.
 import test from 'ava';
-import { parseConfig } from '../../service/config';
-import { notReadyReason } from '../../service/readiness-probe';
+import { parseConfig } from '../../replica/config';
+import { notReadyReason } from '../../replica/readiness-probe';
 
 const config = parseConfig(
   {

@@ -1,12 +1,13 @@
 // A replica's life once its app is built, the same for every service of the stack (hello, activity):
-// listen (on the first free port of PORT: service/listen.ts), register that port with Consul, and on SIGTERM
+// listen (on the first free port of PORT: replica/listen.ts), register that port with Consul, and on SIGTERM
 // or SIGINT leave Consul, drain and exit 0.
 import type { Server } from 'node:http';
 import type Consul from 'consul';
 import { ConfigError } from '../lib/config-error';
 import type { Logger } from '../lib/logger';
 import { version } from '../package.json';
-import { portRangeText, type ServiceConfig } from './config';
+import { portRangeText } from '../lib/port-range';
+import type { ServiceConfig } from './config';
 import { DRAIN_TIMEOUT_MS, drainServer, LEAVE_DELAY_MS, onStopSignals } from './drain';
 import { listenOnFirstFree } from './listen';
 import { consulAgentApi, keepRegistered, serviceDefinition, type Registration } from './registration';

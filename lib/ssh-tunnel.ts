@@ -4,9 +4,9 @@
 // file, the stack's known_hosts), a free local port, and a clear error when the tunnel does not come up.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { envValue } from '../lib/config-error';
-import type { ConsulAddress } from '../lib/consul-address';
-import { hostPort } from '../lib/endpoints';
+import { envValue } from './config-error';
+import type { ConsulAddress } from './consul-address';
+import { hostPort } from './endpoints';
 
 export interface SshTunnelSettings {
   /** user@host */

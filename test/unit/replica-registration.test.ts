@@ -1,7 +1,7 @@
 import test from 'ava';
 import { waitFor } from '../../harness/processes';
 import { createLogger } from '../../lib/logger';
-import { keepRegistered, type AgentApi, type InitialStatus, type ServiceDefinition } from '../../service/registration';
+import { keepRegistered, type AgentApi, type InitialStatus, type ServiceDefinition } from '../../replica/registration';
 
 const service: ServiceDefinition = {
   id: 'hello-1',

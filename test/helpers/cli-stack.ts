@@ -1,13 +1,13 @@
 // A stack of the project driven through the real Pulumi CLI (.tools/pulumi/bin, built by npm run tools), as a
 // user drives it: `pulumi config set` into the stack's file, `pulumi up`, `pulumi stack output`, `pulumi destroy`,
 // on a file backend of its own, offline, with the provider stand-ins of harness/plugins/bin on PATH
-// (harness/pulumi-cli.ts). What a deploy did comes from the engine's own events (`pulumi up --event-log`), what
+// (test/helpers/pulumi-cli.ts). What a deploy did comes from the engine's own events (`pulumi up --event-log`), what
 // the stack holds from its state (`pulumi stack export`), and how containers stopped from the Docker engine's events.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileBackendEnv, runPulumiOk } from '../../harness/pulumi-cli';
+import { fileBackendEnv, runPulumiOk } from './pulumi-cli';
 import { docker } from './docker';
 
 /** One step the engine reported, from `--event-log` (sdk/go/common/apitype/events.go). */

@@ -12,7 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FAULTS, type Fault } from '../test/mutations/faults';
+import { FAULTS, type Fault } from './faults';
 
 const REPO = path.resolve(__dirname, '..');
 const DEFAULT_TIMEOUT_S = 300;

@@ -1,7 +1,7 @@
 import test from 'ava';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { drainServer } from '../../service/drain';
+import { drainServer } from '../../replica/drain';
 
 /** A plain server on loopback whose /slow answers after `slowMs`, and /hang never. */
 async function startServer(slowMs: number) {

@@ -1,7 +1,7 @@
-// A replica listens on the first free port of PORT's range (service/listen.ts): real sockets on loopback.
+// A replica listens on the first free port of PORT's range (replica/listen.ts): real sockets on loopback.
 import test from 'ava';
 import net from 'node:net';
-import { listenOnFirstFree } from '../../service/listen';
+import { listenOnFirstFree } from '../../replica/listen';
 
 const HOST = '127.0.0.1';
 

@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { ConfigError } from '../../lib/config-error';
-import { parseConfig, type HostFacts } from '../../service/config';
-import { serviceDefinition } from '../../service/registration';
+import { parseConfig, type HostFacts } from '../../replica/config';
+import { serviceDefinition } from '../../replica/registration';
 
 const iface = (address: string, internal: boolean, family: 'IPv4' | 'IPv6' = 'IPv4') =>
   ({ address, internal, family, netmask: '', mac: '', cidr: null }) as NetworkInterfaceInfo;

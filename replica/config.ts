@@ -1,3 +1,4 @@
+import type { PortRange } from '../lib/port-range';
 import { readTlsPair, type TlsPair } from '../lib/tls-files';
 import net from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
@@ -15,14 +16,8 @@ import { DEFAULT_SERVICE_NAME, isServiceName, SERVICE_DEFAULT_ROUTES, SERVICE_NA
 
 export const DEFAULT_ROUTES = SERVICE_DEFAULT_ROUTES;
 
-/** The ports PORT allows: one (first = last), or a range whose first free port the replica listens on. */
-export interface PortRange {
-  first: number;
-  last: number;
-}
-
 export interface ServiceConfig {
-  /** PORT: one port, or a range; the one bound is known once listening (service/listen.ts). */
+  /** PORT: one port, or a range; the one bound is known once listening (replica/listen.ts). */
   ports: PortRange;
   host: string;
   serviceName: string;
@@ -46,11 +41,6 @@ export interface HostFacts {
 // The id goes into Consul API paths, so nothing that needs escaping there.
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
-
-/** PORT's text for a range: `21001-21040`, or `8080` for a single port. */
-export function portRangeText({ first, last }: PortRange): string {
-  return first === last ? String(first) : `${first}-${last}`;
-}
 
 const PORT_ALLOWED = 'a whole number from 1 to 65535, or a range FIRST-LAST of them (FIRST <= LAST) to listen on the first free one';
 

@@ -7,7 +7,7 @@ import https from 'node:https';
 import type { Server } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import type { TlsPair } from '../lib/tls-files';
-import { portRangeText, type PortRange } from './config';
+import { portRangeText, type PortRange } from '../lib/port-range';
 
 /** A replica's server for `fetch` (a Hono app's): HTTPS with `tls`, else HTTP. */
 export function replicaServer(fetch: (request: Request) => Response | Promise<Response>, tls: TlsPair | undefined): HttpServer {
