@@ -2,8 +2,7 @@ import type { DiscoveryTry } from './phases/discovery';
 import type { PeerMeasurement, PeerRepeat } from './phases/peers';
 import type { RemovalTry } from './phases/removal';
 import type { PeerName } from './peers/peer';
-import type { Target } from './results';
-import { max, median, round } from './stats';
+import { max, median, round, type Target } from './stats';
 
 /** One peer's column of the side-by-side table. Medians over the paired repeats unless said otherwise. */
 export interface PeerColumn {

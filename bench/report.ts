@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PeerColumn, PeerComparison } from './peer-results';
 import { PEER_NAMES } from './peers/peer';
-import type { AloneResults, BenchResults, Target, TlsCostFigures } from './results';
+import type { AloneResults, BenchResults, TlsCostFigures } from './results';
+import type { Target } from './stats';
 
 const fmt = (value: number, unit = '', decimals?: number): string =>
   Number.isFinite(value) ? `${decimals === undefined ? String(value) : value.toFixed(decimals)}${unit}` : 'n/a';

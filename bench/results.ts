@@ -10,7 +10,7 @@ import { EVENT_WRITERS, type EventRun } from './phases/events';
 import type { WriteStep } from './phases/writes';
 import { medianOf, type PairedRepeat, type PathRun, type ThroughputResult } from './phases/throughput';
 import type { SingleRequestsReport } from './load-protocol';
-import { max, median, percentile, round } from './stats';
+import { max, median, percentile, round, type Target } from './stats';
 import type { Versions } from './versions';
 
 export interface Pinning {
@@ -19,12 +19,6 @@ export interface Pinning {
   testCpu: number | null;
   /** CPU lists the processes actually had, read back with taskset during the run. */
   observed: Record<string, string>;
-}
-
-export interface Target {
-  figure: string;
-  target: string;
-  met: boolean;
 }
 
 /** Shape of bench/results.json. Units are in the key names or below; medians unless said otherwise. */

@@ -17,3 +17,10 @@ export function round(value: number, decimals = 2): number {
   const f = 10 ** decimals;
   return Math.round(value * f) / f;
 }
+
+/** A figure the bench checks against its target. */
+export interface Target {
+  figure: string;
+  target: string;
+  met: boolean;
+}

@@ -3,7 +3,7 @@
 // terraform-provider-docker v4.5.0 it bridges (docker_container, docker_network, docker_volume). The
 // stand-in's Check refuses any input not listed here, and its Diff is computed from it.
 import { isDeepStrictEqual } from 'node:util';
-import { isEmpty, type Inputs } from './plans';
+import { isEmpty, type Inputs } from './declared-inputs';
 
 /**
  * - replace: a new object (kreuzwerker's schema marks the field ForceNew);

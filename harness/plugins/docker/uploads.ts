@@ -5,7 +5,7 @@
 // `permissions` (octal) when set, 0744 when `executable`, else 0644. Exactly one of content, contentBase64
 // and source (a file on the machine running the provider) gives the bytes.
 import fs from 'node:fs';
-import type { DeclaredInputs } from './plans';
+import type { DeclaredInputs } from './declared-inputs';
 
 export interface PlannedUpload {
   file: string;
