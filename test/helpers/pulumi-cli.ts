@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const ROOT = path.resolve(__dirname, '..');
+const ROOT = path.resolve(__dirname, '../..');
 export const BUILT_CLI = path.join(ROOT, '.tools', 'pulumi', 'bin', 'pulumi');
 export const PLUGIN_STAND_INS = path.join(ROOT, 'harness', 'plugins', 'bin');
 

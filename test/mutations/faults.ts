@@ -111,10 +111,9 @@ export const FAULTS: Fault[] = [
     breaks: 'a request the HTTP parser refuses (a body cut short) gets no answer at all',
     patches: [
       {
-        file: 'service/main.ts',
-        search: '  const server = createAdaptorServer({ fetch: app.fetch }) as Server;\n',
-        replace:
-          "  const server = createAdaptorServer({ fetch: app.fetch }) as Server;\n  server.on('clientError', (_error, socket) => socket.destroy());\n",
+        file: 'replica/listen.ts',
+        search: '  ) as HttpServer;\n',
+        replace: "  ).on('clientError', (_error: Error, socket: { destroy(): void }) => socket.destroy()) as HttpServer;\n",
       },
     ],
     tests: [REPLICAS],
@@ -181,8 +180,8 @@ export const FAULTS: Fault[] = [
     patches: [
       {
         file: 'service/app.ts',
-        search: "c.json({ status: 'ok', instance: deps.serviceId })",
-        replace: "c.json({ status: 'ok', instance: deps.serviceId }, 500)",
+        search: "c.json({ status: 'ok', instance: deps.serviceId, ...outbox })",
+        replace: "c.json({ status: 'ok', instance: deps.serviceId, ...outbox }, 500)",
       },
     ],
     tests: [REPLICAS],
@@ -225,8 +224,8 @@ export const FAULTS: Fault[] = [
     patches: [
       {
         file: 'service/app.ts',
-        search: "c.json({ status: 'draining', instance: deps.serviceId }, 503)",
-        replace: "c.json({ status: 'draining', instance: deps.serviceId }, 200)",
+        search: "c.json({ status: 'draining', instance: deps.serviceId, ...outbox }, 503)",
+        replace: "c.json({ status: 'draining', instance: deps.serviceId, ...outbox }, 200)",
       },
     ],
     tests: ['test/unit/service-app.test.ts'],
@@ -291,7 +290,7 @@ export const FAULTS: Fault[] = [
     breaks: 'the collector no longer listens for syslog over UDP',
     patches: [
       {
-        file: 'collector/syslog-ng.conf',
+        file: 'collector/source-tcp.conf',
         search: '  network(transport("udp") ip(`COLLECTOR_LISTEN`) port(`COLLECTOR_PORT`) flags(syslog-protocol));\n',
         replace: '',
       },

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { FAULTS, type Fault } from './faults';
 
-const REPO = path.resolve(__dirname, '..');
+const REPO = path.resolve(__dirname, '../..');
 const DEFAULT_TIMEOUT_S = 300;
 
 interface Options {
