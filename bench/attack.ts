@@ -26,7 +26,7 @@ import {
 import { startBalancer, type RunningBalancer } from '../harness/balancer';
 import { startConsul, type ConsulAgent } from '../harness/consul';
 import { stopAll, waitFor } from '../harness/processes';
-import { seedUsers } from '../harness/seed-users';
+import { seedUsers } from './seed-users';
 import { startReplica, type Replica } from '../harness/service';
 import { CA_FILE_VARIABLE, makeTestCertificates, trustOptions, type TestCertificates } from '../harness/tls';
 import { childrenOf, rssMB } from './proc-stats';

@@ -1,6 +1,6 @@
 import type { ConsulAgent } from '../../harness/consul';
 import { waitFor } from '../../harness/processes';
-import { seedUsers } from '../../harness/seed-users';
+import { seedUsers } from '../seed-users';
 import { startReplica } from '../../harness/service';
 import { pinProcess } from '../pinning';
 
@@ -53,7 +53,7 @@ async function writeRate(url: string, seconds: number): Promise<{ perSec: number
 
 /**
  * Writes per second with `sizes` users stored (the broker up, so the relay empties the outbox): at each
- * size the users are seeded up to it straight into KV (harness/seed-users.ts), then a fresh hello replica
+ * size the users are seeded up to it straight into KV (bench/seed-users.ts), then a fresh hello replica
  * (pinned to the test core) takes `seconds` of writes before any list request, one `GET /api/users?limit=1`
  * (which fills its key-listing cache, the case where a write once re-sorted every id), and `seconds` more.
  */

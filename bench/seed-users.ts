@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ConsulAgent } from './consul';
+import type { ConsulAgent } from '../harness/consul';
 
 /** Operations per transaction: Consul's cap on one /v1/txn (1.8 and current releases). */
 const TXN_OPS = 64;
