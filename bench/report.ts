@@ -8,7 +8,7 @@ import type { Target } from './stats';
 const fmt = (value: number, unit = '', decimals?: number): string =>
   Number.isFinite(value) ? `${decimals === undefined ? String(value) : value.toFixed(decimals)}${unit}` : 'n/a';
 
-/** The results as a Markdown table (readable in a terminal, pasted as is into bench/README.md). */
+/** The results as a Markdown table (readable in a terminal, and a section of bench/RESULTS.md). */
 export function formatTable(r: BenchResults): string {
   const met = (figure: string) => {
     const target = r.targets.find((t) => t.figure === figure);
@@ -194,7 +194,7 @@ export function formatScaleTable(r: Pick<BenchResults, 'scale' | 'targets'>): st
   );
 }
 
-/** HTTPS against HTTP at the edge, both ways of connecting (the table of bench/README.md's "HTTPS at the edge"). */
+/** HTTPS against HTTP at the edge, both ways of connecting. */
 export function formatTlsTable(r: Pick<BenchResults, 'tlsCost' | 'settings'>): string {
   const t = r.tlsCost;
   const rows = (way: string, f: TlsCostFigures) => [
@@ -232,7 +232,7 @@ function titledTable(title: string, header: string[], rows: string[][], targets:
 
 const range = (f: { p50: number | null; max: number | null }) => (f.p50 === null ? 'n/a' : `${f.p50} / ${f.max} ms`);
 
-/** The side-by-side table, one column per peer (pasted as is into bench/README.md). */
+/** The side-by-side table, one column per peer. */
 export function formatPeerTable(c: PeerComparison): string {
   const names = PEER_NAMES.filter((n) => c.peers[n]);
   const cols = names.map((n) => c.peers[n]);
@@ -270,4 +270,40 @@ export function formatPeerTable(c: PeerComparison): string {
     rows,
     c.targets,
   );
+}
+
+/**
+ * bench/RESULTS.md, the committed record of the last full run: when, on what machine and with what versions,
+ * and every figure with its target. Only a full run writes it; `--smoke` and `--only` runs leave it as it is.
+ */
+export function formatResultsMarkdown(r: BenchResults): string {
+  const v = r.versions;
+  return [
+    '# Benchmark results',
+    '',
+    'Written by `npm run bench` at the end of a full run; not edited by hand. What each figure measures and why: [README.md](README.md).',
+    '',
+    `- Run: started ${r.startedAt}, ${r.elapsedSec} s`,
+    `- Machine: ${r.cores} cores (${v.cpu}), ${v.memory} of memory, kernel ${v.kernel}`,
+    `- Versions: node ${v.node}, nginx ${v.nginx}, haproxy ${v.haproxy}, consul ${v.consul}, autocannon ${v.autocannon}, hono ${v.hono}, @hono/node-server ${v.honoNodeServer}`,
+    `- Pinning: ${r.pinning.description}`,
+    `- Other work on the test core during the load runs: median ${fmt(r.foreignCpuPercent.median, ' %')}, max ${fmt(r.foreignCpuPercent.max, ' %')} of its time`,
+    '',
+    '## The balancer against direct access',
+    '',
+    formatTable(r),
+    '',
+    '## Peers side by side',
+    '',
+    formatPeerTable(r.comparison),
+    '',
+    '## The gateway at scale',
+    '',
+    formatScaleTable(r),
+    '',
+    '## HTTPS at the edge',
+    '',
+    formatTlsTable(r),
+    '',
+  ].join('\n');
 }

@@ -1,5 +1,7 @@
 // `npm run bench [-- --smoke] [-- --only PHASE,...]`: the balancer against direct access, discovery, failover
 // and memory, with real Consul, nginx and service replicas on loopback. See bench/README.md.
+import fs from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sendRequests } from '../harness/load';
 import { startLoadGenerator, type LoadGenerator } from './load-generator';
@@ -18,7 +20,16 @@ import { measureThroughput } from './phases/throughput';
 import { measureTlsCost } from './phases/tls';
 import { affinityOf, pinProcess, planCpus, type CpuPlan } from './pinning';
 import { pssMB, readStat, rssMB } from './proc-stats';
-import { formatContext, formatPeerTable, formatRunContext, formatScaleTable, formatTable, formatTlsTable, writeResults } from './report';
+import {
+  formatContext,
+  formatPeerTable,
+  formatResultsMarkdown,
+  formatRunContext,
+  formatScaleTable,
+  formatTable,
+  formatTlsTable,
+  writeResults,
+} from './report';
 import { summarize, summarizeAlone, type AloneMeasurements, type RawMeasurements } from './results';
 import { startSystemUnderTest, type BenchReplica, type SystemUnderTest } from './system-under-test';
 import { collectVersions } from './versions';
@@ -230,6 +241,11 @@ async function main(): Promise<void> {
   if (measured) {
     const results = summarize({ ...measured, ...context });
     writeResults(options.outFile, results);
+    if (options.mode === 'full') {
+      const markdownFile = path.join(path.dirname(options.outFile), 'RESULTS.md');
+      fs.writeFileSync(markdownFile, formatResultsMarkdown(results));
+      log(`figures written to ${markdownFile}`);
+    }
     tables = [
       formatContext(results),
       formatTable(results),

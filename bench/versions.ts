@@ -13,6 +13,8 @@ export interface Versions {
   honoNodeServer: string;
   kernel: string;
   cpu: string;
+  /** The machine's memory, e.g. "7.8 GiB". */
+  memory: string;
 }
 
 /** Version printed by a command; nginx prints on stderr and consul on stdout, so both are read. */
@@ -41,5 +43,6 @@ export function collectVersions(): Versions {
     honoNodeServer: packageVersion('@hono/node-server'),
     kernel: os.release(),
     cpu: os.cpus()[0]?.model ?? 'unknown',
+    memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
   };
 }
