@@ -1,3 +1,5 @@
+// The docs stay a guide: the top README fits on a few screens and the READMEs together stay short (issue 24);
+// the bench's figures live in its results file, which is not counted.
 // Every relative link in the project's Markdown resolves: the file (or folder) exists, and a `#fragment` names a
 // heading of the target as GitHub renders its anchor (lowercase; punctuation but `-` and `_` dropped; spaces
 // to `-`; a repeated heading gets `-1`, `-2`, ...). Links to other sites are not followed.
@@ -60,4 +62,19 @@ test(`every relative link of the ${markdownFiles.length} Markdown files resolves
   }
   t.true(checked > 50, `${checked} links checked`);
   t.deepEqual(broken, []);
+});
+
+const README_MAX_LINES = 150;
+const ALL_DOCS_MAX_WORDS = 12_000;
+
+test(`the top README is at most ${README_MAX_LINES} lines, and all the READMEs at most ${ALL_DOCS_MAX_WORDS} words`, (t) => {
+  const read = (file: string) => fs.readFileSync(path.join(REPO_ROOT, file), 'utf8');
+  const lines = read('README.md').split('\n').length - 1;
+  t.true(lines <= README_MAX_LINES, `README.md has ${lines} lines`);
+  // Words as wc -w counts them: runs of non-space.
+  const words = markdownFiles
+    .filter((file) => /(^|\/)README\.md$/.test(file))
+    .map((file) => ({ file, words: read(file).split(/\s+/).filter(Boolean).length }));
+  const total = words.reduce((sum, w) => sum + w.words, 0);
+  t.true(total <= ALL_DOCS_MAX_WORDS, `${total} words: ${words.map((w) => `${w.file} ${w.words}`).join(', ')}`);
 });
