@@ -5,7 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { BalancerConfig } from './config';
-import type { HealthEntry } from './render';
+import type { HealthEntry } from './consul-entries';
 import type { HealthCheck } from './routing';
 
 /** The watcher's connections to Consul: two blocking queries and READ_CONCURRENCY reads. */

@@ -54,7 +54,7 @@ export interface EvidenceSnapshot {
   reloads: number;
   /** Every service's instances, by service, then id. */
   instances: InstanceRow[];
-  /** Entries Consul passes that the balancer leaves out, and why (render.ts DroppedEntry). */
+  /** Entries Consul passes that the balancer leaves out, and why (consul-entries.ts DroppedEntry). */
   dropped: Array<{ service: string; id: string; reason: string }>;
   /** Route tags the balancer leaves out, and why (routing.ts DroppedRoute). */
   droppedRoutes: Array<{ service: string; route: string; reason: string }>;

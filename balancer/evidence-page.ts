@@ -11,8 +11,7 @@ import {
   type EvidenceSnapshot,
   type OutboxSignal,
 } from './evidence-model';
-import { selectUpstreams, type HealthEntry, type Resolution, type UpstreamSelection } from './render';
-import { isPassing } from './routing';
+import { isPassing, selectUpstreams, type HealthEntry, type Resolution, type UpstreamSelection } from './consul-entries';
 import type { BalancerStatus, ExtraRoutes } from './status';
 import type { GatewayView } from './watch';
 

@@ -1,7 +1,7 @@
 // The step between watch and render: host names in Consul's entries become IP literals here, so nginx
 // never resolves anything itself (it does so at load, and one failing name fails the whole config).
 import dns from 'node:dns';
-import type { Resolution } from './render';
+import type { Resolution } from './consul-entries';
 
 /** All addresses of one host name; rejects when it has none. */
 export type LookupAll = (name: string) => Promise<string[]>;

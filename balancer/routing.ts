@@ -5,14 +5,14 @@
 import { ownershipProblem, type RouteOwners } from '../lib/route-owners';
 import { parseRouteTag, ROUTE_TAG_PREFIX, routeText, type Route } from '../lib/routes';
 import { isServiceName, SERVICE_NAME_ALLOWED } from '../lib/service-name';
-import type { HealthEntry } from './render';
+import type { HealthEntry } from './consul-entries';
 
 /** One service as nginx gets it: its routes (already free of conflicts) and its upstreams (maybe none: a 503). */
 export interface GatewayService {
   name: string;
   /** Sorted by path, an exact route before the prefix route on the same path. */
   routes: Route[];
-  /** `address:port`, sorted (render.ts selectUpstreams). */
+  /** `address:port`, sorted (consul-entries.ts selectUpstreams). */
   upstreams: string[];
 }
 
@@ -55,15 +55,6 @@ export function routedServices(catalog: Readonly<Record<string, readonly string[
         });
   }
   return { follow: follow.sort(), dropped: sortDropped(dropped) };
-}
-
-/**
- * Whether Consul's `?passing` filter would keep the entry: every check it carries (the node's and the
- * instance's own) passes. The balancer asks for all instances, not only passing ones, to tell "registered,
- * none passing" (503 for the service's routes) from "not registered" (its routes are gone).
- */
-export function isPassing(entry: HealthEntry): boolean {
-  return (entry.Checks ?? []).every((check) => check.Status === 'passing');
 }
 
 /** A routed service as one health answer shows it: what its registered instances claim. */

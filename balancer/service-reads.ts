@@ -3,8 +3,8 @@
 // again while its read runs is read once more after it; a failed read is retried with backoff.
 import { retryDelayMs } from '../lib/backoff';
 import { describeError, type ReadService } from './consul-client';
+import type { HealthEntry } from './consul-entries';
 import type { LoopEvents } from './query-loop';
-import type { HealthEntry } from './render';
 
 export interface ServiceReadsOptions extends Omit<LoopEvents, 'onIndexReset'> {
   read: ReadService;

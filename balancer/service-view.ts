@@ -1,9 +1,8 @@
 // One followed service, as consul-template's View: its last health answer turned into upstreams, with the
 // host names among its entries resolved (again every `resolveRetryMs` while one fails), so only IP
 // literals reach the renderer.
-import { hostNamesOf, selectUpstreams, type HealthEntry, type Resolution, type UpstreamSelection } from './render';
+import { hostNamesOf, isPassing, selectUpstreams, type HealthEntry, type Resolution, type UpstreamSelection } from './consul-entries';
 import type { ResolveNames } from './resolve';
-import { isPassing } from './routing';
 
 /** What the follower knows about one routed service from its last health answer. */
 export interface ServiceView {

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { routeText } from '../lib/routes';
-import type { DroppedEntry } from './render';
+import type { DroppedEntry } from './consul-entries';
 import { EMPTY_TABLE, tableKey, type DroppedRoute, type GatewayTable } from './routing';
 
 /** One service in GET /_balancer/status. */

@@ -1,17 +1,18 @@
 // The "watch" step: the coordinator that follows Consul with a fixed number of connections, whatever the
 // number of routed services: a blocking query on the catalog (which services ask for routes), one on the
 // health state (whose checks changed), and bounded reads of only the services that changed
-// (service-reads.ts). The rules (next index, backoff, route selection, which services changed, the
-// empty-set grace) are pure functions in routing.ts; each followed service is a small view
-// (service-view.ts), the outage and the grace are windows (consul-windows.ts); this file wires them and
+// (service-reads.ts). The rules are pure functions elsewhere: the blocking-query loop's next index and
+// backoff in lib/ (query-loop.ts runs them), which entries become upstreams in consul-entries.ts, route
+// selection, which services changed and the empty-set grace in routing.ts. Each followed service is a small
+// view (service-view.ts), the outage and the grace are windows (consul-windows.ts); this file wires them and
 // hands on the routing table.
 import type { Logger } from '../lib/logger';
 import type { RouteOwners } from '../lib/route-owners';
 import type { FetchCatalog, FetchHealthState, ReadService } from './consul-client';
 import { READ_CONCURRENCY } from './consul-client';
+import type { DroppedEntry } from './consul-entries';
 import { graceWindow, outageWindow } from './consul-windows';
 import { queryLoop, type LoopEvents } from './query-loop';
-import type { DroppedEntry } from './render';
 import type { ResolveNames } from './resolve';
 import { followedService, type FollowedService, type ServiceView } from './service-view';
 import { serviceReads } from './service-reads';

@@ -16,7 +16,8 @@ import {
   type EvidenceSnapshot,
 } from '../../balancer/evidence-model';
 import { consulInstances, createEvidencePage, EVIDENCE_PATHS, type EvidencePage } from '../../balancer/evidence-page';
-import { renderNginxConfig, selectUpstreams, type HealthEntry, type NginxSettings, type Resolution } from '../../balancer/render';
+import { selectUpstreams, type HealthEntry, type Resolution } from '../../balancer/consul-entries';
+import { renderNginxConfig, type NginxSettings } from '../../balancer/render';
 import type { GatewayTable } from '../../balancer/routing';
 import { createStatusStore } from '../../balancer/status';
 import type { GatewayView } from '../../balancer/watch';

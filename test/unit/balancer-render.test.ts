@@ -1,15 +1,6 @@
 import test from 'ava';
-import {
-  ADMIN_STREAMS_PER_CLIENT,
-  interleaveByHost,
-  hostNamesOf,
-  locationMatches,
-  renderNginxConfig,
-  selectUpstreams,
-  type HealthEntry,
-  type NginxSettings,
-  type Resolution,
-} from '../../balancer/render';
+import { hostNamesOf, selectUpstreams, type HealthEntry, type Resolution } from '../../balancer/consul-entries';
+import { ADMIN_STREAMS_PER_CLIENT, interleaveByHost, locationMatches, renderNginxConfig, type NginxSettings } from '../../balancer/render';
 import type { GatewayService, GatewayTable } from '../../balancer/routing';
 import { hostPort as formatHostPort } from '../../lib/endpoints';
 import { parseRoutesEnv } from '../../lib/routes';

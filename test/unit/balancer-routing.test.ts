@@ -1,6 +1,7 @@
 import { nextIndex } from '../../lib/consul-index';
 import test from 'ava';
-import { renderNginxConfig, type HealthEntry, type NginxSettings } from '../../balancer/render';
+import { isPassing, type HealthEntry } from '../../balancer/consul-entries';
+import { renderNginxConfig, type NginxSettings } from '../../balancer/render';
 import { parseRouteOwners } from '../../lib/route-owners';
 import {
   claimOf,
@@ -8,7 +9,6 @@ import {
   healthSnapshot,
   holdThroughGrace,
   onlyUpstreamsChanged,
-  isPassing,
   routedServices,
   routeTable,
   type GatewayTable,

@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { Logger } from '../../lib/logger';
-import type { HealthEntry, Resolution } from '../../balancer/render';
+import type { HealthEntry, Resolution } from '../../balancer/consul-entries';
 import type { GatewayTable, HealthCheck } from '../../balancer/routing';
 import { followGateway, type ConsulAnswer, type GatewayView } from '../../balancer/watch';
 import { waitFor } from '../../harness/processes';
