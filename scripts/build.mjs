@@ -41,6 +41,19 @@ const targets = [
   ['activity', 'main'],
   ['activity', 'readiness-probe', 'replica'],
 ];
+// Written aside and renamed over the old file: `npm run start:*` builds while other processes (tests, image
+// builds) may be loading the same file, which must never be seen half-written.
+async function writeWhole(file, contents) {
+  const temp = `${file}.${process.pid}.tmp`;
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.writeFile(temp, contents);
+  await fs.rename(temp, file);
+}
+
+// The balancer reads nginx's configuration template beside its bundle (balancer/nginx-template.ts), and its
+// image copies both.
+await writeWhole('balancer/dist/nginx.conf.template', await fs.readFile('balancer/nginx.conf.template'));
+
 await Promise.all(
   targets.map(async ([name, entry, source = name]) => {
     const result = await build({
@@ -61,13 +74,6 @@ await Promise.all(
       logLevel: 'warning',
       write: false,
     });
-    // Written aside and renamed over the bundle: `npm run start:*` builds while other processes (tests,
-    // image builds) may be loading the same file, which must never be seen half-written.
-    for (const file of result.outputFiles) {
-      const temp = `${file.path}.${process.pid}.tmp`;
-      await fs.mkdir(path.dirname(file.path), { recursive: true });
-      await fs.writeFile(temp, file.contents);
-      await fs.rename(temp, file.path);
-    }
+    for (const file of result.outputFiles) await writeWhole(file.path, file.contents);
   }),
 );

@@ -21,7 +21,7 @@ export interface StaticNginxSettings {
 /**
  * nginx with a hand-written upstream list, as a careful user writes it: upstream keepalive, the same
  * timeouts, passive failure marking and retries as our rendered config, no watcher and no reloads
- * but the hand edits. The log format is our balancer's own (balancer/render.ts).
+ * but the hand edits. The log format and the proxying are our balancer's own (balancer/nginx.conf.template).
  */
 export function renderStaticNginxConfig(s: StaticNginxSettings): string {
   return [
@@ -35,7 +35,7 @@ export function renderStaticNginxConfig(s: StaticNginxSettings): string {
     '}',
     'http {',
     ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${s.dir}/temp/${t};`),
-    `  log_format json_lines escape=json '${ACCESS_LOG_FORMAT}';`,
+    ...ACCESS_LOG_FORMAT,
     s.jsonAccessLog ? '  access_log /dev/stdout json_lines;' : '  access_log off;',
     '  server_tokens off;',
     '  client_max_body_size 1m;',
