@@ -243,7 +243,11 @@ export const FAULTS: Fault[] = [
     id: 'no-retry-on-another-replica',
     breaks: 'nginx no longer retries a request that failed to connect on another replica',
     patches: [
-      { file: 'balancer/render.ts', search: "'      proxy_next_upstream error timeout;',", replace: "'      proxy_next_upstream off;'," },
+      {
+        file: 'balancer/nginx.conf.template',
+        search: '      proxy_next_upstream error timeout;',
+        replace: '      proxy_next_upstream off;',
+      },
     ],
     tests: [E2E],
   },
@@ -532,9 +536,9 @@ export const FAULTS: Fault[] = [
     breaks: 'the per-client rate limit is configured but never applied to the public listener',
     patches: [
       {
-        file: 'balancer/render.ts',
-        search: '    ...(s.rateLimitPerClient > 0 ? [`    limit_req zone=rate_per_client burst=${s.rateBurstPerClient} nodelay;`] : []),',
-        replace: '',
+        file: 'balancer/nginx.conf.template',
+        search: '    limit_req zone=rate_per_client burst={{burst}} nodelay;',
+        replace: '    # limit_req zone=rate_per_client burst={{burst}} nodelay;',
       },
     ],
     tests: [GATEWAY],
@@ -597,7 +601,13 @@ export const FAULTS: Fault[] = [
   {
     id: 'stream-limit-never-rendered',
     breaks: 'the per-address stream limit is configured but never applied to the public listener',
-    patches: [{ file: 'balancer/render.ts', search: '    `    limit_conn streams_per_client ${s.streamLimitPerClient};`,', replace: '' }],
+    patches: [
+      {
+        file: 'balancer/nginx.conf.template',
+        search: '    limit_conn streams_per_client {{stream_limit}};',
+        replace: '    # limit_conn streams_per_client {{stream_limit}};',
+      },
+    ],
     tests: [STREAM_LIMITS],
     match: ['one address holds at most*'],
   },
