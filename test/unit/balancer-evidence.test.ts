@@ -2,6 +2,7 @@
 // real loopback server, its event stream, and the nginx locations and status bookkeeping it relies on.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { RENDER_SETTINGS } from '../helpers/nginx-settings';
 import test from 'ava';
 import { createApplier } from '../../balancer/apply';
 import { ACTIVITY_STREAM_PATH, LIVE_MESSAGE } from '../../balancer/evidence-activity';
@@ -116,22 +117,7 @@ test('the applier records since and tells the page once nginx serves a set', asy
   t.truthy(status.read().services.hello.upstreamsSince['a:1']);
 });
 
-const settings: NginxSettings = {
-  listenAddress: '0.0.0.0',
-  listenPort: 8080,
-  workDir: '/tmp/work',
-  statusPort: 4001,
-  adminAddress: '127.0.0.1',
-  adminPort: 8081,
-  reusePort: false,
-  connLimitPerClient: 100,
-  rateLimitPerClient: 1000,
-  rateBurstPerClient: 2000,
-  streamPaths: [{ path: '/api/activity/stream', exact: false }],
-  streamLimitPerClient: 16,
-  accessLog: { stdout: true },
-  workerProcesses: 1,
-};
+const settings: NginxSettings = { ...RENDER_SETTINGS, listenAddress: '0.0.0.0', accessLog: { stdout: true } };
 
 test('the admin listener proxies the page and its stream to the watcher, and /_balancer/try only as a GET through the public listener', (t) => {
   for (const upstreams of [[], ['127.0.0.1:3000']]) {

@@ -1,4 +1,5 @@
 import { nextIndex } from '../../lib/consul-index';
+import { RENDER_SETTINGS } from '../helpers/nginx-settings';
 import test from 'ava';
 import { isPassing, type HealthEntry } from '../../balancer/consul-entries';
 import { renderNginxConfig, type NginxSettings } from '../../balancer/render';
@@ -136,22 +137,7 @@ test('hostile and broken route tags are dropped with a reason and never reach th
   t.deepEqual(routes(table), { evil: ['/ok'] });
   t.is(droppedRoutes.length, HOSTILE.length);
   for (const d of droppedRoutes) t.truthy(d.reason, d.route);
-  const settings: NginxSettings = {
-    listenAddress: '127.0.0.1',
-    listenPort: 8080,
-    adminAddress: '127.0.0.1',
-    adminPort: 8081,
-    reusePort: false,
-    connLimitPerClient: 100,
-    rateLimitPerClient: 1000,
-    rateBurstPerClient: 2000,
-    streamPaths: [{ path: '/events', exact: false }],
-    streamLimitPerClient: 16,
-    workDir: '/tmp/work',
-    statusPort: 4001,
-    accessLog: { stdout: true },
-    workerProcesses: 1,
-  };
+  const settings: NginxSettings = { ...RENDER_SETTINGS, streamPaths: [{ path: '/events', exact: false }], accessLog: { stdout: true } };
   const text = renderNginxConfig(settings, table);
   for (const bad of [
     'x;return',
