@@ -1,0 +1,38 @@
+// What the stack hashes to notice a code change (lib/sources.ts BUNDLE_SOURCES) covers every project file
+// esbuild puts into each bundle: a file left out would change the bundle without changing the image's
+// SOURCE_HASH, and nothing would mark that image for a rebuild.
+import path from 'node:path';
+import test from 'ava';
+import { build } from 'esbuild';
+import { BUNDLE_SOURCES, type BundledPart } from '../../lib/sources';
+import { REPO_ROOT } from '../helpers/record-stack';
+
+const ENTRIES: Record<BundledPart, string[]> = {
+  service: ['service/main.ts', 'replica/readiness-probe.ts'],
+  activity: ['activity/main.ts', 'replica/readiness-probe.ts'],
+  balancer: ['balancer/main.ts', 'balancer/health-probe.ts'],
+};
+
+for (const part of Object.keys(ENTRIES) as BundledPart[]) {
+  test(`every project file of the ${part} bundle is among its hashed sources`, async (t) => {
+    const result = await build({
+      absWorkingDir: REPO_ROOT,
+      entryPoints: ENTRIES[part],
+      bundle: true,
+      platform: 'node',
+      write: false,
+      metafile: true,
+      outdir: 'out',
+      logLevel: 'silent',
+      // The evidence page's assets are made by scripts/build.mjs from balancer/page/, inside the hashed folder.
+      external: ['evidence-page:assets'],
+    });
+    const inputs = Object.keys(result.metafile.inputs).filter((file) => !file.includes('node_modules/'));
+    const covered = (file: string) => BUNDLE_SOURCES[part].some((source) => file === source || file.startsWith(`${source}/`));
+    t.true(inputs.length > 5, `${inputs.length} project files`);
+    t.deepEqual(
+      inputs.filter((file) => !covered(file.split(path.sep).join('/'))),
+      [],
+    );
+  });
+}
