@@ -1,7 +1,8 @@
 // The evidence page: a read-only page that shows the instances the watcher follows, live, and lets a
 // browser send requests through the balancer. Served by the watcher's status server; nginx proxies its
 // paths (render.ts evidenceLocations). See balancer/README.md, "The evidence page".
-import type http from 'node:http';
+import http from 'node:http';
+import https from 'node:https';
 import { createActivityRelay } from './evidence-activity';
 import {
   healthOfChecks,
@@ -57,9 +58,11 @@ export interface EvidencePageOptions {
   pollMs?: number;
   /**
    * An instance's /health answer (parsed JSON), asked while a page is open for the outbox a hello replica
-   * reports there; default a GET of `http://<upstream>/health`.
+   * reports there; default a GET of `/health` on the upstream, as nginx reaches it (healthOverUpstream).
    */
-  readHealth?: (upstream: string) => Promise<unknown>;
+  readHealth?: (upstream: string, service: string) => Promise<unknown>;
+  /** The CA of the replicas' HTTPS (UPSTREAM_CA_FILE's content, on VMs); undefined: they serve HTTP. */
+  upstreamCa?: string;
   /** How often the open page's instances are asked (default 2 s). */
   healthEveryMs?: number;
 }
@@ -67,9 +70,33 @@ export interface EvidencePageOptions {
 /** At most this many instances are asked for their /health per round: the page is a view, not a monitor. */
 export const MAX_HEALTH_PROBES = 64;
 
-async function readHealthOverHttp(upstream: string): Promise<unknown> {
-  const res = await fetch(`http://${upstream}/health`, { signal: AbortSignal.timeout(1000) });
-  return res.json();
+/**
+ * GET /health of one instance the way nginx proxies to it (render.ts upstream-tls): HTTPS verified with the
+ * upstream CA for the name `<service>.service.consul` when there is one, else HTTP.
+ */
+export function healthOverUpstream(upstreamCa: string | undefined) {
+  return (upstream: string, service: string) =>
+    new Promise<unknown>((resolve, reject) => {
+      const tls = upstreamCa === undefined ? {} : { ca: upstreamCa, servername: `${service}.service.consul` };
+      const req = (upstreamCa === undefined ? http : https).get(`${upstreamCa === undefined ? 'http' : 'https'}://${upstream}/health`, {
+        timeout: 1000,
+        ...tls,
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(body));
+          } catch (error) {
+            reject(new Error(`${upstream} answered /health with no JSON`, { cause: error }));
+          }
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer from ${upstream} within 1 s`)));
+      req.on('error', reject);
+    });
 }
 
 export interface EvidencePage {
@@ -114,7 +141,7 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
   });
   let consul = new Map<string, ConsulInstance[]>();
   const knownIds = new Map<string, string>();
-  const readHealth = o.readHealth ?? readHealthOverHttp;
+  const readHealth = o.readHealth ?? healthOverUpstream(o.upstreamCa);
   /** The outbox each instance reported at the last round (hello replicas); asked only while a page is open. */
   let outboxes = new Map<string, OutboxSignal>();
   let probing = false;
@@ -155,9 +182,12 @@ export function createEvidencePage(o: EvidencePageOptions): EvidencePage {
     if (probing) return;
     probing = true;
     try {
-      const upstreams = [...new Set([...consul.values()].flat().flatMap((i) => i.upstreams))].slice(0, MAX_HEALTH_PROBES);
-      const answers = await Promise.all(upstreams.map((u) => readHealth(u).then(outboxOfHealth, () => null)));
-      outboxes = new Map(upstreams.flatMap((u, i) => (answers[i] ? [[u, answers[i]] as const] : [])));
+      const probes = new Map(
+        [...consul].flatMap(([service, instances]) => instances.flatMap((i) => i.upstreams.map((u) => [u, service] as const))),
+      );
+      const upstreams = [...probes].slice(0, MAX_HEALTH_PROBES);
+      const answers = await Promise.all(upstreams.map(([u, service]) => readHealth(u, service).then(outboxOfHealth, () => null)));
+      outboxes = new Map(upstreams.flatMap(([u], i) => (answers[i] ? [[u, answers[i]] as const] : [])));
       publish();
     } finally {
       probing = false;

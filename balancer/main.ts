@@ -69,6 +69,7 @@ async function main(): Promise<void> {
     activityStreamUrl: `${config.tls ? 'https' : 'http'}://${hostPort(probeAddress(config.listenAddress), config.listenPort)}${ACTIVITY_STREAM_PATH}`,
     // The relays all come from this process's address: no more than one client may hold there.
     maxActivityStreams: Math.min(MAX_EVIDENCE_STREAMS, config.streamLimitPerClient),
+    upstreamCa: config.upstreamCaFile === undefined ? undefined : readFileSync(config.upstreamCaFile, 'utf8'),
   });
   const adminAuth = config.adminToken === undefined ? undefined : createAdminAuth(config.adminToken);
   if (!adminAuth)

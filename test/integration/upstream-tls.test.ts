@@ -3,6 +3,8 @@
 // Consul 1.8 verifies a check against), and the real balancer verifying it with UPSTREAM_CA_FILE. Consul's
 // HTTPS check admits only a replica whose certificate its CA signed; nginx refuses a replica it cannot verify.
 import test from 'ava';
+import fs from 'node:fs';
+import { healthOverUpstream } from '../../balancer/evidence-page';
 import { startBalancer } from '../../harness/balancer';
 import { startConsul } from '../../harness/consul';
 import { requestOnce, sendRequests } from '../../harness/load';
@@ -53,4 +55,13 @@ test('replicas serve HTTPS: Consul checks them with the CA, the gateway proxies 
   const refused = await requestOnce(`${wrongCa.url}/`);
   t.is(refused.status, 502);
   t.is(refused.instance, undefined);
+
+  // The evidence page reads a replica's /health (its outbox) as nginx reaches it: verified for hello.service.consul.
+  const upstream = new URL(replica.url).host;
+  const health = (await healthOverUpstream(fs.readFileSync(certs.caFile, 'utf8'))(upstream, 'hello')) as { instance?: string };
+  t.is(health.instance, 'hello-1');
+  await t.throwsAsync(healthOverUpstream(fs.readFileSync(foreign.caFile, 'utf8'))(upstream, 'hello'));
+  await t.throwsAsync(healthOverUpstream(fs.readFileSync(certs.caFile, 'utf8'))(upstream, 'activity'), {
+    message: /activity\.service\.consul/,
+  });
 });
