@@ -1,6 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
 import { connect } from 'nats';
-import { startActivity, waitForConsuming, type ActivityReplica } from '../../harness/activity';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
 import {
   registerNatsInConsul,
@@ -11,9 +10,10 @@ import {
   type StreamCopies,
 } from '../../harness/nats';
 import { stopAll, waitFor } from '../../harness/processes';
-import { startReplica, type Replica } from '../../harness/service';
+import type { Replica } from '../../harness/service';
 import { openEventStream } from '../../harness/sse';
 import { USER_EVENTS_STREAM, type UserEvent } from '../../lib/user-events';
+import { activityFor, helloFor } from '../helpers/event-replicas';
 
 // Three brokers in one JetStream cluster, as three broker VMs run them (infra/broker.ts), on loopback with
 // real nats-servers, Consul (ACLs on, each broker registered as the program does) and the hello and activity
@@ -38,20 +38,8 @@ test.after.always(async () => {
 const TEST_TIMEOUT_MS = 120_000;
 const THREE = { USER_EVENTS_REPLICAS: '3' };
 
-async function hello(t: ExecutionContext, name: string, id: string, env: NodeJS.ProcessEnv = {}): Promise<Replica> {
-  const replica = await startReplica(consul, name, id, env);
-  t.teardown(() => replica.stop().then(() => undefined));
-  await waitFor(`${id} to answer /health`, async () => (await fetch(`${replica.url}/health`)).ok, 15_000, 50);
-  return replica;
-}
-
-async function activity(t: ExecutionContext, id: string, env: NodeJS.ProcessEnv = {}): Promise<ActivityReplica> {
-  const replica = await startActivity(consul, id, env);
-  t.teardown(() => replica.stop().then(() => undefined));
-  await waitFor(`${id} to answer /health`, async () => (await fetch(`${replica.url}/health`)).ok, 15_000, 50);
-  await waitForConsuming(replica);
-  return replica;
-}
+const hello = (t: ExecutionContext, name: string, id: string, env: NodeJS.ProcessEnv = {}) => helloFor(t, consul, name, id, env);
+const activity = (t: ExecutionContext, id: string, env: NodeJS.ProcessEnv = {}) => activityFor(t, consul, id, env);
 
 /** POSTs a new user; its id, or the failure (status or error) as text. */
 async function createUser(replica: Replica, name: string): Promise<{ id: string } | { failed: string }> {

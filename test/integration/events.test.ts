@@ -1,14 +1,15 @@
 import test, { type ExecutionContext } from 'ava';
 import { startBalancer } from '../../harness/balancer';
-import { startActivity, waitForConsuming, type ActivityReplica } from '../../harness/activity';
+import type { ActivityReplica } from '../../harness/activity';
 import { startConsul, type ConsulAgent } from '../../harness/consul';
 import { registerNatsInConsul, startNats, waitForNatsPassing, type NatsServer } from '../../harness/nats';
 import { stopAll, waitFor } from '../../harness/processes';
-import { startReplica, type Replica } from '../../harness/service';
+import type { Replica } from '../../harness/service';
 import { openEventStream, type EventStream } from '../../harness/sse';
 import { connect, DiscardPolicy } from 'nats';
 import { USER_EVENTS_STREAM, type UserEvent } from '../../lib/user-events';
 import type { OutboxStatus } from '../../service/outbox';
+import { activityFor, helloFor } from '../helpers/event-replicas';
 
 // The events end to end, with real servers on loopback: Consul (ACLs on, every process with its role's
 // token), nats-server with JetStream (registered in Consul as the program does), hello replicas (whose
@@ -34,20 +35,8 @@ test.after.always(async () => {
 /** Every step is bounded; a test that hangs fails here with what its processes printed. */
 const TEST_TIMEOUT_MS = 90_000;
 
-async function hello(t: ExecutionContext, name: string, id: string, env: NodeJS.ProcessEnv = {}): Promise<Replica> {
-  const replica = await startReplica(consul, name, id, env);
-  t.teardown(() => replica.stop().then(() => undefined));
-  await waitFor(`${id} to answer /health`, async () => (await fetch(`${replica.url}/health`)).ok, 15_000, 50);
-  return replica;
-}
-
-async function activity(t: ExecutionContext, id: string, env: NodeJS.ProcessEnv = {}): Promise<ActivityReplica> {
-  const replica = await startActivity(consul, id, env);
-  t.teardown(() => replica.stop().then(() => undefined));
-  await waitFor(`${id} to answer /health`, async () => (await fetch(`${replica.url}/health`)).ok, 15_000, 50);
-  await waitForConsuming(replica);
-  return replica;
-}
+const hello = (t: ExecutionContext, name: string, id: string, env: NodeJS.ProcessEnv = {}) => helloFor(t, consul, name, id, env);
+const activity = (t: ExecutionContext, id: string, env: NodeJS.ProcessEnv = {}) => activityFor(t, consul, id, env);
 
 async function call(url: string, method = 'GET', body?: unknown): Promise<{ status: number; json: Record<string, unknown> | undefined }> {
   const res = await fetch(url, {
