@@ -5,18 +5,31 @@
 # keep a slot waiting while one system file waits for another (test/helpers/system-lock.ts).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-# Given files or ava options (`npm test -- FILE`), ava runs just those.
 ava=node_modules/.bin/ava
+# Given files or ava options (`npm test -- FILE`), ava runs just those.
 if (($# > 0)); then exec "$ava" "$@"; fi
 mapfile -t system < <(find test/system -name '*.test.ts' | sort)
 mapfile -t others < <(find test -name '*.test.ts' -not -path 'test/system/*' | sort)
+if ((${#system[@]} == 0 || ${#others[@]} == 0)); then
+  echo "test: no test files found under test/ (system: ${#system[@]}, others: ${#others[@]})" >&2
+  exit 2
+fi
 "$ava" --concurrency 1 "${system[@]}" &
 system_pid=$!
-# A background job of a script ignores Ctrl-C: an interrupt or stop of this script is passed on to it.
-trap 'kill -INT "$system_pid" 2>/dev/null' INT TERM
-"$ava" --concurrency 1 "${others[@]}"
+"$ava" --concurrency 1 "${others[@]}" &
+others_pid=$!
+# Both runs are background jobs, which a script's Ctrl-C does not reach, and `wait` returns at once on a
+# trapped signal: an interrupt or stop of this script is passed on to both, which then clean up and exit.
+interrupted=0
+trap 'interrupted=1; kill -INT "$system_pid" "$others_pid" 2>/dev/null' INT TERM
+wait "$others_pid"
 others_status=$?
 wait "$system_pid"
 system_status=$?
+if ((interrupted)); then
+  wait "$others_pid" "$system_pid" 2>/dev/null
+  echo "test: interrupted" >&2
+  exit 130
+fi
 echo "test: system files exit ${system_status}, other files exit ${others_status}"
-exit $(( system_status != 0 || others_status != 0 ))
+exit $((system_status != 0 || others_status != 0))
