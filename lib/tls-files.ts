@@ -46,6 +46,8 @@ export function checkedTlsPair(
   }
   if (!cert.checkPrivateKey(key)) rejectConfig(keyVariable, keyFile, `the private key of the certificate in ${certFile} (${cert.subject})`);
   if (new Date(cert.validTo) < now) rejectConfig(certVariable, certFile, `a certificate still valid (this one expired ${cert.validTo})`);
+  if (new Date(cert.validFrom) > now)
+    rejectConfig(certVariable, certFile, `a certificate valid now (this one is valid from ${cert.validFrom})`);
   return { cert: certPem, key: keyPem, certFile, keyFile };
 }
 

@@ -93,6 +93,9 @@ test('parsePublicTls: every bad value is named with what is allowed', (t) => {
   t.throws(() => parsePublicTls(pair(), ports, new Date(Date.now() + 3 * 86_400_000)), {
     message: /^TLS_CERT_FILE = .* a certificate still valid \(this one expired/,
   });
+  t.throws(() => parsePublicTls(pair(), ports, new Date(Date.now() - 3 * 86_400_000)), {
+    message: /^TLS_CERT_FILE = .* a certificate valid now \(this one is valid from/,
+  });
 });
 
 test('UPSTREAM_CA_FILE: every service proxied over HTTPS, verified with the CA for <service>.service.consul, on both listeners', (t) => {
