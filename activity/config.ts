@@ -1,17 +1,11 @@
 import type { NetworkInterfaceInfo } from 'node:os';
 import { envValue, rejectConfig } from '../lib/config-error';
-import { DURABLE_INACTIVE_SECONDS, parseNatsCaFile, parseNatsService, parseUserEventsReplicas } from '../lib/broker';
+import { DURABLE_INACTIVE_SECONDS, parseBrokerClient } from '../lib/broker';
 import { ACTIVITY_DEFAULT_ROUTES, ACTIVITY_SERVICE_NAME } from '../lib/service-name';
 import { parseConfig, type ServiceConfig } from '../replica/config';
 
 /** The activity service's configuration: the service's own variables (replica/config.ts) and its own. */
-export interface ActivityConfig extends ServiceConfig {
-  /** NATS_SERVICE: the broker's name in Consul. */
-  natsService: string;
-  /** NATS_CA_FILE: TLS to the broker; undefined: plain NATS. */
-  natsCaFile: string | undefined;
-  /** USER_EVENTS_REPLICAS: the copies of the events' stream (1, or 3 with three brokers). */
-  streamReplicas: number;
+export interface ActivityConfig extends ServiceConfig, ReturnType<typeof parseBrokerClient> {
   /** ACTIVITY_KEEP: how many recent events are kept and served. */
   keep: number;
   /** ACTIVITY_DURABLE_INACTIVE_SECONDS, in ms: how long the broker keeps a durable nobody consumes from. */
@@ -66,9 +60,7 @@ export function parseActivityConfig(
   return {
     // The service's rules for the shared variables (ROUTES too, lib/routes.ts), with this service's defaults.
     ...parseConfig(env, facts, { serviceName: ACTIVITY_SERVICE_NAME, routes: DEFAULT_ROUTES }),
-    natsService: parseNatsService(env),
-    natsCaFile: parseNatsCaFile(env),
-    streamReplicas: parseUserEventsReplicas(env),
+    ...parseBrokerClient(env),
     keep: parseKeep(envValue(env, 'ACTIVITY_KEEP')),
     durableInactiveMs: parseDurableInactiveMs(envValue(env, 'ACTIVITY_DURABLE_INACTIVE_SECONDS')),
     maxStreams: parseMaxStreams(envValue(env, 'ACTIVITY_MAX_STREAMS')),

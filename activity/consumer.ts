@@ -4,7 +4,7 @@
 // message goes into the feed (which drops duplicates by event id) and is acked.
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg, type NatsConnection } from 'nats';
 import { BROKER_RETRY, retryDelayMs, type RetryTiming } from '../lib/backoff';
-import { connectBroker, ensureUserEventsStream, findBroker } from '../lib/broker';
+import { openBroker, type BrokerClientSettings } from '../lib/broker';
 import type { ConsulAddress } from '../lib/consul-address';
 import type { Logger } from '../lib/logger';
 import { parseUserEvent, USER_EVENTS_STREAM, USER_EVENTS_SUBJECTS } from '../lib/user-events';
@@ -17,14 +17,9 @@ const YIELD_EVERY = 64;
 /** Unacked messages the broker sends before it waits for acks. */
 const MAX_ACK_PENDING = 1000;
 
-export interface ConsumerOptions {
+export interface ConsumerOptions extends BrokerClientSettings {
   consul: ConsulAddress;
   consulToken: string | undefined;
-  natsService: string;
-  /** NATS_CA_FILE: TLS to the broker, verified with this CA; undefined: plain NATS. */
-  natsCaFile?: string;
-  /** USER_EVENTS_REPLICAS: the copies of the stream it creates, or raises an existing stream to. */
-  streamReplicas?: number;
   durable: string;
   /** How many recent events the feed keeps: how many are read back at start. */
   keep: number;
@@ -96,9 +91,7 @@ export function startEventConsumer(o: ConsumerOptions): EventConsumer {
 
   /** Connects, makes sure the stream and this replica's durable exist, and consumes until the connection ends. */
   const consumeOnce = async (): Promise<void> => {
-    const servers = await findBroker(o.consul, o.consulToken, o.natsService);
-    nc = await connectBroker(servers, o.durable, o.natsCaFile);
-    await ensureUserEventsStream(nc, o.streamReplicas);
+    nc = await openBroker(o.consul, o.consulToken, o, o.durable, o.logger);
     const jsm = await nc.jetstreamManager();
     // At start the feed is filled with the stream's last `keep` events, all it can hold, up to `readUpTo`;
     // the durable's messages up to there are then acked without being added again (a durable that was

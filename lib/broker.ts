@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { envValue, readSecretFile, rejectConfig } from './config-error';
 import type { ConsulAddress } from './consul-address';
 import { hostPort } from './endpoints';
+import type { Logger } from './logger';
 import { isServiceName, SERVICE_NAME_ALLOWED } from './service-name';
 import { BROKER_SERVICE_NAME } from './service-name';
 import { USER_EVENTS_STREAM, USER_EVENTS_SUBJECTS } from './user-events';
@@ -48,6 +49,21 @@ export function parseUserEventsReplicas(env: NodeJS.ProcessEnv): number {
   return USER_EVENTS_REPLICAS.allowed.map(String).includes(raw)
     ? Number(raw)
     : rejectConfig('USER_EVENTS_REPLICAS', raw, '1 (one broker) or 3 (three brokers in one JetStream cluster)');
+}
+
+/** How a replica reaches the events' broker and keeps the events' stream. */
+export interface BrokerClientSettings {
+  /** NATS_SERVICE: the broker's name in Consul. */
+  natsService: string;
+  /** NATS_CA_FILE: TLS to the broker, verified with this CA; undefined: plain NATS. */
+  natsCaFile?: string;
+  /** USER_EVENTS_REPLICAS: the copies of the stream it creates, or raises an existing stream to. */
+  streamReplicas?: number;
+}
+
+/** NATS_SERVICE, NATS_CA_FILE and USER_EVENTS_REPLICAS, read at start; throws ConfigError naming the first bad one. */
+export function parseBrokerClient(env: NodeJS.ProcessEnv): BrokerClientSettings & { streamReplicas: number } {
+  return { natsService: parseNatsService(env), natsCaFile: parseNatsCaFile(env), streamReplicas: parseUserEventsReplicas(env) };
 }
 
 /** `nats://address:port` of each entry; a service registered without an address is at its node's. */
@@ -99,6 +115,33 @@ export async function connectBroker(servers: string[], name: string, caFile?: st
 }
 
 /**
+ * A connection to a passing broker (found through Consul) with the events' stream ensured; a connection whose
+ * stream cannot be ensured is closed. A raise of the stream's copies that the cluster refuses is logged: the
+ * stream serves as it is, and the next connection tries again.
+ */
+export async function openBroker(
+  consul: ConsulAddress,
+  token: string | undefined,
+  settings: BrokerClientSettings,
+  name: string,
+  logger: Logger,
+): Promise<NatsConnection> {
+  const nc = await connectBroker(await findBroker(consul, token, settings.natsService), name, settings.natsCaFile);
+  try {
+    const refused = await ensureUserEventsStream(nc, settings.streamReplicas);
+    if (refused !== undefined)
+      logger.warn('the broker refused to raise the events stream to its copies; it serves with fewer', {
+        wanted: settings.streamReplicas,
+        reason: refused,
+      });
+  } catch (error) {
+    await nc.close();
+    throw error;
+  }
+  return nc;
+}
+
+/**
  * The stream keeps events for consumers that were away (a stopped activity replica catches up from it);
  * it is not an archive, hence the bounds. 2 minutes of publish ids are remembered to drop duplicates (a
  * relay that published an entry whose delete it did not see).
@@ -120,15 +163,21 @@ const nanos = (ms: number) => ms * 1_000_000;
  * concurrent callers agree. A stream with fewer copies (made by a client of an older setting) is raised to
  * `replicas` in place (a stream update of num_replicas: the new copies catch up from the leader, no event is
  * lost); never lowered, so a client started with an older setting cannot undo it. A raise the cluster
- * refuses (a broker down) leaves the stream as it is, serving, until a later connection tries again.
+ * refuses (a broker down) leaves the stream as it is, serving, until a later connection tries again: the
+ * refusal is returned, for the caller to log.
  */
-export async function ensureUserEventsStream(nc: NatsConnection, replicas: number = USER_EVENTS_REPLICAS.default): Promise<void> {
+export async function ensureUserEventsStream(
+  nc: NatsConnection,
+  replicas: number = USER_EVENTS_REPLICAS.default,
+): Promise<string | undefined> {
   const jsm = await nc.jetstreamManager();
   try {
     const { config } = await jsm.streams.info(USER_EVENTS_STREAM);
-    if ((config.num_replicas || 1) < replicas)
-      await jsm.streams.update(USER_EVENTS_STREAM, { ...config, num_replicas: replicas }).catch(() => undefined);
-    return;
+    if ((config.num_replicas || 1) >= replicas) return undefined;
+    return await jsm.streams.update(USER_EVENTS_STREAM, { ...config, num_replicas: replicas }).then(
+      () => undefined,
+      (error: unknown) => String(error),
+    );
   } catch (error) {
     if (!/stream not found/i.test(String(error))) throw error;
   }
@@ -148,4 +197,5 @@ export async function ensureUserEventsStream(nc: NatsConnection, replicas: numbe
     // Another process created it between our look and our add: theirs is the same stream.
     if (!/already in use/i.test(String(error))) throw error;
   }
+  return undefined;
 }

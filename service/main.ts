@@ -6,7 +6,7 @@ import { parseConfig } from '../replica/config';
 import { createConsulClient } from '../replica/consul-client';
 import { ConsulUsersStore } from './consul-users-store';
 import { outboxKeyPrefix, usersKeyPrefix } from '../lib/consul-acl';
-import { parseNatsCaFile, parseNatsService, parseUserEventsReplicas } from '../lib/broker';
+import { parseBrokerClient } from '../lib/broker';
 import { startOutboxRelay } from './outbox-relay';
 import { parseOutboxMaxEntries } from './outbox';
 import { loadConfigOrExit, runReplica } from '../replica/lifecycle';
@@ -15,9 +15,7 @@ import { replicaServer } from '../replica/listen';
 function main(): void {
   const config = loadConfigOrExit('service', () => ({
     ...parseConfig(process.env, { hostname: os.hostname(), interfaces: os.networkInterfaces() }),
-    natsService: parseNatsService(process.env),
-    natsCaFile: parseNatsCaFile(process.env),
-    streamReplicas: parseUserEventsReplicas(process.env),
+    ...parseBrokerClient(process.env),
     outboxMaxEntries: parseOutboxMaxEntries(process.env),
   }));
   const logger = createLogger({ instance: config.serviceId });

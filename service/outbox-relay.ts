@@ -5,7 +5,7 @@
 // relay also keeps the outbox's size, which bounds the writes (OutboxPort.admit).
 import type Consul from 'consul';
 import type { NatsConnection, PubAck } from 'nats';
-import { connectBroker, ensureUserEventsStream, findBroker } from '../lib/broker';
+import { openBroker, type BrokerClientSettings } from '../lib/broker';
 import type { ConsulAddress } from '../lib/consul-address';
 import type { Logger } from '../lib/logger';
 import { parseUserEvent, userEventSubject, type UserEvent } from '../lib/user-events';
@@ -14,17 +14,12 @@ import { BROKER_RETRY, retryDelayMs, type RetryTiming } from '../lib/backoff';
 import { nextIndex } from '../lib/consul-index';
 import { OutboxFullError, outboxKeyTime, outboxState, type OutboxPort, type OutboxStatus } from './outbox';
 
-export interface RelayOptions {
+export interface RelayOptions extends BrokerClientSettings {
   consul: ConsulAddress;
   consulToken: string | undefined;
   /** For the reads and deletes of entries (transactions): the replica's bounded client (consul-client.ts). */
   consulClient: Consul;
   outboxPrefix: string;
-  natsService: string;
-  /** NATS_CA_FILE: TLS to the broker, verified with this CA; undefined: plain NATS. */
-  natsCaFile?: string;
-  /** USER_EVENTS_REPLICAS: the copies of the stream it creates, or raises an existing stream to. */
-  streamReplicas?: number;
   /** Names this relay's broker connection (the replica's id). */
   name: string;
   logger: Logger;
@@ -139,14 +134,7 @@ export function startOutboxRelay(o: RelayOptions): OutboxRelay {
   };
   const connect = async (): Promise<NatsConnection> => {
     broker = undefined;
-    const servers = await findBroker(o.consul, o.consulToken, o.natsService);
-    const nc = await connectBroker(servers, o.name, o.natsCaFile);
-    try {
-      await ensureUserEventsStream(nc, o.streamReplicas);
-    } catch (error) {
-      await nc.close();
-      throw error;
-    }
+    const nc = await openBroker(o.consul, o.consulToken, o, o.name, o.logger);
     broker = nc;
     connectedAt = Date.now();
     o.logger.info('outbox relay: connected to the broker', { server: nc.getServer(), service: o.natsService });

@@ -1,8 +1,9 @@
 import test from 'ava';
 import { BROKER_RETRY, retryDelayMs } from '../../lib/backoff';
-import { brokerServers, parseNatsService } from '../../lib/broker';
+import type { NatsConnection } from 'nats';
+import { brokerServers, ensureUserEventsStream, parseNatsService } from '../../lib/broker';
 import { ConfigError } from '../../lib/config-error';
-import { newUserEvent, parseUserEvent, userEventSubject } from '../../lib/user-events';
+import { newUserEvent, parseUserEvent, USER_EVENTS_STREAM, userEventSubject } from '../../lib/user-events';
 import { outboxClock, outboxKey, outboxKeyTime, outboxState, outboxWrite, parseOutboxMaxEntries } from '../../service/outbox';
 
 test('a user event has a fresh id, its type, the user and the time; its subject is users.<type>', (t) => {
@@ -107,4 +108,25 @@ test('OUTBOX_MAX_ENTRIES bounds the outbox: 10,000 by default, 1 to 100,000 allo
     [0, 7, 8, 9, 10, 11].map((n) => outboxState(n, 10)),
     ['ok', 'ok', 'filling', 'filling', 'full', 'full'],
   );
+});
+
+test('a raise of the stream copies the cluster refuses is returned, not thrown; a raise done or not needed returns nothing', async (t) => {
+  const updates: number[] = [];
+  const fake = (copies: number, refuse: boolean) =>
+    ({
+      jetstreamManager: async () => ({
+        streams: {
+          info: async () => ({ config: { name: USER_EVENTS_STREAM, num_replicas: copies } }),
+          update: async (_name: string, config: { num_replicas: number }) => {
+            updates.push(config.num_replicas);
+            if (refuse) throw new Error('insufficient resources');
+          },
+        },
+      }),
+    }) as unknown as NatsConnection;
+  t.regex((await ensureUserEventsStream(fake(1, true), 3))!, /insufficient resources/);
+  t.is(await ensureUserEventsStream(fake(1, false), 3), undefined);
+  t.is(await ensureUserEventsStream(fake(3, true), 3), undefined, 'three copies already: nothing to raise');
+  t.is(await ensureUserEventsStream(fake(3, true), 1), undefined, 'never lowered');
+  t.deepEqual(updates, [3, 3]);
 });
