@@ -1,4 +1,4 @@
-import { brokerServiceDefinition, registerBroker } from '../lib/broker-service';
+import { brokerServiceDefinition, clusterFlags, registerBroker } from '../lib/broker-service';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,14 +36,16 @@ const HEALTH_TIMEOUT_MS = 15_000;
 export async function startNats(cluster?: NatsClusterMember, extraArgs: string[] = []): Promise<NatsServer> {
   const [port, monitorPort] = await freePorts(2);
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-nats-'));
-  // A member of a cluster: the same flags the program gives a broker VM (infra/broker.ts), on loopback ports.
+  // A member of a cluster: the flags the program gives a broker VM (lib/broker-service.ts clusterFlags), on loopback ports.
   const clusterArgs = cluster
     ? [
         `--server_name=${cluster.serverName}`,
-        '--cluster_name=cnp-test',
-        `--cluster=nats://127.0.0.1:${cluster.port}`,
-        `--routes=${cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(',')}`,
-        '--no_advertise',
+        ...clusterFlags({
+          name: 'cnp-test',
+          listen: `127.0.0.1:${cluster.port}`,
+          advertise: `127.0.0.1:${cluster.port}`,
+          routes: cluster.routes.map((p) => `127.0.0.1:${p}`),
+        }),
       ]
     : [];
   let proc: Managed | undefined;
@@ -137,7 +139,11 @@ export async function startNatsCluster(size = 3, extraArgs: string[] = []): Prom
  * Call it again after a Consul restart (a dev agent forgets its services).
  */
 export async function registerNatsInConsul(consul: ConsulAgent, nats: NatsServer, id?: string): Promise<void> {
-  const definition = brokerServiceDefinition({ address: '127.0.0.1', clientPort: nats.port, monitorPort: nats.monitorPort, id });
+  // Several brokers on the one test agent need IDs of their own; the stack has one broker per agent.
+  const definition = {
+    ...brokerServiceDefinition({ address: '127.0.0.1', clientPort: nats.port, monitorPort: nats.monitorPort }),
+    ...(id ? { ID: id } : {}),
+  };
   await registerBroker(consul.httpAddr, consul.managementToken, definition, { readyTimeoutMs: 5000 });
 }
 

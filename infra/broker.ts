@@ -8,6 +8,7 @@ import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
 import * as command from '@pulumi/command';
 import { roleOptions, stackContainer, type LogDestination } from './container-settings';
+import { clusterFlags } from '../lib/broker-service';
 import { CONSUL_TOKEN_ENV } from '../lib/consul-address';
 import { hostPort } from '../lib/endpoints';
 import { localImage } from './local-image';
@@ -95,18 +96,16 @@ export interface BrokerCluster {
 }
 
 /**
- * nats-server 2.9's flags for a cluster member on a VM. It listens for routes on every address and
- * advertises the VM's private one (its own, on the stack network, means nothing on another VM); it
- * does not hand its peers' addresses to clients (no_advertise): those find every broker in Consul.
+ * A broker VM's cluster flags (lib/broker-service.ts clusterFlags): it listens for routes on every address and
+ * advertises the VM's private one (its own, on the stack network, means nothing on another VM).
  */
-export function clusterFlags(cluster: BrokerCluster, privateAddress: string): string[] {
-  return [
-    `--cluster_name=${cluster.name}`,
-    `--cluster=nats://0.0.0.0:${NATS_CLUSTER_PORT}`,
-    `--cluster_advertise=${hostPort(privateAddress, NATS_CLUSTER_PORT)}`,
-    `--routes=${cluster.peers.map((peer) => `nats://${hostPort(peer, NATS_CLUSTER_PORT)}`).join(',')}`,
-    '--no_advertise',
-  ];
+function vmClusterFlags(cluster: BrokerCluster, privateAddress: string): string[] {
+  return clusterFlags({
+    name: cluster.name,
+    listen: hostPort('0.0.0.0', NATS_CLUSTER_PORT),
+    advertise: hostPort(privateAddress, NATS_CLUSTER_PORT),
+    routes: cluster.peers.map((peer) => hostPort(peer, NATS_CLUSTER_PORT)),
+  });
 }
 
 export class Broker extends pulumi.ComponentResource {
@@ -155,7 +154,7 @@ export class Broker extends pulumi.ComponentResource {
           `--http_port=${NATS_MONITOR_PORT}`,
           // A stable name in its logs and monitoring output (the default is a new random id per start).
           `--server_name=${cluster?.serverName ?? this.containerName}`,
-          ...(cluster ? clusterFlags(cluster, args.publishOn!) : []),
+          ...(cluster ? vmClusterFlags(cluster, args.publishOn!) : []),
         ],
         ...(args.publishOn === undefined
           ? {}

@@ -1,7 +1,8 @@
 // The broker's registration in Consul: nats-server cannot register itself, so the Pulumi program does it
 // (infra/register-broker.ts, run by the step infra/broker.ts declares) on the agent of the broker's host,
 // with an HTTP check on the server's monitoring /healthz. Services find it as `nats` (NATS_SERVICE) among
-// the passing instances. One definition, so the program and a test harness register it alike.
+// the passing instances. One definition, so the program and a test harness register it alike; the same for
+// the flags of a member of the brokers' cluster.
 import { retryUntil } from './backoff';
 import { BROKER_SERVICE_NAME } from './service-name';
 import { hostPort } from './endpoints';
@@ -20,18 +21,13 @@ export interface BrokerEndpoint {
   address: string;
   clientPort: number;
   monitorPort: number;
-  /**
-   * The service ID: one broker per agent, so the stack leaves it at the name; a test registering several
-   * brokers on one agent names each.
-   */
-  id?: string;
 }
 
-export function brokerServiceDefinition({ address, clientPort, monitorPort, id }: BrokerEndpoint): BrokerServiceDefinition {
+export function brokerServiceDefinition({ address, clientPort, monitorPort }: BrokerEndpoint): BrokerServiceDefinition {
   return {
     // One broker per agent (three brokers are on three VMs, each on its own agent): a fixed ID makes
     // registering again a replacement, never a second instance.
-    ID: id ?? BROKER_SERVICE_NAME,
+    ID: BROKER_SERVICE_NAME,
     Name: BROKER_SERVICE_NAME,
     Address: address,
     Port: clientPort,
@@ -79,4 +75,18 @@ export async function registerBroker(
     `registering ${definition.Name} on the Consul agent at ${httpAddr} failed`,
   );
   options.log?.(`service ${definition.Name} registered at ${definition.Address}:${definition.Port}, checked at ${definition.Check.HTTP}`);
+}
+
+/**
+ * nats-server 2.9's flags for a member of the brokers' JetStream cluster (`host:port` each): routes to the
+ * other members, and no peers' addresses handed to clients (no_advertise): those find every broker in Consul.
+ */
+export function clusterFlags(o: { name: string; listen: string; advertise: string; routes: string[] }): string[] {
+  return [
+    `--cluster_name=${o.name}`,
+    `--cluster=nats://${o.listen}`,
+    `--cluster_advertise=${o.advertise}`,
+    `--routes=${o.routes.map((route) => `nats://${route}`).join(',')}`,
+    '--no_advertise',
+  ];
 }

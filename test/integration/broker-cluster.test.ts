@@ -148,6 +148,7 @@ test.serial(
       let backAt = 0;
       let seen: StreamCopies | undefined;
       let currentAt = 0;
+      let writesWhileDown = 0;
       // About 10 writes a second; the leader killed at 3 s and started again 6 s later; the writes go on until
       // the stream has three current copies (a follower counts as current once it acked the leader's last
       // entry), at most 60 s.
@@ -155,6 +156,7 @@ test.serial(
         const written = await createUser(writers[i % 2], `Steady${i}`);
         if ('failed' in written) failures.push(written.failed);
         else ids.push(written.id);
+        if (killedAt && !back) writesWhileDown++;
         if (!killedAt && Date.now() - started > 3000) {
           process.kill(victim.pid()!, 'SIGKILL');
           await victim.stop();
@@ -173,7 +175,8 @@ test.serial(
       await back;
       t.true(currentAt > 0, `three current copies once the broker was back; last seen ${JSON.stringify(seen)}`);
       t.deepEqual(failures, [], 'no write failed');
-      t.true(ids.length >= 60, `${ids.length} users written`);
+      // The 6 s the leader is down hold some 60 writes on a quiet machine; 10 is enough to say writes went on.
+      t.true(writesWhileDown >= 10, `${writesWhileDown} writes while the leader was down`);
       const wanted = new Set(ids);
       await stream.until(
         `${ids.length} created events`,
