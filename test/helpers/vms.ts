@@ -5,13 +5,13 @@
 // VM-to-VM traffic stays on their network. Root logs in with a key generated for the run; the run's own
 // known_hosts holds each VM's host key, read from the VM itself.
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Semaphore, docker, run, type RunOptions } from './docker';
 import { PROJECT_DIR, ensureOfflineImages } from './images';
 import { freePorts } from '../../harness/ports';
+import { startProcess, waitFor } from '../../harness/processes';
 import { knownHostsName, recordKnownHost } from '../../infra/host-key';
 
 export const VM_IMAGE = 'cnp-vm:bookworm';
@@ -290,23 +290,19 @@ export class VmFleet {
     const id = (await docker(['network', 'inspect', '-f', '{{.Id}}', this.network])).trim();
     const file = path.join(this.dir, `capture-${Date.now()}.pcap`);
     const filter = `tcp and src net ${this.subnet}.0/24 and dst net ${this.subnet}.0/24 and not host ${this.subnet}.1`;
-    const child = spawn('tcpdump', ['-i', `br-${id.slice(0, 12)}`, '-U', '-s', '0', '-w', file, filter], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-    // tcpdump says "listening on ..." once it captures.
-    const deadline = Date.now() + 10_000;
-    while (!stderr.includes('listening on')) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`tcpdump did not start: ${stderr.trim()}`);
-      await new Promise((r) => setTimeout(r, 50));
+    const tcpdump = startProcess('tcpdump', ['-i', `br-${id.slice(0, 12)}`, '-U', '-s', '0', '-w', file, filter]);
+    try {
+      // tcpdump says "listening on ..." once it captures.
+      await waitFor('tcpdump to listen', async () => tcpdump.output().includes('listening on'), 10_000, 50);
+    } catch (error) {
+      await tcpdump.stop();
+      throw new Error(`tcpdump did not start: ${tcpdump.output().trim()}`, { cause: error });
     }
     return {
       file,
       async stop() {
-        child.kill('SIGINT');
-        await exited;
+        // SIGTERM: tcpdump flushes its file and exits, as on SIGINT (tcpdump.c sets cleanup() for both).
+        await tcpdump.stop();
         return fs.readFileSync(file);
       },
     };
