@@ -2,29 +2,22 @@
 // writes (infra/broker.ts brokerTlsConfig) and certificates made by the program's own script
 // (infra/consul-tls.sh), clients verifying the broker with the stack's CA (lib/broker.ts connectBroker) and
 // routes verifying each other. The cluster forms only if its routes' TLS works; a client without the CA is refused.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { BROKER_TLS_FILES, brokerTlsConfig } from '../../infra/broker';
-import { splitPem } from '../../infra/consul-tls';
 import { streamCopies, startNatsCluster } from '../../harness/nats';
 import { waitFor } from '../../harness/processes';
 import { connectBroker, ensureUserEventsStream } from '../../lib/broker';
 import { USER_EVENTS_STREAM } from '../../lib/user-events';
 import { REPO_ROOT } from '../helpers/record-stack';
+import { stackTls } from '../helpers/stack-tls';
 
 /** A CA and a certificate for loopback, by the stack's script, written where brokerTlsConfig points. */
 function material(dir: string): void {
-  const script = (mode: string, env: Record<string, string> = {}) =>
-    execFileSync('bash', [path.join(REPO_ROOT, 'infra/consul-tls.sh'), mode], {
-      env: { ...process.env, ...env },
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
-  const ca = splitPem(script('ca'));
-  const own = splitPem(script('agent', { CA_CERT: ca.cert, CA_KEY: ca.key, CN: '127.0.0.1', SANS: 'IP:127.0.0.1,DNS:localhost' }));
+  const ca = stackTls('ca');
+  const own = stackTls('agent', { CA_CERT: ca.cert, CA_KEY: ca.key, CN: '127.0.0.1', SANS: 'IP:127.0.0.1,DNS:localhost' });
   fs.writeFileSync(path.join(dir, BROKER_TLS_FILES.ca), ca.cert);
   fs.writeFileSync(path.join(dir, BROKER_TLS_FILES.cert), own.cert);
   fs.writeFileSync(path.join(dir, BROKER_TLS_FILES.key), own.key, { mode: 0o600 });

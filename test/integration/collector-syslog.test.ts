@@ -4,7 +4,7 @@
 // listener (collector/source-tls.conf) and certificates made by infra/consul-tls.sh; then, when a Docker
 // engine answers, as the image the program builds, run as declared (hardened), fed by the daemon's own
 // log driver with the log options the program declares.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -12,14 +12,15 @@ import net from 'node:net';
 import tls from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { freePort } from '../../harness/ports';
 import { startProcess, stopAll, waitFor } from '../../harness/processes';
 import { REPO_ROOT, recordStack } from '../helpers/record-stack';
 import { docker, run as runCommand } from '../helpers/docker';
 import { planContainer } from '../../harness/plugins/docker/plans';
 import { BASE_IMAGE, ensureOfflineImages } from '../helpers/images';
-import { splitPem } from '../../infra/consul-tls';
+import { COLLECTOR_TLS_FILES } from '../../infra/syslog-tls';
+import { stackTls } from '../helpers/stack-tls';
 
 const CONFIG_FILE = path.join(REPO_ROOT, 'collector', 'syslog-ng.conf');
 /** The listener syslog-ng.conf includes: plain TCP and UDP (one host), or TLS only (VMs). */
@@ -81,16 +82,11 @@ function sendUdp(port: number, text: string): Promise<void> {
   });
 }
 
-const readLines = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
-
-test('syslog-ng with the collector config keeps one file per container and a combined file, in a directory per day', async (t) => {
-  t.timeout(30_000);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-collector-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  // Two levels down, so that a tag's `../../` would land inside `dir`, where the listing below sees it.
-  const logDir = path.join(dir, 'stack', 'logs');
-  const port = await freePort();
-
+/**
+ * The collector's syslog-ng (collector/syslog-ng.conf) in the foreground, its state files in `dir`, stopped when
+ * the test ends; resolves once it accepts connections.
+ */
+async function startSyslogNg(t: ExecutionContext, dir: string, env: NodeJS.ProcessEnv) {
   const syslogNg = startProcess(
     'syslog-ng',
     [
@@ -102,11 +98,31 @@ test('syslog-ng with the collector config keeps one file per container and a com
       `--pidfile=${path.join(dir, 'syslog-ng.pid')}`,
       `--control=${path.join(dir, 'syslog-ng.ctl')}`,
     ],
-    { COLLECTOR_SOURCE: TCP_SOURCE, COLLECTOR_LISTEN: '127.0.0.1', COLLECTOR_PORT: String(port), COLLECTOR_LOG_DIR: logDir, TZ: 'UTC' },
+    env,
   );
   t.teardown(() => syslogNg.stop());
-  const firstDay = utcDay();
   await waitFor('syslog-ng to accept connections', () => syslogNg.output().includes('Accepting connections'), 10_000);
+  return syslogNg;
+}
+
+const readLines = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+
+test('syslog-ng with the collector config keeps one file per container and a combined file, in a directory per day', async (t) => {
+  t.timeout(30_000);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnp-collector-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // Two levels down, so that a tag's `../../` would land inside `dir`, where the listing below sees it.
+  const logDir = path.join(dir, 'stack', 'logs');
+  const port = await freePort();
+
+  await startSyslogNg(t, dir, {
+    COLLECTOR_SOURCE: TCP_SOURCE,
+    COLLECTOR_LISTEN: '127.0.0.1',
+    COLLECTOR_PORT: String(port),
+    COLLECTOR_LOG_DIR: logDir,
+    TZ: 'UTC',
+  });
+  const firstDay = utcDay();
 
   const a = 'cnp-t-replica-1';
   const b = 'cnp-t-balancer';
@@ -150,15 +166,6 @@ test('syslog-ng with the collector config keeps one file per container and a com
   t.deepEqual(fs.readdirSync(path.join(dir, 'stack')), ['logs']);
 });
 
-/** A certificate and key from infra/consul-tls.sh, as the stack makes them (`ca`, or `agent` signed by `signer`). */
-function tlsMaterial(mode: 'ca' | 'agent', env: Record<string, string> = {}): { cert: string; key: string } {
-  const out = execFileSync('bash', [path.join(REPO_ROOT, 'infra', 'consul-tls.sh'), mode], {
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-  });
-  return splitPem(out);
-}
-
 /** One line as Docker's syslog driver writes it over tcp+tls with syslog-format=rfc5424: its length first (RFC 5425). */
 const octetCounted = (line: string) => `${Buffer.byteLength(line)} ${line}`;
 
@@ -183,41 +190,27 @@ test("syslog-ng with the VMs' TLS listener files the lines of a client with a ce
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   // As the stack makes them: its CA, the collector's server certificate for its address, a daemon's client
   // certificate; and a CA of someone else's with a client certificate of its own.
-  const ca = tlsMaterial('ca');
+  const ca = stackTls('ca');
   const signed = (signer: { cert: string; key: string }, cn: string, eku: string) =>
-    tlsMaterial('agent', { CA_CERT: signer.cert, CA_KEY: signer.key, CN: cn, SANS: 'IP:127.0.0.1', EKU: eku });
+    stackTls('agent', { CA_CERT: signer.cert, CA_KEY: signer.key, CN: cn, SANS: 'IP:127.0.0.1', EKU: eku });
   const collector = signed(ca, 'collector', 'serverAuth');
   const client = signed(ca, 'vm1', 'clientAuth');
-  const other = tlsMaterial('ca', { CN: 'another CA' });
+  const other = stackTls('ca', { CN: 'another CA' });
   const stranger = signed(other, 'vm1', 'clientAuth');
-  fs.writeFileSync(path.join(dir, 'ca.pem'), ca.cert);
-  fs.writeFileSync(path.join(dir, 'collector.pem'), collector.cert);
-  fs.writeFileSync(path.join(dir, 'collector-key.pem'), collector.key, { mode: 0o600 });
+  fs.writeFileSync(path.join(dir, COLLECTOR_TLS_FILES.ca), ca.cert);
+  fs.writeFileSync(path.join(dir, COLLECTOR_TLS_FILES.cert), collector.cert);
+  fs.writeFileSync(path.join(dir, COLLECTOR_TLS_FILES.key), collector.key, { mode: 0o600 });
 
   const logDir = path.join(dir, 'logs');
   const port = await freePort();
-  const syslogNg = startProcess(
-    'syslog-ng',
-    [
-      '--foreground',
-      '--stderr',
-      '--no-caps',
-      `--cfgfile=${CONFIG_FILE}`,
-      `--persist-file=${path.join(dir, 'syslog-ng.persist')}`,
-      `--pidfile=${path.join(dir, 'syslog-ng.pid')}`,
-      `--control=${path.join(dir, 'syslog-ng.ctl')}`,
-    ],
-    {
-      COLLECTOR_SOURCE: TLS_SOURCE,
-      COLLECTOR_TLS_DIR: dir,
-      COLLECTOR_LISTEN: '127.0.0.1',
-      COLLECTOR_PORT: String(port),
-      COLLECTOR_LOG_DIR: logDir,
-      TZ: 'UTC',
-    },
-  );
-  t.teardown(() => syslogNg.stop());
-  await waitFor('syslog-ng to accept connections', () => syslogNg.output().includes('Accepting connections'), 10_000);
+  const syslogNg = await startSyslogNg(t, dir, {
+    COLLECTOR_SOURCE: TLS_SOURCE,
+    COLLECTOR_TLS_DIR: dir,
+    COLLECTOR_LISTEN: '127.0.0.1',
+    COLLECTOR_PORT: String(port),
+    COLLECTOR_LOG_DIR: logDir,
+    TZ: 'UTC',
+  });
 
   // A client verifying the collector as Docker's driver does (Go's tls.Dial to an IP address: the certificate
   // must chain to the CA given and name that address), with the stack's client certificate.
@@ -271,21 +264,13 @@ test('prune.sh deletes past days older than COLLECTOR_KEEP_DAYS, then the oldest
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const logDir = path.join(dir, 'stack');
   const port = await freePort();
-  const syslogNg = startProcess(
-    'syslog-ng',
-    [
-      '--foreground',
-      '--stderr',
-      '--no-caps',
-      `--cfgfile=${CONFIG_FILE}`,
-      `--persist-file=${path.join(dir, 'syslog-ng.persist')}`,
-      `--pidfile=${path.join(dir, 'syslog-ng.pid')}`,
-      `--control=${path.join(dir, 'syslog-ng.ctl')}`,
-    ],
-    { COLLECTOR_SOURCE: TCP_SOURCE, COLLECTOR_LISTEN: '127.0.0.1', COLLECTOR_PORT: String(port), COLLECTOR_LOG_DIR: logDir, TZ: 'UTC' },
-  );
-  t.teardown(() => syslogNg.stop());
-  await waitFor('syslog-ng to accept connections', () => syslogNg.output().includes('Accepting connections'), 10_000);
+  await startSyslogNg(t, dir, {
+    COLLECTOR_SOURCE: TCP_SOURCE,
+    COLLECTOR_LISTEN: '127.0.0.1',
+    COLLECTOR_PORT: String(port),
+    COLLECTOR_LOG_DIR: logDir,
+    TZ: 'UTC',
+  });
   const firstDay = utcDay();
   await sendTcp(port, dockerLine('cnp-t-replica-1', 'stdout', 'today'));
   await waitFor('today in all.log', () => readLines(path.join(logDir, 'all.log')).length >= 1, 10_000);

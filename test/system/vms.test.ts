@@ -31,6 +31,7 @@ import { docker, run } from '../helpers/docker';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from '../helpers/images';
 import { VmFleet, containerHostKey, ensureVmImages, isAlive, sweepDeadVmRuns, type Vm } from '../helpers/vms';
 import { splitPem } from '../../infra/consul-tls';
+import { stackTls } from '../helpers/stack-tls';
 import { streamCopiesOf, type StreamCopies } from '../../harness/nats';
 import { openEventStream } from '../../harness/sse';
 import { USER_EVENTS_STREAM } from '../../lib/user-events';
@@ -859,11 +860,8 @@ test.serial(
     const marker = randomBytes(4).toString('hex');
     const ca = splitPem(resource('consul-tls-ca').outputs.stdout as string).cert;
     const own = splitPem(resource('vm3-syslog-tls').outputs.stdout as string);
-    const tlsScript = path.join(copy!.dir, 'infra', 'consul-tls.sh');
-    const material = async (mode: string, env: Record<string, string> = {}) =>
-      splitPem(await run('bash', [tlsScript, mode], { env: { ...process.env, ...env } }));
-    const otherCa = await material('ca', { CN: 'another CA' });
-    const stranger = await material('agent', {
+    const otherCa = stackTls('ca', { CN: 'another CA' });
+    const stranger = stackTls('agent', {
       CA_CERT: otherCa.cert,
       CA_KEY: otherCa.key,
       CN: 'vm3',
