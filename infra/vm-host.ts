@@ -226,7 +226,8 @@ export class VmHost extends pulumi.ComponentResource {
     return new command.remote.Command(
       name,
       { connection: this.connection, create: asRoot('sh -s'), stdin: pulumi.secret(script), delete: asRoot(`rm -rf '${dir}'`) },
-      // A replacement removes the directory before writing it again.
+      // A replacement (`pulumi up --replace`) removes the directory before writing it again: created first, the
+      // new files would go with the old step's delete.
       { parent: this, dependsOn: [this.bootstrap], deleteBeforeReplace: true, additionalSecretOutputs: ['stdin'] },
     );
   }

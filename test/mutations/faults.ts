@@ -1,12 +1,24 @@
 // The faults `npm run test:mutations` (test/mutations/run.ts) injects, one at a time, into a scratch copy.
 // Each names the tests that must catch it. A search text must occur exactly once in its file: when the
 // product changes under it the script fails, and the entry must be brought up to date, not dropped.
+import fs from 'node:fs';
+import path from 'node:path';
 
 export interface Patch {
   /** Repository-relative path of the product file. */
   file: string;
   search: string;
   replace: string;
+}
+
+/** Why `patch` cannot be applied under `root` (its file missing, its search text not there exactly once), or null. */
+export function patchProblem(root: string, patch: Patch): string | null {
+  const file = path.join(root, patch.file);
+  if (!fs.existsSync(file)) return `${patch.file} does not exist`;
+  const count = fs.readFileSync(file, 'utf8').split(patch.search).length - 1;
+  return count === 1
+    ? null
+    : `${patch.file}: the search text occurs ${count} times (must be once): ${JSON.stringify(patch.search.slice(0, 80))}`;
 }
 
 export interface Fault {

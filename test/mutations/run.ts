@@ -12,7 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FAULTS, type Fault } from './faults';
+import { FAULTS, patchProblem, type Fault } from './faults';
 
 const REPO = path.resolve(__dirname, '../..');
 const DEFAULT_TIMEOUT_S = 300;
@@ -100,15 +100,12 @@ function failedTests(output: string): string[] {
 /** Applies the fault's patches; each search text must occur exactly once in its file. */
 function applyPatches(dir: string, fault: Fault): string | null {
   for (const patch of fault.patches) {
+    const problem = patchProblem(dir, patch);
+    if (problem) return problem;
     const file = path.join(dir, patch.file);
-    if (!fs.existsSync(file)) return `${patch.file} does not exist`;
-    const text = fs.readFileSync(file, 'utf8');
-    const count = text.split(patch.search).length - 1;
-    if (count !== 1)
-      return `${patch.file}: the search text occurs ${count} times (must be once): ${JSON.stringify(patch.search.slice(0, 80))}`;
     fs.writeFileSync(
       file,
-      text.replace(patch.search, () => patch.replace),
+      fs.readFileSync(file, 'utf8').replace(patch.search, () => patch.replace),
     );
   }
   return null;

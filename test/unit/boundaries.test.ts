@@ -75,7 +75,7 @@ test('each folder imports only what it may', (t) => {
 });
 
 /** Strongly connected components of more than one file, or a file importing itself (Tarjan). */
-export function importCircles(graph: Map<string, string[]>): string[][] {
+function importCircles(graph: Map<string, string[]>): string[][] {
   let counter = 0;
   const index = new Map<string, number>();
   const low = new Map<string, number>();

@@ -14,7 +14,7 @@ const markdownFiles = execFileSync('git', ['ls-files', '*.md'], { cwd: REPO_ROOT
   .filter((file) => file && !file.includes('node_modules/'));
 
 /** GitHub's anchor for a heading's text. */
-export function headingAnchor(text: string): string {
+function headingAnchor(text: string): string {
   return text
     .trim()
     .toLowerCase()
