@@ -50,6 +50,8 @@ export function declareStack(
   // Every container on every host logs to it over TCP (TLS between VMs), and is created after it (stackContainer's dependsOn).
   const collectorHost = only('collector');
   const daemonFiles = daemonTlsPaths(naming);
+  // On a VM (every host then runs its agent in its own network), the address its certificates name.
+  const vmAddressOf = (host: StackHost) => (tlsCa && host.consul.network === 'host' ? host.consul.privateAddress : undefined);
   const collector = new LogCollector(
     onHost(collectorHost, 'collector'),
     {
@@ -62,13 +64,13 @@ export function declareStack(
       dockerHost: collectorHost.dockerHost,
       platform: collectorHost.platform,
       tls:
-        tlsCa && collectorHost.consul.network === 'host'
+        tlsCa && vmAddressOf(collectorHost) !== undefined
           ? {
               ca: tlsCa.cert,
               ...collectorCertificate(`${collectorHost.name}-collector-tls`, {
                 repoRoot,
                 ca: tlsCa,
-                privateAddress: collectorHost.consul.privateAddress,
+                privateAddress: vmAddressOf(collectorHost)!,
               }),
               daemonFiles,
             }
@@ -81,8 +83,8 @@ export function declareStack(
   // TLS files are there.
   const daemonTls = new Map<StackHost, pulumi.Resource>();
   for (const host of hosts) {
-    if (!tlsCa || !host.vm || host.consul.network !== 'host') continue;
-    const { privateAddress } = host.consul;
+    const privateAddress = vmAddressOf(host);
+    if (!tlsCa || !host.vm || privateAddress === undefined) continue;
     daemonTls.set(host, daemonTlsFiles(host.vm, { vmName: host.name, privateAddress, repoRoot, ca: tlsCa, paths: daemonFiles }));
   }
   const logsFrom = (host: StackHost): LogDestination => {
@@ -97,8 +99,6 @@ export function declareStack(
   // The certificate the replicas of both services on a VM serve HTTPS with (the gateway may be on another VM).
   // Each VM's certificates are steps run on this machine; only that VM uses them, so a dead VM left behind
   // (scripts/vm-forget.ts) takes them along.
-  // On a VM (every host then runs its agent in its own network), the address its certificates name.
-  const vmAddressOf = (host: StackHost) => (tlsCa && host.consul.network === 'host' ? host.consul.privateAddress : undefined);
   // A certificate of the stack's CA for each host with the role, by host.
   const certificatesFor = (roles: VmRole[], make: (host: StackHost, privateAddress: string) => CertificateAndKey) =>
     new Map(
@@ -262,11 +262,11 @@ export function declareStack(
               peers: brokerHosts.filter((other) => other !== brokerHost).map((other) => other.hostNetworkAddress!),
             }
           : undefined,
-        tlsSecrets: tlsCa ? agents.get(brokerHost)!.secrets.volumeFor('broker') : undefined,
-        filesVersion: tlsCa ? agents.get(brokerHost)!.secrets.versionOf('broker') : undefined,
+        tlsSecrets: brokerTls.has(brokerHost) ? agents.get(brokerHost)!.secrets.volumeFor('broker') : undefined,
+        filesVersion: brokerTls.has(brokerHost) ? agents.get(brokerHost)!.secrets.versionOf('broker') : undefined,
       },
       // After the holder of its files.
-      { ...brokerHost.engine, dependsOn: [agents.get(brokerHost)!.secrets.holder] },
+      { ...brokerHost.engine, ...(brokerTls.has(brokerHost) ? { dependsOn: [agents.get(brokerHost)!.secrets.holder] } : {}) },
     );
     const brokerAgent = agents.get(brokerHost)!;
     const registered = brokerRegistration(
