@@ -44,7 +44,7 @@ function main(): void {
     consul: config.consul,
     consulToken: config.consulToken,
     natsService: config.natsService,
-    natsCaFile: config.natsCaFile,
+    natsCa: config.natsCa,
     streamReplicas: config.streamReplicas,
     durable: durableName(config.serviceId),
     keep: config.keep,

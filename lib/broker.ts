@@ -19,16 +19,16 @@ export function parseNatsService(env: NodeJS.ProcessEnv): string {
 
 /**
  * NATS_CA_FILE: the CA the broker's certificate is checked with, for TLS to the broker (the stack sets it on
- * VMs); undefined: plain NATS. Read at start, so a missing file stops the process naming the variable.
+ * VMs); undefined: plain NATS. Read once, at start, so a missing file stops the process naming the variable.
  */
-export function parseNatsCaFile(
+export function parseNatsCa(
   env: NodeJS.ProcessEnv,
   readFile: (file: string) => string = (file) => readFileSync(file, 'utf8'),
 ): string | undefined {
   const file = envValue(env, 'NATS_CA_FILE');
   if (file === undefined) return undefined;
   const pem = readSecretFile('NATS_CA_FILE', file, 'a PEM CA certificate', readFile);
-  return pem.includes('-----BEGIN CERTIFICATE-----') ? file : rejectConfig('NATS_CA_FILE', file, 'a PEM file holding the CA certificate');
+  return pem.includes('-----BEGIN CERTIFICATE-----') ? pem : rejectConfig('NATS_CA_FILE', file, 'a PEM file holding the CA certificate');
 }
 
 interface HealthEntry {
@@ -55,15 +55,15 @@ export function parseUserEventsReplicas(env: NodeJS.ProcessEnv): number {
 export interface BrokerClientSettings {
   /** NATS_SERVICE: the broker's name in Consul. */
   natsService: string;
-  /** NATS_CA_FILE: TLS to the broker, verified with this CA; undefined: plain NATS. */
-  natsCaFile?: string;
+  /** NATS_CA_FILE's CA (PEM): TLS to the broker, verified with it; undefined: plain NATS. */
+  natsCa?: string;
   /** USER_EVENTS_REPLICAS: the copies of the stream it creates, or raises an existing stream to. */
   streamReplicas?: number;
 }
 
 /** NATS_SERVICE, NATS_CA_FILE and USER_EVENTS_REPLICAS, read at start; throws ConfigError naming the first bad one. */
 export function parseBrokerClient(env: NodeJS.ProcessEnv): BrokerClientSettings & { streamReplicas: number } {
-  return { natsService: parseNatsService(env), natsCaFile: parseNatsCaFile(env), streamReplicas: parseUserEventsReplicas(env) };
+  return { natsService: parseNatsService(env), natsCa: parseNatsCa(env), streamReplicas: parseUserEventsReplicas(env) };
 }
 
 /** `nats://address:port` of each entry; a service registered without an address is at its node's. */
@@ -92,9 +92,9 @@ export async function findBroker(consul: ConsulAddress, token: string | undefine
  * does not reconnect by itself: when its broker goes away the connection closes and its owner asks Consul
  * again, so it reaches another passing broker, or one that moved (a new container, another host). A broker
  * whose host died answers nothing: two unanswered pings 2 s apart close the connection (within about 6 s).
- * With `caFile` the connection is TLS.
+ * With `ca` the connection is TLS.
  */
-export async function connectBroker(servers: string[], name: string, caFile?: string): Promise<NatsConnection> {
+export async function connectBroker(servers: string[], name: string, ca?: string): Promise<NatsConnection> {
   try {
     return await connect({
       servers,
@@ -104,8 +104,8 @@ export async function connectBroker(servers: string[], name: string, caFile?: st
       maxPingOut: 2,
       pingInterval: 2000,
       ignoreClusterUpdates: true,
-      // TLS, the broker's certificate verified with this CA for the address in `servers` (NATS_CA_FILE).
-      ...(caFile ? { tls: { caFile } } : {}),
+      // TLS, the broker's certificate verified with this CA (NATS_CA_FILE's) for the address in `servers`.
+      ...(ca ? { tls: { ca } } : {}),
     });
   } catch (error) {
     throw new Error(`cannot connect to the broker at ${servers.join(', ')}: ${error instanceof Error ? error.message : String(error)}`, {
@@ -126,7 +126,7 @@ export async function openBroker(
   name: string,
   logger: Logger,
 ): Promise<NatsConnection> {
-  const nc = await connectBroker(await findBroker(consul, token, settings.natsService), name, settings.natsCaFile);
+  const nc = await connectBroker(await findBroker(consul, token, settings.natsService), name, settings.natsCa);
   try {
     const refused = await ensureUserEventsStream(nc, settings.streamReplicas);
     if (refused !== undefined)

@@ -30,7 +30,7 @@ function main(): void {
     consulClient: consul,
     outboxPrefix: outboxKeyPrefix(config.serviceName),
     natsService: config.natsService,
-    natsCaFile: config.natsCaFile,
+    natsCa: config.natsCa,
     streamReplicas: config.streamReplicas,
     name: config.serviceId,
     logger,

@@ -36,7 +36,7 @@ test('three brokers with TLS: routes verified both ways (the cluster forms, the 
   const nc = await connectBroker(
     servers.map((s) => s.url),
     'broker-tls-test',
-    caFile,
+    fs.readFileSync(caFile, 'utf8'),
   );
   t.teardown(() => nc.close());
   t.true(nc.info?.tls_required, 'the broker asks for TLS');

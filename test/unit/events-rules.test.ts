@@ -1,7 +1,7 @@
 import test from 'ava';
 import { BROKER_RETRY, retryDelayMs } from '../../lib/backoff';
 import type { NatsConnection } from 'nats';
-import { brokerServers, ensureUserEventsStream, parseNatsService } from '../../lib/broker';
+import { brokerServers, ensureUserEventsStream, parseNatsCa, parseNatsService } from '../../lib/broker';
 import { ConfigError } from '../../lib/config-error';
 import { newUserEvent, parseUserEvent, USER_EVENTS_STREAM, userEventSubject } from '../../lib/user-events';
 import { outboxClock, outboxKey, outboxKeyTime, outboxState, outboxWrite, parseOutboxMaxEntries } from '../../service/outbox';
@@ -129,4 +129,14 @@ test('a raise of the stream copies the cluster refuses is returned, not thrown; 
   t.is(await ensureUserEventsStream(fake(3, true), 3), undefined, 'three copies already: nothing to raise');
   t.is(await ensureUserEventsStream(fake(3, true), 1), undefined, 'never lowered');
   t.deepEqual(updates, [3, 3]);
+});
+
+test('NATS_CA_FILE: the CA is read once, at start; a file without a certificate is refused naming the variable', (t) => {
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const reads: string[] = [];
+  const read = (file: string) => (reads.push(file), file === '/ca.pem' ? pem : 'not a certificate');
+  t.is(parseNatsCa({}, read), undefined, 'unset: plain NATS');
+  t.true(parseNatsCa({ NATS_CA_FILE: '/ca.pem' }, read)!.includes('BEGIN CERTIFICATE'));
+  t.deepEqual(reads, ['/ca.pem']);
+  t.throws(() => parseNatsCa({ NATS_CA_FILE: '/other' }, read), { instanceOf: ConfigError, message: /^NATS_CA_FILE = "\/other"/ });
 });
