@@ -41,10 +41,10 @@ function kernelPort(): Promise<number> {
   });
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range when the machine leaves room. */
 /** The highest port freePort picks: read once, it does not change under a run. */
 const HIGHEST = Math.min(ephemeralStart() - 1, 65535);
 
+/** A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range when the machine leaves room. */
 export async function freePort(): Promise<number> {
   if (HIGHEST - LOWEST < 1000) return kernelPort();
   for (let attempt = 0; attempt < 200; attempt++) {
