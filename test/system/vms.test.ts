@@ -25,7 +25,15 @@ import { scratchCopy, type ScratchCopy } from '../helpers/scratch-copy';
 import { holdSystemLock, SYSTEM_LOCK_WAIT_MS } from '../helpers/system-lock';
 import { LABEL_PREFIX } from '../../infra/naming';
 import { secretsIn, stackSecrets } from '../helpers/stack-secrets';
-import { REPLICA_PORTS } from '../../infra/vm-ports';
+import { COLLECTOR_SYSLOG_PORT } from '../../infra/collector';
+import {
+  ACTIVITY_PORTS,
+  CONSUL_SERVER_RPC_PORT,
+  NATS_CLIENT_PORT,
+  NATS_CLUSTER_PORT,
+  portRangeText,
+  REPLICA_PORTS,
+} from '../../infra/vm-ports';
 import { CliStack, removedContainers, type CliSummary, type StateResource } from '../helpers/cli-stack';
 import { docker, run } from '../helpers/docker';
 import { BASE_IMAGE, CONSUL_IMAGE, NATS_IMAGE } from '../helpers/images';
@@ -413,10 +421,10 @@ test.serial(
     const count = async (filter: string) => (await run('tcpdump', ['-nn', '-r', capture.file, filter])).split('\n').filter(Boolean).length;
     const seen: Record<string, number> = {};
     for (const [what, filter] of [
-      ['gateway -> replicas', 'portrange 21001-21040 or portrange 22001-22040'],
-      ['NATS (clients, routes)', 'port 4222 or port 6222'],
-      ['Consul RPC', 'port 8300'],
-      ['syslog', 'port 5514'],
+      ['gateway -> replicas', `portrange ${portRangeText(REPLICA_PORTS)} or portrange ${portRangeText(ACTIVITY_PORTS)}`],
+      ['NATS (clients, routes)', `port ${NATS_CLIENT_PORT} or port ${NATS_CLUSTER_PORT}`],
+      ['Consul RPC', `port ${CONSUL_SERVER_RPC_PORT}`],
+      ['syslog', `port ${COLLECTOR_SYSLOG_PORT}`],
     ] as const) {
       seen[what] = await count(filter);
       t.true(seen[what] > 0, `packets of ${what} in the capture`);
@@ -827,7 +835,7 @@ test.serial(
   async (t) => {
     t.timeout(120_000);
     // Every running container's log configuration, as each VM's engine has it: TLS to vm2's private address, no skip-verify.
-    const collectorAddress = `tcp+tls://${fleet.vm('vm2').privateAddress}:5514`;
+    const collectorAddress = `tcp+tls://${fleet.vm('vm2').privateAddress}:${COLLECTOR_SYSLOG_PORT}`;
     for (const vm of ['vm1', 'vm2', 'vm3', 'vm4']) {
       const ids = containers()
         .filter((c) => c.vm === vm && c.resourceName !== 'vm2-collector-container')
@@ -870,7 +878,7 @@ test.serial(
     });
     const script = `
       const tls = require('node:tls'), net = require('node:net');
-      const [host, port, marker, ca, own, stranger] = ${JSON.stringify([fleet.vm('vm2').privateAddress, 5514, marker, ca, own, stranger])};
+      const [host, port, marker, ca, own, stranger] = ${JSON.stringify([fleet.vm('vm2').privateAddress, COLLECTOR_SYSLOG_PORT, marker, ca, own, stranger])};
       const line = (kind) => '<30>1 ' + new Date().toISOString() + ' vm3 vm3.syslog-test-' + kind + ' 1 - - ' + kind + '-' + marker + '\\n';
       const framed = (text) => Buffer.byteLength(text) + ' ' + text;
       const send = (connect, event, text) => new Promise((resolve) => {
