@@ -4,6 +4,7 @@ import type { PeerColumn, PeerComparison } from './peer-results';
 import { PEER_NAMES } from './peers/peer';
 import type { AloneResults, BenchResults, TlsCostFigures } from './results';
 import type { Target } from './stats';
+import type { Versions } from './versions';
 
 const fmt = (value: number, unit = '', decimals?: number): string =>
   Number.isFinite(value) ? `${decimals === undefined ? String(value) : value.toFixed(decimals)}${unit}` : 'n/a';
@@ -148,6 +149,10 @@ export function formatContext(r: BenchResults): string {
   ].join('\n');
 }
 
+/** The versions of what the bench runs and measures with. */
+const versionsText = (v: Versions) =>
+  `node ${v.node}, nginx ${v.nginx}, haproxy ${v.haproxy}, consul ${v.consul}, autocannon ${v.autocannon}, hono ${v.hono}, @hono/node-server ${v.honoNodeServer}`;
+
 /** When and where the run was made, and with what: every run's first lines, `--only` runs' included. */
 export function formatRunContext(r: AloneResults | BenchResults): string {
   const v = r.versions;
@@ -157,7 +162,7 @@ export function formatRunContext(r: AloneResults | BenchResults): string {
     `observed affinity: ${Object.entries(r.pinning.observed)
       .map(([k, cpus]) => `${k} ${cpus}`)
       .join(', ')}`,
-    `versions: node ${v.node}, nginx ${v.nginx}, haproxy ${v.haproxy}, consul ${v.consul}, autocannon ${v.autocannon}, hono ${v.hono}, @hono/node-server ${v.honoNodeServer}, kernel ${v.kernel}`,
+    `versions: ${versionsText(v)}, kernel ${v.kernel}`,
   ].join('\n');
 }
 
@@ -285,7 +290,7 @@ export function formatResultsMarkdown(r: BenchResults): string {
     '',
     `- Run: started ${r.startedAt}, ${r.elapsedSec} s`,
     `- Machine: ${r.cores} cores (${v.cpu}), ${v.memory} of memory, kernel ${v.kernel}`,
-    `- Versions: node ${v.node}, nginx ${v.nginx}, haproxy ${v.haproxy}, consul ${v.consul}, autocannon ${v.autocannon}, hono ${v.hono}, @hono/node-server ${v.honoNodeServer}`,
+    `- Versions: ${versionsText(v)}`,
     `- Pinning: ${r.pinning.description}`,
     `- Other work on the test core during the load runs: median ${fmt(r.foreignCpuPercent.median, ' %')}, max ${fmt(r.foreignCpuPercent.max, ' %')} of its time`,
     '',
