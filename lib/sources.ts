@@ -9,7 +9,7 @@ const SKIPPED_DIRS = new Set(['dist', 'node_modules', '.git']);
 const SKIPPED_FILE = /\.md$/i;
 
 /** What every bundle is built from besides its own folder (scripts/build.mjs and what it reads). */
-const SHARED_SOURCES = ['lib', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs'];
+const SHARED_SOURCES = ['lib', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs', 'scripts/bundle-targets.json'];
 
 export type BundledPart = 'service' | 'activity' | 'balancer';
 

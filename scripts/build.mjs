@@ -30,17 +30,10 @@ const evidenceAssets = {
   },
 };
 
-// Each entry <source>/<entry>.ts (source defaults to the folder) becomes <folder>/dist/<entry>.js. The
-// replica runtime's readiness probe is the Docker health check of both services' replicas (infra/replicas.ts),
-// the balancer's health probe that of the balancer (infra/balancer.ts).
-const targets = [
-  ['service', 'main'],
-  ['service', 'readiness-probe', 'replica'],
-  ['balancer', 'main'],
-  ['balancer', 'health-probe'],
-  ['activity', 'main'],
-  ['activity', 'readiness-probe', 'replica'],
-];
+// Each entry [folder, entry, source] of bundle-targets.json: <source>/<entry>.ts (source defaults to the folder)
+// becomes <folder>/dist/<entry>.js. The replica runtime's readiness probe is the Docker health check of both
+// services' replicas (infra/replicas.ts), the balancer's health probe that of the balancer (infra/balancer.ts).
+const targets = JSON.parse(await fs.readFile(new URL('./bundle-targets.json', import.meta.url), 'utf8'));
 // Written aside and renamed over the old file: `npm run start:*` builds while other processes (tests, image
 // builds) may be loading the same file, which must never be seen half-written.
 async function writeWhole(file, contents) {
