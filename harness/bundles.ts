@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUNDLE_SOURCES, listFiles, type BundledPart } from '../lib/sources';
+import { bundleFiles, type BundledPart } from '../lib/sources';
 
 const ROOT = path.resolve(__dirname, '..');
 
 /** The newest of the files a part's bundle is built from (the same list the stack hashes to rebuild it). */
 function newestInput(name: BundledPart): { file: string; mtimeMs: number } | undefined {
   let newest: { file: string; mtimeMs: number } | undefined;
-  for (const file of BUNDLE_SOURCES[name].flatMap((input) => listFiles(ROOT, input))) {
+  for (const file of bundleFiles(ROOT, name)) {
     const { mtimeMs } = fs.statSync(path.join(ROOT, file));
     if (!newest || mtimeMs > newest.mtimeMs) newest = { file, mtimeMs };
   }

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as command from '@pulumi/command';
-import { BUNDLE_SOURCES, hashSources } from '../lib/sources';
+import { bundleFiles, hashFiles } from '../lib/sources';
 
 export interface AppBundleArgs {
   /** The repository root (where package.json is). */
@@ -13,7 +13,7 @@ export interface AppBundleArgs {
 export class AppBundle extends pulumi.ComponentResource {
   /** The command resource: images built from the bundle depend on it. */
   readonly build: command.local.Command;
-  /** Hash of what goes into service/dist (lib/sources.ts BUNDLE_SOURCES). */
+  /** Hash of what goes into service/dist (lib/sources.ts bundleFiles). */
   readonly serviceSourceHash: string;
   /** Hash of what goes into activity/dist. */
   readonly activitySourceHash: string;
@@ -22,9 +22,9 @@ export class AppBundle extends pulumi.ComponentResource {
 
   constructor(name: string, args: AppBundleArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cnp:infra:AppBundle', name, {}, opts);
-    this.serviceSourceHash = hashSources(args.repoRoot, BUNDLE_SOURCES.service);
-    this.activitySourceHash = hashSources(args.repoRoot, BUNDLE_SOURCES.activity);
-    this.balancerSourceHash = hashSources(args.repoRoot, BUNDLE_SOURCES.balancer);
+    this.serviceSourceHash = hashFiles(args.repoRoot, bundleFiles(args.repoRoot, 'service'));
+    this.activitySourceHash = hashFiles(args.repoRoot, bundleFiles(args.repoRoot, 'activity'));
+    this.balancerSourceHash = hashFiles(args.repoRoot, bundleFiles(args.repoRoot, 'balancer'));
     this.build = new command.local.Command(
       `${name}-build`,
       {

@@ -14,11 +14,30 @@ const SHARED_SOURCES = ['lib', 'package.json', 'package-lock.json', 'tsconfig.js
 export type BundledPart = 'service' | 'activity' | 'balancer';
 
 /** Every file and folder a part's bundle (`<part>/dist`) is built from: both services run on replica/. */
-export const BUNDLE_SOURCES: Record<BundledPart, string[]> = {
+const BUNDLE_SOURCES: Record<BundledPart, string[]> = {
   service: ['service', 'replica', ...SHARED_SOURCES],
   activity: ['activity', 'replica', ...SHARED_SOURCES],
   balancer: ['balancer', ...SHARED_SOURCES],
 };
+
+/**
+ * lib/ files that no bundle imports (the Pulumi program's steps and the scripts use them): left out of every
+ * bundle's files, so editing one rolls no replica. test/unit/bundle-sources.test.ts keeps the list exact.
+ */
+export const LIB_NOT_BUNDLED = [
+  'lib/broker-service.ts',
+  'lib/consul-acl-apply.ts',
+  'lib/consul-limits.ts',
+  'lib/sources.ts',
+  'lib/ssh-tunnel.ts',
+];
+
+/** The files a part's bundle is built from, relative to `root`: what the stack hashes to notice a change. */
+export function bundleFiles(root: string, part: BundledPart): string[] {
+  return BUNDLE_SOURCES[part]
+    .flatMap((source) => listFiles(root, source))
+    .filter((file) => !LIB_NOT_BUNDLED.includes(file.split(path.sep).join('/')));
+}
 
 /** The files under `relative` (a file or a folder) that go into a bundle, as paths relative to `root`. */
 export function listFiles(root: string, relative: string): string[] {
@@ -33,9 +52,16 @@ export function listFiles(root: string, relative: string): string[] {
 
 /** sha256 over the paths and contents of the given files and folders under root (sorted, stable). */
 export function hashSources(root: string, paths: string[]): string {
+  return hashFiles(
+    root,
+    paths.flatMap((p) => listFiles(root, p)),
+  );
+}
+
+/** sha256 over the paths and contents of the given files under root (sorted, stable). */
+export function hashFiles(root: string, files: string[]): string {
   const hash = crypto.createHash('sha256');
-  const files = paths.flatMap((p) => listFiles(root, p)).sort();
-  for (const file of files) {
+  for (const file of [...files].sort()) {
     hash
       .update(file.split(path.sep).join('/'))
       .update('\0')
